@@ -1,0 +1,219 @@
+/// Checks a JSON value against a JSON Schema (the 2020-12 keywords tool schemas use).
+///
+/// Supported: `type` (one or several), `enum`, `const`, `properties`, `required`,
+/// `additionalProperties` (boolean or schema), `items`, `minItems`, `maxItems`,
+/// `uniqueItems`, `minLength`, `maxLength`, `pattern`, `minimum`, `maximum`,
+/// `exclusiveMinimum`, `exclusiveMaximum`, `multipleOf`, `allOf`, `anyOf`, `oneOf`, `not`,
+/// and local `$ref` into `$defs`. Unknown keywords (`description`, `format`, `title`, ...)
+/// are annotations and are ignored, as the specification allows.
+///
+/// Problems are reported with a path a person can follow, such as
+/// `arguments.timeout: expected integer, got string`.
+public struct JSONSchemaValidator: Sendable {
+    /// One way the value does not match.
+    public struct Violation: Sendable, Equatable, CustomStringConvertible {
+        /// Where in the value, such as `arguments.items[2].name`.
+        public var path: String
+        public var message: String
+        public var description: String { "\(path): \(message)" }
+    }
+
+    public let schema: JSONValue
+
+    public init(schema: JSONValue) {
+        self.schema = schema
+    }
+
+    /// Every violation found (empty when the value conforms), with the root named `rootName`.
+    public func validate(_ value: JSONValue, rootName: String = "value") -> [Violation] {
+        var violations: [Violation] = []
+        check(value, against: schema, path: rootName, depth: 0, into: &violations)
+        return violations
+    }
+
+    private func resolve(_ reference: String) -> JSONValue? {
+        guard reference.hasPrefix("#") else { return nil }
+        var node = schema
+        for token in reference.dropFirst().split(separator: "/") {
+            let key = String(token).replacing("~1", with: "/").replacing("~0", with: "~")
+            if let child = node[key] {
+                node = child
+            } else if let index = Int(key), let element = node.arrayValue, element.indices.contains(index) {
+                node = element[index]
+            } else {
+                return nil
+            }
+        }
+        return node
+    }
+
+    private func matches(_ value: JSONValue, type: String) -> Bool {
+        switch (type, value) {
+        case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object): return true
+        case ("number", .integer), ("number", .double): return true
+        case ("integer", .integer): return true
+        case ("integer", .double(let double)): return double.isFinite && double.rounded() == double
+        default: return false
+        }
+    }
+
+    // Bounded so that a hostile or cyclic `$ref` cannot exhaust the stack.
+    private static let maximumDepth = 64
+
+    private func check(_ value: JSONValue, against schema: JSONValue, path: String, depth: Int, into violations: inout [Violation]) {
+        guard depth < Self.maximumDepth else {
+            violations.append(Violation(path: path, message: "schema nesting too deep to validate"))
+            return
+        }
+        if case .bool(let accepts) = schema {
+            if !accepts { violations.append(Violation(path: path, message: "no value is allowed here")) }
+            return
+        }
+        guard case .object(let keywords) = schema else { return }
+
+        if let reference = keywords["$ref"]?.stringValue {
+            if let target = resolve(reference) {
+                check(value, against: target, path: path, depth: depth + 1, into: &violations)
+            } else {
+                violations.append(Violation(path: path, message: "schema reference \(reference) cannot be resolved"))
+            }
+        }
+
+        if let typeSpec = keywords["type"] {
+            let types = typeSpec.arrayValue?.compactMap(\.stringValue) ?? typeSpec.stringValue.map { [$0] } ?? []
+            if !types.isEmpty, !types.contains(where: { matches(value, type: $0) }) {
+                violations.append(Violation(path: path, message: "expected \(types.joined(separator: " or ")), got \(describe(value))"))
+                return
+            }
+        }
+        if let allowed = keywords["enum"]?.arrayValue, !allowed.contains(where: { Self.equal($0, value) }) {
+            let list = allowed.map { $0.serialized() }.joined(separator: ", ")
+            violations.append(Violation(path: path, message: "must be one of \(list), got \(value.serialized())"))
+        }
+        if let constant = keywords["const"], !Self.equal(constant, value) {
+            violations.append(Violation(path: path, message: "must be \(constant.serialized()), got \(value.serialized())"))
+        }
+
+        switch value {
+        case .string(let string):
+            let length = string.count
+            if let minimum = keywords["minLength"]?.intValue, length < minimum {
+                violations.append(Violation(path: path, message: "must be at least \(minimum) characters long, got \(length)"))
+            }
+            if let maximum = keywords["maxLength"]?.intValue, length > maximum {
+                violations.append(Violation(path: path, message: "must be at most \(maximum) characters long, got \(length)"))
+            }
+            if let pattern = keywords["pattern"]?.stringValue {
+                if let regex = try? Regex(pattern) {
+                    if (try? regex.firstMatch(in: string)) == nil {
+                        violations.append(Violation(path: path, message: "must match the pattern \(pattern)"))
+                    }
+                } else {
+                    violations.append(Violation(path: path, message: "schema pattern \(pattern) is not a valid regular expression"))
+                }
+            }
+        case .integer, .double:
+            let number = value.doubleValue!
+            if let minimum = keywords["minimum"]?.doubleValue, number < minimum {
+                violations.append(Violation(path: path, message: "must be at least \(format(minimum)), got \(value.serialized())"))
+            }
+            if let maximum = keywords["maximum"]?.doubleValue, number > maximum {
+                violations.append(Violation(path: path, message: "must be at most \(format(maximum)), got \(value.serialized())"))
+            }
+            if let minimum = keywords["exclusiveMinimum"]?.doubleValue, number <= minimum {
+                violations.append(Violation(path: path, message: "must be greater than \(format(minimum)), got \(value.serialized())"))
+            }
+            if let maximum = keywords["exclusiveMaximum"]?.doubleValue, number >= maximum {
+                violations.append(Violation(path: path, message: "must be less than \(format(maximum)), got \(value.serialized())"))
+            }
+            if let divisor = keywords["multipleOf"]?.doubleValue, divisor > 0 {
+                let quotient = number / divisor
+                if (quotient - quotient.rounded()).magnitude > 1e-9 {
+                    violations.append(Violation(path: path, message: "must be a multiple of \(format(divisor))"))
+                }
+            }
+        case .array(let elements):
+            if let minimum = keywords["minItems"]?.intValue, elements.count < minimum {
+                violations.append(Violation(path: path, message: "must have at least \(minimum) items, got \(elements.count)"))
+            }
+            if let maximum = keywords["maxItems"]?.intValue, elements.count > maximum {
+                violations.append(Violation(path: path, message: "must have at most \(maximum) items, got \(elements.count)"))
+            }
+            if keywords["uniqueItems"]?.boolValue == true, Set(elements).count != elements.count {
+                violations.append(Violation(path: path, message: "items must be unique"))
+            }
+            if let itemSchema = keywords["items"] {
+                for (offset, element) in elements.enumerated() {
+                    check(element, against: itemSchema, path: "\(path)[\(offset)]", depth: depth + 1, into: &violations)
+                }
+            }
+        case .object(let members):
+            let properties = keywords["properties"]?.objectValue ?? [:]
+            for name in keywords["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where members[name] == nil {
+                violations.append(Violation(path: "\(path).\(name)", message: "is required but missing"))
+            }
+            for name in members.keys.sorted() {
+                let member = members[name]!
+                if let propertySchema = properties[name] {
+                    check(member, against: propertySchema, path: "\(path).\(name)", depth: depth + 1, into: &violations)
+                } else if let additional = keywords["additionalProperties"] {
+                    if additional == .bool(false) {
+                        let known = properties.keys.sorted().joined(separator: ", ")
+                        violations.append(Violation(path: "\(path).\(name)", message: "is not a known property (known: \(known))"))
+                    } else {
+                        check(member, against: additional, path: "\(path).\(name)", depth: depth + 1, into: &violations)
+                    }
+                }
+            }
+        default:
+            break
+        }
+
+        if let all = keywords["allOf"]?.arrayValue {
+            for subschema in all { check(value, against: subschema, path: path, depth: depth + 1, into: &violations) }
+        }
+        if let any = keywords["anyOf"]?.arrayValue, !any.contains(where: { conforms(value, to: $0, depth: depth) }) {
+            violations.append(Violation(path: path, message: "does not match any of the allowed forms"))
+        }
+        if let one = keywords["oneOf"]?.arrayValue {
+            let count = one.filter { conforms(value, to: $0, depth: depth) }.count
+            if count != 1 {
+                violations.append(Violation(path: path, message: count == 0
+                    ? "does not match any of the allowed forms" : "matches more than one of the exclusive forms"))
+            }
+        }
+        if let negated = keywords["not"], conforms(value, to: negated, depth: depth) {
+            violations.append(Violation(path: path, message: "matches a form that is not allowed"))
+        }
+    }
+
+    private func conforms(_ value: JSONValue, to schema: JSONValue, depth: Int) -> Bool {
+        var scratch: [Violation] = []
+        check(value, against: schema, path: "", depth: depth + 1, into: &scratch)
+        return scratch.isEmpty
+    }
+
+    /// JSON equality, where 1 and 1.0 are the same number.
+    static func equal(_ lhs: JSONValue, _ rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.integer, .double), (.double, .integer): return lhs.doubleValue == rhs.doubleValue
+        case (.array(let left), .array(let right)):
+            return left.count == right.count && zip(left, right).allSatisfy { equal($0, $1) }
+        case (.object(let left), .object(let right)):
+            return left.count == right.count && left.allSatisfy { key, value in right[key].map { equal(value, $0) } ?? false }
+        default: return lhs == rhs
+        }
+    }
+
+    private func describe(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let string): return "string \"\(string.count > 40 ? String(string.prefix(40)) + "…" : string)\""
+        case .null: return "null"
+        default: return "\(value.typeName) \(value.serialized().prefix(40))"
+        }
+    }
+
+    private func format(_ number: Double) -> String {
+        number.rounded() == number && number.magnitude < 1e15 ? String(Int64(number)) : String(number)
+    }
+}

@@ -1,0 +1,222 @@
+import Synchronization
+
+/// An MCP server: the registries of tools, resources, prompts and completions, and the
+/// engine that serves them to any number of connections in both protocol eras.
+///
+/// Register what the server offers, then serve a transport. Registration is thread-safe and
+/// may happen while connections are open; call the `notify…ListChanged` methods afterwards
+/// so that subscribed clients learn of it.
+///
+/// ```swift
+/// let server = MCPServer(info: Implementation(name: "demo", version: "1.0.0"),
+///                        instructions: "Call echo to hear yourself.")
+/// server.register(Tool(name: "echo", inputSchema: [...]) { call in ToolResult(text: "…") })
+/// await server.serveStdio()   // returns when stdin reaches end of file
+/// ```
+public final class MCPServer: Sendable {
+    /// Tunables of the engine.
+    public struct Options: Sendable {
+        /// Items per page of every list (`tools/list`, `resources/list`, ...).
+        public var pageSize: Int
+        /// The minimum level of log notifications a legacy client receives before it calls
+        /// `logging/setLevel`.
+        public var defaultLegacyLogLevel: LogLevel
+        /// `ttlMs` on the 2026-07-28 cacheable results of the static lists (tools, prompts,
+        /// templates, discover).
+        public var listTTLMilliseconds: Int
+        /// `ttlMs` on `resources/list` and `resources/read`, whose contents change often.
+        public var resourceTTLMilliseconds: Int
+        /// The longest accepted line on a stream transport, in bytes.
+        public var maximumLineLength: Int
+
+        public init(
+            pageSize: Int = 100,
+            defaultLegacyLogLevel: LogLevel = .info,
+            listTTLMilliseconds: Int = 60_000,
+            resourceTTLMilliseconds: Int = 0,
+            maximumLineLength: Int = 4 * 1024 * 1024
+        ) {
+            self.pageSize = max(1, pageSize)
+            self.defaultLegacyLogLevel = defaultLegacyLogLevel
+            self.listTTLMilliseconds = listTTLMilliseconds
+            self.resourceTTLMilliseconds = resourceTTLMilliseconds
+            self.maximumLineLength = maximumLineLength
+        }
+    }
+
+    /// Suggests values for prompt and resource-template arguments.
+    public typealias CompletionProvider = @Sendable (CompletionRequest, RequestContext) async throws -> Completion
+
+    struct Registry {
+        var tools: [Tool] = []
+        var prompts: [Prompt] = []
+        var resources: [Resource] = []
+        var templates: [ResourceTemplate] = []
+        var completionProvider: CompletionProvider?
+    }
+
+    /// The server's name, title and version, as sent in `serverInfo`.
+    public let info: Implementation
+    /// Guidance for the model on how to use this server, sent with `initialize` and
+    /// `server/discover`.
+    public let instructions: String?
+    public let options: Options
+
+    let registry = Mutex(Registry())
+    private let connections = Mutex<[ObjectIdentifier: ServerConnection]>([:])
+
+    public init(info: Implementation, instructions: String? = nil, options: Options = Options()) {
+        self.info = info
+        self.instructions = instructions
+        self.options = options
+    }
+
+    // MARK: Registration
+
+    /// Adds a tool, replacing any tool of the same name in place.
+    public func register(_ tool: Tool) {
+        registry.withLock { registry in
+            if let index = registry.tools.firstIndex(where: { $0.name == tool.name }) {
+                registry.tools[index] = tool
+            } else {
+                registry.tools.append(tool)
+            }
+        }
+    }
+
+    /// Adds a prompt, replacing any prompt of the same name in place.
+    public func register(_ prompt: Prompt) {
+        registry.withLock { registry in
+            if let index = registry.prompts.firstIndex(where: { $0.name == prompt.name }) {
+                registry.prompts[index] = prompt
+            } else {
+                registry.prompts.append(prompt)
+            }
+        }
+    }
+
+    /// Adds a resource with a fixed URI, replacing any resource of the same URI in place.
+    public func register(_ resource: Resource) {
+        registry.withLock { registry in
+            if let index = registry.resources.firstIndex(where: { $0.descriptor.uri == resource.descriptor.uri }) {
+                registry.resources[index] = resource
+            } else {
+                registry.resources.append(resource)
+            }
+        }
+    }
+
+    /// Adds a resource template, replacing any template with the same URI template in place.
+    public func register(_ template: ResourceTemplate) {
+        registry.withLock { registry in
+            if let index = registry.templates.firstIndex(where: { $0.template == template.template }) {
+                registry.templates[index] = template
+            } else {
+                registry.templates.append(template)
+            }
+        }
+    }
+
+    /// Removes the tool named `name`; returns whether there was one.
+    @discardableResult
+    public func removeTool(named name: String) -> Bool {
+        registry.withLock { registry in
+            guard let index = registry.tools.firstIndex(where: { $0.name == name }) else { return false }
+            registry.tools.remove(at: index)
+            return true
+        }
+    }
+
+    /// Sets the handler of `completion/complete` and declares the `completions` capability.
+    public func setCompletionProvider(_ provider: @escaping CompletionProvider) {
+        registry.withLock { $0.completionProvider = provider }
+    }
+
+    // MARK: Serving
+
+    /// Opens a connection whose outgoing lines go to `sink`. Feed it incoming lines with
+    /// ``ServerConnection/receive(_:)`` and close it when the peer goes away.
+    public func connect(sink: any MessageSink) -> ServerConnection {
+        let connection = ServerConnection(server: self, sink: sink)
+        connections.withLock { $0[ObjectIdentifier(connection)] = connection }
+        return connection
+    }
+
+    func disconnect(_ connection: ServerConnection) {
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+    }
+
+    /// Serves one client over this process's standard input and output until standard
+    /// input reaches end of file, then cancels whatever is still running and returns once
+    /// every queued message has been written.
+    public func serveStdio() async {
+        let transport = StdioTransport(maximumLineLength: options.maximumLineLength)
+        await transport.run(server: self)
+    }
+
+    /// Ends every open `subscriptions/listen` stream gracefully, as a server should before it
+    /// shuts down.
+    public func endSubscriptions() {
+        for connection in openConnections() { connection.endSubscriptions() }
+    }
+
+    // MARK: Notifications
+
+    private func openConnections() -> [ServerConnection] {
+        connections.withLock { Array($0.values) }
+    }
+
+    /// Tells subscribed clients that the resource at `uri` changed and may be read again.
+    ///
+    /// Legacy clients receive it if they called `resources/subscribe` for `uri`; modern
+    /// clients on every `subscriptions/listen` stream that named `uri`.
+    public func notifyResourceUpdated(uri: String) {
+        for connection in openConnections() { connection.resourceUpdated(uri: uri) }
+    }
+
+    /// Tells clients that the list of tools changed.
+    public func notifyToolsListChanged() {
+        for connection in openConnections() { connection.listChanged(.tools) }
+    }
+
+    /// Tells clients that the list of prompts changed.
+    public func notifyPromptsListChanged() {
+        for connection in openConnections() { connection.listChanged(.prompts) }
+    }
+
+    /// Tells clients that the list of resources changed.
+    public func notifyResourcesListChanged() {
+        for connection in openConnections() { connection.listChanged(.resources) }
+    }
+
+    /// Sends a log message that belongs to no request to every legacy client whose level
+    /// admits it. (2026-07-28 allows log messages only within a request; see
+    /// ``RequestContext/log(_:_:logger:)``.)
+    public func log(_ level: LogLevel, _ data: JSONValue, logger: String? = nil) {
+        for connection in openConnections() { connection.broadcastLog(level, data, logger: logger) }
+    }
+
+    // MARK: Capabilities
+
+    /// The capabilities this server declares: only what is registered and implemented.
+    func capabilities() -> JSONValue {
+        let (hasTools, hasPrompts, hasResources, hasCompletions) = registry.withLock { registry in
+            (!registry.tools.isEmpty, !registry.prompts.isEmpty,
+             !registry.resources.isEmpty || !registry.templates.isEmpty, registry.completionProvider != nil)
+        }
+        return .object(dropping: [
+            "tools": hasTools ? ["listChanged": true] : nil,
+            "prompts": hasPrompts ? ["listChanged": true] : nil,
+            "resources": hasResources ? ["listChanged": true, "subscribe": true] : nil,
+            "completions": hasCompletions ? [:] : nil,
+            "logging": [:],
+        ])
+    }
+}
+
+/// Where a connection writes its outgoing messages: one complete line (newline included)
+/// per call. Implementations must be safe to call from any thread and must not interleave
+/// lines.
+public protocol MessageSink: Sendable {
+    func send(_ line: [UInt8])
+}

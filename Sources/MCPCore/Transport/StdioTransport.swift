@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The stdio transport: newline-delimited JSON-RPC on standard input and output.
+///
+/// A dedicated thread reads standard input and hands each line to the connection as soon as
+/// it arrives (no polling); an ``OutputWriter`` owns standard output. Nothing else in
+/// MCPCore writes to standard output. End of file on standard input ends the connection.
+public struct StdioTransport: Sendable {
+    public let inputDescriptor: Int32
+    public let outputDescriptor: Int32
+    public let maximumLineLength: Int
+
+    public init(inputDescriptor: Int32 = 0, outputDescriptor: Int32 = 1, maximumLineLength: Int = 4 * 1024 * 1024) {
+        self.inputDescriptor = inputDescriptor
+        self.outputDescriptor = outputDescriptor
+        self.maximumLineLength = maximumLineLength
+    }
+
+    /// Serves `server` until the input ends, then cancels running requests, flushes the
+    /// output and returns.
+    public func run(server: MCPServer) async {
+        let writer = OutputWriter(descriptor: outputDescriptor)
+        let connection = server.connect(sink: writer)
+        let input = inputDescriptor
+        let limit = maximumLineLength
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            _ = PosixThread(name: "mcp-reader") {
+                var framer = LineFramer(maximumLineLength: limit)
+                var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+                while true {
+                    let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) }
+                    if count < 0 && errno == EINTR { continue }
+                    if count <= 0 { break }
+                    framer.append(buffer[0..<count]) { event in
+                        switch event {
+                        case .line(let line): connection.receive(line)
+                        case .oversized: connection.receiveOversizedLine(limit: limit)
+                        }
+                    }
+                }
+                if let last = framer.finish() { connection.receive(last) }
+                continuation.resume()
+            }
+        }
+        connection.close()
+        writer.finish()
+    }
+}
+
+/// Splits a byte stream into lines, bounding their length.
+public struct LineFramer: Sendable {
+    /// What the framer found.
+    public enum Event {
+        /// One line without its terminator (a trailing carriage return is removed too).
+        case line(ArraySlice<UInt8>)
+        /// A line longer than the limit, discarded up to its newline.
+        case oversized
+    }
+
+    public let maximumLineLength: Int
+    private var pending: [UInt8] = []
+    private var discarding = false
+
+    public init(maximumLineLength: Int) {
+        self.maximumLineLength = maximumLineLength
+    }
+
+    /// Feeds bytes; calls `emit` for each complete line or oversized line.
+    public mutating func append(_ bytes: ArraySlice<UInt8>, _ emit: (Event) -> Void) {
+        var start = bytes.startIndex
+        while let newline = bytes[start...].firstIndex(of: 0x0A) {
+            let piece = bytes[start..<newline]
+            start = newline + 1
+            if discarding {
+                discarding = false
+                continue
+            }
+            if pending.isEmpty {
+                if piece.count > maximumLineLength { emit(.oversized); continue }
+                emitLine(piece, emit)
+            } else {
+                pending.append(contentsOf: piece)
+                let line = pending
+                pending.removeAll(keepingCapacity: true)
+                if line.count > maximumLineLength { emit(.oversized); continue }
+                emitLine(line[...], emit)
+            }
+        }
+        guard !discarding else { return }
+        pending.append(contentsOf: bytes[start...])
+        if pending.count > maximumLineLength {
+            pending.removeAll()
+            discarding = true
+            emit(.oversized)
+        }
+    }
+
+    /// The unterminated last line at end of input, if any.
+    public mutating func finish() -> ArraySlice<UInt8>? {
+        defer { pending.removeAll() }
+        guard !discarding, !isBlank(pending[...]) else { return nil }
+        return trimmed(pending[...])
+    }
+
+    private func emitLine(_ line: ArraySlice<UInt8>, _ emit: (Event) -> Void) {
+        if isBlank(line) { return }
+        emit(.line(trimmed(line)))
+    }
+
+    private func trimmed(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        line.last == 0x0D ? line.dropLast() : line
+    }
+
+    private func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+}
