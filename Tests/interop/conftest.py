@@ -1,0 +1,154 @@
+"""Shared helpers for the interop tests: where the built binaries are, a raw line-level
+client for wire probes, and the MCP JSON schemas for validating what the server sends."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT.parent / "shared" / "reference" / "mcp-spec"
+
+
+def bin_path() -> Path:
+    override = os.environ.get("AGENT_PAYMENTS_BIN")
+    if override:
+        return Path(override)
+    out = subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+BIN = bin_path()
+FIXTURE = BIN / "mcpcore-fixture-server"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class SchemaBook:
+    """Validates a message against a named definition of one revision's JSON schema."""
+
+    def __init__(self, version: str):
+        self.schema = json.loads((SPEC / version / "schema.json").read_text())
+        resource = Resource.from_contents(self.schema)
+        self.registry = Registry().with_resource("urn:mcp", resource)
+
+    def errors(self, definition: str, instance) -> list[str]:
+        validator = Draft202012Validator({"$ref": f"urn:mcp#/$defs/{definition}"}, registry=self.registry)
+        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(instance)]
+
+    def check(self, definition: str, instance) -> None:
+        problems = self.errors(definition, instance)
+        assert not problems, f"{definition} violations: {problems}\nmessage: {json.dumps(instance)[:2000]}"
+
+
+@pytest.fixture(scope="session")
+def legacy_schema() -> SchemaBook:
+    return SchemaBook("2025-11-25")
+
+
+@pytest.fixture(scope="session")
+def modern_schema() -> SchemaBook:
+    return SchemaBook("2026-07-28")
+
+
+class WireClient:
+    """Speaks raw newline-delimited JSON-RPC to a server process."""
+
+    def __init__(self, *args: str, binary: Path = FIXTURE):
+        self.proc = subprocess.Popen(
+            [str(binary), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        self.buffer = b""
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send(self, message: dict) -> None:
+        self.send_raw(json.dumps(message).encode() + b"\n")
+
+    def read(self, timeout: float = 5.0) -> dict:
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no message from the server")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise EOFError("server closed stdout")
+                self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def read_nothing(self, wait: float) -> None:
+        """Asserts that the server sends nothing for `wait` seconds."""
+        try:
+            message = self.read(timeout=wait)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message: {message}")
+
+    def request(self, id, method: str, params: dict | None = None) -> dict:
+        message = {"jsonrpc": "2.0", "id": id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(message)
+        return self.read()
+
+    def initialize(self, version: str = "2025-11-25") -> dict:
+        reply = self.request(0, "initialize", {
+            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "wire", "version": "1"}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return reply
+
+    def close(self) -> int:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        try:
+            return self.proc.wait(timeout=5)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "wire", "version": "1"},
+}
+
+
+def modern(params: dict | None = None, **meta) -> dict:
+    params = dict(params or {})
+    params["_meta"] = {**MODERN_META, **meta}
+    return params
+
+
+@pytest.fixture
+def wire():
+    clients: list[WireClient] = []
+
+    def make(*args: str, binary: Path = FIXTURE) -> WireClient:
+        client = WireClient(*args, binary=binary)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
