@@ -36,7 +36,9 @@ public final class ServerConnection: Sendable {
         var closed = false
     }
 
-    unowned let server: MCPServer
+    // Strong: a host may drop its own reference while clients are connected. The cycle through
+    // the server's connection table is broken by `close()`.
+    let server: MCPServer
     let sink: any MessageSink
     let state: Mutex<State>
 

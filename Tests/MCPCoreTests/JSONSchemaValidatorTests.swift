@@ -1,0 +1,72 @@
+import Testing
+@testable import MCPCore
+
+@Suite struct JSONSchemaValidatorTests {
+    let schema: JSONValue = [
+        "type": "object",
+        "properties": [
+            "callSid": ["type": "string", "pattern": "^CA[0-9a-f]{32}$"],
+            "amount": ["type": "number", "exclusiveMinimum": 0, "maximum": 10000],
+            "count": ["type": "integer", "minimum": 1],
+            "method": ["type": "string", "enum": ["credit-card", "ach-debit"]],
+            "cards": ["type": "array", "items": ["type": "string"], "minItems": 1, "uniqueItems": true],
+            "note": ["type": ["string", "null"], "maxLength": 5],
+            "ref": ["$ref": "#/$defs/short"],
+        ],
+        "required": ["callSid"],
+        "additionalProperties": false,
+        "$defs": ["short": ["type": "string", "minLength": 2]],
+    ]
+
+    private func problems(_ value: JSONValue) -> [String] {
+        JSONSchemaValidator(schema: schema).validate(value, rootName: "arguments").map(\.description)
+    }
+
+    @Test func acceptsAConformingValue() {
+        #expect(problems([
+            "callSid": .string("CA" + String(repeating: "a", count: 32)), "amount": 9.99, "count": 2,
+            "method": "ach-debit", "cards": ["visa", "amex"], "note": .null, "ref": "ok",
+        ]).isEmpty)
+    }
+
+    static let violations: [(JSONValue, String)] = [
+        (.object([:]), "arguments.callSid: is required but missing"),
+        (["callSid": 5], "arguments.callSid: expected string, got integer 5"),
+        (["callSid": "CA1"], "arguments.callSid: must match the pattern ^CA[0-9a-f]{32}$"),
+        (["callSid": "x", "amount": 0], "arguments.amount: must be greater than 0, got 0"),
+        (["callSid": "x", "amount": 10001], "arguments.amount: must be at most 10000, got 10001"),
+        (["callSid": "x", "count": 1.5], "arguments.count: expected integer, got number 1.5"),
+        (["callSid": "x", "method": "cash"], "arguments.method: must be one of \"credit-card\", \"ach-debit\", got \"cash\""),
+        (["callSid": "x", "cards": []], "arguments.cards: must have at least 1 items, got 0"),
+        (["callSid": "x", "cards": ["a", "a"]], "arguments.cards: items must be unique"),
+        (["callSid": "x", "cards": ["a", 2]], "arguments.cards[1]: expected string, got integer 2"),
+        (["callSid": "x", "note": "toolong"], "arguments.note: must be at most 5 characters long, got 7"),
+        (["callSid": "x", "ref": "a"], "arguments.ref: must be at least 2 characters long, got 1"),
+        (["callSid": "x", "cardNumber": "4111"], "arguments.cardNumber: is not a known property (known: amount, callSid, cards, count, method, note, ref)"),
+    ]
+
+    @Test(arguments: violations)
+    func namesTheProblem(value: JSONValue, expected: String) {
+        #expect(problems(value).contains(expected), "got \(problems(value))")
+    }
+
+    @Test func treatsIntegralDoublesAsIntegers() {
+        #expect(JSONSchemaValidator(schema: ["type": "integer"]).validate(.double(3)).isEmpty)
+    }
+
+    @Test func supportsCompositionKeywords() {
+        let validator = JSONSchemaValidator(schema: ["anyOf": [["type": "string"], ["type": "integer"]], "not": ["const": "x"]])
+        #expect(validator.validate("a").isEmpty)
+        #expect(validator.validate(3).isEmpty)
+        #expect(!validator.validate(true).isEmpty)
+        #expect(!validator.validate("x").isEmpty)
+        let exclusive = JSONSchemaValidator(schema: ["oneOf": [["type": "number"], ["type": "integer"]]])
+        #expect(!exclusive.validate(1).isEmpty)
+        #expect(exclusive.validate(1.5).isEmpty)
+    }
+
+    @Test func survivesACyclicReference() {
+        let validator = JSONSchemaValidator(schema: ["$ref": "#"])
+        #expect(validator.validate(1).map(\.message) == ["schema nesting too deep to validate"])
+    }
+}

@@ -1,0 +1,105 @@
+import Testing
+@testable import MCPCore
+
+@Suite struct JSONValueParsingTests {
+    static let samples: [(String, JSONValue)] = [
+        ("null", .null), ("true", .bool(true)), ("false", .bool(false)),
+        ("0", .integer(0)), ("-12", .integer(-12)), ("9223372036854775807", .integer(.max)),
+        ("1.5", .double(1.5)), ("1e3", .double(1000)), ("-0.25E-2", .double(-0.0025)),
+        ("9223372036854775808", .double(9223372036854775808)),
+        ("\"hi\"", .string("hi")), ("[]", .array([])), ("{}", .object([:])),
+        ("[1,[2,{\"a\":null}]]", .array([1, .array([2, ["a": .null]])])),
+        (" \n\t{ \"k\" : [ true , 1.0 ] } \r\n", .object(["k": .array([true, .double(1.0)])])),
+    ]
+
+    @Test(arguments: samples)
+    func parsesEveryKindOfValue(text: String, expected: JSONValue) throws {
+        #expect(try JSONValue(parsing: text) == expected)
+    }
+
+    @Test func decodesEscapesAndSurrogatePairs() throws {
+        let value = try JSONValue(parsing: #""a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00""#)
+        #expect(value == .string("a\"b\\c/d\u{8}\u{c}\n\r\té😀"))
+    }
+
+    @Test func keepsRawMultibyteUTF8() throws {
+        #expect(try JSONValue(parsing: "\"żółw 🐢\"") == .string("żółw 🐢"))
+    }
+
+    @Test(arguments: [
+        "", "nul", "tru", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "[1 2]", "01", "1.", "1e", "-", "+1",
+        "\"unterminated", "\"bad \\x escape\"", "\"\\ud800\"", "\"\\udc00x\"", "\"tab\there\"", "[1] 2", "NaN", "Infinity",
+    ])
+    func rejectsInvalidText(text: String) {
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: text) }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: [0x22, 0xFF, 0xFE, 0x22]) }
+    }
+
+    @Test func reportsWhereTheTextWentWrong() {
+        #expect(throws: JSONParseError(offset: 6, reason: "expected ',' or ']' in array")) {
+            try JSONValue(parsing: "[1, 2 3]")
+        }
+    }
+
+    @Test func boundsNestingDepth() {
+        let deep = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: deep) }
+        let fine = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect((try? JSONValue(parsing: fine)) != nil)
+    }
+
+    @Test func laterDuplicateKeysWin() throws {
+        #expect(try JSONValue(parsing: #"{"a":1,"a":2}"#) == ["a": 2])
+    }
+}
+
+@Suite struct JSONValueSerializationTests {
+    @Test func writesCompactSortedJSON() {
+        let value: JSONValue = ["b": [1, 2.5, true, .null], "a": "x"]
+        #expect(value.serialized() == #"{"a":"x","b":[1,2.5,true,null]}"#)
+    }
+
+    @Test func escapesEverythingThatWouldBreakALine() {
+        let value = JSONValue.string("line\nbreak\r\t\"q\"\\ \u{1} \u{1f} é")
+        let text = value.serialized()
+        #expect(!text.contains("\n"))
+        #expect(text == #""line\nbreak\r\t\"q\"\\ \u0001 \u001f é""#)
+    }
+
+    static let roundTrips: [JSONValue] = [
+        .integer(.min), .integer(.max), .double(0.1), .double(-1e-7), .double(1e300), .double(3.0),
+        .bool(true), .bool(false), .null, .string(""), .string("😀\u{0}"),
+        ["nested": ["deep": [["x": .integer(1)], .array([])]], "n": .double(2.25)],
+    ]
+
+    @Test(arguments: roundTrips)
+    func roundTripsFaithfully(value: JSONValue) throws {
+        let reparsed = try JSONValue(parsing: value.serializedBytes())
+        #expect(reparsed == value)
+        if case .integer = value { #expect(value.serialized().allSatisfy { $0 == "-" || $0.isNumber }) }
+    }
+
+    @Test func keepsBooleansApartFromNumbers() throws {
+        let value = try JSONValue(parsing: #"[true, 1, 1.0, false, 0]"#)
+        #expect(value == .array([.bool(true), .integer(1), .double(1), .bool(false), .integer(0)]))
+        #expect(value.serialized() == "[true,1,1.0,false,0]")
+    }
+
+    @Test func writesNonFiniteNumbersAsNull() {
+        #expect(JSONValue.double(.infinity).serialized() == "null")
+    }
+
+    @Test func accessorsReadTheExpectedKinds() {
+        let value: JSONValue = ["s": "x", "i": 3, "d": 2.0, "b": true, "a": [1], "o": ["k": "v"]]
+        #expect(value["s"]?.stringValue == "x")
+        #expect(value["i"]?.intValue == 3 && value["d"]?.intValue == 2)
+        #expect(value["b"]?.boolValue == true && value["i"]?.boolValue == nil)
+        #expect(value["a"]?.arrayValue == [1] && value["o"]?["k"] == "v")
+        #expect(value["missing"] == nil && JSONValue.string("x")["k"] == nil)
+        #expect(value.setting("s", to: nil)["s"] == nil)
+        #expect(JSONValue.object(dropping: ["a": 1, "b": nil]) == ["a": 1])
+    }
+}

@@ -1,0 +1,276 @@
+import Synchronization
+import Testing
+@testable import MCPCore
+
+/// Builds a small server for the engine tests.
+func makeServer(pageSize: Int = 100) -> MCPServer {
+    let server = MCPServer(info: Implementation(name: "unit", title: "Unit", version: "0.1"), instructions: "Unit-test server.",
+                           options: MCPServer.Options(pageSize: pageSize))
+    server.register(Tool(
+        name: "echo", inputSchema: ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"]]
+    ) { call in ToolResult(text: call.arguments["text"]!.stringValue!) })
+    server.register(Tool(name: "wait", inputSchema: ["type": "object"]) { call in
+        for step in 1...100 {
+            try await Task.sleep(for: .milliseconds(20))
+            call.context.reportProgress(Double(step))
+        }
+        return ToolResult(text: "waited")
+    })
+    server.register(Tool(name: "progress", inputSchema: ["type": "object"]) { call in
+        call.context.reportProgress(1, total: 3)
+        call.context.reportProgress(1, total: 3)   // not growing: dropped
+        call.context.reportProgress(0.5, total: 3) // not growing: dropped
+        call.context.reportProgress(3, total: 3, message: "done")
+        call.context.log(.info, "progressed", logger: "unit")
+        return ToolResult(text: "ok")
+    })
+    server.register(ResourceTemplate(try! URITemplate("payment://{callSid}/{paymentSid}/status"), name: "status") { variables, uri, _ in
+        [ResourceContents(uri: uri, mimeType: "application/json", text: JSONValue.object(variables.mapValues(JSONValue.string)).serialized())]
+    })
+    server.register(Prompt(name: "StartCapture", arguments: [PromptArgument(name: "callSid", required: true)]) { arguments, _ in
+        PromptResult(messages: [PromptMessage(role: .user, text: "Start capture on \(arguments["callSid"]!)")])
+    })
+    return server
+}
+
+/// Records what a connection writes, for tests that drive a connection line by line.
+final class CollectingSink: MessageSink {
+    private let lines = Mutex<[[UInt8]]>([])
+
+    func send(_ line: [UInt8]) { lines.withLock { $0.append(line) } }
+
+    /// The oldest message not yet taken (`null` if there is none).
+    func take() -> JSONValue {
+        let line = lines.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+        guard let line else { return .null }
+        return (try? JSONValue(parsing: line.dropLast())) ?? .null
+    }
+}
+
+/// Collects notifications from a client in the background.
+final class NotificationLog: Sendable {
+    init(_ client: MCPClient) {
+        let box = Box()
+        Task { [notifications = client.notifications, box] in
+            for await message in notifications { box.append(message) }
+        }
+        self.box = box
+    }
+
+    final class Box: Sendable {
+        let items = Mutex<[JSONRPCMessage]>([])
+        func append(_ message: JSONRPCMessage) { items.withLock { $0.append(message) } }
+    }
+
+    private let box: Box
+
+    var methods: [String] {
+        box.items.withLock { $0.compactMap { if case .notification(let method, _) = $0 { method } else { nil } } }
+    }
+
+    var all: [JSONRPCMessage] { box.items.withLock { $0 } }
+
+    /// Waits until `count` notifications named `method` arrived (or two seconds pass).
+    func wait(for method: String, count: Int = 1) async -> [JSONValue] {
+        for _ in 0..<200 {
+            let matching = box.items.withLock { items in
+                items.compactMap { message -> JSONValue? in
+                    if case .notification(method, let params) = message { return params ?? [:] }
+                    return nil
+                }
+            }
+            if matching.count >= count { return matching }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return []
+    }
+}
+
+@Suite struct MCPServerEraTests {
+    @Test func legacyHandshakeNegotiatesAndAnswers() async throws {
+        let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: .legacy(version: "2025-03-26"))
+        let result = try await client.connect()
+        #expect(result["protocolVersion"] == "2025-03-26")
+        #expect(result["serverInfo"]?["title"] == "Unit")
+        #expect(result["instructions"] == "Unit-test server.")
+        #expect(result["capabilities"]?["tools"] == ["listChanged": true])
+        #expect(result["capabilities"]?["completions"] == nil, "no completion provider, so no capability")
+        #expect(try await client.request("ping") == [:])
+        #expect(result["resultType"] == nil, "legacy results carry no resultType")
+    }
+
+    @Test func modernDiscoverCarriesTheRequiredFields() async throws {
+        let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: .modern())
+        let result = try await client.connect()
+        #expect(result["supportedVersions"] == ["2026-07-28"])
+        #expect(result["resultType"] == "complete")
+        #expect(result["ttlMs"] != nil && result["cacheScope"] == "public")
+        #expect(result["_meta"]?[MetaKey.serverInfo]?["name"] == "unit")
+        let tools = try await client.request("tools/list")
+        #expect(tools["resultType"] == "complete" && tools["cacheScope"] == "public")
+    }
+
+    @Test func modernRequestsNeedTheirMetaOnceTheEraIsDecided() throws {
+        let sink = CollectingSink()
+        let connection = makeServer().connect(sink: sink)
+        let meta: JSONValue = [MetaKey.protocolVersion: "2026-07-28", MetaKey.clientCapabilities: [:]]
+        connection.receive(Array(#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":\#(meta)}}"#.utf8))
+        #expect(sink.take()["result"]?["tools"] != nil)
+        connection.receive(Array(#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#.utf8))
+        #expect(sink.take()["error"]?["code"] == -32602)
+        connection.receive(Array(#"{"jsonrpc":"2.0","id":3,"method":"ping","params":{"_meta":\#(meta)}}"#.utf8))
+        #expect(sink.take()["error"]?["code"] == -32601)
+        connection.receive(Array(#"{"jsonrpc":"2.0","id":4,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#.utf8))
+        #expect(sink.take()["error"]?["data"]?["supported"] == ["2026-07-28"])
+        connection.close()
+    }
+
+    @Test func unsupportedModernVersionIsRefusedWithTheList() async throws {
+        let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: .modern(version: "2030-01-01"))
+        do {
+            try await client.connect()
+            Issue.record("connect succeeded")
+        } catch MCPClient.Failure.server(let error) {
+            #expect(error.code == -32022)
+            #expect(error.data?["supported"]?.arrayValue?.contains("2025-11-25") == true)
+        }
+    }
+}
+
+@Suite struct MCPServerFeatureTests {
+    @Test(arguments: [MCPClient.Era.legacy(), .modern()])
+    func toolsValidateArgumentsAndReportErrors(era: MCPClient.Era) async throws {
+        let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: era)
+        try await client.connect()
+        let ok = try await client.callTool("echo", arguments: ["text": "hi"])
+        #expect(ok["content"]?.arrayValue?.first?["text"] == "hi" && ok["isError"] == nil)
+        let bad = try await client.callTool("echo", arguments: [:])
+        #expect(bad["isError"] == true)
+        #expect(bad["content"]?.arrayValue?.first?["text"]?.stringValue?.contains("arguments.text: is required") == true)
+        await #expect(throws: MCPClient.Failure.self) { try await client.callTool("missing") }
+    }
+
+    @Test func templatedResourcesAndNotFoundCodesPerEra() async throws {
+        let legacy = MCPClient(channel: InProcessChannel(server: makeServer()), era: .legacy())
+        try await legacy.connect()
+        #expect(try await legacy.readText("payment://CA1/PK2/status") == #"{"callSid":"CA1","paymentSid":"PK2"}"#)
+        do {
+            _ = try await legacy.readText("nothing://here")
+            Issue.record("read succeeded")
+        } catch MCPClient.Failure.server(let error) {
+            #expect(error.code == -32002)
+        }
+        let modern = MCPClient(channel: InProcessChannel(server: makeServer()), era: .modern())
+        try await modern.connect()
+        do {
+            _ = try await modern.readText("nothing://here")
+            Issue.record("read succeeded")
+        } catch MCPClient.Failure.server(let error) {
+            #expect(error.code == -32602)
+        }
+    }
+
+    @Test func promptsCheckRequiredArguments() async throws {
+        let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: .modern())
+        try await client.connect()
+        let prompt = try await client.request("prompts/get", ["name": "StartCapture", "arguments": ["callSid": "CA9"]])
+        #expect(prompt["messages"]?.arrayValue?.first?["content"]?["text"] == "Start capture on CA9")
+        do {
+            _ = try await client.request("prompts/get", ["name": "StartCapture"])
+            Issue.record("missing argument accepted")
+        } catch MCPClient.Failure.server(let error) {
+            #expect(error.code == -32602 && error.message.contains("callSid"))
+        }
+    }
+
+    @Test func paginationCoversEveryItemOnce() async throws {
+        let client = MCPClient(channel: InProcessChannel(server: makeServer(pageSize: 1)), era: .legacy())
+        try await client.connect()
+        var names: [String] = []
+        var cursor: JSONValue?
+        repeat {
+            let page = try await client.request("tools/list", cursor.map { ["cursor": $0] } ?? [:])
+            names += page["tools"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+            cursor = page["nextCursor"]
+        } while cursor != nil
+        #expect(names == ["echo", "wait", "progress"])
+    }
+
+    @Test func progressOnlyGrowsAndLogsFollowTheLevel() async throws {
+        let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: .modern())
+        let log = NotificationLog(client)
+        try await client.connect()
+        _ = try await client.request("tools/call", ["name": "progress", "arguments": [:]], progressToken: "tok", logLevel: .info)
+        let progress = await log.wait(for: "notifications/progress", count: 2)
+        #expect(progress.map { $0["progress"] } == [.double(1), .double(3)])
+        #expect(progress.last?["message"] == "done" && progress.last?["progressToken"] == "tok")
+        let messages = await log.wait(for: "notifications/message")
+        #expect(messages.first?["data"] == "progressed")
+
+        _ = try await client.request("tools/call", ["name": "progress", "arguments": [:]], progressToken: "t2", logLevel: .warning)
+        _ = await log.wait(for: "notifications/progress", count: 4)
+        #expect(log.methods.filter { $0 == "notifications/message" }.count == 1)
+    }
+
+    @Test func cancellationStopsTheHandlerAndSuppressesTheResponse() async throws {
+        let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: .legacy())
+        try await client.connect()
+        let call = Task { try await client.callTool("wait") }
+        try await Task.sleep(for: .milliseconds(60))
+        call.cancel()
+        await #expect(throws: CancellationError.self) { try await call.value }
+        #expect(try await client.request("ping") == [:])
+    }
+
+    @Test func listenStreamsAcknowledgeThenDeliverOnlyWhatWasAskedFor() async throws {
+        let server = makeServer()
+        let client = MCPClient(channel: InProcessChannel(server: server), era: .modern())
+        let log = NotificationLog(client)
+        try await client.connect()
+        let listen = Task {
+            try await client.request("subscriptions/listen", ["notifications": [
+                "resourceSubscriptions": ["payment://CA1/PK1/status"], "promptsListChanged": true,
+            ]])
+        }
+        let acks = await log.wait(for: "notifications/subscriptions/acknowledged")
+        #expect(acks.first?["notifications"]?["resourceSubscriptions"] == ["payment://CA1/PK1/status"])
+        server.notifyResourceUpdated(uri: "payment://CA2/PK2/status")
+        server.notifyResourceUpdated(uri: "payment://CA1/PK1/status")
+        server.notifyToolsListChanged()
+        server.notifyPromptsListChanged()
+        let updates = await log.wait(for: "notifications/resources/updated")
+        #expect(updates.map { $0["uri"] } == ["payment://CA1/PK1/status"])
+        #expect(updates.first?["_meta"]?[MetaKey.subscriptionID] != nil)
+        _ = await log.wait(for: "notifications/prompts/list_changed")
+        #expect(!log.methods.contains("notifications/tools/list_changed"))
+
+        server.endSubscriptions()
+        let closing = try await listen.value
+        #expect(closing["resultType"] == "complete")
+    }
+
+    @Test func legacySubscribersGetUpdatesUntilTheyUnsubscribe() async throws {
+        let server = makeServer()
+        let client = MCPClient(channel: InProcessChannel(server: server), era: .legacy())
+        let log = NotificationLog(client)
+        try await client.connect()
+        _ = try await client.request("resources/subscribe", ["uri": "payment://CA1/PK1/status"])
+        server.notifyResourceUpdated(uri: "payment://CA1/PK1/status")
+        #expect(await log.wait(for: "notifications/resources/updated").count == 1)
+        _ = try await client.request("resources/unsubscribe", ["uri": "payment://CA1/PK1/status"])
+        server.notifyResourceUpdated(uri: "payment://CA1/PK1/status")
+        server.log(.warning, "broadcast")
+        _ = await log.wait(for: "notifications/message")
+        #expect(log.methods.filter { $0 == "notifications/resources/updated" }.count == 1)
+    }
+
+    @Test func closingTheConnectionFailsPendingRequests() async throws {
+        let channel = InProcessChannel(server: makeServer())
+        let client = MCPClient(channel: channel, era: .legacy())
+        try await client.connect()
+        let call = Task { try await client.callTool("wait") }
+        try await Task.sleep(for: .milliseconds(30))
+        channel.close()
+        await #expect(throws: MCPClient.Failure.disconnected) { try await call.value }
+    }
+}
