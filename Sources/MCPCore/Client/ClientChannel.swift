@@ -62,10 +62,6 @@ public final class InProcessChannel: ClientChannel {
 /// and output, exactly as an MCP host does. The child's standard error is inherited.
 public final class ChildProcessChannel: ClientChannel {
     /// Why the child could not be started.
-    public struct LaunchError: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     public let incoming: AsyncStream<[UInt8]>
     /// The child's process id.
     public let processID: Int32
@@ -73,40 +69,13 @@ public final class ChildProcessChannel: ClientChannel {
 
     /// Starts `executable` with `arguments` (the executable's path is `argv[0]`).
     public init(executable: String, arguments: [String] = [], maximumLineLength: Int = 64 * 1024 * 1024) throws {
-        var toChild: [Int32] = [0, 0]
-        var fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else {
-            throw LaunchError(description: "could not create pipes: errno \(errno)")
-        }
-        #if canImport(Darwin)
-        var actions: posix_spawn_file_actions_t?
-        #else
-        var actions = posix_spawn_file_actions_t()
-        #endif
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
-        for descriptor in toChild + fromChild { posix_spawn_file_actions_addclose(&actions, descriptor) }
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        closeDescriptor(toChild[0])
-        closeDescriptor(fromChild[1])
-        guard status == 0 else {
-            closeDescriptor(toChild[1])
-            closeDescriptor(fromChild[0])
-            throw LaunchError(description: "could not start \(executable): \(String(cString: strerror(status)))")
-        }
-        signal(SIGPIPE, SIG_IGN)
-        processID = pid
-        input = Mutex(toChild[1])
+        let child = try ChildProcess(executable: executable, arguments: arguments)
+        processID = child.processID
+        input = Mutex(child.input)
 
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
         incoming = stream
-        let output = fromChild[0]
+        let output = child.output
         _ = PosixThread(name: "mcp-client-reader") {
             var framer = LineFramer(maximumLineLength: maximumLineLength)
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
@@ -149,8 +118,63 @@ public final class ChildProcessChannel: ClientChannel {
 
     /// Waits for the child to exit and returns its exit status (or 128 + signal).
     public func waitForExit() -> Int32 {
+        ChildProcess.waitForExit(processID)
+    }
+}
+
+/// A child process started with pipes on its standard input and output (standard error is
+/// inherited): the raw material of ``ChildProcessChannel``, and of benchmarks that want
+/// blocking reads.
+public struct ChildProcess: Sendable {
+    /// Why the child could not be started.
+    public struct LaunchError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public let processID: Int32
+    /// The write end of the child's standard input.
+    public let input: Int32
+    /// The read end of the child's standard output.
+    public let output: Int32
+
+    public init(executable: String, arguments: [String] = []) throws {
+        var toChild: [Int32] = [0, 0]
+        var fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else {
+            throw LaunchError(description: "could not create pipes: errno \(errno)")
+        }
+        #if canImport(Darwin)
+        var actions: posix_spawn_file_actions_t?
+        #else
+        var actions = posix_spawn_file_actions_t()
+        #endif
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        for descriptor in toChild + fromChild { posix_spawn_file_actions_addclose(&actions, descriptor) }
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        closeDescriptor(toChild[0])
+        closeDescriptor(fromChild[1])
+        guard status == 0 else {
+            closeDescriptor(toChild[1])
+            closeDescriptor(fromChild[0])
+            throw LaunchError(description: "could not start \(executable): \(String(cString: strerror(status)))")
+        }
+        signal(SIGPIPE, SIG_IGN)
+        processID = pid
+        input = toChild[1]
+        output = fromChild[0]
+    }
+
+    /// Waits for process `pid` to exit and returns its exit status (or 128 + signal).
+    public static func waitForExit(_ pid: Int32) -> Int32 {
         var status: Int32 = 0
-        while waitpid(processID, &status, 0) < 0 && errno == EINTR {}
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let signal = status & 0x7F
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }

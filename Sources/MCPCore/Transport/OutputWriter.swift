@@ -15,6 +15,8 @@ public final class OutputWriter: MessageSink, @unchecked Sendable {
     private var queue: [UInt8] = []
     private var finishing = false
     private var broken = false
+    /// Whether the writer thread is writing a batch outside the lock.
+    private var writing = false
     private var thread: PosixThread?
 
     /// Starts a writer for `descriptor` (standard output by default).
@@ -26,9 +28,25 @@ public final class OutputWriter: MessageSink, @unchecked Sendable {
     }
 
     /// Queues one complete line.
+    ///
+    /// Fast path: when nothing is queued or being written and the descriptor can take the
+    /// whole line without blocking (at most `PIPE_BUF` bytes, which a pipe writes atomically,
+    /// and `poll` reports room for), the line is written directly, saving the writer thread's
+    /// wake-up. Everything else goes through the queue, so order is always kept.
     public func send(_ line: [UInt8]) {
         lock.withLock {
             guard !finishing, !broken else { return }
+            if queue.isEmpty, !writing, line.count <= 4096, canWriteWithoutBlocking() {
+                let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }
+                if written == line.count { return }
+                if written < 0 && errno != EAGAIN && errno != EINTR {
+                    broken = true
+                    return
+                }
+                queue.append(contentsOf: line[max(0, written)...])
+                lock.signal()
+                return
+            }
             let wasEmpty = queue.isEmpty
             queue.append(contentsOf: line)
             if wasEmpty { lock.signal() }
@@ -50,18 +68,26 @@ public final class OutputWriter: MessageSink, @unchecked Sendable {
             let batch: [UInt8]? = lock.withLock {
                 while queue.isEmpty && !finishing { lock.wait() }
                 if queue.isEmpty { return nil }
+                writing = true
                 defer { queue.removeAll(keepingCapacity: true) }
                 return queue
             }
             guard let batch else { return }
-            if !writeAll(batch) {
-                lock.withLock {
+            let succeeded = writeAll(batch)
+            lock.withLock {
+                writing = false
+                if !succeeded {
                     broken = true
                     queue.removeAll()
                 }
-                return
             }
+            if !succeeded { return }
         }
+    }
+
+    private func canWriteWithoutBlocking() -> Bool {
+        var descriptorPoll = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+        return poll(&descriptorPoll, 1, 0) == 1 && descriptorPoll.revents & Int16(POLLOUT) != 0
     }
 
     private func writeAll(_ bytes: [UInt8]) -> Bool {
