@@ -72,6 +72,12 @@ extension JSONRPCError {
         JSONRPCError(code: internalErrorCode, message: "Internal error: \(detail)")
     }
 
+    /// A resource that does not exist, for read handlers to throw. The engine sends it as
+    /// `-32002` to legacy clients and `-32602` to 2026-07-28 clients, as each revision says.
+    public static func resourceNotFound(uri: String) -> JSONRPCError {
+        ResourceNotFound.error(uri: uri)
+    }
+
     /// The 2026-07-28 `UnsupportedProtocolVersionError`, listing what the server does speak.
     public static func unsupportedProtocolVersion(requested: String, supported: [String], detail: String? = nil) -> JSONRPCError {
         JSONRPCError(
