@@ -17,6 +17,11 @@ let package = Package(
     products: [
         /// The dual-era MCP codec, server engine, stdio transport and a small client.
         .library(name: "MCPCore", targets: ["MCPCore"]),
+        /// The Twilio Payments REST client, status-callback parsing and webhook signatures.
+        .library(name: "TwilioPayments", targets: ["TwilioPayments"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .target(
@@ -34,6 +39,30 @@ let package = Package(
             name: "MCPCoreBenchmark",
             dependencies: ["MCPCore"],
             path: "Benchmarks/MCPCoreBenchmark",
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "TwilioPayments",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictness
+        ),
+        /// Signs JSON-lines test cases with TwilioPayments so the interop tests can compare
+        /// against Twilio's own Python validator.
+        .executableTarget(
+            name: "twilio-signature-check",
+            dependencies: ["TwilioPayments"],
+            swiftSettings: strictness
+        ),
+        /// Webhook signature validations per second on one core (`Benchmarks/run`).
+        .executableTarget(
+            name: "TwilioPaymentsBenchmark",
+            dependencies: ["TwilioPayments"],
+            path: "Benchmarks/TwilioPaymentsBenchmark",
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "TwilioPaymentsTests",
+            dependencies: ["TwilioPayments"],
             swiftSettings: strictness
         ),
         .testTarget(

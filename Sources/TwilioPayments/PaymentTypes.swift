@@ -1,0 +1,200 @@
+/// How the caller pays (`PaymentMethod`).
+public enum PaymentMethod: String, Sendable, CaseIterable, Codable {
+    case creditCard = "credit-card"
+    case achDebit = "ach-debit"
+}
+
+/// What kind of token a tokenization returns (`TokenType`).
+public enum TokenType: String, Sendable, CaseIterable, Codable {
+    case oneTime = "one-time"
+    case reusable
+    /// Stripe connector only.
+    case paymentMethod = "payment-method"
+}
+
+/// The kind of bank account for ACH (`BankAccountType`).
+public enum BankAccountType: String, Sendable, CaseIterable, Codable {
+    case consumerChecking = "consumer-checking"
+    case consumerSavings = "consumer-savings"
+    case commercialChecking = "commercial-checking"
+}
+
+/// A card brand Twilio can accept (`ValidCardTypes`).
+public enum CardType: String, Sendable, CaseIterable, Codable {
+    case visa, mastercard, amex, maestro, discover, optima, jcb
+    case dinersClub = "diners-club"
+    case enroute
+}
+
+/// One item the caller types (`Capture`), including the `-matcher` variants that ask for a
+/// second entry when `RequireMatchingInputs` is on.
+public enum CaptureItem: String, Sendable, CaseIterable, Codable {
+    case paymentCardNumber = "payment-card-number"
+    case expirationDate = "expiration-date"
+    case securityCode = "security-code"
+    case postalCode = "postal-code"
+    case bankRoutingNumber = "bank-routing-number"
+    case bankAccountNumber = "bank-account-number"
+    case paymentCardNumberMatcher = "payment-card-number-matcher"
+    case expirationDateMatcher = "expiration-date-matcher"
+    case securityCodeMatcher = "security-code-matcher"
+    case postalCodeMatcher = "postal-code-matcher"
+}
+
+/// An item that `RequireMatchingInputs` can ask the caller to enter twice.
+public enum MatchableInput: String, Sendable, CaseIterable, Codable {
+    case paymentCardNumber = "payment-card-number"
+    case expirationDate = "expiration-date"
+    case securityCode = "security-code"
+    case postalCode = "postal-code"
+}
+
+/// How a session ends (`Status`).
+public enum PaymentSessionStatus: String, Sendable, CaseIterable, Codable {
+    case complete
+    case cancel
+}
+
+/// Everything the create-payment call accepts besides the idempotency key and callback URL.
+///
+/// `chargeAmount` absent means tokenize only. Values are checked by ``validate()`` before
+/// anything is sent, so a mistake costs no round trip.
+public struct PaymentSessionOptions: Sendable, Equatable {
+    /// A decimal amount as text (`"9.99"`), > 0 and < 1,000,000; `nil` to tokenize only.
+    public var chargeAmount: String?
+    /// ISO 4217 code such as `USD`.
+    public var currency: String?
+    public var description: String?
+    /// The Pay Connector's unique name (Twilio's default is `Default`).
+    public var paymentConnector: String?
+    public var paymentMethod: PaymentMethod?
+    public var tokenType: TokenType?
+    public var securityCode: Bool?
+    public var postalCode: Bool?
+    public var minPostalCodeLength: Int?
+    public var validCardTypes: [CardType]?
+    /// Seconds of silence allowed between digits (1...600).
+    public var timeout: Int?
+    public var bankAccountType: BankAccountType?
+    /// Connector-specific parameters, sent as a flat JSON object.
+    public var parameters: [String: String]?
+    public var confirmation: Bool?
+    public var requireMatchingInputs: [MatchableInput]?
+
+    public init(
+        chargeAmount: String? = nil, currency: String? = nil, description: String? = nil, paymentConnector: String? = nil,
+        paymentMethod: PaymentMethod? = nil, tokenType: TokenType? = nil, securityCode: Bool? = nil, postalCode: Bool? = nil,
+        minPostalCodeLength: Int? = nil, validCardTypes: [CardType]? = nil, timeout: Int? = nil,
+        bankAccountType: BankAccountType? = nil, parameters: [String: String]? = nil, confirmation: Bool? = nil,
+        requireMatchingInputs: [MatchableInput]? = nil
+    ) {
+        self.chargeAmount = chargeAmount
+        self.currency = currency
+        self.description = description
+        self.paymentConnector = paymentConnector
+        self.paymentMethod = paymentMethod
+        self.tokenType = tokenType
+        self.securityCode = securityCode
+        self.postalCode = postalCode
+        self.minPostalCodeLength = minPostalCodeLength
+        self.validCardTypes = validCardTypes
+        self.timeout = timeout
+        self.bankAccountType = bankAccountType
+        self.parameters = parameters
+        self.confirmation = confirmation
+        self.requireMatchingInputs = requireMatchingInputs
+    }
+
+    /// Every problem Twilio would reject, found locally; empty when the options are valid.
+    public func validate() -> [String] {
+        var problems: [String] = []
+        if let amount = chargeAmount {
+            let parts = amount.split(separator: ".", omittingEmptySubsequences: false)
+            let wellFormed = !amount.isEmpty && parts.count <= 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+            if !wellFormed {
+                problems.append("chargeAmount must be a decimal number such as 9.99, got \"\(amount)\"")
+            } else if let value = Double(amount), !(value > 0 && value < 1_000_000) {
+                problems.append("chargeAmount must be greater than 0 and less than 1,000,000 (error 64003), got \(amount)")
+            }
+        }
+        if let currency, !(currency.utf8.count == 3 && currency.allSatisfy { $0.isASCII && $0.isLetter }) {
+            problems.append("currency must be a three-letter ISO 4217 code such as USD, got \"\(currency)\"")
+        }
+        if let timeout, !(1...600).contains(timeout) {
+            problems.append("timeout must be between 1 and 600 seconds, got \(timeout)")
+        }
+        if let minPostalCodeLength, minPostalCodeLength < 1 {
+            problems.append("minPostalCodeLength must be a positive integer, got \(minPostalCodeLength)")
+        }
+        if bankAccountType != nil, paymentMethod != .achDebit {
+            problems.append("bankAccountType applies only to paymentMethod ach-debit (error 64017)")
+        }
+        if tokenType == .paymentMethod, paymentMethod == .achDebit {
+            problems.append("tokenType payment-method applies to cards (Stripe connector) only")
+        }
+        if let validCardTypes, validCardTypes.isEmpty {
+            problems.append("validCardTypes must name at least one card type")
+        }
+        if let paymentConnector, paymentConnector.isEmpty {
+            problems.append("paymentConnector must not be empty")
+        }
+        return problems
+    }
+
+    /// The form fields for these options, in the order the reference lists them.
+    func formFields() -> [(String, String)] {
+        var fields: [(String, String)] = []
+        func add(_ name: String, _ value: String?) { if let value { fields.append((name, value)) } }
+        add("ChargeAmount", chargeAmount)
+        add("Currency", currency)
+        add("Description", description)
+        add("PaymentConnector", paymentConnector)
+        add("PaymentMethod", paymentMethod?.rawValue)
+        add("TokenType", tokenType?.rawValue)
+        add("SecurityCode", securityCode.map { $0 ? "true" : "false" })
+        add("PostalCode", postalCode.map { $0 ? "true" : "false" })
+        add("MinPostalCodeLength", minPostalCodeLength.map(String.init))
+        add("ValidCardTypes", validCardTypes.map { $0.map(\.rawValue).joined(separator: " ") })
+        add("Timeout", timeout.map(String.init))
+        add("BankAccountType", bankAccountType?.rawValue)
+        add("Parameter", parameters.map(Self.flatJSON))
+        add("Confirmation", confirmation.map { $0 ? "true" : "false" })
+        add("RequireMatchingInputs", requireMatchingInputs.map { $0.map(\.rawValue).joined(separator: ",") })
+        return fields
+    }
+
+    /// A flat JSON object with sorted keys, escaped by hand so the module needs no encoder.
+    static func flatJSON(_ parameters: [String: String]) -> String {
+        func quote(_ text: String) -> String {
+            var result = "\""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": result += "\\\""
+                case "\\": result += "\\\\"
+                case "\n": result += "\\n"
+                case "\r": result += "\\r"
+                case "\t": result += "\\t"
+                case _ where scalar.value < 0x20:
+                    let hex = String(scalar.value, radix: 16)
+                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: result.unicodeScalars.append(scalar)
+                }
+            }
+            return result + "\""
+        }
+        return "{" + parameters.keys.sorted().map { "\(quote($0)):\(quote(parameters[$0]!))" }.joined(separator: ",") + "}"
+    }
+}
+
+/// What an update call asks for: capture one item, or end the session.
+public enum PaymentUpdate: Sendable, Equatable {
+    case capture(CaptureItem)
+    case status(PaymentSessionStatus)
+
+    func formFields() -> [(String, String)] {
+        switch self {
+        case .capture(let item): return [("Capture", item.rawValue)]
+        case .status(let status): return [("Status", status.rawValue)]
+        }
+    }
+}

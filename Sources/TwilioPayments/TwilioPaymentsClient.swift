@@ -1,0 +1,206 @@
+public import Foundation
+
+/// The operations of Twilio's Payments API that a payment flow needs. ``TwilioPaymentsClient``
+/// is the real one; tests and other hosts may substitute their own.
+///
+/// Each call names its idempotency key: one key per logical operation, re-sent unchanged on
+/// every retry of it, so Twilio never performs it twice.
+public protocol TwilioPaymentsAPI: Sendable {
+    /// Starts a payment session on a call (`POST …/Calls/{CallSid}/Payments.json`, 201).
+    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
+                       statusCallback: String) async throws(TwilioError) -> PaymentResource
+    /// Captures an item, completes or cancels (`POST …/Payments/{Sid}.json`, 202).
+    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
+                       statusCallback: String) async throws(TwilioError) -> PaymentResource
+    /// Fetches a call, to learn whether it is still in progress (`GET …/Calls/{CallSid}.json`).
+    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource
+}
+
+/// The Twilio Payments REST client: Basic auth with an API key, form-encoded requests, typed
+/// responses, Twilio's errors explained, and retries that keep the idempotency key.
+///
+/// ```swift
+/// let client = try TwilioPaymentsClient(credentials: credentials)
+/// let payment = try await client.createPayment(callSID: call, options: PaymentSessionOptions(chargeAmount: "9.99"),
+///                                              idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(),
+///                                              statusCallback: "https://example.com/callbacks/s3cr3t")
+/// ```
+public struct TwilioPaymentsClient: TwilioPaymentsAPI {
+    /// Twilio's default API host. Regional edges (`https://api.dublin.ie1.twilio.com`) and
+    /// stand-ins such as TwilioSimulator are configured through `baseURL`.
+    public static let defaultBaseURL = URL(string: "https://api.twilio.com")!
+
+    public let credentials: TwilioCredentials
+    public let baseURL: URL
+    public let retryPolicy: RetryPolicy
+    /// How long one HTTP attempt may take.
+    public let requestTimeout: Duration
+    private let transport: any HTTPTransport
+    private let authorization: String
+
+    /// Why a configuration was refused.
+    public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(credentials: TwilioCredentials, baseURL: URL = TwilioPaymentsClient.defaultBaseURL,
+                retryPolicy: RetryPolicy = RetryPolicy(), requestTimeout: Duration = .seconds(15),
+                transport: any HTTPTransport = URLSessionTransport()) throws(ConfigurationError) {
+        guard let scheme = baseURL.scheme?.lowercased(), scheme == "https" || scheme == "http", baseURL.host != nil else {
+            throw ConfigurationError(description: "the Twilio API base URL must be an absolute http(s) URL, got \"\(baseURL.absoluteString)\"")
+        }
+        self.credentials = credentials
+        self.baseURL = baseURL
+        self.retryPolicy = retryPolicy
+        self.requestTimeout = requestTimeout
+        self.transport = transport
+        let pair = "\(credentials.apiKeySID.rawValue):\(credentials.apiSecret.revealed)"
+        self.authorization = "Basic " + Data(pair.utf8).base64EncodedString()
+    }
+
+    /// A fresh idempotency key: 128 random bits in hex.
+    public static func makeIdempotencyKey() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in
+            let hex = String(generator.next() as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
+    }
+
+    // MARK: Operations
+
+    public func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
+                              statusCallback: String) async throws(TwilioError) -> PaymentResource {
+        var problems = options.validate()
+        problems += Self.checkCommon(idempotencyKey: idempotencyKey, statusCallback: statusCallback)
+        if !problems.isEmpty { throw .invalidRequest(problems) }
+        let fields = [("IdempotencyKey", idempotencyKey), ("StatusCallback", statusCallback)] + options.formFields()
+        let response = try await perform(method: "POST", path: "Calls/\(callSID)/Payments.json", form: fields)
+        return try PaymentResource(json: try Self.object(from: response, expecting: 201), status: response.status)
+    }
+
+    public func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
+                              statusCallback: String) async throws(TwilioError) -> PaymentResource {
+        let problems = Self.checkCommon(idempotencyKey: idempotencyKey, statusCallback: statusCallback)
+        if !problems.isEmpty { throw .invalidRequest(problems) }
+        let fields = [("IdempotencyKey", idempotencyKey), ("StatusCallback", statusCallback)] + update.formFields()
+        let response = try await perform(method: "POST", path: "Calls/\(callSID)/Payments/\(paymentSID).json", form: fields)
+        return try PaymentResource(json: try Self.object(from: response, expecting: 202), status: response.status)
+    }
+
+    public func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
+        let response = try await perform(method: "GET", path: "Calls/\(callSID).json", form: nil)
+        let object = try Self.object(from: response, expecting: 200)
+        guard let sid = (object["sid"] as? String).flatMap(CallSID.init) else {
+            throw .invalidResponse(status: response.status, detail: "the call resource has no valid sid")
+        }
+        return CallResource(sid: sid, rawStatus: object["status"] as? String,
+                            parentCallSID: (object["parent_call_sid"] as? String).flatMap(CallSID.init),
+                            direction: object["direction"] as? String)
+    }
+
+    // MARK: Plumbing
+
+    private static func checkCommon(idempotencyKey: String, statusCallback: String) -> [String] {
+        var problems: [String] = []
+        if idempotencyKey.isEmpty { problems.append("an idempotency key is required") }
+        if idempotencyKey.utf8.count > 128 { problems.append("the idempotency key is longer than 128 characters") }
+        if let url = URL(string: statusCallback), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
+           url.host != nil {
+            // An absolute http(s) URL, as Twilio requires.
+        } else {
+            problems.append("the status callback must be an absolute http(s) URL")
+        }
+        return problems
+    }
+
+    /// Sends one logical operation, retrying what is worth retrying with the same body (and so
+    /// the same idempotency key) within the policy's attempt and time budget.
+    private func perform(method: String, path: String, form: [(String, String)]?) async throws(TwilioError) -> HTTPResponse {
+        let url = baseURL.appendingPathComponent("2010-04-01/Accounts/\(credentials.accountSID)/\(path)")
+        var headers = [("Authorization", authorization), ("Accept", "application/json"), ("User-Agent", "agent-payments/0.1")]
+        var body: Data?
+        if let form {
+            headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+            body = Data(FormEncoding.encode(form).utf8)
+        }
+        let request = HTTPRequest(method: method, url: url, headers: headers, body: body, timeout: requestTimeout)
+        let clock = ContinuousClock()
+        let deadline = clock.now + retryPolicy.totalBudget
+        var generator = SystemRandomNumberGenerator()
+        var attempt = 0
+        while true {
+            attempt += 1
+            let outcome: Result<HTTPResponse, TransportFailure>
+            do {
+                outcome = .success(try await transport.send(request))
+            } catch {
+                outcome = .failure(error)
+            }
+            let retryAfter: Double?
+            switch outcome {
+            case .success(let response):
+                guard RetryPolicy.isRetryable(status: response.status) else { return response }
+                retryAfter = response.headers["retry-after"].flatMap(Double.init)
+                if attempt >= retryPolicy.maximumAttempts {
+                    throw .api(Self.apiError(from: response))
+                }
+            case .failure(let failure):
+                if !failure.isRetryable || attempt >= retryPolicy.maximumAttempts {
+                    throw .transport(failure.description, attempts: attempt)
+                }
+                retryAfter = nil
+            }
+            let wait = retryPolicy.delay(afterAttempt: attempt, retryAfterSeconds: retryAfter, using: &generator)
+            guard clock.now + wait < deadline else {
+                switch outcome {
+                case .success(let response): throw .api(Self.apiError(from: response))
+                case .failure(let failure): throw .transport(failure.description + " (retry budget spent)", attempts: attempt)
+                }
+            }
+            do {
+                try await Task.sleep(for: wait)
+            } catch {
+                throw .transport("cancelled while waiting to retry", attempts: attempt)
+            }
+        }
+    }
+
+    private static func object(from response: HTTPResponse, expecting status: Int) throws(TwilioError) -> [String: Any] {
+        guard (200..<300).contains(response.status) else { throw .api(apiError(from: response)) }
+        guard let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] else {
+            throw .invalidResponse(status: response.status, detail: "the body is not a JSON object")
+        }
+        return object
+    }
+
+    /// Decodes Twilio's legacy error JSON (`code`, `message`, `more_info`, `status`) or RFC 9457
+    /// problem details (`type`, `title`, `detail`, `status`, `code`).
+    static func apiError(from response: HTTPResponse) -> TwilioAPIError {
+        let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
+        let code = (object["code"] as? Int) ?? (object["code"] as? String).flatMap(Int.init)
+        let message = (object["message"] as? String) ?? (object["detail"] as? String) ?? (object["title"] as? String)
+            ?? HTTPStatusText.reason(response.status)
+        let moreInfo = (object["more_info"] as? String) ?? (object["type"] as? String).flatMap { $0 == "about:blank" ? nil : $0 }
+        let status = (object["status"] as? Int) ?? response.status
+        return TwilioAPIError(httpStatus: status, code: code ?? (response.status == 429 ? 20429 : nil), message: message, moreInfo: moreInfo)
+    }
+}
+
+/// Reason phrases for bodies that carry none.
+enum HTTPStatusText {
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        default: return "HTTP \(status)"
+        }
+    }
+}
