@@ -8,25 +8,33 @@ public enum PaymentErrorType: Sendable, Hashable, RawRepresentable {
     /// A value this library does not know, kept verbatim.
     case other(String)
 
-    private static let names: [(PaymentErrorType, String)] = [
-        (.inputTimeout, "input-timeout"), (.invalidCardNumber, "invalid-card-number"), (.invalidCardType, "invalid-card-type"),
-        (.invalidDate, "invalid-date"), (.invalidSecurityCode, "invalid-security-code"), (.invalidPostalCode, "invalid-postal-code"),
-        (.invalidBankRoutingNumber, "invalid-bank-routing-number"), (.invalidBankAccountNumber, "invalid-bank-account-number"),
-        (.invalidBankAccountType, "invalid-bank-account-type"),
-        (.invalidCardNumberSecurityCodeCaptureSequence, "invalid-card-number-security-code-capture-sequence"),
-        (.inputMatchingFailed, "input-matching-failed"), (.sessionInProgress, "session-in-progress"), (.internalError, "internal-error"),
-    ]
-
     /// Every documented value.
-    public static let documented: [PaymentErrorType] = names.map(\.0)
+    public static let documented: [PaymentErrorType] = [.inputTimeout, .invalidCardNumber, .invalidCardType, .invalidDate, .invalidSecurityCode, .invalidPostalCode, .invalidBankRoutingNumber, .invalidBankAccountNumber, .invalidBankAccountType, .invalidCardNumberSecurityCodeCaptureSequence, .inputMatchingFailed, .sessionInProgress, .internalError]
+
+    private static let byName: [String: PaymentErrorType] = Dictionary(uniqueKeysWithValues: documented.map { ($0.rawValue, $0) })
 
     public init(rawValue: String) {
-        self = Self.names.first { $0.1 == rawValue }?.0 ?? .other(rawValue)
+        self = Self.byName[rawValue] ?? .other(rawValue)
     }
 
+    // A switch, not a table lookup: `==` on a RawRepresentable type compares raw values.
     public var rawValue: String {
-        if case .other(let raw) = self { return raw }
-        return Self.names.first { $0.0 == self }!.1
+        switch self {
+        case .inputTimeout: return "input-timeout"
+        case .invalidCardNumber: return "invalid-card-number"
+        case .invalidCardType: return "invalid-card-type"
+        case .invalidDate: return "invalid-date"
+        case .invalidSecurityCode: return "invalid-security-code"
+        case .invalidPostalCode: return "invalid-postal-code"
+        case .invalidBankRoutingNumber: return "invalid-bank-routing-number"
+        case .invalidBankAccountNumber: return "invalid-bank-account-number"
+        case .invalidBankAccountType: return "invalid-bank-account-type"
+        case .invalidCardNumberSecurityCodeCaptureSequence: return "invalid-card-number-security-code-capture-sequence"
+        case .inputMatchingFailed: return "input-matching-failed"
+        case .sessionInProgress: return "session-in-progress"
+        case .internalError: return "internal-error"
+        case .other(let raw): return raw
+        }
     }
 }
 
@@ -36,22 +44,27 @@ public enum PaymentResult: Sendable, Hashable, RawRepresentable {
     /// A value this library does not know, kept verbatim.
     case other(String)
 
-    private static let names: [(PaymentResult, String)] = [
-        (.success, "success"), (.paymentConnectorError, "payment-connector-error"),
-        (.callerInterruptedWithStar, "caller-interrupted-with-star"), (.callerHungUp, "caller-hung-up"),
-        (.validationError, "validation-error"), (.tooManyFailedAttempts, "too-many-failed-attempts"), (.internalError, "internal-error"),
-    ]
-
     /// Every documented value.
-    public static let documented: [PaymentResult] = names.map(\.0)
+    public static let documented: [PaymentResult] = [.success, .paymentConnectorError, .callerInterruptedWithStar, .callerHungUp, .validationError, .tooManyFailedAttempts, .internalError]
+
+    private static let byName: [String: PaymentResult] = Dictionary(uniqueKeysWithValues: documented.map { ($0.rawValue, $0) })
 
     public init(rawValue: String) {
-        self = Self.names.first { $0.1 == rawValue }?.0 ?? .other(rawValue)
+        self = Self.byName[rawValue] ?? .other(rawValue)
     }
 
+    // A switch, not a table lookup: `==` on a RawRepresentable type compares raw values.
     public var rawValue: String {
-        if case .other(let raw) = self { return raw }
-        return Self.names.first { $0.0 == self }!.1
+        switch self {
+        case .success: return "success"
+        case .paymentConnectorError: return "payment-connector-error"
+        case .callerInterruptedWithStar: return "caller-interrupted-with-star"
+        case .callerHungUp: return "caller-hung-up"
+        case .validationError: return "validation-error"
+        case .tooManyFailedAttempts: return "too-many-failed-attempts"
+        case .internalError: return "internal-error"
+        case .other(let raw): return raw
+        }
     }
 }
 

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+@testable import TwilioPayments
+
+@Suite struct PaymentStatusCallbackTests {
+    @Test func parsesEveryDocumentedField() {
+        let body = "AccountSid=\(Fixture.account)&CallSid=\(Fixture.call)&Sid=\(Fixture.payment)&DateCreated=2021-08-10T03%3A55%3A53.408Z"
+            + "&DateUpdated=Wed%2C+18+Dec+2019+20%3A02%3A01+%2B0000&PaymentConnector=PGP_MOCK&PaymentMethod=credit-card&TokenType=reusable"
+            + "&ChargeAmount=9.99&Currency=USD&Capture=payment-card-number&PartialResult=false&Required=security-code%2Cexpiration-date"
+            + "&ErrorType=invalid-card-number&PaymentCardNumber=xxxxxxxxxxxx1111&PaymentCardType=visa&ExpirationDate=1225"
+            + "&SecurityCode=xxx&PaymentCardPostalCode=94105&Result=success&PaymentConfirmationCode=ch_a9dc&PaymentToken=tok_1"
+            + "&ProfileId=prof_1&PaymentError=&PayErrorCode=64012&ConnectorError=declined&FutureField=kept"
+        let callback = PaymentStatusCallback(body: body)!
+        #expect(callback.accountSID == Fixture.account && callback.callSID == Fixture.call && callback.paymentSID == Fixture.payment)
+        #expect(callback.dateCreated == Date(timeIntervalSince1970: 1_628_567_753.408))
+        #expect(callback.dateUpdated == Date(timeIntervalSince1970: 1_576_699_321))
+        #expect(callback.paymentMethod == .creditCard && callback.tokenType == .reusable && callback.chargeAmount == "9.99")
+        #expect(callback.capture == .paymentCardNumber && callback.partialResult == false)
+        #expect(callback.required == [.securityCode, .expirationDate] && callback.hasRequired)
+        #expect(callback.errorType == .invalidCardNumber)
+        #expect(callback.paymentCardNumber == "xxxxxxxxxxxx1111" && callback.paymentCardType == "visa")
+        #expect(callback.expirationDate == "1225" && callback.securityCode == "xxx" && callback.paymentCardPostalCode == "94105")
+        #expect(callback.result == .success && callback.paymentConfirmationCode == "ch_a9dc" && callback.paymentToken == "tok_1")
+        #expect(callback.profileID == "prof_1" && callback.paymentError == nil && callback.payErrorCode == 64012)
+        #expect(callback.connectorError == "declined" && callback.unknownFields == ["FutureField": "kept"])
+    }
+
+    @Test(arguments: [
+        ("payment-card-number,security-code", [CaptureItem.paymentCardNumber, .securityCode]),
+        ("payment-card-number security-code", [.paymentCardNumber, .securityCode]),
+        ("payment-card-number, security-code", [.paymentCardNumber, .securityCode]),
+        ("", []),
+    ])
+    func readsRequiredInEveryForm(raw: String, items: [CaptureItem]) {
+        let callback = PaymentStatusCallback(fields: [("Required", raw)])
+        #expect(callback.required == items && callback.hasRequired)
+    }
+
+    @Test func keepsUnknownRequiredAndEnumValuesVerbatim() {
+        let callback = PaymentStatusCallback(fields: [("Required", "payment-card-number,retina-scan"), ("ErrorType", "new-kind"),
+                                                      ("Result", "mystery")])
+        #expect(callback.required == [.paymentCardNumber] && callback.requiredRaw == ["payment-card-number", "retina-scan"])
+        #expect(callback.errorType == .other("new-kind") && callback.result == .other("mystery"))
+        #expect(!PaymentStatusCallback(fields: []).hasRequired)
+    }
+
+    @Test func readsBooleansAsTwilioSendsThem() {
+        #expect(PaymentStatusCallback(fields: [("PartialResult", "true")]).partialResult == true)
+        #expect(PaymentStatusCallback(fields: [("PartialResult", "False")]).partialResult == false)
+        #expect(PaymentStatusCallback(fields: [("PartialResult", "maybe")]).partialResult == nil)
+    }
+
+    @Test func documentedEnumsRoundTrip() {
+        #expect(PaymentErrorType.documented.count == 13 && PaymentResult.documented.count == 7)
+        for value in PaymentErrorType.documented { #expect(PaymentErrorType(rawValue: value.rawValue) == value) }
+        for value in PaymentResult.documented { #expect(PaymentResult(rawValue: value.rawValue) == value) }
+    }
+
+    @Test func refusesMalformedBodies() {
+        #expect(PaymentStatusCallback(body: "Sid=%ZZ") == nil)
+        #expect(PaymentStatusCallback(body: "Sid=%E2%82") == nil)
+    }
+}
+
+@Suite struct TwilioDateTests {
+    @Test(arguments: [
+        ("Wed, 18 Dec 2019 20:02:01 +0000", 1_576_699_321.0),
+        ("18 Dec 2019 20:02:01 GMT", 1_576_699_321.0),
+        ("Wed, 18 Dec 2019 15:02:01 -0500", 1_576_699_321.0),
+        ("2021-08-10T03:55:53.408Z", 1_628_567_753.408),
+        ("2021-08-10T05:55:53+02:00", 1_628_567_753.0),
+        ("2000-02-29T00:00:00Z", 951_782_400.0),
+    ])
+    func parsesBothFormats(text: String, seconds: Double) throws {
+        let date = try #require(TwilioDate.parse(text))
+        #expect(abs(date.timeIntervalSince1970 - seconds) < 0.0005)
+    }
+
+    @Test(arguments: ["", "yesterday", "2021-13-01T00:00:00Z", "Wed, 18 Foo 2019 20:02:01 +0000", "2021-08-10T03:55:53", "2021-08-10T03:55:53.Z"])
+    func refusesOtherText(text: String) {
+        #expect(TwilioDate.parse(text) == nil)
+    }
+}
+
+@Suite struct TwilioErrorCatalogTests {
+    @Test func explainsEveryDocumentedCode() {
+        let codes = Array(64001...64024) + [20003, 20404, 20429]
+        for code in codes {
+            let entry = TwilioErrorCatalog.entries[code]
+            #expect(entry != nil && !entry!.meaning.isEmpty && !entry!.remedy.isEmpty, "code \(code)")
+        }
+        let error = TwilioAPIError(httpStatus: 400, code: 64021, message: "Invalid operation")
+        #expect(error.description.contains("already running") && error.description.contains("complete or cancel"))
+    }
+}
+
+@Suite struct FormEncodingTests {
+    @Test func roundTripsAnyText() {
+        let pairs = [("a b", "c+d&e=f"), ("ü", "€😀"), ("empty", ""), ("x", "%25")]
+        #expect(FormEncoding.decode(FormEncoding.encode(pairs))!.elementsEqual(pairs, by: { $0 == $1 }))
+        #expect(FormEncoding.encode([("k", "a b")]) == "k=a+b")
+    }
+}
