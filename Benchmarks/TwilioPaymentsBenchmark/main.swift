@@ -1,1 +1,49 @@
-print("x")
+// Webhook signature validations per second on one core, for a typical 15-field payment
+// status callback (reference §4). Usage: TwilioPaymentsBenchmark [--seconds S]
+import Foundation
+import TwilioPayments
+
+var seconds = 3.0
+if let index = CommandLine.arguments.firstIndex(of: "--seconds"), index + 1 < CommandLine.arguments.count,
+   let value = Double(CommandLine.arguments[index + 1]) {
+    seconds = value
+}
+
+let url = "https://payments.example.com/twilio/callbacks/8f14e45fceea167a5a36dedd4bea2543"
+let parameters: [(String, String)] = [
+    ("AccountSid", "AC" + String(repeating: "a1", count: 16)), ("CallSid", "CA" + String(repeating: "c3", count: 16)),
+    ("Sid", "PK" + String(repeating: "d4", count: 16)), ("DateCreated", "2021-08-10T03:55:53.408Z"),
+    ("DateUpdated", "2021-08-10T03:56:11.902Z"), ("PaymentConnector", "Default"), ("PaymentMethod", "credit-card"),
+    ("TokenType", "reusable"), ("ChargeAmount", "9.99"), ("Capture", "payment-card-number"), ("PartialResult", "false"),
+    ("Required", "security-code,expiration-date,postal-code"), ("PaymentCardNumber", "xxxxxxxxxxxx1111"),
+    ("PaymentCardType", "visa"), ("ErrorType", ""),
+]
+precondition(parameters.count == 15)
+let signer = WebhookSignature(authToken: Secret("0123456789abcdef0123456789abcdef"))
+let signature = signer.sign(url: url, parameters: parameters)
+precondition(signer.isValid(signature: signature, url: url, parameters: parameters))
+
+func now() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+var rates: [Double] = []
+for _ in 0..<5 {
+    var count = 0
+    var valid = 0
+    let start = now()
+    let end = start + seconds / 5
+    while now() < end {
+        for _ in 0..<1000 where signer.isValid(signature: signature, url: url, parameters: parameters) { valid += 1 }
+        count += 1000
+    }
+    precondition(valid == count)
+    rates.append(Double(count) / (now() - start))
+}
+rates.sort()
+print("TwilioPayments webhook signature validation (15-field callback, one thread, 5 rounds)")
+print("| measure | median | min | target |")
+print("|---|---|---|---|")
+print("| validations per second | \(Int(rates[2])) | \(Int(rates[0])) | ≥ 500000 |")

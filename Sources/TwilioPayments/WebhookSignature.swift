@@ -10,21 +10,27 @@ internal import Crypto
 /// port added, as Twilio's own validators do; the JSON-body variant also checks the
 /// `bodySHA256` query parameter. Comparisons are constant-time.
 public struct WebhookSignature: Sendable {
-    private let key: SymmetricKey
+    /// An HMAC already keyed with the Auth Token: copying it skips the key schedule, which
+    /// is a large share of the cost of one validation.
+    private let keyed: HMAC<Insecure.SHA1>
 
     public init(authToken: Secret) {
-        key = SymmetricKey(data: Data(authToken.revealed.utf8))
+        keyed = HMAC<Insecure.SHA1>(key: SymmetricKey(data: Data(authToken.revealed.utf8)))
     }
 
     /// The signature Twilio would send for `url` and `parameters` (base64).
     public func sign(url: String, parameters: [(String, String)]) -> String {
-        Data(mac(url: url, parameters: parameters)).base64EncodedString()
+        String(decoding: Self.base64(mac(url: url, parameterBytes: Self.parameterBytes(parameters))), as: UTF8.self)
     }
 
     /// Whether `signature` is valid for a form-encoded callback to `url` with `parameters`.
     public func isValid(signature: String, url: String, parameters: [(String, String)]) -> Bool {
-        guard let expected = Data(base64Encoded: signature), expected.count == Insecure.SHA1.byteCount else { return false }
-        for candidate in Self.urlVariants(url) where Self.constantTimeEqual(mac(url: candidate, parameters: parameters), expected) {
+        guard signature.utf8.count == 28 else { return false }
+        let parameterBytes = Self.parameterBytes(parameters)
+        // The URL exactly as received is by far the most common match; variants only after.
+        if Self.constantTimeEqual(Self.base64(mac(url: url, parameterBytes: parameterBytes)), signature.utf8) { return true }
+        for candidate in Self.urlVariants(url).dropFirst()
+        where Self.constantTimeEqual(Self.base64(mac(url: candidate, parameterBytes: parameterBytes)), signature.utf8) {
             return true
         }
         return false
@@ -45,27 +51,123 @@ public struct WebhookSignature: Sendable {
 
     /// The message Twilio signs, as UTF-8 bytes.
     static func signedBytes(url: String, parameters: [(String, String)]) -> [UInt8] {
-        var bytes = Array(url.utf8)
-        let sorted = parameters.sorted { left, right in
-            if left.0 != right.0 { return left.0.utf8.lexicographicallyPrecedes(right.0.utf8) }
-            return left.1.utf8.lexicographicallyPrecedes(right.1.utf8)
+        Array(url.utf8) + parameterBytes(parameters)
+    }
+
+    /// Every name and value, sorted by name then value in code point (UTF-8 byte) order, with
+    /// repeated identical pairs dropped.
+    static func parameterBytes(_ parameters: [(String, String)]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(parameters.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
+        // Each name's first 16 UTF-8 bytes as two big-endian integers order almost every pair
+        // with two integer comparisons; only ties fall back to comparing all the bytes. Byte
+        // order is code point order, where String's own comparison would apply Unicode
+        // equivalence. Sorting small keys also avoids copying (and retaining) the pairs.
+        struct Key {
+            var high: UInt64
+            var low: UInt64
+            var index: Int
         }
-        var previous: (String, String)?
-        for pair in sorted {
-            if let previous, previous.0 == pair.0, previous.1 == pair.1 { continue }
-            bytes += pair.0.utf8
-            bytes += pair.1.utf8
-            previous = pair
+        var keys: [Key] = []
+        keys.reserveCapacity(parameters.count)
+        for (index, pair) in parameters.enumerated() {
+            let (high, low) = pair.0.utf8.withContiguousStorageIfAvailable(prefixKey) ?? prefixKey(Array(pair.0.utf8))
+            keys.append(Key(high: high, low: low, index: index))
+        }
+        keys.sort { left, right in
+            if left.high != right.high { return left.high < right.high }
+            if left.low != right.low { return left.low < right.low }
+            let byName = compareBytes(parameters[left.index].0, parameters[right.index].0)
+            return byName != 0 ? byName < 0 : compareBytes(parameters[left.index].1, parameters[right.index].1) < 0
+        }
+        var previous: Key?
+        for key in keys {
+            let index = key.index
+            if let previous, previous.high == key.high, previous.low == key.low,
+               compareBytes(parameters[previous.index].0, parameters[index].0) == 0,
+               compareBytes(parameters[previous.index].1, parameters[index].1) == 0 { continue }
+            bytes += parameters[index].0.utf8
+            bytes += parameters[index].1.utf8
+            previous = key
         }
         return bytes
     }
 
-    private func mac(url: String, parameters: [(String, String)]) -> [UInt8] {
-        Array(HMAC<Insecure.SHA1>.authenticationCode(for: Self.signedBytes(url: url, parameters: parameters), using: key))
+    /// The first 16 bytes as two big-endian integers, zero-padded.
+    private static func prefixKey(_ bytes: some RandomAccessCollection<UInt8>) -> (UInt64, UInt64) {
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var position = 0
+        for byte in bytes.prefix(16) {
+            if position < 8 {
+                high |= UInt64(byte) << (56 - 8 * position)
+            } else {
+                low |= UInt64(byte) << (56 - 8 * (position - 8))
+            }
+            position += 1
+        }
+        return (high, low)
+    }
+
+    /// Three-way comparison of the UTF-8 bytes of two strings.
+    static func compareBytes(_ left: String, _ right: String) -> Int {
+        if let result = left.utf8.withContiguousStorageIfAvailable({ leftBytes in
+            right.utf8.withContiguousStorageIfAvailable { rightBytes -> Int in
+                let common = min(leftBytes.count, rightBytes.count)
+                if common > 0 {
+                    let order = memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, common)
+                    if order != 0 { return Int(order) }
+                }
+                return leftBytes.count - rightBytes.count
+            }
+        }), let result {
+            return result
+        }
+        if left.utf8.elementsEqual(right.utf8) { return 0 }
+        return left.utf8.lexicographicallyPrecedes(right.utf8) ? -1 : 1
+    }
+
+    private func mac(url: String, parameterBytes: [UInt8]) -> HashedAuthenticationCode<Insecure.SHA1> {
+        var hmac = keyed
+        var url = url
+        url.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
+        hmac.update(data: parameterBytes)
+        return hmac.finalize()
+    }
+
+    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Standard base64 with padding, without going through `Data`.
+    static func base64(_ code: HashedAuthenticationCode<Insecure.SHA1>) -> [UInt8] {
+        code.withUnsafeBytes { input in
+            var output: [UInt8] = []
+            output.reserveCapacity((input.count + 2) / 3 * 4)
+            var index = 0
+            while index + 3 <= input.count {
+                let chunk = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
+                output += [alphabet[Int(chunk >> 18 & 63)], alphabet[Int(chunk >> 12 & 63)], alphabet[Int(chunk >> 6 & 63)], alphabet[Int(chunk & 63)]]
+                index += 3
+            }
+            let remaining = input.count - index
+            if remaining > 0 {
+                let chunk = UInt32(input[index]) << 16 | (remaining == 2 ? UInt32(input[index + 1]) << 8 : 0)
+                output += [alphabet[Int(chunk >> 18 & 63)], alphabet[Int(chunk >> 12 & 63)]]
+                output += remaining == 2 ? [alphabet[Int(chunk >> 6 & 63)], UInt8(ascii: "=")] : [UInt8(ascii: "="), UInt8(ascii: "=")]
+            }
+            return output
+        }
     }
 
     static func constantTimeEqual(_ left: some Collection<UInt8>, _ right: some Collection<UInt8>) -> Bool {
         guard left.count == right.count else { return false }
+        let fast = left.withContiguousStorageIfAvailable { leftBytes in
+            right.withContiguousStorageIfAvailable { rightBytes in
+                var difference: UInt8 = 0
+                for index in 0..<leftBytes.count { difference |= leftBytes[index] ^ rightBytes[index] }
+                return difference == 0
+            }
+        }
+        if let fast, let fast { return fast }
         var difference: UInt8 = 0
         for (a, b) in zip(left, right) { difference |= a ^ b }
         return difference == 0
