@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "MCPCore", targets: ["MCPCore"]),
         /// The Twilio Payments REST client, status-callback parsing and webhook signatures.
         .library(name: "TwilioPayments", targets: ["TwilioPayments"]),
+        /// The payment session state machine, coordinator and store; embeddable in any host.
+        .library(name: "PaymentFlow", targets: ["PaymentFlow"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -44,6 +46,23 @@ let package = Package(
         .target(
             name: "TwilioPayments",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "PaymentFlow",
+            dependencies: ["TwilioPayments"],
+            swiftSettings: strictness
+        ),
+        /// Reducer steps per second and memory per live session (`Benchmarks/run`).
+        .executableTarget(
+            name: "PaymentFlowBenchmark",
+            dependencies: ["PaymentFlow"],
+            path: "Benchmarks/PaymentFlowBenchmark",
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "PaymentFlowTests",
+            dependencies: ["PaymentFlow"],
             swiftSettings: strictness
         ),
         /// Signs JSON-lines test cases with TwilioPayments so the interop tests can compare

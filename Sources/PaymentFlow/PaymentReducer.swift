@@ -1,0 +1,298 @@
+public import Foundation
+public import TwilioPayments
+
+/// Something that happened to a payment session.
+public enum PaymentEvent: Sendable {
+    /// Twilio created the session (201).
+    case sessionCreated(PaymentSID, at: Date)
+    /// The agent asked to capture an item.
+    case captureRequested(PaymentItem, at: Date)
+    /// Twilio accepted the capture (202).
+    case captureAccepted(PaymentItem, at: Date)
+    /// The agent asked to complete (charge or tokenize).
+    case completeRequested(at: Date)
+    /// Twilio accepted the completion (202); the result follows in a callback.
+    case completeAccepted(at: Date)
+    /// The agent asked to cancel.
+    case cancelRequested(at: Date)
+    /// Twilio accepted the cancellation (202); a cancelled session is final.
+    case cancelAccepted(at: Date)
+    /// A status callback arrived (already authenticated by the receiver).
+    case callbackReceived(PaymentStatusCallback, at: Date)
+    /// A REST call failed.
+    case requestFailed(PaymentOperation, reason: String, at: Date)
+    /// The call is over.
+    case callEnded(at: Date)
+}
+
+/// A REST operation on a session.
+public enum PaymentOperation: Sendable, Equatable {
+    case create
+    case capture(PaymentItem)
+    case complete
+    case cancel
+}
+
+/// What the reducer asks its runner to do.
+public enum PaymentEffect: Sendable, Equatable {
+    /// Send this operation to Twilio.
+    case send(PaymentOperation)
+}
+
+/// Why a request was refused without calling Twilio.
+public struct FlowRejection: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+}
+
+/// The outcome of one event.
+public struct Transition: Sendable {
+    public var session: PaymentSession
+    public var effects: [PaymentEffect]
+    /// Set when the event was a request the session cannot honour; the session is unchanged.
+    public var rejection: FlowRejection?
+    /// Whether the session changed (its version grew).
+    public var changed: Bool
+}
+
+/// The payment session's rules, as one pure function: no clock, no network, no randomness.
+///
+/// - Duplicate and out-of-order callbacks never regress a captured item or a finished session.
+/// - A failed item (any `ErrorType`) can be captured again; the attempt is counted.
+/// - The card number comes before the security code, as Twilio requires.
+/// - Completion is refused, naming the items, while required items are missing.
+/// - Cancel is allowed at any time before the end; the caller hanging up or pressing star
+///   ends the session.
+/// - Values from callbacks pass through ``Masking`` before they are kept.
+public enum PaymentReducer {
+    public static func reduce(_ session: PaymentSession, _ event: PaymentEvent) -> Transition {
+        var next = session
+        var effects: [PaymentEffect] = []
+        let date: Date
+        switch event {
+        case .sessionCreated(let sid, let at):
+            date = at
+            if case .starting = next.phase {
+                next.paymentSID = sid
+                next.phase = .active(current: nil)
+                next.lastRequestError = nil
+            }
+
+        case .captureRequested(let item, let at):
+            date = at
+            if let rejection = refuseCapture(item, in: session) { return reject(session, rejection) }
+            var progress = next.progress(item)
+            progress.state = .requested
+            progress.requests += 1
+            next.items[item] = progress
+            next.phase = .active(current: item)
+            effects.append(.send(.capture(item)))
+
+        case .captureAccepted(_, let at):
+            date = at
+            next.lastRequestError = nil
+
+        case .completeRequested(let at):
+            date = at
+            if let rejection = refuseCompletion(in: session) { return reject(session, rejection) }
+            next.phase = .completing
+            effects.append(.send(.complete))
+
+        case .completeAccepted(let at):
+            date = at
+            next.lastRequestError = nil
+
+        case .cancelRequested(let at):
+            date = at
+            switch session.phase {
+            case .completed, .cancelled, .failed:
+                return reject(session, FlowRejection(description: "the payment session has already \(session.phase.name == "completed" ? "completed" : "ended") (\(session.phase.name)); there is nothing to cancel"))
+            case .cancelling:
+                break
+            case .starting:
+                return reject(session, FlowRejection(description: "the payment session is still starting; cancel it once it has a payment SID"))
+            case .active, .completing:
+                next.phase = .cancelling
+                effects.append(.send(.cancel))
+            }
+
+        case .cancelAccepted(let at):
+            date = at
+            if !session.phase.isFinished {
+                next.phase = .cancelled(reason: "cancelled by the agent")
+                next.lastRequestError = nil
+                for (item, progress) in next.items where progress.state.isInProgress {
+                    next.items[item]?.state = .notRequested
+                }
+            }
+
+        case .requestFailed(let operation, let reason, let at):
+            date = at
+            next.lastRequestError = reason
+            switch operation {
+            case .create:
+                if case .starting = session.phase {
+                    next.phase = .failed(PaymentFailure(reason: "Twilio did not start the payment session: \(reason)"))
+                }
+            case .capture(let item):
+                if next.state(item) == .requested { next.items[item]?.state = .notRequested }
+                if case .active(current: item) = next.phase { next.phase = .active(current: nil) }
+            case .complete:
+                if case .completing = session.phase { next.phase = .active(current: nil) }
+            case .cancel:
+                if case .cancelling = session.phase { next.phase = .active(current: nil) }
+            }
+
+        case .callbackReceived(let callback, let at):
+            date = at
+            apply(callback, to: &next)
+
+        case .callEnded(let at):
+            date = at
+            if !session.phase.isFinished {
+                next.phase = .failed(PaymentFailure(result: .callerHungUp, reason: "the call ended before the payment finished"))
+            }
+        }
+
+        let changed = next != session
+        if changed {
+            next.version = session.version + 1
+            next.updatedAt = max(session.updatedAt, date)
+        }
+        return Transition(session: next, effects: effects, rejection: nil, changed: changed)
+    }
+
+    private static func reject(_ session: PaymentSession, _ rejection: FlowRejection) -> Transition {
+        Transition(session: session, effects: [], rejection: rejection, changed: false)
+    }
+
+    private static func refuseCapture(_ item: PaymentItem, in session: PaymentSession) -> FlowRejection? {
+        switch session.phase {
+        case .active:
+            break
+        case .starting:
+            return FlowRejection(description: "the payment session is still starting; wait for its payment SID")
+        case .completing:
+            return FlowRejection(description: "the payment is being completed; wait for the result")
+        case .cancelling:
+            return FlowRejection(description: "the payment session is being cancelled")
+        case .completed, .cancelled, .failed:
+            return FlowRejection(description: "the payment session has ended (\(session.phase.name)); start a new one with startPaymentCapture")
+        }
+        let method = session.configuration.paymentMethod
+        guard session.configuration.applicableItems.contains(item) else {
+            return FlowRejection(description: "the \(item.spokenName) is not part of a \(method == .achDebit ? "bank (ACH)" : "card") payment")
+        }
+        if item == .securityCode, !session.state(.cardNumber).isCaptured {
+            return FlowRejection(description: "capture the card number before the security code (Twilio requires this order)")
+        }
+        if case .active(let current?) = session.phase, current != item, session.state(current).isInProgress {
+            return FlowRejection(description: "the \(current.spokenName) is still being captured; wait for it to finish before asking for the \(item.spokenName)")
+        }
+        return nil
+    }
+
+    private static func refuseCompletion(in session: PaymentSession) -> FlowRejection? {
+        switch session.phase {
+        case .active:
+            break
+        case .completing:
+            return FlowRejection(description: "the payment is already being completed; wait for the result")
+        default:
+            return FlowRejection(description: "the payment session is \(session.phase.name); it cannot be completed")
+        }
+        if let inProgress = PaymentItem.allCases.first(where: { session.state($0).isInProgress }) {
+            return FlowRejection(description: "the \(inProgress.spokenName) is still being captured; wait for it to finish")
+        }
+        let missing = session.missingItems
+        if !missing.isEmpty {
+            let names = missing.map(\.spokenName)
+            let list = names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " and " + names.last!
+            return FlowRejection(description: "cannot complete yet: the \(list) \(missing.count == 1 ? "is" : "are") still missing")
+        }
+        return nil
+    }
+
+    /// The callback field that carries `item`'s value.
+    static func reportedValue(of item: PaymentItem, in callback: PaymentStatusCallback) -> String? {
+        switch item {
+        case .cardNumber: return callback.paymentCardNumber
+        case .securityCode: return callback.securityCode
+        case .expirationDate: return callback.expirationDate
+        case .postalCode: return callback.paymentCardPostalCode
+        case .bankRoutingNumber: return callback.bankRoutingNumber
+        case .bankAccountNumber: return callback.bankAccountNumber
+        }
+    }
+
+    private static func apply(_ callback: PaymentStatusCallback, to session: inout PaymentSession) {
+        if let sid = callback.paymentSID, let own = session.paymentSID, sid != own { return }
+        if session.phase.isFinished { return }
+        if session.paymentSID == nil, let sid = callback.paymentSID { session.paymentSID = sid }
+        if case .starting = session.phase, callback.paymentSID != nil { session.phase = .active(current: nil) }
+
+        if let cardType = callback.paymentCardType { session.cardType = cardType }
+
+        // The item being captured.
+        if let capture = callback.capture, let item = PaymentItem(capture: capture), session.configuration.applicableItems.contains(item),
+           case .active = session.phase {
+            var progress = session.progress(item)
+            let reported = reportedValue(of: item, in: callback).map { Masking.value($0, for: item) }
+            if let errorType = callback.errorType, errorType != .sessionInProgress {
+                // Only an attempt in progress can fail; a late duplicate changes nothing.
+                if progress.state.isInProgress {
+                    progress.state = .failed(errorType)
+                    progress.failedAttempts += 1
+                    session.lastError = errorType
+                }
+            } else if callback.partialResult == true {
+                if progress.state.isInProgress { progress.state = .capturing(masked: reported) }
+            } else if progress.state.isInProgress {
+                progress.state = .captured(masked: reported)
+            }
+            session.items[item] = progress
+            // The last error stands until no item is left in a failed state.
+            if !session.items.values.contains(where: { if case .failed = $0.state { true } else { false } }) {
+                session.lastError = nil
+            }
+            if case .active(let current) = session.phase, current == item || current == nil {
+                session.phase = .active(current: progress.state.isInProgress ? item : nil)
+            }
+        } else if let errorType = callback.errorType, callback.capture == nil {
+            session.lastError = errorType
+        }
+
+        if callback.hasRequired {
+            let applicable = session.configuration.applicableItems
+            session.required = callback.required.compactMap(PaymentItem.init(capture:)).filter(applicable.contains)
+                .reduce(into: [PaymentItem]()) { if !$0.contains($1) { $0.append($1) } }
+        }
+
+        guard let result = callback.result else { return }
+        switch result {
+        case .success:
+            session.phase = .completed(PaymentOutcome(result: result, confirmationCode: callback.paymentConfirmationCode,
+                                                      token: callback.paymentToken, profileID: callback.profileID))
+        case .callerInterruptedWithStar:
+            session.phase = .cancelled(reason: "the caller pressed star to leave the payment")
+        default:
+            if case .cancelling = session.phase {
+                session.phase = .cancelled(reason: "cancelled by the agent")
+                return
+            }
+            let reason: String
+            switch result {
+            case .callerHungUp: reason = "the caller hung up"
+            case .paymentConnectorError:
+                reason = "the payment was declined or failed at the payment processor"
+                    + (callback.paymentError.map { ": \($0)" } ?? "")
+                    + (callback.payErrorCode.flatMap { TwilioErrorCatalog.entries[$0]?.meaning }.map { " (\($0))" } ?? "")
+            case .validationError: reason = "Twilio rejected the payment information as invalid"
+            case .tooManyFailedAttempts: reason = "the caller made too many failed attempts"
+            case .internalError: reason = "Twilio reported an internal error"
+            default: reason = "the payment ended with result \(result.rawValue)"
+            }
+            session.phase = .failed(PaymentFailure(result: result, paymentError: callback.paymentError, payErrorCode: callback.payErrorCode,
+                                                   connectorError: callback.connectorError, reason: reason))
+        }
+    }
+}
