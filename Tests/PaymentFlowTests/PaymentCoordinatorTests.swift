@@ -1,0 +1,208 @@
+import Foundation
+import Testing
+@testable import PaymentFlow
+import TwilioPayments
+
+@Suite struct PaymentCoordinatorTests {
+    let api = FakePaymentsAPI()
+    let callbacks = StaticCallbackURLProvider(baseURL: "https://example.com/twilio/callbacks/")
+
+    func coordinator() -> PaymentCoordinator {
+        PaymentCoordinator(api: api, callbackURLs: callbacks, now: { Sample.date })
+    }
+
+    func secret(from url: String) -> String { String(url.split(separator: "/").last!) }
+
+    @Test func startsWithAnUnguessableCallbackURLAndAFreshIdempotencyKey() async throws {
+        let flow = coordinator()
+        let session = try await flow.start(callSID: Sample.call, options: PaymentSessionOptions(chargeAmount: "5.00"))
+        #expect(session.phase == .active(current: nil) && session.paymentSID != nil)
+        let create = try #require(api.calls.first)
+        #expect(create.operation == "create" && create.idempotencyKey.count == 32)
+        #expect(create.statusCallback.hasPrefix("https://example.com/twilio/callbacks/") && secret(from: create.statusCallback).count == 32)
+        #expect(await flow.knowsCallbackSecret(secret(from: create.statusCallback)))
+        #expect(await !flow.knowsCallbackSecret("0123456789abcdef0123456789abcdef"))
+    }
+
+    @Test func oneSessionPerCallAtATime() async throws {
+        let flow = coordinator()
+        let first = try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+        await #expect(throws: FlowError.sessionInProgress(callSID: Sample.call, paymentSID: first.paymentSID)) {
+            try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+        }
+        _ = try await flow.cancel(paymentSID: first.paymentSID!)
+        let second = try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+        #expect(second.paymentSID != first.paymentSID)
+    }
+
+    @Test func aConcurrentSecondStartOnTheSameCallIsRefused() async throws {
+        let flow = coordinator()
+        api.setDelay(.milliseconds(100))
+        async let first = flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+        try await Task.sleep(for: .milliseconds(20))
+        await #expect(throws: FlowError.sessionInProgress(callSID: Sample.call, paymentSID: nil)) {
+            try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+        }
+        _ = try await first
+    }
+
+    @Test func capturesThroughTwilioAndAppliesCallbacks() async throws {
+        let flow = coordinator()
+        let session = try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+        let sid = try #require(session.paymentSID)
+        let url = api.calls[0].statusCallback
+        let capturing = try await flow.capture(.cardNumber, paymentSID: sid, callSID: Sample.call)
+        #expect(capturing.state(.cardNumber) == .requested)
+        #expect(api.calls.last?.operation == "capture:payment-card-number" && api.calls.last?.statusCallback == url)
+        #expect(Set(api.calls.map(\.idempotencyKey)).count == 2, "one key per logical operation")
+
+        let accepted = await flow.receiveCallback(secret: secret(from: url), Sample.callback(
+            ["Capture": "payment-card-number", "PaymentCardNumber": "4111111111111111", "PartialResult": "false"], sid: sid))
+        #expect(accepted)
+        let after = try #require(await flow.session(sid))
+        #expect(after.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx1111"))
+        #expect(await !flow.receiveCallback(secret: "not-a-secret", Sample.callback([:], sid: sid)))
+    }
+
+    @Test func completionIsRefusedWithoutCallingTwilio() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        let before = api.calls.count
+        do {
+            _ = try await flow.complete(paymentSID: sid)
+            Issue.record("completed")
+        } catch {
+            #expect(error.description.contains("card number, security code, expiration date and postal code are still missing"))
+        }
+        #expect(api.calls.count == before)
+    }
+
+    @Test func aTwilioFailureIsReportedAndRevertsTheRequest() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        api.failNext(with: .api(TwilioAPIError(httpStatus: 404, code: 20404, message: "Not found")))
+        await #expect(throws: FlowError.self) { try await flow.capture(.cardNumber, paymentSID: sid) }
+        let session = try #require(await flow.session(sid))
+        #expect(session.state(.cardNumber) == .notRequested && session.lastRequestError?.contains("20404") == true)
+    }
+
+    @Test func earlyCallbacksAreHeldNotLost() async throws {
+        let flow = coordinator()
+        api.setDelay(.milliseconds(100))
+        let start = Task { try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()) }
+        var url: String?
+        for _ in 0..<100 where url == nil {
+            try await Task.sleep(for: .milliseconds(5))
+            url = api.calls.first?.statusCallback
+        }
+        let secret = secret(from: try #require(url))
+        #expect(await flow.receiveCallback(secret: secret, Sample.callback(["Capture": "payment-card-number", "PaymentCardType": "visa"],
+                                                                           sid: PaymentSID(validated: "PK" + String(repeating: "0", count: 31) + "1"))))
+        let session = try await start.value
+        #expect(session.cardType == "visa")
+    }
+
+    @Test func rejectsAPaymentSIDFromAnotherCall() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        await #expect(throws: FlowError.wrongCall(paymentSID: sid, callSID: Sample.otherCall)) {
+            try await flow.capture(.cardNumber, paymentSID: sid, callSID: Sample.otherCall)
+        }
+        let unknown = PaymentSID(validated: "PK" + String(repeating: "f", count: 32))
+        await #expect(throws: FlowError.unknownSession(unknown)) { try await flow.complete(paymentSID: unknown) }
+    }
+
+    @Test func waitForChangeReturnsOnChangeOrTimeout() async throws {
+        let flow = coordinator()
+        let session = try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+        let sid = try #require(session.paymentSID)
+        let clock = ContinuousClock()
+        let timedOut = try #require(await flow.waitForChange(sid, afterVersion: session.version, timeout: .milliseconds(50)))
+        #expect(timedOut.version == session.version)
+
+        let started = clock.now
+        let waiter = Task { await flow.waitForChange(sid, afterVersion: session.version, timeout: .seconds(5)) }
+        try await Task.sleep(for: .milliseconds(30))
+        _ = try await flow.capture(.cardNumber, paymentSID: sid)
+        let changed = try #require(await waiter.value)
+        #expect(changed.version > session.version && clock.now - started < .seconds(2))
+    }
+
+    @Test func theChangeFeedCarriesEverySnapshot() async throws {
+        let flow = coordinator()
+        let feed = await flow.changes()
+        let collector = Task { () -> [UInt64] in
+            var versions: [UInt64] = []
+            for await session in feed {
+                versions.append(session.version)
+                if versions.count == 2 { break }
+            }
+            return versions
+        }
+        // Bounded: a missing snapshot fails the test instead of hanging it.
+        let guardTask = Task {
+            try await Task.sleep(for: .seconds(5))
+            collector.cancel()
+        }
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        _ = try await flow.capture(.cardNumber, paymentSID: sid)   // requested: one change; accepted: none
+        let versions = await collector.value
+        guardTask.cancel()
+        #expect(versions == [2, 3])
+    }
+
+    @Test func manyCallsAtOnceNeverMix() async throws {
+        let flow = coordinator()
+        let calls = (0..<40).map { CallSID(validated: "CA" + String(repeating: "0", count: 30) + String(format: "%02x", $0)) }
+        let sessions = try await withThrowingTaskGroup(of: PaymentSession.self) { group in
+            for call in calls { group.addTask { try await flow.start(callSID: call, options: PaymentSessionOptions()) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(sessions.compactMap(\.paymentSID)).count == 40)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for session in sessions {
+                group.addTask { _ = try await flow.capture(.cardNumber, paymentSID: session.paymentSID!, callSID: session.callSID) }
+            }
+            try await group.waitForAll()
+        }
+        for session in sessions {
+            let stored = try #require(await flow.session(session.paymentSID!))
+            #expect(stored.callSID == session.callSID && stored.state(.cardNumber) == .requested)
+        }
+        #expect(await flow.activeSessions().count == 40)
+    }
+
+    @Test func callEndedAndExpiry() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        await flow.callEnded(Sample.call)
+        #expect(await flow.session(sid)?.phase.name == "failed")
+        #expect(await flow.expireFinished(retention: .seconds(-1)) == 1)
+        #expect(await flow.session(sid) == nil)
+    }
+}
+
+@Suite struct InMemoryPaymentStoreTests {
+    @Test func compareAndSetGuardsVersions() async {
+        let store = InMemoryPaymentStore()
+        let session = Sample.cardSession()
+        #expect(await store.compareAndSet(session, expectedVersion: nil))
+        #expect(await !store.compareAndSet(session, expectedVersion: nil), "already stored")
+        var next = session
+        next.version += 1
+        #expect(await store.compareAndSet(next, expectedVersion: session.version))
+        #expect(await !store.compareAndSet(next, expectedVersion: session.version), "stale expected version")
+        var unsaved = PaymentSession(callSID: Sample.call, configuration: PaymentConfiguration(), at: Sample.date)
+        unsaved.paymentSID = nil
+        #expect(await !store.compareAndSet(unsaved, expectedVersion: nil), "a session needs a payment SID")
+    }
+
+    @Test func storesOnlyMaskedValues() async {
+        let store = InMemoryPaymentStore()
+        var session = Sample.cardSession()
+        session.items[.cardNumber] = ItemProgress()
+        session.items[.cardNumber]?.state = .captured(masked: "4111111111111111")
+        #expect(await store.compareAndSet(session, expectedVersion: nil))
+        #expect(await store.session(Sample.payment)?.maskedValue(.cardNumber) == "xxxxxxxxxxxx1111")
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Synchronization
+@testable import PaymentFlow
+import TwilioPayments
+
+enum Sample {
+    static let call = CallSID(validated: "CA" + String(repeating: "1", count: 32))
+    static let otherCall = CallSID(validated: "CA" + String(repeating: "2", count: 32))
+    static let payment = PaymentSID(validated: "PK" + String(repeating: "a", count: 32))
+    static let date = Date(timeIntervalSince1970: 1_800_000_000)
+
+    /// A card session already created (active).
+    static func cardSession(_ options: PaymentSessionOptions = PaymentSessionOptions(chargeAmount: "9.99")) -> PaymentSession {
+        let fresh = PaymentSession(callSID: call, configuration: PaymentConfiguration(options: options), at: date)
+        return PaymentReducer.reduce(fresh, .sessionCreated(payment, at: date)).session
+    }
+
+    static func achSession() -> PaymentSession {
+        cardSession(PaymentSessionOptions(paymentMethod: .achDebit, bankAccountType: .consumerChecking))
+    }
+
+    static func callback(_ fields: [String: String], sid: PaymentSID = payment) -> PaymentStatusCallback {
+        var all = fields
+        all["Sid"] = sid.rawValue
+        all["CallSid"] = call.rawValue
+        return PaymentStatusCallback(fields: all.sorted { $0.key < $1.key })
+    }
+
+    /// Callbacks Twilio sends while the caller types `value` for `item`.
+    static func typing(_ item: PaymentItem, field: String, masked: [String], cardType: String? = nil, required: String) -> [PaymentStatusCallback] {
+        var callbacks = masked.dropLast().map { callback(["Capture": item.rawValue, "PartialResult": "true", field: $0]) }
+        var last = ["Capture": item.rawValue, "PartialResult": "false", field: masked.last!, "Required": required]
+        if let cardType { last["PaymentCardType"] = cardType }
+        callbacks.append(callback(last))
+        return callbacks
+    }
+}
+
+/// Applies events in order, asserting nothing.
+func run(_ session: PaymentSession, _ events: [PaymentEvent]) -> PaymentSession {
+    events.reduce(session) { PaymentReducer.reduce($0, $1).session }
+}
+
+/// A stand-in for Twilio's Payments API that records every call and can fail on purpose.
+final class FakePaymentsAPI: TwilioPaymentsAPI {
+    struct Call: Sendable, Equatable {
+        var operation: String
+        var idempotencyKey: String
+        var statusCallback: String
+    }
+
+    private let state = Mutex<(calls: [Call], failNext: TwilioError?, nextSID: Int, delay: Duration)>(([], nil, 0, .zero))
+
+    var calls: [Call] { state.withLock { $0.calls } }
+
+    func failNext(with error: TwilioError) { state.withLock { $0.failNext = error } }
+
+    func setDelay(_ delay: Duration) { state.withLock { $0.delay = delay } }
+
+    private func record(_ operation: String, key: String, url: String) async throws(TwilioError) -> Int {
+        let (failure, number, delay) = state.withLock { state -> (TwilioError?, Int, Duration) in
+            state.calls.append(Call(operation: operation, idempotencyKey: key, statusCallback: url))
+            defer { state.failNext = nil }
+            if operation == "create" { state.nextSID += 1 }
+            return (state.failNext, state.nextSID, state.delay)
+        }
+        if delay > .zero { try? await Task.sleep(for: delay) }
+        if let failure { throw failure }
+        return number
+    }
+
+    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
+                       statusCallback: String) async throws(TwilioError) -> PaymentResource {
+        let number = try await record("create", key: idempotencyKey, url: statusCallback)
+        let hex = String(number, radix: 16)
+        let sid = PaymentSID(validated: "PK" + String(repeating: "0", count: 32 - hex.count) + hex)
+        return PaymentResource(accountSID: nil, callSID: callSID, sid: sid, dateCreated: nil, dateUpdated: nil, uri: nil)
+    }
+
+    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
+                       statusCallback: String) async throws(TwilioError) -> PaymentResource {
+        let name: String
+        switch update {
+        case .capture(let item): name = "capture:\(item.rawValue)"
+        case .status(let status): name = "status:\(status.rawValue)"
+        }
+        _ = try await record(name, key: idempotencyKey, url: statusCallback)
+        return PaymentResource(accountSID: nil, callSID: callSID, sid: paymentSID, dateCreated: nil, dateUpdated: nil, uri: nil)
+    }
+
+    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
+        CallResource(sid: callSID, rawStatus: "in-progress")
+    }
+}
