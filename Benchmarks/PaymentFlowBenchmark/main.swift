@@ -1,1 +1,94 @@
-print("x")
+// Reducer steps per second (one thread) and memory per live session with 10,000 sessions in
+// the in-memory store. Usage: PaymentFlowBenchmark [--sessions N]
+import Foundation
+import PaymentFlow
+import TwilioPayments
+
+var sessionCount = 10_000
+if let index = CommandLine.arguments.firstIndex(of: "--sessions"), index + 1 < CommandLine.arguments.count,
+   let value = Int(CommandLine.arguments[index + 1]) {
+    sessionCount = value
+}
+
+func now() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+func residentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+    return kilobytes * 1024
+}
+
+func sid<T: TwilioSID>(_ type: T.Type, _ number: Int) -> T {
+    let hex = String(number, radix: 16)
+    return T(validated: T.prefix + String(repeating: "0", count: 32 - hex.count) + hex)
+}
+
+let date = Date(timeIntervalSince1970: 1_800_000_000)
+let field = ["PaymentCardNumber", "SecurityCode", "ExpirationDate", "PaymentCardPostalCode"]
+let items: [PaymentItem] = [.cardNumber, .securityCode, .expirationDate, .postalCode]
+
+/// One whole card payment as events: create, four captures with partial callbacks, complete.
+func paymentEvents(_ payment: PaymentSID) -> [PaymentEvent] {
+    var events: [PaymentEvent] = [.sessionCreated(payment, at: date)]
+    for (index, item) in items.enumerated() {
+        events.append(.captureRequested(item, at: date))
+        events.append(.captureAccepted(item, at: date))
+        for digits in 1...3 {
+            events.append(.callbackReceived(PaymentStatusCallback(fields: [
+                ("Sid", payment.rawValue), ("Capture", item.rawValue), ("PartialResult", "true"), (field[index], String(repeating: "x", count: digits)),
+            ]), at: date))
+        }
+        events.append(.callbackReceived(PaymentStatusCallback(fields: [
+            ("Sid", payment.rawValue), ("Capture", item.rawValue), ("PartialResult", "false"), (field[index], "xxxxxxxxxxxx1111"),
+            ("Required", items.dropFirst(index + 1).map(\.rawValue).joined(separator: ",")),
+        ]), at: date))
+    }
+    events.append(.completeRequested(at: date))
+    events.append(.completeAccepted(at: date))
+    events.append(.callbackReceived(PaymentStatusCallback(fields: [("Sid", payment.rawValue), ("Result", "success"), ("PaymentToken", "tok")]), at: date))
+    return events
+}
+
+let call = sid(CallSID.self, 1)
+let events = paymentEvents(sid(PaymentSID.self, 1))
+let fresh = PaymentSession(callSID: call, configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date)
+
+var rates: [Double] = []
+for _ in 0..<5 {
+    var steps = 0
+    let start = now()
+    while now() - start < 0.6 {
+        var session = fresh
+        for event in events { session = PaymentReducer.reduce(session, event).session }
+        precondition(session.phase.isFinished)
+        steps += events.count
+    }
+    rates.append(Double(steps) / (now() - start))
+}
+rates.sort()
+
+// Memory: idle sessions (created, nothing captured) in the in-memory store.
+let store = InMemoryPaymentStore()
+let before = residentBytes()
+for index in 0..<sessionCount {
+    let created = PaymentReducer.reduce(
+        PaymentSession(callSID: sid(CallSID.self, index), configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date),
+        .sessionCreated(sid(PaymentSID.self, index), at: date)).session
+    let stored = await store.compareAndSet(created, expectedVersion: nil)
+    precondition(stored)
+}
+let after = residentBytes()
+let storedCount = await store.count
+precondition(storedCount == sessionCount)
+
+print("PaymentFlow (one thread; \(events.count) events per whole payment)")
+print("| measure | figure | target |")
+print("|---|---|---|")
+print("| reducer steps per second (median of 5) | \(Int(rates[2])) | ≥ 1000000 |")
+print("| reducer steps per second (min of 5) | \(Int(rates[0])) | |")
+print("| memory per idle session, \(sessionCount) in the store | \((after - before) / sessionCount) bytes | ≤ 2048 |")
