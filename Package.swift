@@ -21,9 +21,16 @@ let package = Package(
         .library(name: "TwilioPayments", targets: ["TwilioPayments"]),
         /// The payment session state machine, coordinator and store; embeddable in any host.
         .library(name: "PaymentFlow", targets: ["PaymentFlow"]),
+        /// The status-callback receiver (Hummingbird) and the public-URL supervision (ngrok).
+        .library(name: "CallbackHTTP", targets: ["CallbackHTTP"]),
+        /// A stand-in for api.twilio.com's Payments and Calls endpoints with scriptable callers.
+        .library(name: "TwilioSimulator", targets: ["TwilioSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(
@@ -63,6 +70,33 @@ let package = Package(
         .testTarget(
             name: "PaymentFlowTests",
             dependencies: ["PaymentFlow"],
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "CallbackHTTP",
+            dependencies: [
+                "TwilioPayments",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "TwilioSimulator",
+            dependencies: [
+                "TwilioPayments",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "CallbackHTTPTests",
+            dependencies: [
+                "CallbackHTTP", "TwilioSimulator", "PaymentFlow",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: strictness
         ),
         /// Signs JSON-lines test cases with TwilioPayments so the interop tests can compare

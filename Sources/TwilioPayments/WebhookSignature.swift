@@ -158,7 +158,8 @@ public struct WebhookSignature: Sendable {
         }
     }
 
-    static func constantTimeEqual(_ left: some Collection<UInt8>, _ right: some Collection<UInt8>) -> Bool {
+    /// Compares two byte sequences in time that depends only on their length.
+    public static func constantTimeEqual(_ left: some Collection<UInt8>, _ right: some Collection<UInt8>) -> Bool {
         guard left.count == right.count else { return false }
         let fast = left.withContiguousStorageIfAvailable { leftBytes in
             right.withContiguousStorageIfAvailable { rightBytes in

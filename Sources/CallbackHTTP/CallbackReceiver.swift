@@ -1,0 +1,195 @@
+import Foundation
+public import Hummingbird
+public import Logging
+public import TwilioPayments
+import Synchronization
+
+/// Where authenticated status callbacks go. The payment flow implements it.
+public protocol CallbackSink: Sendable {
+    /// Takes one authenticated callback for the session whose path secret is `secret`.
+    /// Returns `false` if no such session exists any longer.
+    func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool
+}
+
+/// How the receiver is set up.
+public struct CallbackReceiverConfiguration: Sendable {
+    /// The address to bind (loopback by default: a tunnel or proxy brings Twilio in).
+    public var host: String
+    /// The port to bind; 0 picks a free one (see ``CallbackReceiver/boundPort``).
+    public var port: Int
+    /// The path every callback URL starts with.
+    public var pathPrefix: String
+    /// The account's Auth Token. When set, every callback must carry a valid
+    /// `X-Twilio-Signature`; without it the per-session path secret is the only defence.
+    public var authToken: Secret?
+    /// The largest accepted body.
+    public var maximumBodyBytes: Int
+
+    public init(host: String = "127.0.0.1", port: Int = 0, pathPrefix: String = "/twilio/payment-callbacks",
+                authToken: Secret? = nil, maximumBodyBytes: Int = 64 * 1024) {
+        self.host = host
+        self.port = port
+        self.pathPrefix = "/" + pathPrefix.split(separator: "/").joined(separator: "/")
+        self.authToken = authToken
+        self.maximumBodyBytes = maximumBodyBytes
+    }
+}
+
+/// The HTTP server that receives Twilio's payment status callbacks.
+///
+/// Each payment session gets its own URL, `<public base>/<prefix>/<secret>`, from
+/// ``callbackURL(secret:)``; a callback is accepted only if its secret is one that was issued
+/// (compared in constant time) and, when an Auth Token is configured, its `X-Twilio-Signature`
+/// is valid for the *public* URL Twilio called. Rejections: bad or missing signature 403,
+/// unknown secret 404, wrong method 405, wrong content type 415, body over the limit 413,
+/// malformed body 400. Nothing from a rejected request reaches the sink. `GET /healthz`
+/// answers 200. Access logs carry no bodies and no secrets.
+public final class CallbackReceiver: Sendable {
+    public let configuration: CallbackReceiverConfiguration
+    private let sink: any CallbackSink
+    private let logger: Logger
+    private let signature: WebhookSignature?
+    private let state = Mutex<(secrets: [[UInt8]], publicBaseURL: String?, port: Int?)>(([], nil, nil))
+
+    public init(configuration: CallbackReceiverConfiguration, sink: any CallbackSink,
+                logger: Logger = Logger(label: "agent-payments.callbacks")) {
+        self.configuration = configuration
+        self.sink = sink
+        self.logger = logger
+        self.signature = configuration.authToken.map(WebhookSignature.init(authToken:))
+    }
+
+    /// The port actually bound, once the server runs.
+    public var boundPort: Int? { state.withLock { $0.port } }
+
+    /// The public base URL (scheme, host, optional port) Twilio uses to reach this server.
+    public var publicBaseURL: String? { state.withLock { $0.publicBaseURL } }
+
+    /// Sets the public base URL, such as `https://abc.ngrok.app` or, for a simulator on
+    /// loopback, `http://127.0.0.1:<port>`.
+    public func setPublicBaseURL(_ url: String) {
+        let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
+        state.withLock { $0.publicBaseURL = trimmed }
+    }
+
+    /// Registers `secret` and returns the URL Twilio should call for it.
+    public func callbackURL(secret: String) throws(CallbackURLError) -> String {
+        guard let base = publicBaseURL else { throw CallbackURLError(description: "the callback server has no public URL yet") }
+        let bytes = Array(secret.utf8)
+        state.withLock { if !$0.secrets.contains(bytes) { $0.secrets.append(bytes) } }
+        return base + configuration.pathPrefix + "/" + secret
+    }
+
+    /// Stops accepting callbacks for `secret`.
+    public func forget(secret: String) {
+        let bytes = Array(secret.utf8)
+        state.withLock { $0.secrets.removeAll { $0 == bytes } }
+    }
+
+    /// Whether `candidate` is an issued secret. Every issued secret is compared in full, in
+    /// constant time per comparison, so timing reveals nothing about how close a guess was.
+    func isIssued(_ candidate: Substring) -> Bool {
+        let bytes = Array(candidate.utf8)
+        let secrets = state.withLock { $0.secrets }
+        var found = false
+        for secret in secrets where WebhookSignature.constantTimeEqual(secret, bytes) { found = true }
+        return found
+    }
+
+    // MARK: Server
+
+    /// The router: usable directly with HummingbirdTesting, or served by ``makeApplication()``.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: AccessLogMiddleware(logger: logger, pathPrefix: configuration.pathPrefix))
+        router.get("healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        let path = RouterPath(configuration.pathPrefix + "/:secret")
+        router.on(path, method: .post) { [self] request, context in
+            try await receive(request, context: context)
+        }
+        for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head] {
+            router.on(path, method: method) { _, _ -> Response in
+                Response(status: .methodNotAllowed, headers: [.allow: "POST"])
+            }
+        }
+        return router
+    }
+
+    /// A Hummingbird application serving the router on the configured address; it records
+    /// the bound port (and, if none was set, a loopback public URL) once running.
+    public func makeApplication() -> some ApplicationProtocol {
+        Application(
+            router: makeRouter(),
+            configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
+                                                    serverName: "agent-payments-callbacks"),
+            onServerRunning: { [self] channel in
+                let port = channel.localAddress?.port
+                state.withLock { state in
+                    state.port = port
+                    if state.publicBaseURL == nil, let port { state.publicBaseURL = "http://127.0.0.1:\(port)" }
+                }
+            },
+            logger: logger
+        )
+    }
+
+    private func receive(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        guard let secret = context.parameters.get("secret") else { return Response(status: .notFound) }
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        guard contentType.hasPrefix("application/x-www-form-urlencoded") else {
+            return Response(status: .unsupportedMediaType)
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maximumBodyBytes {
+            return Response(status: .contentTooLarge)
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: configuration.maximumBodyBytes)
+        } catch {
+            return Response(status: .contentTooLarge)
+        }
+        let body = String(buffer: buffer)
+        guard let fields = FormEncoding.decode(body) else { return Response(status: .badRequest) }
+
+        // With an Auth Token the signature is checked first, so a caller without it learns
+        // nothing, not even whether a secret exists.
+        if let signature {
+            guard let header = request.headers.first(where: { $0.name.canonicalName == "x-twilio-signature" })?.value,
+                  let base = publicBaseURL,
+                  signature.isValid(signature: header, url: base + request.uri.description, parameters: fields) else {
+                return Response(status: .forbidden)
+            }
+        }
+        guard isIssued(Substring(secret)) else { return Response(status: .notFound) }
+        let callback = PaymentStatusCallback(fields: fields)
+        guard await sink.deliver(secret: secret, callback: callback) else { return Response(status: .notFound) }
+        return Response(status: .noContent)
+    }
+}
+
+/// Why no callback URL could be given.
+public struct CallbackURLError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// One log line per request: method, path with the secret hidden, status and duration.
+struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
+    let logger: Logger
+    let pathPrefix: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let path = request.uri.path.hasPrefix(pathPrefix + "/") ? pathPrefix + "/<secret>" : request.uri.path
+        do {
+            let response = try await next(request, context)
+            logger.info("callback request", metadata: [
+                "http.method": "\(request.method)", "http.path": "\(path)", "http.status": "\(response.status.code)",
+                "duration.ms": "\((ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000_000)",
+            ])
+            return response
+        } catch {
+            logger.info("callback request", metadata: ["http.method": "\(request.method)", "http.path": "\(path)", "http.status": "error"])
+            throw error
+        }
+    }
+}

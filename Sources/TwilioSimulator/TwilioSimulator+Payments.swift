@@ -1,0 +1,301 @@
+import Foundation
+import Hummingbird
+public import TwilioPayments
+
+extension TwilioSimulator {
+    private static let enums: [String: Set<String>] = [
+        "PaymentMethod": Set(PaymentMethod.allCases.map(\.rawValue)),
+        "TokenType": Set(TokenType.allCases.map(\.rawValue)),
+        "BankAccountType": Set(BankAccountType.allCases.map(\.rawValue)),
+        "Capture": Set(CaptureItem.allCases.map(\.rawValue)),
+        "Status": Set(PaymentSessionStatus.allCases.map(\.rawValue)),
+        "SecurityCode": ["true", "false"], "PostalCode": ["true", "false"], "Confirmation": ["true", "false"],
+        "Input": ["dtmf"],
+    ]
+
+    private static let createFields: Set<String> = [
+        "IdempotencyKey", "StatusCallback", "BankAccountType", "ChargeAmount", "Currency", "Description", "Input", "MinPostalCodeLength",
+        "Parameter", "PaymentConnector", "PaymentMethod", "PostalCode", "SecurityCode", "Timeout", "TokenType", "ValidCardTypes",
+        "RequireMatchingInputs", "Confirmation",
+    ]
+
+    /// Checks what both create and update require.
+    private func checkCommon(_ form: [String: String]) throws {
+        guard let key = form["IdempotencyKey"], !key.isEmpty else {
+            throw Failure(status: .badRequest, code: 20001, message: "Missing required parameter IdempotencyKey")
+        }
+        guard let callback = form["StatusCallback"], !callback.isEmpty else {
+            throw Failure(status: .badRequest, code: 20001, message: "Missing required parameter StatusCallback")
+        }
+        guard let url = URL(string: callback), let scheme = url.scheme?.lowercased(), let host = url.host else {
+            throw Failure(status: .badRequest, code: 64016, message: "StatusCallback must be an absolute URL")
+        }
+        let loopback = host == "127.0.0.1" || host == "localhost" || host == "::1"
+        guard scheme == "https" || (scheme == "http" && loopback) else {
+            throw Failure(status: .badRequest, code: 64016, message: "StatusCallback must be an https URL")
+        }
+        for (name, allowed) in Self.enums {
+            if let value = form[name], !allowed.contains(value) {
+                throw Failure(status: .badRequest, code: 64020, message: "Invalid value \(value) for \(name)")
+            }
+        }
+    }
+
+    func create(form pairs: [(String, String)], call callText: String) throws -> (HTTPResponse.Status, String) {
+        let form = Dictionary(pairs, uniquingKeysWith: { _, last in last })
+        try checkCommon(form)
+        if let unknown = form.keys.first(where: { !Self.createFields.contains($0) }) {
+            throw Failure(status: .badRequest, code: 20001, message: "Unknown parameter \(unknown)")
+        }
+        if let amount = form["ChargeAmount"] {
+            guard let value = Double(amount), value >= 0, value < 1_000_000 else {
+                throw Failure(status: .badRequest, code: 64003, message: "Invalid charge amount \(amount)")
+            }
+        }
+        if let connector = form["PaymentConnector"], !configuration.connectors.contains(connector) {
+            throw Failure(status: .badRequest, code: 64004, message: "Invalid Pay Connector \(connector)")
+        }
+        let method = form["PaymentMethod"] ?? "credit-card"
+        if form["BankAccountType"] != nil, method != "ach-debit" {
+            throw Failure(status: .badRequest, code: 64017, message: "BankAccountType is only valid with ach-debit")
+        }
+        if let timeout = form["Timeout"], !(Int(timeout).map { (1...600).contains($0) } ?? false) {
+            throw Failure(status: .badRequest, code: 64020, message: "Invalid Timeout \(timeout)")
+        }
+        if let types = form["ValidCardTypes"] {
+            let known = Set(CardType.allCases.map(\.rawValue))
+            if types.split(separator: " ").contains(where: { !known.contains(String($0)) }) {
+                throw Failure(status: .badRequest, code: 64020, message: "Invalid ValidCardTypes \(types)")
+            }
+        }
+        let callSID = CallSID(callText)!
+        let now = Date()
+        let (payment, created) = try state.withLock { state -> (PaymentSID, Payment) in
+            if state.calls[callSID] == nil, configuration.acceptsUnknownCalls { state.calls[callSID] = Call(sid: callSID, script: .default) }
+            guard let call = state.calls[callSID] else {
+                throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found")
+            }
+            guard call.status == "in-progress" else {
+                throw Failure(status: .badRequest, code: 21220, message: "Call is not in-progress")
+            }
+            if let active = call.activePayment, state.payments[active]?.finished == false {
+                throw Failure(status: .badRequest, code: 64021, message: "Invalid operation: a payment session is already in progress on this call")
+            }
+            state.nextNumber += 1
+            let sid = Self.makeSID(PaymentSID.self, state.nextNumber)
+            var required: [CaptureItem]
+            if method == "ach-debit" {
+                required = [.bankRoutingNumber, .bankAccountNumber]
+            } else {
+                required = [.paymentCardNumber]
+                if form["SecurityCode"] != "false" { required.append(.securityCode) }
+                required.append(.expirationDate)
+                if form["PostalCode"] != "false" { required.append(.postalCode) }
+            }
+            let (stream, outbox) = AsyncStream<[(String, String)]>.makeStream()
+            let payment = Payment(sid: sid, callSID: callSID, statusCallback: form["StatusCallback"]!, options: form, required: required,
+                                  created: now, outbox: outbox)
+            state.payments[sid] = payment
+            state.calls[callSID]?.activePayment = sid
+            startDelivery(stream, to: payment.statusCallback)
+            return (sid, payment)
+        }
+        enqueue(payment, commonFields(created, at: now))
+        return (.created, resourceBody(payment, call: callSID, created: now, updated: now))
+    }
+
+    func update(form pairs: [(String, String)], call callText: String, paymentText: String) throws -> (HTTPResponse.Status, String) {
+        let form = Dictionary(pairs, uniquingKeysWith: { _, last in last })
+        try checkCommon(form)
+        guard let sid = PaymentSID(paymentText) else {
+            throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found")
+        }
+        let capture = form["Capture"].flatMap(CaptureItem.init(rawValue:))
+        let status = form["Status"].flatMap(PaymentSessionStatus.init(rawValue:))
+        guard (capture == nil) != (status == nil) else {
+            throw Failure(status: .badRequest, code: 64018, message: "Exactly one of Capture or Status must be provided")
+        }
+        let callSID = CallSID(callText)!
+        let now = Date()
+        let payment = try state.withLock { state -> Payment in
+            guard var payment = state.payments[sid], payment.callSID == callSID else {
+                throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found")
+            }
+            guard !payment.finished else {
+                throw Failure(status: .badRequest, code: 64020, message: "The payment session has ended; start a new one")
+            }
+            payment.statusCallback = form["StatusCallback"]!
+            if status == .complete {
+                let missing = payment.required.filter { payment.typed[$0] == nil }
+                if !missing.isEmpty {
+                    throw Failure(status: .badRequest, code: 64019, message: "Required payment information is incomplete: "
+                        + missing.map(\.rawValue).joined(separator: ", "))
+                }
+            }
+            if status != nil {
+                payment.typing?.cancel()
+                payment.typing = nil
+                payment.finished = true
+            }
+            state.payments[sid] = payment
+            return payment
+        }
+        switch (capture, status) {
+        case (let item?, _):
+            startTyping(item, payment: payment)
+        case (_, .complete?):
+            finishWithResult(payment, at: now)
+        default:
+            // Cancel: final and immediate; Twilio documents no callback for it.
+            payment.outbox.finish()
+        }
+        return (.accepted, resourceBody(sid, call: callSID, created: payment.created, updated: now))
+    }
+
+    // MARK: The simulated caller
+
+    func commonFields(_ payment: Payment, at date: Date) -> [(String, String)] {
+        var fields: [(String, String)] = [
+            ("AccountSid", configuration.credentials.accountSID.rawValue), ("CallSid", payment.callSID.rawValue), ("Sid", payment.sid.rawValue),
+            ("DateCreated", Self.iso8601(payment.created)), ("DateUpdated", Self.iso8601(date)),
+            ("PaymentConnector", payment.options["PaymentConnector"] ?? "Default"),
+            ("PaymentMethod", payment.options["PaymentMethod"] ?? "credit-card"), ("TokenType", payment.options["TokenType"] ?? "reusable"),
+        ]
+        if let amount = payment.options["ChargeAmount"] { fields.append(("ChargeAmount", amount)) }
+        if let type = payment.options["BankAccountType"] { fields.append(("BankAccountType", type)) }
+        return fields
+    }
+
+    private func remainingRequired(_ sid: PaymentSID) -> String {
+        state.withLock { state in
+            guard let payment = state.payments[sid] else { return "" }
+            return payment.required.filter { payment.typed[$0] == nil }.map(\.rawValue).joined(separator: ",")
+        }
+    }
+
+    private func startTyping(_ item: CaptureItem, payment: Payment) {
+        let pacing = configuration.digitPacing
+        let task = Task { [self] in
+            let entry = state.withLock { state -> KeypadEntry in
+                state.calls[payment.callSID]?.script.nextEntry(for: item) ?? .digits(CallerScript.defaultEntry(for: item))
+            }
+            let base = { self.commonFields(payment, at: Date()) + [("Capture", item.rawValue)] }
+            if item == .securityCode, state.withLock({ $0.payments[payment.sid]?.typed[.paymentCardNumber] == nil }) {
+                enqueue(payment.sid, base() + [("ErrorType", "invalid-card-number-security-code-capture-sequence"),
+                                               ("Required", remainingRequired(payment.sid))])
+                return
+            }
+            switch entry {
+            case .silence:
+                try? await Task.sleep(for: pacing * 5)
+                enqueue(payment.sid, base() + [("PartialResult", "false"), ("ErrorType", "input-timeout"), ("Required", remainingRequired(payment.sid))])
+            case .hangUp, .pressStar:
+                let result = entry == .hangUp ? "caller-hung-up" : "caller-interrupted-with-star"
+                endPayment(payment.sid, hangUp: entry == .hangUp)
+                enqueue(payment.sid, base() + [("Result", result)], closing: true)
+            case .digits(let digits):
+                var typed = ""
+                for digit in digits {
+                    if Task.isCancelled { return }
+                    if pacing > .zero { try? await Task.sleep(for: pacing) }
+                    typed.append(digit)
+                    enqueue(payment.sid, base() + [("PartialResult", "true"), (PaymentRules.field(for: item), PaymentRules.masked(item, typed: typed, final: false))])
+                }
+                if Task.isCancelled { return }
+                let options = payment.options
+                let cardNumber = state.withLock { $0.payments[payment.sid]?.typed[.paymentCardNumber] }
+                let accepted = (options["ValidCardTypes"] ?? "visa mastercard amex").split(separator: " ").map(String.init)
+                if let error = PaymentRules.error(for: item, value: digits, acceptedCards: accepted, cardNumber: cardNumber,
+                                                  minPostalCodeLength: options["MinPostalCodeLength"].flatMap(Int.init), now: Date()) {
+                    enqueue(payment.sid, base() + [("PartialResult", "false"), ("ErrorType", error.rawValue), ("Required", remainingRequired(payment.sid))])
+                } else {
+                    state.withLock { $0.payments[payment.sid]?.typed[item] = digits }
+                    var fields = base() + [("PartialResult", "false"), (PaymentRules.field(for: item), PaymentRules.masked(item, typed: digits, final: true))]
+                    if item == .paymentCardNumber, let type = PaymentRules.cardType(digits) { fields.append(("PaymentCardType", type)) }
+                    fields.append(("Required", remainingRequired(payment.sid)))
+                    enqueue(payment.sid, fields)
+                }
+            }
+            state.withLock { $0.payments[payment.sid]?.typing = nil }
+        }
+        state.withLock { state in
+            state.payments[payment.sid]?.typing?.cancel()
+            state.payments[payment.sid]?.typing = task
+        }
+    }
+
+    private func endPayment(_ sid: PaymentSID, hangUp: Bool) {
+        state.withLock { state in
+            guard let payment = state.payments[sid] else { return }
+            state.payments[sid]?.finished = true
+            if hangUp { state.calls[payment.callSID]?.status = "completed" }
+        }
+    }
+
+    private func finishWithResult(_ payment: Payment, at date: Date) {
+        let completion = state.withLock { $0.calls[payment.callSID]?.script.completion ?? .succeed }
+        var fields = commonFields(payment, at: date)
+        switch completion {
+        case .succeed:
+            fields.append(("Result", "success"))
+            if payment.options["ChargeAmount"].flatMap(Double.init).map({ $0 > 0 }) == true {
+                fields.append(("PaymentConfirmationCode", "ch_sim_" + payment.sid.rawValue.suffix(12)))
+            } else {
+                fields.append(("PaymentToken", "tok_sim_" + payment.sid.rawValue.suffix(12)))
+                fields.append(("ProfileId", "prof_sim_" + payment.callSID.rawValue.suffix(8)))
+            }
+        case .decline(let code, let message):
+            fields += [("Result", "payment-connector-error"), ("PaymentError", message), ("PayErrorCode", String(code)),
+                       ("ConnectorError", "Your card was declined.")]
+        }
+        enqueue(payment.sid, fields, closing: true)
+    }
+
+    /// Hangs up the call on `callSID`: a running session ends with `caller-hung-up`.
+    public func hangUp(_ callSID: CallSID) {
+        let payment = state.withLock { state -> Payment? in
+            state.calls[callSID]?.status = "completed"
+            guard let sid = state.calls[callSID]?.activePayment, let payment = state.payments[sid], !payment.finished else { return nil }
+            state.payments[sid]?.finished = true
+            state.payments[sid]?.typing?.cancel()
+            return payment
+        }
+        if let payment { enqueue(payment.sid, commonFields(payment, at: Date()) + [("Result", "caller-hung-up")], closing: true) }
+    }
+
+    // MARK: Delivery
+
+    private func enqueue(_ sid: PaymentSID, _ fields: [(String, String)], closing: Bool = false) {
+        let outbox = state.withLock { state -> AsyncStream<[(String, String)]>.Continuation? in
+            guard let payment = state.payments[sid] else { return nil }
+            state.pendingCallbacks += 1
+            return payment.outbox
+        }
+        guard let outbox else { return }
+        if case .terminated = outbox.yield(fields) { state.withLock { $0.pendingCallbacks -= 1 } }
+        if closing { outbox.finish() }
+    }
+
+    /// Sends one payment's callbacks in order, each as a signed form POST.
+    private func startDelivery(_ stream: AsyncStream<[(String, String)]>, to initialURL: String) {
+        let transport = configuration.callbackTransport
+        Task { [self] in
+            for await fields in stream {
+                let sid = fields.first { $0.0 == "Sid" }.flatMap { PaymentSID($0.1) }
+                let url = sid.flatMap { sid in state.withLock { $0.payments[sid]?.statusCallback } } ?? initialURL
+                var status: Int?
+                if let target = URL(string: url) {
+                    let request = TwilioPayments.HTTPRequest(method: "POST", url: target, headers: [
+                        ("Content-Type", "application/x-www-form-urlencoded"), ("X-Twilio-Signature", signer.sign(url: url, parameters: fields)),
+                        ("User-Agent", "TwilioProxy/1.1 (agent-payments simulator)"),
+                    ], body: Data(FormEncoding.encode(fields).utf8), timeout: .seconds(10))
+                    status = try? await transport.send(request).status
+                }
+                state.withLock { state in
+                    state.sent.append(SentCallback(url: url, fields: fields, status: status))
+                    state.pendingCallbacks -= 1
+                }
+            }
+        }
+    }
+}

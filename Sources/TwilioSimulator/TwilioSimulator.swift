@@ -1,0 +1,293 @@
+import Foundation
+public import Hummingbird
+public import Logging
+public import TwilioPayments
+import Synchronization
+
+/// A stand-in for api.twilio.com's Payments and Calls endpoints: what the tests, the demo and
+/// the no-account mode run against, the way NIOEmbedded stands in for a network.
+///
+/// It enforces what Twilio enforces — Basic auth (20003), SID formats, the required
+/// IdempotencyKey and StatusCallback, enum values, one session per call (64021), exactly one of
+/// Capture or Status (64018), completion only when nothing is missing (64019), cancel is final,
+/// a repeated IdempotencyKey replays the first answer without a second effect — and answers
+/// with Twilio-shaped JSON. Each call has a simulated caller (``CallerScript``) whose keypresses
+/// become real, signed HTTP callbacks: partial progress with masked digits, `Required`,
+/// `ErrorType`, and the final `Result` with a token or confirmation code.
+public final class TwilioSimulator: Sendable {
+    /// How the simulator is set up.
+    public struct Configuration: Sendable {
+        public var credentials: TwilioCredentials
+        /// The Auth Token that signs callbacks (the receiver validates with the same one).
+        public var authToken: Secret
+        /// Pay Connector names that exist; others get 64004.
+        public var connectors: Set<String>
+        /// Time between two simulated keypresses (zero in tests).
+        public var digitPacing: Duration
+        /// Whether a call SID never seen before counts as a live call with the default caller.
+        public var acceptsUnknownCalls: Bool
+        /// How callbacks are sent.
+        public var callbackTransport: any HTTPTransport
+
+        public init(credentials: TwilioCredentials, authToken: Secret, connectors: Set<String> = ["Default"],
+                    digitPacing: Duration = .zero, acceptsUnknownCalls: Bool = true,
+                    callbackTransport: any HTTPTransport = URLSessionTransport()) {
+            self.credentials = credentials
+            self.authToken = authToken
+            self.connectors = connectors
+            self.digitPacing = digitPacing
+            self.acceptsUnknownCalls = acceptsUnknownCalls
+            self.callbackTransport = callbackTransport
+        }
+
+        /// Made-up credentials for running with no account at all.
+        public static func offline(digitPacing: Duration = .milliseconds(120)) -> Configuration {
+            var generator = SystemRandomNumberGenerator()
+            func hex() -> String {
+                (0..<2).map { _ in
+                    let part = String(generator.next() as UInt64, radix: 16)
+                    return String(repeating: "0", count: 16 - part.count) + part
+                }.joined()
+            }
+            let credentials = TwilioCredentials(accountSID: AccountSID(validated: "AC" + hex()), apiKeySID: APIKeySID(validated: "SK" + hex()),
+                                                apiSecret: Secret(hex()), authToken: Secret(hex()))
+            return Configuration(credentials: credentials, authToken: credentials.authToken!, digitPacing: digitPacing)
+        }
+    }
+
+    /// One callback the simulator sent, and how the receiver answered.
+    public struct SentCallback: Sendable {
+        public var url: String
+        public var fields: [(String, String)]
+        public var status: Int?
+    }
+
+    struct Call {
+        var sid: CallSID
+        var status: String = "in-progress"
+        var script: CallerScript
+        var activePayment: PaymentSID?
+    }
+
+    struct Payment {
+        var sid: PaymentSID
+        var callSID: CallSID
+        var statusCallback: String
+        var options: [String: String]
+        var required: [CaptureItem]
+        var typed: [CaptureItem: String] = [:]
+        var finished = false
+        var created: Date
+        var typing: Task<Void, Never>?
+        var outbox: AsyncStream<[(String, String)]>.Continuation
+    }
+
+    struct State {
+        var calls: [CallSID: Call] = [:]
+        var payments: [PaymentSID: Payment] = [:]
+        var replays: [String: (fingerprint: String, status: Int, body: String)] = [:]
+        var sent: [SentCallback] = []
+        var pendingCallbacks = 0
+        var nextNumber = 0
+    }
+
+    public let configuration: Configuration
+    private let logger: Logger
+    let state = Mutex(State())
+    let signer: WebhookSignature
+    private let authorization: String
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "twilio-simulator")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.signer = WebhookSignature(authToken: configuration.authToken)
+        let pair = "\(configuration.credentials.apiKeySID):\(configuration.credentials.apiSecret.revealed)"
+        self.authorization = "Basic " + Data(pair.utf8).base64EncodedString()
+    }
+
+    // MARK: Calls and callers
+
+    /// Places a simulated call whose caller follows `script`; returns its SID.
+    public func startCall(_ script: CallerScript = .default) -> CallSID {
+        state.withLock { state in
+            state.nextNumber += 1
+            let sid = Self.makeSID(CallSID.self, state.nextNumber + 0xCA11)
+            state.calls[sid] = Call(sid: sid, script: script)
+            return sid
+        }
+    }
+
+    /// Replaces the script of the caller on `callSID` (placing the call if unknown).
+    public func setScript(_ script: CallerScript, for callSID: CallSID) {
+        state.withLock { state in
+            if state.calls[callSID] == nil { state.calls[callSID] = Call(sid: callSID, script: script) }
+            state.calls[callSID]?.script = script
+        }
+    }
+
+    /// Every callback sent so far, in order.
+    public var sentCallbacks: [SentCallback] { state.withLock { $0.sent } }
+
+    /// Waits until every scheduled callback has been delivered (or `timeout` passes).
+    public func waitUntilQuiet(timeout: Duration = .seconds(10)) async {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let busy = state.withLock { state in state.pendingCallbacks > 0 || state.payments.values.contains { $0.typing != nil } }
+            if !busy { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    static func makeSID<T: TwilioSID>(_ type: T.Type, _ number: Int) -> T {
+        let hex = String(number, radix: 16)
+        return T(validated: T.prefix + String(repeating: "0", count: 32 - hex.count) + hex)
+    }
+
+    // MARK: HTTP
+
+    /// The router of the stand-in API.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let base = "2010-04-01/Accounts/:account/Calls"
+        router.post("\(base)/:call/Payments.json") { [self] request, context in
+            try await handle(request, context) { form, account, call in try self.create(form: form, call: call) }
+        }
+        router.post("\(base)/:call/Payments/{payment}.json") { [self] request, context in
+            try await handle(request, context) { form, account, call in
+                try self.update(form: form, call: call, paymentText: context.parameters.get("payment") ?? "")
+            }
+        }
+        router.get("\(base)/{call}.json") { [self] request, context in
+            try await handle(request, context) { _, _, call in try self.fetchCall(call) }
+        }
+        return router
+    }
+
+    /// A Hummingbird application serving the API on `host:port` (0 picks a free port, reported
+    /// through `onRunning`).
+    public func makeApplication(host: String = "127.0.0.1", port: Int = 0,
+                                onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(router: makeRouter(), configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "twilio-simulator"),
+                    onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
+    }
+
+    struct Failure: Error {
+        var status: HTTPResponse.Status
+        var code: Int
+        var message: String
+    }
+
+    private func handle(_ request: Request, _ context: BasicRequestContext,
+                        _ body: @Sendable ([(String, String)], String, String) throws -> (HTTPResponse.Status, String)) async throws -> Response {
+        do {
+            guard request.headers[.authorization] == authorization else {
+                throw Failure(status: .unauthorized, code: 20003, message: "Authentication Error - invalid username")
+            }
+            let account = context.parameters.get("account") ?? ""
+            guard account == configuration.credentials.accountSID.rawValue else {
+                throw Failure(status: .unauthorized, code: 20003, message: "Authentication Error - the account does not match the key")
+            }
+            let call = context.parameters.get("call") ?? ""
+            guard CallSID(call) != nil else {
+                throw Failure(status: .notFound, code: 20404, message: "The requested resource \(request.uri.path) was not found")
+            }
+            var form: [(String, String)] = []
+            if request.method == .post {
+                let buffer = try await request.body.collect(upTo: 64 * 1024)
+                guard let decoded = FormEncoding.decode(String(buffer: buffer)) else {
+                    throw Failure(status: .badRequest, code: 20001, message: "The request body is not valid form encoding")
+                }
+                form = decoded
+            }
+            let (status, json) = try replaying(request: request, form: form) { try body(form, account, call) }
+            return Self.json(status, json)
+        } catch let failure as Failure {
+            return Self.json(failure.status, Self.errorBody(failure))
+        }
+    }
+
+    /// Runs `operation` once per IdempotencyKey: a repeat replays the first answer.
+    private func replaying(request: Request, form: [(String, String)], _ operation: () throws -> (HTTPResponse.Status, String)) throws -> (HTTPResponse.Status, String) {
+        guard request.method == .post, let key = form.first(where: { $0.0 == "IdempotencyKey" })?.1, !key.isEmpty else {
+            return try operation()
+        }
+        let fingerprint = request.uri.path + "?" + form.filter { $0.0 != "IdempotencyKey" }.map { "\($0.0)=\($0.1)" }.sorted().joined(separator: "&")
+        if let replay = state.withLock({ $0.replays[key] }) {
+            guard replay.fingerprint == fingerprint else {
+                throw Failure(status: .badRequest, code: 64020, message: "IdempotencyKey \(key) was already used for a different request")
+            }
+            return (HTTPResponse.Status(code: replay.status), replay.body)
+        }
+        let result = try operation()
+        state.withLock { $0.replays[key] = (fingerprint, Int(result.0.code), result.1) }
+        return result
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    static func errorBody(_ failure: Failure) -> String {
+        jsonObject(["code": .int(failure.code), "message": .string(failure.message),
+                    "more_info": .string("https://www.twilio.com/docs/errors/\(failure.code)"), "status": .int(Int(failure.status.code))])
+    }
+
+    enum JSONField { case string(String), int(Int), null }
+
+    static func jsonObject(_ fields: [String: JSONField]) -> String {
+        func quote(_ text: String) -> String {
+            var result = "\""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": result += "\\\""
+                case "\\": result += "\\\\"
+                case "\n": result += "\\n"
+                case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
+                default: result.unicodeScalars.append(scalar)
+                }
+            }
+            return result + "\""
+        }
+        return "{" + fields.keys.sorted().map { key -> String in
+            switch fields[key]! {
+            case .string(let value): return "\(quote(key)):\(quote(value))"
+            case .int(let value): return "\(quote(key)):\(value)"
+            case .null: return "\(quote(key)):null"
+            }
+        }.joined(separator: ",") + "}"
+    }
+
+    static let rfc2822: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
+        return formatter
+    }()
+
+    static func iso8601(_ date: Date) -> String {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+    }
+
+    func resourceBody(_ payment: PaymentSID, call: CallSID, created: Date, updated: Date) -> String {
+        let account = configuration.credentials.accountSID.rawValue
+        return Self.jsonObject([
+            "account_sid": .string(account), "call_sid": .string(call.rawValue), "sid": .string(payment.rawValue),
+            "date_created": .string(Self.rfc2822.string(from: created)), "date_updated": .string(Self.rfc2822.string(from: updated)),
+            "uri": .string("/2010-04-01/Accounts/\(account)/Calls/\(call)/Payments/\(payment).json"),
+        ])
+    }
+
+    private func fetchCall(_ callText: String) throws -> (HTTPResponse.Status, String) {
+        let sid = CallSID(callText)!
+        let call = state.withLock { state -> Call? in
+            if state.calls[sid] == nil, configuration.acceptsUnknownCalls { state.calls[sid] = Call(sid: sid, script: .default) }
+            return state.calls[sid]
+        }
+        guard let call else { throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found") }
+        return (.ok, Self.jsonObject([
+            "sid": .string(call.sid.rawValue), "account_sid": .string(configuration.credentials.accountSID.rawValue),
+            "status": .string(call.status), "direction": .string("inbound"), "parent_call_sid": .null,
+        ]))
+    }
+}

@@ -1,0 +1,118 @@
+import CallbackHTTP
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import HTTPTypes
+import Testing
+import TwilioPayments
+
+@Suite struct CallbackReceiverTests {
+    let publicBase = "https://payments.example.ngrok.app"
+    let fields = [("Sid", "PK" + String(repeating: "1", count: 32)), ("Capture", "payment-card-number"), ("PartialResult", "true"),
+                  ("PaymentCardNumber", "xxxx")]
+
+    func receiver(token: Secret? = Fixture.token, sink: RecordingSink) throws -> (CallbackReceiver, String) {
+        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: token), sink: sink)
+        receiver.setPublicBaseURL(publicBase)
+        let url = try receiver.callbackURL(secret: "0123456789abcdef0123456789abcdef")
+        return (receiver, url)
+    }
+
+    func body(_ pairs: [(String, String)]) -> ByteBuffer { ByteBuffer(string: FormEncoding.encode(pairs)) }
+
+    func form(signature: String?) -> HTTPFields {
+        var headers: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+        if let signature { headers[HTTPField.Name("X-Twilio-Signature")!] = signature }
+        return headers
+    }
+
+    @Test func acceptsASignedCallbackForAnIssuedSecret() async throws {
+        let sink = RecordingSink()
+        let (receiver, url) = try receiver(sink: sink)
+        #expect(url == publicBase + "/twilio/payment-callbacks/0123456789abcdef0123456789abcdef")
+        let signature = WebhookSignature(authToken: Fixture.token).sign(url: url, parameters: fields)
+        let path = String(url.dropFirst(publicBase.count))
+        try await Application(router: receiver.makeRouter()).test(.router) { client in
+            try await client.execute(uri: path, method: .post, headers: form(signature: signature), body: body(fields)) { response in
+                #expect(response.status == .noContent)
+            }
+        }
+        #expect(sink.count == 1)
+        #expect(sink.received.withLock { $0[0].1.capture } == .paymentCardNumber)
+    }
+
+    @Test func refusesEverythingElseAndDeliversNothing() async throws {
+        let sink = RecordingSink()
+        let (receiver, url) = try receiver(sink: sink)
+        let signer = WebhookSignature(authToken: Fixture.token)
+        let path = String(url.dropFirst(publicBase.count))
+        let unknown = "/twilio/payment-callbacks/ffffffffffffffffffffffffffffffff"
+        try await Application(router: receiver.makeRouter()).test(.router) { client in
+            // No signature, a forged one, one for other parameters, one over the local address.
+            for signature in [nil, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", signer.sign(url: url, parameters: [("Result", "success")]),
+                              signer.sign(url: "http://127.0.0.1:8080" + path, parameters: fields)] {
+                try await client.execute(uri: path, method: .post, headers: form(signature: signature), body: body(fields)) { response in
+                    #expect(response.status == .forbidden)
+                }
+            }
+            let signedUnknown = signer.sign(url: publicBase + unknown, parameters: fields)
+            try await client.execute(uri: unknown, method: .post, headers: form(signature: signedUnknown), body: body(fields)) { response in
+                #expect(response.status == .notFound)
+            }
+            for method in [HTTPRequest.Method.get, .put, .delete] {
+                try await client.execute(uri: path, method: method) { response in
+                    #expect(response.status == .methodNotAllowed && response.headers[.allow] == "POST")
+                }
+            }
+            try await client.execute(uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}")) { response in
+                #expect(response.status == .unsupportedMediaType)
+            }
+            let huge = [("Blob", String(repeating: "a", count: 70 * 1024))]
+            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(huge)) { response in
+                #expect(response.status == .contentTooLarge)
+            }
+            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: ByteBuffer(string: "Sid=%ZZ")) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok && String(buffer: response.body) == "ok\n")
+            }
+        }
+        #expect(sink.count == 0, "nothing from a rejected request reaches the flow")
+    }
+
+    @Test func withoutAnAuthTokenTheSecretIsTheDefence() async throws {
+        let sink = RecordingSink()
+        let (receiver, url) = try receiver(token: nil, sink: sink)
+        let path = String(url.dropFirst(publicBase.count))
+        try await Application(router: receiver.makeRouter()).test(.router) { client in
+            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(fields)) { response in
+                #expect(response.status == .noContent)
+            }
+            try await client.execute(uri: path.dropLast() + "0", method: .post, headers: form(signature: nil), body: body(fields)) { response in
+                #expect(response.status == .notFound)
+            }
+        }
+        #expect(sink.count == 1)
+        receiver.forget(secret: "0123456789abcdef0123456789abcdef")
+        try await Application(router: receiver.makeRouter()).test(.router) { client in
+            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(fields)) { response in
+                #expect(response.status == .notFound)
+            }
+        }
+    }
+
+    @Test func servesARealSocketOnAPickedPort() async throws {
+        let sink = RecordingSink()
+        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(port: 0, authToken: Fixture.token), sink: sink)
+        try await withRunning([receiver.makeApplication()]) {
+            let port = try await eventually { receiver.boundPort }
+            #expect(port > 0 && receiver.publicBaseURL == "http://127.0.0.1:\(port)")
+            let url = try receiver.callbackURL(secret: "abcdefabcdefabcdefabcdefabcdefab")
+            let signature = WebhookSignature(authToken: Fixture.token).sign(url: url, parameters: fields)
+            #expect(try await post(url, fields: fields, signature: signature) == 204)
+            #expect(try await post(url, fields: fields, signature: "bad") == 403)
+        }
+        #expect(sink.count == 1)
+    }
+}

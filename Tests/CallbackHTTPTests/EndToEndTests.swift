@@ -1,0 +1,138 @@
+import CallbackHTTP
+import Foundation
+import Hummingbird
+import PaymentFlow
+import Synchronization
+import Testing
+import TwilioPayments
+import TwilioSimulator
+
+/// The real pieces together: PaymentCoordinator → TwilioPaymentsClient → TwilioSimulator over
+/// HTTP; the simulated caller's signed callbacks → CallbackReceiver over HTTP → coordinator.
+@Suite(.serialized) struct EndToEndTests {
+    struct Rig {
+        let simulator: TwilioSimulator
+        let receiver: CallbackReceiver
+        let coordinator: PaymentCoordinator
+        let apps: [any ApplicationProtocol]
+        let simulatorPort: PortBox
+    }
+
+    final class PortBox: Sendable {
+        let port = Mutex<Int?>(nil)
+        func set(_ value: Int) { port.withLock { $0 = value } }
+        var value: Int? { port.withLock { $0 } }
+    }
+
+    static func rig() throws -> Rig {
+        let simulator = TwilioSimulator(configuration: .init(credentials: Fixture.credentials, authToken: Fixture.token))
+        let sink = CoordinatorSink()
+        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: Fixture.token), sink: sink)
+        let port = PortBox()
+        let simulatorApp = simulator.makeApplication { bound in port.set(bound) }
+        final class LateAPI: TwilioPaymentsAPI {
+            let port: @Sendable () -> Int?
+            init(port: @escaping @Sendable () -> Int?) { self.port = port }
+            var client: TwilioPaymentsClient {
+                try! TwilioPaymentsClient(credentials: Fixture.credentials, baseURL: URL(string: "http://127.0.0.1:\(port() ?? 1)")!,
+                                          retryPolicy: RetryPolicy(maximumAttempts: 2, initialDelay: .milliseconds(5)))
+            }
+            func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
+                try await client.createPayment(callSID: callSID, options: options, idempotencyKey: idempotencyKey, statusCallback: statusCallback)
+            }
+            func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
+                try await client.updatePayment(callSID: callSID, paymentSID: paymentSID, update: update, idempotencyKey: idempotencyKey, statusCallback: statusCallback)
+            }
+            func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource { try await client.fetchCall(callSID) }
+        }
+        let coordinator = PaymentCoordinator(api: LateAPI { port.value }, callbackURLs: ReceiverURLs(receiver: receiver))
+        sink.coordinator.withLock { $0 = coordinator }
+        return Rig(simulator: simulator, receiver: receiver, coordinator: coordinator,
+                   apps: [simulatorApp, receiver.makeApplication()], simulatorPort: port)
+    }
+
+    /// Waits until the session satisfies `done`.
+    static func until(_ rig: Rig, _ sid: PaymentSID, _ done: (PaymentSession) -> Bool) async throws -> PaymentSession {
+        var version: UInt64 = 0
+        for _ in 0..<200 {
+            guard let session = await rig.coordinator.waitForChange(sid, afterVersion: version, timeout: .milliseconds(200)) else { break }
+            if done(session) { return session }
+            version = session.version
+        }
+        Issue.record("the session never reached the expected state")
+        return try #require(await rig.coordinator.session(sid))
+    }
+
+    static func captureAll(_ rig: Rig, _ sid: PaymentSID, items: [PaymentItem]) async throws -> PaymentSession {
+        var session = try #require(await rig.coordinator.session(sid))
+        for item in items {
+            session = try await rig.coordinator.capture(item, paymentSID: sid)
+            session = try await until(rig, sid) { !$0.state(item).isInProgress }
+        }
+        return session
+    }
+
+    @Test func aWholeCardPaymentOverHTTP() async throws {
+        let rig = try Self.rig()
+        try await withRunning(rig.apps) {
+            _ = try await eventually { rig.simulatorPort.value }
+            _ = try await eventually { rig.receiver.boundPort }
+            let call = rig.simulator.startCall()
+            let started = try await rig.coordinator.start(callSID: call, options: PaymentSessionOptions(chargeAmount: "12.50", currency: "USD"))
+            let sid = try #require(started.paymentSID)
+            var session = try await Self.captureAll(rig, sid, items: [.cardNumber, .securityCode, .expirationDate, .postalCode])
+            #expect(session.maskedValue(.cardNumber) == "xxxxxxxxxxxx1111" && session.cardType == "visa")
+            #expect(session.maskedValue(.securityCode) == "xxx" && session.missingItems.isEmpty)
+            #expect(session.nextStep.tool == .completePaymentCapture)
+            _ = try await rig.coordinator.complete(paymentSID: sid)
+            session = try await Self.until(rig, sid) { $0.phase.isFinished }
+            guard case .completed(let outcome) = session.phase else { Issue.record("\(session.phase)"); return }
+            #expect(outcome.confirmationCode?.hasPrefix("ch_sim_") == true)
+            await rig.simulator.waitUntilQuiet()
+            #expect(rig.simulator.sentCallbacks.allSatisfy { $0.status == 204 })
+            #expect(!rig.simulator.sentCallbacks.contains { $0.fields.contains { $0.1.contains("4111111111111111") } })
+        }
+    }
+
+    @Test func wrongCardThenRightThenDecline() async throws {
+        let rig = try Self.rig()
+        try await withRunning(rig.apps) {
+            _ = try await eventually { rig.simulatorPort.value }
+            _ = try await eventually { rig.receiver.boundPort }
+            let call = rig.simulator.startCall(CallerScript(entries: [.paymentCardNumber: [.digits("4111111111111112")]], completion: .decline()))
+            let sid = try #require(try await rig.coordinator.start(callSID: call, options: PaymentSessionOptions()).paymentSID)
+            var session = try await Self.captureAll(rig, sid, items: [.cardNumber])
+            #expect(session.state(.cardNumber) == .failed(.invalidCardNumber) && session.nextStep.prompt == .error)
+            session = try await Self.captureAll(rig, sid, items: [.cardNumber, .securityCode, .expirationDate, .postalCode])
+            _ = try await rig.coordinator.complete(paymentSID: sid)
+            session = try await Self.until(rig, sid) { $0.phase.isFinished }
+            guard case .failed(let failure) = session.phase else { Issue.record("\(session.phase)"); return }
+            #expect(failure.payErrorCode == 64012 && failure.paymentError == "card_declined")
+        }
+    }
+
+    @Test func hangUpEndsTheSessionAndAForgedCallbackChangesNothing() async throws {
+        let rig = try Self.rig()
+        try await withRunning(rig.apps) {
+            _ = try await eventually { rig.simulatorPort.value }
+            _ = try await eventually { rig.receiver.boundPort }
+            let call = rig.simulator.startCall(CallerScript(entries: [.expirationDate: [.hangUp]]))
+            let sid = try #require(try await rig.coordinator.start(callSID: call, options: PaymentSessionOptions()).paymentSID)
+            await rig.simulator.waitUntilQuiet()
+            let url = try #require(rig.simulator.sentCallbacks.first?.url)
+            _ = try await Self.captureAll(rig, sid, items: [.cardNumber])
+            let before = try #require(await rig.coordinator.session(sid))
+            // A forged "success" to the session's real URL, with a wrong signature.
+            let forged = [("Sid", sid.rawValue), ("Result", "success"), ("PaymentConfirmationCode", "forged")]
+            #expect(try await post(url, fields: forged, signature: "AAAAAAAAAAAAAAAAAAAAAAAAAAA=") == 403)
+            let after = try #require(await rig.coordinator.session(sid))
+            #expect(after.version == before.version && after.phase == before.phase)
+
+            _ = try await rig.coordinator.capture(.securityCode, paymentSID: sid)
+            _ = try await Self.until(rig, sid) { !$0.state(.securityCode).isInProgress }
+            _ = try await rig.coordinator.capture(.expirationDate, paymentSID: sid)
+            let ended = try await Self.until(rig, sid) { $0.phase.isFinished }
+            #expect(ended.phase.name == "failed")
+        }
+    }
+}

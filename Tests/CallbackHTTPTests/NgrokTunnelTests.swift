@@ -1,0 +1,98 @@
+import CallbackHTTP
+import Foundation
+import Testing
+import TwilioPayments
+
+/// ngrok supervision against a fake `ngrok` that serves the agent's local API.
+@Suite(.serialized) struct NgrokTunnelTests {
+    static let fake = #"""
+    #!/usr/bin/env python3
+    import http.server, json, os, sys, time
+    args = sys.argv[1:]
+    with open(os.environ["FAKE_NGROK_LOG"], "w") as log:
+        json.dump({"argv": args, "pid": os.getpid(), "token": os.environ.get("NGROK_AUTHTOKEN")}, log)
+    mode = os.environ.get("FAKE_NGROK_MODE", "ok")
+    if mode == "crash":
+        sys.stderr.write("ERROR: authentication failed: token %s is invalid\n" % os.environ.get("NGROK_AUTHTOKEN"))
+        sys.exit(1)
+    if mode == "silent":
+        time.sleep(60)
+    config = open(args[args.index("--config") + 1]).read()
+    host, port = [line.split(": ")[1] for line in config.splitlines() if line.startswith("web_addr")][0].split(":")
+    url = "https://" + (args[args.index("--url") + 1] if "--url" in args else "fake-tunnel.ngrok.test")
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"tunnels": [{"public_url": url.replace("https://", "http://")}, {"public_url": url}]}).encode()
+            self.send_response(200); self.send_header("Content-Type", "application/json"); self.end_headers(); self.wfile.write(body)
+        def log_message(self, *a): pass
+    http.server.HTTPServer((host, int(port)), Handler).serve_forever()
+    """#
+
+    func install() throws -> (executable: String, log: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fake-ngrok-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let executable = directory.appendingPathComponent("ngrok").path
+        try Data(Self.fake.utf8).write(to: URL(fileURLWithPath: executable))
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: executable)
+        return (executable, directory.appendingPathComponent("log.json").path)
+    }
+
+    func launchLog(_ path: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+    }
+
+    @Test func startsDiscoversTheURLKeepsTheTokenOffTheCommandLineAndStops() async throws {
+        let (executable, log) = try install()
+        setenv("FAKE_NGROK_LOG", log, 1)
+        setenv("FAKE_NGROK_MODE", "ok", 1)
+        let tunnel = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_123"),
+                                                                    domain: "pay.example.com", port: 8080))
+        #expect(tunnel.publicURL == "https://pay.example.com")
+        let launched = try launchLog(log)
+        let argv = launched["argv"] as! [String]
+        #expect(launched["token"] as? String == "tok_secret_123")
+        #expect(!argv.contains { $0.contains("tok_secret_123") }, "the token never appears in ps")
+        #expect(argv.starts(with: ["http", "127.0.0.1:8080"]))
+        #expect(tunnel.isRunning)
+        await tunnel.stop()
+        #expect(!tunnel.isRunning)
+    }
+
+    @Test func reportsACrashWithoutTheToken() async throws {
+        let (executable, log) = try install()
+        setenv("FAKE_NGROK_LOG", log, 1)
+        setenv("FAKE_NGROK_MODE", "crash", 1)
+        do {
+            _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_456"), port: 8080))
+            Issue.record("started")
+        } catch {
+            #expect(error.description.contains("exited with status 1") && error.description.contains("authentication failed"))
+            #expect(!error.description.contains("tok_secret_456"))
+        }
+    }
+
+    @Test func timesOutAndStopsASilentAgent() async throws {
+        let (executable, log) = try install()
+        setenv("FAKE_NGROK_LOG", log, 1)
+        setenv("FAKE_NGROK_MODE", "silent", 1)
+        do {
+            _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("t"), port: 8080,
+                                                               startupTimeout: .milliseconds(800)))
+            Issue.record("started")
+        } catch {
+            #expect(error.description.contains("did not report a public URL"))
+        }
+        let pid = try launchLog(log)["pid"] as! Int
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(kill(pid_t(pid), 0) != 0, "the child was stopped")
+    }
+
+    @Test func explainsAMissingExecutable() async {
+        do {
+            _ = try await NgrokTunnel.start(NgrokConfiguration(executable: "/nonexistent/ngrok", authToken: Secret("t"), port: 1))
+            Issue.record("started")
+        } catch {
+            #expect(error.description.contains("CALLBACK_BASE_URL"))
+        }
+    }
+}

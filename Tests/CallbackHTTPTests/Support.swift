@@ -1,0 +1,71 @@
+import CallbackHTTP
+import Foundation
+import Hummingbird
+import PaymentFlow
+import Synchronization
+import TwilioPayments
+import TwilioSimulator
+
+enum Fixture {
+    static let credentials = TwilioCredentials(
+        accountSID: AccountSID(validated: "AC" + String(repeating: "ab", count: 16)),
+        apiKeySID: APIKeySID(validated: "SK" + String(repeating: "cd", count: 16)),
+        apiSecret: Secret("simulator-api-secret"), authToken: Secret("simulator-auth-token"))
+    static let token = Secret("simulator-auth-token")
+}
+
+/// A sink that records what it was given.
+final class RecordingSink: CallbackSink {
+    let received = Mutex<[(String, PaymentStatusCallback)]>([])
+    func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
+        received.withLock { $0.append((secret, callback)) }
+        return true
+    }
+    var count: Int { received.withLock { $0.count } }
+}
+
+/// Hands callbacks to a coordinator that is created after the receiver.
+final class CoordinatorSink: CallbackSink {
+    let coordinator = Mutex<PaymentCoordinator?>(nil)
+    func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
+        guard let coordinator = coordinator.withLock({ $0 }) else { return false }
+        return await coordinator.receiveCallback(secret: secret, callback)
+    }
+}
+
+/// The receiver as the coordinator's source of callback URLs.
+struct ReceiverURLs: CallbackURLProvider {
+    let receiver: CallbackReceiver
+    func callbackURL(secret: String) throws -> String { try receiver.callbackURL(secret: secret) }
+}
+
+/// Runs applications on real sockets for the duration of `body`.
+func withRunning<T: Sendable>(_ apps: [any ApplicationProtocol], _ body: () async throws -> T) async throws -> T {
+    let task = Task {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for app in apps { group.addTask { try await app.runService(gracefulShutdownSignals: []) } }
+            try await group.waitForAll()
+        }
+    }
+    defer { task.cancel() }
+    return try await body()
+}
+
+/// Waits until `value` yields non-nil (servers report their ports asynchronously).
+func eventually<T>(_ value: () -> T?, timeout: Duration = .seconds(10)) async throws -> T {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if let value = value() { return value }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    throw CancellationError()
+}
+
+/// Posts a form to `url` with an optional signature.
+func post(_ url: String, fields: [(String, String)], signature: String?, contentType: String = "application/x-www-form-urlencoded") async throws -> Int {
+    var headers = [("Content-Type", contentType)]
+    if let signature { headers.append(("X-Twilio-Signature", signature)) }
+    let request = TwilioPayments.HTTPRequest(method: "POST", url: URL(string: url)!, headers: headers,
+                                             body: Data(FormEncoding.encode(fields).utf8), timeout: .seconds(5))
+    return try await URLSessionTransport().send(request).status
+}
