@@ -99,6 +99,20 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        /// Runs a CallbackReceiver and prints what it accepts, so the interop tests can sign
+        /// with Twilio's Python validator against the URLs the receiver builds.
+        .executableTarget(
+            name: "callback-receiver-check",
+            dependencies: ["CallbackHTTP", "TwilioPayments"],
+            swiftSettings: strictness
+        ),
+        /// Signed callbacks per second through the receiver's real socket (`Benchmarks/run`).
+        .executableTarget(
+            name: "CallbackHTTPBenchmark",
+            dependencies: ["CallbackHTTP", "TwilioPayments"],
+            path: "Benchmarks/CallbackHTTPBenchmark",
+            swiftSettings: strictness
+        ),
         /// Signs JSON-lines test cases with TwilioPayments so the interop tests can compare
         /// against Twilio's own Python validator.
         .executableTarget(

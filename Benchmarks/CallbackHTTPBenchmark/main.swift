@@ -1,0 +1,85 @@
+// Signed payment callbacks per second through the receiver's real socket, with p50/p99
+// latency, from a bounded loopback load generator (wrk: 1 thread, 16 connections, fixed
+// duration). The receiver validates every signature and delivers to a counting sink.
+// Usage: CallbackHTTPBenchmark [--seconds S] [--connections N]
+import CallbackHTTP
+import Foundation
+import Hummingbird
+import Logging
+import Synchronization
+import TwilioPayments
+
+final class CountingSink: CallbackSink {
+    let count = Atomic<Int>(0)
+    func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
+        count.add(1, ordering: .relaxed)
+        return true
+    }
+}
+
+func option(_ name: String, _ fallback: Int) -> Int {
+    guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else { return fallback }
+    return Int(CommandLine.arguments[index + 1]) ?? fallback
+}
+let seconds = option("--seconds", 5)
+let connections = option("--connections", 16)
+
+LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+var logger = Logger(label: "callback-benchmark")
+logger.logLevel = .error
+let sink = CountingSink()
+let token = Secret("0123456789abcdef0123456789abcdef")
+let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: token), sink: sink, logger: logger)
+let app = receiver.makeApplication()
+let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+while receiver.boundPort == nil { try await Task.sleep(for: .milliseconds(5)) }
+let url = try receiver.callbackURL(secret: "8f14e45fceea167a5a36dedd4bea2543")
+
+let fields: [(String, String)] = [
+    ("AccountSid", "AC" + String(repeating: "a1", count: 16)), ("CallSid", "CA" + String(repeating: "c3", count: 16)),
+    ("Sid", "PK" + String(repeating: "d4", count: 16)), ("DateCreated", "2021-08-10T03:55:53.408Z"),
+    ("DateUpdated", "2021-08-10T03:56:11.902Z"), ("PaymentConnector", "Default"), ("PaymentMethod", "credit-card"),
+    ("TokenType", "reusable"), ("ChargeAmount", "9.99"), ("Capture", "payment-card-number"), ("PartialResult", "false"),
+    ("Required", "security-code,expiration-date,postal-code"), ("PaymentCardNumber", "xxxxxxxxxxxx1111"),
+    ("PaymentCardType", "visa"), ("ErrorType", ""),
+]
+let signature = WebhookSignature(authToken: token).sign(url: url, parameters: fields)
+let body = FormEncoding.encode(fields)
+let script = FileManager.default.temporaryDirectory.appendingPathComponent("callback-bench-\(getpid()).lua")
+try """
+wrk.method = "POST"
+wrk.body = "\(body)"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["X-Twilio-Signature"] = "\(signature)"
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+""".write(to: script, atomically: true, encoding: .utf8)
+defer { try? FileManager.default.removeItem(at: script) }
+
+let wrk = Process()
+wrk.executableURL = URL(fileURLWithPath: "/usr/bin/wrk")
+wrk.arguments = ["-t1", "-c\(connections)", "-d\(seconds)s", "-s", script.path, url]
+let output = Pipe()
+wrk.standardOutput = output
+try wrk.run()
+let data = output.fileHandleForReading.readDataToEndOfFile()
+wrk.waitUntilExit()
+server.cancel()
+
+let text = String(decoding: data, as: UTF8.self)
+guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
+    FileHandle.standardError.write(Data("wrk produced no result:\n\(text)\n".utf8))
+    exit(1)
+}
+let numbers = line.split(separator: " ").dropFirst().compactMap { Int($0) }
+let (requests, durationMicros, p50, p99, errors) = (numbers[0], numbers[1], numbers[2], numbers[3], numbers[4])
+let delivered = sink.count.load(ordering: .relaxed)
+print("CallbackHTTP receiver (signed 15-field callbacks, wrk -t1 -c\(connections) for \(seconds) s on loopback)")
+print("| measure | figure | target |")
+print("|---|---|---|")
+print("| callbacks per second | \(Int(Double(requests) / (Double(durationMicros) / 1e6))) | ≥ 20000 |")
+print("| latency p50 | \(String(format: "%.3f", Double(p50) / 1000)) ms | |")
+print("| latency p99 | \(String(format: "%.3f", Double(p99) / 1000)) ms | ≤ 5 ms |")
+print("| errors / delivered to the sink | \(errors) / \(delivered) of \(requests) | 0 / all |")
