@@ -77,15 +77,8 @@ public final class ChildProcessChannel: ClientChannel {
         incoming = stream
         let output = child.output
         _ = PosixThread(name: "mcp-client-reader") {
-            var framer = LineFramer(maximumLineLength: maximumLineLength)
-            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(output, $0.baseAddress!, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                if count <= 0 { break }
-                framer.append(buffer[0..<count]) { event in
-                    if case .line(let line) = event { continuation.yield(Array(line)) }
-                }
+            LineFramer.readLines(from: output, maximumLineLength: maximumLineLength) { event in
+                if case .line(let line) = event { continuation.yield(Array(line)) }
             }
             closeDescriptor(output)
             continuation.finish()

@@ -75,45 +75,31 @@ public final class MCPServer: Sendable {
 
     /// Adds a tool, replacing any tool of the same name in place.
     public func register(_ tool: Tool) {
-        registry.withLock { registry in
-            if let index = registry.tools.firstIndex(where: { $0.name == tool.name }) {
-                registry.tools[index] = tool
-            } else {
-                registry.tools.append(tool)
-            }
-        }
+        registry.withLock { Self.upsert(tool, into: &$0.tools) { $0.name == tool.name } }
     }
 
     /// Adds a prompt, replacing any prompt of the same name in place.
     public func register(_ prompt: Prompt) {
-        registry.withLock { registry in
-            if let index = registry.prompts.firstIndex(where: { $0.name == prompt.name }) {
-                registry.prompts[index] = prompt
-            } else {
-                registry.prompts.append(prompt)
-            }
-        }
+        registry.withLock { Self.upsert(prompt, into: &$0.prompts) { $0.name == prompt.name } }
     }
 
     /// Adds a resource with a fixed URI, replacing any resource of the same URI in place.
     public func register(_ resource: Resource) {
-        registry.withLock { registry in
-            if let index = registry.resources.firstIndex(where: { $0.descriptor.uri == resource.descriptor.uri }) {
-                registry.resources[index] = resource
-            } else {
-                registry.resources.append(resource)
-            }
-        }
+        registry.withLock { Self.upsert(resource, into: &$0.resources) { $0.descriptor.uri == resource.descriptor.uri } }
     }
 
     /// Adds a resource template, replacing any template with the same URI template in place.
     public func register(_ template: ResourceTemplate) {
-        registry.withLock { registry in
-            if let index = registry.templates.firstIndex(where: { $0.template == template.template }) {
-                registry.templates[index] = template
-            } else {
-                registry.templates.append(template)
-            }
+        registry.withLock { Self.upsert(template, into: &$0.templates) { $0.template == template.template } }
+    }
+
+    /// Replaces the first element matching `isSame` in place (keeping list order stable), or
+    /// appends.
+    private static func upsert<Element>(_ element: Element, into list: inout [Element], where isSame: (Element) -> Bool) {
+        if let index = list.firstIndex(where: isSame) {
+            list[index] = element
+        } else {
+            list.append(element)
         }
     }
 

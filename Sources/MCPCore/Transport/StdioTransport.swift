@@ -31,20 +31,12 @@ public struct StdioTransport: Sendable {
         let limit = maximumLineLength
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             _ = PosixThread(name: "mcp-reader") {
-                var framer = LineFramer(maximumLineLength: limit)
-                var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress!, $0.count) }
-                    if count < 0 && errno == EINTR { continue }
-                    if count <= 0 { break }
-                    framer.append(buffer[0..<count]) { event in
-                        switch event {
-                        case .line(let line): connection.receive(line)
-                        case .oversized: connection.receiveOversizedLine(limit: limit)
-                        }
+                LineFramer.readLines(from: input, maximumLineLength: limit) { event in
+                    switch event {
+                    case .line(let line): connection.receive(line)
+                    case .oversized: connection.receiveOversizedLine(limit: limit)
                     }
                 }
-                if let last = framer.finish() { connection.receive(last) }
                 continuation.resume()
             }
         }
@@ -99,6 +91,20 @@ public struct LineFramer: Sendable {
             discarding = true
             emit(.oversized)
         }
+    }
+
+    /// Reads `descriptor` until end of file (blocking: run it on its own thread), reporting
+    /// every line, oversized line and, at the end, an unterminated last line.
+    public static func readLines(from descriptor: Int32, maximumLineLength: Int, _ emit: (Event) -> Void) {
+        var framer = LineFramer(maximumLineLength: maximumLineLength)
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress!, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            framer.append(buffer[0..<count], emit)
+        }
+        if let last = framer.finish() { emit(.line(last)) }
     }
 
     /// The unterminated last line at end of input, if any.
