@@ -25,6 +25,8 @@ let package = Package(
         .library(name: "CallbackHTTP", targets: ["CallbackHTTP"]),
         /// A stand-in for api.twilio.com's Payments and Calls endpoints with scriptable callers.
         .library(name: "TwilioSimulator", targets: ["TwilioSimulator"]),
+        /// The MCP face of the payment flow: tools, the status resource, prompts, completions, logs.
+        .library(name: "PaymentsMCP", targets: ["PaymentsMCP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -88,6 +90,16 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "PaymentsMCP",
+            dependencies: ["MCPCore", "PaymentFlow", "TwilioPayments", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "PaymentsMCPTests",
+            dependencies: ["PaymentsMCP", "MCPCore", "PaymentFlow", "TwilioPayments"],
             swiftSettings: strictness
         ),
         .testTarget(

@@ -1,0 +1,109 @@
+public import MCPCore
+public import PaymentFlow
+import Foundation
+public import TwilioPayments
+
+/// The JSON shape of a payment session, shared by the status resource and every tool result:
+/// the TypeScript server's keys (`paymentSid`, `paymentCardNumber`, `paymentCardType`,
+/// `securityCode`, `expirationDate`, `paymentConfirmationCode`, `result`, `profileId`,
+/// `paymentToken`, `paymentMethod`) plus the call, the phase, every item's state, what is
+/// required and missing, the last errors and the next step. Only masked values appear.
+public enum SessionJSON {
+    /// The status object of `session`.
+    public static func status(_ session: PaymentSession) -> JSONValue {
+        var outcome: PaymentOutcome?
+        var failure: PaymentFailure?
+        switch session.phase {
+        case .completed(let done): outcome = done
+        case .failed(let failed): failure = failed
+        default: break
+        }
+        let result: String? = outcome.map { $0.result.rawValue } ?? failure?.result?.rawValue
+            ?? (session.phase.name == "cancelled" ? "cancelled" : nil)
+        var items: [String: JSONValue] = [:]
+        for item in session.configuration.applicableItems {
+            let progress = session.progress(item)
+            let state: String
+            var error: String?
+            switch progress.state {
+            case .notRequested: state = "not-requested"
+            case .requested: state = "requested"
+            case .capturing: state = "capturing"
+            case .captured: state = "captured"
+            case .failed(let errorType):
+                state = "failed"
+                error = errorType.rawValue
+            }
+            items[item.rawValue] = .object(dropping: [
+                "state": .string(state), "masked": session.maskedValue(item).map(JSONValue.string),
+                "errorType": error.map(JSONValue.string), "failedAttempts": .integer(Int64(progress.failedAttempts)),
+                "required": .bool(session.required.contains(item)),
+            ])
+        }
+        let step = session.nextStep
+        return .object(dropping: [
+            "callSid": .string(session.callSID.rawValue),
+            "paymentSid": session.paymentSID.map { .string($0.rawValue) },
+            "phase": .string(session.phase.name),
+            "paymentMethod": .string(session.configuration.paymentMethod.rawValue),
+            "chargeAmount": session.configuration.options.chargeAmount.map(JSONValue.string),
+            "currency": session.configuration.options.currency.map(JSONValue.string),
+            "tokenType": session.configuration.options.tokenType.map { .string($0.rawValue) },
+            "paymentCardNumber": session.maskedValue(.cardNumber).map(JSONValue.string),
+            "paymentCardType": session.cardType.map(JSONValue.string),
+            "securityCode": session.maskedValue(.securityCode).map(JSONValue.string),
+            "expirationDate": session.maskedValue(.expirationDate).map(JSONValue.string),
+            "paymentCardPostalCode": session.maskedValue(.postalCode).map(JSONValue.string),
+            "bankRoutingNumber": session.maskedValue(.bankRoutingNumber).map(JSONValue.string),
+            "bankAccountNumber": session.maskedValue(.bankAccountNumber).map(JSONValue.string),
+            "paymentConfirmationCode": outcome?.confirmationCode.map(JSONValue.string),
+            "paymentToken": outcome?.token.map(JSONValue.string),
+            "profileId": outcome?.profileID.map(JSONValue.string),
+            "result": result.map(JSONValue.string),
+            "items": .object(items),
+            "required": .array(session.required.map { .string($0.rawValue) }),
+            "missing": .array(session.missingItems.map { .string($0.rawValue) }),
+            "lastError": session.lastError.map { .string($0.rawValue) },
+            "lastRequestError": session.lastRequestError.map(JSONValue.string),
+            "failure": failure.map { failure in
+                .object(dropping: [
+                    "reason": .string(failure.reason), "paymentError": failure.paymentError.map(JSONValue.string),
+                    "payErrorCode": failure.payErrorCode.map { .integer(Int64($0)) },
+                    "connectorError": failure.connectorError.map(JSONValue.string),
+                ])
+            },
+            "version": .integer(Int64(session.version)),
+            "updatedAt": .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(session.updatedAt)),
+            "nextStep": .object(dropping: [
+                "tool": step.tool.map { .string($0.rawValue) }, "prompt": step.prompt.map { .string($0.rawValue) },
+                "instruction": .string(step.instruction), "waitForCaller": .bool(step.waitForCaller),
+            ]),
+        ])
+    }
+
+    /// The output schema every payment tool declares.
+    public static let schema: JSONValue = [
+        "type": "object",
+        "properties": [
+            "callSid": ["type": "string"], "paymentSid": ["type": "string"],
+            "phase": ["type": "string", "enum": ["starting", "active", "completing", "cancelling", "completed", "cancelled", "failed"]],
+            "paymentMethod": ["type": "string"], "paymentCardNumber": ["type": "string"], "paymentCardType": ["type": "string"],
+            "securityCode": ["type": "string"], "expirationDate": ["type": "string"], "paymentConfirmationCode": ["type": "string"],
+            "paymentToken": ["type": "string"], "profileId": ["type": "string"], "result": ["type": "string"],
+            "items": ["type": "object"], "required": ["type": "array", "items": ["type": "string"]],
+            "missing": ["type": "array", "items": ["type": "string"]], "version": ["type": "integer"],
+            "nextStep": [
+                "type": "object",
+                "properties": ["tool": ["type": "string"], "prompt": ["type": "string"], "instruction": ["type": "string"],
+                               "waitForCaller": ["type": "boolean"]],
+                "required": ["instruction", "waitForCaller"],
+            ],
+        ],
+        "required": ["callSid", "phase", "paymentMethod", "items", "required", "missing", "version", "nextStep"],
+    ]
+
+    /// The status resource's URI for a session.
+    public static func uri(callSID: CallSID, paymentSID: PaymentSID) -> String {
+        "payment://\(callSID)/\(paymentSID)/status"
+    }
+}

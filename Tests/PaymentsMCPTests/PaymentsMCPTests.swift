@@ -1,0 +1,177 @@
+import Foundation
+import MCPCore
+import PaymentFlow
+import PaymentsMCP
+import Synchronization
+import Testing
+import TwilioPayments
+
+/// Twilio as far as the tools need it: records calls, hands out payment SIDs.
+final class RecordingAPI: TwilioPaymentsAPI {
+    let urls = Mutex<[String]>([])
+    let counter = Mutex(0)
+
+    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
+        urls.withLock { $0.append(statusCallback) }
+        let number = counter.withLock { value -> Int in value += 1; return value }
+        let hex = String(number, radix: 16)
+        return PaymentResource(accountSID: nil, callSID: callSID, sid: PaymentSID(validated: "PK" + String(repeating: "0", count: 32 - hex.count) + hex),
+                               dateCreated: nil, dateUpdated: nil, uri: nil)
+    }
+
+    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
+        if case .capture(.bankAccountNumber) = update {
+            throw .api(TwilioAPIError(httpStatus: 400, code: 64013, message: "Payment method not supported"))
+        }
+        return PaymentResource(accountSID: nil, callSID: callSID, sid: paymentSID, dateCreated: nil, dateUpdated: nil, uri: nil)
+    }
+
+    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource { CallResource(sid: callSID, rawStatus: "in-progress") }
+}
+
+struct Harness {
+    let api = RecordingAPI()
+    let coordinator: PaymentCoordinator
+    let ready = Eventually<PaymentCoordinator>()
+    let server: MCPServer
+    let client: MCPClient
+
+    init(era: MCPClient.Era = .modern(), resolve: Bool = true) async {
+        coordinator = PaymentCoordinator(api: api, callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
+        server = PaymentsMCP.makeServer(version: "0.1.0")
+        PaymentsMCP(server: server, coordinator: ready, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
+                    readinessTimeout: .milliseconds(300)).install()
+        if resolve { await ready.resolve(coordinator) }
+        client = MCPClient(channel: InProcessChannel(server: server), era: era)
+    }
+
+    static let call = "CA" + String(repeating: "1", count: 32)
+
+    func deliver(_ fields: [String: String], sid: String) async {
+        let secret = String(api.urls.withLock { $0.last! }.split(separator: "/").last!)
+        var all = fields
+        all["Sid"] = sid
+        _ = await coordinator.receiveCallback(secret: secret, PaymentStatusCallback(fields: all.map { ($0.key, $0.value) }))
+    }
+}
+
+func text(_ result: JSONValue) -> String { result["content"]?.arrayValue?.first?["text"]?.stringValue ?? "" }
+
+@Suite struct PaymentsMCPTests {
+    @Test func listsTheSeedToolsAndTheNewOnes() async throws {
+        let harness = await Harness()
+        try await harness.client.connect()
+        let tools = try await harness.client.request("tools/list")["tools"]!.arrayValue!
+        let names = tools.compactMap { $0["name"]?.stringValue }
+        #expect(names == ["startPaymentCapture", "captureCardNumber", "captureSecurityCode", "captureExpirationDate", "capturePostalCode",
+                          "captureBankRoutingNumber", "captureBankAccountNumber", "completePaymentCapture", "cancelPaymentCapture", "getPaymentStatus"])
+        for tool in tools { #expect(tool["outputSchema"] != nil && tool["annotations"] != nil) }
+        let status = tools.first { $0["name"] == "getPaymentStatus" }!
+        #expect(status["annotations"]?["readOnlyHint"] == true)
+        let complete = tools.first { $0["name"] == "completePaymentCapture" }!
+        #expect(complete["annotations"]?["destructiveHint"] == true)
+        let prompts = try await harness.client.request("prompts/list")["prompts"]!.arrayValue!.compactMap { $0["name"]?.stringValue }
+        #expect(prompts == ["StartCapture", "CardNumber", "SecurityCode", "ExpirationDate", "PostalCode", "BankAccount", "FinishCapture", "Completion", "Error"])
+    }
+
+    @Test(arguments: [MCPClient.Era.legacy(), .modern()])
+    func guidesAWholePaymentWithMaskedStatus(era: MCPClient.Era) async throws {
+        let harness = await Harness(era: era)
+        try await harness.client.connect()
+        let started = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call), "chargeAmount": 9.5])
+        #expect(started["isError"] == nil)
+        let status = started["structuredContent"]!
+        let sid = status["paymentSid"]!.stringValue!
+        #expect(status["phase"] == "active" && status["currency"] == "EUR" && status["chargeAmount"] == "9.50" && status["tokenType"] == "reusable")
+        #expect(status["nextStep"]?["tool"] == "captureCardNumber")
+        #expect(text(started).contains("Ask the caller to type the card number"))
+
+        let refused = try await harness.client.callTool("completePaymentCapture", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
+        #expect(refused["isError"] == true && text(refused).contains("card number, security code, expiration date and postal code are still missing"))
+
+        let wrongOrder = try await harness.client.callTool("captureSecurityCode", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
+        #expect(wrongOrder["isError"] == true && text(wrongOrder).contains("card number before the security code"))
+
+        _ = try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid), "captureType": "payment-card-number"])
+        await harness.deliver(["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "4111111111111111", "PaymentCardType": "visa"], sid: sid)
+        let after = try await harness.client.callTool("getPaymentStatus", arguments: ["paymentSid": .string(sid)])
+        #expect(after["structuredContent"]?["paymentCardNumber"] == "xxxxxxxxxxxx1111" && after["structuredContent"]?["paymentCardType"] == "visa")
+        #expect(!text(after).contains("4111111111111111"))
+        #expect(after["structuredContent"]?["nextStep"]?["tool"] == "captureSecurityCode")
+    }
+
+    @Test func badInputIsExplained() async throws {
+        let harness = await Harness()
+        try await harness.client.connect()
+        let bad = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": "CA123"])
+        #expect(bad["isError"] == true && text(bad).contains("arguments.callSid: must match the pattern"))
+        let card = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call), "cardNumber": "4111111111111111"])
+        #expect(card["isError"] == true && text(card).contains("arguments.cardNumber: is not a known property"), "no tool accepts card data")
+        let capture = try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string("PK" + String(repeating: "9", count: 32)), "captureType": "security-code"])
+        #expect(capture["isError"] == true && text(capture).contains("arguments.captureType"))
+        let unknown = try await harness.client.callTool("getPaymentStatus", arguments: ["paymentSid": .string("PK" + String(repeating: "9", count: 32))])
+        #expect(unknown["isError"] == true && text(unknown).contains("No payment session"))
+    }
+
+    @Test func twilioErrorsArriveExplained() async throws {
+        let harness = await Harness()
+        try await harness.client.connect()
+        let started = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call), "paymentMethod": "ach-debit", "bankAccountType": "consumer-checking"])
+        let sid = started["structuredContent"]!["paymentSid"]!.stringValue!
+        await harness.deliver(["Capture": "bank-routing-number", "PartialResult": "false", "BankRoutingNumber": "121000358"], sid: sid)
+        let failed = try await harness.client.callTool("captureBankAccountNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
+        #expect(failed["isError"] == true)
+        #expect(failed["structuredContent"]?["error"]?["twilioCode"] == 64013)
+        #expect(failed["structuredContent"]?["error"]?["whatToDo"]?.stringValue?.contains("credit-card or ach-debit") == true)
+    }
+
+    @Test func theStatusResourceIsListedReadAndPushed() async throws {
+        let harness = await Harness(era: .legacy())
+        let notifications = Mutex<[String]>([])
+        Task { for await message in harness.client.notifications { if case .notification(let method, let params) = message { notifications.withLock { $0.append(method + " " + (params?["uri"]?.stringValue ?? "")) } } } }
+        try await harness.client.connect()
+        let sid = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])["structuredContent"]!["paymentSid"]!.stringValue!
+        let uri = "payment://\(Harness.call)/\(sid)/status"
+        let listed = try await harness.client.request("resources/list")["resources"]!.arrayValue!.compactMap { $0["uri"]?.stringValue }
+        #expect(listed == [uri])
+        let body = try JSONValue(parsing: try #require(try await harness.client.readText(uri)))
+        for key in ["paymentSid", "paymentMethod", "callSid", "items", "required", "nextStep"] { #expect(body[key] != nil, "\(key)") }
+        _ = try await harness.client.request("resources/subscribe", ["uri": .string(uri)])
+        await harness.deliver(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx"], sid: sid)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(notifications.withLock { $0 }.contains("notifications/resources/updated \(uri)"))
+        let completions = try await harness.client.request("completion/complete", [
+            "ref": ["type": "ref/resource", "uri": "payment://{callSid}/{paymentSid}/status"], "argument": ["name": "paymentSid", "value": "PK"],
+            "context": ["arguments": ["callSid": .string(Harness.call)]],
+        ])
+        #expect(completions["completion"]?["values"] == [.string(sid)])
+    }
+
+    @Test func promptsSpeakToTheSession() async throws {
+        let harness = await Harness()
+        try await harness.client.connect()
+        do {
+            _ = try await harness.client.request("prompts/get", ["name": "StartCapture"])
+            Issue.record("callSid was not required")
+        } catch MCPClient.Failure.server(let error) {
+            #expect(error.code == -32602)
+        }
+        let sid = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])["structuredContent"]!["paymentSid"]!.stringValue!
+        _ = try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
+        await harness.deliver(["Capture": "payment-card-number", "ErrorType": "invalid-card-number"], sid: sid)
+        let prompt = try await harness.client.request("prompts/get", ["name": "Error", "arguments": ["paymentSid": .string(sid)]])
+        let guidance = prompt["messages"]?.arrayValue?.first?["content"]?["text"]?.stringValue ?? ""
+        #expect(guidance.contains("card number was not valid") && guidance.contains("Next step:"))
+    }
+
+    @Test func toolsWaitForTheFlowOrSayItIsStarting() async throws {
+        let waiting = await Harness(resolve: false)
+        try await waiting.client.connect()
+        let early = try await waiting.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
+        #expect(early["isError"] == true && text(early).contains("still starting"))
+        let late = Task { try await waiting.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)]) }
+        try await Task.sleep(for: .milliseconds(50))
+        await waiting.ready.resolve(waiting.coordinator)
+        #expect(try await late.value["isError"] == nil)
+    }
+}
