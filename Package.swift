@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         .target(
@@ -95,6 +96,17 @@ let package = Package(
         .target(
             name: "PaymentsMCP",
             dependencies: ["MCPCore", "PaymentFlow", "TwilioPayments", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictness
+        ),
+        /// The MCP server executable: CLI, configuration, wiring, lifecycle, and the demo.
+        .executableTarget(
+            name: "agent-payments",
+            dependencies: [
+                "MCPCore", "PaymentsMCP", "PaymentFlow", "TwilioPayments", "CallbackHTTP", "TwilioSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: strictness
         ),
         .testTarget(

@@ -182,13 +182,13 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
         let path = request.uri.path.hasPrefix(pathPrefix + "/") ? pathPrefix + "/<secret>" : request.uri.path
         do {
             let response = try await next(request, context)
-            logger.info("callback request", metadata: [
+            logger.debug("callback request", metadata: [
                 "http.method": "\(request.method)", "http.path": "\(path)", "http.status": "\(response.status.code)",
                 "duration.ms": "\((ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000_000)",
             ])
             return response
         } catch {
-            logger.info("callback request", metadata: ["http.method": "\(request.method)", "http.path": "\(path)", "http.status": "error"])
+            logger.debug("callback request", metadata: ["http.method": "\(request.method)", "http.path": "\(path)", "http.status": "error"])
             throw error
         }
     }

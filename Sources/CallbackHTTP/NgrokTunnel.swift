@@ -9,6 +9,10 @@ import Glibc
 /// Why no public URL could be had.
 public struct PublicURLError: Error, Sendable, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 /// How to run the ngrok agent.
