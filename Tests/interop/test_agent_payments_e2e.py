@@ -1,0 +1,217 @@
+"""End to end: the official MCP Python SDK (mcp 2.3.0) drives the real agent-payments binary
+in --simulate mode, in both protocol eras. Behind it: the built-in Twilio simulator over loopback
+HTTP, a scripted caller, signed callbacks into the real callback receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+from contextlib import asynccontextmanager
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+from conftest import BIN
+
+pytestmark = pytest.mark.anyio
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+SERVER = BIN / "agent-payments"
+ERAS = ["legacy", "2026-07-28"]
+CARD = "4111111111111111"
+
+
+def new_call() -> str:
+    return "CA" + secrets.token_hex(16)
+
+
+@asynccontextmanager
+async def server(mode: str, scripts: dict | None = None, on_message=None, logs: list | None = None):
+    env = {**os.environ, "AGENT_PAYMENTS_SIMULATOR_PACING_MS": "0", "AGENT_PAYMENTS_LOG_LEVEL": "debug"}
+    script_file = None
+    if scripts:
+        script_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(scripts, script_file)
+        script_file.close()
+        env["AGENT_PAYMENTS_SIMULATOR_SCRIPT"] = script_file.name
+    errlog = tempfile.TemporaryFile("w+")
+
+    async def on_log(params):
+        if logs is not None:
+            logs.append(str(params.data))
+
+    params = StdioServerParameters(command=str(SERVER), args=["--simulate"], env=env)
+    client = Client(stdio_client(params, errlog=errlog), mode=mode, message_handler=on_message, logging_callback=on_log,
+                    log_level="debug" if mode != "legacy" else None)
+    try:
+        async with client:
+            if mode == "legacy":
+                await client.set_logging_level("debug")
+            yield client, errlog
+    finally:
+        if script_file:
+            os.unlink(script_file.name)
+
+
+async def call(client, tool: str, **arguments) -> dict:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+async def settle(client, status: dict) -> dict:
+    """Waits while the caller types (the server says when to wait)."""
+    for _ in range(100):
+        if not status["nextStep"]["waitForCaller"]:
+            return status
+        status = await call(client, "getPaymentStatus", paymentSid=status["paymentSid"], waitSeconds=5, afterVersion=status["version"])
+    raise AssertionError(f"never settled: {status}")
+
+
+async def run_payment(client, call_sid: str, **start) -> dict:
+    """Follows nextStep from start to the end, as an agent would."""
+    status = await call(client, "startPaymentCapture", callSid=call_sid, **start)
+    for _ in range(20):
+        tool = status["nextStep"].get("tool")
+        if tool is None or not (tool.startswith("capture") or tool == "completePaymentCapture"):
+            return status
+        status = await settle(client, await call(client, tool, callSid=call_sid, paymentSid=status["paymentSid"]))
+    raise AssertionError(f"too many steps: {status}")
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_tokenize_with_an_update_for_every_change(mode):
+    updates: list[str] = []
+
+    async def on_message(message):
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updates.append(str(message.params.uri))
+
+    call_sid = new_call()
+    logs: list[str] = []
+    async with server(mode, on_message=on_message, logs=logs) as (client, errlog):
+        status = await call(client, "startPaymentCapture", callSid=call_sid)
+        uri = f"payment://{call_sid}/{status['paymentSid']}/status"
+        if mode == "legacy":
+            await client.subscribe_resource(uri)
+            status = await finish(client, call_sid, status)
+        else:
+            async with client.listen(resource_subscriptions=[uri]):
+                status = await finish(client, call_sid, status)
+        assert status["phase"] == "completed" and status["result"] == "success"
+        assert status["paymentToken"].startswith("tok_sim_") and status["paymentCardNumber"] == "xxxxxxxxxxxx1111"
+        assert status["securityCode"] == "xxx" and status["paymentCardType"] == "visa"
+        read = await client.read_resource(uri)
+        body = json.loads(read.contents[0].text)
+        for key in ["paymentSid", "paymentCardNumber", "paymentCardType", "securityCode", "expirationDate", "result",
+                    "paymentToken", "paymentMethod", "callSid", "items", "nextStep"]:
+            assert key in body, key
+        assert updates.count(uri) >= 10, f"only {updates.count(uri)} updates"
+        errlog.seek(0)
+        everything = errlog.read() + "\n".join(logs) + json.dumps(body)
+        assert CARD not in everything and "4111 1111" not in everything
+
+
+async def finish(client, call_sid, status):
+    for _ in range(20):
+        tool = status["nextStep"].get("tool")
+        if tool is None or not (tool.startswith("capture") or tool == "completePaymentCapture"):
+            return status
+        status = await settle(client, await call(client, tool, callSid=call_sid, paymentSid=status["paymentSid"]))
+        await anyio.sleep(0.05)
+    return status
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_charge_an_amount(mode):
+    async with server(mode) as (client, _):
+        status = await run_payment(client, new_call(), chargeAmount=42.5, currency="usd")
+        assert status["result"] == "success" and status["paymentConfirmationCode"].startswith("ch_sim_")
+        assert status["chargeAmount"] == "42.50" and status["currency"] == "USD"
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_invalid_card_error_guidance_then_recapture(mode):
+    call_sid = new_call()
+    async with server(mode, scripts={call_sid: {"payment-card-number": ["4111111111111112", "silence"]}}) as (client, _):
+        status = await call(client, "startPaymentCapture", callSid=call_sid)
+        sid = status["paymentSid"]
+        status = await settle(client, await call(client, "captureCardNumber", callSid=call_sid, paymentSid=sid))
+        assert status["items"]["payment-card-number"]["errorType"] == "invalid-card-number"
+        assert status["nextStep"] == {"tool": "captureCardNumber", "prompt": "Error", "instruction": status["nextStep"]["instruction"], "waitForCaller": False}
+        guidance = await client.get_prompt("Error", {"paymentSid": sid})
+        assert "card number was not valid" in guidance.messages[0].content.text
+        status = await settle(client, await call(client, "captureCardNumber", callSid=call_sid, paymentSid=sid))
+        assert status["items"]["payment-card-number"]["errorType"] == "input-timeout"
+        status = await finish(client, call_sid, status)
+        assert status["result"] == "success"
+        assert status["items"]["payment-card-number"]["failedAttempts"] == 2
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_hang_up_and_decline_and_cancel(mode):
+    hang, decline, cancel = new_call(), new_call(), new_call()
+    scripts = {hang: {"expiration-date": ["hang-up"]}, decline: {"completion": "decline"}}
+    async with server(mode, scripts=scripts) as (client, _):
+        status = await run_payment(client, hang)
+        assert status["phase"] == "failed" and status["nextStep"]["tool"] == "startPaymentCapture"
+        status = await run_payment(client, decline, chargeAmount="10.00")
+        assert status["phase"] == "failed" and status["failure"]["payErrorCode"] == 64012
+        assert status["failure"]["paymentError"] == "card_declined"
+        status = await call(client, "startPaymentCapture", callSid=cancel)
+        status = await call(client, "cancelPaymentCapture", callSid=cancel, paymentSid=status["paymentSid"])
+        assert status["phase"] == "cancelled"
+        again = await client.call_tool("captureCardNumber", {"callSid": cancel, "paymentSid": status["paymentSid"]})
+        assert again.is_error and "ended" in again.content[0].text
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_ach_payment(mode):
+    async with server(mode) as (client, _):
+        status = await run_payment(client, new_call(), paymentMethod="ach-debit", bankAccountType="consumer-checking", chargeAmount=5)
+        assert status["result"] == "success"
+        assert status["bankRoutingNumber"] == "121000358" and status["bankAccountNumber"].endswith("89")
+        assert "123456789" not in json.dumps(status)
+
+
+async def test_two_concurrent_calls_never_mix():
+    first, second = new_call(), new_call()
+    async with server("2026-07-28", scripts={second: {"payment-card-number": ["5555555555554444"]}}) as (client, _):
+        results = {}
+
+        async def pay(call_sid):
+            results[call_sid] = await run_payment(client, call_sid, validCardTypes=["visa", "mastercard"])
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(pay, first)
+            group.start_soon(pay, second)
+        assert results[first]["callSid"] == first and results[first]["paymentCardType"] == "visa"
+        assert results[second]["callSid"] == second and results[second]["paymentCardType"] == "mastercard"
+        assert results[first]["paymentSid"] != results[second]["paymentSid"]
+
+
+async def test_a_forged_callback_changes_nothing():
+    call_sid = new_call()
+    async with server("2026-07-28") as (client, errlog):
+        status = await call(client, "startPaymentCapture", callSid=call_sid)
+        await anyio.sleep(0.2)
+        errlog.seek(0)
+        port = int(re.search(r"callbacks\.port=(\d+)", errlog.read()).group(1))
+        forged = urllib.parse.urlencode({"Sid": status["paymentSid"], "Result": "success", "PaymentToken": "forged"}).encode()
+        for secret in ["0" * 32, secrets.token_hex(16)]:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/twilio/payment-callbacks/{secret}", data=forged,
+                                             headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            assert refused.value.code == 403
+        after = await call(client, "getPaymentStatus", paymentSid=status["paymentSid"])
+        assert after["phase"] == "active" and after["version"] == status["version"] and "paymentToken" not in after
