@@ -58,6 +58,7 @@ async def server(mode: str, scripts: dict | None = None, on_message=None, logs: 
                 await client.set_logging_level("debug")
             yield client, errlog
     finally:
+        errlog.close()
         if script_file:
             os.unlink(script_file.name)
 
@@ -215,3 +216,50 @@ async def test_a_forged_callback_changes_nothing():
             assert refused.value.code == 403
         after = await call(client, "getPaymentStatus", paymentSid=status["paymentSid"])
         assert after["phase"] == "active" and after["version"] == status["version"] and "paymentToken" not in after
+
+
+def test_shutdown_on_eof_sigterm_and_sigint_is_prompt():
+    import signal
+    import subprocess
+    import time
+
+    for how in ["eof", signal.SIGTERM, signal.SIGINT]:
+        proc = subprocess.Popen([str(SERVER), "--simulate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, "AGENT_PAYMENTS_LOG_LEVEL": "warning"})
+        proc.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}\n')
+        proc.stdin.flush()
+        first = json.loads(proc.stdout.readline())
+        assert first["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "agent-payments"
+        time.sleep(0.3)  # let the callback server and simulator come up
+        started = time.monotonic()
+        if how == "eof":
+            proc.stdin.close()
+        else:
+            proc.send_signal(how)
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - started < 1.0, how
+
+
+def test_every_bad_input_gets_an_actionable_message_and_a_usage_status():
+    import subprocess
+
+    cases = [
+        ([], {}, "Twilio credentials are missing"),
+        (["ACnope", "SK" + "0" * 32, "secret"], {}, "expected AC followed by 32 hex digits"),
+        (["AC" + "0" * 32, "SK" + "0" * 32], {}, "expected three arguments"),
+        (["AC" + "0" * 32, "SK" + "0" * 32, "secret"], {}, "CALLBACK_BASE_URL"),
+        (["--simulate"], {"TOKEN_TYPE": "forever"}, "TOKEN_TYPE must be one-time, reusable or payment-method"),
+        (["--simulate"], {"CURRENCY": "dollars"}, "CURRENCY must be a three-letter"),
+        (["--simulate", "AC" + "0" * 32], {}, "takes no credentials"),
+    ]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "NGROK_", "CALLBACK_"))}
+    for args, extra, message in cases:
+        out = subprocess.run([str(SERVER), *args], env={**clean, **extra}, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+        assert out.returncode == 64, (args, out.returncode, out.stderr)
+        assert message in out.stderr, (args, out.stderr)
+        assert out.stdout == "", "nothing but MCP messages on stdout"
+    secret = "s3cr3t-value-" + secrets.token_hex(4)
+    out = subprocess.run([str(SERVER), "AC" + "0" * 32, "SK" + "0" * 32, secret], env=clean, capture_output=True, text=True, timeout=10)
+    assert secret not in out.stderr
+    version = subprocess.run([str(SERVER), "--version"], capture_output=True, text=True, timeout=10)
+    assert version.returncode == 0 and re.match(r"\d+\.\d+\.\d+", version.stdout)
