@@ -2,6 +2,7 @@ public import MCPCore
 public import PaymentFlow
 public import TwilioPayments
 import Foundation
+import Logging
 
 /// Defaults for `startPaymentCapture` from the environment (`TOKEN_TYPE`, `CURRENCY`,
 /// `PAYMENT_CONNECTOR`), applied when the agent does not say otherwise.
@@ -136,7 +137,14 @@ public final class PaymentsMCP: Sendable {
         return tools
     }
 
+    private static let logger = Logger(label: "agent-payments.tools")
+
     private func result(_ session: PaymentSession, prefix: String? = nil) -> ToolResult {
+        Self.logger.info("payment tool result", metadata: [
+            "call.sid": "\(session.callSID)", "payment.sid": "\(session.paymentSID?.rawValue ?? "-")",
+            "payment.phase": "\(session.phase.name)", "payment.version": "\(session.version)",
+            "next.tool": "\(session.nextStep.tool?.rawValue ?? "-")",
+        ])
         let status = SessionJSON.status(session)
         var text = prefix.map { $0 + "\n\n" } ?? ""
         text += "Next step: \(session.nextStep.instruction)\n\nStatus: \(status.serialized())"
@@ -144,6 +152,7 @@ public final class PaymentsMCP: Sendable {
     }
 
     private func failure(_ error: FlowError) -> ToolError {
+        Self.logger.warning("tool refused: \(error)")
         var detail: [String: JSONValue] = ["message": .string(error.description)]
         if case .twilio(let twilio) = error, case .api(let api) = twilio {
             detail["twilioCode"] = api.code.map { .integer(Int64($0)) }

@@ -48,7 +48,8 @@ public struct Redactor: Sendable {
 }
 
 /// A swift-log handler that writes redacted lines to standard error and forwards them as MCP
-/// log notifications (`notifications/message`) at the level each client chose.
+/// log notifications (`notifications/message`) at the level each client chose: within a
+/// request to that request (both eras), otherwise to every legacy client.
 public struct MCPLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
@@ -74,7 +75,13 @@ public struct MCPLogHandler: LogHandler {
         let details = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let line = redactor.redact("\(event.message)" + (details.isEmpty ? "" : " " + details))
         FileHandle.standardError.write(Data("[\(label)] \(event.level): \(line)\n".utf8))
-        server?.log(Self.mcpLevel(event.level), .string(line), logger: label)
+        // Inside a request, the message belongs to that request (the only place 2026-07-28
+        // allows it, at the level the request asked for); outside, legacy clients get it.
+        if let request = RequestContext.current {
+            request.log(Self.mcpLevel(event.level), .string(line), logger: label)
+        } else {
+            server?.log(Self.mcpLevel(event.level), .string(line), logger: label)
+        }
     }
 
     static func mcpLevel(_ level: Logger.Level) -> LogLevel {

@@ -264,6 +264,18 @@ final class NotificationLog: Sendable {
         #expect(log.methods.filter { $0 == "notifications/resources/updated" }.count == 1)
     }
 
+    @Test func handlersSeeTheirRequestAsTheTaskLocalCurrentRequest() async throws {
+        let server = makeServer()
+        server.register(Tool(name: "whoami") { _ in
+            ToolResult(text: RequestContext.current.map { "\($0.requestID) \($0.method)" } ?? "none")
+        })
+        let client = MCPClient(channel: InProcessChannel(server: server), era: .modern())
+        try await client.connect()
+        let result = try await client.callTool("whoami")
+        #expect(result["content"]?.arrayValue?.first?["text"]?.stringValue?.hasSuffix(" tools/call") == true)
+        #expect(RequestContext.current == nil, "nothing leaks outside the handler")
+    }
+
     @Test func closingTheConnectionFailsPendingRequests() async throws {
         let channel = InProcessChannel(server: makeServer())
         let client = MCPClient(channel: channel, era: .legacy())

@@ -99,7 +99,9 @@ async def test_tokenize_with_an_update_for_every_change(mode):
 
     call_sid = new_call()
     logs: list[str] = []
-    async with server(mode, on_message=on_message, logs=logs) as (client, errlog):
+    # A distinctive card and security code, so any leak would be found by a plain search.
+    script = {call_sid: {"payment-card-number": ["4000056655665556"], "security-code": ["739"]}}
+    async with server(mode, scripts=script, on_message=on_message, logs=logs) as (client, errlog):
         status = await call(client, "startPaymentCapture", callSid=call_sid)
         uri = f"payment://{call_sid}/{status['paymentSid']}/status"
         if mode == "legacy":
@@ -109,7 +111,7 @@ async def test_tokenize_with_an_update_for_every_change(mode):
             async with client.listen(resource_subscriptions=[uri]):
                 status = await finish(client, call_sid, status)
         assert status["phase"] == "completed" and status["result"] == "success"
-        assert status["paymentToken"].startswith("tok_sim_") and status["paymentCardNumber"] == "xxxxxxxxxxxx1111"
+        assert status["paymentToken"].startswith("tok_sim_") and status["paymentCardNumber"] == "xxxxxxxxxxxx5556"
         assert status["securityCode"] == "xxx" and status["paymentCardType"] == "visa"
         read = await client.read_resource(uri)
         body = json.loads(read.contents[0].text)
@@ -119,7 +121,10 @@ async def test_tokenize_with_an_update_for_every_change(mode):
         assert updates.count(uri) >= 10, f"only {updates.count(uri)} updates"
         errlog.seek(0)
         everything = errlog.read() + "\n".join(logs) + json.dumps(body)
-        assert CARD not in everything and "4111 1111" not in everything
+        assert len(logs) > 0, "MCP log notifications were received and searched"
+        assert "4000056655665556" not in everything and "405665566" not in everything
+        assert not re.search(r"(?i)security.?code\W{0,4}[0-9]", everything), "no security code digit anywhere"
+        assert "739" not in json.dumps(body)
 
 
 async def finish(client, call_sid, status):

@@ -28,6 +28,11 @@ public struct RequestContext: Sendable {
     let progress: ProgressTracker?
     let connection: ServerConnection?
 
+    /// The request being served by the current task, if any. The engine sets it around every
+    /// handler, so code deep inside one (a log handler, say) can reach the request's progress
+    /// and log channels without being passed the context.
+    @TaskLocal public static var current: RequestContext?
+
     /// Sends `notifications/progress` for this request when the client asked for progress.
     ///
     /// Progress must grow: a value not greater than the last one sent is dropped, as the

@@ -277,7 +277,9 @@ public final class ServerConnection: Sendable {
         let task = Task { [self] in
             let outcome: Result<JSONValue, JSONRPCError>
             do {
-                outcome = .success(try await handleAsync(method: method, params: params, context: context))
+                outcome = .success(try await RequestContext.$current.withValue(context) {
+                    try await handleAsync(method: method, params: params, context: context)
+                })
             } catch let error as JSONRPCError {
                 outcome = .failure(error)
             } catch is CancellationError {
