@@ -46,11 +46,26 @@ let package = Package(
             dependencies: ["MCPCore"],
             swiftSettings: strictness
         ),
+        /// What the benchmarks share: blocking stdio with a child server, clocks, percentiles.
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: ["MCPCore"],
+            path: "Benchmarks/BenchmarkSupport",
+            swiftSettings: strictness
+        ),
         /// Spawn, round-trip and exit figures for MCPCore over real stdio (`Benchmarks/run`).
         .executableTarget(
             name: "MCPCoreBenchmark",
-            dependencies: ["MCPCore"],
+            dependencies: ["MCPCore", "BenchmarkSupport"],
             path: "Benchmarks/MCPCoreBenchmark",
+            swiftSettings: strictness
+        ),
+        /// The whole server against the Python-SDK peer: cold start, round trips, a whole
+        /// simulated payment, memory, exit (`Benchmarks/run`).
+        .executableTarget(
+            name: "AgentPaymentsBenchmark",
+            dependencies: ["MCPCore", "BenchmarkSupport"],
+            path: "Benchmarks/AgentPaymentsBenchmark",
             swiftSettings: strictness
         ),
         .target(

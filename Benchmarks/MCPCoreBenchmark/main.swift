@@ -3,6 +3,7 @@
 // Drives the release build of mcpcore-fixture-server (found beside this executable) with
 // blocking pipe reads, so the client adds as little as possible to what is measured.
 // Usage: MCPCoreBenchmark [--runs N] [--pings N]     (Benchmarks/run builds and runs it)
+import BenchmarkSupport
 import MCPCore
 
 #if canImport(Glibc)
@@ -11,78 +12,10 @@ import Glibc
 import Darwin
 #endif
 
-func now() -> Double {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return Double(spec.tv_sec) * 1e3 + Double(spec.tv_nsec) / 1e6
-}
+func now() -> Double { nowMilliseconds() }
 
-func percentile(_ values: [Double], _ fraction: Double) -> Double {
-    let sorted = values.sorted()
-    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * fraction).rounded()))]
-}
-
-func executableDirectory() -> String {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    let path = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-    return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
-}
-
-/// Blocking line I/O with one child.
-struct Wire {
-    let child: ChildProcess
-    var buffer: [UInt8] = []
-
-    init(_ executable: String) throws {
-        child = try ChildProcess(executable: executable)
-    }
-
-    func send(_ text: String) {
-        var line = text + "\n"
-        line.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(child.input, bytes.baseAddress! + offset, bytes.count - offset)
-                if written <= 0 { return }
-                offset += written
-            }
-        }
-    }
-
-    mutating func readLine() -> [UInt8]? {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
-                return line
-            }
-            let count = chunk.withUnsafeMutableBytes { read(child.output, $0.baseAddress!, $0.count) }
-            if count <= 0 { return nil }
-            buffer += chunk[0..<count]
-        }
-    }
-
-    func closeInput() { close(child.input) }
-
-    func finish() -> Int32 {
-        let status = ChildProcess.waitForExit(child.processID)
-        close(child.output)
-        return status
-    }
-}
-
-var runs = 30
-var pings = 10_000
-var arguments = CommandLine.arguments.dropFirst()
-while let argument = arguments.popFirst() {
-    switch argument {
-    case "--runs": runs = arguments.popFirst().flatMap(Int.init) ?? runs
-    case "--pings": pings = arguments.popFirst().flatMap(Int.init) ?? pings
-    default: break
-    }
-}
+let runs = option("--runs", 30)
+let pings = option("--pings", 10_000)
 
 let server = executableDirectory() + "/mcpcore-fixture-server"
 guard access(server, X_OK) == 0 else {
@@ -126,16 +59,8 @@ for index in 0..<(pings + 200) {
 wire.closeInput()
 _ = wire.finish()
 
-func pad(_ text: String, _ width: Int) -> String {
-    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-}
-
 func row(_ name: String, _ values: [Double], target: String, peers: String) -> String {
-    func format(_ value: Double) -> String {
-        let text = String((value * 1000).rounded() / 1000)
-        return pad(text, 8)
-    }
-    return "| \(pad(name, 31)) | \(format(percentile(values, 0.5))) | \(format(percentile(values, 0.9))) | \(pad(target, 7)) | \(peers) |"
+    "| \(pad(name, 31)) | \(pad(format(percentile(values, 0.5)), 8)) | \(pad(format(percentile(values, 0.9)), 8)) | \(pad(target, 7)) | \(peers) |"
 }
 
 print("MCPCore over stdio (\(runs) spawns per mode, \(pings) pings; milliseconds)")

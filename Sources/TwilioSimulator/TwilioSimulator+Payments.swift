@@ -291,8 +291,12 @@ extension TwilioSimulator {
                     ], body: Data(FormEncoding.encode(fields).utf8), timeout: .seconds(10))
                     status = try? await transport.send(request).status
                 }
+                let limit = configuration.callbackHistoryLimit
                 state.withLock { state in
-                    state.sent.append(SentCallback(url: url, fields: fields, status: status))
+                    if limit > 0 {
+                        state.sent.append(SentCallback(url: url, fields: fields, status: status))
+                        if state.sent.count > limit { state.sent.removeFirst(state.sent.count - limit) }
+                    }
                     state.pendingCallbacks -= 1
                 }
             }

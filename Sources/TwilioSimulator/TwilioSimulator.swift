@@ -28,16 +28,24 @@ public final class TwilioSimulator: Sendable {
         public var acceptsUnknownCalls: Bool
         /// How callbacks are sent.
         public var callbackTransport: any HTTPTransport
+        /// How many sent callbacks ``TwilioSimulator/sentCallbacks`` keeps (the most recent).
+        public var callbackHistoryLimit: Int
+        /// How many IdempotencyKeys are remembered for replay (the most recent); Twilio keeps
+        /// them for a day.
+        public var idempotencyHistoryLimit: Int
 
         public init(credentials: TwilioCredentials, authToken: Secret, connectors: Set<String> = ["Default"],
                     digitPacing: Duration = .zero, acceptsUnknownCalls: Bool = true,
-                    callbackTransport: any HTTPTransport = URLSessionTransport()) {
+                    callbackTransport: any HTTPTransport = URLSessionTransport(), callbackHistoryLimit: Int = 10_000,
+                    idempotencyHistoryLimit: Int = 10_000) {
             self.credentials = credentials
             self.authToken = authToken
             self.connectors = connectors
             self.digitPacing = digitPacing
             self.acceptsUnknownCalls = acceptsUnknownCalls
             self.callbackTransport = callbackTransport
+            self.callbackHistoryLimit = callbackHistoryLimit
+            self.idempotencyHistoryLimit = idempotencyHistoryLimit
         }
 
         /// Made-up credentials for running with no account at all.
@@ -86,6 +94,7 @@ public final class TwilioSimulator: Sendable {
         var calls: [CallSID: Call] = [:]
         var payments: [PaymentSID: Payment] = [:]
         var replays: [String: (fingerprint: String, status: Int, body: String)] = [:]
+        var replayOrder: [String] = []
         var sent: [SentCallback] = []
         var pendingCallbacks = 0
         var nextNumber = 0
@@ -219,7 +228,16 @@ public final class TwilioSimulator: Sendable {
             return (HTTPResponse.Status(code: replay.status), replay.body)
         }
         let result = try operation()
-        state.withLock { $0.replays[key] = (fingerprint, Int(result.0.code), result.1) }
+        let limit = configuration.idempotencyHistoryLimit
+        state.withLock { state in
+            state.replays[key] = (fingerprint, Int(result.0.code), result.1)
+            state.replayOrder.append(key)
+            if state.replayOrder.count > limit {
+                let expired = state.replayOrder.prefix(state.replayOrder.count - limit)
+                for old in expired { state.replays.removeValue(forKey: old) }
+                state.replayOrder.removeFirst(expired.count)
+            }
+        }
         return result
     }
 

@@ -133,7 +133,8 @@ enum Backend {
             switch configuration.mode {
             case .simulate:
                 let pacing = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_SIMULATOR_PACING_MS"].flatMap(Int.init) ?? 150
-                let simulatorConfiguration = TwilioSimulator.Configuration.offline(digitPacing: .milliseconds(pacing))
+                var simulatorConfiguration = TwilioSimulator.Configuration.offline(digitPacing: .milliseconds(pacing))
+                simulatorConfiguration.callbackHistoryLimit = 0  // nobody reads it in the server
                 let simulator = TwilioSimulator(configuration: simulatorConfiguration, logger: Logger(label: "twilio-simulator"))
                 if let path = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_SIMULATOR_SCRIPT"] {
                     for (call, script) in try SimulatorScripts.load(path: path) { simulator.setScript(script, for: call) }

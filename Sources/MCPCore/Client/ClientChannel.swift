@@ -130,7 +130,8 @@ public struct ChildProcess: Sendable {
     /// The read end of the child's standard output.
     public let output: Int32
 
-    public init(executable: String, arguments: [String] = []) throws {
+    /// Starts `executable`; with `discardStandardError` its standard error goes to /dev/null.
+    public init(executable: String, arguments: [String] = [], discardStandardError: Bool = false) throws {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
         guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else {
@@ -146,6 +147,7 @@ public struct ChildProcess: Sendable {
         posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
         posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
         for descriptor in toChild + fromChild { posix_spawn_file_actions_addclose(&actions, descriptor) }
+        if discardStandardError { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }

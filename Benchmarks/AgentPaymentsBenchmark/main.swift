@@ -1,0 +1,157 @@
+// The whole server against its peer, measured the same way in one run: agent-payments
+// --simulate (release build beside this executable) and the same tool names on the official
+// Python SDK with Twilio stubbed (Benchmarks/peers/python_peer.py).
+//
+// Usage: AgentPaymentsBenchmark --python PATH --peer PATH [--runs 30] [--pings 10000]
+//                               [--payments 50] [--sessions 10000]
+import BenchmarkSupport
+import MCPCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let runs = option("--runs", 30)
+let pings = option("--pings", 10_000)
+let payments = option("--payments", 50)
+let sessionCount = option("--sessions", 10_000)
+let ours = (executable: executableDirectory() + "/agent-payments", arguments: ["--simulate"])
+let peer = textOption("--python").flatMap { python in textOption("--peer").map { (executable: python, arguments: [$0]) } }
+
+setenv("AGENT_PAYMENTS_SIMULATOR_PACING_MS", "0", 1)
+setenv("AGENT_PAYMENTS_LOG_LEVEL", "error", 1)
+
+let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#
+let discover = #"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#
+let initialized = #"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
+
+func callSID(_ number: Int) -> String {
+    let hex = String(number, radix: 16)
+    return "CA" + String(repeating: "0", count: 32 - hex.count) + hex
+}
+
+func tool(_ id: Int, _ name: String, _ arguments: String) -> String {
+    #"{"jsonrpc":"2.0","id":\#(id),"method":"tools/call","params":{"name":"\#(name)","arguments":\#(arguments)}}"#
+}
+
+/// Opens a legacy connection.
+func open(_ server: (executable: String, arguments: [String])) throws -> Wire {
+    var wire = try Wire(server.executable, server.arguments)
+    guard wire.request(id: 1, initialize) != nil else { fatalError("\(server.executable) did not answer initialize") }
+    wire.send(initialized)
+    return wire
+}
+
+/// A tool result's structured content, or its text parsed as JSON (the peer returns text).
+func structured(_ response: JSONValue?) -> JSONValue? {
+    guard let result = response?["result"] else { return nil }
+    if let structured = result["structuredContent"] { return structured }
+    return result["content"]?.arrayValue?.first?["text"]?.stringValue.flatMap { try? JSONValue(parsing: $0) }
+}
+
+struct Figures {
+    var coldInitialize: [Double] = []
+    var coldDiscover: [Double] = []
+    var exit: [Double] = []
+    var ping: [Double] = []
+    var status: [Double] = []
+    var payment: [Double] = []
+    var idleRSS = 0
+    var sessionsRSS = 0
+}
+
+func measure(_ server: (executable: String, arguments: [String]), whole: Bool) throws -> Figures {
+    var figures = Figures()
+    for run in 0..<(runs * 2) {
+        let started = nowMilliseconds()
+        var wire = try Wire(server.executable, server.arguments)
+        let discovering = run % 2 == 1
+        guard wire.request(id: 1, discovering ? discover : initialize) != nil else { fatalError("no first answer") }
+        let answered = nowMilliseconds() - started
+        if discovering { figures.coldDiscover.append(answered) } else { figures.coldInitialize.append(answered) }
+        let closing = nowMilliseconds()
+        wire.closeInput()
+        _ = wire.finish()
+        if !discovering { figures.exit.append(nowMilliseconds() - closing) }
+    }
+
+    var wire = try open(server)
+    figures.idleRSS = wire.residentBytes()
+    var id = 10
+    for index in 0..<(pings + 200) {
+        id += 1
+        let started = nowMilliseconds()
+        guard wire.request(id: id, #"{"jsonrpc":"2.0","id":\#(id),"method":"ping"}"#) != nil else { fatalError("no pong") }
+        if index >= 200 { figures.ping.append(nowMilliseconds() - started) }
+    }
+    id += 1
+    let start = wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(callSID(1))"}"#))
+    guard let paymentSID = structured(start)?["paymentSid"]?.stringValue else { fatalError("no session: \(String(describing: start))") }
+    for index in 0..<(pings + 200) {
+        id += 1
+        let started = nowMilliseconds()
+        guard wire.request(id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(paymentSID)"}"#)) != nil else { fatalError("no status") }
+        if index >= 200 { figures.status.append(nowMilliseconds() - started) }
+    }
+
+    // A whole payment: start, three captures, complete, following nextStep and waiting while
+    // the (instant) simulated caller types, as an agent does.
+    for run in 0..<payments {
+        let call = callSID(0x1000 + run)
+        let started = nowMilliseconds()
+        id += 1
+        var status = structured(wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(call)","postalCode":false}"#)))
+        let sid = status?["paymentSid"]?.stringValue ?? ""
+        var steps = 0
+        while let next = status?["nextStep"]?["tool"]?.stringValue, next.hasPrefix("capture") || next == "completePaymentCapture", steps < 20 {
+            steps += 1
+            id += 1
+            status = structured(wire.request(id: id, tool(id, next, #"{"callSid":"\#(call)","paymentSid":"\#(sid)"}"#)))
+            while whole, status?["nextStep"]?["waitForCaller"] == true {
+                id += 1
+                let version = status?["version"]?.intValue ?? 0
+                status = structured(wire.request(id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(sid)","waitSeconds":5,"afterVersion":\#(version)}"#)))
+            }
+        }
+        guard status?["phase"] == "completed" else { fatalError("payment \(run) ended \(String(describing: status))") }
+        figures.payment.append(nowMilliseconds() - started)
+    }
+
+    for index in 0..<sessionCount {
+        id += 1
+        _ = wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(callSID(0x100000 + index))"}"#))
+    }
+    figures.sessionsRSS = wire.residentBytes()
+    wire.closeInput()
+    _ = wire.finish()
+    return figures
+}
+
+let ourFigures = try measure(ours, whole: true)
+let peerFigures = try peer.map { try measure($0, whole: false) }
+
+func ratio(_ ours: Double, _ theirs: Double?) -> String {
+    guard let theirs, theirs.isFinite, ours > 0 else { return "" }
+    let value = theirs / ours
+    return value >= 10 ? "\(Int(value.rounded()))× faster" : "\(format(value))×"
+}
+
+func row(_ name: String, _ ours: [Double], _ theirs: [Double]?, tail: Double = 0.9, target: String) {
+    let median = percentile(ours, 0.5)
+    let peerMedian = theirs.map { percentile($0, 0.5) }
+    print("| \(name) | \(format(median)) | \(format(percentile(ours, tail))) | \(peerMedian.map(format) ?? "n/a") | \(ratio(median, peerMedian)) | \(target) |")
+}
+
+func megabytes(_ bytes: Int) -> String { format(Double(bytes) / 1_048_576) }
+
+print("agent-payments --simulate vs the Python-SDK peer (Twilio stubbed), one run; milliseconds unless stated")
+print("| measure | ours median | ours p90 (p99 for round trips) | peer median | peer ÷ ours | target |")
+print("|---|---|---|---|---|---|")
+row("spawn → initialize result (\(runs) runs)", ourFigures.coldInitialize, peerFigures?.coldInitialize, target: "≤ 5, ≥ 50× peer")
+row("spawn → server/discover result (\(runs) runs)", ourFigures.coldDiscover, peerFigures?.coldDiscover, target: "≤ 5")
+row("ping round trip (\(pings))", ourFigures.ping, peerFigures?.ping, tail: 0.99, target: "≤ 0.05")
+row("getPaymentStatus round trip (\(pings))", ourFigures.status, peerFigures?.status, tail: 0.99, target: "≤ 0.05")
+row("whole payment: start, 3 captures, complete (\(payments); peer stubbed)", ourFigures.payment, peerFigures?.payment, target: "≤ 50")
+row("exit after stdin EOF (\(runs) runs)", ourFigures.exit, peerFigures?.exit, target: "≤ 5")
+print("| RSS after initialize (MB) | \(megabytes(ourFigures.idleRSS)) | | \(peerFigures.map { megabytes($0.idleRSS) } ?? "n/a") | | ≤ 30 |")
+print("| RSS added by \(sessionCount) live sessions (MB) | \(megabytes(ourFigures.sessionsRSS - ourFigures.idleRSS)) | | \(peerFigures.map { megabytes($0.sessionsRSS - $0.idleRSS) } ?? "n/a") | | ≤ 40 |")

@@ -1,0 +1,120 @@
+public import MCPCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Milliseconds on the monotonic clock.
+public func nowMilliseconds() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return Double(spec.tv_sec) * 1e3 + Double(spec.tv_nsec) / 1e6
+}
+
+/// The `fraction` percentile (nearest rank) of `values`.
+public func percentile(_ values: [Double], _ fraction: Double) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * fraction).rounded()))]
+}
+
+/// Right-pads `text` to `width` characters.
+public func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+}
+
+/// A figure with three decimals.
+public func format(_ value: Double) -> String {
+    guard value.isFinite else { return "n/a" }
+    return String((value * 1000).rounded() / 1000)
+}
+
+/// The value of `--name N` on the command line, or `fallback`.
+public func option(_ name: String, _ fallback: Int) -> Int {
+    let arguments = CommandLine.arguments
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count, let value = Int(arguments[index + 1]) else { return fallback }
+    return value
+}
+
+/// The value of `--name TEXT` on the command line.
+public func textOption(_ name: String) -> String? {
+    let arguments = CommandLine.arguments
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    return arguments[index + 1]
+}
+
+/// The directory of the running executable.
+public func executableDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    let path = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+}
+
+/// Blocking line I/O with one child server, so the client adds as little as possible to what
+/// is measured.
+public struct Wire {
+    public let child: ChildProcess
+    private var buffer: [UInt8] = []
+
+    public init(_ executable: String, _ arguments: [String] = [], quiet: Bool = true) throws {
+        child = try ChildProcess(executable: executable, arguments: arguments, discardStandardError: quiet)
+    }
+
+    public func send(_ text: String) {
+        var line = text + "\n"
+        line.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(child.input, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+
+    public mutating func readLine() -> [UInt8]? {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            let count = chunk.withUnsafeMutableBytes { read(child.output, $0.baseAddress!, $0.count) }
+            if count <= 0 { return nil }
+            buffer += chunk[0..<count]
+        }
+    }
+
+    /// Sends a request and returns the response with that id, skipping notifications.
+    public mutating func request(id: Int, _ text: String) -> JSONValue? {
+        send(text)
+        while let line = readLine() {
+            guard let message = try? JSONValue(parsing: line) else { continue }
+            if message["id"] == .integer(Int64(id)) { return message }
+        }
+        return nil
+    }
+
+    /// The child's resident set size in bytes.
+    public func residentBytes() -> Int {
+        let fd = open("/proc/\(child.processID)/status", O_RDONLY)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 8192)
+        let count = read(fd, &bytes, bytes.count)
+        guard count > 0 else { return 0 }
+        let text = String(decoding: bytes[0..<count], as: UTF8.self)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kilobytes * 1024
+    }
+
+    public func closeInput() { close(child.input) }
+
+    public func finish() -> Int32 {
+        let status = ChildProcess.waitForExit(child.processID)
+        close(child.output)
+        return status
+    }
+}
