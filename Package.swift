@@ -138,6 +138,13 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        /// TwilioSimulator as a standalone process: a Twilio to point any client at.
+        .executableTarget(
+            name: "twilio-simulator",
+            dependencies: ["TwilioSimulator", "TwilioPayments", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictness
+        ),
         /// Runs a CallbackReceiver and prints what it accepts, so the interop tests can sign
         /// with Twilio's Python validator against the URLs the receiver builds.
         .executableTarget(

@@ -127,7 +127,40 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
     return figures
 }
 
+/// Memory of the server alone: live mode against the simulator running as its own process.
+func measureServerAlone() throws -> (idle: Int, loaded: Int, simulatorGrowth: Int) {
+    var simulator = try Wire(executableDirectory() + "/twilio-simulator", ["--pacing-ms", "0"])
+    guard let line = simulator.readLine(), let info = try? JSONValue(parsing: line) else { fatalError("no simulator") }
+    let port = freePort()
+    let environment = [
+        "TWILIO_ACCOUNT_SID": info["accountSid"]!.stringValue!, "TWILIO_API_KEY": info["apiKey"]!.stringValue!,
+        "TWILIO_API_SECRET": info["apiSecret"]!.stringValue!, "TWILIO_AUTH_TOKEN": info["authToken"]!.stringValue!,
+        "TWILIO_API_BASE_URL": info["baseURL"]!.stringValue!, "CALLBACK_PORT": String(port), "CALLBACK_BASE_URL": "http://127.0.0.1:\(port)",
+    ]
+    for (name, value) in environment { setenv(name, value, 1) }
+    defer { for name in environment.keys { unsetenv(name) } }
+    var wire = try open((executable: ours.executable, arguments: []))
+    var id = 10
+    // The first session waits for the callback server to come up.
+    id += 1
+    _ = wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(callSID(1))"}"#))
+    let idle = wire.residentBytes()
+    let simulatorBefore = simulator.residentBytes()
+    for index in 0..<sessionCount {
+        id += 1
+        _ = wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(callSID(0x200000 + index))"}"#))
+    }
+    let loaded = wire.residentBytes()
+    let simulatorGrowth = simulator.residentBytes() - simulatorBefore
+    wire.closeInput()
+    _ = wire.finish()
+    simulator.closeInput()
+    _ = simulator.finish()
+    return (idle, loaded, simulatorGrowth)
+}
+
 let ourFigures = try measure(ours, whole: true)
+let alone = try measureServerAlone()
 let peerFigures = try peer.map { try measure($0, whole: false) }
 
 func ratio(_ ours: Double, _ theirs: Double?) -> String {
@@ -155,3 +188,6 @@ row("whole payment: start, 3 captures, complete (\(payments); peer stubbed)", ou
 row("exit after stdin EOF (\(runs) runs)", ourFigures.exit, peerFigures?.exit, target: "≤ 5")
 print("| RSS after initialize (MB) | \(megabytes(ourFigures.idleRSS)) | | \(peerFigures.map { megabytes($0.idleRSS) } ?? "n/a") | | ≤ 30 |")
 print("| RSS added by \(sessionCount) live sessions (MB) | \(megabytes(ourFigures.sessionsRSS - ourFigures.idleRSS)) | | \(peerFigures.map { megabytes($0.sessionsRSS - $0.idleRSS) } ?? "n/a") | | ≤ 40 |")
+print("| live mode, simulator in its own process: RSS with 1 session (MB) | \(megabytes(alone.idle)) | | | | ≤ 30 |")
+print("| live mode: RSS added by \(sessionCount) live sessions, server alone (MB) | \(megabytes(alone.loaded - alone.idle)) | | | | ≤ 40 |")
+print("| live mode: the simulator process grew by (MB) | \(megabytes(alone.simulatorGrowth)) | | | | |")
