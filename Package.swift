@@ -81,7 +81,7 @@ let package = Package(
         /// Reducer steps per second and memory per live session (`Benchmarks/run`).
         .executableTarget(
             name: "PaymentFlowBenchmark",
-            dependencies: ["PaymentFlow"],
+            dependencies: ["BenchmarkSupport", "PaymentFlow"],
             path: "Benchmarks/PaymentFlowBenchmark",
             swiftSettings: strictness
         ),
@@ -155,7 +155,7 @@ let package = Package(
         /// Signed callbacks per second through the receiver's real socket (`Benchmarks/run`).
         .executableTarget(
             name: "CallbackHTTPBenchmark",
-            dependencies: ["CallbackHTTP", "TwilioPayments"],
+            dependencies: ["BenchmarkSupport", "CallbackHTTP", "TwilioPayments"],
             path: "Benchmarks/CallbackHTTPBenchmark",
             swiftSettings: strictness
         ),
@@ -169,7 +169,7 @@ let package = Package(
         /// Webhook signature validations per second on one core (`Benchmarks/run`).
         .executableTarget(
             name: "TwilioPaymentsBenchmark",
-            dependencies: ["TwilioPayments"],
+            dependencies: ["BenchmarkSupport", "TwilioPayments"],
             path: "Benchmarks/TwilioPaymentsBenchmark",
             swiftSettings: strictness
         ),

@@ -2,6 +2,7 @@
 // latency, from a bounded loopback load generator (wrk: 1 thread, 16 connections, fixed
 // duration). The receiver validates every signature and delivers to a counting sink.
 // Usage: CallbackHTTPBenchmark [--seconds S] [--connections N]
+import BenchmarkSupport
 import CallbackHTTP
 import Foundation
 import Hummingbird
@@ -17,10 +18,6 @@ final class CountingSink: CallbackSink {
     }
 }
 
-func option(_ name: String, _ fallback: Int) -> Int {
-    guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else { return fallback }
-    return Int(CommandLine.arguments[index + 1]) ?? fallback
-}
 let seconds = option("--seconds", 5)
 let connections = option("--connections", 16)
 

@@ -1,20 +1,13 @@
 // Reducer steps per second (one thread) and memory per live session with 10,000 sessions in
 // the in-memory store. Usage: PaymentFlowBenchmark [--sessions N]
+import BenchmarkSupport
 import Foundation
 import PaymentFlow
 import TwilioPayments
 
-var sessionCount = 10_000
-if let index = CommandLine.arguments.firstIndex(of: "--sessions"), index + 1 < CommandLine.arguments.count,
-   let value = Int(CommandLine.arguments[index + 1]) {
-    sessionCount = value
-}
+let sessionCount = option("--sessions", 10_000)
 
-func now() -> Double {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
-}
+func now() -> Double { nowMilliseconds() / 1000 }
 
 func residentBytes() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

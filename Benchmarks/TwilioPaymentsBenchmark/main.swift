@@ -1,13 +1,10 @@
 // Webhook signature validations per second on one core, for a typical 15-field payment
 // status callback (reference §4). Usage: TwilioPaymentsBenchmark [--seconds S]
+import BenchmarkSupport
 import Foundation
 import TwilioPayments
 
-var seconds = 3.0
-if let index = CommandLine.arguments.firstIndex(of: "--seconds"), index + 1 < CommandLine.arguments.count,
-   let value = Double(CommandLine.arguments[index + 1]) {
-    seconds = value
-}
+let seconds = Double(option("--seconds", 3))
 
 let url = "https://payments.example.com/twilio/callbacks/8f14e45fceea167a5a36dedd4bea2543"
 let parameters: [(String, String)] = [
@@ -23,11 +20,7 @@ let signer = WebhookSignature(authToken: Secret("0123456789abcdef0123456789abcde
 let signature = signer.sign(url: url, parameters: parameters)
 precondition(signer.isValid(signature: signature, url: url, parameters: parameters))
 
-func now() -> Double {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
-}
+func now() -> Double { nowMilliseconds() / 1000 }
 
 var rates: [Double] = []
 for _ in 0..<5 {
