@@ -141,8 +141,8 @@ enum Backend {
                 }
                 let port = Mutex<Int?>(nil)
                 let app = simulator.makeApplication { bound in port.withLock { $0 = bound } }
-                runtime.keep(Task { try await app.runService(gracefulShutdownSignals: []) })
-                let simulatorPort = try await waitFor { port.withLock { $0 } }
+                let failure = launch(app, runtime: runtime)
+                let simulatorPort = try await waitFor(failure: failure) { port.withLock { $0 } }
                 receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(host: configuration.callbackHost, port: configuration.callbackPort,
                                                                                          authToken: simulatorConfiguration.authToken),
                                             sink: sink, logger: Logger(label: "agent-payments.callbacks"))
@@ -180,16 +180,38 @@ enum Backend {
     }
 
     private static func run(_ receiver: CallbackReceiver, runtime: Runtime) async throws {
-        let app = receiver.makeApplication()
-        runtime.keep(Task { try await app.runService(gracefulShutdownSignals: []) })
-        _ = try await waitFor { receiver.boundPort }
+        let failure = launch(receiver.makeApplication(), runtime: runtime)
+        _ = try await waitFor(failure: failure) { receiver.boundPort }
     }
 
-    private static func waitFor<T>(_ value: () -> T?) async throws -> T {
+    /// Runs `app` until shutdown; a failure to start (a busy port, say) is recorded so the
+    /// wait below can report it instead of timing out.
+    private static func launch(_ app: some ApplicationProtocol, runtime: Runtime) -> StartFailure {
+        let failure = StartFailure()
+        runtime.keep(Task {
+            do {
+                try await app.runService(gracefulShutdownSignals: [])
+            } catch {
+                failure.set(String(describing: error))
+                throw error
+            }
+        })
+        return failure
+    }
+
+    private static func waitFor<T>(failure: StartFailure, _ value: () -> T?) async throws -> T {
         for _ in 0..<1000 {
             if let value = value() { return value }
+            if let reason = failure.get() { throw PublicURLError(description: "a local server could not start: \(reason)") }
             try await Task.sleep(for: .milliseconds(5))
         }
         throw PublicURLError(description: "a local server did not start within 5 seconds")
     }
+}
+
+/// Why a local server failed to start, written by its task and read by the start-up wait.
+final class StartFailure: Sendable {
+    private let reason = Mutex<String?>(nil)
+    func set(_ text: String) { reason.withLock { $0 = text } }
+    func get() -> String? { reason.withLock { $0 } }
 }

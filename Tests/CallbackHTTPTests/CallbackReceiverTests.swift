@@ -12,7 +12,7 @@ import TwilioPayments
                   ("PaymentCardNumber", "xxxx")]
 
     func receiver(token: Secret? = Fixture.token, sink: RecordingSink) throws -> (CallbackReceiver, String) {
-        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: token), sink: sink)
+        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: token), sink: sink, logger: Fixture.quiet)
         receiver.setPublicBaseURL(publicBase)
         let url = try receiver.callbackURL(secret: "0123456789abcdef0123456789abcdef")
         return (receiver, url)
@@ -104,7 +104,7 @@ import TwilioPayments
 
     @Test func servesARealSocketOnAPickedPort() async throws {
         let sink = RecordingSink()
-        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(port: 0, authToken: Fixture.token), sink: sink)
+        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(port: 0, authToken: Fixture.token), sink: sink, logger: Fixture.quiet)
         try await withRunning([receiver.makeApplication()]) {
             let port = try await eventually { receiver.boundPort }
             #expect(port > 0 && receiver.publicBaseURL == "http://127.0.0.1:\(port)")

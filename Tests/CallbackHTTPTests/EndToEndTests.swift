@@ -25,9 +25,9 @@ import TwilioSimulator
     }
 
     static func rig() throws -> Rig {
-        let simulator = TwilioSimulator(configuration: .init(credentials: Fixture.credentials, authToken: Fixture.token))
+        let simulator = TwilioSimulator(configuration: .init(credentials: Fixture.credentials, authToken: Fixture.token), logger: Fixture.quiet)
         let sink = CoordinatorSink()
-        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: Fixture.token), sink: sink)
+        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: Fixture.token), sink: sink, logger: Fixture.quiet)
         let port = PortBox()
         let simulatorApp = simulator.makeApplication { bound in port.set(bound) }
         final class LateAPI: TwilioPaymentsAPI {

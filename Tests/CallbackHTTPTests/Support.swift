@@ -1,12 +1,20 @@
 import CallbackHTTP
 import Foundation
 import Hummingbird
+import Logging
 import PaymentFlow
 import Synchronization
 import TwilioPayments
 import TwilioSimulator
 
 enum Fixture {
+    /// Test servers log only what matters (cancelling them at the end is not an error worth printing).
+    static var quiet: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }
+
     static let credentials = TwilioCredentials(
         accountSID: AccountSID(validated: "AC" + String(repeating: "ab", count: 16)),
         apiKeySID: APIKeySID(validated: "SK" + String(repeating: "cd", count: 16)),

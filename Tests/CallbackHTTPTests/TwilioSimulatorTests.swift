@@ -7,7 +7,7 @@ import TwilioPayments
 import TwilioSimulator
 
 @Suite struct TwilioSimulatorTests {
-    let simulator = TwilioSimulator(configuration: .init(credentials: Fixture.credentials, authToken: Fixture.token))
+    let simulator = TwilioSimulator(configuration: .init(credentials: Fixture.credentials, authToken: Fixture.token), logger: Fixture.quiet)
     var account: String { Fixture.credentials.accountSID.rawValue }
     var auth: String { "Basic " + Data("\(Fixture.credentials.apiKeySID):simulator-api-secret".utf8).base64EncodedString() }
 
