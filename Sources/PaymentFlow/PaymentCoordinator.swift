@@ -228,6 +228,7 @@ public actor PaymentCoordinator {
             secretBySession.removeValue(forKey: sid)
             sessionBySecret.removeValue(forKey: secret)
             callbackURLBySecret.removeValue(forKey: secret)
+            await callbackURLs.retire(secret: secret)
         }
         return count
     }

@@ -60,6 +60,12 @@ public actor InMemoryPaymentStore: PaymentStore {
 public protocol CallbackURLProvider: Sendable {
     /// The URL Twilio should call for the session with `secret`.
     func callbackURL(secret: String) async throws -> String
+    /// The session with `secret` is gone; its URL need not be accepted any longer.
+    func retire(secret: String) async
+}
+
+extension CallbackURLProvider {
+    public func retire(secret: String) async {}
 }
 
 /// Builds callback URLs as `<base>/<secret>`, for a public base URL known up front.

@@ -122,6 +122,10 @@ struct ReceiverURLs: CallbackURLProvider {
     func callbackURL(secret: String) throws -> String {
         try receiver.callbackURL(secret: secret)
     }
+
+    func retire(secret: String) {
+        receiver.forget(secret: secret)
+    }
 }
 
 enum Backend {
@@ -171,6 +175,14 @@ enum Backend {
             let coordinator = PaymentCoordinator(api: api, callbackURLs: ReceiverURLs(receiver: receiver))
             sink.coordinator.withLock { $0 = coordinator }
             await ready.resolve(coordinator)
+            // Finished sessions stay readable for an hour, then go, and their callback URLs with them.
+            runtime.keep(Task {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(300))
+                    let expired = await coordinator.expireFinished(retention: .seconds(3600))
+                    if expired > 0 { logger.debug("expired finished payment sessions", metadata: ["count": "\(expired)"]) }
+                }
+            })
             logger.info("callback server ready", metadata: ["callbacks.public": "\(receiver.publicBaseURL ?? "?")",
                                                            "callbacks.port": "\(receiver.boundPort ?? 0)"])
         } catch {

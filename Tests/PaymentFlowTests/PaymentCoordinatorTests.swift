@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import PaymentFlow
 import TwilioPayments
@@ -172,14 +173,25 @@ import TwilioPayments
         #expect(await flow.activeSessions().count == 40)
     }
 
-    @Test func callEndedAndExpiry() async throws {
-        let flow = coordinator()
+    @Test func callEndedAndExpiryRetireTheCallbackURL() async throws {
+        let retired = RetiringURLs()
+        let flow = PaymentCoordinator(api: api, callbackURLs: retired, now: { Sample.date })
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        let secret = secret(from: api.calls[0].statusCallback)
+        #expect(await flow.expireFinished(retention: .seconds(-1)) == 0, "an active session never expires")
         await flow.callEnded(Sample.call)
         #expect(await flow.session(sid)?.phase.name == "failed")
         #expect(await flow.expireFinished(retention: .seconds(-1)) == 1)
         #expect(await flow.session(sid) == nil)
+        #expect(retired.retired.withLock { $0 } == [secret])
+        #expect(await !flow.knowsCallbackSecret(secret))
     }
+}
+
+final class RetiringURLs: CallbackURLProvider {
+    let retired = Mutex<[String]>([])
+    func callbackURL(secret: String) -> String { "https://example.com/cb/\(secret)" }
+    func retire(secret: String) { retired.withLock { $0.append(secret) } }
 }
 
 @Suite struct InMemoryPaymentStoreTests {
