@@ -50,6 +50,17 @@ public func executableDirectory() -> String {
     return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
 }
 
+/// A typical payment status callback: the 15 form fields Twilio sends when a card number has
+/// been captured (reference §4), for the signature and receiver benchmarks.
+public let typicalPaymentCallback: [(String, String)] = [
+    ("AccountSid", "AC" + String(repeating: "a1", count: 16)), ("CallSid", "CA" + String(repeating: "c3", count: 16)),
+    ("Sid", "PK" + String(repeating: "d4", count: 16)), ("DateCreated", "2021-08-10T03:55:53.408Z"),
+    ("DateUpdated", "2021-08-10T03:56:11.902Z"), ("PaymentConnector", "Default"), ("PaymentMethod", "credit-card"),
+    ("TokenType", "reusable"), ("ChargeAmount", "9.99"), ("Capture", "payment-card-number"), ("PartialResult", "false"),
+    ("Required", "security-code,expiration-date,postal-code"), ("PaymentCardNumber", "xxxxxxxxxxxx1111"),
+    ("PaymentCardType", "visa"), ("ErrorType", ""),
+]
+
 /// A loopback port nothing listens on right now.
 public func freePort() -> Int {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -32,14 +32,7 @@ let server = Task { try await app.runService(gracefulShutdownSignals: []) }
 while receiver.boundPort == nil { try await Task.sleep(for: .milliseconds(5)) }
 let url = try receiver.callbackURL(secret: "8f14e45fceea167a5a36dedd4bea2543")
 
-let fields: [(String, String)] = [
-    ("AccountSid", "AC" + String(repeating: "a1", count: 16)), ("CallSid", "CA" + String(repeating: "c3", count: 16)),
-    ("Sid", "PK" + String(repeating: "d4", count: 16)), ("DateCreated", "2021-08-10T03:55:53.408Z"),
-    ("DateUpdated", "2021-08-10T03:56:11.902Z"), ("PaymentConnector", "Default"), ("PaymentMethod", "credit-card"),
-    ("TokenType", "reusable"), ("ChargeAmount", "9.99"), ("Capture", "payment-card-number"), ("PartialResult", "false"),
-    ("Required", "security-code,expiration-date,postal-code"), ("PaymentCardNumber", "xxxxxxxxxxxx1111"),
-    ("PaymentCardType", "visa"), ("ErrorType", ""),
-]
+let fields = typicalPaymentCallback
 let signature = WebhookSignature(authToken: token).sign(url: url, parameters: fields)
 let body = FormEncoding.encode(fields)
 let script = FileManager.default.temporaryDirectory.appendingPathComponent("callback-bench-\(getpid()).lua")

@@ -7,14 +7,7 @@ import TwilioPayments
 let seconds = Double(option("--seconds", 3))
 
 let url = "https://payments.example.com/twilio/callbacks/8f14e45fceea167a5a36dedd4bea2543"
-let parameters: [(String, String)] = [
-    ("AccountSid", "AC" + String(repeating: "a1", count: 16)), ("CallSid", "CA" + String(repeating: "c3", count: 16)),
-    ("Sid", "PK" + String(repeating: "d4", count: 16)), ("DateCreated", "2021-08-10T03:55:53.408Z"),
-    ("DateUpdated", "2021-08-10T03:56:11.902Z"), ("PaymentConnector", "Default"), ("PaymentMethod", "credit-card"),
-    ("TokenType", "reusable"), ("ChargeAmount", "9.99"), ("Capture", "payment-card-number"), ("PartialResult", "false"),
-    ("Required", "security-code,expiration-date,postal-code"), ("PaymentCardNumber", "xxxxxxxxxxxx1111"),
-    ("PaymentCardType", "visa"), ("ErrorType", ""),
-]
+let parameters = typicalPaymentCallback
 precondition(parameters.count == 15)
 let signer = WebhookSignature(authToken: Secret("0123456789abcdef0123456789abcdef"))
 let signature = signer.sign(url: url, parameters: parameters)

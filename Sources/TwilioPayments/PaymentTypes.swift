@@ -1,3 +1,5 @@
+import Foundation
+
 /// How the caller pays (`PaymentMethod`).
 public enum PaymentMethod: String, Sendable, CaseIterable, Codable {
     case creditCard = "credit-card"
@@ -163,26 +165,11 @@ public struct PaymentSessionOptions: Sendable, Equatable {
         return fields
     }
 
-    /// A flat JSON object with sorted keys, escaped by hand so the module needs no encoder.
+    /// A flat JSON object with sorted keys (and slashes left unescaped), as Twilio expects in
+    /// `Parameter`.
     static func flatJSON(_ parameters: [String: String]) -> String {
-        func quote(_ text: String) -> String {
-            var result = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": result += "\\\""
-                case "\\": result += "\\\\"
-                case "\n": result += "\\n"
-                case "\r": result += "\\r"
-                case "\t": result += "\\t"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: result.unicodeScalars.append(scalar)
-                }
-            }
-            return result + "\""
-        }
-        return "{" + parameters.keys.sorted().map { "\(quote($0)):\(quote(parameters[$0]!))" }.joined(separator: ",") + "}"
+        let data = (try? JSONSerialization.data(withJSONObject: parameters, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 }
 

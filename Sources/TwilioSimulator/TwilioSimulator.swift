@@ -246,33 +246,14 @@ public final class TwilioSimulator: Sendable {
     }
 
     static func errorBody(_ failure: Failure) -> String {
-        jsonObject(["code": .int(failure.code), "message": .string(failure.message),
-                    "more_info": .string("https://www.twilio.com/docs/errors/\(failure.code)"), "status": .int(Int(failure.status.code))])
+        jsonObject(["code": failure.code, "message": failure.message,
+                    "more_info": "https://www.twilio.com/docs/errors/\(failure.code)", "status": Int(failure.status.code)])
     }
 
-    enum JSONField { case string(String), int(Int), null }
-
-    static func jsonObject(_ fields: [String: JSONField]) -> String {
-        func quote(_ text: String) -> String {
-            var result = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": result += "\\\""
-                case "\\": result += "\\\\"
-                case "\n": result += "\\n"
-                case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
-                default: result.unicodeScalars.append(scalar)
-                }
-            }
-            return result + "\""
-        }
-        return "{" + fields.keys.sorted().map { key -> String in
-            switch fields[key]! {
-            case .string(let value): return "\(quote(key)):\(quote(value))"
-            case .int(let value): return "\(quote(key)):\(value)"
-            case .null: return "\(quote(key)):null"
-            }
-        }.joined(separator: ",") + "}"
+    /// A JSON object with sorted keys, as Twilio's bodies read.
+    static func jsonObject(_ fields: [String: Any]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     static let rfc2822: DateFormatter = {
@@ -290,9 +271,9 @@ public final class TwilioSimulator: Sendable {
     func resourceBody(_ payment: PaymentSID, call: CallSID, created: Date, updated: Date) -> String {
         let account = configuration.credentials.accountSID.rawValue
         return Self.jsonObject([
-            "account_sid": .string(account), "call_sid": .string(call.rawValue), "sid": .string(payment.rawValue),
-            "date_created": .string(Self.rfc2822.string(from: created)), "date_updated": .string(Self.rfc2822.string(from: updated)),
-            "uri": .string("/2010-04-01/Accounts/\(account)/Calls/\(call)/Payments/\(payment).json"),
+            "account_sid": account, "call_sid": call.rawValue, "sid": payment.rawValue,
+            "date_created": Self.rfc2822.string(from: created), "date_updated": Self.rfc2822.string(from: updated),
+            "uri": "/2010-04-01/Accounts/\(account)/Calls/\(call)/Payments/\(payment).json",
         ])
     }
 
@@ -304,8 +285,8 @@ public final class TwilioSimulator: Sendable {
         }
         guard let call else { throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found") }
         return (.ok, Self.jsonObject([
-            "sid": .string(call.sid.rawValue), "account_sid": .string(configuration.credentials.accountSID.rawValue),
-            "status": .string(call.status), "direction": .string("inbound"), "parent_call_sid": .null,
+            "sid": call.sid.rawValue, "account_sid": configuration.credentials.accountSID.rawValue,
+            "status": call.status, "direction": "inbound", "parent_call_sid": NSNull(),
         ]))
     }
 }
