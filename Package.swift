@@ -178,6 +178,11 @@ let package = Package(
             dependencies: ["TwilioPayments"],
             swiftSettings: strictness
         ),
+        /// Rules about the repository itself: it is self-contained (no path leads outside it).
+        .testTarget(
+            name: "RepositoryTests",
+            swiftSettings: strictness
+        ),
         .testTarget(
             name: "MCPCoreTests",
             dependencies: ["MCPCore"],

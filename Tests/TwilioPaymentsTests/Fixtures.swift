@@ -22,10 +22,34 @@ enum Fixture {
         try TwilioPaymentsClient(credentials: credentials, baseURL: server.baseURL, retryPolicy: retry, requestTimeout: .seconds(5))
     }
 
-    /// The OpenAPI reference shipped in shared/.
-    static var openAPI: [String: Any] {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/reference/twilio-payments-openapi.json")
-        let data = try! Data(contentsOf: url.standardizedFileURL)
-        return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+    /// Twilio's OpenAPI description of the Payments endpoints, kept in the repository at
+    /// `Tests/Fixtures/reference/twilio/` (its SOURCE.md says where it comes from). A missing or
+    /// unreadable file is a thrown error that names the path, so the test fails instead of crashing.
+    static func openAPI() throws -> [String: Any] {
+        let url = RepositoryFixture.url("twilio/twilio-payments-openapi.json")
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw RepositoryFixture.Missing(path: url.path, reason: "\(error.localizedDescription)")
+        }
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw RepositoryFixture.Missing(path: url.path, reason: "not a JSON object")
+        }
+        return object
+    }
+}
+
+/// Test data kept inside the repository, under `Tests/Fixtures/reference/`.
+enum RepositoryFixture {
+    /// A fixture that could not be read: the path and why, for the failure message.
+    struct Missing: Error, CustomStringConvertible {
+        let path: String
+        let reason: String
+        var description: String { "test fixture \(path) could not be read (\(reason)); it belongs in the repository under Tests/Fixtures/reference/" }
+    }
+
+    /// The fixture at `relative` below `Tests/Fixtures/reference/`, located from this file's path.
+    static func url(_ relative: String) -> URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/reference").appendingPathComponent(relative).standardizedFileURL
     }
 }

@@ -4,17 +4,25 @@ import Testing
 
 /// Everything the client can send is in Twilio's own OpenAPI description.
 @Suite struct OpenAPIConformanceTests {
-    private func operation(_ path: String) -> (properties: [String: Any], required: [String]) {
-        let paths = Fixture.openAPI["paths"] as! [String: Any]
-        let post = (paths[path] as! [String: Any])["post"] as! [String: Any]
-        let content = ((post["requestBody"] as! [String: Any])["content"] as! [String: Any])["application/x-www-form-urlencoded"] as! [String: Any]
-        let schema = content["schema"] as! [String: Any]
-        return (schema["properties"] as! [String: Any], schema["required"] as! [String])
+    private func object(_ value: Any?, _ what: String) throws -> [String: Any] {
+        try #require(value as? [String: Any], "the OpenAPI fixture has no object at \(what)")
     }
 
-    private func enumValues(_ name: String) -> Set<String> {
-        let schemas = (Fixture.openAPI["components"] as! [String: Any])["schemas"] as! [String: Any]
-        return Set((schemas[name] as! [String: Any])["enum"] as! [String])
+    private func operation(_ path: String) throws -> (properties: [String: Any], required: [String]) {
+        let paths = try object(try Fixture.openAPI()["paths"], "paths")
+        let post = try object(try object(paths[path], path)["post"], "\(path) post")
+        let body = try object(try object(post["requestBody"], "requestBody")["content"], "content")
+        let schema = try object(try object(body["application/x-www-form-urlencoded"], "form content")["schema"], "schema")
+        let required = try #require(schema["required"] as? [String], "\(path) has no required list")
+        return (try object(schema["properties"], "properties"), required)
+    }
+
+    private func schemas() throws -> [String: Any] {
+        try object(try object(try Fixture.openAPI()["components"], "components")["schemas"], "schemas")
+    }
+
+    private func enumValues(_ name: String) throws -> Set<String> {
+        Set(try #require(try object(try schemas()[name], name)["enum"] as? [String], "\(name) has no enum"))
     }
 
     private let everything = PaymentSessionOptions(
@@ -23,16 +31,16 @@ import Testing
         bankAccountType: .commercialChecking, parameters: ["k": "v"], confirmation: false, requireMatchingInputs: MatchableInput.allCases
     )
 
-    @Test func everyCreateFieldExistsInTheSpec() {
-        let spec = operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments.json")
+    @Test func everyCreateFieldExistsInTheSpec() throws {
+        let spec = try operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments.json")
         let sent = ["IdempotencyKey", "StatusCallback"] + everything.formFields().map(\.0)
         #expect(sent.count == 17)
         for name in sent { #expect(spec.properties[name] != nil, "\(name) is not in the spec") }
         #expect(Set(spec.required).isSubset(of: Set(sent)))
     }
 
-    @Test func everyUpdateFieldExistsInTheSpec() {
-        let spec = operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments/{Sid}.json")
+    @Test func everyUpdateFieldExistsInTheSpec() throws {
+        let spec = try operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments/{Sid}.json")
         for update in CaptureItem.allCases.map(PaymentUpdate.capture) + PaymentSessionStatus.allCases.map(PaymentUpdate.status) {
             let sent = ["IdempotencyKey", "StatusCallback"] + update.formFields().map(\.0)
             for name in sent { #expect(spec.properties[name] != nil) }
@@ -40,16 +48,21 @@ import Testing
         }
     }
 
-    @Test func everyEnumValueExistsInTheSpec() {
-        #expect(Set(PaymentMethod.allCases.map(\.rawValue)) == enumValues("payments_enum_payment_method"))
-        #expect(Set(TokenType.allCases.map(\.rawValue)) == enumValues("payments_enum_token_type"))
-        #expect(Set(BankAccountType.allCases.map(\.rawValue)) == enumValues("payments_enum_bank_account_type"))
-        #expect(Set(CaptureItem.allCases.map(\.rawValue)) == enumValues("payments_enum_capture"))
-        #expect(Set(PaymentSessionStatus.allCases.map(\.rawValue)) == enumValues("payments_enum_status"))
+    @Test func everyEnumValueExistsInTheSpec() throws {
+        let methodSpec = try enumValues("payments_enum_payment_method")
+        #expect(Set(PaymentMethod.allCases.map(\.rawValue)) == methodSpec)
+        let typeSpec = try enumValues("payments_enum_token_type")
+        #expect(Set(TokenType.allCases.map(\.rawValue)) == typeSpec)
+        let accountSpec = try enumValues("payments_enum_bank_account_type")
+        #expect(Set(BankAccountType.allCases.map(\.rawValue)) == accountSpec)
+        let captureSpec = try enumValues("payments_enum_capture")
+        #expect(Set(CaptureItem.allCases.map(\.rawValue)) == captureSpec)
+        let statusSpec = try enumValues("payments_enum_status")
+        #expect(Set(PaymentSessionStatus.allCases.map(\.rawValue)) == statusSpec)
     }
 
-    @Test func typedFieldsCarryValuesOfTheSpecType() {
-        let spec = operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments.json")
+    @Test func typedFieldsCarryValuesOfTheSpecType() throws {
+        let spec = try operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments.json")
         for (name, value) in everything.formFields() {
             guard let property = spec.properties[name] as? [String: Any], let type = property["type"] as? String else { continue }
             switch type {
@@ -61,9 +74,8 @@ import Testing
         }
     }
 
-    @Test func theResponseSchemaMatchesWhatIsDecoded() {
-        let schemas = (Fixture.openAPI["components"] as! [String: Any])["schemas"] as! [String: Any]
-        let resource = (schemas["api.v2010.account.call.payments"] as! [String: Any])["properties"] as! [String: Any]
+    @Test func theResponseSchemaMatchesWhatIsDecoded() throws {
+        let resource = try object(try object(try schemas()["api.v2010.account.call.payments"], "payments schema")["properties"], "properties")
         #expect(Set(resource.keys) == ["account_sid", "call_sid", "sid", "date_created", "date_updated", "uri"])
     }
 }

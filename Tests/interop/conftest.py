@@ -15,7 +15,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT.parent / "shared" / "reference" / "mcp-spec"
+# The MCP JSON schemas, kept in the repository (see its SOURCE.md for where they come from).
+SPEC = ROOT / "Tests" / "Fixtures" / "reference" / "mcp-schema"
 
 
 def bin_path() -> Path:
@@ -39,7 +40,10 @@ class SchemaBook:
     """Validates a message against a named definition of one revision's JSON schema."""
 
     def __init__(self, version: str):
-        self.schema = json.loads((SPEC / version / "schema.json").read_text())
+        path = SPEC / version / "schema.json"
+        if not path.is_file():
+            pytest.fail(f"MCP schema fixture {path} is missing; it belongs in the repository (Tests/Fixtures/reference/)")
+        self.schema = json.loads(path.read_text())
         resource = Resource.from_contents(self.schema)
         self.registry = Registry().with_resource("urn:mcp", resource)
 
