@@ -3,7 +3,7 @@
 // Python SDK with Twilio stubbed (Benchmarks/peers/python_peer.py).
 //
 // Usage: AgentPaymentsBenchmark --python PATH --peer PATH [--runs 30] [--pings 10000]
-//                               [--payments 50] [--sessions 10000]
+//                               [--payments 50] [--sessions 10000] [--smoke]
 import BenchmarkSupport
 import MCPCore
 
@@ -11,11 +11,13 @@ import MCPCore
 import Glibc
 #endif
 
-let runs = option("--runs", 30)
-let pings = option("--pings", 10_000)
-let payments = option("--payments", 50)
-let sessionCount = option("--sessions", 10_000)
-let ours = (executable: executableDirectory() + "/agent-payments", arguments: ["--simulate"])
+let runs = option("--runs", 30, smoke: 2)
+let pings = option("--pings", 10_000, smoke: 20)
+let payments = option("--payments", 50, smoke: 2)
+let sessionCount = option("--sessions", 10_000, smoke: 20)
+let warmUp = isSmoke ? 5 : 200
+let ours = (executable: requireExecutable(executableDirectory() + "/agent-payments"), arguments: ["--simulate"])
+let simulatorPath = requireExecutable(executableDirectory() + "/twilio-simulator")
 let peer = textOption("--python").flatMap { python in textOption("--peer").map { (executable: python, arguments: [$0]) } }
 
 setenv("AGENT_PAYMENTS_SIMULATOR_PACING_MS", "0", 1)
@@ -37,7 +39,7 @@ func tool(_ id: Int, _ name: String, _ arguments: String) -> String {
 /// Opens a legacy connection.
 func open(_ server: (executable: String, arguments: [String])) throws -> Wire {
     var wire = try Wire(server.executable, server.arguments)
-    guard wire.request(id: 1, initialize) != nil else { fatalError("\(server.executable) did not answer initialize") }
+    guard wire.request(id: 1, initialize) != nil else { giveUp("\(server.executable) did not answer initialize", because: "it closed its output", run: "run it by hand to see its error") }
     wire.send(initialized)
     return wire
 }
@@ -66,7 +68,7 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
         let started = nowMilliseconds()
         var wire = try Wire(server.executable, server.arguments)
         let discovering = run % 2 == 1
-        guard wire.request(id: 1, discovering ? discover : initialize) != nil else { fatalError("no first answer") }
+        guard wire.request(id: 1, discovering ? discover : initialize) != nil else { giveUp("\(server.executable) gave no first answer", because: "it closed its output", run: "run it by hand to see its error") }
         let answered = nowMilliseconds() - started
         if discovering { figures.coldDiscover.append(answered) } else { figures.coldInitialize.append(answered) }
         let closing = nowMilliseconds()
@@ -78,20 +80,20 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
     var wire = try open(server)
     figures.idleRSS = wire.residentBytes()
     var id = 10
-    for index in 0..<(pings + 200) {
+    for index in 0..<(pings + warmUp) {
         id += 1
         let started = nowMilliseconds()
-        guard wire.request(id: id, #"{"jsonrpc":"2.0","id":\#(id),"method":"ping"}"#) != nil else { fatalError("no pong") }
-        if index >= 200 { figures.ping.append(nowMilliseconds() - started) }
+        guard wire.request(id: id, #"{"jsonrpc":"2.0","id":\#(id),"method":"ping"}"#) != nil else { giveUp("no pong", because: "the server closed its output") }
+        if index >= warmUp { figures.ping.append(nowMilliseconds() - started) }
     }
     id += 1
     let start = wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(callSID(1))"}"#))
-    guard let paymentSID = structured(start)?["paymentSid"]?.stringValue else { fatalError("no session: \(String(describing: start))") }
-    for index in 0..<(pings + 200) {
+    guard let paymentSID = structured(start)?["paymentSid"]?.stringValue else { giveUp("no payment session", because: "startPaymentCapture answered \(String(describing: start))") }
+    for index in 0..<(pings + warmUp) {
         id += 1
         let started = nowMilliseconds()
-        guard wire.request(id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(paymentSID)"}"#)) != nil else { fatalError("no status") }
-        if index >= 200 { figures.status.append(nowMilliseconds() - started) }
+        guard wire.request(id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(paymentSID)"}"#)) != nil else { giveUp("no status", because: "the server closed its output") }
+        if index >= warmUp { figures.status.append(nowMilliseconds() - started) }
     }
 
     // A whole payment: start, three captures, complete, following nextStep and waiting while
@@ -113,7 +115,7 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
                 status = structured(wire.request(id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(sid)","waitSeconds":5,"afterVersion":\#(version)}"#)))
             }
         }
-        guard status?["phase"] == "completed" else { fatalError("payment \(run) ended \(String(describing: status))") }
+        guard status?["phase"] == "completed" else { giveUp("payment \(run) did not complete", because: "it ended as \(String(describing: status))") }
         figures.payment.append(nowMilliseconds() - started)
     }
 
@@ -129,13 +131,19 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
 
 /// Memory of the server alone: live mode against the simulator running as its own process.
 func measureServerAlone() throws -> (idle: Int, loaded: Int, simulatorGrowth: Int) {
-    var simulator = try Wire(executableDirectory() + "/twilio-simulator", ["--pacing-ms", "0"])
-    guard let line = simulator.readLine(), let info = try? JSONValue(parsing: line) else { fatalError("no simulator") }
+    var simulator = try Wire(simulatorPath, ["--pacing-ms", "0"])
+    guard let line = simulator.readLine(), let info = try? JSONValue(parsing: line) else {
+        giveUp("twilio-simulator did not start", because: "it printed no JSON line with its address and credentials", run: "run \(simulatorPath) by hand")
+    }
+    func field(_ name: String) -> String {
+        guard let value = info[name]?.stringValue else { giveUp("twilio-simulator's start line has no \(name)", because: String(decoding: line, as: UTF8.self)) }
+        return value
+    }
     let port = freePort()
     let environment = [
-        "TWILIO_ACCOUNT_SID": info["accountSid"]!.stringValue!, "TWILIO_API_KEY": info["apiKey"]!.stringValue!,
-        "TWILIO_API_SECRET": info["apiSecret"]!.stringValue!, "TWILIO_AUTH_TOKEN": info["authToken"]!.stringValue!,
-        "TWILIO_API_BASE_URL": info["baseURL"]!.stringValue!, "CALLBACK_PORT": String(port), "CALLBACK_BASE_URL": "http://127.0.0.1:\(port)",
+        "TWILIO_ACCOUNT_SID": field("accountSid"), "TWILIO_API_KEY": field("apiKey"),
+        "TWILIO_API_SECRET": field("apiSecret"), "TWILIO_AUTH_TOKEN": field("authToken"),
+        "TWILIO_API_BASE_URL": field("baseURL"), "CALLBACK_PORT": String(port), "CALLBACK_BASE_URL": "http://127.0.0.1:\(port)",
     ]
     for (name, value) in environment { setenv(name, value, 1) }
     defer { for name in environment.keys { unsetenv(name) } }
@@ -159,9 +167,9 @@ func measureServerAlone() throws -> (idle: Int, loaded: Int, simulatorGrowth: In
     return (idle, loaded, simulatorGrowth)
 }
 
-let ourFigures = try measure(ours, whole: true)
-let alone = try measureServerAlone()
-let peerFigures = try peer.map { try measure($0, whole: false) }
+let ourFigures = must("measuring agent-payments --simulate") { try measure(ours, whole: true) }
+let alone = must("measuring agent-payments against twilio-simulator") { try measureServerAlone() }
+let peerFigures = peer.map { server in must("measuring the Python peer", run: "run scripts/setup-test-env") { try measure(server, whole: false) } }
 
 func ratio(_ ours: Double, _ theirs: Double?) -> String {
     guard let theirs, theirs.isFinite, ours > 0 else { return "" }
@@ -170,6 +178,8 @@ func ratio(_ ours: Double, _ theirs: Double?) -> String {
 }
 
 func row(_ name: String, _ ours: [Double], _ theirs: [Double]?, tail: Double = 0.9, target: String) {
+    produced(name, ours)
+    if let theirs { produced("peer: " + name, theirs) }
     let median = percentile(ours, 0.5)
     let peerMedian = theirs.map { percentile($0, 0.5) }
     print("| \(name) | \(format(median)) | \(format(percentile(ours, tail))) | \(peerMedian.map(format) ?? "n/a") | \(ratio(median, peerMedian)) | \(target) |")
@@ -191,3 +201,8 @@ print("| RSS added by \(sessionCount) live sessions (MB) | \(megabytes(ourFigure
 print("| live mode, simulator in its own process: RSS with 1 session (MB) | \(megabytes(alone.idle)) | | | | ≤ 30 |")
 print("| live mode: RSS added by \(sessionCount) live sessions, server alone (MB) | \(megabytes(alone.loaded - alone.idle)) | | | | ≤ 40 |")
 print("| live mode: the simulator process grew by (MB) | \(megabytes(alone.simulatorGrowth)) | | | | |")
+for (name, bytes) in [("RSS after initialize", ourFigures.idleRSS), ("RSS with sessions", ourFigures.sessionsRSS),
+                      ("live mode RSS", alone.idle), ("live mode RSS with sessions", alone.loaded)] {
+    produced(name, bytes > 0 ? Double(bytes) : .nan)
+}
+checkFigures()

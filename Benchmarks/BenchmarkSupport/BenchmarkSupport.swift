@@ -1,7 +1,77 @@
 public import MCPCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
+
+/// Whether `--smoke` was given: a handful of runs per figure, only to prove that the harness
+/// starts everything and produces every figure (`scripts/test` runs it; the values mean nothing).
+public let isSmoke = CommandLine.arguments.contains("--smoke")
+
+/// The value of `--name N`, or `fallback` (`smoke` under `--smoke`).
+public func option(_ name: String, _ fallback: Int, smoke: Int) -> Int {
+    option(name, isSmoke ? smoke : fallback)
+}
+
+/// This benchmark's name, for messages.
+public let benchmarkName: String = {
+    let path = CommandLine.arguments.first ?? "benchmark"
+    return String(path.split(separator: "/").last ?? Substring(path))
+}()
+
+/// Ends the benchmark with one line on standard error (what could not be done, why, and what
+/// to run) and exit status 1. Never a stack trace.
+public func giveUp(_ what: String, because why: String, run fix: String = "run Benchmarks/run, which builds everything it starts") -> Never {
+    var line = "\(benchmarkName): \(what): \(why); \(fix)\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    exit(1)
+}
+
+/// `body`'s value, or one line naming `what` and the error, then exit 1.
+public func must<T>(_ what: String, run fix: String = "run Benchmarks/run, which builds everything it starts", _ body: () throws -> T) -> T {
+    do { return try body() } catch { giveUp(what, because: "\(error)", run: fix) }
+}
+
+/// `body`'s value, or one line naming `what` and the error, then exit 1.
+public func must<T>(_ what: String, run fix: String = "run Benchmarks/run, which builds everything it starts",
+                    _ body: () async throws -> T) async -> T {
+    do { return try await body() } catch { giveUp(what, because: "\(error)", run: fix) }
+}
+
+/// `path` if it is an executable file; otherwise one line saying what to build, then exit 1.
+public func requireExecutable(_ path: String) -> String {
+    guard access(path, X_OK) == 0 else { giveUp("cannot start \(path)", because: "no such executable") }
+    return path
+}
+
+/// The figures a benchmark promised and whether each was produced, for ``checkFigures()``.
+private let figureLedger = Mutex<[(name: String, produced: Bool)]>([])
+
+/// Notes that the figure `name` was (or was not) produced: `values` has finite numbers.
+public func produced(_ name: String, _ values: [Double]) {
+    let ok = !values.isEmpty && values.allSatisfy(\.isFinite)
+    figureLedger.withLock { $0.append((name, ok)) }
+}
+
+/// Notes that the figure `name` was (or was not) produced: `value` is a finite number.
+public func produced(_ name: String, _ value: Double) {
+    produced(name, [value])
+}
+
+/// Exits 1, naming each figure, when any promised figure was not produced. Values are never
+/// judged: only that each figure exists.
+public func checkFigures() {
+    let ledger = figureLedger.withLock { $0 }
+    let missing = ledger.filter { !$0.produced }.map(\.name)
+    if ledger.isEmpty { giveUp("no figures", because: "the benchmark recorded none", run: "fix the benchmark") }
+    if !missing.isEmpty { giveUp("figures not produced", because: missing.joined(separator: "; "), run: "fix the benchmark") }
+    if isSmoke {
+        var line = "\(benchmarkName): all \(ledger.count) figures produced\n"
+        line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}
 
 /// Milliseconds on the monotonic clock.
 public func nowMilliseconds() -> Double {
@@ -141,4 +211,10 @@ public struct Wire {
         close(child.output)
         return status
     }
+}
+
+/// `path` if it is an executable file; otherwise one line saying how to install it, then exit 1.
+public func requireExecutableOrExplain(_ path: String, install: String) -> String {
+    guard access(path, X_OK) == 0 else { giveUp("cannot start \(path)", because: "it is not installed", run: install) }
+    return path
 }
