@@ -162,6 +162,13 @@ public final class CallbackReceiver: Sendable {
         }
         guard isIssued(Substring(secret)) else { return Response(status: .notFound) }
         let callback = PaymentStatusCallback(fields: fields)
+        let unrecognized = callback.unrecognizedValues
+        if !unrecognized.isEmpty {
+            // Kept and applied as far as understood; values are Twilio names, never card data.
+            logger.warning("callback carries values this server does not know", metadata: [
+                "payment.sid": "\(callback.paymentSID?.rawValue ?? "-")", "unrecognized": "\(unrecognized.joined(separator: "; "))",
+            ])
+        }
         guard await sink.deliver(secret: secret, callback: callback) else { return Response(status: .notFound) }
         return Response(status: .noContent)
     }

@@ -24,11 +24,11 @@ public enum Masking {
     /// where it is not (expiration dates, postal codes and routing numbers are not secret and
     /// Twilio reports them in clear).
     public static func value(_ value: String, for item: PaymentItem) -> String {
-        switch item {
+        switch item.base {
         case .cardNumber: return cardNumber(value)
         case .securityCode: return securityCode(value)
         case .bankAccountNumber: return bankAccountNumber(value)
-        case .expirationDate, .postalCode, .bankRoutingNumber: return value
+        default: return value
         }
     }
 

@@ -15,6 +15,9 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
     case twilio(TwilioError)
     /// No StatusCallback URL could be had (for example, the tunnel is not up).
     case callbackUnavailable(String)
+    /// The call is over (Twilio reports it no longer in progress); the session has ended as
+    /// `call-ended` and no payment can continue on this call.
+    case callEnded(callSID: CallSID, status: String?)
 
     public var description: String {
         switch self {
@@ -27,6 +30,8 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
         case .wrongCall(let payment, let call): return "Payment session \(payment) does not belong to call \(call)."
         case .twilio(let error): return error.description
         case .callbackUnavailable(let reason): return "No status callback URL is available: \(reason)."
+        case .callEnded(let call, let status):
+            return "The call \(call) has ended\(status.map { " (Twilio reports it \($0))" } ?? ""); the payment cannot continue on it."
         }
     }
 }
@@ -56,6 +61,8 @@ public actor PaymentCoordinator {
     private var secretBySession: [PaymentSID: String] = [:]
     private var callbackURLBySecret: [String: String] = [:]
     private var subscribers: [UUID: AsyncStream<PaymentSession>.Continuation] = [:]
+    /// When each session's call was last checked by ``checkSilentCalls(silentFor:)``.
+    private var lastCallCheck: [PaymentSID: Date] = [:]
     private var waiters: [PaymentSID: [UUID: CheckedContinuation<Void, Never>]] = [:]
 
     public init(api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
@@ -137,9 +144,16 @@ public actor PaymentCoordinator {
     }
 
     /// Applies a request event, performs the REST call it asks for, and applies the outcome.
+    /// First it asks Twilio whether the call is still up (no callback tells of a silent
+    /// hang-up): a call that has ended ends the session as `call-ended` instead.
     private func run(_ request: PaymentEvent, paymentSID: PaymentSID, callSID: CallSID?) async throws(FlowError) -> PaymentSession {
         guard let current = await store.session(paymentSID) else { throw .unknownSession(paymentSID) }
         if let callSID, current.callSID != callSID { throw .wrongCall(paymentSID: paymentSID, callSID: callSID) }
+        if !current.phase.isFinished, case .ended(let status) = await callState(current.callSID) {
+            let ended = try await mutate(paymentSID) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
+            if case .cancelRequested = request { return ended.session }
+            throw .callEnded(callSID: current.callSID, status: status)
+        }
         let transition = try await mutate(paymentSID) { PaymentReducer.reduce($0, request) }
         if let rejection = transition.rejection { throw .rejected(rejection.description) }
         for case .send(let operation) in transition.effects {
@@ -153,25 +167,30 @@ public actor PaymentCoordinator {
             throw .rejected("the session has no status callback URL")
         }
         let update: PaymentUpdate
+        switch operation {
+        case .create: return
+        case .capture(let item): update = .capture(item.capture)
+        case .complete: update = .status(.complete)
+        case .cancel: update = .status(.cancel)
+        }
+        let resource: PaymentResource
+        do {
+            resource = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update,
+                                                   idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(), statusCallback: url)
+        } catch {
+            _ = try? await mutate(sid) { PaymentReducer.reduce($0, .requestFailed(operation, reason: error.description, at: self.now())) }
+            if let code = error.code, TwilioErrorCatalog.callGoneCodes.contains(code) {
+                _ = try? await mutate(sid) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: nil)) }
+                throw .callEnded(callSID: session.callSID, status: nil)
+            }
+            throw .twilio(error)
+        }
         let accepted: PaymentEvent
         switch operation {
         case .create: return
-        case .capture(let item):
-            update = .capture(item.capture)
-            accepted = .captureAccepted(item, at: now())
-        case .complete:
-            update = .status(.complete)
-            accepted = .completeAccepted(at: now())
-        case .cancel:
-            update = .status(.cancel)
-            accepted = .cancelAccepted(at: now())
-        }
-        do {
-            _ = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update,
-                                            idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(), statusCallback: url)
-        } catch {
-            _ = try? await mutate(sid) { PaymentReducer.reduce($0, .requestFailed(operation, reason: error.description, at: self.now())) }
-            throw .twilio(error)
+        case .capture(let item): accepted = .captureAccepted(item, at: now(), twilioDate: resource.dateUpdated)
+        case .complete: accepted = .completeAccepted(at: now())
+        case .cancel: accepted = .cancelAccepted(at: now())
         }
         _ = try await mutate(sid) { PaymentReducer.reduce($0, accepted) }
     }
@@ -212,11 +231,54 @@ public actor PaymentCoordinator {
     }
 
     /// Ends every unfinished session on `callSID` (the call hung up).
-    public func callEnded(_ callSID: CallSID) async {
+    public func callEnded(_ callSID: CallSID, status: String? = nil) async {
         for session in await store.sessions(onCall: callSID) where !session.phase.isFinished {
             guard let sid = session.paymentSID else { continue }
-            _ = try? await mutate(sid) { PaymentReducer.reduce($0, .callEnded(at: self.now())) }
+            _ = try? await mutate(sid) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
         }
+    }
+
+    /// What Twilio's Calls API says of a call.
+    private enum CallState {
+        case inProgress
+        /// Over: Twilio reports this status (or no longer knows the call).
+        case ended(String?)
+        /// Not known: Twilio could not be asked; the caller carries on.
+        case unknown
+    }
+
+    private func callState(_ callSID: CallSID) async -> CallState {
+        do {
+            let call = try await api.fetchCall(callSID)
+            guard let status = call.rawStatus else { return .unknown }
+            return call.isActive ? .inProgress : .ended(status)
+        } catch {
+            if error.code == 20404 { return .ended("not found") }
+            return .unknown
+        }
+    }
+
+    /// Asks Twilio for the call of every active session that has heard nothing for `silence`
+    /// (and was not checked within that time), and ends the sessions whose call is over: a
+    /// caller who hangs up while no capture runs may send no callback at all. Returns how many
+    /// sessions ended.
+    @discardableResult
+    public func checkSilentCalls(silentFor silence: Duration) async -> Int {
+        let seconds = Double(silence.components.seconds) + Double(silence.components.attoseconds) / 1e18
+        let cutoff = now().addingTimeInterval(-seconds)
+        var ended = 0
+        for session in await store.activeSessions() {
+            guard let sid = session.paymentSID, !session.phase.isFinished, session.updatedAt <= cutoff,
+                  (lastCallCheck[sid] ?? .distantPast) <= cutoff else { continue }
+            lastCallCheck[sid] = now()
+            if case .ended(let status) = await callState(session.callSID) {
+                if (try? await mutate(sid) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) })?.changed == true { ended += 1 }
+            }
+        }
+        for sid in lastCallCheck.keys where await store.session(sid)?.phase.isFinished ?? true {
+            lastCallCheck.removeValue(forKey: sid)
+        }
+        return ended
     }
 
     /// Forgets finished sessions not updated for `retention`; returns how many.

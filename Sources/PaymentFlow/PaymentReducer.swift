@@ -7,8 +7,9 @@ public enum PaymentEvent: Sendable {
     case sessionCreated(PaymentSID, at: Date)
     /// The agent asked to capture an item.
     case captureRequested(PaymentItem, at: Date)
-    /// Twilio accepted the capture (202).
-    case captureAccepted(PaymentItem, at: Date)
+    /// Twilio accepted the capture (202); `twilioDate` is the answer's `date_updated`, by
+    /// Twilio's clock, which marks where this attempt begins.
+    case captureAccepted(PaymentItem, at: Date, twilioDate: Date? = nil)
     /// The agent asked to complete (charge or tokenize).
     case completeRequested(at: Date)
     /// Twilio accepted the completion (202); the result follows in a callback.
@@ -21,8 +22,9 @@ public enum PaymentEvent: Sendable {
     case callbackReceived(PaymentStatusCallback, at: Date)
     /// A REST call failed.
     case requestFailed(PaymentOperation, reason: String, at: Date)
-    /// The call is over.
-    case callEnded(at: Date)
+    /// The call is over: Twilio reports it no longer in progress (`status` as Twilio sent it,
+    /// when known), or a request failed because the call is gone.
+    case callEnded(at: Date, status: String? = nil)
 }
 
 /// A REST operation on a session.
@@ -56,8 +58,15 @@ public struct Transition: Sendable {
 
 /// The payment session's rules, as one pure function: no clock, no network, no randomness.
 ///
-/// - Duplicate and out-of-order callbacks never regress a captured item or a finished session.
-/// - A failed item (any `ErrorType`) can be captured again; the attempt is counted.
+/// - Capture state follows Twilio's word: an item is captured only when a callback for it says
+///   `PartialResult=false` with its value, or reports its value (no `PartialResult`) while
+///   Twilio's latest `Required` no longer lists it. A capture-time callback (no value) leaves
+///   it `capturing`. Every item in Twilio's latest `Required` is missing.
+/// - Duplicate and out-of-order callbacks never regress a captured item or a finished session;
+///   a callback stamped (`DateUpdated`) before the current attempt began is ignored for that
+///   item, and an older `Required` never replaces a newer one.
+/// - A failed item (any `ErrorType`) can be captured again, and so can a captured one; the
+///   attempt is counted.
 /// - The card number comes before the security code, as Twilio requires.
 /// - Completion is refused, naming the items, while required items are missing.
 /// - Cancel is allowed at any time before the end; the caller hanging up or pressing star
@@ -87,9 +96,16 @@ public enum PaymentReducer {
             next.phase = .active(current: item)
             effects.append(.send(.capture(item)))
 
-        case .captureAccepted(_, let at):
+        case .captureAccepted(let item, let at, let twilioDate):
             date = at
             next.lastRequestError = nil
+            if let twilioDate, next.state(item).isInProgress {
+                // Twilio's answer carries whole seconds: an earlier attempt's callback stamped
+                // within the same second is not told apart (it is taken as this attempt's).
+                let second = Date(timeIntervalSince1970: twilioDate.timeIntervalSince1970.rounded(.down))
+                let start = max(next.progress(item).attemptStart ?? second, second)
+                next.items[item]?.attemptStart = start
+            }
 
         case .completeRequested(let at):
             date = at
@@ -104,7 +120,7 @@ public enum PaymentReducer {
         case .cancelRequested(let at):
             date = at
             switch session.phase {
-            case .completed, .cancelled, .failed:
+            case .completed, .cancelled, .failed, .callEnded:
                 return reject(session, FlowRejection(description: "the payment session has already \(session.phase.name == "completed" ? "completed" : "ended") (\(session.phase.name)); there is nothing to cancel"))
             case .cancelling:
                 break
@@ -146,10 +162,14 @@ public enum PaymentReducer {
             date = at
             apply(callback, to: &next)
 
-        case .callEnded(let at):
+        case .callEnded(let at, let status):
             date = at
             if !session.phase.isFinished {
-                next.phase = .failed(PaymentFailure(result: .callerHungUp, reason: "the call ended before the payment finished"))
+                let detail = status.map { " (Twilio reports the call \($0))" } ?? ""
+                next.phase = .callEnded(PaymentFailure(reason: "the call ended before the payment finished\(detail)"))
+                for (item, progress) in next.items where progress.state.isInProgress {
+                    next.items[item]?.state = .notRequested
+                }
             }
         }
 
@@ -175,7 +195,7 @@ public enum PaymentReducer {
             return FlowRejection(description: "the payment is being completed; wait for the result")
         case .cancelling:
             return FlowRejection(description: "the payment session is being cancelled")
-        case .completed, .cancelled, .failed:
+        case .completed, .cancelled, .failed, .callEnded:
             return FlowRejection(description: "the payment session has ended (\(session.phase.name)); start a new one with startPaymentCapture")
         }
         let method = session.configuration.paymentMethod
@@ -184,6 +204,9 @@ public enum PaymentReducer {
         }
         if item == .securityCode, !session.state(.cardNumber).isCaptured {
             return FlowRejection(description: "capture the card number before the security code (Twilio requires this order)")
+        }
+        if item.isMatcher, !session.state(item.base).isCaptured {
+            return FlowRejection(description: "capture the \(item.base.spokenName) before asking for it again to confirm it")
         }
         if case .active(let current?) = session.phase, current != item, session.state(current).isInProgress {
             return FlowRejection(description: "the \(current.spokenName) is still being captured; wait for it to finish before asking for the \(item.spokenName)")
@@ -214,14 +237,21 @@ public enum PaymentReducer {
 
     /// The callback field that carries `item`'s value.
     static func reportedValue(of item: PaymentItem, in callback: PaymentStatusCallback) -> String? {
-        switch item {
+        switch item.base {
         case .cardNumber: return callback.paymentCardNumber
         case .securityCode: return callback.securityCode
         case .expirationDate: return callback.expirationDate
         case .postalCode: return callback.paymentCardPostalCode
         case .bankRoutingNumber: return callback.bankRoutingNumber
-        case .bankAccountNumber: return callback.bankAccountNumber
+        default: return callback.bankAccountNumber
         }
+    }
+
+    /// Whether a callback stamped `stamp` is not older than one stamped `reference` (either
+    /// unknown: order of arrival decides, so it is not older).
+    private static func isNotOlder(_ stamp: Date?, than reference: Date?) -> Bool {
+        guard let stamp, let reference else { return true }
+        return stamp >= reference
     }
 
     private static func apply(_ callback: PaymentStatusCallback, to session: inout PaymentSession) {
@@ -231,23 +261,49 @@ public enum PaymentReducer {
         if case .starting = session.phase, callback.paymentSID != nil { session.phase = .active(current: nil) }
 
         if let cardType = callback.paymentCardType { session.cardType = cardType }
+        let applicable = session.configuration.applicableItems
+        let stamp = callback.dateUpdated
+
+        // Twilio's latest `Required` is the truth about what is missing.
+        var requiredApplied = false
+        if callback.hasRequired, isNotOlder(stamp, than: session.requiredReportedAt) {
+            let listed = callback.required.compactMap(PaymentItem.init(capture:)).filter(applicable.contains)
+                .reduce(into: [PaymentItem]()) { if !$0.contains($1) { $0.append($1) } }
+            session.unrecognizedRequired = callback.unrecognizedRequired
+            // Tokens that did not parse never empty the list: the previous one stands.
+            if !listed.isEmpty || callback.unrecognizedRequired.isEmpty {
+                session.required = listed
+                session.requiredFromTwilio = true
+                session.requiredReportedAt = stamp ?? session.requiredReportedAt
+                requiredApplied = true
+            }
+        }
 
         // The item being captured.
-        if let capture = callback.capture, let item = PaymentItem(capture: capture), session.configuration.applicableItems.contains(item),
+        if let capture = callback.capture, let item = PaymentItem(capture: capture), applicable.contains(item),
            case .active = session.phase {
             var progress = session.progress(item)
-            let reported = reportedValue(of: item, in: callback).map { Masking.value($0, for: item) }
-            if let errorType = callback.errorType, errorType != .sessionInProgress {
-                // Only an attempt in progress can fail; a late duplicate changes nothing.
-                if progress.state.isInProgress {
+            let stale = progress.attemptStart.map { start in stamp.map { $0 < start } ?? false } ?? false
+            if progress.state.isInProgress, !stale {
+                let reported = reportedValue(of: item, in: callback).map { Masking.value($0, for: item) }
+                let previous: String? = if case .capturing(let masked) = progress.state { masked } else { nil }
+                let stillRequired = callback.hasRequired ? callback.required.contains(capture) : nil
+                if let errorType = callback.errorType, errorType != .sessionInProgress {
                     progress.state = .failed(errorType)
                     progress.failedAttempts += 1
                     session.lastError = errorType
+                } else if callback.partialResult == false, reported != nil || stillRequired != true {
+                    progress.state = .captured(masked: reported ?? previous)
+                } else if callback.partialResult == nil, reported != nil, stillRequired == false {
+                    progress.state = .captured(masked: reported)
+                } else {
+                    if reported == nil, callback.errorType == nil, let stamp {
+                        // The capture-time callback: it marks, by Twilio's clock, where this attempt began.
+                        progress.attemptStart = max(progress.attemptStart ?? stamp, stamp)
+                    }
+                    progress.state = .capturing(masked: reported ?? previous)
                 }
-            } else if callback.partialResult == true {
-                if progress.state.isInProgress { progress.state = .capturing(masked: reported) }
-            } else if progress.state.isInProgress {
-                progress.state = .captured(masked: reported)
+                progress.lastPartialResult = callback.partialResult
             }
             session.items[item] = progress
             // The last error stands until no item is left in a failed state.
@@ -261,10 +317,16 @@ public enum PaymentReducer {
             session.lastError = errorType
         }
 
-        if callback.hasRequired {
-            let applicable = session.configuration.applicableItems
-            session.required = callback.required.compactMap(PaymentItem.init(capture:)).filter(applicable.contains)
-                .reduce(into: [PaymentItem]()) { if !$0.contains($1) { $0.append($1) } }
+        // A value reported without `PartialResult=true`, for an item Twilio's latest `Required`
+        // no longer lists, is captured (the reading in which the last callback of an item
+        // carries no `PartialResult`).
+        if requiredApplied {
+            for (item, progress) in session.items {
+                if case .capturing(let masked?) = progress.state, progress.lastPartialResult != true, !session.required.contains(item) {
+                    session.items[item]?.state = .captured(masked: masked)
+                    if case .active(item) = session.phase { session.phase = .active(current: nil) }
+                }
+            }
         }
 
         guard let result = callback.result else { return }
@@ -274,6 +336,8 @@ public enum PaymentReducer {
                                                       token: callback.paymentToken, profileID: callback.profileID))
         case .callerInterruptedWithStar:
             session.phase = .cancelled(reason: "the caller pressed star to leave the payment")
+        case .callerHungUp:
+            session.phase = .callEnded(PaymentFailure(result: result, reason: "the caller hung up"))
         default:
             if case .cancelling = session.phase {
                 session.phase = .cancelled(reason: "cancelled by the agent")
@@ -281,7 +345,6 @@ public enum PaymentReducer {
             }
             let reason: String
             switch result {
-            case .callerHungUp: reason = "the caller hung up"
             case .paymentConnectorError:
                 reason = "the payment was declined or failed at the payment processor"
                     + (callback.paymentError.map { ": \($0)" } ?? "")

@@ -1,43 +1,75 @@
 public import Foundation
 public import TwilioPayments
 
-/// One piece of payment information the caller types on the keypad.
+/// One piece of payment information the caller types on the keypad. The `-matcher` items are
+/// the second entries that `requireMatchingInputs` asks for (the caller types the item twice and
+/// Twilio checks that both agree); each is tracked as an item of its own.
 public enum PaymentItem: String, Sendable, CaseIterable, Codable, Comparable {
     case cardNumber = "payment-card-number"
+    case cardNumberMatcher = "payment-card-number-matcher"
     case securityCode = "security-code"
+    case securityCodeMatcher = "security-code-matcher"
     case expirationDate = "expiration-date"
+    case expirationDateMatcher = "expiration-date-matcher"
     case postalCode = "postal-code"
+    case postalCodeMatcher = "postal-code-matcher"
     case bankRoutingNumber = "bank-routing-number"
     case bankAccountNumber = "bank-account-number"
 
-    /// The order in which a caller is asked for items.
+    /// The items a caller types once (no matchers), in asking order.
+    public static let entries: [PaymentItem] = allCases.filter { !$0.isMatcher }
+
+    private static let order: [PaymentItem: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+
+    /// The order in which a caller is asked for items: each matcher right after its item.
     public static func < (lhs: PaymentItem, rhs: PaymentItem) -> Bool {
-        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+        order[lhs, default: 0] < order[rhs, default: 0]
     }
 
     /// The Twilio `Capture` value for this item.
     public var capture: CaptureItem { CaptureItem(rawValue: rawValue)! }
 
-    /// The item a Twilio `Capture` value collects (matcher variants map to their item).
+    /// The item a Twilio `Capture` value collects.
     public init?(capture: CaptureItem) {
-        let base = capture.rawValue.hasSuffix("-matcher") ? String(capture.rawValue.dropLast("-matcher".count)) : capture.rawValue
-        self.init(rawValue: base)
+        self.init(rawValue: capture.rawValue)
     }
 
-    /// Words for a person: "card number".
-    public var spokenName: String {
+    /// Whether this is the second entry of a matched item.
+    public var isMatcher: Bool { rawValue.hasSuffix("-matcher") }
+
+    /// The item this one confirms (itself for a first entry).
+    public var base: PaymentItem {
         switch self {
-        case .cardNumber: return "card number"
-        case .securityCode: return "security code"
-        case .expirationDate: return "expiration date"
-        case .postalCode: return "postal code"
-        case .bankRoutingNumber: return "bank routing number"
-        case .bankAccountNumber: return "bank account number"
+        case .cardNumberMatcher: return .cardNumber
+        case .securityCodeMatcher: return .securityCode
+        case .expirationDateMatcher: return .expirationDate
+        case .postalCodeMatcher: return .postalCode
+        default: return self
         }
     }
 
-    /// Whether the item belongs to a card or a bank (ACH) payment.
-    public var isBankItem: Bool { self == .bankRoutingNumber || self == .bankAccountNumber }
+    /// The second entry that confirms this item, for the items Twilio can match.
+    public var matcher: PaymentItem? {
+        switch self {
+        case .cardNumber: return .cardNumberMatcher
+        case .securityCode: return .securityCodeMatcher
+        case .expirationDate: return .expirationDateMatcher
+        case .postalCode: return .postalCodeMatcher
+        default: return nil
+        }
+    }
+
+    /// Words for a person: "card number", "card number (second entry)".
+    public var spokenName: String {
+        switch base {
+        case .cardNumber: return isMatcher ? "card number again (to confirm it)" : "card number"
+        case .securityCode: return isMatcher ? "security code again (to confirm it)" : "security code"
+        case .expirationDate: return isMatcher ? "expiration date again (to confirm it)" : "expiration date"
+        case .postalCode: return isMatcher ? "postal code again (to confirm it)" : "postal code"
+        case .bankRoutingNumber: return "bank routing number"
+        default: return "bank account number"
+        }
+    }
 }
 
 /// Where one item stands.
@@ -74,6 +106,13 @@ public struct ItemProgress: Sendable, Equatable {
     public var failedAttempts: Int = 0
     /// Capture requests made.
     public var requests: Int = 0
+    /// When, by Twilio's clock, the current attempt began: the `date_updated` of Twilio's answer
+    /// to the capture request (whole seconds), raised by the `DateUpdated` of the capture-time
+    /// callback. A callback for this item stamped earlier belongs to an earlier attempt and is
+    /// ignored, so a late error for attempt N never fails attempt N+1.
+    public var attemptStart: Date?
+    /// The `PartialResult` of the latest callback applied to this item (`nil` when it had none).
+    public var lastPartialResult: Bool?
 
     public init() {}
 }
@@ -88,8 +127,14 @@ public struct PaymentConfiguration: Sendable, Equatable {
     }
 
     public var paymentMethod: PaymentMethod { options.paymentMethod ?? .creditCard }
-    /// `true` when an amount is charged; `false` when the card is only tokenized.
-    public var isCharge: Bool { options.chargeAmount != nil }
+    /// `true` when an amount greater than zero is charged; `false` when the card or account is
+    /// only tokenized (no amount, or zero, as Twilio treats it).
+    public var isCharge: Bool { options.isCharge }
+
+    /// The items the caller is asked to type twice.
+    private var matched: Set<PaymentItem> {
+        Set((options.requireMatchingInputs ?? []).compactMap { PaymentItem(rawValue: $0.rawValue) })
+    }
 
     /// The items this configuration needs, before Twilio says otherwise.
     public var requiredItems: [PaymentItem] {
@@ -101,13 +146,17 @@ public struct PaymentConfiguration: Sendable, Equatable {
             if options.securityCode ?? true { items.append(.securityCode) }
             items.append(.expirationDate)
             if options.postalCode ?? true { items.append(.postalCode) }
-            return items
+            return items.flatMap { item in matched.contains(item) ? [item, item.matcher!] : [item] }
         }
     }
 
-    /// The items that make sense for this payment method.
+    /// The items that make sense for this payment method: every card item (Twilio may ask for
+    /// one the options left out), and the matchers of the items to be typed twice.
     public var applicableItems: [PaymentItem] {
-        paymentMethod == .achDebit ? [.bankRoutingNumber, .bankAccountNumber] : [.cardNumber, .securityCode, .expirationDate, .postalCode]
+        if paymentMethod == .achDebit { return [.bankRoutingNumber, .bankAccountNumber] }
+        return [PaymentItem.cardNumber, .securityCode, .expirationDate, .postalCode].flatMap { item in
+            matched.contains(item) ? [item, item.matcher!] : [item]
+        }
     }
 }
 
@@ -166,16 +215,20 @@ public enum PaymentPhase: Sendable, Equatable {
     case completed(PaymentOutcome)
     case cancelled(reason: String)
     case failed(PaymentFailure)
+    /// The call is over (the caller hung up, or Twilio reports the call no longer in progress);
+    /// no payment can continue on it.
+    case callEnded(PaymentFailure)
 
     /// Whether the session has ended for good.
     public var isFinished: Bool {
         switch self {
-        case .completed, .cancelled, .failed: return true
+        case .completed, .cancelled, .failed, .callEnded: return true
         default: return false
         }
     }
 
-    /// A one-word name: starting, active, completing, cancelling, completed, cancelled, failed.
+    /// A one-word name: starting, active, completing, cancelling, completed, cancelled, failed,
+    /// call-ended.
     public var name: String {
         switch self {
         case .starting: return "starting"
@@ -185,6 +238,7 @@ public enum PaymentPhase: Sendable, Equatable {
         case .completed: return "completed"
         case .cancelled: return "cancelled"
         case .failed: return "failed"
+        case .callEnded: return "call-ended"
         }
     }
 }
@@ -198,8 +252,17 @@ public struct PaymentSession: Sendable, Equatable {
     public var callSID: CallSID
     public var configuration: PaymentConfiguration
     public var items: [PaymentItem: ItemProgress]
-    /// Items still needed, from the configuration and then from Twilio's `Required`.
+    /// Items still needed: from the configuration until Twilio reports `Required`, then exactly
+    /// what Twilio's latest `Required` lists.
     public var required: [PaymentItem]
+    /// Whether `required` is Twilio's word (a callback carried `Required`) rather than our
+    /// expectation from the options.
+    public var requiredFromTwilio: Bool
+    /// The `DateUpdated` of the callback whose `Required` is in `required`: an older callback
+    /// arriving late does not overwrite a newer list.
+    public var requiredReportedAt: Date?
+    /// Tokens of Twilio's latest `Required` that name no item this library knows, kept verbatim.
+    public var unrecognizedRequired: [String]
     public var phase: PaymentPhase
     /// The card brand Twilio detected (`visa`…).
     public var cardType: String?
@@ -218,6 +281,9 @@ public struct PaymentSession: Sendable, Equatable {
         self.configuration = configuration
         self.items = [:]
         self.required = configuration.requiredItems
+        self.requiredFromTwilio = false
+        self.requiredReportedAt = nil
+        self.unrecognizedRequired = []
         self.phase = .starting
         self.createdAt = date
         self.updatedAt = date
@@ -234,9 +300,12 @@ public struct PaymentSession: Sendable, Equatable {
         progress(item).state
     }
 
-    /// Required items not captured yet, in asking order.
+    /// The items still missing, in asking order. Once Twilio has reported `Required`, every item
+    /// it lists is missing, whatever this session believed before (Twilio may ask again for an
+    /// item it had accepted, for example after `input-matching-failed`); before that, the
+    /// expected items not captured yet.
     public var missingItems: [PaymentItem] {
-        required.filter { !state($0).isCaptured }.sorted()
+        (requiredFromTwilio ? required : required.filter { !state($0).isCaptured }).sorted()
     }
 
     /// The masked value of an item, if Twilio reported one.

@@ -155,6 +155,9 @@ public enum PromptLibrary {
                         + ErrorGuidance.remedy(error, item: item))
                 }
             }
+            if case .callEnded(let failure) = session.phase {
+                lines.append("The call has ended (\(failure.reason)); nothing more can be captured on it.")
+            }
             if case .failed(let failure) = session.phase {
                 lines.append("The session failed: \(failure.reason).")
                 if let code = failure.payErrorCode, let entry = TwilioErrorCatalog.entries[code] {

@@ -5,16 +5,82 @@ import Foundation
 import Logging
 
 /// Defaults for `startPaymentCapture` from the environment (`TOKEN_TYPE`, `CURRENCY`,
-/// `PAYMENT_CONNECTOR`), applied when the agent does not say otherwise.
+/// `PAYMENT_CONNECTOR`, `POSTAL_CODE`, `SECURITY_CODE`), applied when the agent does not say
+/// otherwise.
 public struct PaymentDefaults: Sendable, Equatable {
     public var tokenType: TokenType?
     public var currency: String?
     public var paymentConnector: String?
+    /// Whether Twilio asks for the billing postal code. `false` unless configured, as the
+    /// TypeScript server we replace always sent `PostalCode=false`.
+    public var postalCode: Bool
+    /// Whether Twilio asks for the security code (`true`, Twilio's own default).
+    public var securityCode: Bool
 
-    public init(tokenType: TokenType? = nil, currency: String? = nil, paymentConnector: String? = nil) {
+    public init(tokenType: TokenType? = nil, currency: String? = nil, paymentConnector: String? = nil, postalCode: Bool = false,
+                securityCode: Bool = true) {
         self.tokenType = tokenType
         self.currency = currency
         self.paymentConnector = paymentConnector
+        self.postalCode = postalCode
+        self.securityCode = securityCode
+    }
+}
+
+/// Tool arguments read by type. MCPCore has checked them against the tool's input schema, so
+/// a value of the wrong type is a refusal with a message, never a crash.
+struct ToolArguments {
+    let values: [String: JSONValue]
+
+    init(_ values: [String: JSONValue]) { self.values = values }
+
+    func string(_ name: String) -> String? { values[name]?.stringValue }
+    func bool(_ name: String) -> Bool? { values[name]?.boolValue }
+    func int(_ name: String) -> Int? { values[name]?.intValue }
+    func double(_ name: String) -> Double? { values[name]?.doubleValue }
+    func strings(_ name: String) -> [String]? { values[name]?.arrayValue?.compactMap(\.stringValue) }
+
+    /// The argument `name` parsed by `parse`, or a refusal naming it.
+    func required<T>(_ name: String, _ parse: (String) -> T?) throws(FlowError) -> T {
+        guard let text = string(name), let value = parse(text) else { throw .rejected("the argument \(name) is missing or malformed") }
+        return value
+    }
+
+    /// The optional argument `name` parsed by `parse`; a present but unparseable value is refused.
+    func optional<T>(_ name: String, _ parse: (String) -> T?) throws(FlowError) -> T? {
+        guard values[name] != nil else { return nil }
+        return try required(name, parse)
+    }
+
+    /// A charge amount exactly as given: a string is kept verbatim; a JSON number becomes its
+    /// shortest decimal text (`9.99`, `10`), never rounded to a fixed number of places.
+    func amount(_ name: String) throws(FlowError) -> String? {
+        switch values[name] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text.trimmingCharacters(in: .whitespaces)
+        case .integer(let value)?: return String(value)
+        case .double(let value)?:
+            guard value.isFinite else { throw .rejected("\(name) must be a finite number") }
+            let text = "\(value)"
+            return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
+        default: throw .rejected("\(name) must be a number or a decimal string")
+        }
+    }
+
+    /// A flat JSON object of scalars (Twilio's `Parameter`).
+    func connectorParameters(_ name: String) throws(FlowError) -> [String: ConnectorParameter]? {
+        guard let object = values[name]?.objectValue else { return nil }
+        var parameters: [String: ConnectorParameter] = [:]
+        for (key, value) in object {
+            switch value {
+            case .string(let text): parameters[key] = .string(text)
+            case .bool(let flag): parameters[key] = .bool(flag)
+            case .integer(let number): parameters[key] = .number(String(number))
+            case .double(let number) where number.isFinite: parameters[key] = .number("\(number)")
+            default: throw .rejected("\(name).\(key) must be a string, number or boolean (Twilio's Parameter is a flat JSON object)")
+            }
+        }
+        return parameters
     }
 }
 
@@ -122,9 +188,9 @@ public final class PaymentsMCP: Sendable {
 
     private func tools() -> [Tool] {
         var tools: [Tool] = [startTool()]
-        for item in PaymentItem.allCases { tools.append(captureTool(item)) }
+        for item in PaymentItem.entries { tools.append(captureTool(item)) }
         tools.append(sessionTool(.completePaymentCapture, title: "Complete the payment",
-                                 description: "Submits the captured details: charges the amount, or saves the card or account as a token. Refused, naming what is missing, until every required item is captured.",
+                                 description: "Submits the captured details: charges the amount, or saves the card or account as a token. Refused, naming what is missing, until every item Twilio still requires is captured.",
                                  annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true)) { (coordinator, sid, call) async throws(FlowError) -> PaymentSession in
             try await coordinator.complete(paymentSID: sid, callSID: call)
         })
@@ -139,6 +205,9 @@ public final class PaymentsMCP: Sendable {
 
     private static let logger = Logger(label: "agent-payments.tools")
 
+    /// A successful tool result: the first content block is the JSON of the status (the same as
+    /// `structuredContent`, parseable as the TypeScript server's results were), the second the
+    /// guidance in words.
     private func result(_ session: PaymentSession, prefix: String? = nil) -> ToolResult {
         Self.logger.info("payment tool result", metadata: [
             "call.sid": "\(session.callSID)", "payment.sid": "\(session.paymentSID?.rawValue ?? "-")",
@@ -146,12 +215,13 @@ public final class PaymentsMCP: Sendable {
             "next.tool": "\(session.nextStep.tool?.rawValue ?? "-")",
         ])
         let status = SessionJSON.status(session)
-        var text = prefix.map { $0 + "\n\n" } ?? ""
-        text += "Next step: \(session.nextStep.instruction)\n\nStatus: \(status.serialized())"
-        return ToolResult(content: [.text(text)], structuredContent: status)
+        let guidance = (prefix.map { $0 + " " } ?? "") + "Next step: \(session.nextStep.instruction)"
+        return ToolResult(content: [.text(status.serialized()), .text(guidance)], structuredContent: status)
     }
 
-    private func failure(_ error: FlowError) -> ToolError {
+    /// A refusal: `isError`, no `structuredContent` (the tools' output schema describes a
+    /// session); the first block is the JSON of the error, the second the message in words.
+    private func failure(_ error: FlowError) -> ToolResult {
         Self.logger.warning("tool refused: \(error)")
         var detail: [String: JSONValue] = ["message": .string(error.description)]
         if case .twilio(let twilio) = error, case .api(let api) = twilio {
@@ -159,38 +229,86 @@ public final class PaymentsMCP: Sendable {
             detail["meaning"] = api.explanation.map(JSONValue.string)
             detail["whatToDo"] = api.remedy.map(JSONValue.string)
         }
-        return ToolError(error.description, structuredContent: ["error": .object(detail)])
+        if case .callEnded = error { detail["callEnded"] = .bool(true) }
+        return ToolResult(content: [.text(JSONValue.object(["error": .object(detail)]).serialized()), .text(error.description)], isError: true)
     }
 
-    private func flow() async throws(ToolError) -> PaymentCoordinator {
+    /// Runs a tool body against the coordinator, turning every flow error into a refusal.
+    private func withFlow(_ body: (PaymentCoordinator) async throws(FlowError) -> ToolResult) async -> ToolResult {
         do {
-            return try await coordinator.get(timeout: readinessTimeout)
+            let coordinator = try await coordinator.get(timeout: readinessTimeout)
+            return try await body(coordinator)
         } catch {
-            throw failure(error)
+            return failure(error)
         }
+    }
+
+    /// The options of `startPaymentCapture`, from its arguments and the configured defaults.
+    func options(from arguments: ToolArguments) throws(FlowError) -> PaymentSessionOptions {
+        var options = PaymentSessionOptions()
+        options.chargeAmount = try arguments.amount("chargeAmount")
+        options.currency = arguments.string("currency")?.uppercased() ?? defaults.currency
+        options.description = arguments.string("description")
+        options.paymentMethod = try arguments.optional("paymentMethod", PaymentMethod.init(rawValue:))
+        options.tokenType = try arguments.optional("tokenType", TokenType.init(rawValue:)) ?? defaults.tokenType
+        options.paymentConnector = arguments.string("paymentConnector") ?? defaults.paymentConnector
+        let isCard = (options.paymentMethod ?? .creditCard) == .creditCard
+        options.securityCode = arguments.bool("securityCode") ?? (isCard ? defaults.securityCode : nil)
+        options.postalCode = arguments.bool("postalCode") ?? (isCard ? defaults.postalCode : nil)
+        options.minPostalCodeLength = arguments.int("minPostalCodeLength")
+        options.validCardTypes = try arguments.strings("validCardTypes").map { names throws(FlowError) in
+            try names.map { name throws(FlowError) in
+                guard let type = CardType(rawValue: name) else { throw .rejected("validCardTypes: unknown card type \(name)") }
+                return type
+            }
+        }
+        options.timeout = arguments.int("timeout")
+        options.bankAccountType = try arguments.optional("bankAccountType", BankAccountType.init(rawValue:))
+        options.confirmation = arguments.bool("confirmation")
+        options.requireMatchingInputs = try arguments.strings("requireMatchingInputs").map { names throws(FlowError) in
+            try names.map { name throws(FlowError) in
+                guard let input = MatchableInput(rawValue: name) else { throw .rejected("requireMatchingInputs: unknown item \(name)") }
+                return input
+            }
+        }
+        options.input = arguments.string("input")
+        options.parameters = try arguments.connectorParameters("parameter")
+        if options.paymentMethod == .achDebit, options.tokenType == .paymentMethod, arguments.values["tokenType"] == nil { options.tokenType = nil }
+        return options
+    }
+
+    static func enumSchema<T: RawRepresentable & CaseIterable>(_ type: T.Type, _ description: String) -> JSONValue where T.RawValue == String {
+        ["type": "string", "enum": .array(T.allCases.map { .string($0.rawValue) }), "description": .string(description)]
     }
 
     private func startTool() -> Tool {
         Tool(
             name: FlowTool.startPaymentCapture.rawValue, title: "Start a payment",
-            description: "Starts a secure payment session on a live call. Without chargeAmount the card (or bank account) is tokenized for later use; with it, the amount is charged at completion. Returns the session status and the next step.",
+            description: "Starts a secure payment session on a live call. Without chargeAmount (or with 0) the card (or bank account) is tokenized for later use; with it, the amount is charged at completion. Every option of Twilio's Payments API is available. Returns the session status and the next step.",
             inputSchema: [
                 "type": "object",
                 "properties": [
                     "callSid": Self.callSIDSchema,
-                    "chargeAmount": ["type": ["number", "string"], "description": "Amount to charge, e.g. 9.99; omit to tokenize only."],
+                    "chargeAmount": ["type": ["number", "string"], "pattern": "^[0-9]+(\\.[0-9]+)?$", "minimum": 0,
+                                     "description": "Amount to charge, e.g. 9.99 or \"9.99\" (a string is kept exactly); omit or 0 to tokenize only."],
                     "currency": ["type": "string", "pattern": "^[A-Za-z]{3}$", "description": "ISO 4217 code, e.g. USD (default from CURRENCY)."],
-                    "description": ["type": "string", "maxLength": 255],
-                    "paymentMethod": ["type": "string", "enum": ["credit-card", "ach-debit"]],
-                    "tokenType": ["type": "string", "enum": ["one-time", "reusable", "payment-method"]],
-                    "paymentConnector": ["type": "string", "minLength": 1],
-                    "securityCode": ["type": "boolean", "description": "Ask for the security code (default true)."],
-                    "postalCode": ["type": "boolean", "description": "Ask for the billing postal code (default true)."],
-                    "validCardTypes": ["type": "array", "items": ["type": "string", "enum": .array(CardType.allCases.map { .string($0.rawValue) })], "minItems": 1],
-                    "timeout": ["type": "integer", "minimum": 1, "maximum": 600, "description": "Seconds of keypad silence allowed."],
-                    "bankAccountType": ["type": "string", "enum": ["consumer-checking", "consumer-savings", "commercial-checking"]],
+                    "description": ["type": "string", "maxLength": 255, "description": "Passed to the payment connector."],
+                    "paymentMethod": Self.enumSchema(PaymentMethod.self, "credit-card (default) or ach-debit."),
+                    "tokenType": Self.enumSchema(TokenType.self, "Token kind (default from TOKEN_TYPE; payment-method is Stripe only)."),
+                    "paymentConnector": ["type": "string", "minLength": 1, "description": "The Pay Connector's unique name (default from PAYMENT_CONNECTOR, else Twilio's Default)."],
+                    "securityCode": ["type": "boolean", "description": "Ask for the security code (default from SECURITY_CODE, true)."],
+                    "postalCode": ["type": "boolean", "description": "Ask for the billing postal code (default from POSTAL_CODE, false)."],
+                    "minPostalCodeLength": ["type": "integer", "minimum": 1, "description": "Fewest characters a postal code may have."],
+                    "validCardTypes": ["type": "array", "items": Self.enumSchema(CardType.self, "A card brand."), "minItems": 1,
+                                       "description": "Card brands accepted (Twilio's default: visa, mastercard, amex)."],
+                    "timeout": ["type": "integer", "minimum": 1, "maximum": 600, "description": "Seconds of keypad silence allowed (Twilio's default 5)."],
+                    "bankAccountType": Self.enumSchema(BankAccountType.self, "ACH only: the kind of account."),
                     "confirmation": ["type": "boolean", "description": "Have the caller confirm the last four digits before submitting."],
-                    "requireMatchingInputs": ["type": "array", "items": ["type": "string", "enum": .array(MatchableInput.allCases.map { .string($0.rawValue) })]],
+                    "requireMatchingInputs": ["type": "array", "items": Self.enumSchema(MatchableInput.self, "An item the caller types twice."),
+                                              "description": "Items the caller types twice; each second entry is captured with its capture tool's captureType."],
+                    "input": ["type": "string", "enum": ["dtmf"], "description": "How the caller enters details (Twilio accepts only dtmf)."],
+                    "parameter": ["type": "object", "additionalProperties": ["type": ["string", "number", "boolean"]],
+                                  "description": "Connector-specific parameters (Twilio's Parameter), e.g. {\"AVSName\": \"Ada Lovelace\"} for some ACH connectors."],
                 ],
                 "required": ["callSid"],
                 "additionalProperties": false,
@@ -198,31 +316,11 @@ public final class PaymentsMCP: Sendable {
             outputSchema: SessionJSON.schema,
             annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true)
         ) { [self] call in
-            let arguments = call.arguments
-            let callSID = CallSID(validated: arguments["callSid"]!.stringValue!)
-            var options = PaymentSessionOptions()
-            if let amount = arguments["chargeAmount"] {
-                options.chargeAmount = amount.stringValue ?? amount.doubleValue.map { String(format: "%.2f", $0) }
-            }
-            options.currency = arguments["currency"]?.stringValue?.uppercased() ?? defaults.currency
-            options.description = arguments["description"]?.stringValue
-            options.paymentMethod = arguments["paymentMethod"]?.stringValue.flatMap(PaymentMethod.init(rawValue:))
-            options.tokenType = arguments["tokenType"]?.stringValue.flatMap(TokenType.init(rawValue:)) ?? defaults.tokenType
-            options.paymentConnector = arguments["paymentConnector"]?.stringValue ?? defaults.paymentConnector
-            options.securityCode = arguments["securityCode"]?.boolValue
-            options.postalCode = arguments["postalCode"]?.boolValue
-            options.validCardTypes = arguments["validCardTypes"]?.arrayValue?.compactMap { $0.stringValue.flatMap(CardType.init(rawValue:)) }
-            options.timeout = arguments["timeout"]?.intValue
-            options.bankAccountType = arguments["bankAccountType"]?.stringValue.flatMap(BankAccountType.init(rawValue:))
-            options.confirmation = arguments["confirmation"]?.boolValue
-            options.requireMatchingInputs = arguments["requireMatchingInputs"]?.arrayValue?.compactMap { $0.stringValue.flatMap(MatchableInput.init(rawValue:)) }
-            if options.paymentMethod == .achDebit, options.tokenType == .paymentMethod, arguments["tokenType"] == nil { options.tokenType = nil }
-            let coordinator = try await flow()
-            do {
-                let session = try await coordinator.start(callSID: callSID, options: options)
+            await withFlow { coordinator throws(FlowError) in
+                let arguments = ToolArguments(call.arguments)
+                let callSID = try arguments.required("callSid", CallSID.init)
+                let session = try await coordinator.start(callSID: callSID, options: try options(from: arguments))
                 return result(session, prefix: "Payment session \(session.paymentSID?.rawValue ?? "?") started on call \(callSID).")
-            } catch let error as FlowError {
-                throw failure(error)
             }
         }
     }
@@ -230,8 +328,10 @@ public final class PaymentsMCP: Sendable {
     private func captureTool(_ item: PaymentItem) -> Tool {
         let tool = FlowTool.capture(item)
         var properties: [String: JSONValue] = ["callSid": Self.callSIDSchema, "paymentSid": Self.paymentSIDSchema]
-        properties["captureType"] = ["type": "string", "const": .string(item.rawValue),
-                                     "description": .string("Optional; kept for compatibility. Must be \(item.rawValue) if given.")]
+        let kinds = [item] + (item.matcher.map { [$0] } ?? [])
+        properties["captureType"] = ["type": "string", "enum": .array(kinds.map { .string($0.rawValue) }),
+                                     "description": .string(item.matcher.map { "\(item.rawValue) (the default), or \($0.rawValue) for the second entry when the session requires matching inputs." }
+                                        ?? "Optional; kept for compatibility. Must be \(item.rawValue) if given.")]
         return Tool(
             name: tool.rawValue, title: "Capture the \(item.spokenName)",
             description: "Asks Twilio to collect the \(item.spokenName) from the caller's keypad. Tell the caller what to type first; progress arrives masked in the status. Can be called again to re-capture after an error.",
@@ -239,14 +339,14 @@ public final class PaymentsMCP: Sendable {
             outputSchema: SessionJSON.schema,
             annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true)
         ) { [self] call in
-            let sid = PaymentSID(validated: call.arguments["paymentSid"]!.stringValue!)
-            let callSID = CallSID(validated: call.arguments["callSid"]!.stringValue!)
-            let coordinator = try await flow()
-            do {
-                let session = try await coordinator.capture(item, paymentSID: sid, callSID: callSID)
-                return result(session, prefix: "Capturing the \(item.spokenName).")
-            } catch let error as FlowError {
-                throw failure(error)
+            await withFlow { coordinator throws(FlowError) in
+                let arguments = ToolArguments(call.arguments)
+                let sid = try arguments.required("paymentSid", PaymentSID.init)
+                let callSID = try arguments.required("callSid", CallSID.init)
+                let target = try arguments.optional("captureType", PaymentItem.init(rawValue:)) ?? item
+                guard target.base == item else { throw .rejected("captureType \(target.rawValue) is not captured by \(tool.rawValue)") }
+                let session = try await coordinator.capture(target, paymentSID: sid, callSID: callSID)
+                return result(session, prefix: "Capturing the \(target.spokenName).")
             }
         }
     }
@@ -259,13 +359,11 @@ public final class PaymentsMCP: Sendable {
                           "required": ["callSid", "paymentSid"], "additionalProperties": false],
             outputSchema: SessionJSON.schema, annotations: annotations
         ) { [self] call in
-            let sid = PaymentSID(validated: call.arguments["paymentSid"]!.stringValue!)
-            let callSID = CallSID(validated: call.arguments["callSid"]!.stringValue!)
-            let coordinator = try await flow()
-            do {
+            await withFlow { coordinator throws(FlowError) in
+                let arguments = ToolArguments(call.arguments)
+                let sid = try arguments.required("paymentSid", PaymentSID.init)
+                let callSID = try arguments.required("callSid", CallSID.init)
                 return result(try await action(coordinator, sid, callSID))
-            } catch let error as FlowError {
-                throw failure(error)
             }
         }
     }
@@ -282,17 +380,19 @@ public final class PaymentsMCP: Sendable {
             outputSchema: SessionJSON.schema,
             annotations: ToolAnnotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false)
         ) { [self] call in
-            let sid = PaymentSID(validated: call.arguments["paymentSid"]!.stringValue!)
-            let coordinator = try await flow()
-            guard var session = await coordinator.session(sid) else { throw failure(.unknownSession(sid)) }
-            if let callText = call.arguments["callSid"]?.stringValue, callText != session.callSID.rawValue {
-                throw failure(.wrongCall(paymentSID: sid, callSID: CallSID(validated: callText)))
+            await withFlow { coordinator throws(FlowError) in
+                let arguments = ToolArguments(call.arguments)
+                let sid = try arguments.required("paymentSid", PaymentSID.init)
+                guard var session = await coordinator.session(sid) else { throw .unknownSession(sid) }
+                if let callSID = try arguments.optional("callSid", CallSID.init), callSID != session.callSID {
+                    throw .wrongCall(paymentSID: sid, callSID: callSID)
+                }
+                if let wait = arguments.double("waitSeconds"), wait > 0 {
+                    let after = arguments.int("afterVersion").map(UInt64.init) ?? session.version
+                    session = await coordinator.waitForChange(sid, afterVersion: after, timeout: .milliseconds(Int(wait * 1000))) ?? session
+                }
+                return result(session)
             }
-            if let wait = call.arguments["waitSeconds"]?.doubleValue, wait > 0 {
-                let after = call.arguments["afterVersion"]?.intValue.map(UInt64.init) ?? session.version
-                session = await coordinator.waitForChange(sid, afterVersion: after, timeout: .milliseconds(Int(wait * 1000))) ?? session
-            }
-            return result(session)
         }
     }
 

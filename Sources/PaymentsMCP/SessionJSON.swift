@@ -15,7 +15,7 @@ public enum SessionJSON {
         var failure: PaymentFailure?
         switch session.phase {
         case .completed(let done): outcome = done
-        case .failed(let failed): failure = failed
+        case .failed(let failed), .callEnded(let failed): failure = failed
         default: break
         }
         let result: String? = outcome.map { $0.result.rawValue } ?? failure?.result?.rawValue
@@ -63,6 +63,8 @@ public enum SessionJSON {
             "items": .object(items),
             "required": .array(session.required.map { .string($0.rawValue) }),
             "missing": .array(session.missingItems.map { .string($0.rawValue) }),
+            "requiredSource": .string(session.requiredFromTwilio ? "twilio" : "options"),
+            "unrecognizedRequired": session.unrecognizedRequired.isEmpty ? nil : .array(session.unrecognizedRequired.map(JSONValue.string)),
             "lastError": session.lastError.map { .string($0.rawValue) },
             "lastRequestError": session.lastRequestError.map(JSONValue.string),
             "failure": failure.map { failure in
@@ -77,6 +79,7 @@ public enum SessionJSON {
             "nextStep": .object(dropping: [
                 "tool": step.tool.map { .string($0.rawValue) }, "prompt": step.prompt.map { .string($0.rawValue) },
                 "instruction": .string(step.instruction), "waitForCaller": .bool(step.waitForCaller),
+                "arguments": step.captureType.map { .object(["captureType": .string($0.rawValue)]) },
             ]),
         ])
     }
@@ -86,16 +89,19 @@ public enum SessionJSON {
         "type": "object",
         "properties": [
             "callSid": ["type": "string"], "paymentSid": ["type": "string"],
-            "phase": ["type": "string", "enum": ["starting", "active", "completing", "cancelling", "completed", "cancelled", "failed"]],
+            "phase": ["type": "string", "enum": ["starting", "active", "completing", "cancelling", "completed", "cancelled", "failed", "call-ended"]],
             "paymentMethod": ["type": "string"], "paymentCardNumber": ["type": "string"], "paymentCardType": ["type": "string"],
             "securityCode": ["type": "string"], "expirationDate": ["type": "string"], "paymentConfirmationCode": ["type": "string"],
             "paymentToken": ["type": "string"], "profileId": ["type": "string"], "result": ["type": "string"],
             "items": ["type": "object"], "required": ["type": "array", "items": ["type": "string"]],
             "missing": ["type": "array", "items": ["type": "string"]], "version": ["type": "integer"],
+            "requiredSource": ["type": "string", "enum": ["options", "twilio"]],
+            "unrecognizedRequired": ["type": "array", "items": ["type": "string"]],
             "nextStep": [
                 "type": "object",
                 "properties": ["tool": ["type": "string"], "prompt": ["type": "string"], "instruction": ["type": "string"],
-                               "waitForCaller": ["type": "boolean"]],
+                               "waitForCaller": ["type": "boolean"],
+                               "arguments": ["type": "object", "description": "Arguments the tool needs besides the SIDs (captureType for a second entry)."]],
                 "required": ["instruction", "waitForCaller"],
             ],
         ],

@@ -11,10 +11,12 @@ public enum PaymentErrorType: Sendable, Hashable, RawRepresentable {
     /// Every documented value.
     public static let documented: [PaymentErrorType] = [.inputTimeout, .invalidCardNumber, .invalidCardType, .invalidDate, .invalidSecurityCode, .invalidPostalCode, .invalidBankRoutingNumber, .invalidBankAccountNumber, .invalidBankAccountType, .invalidCardNumberSecurityCodeCaptureSequence, .inputMatchingFailed, .sessionInProgress, .internalError]
 
-    private static let byName: [String: PaymentErrorType] = Dictionary(uniqueKeysWithValues: documented.map { ($0.rawValue, $0) })
+    private static let byName: [String: PaymentErrorType] = Dictionary(uniqueKeysWithValues: documented.map { (TwilioName.normalized($0.rawValue), $0) })
 
+    /// The documented value however it is spelled (`invalid-card-number`, `InvalidCardNumber`,
+    /// `invalid_card_number`); anything else is kept verbatim as ``other(_:)``.
     public init(rawValue: String) {
-        self = Self.byName[rawValue] ?? .other(rawValue)
+        self = Self.byName[TwilioName.normalized(rawValue)] ?? .other(rawValue)
     }
 
     // A switch, not a table lookup: `==` on a RawRepresentable type compares raw values.
@@ -47,10 +49,11 @@ public enum PaymentResult: Sendable, Hashable, RawRepresentable {
     /// Every documented value.
     public static let documented: [PaymentResult] = [.success, .paymentConnectorError, .callerInterruptedWithStar, .callerHungUp, .validationError, .tooManyFailedAttempts, .internalError]
 
-    private static let byName: [String: PaymentResult] = Dictionary(uniqueKeysWithValues: documented.map { ($0.rawValue, $0) })
+    private static let byName: [String: PaymentResult] = Dictionary(uniqueKeysWithValues: documented.map { (TwilioName.normalized($0.rawValue), $0) })
 
+    /// The documented value however it is spelled; anything else is kept verbatim as ``other(_:)``.
     public init(rawValue: String) {
-        self = Self.byName[rawValue] ?? .other(rawValue)
+        self = Self.byName[TwilioName.normalized(rawValue)] ?? .other(rawValue)
     }
 
     // A switch, not a table lookup: `==` on a RawRepresentable type compares raw values.
@@ -83,14 +86,20 @@ public struct PaymentStatusCallback: Sendable, Equatable {
     public var chargeAmount: String?
     public var currency: String?
     public var bankAccountType: BankAccountType?
-    /// The item being collected.
+    /// The item being collected, however Twilio spelled it.
     public var capture: CaptureItem?
+    /// `Capture` as sent, when it named no item this library knows.
+    public var unrecognizedCapture: String?
     /// `true` while digits are still arriving for `capture`.
     public var partialResult: Bool?
-    /// Items still to collect, in the order given; unknown names kept verbatim in
-    /// `requiredRaw`.
+    /// Items still to collect, in the order given, duplicates dropped. Every `Required` field
+    /// counts (repeated fields are merged), split on commas, semicolons and white space, and each
+    /// token is matched however it is spelled (see ``CaptureItem/init(twilioName:)``).
     public var required: [CaptureItem]
+    /// Every token of every `Required` field, as sent.
     public var requiredRaw: [String]
+    /// The tokens of `Required` that named no item this library knows, kept verbatim.
+    public var unrecognizedRequired: [String]
     /// Whether the callback carried a `Required` field at all (empty means nothing is left).
     public var hasRequired: Bool
     public var errorType: PaymentErrorType?
@@ -118,10 +127,15 @@ public struct PaymentStatusCallback: Sendable, Equatable {
         "Result", "PaymentConfirmationCode", "PaymentToken", "ProfileId", "PaymentError", "PayErrorCode", "ConnectorError",
     ]
 
-    /// Parses the form fields of a callback (the last value wins for a repeated name).
+    /// Parses the form fields of a callback. For a repeated name the last value wins, except
+    /// `Required`, whose values are merged.
     public init(fields: [(String, String)]) {
         var values: [String: String] = [:]
-        for (name, value) in fields { values[name] = value }
+        var requiredValues: [String] = []
+        for (name, value) in fields {
+            values[name] = value
+            if name == "Required" { requiredValues.append(value) }
+        }
         func text(_ name: String) -> String? {
             guard let value = values[name], !value.isEmpty else { return nil }
             return value
@@ -137,11 +151,22 @@ public struct PaymentStatusCallback: Sendable, Equatable {
         chargeAmount = text("ChargeAmount")
         currency = text("Currency")
         bankAccountType = text("BankAccountType").flatMap(BankAccountType.init(rawValue:))
-        capture = text("Capture").flatMap(CaptureItem.init(rawValue:))
+        capture = text("Capture").flatMap(CaptureItem.init(twilioName:))
+        unrecognizedCapture = capture == nil ? text("Capture") : nil
         partialResult = text("PartialResult").flatMap(Self.parseBool)
-        hasRequired = values["Required"] != nil
-        requiredRaw = (values["Required"] ?? "").split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init)
-        required = requiredRaw.compactMap(CaptureItem.init(rawValue:))
+        hasRequired = !requiredValues.isEmpty
+        requiredRaw = requiredValues.flatMap { $0.split(whereSeparator: { $0 == "," || $0 == ";" || $0.isWhitespace }).map(String.init) }
+        var items: [CaptureItem] = []
+        var unrecognized: [String] = []
+        for token in requiredRaw {
+            if let item = CaptureItem(twilioName: token) {
+                if !items.contains(item) { items.append(item) }
+            } else {
+                unrecognized.append(token)
+            }
+        }
+        required = items
+        unrecognizedRequired = unrecognized
         errorType = text("ErrorType").map(PaymentErrorType.init(rawValue:))
         paymentCardNumber = text("PaymentCardNumber")
         paymentCardType = text("PaymentCardType")
@@ -158,6 +183,18 @@ public struct PaymentStatusCallback: Sendable, Equatable {
         payErrorCode = text("PayErrorCode").flatMap { Int($0) }
         connectorError = text("ConnectorError")
         unknownFields = values.filter { !Self.knownNames.contains($0.key) }
+    }
+
+    /// Sentences for every value in this callback that named nothing this library knows
+    /// (`Capture`, `Required` tokens, `ErrorType`, `Result`), for a warning in the log; empty
+    /// when everything was understood.
+    public var unrecognizedValues: [String] {
+        var notes: [String] = []
+        if let unrecognizedCapture { notes.append("Capture=\(unrecognizedCapture)") }
+        if !unrecognizedRequired.isEmpty { notes.append("Required tokens \(unrecognizedRequired.joined(separator: ","))") }
+        if case .other(let raw)? = errorType { notes.append("ErrorType=\(raw)") }
+        if case .other(let raw)? = result { notes.append("Result=\(raw)") }
+        return notes
     }
 
     /// Parses a URL-encoded callback body; `nil` when the body is not valid form encoding.

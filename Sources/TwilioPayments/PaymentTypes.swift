@@ -43,6 +43,40 @@ public enum CaptureItem: String, Sendable, CaseIterable, Codable {
     case postalCodeMatcher = "postal-code-matcher"
 }
 
+extension CaptureItem {
+    /// The item a Twilio name denotes, however it is spelled: `payment-card-number`,
+    /// `PaymentCardNumber`, `payment_card_number` and `paymentCardNumber` are one item
+    /// (Twilio's own documentation writes `Required=ExpirationDate`). `PaymentCardPostalCode`
+    /// (the callback field's name) is the postal code.
+    public init?(twilioName name: String) {
+        guard let item = Self.byNormalizedName[TwilioName.normalized(name)] else { return nil }
+        self = item
+    }
+
+    private static let byNormalizedName: [String: CaptureItem] = {
+        var names = Dictionary(uniqueKeysWithValues: allCases.map { (TwilioName.normalized($0.rawValue), $0) })
+        names["paymentcardpostalcode"] = .postalCode
+        names["paymentcardpostalcodematcher"] = .postalCodeMatcher
+        return names
+    }()
+
+    /// Whether this is the second entry of an item that `RequireMatchingInputs` asks for twice.
+    public var isMatcher: Bool { rawValue.hasSuffix("-matcher") }
+
+    /// The second-entry item for this one (`payment-card-number` → `payment-card-number-matcher`),
+    /// if it can be matched.
+    public var matcher: CaptureItem? { isMatcher ? nil : CaptureItem(rawValue: rawValue + "-matcher") }
+}
+
+/// How names from Twilio are compared: case, hyphens, underscores and spaces do not matter.
+public enum TwilioName {
+    /// `Payment-Card_Number` → `paymentcardnumber`.
+    public static func normalized(_ name: String) -> String {
+        String(String.UnicodeScalarView(name.unicodeScalars.filter { $0.properties.isAlphabetic || $0.properties.numericType != nil }))
+            .lowercased()
+    }
+}
+
 /// An item that `RequireMatchingInputs` can ask the caller to enter twice.
 public enum MatchableInput: String, Sendable, CaseIterable, Codable {
     case paymentCardNumber = "payment-card-number"
@@ -62,7 +96,8 @@ public enum PaymentSessionStatus: String, Sendable, CaseIterable, Codable {
 /// `chargeAmount` absent means tokenize only. Values are checked by ``validate()`` before
 /// anything is sent, so a mistake costs no round trip.
 public struct PaymentSessionOptions: Sendable, Equatable {
-    /// A decimal amount as text (`"9.99"`), > 0 and < 1,000,000; `nil` to tokenize only.
+    /// A decimal amount as text (`"9.99"`), kept exactly as given (never rounded through a
+    /// binary floating-point number), ≥ 0 and < 1,000,000; `nil` or zero to tokenize only.
     public var chargeAmount: String?
     /// ISO 4217 code such as `USD`.
     public var currency: String?
@@ -78,8 +113,10 @@ public struct PaymentSessionOptions: Sendable, Equatable {
     /// Seconds of silence allowed between digits (1...600).
     public var timeout: Int?
     public var bankAccountType: BankAccountType?
-    /// Connector-specific parameters, sent as a flat JSON object.
-    public var parameters: [String: String]?
+    /// Connector-specific parameters, sent as a flat JSON object in `Parameter`.
+    public var parameters: [String: ConnectorParameter]?
+    /// How the caller enters the details (`Input`); Twilio accepts only `dtmf`.
+    public var input: String?
     public var confirmation: Bool?
     public var requireMatchingInputs: [MatchableInput]?
 
@@ -87,9 +124,10 @@ public struct PaymentSessionOptions: Sendable, Equatable {
         chargeAmount: String? = nil, currency: String? = nil, description: String? = nil, paymentConnector: String? = nil,
         paymentMethod: PaymentMethod? = nil, tokenType: TokenType? = nil, securityCode: Bool? = nil, postalCode: Bool? = nil,
         minPostalCodeLength: Int? = nil, validCardTypes: [CardType]? = nil, timeout: Int? = nil,
-        bankAccountType: BankAccountType? = nil, parameters: [String: String]? = nil, confirmation: Bool? = nil,
-        requireMatchingInputs: [MatchableInput]? = nil
+        bankAccountType: BankAccountType? = nil, parameters: [String: ConnectorParameter]? = nil, confirmation: Bool? = nil,
+        requireMatchingInputs: [MatchableInput]? = nil, input: String? = nil
     ) {
+        self.input = input
         self.chargeAmount = chargeAmount
         self.currency = currency
         self.description = description
@@ -115,8 +153,8 @@ public struct PaymentSessionOptions: Sendable, Equatable {
             let wellFormed = !amount.isEmpty && parts.count <= 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
             if !wellFormed {
                 problems.append("chargeAmount must be a decimal number such as 9.99, got \"\(amount)\"")
-            } else if let value = Double(amount), !(value > 0 && value < 1_000_000) {
-                problems.append("chargeAmount must be greater than 0 and less than 1,000,000 (error 64003), got \(amount)")
+            } else if let value = Decimal(string: amount, locale: Locale(identifier: "en_US_POSIX")), !(value >= 0 && value < 1_000_000) {
+                problems.append("chargeAmount must be at least 0 (0 tokenizes only) and less than 1,000,000 (error 64003), got \(amount)")
             }
         }
         if let currency, !(currency.utf8.count == 3 && currency.allSatisfy { $0.isASCII && $0.isLetter }) {
@@ -140,6 +178,12 @@ public struct PaymentSessionOptions: Sendable, Equatable {
         if let paymentConnector, paymentConnector.isEmpty {
             problems.append("paymentConnector must not be empty")
         }
+        if let input, input != "dtmf" {
+            problems.append("input must be dtmf (the only input Twilio accepts), got \"\(input)\"")
+        }
+        if let requireMatchingInputs, paymentMethod == .achDebit, !requireMatchingInputs.isEmpty {
+            problems.append("requireMatchingInputs applies to card payments only")
+        }
         return problems
     }
 
@@ -158,6 +202,7 @@ public struct PaymentSessionOptions: Sendable, Equatable {
         add("MinPostalCodeLength", minPostalCodeLength.map(String.init))
         add("ValidCardTypes", validCardTypes.map { $0.map(\.rawValue).joined(separator: " ") })
         add("Timeout", timeout.map(String.init))
+        add("Input", input)
         add("BankAccountType", bankAccountType?.rawValue)
         add("Parameter", parameters.map(Self.flatJSON))
         add("Confirmation", confirmation.map { $0 ? "true" : "false" })
@@ -165,11 +210,42 @@ public struct PaymentSessionOptions: Sendable, Equatable {
         return fields
     }
 
+    /// Whether an amount is charged: `chargeAmount` is present and greater than zero (Twilio
+    /// treats an absent or zero amount as tokenize only).
+    public var isCharge: Bool {
+        guard let chargeAmount, let value = Decimal(string: chargeAmount, locale: Locale(identifier: "en_US_POSIX")) else { return false }
+        return value > 0
+    }
+
     /// A flat JSON object with sorted keys (and slashes left unescaped), as Twilio expects in
     /// `Parameter`.
-    static func flatJSON(_ parameters: [String: String]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: parameters, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    static func flatJSON(_ parameters: [String: ConnectorParameter]) -> String {
+        let members = parameters.keys.sorted().map { key in quoted(key) + ":" + parameters[key]!.json }
+        return "{" + members.joined(separator: ",") + "}"
+    }
+
+    /// A JSON string literal.
+    static func quoted(_ text: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes])) ?? Data("\"\"".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// One value of the connector-specific `Parameter` object: Twilio's `Parameter` is a flat
+/// JSON object, so values are scalars.
+public enum ConnectorParameter: Sendable, Equatable {
+    case string(String)
+    /// A number, kept as its decimal text so nothing is rounded.
+    case number(String)
+    case bool(Bool)
+
+    /// The value as JSON.
+    var json: String {
+        switch self {
+        case .string(let text): return PaymentSessionOptions.quoted(text)
+        case .number(let text): return text
+        case .bool(let value): return value ? "true" : "false"
+        }
     }
 }
 

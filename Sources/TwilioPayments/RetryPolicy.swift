@@ -1,3 +1,5 @@
+public import Foundation
+
 /// When and how long to wait before trying a failed request again.
 ///
 /// Retried: HTTP 429, 500, 502, 503 and 504, and connection failures. Never retried: any
@@ -22,6 +24,16 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// Never retry.
     public static let none = RetryPolicy(maximumAttempts: 1)
+
+    /// The wait a `Retry-After` header names, in seconds: either delay-seconds (`120`) or an
+    /// HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`, RFC 9110 §10.2.3), measured from `now`. A date
+    /// in the past means no wait; anything else is `nil`.
+    public static func retryAfterSeconds(_ header: String, now: Date) -> Double? {
+        let text = header.trimmingCharacters(in: .whitespaces)
+        if let seconds = Double(text), seconds.isFinite { return max(0, seconds) }
+        guard let date = TwilioDate.parseRFC2822(text) else { return nil }
+        return max(0, date.timeIntervalSince(now))
+    }
 
     /// HTTP statuses worth another try.
     public static func isRetryable(status: Int) -> Bool {

@@ -67,10 +67,14 @@ public enum TwilioErrorCatalog {
         public var remedy: String
     }
 
+    /// Codes that mean the call itself is gone, so no payment can continue on it.
+    public static let callGoneCodes: Set<Int> = [21220]
+
     public static let entries: [Int: Entry] = [
         20003: Entry(meaning: "authentication failed", remedy: "check the Account SID, API key SID and API secret; the key must belong to the account and not be revoked"),
         20404: Entry(meaning: "the resource was not found", remedy: "check the call SID and payment SID; the call may have ended or belong to another account"),
         20429: Entry(meaning: "too many requests", remedy: "slow down; the request was not processed and is safe to retry"),
+        21220: Entry(meaning: "the call is not in progress (it has ended)", remedy: "the payment cannot continue on this call; if the caller calls back, start a new session on the new call"),
         64001: Entry(meaning: "the Pay Connector is misconfigured", remedy: "check the connector's settings in the Twilio Console"),
         64002: Entry(meaning: "the payment service is temporarily unavailable", remedy: "retry shortly"),
         64003: Entry(meaning: "the charge amount is invalid", remedy: "use a positive decimal amount below 1,000,000"),

@@ -141,7 +141,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
             switch outcome {
             case .success(let response):
                 guard RetryPolicy.isRetryable(status: response.status) else { return response }
-                retryAfter = response.headers["retry-after"].flatMap(Double.init)
+                retryAfter = response.headers["retry-after"].flatMap { RetryPolicy.retryAfterSeconds($0, now: Date()) }
                 if attempt >= retryPolicy.maximumAttempts {
                     throw .api(Self.apiError(from: response))
                 }

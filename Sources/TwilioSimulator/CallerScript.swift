@@ -8,6 +8,9 @@ public enum KeypadEntry: Sendable, Equatable {
     case silence
     /// Hangs up: the session ends with `caller-hung-up`.
     case hangUp
+    /// Hangs up and Twilio sends no callback about it: only the Calls API tells that the call
+    /// is over (the reading in which no `Result` follows a hang-up).
+    case hangUpSilently
     /// Presses star: the session ends with `caller-interrupted-with-star`.
     case pressStar
 }

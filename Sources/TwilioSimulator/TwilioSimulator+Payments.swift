@@ -91,6 +91,9 @@ extension TwilioSimulator {
                 if form["SecurityCode"] != "false" { required.append(.securityCode) }
                 required.append(.expirationDate)
                 if form["PostalCode"] != "false" { required.append(.postalCode) }
+                // RequireMatchingInputs: each listed item is typed twice; the second entry is its `-matcher`.
+                let matched = Set((form["RequireMatchingInputs"] ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+                required = required.flatMap { item in matched.contains(item.rawValue) ? [item, item.matcher!] : [item] }
             }
             let (stream, outbox) = AsyncStream<[(String, String)]>.makeStream()
             let payment = Payment(sid: sid, callSID: callSID, statusCallback: form["StatusCallback"]!, options: form, required: required,
@@ -121,6 +124,9 @@ extension TwilioSimulator {
             guard var payment = state.payments[sid], payment.callSID == callSID else {
                 throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found")
             }
+            guard state.calls[callSID]?.status ?? "in-progress" == "in-progress" else {
+                throw Failure(status: .badRequest, code: 21220, message: "Call is not in-progress")
+            }
             guard !payment.finished else {
                 throw Failure(status: .badRequest, code: 64020, message: "The payment session has ended; start a new one")
             }
@@ -142,12 +148,20 @@ extension TwilioSimulator {
         }
         switch (capture, status) {
         case (let item?, _):
+            // Twilio calls back "whenever the update request is made": the item, what is still
+            // required, and no value yet.
+            var fields = commonFields(payment, at: now) + [("Capture", item.rawValue)]
+            if configuration.callbackShape.captureTimePartialResult == .true { fields.append(("PartialResult", "true")) }
+            enqueue(payment.sid, fields + remainingRequired(payment.sid))
             startTyping(item, payment: payment)
         case (_, .complete?):
+            // A callback when the Complete API is called, then one with the result.
+            enqueue(payment.sid, commonFields(payment, at: now))
             finishWithResult(payment, at: now)
         default:
-            // Cancel: final and immediate; Twilio documents no callback for it.
-            payment.outbox.finish()
+            // Cancel is final and immediate; Twilio calls back when the Cancel API is called
+            // (with no documented result), and sends nothing after it.
+            enqueue(payment.sid, commonFields(payment, at: now), closing: true)
         }
         return (.accepted, resourceBody(sid, call: callSID, created: payment.created, updated: now))
     }
@@ -166,11 +180,13 @@ extension TwilioSimulator {
         return fields
     }
 
-    private func remainingRequired(_ sid: PaymentSID) -> String {
-        state.withLock { state in
-            guard let payment = state.payments[sid] else { return "" }
-            return payment.required.filter { payment.typed[$0] == nil }.map(\.rawValue).joined(separator: ",")
+    /// The `Required` fields for what is still to collect, in the configured shape.
+    private func remainingRequired(_ sid: PaymentSID) -> [(String, String)] {
+        let items = state.withLock { state -> [CaptureItem] in
+            guard let payment = state.payments[sid] else { return [] }
+            return payment.required.filter { payment.typed[$0] == nil }
         }
+        return configuration.callbackShape.required(items)
     }
 
     private func startTyping(_ item: CaptureItem, payment: Payment) {
@@ -181,14 +197,19 @@ extension TwilioSimulator {
             }
             let base = { self.commonFields(payment, at: Date()) + [("Capture", item.rawValue)] }
             if item == .securityCode, state.withLock({ $0.payments[payment.sid]?.typed[.paymentCardNumber] == nil }) {
-                enqueue(payment.sid, base() + [("ErrorType", "invalid-card-number-security-code-capture-sequence"),
-                                               ("Required", remainingRequired(payment.sid))])
+                enqueue(payment.sid, base() + [("ErrorType", "invalid-card-number-security-code-capture-sequence")] + remainingRequired(payment.sid))
                 return
             }
+            let done: [(String, String)] = configuration.callbackShape.finalPartialResult == .false ? [("PartialResult", "false")] : []
             switch entry {
             case .silence:
                 try? await Task.sleep(for: pacing * 5)
-                enqueue(payment.sid, base() + [("PartialResult", "false"), ("ErrorType", "input-timeout"), ("Required", remainingRequired(payment.sid))])
+                enqueue(payment.sid, base() + done + [("ErrorType", "input-timeout")] + remainingRequired(payment.sid))
+            case .hangUpSilently:
+                endPayment(payment.sid, hangUp: true)
+                state.withLock { state in
+                    state.payments[payment.sid]?.outbox.finish()
+                }
             case .hangUp, .pressStar:
                 let result = entry == .hangUp ? "caller-hung-up" : "caller-interrupted-with-star"
                 endPayment(payment.sid, hangUp: entry == .hangUp)
@@ -203,17 +224,28 @@ extension TwilioSimulator {
                 }
                 if Task.isCancelled { return }
                 let options = payment.options
-                let cardNumber = state.withLock { $0.payments[payment.sid]?.typed[.paymentCardNumber] }
+                let (cardNumber, firstEntry) = state.withLock { state -> (String?, String?) in
+                    let typed = state.payments[payment.sid]?.typed ?? [:]
+                    let base = CaptureItem(rawValue: String(item.rawValue.dropLast("-matcher".count)))
+                    return (typed[.paymentCardNumber], item.isMatcher ? base.flatMap { typed[$0] } : nil)
+                }
                 let accepted = (options["ValidCardTypes"] ?? "visa mastercard amex").split(separator: " ").map(String.init)
-                if let error = PaymentRules.error(for: item, value: digits, acceptedCards: accepted, cardNumber: cardNumber,
-                                                  minPostalCodeLength: options["MinPostalCodeLength"].flatMap(Int.init), now: Date()) {
-                    enqueue(payment.sid, base() + [("PartialResult", "false"), ("ErrorType", error.rawValue), ("Required", remainingRequired(payment.sid))])
+                if item.isMatcher, firstEntry != digits {
+                    // The two entries differ: Twilio wants both again.
+                    state.withLock { state in
+                        if let base = CaptureItem(rawValue: String(item.rawValue.dropLast("-matcher".count))) {
+                            state.payments[payment.sid]?.typed.removeValue(forKey: base)
+                        }
+                    }
+                    enqueue(payment.sid, base() + done + [("ErrorType", "input-matching-failed")] + remainingRequired(payment.sid))
+                } else if let error = PaymentRules.error(for: item, value: digits, acceptedCards: accepted, cardNumber: cardNumber,
+                                                         minPostalCodeLength: options["MinPostalCodeLength"].flatMap(Int.init), now: Date()) {
+                    enqueue(payment.sid, base() + done + [("ErrorType", error.rawValue)] + remainingRequired(payment.sid))
                 } else {
                     state.withLock { $0.payments[payment.sid]?.typed[item] = digits }
-                    var fields = base() + [("PartialResult", "false"), (PaymentRules.field(for: item), PaymentRules.masked(item, typed: digits, final: true))]
+                    var fields = base() + done + [(PaymentRules.field(for: item), PaymentRules.masked(item, typed: digits, final: true))]
                     if item == .paymentCardNumber, let type = PaymentRules.cardType(digits) { fields.append(("PaymentCardType", type)) }
-                    fields.append(("Required", remainingRequired(payment.sid)))
-                    enqueue(payment.sid, fields)
+                    enqueue(payment.sid, fields + remainingRequired(payment.sid))
                 }
             }
             state.withLock { $0.payments[payment.sid]?.typing = nil }

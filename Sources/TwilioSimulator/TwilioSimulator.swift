@@ -33,11 +33,15 @@ public final class TwilioSimulator: Sendable {
         /// How many IdempotencyKeys are remembered for replay (the most recent); Twilio keeps
         /// them for a day.
         public var idempotencyHistoryLimit: Int
+        /// How callbacks spell what Twilio's documentation leaves open, so tests can play every
+        /// reading.
+        public var callbackShape: CallbackShape
 
         public init(credentials: TwilioCredentials, authToken: Secret, connectors: Set<String> = ["Default"],
                     digitPacing: Duration = .zero, acceptsUnknownCalls: Bool = true,
                     callbackTransport: any HTTPTransport = URLSessionTransport(), callbackHistoryLimit: Int = 10_000,
-                    idempotencyHistoryLimit: Int = 10_000) {
+                    idempotencyHistoryLimit: Int = 10_000, callbackShape: CallbackShape = CallbackShape()) {
+            self.callbackShape = callbackShape
             self.credentials = credentials
             self.authToken = authToken
             self.connectors = connectors
@@ -60,6 +64,71 @@ public final class TwilioSimulator: Sendable {
             let credentials = TwilioCredentials(accountSID: AccountSID(validated: "AC" + hex()), apiKeySID: APIKeySID(validated: "SK" + hex()),
                                                 apiSecret: Secret(hex()), authToken: Secret(hex()))
             return Configuration(credentials: credentials, authToken: credentials.authToken!, digitPacing: digitPacing)
+        }
+    }
+
+    /// The shapes of a callback that Twilio's documentation does not pin down. The defaults are
+    /// the most likely reading; each alternative is one the flow must also survive.
+    public struct CallbackShape: Sendable, Equatable {
+        /// What the callback sent when a capture is requested (before any keypress) says of
+        /// `PartialResult`.
+        public enum CaptureTimePartialResult: String, Sendable, CaseIterable {
+            /// No `PartialResult` field at all.
+            case absent
+            /// `PartialResult=true`.
+            case `true`
+        }
+
+        /// What the callback that completes an item says of `PartialResult`.
+        public enum FinalPartialResult: String, Sendable, CaseIterable {
+            /// `PartialResult=false`, as the documentation's flow describes.
+            case `false`
+            /// No `PartialResult`: only the value and the shorter `Required` tell the item is done.
+            case absent
+        }
+
+        /// How `Required` lists the items still to collect.
+        public enum RequiredStyle: String, Sendable, CaseIterable {
+            /// `Required=payment-card-number,security-code`.
+            case kebabComma = "kebab-comma"
+            /// `Required=PaymentCardNumber,SecurityCode` (the spelling of Twilio's own example).
+            case pascalComma = "pascal-comma"
+            /// One `Required` field per item.
+            case repeatedFields = "repeated-fields"
+        }
+
+        public var captureTimePartialResult: CaptureTimePartialResult
+        public var finalPartialResult: FinalPartialResult
+        public var requiredStyle: RequiredStyle
+
+        public init(captureTimePartialResult: CaptureTimePartialResult = .absent, finalPartialResult: FinalPartialResult = .false,
+                    requiredStyle: RequiredStyle = .kebabComma) {
+            self.captureTimePartialResult = captureTimePartialResult
+            self.finalPartialResult = finalPartialResult
+            self.requiredStyle = requiredStyle
+        }
+
+        /// Every combination, for tests that run a whole payment under each.
+        public static var all: [CallbackShape] {
+            CaptureTimePartialResult.allCases.flatMap { capture in
+                FinalPartialResult.allCases.flatMap { final in
+                    RequiredStyle.allCases.map { CallbackShape(captureTimePartialResult: capture, finalPartialResult: final, requiredStyle: $0) }
+                }
+            }
+        }
+
+        /// The `Required` fields for `items`.
+        func required(_ items: [CaptureItem]) -> [(String, String)] {
+            switch requiredStyle {
+            case .kebabComma: return [("Required", items.map(\.rawValue).joined(separator: ","))]
+            case .pascalComma: return [("Required", items.map(Self.pascal).joined(separator: ","))]
+            case .repeatedFields: return items.isEmpty ? [("Required", "")] : items.map { ("Required", Self.pascal($0)) }
+            }
+        }
+
+        /// `payment-card-number` → `PaymentCardNumber`.
+        static func pascal(_ item: CaptureItem) -> String {
+            item.rawValue.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
         }
     }
 

@@ -183,6 +183,15 @@ enum Backend {
                     if expired > 0 { logger.debug("expired finished payment sessions", metadata: ["count": "\(expired)"]) }
                 }
             })
+            // A caller who hangs up while nothing is being captured may send no callback: every
+            // 10 s, the calls of sessions silent for 30 s are checked with Twilio.
+            runtime.keep(Task {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(10))
+                    let ended = await coordinator.checkSilentCalls(silentFor: .seconds(30))
+                    if ended > 0 { logger.info("payment sessions ended because their call is over", metadata: ["count": "\(ended)"]) }
+                }
+            })
             logger.info("callback server ready", metadata: ["callbacks.public": "\(receiver.publicBaseURL ?? "?")",
                                                            "callbacks.port": "\(receiver.boundPort ?? 0)"])
         } catch {

@@ -45,6 +45,16 @@ struct ServerConfiguration {
             defaults.currency = currency.uppercased()
         }
         defaults.paymentConnector = value("PAYMENT_CONNECTOR")
+        func flag(_ name: String, default fallback: Bool) throws -> Bool {
+            guard let text = value(name) else { return fallback }
+            switch text.lowercased() {
+            case "true", "1", "yes": return true
+            case "false", "0", "no": return false
+            default: throw ValidationError("\(name) must be true or false, got \"\(text)\"")
+            }
+        }
+        defaults.postalCode = try flag("POSTAL_CODE", default: false)
+        defaults.securityCode = try flag("SECURITY_CODE", default: true)
 
         let host = value("CALLBACK_HOST") ?? "127.0.0.1"
         var port = 0
@@ -120,7 +130,8 @@ struct ServerConfiguration {
 /// Per-call caller scripts for --simulate, from the JSON file named by
 /// `AGENT_PAYMENTS_SIMULATOR_SCRIPT`: `{"CA…": {"payment-card-number": ["4111111111111112", "4111111111111111"],
 /// "security-code": ["silence"], "completion": "decline"}}`. Entries are digits, `silence`,
-/// `hang-up` or `star`; `completion` is `succeed` or `decline`.
+/// `hang-up`, `hang-up-silently` (the call ends with no callback) or `star`; `completion` is
+/// `succeed` or `decline`.
 enum SimulatorScripts {
     static func load(path: String) throws -> [CallSID: CallerScript] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -143,6 +154,7 @@ enum SimulatorScripts {
                     switch attempt {
                     case "silence": return .silence
                     case "hang-up": return .hangUp
+                    case "hang-up-silently": return .hangUpSilently
                     case "star": return .pressStar
                     default: return .digits(attempt)
                     }

@@ -1,7 +1,10 @@
 // TwilioSimulator as its own process, for pointing agent-payments (TWILIO_API_BASE_URL) or any
 // other client at a stand-in Twilio.
 //
-// Usage: twilio-simulator [--port N] [--pacing-ms N]
+// Usage: twilio-simulator [--port N] [--pacing-ms N] [--capture-time-partial-result absent|true]
+//                         [--final-partial-result false|absent]
+//                         [--required-style kebab-comma|pascal-comma|repeated-fields]
+// The last three choose how callbacks spell what Twilio's documentation leaves open.
 // Prints one JSON line with the base URL and the made-up credentials (account SID, API key,
 // secret, Auth Token that signs callbacks), then serves until stdin closes.
 import Foundation
@@ -11,9 +14,21 @@ import TwilioPayments
 import TwilioSimulator
 import Synchronization
 
-func option(_ name: String) -> Int? {
+func text(_ name: String) -> String? {
     guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else { return nil }
-    return Int(CommandLine.arguments[index + 1])
+    return CommandLine.arguments[index + 1]
+}
+
+func option(_ name: String) -> Int? { text(name).flatMap { Int($0) } }
+
+/// The value of `--name` as one of `T`'s cases, or exit 64 naming the choices.
+func choice<T: RawRepresentable & CaseIterable>(_ name: String, _ fallback: T) -> T where T.RawValue == String {
+    guard let given = text(name) else { return fallback }
+    guard let value = T(rawValue: given) else {
+        FileHandle.standardError.write(Data("twilio-simulator: \(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got \(given)\n".utf8))
+        exit(64)
+    }
+    return value
 }
 
 LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -21,6 +36,10 @@ var logger = Logger(label: "twilio-simulator")
 logger.logLevel = .warning
 var configuration = TwilioSimulator.Configuration.offline(digitPacing: .milliseconds(option("--pacing-ms") ?? 150))
 configuration.callbackHistoryLimit = 0
+configuration.callbackShape = TwilioSimulator.CallbackShape(
+    captureTimePartialResult: choice("--capture-time-partial-result", .absent),
+    finalPartialResult: choice("--final-partial-result", .false),
+    requiredStyle: choice("--required-style", .kebabComma))
 let simulator = TwilioSimulator(configuration: configuration, logger: logger)
 let port = Atomic<Int>(0)
 let app = simulator.makeApplication(port: option("--port") ?? 0) { bound in port.store(bound, ordering: .relaxed) }

@@ -132,7 +132,7 @@ import TwilioSimulator
             _ = try await Self.until(rig, sid) { !$0.state(.securityCode).isInProgress }
             _ = try await rig.coordinator.capture(.expirationDate, paymentSID: sid)
             let ended = try await Self.until(rig, sid) { $0.phase.isFinished }
-            #expect(ended.phase.name == "failed")
+            #expect(ended.phase.name == "call-ended")
         }
     }
 }

@@ -180,7 +180,7 @@ import TwilioPayments
         let secret = secret(from: api.calls[0].statusCallback)
         #expect(await flow.expireFinished(retention: .seconds(-1)) == 0, "an active session never expires")
         await flow.callEnded(Sample.call)
-        #expect(await flow.session(sid)?.phase.name == "failed")
+        #expect(await flow.session(sid)?.phase.name == "call-ended")
         #expect(await flow.expireFinished(retention: .seconds(-1)) == 1)
         #expect(await flow.session(sid) == nil)
         #expect(retired.retired.withLock { $0 } == [secret])

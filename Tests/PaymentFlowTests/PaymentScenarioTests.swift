@@ -81,9 +81,9 @@ import TwilioPayments
         let session = Self.play([(.captureRequested(.cardNumber, at: Sample.date),
                                   [Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx"]),
                                    Sample.callback(["Result": "caller-hung-up"])])])
-        guard case .failed(let failure) = session.phase else { Issue.record("\(session.phase)"); return }
+        guard case .callEnded(let failure) = session.phase else { Issue.record("\(session.phase)"); return }
         #expect(failure.result == .callerHungUp && failure.reason == "the caller hung up")
-        #expect(session.nextStep.tool == .startPaymentCapture)
+        #expect(session.nextStep.tool == nil && session.nextStep.instruction.contains("The call has ended"))
     }
 
     @Test func declineAtCompleteCarriesPaymentErrorAndCode() {

@@ -19,10 +19,27 @@ enum Sample {
         cardSession(PaymentSessionOptions(paymentMethod: .achDebit, bankAccountType: .consumerChecking))
     }
 
+    /// Milliseconds after `date` for the next callback's `DateUpdated`: Twilio stamps every
+    /// callback, so callbacks made one after another are stamped in that order.
+    private static let ticks = Mutex<Int>(0)
+
+    /// The `DateUpdated` text for the next callback.
+    static func nextStamp() -> String {
+        let tick = ticks.withLock { tick -> Int in
+            tick += 1
+            return tick
+        }
+        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date.addingTimeInterval(Double(tick) / 1000))
+    }
+
+    /// A callback with these fields, stamped after every earlier one unless `DateUpdated` is
+    /// given (an empty `DateUpdated` leaves it out).
     static func callback(_ fields: [String: String], sid: PaymentSID = payment) -> PaymentStatusCallback {
         var all = fields
         all["Sid"] = sid.rawValue
         all["CallSid"] = call.rawValue
+        if all["DateUpdated"] == nil { all["DateUpdated"] = nextStamp() }
+        if all["DateUpdated"] == "" { all.removeValue(forKey: "DateUpdated") }
         return PaymentStatusCallback(fields: all.sorted { $0.key < $1.key })
     }
 
@@ -88,7 +105,12 @@ final class FakePaymentsAPI: TwilioPaymentsAPI {
         return PaymentResource(accountSID: nil, callSID: callSID, sid: paymentSID, dateCreated: nil, dateUpdated: nil, uri: nil)
     }
 
+    /// What ``fetchCall(_:)`` answers: `in-progress` unless set.
+    private let callStatus = Mutex<String>("in-progress")
+
+    func setCallStatus(_ status: String) { callStatus.withLock { $0 = status } }
+
     func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
-        CallResource(sid: callSID, rawStatus: "in-progress")
+        CallResource(sid: callSID, rawStatus: callStatus.withLock { $0 })
     }
 }

@@ -28,13 +28,13 @@ import Testing
     private let everything = PaymentSessionOptions(
         chargeAmount: "1.00", currency: "EUR", description: "d", paymentConnector: "c", paymentMethod: .achDebit, tokenType: .oneTime,
         securityCode: false, postalCode: true, minPostalCodeLength: 3, validCardTypes: CardType.allCases, timeout: 5,
-        bankAccountType: .commercialChecking, parameters: ["k": "v"], confirmation: false, requireMatchingInputs: MatchableInput.allCases
+        bankAccountType: .commercialChecking, parameters: ["k": .string("v"), "n": .number("2.50"), "b": .bool(true)], confirmation: false, requireMatchingInputs: MatchableInput.allCases, input: "dtmf"
     )
 
     @Test func everyCreateFieldExistsInTheSpec() throws {
         let spec = try operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments.json")
         let sent = ["IdempotencyKey", "StatusCallback"] + everything.formFields().map(\.0)
-        #expect(sent.count == 17)
+        #expect(sent.count == 18)
         for name in sent { #expect(spec.properties[name] != nil, "\(name) is not in the spec") }
         #expect(Set(spec.required).isSubset(of: Set(sent)))
     }

@@ -8,7 +8,8 @@ import Testing
         let options = PaymentSessionOptions(
             chargeAmount: "9.99", currency: "USD", description: "Order #42", paymentConnector: "Default", paymentMethod: .creditCard,
             tokenType: .reusable, securityCode: true, postalCode: false, minPostalCodeLength: 5, validCardTypes: [.visa, .amex],
-            timeout: 10, parameters: ["AVSName": "Ada \"L\""], confirmation: true, requireMatchingInputs: [.paymentCardNumber, .securityCode]
+            timeout: 10, parameters: ["AVSName": .string("Ada \"L\""), "Amount/Tax": .number("0.10"), "Test": .bool(false)], confirmation: true,
+            requireMatchingInputs: [.paymentCardNumber, .securityCode], input: "dtmf"
         )
         let payment = try await Fixture.client(server).createPayment(callSID: Fixture.call, options: options, idempotencyKey: "key-1",
                                                                      statusCallback: Fixture.callback)
@@ -24,7 +25,7 @@ import Testing
             "IdempotencyKey": "key-1", "StatusCallback": Fixture.callback, "ChargeAmount": "9.99", "Currency": "USD",
             "Description": "Order #42", "PaymentConnector": "Default", "PaymentMethod": "credit-card", "TokenType": "reusable",
             "SecurityCode": "true", "PostalCode": "false", "MinPostalCodeLength": "5", "ValidCardTypes": "visa amex", "Timeout": "10",
-            "Parameter": #"{"AVSName":"Ada \"L\""}"#, "Confirmation": "true", "RequireMatchingInputs": "payment-card-number,security-code",
+            "Input": "dtmf", "Parameter": #"{"AVSName":"Ada \"L\"","Amount/Tax":0.10,"Test":false}"#, "Confirmation": "true", "RequireMatchingInputs": "payment-card-number,security-code",
         ])
     }
 
