@@ -24,8 +24,9 @@ import TwilioSimulator
         var value: Int? { port.withLock { $0 } }
     }
 
-    static func rig() throws -> Rig {
-        let simulator = TwilioSimulator(configuration: .init(credentials: Fixture.credentials, authToken: Fixture.token), logger: Fixture.quiet)
+    static func rig(shape: TwilioSimulator.CallbackShape = TwilioSimulator.CallbackShape()) throws -> Rig {
+        let simulator = TwilioSimulator(configuration: .init(credentials: Fixture.credentials, authToken: Fixture.token, callbackShape: shape),
+                                        logger: Fixture.quiet)
         let sink = CoordinatorSink()
         let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: Fixture.token), sink: sink, logger: Fixture.quiet)
         let port = PortBox()
@@ -133,6 +134,62 @@ import TwilioSimulator
             _ = try await rig.coordinator.capture(.expirationDate, paymentSID: sid)
             let ended = try await Self.until(rig, sid) { $0.phase.isFinished }
             #expect(ended.phase.name == "call-ended")
+        }
+    }
+
+    /// Twilio's documentation leaves open what the capture-time and final callbacks say of
+    /// `PartialResult` and how `Required` is spelled; the flow is correct under every reading.
+    @Test(arguments: TwilioSimulator.CallbackShape.all)
+    func aWholePaymentUnderEveryReadingOfTheDocumentation(shape: TwilioSimulator.CallbackShape) async throws {
+        let rig = try Self.rig(shape: shape)
+        try await withRunning(rig.apps) {
+            _ = try await eventually { rig.simulatorPort.value }
+            _ = try await eventually { rig.receiver.boundPort }
+            let call = rig.simulator.startCall(CallerScript(entries: [.paymentCardNumber: [.digits("4111111111111112")]]))
+            let options = PaymentSessionOptions(chargeAmount: "3.10", postalCode: true, requireMatchingInputs: [.securityCode])
+            let sid = try #require(try await rig.coordinator.start(callSID: call, options: options).paymentSID)
+            var session = try await Self.captureAll(rig, sid, items: [.cardNumber])
+            #expect(session.state(.cardNumber) == .failed(.invalidCardNumber), "\(shape)")
+            #expect(session.missingItems == [.cardNumber, .securityCode, .securityCodeMatcher, .expirationDate, .postalCode], "\(shape)")
+            // Follow nextStep, as an agent does, until only completion is left.
+            for _ in 0..<12 {
+                let step = session.nextStep
+                guard let tool = step.tool, tool != .completePaymentCapture else { break }
+                let item = try #require(step.captureType ?? PaymentItem.entries.first { FlowTool.capture($0) == tool }, "\(step)")
+                session = try await Self.captureAll(rig, sid, items: [item])
+            }
+            #expect(session.missingItems.isEmpty && session.requiredFromTwilio, "\(shape): \(session.missingItems)")
+            #expect(session.maskedValue(.cardNumber) == "xxxxxxxxxxxx1111" && session.maskedValue(.securityCodeMatcher) == "xxx", "\(shape)")
+            #expect(session.maskedValue(.postalCode) == "94105" && session.nextStep.tool == .completePaymentCapture, "\(shape)")
+            _ = try await rig.coordinator.complete(paymentSID: sid)
+            session = try await Self.until(rig, sid) { $0.phase.isFinished }
+            #expect(session.phase.name == "completed", "\(shape)")
+            await rig.simulator.waitUntilQuiet()
+            let sent = rig.simulator.sentCallbacks
+            #expect(sent.allSatisfy { $0.status == 204 }, "\(shape)")
+            // The simulator told the documented truth: a callback when each capture was asked for.
+            let captureTime = sent.filter { callback in
+                callback.fields.contains { $0.0 == "Capture" } && !callback.fields.contains { ["PaymentCardNumber", "SecurityCode", "ExpirationDate",
+                    "PaymentCardPostalCode", "ErrorType"].contains($0.0) }
+            }
+            #expect(captureTime.count == 6, "\(shape): one capture-time callback per capture request")
+        }
+    }
+
+    /// After a cancel Twilio calls back once more; the session stays cancelled.
+    @Test func aCancelledSessionStaysCancelledWhenTwilioCallsBack() async throws {
+        let rig = try Self.rig()
+        try await withRunning(rig.apps) {
+            _ = try await eventually { rig.simulatorPort.value }
+            _ = try await eventually { rig.receiver.boundPort }
+            let sid = try #require(try await rig.coordinator.start(callSID: rig.simulator.startCall(), options: PaymentSessionOptions()).paymentSID)
+            _ = try await Self.captureAll(rig, sid, items: [.cardNumber])
+            let cancelled = try await rig.coordinator.cancel(paymentSID: sid)
+            #expect(cancelled.phase.name == "cancelled")
+            await rig.simulator.waitUntilQuiet()
+            #expect(rig.simulator.sentCallbacks.last?.fields.contains { $0.0 == "Capture" } == false, "the callback after cancel")
+            #expect(rig.simulator.sentCallbacks.last?.status == 204)
+            #expect(await rig.coordinator.session(sid)?.phase.name == "cancelled")
         }
     }
 }

@@ -173,6 +173,63 @@ import TwilioPayments
         #expect(await flow.activeSessions().count == 40)
     }
 
+    @Test func aCommandOnACallThatHasEndedEndsTheSession() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        api.setCallStatus("completed")
+        await #expect(throws: FlowError.callEnded(callSID: Sample.call, status: "completed")) {
+            try await flow.capture(.cardNumber, paymentSID: sid)
+        }
+        #expect(await flow.session(sid)?.phase.name == "call-ended")
+        #expect(!api.calls.contains { $0.operation.hasPrefix("capture") }, "nothing was sent for a call that is over")
+    }
+
+    @Test func cancellingOnACallThatHasEndedReturnsTheEndedSession() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        api.setCallStatus("no-answer")
+        let session = try await flow.cancel(paymentSID: sid)
+        #expect(session.phase.name == "call-ended")
+    }
+
+    @Test func twilioSayingTheCallIsGoneEndsTheSession() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        api.failNext(with: .api(TwilioAPIError(httpStatus: 400, code: 21220, message: "Call is not in-progress", moreInfo: nil)))
+        await #expect(throws: FlowError.callEnded(callSID: Sample.call, status: nil)) {
+            try await flow.capture(.cardNumber, paymentSID: sid)
+        }
+        #expect(await flow.session(sid)?.phase.name == "call-ended")
+    }
+
+    @Test func silentSessionsHaveTheirCallChecked() async throws {
+        let clock = Mutex(Sample.date)
+        let flow = PaymentCoordinator(api: api, callbackURLs: callbacks, now: { clock.withLock { $0 } })
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        api.setCallStatus("completed")
+        #expect(await flow.checkSilentCalls(silentFor: .seconds(30)) == 0, "not silent long enough yet")
+        #expect(await flow.session(sid)?.phase.name == "active")
+        clock.withLock { $0 = $0.addingTimeInterval(31) }
+        #expect(await flow.checkSilentCalls(silentFor: .seconds(30)) == 1)
+        let ended = try #require(await flow.session(sid))
+        #expect(ended.phase.name == "call-ended" && ended.nextStep.instruction.contains("The call has ended"))
+    }
+
+    @Test func aLiveSilentCallIsCheckedOncePerSilence() async throws {
+        let clock = Mutex(Sample.date)
+        let counting = CountingCallsAPI(inner: api)
+        let flow = PaymentCoordinator(api: counting, callbackURLs: callbacks, now: { clock.withLock { $0 } })
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        clock.withLock { $0 = $0.addingTimeInterval(31) }
+        #expect(await flow.checkSilentCalls(silentFor: .seconds(30)) == 0)
+        #expect(await flow.checkSilentCalls(silentFor: .seconds(30)) == 0)
+        #expect(counting.fetches.withLock { $0 } == 1, "checked again only after another silence")
+        clock.withLock { $0 = $0.addingTimeInterval(31) }
+        _ = await flow.checkSilentCalls(silentFor: .seconds(30))
+        #expect(counting.fetches.withLock { $0 } == 2)
+        #expect(await flow.session(sid)?.phase.name == "active")
+    }
+
     @Test func callEndedAndExpiryRetireTheCallbackURL() async throws {
         let retired = RetiringURLs()
         let flow = PaymentCoordinator(api: api, callbackURLs: retired, now: { Sample.date })
@@ -185,6 +242,23 @@ import TwilioPayments
         #expect(await flow.session(sid) == nil)
         #expect(retired.retired.withLock { $0 } == [secret])
         #expect(await !flow.knowsCallbackSecret(secret))
+    }
+}
+
+/// Counts Calls API look-ups and passes everything through.
+final class CountingCallsAPI: TwilioPaymentsAPI {
+    let inner: FakePaymentsAPI
+    let fetches = Mutex(0)
+    init(inner: FakePaymentsAPI) { self.inner = inner }
+    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
+        try await inner.createPayment(callSID: callSID, options: options, idempotencyKey: idempotencyKey, statusCallback: statusCallback)
+    }
+    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
+        try await inner.updatePayment(callSID: callSID, paymentSID: paymentSID, update: update, idempotencyKey: idempotencyKey, statusCallback: statusCallback)
+    }
+    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
+        fetches.withLock { $0 += 1 }
+        return try await inner.fetchCall(callSID)
     }
 }
 

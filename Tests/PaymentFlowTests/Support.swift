@@ -19,7 +19,7 @@ enum Sample {
         cardSession(PaymentSessionOptions(paymentMethod: .achDebit, bankAccountType: .consumerChecking))
     }
 
-    /// Milliseconds after `date` for the next callback's `DateUpdated`: Twilio stamps every
+    /// Hundredths of a second after `date` for the next callback's `DateUpdated`: Twilio stamps every
     /// callback, so callbacks made one after another are stamped in that order.
     private static let ticks = Mutex<Int>(0)
 
@@ -29,7 +29,7 @@ enum Sample {
             tick += 1
             return tick
         }
-        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date.addingTimeInterval(Double(tick) / 1000))
+        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date.addingTimeInterval(Double(tick) / 100))
     }
 
     /// A callback with these fields, stamped after every earlier one unless `DateUpdated` is

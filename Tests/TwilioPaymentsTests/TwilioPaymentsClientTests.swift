@@ -160,8 +160,30 @@ import Testing
         #expect(policy.delay(afterAttempt: 1, retryAfterSeconds: 0.5, using: &generator) == .milliseconds(500))
     }
 
+    @Test func retryAfterIsReadAsSecondsOrAsAnHTTPDate() {
+        let now = Date(timeIntervalSince1970: 1_792_000_000)  // Fri, 14 Oct 2026 ...
+        #expect(RetryPolicy.retryAfterSeconds("120", now: now) == 120)
+        #expect(RetryPolicy.retryAfterSeconds(" 1.5 ", now: now) == 1.5)
+        let inNinety = HTTPDate.string(from: now.addingTimeInterval(90))
+        #expect(RetryPolicy.retryAfterSeconds(inNinety, now: now) == 90, "\(inNinety)")
+        #expect(RetryPolicy.retryAfterSeconds(HTTPDate.string(from: now.addingTimeInterval(-5)), now: now) == 0, "a past date: no wait")
+        #expect(RetryPolicy.retryAfterSeconds("soon", now: now) == nil)
+        #expect(RetryPolicy.retryAfterSeconds("-3", now: now) == 0)
+    }
+
     @Test func retriesOnlyWhatIsWorthIt() {
         #expect([429, 500, 502, 503, 504].allSatisfy(RetryPolicy.isRetryable(status:)))
         #expect(![400, 401, 403, 404, 409, 422, 501].contains(where: RetryPolicy.isRetryable(status:)))
+    }
+}
+
+/// RFC 9110's IMF-fixdate, as `Retry-After` carries it.
+enum HTTPDate {
+    static func string(from date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: date)
     }
 }

@@ -20,6 +20,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from jsonschema import Draft202012Validator
+
 from conftest import BIN
 
 pytestmark = pytest.mark.anyio
@@ -63,10 +65,45 @@ async def server(mode: str, scripts: dict | None = None, on_message=None, logs: 
             os.unlink(script_file.name)
 
 
+_output_schemas: dict[int, dict] = {}
+
+
+async def output_schema(client, tool: str) -> dict:
+    """The outputSchema the server declares for `tool` (listed once per client)."""
+    if id(client) not in _output_schemas:
+        listed = await client.list_tools()
+        _output_schemas[id(client)] = {t.name: t.output_schema for t in listed.tools}
+    return _output_schemas[id(client)][tool]
+
+
+async def checked(client, tool: str, result):
+    """Every tool result, success or refusal, as a host that parses the seed's JSON would see it:
+    the first text block is JSON; a success's structuredContent equals it and conforms to the
+    declared outputSchema; a refusal carries no structuredContent at all."""
+    if result.is_error:
+        assert result.structured_content is None, result.structured_content
+        if result.content[0].text.startswith("{"):  # the flow's refusals; argument errors are plain text
+            assert "message" in json.loads(result.content[0].text)["error"]
+    else:
+        first = json.loads(result.content[0].text)
+        assert first == result.structured_content
+        problems = [f"{list(e.absolute_path)}: {e.message}" for e in
+                    Draft202012Validator(await output_schema(client, tool)).iter_errors(result.structured_content)]
+        assert not problems, (tool, problems)
+    return result
+
+
 async def call(client, tool: str, **arguments) -> dict:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
+    result = await checked(client, tool, await client.call_tool(tool, arguments))
+    assert not result.is_error, result.content[-1].text
     return result.structured_content
+
+
+async def refused(client, tool: str, **arguments) -> str:
+    """Calls a tool that must refuse; returns its message."""
+    result = await checked(client, tool, await client.call_tool(tool, arguments))
+    assert result.is_error, result.structured_content
+    return "\n".join(block.text for block in result.content)
 
 
 async def settle(client, status: dict) -> dict:
@@ -142,7 +179,28 @@ async def test_charge_an_amount(mode):
     async with server(mode) as (client, _):
         status = await run_payment(client, new_call(), chargeAmount=42.5, currency="usd")
         assert status["result"] == "success" and status["paymentConfirmationCode"].startswith("ch_sim_")
-        assert status["chargeAmount"] == "42.50" and status["currency"] == "USD"
+        assert status["chargeAmount"] == "42.5" and status["currency"] == "USD", "the number as given, never rounded"
+        exact = await run_payment(client, new_call(), chargeAmount="19.999")
+        assert exact["chargeAmount"] == "19.999" and exact["result"] == "success", "a decimal string is kept exactly"
+        assert "charged" not in exact["nextStep"]["instruction"] or "confirmation code" in exact["nextStep"]["instruction"]
+        free = await run_payment(client, new_call(), chargeAmount=0)
+        assert free["result"] == "success" and free["paymentToken"].startswith("tok_sim_"), "0 tokenizes, as Twilio allows"
+        assert "saved" in free["nextStep"]["instruction"]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_every_create_option_reaches_twilio(mode):
+    call_sid = new_call()
+    async with server(mode) as (client, _):
+        status = await call(client, "startPaymentCapture", callSid=call_sid, chargeAmount="1.00", currency="EUR", description="Order 7",
+                            paymentConnector="Default", tokenType="one-time", securityCode=True, postalCode=True,
+                            minPostalCodeLength=4, validCardTypes=["visa"], timeout=30, confirmation=False, input="dtmf",
+                            parameter={"AVSName": "Ada Lovelace", "Retries": 2, "Test": True})
+        assert status["missing"] == ["payment-card-number", "security-code", "expiration-date", "postal-code"]
+        message = await refused(client, "startPaymentCapture", callSid=new_call(), input="voice")
+        assert "input" in message
+        message = await refused(client, "startPaymentCapture", callSid=new_call(), parameter={"nested": {"no": 1}})
+        assert "parameter" in message
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -169,15 +227,53 @@ async def test_hang_up_and_decline_and_cancel(mode):
     scripts = {hang: {"expiration-date": ["hang-up"]}, decline: {"completion": "decline"}}
     async with server(mode, scripts=scripts) as (client, _):
         status = await run_payment(client, hang)
-        assert status["phase"] == "failed" and status["nextStep"]["tool"] == "startPaymentCapture"
+        assert status["phase"] == "call-ended" and status["result"] == "caller-hung-up"
+        assert "tool" not in status["nextStep"] and "call has ended" in status["nextStep"]["instruction"]
         status = await run_payment(client, decline, chargeAmount="10.00")
         assert status["phase"] == "failed" and status["failure"]["payErrorCode"] == 64012
         assert status["failure"]["paymentError"] == "card_declined"
         status = await call(client, "startPaymentCapture", callSid=cancel)
         status = await call(client, "cancelPaymentCapture", callSid=cancel, paymentSid=status["paymentSid"])
         assert status["phase"] == "cancelled"
-        again = await client.call_tool("captureCardNumber", {"callSid": cancel, "paymentSid": status["paymentSid"]})
-        assert again.is_error and "ended" in again.content[0].text
+        assert "ended" in await refused(client, "captureCardNumber", callSid=cancel, paymentSid=status["paymentSid"])
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_silent_hang_up_is_noticed_before_the_next_command(mode):
+    call_sid = new_call()
+    async with server(mode, scripts={call_sid: {"expiration-date": ["hang-up-silently"]}}) as (client, _):
+        status = await call(client, "startPaymentCapture", callSid=call_sid)
+        sid = status["paymentSid"]
+        for tool in ["captureCardNumber", "captureSecurityCode"]:
+            status = await settle(client, await call(client, tool, callSid=call_sid, paymentSid=sid))
+        status = await call(client, "captureExpirationDate", callSid=call_sid, paymentSid=sid)
+        # No callback says the caller is gone; the next command asks Twilio for the call first.
+        message = await refused(client, "completePaymentCapture", callSid=call_sid, paymentSid=sid)
+        assert "has ended" in message
+        status = await call(client, "getPaymentStatus", paymentSid=sid)
+        assert status["phase"] == "call-ended" and "call has ended" in status["nextStep"]["instruction"]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_matching_inputs_are_captured_twice(mode):
+    call_sid = new_call()
+    scripts = {call_sid: {"payment-card-number-matcher": ["4111111111111112", "4111111111111111"]}}
+    async with server(mode, scripts=scripts) as (client, _):
+        status = await call(client, "startPaymentCapture", callSid=call_sid, requireMatchingInputs=["payment-card-number"])
+        assert status["missing"][:2] == ["payment-card-number", "payment-card-number-matcher"]
+        sid = status["paymentSid"]
+        seen_matcher_failure = False
+        for _ in range(20):
+            step = status["nextStep"]
+            tool = step.get("tool")
+            if tool is None or not (tool.startswith("capture") or tool == "completePaymentCapture"):
+                break
+            arguments = step.get("arguments", {})
+            status = await settle(client, await call(client, tool, callSid=call_sid, paymentSid=sid, **arguments))
+            matcher = status["items"]["payment-card-number-matcher"]
+            seen_matcher_failure |= matcher.get("errorType") == "input-matching-failed"
+        assert seen_matcher_failure, "the first confirmation did not match and was captured again"
+        assert status["phase"] == "completed" and status["items"]["payment-card-number-matcher"]["state"] == "captured"
 
 
 @pytest.mark.parametrize("mode", ERAS)
