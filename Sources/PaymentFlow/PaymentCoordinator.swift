@@ -347,6 +347,11 @@ public actor PaymentCoordinator {
         return await store.session(paymentSID)
     }
 
+    /// How many long polls wait on `paymentSID` now (tests use it to act only once one waits).
+    func waiterCount(_ paymentSID: PaymentSID) -> Int {
+        waiters[paymentSID]?.count ?? 0
+    }
+
     private func wake(_ paymentSID: PaymentSID, _ id: UUID) {
         waiters[paymentSID]?.removeValue(forKey: id)?.resume()
     }

@@ -74,6 +74,14 @@ public struct Transition: Sendable {
 /// - Values from callbacks pass through ``Masking`` before they are kept.
 public enum PaymentReducer {
     public static func reduce(_ session: PaymentSession, _ event: PaymentEvent) -> Transition {
+        // A finished session is final: outcomes, failures and callbacks that arrive late change
+        // nothing (requests are refused below, with the reason).
+        if session.phase.isFinished {
+            switch event {
+            case .captureRequested, .completeRequested, .cancelRequested: break
+            default: return Transition(session: session, effects: [], rejection: nil, changed: false)
+            }
+        }
         var next = session
         var effects: [PaymentEffect] = []
         let date: Date

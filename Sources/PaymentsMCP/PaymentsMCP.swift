@@ -94,6 +94,9 @@ public actor Eventually<Value: Sendable> {
 
     public func resolve(_ value: Value) { settle(.success(value)) }
 
+    /// How many callers wait for the value now.
+    public var waitingCount: Int { waiters.count }
+
     public func fail(_ error: FlowError) { settle(.failure(error)) }
 
     private func settle(_ result: Result<Value, FlowError>) {
@@ -134,13 +137,17 @@ public final class PaymentsMCP: Sendable {
     public let defaults: PaymentDefaults
     /// How long a tool waits for the coordinator before answering that the server is starting.
     public let readinessTimeout: Duration
+    /// What every text the agent sees passes through (tool results, the status resource,
+    /// prompts), as the logs do: Twilio's messages may echo what they were sent.
+    public let redactor: Redactor
 
     public init(server: MCPServer, coordinator: Eventually<PaymentCoordinator>, defaults: PaymentDefaults = PaymentDefaults(),
-                readinessTimeout: Duration = .seconds(20)) {
+                readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: [])) {
         self.server = server
         self.coordinator = coordinator
         self.defaults = defaults
         self.readinessTimeout = readinessTimeout
+        self.redactor = redactor
     }
 
     /// The MCP server of agent-payments, with its identity and instructions.
@@ -214,8 +221,8 @@ public final class PaymentsMCP: Sendable {
             "payment.phase": "\(session.phase.name)", "payment.version": "\(session.version)",
             "next.tool": "\(session.nextStep.tool?.rawValue ?? "-")",
         ])
-        let status = SessionJSON.status(session)
-        let guidance = (prefix.map { $0 + " " } ?? "") + "Next step: \(session.nextStep.instruction)"
+        let status = redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys)
+        let guidance = redactor.redact((prefix.map { $0 + " " } ?? "") + "Next step: \(session.nextStep.instruction)")
         return ToolResult(content: [.text(status.serialized()), .text(guidance)], structuredContent: status)
     }
 
@@ -223,14 +230,15 @@ public final class PaymentsMCP: Sendable {
     /// session); the first block is the JSON of the error, the second the message in words.
     private func failure(_ error: FlowError) -> ToolResult {
         Self.logger.warning("tool refused: \(error)")
-        var detail: [String: JSONValue] = ["message": .string(error.description)]
+        var detail: [String: JSONValue] = ["message": .string(redactor.redact(error.description))]
         if case .twilio(let twilio) = error, case .api(let api) = twilio {
             detail["twilioCode"] = api.code.map { .integer(Int64($0)) }
             detail["meaning"] = api.explanation.map(JSONValue.string)
             detail["whatToDo"] = api.remedy.map(JSONValue.string)
         }
         if case .callEnded = error { detail["callEnded"] = .bool(true) }
-        return ToolResult(content: [.text(JSONValue.object(["error": .object(detail)]).serialized()), .text(error.description)], isError: true)
+        let json = redactor.redact(JSONValue.object(["error": .object(detail)]))
+        return ToolResult(content: [.text(json.serialized()), .text(redactor.redact(error.description))], isError: true)
     }
 
     /// Runs a tool body against the coordinator, turning every flow error into a refusal.
@@ -415,7 +423,7 @@ public final class PaymentsMCP: Sendable {
             guard let sid = variables["paymentSid"].flatMap(PaymentSID.init), let callSID = variables["callSid"].flatMap(CallSID.init),
                   let coordinator = try? await coordinator.get(timeout: readinessTimeout),
                   let session = await coordinator.session(sid), session.callSID == callSID else { return nil }
-            return [ResourceContents(uri: uri, mimeType: "application/json", text: SessionJSON.status(session).serialized())]
+            return [ResourceContents(uri: uri, mimeType: "application/json", text: redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys).serialized())]
         }
     }
 
@@ -443,7 +451,7 @@ public final class PaymentsMCP: Sendable {
                     session = await coordinator.sessions(onCall: call).first
                 }
             }
-            let text = PromptLibrary.text(prompt, session: session)
+            let text = redactor.redact(PromptLibrary.text(prompt, session: session))
             return PromptResult(description: descriptions[prompt], messages: [PromptMessage(role: .user, text: text)])
         }
     }

@@ -2,10 +2,15 @@ public import Logging
 public import MCPCore
 import Foundation
 
-/// The one place that decides what a log line may contain: secrets are replaced by
-/// `<redacted>` and any run of 12–19 digits (a card or account number, with spaces or dashes)
-/// keeps only its last four digits. Everything passes through it on its way to standard
-/// error and to MCP log notifications; nothing goes to standard output.
+/// The one place that decides what text leaving the server may contain, in logs and in what
+/// the agent sees (tool results, the status resource, prompts):
+///
+/// - every configured secret (API secret, Auth Token, ngrok token) becomes `<redacted>`;
+/// - the secret path segment of a callback URL (`…/payment-callbacks/<secret>`) becomes
+///   `<redacted>`;
+/// - any run of 12–19 digits (a card or account number, also written with spaces or dashes,
+///   in any script's decimal digits) keeps only its last four digits;
+/// - Twilio SIDs (two capital letters and 32 hex digits), amounts and dates stay as they are.
 public struct Redactor: Sendable {
     private let secrets: [String]
 
@@ -15,34 +20,102 @@ public struct Redactor: Sendable {
 
     public func redact(_ text: String) -> String {
         var result = text
-        for secret in secrets { result = result.replacingOccurrences(of: secret, with: "<redacted>") }
+        for secret in secrets where result.contains(secret) { result = result.replacingOccurrences(of: secret, with: "<redacted>") }
+        if result.contains("payment-callbacks/") { result = Self.hideCallbackSecrets(result) }
         return Self.maskDigitRuns(result)
     }
 
-    static func maskDigitRuns(_ text: String) -> String {
+    /// Every string in `value` redacted, except the values of members named in `keeping`
+    /// (object keys are the server's own and stay).
+    public func redact(_ value: JSONValue, keeping: Set<String> = []) -> JSONValue {
+        switch value {
+        case .string(let text): return .string(redact(text))
+        case .array(let items): return .array(items.map { redact($0, keeping: keeping) })
+        case .object(let members):
+            var redacted: [String: JSONValue] = [:]
+            for (key, member) in members { redacted[key] = keeping.contains(key) ? member : redact(member, keeping: keeping) }
+            return .object(redacted)
+        default: return value
+        }
+    }
+
+    /// `…/payment-callbacks/<anything up to a delimiter>` → `…/payment-callbacks/<redacted>`.
+    static func hideCallbackSecrets(_ text: String) -> String {
+        let marker = "payment-callbacks/"
         var output = ""
+        var rest = Substring(text)
+        while let range = rest.range(of: marker) {
+            output += rest[..<range.upperBound]
+            rest = rest[range.upperBound...]
+            let secret = rest.prefix { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
+            if !secret.isEmpty { output += "<redacted>" }
+            rest = rest.dropFirst(secret.count)
+        }
+        return output + rest
+    }
+
+    /// Whether `character` is a decimal digit of any script (`4`, `٤`, `４`).
+    private static func isDigit(_ character: Character) -> Bool {
+        character.wholeNumberValue.map { (0...9).contains($0) } ?? false && character.unicodeScalars.count == 1
+            && character.unicodeScalars.first!.properties.numericType == .decimal
+    }
+
+    /// Whether the 34 characters at `index` are a Twilio SID (`PK` + 32 hex digits), which is
+    /// an identifier, never a card number.
+    private static func isSID(_ characters: [Character], at index: Int) -> Bool {
+        guard index + 34 <= characters.count, characters[index].isASCII, characters[index].isUppercase,
+              characters[index + 1].isASCII, characters[index + 1].isUppercase else { return false }
+        if index > 0, characters[index - 1].isLetter || characters[index - 1].isNumber { return false }
+        for offset in 2..<34 where !characters[index + offset].isHexDigit { return false }
+        return index + 34 == characters.count || !(characters[index + 34].isLetter || characters[index + 34].isNumber)
+    }
+
+    static func maskDigitRuns(_ text: String) -> String {
+        // Fast path: nothing to mask without a dozen digits.
+        var digitCount = 0
+        for character in text where isDigit(character) { digitCount += 1 }
+        guard digitCount >= 12 else { return text }
+
+        let characters = Array(text)
+        var output = ""
+        output.reserveCapacity(text.utf8.count)
         var run: [Character] = []
         func flush() {
-            let digits = run.filter(\.isNumber).count
+            let digits = run.filter(isDigit).count
             if digits >= 12 && digits <= 19 {
                 var toMask = digits - 4
                 for character in run {
-                    if character.isNumber, toMask > 0 { output.append("x"); toMask -= 1 } else { output.append(character) }
+                    if isDigit(character), toMask > 0 { output.append("x"); toMask -= 1 } else { output.append(character) }
                 }
             } else {
                 output.append(contentsOf: run)
             }
             run.removeAll()
         }
-        for character in text {
-            if character.isASCII && character.isNumber || (!run.isEmpty && (character == " " || character == "-")) {
+        var index = 0
+        while index < characters.count {
+            if run.isEmpty, isSID(characters, at: index) {
+                output.append(contentsOf: characters[index..<index + 34])
+                index += 34
+                continue
+            }
+            let character = characters[index]
+            if isDigit(character) || (!run.isEmpty && (character == " " || character == "-")) {
                 run.append(character)
             } else {
+                // Separators that end a run are not part of it.
+                var trailing: [Character] = []
+                while let last = run.last, !isDigit(last) { trailing.insert(run.removeLast(), at: 0) }
                 flush()
+                output.append(contentsOf: trailing)
                 output.append(character)
             }
+            index += 1
         }
+        var trailing: [Character] = []
+        while let last = run.last, !isDigit(last) { trailing.insert(run.removeLast(), at: 0) }
         flush()
+        output.append(contentsOf: trailing)
         return output
     }
 }

@@ -84,6 +84,10 @@ public enum SessionJSON {
         ])
     }
 
+    /// The members whose values are the payment's result, which the host needs exactly as Twilio
+    /// sent them (a token is not card data): the redactor leaves them alone.
+    public static let resultKeys: Set<String> = ["paymentToken", "paymentConfirmationCode", "profileId"]
+
     /// The output schema every payment tool declares.
     public static let schema: JSONValue = [
         "type": "object",

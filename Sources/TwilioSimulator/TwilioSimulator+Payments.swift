@@ -103,6 +103,7 @@ extension TwilioSimulator {
             startDelivery(stream, to: payment.statusCallback)
             return (sid, payment)
         }
+        configuration.onPaymentCreated?(payment, callSID, created.statusCallback)
         enqueue(payment, commonFields(created, at: now))
         return (.created, resourceBody(payment, call: callSID, created: now, updated: now))
     }

@@ -36,6 +36,12 @@ public final class TwilioSimulator: Sendable {
         /// How callbacks spell what Twilio's documentation leaves open, so tests can play every
         /// reading.
         public var callbackShape: CallbackShape
+        /// Told of every payment session created, with its StatusCallback URL (a test harness's
+        /// view of what Twilio knows).
+        public var onPaymentCreated: (@Sendable (PaymentSID, CallSID, String) -> Void)?
+        /// Appended to every error message, as a hostile or careless stand-in might echo what it
+        /// holds: lets tests plant secrets and card numbers where a client might repeat them.
+        public var errorMessageSuffix: String?
 
         public init(credentials: TwilioCredentials, authToken: Secret, connectors: Set<String> = ["Default"],
                     digitPacing: Duration = .zero, acceptsUnknownCalls: Bool = true,
@@ -280,7 +286,9 @@ public final class TwilioSimulator: Sendable {
             let (status, json) = try replaying(request: request, form: form) { try body(form, account, call) }
             return Self.json(status, json)
         } catch let failure as Failure {
-            return Self.json(failure.status, Self.errorBody(failure))
+            var shown = failure
+            if let suffix = configuration.errorMessageSuffix { shown.message += " " + suffix }
+            return Self.json(failure.status, Self.errorBody(shown))
         }
     }
 

@@ -63,7 +63,7 @@ struct Serve: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in MCPLogHandler(label: label, server: server, redactor: redactor, level: level) }
         let logger = Logger(label: "agent-payments")
         let ready = Eventually<PaymentCoordinator>()
-        PaymentsMCP(server: server, coordinator: ready, defaults: configuration.defaults).install()
+        PaymentsMCP(server: server, coordinator: ready, defaults: configuration.defaults, redactor: redactor).install()
 
         let runtime = Runtime()
         runtime.installSignalHandlers()

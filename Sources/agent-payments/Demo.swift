@@ -59,7 +59,7 @@ struct Demo: AsyncParsableCommand {
         }
         say("\n→ \(status["nextStep"]?["instruction"]?.stringValue ?? "")")
         status = try structured(await client.callTool("completePaymentCapture", arguments: ["callSid": .string(callSID), "paymentSid": .string(paymentSID)]))
-        while !["completed", "failed", "cancelled"].contains(status["phase"]?.stringValue ?? "") {
+        while !["completed", "failed", "cancelled", "call-ended"].contains(status["phase"]?.stringValue ?? "") {
             status = try structured(await client.callTool("getPaymentStatus", arguments: [
                 "paymentSid": .string(paymentSID), "waitSeconds": 5, "afterVersion": status["version"] ?? 0,
             ]))
@@ -77,7 +77,7 @@ struct Demo: AsyncParsableCommand {
 
     private func structured(_ result: JSONValue) throws -> JSONValue {
         if result["isError"] == true {
-            throw ValidationError(result["content"]?.arrayValue?.first?["text"]?.stringValue ?? "the tool failed")
+            throw ValidationError(result["content"]?.arrayValue?.last?["text"]?.stringValue ?? "the tool failed")
         }
         return result["structuredContent"] ?? [:]
     }

@@ -4,7 +4,12 @@
 // Usage: twilio-simulator [--port N] [--pacing-ms N] [--capture-time-partial-result absent|true]
 //                         [--final-partial-result false|absent]
 //                         [--required-style kebab-comma|pascal-comma|repeated-fields]
-// The last three choose how callbacks spell what Twilio's documentation leaves open.
+//                         [--report-payments] [--leak-into-errors]
+// The three shape options choose how callbacks spell what Twilio's documentation leaves open.
+// --report-payments prints one JSON line per payment session created (its SID, call SID and
+// StatusCallback URL) after the first line, for test harnesses. --leak-into-errors appends the
+// API secret, the Auth Token and a full test card number to every error message, so tests can
+// prove a client never repeats them.
 // Prints one JSON line with the base URL and the made-up credentials (account SID, API key,
 // secret, Auth Token that signs callbacks), then serves until stdin closes.
 import Foundation
@@ -36,6 +41,20 @@ var logger = Logger(label: "twilio-simulator")
 logger.logLevel = .warning
 var configuration = TwilioSimulator.Configuration.offline(digitPacing: .milliseconds(option("--pacing-ms") ?? 150))
 configuration.callbackHistoryLimit = 0
+let output = Mutex(())
+/// One JSON line on standard output, whole.
+func emit(_ object: [String: String]) {
+    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+    output.withLock { _ in FileHandle.standardOutput.write(data + Data("\n".utf8)) }
+}
+if CommandLine.arguments.contains("--report-payments") {
+    configuration.onPaymentCreated = { payment, call, url in
+        emit(["event": "payment-created", "paymentSid": payment.rawValue, "callSid": call.rawValue, "statusCallback": url])
+    }
+}
+if CommandLine.arguments.contains("--leak-into-errors") {
+    configuration.errorMessageSuffix = "(api secret \(configuration.credentials.apiSecret.revealed), auth token \(configuration.authToken.revealed), card 4111111111111111)"
+}
 configuration.callbackShape = TwilioSimulator.CallbackShape(
     captureTimePartialResult: choice("--capture-time-partial-result", .absent),
     finalPartialResult: choice("--final-partial-result", .false),
@@ -50,6 +69,6 @@ let ready: [String: String] = [
     "baseURL": "http://127.0.0.1:\(port.load(ordering: .relaxed))", "accountSid": credentials.accountSID.rawValue,
     "apiKey": credentials.apiKeySID.rawValue, "apiSecret": credentials.apiSecret.revealed, "authToken": configuration.authToken.revealed,
 ]
-FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: ready, options: [.sortedKeys]) + Data("\n".utf8))
+emit(ready)
 _ = await Task.detached { while readLine() != nil {} }.value
 server.cancel()

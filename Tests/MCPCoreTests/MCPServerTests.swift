@@ -213,13 +213,40 @@ final class NotificationLog: Sendable {
     }
 
     @Test func cancellationStopsTheHandlerAndSuppressesTheResponse() async throws {
-        let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: .legacy())
-        try await client.connect()
-        let call = Task { try await client.callTool("wait") }
-        try await Task.sleep(for: .milliseconds(60))
-        call.cancel()
-        await #expect(throws: CancellationError.self) { try await call.value }
-        #expect(try await client.request("ping") == [:])
+        // A tool that says when it starts, waits until the server cancels it, says so, and then
+        // answers anyway: the worst case, whose answer the server must still drop.
+        let (events, signal) = AsyncStream<String>.makeStream()
+        let server = makeServer()
+        server.register(Tool(name: "hold", inputSchema: ["type": "object"]) { _ in
+            signal.yield("started")
+            let (cancelled, wake) = AsyncStream<Void>.makeStream()
+            await withTaskCancellationHandler {
+                for await _ in cancelled { break }
+            } onCancel: {
+                wake.yield()
+            }
+            signal.yield("cancelled")
+            return ToolResult(text: "answered after cancellation")
+        })
+        let sink = CollectingSink()
+        let connection = server.connect(sink: sink)
+        var seen = events.makeAsyncIterator()
+        connection.receive(Array(#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#.utf8))
+        _ = sink.take()
+        connection.receive(Array(#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"hold","arguments":{}}}"#.utf8))
+        #expect(await seen.next() == "started")
+        connection.receive(Array(#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"test"}}"#.utf8))
+        #expect(await seen.next() == "cancelled", "the server cancelled the handler's task; the client never could")
+        // A later request on the same connection is answered; nothing for id 7 came before it.
+        connection.receive(Array(#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"text":"after"}}}"#.utf8))
+        var messages: [JSONValue] = []
+        while !messages.contains(where: { $0["id"] == 8 }) {
+            let message = sink.take()
+            if message == .null { try await Task.sleep(for: .milliseconds(1)) } else { messages.append(message) }
+        }
+        #expect(!messages.contains { $0["id"] == 7 }, "\(messages)")
+        #expect(!connection.isInFlight(.number(7)))
+        connection.close()
     }
 
     @Test func listenStreamsAcknowledgeThenDeliverOnlyWhatWasAskedFor() async throws {

@@ -38,13 +38,15 @@ import TwilioPayments
 
     @Test func aConcurrentSecondStartOnTheSameCallIsRefused() async throws {
         let flow = coordinator()
-        api.setDelay(.milliseconds(100))
-        async let first = flow.start(callSID: Sample.call, options: PaymentSessionOptions())
-        try await Task.sleep(for: .milliseconds(20))
+        var arrivals = api.holdCreates().makeAsyncIterator()
+        let first = Task { try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()) }
+        _ = await arrivals.next()   // the first create is with Twilio now
         await #expect(throws: FlowError.sessionInProgress(callSID: Sample.call, paymentSID: nil)) {
             try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
         }
-        _ = try await first
+        api.releaseCreates()
+        #expect(try await first.value.paymentSID != nil)
+        #expect(api.calls.filter { $0.operation == "create" }.count == 1, "the second start never reached Twilio")
     }
 
     @Test func capturesThroughTwilioAndAppliesCallbacks() async throws {
@@ -89,18 +91,18 @@ import TwilioPayments
 
     @Test func earlyCallbacksAreHeldNotLost() async throws {
         let flow = coordinator()
-        api.setDelay(.milliseconds(100))
+        var arrivals = api.holdCreates().makeAsyncIterator()
         let start = Task { try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()) }
-        var url: String?
-        for _ in 0..<100 where url == nil {
-            try await Task.sleep(for: .milliseconds(5))
-            url = api.calls.first?.statusCallback
-        }
-        let secret = secret(from: try #require(url))
-        #expect(await flow.receiveCallback(secret: secret, Sample.callback(["Capture": "payment-card-number", "PaymentCardType": "visa"],
-                                                                           sid: PaymentSID(validated: "PK" + String(repeating: "0", count: 31) + "1"))))
+        _ = await arrivals.next()   // Twilio has the create; its answer is held back
+        let url = try #require(api.calls.first?.statusCallback)
+        let sid = PaymentSID(validated: "PK" + String(repeating: "0", count: 31) + "1")
+        #expect(await flow.session(sid) == nil, "the callback below arrives before the session exists")
+        #expect(await flow.receiveCallback(secret: secret(from: url), Sample.callback(["Capture": "payment-card-number", "PaymentCardType": "visa"],
+                                                                                      sid: sid)))
+        api.releaseCreates()
         let session = try await start.value
-        #expect(session.cardType == "visa")
+        #expect(session.cardType == "visa", "the early callback was held and applied")
+        #expect(await flow.session(sid)?.cardType == "visa")
     }
 
     @Test func rejectsAPaymentSIDFromAnotherCall() async throws {
@@ -117,16 +119,17 @@ import TwilioPayments
         let flow = coordinator()
         let session = try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
         let sid = try #require(session.paymentSID)
-        let clock = ContinuousClock()
         let timedOut = try #require(await flow.waitForChange(sid, afterVersion: session.version, timeout: .milliseconds(50)))
-        #expect(timedOut.version == session.version)
+        #expect(timedOut.version == session.version, "no change: the session as it stands once the time is up")
 
-        let started = clock.now
-        let waiter = Task { await flow.waitForChange(sid, afterVersion: session.version, timeout: .seconds(5)) }
-        try await Task.sleep(for: .milliseconds(30))
+        // A long poll that has really started waiting is woken by the change (if waking were
+        // broken it would sleep its full minute and return the old version).
+        let waiter = Task { await flow.waitForChange(sid, afterVersion: session.version, timeout: .seconds(60)) }
+        while await flow.waiterCount(sid) == 0 { await Task.yield() }
         _ = try await flow.capture(.cardNumber, paymentSID: sid)
         let changed = try #require(await waiter.value)
-        #expect(changed.version > session.version && clock.now - started < .seconds(2))
+        #expect(changed.version > session.version && changed.state(.cardNumber) == .requested)
+        #expect(await flow.waiterCount(sid) == 0)
     }
 
     @Test func theChangeFeedCarriesEverySnapshot() async throws {

@@ -50,6 +50,9 @@ import TwilioPayments
         case "completing": return run(ready, [.completeRequested(at: Sample.date)])
         case "completed": return run(ready, [.completeRequested(at: Sample.date), .callbackReceived(Sample.callback(["Result": "success", "PaymentConfirmationCode": "ch_1"]), at: Sample.date)])
         case "cancelled": return run(Sample.cardSession(), [.cancelRequested(at: Sample.date), .cancelAccepted(at: Sample.date)])
+        case "failed": return run(ready, [.completeRequested(at: Sample.date),
+                                          .callbackReceived(Sample.callback(["Result": "payment-connector-error", "PayErrorCode": "64012"]), at: Sample.date)])
+        case "call-ended": return run(ready, [.requestFailed(.complete, reason: "down", at: Sample.date), .callEnded(at: Sample.date)])
         default: fatalError(state)
         }
     }
@@ -108,13 +111,27 @@ import TwilioPayments
         }
     }
 
-    @Test func aFinishedSessionNeverChanges() {
-        let completed = Self.session(in: "completed")
-        for event in [PaymentEvent.callbackReceived(Sample.callback(["Result": "caller-hung-up"]), at: date), .callEnded(at: date),
-                      .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "true"]), at: date),
-                      .requestFailed(.complete, reason: "x", at: date), .cancelAccepted(at: date)] {
-            let transition = PaymentReducer.reduce(completed, event)
-            #expect(transition.session.phase == completed.phase)
+    @Test(arguments: ["completed", "cancelled", "failed", "call-ended"])
+    func aFinishedSessionNeverChanges(state: String) {
+        let finished = Self.session(in: state)
+        #expect(finished.phase.isFinished && finished.phase.name == state)
+        let events: [PaymentEvent] = [
+            .callbackReceived(Sample.callback(["Result": "caller-hung-up"]), at: date), .callEnded(at: date),
+            .callbackReceived(Sample.callback(["Result": "success", "PaymentToken": "late"]), at: date),
+            .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "x"]), at: date),
+            .callbackReceived(Sample.callback(["Required": "payment-card-number"]), at: date),
+            .requestFailed(.complete, reason: "x", at: date), .requestFailed(.capture(.cardNumber), reason: "y", at: date),
+            .captureAccepted(.cardNumber, at: date, twilioDate: date), .completeAccepted(at: date), .cancelAccepted(at: date),
+            .sessionCreated(PaymentSID(validated: "PK" + String(repeating: "c", count: 32)), at: date),
+        ]
+        for event in events {
+            let transition = PaymentReducer.reduce(finished, event)
+            #expect(transition.session == finished, "\(state): \(event)")
+            #expect(!transition.changed && transition.effects.isEmpty && transition.session.version == finished.version, "\(state): \(event)")
+        }
+        for request in [PaymentEvent.captureRequested(.cardNumber, at: date), .completeRequested(at: date), .cancelRequested(at: date)] {
+            let transition = PaymentReducer.reduce(finished, request)
+            #expect(transition.rejection != nil && transition.effects.isEmpty && transition.session == finished, "\(state): \(request)")
         }
     }
 

@@ -74,12 +74,45 @@ final class FakePaymentsAPI: TwilioPaymentsAPI {
 
     func setDelay(_ delay: Duration) { state.withLock { $0.delay = delay } }
 
+    /// Creates wait here while held, so a test can act while one is in flight.
+    private let gate = Mutex<(held: Bool, waiting: [CheckedContinuation<Void, Never>], arrivals: AsyncStream<Void>.Continuation?)>((false, [], nil))
+
+    /// From now on, every create waits (after it is recorded) until ``releaseCreates()``; the
+    /// stream yields once for each create that arrives at the gate.
+    func holdCreates() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream<Void>.makeStream()
+        gate.withLock { $0 = (true, [], continuation) }
+        return stream
+    }
+
+    func releaseCreates() {
+        let waiting = gate.withLock { gate -> [CheckedContinuation<Void, Never>] in
+            gate.held = false
+            defer { gate.waiting = [] }
+            return gate.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
     private func record(_ operation: String, key: String, url: String) async throws(TwilioError) -> Int {
         let (failure, number, delay) = state.withLock { state -> (TwilioError?, Int, Duration) in
             state.calls.append(Call(operation: operation, idempotencyKey: key, statusCallback: url))
             defer { state.failNext = nil }
             if operation == "create" { state.nextSID += 1 }
             return (state.failNext, state.nextSID, state.delay)
+        }
+        if operation == "create" {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let arrivals = gate.withLock { gate -> AsyncStream<Void>.Continuation?? in
+                    guard gate.held else { return .none }
+                    gate.waiting.append(continuation)
+                    return .some(gate.arrivals)
+                }
+                switch arrivals {
+                case .none: continuation.resume()
+                case .some(let stream): stream?.yield()
+                }
+            }
         }
         if delay > .zero { try? await Task.sleep(for: delay) }
         if let failure { throw failure }

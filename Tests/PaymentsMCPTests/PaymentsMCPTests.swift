@@ -36,11 +36,11 @@ struct Harness {
     let server: MCPServer
     let client: MCPClient
 
-    init(era: MCPClient.Era = .modern(), resolve: Bool = true) async {
+    init(era: MCPClient.Era = .modern(), resolve: Bool = true, readinessTimeout: Duration = .milliseconds(300)) async {
         coordinator = PaymentCoordinator(api: api, callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
         server = PaymentsMCP.makeServer(version: "0.1.0")
         PaymentsMCP(server: server, coordinator: ready, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
-                    readinessTimeout: .milliseconds(300)).install()
+                    readinessTimeout: readinessTimeout).install()
         if resolve { await ready.resolve(coordinator) }
         client = MCPClient(channel: InProcessChannel(server: server), era: era)
     }
@@ -138,8 +138,14 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
 
     @Test func theStatusResourceIsListedReadAndPushed() async throws {
         let harness = await Harness(era: .legacy())
-        let notifications = Mutex<[String]>([])
-        Task { for await message in harness.client.notifications { if case .notification(let method, let params) = message { notifications.withLock { $0.append(method + " " + (params?["uri"]?.stringValue ?? "")) } } } }
+        // The first resource-updated notification, whenever it comes (bounded by the suite's own
+        // time limit rather than a guess at how long it takes).
+        let updated = Task { () -> String? in
+            for await message in harness.client.notifications {
+                if case .notification("notifications/resources/updated", let params) = message { return params?["uri"]?.stringValue }
+            }
+            return nil
+        }
         try await harness.client.connect()
         let sid = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])["structuredContent"]!["paymentSid"]!.stringValue!
         let uri = "payment://\(Harness.call)/\(sid)/status"
@@ -149,8 +155,7 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         for key in ["paymentSid", "paymentMethod", "callSid", "items", "required", "nextStep"] { #expect(body[key] != nil, "\(key)") }
         _ = try await harness.client.request("resources/subscribe", ["uri": .string(uri)])
         await harness.deliver(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx"], sid: sid)
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(notifications.withLock { $0 }.contains("notifications/resources/updated \(uri)"))
+        #expect(await updated.value == uri)
         let completions = try await harness.client.request("completion/complete", [
             "ref": ["type": "ref/resource", "uri": "payment://{callSid}/{paymentSid}/status"], "argument": ["name": "paymentSid", "value": "PK"],
             "context": ["arguments": ["callSid": .string(Harness.call)]],
@@ -180,9 +185,11 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         try await waiting.client.connect()
         let early = try await waiting.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
         #expect(early["isError"] == true && text(early).contains("still starting"))
-        let late = Task { try await waiting.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)]) }
-        try await Task.sleep(for: .milliseconds(50))
-        await waiting.ready.resolve(waiting.coordinator)
-        #expect(try await late.value["isError"] == nil)
+        let patient = await Harness(resolve: false, readinessTimeout: .seconds(60))
+        try await patient.client.connect()
+        let late = Task { try await patient.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)]) }
+        while await patient.ready.waitingCount == 0 { await Task.yield() }   // the call is waiting for the flow
+        await patient.ready.resolve(patient.coordinator)
+        #expect(try await late.value["isError"] == nil, "a waiting call goes ahead once the flow is ready")
     }
 }
