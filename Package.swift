@@ -21,6 +21,8 @@ let package = Package(
         .library(name: "TwilioPayments", targets: ["TwilioPayments"]),
         /// The payment session state machine, coordinator and store; embeddable in any host.
         .library(name: "PaymentFlow", targets: ["PaymentFlow"]),
+        /// The bounds every HTTP listener keeps against slow and idle clients.
+        .library(name: "ListenerGuard", targets: ["ListenerGuard"]),
         /// The status-callback receiver (Hummingbird) and the public-URL supervision (ngrok).
         .library(name: "CallbackHTTP", targets: ["CallbackHTTP"]),
         /// A stand-in for api.twilio.com's Payments and Calls endpoints with scriptable callers.
@@ -34,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .target(
@@ -90,10 +94,27 @@ let package = Package(
             dependencies: ["PaymentFlow"],
             swiftSettings: strictness
         ),
+        /// The bounds every listener keeps: head, body-rate, request and idle timeouts, a
+        /// connection cap with quick refusal, the open-file limit.
+        .target(
+            name: "ListenerGuard",
+            dependencies: [
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "ListenerGuardTests",
+            dependencies: ["ListenerGuard", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strictness
+        ),
         .target(
             name: "CallbackHTTP",
             dependencies: [
-                "TwilioPayments",
+                "TwilioPayments", "ListenerGuard",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -102,7 +123,7 @@ let package = Package(
         .target(
             name: "TwilioSimulator",
             dependencies: [
-                "TwilioPayments",
+                "TwilioPayments", "ListenerGuard",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -117,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "agent-payments",
             dependencies: [
-                "MCPCore", "PaymentsMCP", "PaymentFlow", "TwilioPayments", "CallbackHTTP", "TwilioSimulator",
+                "MCPCore", "PaymentsMCP", "PaymentFlow", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -141,7 +162,7 @@ let package = Package(
         /// TwilioSimulator as a standalone process: a Twilio to point any client at.
         .executableTarget(
             name: "twilio-simulator",
-            dependencies: ["TwilioSimulator", "TwilioPayments", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["TwilioSimulator", "TwilioPayments", "ListenerGuard", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictness
         ),

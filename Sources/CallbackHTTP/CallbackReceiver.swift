@@ -3,6 +3,7 @@ public import Hummingbird
 public import Logging
 public import TwilioPayments
 import Synchronization
+public import ListenerGuard
 
 /// Where authenticated status callbacks go. The payment flow implements it.
 public protocol CallbackSink: Sendable {
@@ -24,9 +25,13 @@ public struct CallbackReceiverConfiguration: Sendable {
     public var authToken: Secret?
     /// The largest accepted body.
     public var maximumBodyBytes: Int
+    /// The bounds the listener keeps against slow and idle clients (the whole internet can
+    /// reach this port through the tunnel).
+    public var limits: ListenerLimits
 
     public init(host: String = "127.0.0.1", port: Int = 0, pathPrefix: String = "/twilio/payment-callbacks",
-                authToken: Secret? = nil, maximumBodyBytes: Int = 64 * 1024) {
+                authToken: Secret? = nil, maximumBodyBytes: Int = 64 * 1024, limits: ListenerLimits = ListenerLimits()) {
+        self.limits = limits
         self.host = host
         self.port = port
         self.pathPrefix = "/" + pathPrefix.split(separator: "/").joined(separator: "/")
@@ -120,6 +125,7 @@ public final class CallbackReceiver: Sendable {
     public func makeApplication() -> some ApplicationProtocol {
         Application(
             router: makeRouter(),
+            server: .guardedHTTP1(limits: configuration.limits, logger: logger),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
                                                     serverName: "agent-payments-callbacks"),
             onServerRunning: { [self] channel in

@@ -3,6 +3,7 @@ public import Hummingbird
 public import Logging
 public import TwilioPayments
 import Synchronization
+public import ListenerGuard
 
 /// A stand-in for api.twilio.com's Payments and Calls endpoints: what the tests, the demo and
 /// the no-account mode run against, the way NIOEmbedded stands in for a network.
@@ -42,6 +43,8 @@ public final class TwilioSimulator: Sendable {
         /// Appended to every error message, as a hostile or careless stand-in might echo what it
         /// holds: lets tests plant secrets and card numbers where a client might repeat them.
         public var errorMessageSuffix: String?
+        /// The bounds its listener keeps against slow and idle clients.
+        public var limits: ListenerLimits = ListenerLimits()
 
         public init(credentials: TwilioCredentials, authToken: Secret, connectors: Set<String> = ["Default"],
                     digitPacing: Duration = .zero, acceptsUnknownCalls: Bool = true,
@@ -251,7 +254,8 @@ public final class TwilioSimulator: Sendable {
     /// through `onRunning`).
     public func makeApplication(host: String = "127.0.0.1", port: Int = 0,
                                 onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        Application(router: makeRouter(), configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "twilio-simulator"),
+        Application(router: makeRouter(), server: .guardedHTTP1(limits: configuration.limits, logger: logger),
+                    configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "twilio-simulator"),
                     onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
     }
 

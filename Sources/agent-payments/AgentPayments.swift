@@ -1,4 +1,5 @@
 import ArgumentParser
+import ListenerGuard
 import CallbackHTTP
 import Dispatch
 import Foundation
@@ -56,12 +57,17 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Every open connection costs a file: take what the system allows before sizing the
+        // listener's connection cap from it.
+        let files = FileDescriptorLimit.raiseSoftLimitToHard()
         let configuration = try ServerConfiguration.load(positional: credentials, simulate: simulate, environment: ProcessInfo.processInfo.environment)
         let server = PaymentsMCP.makeServer(version: AgentPayments.version)
         let redactor = Redactor(secrets: configuration.secrets)
         let level = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in MCPLogHandler(label: label, server: server, redactor: redactor, level: level) }
         let logger = Logger(label: "agent-payments")
+        logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)",
+                                                  "callbacks.maxConnections": "\(configuration.limits.maximumConnections)"])
         let ready = Eventually<PaymentCoordinator>()
         PaymentsMCP(server: server, coordinator: ready, defaults: configuration.defaults, redactor: redactor).install()
 
@@ -148,7 +154,8 @@ enum Backend {
                 let failure = launch(app, runtime: runtime)
                 let simulatorPort = try await waitFor(failure: failure) { port.withLock { $0 } }
                 receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(host: configuration.callbackHost, port: configuration.callbackPort,
-                                                                                         authToken: simulatorConfiguration.authToken),
+                                                                                         authToken: simulatorConfiguration.authToken,
+                                                                                         limits: configuration.limits),
                                             sink: sink, logger: Logger(label: "agent-payments.callbacks"))
                 try await run(receiver, runtime: runtime)
                 api = try TwilioPaymentsClient(credentials: simulatorConfiguration.credentials,
@@ -156,7 +163,8 @@ enum Backend {
                 logger.info("running against the built-in Twilio simulator", metadata: ["simulator.port": "\(simulatorPort)"])
             case .live(let credentials, let apiBaseURL, let publicURL):
                 receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(host: configuration.callbackHost, port: configuration.callbackPort,
-                                                                                         authToken: credentials.authToken),
+                                                                                         authToken: credentials.authToken,
+                                                                                         limits: configuration.limits),
                                             sink: sink, logger: Logger(label: "agent-payments.callbacks"))
                 try await run(receiver, runtime: runtime)
                 switch publicURL {

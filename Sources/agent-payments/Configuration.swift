@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ListenerGuard
 import PaymentsMCP
 import TwilioPayments
 import TwilioSimulator
@@ -23,6 +24,8 @@ struct ServerConfiguration {
     var defaults: PaymentDefaults
     var callbackHost: String
     var callbackPort: Int
+    /// The bounds the callback listener keeps against slow and idle clients.
+    var limits: ListenerLimits
     /// Every secret, for the log redactor.
     var secrets: [String]
 
@@ -56,6 +59,12 @@ struct ServerConfiguration {
         defaults.postalCode = try flag("POSTAL_CODE", default: false)
         defaults.securityCode = try flag("SECURITY_CODE", default: true)
 
+        let limits: ListenerLimits
+        do {
+            limits = try ListenerLimits.fromEnvironment(environment)
+        } catch {
+            throw ValidationError(error.description)
+        }
         let host = value("CALLBACK_HOST") ?? "127.0.0.1"
         var port = 0
         if let text = value("CALLBACK_PORT") {
@@ -69,7 +78,7 @@ struct ServerConfiguration {
             if !positional.isEmpty {
                 throw ValidationError("--simulate runs against the built-in simulator and takes no credentials; remove them, or drop --simulate")
             }
-            return ServerConfiguration(mode: .simulate, defaults: defaults, callbackHost: host, callbackPort: port, secrets: [])
+            return ServerConfiguration(mode: .simulate, defaults: defaults, callbackHost: host, callbackPort: port, limits: limits, secrets: [])
         }
 
         let accountSID: String, apiKey: String, apiSecret: String
@@ -123,7 +132,7 @@ struct ServerConfiguration {
         if let token = value("TWILIO_AUTH_TOKEN") { secrets.append(token) }
         if case .ngrok(let token, _) = publicURL { secrets.append(token.revealed) }
         return ServerConfiguration(mode: .live(credentials, apiBaseURL: apiBaseURL, publicURL: publicURL), defaults: defaults,
-                                   callbackHost: host, callbackPort: port, secrets: secrets)
+                                   callbackHost: host, callbackPort: port, limits: limits, secrets: secrets)
     }
 }
 

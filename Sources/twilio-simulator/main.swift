@@ -17,6 +17,7 @@ import Hummingbird
 import Logging
 import TwilioPayments
 import TwilioSimulator
+import ListenerGuard
 import Synchronization
 
 func text(_ name: String) -> String? {
@@ -36,6 +37,7 @@ func choice<T: RawRepresentable & CaseIterable>(_ name: String, _ fallback: T) -
     return value
 }
 
+FileDescriptorLimit.raiseSoftLimitToHard()
 LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
 var logger = Logger(label: "twilio-simulator")
 logger.logLevel = .warning

@@ -7,6 +7,7 @@ import json
 import os
 import select
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,8 +53,39 @@ class SchemaBook:
         return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(instance)]
 
     def check(self, definition: str, instance) -> None:
+        assert definition in self.schema["$defs"], f"the schema defines no {definition}"
         problems = self.errors(definition, instance)
         assert not problems, f"{definition} violations: {problems}\nmessage: {json.dumps(instance)[:2000]}"
+
+    def check_result(self, definition: str, message: dict, envelope: str = "JSONRPCResultResponse") -> None:
+        """A successful reply: the whole message against `envelope` (the 2026-07-28 schema also
+        has a per-method one, e.g. CallToolResultResponse) and its result against `definition`."""
+        assert "result" in message, f"expected a {definition}, got {json.dumps(message)[:2000]}"
+        self.check("JSONRPCResultResponse", message)
+        if envelope != "JSONRPCResultResponse":
+            self.check(envelope, message)
+        self.check(definition, message["result"])
+
+    def check_error(self, message: dict, definition: str = "Error") -> None:
+        """An error reply: the message as a JSONRPCErrorResponse, its error against `definition`
+        (the 2026-07-28 schema names one per code, e.g. MethodNotFoundError)."""
+        assert "error" in message, f"expected an error response, got {json.dumps(message)[:2000]}"
+        self.check("JSONRPCErrorResponse", message)
+        self.check(definition, message["error"])
+
+    def notification_definition(self, method: str) -> str:
+        """The definition, among the schema's ServerNotification members, whose method is `method`."""
+        for member in self.schema["$defs"]["ServerNotification"]["anyOf"]:
+            name = member["$ref"].rsplit("/", 1)[1]
+            if self.schema["$defs"][name]["properties"]["method"].get("const") == method:
+                return name
+        raise AssertionError(f"the schema defines no server notification {method!r}")
+
+    def check_notification(self, message: dict) -> str:
+        definition = self.notification_definition(message["method"])
+        self.check("JSONRPCNotification", message)
+        self.check(definition, message)
+        return definition
 
 
 @pytest.fixture(scope="session")
@@ -69,9 +101,12 @@ def modern_schema() -> SchemaBook:
 class WireClient:
     """Speaks raw newline-delimited JSON-RPC to a server process."""
 
-    def __init__(self, *args: str, binary: Path = FIXTURE):
+    def __init__(self, *args: str, binary: Path = FIXTURE, env: dict | None = None):
+        # stderr goes to a file: a pipe nobody reads could fill and stall the server.
+        self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [str(binary), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [str(binary), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+            env=None if env is None else {**os.environ, **env},
         )
         self.buffer = b""
 
@@ -100,13 +135,16 @@ class WireClient:
         line, self.buffer = self.buffer.split(b"\n", 1)
         return json.loads(line)
 
-    def read_nothing(self, wait: float) -> None:
-        """Asserts that the server sends nothing for `wait` seconds."""
-        try:
-            message = self.read(timeout=wait)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected message: {message}")
+    def read_until_response(self, id, timeout: float = 10.0) -> tuple[list[dict], dict]:
+        """Reads until the response to request `id`; returns every message read before it and the
+        response. The server writes one ordered stream, so whatever it sent before that response
+        is in the list: a positive marker instead of waiting for silence."""
+        before: list[dict] = []
+        while True:
+            message = self.read(timeout=timeout)
+            if message.get("id") == id and ("result" in message or "error" in message):
+                return before, message
+            before.append(message)
 
     def request(self, id, method: str, params: dict | None = None) -> dict:
         message = {"jsonrpc": "2.0", "id": id, "method": method}
@@ -121,14 +159,18 @@ class WireClient:
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return reply
 
+    def stderr_text(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
     def close(self) -> int:
         if self.proc.stdin and not self.proc.stdin.closed:
             self.proc.stdin.close()
         try:
             return self.proc.wait(timeout=5)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
 
 
 MODERN_META = {
@@ -148,11 +190,12 @@ def modern(params: dict | None = None, **meta) -> dict:
 def wire():
     clients: list[WireClient] = []
 
-    def make(*args: str, binary: Path = FIXTURE) -> WireClient:
-        client = WireClient(*args, binary=binary)
+    def make(*args: str, binary: Path = FIXTURE, env: dict | None = None) -> WireClient:
+        client = WireClient(*args, binary=binary, env=env)
         clients.append(client)
         return client
 
     yield make
     for client in clients:
         client.close()
+        client.stderr.close()

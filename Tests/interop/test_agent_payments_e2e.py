@@ -173,7 +173,6 @@ async def finish(client, call_sid, status):
         if tool is None or not (tool.startswith("capture") or tool == "completePaymentCapture"):
             return status
         status = await settle(client, await call(client, tool, callSid=call_sid, paymentSid=status["paymentSid"]))
-        await anyio.sleep(0.05)
     return status
 
 
@@ -310,9 +309,15 @@ async def test_a_callback_to_an_unknown_url_is_refused_before_the_url_is_checked
     call_sid = new_call()
     async with server("2026-07-28") as (client, errlog):
         status = await call(client, "startPaymentCapture", callSid=call_sid)
-        await anyio.sleep(0.2)
-        errlog.seek(0)
-        port = int(re.search(r"callbacks\.port=(\d+)", errlog.read()).group(1))
+        # The server logs its callback port once the callback server is up; wait for that line.
+        found = None
+        with anyio.fail_after(10):
+            while found is None:
+                errlog.seek(0)
+                found = re.search(r"callbacks\.port=(\d+)", errlog.read())
+                if found is None:
+                    await anyio.sleep(0.01)
+        port = int(found.group(1))
         forged = urllib.parse.urlencode({"Sid": status["paymentSid"], "Result": "success", "PaymentToken": "forged"}).encode()
         for secret in ["0" * 32, secrets.token_hex(16)]:
             request = urllib.request.Request(f"http://127.0.0.1:{port}/twilio/payment-callbacks/{secret}", data=forged,

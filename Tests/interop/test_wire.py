@@ -4,7 +4,7 @@ schemas of its revision."""
 
 from __future__ import annotations
 
-import time
+import json
 
 from conftest import MODERN_META, modern
 
@@ -148,15 +148,37 @@ def test_duplicate_id_in_flight_is_refused(wire):
 def test_cancellation_suppresses_the_response(wire):
     client = wire()
     client.initialize()
+    # The doomed call: ten steps of 0.1 s, a progress notification after each.
     client.send({"jsonrpc": "2.0", "id": "long", "method": "tools/call",
-                 "params": {"name": "slow", "arguments": {"seconds": 0.5, "steps": 5}, "_meta": {"progressToken": "t"}}})
-    time.sleep(0.05)
+                 "params": {"name": "slow", "arguments": {"seconds": 1.0, "steps": 10}, "_meta": {"progressToken": "t"}}})
+    # Its first progress notification proves the handler is running (no sleep to order it).
+    while True:
+        message = client.read(timeout=10)
+        if message.get("method") == "notifications/progress" and message["params"]["progressToken"] == "t":
+            break
+        assert "id" not in message, message
     client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "long", "reason": "test"}})
-    assert client.request(2, "ping")["id"] == 2
-    client.read_nothing(0.8)
-    # Unknown and malformed cancellations are ignored.
+    client.send({"jsonrpc": "2.0", "id": 2, "method": "ping"})
+    # The marker: the same tool with the same step length, started a step later with twice as
+    # many steps. Had the server ignored the cancellation, the doomed call would have finished,
+    # and its response been written, about a second before this one's; had it answered the
+    # cancellation with an error, that would have come at once.
+    client.send({"jsonrpc": "2.0", "id": "marker", "method": "tools/call",
+                 "params": {"name": "slow", "arguments": {"seconds": 2.0, "steps": 20}}})
+    before, marker = client.read_until_response("marker", timeout=15)
+    assert marker["result"]["content"][0]["text"] == "done after 20 steps"
+    assert [m for m in before if m.get("id") == "long"] == [], "a cancelled request was answered"
+    assert [m for m in before if "id" in m] == [{"jsonrpc": "2.0", "id": 2, "result": {}}]
+    # Its progress stopped too: it never reached the last of its ten steps.
+    doomed_steps = [m["params"]["progress"] for m in before if m.get("method") == "notifications/progress"]
+    assert 10 not in doomed_steps, doomed_steps
+    # Unknown and malformed cancellations are ignored: they cancel nothing and break nothing.
+    client.send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 0.2, "steps": 1}}})
     client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "nobody"}})
     client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {}})
+    client.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": {"not": "an id"}}})
+    before, reply = client.read_until_response(4)
+    assert before == [] and reply["result"]["content"][0]["text"] == "done after 1 steps"
     assert client.request(3, "ping")["id"] == 3
 
 
@@ -170,15 +192,20 @@ def test_oversized_line_is_refused_and_the_connection_survives(wire):
     assert client.request(2, "ping")["id"] == 2
 
 
-def test_exit_on_stdin_eof_is_prompt_even_with_work_in_flight(wire):
+def test_stdin_eof_ends_the_server_without_waiting_for_work_in_flight(wire):
     client = wire()
     client.initialize()
-    client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 30}}})
-    time.sleep(0.05)
-    started = time.monotonic()
-    assert client.close() == 0
-    assert time.monotonic() - started < 0.5
-    assert client.proc.stdout.read() == b""
+    # A call with a minute of work, then a ping, then end of input, all without reading:
+    # the server reads in order, so both requests are admitted before it sees the end.
+    client.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 60, "steps": 1}}})
+    client.send({"jsonrpc": "2.0", "id": 2, "method": "ping"})
+    client.proc.stdin.close()
+    # The timeout only bounds a hang; it is half of what the call in flight needs, so a server
+    # that waited for its work (answered or not) would still be running here.
+    assert client.proc.wait(timeout=30) == 0
+    rest = client.buffer + client.proc.stdout.read()
+    # What was queued is written (the ping's answer); the call in flight is dropped, unanswered.
+    assert [json.loads(line) for line in rest.splitlines()] == [{"jsonrpc": "2.0", "id": 2, "result": {}}]
 
 
 def test_nothing_but_json_rpc_on_stdout(wire):

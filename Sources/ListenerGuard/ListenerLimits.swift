@@ -1,0 +1,73 @@
+import Foundation
+
+/// How long a connection may take over each part of a request, and how many may be open at
+/// once: the bounds every listener of agent-payments keeps (the callback receiver, the
+/// simulator, and any future HTTP listener), so that slow or idle clients cannot hold the port.
+///
+/// - A connection must finish its request head within ``headTimeout`` of its first byte (or of
+///   being opened, for its first request).
+/// - Once the head is in, the body must keep arriving at ``minimumBodyRate`` bytes per second,
+///   measured over windows of ``rateWindow``, and the whole request must be in within
+///   ``requestTimeout`` of its first byte.
+/// - Between keep-alive requests a connection may sit idle for ``idleTimeout``.
+/// - At most ``maximumConnections`` are open at once; past that, a new connection is answered
+///   `503` and closed at once instead of waiting in the kernel's queue.
+///
+/// Writing a response is never timed: the server's own work (and a long-lived event stream)
+/// is not the client's slowness.
+public struct ListenerLimits: Sendable, Equatable {
+    public var headTimeout: Duration
+    public var minimumBodyRate: Int
+    public var rateWindow: Duration
+    public var requestTimeout: Duration
+    public var idleTimeout: Duration
+    public var maximumConnections: Int
+
+    public init(headTimeout: Duration = .seconds(5), minimumBodyRate: Int = 1024, rateWindow: Duration = .seconds(2),
+                requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(15),
+                maximumConnections: Int = ListenerLimits.defaultMaximumConnections()) {
+        self.headTimeout = headTimeout
+        self.minimumBodyRate = minimumBodyRate
+        self.rateWindow = rateWindow
+        self.requestTimeout = requestTimeout
+        self.idleTimeout = idleTimeout
+        self.maximumConnections = maximumConnections
+    }
+
+    /// Open files kept back for everything but client connections (outbound HTTP, logs, the
+    /// tunnel's pipes, the event loops).
+    public static let reservedFileDescriptors = 128
+
+    /// The open-file limit now, less ``reservedFileDescriptors``, at most 10,000 and at least 16.
+    public static func defaultMaximumConnections() -> Int {
+        let soft = FileDescriptorLimit.current().soft
+        return max(16, min(10_000, soft - reservedFileDescriptors))
+    }
+
+    /// The limits from the environment, each falling back to the default:
+    /// `AGENT_PAYMENTS_HEAD_TIMEOUT_MS`, `AGENT_PAYMENTS_MIN_BODY_RATE` (bytes/s),
+    /// `AGENT_PAYMENTS_REQUEST_TIMEOUT_MS`, `AGENT_PAYMENTS_IDLE_TIMEOUT_MS`,
+    /// `AGENT_PAYMENTS_MAX_CONNECTIONS`. A value that is not a positive integer is an error
+    /// naming the variable.
+    public static func fromEnvironment(_ environment: [String: String]) throws(ListenerLimitsError) -> ListenerLimits {
+        var limits = ListenerLimits()
+        func number(_ name: String) throws(ListenerLimitsError) -> Int? {
+            guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+            guard let value = Int(text), value > 0 else { throw ListenerLimitsError(variable: name, value: text) }
+            return value
+        }
+        if let value = try number("AGENT_PAYMENTS_HEAD_TIMEOUT_MS") { limits.headTimeout = .milliseconds(value) }
+        if let value = try number("AGENT_PAYMENTS_MIN_BODY_RATE") { limits.minimumBodyRate = value }
+        if let value = try number("AGENT_PAYMENTS_REQUEST_TIMEOUT_MS") { limits.requestTimeout = .milliseconds(value) }
+        if let value = try number("AGENT_PAYMENTS_IDLE_TIMEOUT_MS") { limits.idleTimeout = .milliseconds(value) }
+        if let value = try number("AGENT_PAYMENTS_MAX_CONNECTIONS") { limits.maximumConnections = value }
+        return limits
+    }
+}
+
+/// A listener limit set to something that is not a positive integer.
+public struct ListenerLimitsError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var variable: String
+    public var value: String
+    public var description: String { "\(variable) must be a positive integer, got \"\(value)\"" }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import Hummingbird
+import ListenerGuard
+import Logging
+import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A bounded slow-client attack on a real loopback listener: half-open heads, a trickling body,
+/// an idle keep-alive connection, and more connections than the cap. Limits are short so the
+/// suite stays quick; every wait is bounded by a socket timeout that only guards against a hang.
+@Suite(.serialized) struct ListenerGuardTests {
+    static let limits = ListenerLimits(headTimeout: .milliseconds(400), minimumBodyRate: 2_000, rateWindow: .milliseconds(300),
+                                       requestTimeout: .seconds(3), idleTimeout: .milliseconds(400), maximumConnections: 200)
+
+    /// Serves `/healthz` and an echoing `POST /echo` with `limits` while `body` runs.
+    func withServer(_ limits: ListenerLimits = Self.limits, _ body: (Int) async throws -> Void) async throws {
+        var logger = Logger(label: "guard-test")
+        logger.logLevel = .critical
+        let router = Router()
+        router.get("healthz") { _, _ in "ok" }
+        router.post("echo") { request, _ in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            return "\(buffer.readableBytes)"
+        }
+        let port = PortBox()
+        let app = Application(router: router, server: .guardedHTTP1(limits: limits, logger: logger),
+                              configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { port.set($0.localAddress?.port ?? 0) }, logger: logger)
+        let running = Task { try await app.runService(gracefulShutdownSignals: []) }
+        defer { running.cancel() }
+        while port.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        try await body(port.value)
+    }
+
+    @Test func aHeadThatNeverEndsIsClosed() async throws {
+        try await withServer { port in
+            let socket = try TestSocket(port: port)
+            try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\n")   // and then nothing
+            #expect(socket.readUntilClosed().isEmpty, "closed without an answer")
+        }
+    }
+
+    @Test func aConnectionThatSendsNothingIsClosed() async throws {
+        try await withServer { port in
+            let socket = try TestSocket(port: port)
+            #expect(socket.readUntilClosed().isEmpty)
+        }
+    }
+
+    @Test func aBodyBelowTheFloorRateIsClosed() async throws {
+        try await withServer { port in
+            let socket = try TestSocket(port: port)
+            try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            var closed = false
+            for _ in 0..<200 where !closed {
+                closed = (try? socket.write("a")) == nil || socket.isClosed(waitingMilliseconds: 50)
+            }
+            #expect(closed, "a trickling body is cut off")
+        }
+    }
+
+    @Test func anIdleKeepAliveConnectionIsClosedAfterItsRequest() async throws {
+        try await withServer { port in
+            let socket = try TestSocket(port: port)
+            try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let answer = socket.readUntilClosed()
+            #expect(answer.hasPrefix("HTTP/1.1 200") && answer.hasSuffix("ok"), "answered, kept alive, then closed when idle: \(answer)")
+        }
+    }
+
+    @Test func aPromptClientIsServedWholeBodiesIncluded() async throws {
+        try await withServer { port in
+            let socket = try TestSocket(port: port)
+            let body = String(repeating: "b", count: 50_000)
+            try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+            #expect(socket.readUntilClosed().hasSuffix("50000"))
+        }
+    }
+
+    @Test func pastTheCapNewConnectionsAreRefusedAtOnce() async throws {
+        var limits = Self.limits
+        limits.maximumConnections = 20
+        limits.headTimeout = .seconds(30)   // the held connections stay for the whole test
+        try await withServer(limits) { port in
+            let held = try (0..<20).map { _ in try TestSocket(port: port) }
+            // Make sure the server has taken all twenty before the next one comes.
+            for socket in held { try socket.write("G") }
+            // Reading before writing, so the refusal is not lost to a reset for unread data.
+            let extra = try TestSocket(port: port)
+            let refusal = extra.readUntilClosed()
+            #expect(refusal.hasPrefix("HTTP/1.1 503 Service Unavailable"), "\(refusal)")
+            for socket in held { #expect(!socket.isClosed(waitingMilliseconds: 0), "the held connections are still open") }
+            for socket in held { socket.shut() }
+            // Slots come back once the held connections are gone.
+            var served = ""
+            for _ in 0..<100 where !served.hasPrefix("HTTP/1.1 200") {
+                let socket = try TestSocket(port: port)
+                try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                served = socket.readUntilClosed()
+            }
+            #expect(served.hasPrefix("HTTP/1.1 200"))
+        }
+    }
+
+    @Test func underABoundedSlowlorisAttackGenuineRequestsAreServed() async throws {
+        try await withServer { port in
+            // 150 attackers, each with half a request head, on a listener that allows 200.
+            let attackers = try (0..<150).map { _ in try TestSocket(port: port) }
+            for attacker in attackers { try attacker.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-") }
+            // During the attack, a genuine client is served.
+            let genuine = try TestSocket(port: port)
+            try genuine.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(genuine.readUntilClosed().hasPrefix("HTTP/1.1 200"))
+            // And the attackers are all cut off.
+            for attacker in attackers { #expect(attacker.readUntilClosed().isEmpty) }
+        }
+    }
+
+    @Test func limitsComeFromTheEnvironmentAndBadValuesAreNamed() throws {
+        let limits = try ListenerLimits.fromEnvironment(["AGENT_PAYMENTS_HEAD_TIMEOUT_MS": "2500", "AGENT_PAYMENTS_MAX_CONNECTIONS": "77"])
+        #expect(limits.headTimeout == .milliseconds(2500) && limits.maximumConnections == 77)
+        #expect { try ListenerLimits.fromEnvironment(["AGENT_PAYMENTS_IDLE_TIMEOUT_MS": "soon"]) } throws: { error in
+            (error as? ListenerLimitsError)?.description == "AGENT_PAYMENTS_IDLE_TIMEOUT_MS must be a positive integer, got \"soon\""
+        }
+    }
+
+    @Test func theSoftFileLimitRisesToTheHardOne() {
+        let raised = FileDescriptorLimit.raiseSoftLimitToHard()
+        let now = FileDescriptorLimit.current()
+        #expect(raised.after == now.soft && raised.after >= raised.before)
+        #if os(Linux)
+        #expect(now.soft == now.hard)
+        #endif
+    }
+}
+
+final class PortBox: Sendable {
+    private let port = Mutex(0)
+    func set(_ value: Int) { port.withLock { $0 = value } }
+    var value: Int { port.withLock { $0 } }
+}
+
+import Synchronization
+
+/// A blocking loopback TCP client with a receive timeout (which only guards against a hang).
+final class TestSocket {
+    let descriptor: Int32
+    private var open = true
+
+    init(port: Int) throws {
+        #if canImport(Glibc)
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        descriptor = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw SocketError(operation: "connect", code: errno)
+        }
+    }
+
+    struct SocketError: Error { let operation: String; let code: Int32 }
+
+    func write(_ text: String) throws {
+        #if canImport(Glibc)
+        let flags = Int32(MSG_NOSIGNAL)
+        #else
+        let flags: Int32 = 0
+        #endif
+        let sent = text.utf8CString.withUnsafeBufferPointer { buffer in
+            send(descriptor, buffer.baseAddress, buffer.count - 1, flags)
+        }
+        guard sent >= 0 else { throw SocketError(operation: "send", code: errno) }
+    }
+
+    /// Everything the server sends until it closes (or the receive timeout passes).
+    func readUntilClosed() -> String {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            if count <= 0 { break }
+            received += chunk[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    /// Whether the server has closed, waiting up to `milliseconds` for a sign.
+    func isClosed(waitingMilliseconds milliseconds: Int32) -> Bool {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, milliseconds) > 0 else { return false }
+        var byte: UInt8 = 0
+        return recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
+    }
+
+    func shut() {
+        if open { close(descriptor) }
+        open = false
+    }
+
+    deinit { shut() }
+}
