@@ -127,7 +127,7 @@ public final class CallbackReceiver: Sendable {
             router: makeRouter(),
             server: .guardedHTTP1(limits: configuration.limits, logger: logger),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
-                                                    serverName: "agent-payments-callbacks"),
+                                                    serverName: "agent-payments-callbacks", backlog: configuration.limits.backlog),
             onServerRunning: { [self] channel in
                 let port = channel.localAddress?.port
                 state.withLock { state in

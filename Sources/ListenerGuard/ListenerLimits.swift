@@ -22,10 +22,14 @@ public struct ListenerLimits: Sendable, Equatable {
     public var requestTimeout: Duration
     public var idleTimeout: Duration
     public var maximumConnections: Int
+    /// The kernel's queue of connections not yet accepted (`listen(2)`'s backlog): long enough
+    /// that a burst is taken in and judged by the limits above rather than dropped unseen.
+    public var backlog: Int
 
     public init(headTimeout: Duration = .seconds(5), minimumBodyRate: Int = 1024, rateWindow: Duration = .seconds(2),
                 requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(15),
-                maximumConnections: Int = ListenerLimits.defaultMaximumConnections()) {
+                maximumConnections: Int = ListenerLimits.defaultMaximumConnections(), backlog: Int = 4096) {
+        self.backlog = backlog
         self.headTimeout = headTimeout
         self.minimumBodyRate = minimumBodyRate
         self.rateWindow = rateWindow

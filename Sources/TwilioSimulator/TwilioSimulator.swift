@@ -255,7 +255,8 @@ public final class TwilioSimulator: Sendable {
     public func makeApplication(host: String = "127.0.0.1", port: Int = 0,
                                 onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(router: makeRouter(), server: .guardedHTTP1(limits: configuration.limits, logger: logger),
-                    configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "twilio-simulator"),
+                    configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "twilio-simulator",
+                                                            backlog: configuration.limits.backlog),
                     onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
     }
 
