@@ -116,6 +116,8 @@ let package = Package(
             dependencies: [
                 "TwilioPayments", "ListenerGuard",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness

@@ -9,6 +9,8 @@ import MCPCore
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 let runs = option("--runs", 30, smoke: 2)

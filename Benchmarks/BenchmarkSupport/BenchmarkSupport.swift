@@ -133,7 +133,11 @@ public let typicalPaymentCallback: [(String, String)] = [
 
 /// A loopback port nothing listens on right now.
 public func freePort() -> Int {
+    #if canImport(Glibc)
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let descriptor = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
     defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)

@@ -1,9 +1,13 @@
 import Foundation
 public import Logging
 public import TwilioPayments
+import NIOCore
+import NIOPosix
 import Synchronization
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Why no public URL could be had.
@@ -38,19 +42,46 @@ public struct NgrokConfiguration: Sendable {
 }
 
 /// An ngrok agent running as a child process for the callback port, with the public URL read
-/// from the agent's local API. ``stop()`` always ends the child; so does the tunnel's release.
+/// from the agent's local API. ``stop()`` always ends the child; so does the tunnel's release;
+/// and so does this process's death, however it dies (see ``guardScript``).
 public final class NgrokTunnel: Sendable {
     /// The public `https://` base URL Twilio will call.
     public let publicURL: String
-    private let process: Process
+    /// The guard process (see ``guardScript``), which runs the agent.
+    private let process: SupervisedProcess
     private let configFile: URL
+    private let errorReader: FileHandle
     private let stopped = Mutex(false)
 
-    private init(publicURL: String, process: Process, configFile: URL) {
+    private init(publicURL: String, process: SupervisedProcess, configFile: URL, errorReader: FileHandle) {
         self.publicURL = publicURL
         self.process = process
         self.configFile = configFile
+        self.errorReader = errorReader
     }
+
+    /// The agent runs under this small POSIX shell guard (the same on Linux and macOS), so that
+    /// it cannot outlive this process. The guard's standard input is a pipe whose only writer is
+    /// this process: when this process exits — even by SIGKILL, which no handler can catch — the
+    /// kernel closes it, the guard's read ends, and the guard stops the agent (SIGTERM, then
+    /// SIGKILL a second later). SIGTERM to the guard is passed on; the guard exits with the
+    /// agent's status. (The watcher's input is the saved descriptor 3: a shell gives a
+    /// background job `/dev/null` as its standard input unless told otherwise.)
+    static let guardScript = #"""
+    exec 3<&0
+    "$@" </dev/null 3<&- &
+    child=$!
+    trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+    ( while read -r _; do :; done; kill -TERM "$child" 2>/dev/null; sleep 1; kill -KILL "$child" 2>/dev/null ) <&3 &
+    watcher=$!
+    exec 3<&-
+    while :; do
+        wait "$child"; status=$?
+        kill -0 "$child" 2>/dev/null || break
+    done
+    kill "$watcher" 2>/dev/null
+    exit "$status"
+    """#
 
     deinit {
         terminate()
@@ -61,7 +92,12 @@ public final class NgrokTunnel: Sendable {
         guard let executable = resolve(configuration.executable) else {
             throw PublicURLError(description: "NGROK_AUTH_TOKEN is set but no ngrok executable was found (\(configuration.executable)); install ngrok or set CALLBACK_BASE_URL instead")
         }
-        let apiPort = freePort()
+        let apiPort: Int
+        do {
+            apiPort = try await freePort()
+        } catch {
+            throw PublicURLError(description: "could not find a free loopback port for ngrok's local API: \(error)")
+        }
         let configFile = FileManager.default.temporaryDirectory.appendingPathComponent("agent-payments-ngrok-\(UUID().uuidString).yml")
         let config = "version: \"2\"\nweb_addr: 127.0.0.1:\(apiPort)\nlog_level: warn\n"
         do {
@@ -70,28 +106,25 @@ public final class NgrokTunnel: Sendable {
             throw PublicURLError(description: "could not write the ngrok configuration: \(error.localizedDescription)")
         }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
         var arguments = ["http", "127.0.0.1:\(configuration.port)", "--config", configFile.path, "--log", "stderr", "--log-format", "logfmt"]
         if let domain = configuration.domain { arguments += ["--url", domain] }
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["NGROK_AUTHTOKEN"] = configuration.authToken.revealed
-        process.environment = environment
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        let output = Mutex("")
-        errors.fileHandleForReading.readabilityHandler = { handle in
-            let chunk = String(decoding: handle.availableData, as: UTF8.self)
-            output.withLock { $0 = String(($0 + chunk).suffix(4000)) }
-        }
+        let process: SupervisedProcess
         do {
-            try process.run()
+            process = try SupervisedProcess(executable: "/bin/sh", arguments: ["-c", guardScript, "ngrok-guard", executable] + arguments,
+                                            environment: environment)
         } catch {
             try? FileManager.default.removeItem(at: configFile)
-            throw PublicURLError(description: "could not start ngrok: \(error.localizedDescription)")
+            throw PublicURLError(description: "could not start ngrok: \(error.description)")
+        }
+        let output = Mutex("")
+        let errorReader = FileHandle(fileDescriptor: process.standardError, closeOnDealloc: true)
+        errorReader.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil; return }
+            let chunk = String(decoding: data, as: UTF8.self)
+            output.withLock { $0 = String(($0 + chunk).suffix(4000)) }
         }
         let token = configuration.authToken.revealed
         func diagnostics() -> String {
@@ -102,9 +135,9 @@ public final class NgrokTunnel: Sendable {
         let deadline = ContinuousClock.now + configuration.startupTimeout
         let api = URL(string: "http://127.0.0.1:\(apiPort)/api/tunnels")!
         while ContinuousClock.now < deadline {
-            if !process.isRunning {
+            if let status = process.exitStatus() {
                 try? FileManager.default.removeItem(at: configFile)
-                throw PublicURLError(description: "ngrok exited with status \(process.terminationStatus) before reporting a URL: \(diagnostics())")
+                throw PublicURLError(description: "ngrok exited with status \(status) before reporting a URL: \(diagnostics())")
             }
             if let response = try? await transport.send(HTTPRequest(method: "GET", url: api, headers: [], body: nil, timeout: .seconds(2))),
                response.status == 200,
@@ -112,20 +145,22 @@ public final class NgrokTunnel: Sendable {
                let tunnels = object["tunnels"] as? [[String: Any]],
                let url = tunnels.compactMap({ $0["public_url"] as? String }).first(where: { $0.hasPrefix("https://") }) {
                 logger.info("ngrok tunnel is up", metadata: ["url": "\(url)"])
-                return NgrokTunnel(publicURL: url, process: process, configFile: configFile)
+                return NgrokTunnel(publicURL: url, process: process, configFile: configFile, errorReader: errorReader)
             }
             try? await Task.sleep(for: .milliseconds(100))
         }
-        await stopChild(process)
+        await stopChild(process.processID)
+        close(process.lifeline)
+        errorReader.readabilityHandler = nil
         try? FileManager.default.removeItem(at: configFile)
         throw PublicURLError(description: "ngrok did not report a public URL within \(configuration.startupTimeout): \(diagnostics())")
     }
 
     /// Whether the agent is still running.
-    public var isRunning: Bool { !Self.hasExited(process.processIdentifier) }
+    public var isRunning: Bool { !Self.hasExited(process.processID) }
 
-    /// The agent's process id.
-    public var processIdentifier: Int32 { process.processIdentifier }
+    /// The process id of the guard that runs the agent (stopping it stops the agent).
+    public var processIdentifier: Int32 { process.processID }
 
     /// Ends the agent: SIGTERM, then SIGKILL if it has not exited within a second, and waits
     /// until it is gone (reaped, so no zombie is left).
@@ -134,13 +169,16 @@ public final class NgrokTunnel: Sendable {
             defer { stopped = true }
             return !stopped
         }
-        if first { await Self.stopChild(process) }
+        if first {
+            await Self.stopChild(process.processID)
+            close(process.lifeline)
+            errorReader.readabilityHandler = nil
+        }
         try? FileManager.default.removeItem(at: configFile)
     }
 
     /// SIGTERM, a second's grace, SIGKILL, and reaping.
-    static func stopChild(_ process: Process) async {
-        let pid = process.processIdentifier
+    static func stopChild(_ pid: pid_t) async {
         guard pid > 0 else { return }
         kill(pid, SIGTERM)
         let deadline = ContinuousClock.now + .seconds(1)
@@ -167,7 +205,10 @@ public final class NgrokTunnel: Sendable {
             return !stopped
         }
         guard first else { return }
-        if !Self.hasExited(process.processIdentifier) { kill(process.processIdentifier, SIGKILL) }
+        // Closing the lifeline makes the guard stop the agent; SIGTERM makes it do so now.
+        if !Self.hasExited(process.processID) { kill(process.processID, SIGTERM) }
+        close(process.lifeline)
+        errorReader.readabilityHandler = nil
         try? FileManager.default.removeItem(at: configFile)
     }
 
@@ -181,16 +222,12 @@ public final class NgrokTunnel: Sendable {
         return nil
     }
 
-    /// A port nothing listens on right now (the agent's local API binds it a moment later).
-    static func freePort() -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
+    /// A loopback port nothing listens on right now (the agent's local API binds it a moment
+    /// later): bound on port 0 through NIO, read, and released.
+    static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        return port
     }
 }

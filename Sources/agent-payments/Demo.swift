@@ -19,7 +19,8 @@ struct Demo: AsyncParsableCommand {
     func run() async throws {
         setenv("AGENT_PAYMENTS_SIMULATOR_PACING_MS", String(max(0, pacing)), 1)
         setenv("AGENT_PAYMENTS_LOG_LEVEL", "warning", 0)
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        // This very executable, found portably (Linux and macOS).
+        let executable = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).resolvingSymlinksInPath().path
         let channel = try ChildProcessChannel(executable: executable, arguments: ["--simulate"])
         let client = MCPClient(channel: channel, era: .modern(), clientInfo: Implementation(name: "agent-payments-demo", version: AgentPayments.version))
         let clock = ContinuousClock()

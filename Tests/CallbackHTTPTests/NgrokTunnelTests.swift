@@ -66,7 +66,7 @@ import TwilioPayments
             _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_456"), port: 8080))
             Issue.record("started")
         } catch {
-            #expect(error.description.contains("exited with status 1") && error.description.contains("authentication failed"))
+            #expect(error.description.contains("exited with status 1") && error.description.contains("authentication failed"), "\(error)")
             #expect(!error.description.contains("tok_secret_456"))
         }
     }

@@ -85,10 +85,15 @@ import Darwin
         var limits = Self.limits
         limits.maximumConnections = 20
         limits.headTimeout = .seconds(30)   // the held connections stay for the whole test
+        limits.idleTimeout = .seconds(30)
         try await withServer(limits) { port in
             let held = try (0..<20).map { _ in try TestSocket(port: port) }
-            // Make sure the server has taken all twenty before the next one comes.
-            for socket in held { try socket.write("G") }
+            // Each held connection is answered once (and kept alive), so the server has surely
+            // taken all twenty before the next one comes.
+            for socket in held {
+                try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                #expect(socket.read(until: "ok").hasPrefix("HTTP/1.1 200"))
+            }
             // Reading before writing, so the refusal is not lost to a reset for unread data.
             let extra = try TestSocket(port: port)
             let refusal = extra.readUntilClosed()
@@ -191,6 +196,18 @@ final class TestSocket {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            if count <= 0 { break }
+            received += chunk[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    /// What the server sends until `marker` has arrived (or it closes, or the timeout passes).
+    func read(until marker: String) -> String {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: received, as: UTF8.self).contains(marker) {
             let count = recv(descriptor, &chunk, chunk.count, 0)
             if count <= 0 { break }
             received += chunk[0..<count]
