@@ -47,6 +47,11 @@ final class CollectingSink: MessageSink {
     }
 }
 
+/// Strings signalled from a handler, collected in order.
+final class EventLog: Sendable {
+    let items = Mutex<[String]>([])
+}
+
 /// Collects notifications from a client in the background.
 final class NotificationLog: Sendable {
     init(_ client: MCPClient) {
@@ -216,6 +221,18 @@ final class NotificationLog: Sendable {
         // A tool that says when it starts, waits until the server cancels it, says so, and then
         // answers anyway: the worst case, whose answer the server must still drop.
         let (events, signal) = AsyncStream<String>.makeStream()
+        let seenEvents = EventLog()
+        let consumer = Task { for await event in events { seenEvents.items.withLock { $0.append(event) } } }
+        defer { consumer.cancel() }
+        /// Whether `event` was signalled within ten seconds (a broken feature fails, never hangs).
+        func signalled(_ event: String) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !seenEvents.items.withLock({ $0.contains(event) }) {
+                if ContinuousClock.now > deadline { return false }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            return true
+        }
         let server = makeServer()
         server.register(Tool(name: "hold", inputSchema: ["type": "object"]) { _ in
             signal.yield("started")
@@ -230,20 +247,21 @@ final class NotificationLog: Sendable {
         })
         let sink = CollectingSink()
         let connection = server.connect(sink: sink)
-        var seen = events.makeAsyncIterator()
         connection.receive(Array(#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#.utf8))
         _ = sink.take()
         connection.receive(Array(#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"hold","arguments":{}}}"#.utf8))
-        #expect(await seen.next() == "started")
+        #expect(try await signalled("started"))
         connection.receive(Array(#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"test"}}"#.utf8))
-        #expect(await seen.next() == "cancelled", "the server cancelled the handler's task; the client never could")
+        #expect(try await signalled("cancelled"), "the server cancelled the handler's task; the client never could")
         // A later request on the same connection is answered; nothing for id 7 came before it.
         connection.receive(Array(#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"text":"after"}}}"#.utf8))
         var messages: [JSONValue] = []
-        while !messages.contains(where: { $0["id"] == 8 }) {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !messages.contains(where: { $0["id"] == 8 }), ContinuousClock.now < deadline {
             let message = sink.take()
             if message == .null { try await Task.sleep(for: .milliseconds(1)) } else { messages.append(message) }
         }
+        #expect(messages.contains { $0["id"] == 8 }, "the later request was answered")
         #expect(!messages.contains { $0["id"] == 7 }, "\(messages)")
         #expect(!connection.isInFlight(.number(7)))
         connection.close()

@@ -125,7 +125,9 @@ import TwilioPayments
         // A long poll that has really started waiting is woken by the change (if waking were
         // broken it would sleep its full minute and return the old version).
         let waiter = Task { await flow.waitForChange(sid, afterVersion: session.version, timeout: .seconds(60)) }
-        while await flow.waiterCount(sid) == 0 { await Task.yield() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await flow.waiterCount(sid) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(await flow.waiterCount(sid) == 1, "the long poll is waiting")
         _ = try await flow.capture(.cardNumber, paymentSID: sid)
         let changed = try #require(await waiter.value)
         #expect(changed.version > session.version && changed.state(.cardNumber) == .requested)

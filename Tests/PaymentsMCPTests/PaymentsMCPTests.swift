@@ -155,7 +155,9 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         for key in ["paymentSid", "paymentMethod", "callSid", "items", "required", "nextStep"] { #expect(body[key] != nil, "\(key)") }
         _ = try await harness.client.request("resources/subscribe", ["uri": .string(uri)])
         await harness.deliver(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx"], sid: sid)
+        let bound = Task { try await Task.sleep(for: .seconds(10)); updated.cancel() }   // a missing notification fails, never hangs
         #expect(await updated.value == uri)
+        bound.cancel()
         let completions = try await harness.client.request("completion/complete", [
             "ref": ["type": "ref/resource", "uri": "payment://{callSid}/{paymentSid}/status"], "argument": ["name": "paymentSid", "value": "PK"],
             "context": ["arguments": ["callSid": .string(Harness.call)]],
@@ -188,7 +190,9 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         let patient = await Harness(resolve: false, readinessTimeout: .seconds(60))
         try await patient.client.connect()
         let late = Task { try await patient.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)]) }
-        while await patient.ready.waitingCount == 0 { await Task.yield() }   // the call is waiting for the flow
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await patient.ready.waitingCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(await patient.ready.waitingCount == 1, "the call is waiting for the flow")
         await patient.ready.resolve(patient.coordinator)
         #expect(try await late.value["isError"] == nil, "a waiting call goes ahead once the flow is ready")
     }
