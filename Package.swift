@@ -172,7 +172,8 @@ let package = Package(
         /// with Twilio's Python validator against the URLs the receiver builds.
         .executableTarget(
             name: "callback-receiver-check",
-            dependencies: ["CallbackHTTP", "TwilioPayments"],
+            dependencies: ["CallbackHTTP", "TwilioPayments", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictness
         ),
         /// Signed callbacks per second through the receiver's real socket (`Benchmarks/run`).

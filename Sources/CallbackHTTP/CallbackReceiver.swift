@@ -5,11 +5,20 @@ public import TwilioPayments
 import Synchronization
 public import ListenerGuard
 
-/// Where authenticated status callbacks go. The payment flow implements it.
+/// Where authenticated status callbacks go, and the one that knows which path secrets belong
+/// to a session (the receiver keeps no list of its own, so any replica can take any callback).
+/// The payment flow implements it.
 public protocol CallbackSink: Sendable {
+    /// Whether `secret` belongs to a session; the receiver answers 404 when not.
+    func knows(secret: String) async -> Bool
     /// Takes one authenticated callback for the session whose path secret is `secret`.
     /// Returns `false` if no such session exists any longer.
     func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool
+}
+
+extension CallbackSink {
+    /// Without a cheaper answer, every secret is worth a delivery attempt (which says 404 itself).
+    public func knows(secret: String) async -> Bool { true }
 }
 
 /// How the receiver is set up.
@@ -43,8 +52,8 @@ public struct CallbackReceiverConfiguration: Sendable {
 /// The HTTP server that receives Twilio's payment status callbacks.
 ///
 /// Each payment session gets its own URL, `<public base>/<prefix>/<secret>`, from
-/// ``callbackURL(secret:)``; a callback is accepted only if its secret is one that was issued
-/// (compared in constant time) and, when an Auth Token is configured, its `X-Twilio-Signature`
+/// ``callbackURL(secret:)``; a callback is accepted only if its sink knows the secret (the
+/// session store finds sessions by the secret's hash) and, when an Auth Token is configured, its `X-Twilio-Signature`
 /// is valid for the *public* URL Twilio called. Rejections: bad or missing signature 403,
 /// unknown secret 404, wrong method 405, wrong content type 415, body over the limit 413,
 /// malformed body 400. Nothing from a rejected request reaches the sink. `GET /healthz`
@@ -54,7 +63,7 @@ public final class CallbackReceiver: Sendable {
     private let sink: any CallbackSink
     private let logger: Logger
     private let signature: WebhookSignature?
-    private let state = Mutex<(secrets: [[UInt8]], publicBaseURL: String?, port: Int?)>(([], nil, nil))
+    private let state = Mutex<(publicBaseURL: String?, port: Int?)>((nil, nil))
 
     public init(configuration: CallbackReceiverConfiguration, sink: any CallbackSink,
                 logger: Logger = Logger(label: "agent-payments.callbacks")) {
@@ -77,28 +86,10 @@ public final class CallbackReceiver: Sendable {
         state.withLock { $0.publicBaseURL = trimmed }
     }
 
-    /// Registers `secret` and returns the URL Twilio should call for it.
+    /// The URL Twilio should call for the session with `secret`.
     public func callbackURL(secret: String) throws(CallbackURLError) -> String {
         guard let base = publicBaseURL else { throw CallbackURLError(description: "the callback server has no public URL yet") }
-        let bytes = Array(secret.utf8)
-        state.withLock { if !$0.secrets.contains(bytes) { $0.secrets.append(bytes) } }
         return base + configuration.pathPrefix + "/" + secret
-    }
-
-    /// Stops accepting callbacks for `secret`.
-    public func forget(secret: String) {
-        let bytes = Array(secret.utf8)
-        state.withLock { $0.secrets.removeAll { $0 == bytes } }
-    }
-
-    /// Whether `candidate` is an issued secret. Every issued secret is compared in full, in
-    /// constant time per comparison, so timing reveals nothing about how close a guess was.
-    func isIssued(_ candidate: Substring) -> Bool {
-        let bytes = Array(candidate.utf8)
-        let secrets = state.withLock { $0.secrets }
-        var found = false
-        for secret in secrets where WebhookSignature.constantTimeEqual(secret, bytes) { found = true }
-        return found
     }
 
     // MARK: Server
@@ -166,7 +157,7 @@ public final class CallbackReceiver: Sendable {
                 return Response(status: .forbidden)
             }
         }
-        guard isIssued(Substring(secret)) else { return Response(status: .notFound) }
+        guard await sink.knows(secret: secret) else { return Response(status: .notFound) }
         let callback = PaymentStatusCallback(fields: fields)
         let unrecognized = callback.unrecognizedValues
         if !unrecognized.isEmpty {

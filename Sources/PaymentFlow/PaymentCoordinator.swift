@@ -37,38 +37,36 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Runs payment sessions: it applies every event through ``PaymentReducer``, performs the
-/// REST calls the reducer asks for (one idempotency key per logical operation), keeps the
-/// sessions in a ``PaymentStore``, and publishes every change.
+/// REST calls the reducer asks for, keeps the sessions in a ``PaymentStore`` and announces
+/// every change on a ``PaymentChangeFeed``.
 ///
-/// One session per call at a time; any number of calls at once. Callbacks are matched to their
-/// session by the unguessable path secret in their URL, and a callback that arrives before
-/// Twilio's create response is held and applied once the session exists, never lost.
+/// It holds no payment state of its own, so any number of coordinators (one per replica) can
+/// share one store and feed: a session, its callback secret's hash, its callback URL and the
+/// idempotency key of each operation in flight all live in the stored session. A session is
+/// stored before Twilio is asked to create it, so a callback that beats Twilio's answer finds
+/// it. One session per call at a time (the store refuses a second unfinished one); any number
+/// of calls at once.
 public actor PaymentCoordinator {
     private let api: any TwilioPaymentsAPI
     private let store: any PaymentStore
+    private let feed: any PaymentChangeFeed
     private let callbackURLs: any CallbackURLProvider
+    /// The key callback secrets are derived from; replicas sharing a store must share it.
+    private let callbackKey: Secret
     private let now: @Sendable () -> Date
-
-    private struct Starting {
-        var session: PaymentSession
-        var earlyCallbacks: [PaymentStatusCallback] = []
-    }
-
-    /// Sessions being created, by path secret.
-    private var starting: [String: Starting] = [:]
-    /// Path secret → payment SID, for created sessions.
-    private var sessionBySecret: [String: PaymentSID] = [:]
-    private var secretBySession: [PaymentSID: String] = [:]
-    private var callbackURLBySecret: [String: String] = [:]
-    private var subscribers: [UUID: AsyncStream<PaymentSession>.Continuation] = [:]
-    /// When each session's call was last checked by ``checkSilentCalls(silentFor:)``.
+    /// When each session's call was last checked by ``checkSilentCalls(silentFor:)`` (a local
+    /// economy: another replica may check too).
     private var lastCallCheck: [PaymentSID: Date] = [:]
-    private var waiters: [PaymentSID: [UUID: CheckedContinuation<Void, Never>]] = [:]
+    /// Long polls waiting now, by payment SID (for tests and figures).
+    private var waiting: [PaymentSID: Int] = [:]
 
     public init(api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
-                callbackURLs: any CallbackURLProvider, now: @escaping @Sendable () -> Date = { Date() }) {
+                feed: any PaymentChangeFeed = InMemoryChangeFeed(), callbackURLs: any CallbackURLProvider,
+                callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make()), now: @escaping @Sendable () -> Date = { Date() }) {
+        self.callbackKey = callbackKey
         self.api = api
         self.store = store
+        self.feed = feed
         self.callbackURLs = callbackURLs
         self.now = now
     }
@@ -80,161 +78,161 @@ public actor PaymentCoordinator {
         if let running = await store.sessions(onCall: callSID).first(where: { !$0.phase.isFinished }) {
             throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID)
         }
-        if starting.values.contains(where: { $0.session.callSID == callSID }) {
-            throw .sessionInProgress(callSID: callSID, paymentSID: nil)
-        }
         let problems = options.validate()
         if !problems.isEmpty { throw .twilio(.invalidRequest(problems)) }
 
-        let secret = PathSecret.make()
-        starting[secret] = Starting(session: PaymentSession(callSID: callSID, configuration: PaymentConfiguration(options: options), at: now()))
-        defer { starting.removeValue(forKey: secret) }
-        let url: String
-        do {
-            url = try await callbackURLs.callbackURL(secret: secret)
-        } catch {
-            throw .callbackUnavailable(String(describing: error))
+        let id = UUID().uuidString
+        let secret = CallbackSecretHash.secret(for: id, key: callbackKey)
+        let url = try await callbackURL(secret: secret)
+        let key = TwilioPaymentsClient.makeIdempotencyKey()
+        var session = PaymentSession(callSID: callSID, configuration: PaymentConfiguration(options: options), at: now(), id: id,
+                                     callbackSecretHash: CallbackSecretHash.of(secret))
+        session.inFlight[.create] = key
+        // Stored first: one per call (the store refuses a second), and findable by early callbacks.
+        guard await store.compareAndSet(session, expectedVersion: nil) else {
+            let running = await store.sessions(onCall: callSID).first { !$0.phase.isFinished }
+            throw .sessionInProgress(callSID: callSID, paymentSID: running?.paymentSID)
         }
-        callbackURLBySecret[secret] = url
+        await feed.publish(session)
 
         let resource: PaymentResource
         do {
-            resource = try await api.createPayment(callSID: callSID, options: options,
-                                                   idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(), statusCallback: url)
+            resource = try await api.createPayment(callSID: callSID, options: options, idempotencyKey: key, statusCallback: url)
         } catch {
-            callbackURLBySecret.removeValue(forKey: secret)
+            _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .requestFailed(.create, reason: error.description, at: self.now())) }
             throw .twilio(error)
         }
-
-        guard let pending = starting[secret] else { throw .rejected("the session disappeared while starting") }
-        var session = PaymentReducer.reduce(pending.session, .sessionCreated(resource.sid, at: now())).session
-        for callback in pending.earlyCallbacks {
-            session = PaymentReducer.reduce(session, .callbackReceived(callback, at: now())).session
-        }
-        guard await store.compareAndSet(session, expectedVersion: nil) else {
-            throw .rejected("payment session \(resource.sid) already exists")
-        }
-        // Callbacks that arrived while the session was being stored are still held in
-        // `starting`; from here on (no suspension until the map is updated) new ones go
-        // straight to the store.
-        let late = starting[secret]?.earlyCallbacks.dropFirst(pending.earlyCallbacks.count) ?? []
-        starting.removeValue(forKey: secret)
-        sessionBySecret[secret] = resource.sid
-        secretBySession[resource.sid] = secret
-        publish(session)
-        for callback in late {
-            _ = try? await mutate(resource.sid) { PaymentReducer.reduce($0, .callbackReceived(callback, at: self.now())) }
-        }
-        return await store.session(resource.sid) ?? session
+        return try await mutate(id: session.id) { PaymentReducer.reduce($0, .sessionCreated(resource.sid, at: self.now())) }.session
     }
 
     /// Asks the caller's keypad for `item`.
     public func capture(_ item: PaymentItem, paymentSID: PaymentSID, callSID: CallSID? = nil) async throws(FlowError) -> PaymentSession {
-        try await run(.captureRequested(item, at: now()), paymentSID: paymentSID, callSID: callSID)
+        try await run(.captureRequested(item, at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
+                      paymentSID: paymentSID, callSID: callSID)
     }
 
     /// Completes the session: charges or tokenizes. Refused, naming them, while items are missing.
     public func complete(paymentSID: PaymentSID, callSID: CallSID? = nil) async throws(FlowError) -> PaymentSession {
-        try await run(.completeRequested(at: now()), paymentSID: paymentSID, callSID: callSID)
+        try await run(.completeRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
+                      paymentSID: paymentSID, callSID: callSID)
     }
 
     /// Cancels the session. Final: a new attempt needs a new session.
     public func cancel(paymentSID: PaymentSID, callSID: CallSID? = nil) async throws(FlowError) -> PaymentSession {
-        try await run(.cancelRequested(at: now()), paymentSID: paymentSID, callSID: callSID)
+        try await run(.cancelRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
+                      paymentSID: paymentSID, callSID: callSID)
     }
 
     /// Applies a request event, performs the REST call it asks for, and applies the outcome.
     /// First it asks Twilio whether the call is still up (no callback tells of a silent
     /// hang-up): a call that has ended ends the session as `call-ended` instead.
+    ///
+    /// Store traffic: one read, one compare-and-set for the request (with the operation's
+    /// idempotency key, before Twilio is called, so a retry anywhere reuses it), one for
+    /// Twilio's answer; a conflicting writer costs one more read and write.
     private func run(_ request: PaymentEvent, paymentSID: PaymentSID, callSID: CallSID?) async throws(FlowError) -> PaymentSession {
         guard let current = await store.session(paymentSID) else { throw .unknownSession(paymentSID) }
         if let callSID, current.callSID != callSID { throw .wrongCall(paymentSID: paymentSID, callSID: callSID) }
         if !current.phase.isFinished, case .ended(let status) = await callState(current.callSID) {
-            let ended = try await mutate(paymentSID) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
+            let ended = try await mutate(id: current.id, from: current) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
             if case .cancelRequested = request { return ended.session }
             throw .callEnded(callSID: current.callSID, status: status)
         }
-        let transition = try await mutate(paymentSID) { PaymentReducer.reduce($0, request) }
+        let transition = try await mutate(id: current.id, from: current) { PaymentReducer.reduce($0, request) }
         if let rejection = transition.rejection { throw .rejected(rejection.description) }
+        var latest = transition.session
         for case .send(let operation) in transition.effects {
-            try await send(operation, session: transition.session)
+            latest = try await send(operation, session: transition.session) ?? latest
         }
-        return await store.session(paymentSID) ?? transition.session
+        return latest
     }
 
-    private func send(_ operation: PaymentOperation, session: PaymentSession) async throws(FlowError) {
-        guard let sid = session.paymentSID, let secret = secretBySession[sid], let url = callbackURLBySecret[secret] else {
-            throw .rejected("the session has no status callback URL")
-        }
+    /// Sends `operation` with the key the session holds for it; returns the session after
+    /// Twilio's answer was applied.
+    private func send(_ operation: PaymentOperation, session: PaymentSession) async throws(FlowError) -> PaymentSession? {
+        guard let sid = session.paymentSID else { throw .rejected("the session has no payment SID yet") }
+        let url = try await callbackURL(secret: CallbackSecretHash.secret(for: session.id, key: callbackKey))
         let update: PaymentUpdate
         switch operation {
-        case .create: return
+        case .create: return nil
         case .capture(let item): update = .capture(item.capture)
         case .complete: update = .status(.complete)
         case .cancel: update = .status(.cancel)
         }
+        let key = session.inFlight[operation] ?? TwilioPaymentsClient.makeIdempotencyKey()
         let resource: PaymentResource
         do {
             resource = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update,
-                                                   idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(), statusCallback: url)
+                                                   idempotencyKey: key, statusCallback: url)
         } catch {
-            _ = try? await mutate(sid) { PaymentReducer.reduce($0, .requestFailed(operation, reason: error.description, at: self.now())) }
+            _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .requestFailed(operation, reason: error.description, at: self.now())) }
             if let code = error.code, TwilioErrorCatalog.callGoneCodes.contains(code) {
-                _ = try? await mutate(sid) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: nil)) }
+                _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: nil)) }
                 throw .callEnded(callSID: session.callSID, status: nil)
             }
             throw .twilio(error)
         }
         let accepted: PaymentEvent
         switch operation {
-        case .create: return
+        case .create: return nil
         case .capture(let item): accepted = .captureAccepted(item, at: now(), twilioDate: resource.dateUpdated)
         case .complete: accepted = .completeAccepted(at: now())
         case .cancel: accepted = .cancelAccepted(at: now())
         }
-        _ = try await mutate(sid) { PaymentReducer.reduce($0, accepted) }
+        return try await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, accepted) }.session
     }
 
-    /// Reduces against the stored session and stores the result, retrying if another writer
-    /// got there first.
-    private func mutate(_ paymentSID: PaymentSID, _ step: (PaymentSession) -> Transition) async throws(FlowError) -> Transition {
+    /// The StatusCallback URL for `secret`.
+    private func callbackURL(secret: String) async throws(FlowError) -> String {
+        do {
+            return try await callbackURLs.callbackURL(secret: secret)
+        } catch {
+            throw .callbackUnavailable(String(describing: error))
+        }
+    }
+
+    /// Reduces against the stored session (or `known`, when it was just read or written) and
+    /// stores the result, re-reading and retrying if another writer got there first; announces
+    /// every change on the feed.
+    private func mutate(id: String, from known: PaymentSession? = nil, _ step: (PaymentSession) -> Transition) async throws(FlowError) -> Transition {
+        var candidate = known
         for _ in 0..<8 {
-            guard let current = await store.session(paymentSID) else { throw .unknownSession(paymentSID) }
+            let current: PaymentSession
+            if let candidate { current = candidate } else {
+                guard let stored = await store.session(id: id) else { throw .rejected("the payment session is no longer stored") }
+                current = stored
+            }
             let transition = step(current)
             guard transition.changed else { return transition }
             if await store.compareAndSet(transition.session, expectedVersion: current.version) {
-                publish(transition.session)
+                await feed.publish(transition.session)
                 return transition
             }
+            candidate = nil
         }
         throw .rejected("the session kept changing under this request; try again")
     }
 
     // MARK: Events from outside
 
-    /// Whether `secret` names a session (starting or created): the receiver answers 404 when not.
-    public func knowsCallbackSecret(_ secret: String) -> Bool {
-        starting[secret] != nil || sessionBySecret[secret] != nil
+    /// Whether `secret` belongs to a stored session: the receiver answers 404 when not.
+    public func knowsCallbackSecret(_ secret: String) async -> Bool {
+        await store.session(callbackSecretHash: CallbackSecretHash.of(secret)) != nil
     }
 
-    /// Applies an authenticated status callback that arrived on the URL with `secret`.
-    /// Returns `false` when the secret names no session.
+    /// Applies an authenticated status callback that arrived on the URL with `secret`, in
+    /// whichever replica it arrived. Returns `false` when the secret names no session.
     @discardableResult
     public func receiveCallback(secret: String, _ callback: PaymentStatusCallback) async -> Bool {
-        if starting[secret] != nil {
-            starting[secret]?.earlyCallbacks.append(callback)
-            return true
-        }
-        guard let sid = sessionBySecret[secret] else { return false }
-        _ = try? await mutate(sid) { PaymentReducer.reduce($0, .callbackReceived(callback, at: self.now())) }
+        guard let session = await store.session(callbackSecretHash: CallbackSecretHash.of(secret)) else { return false }
+        _ = try? await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, .callbackReceived(callback, at: self.now())) }
         return true
     }
 
     /// Ends every unfinished session on `callSID` (the call hung up).
     public func callEnded(_ callSID: CallSID, status: String? = nil) async {
         for session in await store.sessions(onCall: callSID) where !session.phase.isFinished {
-            guard let sid = session.paymentSID else { continue }
-            _ = try? await mutate(sid) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
+            _ = try? await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
         }
     }
 
@@ -272,7 +270,7 @@ public actor PaymentCoordinator {
                   (lastCallCheck[sid] ?? .distantPast) <= cutoff else { continue }
             lastCallCheck[sid] = now()
             if case .ended(let status) = await callState(session.callSID) {
-                if (try? await mutate(sid) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) })?.changed == true { ended += 1 }
+                if (try? await mutate(id: session.id) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) })?.changed == true { ended += 1 }
             }
         }
         for sid in lastCallCheck.keys where await store.session(sid)?.phase.isFinished ?? true {
@@ -281,18 +279,12 @@ public actor PaymentCoordinator {
         return ended
     }
 
-    /// Forgets finished sessions not updated for `retention`; returns how many.
+    /// Forgets finished sessions not updated for `retention` (their callback URLs with them);
+    /// returns how many.
     @discardableResult
     public func expireFinished(retention: Duration) async -> Int {
         let seconds = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
-        let count = await store.expireFinished(updatedBefore: now().addingTimeInterval(-seconds))
-        for (sid, secret) in secretBySession where await store.session(sid) == nil {
-            secretBySession.removeValue(forKey: sid)
-            sessionBySecret.removeValue(forKey: secret)
-            callbackURLBySecret.removeValue(forKey: secret)
-            await callbackURLs.retire(secret: secret)
-        }
-        return count
+        return await store.expireFinished(updatedBefore: now().addingTimeInterval(-seconds))
     }
 
     // MARK: Queries
@@ -312,54 +304,40 @@ public actor PaymentCoordinator {
     // MARK: Change feed
 
     /// Every change to any session, as snapshots, from now on.
-    public func changes() -> AsyncStream<PaymentSession> {
-        let (stream, continuation) = AsyncStream<PaymentSession>.makeStream(bufferingPolicy: .bufferingNewest(1024))
-        let id = UUID()
-        subscribers[id] = continuation
-        continuation.onTermination = { [weak self] _ in
-            Task { await self?.removeSubscriber(id) }
-        }
-        return stream
-    }
-
-    private func removeSubscriber(_ id: UUID) {
-        subscribers.removeValue(forKey: id)
+    public func changes() async -> AsyncStream<PaymentSession> {
+        await feed.subscribe()
     }
 
     /// The session once its version exceeds `version`, or as it stands after `timeout`
     /// (long polling for clients that cannot subscribe). `nil` if the session is unknown.
     public func waitForChange(_ paymentSID: PaymentSID, afterVersion version: UInt64, timeout: Duration) async -> PaymentSession? {
+        // Subscribe before reading, so a change between the two is not missed.
+        let changes = await feed.subscribe()
         guard let current = await store.session(paymentSID) else { return nil }
         if current.version > version || current.phase.isFinished || timeout <= .zero { return current }
-        let id = UUID()
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            await self?.wake(paymentSID, id)
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                waiters[paymentSID, default: [:]][id] = continuation
+        waiting[paymentSID, default: 0] += 1
+        defer { waiting[paymentSID, default: 1] -= 1 }
+        let changed = await withTaskGroup(of: PaymentSession?.self) { group -> PaymentSession? in
+            group.addTask {
+                for await session in changes where session.paymentSID == paymentSID && (session.version > version || session.phase.isFinished) {
+                    return session
+                }
+                return nil
             }
-        } onCancel: {
-            Task { await self.wake(paymentSID, id) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
         }
-        timer.cancel()
+        if let changed { return changed }
         return await store.session(paymentSID)
     }
 
     /// How many long polls wait on `paymentSID` now (tests use it to act only once one waits).
     func waiterCount(_ paymentSID: PaymentSID) -> Int {
-        waiters[paymentSID]?.count ?? 0
-    }
-
-    private func wake(_ paymentSID: PaymentSID, _ id: UUID) {
-        waiters[paymentSID]?.removeValue(forKey: id)?.resume()
-    }
-
-    private func publish(_ session: PaymentSession) {
-        for continuation in subscribers.values { continuation.yield(session) }
-        if let sid = session.paymentSID, let waiting = waiters.removeValue(forKey: sid) {
-            for continuation in waiting.values { continuation.resume() }
-        }
+        waiting[paymentSID] ?? 0
     }
 }

@@ -5,17 +5,18 @@ public import TwilioPayments
 public enum PaymentEvent: Sendable {
     /// Twilio created the session (201).
     case sessionCreated(PaymentSID, at: Date)
-    /// The agent asked to capture an item.
-    case captureRequested(PaymentItem, at: Date)
+    /// The agent asked to capture an item; `idempotencyKey` is the fresh key for it (kept
+    /// unless an earlier request of the same capture is still unanswered, whose key is reused).
+    case captureRequested(PaymentItem, at: Date, idempotencyKey: String? = nil)
     /// Twilio accepted the capture (202); `twilioDate` is the answer's `date_updated`, by
     /// Twilio's clock, which marks where this attempt begins.
     case captureAccepted(PaymentItem, at: Date, twilioDate: Date? = nil)
     /// The agent asked to complete (charge or tokenize).
-    case completeRequested(at: Date)
+    case completeRequested(at: Date, idempotencyKey: String? = nil)
     /// Twilio accepted the completion (202); the result follows in a callback.
     case completeAccepted(at: Date)
     /// The agent asked to cancel.
-    case cancelRequested(at: Date)
+    case cancelRequested(at: Date, idempotencyKey: String? = nil)
     /// Twilio accepted the cancellation (202); a cancelled session is final.
     case cancelAccepted(at: Date)
     /// A status callback arrived (already authenticated by the receiver).
@@ -28,7 +29,7 @@ public enum PaymentEvent: Sendable {
 }
 
 /// A REST operation on a session.
-public enum PaymentOperation: Sendable, Equatable {
+public enum PaymentOperation: Sendable, Hashable {
     case create
     case capture(PaymentItem)
     case complete
@@ -88,15 +89,17 @@ public enum PaymentReducer {
         switch event {
         case .sessionCreated(let sid, let at):
             date = at
+            next.inFlight.removeValue(forKey: .create)
             if case .starting = next.phase {
                 next.paymentSID = sid
                 next.phase = .active(current: nil)
                 next.lastRequestError = nil
             }
 
-        case .captureRequested(let item, let at):
+        case .captureRequested(let item, let at, let key):
             date = at
             if let rejection = refuseCapture(item, in: session) { return reject(session, rejection) }
+            remember(key, for: .capture(item), in: &next)
             var progress = next.progress(item)
             progress.state = .requested
             progress.requests += 1
@@ -107,6 +110,7 @@ public enum PaymentReducer {
         case .captureAccepted(let item, let at, let twilioDate):
             date = at
             next.lastRequestError = nil
+            next.inFlight.removeValue(forKey: .capture(item))
             if let twilioDate, next.state(item).isInProgress {
                 // Twilio's answer carries whole seconds: an earlier attempt's callback stamped
                 // within the same second is not told apart (it is taken as this attempt's).
@@ -115,17 +119,19 @@ public enum PaymentReducer {
                 next.items[item]?.attemptStart = start
             }
 
-        case .completeRequested(let at):
+        case .completeRequested(let at, let key):
             date = at
             if let rejection = refuseCompletion(in: session) { return reject(session, rejection) }
+            remember(key, for: .complete, in: &next)
             next.phase = .completing
             effects.append(.send(.complete))
 
         case .completeAccepted(let at):
             date = at
             next.lastRequestError = nil
+            next.inFlight.removeValue(forKey: .complete)
 
-        case .cancelRequested(let at):
+        case .cancelRequested(let at, let key):
             date = at
             switch session.phase {
             case .completed, .cancelled, .failed, .callEnded:
@@ -136,11 +142,13 @@ public enum PaymentReducer {
                 return reject(session, FlowRejection(description: "the payment session is still starting; cancel it once it has a payment SID"))
             case .active, .completing:
                 next.phase = .cancelling
+                remember(key, for: .cancel, in: &next)
                 effects.append(.send(.cancel))
             }
 
         case .cancelAccepted(let at):
             date = at
+            next.inFlight.removeValue(forKey: .cancel)
             if !session.phase.isFinished {
                 next.phase = .cancelled(reason: "cancelled by the agent")
                 next.lastRequestError = nil
@@ -152,6 +160,7 @@ public enum PaymentReducer {
         case .requestFailed(let operation, let reason, let at):
             date = at
             next.lastRequestError = reason
+            next.inFlight.removeValue(forKey: operation)
             switch operation {
             case .create:
                 if case .starting = session.phase {
@@ -187,6 +196,13 @@ public enum PaymentReducer {
             next.updatedAt = max(session.updatedAt, date)
         }
         return Transition(session: next, effects: effects, rejection: nil, changed: changed)
+    }
+
+    /// Records the key an operation goes out with: the one of an earlier, still unanswered
+    /// request of the same operation if there is one (so Twilio sees a retry, not a second
+    /// request), else `key`.
+    private static func remember(_ key: String?, for operation: PaymentOperation, in session: inout PaymentSession) {
+        if session.inFlight[operation] == nil, let key { session.inFlight[operation] = key }
     }
 
     private static func reject(_ session: PaymentSession, _ rejection: FlowRejection) -> Transition {

@@ -247,8 +247,18 @@ public enum PaymentPhase: Sendable, Equatable {
 /// only), what failed and why, and where the session stands. A value type: every change makes
 /// a new version.
 public struct PaymentSession: Sendable, Equatable {
+    /// This server's own key for the session, from before Twilio knows it (a random UUID).
+    public var id: String
     /// The payment session's SID, once Twilio created it.
     public var paymentSID: PaymentSID?
+    /// The SHA-256 of the secret in the session's callback URL (``CallbackSecretHash``): how a
+    /// callback finds its session, in any replica, without the store holding the secret (or the
+    /// URL, which carries it: the coordinator derives it again for each request).
+    public var callbackSecretHash: String
+    /// The idempotency key of each operation sent (or about to be sent) to Twilio whose outcome
+    /// is not known yet. Kept with the session, so a retry of the same operation — from this
+    /// process or another — sends the same key and Twilio does the work only once.
+    public var inFlight: [PaymentOperation: String]
     public var callSID: CallSID
     public var configuration: PaymentConfiguration
     public var items: [PaymentItem: ItemProgress]
@@ -275,7 +285,11 @@ public struct PaymentSession: Sendable, Equatable {
     /// Grows by one with every change; never goes back.
     public var version: UInt64
 
-    public init(callSID: CallSID, configuration: PaymentConfiguration, at date: Date) {
+    public init(callSID: CallSID, configuration: PaymentConfiguration, at date: Date, id: String = UUID().uuidString,
+                callbackSecretHash: String = "") {
+        self.id = id
+        self.callbackSecretHash = callbackSecretHash
+        self.inFlight = [:]
         self.paymentSID = nil
         self.callSID = callSID
         self.configuration = configuration

@@ -1,16 +1,24 @@
 public import Foundation
 public import TwilioPayments
 
-/// Where payment sessions live between events. Implementations must keep only masked values:
-/// pass every session through ``PaymentSession/sanitized()`` before storing it.
+/// Where payment sessions live between events: the one shared truth when several replicas
+/// serve the same calls. Implementations must keep only masked values (pass every session
+/// through ``PaymentSession/sanitized()``), and must make ``compareAndSet(_:expectedVersion:)``
+/// atomic: it is how concurrent writers, in one process or many, never lose an update.
 ///
-/// The in-memory default is ``InMemoryPaymentStore``; a PostgreSQL store for several replicas
-/// can conform later without touching the flow.
+/// Sessions are keyed by ``PaymentSession/id`` (known before Twilio answers) and can be found
+/// by payment SID and by the hash of their callback secret. The in-memory default is
+/// ``InMemoryPaymentStore``; a PostgreSQL store fills the same protocol.
 public protocol PaymentStore: Sendable {
     /// The session with this payment SID.
     func session(_ paymentSID: PaymentSID) async -> PaymentSession?
-    /// Stores `session` if the stored version is `expectedVersion` (`nil`: no session stored
-    /// yet). Returns whether it was stored.
+    /// The session with this id.
+    func session(id: String) async -> PaymentSession?
+    /// The session whose callback secret hashes to `hash` (``CallbackSecretHash``).
+    func session(callbackSecretHash hash: String) async -> PaymentSession?
+    /// Stores `session` if the stored version is `expectedVersion` (`nil`: no session with this
+    /// id stored yet). A new session is refused while another unfinished session exists on the
+    /// same call: one payment per call, across every replica. Returns whether it was stored.
     func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) async -> Bool
     /// Every session that has not finished.
     func activeSessions() async -> [PaymentSession]
@@ -20,20 +28,36 @@ public protocol PaymentStore: Sendable {
     func expireFinished(updatedBefore date: Date) async -> Int
 }
 
-/// The default store: a dictionary in an actor.
+/// The default store: dictionaries in an actor.
 public actor InMemoryPaymentStore: PaymentStore {
-    private var sessions: [PaymentSID: PaymentSession] = [:]
+    private var sessions: [String: PaymentSession] = [:]
+    private var idBySID: [PaymentSID: String] = [:]
+    private var idBySecretHash: [String: String] = [:]
 
     public init() {}
 
     public func session(_ paymentSID: PaymentSID) -> PaymentSession? {
-        sessions[paymentSID]
+        idBySID[paymentSID].flatMap { sessions[$0] }
+    }
+
+    public func session(id: String) -> PaymentSession? {
+        sessions[id]
+    }
+
+    public func session(callbackSecretHash hash: String) -> PaymentSession? {
+        idBySecretHash[hash].flatMap { sessions[$0] }
     }
 
     public func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) -> Bool {
-        guard let sid = session.paymentSID else { return false }
-        guard sessions[sid]?.version == expectedVersion else { return false }
-        sessions[sid] = session.sanitized()
+        guard sessions[session.id]?.version == expectedVersion else { return false }
+        if expectedVersion == nil,
+           sessions.values.contains(where: { $0.callSID == session.callSID && !$0.phase.isFinished }) {
+            return false
+        }
+        if let previous = sessions[session.id], let sid = previous.paymentSID, sid != session.paymentSID { idBySID.removeValue(forKey: sid) }
+        sessions[session.id] = session.sanitized()
+        if let sid = session.paymentSID { idBySID[sid] = session.id }
+        if !session.callbackSecretHash.isEmpty { idBySecretHash[session.callbackSecretHash] = session.id }
         return true
     }
 
@@ -46,8 +70,12 @@ public actor InMemoryPaymentStore: PaymentStore {
     }
 
     public func expireFinished(updatedBefore date: Date) -> Int {
-        let expired = sessions.filter { $0.value.phase.isFinished && $0.value.updatedAt < date }.map(\.key)
-        for sid in expired { sessions.removeValue(forKey: sid) }
+        let expired = sessions.values.filter { $0.phase.isFinished && $0.updatedAt < date }
+        for session in expired {
+            sessions.removeValue(forKey: session.id)
+            if let sid = session.paymentSID { idBySID.removeValue(forKey: sid) }
+            idBySecretHash.removeValue(forKey: session.callbackSecretHash)
+        }
         return expired.count
     }
 
@@ -55,17 +83,50 @@ public actor InMemoryPaymentStore: PaymentStore {
     public var count: Int { sessions.count }
 }
 
-/// Gives each session its StatusCallback URL, carrying an unguessable path secret that the
-/// callback receiver checks (in constant time) before anything reaches the flow.
+/// Carries every change to whoever waits: status notifications, listen streams, long polls.
+/// In one process the in-memory feed hands over the new snapshot; across replicas a shared
+/// implementation (PostgreSQL LISTEN/NOTIFY) announces the id and version and its listeners
+/// re-read the store.
+public protocol PaymentChangeFeed: Sendable {
+    /// Tells every subscriber that `session` changed (it has just been stored).
+    func publish(_ session: PaymentSession) async
+    /// Every change from now on.
+    func subscribe() async -> AsyncStream<PaymentSession>
+}
+
+/// The default feed: subscribers of this process.
+public actor InMemoryChangeFeed: PaymentChangeFeed {
+    private var subscribers: [UUID: AsyncStream<PaymentSession>.Continuation] = [:]
+
+    public init() {}
+
+    public func publish(_ session: PaymentSession) {
+        for continuation in subscribers.values { continuation.yield(session) }
+    }
+
+    public func subscribe() -> AsyncStream<PaymentSession> {
+        let (stream, continuation) = AsyncStream<PaymentSession>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        let id = UUID()
+        subscribers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.remove(id) }
+        }
+        return stream
+    }
+
+    private func remove(_ id: UUID) {
+        subscribers.removeValue(forKey: id)
+    }
+
+    /// How many subscribers there are now.
+    public var subscriberCount: Int { subscribers.count }
+}
+
+/// Gives each session its StatusCallback URL, carrying an unguessable path secret. The secret
+/// itself is kept nowhere: the store holds its hash, which is how a callback finds its session.
 public protocol CallbackURLProvider: Sendable {
     /// The URL Twilio should call for the session with `secret`.
     func callbackURL(secret: String) async throws -> String
-    /// The session with `secret` is gone; its URL need not be accepted any longer.
-    func retire(secret: String) async
-}
-
-extension CallbackURLProvider {
-    public func retire(secret: String) async {}
 }
 
 /// Builds callback URLs as `<base>/<secret>`, for a public base URL known up front.

@@ -229,3 +229,27 @@ public struct WebhookSignature: Sendable {
         }
     }
 }
+
+/// How a callback path secret is made and kept. The secret is derived, never stored: an
+/// HMAC-SHA256 of the session's id under a key only the servers hold (replicas share it), cut to
+/// 128 bits. The store keeps only the secret's SHA-256, to find a session from a callback, so
+/// a store (shared, backed up, read by operators) never holds what would let anyone post to a
+/// session.
+public enum CallbackSecretHash {
+    /// The path secret of session `id` under `key`: 32 hex digits.
+    public static func secret(for id: String, key: Secret) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(id.utf8), using: SymmetricKey(data: Data(key.revealed.utf8)))
+        return mac.prefix(16).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    /// The SHA-256 of `secret` as 64 lowercase hex digits.
+    public static func of(_ secret: String) -> String {
+        SHA256.hash(data: Data(secret.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+}

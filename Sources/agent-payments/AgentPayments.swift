@@ -115,6 +115,11 @@ final class Runtime: Sendable {
 final class CoordinatorSink: CallbackSink {
     let coordinator = Mutex<PaymentCoordinator?>(nil)
 
+    func knows(secret: String) async -> Bool {
+        guard let coordinator = coordinator.withLock({ $0 }) else { return false }
+        return await coordinator.knowsCallbackSecret(secret)
+    }
+
     func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
         guard let coordinator = coordinator.withLock({ $0 }) else { return false }
         return await coordinator.receiveCallback(secret: secret, callback)
@@ -127,10 +132,6 @@ struct ReceiverURLs: CallbackURLProvider {
 
     func callbackURL(secret: String) throws -> String {
         try receiver.callbackURL(secret: secret)
-    }
-
-    func retire(secret: String) {
-        receiver.forget(secret: secret)
     }
 }
 

@@ -10,6 +10,11 @@ import Logging
 import TwilioPayments
 
 struct PrintingSink: CallbackSink {
+    /// The secrets given on the command line; any other gets 404.
+    let secrets: Set<String>
+
+    func knows(secret: String) async -> Bool { secrets.contains(secret) }
+
     func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
         let line: [String: Any] = ["secret": secret, "sid": callback.paymentSID?.rawValue ?? "", "unknown": callback.unknownFields]
         if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) {
@@ -27,7 +32,7 @@ guard arguments.count >= 2, let token = ProcessInfo.processInfo.environment["CAL
 LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
 var logger = Logger(label: "callback-receiver-check")
 logger.logLevel = .warning
-let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: Secret(token)), sink: PrintingSink(), logger: logger)
+let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: Secret(token)), sink: PrintingSink(secrets: Set(arguments.dropFirst())), logger: logger)
 receiver.setPublicBaseURL(arguments[0])
 let urls = try arguments.dropFirst().map { try receiver.callbackURL(secret: $0) }
 let app = receiver.makeApplication()

@@ -14,6 +14,7 @@ import TwilioPayments
     func receiver(token: Secret? = Fixture.token, sink: RecordingSink) throws -> (CallbackReceiver, String) {
         let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: token), sink: sink, logger: Fixture.quiet)
         receiver.setPublicBaseURL(publicBase)
+        sink.allow("0123456789abcdef0123456789abcdef")
         let url = try receiver.callbackURL(secret: "0123456789abcdef0123456789abcdef")
         return (receiver, url)
     }
@@ -94,7 +95,7 @@ import TwilioPayments
             }
         }
         #expect(sink.count == 1)
-        receiver.forget(secret: "0123456789abcdef0123456789abcdef")
+        sink.forget("0123456789abcdef0123456789abcdef")
         try await Application(router: receiver.makeRouter()).test(.router) { client in
             try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(fields)) { response in
                 #expect(response.status == .notFound)
@@ -108,6 +109,7 @@ import TwilioPayments
         try await withRunning([receiver.makeApplication()]) {
             let port = try await eventually { receiver.boundPort }
             #expect(port > 0 && receiver.publicBaseURL == "http://127.0.0.1:\(port)")
+            sink.allow("abcdefabcdefabcdefabcdefabcdefab")
             let url = try receiver.callbackURL(secret: "abcdefabcdefabcdefabcdefabcdefab")
             let signature = WebhookSignature(authToken: Fixture.token).sign(url: url, parameters: fields)
             #expect(try await post(url, fields: fields, signature: signature) == 204)

@@ -22,9 +22,13 @@ enum Fixture {
     static let token = Secret("simulator-auth-token")
 }
 
-/// A sink that records what it was given.
+/// A sink that knows the secrets it was told and records what it was given.
 final class RecordingSink: CallbackSink {
     let received = Mutex<[(String, PaymentStatusCallback)]>([])
+    let known = Mutex<Set<String>>([])
+    func allow(_ secret: String) { known.withLock { _ = $0.insert(secret) } }
+    func forget(_ secret: String) { known.withLock { _ = $0.remove(secret) } }
+    func knows(secret: String) async -> Bool { known.withLock { $0.contains(secret) } }
     func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
         received.withLock { $0.append((secret, callback)) }
         return true
@@ -35,6 +39,11 @@ final class RecordingSink: CallbackSink {
 /// Hands callbacks to a coordinator that is created after the receiver.
 final class CoordinatorSink: CallbackSink {
     let coordinator = Mutex<PaymentCoordinator?>(nil)
+    func knows(secret: String) async -> Bool {
+        guard let coordinator = coordinator.withLock({ $0 }) else { return false }
+        return await coordinator.knowsCallbackSecret(secret)
+    }
+
     func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
         guard let coordinator = coordinator.withLock({ $0 }) else { return false }
         return await coordinator.receiveCallback(secret: secret, callback)

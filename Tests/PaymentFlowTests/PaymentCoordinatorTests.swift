@@ -141,7 +141,7 @@ import TwilioPayments
             var versions: [UInt64] = []
             for await session in feed {
                 versions.append(session.version)
-                if versions.count == 2 { break }
+                if versions.count == 4 { break }
             }
             return versions
         }
@@ -151,10 +151,11 @@ import TwilioPayments
             collector.cancel()
         }
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
-        _ = try await flow.capture(.cardNumber, paymentSID: sid)   // requested: one change; accepted: none
+        _ = try await flow.capture(.cardNumber, paymentSID: sid)
         let versions = await collector.value
         guardTask.cancel()
-        #expect(versions == [2, 3])
+        // Stored before Twilio is asked, created, capture requested (with its key), accepted.
+        #expect(versions == [1, 2, 3, 4])
     }
 
     @Test func manyCallsAtOnceNeverMix() async throws {
@@ -236,8 +237,7 @@ import TwilioPayments
     }
 
     @Test func callEndedAndExpiryRetireTheCallbackURL() async throws {
-        let retired = RetiringURLs()
-        let flow = PaymentCoordinator(api: api, callbackURLs: retired, now: { Sample.date })
+        let flow = PaymentCoordinator(api: api, callbackURLs: callbacks, now: { Sample.date })
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
         let secret = secret(from: api.calls[0].statusCallback)
         #expect(await flow.expireFinished(retention: .seconds(-1)) == 0, "an active session never expires")
@@ -245,8 +245,7 @@ import TwilioPayments
         #expect(await flow.session(sid)?.phase.name == "call-ended")
         #expect(await flow.expireFinished(retention: .seconds(-1)) == 1)
         #expect(await flow.session(sid) == nil)
-        #expect(retired.retired.withLock { $0 } == [secret])
-        #expect(await !flow.knowsCallbackSecret(secret))
+        #expect(await !flow.knowsCallbackSecret(secret), "an expired session's URL is no longer accepted")
     }
 }
 
@@ -267,11 +266,6 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
     }
 }
 
-final class RetiringURLs: CallbackURLProvider {
-    let retired = Mutex<[String]>([])
-    func callbackURL(secret: String) -> String { "https://example.com/cb/\(secret)" }
-    func retire(secret: String) { retired.withLock { $0.append(secret) } }
-}
 
 @Suite struct InMemoryPaymentStoreTests {
     @Test func compareAndSetGuardsVersions() async {
@@ -295,5 +289,77 @@ final class RetiringURLs: CallbackURLProvider {
         session.items[.cardNumber]?.state = .captured(masked: "4111111111111111")
         #expect(await store.compareAndSet(session, expectedVersion: nil))
         #expect(await store.session(Sample.payment)?.maskedValue(.cardNumber) == "xxxxxxxxxxxx1111")
+    }
+}
+
+/// The replica seam: everything a session needs lives in the store, so a second coordinator
+/// (another replica) sharing the store and feed can take over any part of a payment.
+@Suite struct ReplicaSeamTests {
+    let api = FakePaymentsAPI()
+    let store = InMemoryPaymentStore()
+    let feed = InMemoryChangeFeed()
+    let callbacks = StaticCallbackURLProvider(baseURL: "https://example.com/twilio/callbacks/")
+
+    func replica() -> PaymentCoordinator {
+        PaymentCoordinator(api: api, store: store, feed: feed, callbackURLs: callbacks, now: { Sample.date })
+    }
+
+    @Test func theStoreHoldsTheSecretsHashTheURLAndNotTheSecret() async throws {
+        let session = try await replica().start(callSID: Sample.call, options: PaymentSessionOptions())
+        let url = try #require(api.calls.first?.statusCallback)
+        let secret = String(url.split(separator: "/").last!)
+        let stored = try #require(await store.session(session.paymentSID!))
+        #expect(stored.callbackSecretHash == CallbackSecretHash.of(secret))
+        #expect(!"\(stored)".contains(secret), "the secret itself is stored nowhere")
+        #expect(await store.session(callbackSecretHash: CallbackSecretHash.of(secret))?.id == stored.id)
+    }
+
+    @Test func aCallbackTakenByAnotherReplicaReachesTheSession() async throws {
+        let a = replica(), b = replica()
+        let session = try await a.start(callSID: Sample.call, options: PaymentSessionOptions())
+        let sid = try #require(session.paymentSID)
+        _ = try await a.capture(.cardNumber, paymentSID: sid)
+        let secret = String(api.calls[0].statusCallback.split(separator: "/").last!)
+        #expect(await b.knowsCallbackSecret(secret))
+        let before = try #require(await a.session(sid)).version
+        let waiter = Task { await a.waitForChange(sid, afterVersion: before, timeout: .seconds(30)) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await a.waiterCount(sid) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(await b.receiveCallback(secret: secret, Sample.callback(["Capture": "payment-card-number", "PartialResult": "false",
+                                                                        "PaymentCardNumber": "xxxxxxxxxxxx1111", "Required": ""], sid: sid)))
+        let woken = try #require(await waiter.value)
+        #expect(woken.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx1111"), "A's long poll woke for B's callback")
+        // And B can finish what A started.
+        let completed = try await b.complete(paymentSID: sid)
+        #expect(completed.phase.name == "completing")
+    }
+
+    @Test func aRetryFromAnotherReplicaReusesTheStoredIdempotencyKey() async throws {
+        let a = replica(), b = replica()
+        let sid = try #require(try await a.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        // A stores its intent (with its key) and dies before Twilio answers: simulated by a
+        // request that fails with no answer, after which the key must be gone...
+        api.failNext(with: .transport("connection reset", attempts: 4))
+        await #expect(throws: FlowError.self) { try await a.capture(.cardNumber, paymentSID: sid) }
+        #expect(await store.session(sid)?.inFlight.isEmpty == true, "an answered failure clears the key")
+        // ...whereas an intent stored but never answered keeps it, and B's retry sends the same one.
+        var stored = try #require(await store.session(sid))
+        let intent = PaymentReducer.reduce(stored, .captureRequested(.cardNumber, at: Sample.date, idempotencyKey: "key-from-replica-a"))
+        #expect(await store.compareAndSet(intent.session, expectedVersion: stored.version))
+        _ = try await b.capture(.cardNumber, paymentSID: sid)
+        #expect(api.calls.last?.operation == "capture:payment-card-number" && api.calls.last?.idempotencyKey == "key-from-replica-a")
+        stored = try #require(await store.session(sid))
+        #expect(stored.inFlight.isEmpty, "Twilio's answer settles it")
+    }
+
+    @Test func oneUnfinishedSessionPerCallAcrossReplicas() async throws {
+        let a = replica(), b = replica()
+        let first = try await a.start(callSID: Sample.call, options: PaymentSessionOptions())
+        await #expect(throws: FlowError.sessionInProgress(callSID: Sample.call, paymentSID: first.paymentSID)) {
+            try await b.start(callSID: Sample.call, options: PaymentSessionOptions())
+        }
+        var racing = PaymentSession(callSID: Sample.call, configuration: PaymentConfiguration(), at: Sample.date)
+        racing.paymentSID = PaymentSID(validated: "PK" + String(repeating: "e", count: 32))
+        #expect(await !store.compareAndSet(racing, expectedVersion: nil), "the store itself refuses a second one")
     }
 }
