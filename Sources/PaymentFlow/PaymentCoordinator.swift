@@ -142,27 +142,22 @@ public actor PaymentCoordinator {
         if let rejection = transition.rejection { throw .rejected(rejection.description) }
         var latest = transition.session
         for case .send(let operation) in transition.effects {
-            latest = try await send(operation, session: transition.session) ?? latest
+            guard let update = UpdateOperation(operation) else { continue }   // create is sent by start
+            latest = try await send(update, session: transition.session)
         }
         return latest
     }
 
-    /// Sends `operation` with the key the session holds for it; returns the session after
+    /// Sends `update` with the key the session holds for it; returns the session after
     /// Twilio's answer was applied.
-    private func send(_ operation: PaymentOperation, session: PaymentSession) async throws(FlowError) -> PaymentSession? {
+    private func send(_ update: UpdateOperation, session: PaymentSession) async throws(FlowError) -> PaymentSession {
+        let operation = update.operation
         guard let sid = session.paymentSID else { throw .rejected("the session has no payment SID yet") }
         let url = try await callbackURL(secret: CallbackSecretHash.secret(for: session.id, key: callbackKey))
-        let update: PaymentUpdate
-        switch operation {
-        case .create: return nil
-        case .capture(let item): update = .capture(item.capture)
-        case .complete: update = .status(.complete)
-        case .cancel: update = .status(.cancel)
-        }
         let key = session.inFlight[operation] ?? TwilioPaymentsClient.makeIdempotencyKey()
         let resource: PaymentResource
         do {
-            resource = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update,
+            resource = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update.update,
                                                    idempotencyKey: key, statusCallback: url)
         } catch {
             _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .requestFailed(operation, reason: error.description, at: self.now())) }
@@ -172,13 +167,7 @@ public actor PaymentCoordinator {
             }
             throw .twilio(error)
         }
-        let accepted: PaymentEvent
-        switch operation {
-        case .create: return nil
-        case .capture(let item): accepted = .captureAccepted(item, at: now(), twilioDate: resource.dateUpdated)
-        case .complete: accepted = .completeAccepted(at: now())
-        case .cancel: accepted = .cancelAccepted(at: now())
-        }
+        let accepted = update.accepted(at: now(), twilioDate: resource.dateUpdated)
         return try await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, accepted) }.session
     }
 

@@ -36,6 +36,48 @@ public enum PaymentOperation: Sendable, Hashable {
     case cancel
 }
 
+/// An operation on a session that exists at Twilio: what an update call carries.
+enum UpdateOperation {
+    case capture(PaymentItem)
+    case complete
+    case cancel
+
+    /// `operation` unless it is create, which is a call of its own.
+    init?(_ operation: PaymentOperation) {
+        switch operation {
+        case .create: return nil
+        case .capture(let item): self = .capture(item)
+        case .complete: self = .complete
+        case .cancel: self = .cancel
+        }
+    }
+
+    var operation: PaymentOperation {
+        switch self {
+        case .capture(let item): return .capture(item)
+        case .complete: return .complete
+        case .cancel: return .cancel
+        }
+    }
+
+    var update: PaymentUpdate {
+        switch self {
+        case .capture(let item): return .capture(item.capture)
+        case .complete: return .status(.complete)
+        case .cancel: return .status(.cancel)
+        }
+    }
+
+    /// The event that records Twilio's acceptance.
+    func accepted(at date: Date, twilioDate: Date?) -> PaymentEvent {
+        switch self {
+        case .capture(let item): return .captureAccepted(item, at: date, twilioDate: twilioDate)
+        case .complete: return .completeAccepted(at: date)
+        case .cancel: return .cancelAccepted(at: date)
+        }
+    }
+}
+
 /// What the reducer asks its runner to do.
 public enum PaymentEffect: Sendable, Equatable {
     /// Send this operation to Twilio.

@@ -145,10 +145,6 @@ public struct StaticCallbackURLProvider: CallbackURLProvider {
 /// 128 random bits as 32 hex digits, for callback path secrets.
 public enum PathSecret {
     public static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<2).map { _ in
-            let hex = String(generator.next() as UInt64, radix: 16)
-            return String(repeating: "0", count: 16 - hex.count) + hex
-        }.joined()
+        Hex.random()
     }
 }

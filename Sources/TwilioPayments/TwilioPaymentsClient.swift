@@ -60,11 +60,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
 
     /// A fresh idempotency key: 128 random bits in hex.
     public static func makeIdempotencyKey() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<2).map { _ in
-            let hex = String(generator.next() as UInt64, radix: 16)
-            return String(repeating: "0", count: 16 - hex.count) + hex
-        }.joined()
+        Hex.random()
     }
 
     // MARK: Operations

@@ -41,10 +41,7 @@ public struct WebhookSignature: Sendable {
     /// SHA-256 of `body`.
     public func isValid(signature: String, url: String, body: Data) -> Bool {
         guard let claimed = Self.queryValue(named: "bodySHA256", in: url) else { return false }
-        let digest = SHA256.hash(data: body).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let digest = Hex.encode(SHA256.hash(data: body))
         let hashMatches = Self.constantTimeEqual(Array(digest.utf8), Data(claimed.lowercased().utf8))
         return isValid(signature: signature, url: url, parameters: []) && hashMatches
     }
@@ -239,17 +236,11 @@ public enum CallbackSecretHash {
     /// The path secret of session `id` under `key`: 32 hex digits.
     public static func secret(for id: String, key: Secret) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data(id.utf8), using: SymmetricKey(data: Data(key.revealed.utf8)))
-        return mac.prefix(16).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        return Hex.encode(mac.prefix(16))
     }
 
     /// The SHA-256 of `secret` as 64 lowercase hex digits.
     public static func of(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        Hex.encode(SHA256.hash(data: Data(secret.utf8)))
     }
 }

@@ -63,13 +63,7 @@ public final class TwilioSimulator: Sendable {
 
         /// Made-up credentials for running with no account at all.
         public static func offline(digitPacing: Duration = .milliseconds(120)) -> Configuration {
-            var generator = SystemRandomNumberGenerator()
-            func hex() -> String {
-                (0..<2).map { _ in
-                    let part = String(generator.next() as UInt64, radix: 16)
-                    return String(repeating: "0", count: 16 - part.count) + part
-                }.joined()
-            }
+            func hex() -> String { Hex.random() }
             let credentials = TwilioCredentials(accountSID: AccountSID(validated: "AC" + hex()), apiKeySID: APIKeySID(validated: "SK" + hex()),
                                                 apiSecret: Secret(hex()), authToken: Secret(hex()))
             return Configuration(credentials: credentials, authToken: credentials.authToken!, digitPacing: digitPacing)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MCPCore
+import TwilioPayments
 
 /// A complete simulated payment through the real protocol: this same executable runs as an
 /// MCP server child process (`--simulate`) over stdio, the built-in simulator plays Twilio and
@@ -34,7 +35,7 @@ struct Demo: AsyncParsableCommand {
         let tools = try await client.request("tools/list")["tools"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
         say("• \(tools.count) tools: \(tools.joined(separator: ", "))")
 
-        let callSID = "CA" + (0..<32).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined()
+        let callSID = "CA" + Hex.random()
         let prompt = try await client.request("prompts/get", ["name": "StartCapture", "arguments": ["callSid": .string(callSID)]])
         let guidance = prompt["messages"]?.arrayValue?.first?["content"]?["text"]?.stringValue ?? ""
         say("• StartCapture prompt: \(guidance.split(separator: ".").first ?? "")…")

@@ -55,17 +55,6 @@ public struct RequestContext: Sendable {
             "level": .string(level.rawValue), "logger": logger.map(JSONValue.string), "data": data,
         ])))
     }
-
-    /// A context detached from any connection, for calling handlers directly in tests.
-    public static func detached(
-        method: String = "tools/call",
-        era: ProtocolEra = .modern(version: ProtocolVersion.latestModern)
-    ) -> RequestContext {
-        RequestContext(
-            requestID: .number(0), method: method, era: era, clientInfo: nil, clientCapabilities: [:],
-            meta: nil, progressToken: nil, logLevel: nil, progress: nil, connection: nil
-        )
-    }
 }
 
 /// Remembers the last progress value sent for one request so that progress only grows.

@@ -70,6 +70,4 @@ final class ConditionLock: @unchecked Sendable {
     func wait() { pthread_cond_wait(condition, mutex) }
 
     func signal() { pthread_cond_signal(condition) }
-
-    func broadcast() { pthread_cond_broadcast(condition) }
 }

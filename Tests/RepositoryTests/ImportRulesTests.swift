@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+/// Who may import whom (Docs/architecture.md): a forbidden import fails here, naming file and
+/// line, before it can tangle the modules.
+@Suite struct ImportRulesTests {
+    /// Target → modules it must never import.
+    static let forbidden: [String: Set<String>] = [
+        "MCPCore": ["Foundation", "FoundationEssentials", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator",
+                    "Hummingbird", "HummingbirdCore", "ListenerGuard"],
+        "TwilioPayments": ["MCPCore", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator", "Hummingbird", "HummingbirdCore"],
+        "PaymentFlow": ["MCPCore", "PaymentsMCP", "Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "ListenerGuard"],
+        "CallbackHTTP": ["PaymentFlow", "MCPCore", "PaymentsMCP"],
+        "TwilioSimulator": ["PaymentFlow", "MCPCore", "PaymentsMCP", "CallbackHTTP"],
+        "ListenerGuard": ["PaymentFlow", "MCPCore", "PaymentsMCP", "TwilioPayments", "CallbackHTTP", "TwilioSimulator"],
+        "PaymentsMCP": ["Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator"],
+    ]
+
+    @Test func noTargetImportsWhatItMustNot() throws {
+        var findings: [String] = []
+        for (target, banned) in Self.forbidden {
+            let files = try Repository.files(under: "Sources/\(target)").filter { $0.relativePath.hasSuffix(".swift") }
+            #expect(!files.isEmpty, "no sources found for \(target)")
+            for file in files {
+                for (module, line) in ImportRule.imports(in: file.text) where banned.contains(module) {
+                    findings.append("\(file.relativePath):\(line): \(target) must not import \(module)")
+                }
+            }
+        }
+        #expect(findings.isEmpty, "forbidden imports:\n\(findings.joined(separator: "\n"))")
+    }
+
+    @Test func importsAreReadInEveryForm() {
+        let text = "import Foundation\npublic import MCPCore\n@testable import PaymentFlow\ninternal import struct NIOCore.ByteBuffer\n// import Hummingbird\n  @_exported public import Logging\n"
+        #expect(ImportRule.imports(in: text).map(\.module) == ["Foundation", "MCPCore", "PaymentFlow", "NIOCore", "Logging"])
+    }
+}
+
+enum ImportRule {
+    /// Every imported module in `text` with its line number (comments skipped).
+    static func imports(in text: String) -> [(module: String, line: Int)] {
+        var found: [(String, Int)] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let words = raw.split(separator: " ").map(String.init).filter { !$0.isEmpty }
+            guard let position = words.firstIndex(of: "import"), words.first?.hasPrefix("//") == false else { continue }
+            let modifiers = Set(["public", "internal", "package", "private", "fileprivate", "@testable", "@_exported", "@preconcurrency", "@_implementationOnly"])
+            guard words[..<position].allSatisfy(modifiers.contains), position + 1 < words.count else { continue }
+            var target = words[position + 1]
+            if ["struct", "class", "enum", "protocol", "func", "typealias", "var", "let"].contains(target), position + 2 < words.count {
+                target = words[position + 2]
+            }
+            found.append((String(target.split(separator: ".").first ?? Substring(target)), index + 1))
+        }
+        return found
+    }
+}
