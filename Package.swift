@@ -89,9 +89,16 @@ let package = Package(
             path: "Benchmarks/PaymentFlowBenchmark",
             swiftSettings: strictness
         ),
+        /// The in-memory Twilio Payments fake the unit tests share.
+        .target(
+            name: "PaymentsTestSupport",
+            dependencies: ["TwilioPayments"],
+            path: "Tests/PaymentsTestSupport",
+            swiftSettings: strictness
+        ),
         .testTarget(
             name: "PaymentFlowTests",
-            dependencies: ["PaymentFlow"],
+            dependencies: ["PaymentFlow", "PaymentsTestSupport"],
             swiftSettings: strictness
         ),
         /// The bounds every listener keeps: head, body-rate, request and idle timeouts, a
@@ -149,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PaymentsMCPTests",
-            dependencies: ["PaymentsMCP", "MCPCore", "PaymentFlow", "TwilioPayments"],
+            dependencies: ["PaymentsMCP", "MCPCore", "PaymentFlow", "TwilioPayments", "PaymentsTestSupport"],
             swiftSettings: strictness
         ),
         .testTarget(

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 @testable import PaymentFlow
 import TwilioPayments
+@_exported import PaymentsTestSupport
 
 enum Sample {
     static let call = CallSID(validated: "CA" + String(repeating: "1", count: 32))
@@ -58,92 +59,3 @@ func run(_ session: PaymentSession, _ events: [PaymentEvent]) -> PaymentSession 
     events.reduce(session) { PaymentReducer.reduce($0, $1).session }
 }
 
-/// A stand-in for Twilio's Payments API that records every call and can fail on purpose.
-final class FakePaymentsAPI: TwilioPaymentsAPI {
-    struct Call: Sendable, Equatable {
-        var operation: String
-        var idempotencyKey: String
-        var statusCallback: String
-    }
-
-    private let state = Mutex<(calls: [Call], failNext: TwilioError?, nextSID: Int, delay: Duration)>(([], nil, 0, .zero))
-
-    var calls: [Call] { state.withLock { $0.calls } }
-
-    func failNext(with error: TwilioError) { state.withLock { $0.failNext = error } }
-
-    func setDelay(_ delay: Duration) { state.withLock { $0.delay = delay } }
-
-    /// Creates wait here while held, so a test can act while one is in flight.
-    private let gate = Mutex<(held: Bool, waiting: [CheckedContinuation<Void, Never>], arrivals: AsyncStream<Void>.Continuation?)>((false, [], nil))
-
-    /// From now on, every create waits (after it is recorded) until ``releaseCreates()``; the
-    /// stream yields once for each create that arrives at the gate.
-    func holdCreates() -> AsyncStream<Void> {
-        let (stream, continuation) = AsyncStream<Void>.makeStream()
-        gate.withLock { $0 = (true, [], continuation) }
-        return stream
-    }
-
-    func releaseCreates() {
-        let waiting = gate.withLock { gate -> [CheckedContinuation<Void, Never>] in
-            gate.held = false
-            defer { gate.waiting = [] }
-            return gate.waiting
-        }
-        for continuation in waiting { continuation.resume() }
-    }
-
-    private func record(_ operation: String, key: String, url: String) async throws(TwilioError) -> Int {
-        let (failure, number, delay) = state.withLock { state -> (TwilioError?, Int, Duration) in
-            state.calls.append(Call(operation: operation, idempotencyKey: key, statusCallback: url))
-            defer { state.failNext = nil }
-            if operation == "create" { state.nextSID += 1 }
-            return (state.failNext, state.nextSID, state.delay)
-        }
-        if operation == "create" {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let arrivals = gate.withLock { gate -> AsyncStream<Void>.Continuation?? in
-                    guard gate.held else { return .none }
-                    gate.waiting.append(continuation)
-                    return .some(gate.arrivals)
-                }
-                switch arrivals {
-                case .none: continuation.resume()
-                case .some(let stream): stream?.yield()
-                }
-            }
-        }
-        if delay > .zero { try? await Task.sleep(for: delay) }
-        if let failure { throw failure }
-        return number
-    }
-
-    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
-                       statusCallback: String) async throws(TwilioError) -> PaymentResource {
-        let number = try await record("create", key: idempotencyKey, url: statusCallback)
-        let hex = String(number, radix: 16)
-        let sid = PaymentSID(validated: "PK" + String(repeating: "0", count: 32 - hex.count) + hex)
-        return PaymentResource(accountSID: nil, callSID: callSID, sid: sid, dateCreated: nil, dateUpdated: nil, uri: nil)
-    }
-
-    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
-                       statusCallback: String) async throws(TwilioError) -> PaymentResource {
-        let name: String
-        switch update {
-        case .capture(let item): name = "capture:\(item.rawValue)"
-        case .status(let status): name = "status:\(status.rawValue)"
-        }
-        _ = try await record(name, key: idempotencyKey, url: statusCallback)
-        return PaymentResource(accountSID: nil, callSID: callSID, sid: paymentSID, dateCreated: nil, dateUpdated: nil, uri: nil)
-    }
-
-    /// What ``fetchCall(_:)`` answers: `in-progress` unless set.
-    private let callStatus = Mutex<String>("in-progress")
-
-    func setCallStatus(_ status: String) { callStatus.withLock { $0 = status } }
-
-    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
-        CallResource(sid: callSID, rawStatus: callStatus.withLock { $0 })
-    }
-}

@@ -5,32 +5,17 @@ import PaymentsMCP
 import Synchronization
 import Testing
 import TwilioPayments
-
-/// Twilio as far as the tools need it: records calls, hands out payment SIDs.
-final class RecordingAPI: TwilioPaymentsAPI {
-    let urls = Mutex<[String]>([])
-    let counter = Mutex(0)
-
-    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
-        urls.withLock { $0.append(statusCallback) }
-        let number = counter.withLock { value -> Int in value += 1; return value }
-        let hex = String(number, radix: 16)
-        return PaymentResource(accountSID: nil, callSID: callSID, sid: PaymentSID(validated: "PK" + String(repeating: "0", count: 32 - hex.count) + hex),
-                               dateCreated: nil, dateUpdated: nil, uri: nil)
-    }
-
-    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
-        if case .capture(.bankAccountNumber) = update {
-            throw .api(TwilioAPIError(httpStatus: 400, code: 64013, message: "Payment method not supported"))
-        }
-        return PaymentResource(accountSID: nil, callSID: callSID, sid: paymentSID, dateCreated: nil, dateUpdated: nil, uri: nil)
-    }
-
-    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource { CallResource(sid: callSID, rawStatus: "in-progress") }
-}
+import PaymentsTestSupport
 
 struct Harness {
-    let api = RecordingAPI()
+    let api: FakePaymentsAPI = {
+        let api = FakePaymentsAPI()
+        // The connector in these tests cannot take bank accounts.
+        api.refuse { update in
+            update == .capture(.bankAccountNumber) ? .api(TwilioAPIError(httpStatus: 400, code: 64013, message: "Payment method not supported")) : nil
+        }
+        return api
+    }()
     let coordinator: PaymentCoordinator
     let ready = Eventually<PaymentCoordinator>()
     let server: MCPServer
@@ -48,7 +33,7 @@ struct Harness {
     static let call = "CA" + String(repeating: "1", count: 32)
 
     func deliver(_ fields: [String: String], sid: String) async {
-        let secret = String(api.urls.withLock { $0.last! }.split(separator: "/").last!)
+        let secret = String(api.statusCallbacks.last!.split(separator: "/").last!)
         var all = fields
         all["Sid"] = sid
         _ = await coordinator.receiveCallback(secret: secret, PaymentStatusCallback(fields: all.map { ($0.key, $0.value) }))
