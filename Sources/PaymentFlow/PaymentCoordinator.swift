@@ -1,10 +1,21 @@
 public import Foundation
 public import TwilioPayments
 
-/// Why the coordinator could not do what was asked.
+/// Why the coordinator could not do what was asked: cases a host can switch on, each with a
+/// sentence a person can act on.
 public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The session's rules refuse the request; nothing was sent to Twilio.
-    case rejected(String)
+    /// The session's rules refuse the request (``FlowRejection`` says which rule); nothing was
+    /// sent to Twilio.
+    case rejected(FlowRejection)
+    /// The payment options are invalid (checked before Twilio is asked); one sentence each.
+    case invalidOptions([String])
+    /// An argument from the host is missing or malformed.
+    case invalidArgument(String)
+    /// Other writers kept changing the session while this request tried to apply; nothing was
+    /// sent. Safe to retry.
+    case conflict
+    /// The session disappeared from the store while the request ran (expired, or removed).
+    case sessionGone
     /// A payment session is already running (or starting) on this call.
     case sessionInProgress(callSID: CallSID, paymentSID: PaymentSID?)
     /// No session with this payment SID is known.
@@ -21,7 +32,11 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .rejected(let reason): return "Refused: \(reason)."
+        case .rejected(let rejection): return "Refused: \(rejection)."
+        case .invalidOptions(let problems): return "Invalid payment options: " + problems.joined(separator: "; ") + "."
+        case .invalidArgument(let problem): return "Invalid argument: \(problem)."
+        case .conflict: return "The payment session kept changing under this request; try again."
+        case .sessionGone: return "The payment session is no longer stored."
         case .sessionInProgress(let call, let payment?):
             return "A payment session (\(payment)) is already running on call \(call); complete or cancel it first."
         case .sessionInProgress(let call, nil):
@@ -79,7 +94,7 @@ public actor PaymentCoordinator {
             throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID)
         }
         let problems = options.validate()
-        if !problems.isEmpty { throw .twilio(.invalidRequest(problems)) }
+        if !problems.isEmpty { throw .invalidOptions(problems) }
 
         let id = UUID().uuidString
         let secret = CallbackSecretHash.secret(for: id, key: callbackKey)
@@ -139,7 +154,7 @@ public actor PaymentCoordinator {
             throw .callEnded(callSID: current.callSID, status: status)
         }
         let transition = try await mutate(id: current.id, from: current) { PaymentReducer.reduce($0, request) }
-        if let rejection = transition.rejection { throw .rejected(rejection.description) }
+        if let rejection = transition.rejection { throw .rejected(rejection) }
         var latest = transition.session
         for case .send(let operation) in transition.effects {
             guard let update = UpdateOperation(operation) else { continue }   // create is sent by start
@@ -152,7 +167,7 @@ public actor PaymentCoordinator {
     /// Twilio's answer was applied.
     private func send(_ update: UpdateOperation, session: PaymentSession) async throws(FlowError) -> PaymentSession {
         let operation = update.operation
-        guard let sid = session.paymentSID else { throw .rejected("the session has no payment SID yet") }
+        guard let sid = session.paymentSID else { throw .rejected(.stillStarting) }
         let url = try await callbackURL(secret: CallbackSecretHash.secret(for: session.id, key: callbackKey))
         let key = session.inFlight[operation] ?? TwilioPaymentsClient.makeIdempotencyKey()
         let resource: PaymentResource
@@ -188,7 +203,7 @@ public actor PaymentCoordinator {
         for _ in 0..<8 {
             let current: PaymentSession
             if let candidate { current = candidate } else {
-                guard let stored = await store.session(id: id) else { throw .rejected("the payment session is no longer stored") }
+                guard let stored = await store.session(id: id) else { throw .sessionGone }
                 current = stored
             }
             let transition = step(current)
@@ -199,7 +214,7 @@ public actor PaymentCoordinator {
             }
             candidate = nil
         }
-        throw .rejected("the session kept changing under this request; try again")
+        throw .conflict
     }
 
     // MARK: Events from outside

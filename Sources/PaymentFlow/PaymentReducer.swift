@@ -84,9 +84,48 @@ public enum PaymentEffect: Sendable, Equatable {
     case send(PaymentOperation)
 }
 
-/// Why a request was refused without calling Twilio.
-public struct FlowRejection: Error, Sendable, Equatable, CustomStringConvertible {
-    public var description: String
+/// Why a request was refused without calling Twilio: a case a host can switch on, and a
+/// sentence for a person (host-neutral: it names no tool of any protocol).
+public enum FlowRejection: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Twilio has not created the session yet.
+    case stillStarting
+    /// Completion was asked for and its result is awaited.
+    case completing
+    /// Cancellation was asked for and is under way.
+    case cancelling
+    /// The session has ended (its phase's name); a new one is needed.
+    case finished(phase: String)
+    /// The item does not belong to this payment method.
+    case notApplicable(PaymentItem, PaymentMethod)
+    /// `item` needs `first` captured before it (security code after card number; a second
+    /// entry after the first).
+    case outOfOrder(PaymentItem, first: PaymentItem)
+    /// Another item is being typed; `requested` is what was asked for (none for completion).
+    case itemInProgress(PaymentItem, requested: PaymentItem?)
+    /// Completion needs these items first.
+    case itemsMissing([PaymentItem])
+
+    public var description: String {
+        switch self {
+        case .stillStarting: return "the payment session is still starting; wait for its payment SID"
+        case .completing: return "the payment is being completed; wait for the result"
+        case .cancelling: return "the payment session is being cancelled"
+        case .finished(let phase): return "the payment session has ended (\(phase)); start a new payment session"
+        case .notApplicable(let item, let method):
+            return "the \(item.spokenName) is not part of a \(method == .achDebit ? "bank (ACH)" : "card") payment"
+        case .outOfOrder(let item, let first):
+            if item == .securityCode { return "capture the card number before the security code (Twilio requires this order)" }
+            return "capture the \(first.spokenName) before asking for the \(item.spokenName)"
+        case .itemInProgress(let current, let requested?):
+            return "the \(current.spokenName) is still being captured; wait for it to finish before asking for the \(requested.spokenName)"
+        case .itemInProgress(let current, nil):
+            return "the \(current.spokenName) is still being captured; wait for it to finish"
+        case .itemsMissing(let missing):
+            let names = missing.map(\.spokenName)
+            let list = names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " and " + (names.last ?? "")
+            return "cannot complete yet: the \(list) \(missing.count == 1 ? "is" : "are") still missing"
+        }
+    }
 }
 
 /// The outcome of one event.
@@ -177,11 +216,11 @@ public enum PaymentReducer {
             date = at
             switch session.phase {
             case .completed, .cancelled, .failed, .callEnded:
-                return reject(session, FlowRejection(description: "the payment session has already \(session.phase.name == "completed" ? "completed" : "ended") (\(session.phase.name)); there is nothing to cancel"))
+                return reject(session, .finished(phase: session.phase.name))
             case .cancelling:
                 break
             case .starting:
-                return reject(session, FlowRejection(description: "the payment session is still starting; cancel it once it has a payment SID"))
+                return reject(session, .stillStarting)
             case .active, .completing:
                 next.phase = .cancelling
                 remember(key, for: .cancel, in: &next)
@@ -256,26 +295,26 @@ public enum PaymentReducer {
         case .active:
             break
         case .starting:
-            return FlowRejection(description: "the payment session is still starting; wait for its payment SID")
+            return .stillStarting
         case .completing:
-            return FlowRejection(description: "the payment is being completed; wait for the result")
+            return .completing
         case .cancelling:
-            return FlowRejection(description: "the payment session is being cancelled")
+            return .cancelling
         case .completed, .cancelled, .failed, .callEnded:
-            return FlowRejection(description: "the payment session has ended (\(session.phase.name)); start a new one with startPaymentCapture")
+            return .finished(phase: session.phase.name)
         }
         let method = session.configuration.paymentMethod
         guard session.configuration.applicableItems.contains(item) else {
-            return FlowRejection(description: "the \(item.spokenName) is not part of a \(method == .achDebit ? "bank (ACH)" : "card") payment")
+            return .notApplicable(item, method)
         }
         if item == .securityCode, !session.state(.cardNumber).isCaptured {
-            return FlowRejection(description: "capture the card number before the security code (Twilio requires this order)")
+            return .outOfOrder(item, first: .cardNumber)
         }
         if item.isMatcher, !session.state(item.base).isCaptured {
-            return FlowRejection(description: "capture the \(item.base.spokenName) before asking for it again to confirm it")
+            return .outOfOrder(item, first: item.base)
         }
         if case .active(let current?) = session.phase, current != item, session.state(current).isInProgress {
-            return FlowRejection(description: "the \(current.spokenName) is still being captured; wait for it to finish before asking for the \(item.spokenName)")
+            return .itemInProgress(current, requested: item)
         }
         return nil
     }
@@ -285,19 +324,19 @@ public enum PaymentReducer {
         case .active:
             break
         case .completing:
-            return FlowRejection(description: "the payment is already being completed; wait for the result")
-        default:
-            return FlowRejection(description: "the payment session is \(session.phase.name); it cannot be completed")
+            return .completing
+        case .starting:
+            return .stillStarting
+        case .cancelling:
+            return .cancelling
+        case .completed, .cancelled, .failed, .callEnded:
+            return .finished(phase: session.phase.name)
         }
         if let inProgress = PaymentItem.allCases.first(where: { session.state($0).isInProgress }) {
-            return FlowRejection(description: "the \(inProgress.spokenName) is still being captured; wait for it to finish")
+            return .itemInProgress(inProgress, requested: nil)
         }
         let missing = session.missingItems
-        if !missing.isEmpty {
-            let names = missing.map(\.spokenName)
-            let list = names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " and " + names.last!
-            return FlowRejection(description: "cannot complete yet: the \(list) \(missing.count == 1 ? "is" : "are") still missing")
-        }
+        if !missing.isEmpty { return .itemsMissing(missing) }
         return nil
     }
 

@@ -42,7 +42,7 @@ struct ToolArguments {
 
     /// The argument `name` parsed by `parse`, or a refusal naming it.
     func required<T>(_ name: String, _ parse: (String) -> T?) throws(FlowError) -> T {
-        guard let text = string(name), let value = parse(text) else { throw .rejected("the argument \(name) is missing or malformed") }
+        guard let text = string(name), let value = parse(text) else { throw .invalidArgument("\(name) is missing or malformed") }
         return value
     }
 
@@ -60,10 +60,10 @@ struct ToolArguments {
         case .string(let text)?: return text.trimmingCharacters(in: .whitespaces)
         case .integer(let value)?: return String(value)
         case .double(let value)?:
-            guard value.isFinite else { throw .rejected("\(name) must be a finite number") }
+            guard value.isFinite else { throw .invalidArgument("\(name) must be a finite number") }
             let text = "\(value)"
             return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
-        default: throw .rejected("\(name) must be a number or a decimal string")
+        default: throw .invalidArgument("\(name) must be a number or a decimal string")
         }
     }
 
@@ -77,7 +77,7 @@ struct ToolArguments {
             case .bool(let flag): parameters[key] = .bool(flag)
             case .integer(let number): parameters[key] = .number(String(number))
             case .double(let number) where number.isFinite: parameters[key] = .number("\(number)")
-            default: throw .rejected("\(name).\(key) must be a string, number or boolean (Twilio's Parameter is a flat JSON object)")
+            default: throw .invalidArgument("\(name).\(key) must be a string, number or boolean (Twilio's Parameter is a flat JSON object)")
             }
         }
         return parameters
@@ -237,8 +237,37 @@ public final class PaymentsMCP: Sendable {
             detail["whatToDo"] = api.remedy.map(JSONValue.string)
         }
         if case .callEnded = error { detail["callEnded"] = .bool(true) }
+        detail["reason"] = .string(Self.reasonCode(error))
+        if case .rejected(.itemsMissing(let missing)) = error { detail["missing"] = .array(missing.map { .string($0.rawValue) }) }
         let json = redactor.redact(JSONValue.object(["error": .object(detail)]))
         return ToolResult(content: [.text(json.serialized()), .text(redactor.redact(error.description))], isError: true)
+    }
+
+    /// A stable, machine-readable name for why a tool was refused.
+    static func reasonCode(_ error: FlowError) -> String {
+        switch error {
+        case .rejected(let rejection):
+            switch rejection {
+            case .stillStarting: return "still-starting"
+            case .completing: return "completing"
+            case .cancelling: return "cancelling"
+            case .finished: return "finished"
+            case .notApplicable: return "not-applicable"
+            case .outOfOrder: return "out-of-order"
+            case .itemInProgress: return "item-in-progress"
+            case .itemsMissing: return "items-missing"
+            }
+        case .invalidOptions: return "invalid-options"
+        case .invalidArgument: return "invalid-argument"
+        case .conflict: return "conflict"
+        case .sessionGone: return "session-gone"
+        case .sessionInProgress: return "session-in-progress"
+        case .unknownSession: return "unknown-session"
+        case .wrongCall: return "wrong-call"
+        case .twilio: return "twilio-error"
+        case .callbackUnavailable: return "callback-unavailable"
+        case .callEnded: return "call-ended"
+        }
     }
 
     /// Runs a tool body against the coordinator, turning every flow error into a refusal.
@@ -266,7 +295,7 @@ public final class PaymentsMCP: Sendable {
         options.minPostalCodeLength = arguments.int("minPostalCodeLength")
         options.validCardTypes = try arguments.strings("validCardTypes").map { names throws(FlowError) in
             try names.map { name throws(FlowError) in
-                guard let type = CardType(rawValue: name) else { throw .rejected("validCardTypes: unknown card type \(name)") }
+                guard let type = CardType(rawValue: name) else { throw .invalidArgument("validCardTypes: unknown card type \(name)") }
                 return type
             }
         }
@@ -275,7 +304,7 @@ public final class PaymentsMCP: Sendable {
         options.confirmation = arguments.bool("confirmation")
         options.requireMatchingInputs = try arguments.strings("requireMatchingInputs").map { names throws(FlowError) in
             try names.map { name throws(FlowError) in
-                guard let input = MatchableInput(rawValue: name) else { throw .rejected("requireMatchingInputs: unknown item \(name)") }
+                guard let input = MatchableInput(rawValue: name) else { throw .invalidArgument("requireMatchingInputs: unknown item \(name)") }
                 return input
             }
         }
@@ -352,7 +381,7 @@ public final class PaymentsMCP: Sendable {
                 let sid = try arguments.required("paymentSid", PaymentSID.init)
                 let callSID = try arguments.required("callSid", CallSID.init)
                 let target = try arguments.optional("captureType", PaymentItem.init(rawValue:)) ?? item
-                guard target.base == item else { throw .rejected("captureType \(target.rawValue) is not captured by \(tool.rawValue)") }
+                guard target.base == item else { throw .invalidArgument("captureType \(target.rawValue) is not captured by \(tool.rawValue)") }
                 let session = try await coordinator.capture(target, paymentSID: sid, callSID: callSID)
                 return result(session, prefix: "Capturing the \(target.spokenName).")
             }

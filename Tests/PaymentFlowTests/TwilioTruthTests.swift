@@ -226,6 +226,31 @@ import TwilioPayments
         #expect(PaymentReducer.reduce(session, .cancelRequested(at: date)).rejection != nil)
     }
 
+    // MARK: Typed refusals
+
+    @Test func refusalsSayWhichRuleInACaseAHostCanSwitchOn() async throws {
+        let session = Sample.cardSession(PaymentSessionOptions(postalCode: false))
+        #expect(PaymentReducer.reduce(session, .completeRequested(at: date)).rejection == .itemsMissing([.cardNumber, .securityCode, .expirationDate]))
+        #expect(PaymentReducer.reduce(session, .captureRequested(.securityCode, at: date)).rejection == .outOfOrder(.securityCode, first: .cardNumber))
+        #expect(PaymentReducer.reduce(session, .captureRequested(.bankAccountNumber, at: date)).rejection == .notApplicable(.bankAccountNumber, .creditCard))
+        let typing = requesting(.cardNumber, in: session)
+        #expect(PaymentReducer.reduce(typing, .captureRequested(.expirationDate, at: date)).rejection == .itemInProgress(.cardNumber, requested: .expirationDate))
+        let fresh = PaymentSession(callSID: Sample.call, configuration: PaymentConfiguration(), at: date)
+        #expect(PaymentReducer.reduce(fresh, .cancelRequested(at: date)).rejection == .stillStarting)
+        let ended = run(session, [.callEnded(at: date)])
+        #expect(PaymentReducer.reduce(ended, .completeRequested(at: date)).rejection == .finished(phase: "call-ended"))
+        #expect(!FlowRejection.finished(phase: "cancelled").description.contains("startPaymentCapture"), "the flow names no MCP tool")
+
+        let flow = PaymentCoordinator(api: FakePaymentsAPI(), callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions(postalCode: false)).paymentSID)
+        await #expect(throws: FlowError.rejected(.itemsMissing([.cardNumber, .securityCode, .expirationDate]))) {
+            try await flow.complete(paymentSID: sid)
+        }
+        await #expect(throws: FlowError.invalidOptions(["timeout must be between 1 and 600 seconds, got 0"])) {
+            try await flow.start(callSID: Sample.otherCall, options: PaymentSessionOptions(timeout: 0))
+        }
+    }
+
     // MARK: Amounts and wording
 
     @Test func zeroTokenizesAndAmountsStayExact() {

@@ -83,6 +83,8 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         let refused = try await harness.client.callTool("completePaymentCapture", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
         #expect(refused["isError"] == true && text(refused).contains("card number, security code and expiration date are still missing"))
         #expect(refused["structuredContent"] == nil && firstJSON(refused)?["error"]?["message"]?.stringValue?.contains("still missing") == true)
+        #expect(firstJSON(refused)?["error"]?["reason"] == "items-missing")
+        #expect(firstJSON(refused)?["error"]?["missing"] == ["payment-card-number", "security-code", "expiration-date"])
 
         let wrongOrder = try await harness.client.callTool("captureSecurityCode", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
         #expect(wrongOrder["isError"] == true && text(wrongOrder).contains("card number before the security code"))
