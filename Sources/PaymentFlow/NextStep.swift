@@ -1,37 +1,10 @@
-/// The tools of the payment server, by their MCP names (the seed's camelCase names, kept so
-/// that users of the TypeScript server can switch).
-public enum FlowTool: String, Sendable, CaseIterable {
-    case startPaymentCapture, captureCardNumber, captureSecurityCode, captureExpirationDate, capturePostalCode
-    case captureBankRoutingNumber, captureBankAccountNumber, completePaymentCapture, cancelPaymentCapture, getPaymentStatus
+/// What the agent is helping the caller with now: the subject of the guidance that applies.
+/// Host-neutral: a host maps each topic to its own prompts (PaymentsMCP to MCP prompt names).
+public enum GuidanceTopic: String, Sendable, CaseIterable {
+    case startCapture, cardNumber, securityCode, expirationDate, postalCode, bankAccount, finishCapture, completion, error
 
-    /// The tool that captures `item` (a matcher is captured by its item's tool, with
-    /// `captureType` naming the matcher).
-    public static func capture(_ item: PaymentItem) -> FlowTool {
-        switch item.base {
-        case .cardNumber: return .captureCardNumber
-        case .securityCode: return .captureSecurityCode
-        case .expirationDate: return .captureExpirationDate
-        case .postalCode: return .capturePostalCode
-        case .bankRoutingNumber: return .captureBankRoutingNumber
-        default: return .captureBankAccountNumber
-        }
-    }
-}
-
-/// The prompts of the payment server, by their MCP names.
-public enum FlowPrompt: String, Sendable, CaseIterable {
-    case startCapture = "StartCapture"
-    case cardNumber = "CardNumber"
-    case securityCode = "SecurityCode"
-    case expirationDate = "ExpirationDate"
-    case postalCode = "PostalCode"
-    case bankAccount = "BankAccount"
-    case finishCapture = "FinishCapture"
-    case completion = "Completion"
-    case error = "Error"
-
-    /// The prompt that guides capturing `item`.
-    public static func capture(_ item: PaymentItem) -> FlowPrompt {
+    /// The topic that guides capturing `item`.
+    public static func capture(_ item: PaymentItem) -> GuidanceTopic {
         switch item.base {
         case .cardNumber: return .cardNumber
         case .securityCode: return .securityCode
@@ -42,36 +15,56 @@ public enum FlowPrompt: String, Sendable, CaseIterable {
     }
 }
 
-/// What the agent should do next, decided by the server from the session's state.
+/// What to do next, as a value a host can switch on.
+public enum NextAction: Sendable, Equatable {
+    /// Twilio is creating the session: wait for it.
+    case waitForStart
+    /// The caller is typing `item`: wait for the status to change.
+    case waitForCaller(PaymentItem)
+    /// Ask the caller for `item` and request its capture (again, after an error).
+    case capture(PaymentItem)
+    /// Everything is captured: complete the payment.
+    case complete
+    /// Completion was requested: wait for the result.
+    case waitForResult
+    /// Cancellation was requested: wait for it to be confirmed.
+    case waitForCancellation
+    /// The payment went through: tell the caller; nothing more to request.
+    case tellCaller
+    /// The session ended without a payment: if the caller still wants to pay, start a new one.
+    case startOver
+    /// The call is over: nothing can be done on it.
+    case callOver
+}
+
+/// What the agent should do next, decided by the flow from the session's state alone: an
+/// action, the guidance topic that applies, and one host-neutral sentence (it names no tool of
+/// any protocol; a host adds its own words for how to act).
 public struct NextStep: Sendable, Equatable {
-    /// The tool to call next, if any.
-    public var tool: FlowTool?
-    /// The prompt with guidance for this moment.
-    public var prompt: FlowPrompt?
+    public var action: NextAction
+    /// The guidance that applies now.
+    public var topic: GuidanceTopic?
     /// One sentence for the agent.
     public var instruction: String
-    /// Whether the agent should wait for the caller (and the status resource) before acting.
-    public var waitForCaller: Bool
-    /// The item the tool is to capture, when it is a second (confirming) entry: the capture
-    /// tool's `captureType` argument.
-    public var captureType: PaymentItem?
 
-    public init(tool: FlowTool?, prompt: FlowPrompt?, instruction: String, waitForCaller: Bool = false, captureType: PaymentItem? = nil) {
-        self.tool = tool
-        self.prompt = prompt
+    public init(_ action: NextAction, topic: GuidanceTopic?, instruction: String) {
+        self.action = action
+        self.topic = topic
         self.instruction = instruction
-        self.waitForCaller = waitForCaller
-        self.captureType = captureType
     }
 
-    /// The next step to capture `item`, with `captureType` set for a matcher.
-    static func capture(_ item: PaymentItem, prompt: FlowPrompt, instruction: String) -> NextStep {
-        NextStep(tool: .capture(item), prompt: prompt, instruction: instruction, captureType: item.isMatcher ? item : nil)
+    /// Whether the agent should wait for the caller (or Twilio) before acting.
+    public var waitForCaller: Bool {
+        switch action {
+        case .waitForStart, .waitForCaller, .waitForResult, .waitForCancellation: return true
+        default: return false
+        }
     }
 
-    /// How to call the tool for `item`: its name, plus the `captureType` argument for a matcher.
-    static func call(_ item: PaymentItem) -> String {
-        FlowTool.capture(item).rawValue + (item.isMatcher ? " with captureType \(item.rawValue)" : "")
+    /// The second (confirming) entry to capture, when the next capture is one.
+    public var captureType: PaymentItem? {
+        if case .capture(let item) = action, item.isMatcher { return item }
+        return nil
     }
 }
 
@@ -80,37 +73,33 @@ extension PaymentSession {
     public var nextStep: NextStep {
         switch phase {
         case .starting:
-            return NextStep(tool: .getPaymentStatus, prompt: .startCapture,
-                            instruction: "The payment session is starting; wait a moment, then check its status with getPaymentStatus.",
-                            waitForCaller: true)
+            return NextStep(.waitForStart, topic: .startCapture,
+                            instruction: "The payment session is starting; wait a moment for its status to change.")
         case .active(let current):
             if let current, state(current).isInProgress {
-                return NextStep(tool: .getPaymentStatus, prompt: .capture(current),
-                                instruction: "The caller is typing the \(current.spokenName) on the keypad; wait for them to finish (getPaymentStatus with waitSeconds returns as soon as it changes).",
-                                waitForCaller: true)
+                return NextStep(.waitForCaller(current), topic: .capture(current),
+                                instruction: "The caller is typing the \(current.spokenName) on the keypad; wait for them to finish (the status changes as they type).")
             }
             let missing = missingItems
             if let failed = missing.first(where: { if case .failed = state($0) { true } else { false } }),
                case .failed(let error) = state(failed) {
                 // After a failed confirmation Twilio may want the first entry again; follow its `Required`.
                 let retry = error == .inputMatchingFailed && missing.contains(failed.base) ? failed.base : failed
-                return .capture(retry, prompt: .error,
-                                instruction: "The \(failed.spokenName) was not accepted (\(ErrorGuidance.explanation(error))). \(ErrorGuidance.remedy(error, item: failed)) Then call \(NextStep.call(retry)) to capture \(retry == failed ? "it" : "the \(retry.spokenName)") again.")
+                return NextStep(.capture(retry), topic: .error,
+                                instruction: "The \(failed.spokenName) was not accepted (\(ErrorGuidance.explanation(error))). \(ErrorGuidance.remedy(error, item: failed)) Then capture \(retry == failed ? "it" : "the \(retry.spokenName)") again.")
             }
             if let item = missing.first {
-                return .capture(item, prompt: .capture(item),
-                                instruction: "Ask the caller to type the \(item.spokenName) on the keypad, then call \(NextStep.call(item)).")
+                return NextStep(.capture(item), topic: .capture(item),
+                                instruction: "Ask the caller to type the \(item.spokenName) on the keypad, then request its capture.")
             }
             let saved = configuration.paymentMethod == .achDebit ? "save the bank account" : "save the card"
-            return NextStep(tool: .completePaymentCapture, prompt: .finishCapture,
-                            instruction: "Everything required has been captured; confirm with the caller that they are ready, then call completePaymentCapture to \(configuration.isCharge ? "charge the payment" : saved).")
+            return NextStep(.complete, topic: .finishCapture,
+                            instruction: "Everything required has been captured; confirm with the caller that they are ready, then complete the payment to \(configuration.isCharge ? "charge it" : saved).")
         case .completing:
-            return NextStep(tool: .getPaymentStatus, prompt: .finishCapture,
-                            instruction: "The payment is being processed; tell the caller it will take a moment and wait for the result with getPaymentStatus.",
-                            waitForCaller: true)
+            return NextStep(.waitForResult, topic: .finishCapture,
+                            instruction: "The payment is being processed; tell the caller it will take a moment and wait for the result.")
         case .cancelling:
-            return NextStep(tool: .getPaymentStatus, prompt: nil,
-                            instruction: "The payment session is being cancelled; wait for the confirmation.", waitForCaller: true)
+            return NextStep(.waitForCancellation, topic: nil, instruction: "The payment session is being cancelled; wait for the confirmation.")
         case .completed(let outcome):
             let what: String
             if configuration.isCharge {
@@ -118,16 +107,15 @@ extension PaymentSession {
             } else {
                 what = (configuration.paymentMethod == .achDebit ? "The bank account was saved" : "The card was saved") + " for later payments"
             }
-            return NextStep(tool: nil, prompt: .completion,
-                            instruction: "\(what); confirm it to the caller and continue the conversation.")
+            return NextStep(.tellCaller, topic: .completion, instruction: "\(what); confirm it to the caller and continue the conversation.")
         case .cancelled(let reason):
-            return NextStep(tool: .startPaymentCapture, prompt: .startCapture,
-                            instruction: "The payment session was cancelled (\(reason)); if the caller still wants to pay, start a new one with startPaymentCapture.")
+            return NextStep(.startOver, topic: .startCapture,
+                            instruction: "The payment session was cancelled (\(reason)); if the caller still wants to pay, start a new payment session.")
         case .failed(let failure):
-            return NextStep(tool: .startPaymentCapture, prompt: .error,
-                            instruction: "The payment did not go through: \(failure.reason). Explain this to the caller and, if they want to try again, start a new session with startPaymentCapture.")
+            return NextStep(.startOver, topic: .error,
+                            instruction: "The payment did not go through: \(failure.reason). Explain this to the caller and, if they want to try again, start a new payment session.")
         case .callEnded(let failure):
-            return NextStep(tool: nil, prompt: .error,
+            return NextStep(.callOver, topic: .error,
                             instruction: "The call has ended (\(failure.reason)), so the payment cannot continue on it. Nothing was charged. If the caller calls back, start a new session on the new call.")
         }
     }

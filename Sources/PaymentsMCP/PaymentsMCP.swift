@@ -219,10 +219,10 @@ public final class PaymentsMCP: Sendable {
         Self.logger.info("payment tool result", metadata: [
             "call.sid": "\(session.callSID)", "payment.sid": "\(session.paymentSID?.rawValue ?? "-")",
             "payment.phase": "\(session.phase.name)", "payment.version": "\(session.version)",
-            "next.tool": "\(session.nextStep.tool?.rawValue ?? "-")",
+            "next.tool": "\(MCPNextStep(session.nextStep).tool?.rawValue ?? "-")",
         ])
         let status = redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys)
-        let guidance = redactor.redact((prefix.map { $0 + " " } ?? "") + "Next step: \(session.nextStep.instruction)")
+        let guidance = redactor.redact((prefix.map { $0 + " " } ?? "") + "Next step: \(MCPNextStep(session.nextStep).instruction)")
         return ToolResult(content: [.text(status.serialized()), .text(guidance)], structuredContent: status)
     }
 

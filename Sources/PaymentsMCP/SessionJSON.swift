@@ -40,7 +40,7 @@ public enum SessionJSON {
                 "required": .bool(session.required.contains(item)),
             ])
         }
-        let step = session.nextStep
+        let step = MCPNextStep(session.nextStep)
         return .object(dropping: [
             "callSid": .string(session.callSID.rawValue),
             "paymentSid": session.paymentSID.map { .string($0.rawValue) },

@@ -84,7 +84,7 @@ import TwilioSimulator
             var session = try await Self.captureAll(rig, sid, items: [.cardNumber, .securityCode, .expirationDate, .postalCode])
             #expect(session.maskedValue(.cardNumber) == "xxxxxxxxxxxx1111" && session.cardType == "visa")
             #expect(session.maskedValue(.securityCode) == "xxx" && session.missingItems.isEmpty)
-            #expect(session.nextStep.tool == .completePaymentCapture)
+            #expect(session.nextStep.action == .complete)
             _ = try await rig.coordinator.complete(paymentSID: sid)
             session = try await Self.until(rig, sid) { $0.phase.isFinished }
             guard case .completed(let outcome) = session.phase else { Issue.record("\(session.phase)"); return }
@@ -103,7 +103,7 @@ import TwilioSimulator
             let call = rig.simulator.startCall(CallerScript(entries: [.paymentCardNumber: [.digits("4111111111111112")]], completion: .decline()))
             let sid = try #require(try await rig.coordinator.start(callSID: call, options: PaymentSessionOptions()).paymentSID)
             var session = try await Self.captureAll(rig, sid, items: [.cardNumber])
-            #expect(session.state(.cardNumber) == .failed(.invalidCardNumber) && session.nextStep.prompt == .error)
+            #expect(session.state(.cardNumber) == .failed(.invalidCardNumber) && session.nextStep.topic == .error)
             session = try await Self.captureAll(rig, sid, items: [.cardNumber, .securityCode, .expirationDate, .postalCode])
             _ = try await rig.coordinator.complete(paymentSID: sid)
             session = try await Self.until(rig, sid) { $0.phase.isFinished }
@@ -153,14 +153,12 @@ import TwilioSimulator
             #expect(session.missingItems == [.cardNumber, .securityCode, .securityCodeMatcher, .expirationDate, .postalCode], "\(shape)")
             // Follow nextStep, as an agent does, until only completion is left.
             for _ in 0..<12 {
-                let step = session.nextStep
-                guard let tool = step.tool, tool != .completePaymentCapture else { break }
-                let item = try #require(step.captureType ?? PaymentItem.entries.first { FlowTool.capture($0) == tool }, "\(step)")
+                guard case .capture(let item) = session.nextStep.action else { break }
                 session = try await Self.captureAll(rig, sid, items: [item])
             }
             #expect(session.missingItems.isEmpty && session.requiredFromTwilio, "\(shape): \(session.missingItems)")
             #expect(session.maskedValue(.cardNumber) == "xxxxxxxxxxxx1111" && session.maskedValue(.securityCodeMatcher) == "xxx", "\(shape)")
-            #expect(session.maskedValue(.postalCode) == "94105" && session.nextStep.tool == .completePaymentCapture, "\(shape)")
+            #expect(session.maskedValue(.postalCode) == "94105" && session.nextStep.action == .complete, "\(shape)")
             _ = try await rig.coordinator.complete(paymentSID: sid)
             session = try await Self.until(rig, sid) { $0.phase.isFinished }
             #expect(session.phase.name == "completed", "\(shape)")

@@ -37,23 +37,7 @@ import TwilioPayments
     }
 }
 
-@Suite struct PromptLibraryTests {
-    @Test(arguments: FlowPrompt.allCases)
-    func everyPromptGuidesWithoutCardDataAloud(prompt: FlowPrompt) {
-        let text = PromptLibrary.text(prompt, session: nil)
-        #expect(text.count > 300)
-        #expect(text.contains("keypad") && text.contains("Never ask the caller to say"))
-    }
-
-    @Test(arguments: FlowPrompt.allCases)
-    func promptsSpeakToTheSessionState(prompt: FlowPrompt) {
-        let session = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: Sample.date),
-                                                 .callbackReceived(Sample.callback(["Capture": "payment-card-number", "ErrorType": "invalid-card-type"]), at: Sample.date)])
-        let text = PromptLibrary.text(prompt, session: session)
-        #expect(text.contains(Sample.payment.rawValue) && text.contains("Next step:"))
-        if prompt == .error { #expect(text.contains("this type of card is not accepted") && text.contains("failed 1 time")) }
-    }
-
+@Suite struct ErrorGuidanceTests {
     @Test func everyErrorTypeHasGuidance() {
         for error in PaymentErrorType.documented {
             #expect(!ErrorGuidance.explanation(error).isEmpty && !ErrorGuidance.remedy(error, item: .cardNumber).isEmpty)

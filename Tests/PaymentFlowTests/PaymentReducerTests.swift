@@ -84,7 +84,7 @@ import TwilioPayments
                                                  .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx"]), at: date)])
         #expect(session.state(.cardNumber) == .capturing(masked: "xxxx"))
         #expect(session.phase == .active(current: .cardNumber))
-        #expect(session.nextStep.tool == .getPaymentStatus && session.nextStep.waitForCaller)
+        #expect(session.nextStep.action == .waitForCaller(.cardNumber) && session.nextStep.waitForCaller)
     }
 
     @Test func anErrorTypeFailsTheItemAndAllowsReentry() {
@@ -92,7 +92,7 @@ import TwilioPayments
                                                  .callbackReceived(Sample.callback(["Capture": "payment-card-number", "ErrorType": "invalid-card-number", "Required": "payment-card-number,security-code"]), at: date)])
         #expect(session.state(.cardNumber) == .failed(.invalidCardNumber) && session.progress(.cardNumber).failedAttempts == 1)
         #expect(session.lastError == .invalidCardNumber)
-        #expect(session.nextStep.tool == .captureCardNumber && session.nextStep.prompt == .error)
+        #expect(session.nextStep.action == .capture(.cardNumber) && session.nextStep.topic == .error)
         session = run(session, [.captureRequested(.cardNumber, at: date),
                                 .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx4242"]), at: date)])
         #expect(session.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx4242") && session.lastError == nil)

@@ -36,7 +36,7 @@ import TwilioPayments
         #expect(session.phase == .completed(PaymentOutcome(result: .success, confirmationCode: "ch_a9dc6297")))
         #expect(session.maskedValue(.cardNumber) == "xxxxxxxxxxxx1111" && session.cardType == "visa")
         #expect(session.maskedValue(.securityCode) == "xxx" && session.maskedValue(.expirationDate) == "1230")
-        #expect(session.nextStep.prompt == .completion && session.nextStep.tool == nil)
+        #expect(session.nextStep.topic == .completion && session.nextStep.action == .tellCaller)
     }
 
     @Test func happyPathTokenize() {
@@ -48,12 +48,12 @@ import TwilioPayments
 
     @Test func nextStepsWalkTheAgentThroughEveryItem() {
         var session = Sample.cardSession()
-        var tools: [FlowTool?] = [session.nextStep.tool]
+        var actions: [NextAction] = [session.nextStep.action]
         for window in Self.cardWindows().dropLast() {
             session = Self.play([window], from: session)
-            tools.append(session.nextStep.tool)
+            actions.append(session.nextStep.action)
         }
-        #expect(tools == [.captureCardNumber, .captureSecurityCode, .captureExpirationDate, .capturePostalCode, .completePaymentCapture])
+        #expect(actions == [.capture(.cardNumber), .capture(.securityCode), .capture(.expirationDate), .capture(.postalCode), .complete])
     }
 
     @Test func invalidCardThenReentryThenSuccess() {
@@ -63,8 +63,8 @@ import TwilioPayments
                          Sample.callback(["Capture": "payment-card-number", "ErrorType": "invalid-card-number",
                                           "Required": "payment-card-number,security-code,expiration-date,postal-code"])]), at: 0)
         let afterError = Self.play(Array(windows.prefix(1)))
-        #expect(afterError.nextStep.prompt == .error && afterError.nextStep.tool == .captureCardNumber)
-        #expect(PromptLibrary.text(.error, session: afterError).contains("card number was not valid"))
+        #expect(afterError.nextStep.topic == .error && afterError.nextStep.action == .capture(.cardNumber))
+        #expect(afterError.nextStep.instruction.contains("card number was not valid"))
         let session = Self.play(windows)
         #expect(session.phase.name == "completed")
         #expect(session.progress(.cardNumber).failedAttempts == 1 && session.progress(.cardNumber).requests == 2)
@@ -83,7 +83,7 @@ import TwilioPayments
                                    Sample.callback(["Result": "caller-hung-up"])])])
         guard case .callEnded(let failure) = session.phase else { Issue.record("\(session.phase)"); return }
         #expect(failure.result == .callerHungUp && failure.reason == "the caller hung up")
-        #expect(session.nextStep.tool == nil && session.nextStep.instruction.contains("The call has ended"))
+        #expect(session.nextStep.action == .callOver && session.nextStep.instruction.contains("The call has ended"))
     }
 
     @Test func declineAtCompleteCarriesPaymentErrorAndCode() {
@@ -92,8 +92,8 @@ import TwilioPayments
         guard case .failed(let failure) = session.phase else { Issue.record("\(session.phase)"); return }
         #expect(failure.payErrorCode == 64012 && failure.paymentError == "card_declined" && failure.connectorError == "Your card was declined.")
         #expect(failure.reason.contains("card_declined") && failure.reason.contains("rejected the card"))
-        let guidance = PromptLibrary.text(.error, session: session)
-        #expect(guidance.contains("Error 64012") && guidance.contains("another card"))
+        #expect(session.nextStep.action == .startOver && session.nextStep.instruction.contains("rejected the card"))
+        #expect(TwilioErrorCatalog.entries[64012]?.remedy.contains("another card") == true)
     }
 
     @Test func cancelMidCapture() {
@@ -109,7 +109,7 @@ import TwilioPayments
 
     @Test func achPayment() {
         var session = Sample.achSession()
-        #expect(session.nextStep.tool == .captureBankRoutingNumber && session.nextStep.prompt == .bankAccount)
+        #expect(session.nextStep.action == .capture(.bankRoutingNumber) && session.nextStep.topic == .bankAccount)
         session = Self.play([
             (.captureRequested(.bankRoutingNumber, at: Sample.date),
              Sample.typing(.bankRoutingNumber, field: "BankRoutingNumber", masked: ["1", "121000358"], required: "bank-account-number")),

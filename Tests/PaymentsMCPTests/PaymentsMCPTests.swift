@@ -184,3 +184,58 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         #expect(try await late.value["isError"] == nil, "a waiting call goes ahead once the flow is ready")
     }
 }
+
+@Suite struct PromptLibraryTests {
+    @Test(arguments: FlowPrompt.allCases)
+    func everyPromptGuidesWithoutCardDataAloud(prompt: FlowPrompt) {
+        let text = PromptLibrary.text(prompt, session: nil)
+        #expect(text.count > 300)
+        #expect(text.contains("keypad") && text.contains("Never ask the caller to say"))
+    }
+
+    @Test(arguments: FlowPrompt.allCases)
+    func promptsSpeakToTheSessionState(prompt: FlowPrompt) {
+        let session = [PaymentEvent.captureRequested(.cardNumber, at: Harness.date),
+                       .callbackReceived(Harness.callback(["Capture": "payment-card-number", "ErrorType": "invalid-card-type"]), at: Harness.date)]
+            .reduce(Harness.cardSession()) { PaymentReducer.reduce($0, $1).session }
+        let text = PromptLibrary.text(prompt, session: session)
+        #expect(text.contains(Harness.payment.rawValue) && text.contains("Next step:"))
+        if prompt == .error { #expect(text.contains("this type of card is not accepted") && text.contains("failed 1 time")) }
+    }
+}
+
+extension Harness {
+    static let date = Date(timeIntervalSince1970: 1_800_000_000)
+    static let payment = PaymentSID(validated: "PK" + String(repeating: "a", count: 32))
+
+    static func cardSession() -> PaymentSession {
+        let fresh = PaymentSession(callSID: CallSID(validated: call), configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date)
+        return PaymentReducer.reduce(fresh, .sessionCreated(payment, at: date)).session
+    }
+
+    static func callback(_ fields: [String: String]) -> PaymentStatusCallback {
+        var all = fields
+        all["Sid"] = payment.rawValue
+        return PaymentStatusCallback(fields: all.sorted { $0.key < $1.key })
+    }
+}
+
+@Suite struct MCPNextStepTests {
+    @Test func everyActionBecomesAToolAndWords() {
+        var session = Harness.cardSession()
+        var step = MCPNextStep(session.nextStep)
+        #expect(step.tool == .captureCardNumber && step.prompt == .cardNumber && step.instruction.hasSuffix("Call captureCardNumber."))
+        session = PaymentReducer.reduce(session, .captureRequested(.cardNumber, at: Harness.date)).session
+        step = MCPNextStep(session.nextStep)
+        #expect(step.tool == .getPaymentStatus && step.waitForCaller && step.instruction.contains("waitSeconds"))
+        let matched = PaymentReducer.reduce(PaymentSession(callSID: CallSID(validated: Harness.call), configuration: PaymentConfiguration(options:
+            PaymentSessionOptions(requireMatchingInputs: [.paymentCardNumber])), at: Harness.date), .sessionCreated(Harness.payment, at: Harness.date)).session
+        var captured = matched
+        captured.items[.cardNumber] = ItemProgress()
+        captured.items[.cardNumber]?.state = .captured(masked: "xxxxxxxxxxxx1111")
+        step = MCPNextStep(captured.nextStep)
+        #expect(step.tool == .captureCardNumber && step.captureType == .cardNumberMatcher)
+        #expect(step.instruction.contains("captureType payment-card-number-matcher"))
+        for topic in GuidanceTopic.allCases { #expect(FlowPrompt.allCases.contains(FlowPrompt(topic))) }
+    }
+}

@@ -30,6 +30,20 @@ import Testing
         #expect(findings.isEmpty, "forbidden imports:\n\(findings.joined(separator: "\n"))")
     }
 
+    /// PaymentFlow is for any host: its guidance names no MCP tool or prompt.
+    @Test func paymentFlowSpeaksNoMCP() throws {
+        let names = ["startPaymentCapture", "captureCardNumber", "captureSecurityCode", "captureExpirationDate", "capturePostalCode",
+                     "captureBankRoutingNumber", "captureBankAccountNumber", "completePaymentCapture", "cancelPaymentCapture",
+                     "getPaymentStatus", "tools/call", "resources/"]
+        var findings: [String] = []
+        for file in try Repository.files(under: "Sources/PaymentFlow") {
+            for (index, line) in file.text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                for name in names where line.contains(name) { findings.append("\(file.relativePath):\(index + 1): \(name)") }
+            }
+        }
+        #expect(findings.isEmpty, "PaymentFlow names MCP things:\n\(findings.joined(separator: "\n"))")
+    }
+
     @Test func importsAreReadInEveryForm() {
         let text = "import Foundation\npublic import MCPCore\n@testable import PaymentFlow\ninternal import struct NIOCore.ByteBuffer\n// import Hummingbird\n  @_exported public import Logging\n"
         #expect(ImportRule.imports(in: text).map(\.module) == ["Foundation", "MCPCore", "PaymentFlow", "NIOCore", "Logging"])
