@@ -15,8 +15,10 @@ let package = Package(
     name: "agent-payments",
     platforms: [.macOS(.v15)],
     products: [
-        /// The dual-era MCP codec, server engine, stdio transport and a small client.
+        /// The dual-era MCP codec, server engine and stdio transport.
         .library(name: "MCPCore", targets: ["MCPCore"]),
+        /// A small MCP client for both eras: in-process and child-process channels.
+        .library(name: "MCPClient", targets: ["MCPClient"]),
         /// The Twilio Payments REST client, status-callback parsing and webhook signatures.
         .library(name: "TwilioPayments", targets: ["TwilioPayments"]),
         /// The payment session state machine, coordinator and store; embeddable in any host.
@@ -44,6 +46,13 @@ let package = Package(
             name: "MCPCore",
             swiftSettings: strictness
         ),
+        /// The client side of MCPCore's codec: what the tests, the benchmarks and the demo drive
+        /// servers with.
+        .target(
+            name: "MCPClient",
+            dependencies: ["MCPCore"],
+            swiftSettings: strictness
+        ),
         /// A server built only from MCPCore that the interop tests and the benchmark drive.
         .executableTarget(
             name: "mcpcore-fixture-server",
@@ -53,7 +62,7 @@ let package = Package(
         /// What the benchmarks share: blocking stdio with a child server, clocks, percentiles.
         .target(
             name: "BenchmarkSupport",
-            dependencies: ["MCPCore"],
+            dependencies: ["MCPCore", "MCPClient"],
             path: "Benchmarks/BenchmarkSupport",
             swiftSettings: strictness
         ),
@@ -147,7 +156,7 @@ let package = Package(
         .executableTarget(
             name: "agent-payments",
             dependencies: [
-                "MCPCore", "PaymentsMCP", "PaymentFlow", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
+                "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -156,7 +165,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PaymentsMCPTests",
-            dependencies: ["PaymentsMCP", "MCPCore", "PaymentFlow", "TwilioPayments", "PaymentsTestSupport"],
+            dependencies: ["PaymentsMCP", "MCPCore", "MCPClient", "PaymentFlow", "TwilioPayments", "PaymentsTestSupport"],
             swiftSettings: strictness
         ),
         .testTarget(
@@ -216,7 +225,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MCPCoreTests",
-            dependencies: ["MCPCore"],
+            dependencies: ["MCPCore", "MCPClient"],
             swiftSettings: strictness
         ),
     ]

@@ -1,4 +1,5 @@
 public import MCPCore
+public import MCPClient
 import Synchronization
 #if canImport(Glibc)
 import Glibc

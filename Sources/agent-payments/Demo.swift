@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MCPCore
+import MCPClient
 import TwilioPayments
 
 /// A complete simulated payment through the real protocol: this same executable runs as an

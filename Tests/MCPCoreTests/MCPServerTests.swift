@@ -1,6 +1,7 @@
 import Synchronization
 import Testing
 @testable import MCPCore
+import MCPClient
 
 /// Builds a small server for the engine tests.
 func makeServer(pageSize: Int = 100) -> MCPServer {

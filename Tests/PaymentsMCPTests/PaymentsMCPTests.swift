@@ -1,5 +1,6 @@
 import Foundation
 import MCPCore
+import MCPClient
 import PaymentFlow
 import PaymentsMCP
 import Synchronization

@@ -6,8 +6,10 @@ import Testing
 @Suite struct ImportRulesTests {
     /// Target → modules it must never import.
     static let forbidden: [String: Set<String>] = [
-        "MCPCore": ["Foundation", "FoundationEssentials", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator",
+        "MCPCore": ["Foundation", "FoundationEssentials", "MCPClient", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator",
                     "Hummingbird", "HummingbirdCore", "ListenerGuard"],
+        "MCPClient": ["Foundation", "FoundationEssentials", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator",
+                      "Hummingbird", "HummingbirdCore", "ListenerGuard"],
         "TwilioPayments": ["MCPCore", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator", "Hummingbird", "HummingbirdCore"],
         "PaymentFlow": ["MCPCore", "PaymentsMCP", "Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "ListenerGuard"],
         "CallbackHTTP": ["PaymentFlow", "MCPCore", "PaymentsMCP"],

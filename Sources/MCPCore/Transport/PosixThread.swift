@@ -8,7 +8,7 @@ import Darwin
 
 /// A dedicated OS thread for blocking I/O that must not occupy Swift's cooperative pool
 /// (reading stdin, writing to a slow reader).
-final class PosixThread: @unchecked Sendable {
+package final class PosixThread: @unchecked Sendable {
     private var handle = pthread_t()
 
     private final class Box {
@@ -17,7 +17,7 @@ final class PosixThread: @unchecked Sendable {
     }
 
     /// Starts `body` on a new thread.
-    init(name: String, _ body: @escaping @Sendable () -> Void) {
+    package init(name: String, _ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         #if canImport(Darwin)
         var created: pthread_t?

@@ -1,3 +1,4 @@
+public import MCPCore
 import Synchronization
 
 /// A small but real MCP client: it opens a connection in either era, correlates responses

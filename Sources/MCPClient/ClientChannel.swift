@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+public import MCPCore
 import Synchronization
 
 /// The C library's `close`, callable where a `close()` method hides it.
