@@ -1,0 +1,148 @@
+import Synchronization
+
+/// The handlers behind tools, resources, prompts and completion.
+extension ServerConnection {
+    // MARK: Tools
+
+    func callTool(params: JSONValue, context: RequestContext) async throws -> JSONValue {
+        guard let name = params["name"]?.stringValue else { throw JSONRPCError.invalidParams("\"name\" (a string) is required") }
+        let tool = server.registry.withLock { $0.tools.first { $0.name == name } }
+        guard let tool else {
+            let known = server.registry.withLock { $0.tools.map(\.name) }.joined(separator: ", ")
+            throw JSONRPCError.invalidParams("Unknown tool: \(name) (available: \(known.isEmpty ? "none" : known))")
+        }
+        let argumentsValue = params["arguments"] ?? [:]
+        guard case .object(let arguments) = argumentsValue else {
+            throw JSONRPCError.invalidParams("\"arguments\" must be an object, got \(argumentsValue.typeName)")
+        }
+        let violations = JSONSchemaValidator(schema: tool.inputSchema).validate(argumentsValue, rootName: "arguments")
+        if !violations.isEmpty {
+            let text = "Invalid arguments for tool \(name): " + violations.map(\.description).joined(separator: "; ")
+            return ToolResult(text: text, isError: true).json
+        }
+        let result: ToolResult
+        do {
+            result = try await tool.handler(ToolCall(arguments: arguments, context: context))
+        } catch let error as ToolError {
+            return ToolResult(text: error.message, structuredContent: error.structuredContent, isError: true).json
+        } catch let error as JSONRPCError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            return ToolResult(text: "Tool \(name) failed: \(error)", isError: true).json
+        }
+        if let outputSchema = tool.outputSchema, !result.isError {
+            guard let structured = result.structuredContent else {
+                throw JSONRPCError.internalError("tool \(name) declares an outputSchema but returned no structuredContent")
+            }
+            let problems = JSONSchemaValidator(schema: outputSchema).validate(structured, rootName: "structuredContent")
+            if !problems.isEmpty {
+                throw JSONRPCError.internalError("tool \(name) returned output that does not match its outputSchema: "
+                    + problems.map(\.description).joined(separator: "; "))
+            }
+        }
+        return result.json
+    }
+
+    // MARK: Resources
+
+    func resourceExists(uri: String) -> Bool {
+        server.registry.withLock { registry in
+            registry.resources.contains { $0.descriptor.uri == uri } || registry.templates.contains { $0.template.match(uri) != nil }
+        }
+    }
+
+    func listResources(params: JSONValue) async throws -> JSONValue {
+        let (resources, listers) = server.registry.withLock { registry in
+            (registry.resources.map(\.descriptor), registry.templates.compactMap(\.list))
+        }
+        var descriptors = resources
+        for list in listers { descriptors += await list() }
+        return try paginate(descriptors.map(\.json), key: "resources", params: params).get()
+    }
+
+    func readResource(params: JSONValue, context: RequestContext) async throws -> JSONValue {
+        guard let uri = params["uri"]?.stringValue else { throw JSONRPCError.invalidParams("\"uri\" (a string) is required") }
+        let (resource, templates) = server.registry.withLock { registry in
+            (registry.resources.first { $0.descriptor.uri == uri }, registry.templates)
+        }
+        if let resource {
+            return ["contents": .array(try await resource.read(context).map(\.json))]
+        }
+        for template in templates {
+            guard let variables = template.template.match(uri) else { continue }
+            if let contents = try await template.read(variables, uri, context) {
+                return ["contents": .array(contents.map(\.json))]
+            }
+        }
+        throw ResourceNotFound.error(uri: uri)
+    }
+
+    // MARK: Prompts
+
+    func getPrompt(params: JSONValue, context: RequestContext) async throws -> JSONValue {
+        guard let name = params["name"]?.stringValue else { throw JSONRPCError.invalidParams("\"name\" (a string) is required") }
+        let prompt = server.registry.withLock { $0.prompts.first { $0.name == name } }
+        guard let prompt else {
+            let known = server.registry.withLock { $0.prompts.map(\.name) }.joined(separator: ", ")
+            throw JSONRPCError.invalidParams("Unknown prompt: \(name) (available: \(known.isEmpty ? "none" : known))")
+        }
+        let arguments = try Self.stringArguments(params["arguments"], what: "prompt \(name)")
+        let missing = prompt.arguments.filter { $0.required && (arguments[$0.name] ?? "").isEmpty }.map(\.name)
+        if !missing.isEmpty {
+            throw JSONRPCError.invalidParams("Missing required argument\(missing.count > 1 ? "s" : "") for prompt \(name): "
+                + missing.joined(separator: ", "))
+        }
+        return try await prompt.render(arguments, context).json
+    }
+
+    static func stringArguments(_ value: JSONValue?, what: String) throws -> [String: String] {
+        guard let value, !value.isNull else { return [:] }
+        guard case .object(let members) = value else {
+            throw JSONRPCError.invalidParams("\"arguments\" for \(what) must be an object of strings")
+        }
+        var arguments: [String: String] = [:]
+        for (key, member) in members {
+            guard let string = member.stringValue else {
+                throw JSONRPCError.invalidParams("argument \(key) for \(what) must be a string, got \(member.typeName)")
+            }
+            arguments[key] = string
+        }
+        return arguments
+    }
+
+    // MARK: Completion
+
+    func complete(params: JSONValue, context: RequestContext) async throws -> JSONValue {
+        let provider = server.registry.withLock { $0.completionProvider }
+        guard let provider else { throw JSONRPCError.methodNotFound("completion/complete", detail: "this server offers no completions") }
+        guard let reference = params["ref"], let type = reference["type"]?.stringValue else {
+            throw JSONRPCError.invalidParams("\"ref\" with a \"type\" is required")
+        }
+        let parsedReference: CompletionRequest.Reference
+        switch type {
+        case "ref/prompt":
+            guard let name = reference["name"]?.stringValue else { throw JSONRPCError.invalidParams("ref/prompt needs a \"name\"") }
+            guard server.registry.withLock({ $0.prompts.contains { $0.name == name } }) else {
+                throw JSONRPCError.invalidParams("Unknown prompt: \(name)")
+            }
+            parsedReference = .prompt(name: name)
+        case "ref/resource":
+            guard let uri = reference["uri"]?.stringValue else { throw JSONRPCError.invalidParams("ref/resource needs a \"uri\"") }
+            guard server.registry.withLock({ $0.templates.contains { $0.template.text == uri } || $0.resources.contains { $0.descriptor.uri == uri } }) else {
+                throw JSONRPCError.invalidParams("Unknown resource template: \(uri)")
+            }
+            parsedReference = .resourceTemplate(uri: uri)
+        default:
+            throw JSONRPCError.invalidParams("\"ref.type\" must be ref/prompt or ref/resource, got \(type)")
+        }
+        guard let argumentName = params["argument"]?["name"]?.stringValue, let value = params["argument"]?["value"]?.stringValue else {
+            throw JSONRPCError.invalidParams("\"argument\" needs a string \"name\" and \"value\"")
+        }
+        let contextArguments = try Self.stringArguments(params["context"]?["arguments"], what: "completion context")
+        let request = CompletionRequest(reference: parsedReference, argumentName: argumentName, value: value,
+                                        contextArguments: contextArguments)
+        return try await provider(request, context).json
+    }
+}
