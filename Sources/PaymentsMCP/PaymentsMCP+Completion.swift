@@ -1,0 +1,26 @@
+import MCPCore
+import PaymentFlow
+import TwilioPayments
+import Foundation
+import Logging
+
+/// Completion of call and payment SIDs.
+extension PaymentsMCP {
+    // MARK: Completion
+
+    func complete(_ request: CompletionRequest) async -> Completion {
+        guard let coordinator = try? await coordinator.get(timeout: .zero) else { return Completion(values: []) }
+        let sessions = await coordinator.activeSessions()
+        let values: [String]
+        switch request.argumentName {
+        case "callSid":
+            values = Array(Set(sessions.map(\.callSID.rawValue))).sorted()
+        case "paymentSid":
+            let call = request.contextArguments["callSid"]
+            values = sessions.filter { call == nil || $0.callSID.rawValue == call }.compactMap { $0.paymentSID?.rawValue }.sorted()
+        default:
+            values = []
+        }
+        return Completion(values: values.filter { $0.hasPrefix(request.value) })
+    }
+}

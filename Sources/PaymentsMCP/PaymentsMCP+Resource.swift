@@ -1,0 +1,31 @@
+import MCPCore
+import PaymentFlow
+import TwilioPayments
+import Foundation
+import Logging
+
+/// The status resource `payment://{callSid}/{paymentSid}/status`.
+extension PaymentsMCP {
+    // MARK: Resource
+
+    func statusTemplate() -> ResourceTemplate {
+        ResourceTemplate(
+            try! URITemplate("payment://{callSid}/{paymentSid}/status"), name: "payment-status", title: "Payment session status",
+            description: "Live, masked status of one payment session, with the next step. Subscribe to be told of every change.",
+            mimeType: "application/json",
+            list: { [self] in
+                guard let coordinator = try? await coordinator.get(timeout: .zero) else { return [] }
+                return await coordinator.activeSessions().compactMap { session in
+                    guard let sid = session.paymentSID else { return nil }
+                    return ResourceDescriptor(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), name: "\(session.callSID)/\(sid)",
+                                              title: "Payment \(sid) (\(session.phase.name))", mimeType: "application/json")
+                }
+            }
+        ) { [self] variables, uri, _ in
+            guard let sid = variables["paymentSid"].flatMap(PaymentSID.init), let callSID = variables["callSid"].flatMap(CallSID.init),
+                  let coordinator = try? await coordinator.get(timeout: readinessTimeout),
+                  let session = await coordinator.session(sid), session.callSID == callSID else { return nil }
+            return [ResourceContents(uri: uri, mimeType: "application/json", text: redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys).serialized())]
+        }
+    }
+}
