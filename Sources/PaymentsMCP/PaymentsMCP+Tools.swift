@@ -30,13 +30,12 @@ extension PaymentsMCP {
         return tools
     }
 
-    static let logger = Logger(label: "agent-payments.tools")
 
     /// A successful tool result: the first content block is the JSON of the status (the same as
     /// `structuredContent`, parseable as the TypeScript server's results were), the second the
     /// guidance in words.
     func result(_ session: PaymentSession, prefix: String? = nil) -> ToolResult {
-        Self.logger.info("payment tool result", metadata: [
+        logger.info("payment tool result", metadata: [
             "call.sid": "\(session.callSID)", "payment.sid": "\(session.paymentSID?.rawValue ?? "-")",
             "payment.phase": "\(session.phase.name)", "payment.version": "\(session.version)",
             "next.tool": "\(MCPNextStep(session.nextStep).tool?.rawValue ?? "-")",
@@ -49,7 +48,7 @@ extension PaymentsMCP {
     /// A refusal: `isError`, no `structuredContent` (the tools' output schema describes a
     /// session); the first block is the JSON of the error, the second the message in words.
     func failure(_ error: FlowError) -> ToolResult {
-        Self.logger.warning("tool refused: \(error)")
+        logger.warning("tool refused: \(error)")
         var detail: [String: JSONValue] = ["message": .string(redactor.redact(error.description))]
         if case .twilio(let twilio) = error, case .api(let api) = twilio {
             detail["twilioCode"] = api.code.map { .integer(Int64($0)) }

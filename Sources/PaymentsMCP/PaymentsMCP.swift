@@ -2,7 +2,7 @@ public import MCPCore
 public import PaymentFlow
 import TwilioPayments
 import Foundation
-import Logging
+public import Logging
 
 /// Binds the payment flow to an MCP server: the seed's tools (`startPaymentCapture`,
 /// `captureCardNumber`, `captureSecurityCode`, `captureExpirationDate`,
@@ -20,8 +20,13 @@ public final class PaymentsMCP: Sendable {
     /// prompts), as the logs do: Twilio's messages may echo what they were sent.
     public let redactor: Redactor
 
+    /// Where the tools log their results and refusals (the host's choice, as swift-log has it).
+    public let logger: Logger
+
     public init(server: MCPServer, coordinator: Eventually<PaymentCoordinator>, defaults: PaymentDefaults = PaymentDefaults(),
-                readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: [])) {
+                readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: []),
+                logger: Logger = Logger(label: "agent-payments.tools")) {
+        self.logger = logger
         self.server = server
         self.coordinator = coordinator
         self.defaults = defaults
