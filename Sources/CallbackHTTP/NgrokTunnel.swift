@@ -141,9 +141,8 @@ public final class NgrokTunnel: Sendable {
             }
             if let response = try? await transport.send(HTTPRequest(method: "GET", url: api, headers: [], body: nil, timeout: .seconds(2))),
                response.status == 200,
-               let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any],
-               let tunnels = object["tunnels"] as? [[String: Any]],
-               let url = tunnels.compactMap({ $0["public_url"] as? String }).first(where: { $0.hasPrefix("https://") }) {
+               let listing = try? JSONDecoder().decode(TunnelList.self, from: response.body),
+               let url = listing.tunnels.compactMap(\.public_url).first(where: { $0.hasPrefix("https://") }) {
                 logger.info("ngrok tunnel is up", metadata: ["url": "\(url)"])
                 return NgrokTunnel(publicURL: url, process: process, configFile: configFile, errorReader: errorReader)
             }
@@ -154,6 +153,12 @@ public final class NgrokTunnel: Sendable {
         errorReader.readabilityHandler = nil
         try? FileManager.default.removeItem(at: configFile)
         throw PublicURLError(description: "ngrok did not report a public URL within \(configuration.startupTimeout): \(diagnostics())")
+    }
+
+    /// What the agent's local API lists (`GET /api/tunnels`).
+    struct TunnelList: Decodable {
+        struct Tunnel: Decodable { var public_url: String? }
+        var tunnels: [Tunnel]
     }
 
     /// Whether the agent is still running.

@@ -20,21 +20,29 @@ public struct PaymentResource: Sendable, Equatable {
         self.uri = uri
     }
 
-    /// Decodes Twilio's snake_case JSON; the payment SID is required and validated.
-    init(json object: [String: Any], status: Int) throws(TwilioError) {
-        guard let sidText = object["sid"] as? String else {
-            throw .invalidResponse(status: status, detail: "the payment resource has no sid")
-        }
+    /// The payment resource as Twilio's JSON spells it (snake_case, every field nullable).
+    struct Wire: Decodable {
+        var account_sid: String?
+        var call_sid: String?
+        var sid: String?
+        var date_created: String?
+        var date_updated: String?
+        var uri: String?
+    }
+
+    /// From Twilio's JSON; the payment SID is required and validated.
+    init(_ wire: Wire, status: Int) throws(TwilioError) {
+        guard let sidText = wire.sid else { throw .invalidResponse(status: status, detail: "the payment resource has no sid") }
         do {
             sid = try PaymentSID(validating: sidText)
         } catch {
             throw .invalidResponse(status: status, detail: error.description)
         }
-        accountSID = (object["account_sid"] as? String).flatMap(AccountSID.init)
-        callSID = (object["call_sid"] as? String).flatMap(CallSID.init)
-        dateCreated = (object["date_created"] as? String).flatMap(TwilioDate.parse)
-        dateUpdated = (object["date_updated"] as? String).flatMap(TwilioDate.parse)
-        uri = object["uri"] as? String
+        accountSID = wire.account_sid.flatMap(AccountSID.init)
+        callSID = wire.call_sid.flatMap(CallSID.init)
+        dateCreated = wire.date_created.flatMap(TwilioDate.parse)
+        dateUpdated = wire.date_updated.flatMap(TwilioDate.parse)
+        uri = wire.uri
     }
 }
 
@@ -61,6 +69,14 @@ public struct CallResource: Sendable, Equatable {
         self.status = rawStatus.flatMap(Status.init(rawValue:))
         self.parentCallSID = parentCallSID
         self.direction = direction
+    }
+
+    /// The call resource as Twilio's JSON spells it.
+    struct Wire: Decodable {
+        var sid: String?
+        var status: String?
+        var parent_call_sid: String?
+        var direction: String?
     }
 
     /// Whether the call can still carry a payment.

@@ -72,7 +72,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         if !problems.isEmpty { throw .invalidRequest(problems) }
         let fields = [("IdempotencyKey", idempotencyKey), ("StatusCallback", statusCallback)] + options.formFields()
         let response = try await perform(method: "POST", path: "Calls/\(callSID)/Payments.json", form: fields)
-        return try PaymentResource(json: try Self.object(from: response, expecting: 201), status: response.status)
+        return try PaymentResource(try Self.decode(PaymentResource.Wire.self, from: response), status: response.status)
     }
 
     public func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
@@ -81,18 +81,16 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         if !problems.isEmpty { throw .invalidRequest(problems) }
         let fields = [("IdempotencyKey", idempotencyKey), ("StatusCallback", statusCallback)] + update.formFields()
         let response = try await perform(method: "POST", path: "Calls/\(callSID)/Payments/\(paymentSID).json", form: fields)
-        return try PaymentResource(json: try Self.object(from: response, expecting: 202), status: response.status)
+        return try PaymentResource(try Self.decode(PaymentResource.Wire.self, from: response), status: response.status)
     }
 
     public func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
         let response = try await perform(method: "GET", path: "Calls/\(callSID).json", form: nil)
-        let object = try Self.object(from: response, expecting: 200)
-        guard let sid = (object["sid"] as? String).flatMap(CallSID.init) else {
+        let call = try Self.decode(CallResource.Wire.self, from: response)
+        guard let sid = call.sid.flatMap(CallSID.init) else {
             throw .invalidResponse(status: response.status, detail: "the call resource has no valid sid")
         }
-        return CallResource(sid: sid, rawStatus: object["status"] as? String,
-                            parentCallSID: (object["parent_call_sid"] as? String).flatMap(CallSID.init),
-                            direction: object["direction"] as? String)
+        return CallResource(sid: sid, rawStatus: call.status, parentCallSID: call.parent_call_sid.flatMap(CallSID.init), direction: call.direction)
     }
 
     // MARK: Plumbing
@@ -162,23 +160,50 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         }
     }
 
-    private static func object(from response: HTTPResponse, expecting status: Int) throws(TwilioError) -> [String: Any] {
+    /// A successful response's body as `T`; Twilio's error for any other status.
+    private static func decode<T: Decodable>(_ type: T.Type, from response: HTTPResponse) throws(TwilioError) -> T {
         guard (200..<300).contains(response.status) else { throw .api(apiError(from: response)) }
-        guard let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] else {
-            throw .invalidResponse(status: response.status, detail: "the body is not a JSON object")
+        do {
+            return try JSONDecoder().decode(T.self, from: response.body)
+        } catch {
+            throw .invalidResponse(status: response.status, detail: "the body is not the JSON object Twilio sends")
         }
-        return object
+    }
+
+    /// Twilio's error body in either shape: legacy (`code`, `message`, `more_info`, `status`)
+    /// or RFC 9457 problem details (`type`, `title`, `detail`, `status`, `code`). `code` may be
+    /// a number or a numeric string.
+    struct ErrorWire: Decodable {
+        var code: Int?
+        var message: String?
+        var more_info: String?
+        var status: Int?
+        var detail: String?
+        var title: String?
+        var type: String?
+
+        enum CodingKeys: String, CodingKey { case code, message, more_info, status, detail, title, type }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            code = (try? container.decodeIfPresent(Int.self, forKey: .code)) ?? (try? container.decodeIfPresent(String.self, forKey: .code)).flatMap { $0.flatMap(Int.init) }
+            message = try? container.decodeIfPresent(String.self, forKey: .message)
+            more_info = try? container.decodeIfPresent(String.self, forKey: .more_info)
+            status = try? container.decodeIfPresent(Int.self, forKey: .status)
+            detail = try? container.decodeIfPresent(String.self, forKey: .detail)
+            title = try? container.decodeIfPresent(String.self, forKey: .title)
+            type = try? container.decodeIfPresent(String.self, forKey: .type)
+        }
     }
 
     /// Decodes Twilio's legacy error JSON (`code`, `message`, `more_info`, `status`) or RFC 9457
     /// problem details (`type`, `title`, `detail`, `status`, `code`).
     static func apiError(from response: HTTPResponse) -> TwilioAPIError {
-        let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
-        let code = (object["code"] as? Int) ?? (object["code"] as? String).flatMap(Int.init)
-        let message = (object["message"] as? String) ?? (object["detail"] as? String) ?? (object["title"] as? String)
-            ?? HTTPStatusText.reason(response.status)
-        let moreInfo = (object["more_info"] as? String) ?? (object["type"] as? String).flatMap { $0 == "about:blank" ? nil : $0 }
-        let status = (object["status"] as? Int) ?? response.status
+        let body = try? JSONDecoder().decode(ErrorWire.self, from: response.body)
+        let code = body?.code
+        let message = body?.message ?? body?.detail ?? body?.title ?? HTTPStatusText.reason(response.status)
+        let moreInfo = body?.more_info ?? body?.type.flatMap { $0 == "about:blank" ? nil : $0 }
+        let status = body?.status ?? response.status
         return TwilioAPIError(httpStatus: status, code: code ?? (response.status == 429 ? 20429 : nil), message: message, moreInfo: moreInfo)
     }
 }
