@@ -26,7 +26,7 @@ import Testing
     /// Lines that leave the repository, spelled in pieces so that this file does not flag itself.
     static let leaving: [(String, String)] = {
         let up = ".."
-        let room = "shared"
+        let room = "sha" + "red"
         let three: String = String(repeating: "../", count: 3)
         var cases: [(String, String)] = []
         cases.append(("Tests/A/x.swift", "let u = \"\(up)/\(room)/reference/x.json\""))
@@ -64,7 +64,7 @@ import Testing
 /// What counts as a path that leaves the repository.
 enum OutsidePathRule {
     /// Spelled in pieces so that this file does not flag itself.
-    static let readingRoom = ["shared" + "/reference", ".." + "/shared", "\"" + "shared" + "\" /", "/" + "work/", "." + "mirror/", "." + "library/"]
+    static let readingRoom = ["sha" + "red/reference", ".." + "/sha" + "red", "\"sha" + "red\" /", "/" + "work/", "." + "mirror/", "." + "library/"]
 
     /// `path:line: text` for every line of `text` that names a place outside the repository: the
     /// reading room by name, an absolute path into the work area, or a relative path with more
