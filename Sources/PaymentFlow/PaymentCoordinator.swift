@@ -56,8 +56,9 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
 /// every change on a ``PaymentChangeFeed``.
 ///
 /// It holds no payment state of its own, so any number of coordinators (one per replica) can
-/// share one store and feed: a session, its callback secret's hash, its callback URL and the
-/// idempotency key of each operation in flight all live in the stored session. A session is
+/// share one store and feed: a session, its callback secret's hash and the idempotency key of
+/// each operation in flight all live in the stored session (the secret and its URL are derived
+/// again from `callbackKey` whenever they are needed, never stored). A session is
 /// stored before Twilio is asked to create it, so a callback that beats Twilio's answer finds
 /// it. One session per call at a time (the store refuses a second unfinished one); any number
 /// of calls at once.
