@@ -4,60 +4,68 @@ import Synchronization
 extension ServerConnection {
     // MARK: Method table
 
-    /// Methods answered synchronously on the receiving thread; `nil` for those that need a
-    /// task.
-    func handleImmediately(method: String, params: JSONValue, context: RequestContext) -> Result<JSONValue, JSONRPCError>? {
-        switch method {
-        case "ping":
-            return .success([:])
-        case "initialize":
-            return initialize(params: params)
-        case "server/discover":
-            return .success(.object(dropping: [
+    /// How one method is served: at once on the receiving thread, or in a task of its own.
+    enum MethodHandler: Sendable {
+        case immediate(@Sendable (ServerConnection, JSONValue, RequestContext) -> Result<JSONValue, JSONRPCError>)
+        case task(@Sendable (ServerConnection, JSONValue, RequestContext) async throws -> JSONValue)
+    }
+
+    /// The one table of every request method the engine serves (`subscriptions/listen` opens a
+    /// stream and is handled apart).
+    static let methods: [String: MethodHandler] = [
+        "ping": .immediate { _, _, _ in .success([:]) },
+        "initialize": .immediate { connection, params, _ in connection.initialize(params: params) },
+        "server/discover": .immediate { connection, _, _ in
+            .success(.object(dropping: [
                 "supportedVersions": .array(ProtocolVersion.modern.reversed().map(JSONValue.string)),
-                "capabilities": server.capabilities(),
-                "instructions": server.instructions.map(JSONValue.string),
+                "capabilities": connection.server.capabilities(),
+                "instructions": connection.server.instructions.map(JSONValue.string),
             ]))
-        case "logging/setLevel":
+        },
+        "logging/setLevel": .immediate { connection, params, _ in
             guard let name = params["level"]?.stringValue, let level = LogLevel(rawValue: name) else {
                 return .failure(.invalidParams("\"level\" must be one of \(LogLevel.spelledOut)"))
             }
-            state.withLock { $0.legacyLogLevel = level }
+            connection.state.withLock { $0.legacyLogLevel = level }
             return .success([:])
-        case "tools/list":
-            let tools = server.registry.withLock { $0.tools.map(\.json) }
-            return paginate(tools, key: "tools", params: params)
-        case "prompts/list":
-            let prompts = server.registry.withLock { $0.prompts.map(\.json) }
-            return paginate(prompts, key: "prompts", params: params)
-        case "resources/templates/list":
-            let templates = server.registry.withLock { $0.templates.map(\.json) }
-            return paginate(templates, key: "resourceTemplates", params: params)
-        case "resources/subscribe", "resources/unsubscribe":
-            guard let uri = params["uri"]?.stringValue else { return .failure(.invalidParams("\"uri\" (a string) is required")) }
-            guard resourceExists(uri: uri) else { return .failure(ResourceNotFound.error(uri: uri)) }
-            state.withLock { state in
-                if method == "resources/subscribe" {
-                    state.legacySubscriptions.insert(uri)
-                } else {
-                    state.legacySubscriptions.remove(uri)
-                }
-            }
-            return .success([:])
-        default:
-            return nil
-        }
+        },
+        "tools/list": .immediate { connection, params, _ in
+            connection.paginate(connection.server.registry.withLock { $0.tools.map(\.json) }, key: "tools", params: params)
+        },
+        "prompts/list": .immediate { connection, params, _ in
+            connection.paginate(connection.server.registry.withLock { $0.prompts.map(\.json) }, key: "prompts", params: params)
+        },
+        "resources/templates/list": .immediate { connection, params, _ in
+            connection.paginate(connection.server.registry.withLock { $0.templates.map(\.json) }, key: "resourceTemplates", params: params)
+        },
+        "resources/subscribe": .immediate { connection, params, _ in connection.setSubscription(params: params, subscribed: true) },
+        "resources/unsubscribe": .immediate { connection, params, _ in connection.setSubscription(params: params, subscribed: false) },
+        "tools/call": .task { connection, params, context in try await connection.callTool(params: params, context: context) },
+        "resources/list": .task { connection, params, _ in try await connection.listResources(params: params) },
+        "resources/read": .task { connection, params, context in try await connection.readResource(params: params, context: context) },
+        "prompts/get": .task { connection, params, context in try await connection.getPrompt(params: params, context: context) },
+        "completion/complete": .task { connection, params, context in try await connection.complete(params: params, context: context) },
+    ]
+
+    /// The answer of a method served at once; `nil` for those that need a task.
+    func handleImmediately(method: String, params: JSONValue, context: RequestContext) -> Result<JSONValue, JSONRPCError>? {
+        guard case .immediate(let handler)? = Self.methods[method] else { return nil }
+        return handler(self, params, context)
     }
 
     func handleAsync(method: String, params: JSONValue, context: RequestContext) async throws -> JSONValue {
-        switch method {
-        case "tools/call": return try await callTool(params: params, context: context)
-        case "resources/list": return try await listResources(params: params)
-        case "resources/read": return try await readResource(params: params, context: context)
-        case "prompts/get": return try await getPrompt(params: params, context: context)
-        case "completion/complete": return try await complete(params: params, context: context)
-        default: throw JSONRPCError.methodNotFound(method)
+        guard case .task(let handler)? = Self.methods[method] else { throw JSONRPCError.methodNotFound(method) }
+        return try await handler(self, params, context)
+    }
+
+    /// `resources/subscribe` and `resources/unsubscribe` (legacy era).
+    func setSubscription(params: JSONValue, subscribed: Bool) -> Result<JSONValue, JSONRPCError> {
+        guard let uri = params["uri"]?.stringValue else { return .failure(.invalidParams("\"uri\" (a string) is required")) }
+        guard resourceExists(uri: uri) else { return .failure(ResourceNotFound.error(uri: uri)) }
+        state.withLock { state in
+            if subscribed { state.legacySubscriptions.insert(uri) } else { state.legacySubscriptions.remove(uri) }
         }
+        return .success([:])
     }
 
     func initialize(params: JSONValue) -> Result<JSONValue, JSONRPCError> {
