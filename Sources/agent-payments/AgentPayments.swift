@@ -72,7 +72,9 @@ struct Serve: AsyncParsableCommand {
         PaymentsMCP(server: server, coordinator: ready, defaults: configuration.defaults, redactor: redactor).install()
 
         let runtime = Runtime()
-        runtime.installSignalHandlers()
+        // SIGTERM and SIGINT stop gracefully: listen streams end with their result, queued
+        // messages are written, then the tunnel is stopped and the process exits.
+        runtime.installSignalHandlers { server.stop() }
         // MCP answers at once; the callback server, simulator and tunnel come up meanwhile.
         Task { await Backend.start(configuration, ready: ready, runtime: runtime, logger: logger) }
         await server.serveStdio()
@@ -89,8 +91,8 @@ final class Runtime: Sendable {
 
     func keep(_ tunnel: NgrokTunnel) { self.tunnel.withLock { $0 = tunnel } }
 
-    /// Stops the tunnel child (so no tunnel is orphaned) and leaves at once: nothing else holds
-    /// state that needs flushing, and stdout's queue was flushed when stdin ended.
+    /// Stops the tunnel child (so no tunnel is orphaned) and leaves: stdout's queue was flushed
+    /// when serving ended (end of input, or a graceful stop).
     func shutdown() async -> Never {
         if let tunnel = tunnel.withLock({ $0 }) { await tunnel.stop() }
         for task in tasks.withLock({ $0 }) { task.cancel() }
@@ -99,11 +101,11 @@ final class Runtime: Sendable {
 
     nonisolated(unsafe) private static var signalSources: [any DispatchSourceSignal] = []
 
-    func installSignalHandlers() {
+    func installSignalHandlers(_ stop: @escaping @Sendable () -> Void) {
         for number in [SIGINT, SIGTERM] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [self] in Task { await shutdown() } }
+            source.setEventHandler { stop() }
             source.resume()
             // Dispatch sources are not Sendable; they are written once, here, before any signal.
             Runtime.signalSources.append(source)

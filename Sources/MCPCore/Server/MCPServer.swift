@@ -64,6 +64,9 @@ public final class MCPServer: Sendable {
 
     let registry = Mutex(Registry())
     private let connections = Mutex<[ObjectIdentifier: ServerConnection]>([:])
+    /// What ``stop()`` runs: each stdio transport's way to end its serving early.
+    private let stoppers = Mutex<[@Sendable () -> Void]>([])
+    private let stopped = Mutex(false)
 
     public init(info: Implementation, instructions: String? = nil, options: Options = Options()) {
         self.info = info
@@ -138,6 +141,32 @@ public final class MCPServer: Sendable {
     public func serveStdio() async {
         let transport = StdioTransport(maximumLineLength: options.maximumLineLength)
         await transport.run(server: self)
+    }
+
+    /// Shuts down gracefully (SIGTERM, SIGINT): every open `subscriptions/listen` stream ends
+    /// with its result, then ``serveStdio()`` cancels what still runs, writes out every queued
+    /// message and returns, without waiting for standard input to end.
+    public func stop() {
+        let run = stopped.withLock { stopped -> [@Sendable () -> Void]? in
+            if stopped { return nil }
+            stopped = true
+            return stoppers.withLock { $0 }
+        }
+        guard let run else { return }
+        endSubscriptions()
+        for stopper in run { stopper() }
+    }
+
+    /// Whether ``stop()`` was called.
+    public var isStopped: Bool { stopped.withLock { $0 } }
+
+    /// Registers how a transport ends its serving early; runs at once if already stopped.
+    func onStop(_ stopper: @escaping @Sendable () -> Void) {
+        let already = stopped.withLock { stopped -> Bool in
+            if !stopped { stoppers.withLock { $0.append(stopper) } }
+            return stopped
+        }
+        if already { stopper() }
     }
 
     /// Ends every open `subscriptions/listen` stream gracefully, as a server should before it

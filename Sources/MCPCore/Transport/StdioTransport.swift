@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// The stdio transport: newline-delimited JSON-RPC on standard input and output.
 ///
@@ -22,14 +23,17 @@ public struct StdioTransport: Sendable {
         self.maximumLineLength = maximumLineLength
     }
 
-    /// Serves `server` until the input ends, then cancels running requests, flushes the
-    /// output and returns.
+    /// Serves `server` until the input ends or the server is stopped (``MCPServer/stop()``),
+    /// then cancels running requests, flushes the output and returns.
     public func run(server: MCPServer) async {
         let writer = OutputWriter(descriptor: outputDescriptor)
         let connection = server.connect(sink: writer)
         let input = inputDescriptor
         let limit = maximumLineLength
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            // Whichever comes first, end of input or a stop, resumes the wait, once.
+            let once = ResumeOnce(continuation)
+            let resume: @Sendable () -> Void = { once.resume() }
             _ = PosixThread(name: "mcp-reader") {
                 LineFramer.readLines(from: input, maximumLineLength: limit) { event in
                     switch event {
@@ -37,12 +41,22 @@ public struct StdioTransport: Sendable {
                     case .oversized: connection.receiveOversizedLine(limit: limit)
                     }
                 }
-                continuation.resume()
+                resume()
             }
+            server.onStop(resume)
         }
         connection.close()
         writer.finish()
     }
+}
+
+/// Resumes a continuation at most once, whoever asks first.
+final class ResumeOnce: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Void, Never>?>
+
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = Mutex(continuation) }
+
+    func resume() { continuation.withLock { $0.take() }?.resume() }
 }
 
 /// Splits a byte stream into lines, bounding their length.
