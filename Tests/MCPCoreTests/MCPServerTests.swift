@@ -2,6 +2,11 @@ import Synchronization
 import Testing
 @testable import MCPCore
 import MCPClient
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Builds a small server for the engine tests.
 func makeServer(pageSize: Int = 100) -> MCPServer {
@@ -330,5 +335,47 @@ final class NotificationLog: Sendable {
         try await Task.sleep(for: .milliseconds(30))
         channel.close()
         await #expect(throws: MCPClient.Failure.disconnected) { try await call.value }
+    }
+}
+
+/// `MCPServer.stop()` over a real stdio transport (pipes): open listen streams end with their
+/// result, queued messages are written, and serving returns without end of input.
+@Suite struct GracefulStopTests {
+    @Test func stopEndsListenStreamsWithAResultAndReturns() async throws {
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0]
+        #expect(pipe(&input) == 0 && pipe(&output) == 0)
+        let server = makeServer()
+        let transport = StdioTransport(inputDescriptor: input[0], outputDescriptor: output[1])
+        let serving = Task { await transport.run(server: server) }
+        let meta = #"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
+        let requests = #"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":\#(meta),"notifications":{"toolsListChanged":true}}}"# + "\n"
+            + #"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":\#(meta)}}"# + "\n"
+        _ = requests.utf8CString.withUnsafeBufferPointer { write(input[1], $0.baseAddress, $0.count - 1) }
+        // Wait for the tools/list answer: both requests have then been taken in.
+        var received = ""
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !received.contains(#""id":2"#), ContinuousClock.now < deadline {
+            let count = read(output[0], &chunk, chunk.count)
+            if count <= 0 { break }
+            received += String(decoding: chunk[0..<count], as: UTF8.self)
+        }
+        server.stop()
+        // Serving returns although standard input never ended (bounded: a broken stop fails, not hangs).
+        let finished = EventLog()
+        Task { await serving.value; finished.items.withLock { $0.append("returned") } }
+        let until = ContinuousClock.now + .seconds(10)
+        while finished.items.withLock({ $0.isEmpty }), ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(!finished.items.withLock { $0.isEmpty }, "serveStdio returned after stop()")
+        close(output[1])
+        while true {
+            let count = read(output[0], &chunk, chunk.count)
+            if count <= 0 { break }
+            received += String(decoding: chunk[0..<count], as: UTF8.self)
+        }
+        let messages = received.split(separator: "\n").compactMap { try? JSONValue(parsing: Array($0.utf8)) }
+        #expect(messages.contains { $0["id"] == 1 && $0["result"] != nil }, "the listen stream ended with its result: \(received)")
+        #expect(server.isStopped)
+        close(input[0]); close(input[1]); close(output[0])
     }
 }
