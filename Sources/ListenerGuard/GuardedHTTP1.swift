@@ -51,9 +51,6 @@ final class ConnectionGate: Sendable {
         counts.withLock { $0.open -= 1 }
     }
 
-    /// Open connections now.
-    var openConnections: Int { counts.withLock { $0.open } }
-
     func closed(because reason: String) {
         counts.withLock { $0.closedSinceReport[reason, default: 0] += 1 }
         reportIfDue()

@@ -118,8 +118,6 @@ public actor InMemoryChangeFeed: PaymentChangeFeed {
         subscribers.removeValue(forKey: id)
     }
 
-    /// How many subscribers there are now.
-    public var subscriberCount: Int { subscribers.count }
 }
 
 /// Gives each session its StatusCallback URL, carrying an unguessable path secret. The secret

@@ -16,13 +16,12 @@ public final class FakePaymentsAPI: TwilioPaymentsAPI {
 
     public init() {}
 
-    private let state = Mutex<(calls: [Call], failNext: TwilioError?, nextSID: Int, delay: Duration)>(([], nil, 0, .zero))
+    private let state = Mutex<(calls: [Call], failNext: TwilioError?, nextSID: Int)>(([], nil, 0))
 
     public var calls: [Call] { state.withLock { $0.calls } }
 
     public func failNext(with error: TwilioError) { state.withLock { $0.failNext = error } }
 
-    public func setDelay(_ delay: Duration) { state.withLock { $0.delay = delay } }
 
     /// Creates wait here while held, so a test can act while one is in flight.
     private let gate = Mutex<(held: Bool, waiting: [CheckedContinuation<Void, Never>], arrivals: AsyncStream<Void>.Continuation?)>((false, [], nil))
@@ -54,11 +53,11 @@ public final class FakePaymentsAPI: TwilioPaymentsAPI {
     public var statusCallbacks: [String] { calls.map(\.statusCallback) }
 
     private func record(_ operation: String, key: String, url: String) async throws(TwilioError) -> Int {
-        let (failure, number, delay) = state.withLock { state -> (TwilioError?, Int, Duration) in
+        let (failure, number) = state.withLock { state -> (TwilioError?, Int) in
             state.calls.append(Call(operation: operation, idempotencyKey: key, statusCallback: url))
             defer { state.failNext = nil }
             if operation == "create" { state.nextSID += 1 }
-            return (state.failNext, state.nextSID, state.delay)
+            return (state.failNext, state.nextSID)
         }
         if operation == "create" {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -73,7 +72,6 @@ public final class FakePaymentsAPI: TwilioPaymentsAPI {
                 }
             }
         }
-        if delay > .zero { try? await Task.sleep(for: delay) }
         if let failure { throw failure }
         return number
     }

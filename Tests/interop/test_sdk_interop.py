@@ -40,14 +40,28 @@ def as_dict(item) -> dict | None:
     return None
 
 
-class _RecordingReader:
-    """The SDK's read stream, recording each message as the SDK takes it off the wire."""
+class _Wrapped:
+    """Passes everything but what a subclass records through to the SDK's own stream."""
 
     def __init__(self, inner, log: list[dict]):
         self._inner, self._log = inner, log
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
+
+    async def aclose(self):
+        await self._inner.aclose()
+
+    async def __aenter__(self):
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self._inner.__aexit__(*exc)
+
+
+class _RecordingReader(_Wrapped):
+    """The SDK's read stream, recording each message as the SDK takes it off the wire."""
 
     async def receive(self):
         item = await self._inner.receive()
@@ -64,38 +78,14 @@ class _RecordingReader:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self):
-        await self._inner.aclose()
 
-    async def __aenter__(self):
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc):
-        return await self._inner.__aexit__(*exc)
-
-
-class _RecordingWriter:
-    def __init__(self, inner, log: list[dict]):
-        self._inner, self._log = inner, log
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
+class _RecordingWriter(_Wrapped):
+    """The SDK's write stream, recording each message as the SDK puts it on the wire."""
 
     async def send(self, item):
         if (message := as_dict(item)) is not None:
             self._log.append(message)
         await self._inner.send(item)
-
-    async def aclose(self):
-        await self._inner.aclose()
-
-    async def __aenter__(self):
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc):
-        return await self._inner.__aexit__(*exc)
 
 
 class Tap:
