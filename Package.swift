@@ -29,6 +29,9 @@ let package = Package(
         .library(name: "CallbackHTTP", targets: ["CallbackHTTP"]),
         /// A stand-in for api.twilio.com's Payments and Calls endpoints with scriptable callers.
         .library(name: "TwilioSimulator", targets: ["TwilioSimulator"]),
+        /// A whole payments system from a typed configuration, as lifecycle services: the
+        /// coordinator, live or simulated Twilio, the callback receiver, its public URL, expiry.
+        .library(name: "PaymentsService", targets: ["PaymentsService"]),
         /// The MCP face of the payment flow: tools, the status resource, prompts, completions, logs.
         .library(name: "PaymentsMCP", targets: ["PaymentsMCP"]),
     ],
@@ -40,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -152,14 +156,36 @@ let package = Package(
             dependencies: ["MCPCore", "PaymentFlow", "TwilioPayments", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictness
         ),
-        /// The MCP server executable: CLI, configuration, wiring, lifecycle, and the demo.
+        /// Assembles a running system from a typed configuration: each long-running part a
+        /// swift-service-lifecycle Service, readiness by announcement, graceful shutdown.
+        .target(
+            name: "PaymentsService",
+            dependencies: [
+                "PaymentFlow", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "PaymentsServiceTests",
+            dependencies: [
+                "PaymentsService", "PaymentFlow", "TwilioPayments", "TwilioSimulator", "CallbackHTTP", "PaymentsTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        /// The MCP server executable: arguments, configuration from the environment, and one
+        /// ServiceGroup (the payments system, stdio MCP); and the demo.
         .executableTarget(
             name: "agent-payments",
             dependencies: [
-                "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
+                "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictness
         ),
@@ -171,7 +197,7 @@ let package = Package(
         .testTarget(
             name: "CallbackHTTPTests",
             dependencies: [
-                "CallbackHTTP", "TwilioSimulator", "PaymentFlow",
+                "CallbackHTTP", "TwilioSimulator", "PaymentsTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],

@@ -94,26 +94,37 @@ public final class CallbackReceiver: Sendable {
 
     // MARK: Server
 
-    /// The router: usable directly with HummingbirdTesting, or served by ``makeApplication()``.
+    /// The router: usable directly with HummingbirdTesting, or served by ``makeApplication(onRunning:)``.
+    /// Besides the callback routes it answers `GET /healthz`.
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: AccessLogMiddleware(logger: logger, pathPrefix: configuration.pathPrefix))
         router.get("healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
-        let path = RouterPath(configuration.pathPrefix + "/:secret")
-        router.on(path, method: .post) { [self] request, context in
-            try await receive(request, context: context)
-        }
-        for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head] {
-            router.on(path, method: method) { _, _ -> Response in
-                Response(status: .methodNotAllowed, headers: [.allow: "POST"])
-            }
-        }
+        addRoutes(to: router)
         return router
     }
 
-    /// A Hummingbird application serving the router on the configured address; it records
-    /// the bound port (and, if none was set, a loopback public URL) once running.
-    public func makeApplication() -> some ApplicationProtocol {
+    /// Adds the callback routes (`POST <prefix>/:secret`, and 405 for other methods there) to a
+    /// host's own router, with their access log; the host's other routes are left alone. The
+    /// host's listener then receives Twilio's callbacks, so it keeps the bounds a public port
+    /// needs (`HTTPServerBuilder.guardedHTTP1(limits:logger:)`), and the host sets the public
+    /// URL with ``setPublicBaseURL(_:)``.
+    public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        let group = router.group(RouterPath(configuration.pathPrefix))
+            .add(middleware: AccessLogMiddleware<Context>(logger: logger, pathPrefix: configuration.pathPrefix))
+        group.on(":secret", method: .post) { [self] request, context in
+            try await receive(request, secret: context.parameters.get("secret"))
+        }
+        for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head] {
+            group.on(":secret", method: method) { _, _ -> Response in
+                Response(status: .methodNotAllowed, headers: [.allow: "POST"])
+            }
+        }
+    }
+
+    /// A Hummingbird application serving ``makeRouter()`` on the configured address; once it
+    /// listens it records the bound port (and, if none was set, a loopback public URL), then
+    /// tells `onRunning` the port.
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(
             router: makeRouter(),
             server: .guardedHTTP1(limits: configuration.limits, logger: logger),
@@ -125,13 +136,14 @@ public final class CallbackReceiver: Sendable {
                     state.port = port
                     if state.publicBaseURL == nil, let port { state.publicBaseURL = "http://127.0.0.1:\(port)" }
                 }
+                await onRunning(port ?? 0)
             },
             logger: logger
         )
     }
 
-    private func receive(_ request: Request, context: BasicRequestContext) async throws -> Response {
-        guard let secret = context.parameters.get("secret") else { return Response(status: .notFound) }
+    private func receive(_ request: Request, secret: String?) async throws -> Response {
+        guard let secret else { return Response(status: .notFound) }
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
         guard contentType.hasPrefix("application/x-www-form-urlencoded") else {
             return Response(status: .unsupportedMediaType)

@@ -10,12 +10,30 @@ import Glibc
 import Darwin
 #endif
 
-/// Why no public URL could be had.
-public struct PublicURLError: Error, Sendable, CustomStringConvertible {
-    public var description: String
+/// Why the ngrok tunnel gave no public URL: cases a host can switch on, each with a sentence
+/// a user can act on. Diagnostics are ngrok's own last words, with the auth token redacted.
+public enum TunnelError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No `ngrok` executable at that path or on `PATH`.
+    case executableNotFound(String)
+    /// A local resource the agent needs could not be had (a free port, its configuration file,
+    /// the child process itself).
+    case couldNotStart(String)
+    /// The agent exited before it reported a URL.
+    case exited(status: Int32, diagnostics: String)
+    /// The agent reported no https URL in time.
+    case noURL(timeout: Duration, diagnostics: String)
 
-    public init(description: String) {
-        self.description = description
+    public var description: String {
+        switch self {
+        case .executableNotFound(let name):
+            return "NGROK_AUTH_TOKEN is set but no ngrok executable was found (\(name)); install ngrok or set CALLBACK_BASE_URL instead"
+        case .couldNotStart(let reason):
+            return "could not start ngrok: \(reason)"
+        case .exited(let status, let diagnostics):
+            return "ngrok exited with status \(status) before reporting a URL: \(diagnostics)"
+        case .noURL(let timeout, let diagnostics):
+            return "ngrok did not report a public URL within \(timeout): \(diagnostics)"
+        }
     }
 }
 
@@ -88,22 +106,22 @@ public final class NgrokTunnel: Sendable {
     }
 
     /// Starts the agent and waits for its public URL.
-    public static func start(_ configuration: NgrokConfiguration, logger: Logger = Logger(label: "agent-payments.ngrok")) async throws(PublicURLError) -> NgrokTunnel {
+    public static func start(_ configuration: NgrokConfiguration, logger: Logger = Logger(label: "agent-payments.ngrok")) async throws(TunnelError) -> NgrokTunnel {
         guard let executable = resolve(configuration.executable) else {
-            throw PublicURLError(description: "NGROK_AUTH_TOKEN is set but no ngrok executable was found (\(configuration.executable)); install ngrok or set CALLBACK_BASE_URL instead")
+            throw .executableNotFound(configuration.executable)
         }
         let apiPort: Int
         do {
             apiPort = try await freePort()
         } catch {
-            throw PublicURLError(description: "could not find a free loopback port for ngrok's local API: \(error)")
+            throw .couldNotStart("no free loopback port for its local API: \(error)")
         }
         let configFile = FileManager.default.temporaryDirectory.appendingPathComponent("agent-payments-ngrok-\(UUID().uuidString).yml")
         let config = "version: \"2\"\nweb_addr: 127.0.0.1:\(apiPort)\nlog_level: warn\n"
         do {
             try Data(config.utf8).write(to: configFile, options: .atomic)
         } catch {
-            throw PublicURLError(description: "could not write the ngrok configuration: \(error.localizedDescription)")
+            throw .couldNotStart("its configuration file could not be written: \(error.localizedDescription)")
         }
 
         var arguments = ["http", "127.0.0.1:\(configuration.port)", "--config", configFile.path, "--log", "stderr", "--log-format", "logfmt"]
@@ -116,7 +134,7 @@ public final class NgrokTunnel: Sendable {
                                             environment: environment)
         } catch {
             try? FileManager.default.removeItem(at: configFile)
-            throw PublicURLError(description: "could not start ngrok: \(error.description)")
+            throw .couldNotStart(error.description)
         }
         let output = Mutex("")
         let errorReader = FileHandle(fileDescriptor: process.standardError, closeOnDealloc: true)
@@ -137,7 +155,7 @@ public final class NgrokTunnel: Sendable {
         while ContinuousClock.now < deadline {
             if let status = process.exitStatus() {
                 try? FileManager.default.removeItem(at: configFile)
-                throw PublicURLError(description: "ngrok exited with status \(status) before reporting a URL: \(diagnostics())")
+                throw .exited(status: status, diagnostics: diagnostics())
             }
             if let response = try? await transport.send(HTTPRequest(method: "GET", url: api, headers: [], body: nil, timeout: .seconds(2))),
                response.status == 200,
@@ -152,7 +170,7 @@ public final class NgrokTunnel: Sendable {
         close(process.lifeline)
         errorReader.readabilityHandler = nil
         try? FileManager.default.removeItem(at: configFile)
-        throw PublicURLError(description: "ngrok did not report a public URL within \(configuration.startupTimeout): \(diagnostics())")
+        throw .noURL(timeout: configuration.startupTimeout, diagnostics: diagnostics())
     }
 
     /// What the agent's local API lists (`GET /api/tunnels`).

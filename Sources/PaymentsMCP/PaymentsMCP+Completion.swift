@@ -9,7 +9,7 @@ extension PaymentsMCP {
     // MARK: Completion
 
     func complete(_ request: CompletionRequest) async -> Completion {
-        guard let coordinator = try? await coordinator.get(timeout: .zero) else { return Completion(values: []) }
+        guard let coordinator = try? await flow.coordinator(waitingUpTo: .zero) else { return Completion(values: []) }
         let sessions = await coordinator.activeSessions()
         let values: [String]
         switch request.argumentName {

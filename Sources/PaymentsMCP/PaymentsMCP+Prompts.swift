@@ -23,7 +23,7 @@ extension PaymentsMCP {
                         PromptArgument(name: "paymentSid", description: "The payment session's SID, to tailor the guidance to its state")]
         ) { [self] arguments, _ in
             var session: PaymentSession?
-            if let coordinator = try? await coordinator.get(timeout: .zero) {
+            if let coordinator = try? await flow.coordinator(waitingUpTo: .zero) {
                 if let sid = arguments["paymentSid"].flatMap(PaymentSID.init) {
                     session = await coordinator.session(sid)
                 } else if let call = arguments["callSid"].flatMap(CallSID.init) {

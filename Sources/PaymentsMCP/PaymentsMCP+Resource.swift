@@ -14,7 +14,7 @@ extension PaymentsMCP {
             description: "Live, masked status of one payment session, with the next step. Subscribe to be told of every change.",
             mimeType: "application/json",
             list: { [self] in
-                guard let coordinator = try? await coordinator.get(timeout: .zero) else { return [] }
+                guard let coordinator = try? await flow.coordinator(waitingUpTo: .zero) else { return [] }
                 return await coordinator.activeSessions().compactMap { session in
                     guard let sid = session.paymentSID else { return nil }
                     return ResourceDescriptor(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), name: "\(session.callSID)/\(sid)",
@@ -23,7 +23,7 @@ extension PaymentsMCP {
             }
         ) { [self] variables, uri, _ in
             guard let sid = variables["paymentSid"].flatMap(PaymentSID.init), let callSID = variables["callSid"].flatMap(CallSID.init),
-                  let coordinator = try? await coordinator.get(timeout: readinessTimeout),
+                  let coordinator = try? await flow.coordinator(waitingUpTo: readinessTimeout),
                   let session = await coordinator.session(sid), session.callSID == callSID else { return nil }
             return [ResourceContents(uri: uri, mimeType: "application/json", text: redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys).serialized())]
         }

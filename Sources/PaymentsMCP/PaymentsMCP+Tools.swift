@@ -92,7 +92,7 @@ extension PaymentsMCP {
     /// Runs a tool body against the coordinator, turning every flow error into a refusal.
     func withFlow(_ body: (PaymentCoordinator) async throws(FlowError) -> ToolResult) async -> ToolResult {
         do {
-            let coordinator = try await coordinator.get(timeout: readinessTimeout)
+            let coordinator = try await flow.coordinator(waitingUpTo: readinessTimeout)
             return try await body(coordinator)
         } catch {
             return failure(error)

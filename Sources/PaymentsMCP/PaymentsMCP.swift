@@ -12,7 +12,8 @@ public import Logging
 /// notification for every change; the guidance prompts; completions of active SIDs.
 public final class PaymentsMCP: Sendable {
     public let server: MCPServer
-    public let coordinator: Eventually<PaymentCoordinator>
+    /// Where the coordinator comes from (the coordinator itself, or a system still starting).
+    public let flow: any PaymentCoordinatorSource
     public let defaults: PaymentDefaults
     /// How long a tool waits for the coordinator before answering that the server is starting.
     public let readinessTimeout: Duration
@@ -23,12 +24,12 @@ public final class PaymentsMCP: Sendable {
     /// Where the tools log their results and refusals (the host's choice, as swift-log has it).
     public let logger: Logger
 
-    public init(server: MCPServer, coordinator: Eventually<PaymentCoordinator>, defaults: PaymentDefaults = PaymentDefaults(),
+    public init(server: MCPServer, flow: any PaymentCoordinatorSource, defaults: PaymentDefaults = PaymentDefaults(),
                 readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: []),
                 logger: Logger = Logger(label: "agent-payments.tools")) {
         self.logger = logger
         self.server = server
-        self.coordinator = coordinator
+        self.flow = flow
         self.defaults = defaults
         self.readinessTimeout = readinessTimeout
         self.redactor = redactor
@@ -59,7 +60,7 @@ public final class PaymentsMCP: Sendable {
         for prompt in FlowPrompt.allCases { server.register(makePrompt(prompt)) }
         server.setCompletionProvider { [self] request, _ in await complete(request) }
         Task { [self] in
-            guard let coordinator = try? await coordinator.get(timeout: .seconds(3600)) else { return }
+            guard let coordinator = try? await flow.coordinator(waitingUpTo: .seconds(3600)) else { return }
             var known: Set<PaymentSID> = []
             for await session in await coordinator.changes() {
                 guard let sid = session.paymentSID else { continue }

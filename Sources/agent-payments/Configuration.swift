@@ -1,35 +1,65 @@
-import ArgumentParser
 import Foundation
 import ListenerGuard
 import PaymentsMCP
+import PaymentsService
 import TwilioPayments
 import TwilioSimulator
 
+/// Why the command line and environment do not make a configuration: one case per mistake,
+/// each with a sentence that says what to do.
+enum ConfigurationError: Error, Equatable, CustomStringConvertible {
+    case missingCredentials
+    case wrongArgumentCount(Int)
+    case simulateTakesNoCredentials
+    /// A variable's value is not one it can take; `expected` says what it can.
+    case invalidValue(variable: String, value: String, expected: String)
+    case invalidCredentials(String)
+    case missingPublicURL
+    case invalidScript(String)
+
+    var description: String {
+        switch self {
+        case .missingCredentials:
+            return """
+                Twilio credentials are missing. Pass them as arguments (agent-payments <accountSid> <apiKey> <apiSecret>) or \
+                set TWILIO_ACCOUNT_SID, TWILIO_API_KEY and TWILIO_API_SECRET (which keeps the secret out of ps). To try the \
+                server without an account, run agent-payments --simulate, or agent-payments demo.
+                """
+        case .wrongArgumentCount(let count):
+            return "expected three arguments, <accountSid> <apiKey> <apiSecret>, got \(count)"
+        case .simulateTakesNoCredentials:
+            return "--simulate runs against the built-in simulator and takes no credentials; remove them, or drop --simulate"
+        case .invalidValue(let variable, let value, let expected):
+            return "\(variable) must be \(expected), got \"\(value)\""
+        case .invalidCredentials(let reason):
+            return reason
+        case .missingPublicURL:
+            return """
+                Twilio needs a public URL for its status callbacks. Either set CALLBACK_BASE_URL to the https URL that reaches \
+                this machine's callback port (CALLBACK_PORT), or set NGROK_AUTH_TOKEN (and optionally NGROK_CUSTOM_DOMAIN) to \
+                open an ngrok tunnel. (--simulate needs neither.)
+                """
+        case .invalidScript(let reason):
+            return "simulator script: \(reason)"
+        }
+    }
+}
+
 /// Everything the server needs, read from the command line and the environment and checked
-/// once, with messages a user can act on.
+/// once: the payments system's configuration, the tools' defaults, and every secret (for the
+/// log redactor).
 struct ServerConfiguration {
-    enum Mode {
-        /// Real Twilio with these credentials.
-        case live(TwilioCredentials, apiBaseURL: URL, publicURL: PublicURLSource)
-        /// The built-in TwilioSimulator on loopback; no account needed.
-        case simulate
-    }
-
-    enum PublicURLSource {
-        case explicit(String)
-        case ngrok(token: Secret, domain: String?)
-    }
-
-    var mode: Mode
+    var payments: PaymentsConfiguration
     var defaults: PaymentDefaults
-    var callbackHost: String
-    var callbackPort: Int
-    /// The bounds the callback listener keeps against slow and idle clients.
-    var limits: ListenerLimits
-    /// Every secret, for the log redactor.
     var secrets: [String]
 
-    static func load(positional: [String], simulate: Bool, environment: [String: String]) throws -> ServerConfiguration {
+    /// Whether this runs against the built-in simulator.
+    var simulated: Bool {
+        if case .simulated = payments.twilio { return true }
+        return false
+    }
+
+    static func load(positional: [String], simulate: Bool, environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
         func value(_ name: String) -> String? {
             guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
             return text
@@ -37,23 +67,24 @@ struct ServerConfiguration {
         var defaults = PaymentDefaults()
         if let tokenType = value("TOKEN_TYPE") {
             guard let parsed = TokenType(rawValue: tokenType) else {
-                throw ValidationError("TOKEN_TYPE must be one-time, reusable or payment-method, got \"\(tokenType)\"")
+                throw .invalidValue(variable: "TOKEN_TYPE", value: tokenType,
+                                    expected: TokenType.allCases.map(\.rawValue).joined(separator: ", ").replacingLast(", ", with: " or "))
             }
             defaults.tokenType = parsed
         }
         if let currency = value("CURRENCY") {
             guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isLetter }) else {
-                throw ValidationError("CURRENCY must be a three-letter ISO 4217 code such as USD, got \"\(currency)\"")
+                throw .invalidValue(variable: "CURRENCY", value: currency, expected: "a three-letter ISO 4217 code such as USD")
             }
             defaults.currency = currency.uppercased()
         }
         defaults.paymentConnector = value("PAYMENT_CONNECTOR")
-        func flag(_ name: String, default fallback: Bool) throws -> Bool {
+        func flag(_ name: String, default fallback: Bool) throws(ConfigurationError) -> Bool {
             guard let text = value(name) else { return fallback }
             switch text.lowercased() {
             case "true", "1", "yes": return true
             case "false", "0", "no": return false
-            default: throw ValidationError("\(name) must be true or false, got \"\(text)\"")
+            default: throw .invalidValue(variable: name, value: text, expected: "true or false")
             }
         }
         defaults.postalCode = try flag("POSTAL_CODE", default: false)
@@ -63,22 +94,25 @@ struct ServerConfiguration {
         do {
             limits = try ListenerLimits.fromEnvironment(environment)
         } catch {
-            throw ValidationError(error.description)
+            throw .invalidValue(variable: error.variable, value: error.value, expected: "a positive integer")
         }
         let host = value("CALLBACK_HOST") ?? "127.0.0.1"
         var port = 0
         if let text = value("CALLBACK_PORT") {
             guard let parsed = Int(text), (0...65535).contains(parsed) else {
-                throw ValidationError("CALLBACK_PORT must be a port number between 0 and 65535 (0 picks a free one), got \"\(text)\"")
+                throw .invalidValue(variable: "CALLBACK_PORT", value: text, expected: "a port number between 0 and 65535 (0 picks a free one)")
             }
             port = parsed
         }
+        let listener = PaymentsConfiguration.CallbackListener.own(host: host, port: port, limits: limits)
 
         if simulate {
-            if !positional.isEmpty {
-                throw ValidationError("--simulate runs against the built-in simulator and takes no credentials; remove them, or drop --simulate")
-            }
-            return ServerConfiguration(mode: .simulate, defaults: defaults, callbackHost: host, callbackPort: port, limits: limits, secrets: [])
+            if !positional.isEmpty { throw .simulateTakesNoCredentials }
+            let pacing = value("AGENT_PAYMENTS_SIMULATOR_PACING_MS").flatMap(Int.init) ?? 150
+            var payments = PaymentsConfiguration.simulated(digitPacing: .milliseconds(max(0, pacing)),
+                                                           scripts: try value("AGENT_PAYMENTS_SIMULATOR_SCRIPT").map(SimulatorScripts.load(path:)) ?? [:])
+            payments.callbackListener = listener
+            return ServerConfiguration(payments: payments, defaults: defaults, secrets: [])
         }
 
         let accountSID: String, apiKey: String, apiSecret: String
@@ -87,52 +121,52 @@ struct ServerConfiguration {
             (accountSID, apiKey, apiSecret) = (positional[0], positional[1], positional[2])
         case 0:
             guard let account = value("TWILIO_ACCOUNT_SID"), let key = value("TWILIO_API_KEY"), let secret = environment["TWILIO_API_SECRET"], !secret.isEmpty else {
-                throw ValidationError("""
-                    Twilio credentials are missing. Pass them as arguments (agent-payments <accountSid> <apiKey> <apiSecret>) or \
-                    set TWILIO_ACCOUNT_SID, TWILIO_API_KEY and TWILIO_API_SECRET (which keeps the secret out of ps). To try the \
-                    server without an account, run agent-payments --simulate, or agent-payments demo.
-                    """)
+                throw .missingCredentials
             }
             (accountSID, apiKey, apiSecret) = (account, key, secret)
         default:
-            throw ValidationError("expected three arguments, <accountSid> <apiKey> <apiSecret>, got \(positional.count)")
+            throw .wrongArgumentCount(positional.count)
         }
         let credentials: TwilioCredentials
         do {
             credentials = try TwilioCredentials(accountSID: accountSID, apiKeySID: apiKey, apiSecret: apiSecret,
                                                 authToken: value("TWILIO_AUTH_TOKEN"))
         } catch {
-            throw ValidationError(error.description)
+            throw .invalidCredentials(error.description)
         }
 
         var apiBaseURL = TwilioPaymentsClient.defaultBaseURL
         if let text = value("TWILIO_API_BASE_URL") {
             guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme.lowercased()), url.host != nil else {
-                throw ValidationError("TWILIO_API_BASE_URL must be an absolute URL such as https://api.dublin.ie1.twilio.com, got \"\(text)\"")
+                throw .invalidValue(variable: "TWILIO_API_BASE_URL", value: text, expected: "an absolute URL such as https://api.dublin.ie1.twilio.com")
             }
             apiBaseURL = url
         }
 
-        let publicURL: PublicURLSource
+        let publicURL: PaymentsConfiguration.PublicURL
         if let base = value("CALLBACK_BASE_URL") {
             guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), url.host != nil, scheme == "https" || scheme == "http" else {
-                throw ValidationError("CALLBACK_BASE_URL must be the absolute https URL at which Twilio reaches this machine, got \"\(base)\"")
+                throw .invalidValue(variable: "CALLBACK_BASE_URL", value: base, expected: "the absolute https URL at which Twilio reaches this machine")
             }
             publicURL = .explicit(base)
         } else if let token = value("NGROK_AUTH_TOKEN") {
-            publicURL = .ngrok(token: Secret(token), domain: value("NGROK_CUSTOM_DOMAIN"))
+            publicURL = .ngrok(authToken: Secret(token), domain: value("NGROK_CUSTOM_DOMAIN"))
         } else {
-            throw ValidationError("""
-                Twilio needs a public URL for its status callbacks. Either set CALLBACK_BASE_URL to the https URL that reaches \
-                this machine's callback port (CALLBACK_PORT), or set NGROK_AUTH_TOKEN (and optionally NGROK_CUSTOM_DOMAIN) to \
-                open an ngrok tunnel. (--simulate needs neither.)
-                """)
+            throw .missingPublicURL
         }
         var secrets = [apiSecret]
         if let token = value("TWILIO_AUTH_TOKEN") { secrets.append(token) }
-        if case .ngrok(let token, _) = publicURL { secrets.append(token.revealed) }
-        return ServerConfiguration(mode: .live(credentials, apiBaseURL: apiBaseURL, publicURL: publicURL), defaults: defaults,
-                                   callbackHost: host, callbackPort: port, limits: limits, secrets: secrets)
+        if case .ngrok(let token, _, _) = publicURL { secrets.append(token.revealed) }
+        let payments = PaymentsConfiguration(twilio: .live(credentials, baseURL: apiBaseURL), callbackListener: listener, publicURL: publicURL)
+        return ServerConfiguration(payments: payments, defaults: defaults, secrets: secrets)
+    }
+}
+
+extension String {
+    /// The string with its last `separator` replaced ("a, b, c" → "a, b or c").
+    fileprivate func replacingLast(_ separator: String, with replacement: String) -> String {
+        guard let range = range(of: separator, options: .backwards) else { return self }
+        return replacingCharacters(in: range, with: replacement)
     }
 }
 
@@ -142,14 +176,19 @@ struct ServerConfiguration {
 /// `hang-up`, `hang-up-silently` (the call ends with no callback) or `star`; `completion` is
 /// `succeed` or `decline`.
 enum SimulatorScripts {
-    static func load(path: String) throws -> [CallSID: CallerScript] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]] else {
-            throw ValidationError("AGENT_PAYMENTS_SIMULATOR_SCRIPT must name a JSON object keyed by call SID")
+    static func load(path: String) throws(ConfigurationError) -> [CallSID: CallerScript] {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw .invalidScript("AGENT_PAYMENTS_SIMULATOR_SCRIPT names \(path), which cannot be read: \(error.localizedDescription)")
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: [String: Any]] else {
+            throw .invalidScript("AGENT_PAYMENTS_SIMULATOR_SCRIPT must name a JSON object keyed by call SID")
         }
         var scripts: [CallSID: CallerScript] = [:]
         for (callText, entries) in object {
-            guard let call = CallSID(callText) else { throw ValidationError("simulator script: \"\(callText)\" is not a call SID") }
+            guard let call = CallSID(callText) else { throw .invalidScript("\"\(callText)\" is not a call SID") }
             var script = CallerScript()
             for (key, value) in entries {
                 if key == "completion" {
@@ -157,7 +196,7 @@ enum SimulatorScripts {
                     continue
                 }
                 guard let item = CaptureItem(rawValue: key), let attempts = value as? [String] else {
-                    throw ValidationError("simulator script: unknown item \"\(key)\" for \(callText)")
+                    throw .invalidScript("unknown item \"\(key)\" for \(callText)")
                 }
                 script.entries[item] = attempts.map { attempt in
                     switch attempt {

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import HTTPTypes
 import Testing
 import TwilioPayments
+import PaymentsTestSupport
 
 @Suite struct CallbackReceiverTests {
     let publicBase = "https://payments.example.ngrok.app"

@@ -2,7 +2,6 @@ import CallbackHTTP
 import Foundation
 import Hummingbird
 import Logging
-import PaymentFlow
 import Synchronization
 import TwilioPayments
 import TwilioSimulator
@@ -36,26 +35,6 @@ final class RecordingSink: CallbackSink {
     var count: Int { received.withLock { $0.count } }
 }
 
-/// Hands callbacks to a coordinator that is created after the receiver.
-final class CoordinatorSink: CallbackSink {
-    let coordinator = Mutex<PaymentCoordinator?>(nil)
-    func knows(secret: String) async -> Bool {
-        guard let coordinator = coordinator.withLock({ $0 }) else { return false }
-        return await coordinator.knowsCallbackSecret(secret)
-    }
-
-    func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
-        guard let coordinator = coordinator.withLock({ $0 }) else { return false }
-        return await coordinator.receiveCallback(secret: secret, callback)
-    }
-}
-
-/// The receiver as the coordinator's source of callback URLs.
-struct ReceiverURLs: CallbackURLProvider {
-    let receiver: CallbackReceiver
-    func callbackURL(secret: String) throws -> String { try receiver.callbackURL(secret: secret) }
-}
-
 /// Runs applications on real sockets for the duration of `body`.
 func withRunning<T: Sendable>(_ apps: [any ApplicationProtocol], _ body: () async throws -> T) async throws -> T {
     let task = Task {
@@ -76,13 +55,4 @@ func eventually<T>(_ value: () -> T?, timeout: Duration = .seconds(10)) async th
         try await Task.sleep(for: .milliseconds(10))
     }
     throw CancellationError()
-}
-
-/// Posts a form to `url` with an optional signature.
-func post(_ url: String, fields: [(String, String)], signature: String?, contentType: String = "application/x-www-form-urlencoded") async throws -> Int {
-    var headers = [("Content-Type", contentType)]
-    if let signature { headers.append(("X-Twilio-Signature", signature)) }
-    let request = TwilioPayments.HTTPRequest(method: "POST", url: URL(string: url)!, headers: headers,
-                                             body: Data(FormEncoding.encode(fields).utf8), timeout: .seconds(5))
-    return try await URLSessionTransport().send(request).status
 }

@@ -18,14 +18,14 @@ struct Harness {
         return api
     }()
     let coordinator: PaymentCoordinator
-    let ready = Eventually<PaymentCoordinator>()
+    let ready = GatedFlow()
     let server: MCPServer
     let client: MCPClient
 
     init(era: MCPClient.Era = .modern(), resolve: Bool = true, readinessTimeout: Duration = .milliseconds(300)) async {
         coordinator = PaymentCoordinator(api: api, callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
         server = PaymentsMCP.makeServer(version: "0.1.0")
-        PaymentsMCP(server: server, coordinator: ready, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
+        PaymentsMCP(server: server, flow: ready, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
                     readinessTimeout: readinessTimeout).install()
         if resolve { await ready.resolve(coordinator) }
         client = MCPClient(channel: InProcessChannel(server: server), era: era)
@@ -38,6 +38,40 @@ struct Harness {
         var all = fields
         all["Sid"] = sid
         _ = await coordinator.receiveCallback(secret: secret, PaymentStatusCallback(fields: all.map { ($0.key, $0.value) }))
+    }
+}
+
+/// A coordinator source that is "starting" until the test resolves it: what a host's system
+/// looks like to PaymentsMCP while its callback server comes up.
+actor GatedFlow: PaymentCoordinatorSource {
+    private var coordinator: PaymentCoordinator?
+    private var waiters: [CheckedContinuation<PaymentCoordinator?, Never>] = []
+
+    /// How many tool calls wait for the coordinator now.
+    var waitingCount: Int { waiters.count }
+
+    func resolve(_ coordinator: PaymentCoordinator) {
+        self.coordinator = coordinator
+        for waiter in waiters { waiter.resume(returning: coordinator) }
+        waiters = []
+    }
+
+    func coordinator(waitingUpTo timeout: Duration) async throws(FlowError) -> PaymentCoordinator {
+        if let coordinator { return coordinator }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.timeOut()
+        }
+        defer { timer.cancel() }
+        guard let coordinator = await withCheckedContinuation({ waiters.append($0) }) else {
+            throw .callbackUnavailable("still starting")
+        }
+        return coordinator
+    }
+
+    private func timeOut() {
+        for waiter in waiters { waiter.resume(returning: nil) }
+        waiters = []
     }
 }
 

@@ -10,12 +10,14 @@ import Testing
                     "Hummingbird", "HummingbirdCore", "ListenerGuard"],
         "MCPClient": ["Foundation", "FoundationEssentials", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator",
                       "Hummingbird", "HummingbirdCore", "ListenerGuard"],
-        "TwilioPayments": ["MCPCore", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator", "Hummingbird", "HummingbirdCore"],
-        "PaymentFlow": ["MCPCore", "PaymentsMCP", "Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "ListenerGuard"],
+        "TwilioPayments": ["MCPCore", "PaymentFlow", "PaymentsMCP", "PaymentsService", "CallbackHTTP", "TwilioSimulator", "Hummingbird", "HummingbirdCore"],
+        "PaymentFlow": ["MCPCore", "PaymentsMCP", "PaymentsService", "ServiceLifecycle", "Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "ListenerGuard"],
         "CallbackHTTP": ["PaymentFlow", "MCPCore", "PaymentsMCP"],
         "TwilioSimulator": ["PaymentFlow", "MCPCore", "PaymentsMCP", "CallbackHTTP"],
         "ListenerGuard": ["PaymentFlow", "MCPCore", "PaymentsMCP", "TwilioPayments", "CallbackHTTP", "TwilioSimulator"],
-        "PaymentsMCP": ["Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator"],
+        "PaymentsMCP": ["Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "PaymentsService", "ServiceLifecycle"],
+        // The service library assembles the flow for any host: it knows no MCP.
+        "PaymentsService": ["MCPCore", "MCPClient", "PaymentsMCP"],
     ]
 
     @Test func noTargetImportsWhatItMustNot() throws {

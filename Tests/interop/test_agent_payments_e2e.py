@@ -344,10 +344,10 @@ def test_shutdown_on_eof_sigterm_and_sigint_is_clean():
         assert first["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "agent-payments"
         # Stop only once the callback server and the simulator are up (the server says so).
         for line in proc.stderr:
-            if b"callback server ready" in line:
+            if b"payment system ready" in line:
                 break
         else:
-            raise AssertionError("the server never said its callback server was ready")
+            raise AssertionError("the server never said its payment system was ready")
         if how == "eof":
             proc.stdin.close()
         else:
@@ -379,3 +379,44 @@ def test_every_bad_input_gets_an_actionable_message_and_a_usage_status():
     assert secret not in out.stderr
     version = subprocess.run([str(SERVER), "--version"], capture_output=True, text=True, timeout=10)
     assert version.returncode == 0 and re.match(r"\d+\.\d+\.\d+", version.stdout)
+
+
+def test_sigterm_ends_an_open_listen_stream_with_its_result_then_exits():
+    """A graceful stop while the payments system may still be starting: the spec says a server
+    SHOULD end subscriptions/listen streams with a result before it shuts down; queued messages
+    are written before the process exits, with status 0, within a bound."""
+    import signal
+    import subprocess
+    import threading
+
+    from conftest import MODERN_META
+
+    for round in range(5):
+        proc = subprocess.Popen([str(SERVER), "--simulate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "AGENT_PAYMENTS_LOG_LEVEL": "warning"})
+        try:
+            def send(message):
+                proc.stdin.write(json.dumps(message).encode() + b"\n")
+                proc.stdin.flush()
+
+            send({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": MODERN_META}})
+            assert json.loads(proc.stdout.readline())["id"] == 1
+            send({"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+                  "params": {"_meta": MODERN_META, "notifications": {"resourcesListChanged": True}}})
+            acknowledged = json.loads(proc.stdout.readline())
+            assert acknowledged.get("method", "").startswith("notifications/"), acknowledged  # the stream is open
+            proc.send_signal(signal.SIGTERM)
+            # Standard input stays open (closing it would be an end of input, a different stop);
+            # a watchdog kills a process that does not exit, so the test fails instead of hanging.
+            watchdog = threading.Timer(10, proc.kill)
+            watchdog.start()
+            try:
+                out = proc.stdout.read()
+            finally:
+                watchdog.cancel()
+            rest = [json.loads(line) for line in out.splitlines() if line.strip()]
+            assert any(m.get("id") == 7 and "result" in m for m in rest), f"round {round}: the listen stream got no result: {rest}"
+            assert proc.wait(timeout=10) == 0, f"round {round}: exit status {proc.returncode}"
+        finally:
+            if proc.poll() is None:
+                proc.kill()

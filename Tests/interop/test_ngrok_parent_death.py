@@ -58,7 +58,7 @@ def test_the_ngrok_child_dies_with_a_killed_server():
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errlog, env=env)
         try:
             deadline = time.monotonic() + 20
-            while not log.exists() or b"callback server ready" not in (errlog.seek(0) or errlog.read()):
+            while not log.exists() or b"payment system ready" not in (errlog.seek(0) or errlog.read()):
                 assert server.poll() is None, (errlog.seek(0), errlog.read().decode())
                 assert time.monotonic() < deadline, "the server never reported its tunnel"
                 time.sleep(0.05)

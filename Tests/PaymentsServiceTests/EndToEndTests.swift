@@ -1,55 +1,33 @@
-import CallbackHTTP
 import Foundation
-import Hummingbird
 import PaymentFlow
-import Synchronization
+import PaymentsService
+import PaymentsTestSupport
 import Testing
 import TwilioPayments
 import TwilioSimulator
 
-/// The real pieces together: PaymentCoordinator → TwilioPaymentsClient → TwilioSimulator over
-/// HTTP; the simulated caller's signed callbacks → CallbackReceiver over HTTP → coordinator.
+/// The real pieces together, as ``PaymentsSystem`` assembles them: PaymentCoordinator →
+/// TwilioPaymentsClient → TwilioSimulator over HTTP; the simulated caller's signed callbacks →
+/// CallbackReceiver over HTTP → coordinator.
 @Suite(.serialized) struct EndToEndTests {
     struct Rig {
         let simulator: TwilioSimulator
-        let receiver: CallbackReceiver
         let coordinator: PaymentCoordinator
-        let apps: [any ApplicationProtocol]
-        let simulatorPort: PortBox
     }
 
-    final class PortBox: Sendable {
-        let port = Mutex<Int?>(nil)
-        func set(_ value: Int) { port.withLock { $0 = value } }
-        var value: Int? { port.withLock { $0 } }
-    }
+    static let credentials = TwilioCredentials(
+        accountSID: AccountSID(validated: "AC" + String(repeating: "ab", count: 16)),
+        apiKeySID: APIKeySID(validated: "SK" + String(repeating: "cd", count: 16)),
+        apiSecret: Secret("simulator-api-secret"), authToken: Secret("simulator-auth-token"))
 
-    static func rig(shape: TwilioSimulator.CallbackShape = TwilioSimulator.CallbackShape()) throws -> Rig {
-        let simulator = TwilioSimulator(configuration: .init(credentials: Fixture.credentials, authToken: Fixture.token, callbackShape: shape),
-                                        logger: Fixture.quiet)
-        let sink = CoordinatorSink()
-        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: Fixture.token), sink: sink, logger: Fixture.quiet)
-        let port = PortBox()
-        let simulatorApp = simulator.makeApplication { bound in port.set(bound) }
-        final class LateAPI: TwilioPaymentsAPI {
-            let port: @Sendable () -> Int?
-            init(port: @escaping @Sendable () -> Int?) { self.port = port }
-            var client: TwilioPaymentsClient {
-                try! TwilioPaymentsClient(credentials: Fixture.credentials, baseURL: URL(string: "http://127.0.0.1:\(port() ?? 1)")!,
-                                          retryPolicy: RetryPolicy(maximumAttempts: 2, initialDelay: .milliseconds(5)))
-            }
-            func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
-                try await client.createPayment(callSID: callSID, options: options, idempotencyKey: idempotencyKey, statusCallback: statusCallback)
-            }
-            func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
-                try await client.updatePayment(callSID: callSID, paymentSID: paymentSID, update: update, idempotencyKey: idempotencyKey, statusCallback: statusCallback)
-            }
-            func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource { try await client.fetchCall(callSID) }
+    /// Runs a simulated system (callbacks signed and checked with the Auth Token) for `body`.
+    static func withRig(shape: TwilioSimulator.CallbackShape = TwilioSimulator.CallbackShape(), _ body: (Rig) async throws -> Void) async throws {
+        let simulator = TwilioSimulator.Configuration(credentials: credentials, authToken: credentials.authToken!, callbackShape: shape)
+        let system = try PaymentsSystem(configuration: PaymentsConfiguration(twilio: .simulated(simulator), publicURL: .loopback), logger: quiet)
+        try await withGroup([system]) {
+            let coordinator = try #require(try await system.ready(waitingUpTo: .seconds(10)))
+            try await body(Rig(simulator: try #require(system.simulator), coordinator: coordinator))
         }
-        let coordinator = PaymentCoordinator(api: LateAPI { port.value }, callbackURLs: ReceiverURLs(receiver: receiver))
-        sink.coordinator.withLock { $0 = coordinator }
-        return Rig(simulator: simulator, receiver: receiver, coordinator: coordinator,
-                   apps: [simulatorApp, receiver.makeApplication()], simulatorPort: port)
     }
 
     /// Waits until the session satisfies `done`.
@@ -74,10 +52,7 @@ import TwilioSimulator
     }
 
     @Test func aWholeCardPaymentOverHTTP() async throws {
-        let rig = try Self.rig()
-        try await withRunning(rig.apps) {
-            _ = try await eventually { rig.simulatorPort.value }
-            _ = try await eventually { rig.receiver.boundPort }
+        try await Self.withRig() { rig in
             let call = rig.simulator.startCall()
             let started = try await rig.coordinator.start(callSID: call, options: PaymentSessionOptions(chargeAmount: "12.50", currency: "USD"))
             let sid = try #require(started.paymentSID)
@@ -96,10 +71,7 @@ import TwilioSimulator
     }
 
     @Test func wrongCardThenRightThenDecline() async throws {
-        let rig = try Self.rig()
-        try await withRunning(rig.apps) {
-            _ = try await eventually { rig.simulatorPort.value }
-            _ = try await eventually { rig.receiver.boundPort }
+        try await Self.withRig() { rig in
             let call = rig.simulator.startCall(CallerScript(entries: [.paymentCardNumber: [.digits("4111111111111112")]], completion: .decline()))
             let sid = try #require(try await rig.coordinator.start(callSID: call, options: PaymentSessionOptions()).paymentSID)
             var session = try await Self.captureAll(rig, sid, items: [.cardNumber])
@@ -113,10 +85,7 @@ import TwilioSimulator
     }
 
     @Test func hangUpEndsTheSessionAndAForgedCallbackChangesNothing() async throws {
-        let rig = try Self.rig()
-        try await withRunning(rig.apps) {
-            _ = try await eventually { rig.simulatorPort.value }
-            _ = try await eventually { rig.receiver.boundPort }
+        try await Self.withRig() { rig in
             let call = rig.simulator.startCall(CallerScript(entries: [.expirationDate: [.hangUp]]))
             let sid = try #require(try await rig.coordinator.start(callSID: call, options: PaymentSessionOptions()).paymentSID)
             await rig.simulator.waitUntilQuiet()
@@ -141,10 +110,7 @@ import TwilioSimulator
     /// `PartialResult` and how `Required` is spelled; the flow is correct under every reading.
     @Test(arguments: TwilioSimulator.CallbackShape.all)
     func aWholePaymentUnderEveryReadingOfTheDocumentation(shape: TwilioSimulator.CallbackShape) async throws {
-        let rig = try Self.rig(shape: shape)
-        try await withRunning(rig.apps) {
-            _ = try await eventually { rig.simulatorPort.value }
-            _ = try await eventually { rig.receiver.boundPort }
+        try await Self.withRig(shape: shape) { rig in
             let call = rig.simulator.startCall(CallerScript(entries: [.paymentCardNumber: [.digits("4111111111111112")]]))
             let options = PaymentSessionOptions(chargeAmount: "3.10", postalCode: true, requireMatchingInputs: [.securityCode])
             let sid = try #require(try await rig.coordinator.start(callSID: call, options: options).paymentSID)
@@ -176,10 +142,7 @@ import TwilioSimulator
 
     /// After a cancel Twilio calls back once more; the session stays cancelled.
     @Test func aCancelledSessionStaysCancelledWhenTwilioCallsBack() async throws {
-        let rig = try Self.rig()
-        try await withRunning(rig.apps) {
-            _ = try await eventually { rig.simulatorPort.value }
-            _ = try await eventually { rig.receiver.boundPort }
+        try await Self.withRig() { rig in
             let sid = try #require(try await rig.coordinator.start(callSID: rig.simulator.startCall(), options: PaymentSessionOptions()).paymentSID)
             _ = try await Self.captureAll(rig, sid, items: [.cardNumber])
             let cancelled = try await rig.coordinator.cancel(paymentSID: sid)

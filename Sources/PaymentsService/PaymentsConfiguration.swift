@@ -1,0 +1,140 @@
+public import CallbackHTTP
+public import Foundation
+public import ListenerGuard
+public import PaymentFlow
+public import TwilioPayments
+public import TwilioSimulator
+
+/// Everything a ``PaymentsSystem`` is assembled from, typed: which Twilio, where callbacks are
+/// received and under which public URL, how long finished sessions stay, and the store.
+public struct PaymentsConfiguration: Sendable {
+    /// Which Twilio the coordinator talks to.
+    public enum TwilioAPI: Sendable {
+        /// api.twilio.com (or a regional edge, or a stand-in) with these credentials. The Auth
+        /// Token, when the credentials carry one, validates every callback's signature.
+        case live(TwilioCredentials, baseURL: URL = TwilioPaymentsClient.defaultBaseURL)
+        /// The in-process ``TwilioSimulator`` on a loopback port: no account, no tunnel. Its
+        /// simulated callers follow `scripts` (by call SID), or the default caller.
+        case simulated(TwilioSimulator.Configuration, scripts: [CallSID: CallerScript] = [:])
+    }
+
+    /// Where Twilio's status callbacks arrive.
+    public enum CallbackListener: Sendable {
+        /// The system runs its own callback server on this address (port 0 picks a free one),
+        /// bounded by `limits`.
+        case own(host: String = "127.0.0.1", port: Int = 0, limits: ListenerLimits = ListenerLimits())
+        /// The host serves the callback routes in its own Hummingbird application
+        /// (``PaymentsSystem/addCallbackRoutes(to:)``) and keeps its own listener's bounds.
+        case mounted
+    }
+
+    /// The public base URL Twilio calls back (scheme, host and port; the path prefix is added).
+    public enum PublicURL: Sendable {
+        /// Known up front: a reverse proxy, a load balancer, a fixed tunnel.
+        case explicit(String)
+        /// An ngrok tunnel to the system's own callback server, opened at start and stopped on
+        /// shutdown. The token goes to the child's environment, never its command line.
+        case ngrok(authToken: Secret, domain: String? = nil, executable: String = "ngrok")
+        /// `http://127.0.0.1:<bound port>` of the system's own callback server: only something on
+        /// this machine (the simulator) can call it.
+        case loopback
+        /// The host tells it with ``PaymentsSystem/setPublicBaseURL(_:)`` once it knows (say,
+        /// when its own listener is bound); until then tools wait as for any other start-up.
+        case provided
+    }
+
+    public var twilio: TwilioAPI
+    public var callbackListener: CallbackListener
+    public var publicURL: PublicURL
+    /// The path every callback URL starts with.
+    public var callbackPathPrefix: String
+    /// How long a finished session stays readable (and its callback URL answered).
+    public var finishedRetention: Duration
+    /// How often finished sessions past their retention are removed.
+    public var expiryInterval: Duration
+    /// How often the calls of silent sessions are checked with Twilio (a caller who hangs up
+    /// while nothing is being captured may send no callback), and how long "silent" is.
+    public var callCheckInterval: Duration
+    public var silentAfter: Duration
+    /// Where sessions live, and how changes reach whoever waits: in memory by default; replicas
+    /// share a store, a feed and ``callbackKey``.
+    public var store: any PaymentStore
+    public var changeFeed: any PaymentChangeFeed
+    /// The key callback secrets are derived from (random per process by default).
+    public var callbackKey: Secret
+
+    public init(twilio: TwilioAPI, callbackListener: CallbackListener = .own(), publicURL: PublicURL,
+                callbackPathPrefix: String = "/twilio/payment-callbacks",
+                finishedRetention: Duration = .seconds(3600), expiryInterval: Duration = .seconds(300),
+                callCheckInterval: Duration = .seconds(10), silentAfter: Duration = .seconds(30),
+                store: any PaymentStore = InMemoryPaymentStore(), changeFeed: any PaymentChangeFeed = InMemoryChangeFeed(),
+                callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make())) {
+        self.twilio = twilio
+        self.callbackListener = callbackListener
+        self.publicURL = publicURL
+        self.callbackPathPrefix = callbackPathPrefix
+        self.finishedRetention = finishedRetention
+        self.expiryInterval = expiryInterval
+        self.callCheckInterval = callCheckInterval
+        self.silentAfter = silentAfter
+        self.store = store
+        self.changeFeed = changeFeed
+        self.callbackKey = callbackKey
+    }
+
+    /// A whole system against the in-process simulator, its callbacks on loopback: what the
+    /// demo, the examples and `--simulate` run.
+    public static func simulated(digitPacing: Duration = .milliseconds(150), scripts: [CallSID: CallerScript] = [:]) -> PaymentsConfiguration {
+        var simulator = TwilioSimulator.Configuration.offline(digitPacing: digitPacing)
+        simulator.callbackHistoryLimit = 0  // nobody reads it in a served system
+        return PaymentsConfiguration(twilio: .simulated(simulator, scripts: scripts), publicURL: .loopback)
+    }
+}
+
+/// Why a configuration cannot be assembled, found before anything starts.
+public enum PaymentsConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// ngrok and loopback URLs point at the system's own callback server, which a mounted
+    /// configuration does not run.
+    case publicURLNeedsOwnListener(String)
+    /// The explicit public URL is not an absolute http(s) URL.
+    case invalidPublicURL(String)
+    /// The live Twilio API base URL is not an absolute http(s) URL.
+    case invalidTwilioBaseURL(String)
+
+    public var description: String {
+        switch self {
+        case .publicURLNeedsOwnListener(let kind):
+            return "a \(kind) public URL needs the system's own callback server; with mounted routes give the URL explicitly or provide it later"
+        case .invalidPublicURL(let url):
+            return "the public callback URL must be an absolute http or https URL such as https://payments.example.com, got \"\(url)\""
+        case .invalidTwilioBaseURL(let url):
+            return "the Twilio API base URL must be an absolute http or https URL such as https://api.dublin.ie1.twilio.com, got \"\(url)\""
+        }
+    }
+}
+
+/// Why the system did not become ready: cases a host can switch on, each with a sentence a user
+/// can act on.
+public enum PaymentsStartError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The callback server could not listen (a busy port, an address not on this machine).
+    case callbackListenerFailed(host: String, port: Int, reason: String)
+    /// The in-process simulator could not listen.
+    case simulatorFailed(reason: String)
+    /// The ngrok tunnel gave no public URL.
+    case tunnel(TunnelError)
+    /// The system stopped before it was ready.
+    case stopped
+
+    public var description: String {
+        switch self {
+        case .callbackListenerFailed(let host, let port, let reason):
+            return "the callback server could not listen on \(host):\(port == 0 ? "<any free port>" : String(port)) (\(reason)); choose another CALLBACK_HOST or CALLBACK_PORT"
+        case .simulatorFailed(let reason):
+            return "the built-in Twilio simulator could not start: \(reason)"
+        case .tunnel(let error):
+            return error.description
+        case .stopped:
+            return "the payment system stopped before it was ready"
+        }
+    }
+}

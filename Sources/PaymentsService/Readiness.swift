@@ -1,0 +1,72 @@
+import Foundation
+import Synchronization
+
+/// A value that one part of the system announces once (a bound port, a public URL, the
+/// coordinator) and others wait for, within a bound; or the reason it never will come.
+/// Waiters are resumed by the announcement itself, never by polling.
+final class Announcement<Value: Sendable>: Sendable {
+    private struct State {
+        var outcome: Result<Value, FlowStartFailure>?
+        var waiters: [UUID: CheckedContinuation<Result<Value, FlowStartFailure>, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// The value, if it has been announced.
+    var value: Value? { state.withLock { try? $0.outcome?.get() } }
+
+    /// How many wait now (for tests that must know a caller is waiting before they go on).
+    var waitingCount: Int { state.withLock { $0.waiters.count } }
+
+    func announce(_ value: Value) { settle(.success(value)) }
+
+    func fail(_ failure: FlowStartFailure) { settle(.failure(failure)) }
+
+    private func settle(_ result: Result<Value, FlowStartFailure>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Result<Value, FlowStartFailure>, Never>] in
+            guard state.outcome == nil else { return [] }
+            state.outcome = result
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume(returning: result) }
+    }
+
+    /// The value, waiting up to `timeout` (or until the task is cancelled) for it.
+    func wait(upTo timeout: Duration) async -> Result<Value, FlowStartFailure> {
+        if let outcome = state.withLock({ $0.outcome }) { return outcome }
+        if timeout <= .zero { return .failure(.notYet) }
+        let id = UUID()
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            self?.give(up: id, .notYet)
+        }
+        defer { timer.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let settled = state.withLock { state -> Result<Value, FlowStartFailure>? in
+                    if let outcome = state.outcome { return outcome }
+                    state.waiters[id] = continuation
+                    return nil
+                }
+                if let settled { continuation.resume(returning: settled) }
+            }
+        } onCancel: {
+            give(up: id, .cancelled)
+        }
+    }
+
+    private func give(up id: UUID, _ failure: FlowStartFailure) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: .failure(failure))
+    }
+}
+
+/// Why a part of the system is not available.
+enum FlowStartFailure: Error, Sendable {
+    /// Not yet, within the time asked.
+    case notYet
+    /// The waiting task was cancelled (the system is shutting down).
+    case cancelled
+    /// It never will be: this part failed to start.
+    case failed(PaymentsStartError)
+}
