@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 public import TwilioPayments
 
 /// Why the coordinator could not do what was asked: cases a host can switch on, each with a
@@ -75,6 +76,9 @@ public actor PaymentCoordinator {
     private var lastCallCheck: [PaymentSID: Date] = [:]
     /// Long polls waiting now, by payment SID (for tests and figures).
     private var waiting: [PaymentSID: Int] = [:]
+    /// The newest version of every session this coordinator wrote, read or was told of, for
+    /// status reads that need no actor hop (``publishedSession(_:)``).
+    private nonisolated let published = PublishedSessions()
 
     public init(api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
                 feed: any PaymentChangeFeed = InMemoryChangeFeed(), callbackURLs: any CallbackURLProvider,
@@ -109,6 +113,7 @@ public actor PaymentCoordinator {
             let running = await store.sessions(onCall: callSID).first { !$0.phase.isFinished }
             throw .sessionInProgress(callSID: callSID, paymentSID: running?.paymentSID)
         }
+        published.offer(session)
         await feed.publish(session)
 
         let resource: PaymentResource
@@ -210,6 +215,7 @@ public actor PaymentCoordinator {
             let transition = step(current)
             guard transition.changed else { return transition }
             if await store.compareAndSet(transition.session, expectedVersion: current.version) {
+                published.offer(transition.session)
                 await feed.publish(transition.session)
                 return transition
             }
@@ -289,13 +295,38 @@ public actor PaymentCoordinator {
     @discardableResult
     public func expireFinished(retention: Duration) async -> Int {
         let seconds = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
-        return await store.expireFinished(updatedBefore: now().addingTimeInterval(-seconds))
+        let cutoff = now().addingTimeInterval(-seconds)
+        published.removeFinished(updatedBefore: cutoff)
+        return await store.expireFinished(updatedBefore: cutoff)
     }
 
     // MARK: Queries
 
     public func session(_ paymentSID: PaymentSID) async -> PaymentSession? {
-        await store.session(paymentSID)
+        let session = await store.session(paymentSID)
+        if let session { published.offer(session) }
+        return session
+    }
+
+    /// The newest version of the session that this coordinator stored, read from the store, or
+    /// was told of (``observe(_:)``), without waiting on the actor or the store: what frequent
+    /// status reads use. `nil` when it has seen none; then ``session(_:)`` asks the store. With
+    /// one process and its store this is the stored session itself; with replicas it follows
+    /// the change feed (the payments system feeds every announced change to ``observe(_:)``).
+    public nonisolated func publishedSession(_ paymentSID: PaymentSID) -> PaymentSession? {
+        published.session(paymentSID)
+    }
+
+    /// The published snapshot of the session if there is one, else the stored session.
+    public nonisolated func latestSession(_ paymentSID: PaymentSID) async -> PaymentSession? {
+        if let session = published.session(paymentSID) { return session }
+        return await session(paymentSID)
+    }
+
+    /// Tells the coordinator of a session as the change feed announced it (perhaps written by
+    /// another replica); kept if newer than what it has.
+    public nonisolated func observe(_ session: PaymentSession) {
+        published.offer(session)
     }
 
     public func activeSessions() async -> [PaymentSession] {
@@ -344,5 +375,26 @@ public actor PaymentCoordinator {
     /// How many long polls wait on `paymentSID` now (tests use it to act only once one waits).
     func waiterCount(_ paymentSID: PaymentSID) -> Int {
         waiting[paymentSID] ?? 0
+    }
+}
+
+/// The newest known version of each session, by payment SID, behind a lock rather than an actor.
+final class PublishedSessions: Sendable {
+    private let sessions = Mutex<[PaymentSID: PaymentSession]>([:])
+
+    func offer(_ session: PaymentSession) {
+        guard let sid = session.paymentSID else { return }
+        sessions.withLock { sessions in
+            if let known = sessions[sid], known.version >= session.version, known.id == session.id { return }
+            sessions[sid] = session
+        }
+    }
+
+    func session(_ sid: PaymentSID) -> PaymentSession? {
+        sessions.withLock { $0[sid] }
+    }
+
+    func removeFinished(updatedBefore cutoff: Date) {
+        sessions.withLock { sessions in sessions = sessions.filter { !($0.value.phase.isFinished && $0.value.updatedAt < cutoff) } }
     }
 }

@@ -24,8 +24,8 @@ extension PaymentsMCP {
         ) { [self] variables, uri, _ in
             guard let sid = variables["paymentSid"].flatMap(PaymentSID.init), let callSID = variables["callSid"].flatMap(CallSID.init),
                   let coordinator = try? await flow.coordinator(waitingUpTo: readinessTimeout),
-                  let session = await coordinator.session(sid), session.callSID == callSID else { return nil }
-            return [ResourceContents(uri: uri, mimeType: "application/json", text: redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys).serialized())]
+                  let session = await coordinator.latestSession(sid), session.callSID == callSID else { return nil }
+            return [ResourceContents(uri: uri, mimeType: "application/json", text: rendering(session).text)]
         }
     }
 }

@@ -34,15 +34,28 @@ extension PaymentsMCP {
     /// A successful tool result: the first content block is the JSON of the status (the same as
     /// `structuredContent`, parseable as the TypeScript server's results were), the second the
     /// guidance in words.
-    func result(_ session: PaymentSession, prefix: String? = nil) -> ToolResult {
-        logger.info("payment tool result", metadata: [
+    /// A session as a tool result: its status JSON (structured, and as the first text block),
+    /// then the next step in words. Commands log at info; status reads, which agents repeat, at
+    /// `level`. The status of each session version is built, redacted and serialized once
+    /// (``RenderedStatuses``).
+    func result(_ session: PaymentSession, prefix: String? = nil, level: Logger.Level = .info) -> ToolResult {
+        logger.log(level: level, "payment tool result", metadata: [
             "call.sid": "\(session.callSID)", "payment.sid": "\(session.paymentSID?.rawValue ?? "-")",
             "payment.phase": "\(session.phase.name)", "payment.version": "\(session.version)",
             "next.tool": "\(MCPNextStep(session.nextStep).tool?.rawValue ?? "-")",
         ])
-        let status = redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys)
-        let guidance = redactor.redact((prefix.map { $0 + " " } ?? "") + "Next step: \(MCPNextStep(session.nextStep).instruction)")
-        return ToolResult(content: [.text(status.serialized()), .text(guidance)], structuredContent: status)
+        let rendered = rendering(session)
+        let guidance = prefix.map { redactor.redact($0) + " " + rendered.guidance } ?? rendered.guidance
+        return ToolResult(content: [.text(rendered.text), .text(guidance)], structuredContent: rendered.status)
+    }
+
+    /// The status of `session`'s version, built, redacted and serialized once.
+    func rendering(_ session: PaymentSession) -> RenderedStatuses.Entry {
+        rendered.status(of: session) {
+            let status = redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys)
+            return RenderedStatuses.Entry(version: session.version, status: status, text: status.serialized(),
+                                          guidance: redactor.redact("Next step: \(MCPNextStep(session.nextStep).instruction)"))
+        }
     }
 
     /// A refusal: `isError`, no `structuredContent` (the tools' output schema describes a
@@ -239,7 +252,8 @@ extension PaymentsMCP {
             await withFlow { coordinator throws(FlowError) in
                 let arguments = ToolArguments(call.arguments)
                 let sid = try arguments.required("paymentSid", PaymentSID.init)
-                guard var session = await coordinator.session(sid) else { throw .unknownSession(sid) }
+                // The published snapshot answers without an actor hop; the store when it has none.
+                guard var session = await coordinator.latestSession(sid) else { throw .unknownSession(sid) }
                 if let callSID = try arguments.optional("callSid", CallSID.init), callSID != session.callSID {
                     throw .wrongCall(paymentSID: sid, callSID: callSID)
                 }
@@ -247,7 +261,7 @@ extension PaymentsMCP {
                     let after = arguments.int("afterVersion").map(UInt64.init) ?? session.version
                     session = await coordinator.waitForChange(sid, afterVersion: after, timeout: .milliseconds(Int(wait * 1000))) ?? session
                 }
-                return result(session)
+                return result(session, level: .debug)
             }
         }
     }

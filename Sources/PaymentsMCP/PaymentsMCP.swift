@@ -24,6 +24,9 @@ public final class PaymentsMCP: Sendable {
     /// Where the tools log their results and refusals (the host's choice, as swift-log has it).
     public let logger: Logger
 
+    /// Each session version's status, built once for every tool result and resource read.
+    let rendered = RenderedStatuses()
+
     public init(server: MCPServer, flow: any PaymentCoordinatorSource, defaults: PaymentDefaults = PaymentDefaults(),
                 readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: []),
                 logger: Logger = Logger(label: "agent-payments.tools")) {

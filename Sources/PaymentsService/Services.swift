@@ -123,6 +123,10 @@ struct FlowService: Service, CustomStringConvertible {
                     let expired = await coordinator.expireFinished(retention: configuration.finishedRetention)
                     if expired > 0 { logger.debug("expired finished payment sessions", metadata: ["count": "\(expired)"]) }
                 } }
+                // Changes other replicas announce keep this coordinator's published snapshot current.
+                group.addTask {
+                    for await session in await coordinator.changes() { coordinator.observe(session) }
+                }
                 group.addTask { await every(configuration.callCheckInterval) {
                     let ended = await coordinator.checkSilentCalls(silentFor: configuration.silentAfter)
                     if ended > 0 { logger.info("payment sessions ended because their call is over", metadata: ["count": "\(ended)"]) }

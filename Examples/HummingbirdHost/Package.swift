@@ -1,0 +1,31 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// agent-payments inside a host's own Hummingbird application: the host serves Twilio's
+/// status callbacks next to its own routes, on its own (bounded) listener. Walkthrough:
+/// Docs/embedding.md.
+let package = Package(
+    name: "HummingbirdHost",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "agent-payments", path: "../.."),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "HummingbirdHost",
+            dependencies: [
+                .product(name: "PaymentsService", package: "agent-payments"),
+                .product(name: "PaymentFlow", package: "agent-payments"),
+                .product(name: "TwilioPayments", package: "agent-payments"),
+                .product(name: "ListenerGuard", package: "agent-payments"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)
