@@ -88,7 +88,7 @@ public final class CallbackReceiver: Sendable {
 
     /// The URL Twilio should call for the session with `secret`.
     public func callbackURL(secret: String) throws(CallbackURLError) -> String {
-        guard let base = publicBaseURL else { throw CallbackURLError(description: "the callback server has no public URL yet") }
+        guard let base = publicBaseURL else { throw .noPublicURLYet }
         return base + configuration.pathPrefix + "/" + secret
     }
 
@@ -184,8 +184,15 @@ public final class CallbackReceiver: Sendable {
 }
 
 /// Why no callback URL could be given.
-public struct CallbackURLError: Error, Sendable, CustomStringConvertible {
-    public var description: String
+public enum CallbackURLError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The receiver does not know its public URL yet (its listener, tunnel or host has not said).
+    case noPublicURLYet
+
+    public var description: String {
+        switch self {
+        case .noPublicURLYet: return "the callback server has no public URL yet"
+        }
+    }
 }
 
 /// One log line per request: method, path with the secret hidden, status and duration.

@@ -97,6 +97,22 @@ public enum ItemState: Sendable, Equatable {
         if case .captured = self { return true }
         return false
     }
+
+    /// The state without its details, as status JSON spells it (`allCases` for schemas).
+    public enum Kind: String, Sendable, CaseIterable {
+        case notRequested = "not-requested", requested, capturing, captured, failed
+    }
+
+    /// The state without its details.
+    public var kind: Kind {
+        switch self {
+        case .notRequested: return .notRequested
+        case .requested: return .requested
+        case .capturing: return .capturing
+        case .captured: return .captured
+        case .failed: return .failed
+        }
+    }
 }
 
 /// One item's state plus its history.
@@ -227,20 +243,29 @@ public enum PaymentPhase: Sendable, Equatable {
         }
     }
 
-    /// A one-word name: starting, active, completing, cancelling, completed, cancelled, failed,
-    /// call-ended.
-    public var name: String {
+    /// The phase without its details: what hosts switch on and schemas list (`allCases`).
+    public enum Kind: String, Sendable, CaseIterable {
+        case starting, active, completing, cancelling, completed, cancelled, failed
+        case callEnded = "call-ended"
+    }
+
+    /// The phase without its details.
+    public var kind: Kind {
         switch self {
-        case .starting: return "starting"
-        case .active: return "active"
-        case .completing: return "completing"
-        case .cancelling: return "cancelling"
-        case .completed: return "completed"
-        case .cancelled: return "cancelled"
-        case .failed: return "failed"
-        case .callEnded: return "call-ended"
+        case .starting: return .starting
+        case .active: return .active
+        case .completing: return .completing
+        case .cancelling: return .cancelling
+        case .completed: return .completed
+        case .cancelled: return .cancelled
+        case .failed: return .failed
+        case .callEnded: return .callEnded
         }
     }
+
+    /// A one-word name: starting, active, completing, cancelling, completed, cancelled, failed,
+    /// call-ended (``Kind``'s raw value).
+    public var name: String { kind.rawValue }
 }
 
 /// Everything known about one payment session: what was asked, what has been captured (masked

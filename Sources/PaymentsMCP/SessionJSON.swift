@@ -23,19 +23,10 @@ public enum SessionJSON {
         var items: [String: JSONValue] = [:]
         for item in session.configuration.applicableItems {
             let progress = session.progress(item)
-            let state: String
             var error: String?
-            switch progress.state {
-            case .notRequested: state = "not-requested"
-            case .requested: state = "requested"
-            case .capturing: state = "capturing"
-            case .captured: state = "captured"
-            case .failed(let errorType):
-                state = "failed"
-                error = errorType.rawValue
-            }
+            if case .failed(let errorType) = progress.state { error = errorType.rawValue }
             items[item.rawValue] = .object(dropping: [
-                "state": .string(state), "masked": session.maskedValue(item).map(JSONValue.string),
+                "state": .string(progress.state.kind.rawValue), "masked": session.maskedValue(item).map(JSONValue.string),
                 "errorType": error.map(JSONValue.string), "failedAttempts": .integer(Int64(progress.failedAttempts)),
                 "required": .bool(session.required.contains(item)),
             ])
@@ -93,17 +84,22 @@ public enum SessionJSON {
         "type": "object",
         "properties": [
             "callSid": ["type": "string"], "paymentSid": ["type": "string"],
-            "phase": ["type": "string", "enum": ["starting", "active", "completing", "cancelling", "completed", "cancelled", "failed", "call-ended"]],
-            "paymentMethod": ["type": "string"], "paymentCardNumber": ["type": "string"], "paymentCardType": ["type": "string"],
+            "phase": names(PaymentPhase.Kind.allCases),
+            "paymentMethod": names(PaymentMethod.allCases), "paymentCardNumber": ["type": "string"], "paymentCardType": ["type": "string"],
             "securityCode": ["type": "string"], "expirationDate": ["type": "string"], "paymentConfirmationCode": ["type": "string"],
             "paymentToken": ["type": "string"], "profileId": ["type": "string"], "result": ["type": "string"],
-            "items": ["type": "object"], "required": ["type": "array", "items": ["type": "string"]],
-            "missing": ["type": "array", "items": ["type": "string"]], "version": ["type": "integer"],
+            "items": ["type": "object", "propertyNames": names(PaymentItem.allCases), "additionalProperties": [
+                "type": "object", "properties": ["state": names(ItemState.Kind.allCases), "masked": ["type": "string"], "errorType": ["type": "string"],
+                                                 "failedAttempts": ["type": "integer", "minimum": 0], "required": ["type": "boolean"]],
+                "required": ["state", "failedAttempts", "required"],
+            ]],
+            "required": ["type": "array", "items": names(PaymentItem.allCases)],
+            "missing": ["type": "array", "items": names(PaymentItem.allCases)], "version": ["type": "integer"],
             "requiredSource": ["type": "string", "enum": ["options", "twilio"]],
             "unrecognizedRequired": ["type": "array", "items": ["type": "string"]],
             "nextStep": [
                 "type": "object",
-                "properties": ["tool": ["type": "string"], "prompt": ["type": "string"], "instruction": ["type": "string"],
+                "properties": ["tool": names(FlowTool.allCases), "prompt": names(FlowPrompt.allCases), "instruction": ["type": "string"],
                                "waitForCaller": ["type": "boolean"],
                                "arguments": ["type": "object", "description": "Arguments the tool needs besides the SIDs (captureType for a second entry)."]],
                 "required": ["instruction", "waitForCaller"],
@@ -111,6 +107,12 @@ public enum SessionJSON {
         ],
         "required": ["callSid", "phase", "paymentMethod", "items", "required", "missing", "version", "nextStep"],
     ]
+
+    /// A string schema whose values are the raw values of `cases`: generated from the Swift
+    /// enums, so the schema cannot drift from the code.
+    static func names<T: RawRepresentable>(_ cases: [T]) -> JSONValue where T.RawValue == String {
+        ["type": "string", "enum": .array(cases.map { .string($0.rawValue) })]
+    }
 
     /// The status resource's URI for a session.
     public static func uri(callSID: CallSID, paymentSID: PaymentSID) -> String {

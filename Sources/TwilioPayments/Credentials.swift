@@ -36,10 +36,10 @@ public struct TwilioCredentials: Sendable, Equatable, CustomStringConvertible {
             self.accountSID = try AccountSID(validating: accountSID)
             self.apiKeySID = try APIKeySID(validating: apiKeySID)
         } catch {
-            throw CredentialsError(description: error.description)
+            throw .invalidSID(error)
         }
-        guard !apiSecret.isEmpty else { throw CredentialsError(description: "the API secret is empty") }
-        if let authToken, authToken.isEmpty { throw CredentialsError(description: "the Auth Token is empty") }
+        guard !apiSecret.isEmpty else { throw .emptyAPISecret }
+        if let authToken, authToken.isEmpty { throw .emptyAuthToken }
         self.apiSecret = Secret(apiSecret)
         self.authToken = authToken.map(Secret.init)
     }
@@ -49,7 +49,18 @@ public struct TwilioCredentials: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Why credentials were refused.
-public struct CredentialsError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var description: String
+/// Why credentials were refused: cases to switch on, each with a sentence a user can act on.
+public enum CredentialsError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The account or API key SID is malformed (the error says which and how).
+    case invalidSID(SIDError)
+    case emptyAPISecret
+    case emptyAuthToken
+
+    public var description: String {
+        switch self {
+        case .invalidSID(let error): return error.description
+        case .emptyAPISecret: return "the API secret is empty"
+        case .emptyAuthToken: return "the Auth Token is empty"
+        }
+    }
 }

@@ -39,15 +39,22 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
     private let authorization: String
 
     /// Why a configuration was refused.
-    public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-        public var description: String
+    public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The base URL is not an absolute http(s) URL.
+        case invalidBaseURL(String)
+
+        public var description: String {
+            switch self {
+            case .invalidBaseURL(let url): return "the Twilio API base URL must be an absolute http(s) URL, got \"\(url)\""
+            }
+        }
     }
 
     public init(credentials: TwilioCredentials, baseURL: URL = TwilioPaymentsClient.defaultBaseURL,
                 retryPolicy: RetryPolicy = RetryPolicy(), requestTimeout: Duration = .seconds(15),
                 transport: any HTTPTransport = URLSessionTransport()) throws(ConfigurationError) {
         guard let scheme = baseURL.scheme?.lowercased(), scheme == "https" || scheme == "http", baseURL.host != nil else {
-            throw ConfigurationError(description: "the Twilio API base URL must be an absolute http(s) URL, got \"\(baseURL.absoluteString)\"")
+            throw .invalidBaseURL(baseURL.absoluteString)
         }
         self.credentials = credentials
         self.baseURL = baseURL

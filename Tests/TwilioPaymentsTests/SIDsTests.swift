@@ -43,7 +43,7 @@ import Testing
         #expect(throws: CredentialsError.self) {
             try TwilioCredentials(accountSID: "ACnope", apiKeySID: Fixture.apiKey.rawValue, apiSecret: "s")
         }
-        #expect(throws: CredentialsError(description: "the API secret is empty")) {
+        #expect(throws: CredentialsError.emptyAPISecret) {
             try TwilioCredentials(accountSID: Fixture.account.rawValue, apiKeySID: Fixture.apiKey.rawValue, apiSecret: "")
         }
         #expect((try? TwilioCredentials(accountSID: Fixture.account.rawValue, apiKeySID: Fixture.apiKey.rawValue, apiSecret: "s")) != nil)
