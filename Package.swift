@@ -1,5 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// agent-payments: take a card or bank payment on a live Twilio call, driven by an AI agent
 /// over the Model Context Protocol, without the agent ever seeing the card.
@@ -9,6 +12,37 @@ let strictness: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+/// How the server executable is linked on Linux, so that the binary `swift build -c release`
+/// makes is the fast one (Docs/benchmarks.md: the dynamic loader's symbol lookups over ~50
+/// shared libraries were most of a cold start): the Swift runtime and Foundation statically,
+/// with the static libraries Foundation needs named (compiling with `-static-stdlib` would
+/// name them, and libcurl with them), and libcurl not at all: LazyCurl defines the curl
+/// functions URLSession calls and loads libcurl.so.4 itself on first use. Executables only: a
+/// library product with unsafe flags could not be a dependency.
+///
+/// Where the C library loads packed relative relocations (glibc 2.36 and later), they are
+/// packed: the ~115,000 relocations of the static image then fill 22 KB instead of 2.7 MB, about
+/// a millisecond of every start. The check is this machine's glibc, where the binary is built.
+let packedRelocations: [String] = {
+    #if canImport(Glibc)
+    var buffer = [CChar](repeating: 0, count: 64)  // "glibc 2.36"
+    guard confstr(Int32(_CS_GNU_LIBC_VERSION), &buffer, buffer.count) > 0 else { return [] }
+    let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let version = (text.split(separator: " ").last ?? "").split(separator: ".").compactMap { Int($0) }
+    if version.count >= 2, (version[0], version[1]) >= (2, 36) { return ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] }
+    #endif
+    return []
+}()
+
+let serverLinking: [LinkerSetting] = [
+    .unsafeFlags(packedRelocations + [
+        "-static-stdlib", "-use-ld=lld", "-Xlinker", "--start-group",
+        "-lFoundationNetworking", "-l_CFURLSessionInterface", "-lFoundation", "-lCoreFoundation", "-l_FoundationICU",
+        "-lFoundationEssentials", "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization",
+        "-Xlinker", "--end-group",
+    ], .when(platforms: [.linux])),
 ]
 
 let package = Package(
@@ -61,7 +95,8 @@ let package = Package(
         .executableTarget(
             name: "mcpcore-fixture-server",
             dependencies: ["MCPCore"],
-            swiftSettings: strictness
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         /// What the benchmarks share: blocking stdio with a child server, clocks, percentiles.
         .target(
@@ -177,17 +212,23 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        /// libcurl, loaded on first use: the curl functions FoundationNetworking calls, forwarding
+        /// to libcurl.so.4 opened with dlopen (Linux; elsewhere empty). Only the server
+        /// executable links it, so its start does not wait for libcurl's ~30 shared libraries.
+        .target(name: "LazyCurl"),
         /// The MCP server executable: arguments, configuration from the environment, and one
         /// ServiceGroup (the payments system, stdio MCP); and the demo.
         .executableTarget(
             name: "agent-payments",
             dependencies: [
                 "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
+                "LazyCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictness
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         .testTarget(
             name: "PaymentsMCPTests",

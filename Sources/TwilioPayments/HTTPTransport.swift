@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 #if canImport(FoundationNetworking)
 internal import FoundationNetworking
 #endif
@@ -52,20 +53,29 @@ public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest) async throws(TransportFailure) -> HTTPResponse
 }
 
-/// URLSession (FoundationNetworking, libcurl on Linux) as an ``HTTPTransport``.
+/// URLSession (FoundationNetworking, libcurl on Linux) as an ``HTTPTransport``. The session is
+/// made on the first request, so a transport that is configured but never used costs nothing
+/// (on Linux, a URLSession initialises libcurl).
 public final class URLSessionTransport: HTTPTransport {
-    private let session: URLSession
+    private let made = Mutex<URLSession?>(nil)
 
-    public init() {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpCookieStorage = nil
-        configuration.urlCache = nil
-        configuration.httpShouldSetCookies = false
-        session = URLSession(configuration: configuration)
+    public init() {}
+
+    private var session: URLSession {
+        made.withLock { made in
+            if let session = made { return session }
+            let configuration = URLSessionConfiguration.ephemeral
+            configuration.httpCookieStorage = nil
+            configuration.urlCache = nil
+            configuration.httpShouldSetCookies = false
+            let session = URLSession(configuration: configuration)
+            made = session
+            return session
+        }
     }
 
     deinit {
-        session.finishTasksAndInvalidate()
+        made.withLock { $0 }?.finishTasksAndInvalidate()
     }
 
     public func send(_ request: HTTPRequest) async throws(TransportFailure) -> HTTPResponse {

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+// Stands in for libcurl until the first request loads it (Package.swift, serverLinking).
+import LazyCurl
 import ListenerGuard
 import Logging
 import MCPCore
@@ -10,6 +12,37 @@ import ServiceLifecycle
 @main
 struct AgentPayments: AsyncParsableCommand {
     static let version = "0.1.0"
+
+    /// The way MCP clients start the server — no arguments, `--simulate`, or the three
+    /// credentials — with a valid configuration, goes straight to serving: ArgumentParser's
+    /// reflection costs ~3 ms of a cold start (Docs/benchmarks.md). Everything else, and every
+    /// configuration error (whose message and usage status ArgumentParser prints), takes the
+    /// parser's path.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let direct = arguments.isEmpty || arguments == ["--simulate"]
+            || (arguments.count == 3 && !arguments.contains { $0.hasPrefix("-") || ["serve", "demo", "help"].contains($0) })
+        if direct, let configuration = try? ServerConfiguration.load(positional: arguments == ["--simulate"] ? [] : arguments,
+                                                                      simulate: arguments == ["--simulate"],
+                                                                      environment: ProcessInfo.processInfo.environment) {
+            do {
+                try await Serve.serve(configuration)
+            } catch {
+                exit(withError: error)
+            }
+            return
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 
     static let configuration = CommandConfiguration(
         commandName: "agent-payments",
@@ -60,10 +93,14 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try await Self.serve(try load())
+    }
+
+    /// Serves MCP over stdio with `configuration` until the end of input or a signal.
+    static func serve(_ configuration: ServerConfiguration) async throws {
         // Every open connection costs a file: take what the system allows before sizing the
         // listener's connection cap from it.
         let files = FileDescriptorLimit.raiseSoftLimitToHard()
-        let configuration = try load()
         let server = PaymentsMCP.makeServer(version: AgentPayments.version)
         let redactor = Redactor(secrets: configuration.secrets)
         let level = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -82,6 +119,7 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [
                 .init(service: payments, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .ignore),
+                .init(service: LibcurlWarmUp(payments: payments)),
                 .init(service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -90,17 +128,38 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
+/// Loads libcurl (which LazyCurl otherwise loads on the first HTTP request) once the payments
+/// system is up, off MCP's path: a machine without libcurl stops the server at start-up with a
+/// message that says what to install, not in the middle of a payment.
+struct LibcurlWarmUp: Service, CustomStringConvertible {
+    var description: String { "libcurl-warm-up" }
+    let payments: PaymentsSystem
+
+    struct Missing: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func run() async throws {
+        _ = try? await payments.ready(waitingUpTo: .seconds(3600))
+        guard lazy_curl_load() == 1 else {
+            throw Missing(description: lazy_curl_error().map { String(cString: $0) } ?? "libcurl could not be loaded")
+        }
+        try? await gracefulShutdown()
+    }
+}
+
 /// MCP over stdio as a lifecycle service: it ends at the end of standard input, or on graceful
-/// shutdown (``MCPServer/stop()``: listen streams end with their result, queued messages are
+/// shutdown or cancellation (``MCPServer/stop()``: listen streams end with their result, queued messages are
 /// written).
 struct StdioMCPService: Service, CustomStringConvertible {
     var description: String { "mcp-stdio" }
     let server: MCPServer
 
     func run() async {
-        await withGracefulShutdownHandler {
+        // Cancellation too (the group cancels when a part fails): serving ends the same way.
+        await withTaskCancellationOrGracefulShutdownHandler {
             await server.serveStdio()
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             server.stop()
         }
     }

@@ -420,3 +420,25 @@ def test_sigterm_ends_an_open_listen_stream_with_its_result_then_exits():
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_without_libcurl_the_server_says_what_to_install_and_stops(tmp_path):
+    """libcurl is loaded on first use (Sources/LazyCurl), not by the dynamic loader: MCP still
+    answers at once, and a machine whose libcurl cannot be loaded gets a message naming it at
+    start-up and a failure status, not a crash in the middle of a payment."""
+    import subprocess
+
+    (tmp_path / "libcurl.so.4").write_bytes(b"not a shared library\n")
+    proc = subprocess.Popen([str(SERVER), "--simulate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "LD_LIBRARY_PATH": str(tmp_path), "AGENT_PAYMENTS_LOG_LEVEL": "warning"})
+    try:
+        proc.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}\n')
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 1, "MCP answers before libcurl is needed"
+        status = proc.wait(timeout=20)
+        stderr = proc.stderr.read().decode()
+        assert status != 0, stderr
+        assert "libcurl.so.4 could not be loaded" in stderr and "apt-get install libcurl4" in stderr, stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
