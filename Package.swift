@@ -36,6 +36,8 @@ let packedRelocations: [String] = {
     return []
 }()
 
+/// Every executable of the package is linked this way (each also depends on LazyCurl), so the
+/// benchmark harnesses and stand-ins are built as the server is.
 let serverLinking: [LinkerSetting] = [
     .unsafeFlags(packedRelocations + [
         "-static-stdlib", "-use-ld=lld", "-Xlinker", "--start-group",
@@ -94,7 +96,7 @@ let package = Package(
         /// A server built only from MCPCore that the interop tests and the benchmark drive.
         .executableTarget(
             name: "mcpcore-fixture-server",
-            dependencies: ["MCPCore"],
+            dependencies: ["LazyCurl", "MCPCore"],
             swiftSettings: strictness,
             linkerSettings: serverLinking
         ),
@@ -108,17 +110,19 @@ let package = Package(
         /// Spawn, round-trip and exit figures for MCPCore over real stdio (`Benchmarks/run`).
         .executableTarget(
             name: "MCPCoreBenchmark",
-            dependencies: ["MCPCore", "BenchmarkSupport"],
+            dependencies: ["LazyCurl", "MCPCore", "BenchmarkSupport"],
             path: "Benchmarks/MCPCoreBenchmark",
-            swiftSettings: strictness
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         /// The whole server against the Python-SDK peer: cold start, round trips, a whole
         /// simulated payment, memory, exit (`Benchmarks/run`).
         .executableTarget(
             name: "AgentPaymentsBenchmark",
-            dependencies: ["MCPCore", "BenchmarkSupport"],
+            dependencies: ["LazyCurl", "MCPCore", "BenchmarkSupport"],
             path: "Benchmarks/AgentPaymentsBenchmark",
-            swiftSettings: strictness
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         .target(
             name: "TwilioPayments",
@@ -133,9 +137,10 @@ let package = Package(
         /// Reducer steps per second and memory per live session (`Benchmarks/run`).
         .executableTarget(
             name: "PaymentFlowBenchmark",
-            dependencies: ["BenchmarkSupport", "PaymentFlow"],
+            dependencies: ["LazyCurl", "BenchmarkSupport", "PaymentFlow"],
             path: "Benchmarks/PaymentFlowBenchmark",
-            swiftSettings: strictness
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         /// The in-memory Twilio Payments fake the unit tests share.
         .target(
@@ -247,38 +252,43 @@ let package = Package(
         /// TwilioSimulator as a standalone process: a Twilio to point any client at.
         .executableTarget(
             name: "twilio-simulator",
-            dependencies: ["TwilioSimulator", "TwilioPayments", "ListenerGuard", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["LazyCurl", "TwilioSimulator", "TwilioPayments", "ListenerGuard", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strictness
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         /// Runs a CallbackReceiver and prints what it accepts, so the interop tests can sign
         /// with Twilio's Python validator against the URLs the receiver builds.
         .executableTarget(
             name: "callback-receiver-check",
-            dependencies: ["CallbackHTTP", "TwilioPayments", .product(name: "Hummingbird", package: "hummingbird"),
+            dependencies: ["LazyCurl", "CallbackHTTP", "TwilioPayments", .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strictness
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         /// Signed callbacks per second through the receiver's real socket (`Benchmarks/run`).
         .executableTarget(
             name: "CallbackHTTPBenchmark",
-            dependencies: ["BenchmarkSupport", "CallbackHTTP", "TwilioPayments"],
+            dependencies: ["LazyCurl", "BenchmarkSupport", "CallbackHTTP", "TwilioPayments"],
             path: "Benchmarks/CallbackHTTPBenchmark",
-            swiftSettings: strictness
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         /// Signs JSON-lines test cases with TwilioPayments so the interop tests can compare
         /// against Twilio's own Python validator.
         .executableTarget(
             name: "twilio-signature-check",
-            dependencies: ["TwilioPayments"],
-            swiftSettings: strictness
+            dependencies: ["LazyCurl", "TwilioPayments"],
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         /// Webhook signature validations per second on one core (`Benchmarks/run`).
         .executableTarget(
             name: "TwilioPaymentsBenchmark",
-            dependencies: ["BenchmarkSupport", "TwilioPayments"],
+            dependencies: ["LazyCurl", "BenchmarkSupport", "TwilioPayments"],
             path: "Benchmarks/TwilioPaymentsBenchmark",
-            swiftSettings: strictness
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
         ),
         .testTarget(
             name: "TwilioPaymentsTests",

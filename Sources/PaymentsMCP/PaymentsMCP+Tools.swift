@@ -46,15 +46,20 @@ extension PaymentsMCP {
         ])
         let rendered = rendering(session)
         let guidance = prefix.map { redactor.redact($0) + " " + rendered.guidance } ?? rendered.guidance
-        return ToolResult(content: [.text(rendered.text), .text(guidance)], structuredContent: rendered.status)
+        return ToolResult(content: [.text(rendered.text), .text(guidance)], structuredContent: rendered.status,
+                          structuredContentValidated: rendered.conforms)
     }
+
+    /// Checks each rendered status once against the tools' output schema.
+    static let statusValidator = JSONSchemaValidator(schema: SessionJSON.schema)
 
     /// The status of `session`'s version, built, redacted and serialized once.
     func rendering(_ session: PaymentSession) -> RenderedStatuses.Entry {
         rendered.status(of: session) {
             let status = redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys)
             return RenderedStatuses.Entry(version: session.version, status: status, text: status.serialized(),
-                                          guidance: redactor.redact("Next step: \(MCPNextStep(session.nextStep).instruction)"))
+                                          guidance: redactor.redact("Next step: \(MCPNextStep(session.nextStep).instruction)"),
+                                          conforms: Self.statusValidator.validate(status, rootName: "structuredContent").isEmpty)
         }
     }
 

@@ -5,7 +5,8 @@ import Synchronization
 /// The status of each session's latest version, built, redacted and serialized once: an agent
 /// polls `getPaymentStatus` or reads the resource many times per version, and a version
 /// identifies its content (every change makes a new one; the next step follows from the state).
-/// Bounded: past `limit` sessions, the oldest-rendered half is dropped.
+/// Bounded: past `limit` sessions (agents poll a few at a time), the oldest-rendered half is
+/// dropped.
 final class RenderedStatuses: Sendable {
     struct Entry: Sendable {
         var version: UInt64
@@ -15,12 +16,15 @@ final class RenderedStatuses: Sendable {
         var text: String
         /// "Next step: …", redacted.
         var guidance: String
+        /// Whether `status` matched ``SessionJSON/schema`` when it was rendered (checked once per
+        /// version; the engine then need not check every tool result).
+        var conforms: Bool
     }
 
     private let entries = Mutex<(byID: [String: Entry], order: [String])>(([:], []))
     private let limit: Int
 
-    init(limit: Int = 4096) {
+    init(limit: Int = 256) {
         self.limit = limit
     }
 

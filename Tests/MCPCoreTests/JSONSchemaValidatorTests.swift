@@ -50,6 +50,21 @@ import Testing
         #expect(problems(value).contains(expected), "got \(problems(value))")
     }
 
+    /// Patterns are compiled once and kept: the same pattern decides the same way every time,
+    /// a different one differently, and an invalid one is reported every time, not only once.
+    @Test func compiledPatternsAreReusedAndInvalidOnesStayReported() {
+        let sid = JSONSchemaValidator(schema: ["type": "string", "pattern": "^PK[0-9a-f]{4}$"])
+        for _ in 0..<3 {
+            #expect(sid.validate("PK12ab").isEmpty)
+            #expect(sid.validate("PK12abc").map(\.message) == ["must match the pattern ^PK[0-9a-f]{4}$"])
+        }
+        #expect(JSONSchemaValidator(schema: ["type": "string", "pattern": "^CA"]).validate("PK12ab").count == 1)
+        let broken = JSONSchemaValidator(schema: ["type": "string", "pattern": "(unclosed"])
+        for _ in 0..<2 {
+            #expect(broken.validate("x").map(\.message) == ["schema pattern (unclosed is not a valid regular expression"])
+        }
+    }
+
     @Test func treatsIntegralDoublesAsIntegers() {
         #expect(JSONSchemaValidator(schema: ["type": "integer"]).validate(.double(3)).isEmpty)
     }

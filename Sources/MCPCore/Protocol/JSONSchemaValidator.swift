@@ -1,3 +1,4 @@
+import Synchronization
 /// Checks a JSON value against a JSON Schema (the 2020-12 keywords tool schemas use).
 ///
 /// Supported: `type` (one or several), `enum`, `const`, `properties`, `required`,
@@ -104,8 +105,8 @@ public struct JSONSchemaValidator: Sendable {
                 violations.append(Violation(path: path, message: "must be at most \(maximum) characters long, got \(length)"))
             }
             if let pattern = keywords["pattern"]?.stringValue {
-                if let regex = try? Regex(pattern) {
-                    if (try? regex.firstMatch(in: string)) == nil {
+                if let matched = CompiledPatterns.shared.matches(pattern, string) {
+                    if !matched {
                         violations.append(Violation(path: path, message: "must match the pattern \(pattern)"))
                     }
                 } else {
@@ -215,5 +216,28 @@ public struct JSONSchemaValidator: Sendable {
 
     private func format(_ number: Double) -> String {
         number.rounded() == number && number.magnitude < 1e15 ? String(Int64(number)) : String(number)
+    }
+}
+
+/// Every `pattern` compiled once per process: compiling a `Regex` from its source text costs more
+/// than the rest of a validation (tool arguments are validated on every call). `Regex` is not
+/// `Sendable`, so the compiled patterns never leave the lock: matching happens under it too
+/// (a few microseconds; schemas are the server's own).
+final class CompiledPatterns: Sendable {
+    static let shared = CompiledPatterns()
+
+    private let compiled = Mutex<[String: Regex<AnyRegexOutput>?]>([:])
+
+    /// Whether `string` contains a match of `pattern`, or `nil` if `pattern` is not a valid
+    /// regular expression.
+    func matches(_ pattern: String, _ string: String) -> Bool? {
+        compiled.withLock { compiled in
+            if compiled[pattern] == nil {
+                if compiled.count >= 1024 { compiled.removeAll() }  // a bound all the same
+                compiled[pattern] = .some(try? Regex(pattern))
+            }
+            guard case .some(.some(let regex)) = compiled[pattern] else { return nil }
+            return (try? regex.firstMatch(in: string)) != nil
+        }
     }
 }

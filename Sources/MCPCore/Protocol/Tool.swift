@@ -94,11 +94,17 @@ public struct ToolResult: Sendable, Equatable {
     public var structuredContent: JSONValue?
     /// Whether the tool failed; the content then explains why, for the model to read.
     public var isError: Bool
+    /// Set by a tool that has itself checked `structuredContent` against its `outputSchema`
+    /// (once for a value it hands out many times, say); the engine then skips its own check of
+    /// every call. Not part of the wire format.
+    public var structuredContentValidated: Bool
 
-    public init(content: [ContentBlock], structuredContent: JSONValue? = nil, isError: Bool = false) {
+    public init(content: [ContentBlock], structuredContent: JSONValue? = nil, isError: Bool = false,
+                structuredContentValidated: Bool = false) {
         self.content = content
         self.structuredContent = structuredContent
         self.isError = isError
+        self.structuredContentValidated = structuredContentValidated
     }
 
     /// A result with one text block.

@@ -36,6 +36,7 @@ extension ServerConnection {
             guard let structured = result.structuredContent else {
                 throw JSONRPCError.internalError("tool \(name) declares an outputSchema but returned no structuredContent")
             }
+            if result.structuredContentValidated { return result.json }
             let problems = JSONSchemaValidator(schema: outputSchema).validate(structured, rootName: "structuredContent")
             if !problems.isEmpty {
                 throw JSONRPCError.internalError("tool \(name) returned output that does not match its outputSchema: "
