@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 // Stands in for libcurl until the first request loads it (Package.swift, serverLinking).
 import LazyCurl
@@ -8,6 +9,7 @@ import MCPCore
 import PaymentsMCP
 import PaymentsService
 import ServiceLifecycle
+import Synchronization
 
 @main
 struct AgentPayments: AsyncParsableCommand {
@@ -128,9 +130,9 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Loads libcurl (which LazyCurl otherwise loads on the first HTTP request) once the payments
-/// system is up, off MCP's path: a machine without libcurl stops the server at start-up with a
-/// message that says what to install, not in the middle of a payment.
+/// Loads libcurl (which LazyCurl otherwise loads on the first HTTP request) a second after the
+/// payments system is up, off MCP's path: a machine without libcurl stops the server at
+/// start-up with a message that says what to install, not in the middle of a payment.
 struct LibcurlWarmUp: Service, CustomStringConvertible {
     var description: String { "libcurl-warm-up" }
     let payments: PaymentsSystem
@@ -141,10 +143,49 @@ struct LibcurlWarmUp: Service, CustomStringConvertible {
 
     func run() async throws {
         _ = try? await payments.ready(waitingUpTo: .seconds(3600))
-        guard lazy_curl_load() == 1 else {
+        // A second later (a client that only asks what the server offers, or leaves at once,
+        // never waits for a load: dlopen holds the loader's lock, which exit needs too), unless
+        // a Twilio request has loaded it by then. dlopen cannot be interrupted: it runs on a
+        // thread of its own, and a shutdown that comes first does not wait for it.
+        guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil else { return }
+        let outcome = Outcome()
+        let loaded: Bool? = await withGracefulShutdownHandler {
+            await withCheckedContinuation { continuation in
+                outcome.wait(continuation)
+                DispatchQueue.global(qos: .utility).async { outcome.settle(lazy_curl_load() == 1) }
+            }
+        } onGracefulShutdown: {
+            outcome.settle(nil)
+        }
+        guard let loaded else { return }
+        guard loaded else {
             throw Missing(description: lazy_curl_error().map { String(cString: $0) } ?? "libcurl could not be loaded")
         }
         try? await gracefulShutdown()
+    }
+
+    /// Whichever comes first, the load's result or a shutdown (`nil`), resumes the wait, once.
+    final class Outcome: Sendable {
+        private let state = Mutex<(continuation: CheckedContinuation<Bool?, Never>?, value: Bool??)>((nil, nil))
+
+        func wait(_ continuation: CheckedContinuation<Bool?, Never>) {
+            let settled = state.withLock { state -> Bool?? in
+                if let value = state.value { return value }
+                state.continuation = continuation
+                return nil
+            }
+            if let settled { continuation.resume(returning: settled) }
+        }
+
+        func settle(_ value: Bool?) {
+            let waiting = state.withLock { state -> CheckedContinuation<Bool?, Never>? in
+                guard state.value == nil else { return nil }
+                state.value = .some(value)
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            waiting?.resume(returning: value)
+        }
     }
 }
 
