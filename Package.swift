@@ -37,8 +37,13 @@ let packedRelocations: [String] = {
 }()
 
 /// Every executable of the package is linked this way (each also depends on LazyCurl), so the
-/// benchmark harnesses and stand-ins are built as the server is.
-let serverLinking: [LinkerSetting] = [
+/// benchmark harnesses and stand-ins are built as the server is. It assumes the glibc Linux
+/// toolchain from swift.org (static Foundation, lld). For anything else — the fully static musl
+/// SDK, a distribution's Swift without lld, a cross build — set `AGENT_PAYMENTS_PLAIN_LINK=1`
+/// and the executables are linked the ordinary way (LazyCurl then forwards to the libcurl the
+/// binary links anyway).
+let plainLinking = Context.environment["AGENT_PAYMENTS_PLAIN_LINK"].map { !$0.isEmpty && $0 != "0" } ?? false
+let serverLinking: [LinkerSetting] = plainLinking ? [] : [
     .unsafeFlags(packedRelocations + [
         "-static-stdlib", "-use-ld=lld", "-Xlinker", "--start-group",
         "-lFoundationNetworking", "-l_CFURLSessionInterface", "-lFoundation", "-lCoreFoundation", "-l_FoundationICU",

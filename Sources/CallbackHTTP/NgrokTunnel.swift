@@ -152,7 +152,7 @@ public final class NgrokTunnel: Sendable {
         let transport = URLSessionTransport()
         let deadline = ContinuousClock.now + configuration.startupTimeout
         let api = URL(string: "http://127.0.0.1:\(apiPort)/api/tunnels")!
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline, !Task.isCancelled {
             if let status = process.exitStatus() {
                 try? FileManager.default.removeItem(at: configFile)
                 throw .exited(status: status, diagnostics: diagnostics())
@@ -170,6 +170,7 @@ public final class NgrokTunnel: Sendable {
         close(process.lifeline)
         errorReader.readabilityHandler = nil
         try? FileManager.default.removeItem(at: configFile)
+        if Task.isCancelled { throw .couldNotStart("start-up was cancelled") }
         throw .noURL(timeout: configuration.startupTimeout, diagnostics: diagnostics())
     }
 
@@ -200,9 +201,14 @@ public final class NgrokTunnel: Sendable {
         try? FileManager.default.removeItem(at: configFile)
     }
 
-    /// SIGTERM, a second's grace, SIGKILL, and reaping.
+    /// SIGTERM, a second's grace, SIGKILL, and reaping. Runs to the end even when the caller is
+    /// cancelled (a shutting-down group cancels its parts): the waits must really wait, not spin.
     static func stopChild(_ pid: pid_t) async {
         guard pid > 0 else { return }
+        await Task { await reap(pid) }.value
+    }
+
+    private static func reap(_ pid: pid_t) async {
         kill(pid, SIGTERM)
         let deadline = ContinuousClock.now + .seconds(1)
         while !hasExited(pid), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }

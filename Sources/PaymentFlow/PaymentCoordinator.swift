@@ -76,8 +76,8 @@ public actor PaymentCoordinator {
     private var lastCallCheck: [PaymentSID: Date] = [:]
     /// Long polls waiting now, by payment SID (for tests and figures).
     private var waiting: [PaymentSID: Int] = [:]
-    /// The newest version of every session this coordinator wrote, read or was told of, for
-    /// status reads that need no actor hop (``publishedSession(_:)``).
+    /// The newest version of every session this coordinator wrote, read or heard of on the feed,
+    /// for status reads that need no actor hop (``publishedSession(_:)``).
     private nonisolated let published = PublishedSessions()
 
     public init(api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
@@ -296,8 +296,9 @@ public actor PaymentCoordinator {
     public func expireFinished(retention: Duration) async -> Int {
         let seconds = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
         let cutoff = now().addingTimeInterval(-seconds)
+        let expired = await store.expireFinished(updatedBefore: cutoff)
         published.removeFinished(updatedBefore: cutoff)
-        return await store.expireFinished(updatedBefore: cutoff)
+        return expired
     }
 
     // MARK: Queries
@@ -308,11 +309,10 @@ public actor PaymentCoordinator {
         return session
     }
 
-    /// The newest version of the session that this coordinator stored, read from the store, or
-    /// was told of (``observe(_:)``), without waiting on the actor or the store: what frequent
-    /// status reads use. `nil` when it has seen none; then ``session(_:)`` asks the store. With
-    /// one process and its store this is the stored session itself; with replicas it follows
-    /// the change feed (the payments system feeds every announced change to ``observe(_:)``).
+    /// The newest version of the session, without waiting on the actor or the store: what
+    /// frequent status reads use. Only while someone runs ``followChanges()`` (the payments
+    /// system does), so that changes other coordinators and replicas make reach it through the
+    /// change feed; otherwise, and for a session it has not seen, `nil` (then ask ``session(_:)``).
     public nonisolated func publishedSession(_ paymentSID: PaymentSID) -> PaymentSession? {
         published.session(paymentSID)
     }
@@ -323,18 +323,24 @@ public actor PaymentCoordinator {
         return await session(paymentSID)
     }
 
-    /// Tells the coordinator of a session as the change feed announced it (perhaps written by
-    /// another replica); kept if newer than what it has.
-    public nonisolated func observe(_ session: PaymentSession) {
-        published.offer(session)
-    }
-
     public func activeSessions() async -> [PaymentSession] {
         await store.activeSessions()
     }
 
     public func sessions(onCall callSID: CallSID) async -> [PaymentSession] {
         await store.sessions(onCall: callSID)
+    }
+
+    /// Keeps the published snapshot current from the change feed until the task is cancelled
+    /// (the snapshot is used only meanwhile). What this coordinator saw before it follows is
+    /// dropped, since changes made meanwhile by others were not seen.
+    public nonisolated func followChanges() async {
+        let changes = await feed.subscribe()
+        published.startFollowing()
+        defer { published.stopFollowing() }
+        for await session in changes {
+            published.offer(session)
+        }
     }
 
     // MARK: Change feed
@@ -378,23 +384,39 @@ public actor PaymentCoordinator {
     }
 }
 
-/// The newest known version of each session, by payment SID, behind a lock rather than an actor.
+/// The newest known version of each session, by payment SID, behind a lock rather than an
+/// actor; kept only while the change feed is followed (``PaymentCoordinator/followChanges()``).
 final class PublishedSessions: Sendable {
-    private let sessions = Mutex<[PaymentSID: PaymentSession]>([:])
+    private let state = Mutex<(following: Int, sessions: [PaymentSID: PaymentSession])>((0, [:]))
 
     func offer(_ session: PaymentSession) {
         guard let sid = session.paymentSID else { return }
-        sessions.withLock { sessions in
-            if let known = sessions[sid], known.version >= session.version, known.id == session.id { return }
-            sessions[sid] = session
+        state.withLock { state in
+            guard state.following > 0 else { return }
+            if let known = state.sessions[sid], known.id == session.id, known.version >= session.version { return }
+            state.sessions[sid] = session
         }
     }
 
     func session(_ sid: PaymentSID) -> PaymentSession? {
-        sessions.withLock { $0[sid] }
+        state.withLock { $0.following > 0 ? $0.sessions[sid] : nil }
+    }
+
+    func startFollowing() {
+        state.withLock { state in
+            if state.following == 0 { state.sessions = [:] }
+            state.following += 1
+        }
+    }
+
+    func stopFollowing() {
+        state.withLock { state in
+            state.following -= 1
+            if state.following == 0 { state.sessions = [:] }
+        }
     }
 
     func removeFinished(updatedBefore cutoff: Date) {
-        sessions.withLock { sessions in sessions = sessions.filter { !($0.value.phase.isFinished && $0.value.updatedAt < cutoff) } }
+        state.withLock { state in state.sessions = state.sessions.filter { !($0.value.phase.isFinished && $0.value.updatedAt < cutoff) } }
     }
 }

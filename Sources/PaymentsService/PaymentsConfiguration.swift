@@ -124,6 +124,8 @@ public enum PaymentsStartError: Error, Sendable, Equatable, CustomStringConverti
     case tunnel(TunnelError)
     /// The system stopped before it was ready.
     case stopped
+    /// ``PaymentsSystem/run()`` was called a second time; a system runs once.
+    case alreadyRun
 
     public var description: String {
         switch self {
@@ -135,6 +137,8 @@ public enum PaymentsStartError: Error, Sendable, Equatable, CustomStringConverti
             return error.description
         case .stopped:
             return "the payment system stopped before it was ready"
+        case .alreadyRun:
+            return "this payment system has already run; make a new PaymentsSystem to run again"
         }
     }
 }

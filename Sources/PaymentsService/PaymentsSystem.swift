@@ -39,6 +39,7 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
     private let apiBase = Announcement<URL>()
     private let listening = Announcement<Int>()
     private let publicBase = Announcement<String>()
+    private let ran = Mutex(false)
 
     /// What service-lifecycle logs call it.
     public var description: String { "payments-system" }
@@ -107,9 +108,19 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
     }
 
     /// Runs every part in a group of its own until a graceful shutdown (or cancellation), and
-    /// ends readiness with the reason if it never came.
+    /// ends readiness with the reason if it never came: the first part that failed to start,
+    /// else ``PaymentsStartError/stopped``. A system runs once; a second run throws
+    /// ``PaymentsStartError/alreadyRun``.
     public func run() async throws {
-        defer { readiness.fail(.failed(.stopped)) }
+        guard ran.withLock({ ran in defer { ran = true }; return !ran }) else { throw PaymentsStartError.alreadyRun }
+        defer {
+            let reason = [apiBase.startFailure, listening.startFailure, publicBase.startFailure].compactMap { $0 }.first ?? .stopped
+            readiness.fail(.failed(reason))
+            // Whatever still waits for a part that will not come now hears why.
+            listening.fail(.failed(reason))
+            apiBase.fail(.failed(reason))
+            publicBase.fail(.failed(reason))
+        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger))
         try await group.run()
     }

@@ -37,11 +37,8 @@ final class Announcement<Value: Sendable>: Sendable {
         if let outcome = state.withLock({ $0.outcome }) { return outcome }
         if timeout <= .zero { return .failure(.notYet) }
         let id = UUID()
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            self?.give(up: id, .notYet)
-        }
-        defer { timer.cancel() }
+        let timer = Mutex<Task<Void, Never>?>(nil)
+        defer { timer.withLock { $0 }?.cancel() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let settled = state.withLock { state -> Result<Value, FlowStartFailure>? in
@@ -49,10 +46,28 @@ final class Announcement<Value: Sendable>: Sendable {
                     state.waiters[id] = continuation
                     return nil
                 }
-                if let settled { continuation.resume(returning: settled) }
+                if let settled {
+                    continuation.resume(returning: settled)
+                    return
+                }
+                // Registered: only now can a cancellation or the timer find this waiter, so a
+                // cancellation that came before registration is honoured here.
+                if Task.isCancelled { give(up: id, .cancelled) }
+                timer.withLock { $0 = Task { [weak self] in
+                    try? await Task.sleep(for: timeout)
+                    self?.give(up: id, .notYet)
+                } }
             }
         } onCancel: {
             give(up: id, .cancelled)
+        }
+    }
+
+    /// The failure this part announced, if it failed to start (not a waiter's timeout).
+    var startFailure: PaymentsStartError? {
+        state.withLock { state in
+            if case .failure(.failed(let error)) = state.outcome { return error }
+            return nil
         }
     }
 

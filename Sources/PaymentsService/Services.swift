@@ -106,11 +106,17 @@ struct FlowService: Service, CustomStringConvertible {
 
     func run() async throws {
         let coordinator: PaymentCoordinator
-        switch await start() {
+        // A graceful shutdown during start-up ends the waits (a provided URL may never come).
+        switch await cancelWhenGracefulShutdown({ await start() }) {
         case .success(let made): coordinator = made
         case .failure(let failure):
-            readiness.fail(failure)
-            if case .failed(let error) = failure { logger.error("the payment system could not start: \(error)") }
+            // Only a part's own failure settles readiness here: a wait given up (cancelled by the
+            // group because another part failed, or shut down) says nothing about the system;
+            // PaymentsSystem.run settles it with the first part's failure once the group ends.
+            if case .failed(let error) = failure {
+                readiness.fail(failure)
+                logger.error("the payment system could not start: \(error)")
+            }
             return
         }
         sink.attach(coordinator)
@@ -119,14 +125,12 @@ struct FlowService: Service, CustomStringConvertible {
                                                       "callbacks.port": "\(receiver.boundPort.map(String.init) ?? "mounted")"])
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
+                // Status reads answer from the coordinator's snapshot while it follows the feed.
+                group.addTask { await coordinator.followChanges() }
                 group.addTask { await every(configuration.expiryInterval) {
                     let expired = await coordinator.expireFinished(retention: configuration.finishedRetention)
                     if expired > 0 { logger.debug("expired finished payment sessions", metadata: ["count": "\(expired)"]) }
                 } }
-                // Changes other replicas announce keep this coordinator's published snapshot current.
-                group.addTask {
-                    for await session in await coordinator.changes() { coordinator.observe(session) }
-                }
                 group.addTask { await every(configuration.callCheckInterval) {
                     let ended = await coordinator.checkSilentCalls(silentFor: configuration.silentAfter)
                     if ended > 0 { logger.info("payment sessions ended because their call is over", metadata: ["count": "\(ended)"]) }

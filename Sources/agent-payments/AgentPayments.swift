@@ -118,15 +118,17 @@ struct Serve: AsyncParsableCommand {
         // input shut down in reverse order: listen streams end with their result and stdout is
         // written out, then the tunnel is stopped and reaped and the listeners close. A part of
         // the payments system that fails to start does not stop MCP: tools report why.
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        var lifecycle = ServiceGroupConfiguration(
             services: [
                 .init(service: payments, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .ignore),
                 .init(service: LibcurlWarmUp(payments: payments)),
                 .init(service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
-        try await group.run()
+            logger: logger)
+        // A part that does not stop within 10 s is cancelled, so the process always ends.
+        lifecycle.maximumGracefulShutdownDuration = .seconds(10)
+        try await ServiceGroup(configuration: lifecycle).run()
     }
 }
 
@@ -142,7 +144,7 @@ struct LibcurlWarmUp: Service, CustomStringConvertible {
     }
 
     func run() async throws {
-        _ = try? await payments.ready(waitingUpTo: .seconds(3600))
+        _ = try? await cancelWhenGracefulShutdown { try await payments.ready(waitingUpTo: .seconds(3600)) }
         // A second later (a client that only asks what the server offers, or leaves at once,
         // never waits for a load: dlopen holds the loader's lock, which exit needs too), unless
         // a Twilio request has loaded it by then. dlopen cannot be interrupted: it runs on a
@@ -151,7 +153,7 @@ struct LibcurlWarmUp: Service, CustomStringConvertible {
         let outcome = Outcome()
         let loaded: Bool? = await withGracefulShutdownHandler {
             await withCheckedContinuation { continuation in
-                outcome.wait(continuation)
+                guard outcome.wait(continuation) else { return }  // shut down already: no load
                 DispatchQueue.global(qos: .utility).async { outcome.settle(lazy_curl_load() == 1) }
             }
         } onGracefulShutdown: {
@@ -168,13 +170,17 @@ struct LibcurlWarmUp: Service, CustomStringConvertible {
     final class Outcome: Sendable {
         private let state = Mutex<(continuation: CheckedContinuation<Bool?, Never>?, value: Bool??)>((nil, nil))
 
-        func wait(_ continuation: CheckedContinuation<Bool?, Never>) {
+        /// Waits with `continuation`; `false` if the outcome was already settled (it is then
+        /// resumed at once).
+        func wait(_ continuation: CheckedContinuation<Bool?, Never>) -> Bool {
             let settled = state.withLock { state -> Bool?? in
                 if let value = state.value { return value }
                 state.continuation = continuation
                 return nil
             }
-            if let settled { continuation.resume(returning: settled) }
+            guard let settled else { return true }
+            continuation.resume(returning: settled)
+            return false
         }
 
         func settle(_ value: Bool?) {

@@ -334,6 +334,36 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
         #expect(completed.phase.name == "completing")
     }
 
+    /// Status reads answer from a published snapshot only while the coordinator follows the
+    /// change feed, so another replica's change is never hidden behind a stale copy.
+    @Test func thePublishedSnapshotFollowsOtherReplicasOrIsNotUsed() async throws {
+        let a = replica(), b = replica()
+        let sid = try #require(try await a.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        #expect(a.publishedSession(sid) == nil, "not following: no snapshot")
+        _ = try await b.capture(.cardNumber, paymentSID: sid)
+        #expect(await a.latestSession(sid)?.state(.cardNumber) == .requested, "without a snapshot, the store answers")
+
+        let follower = Task { await a.followChanges() }
+        // Following once the feed has a subscriber beyond the long polls: B's next change reaches A.
+        let deadline = ContinuousClock.now + .seconds(10)
+        var seen: PaymentSession?
+        while seen == nil, ContinuousClock.now < deadline {
+            _ = await b.receiveCallback(secret: String(api.calls[0].statusCallback.split(separator: "/").last!),
+                                            Sample.callback(["Capture": "payment-card-number", "PartialResult": "true",
+                                                             "PaymentCardNumber": "xxxx", "Required": "payment-card-number"], sid: sid))
+            seen = a.publishedSession(sid)
+            if seen == nil { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        _ = try #require(seen, "A's snapshot heard B's change through the feed")
+        // The feed delivers asynchronously: the snapshot catches up with the store's last version.
+        let stored = try #require(await store.session(sid))
+        while a.publishedSession(sid)?.version != stored.version, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(a.publishedSession(sid) == stored, "the snapshot is the stored session")
+        follower.cancel()
+        _ = await follower.value
+        #expect(a.publishedSession(sid) == nil, "no longer following: no snapshot")
+    }
+
     @Test func aRetryFromAnotherReplicaReusesTheStoredIdempotencyKey() async throws {
         let a = replica(), b = replica()
         let sid = try #require(try await a.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)

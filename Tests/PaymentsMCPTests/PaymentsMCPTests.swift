@@ -45,33 +45,37 @@ struct Harness {
 /// looks like to PaymentsMCP while its callback server comes up.
 actor GatedFlow: PaymentCoordinatorSource {
     private var coordinator: PaymentCoordinator?
-    private var waiters: [CheckedContinuation<PaymentCoordinator?, Never>] = []
+    private var waiters: [Int: CheckedContinuation<PaymentCoordinator?, Never>] = [:]
+    private var nextID = 0
 
     /// How many tool calls wait for the coordinator now.
     var waitingCount: Int { waiters.count }
 
     func resolve(_ coordinator: PaymentCoordinator) {
         self.coordinator = coordinator
-        for waiter in waiters { waiter.resume(returning: coordinator) }
-        waiters = []
+        for waiter in waiters.values { waiter.resume(returning: coordinator) }
+        waiters = [:]
     }
 
     func coordinator(waitingUpTo timeout: Duration) async throws(FlowError) -> PaymentCoordinator {
         if let coordinator { return coordinator }
+        if timeout <= .zero { throw .callbackUnavailable("still starting") }
+        nextID += 1
+        let id = nextID
+        // Each waiter times out on its own (an actor: registration and the timer cannot race).
         let timer = Task { [weak self] in
             try? await Task.sleep(for: timeout)
-            await self?.timeOut()
+            await self?.timeOut(id)
         }
         defer { timer.cancel() }
-        guard let coordinator = await withCheckedContinuation({ waiters.append($0) }) else {
+        guard let coordinator = await withCheckedContinuation({ waiters[id] = $0 }) else {
             throw .callbackUnavailable("still starting")
         }
         return coordinator
     }
 
-    private func timeOut() {
-        for waiter in waiters { waiter.resume(returning: nil) }
-        waiters = []
+    private func timeOut(_ id: Int) {
+        waiters.removeValue(forKey: id)?.resume(returning: nil)
     }
 }
 

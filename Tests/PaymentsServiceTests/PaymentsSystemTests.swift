@@ -135,6 +135,20 @@ func takeCardPayment(_ coordinator: PaymentCoordinator, on call: CallSID, amount
         #expect(throws: Never.self) { try PaymentsSystem(configuration: mounted, logger: quiet) }
     }
 
+    /// A host that shuts down before it ever provides the public URL is not kept waiting, and
+    /// readiness says why; a system runs once.
+    @Test func aShutdownBeforeTheURLIsProvidedEndsEverythingAndRunsOnlyOnce() async throws {
+        var configuration = PaymentsConfiguration.simulated(digitPacing: .zero)
+        configuration.callbackListener = .mounted
+        configuration.publicURL = .provided
+        let system = try PaymentsSystem(configuration: configuration, logger: quiet)
+        let early = try await withGroup([system]) { try await system.ready(waitingUpTo: .zero) }
+        #expect(early == nil, "not ready without the public URL")
+        // withGroup returned: the group ended on its graceful shutdown, without the URL.
+        await #expect(throws: PaymentsStartError.stopped) { _ = try await system.ready(waitingUpTo: .seconds(5)) }
+        await #expect(throws: PaymentsStartError.alreadyRun) { try await system.run() }
+    }
+
     @Test func aHostMountsTheCallbackRoutesInItsOwnApplication() async throws {
         var configuration = PaymentsConfiguration.simulated(digitPacing: .zero)
         configuration.callbackListener = .mounted
