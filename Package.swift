@@ -305,6 +305,28 @@ let package = Package(
             name: "RepositoryTests",
             swiftSettings: strictness
         ),
+        /// The parsers hostile input reaches, as fuzz targets (`scripts/fuzz`).
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["MCPCore", "TwilioPayments", "PaymentFlow"],
+            path: "Fuzz/FuzzTargets",
+            swiftSettings: strictness
+        ),
+        /// libFuzzer's driver for FuzzTargets when built by `scripts/fuzz` (-DFUZZING); otherwise
+        /// a replayer of saved inputs. lld links it (gold fails on the sanitizer runtime).
+        .executableTarget(
+            name: "parser-fuzz",
+            dependencies: ["FuzzTargets"],
+            path: "Fuzz/parser-fuzz",
+            swiftSettings: strictness,
+            linkerSettings: [.unsafeFlags(["-use-ld=lld"], .when(platforms: [.linux]))]
+        ),
+        /// Every kept fuzz input (seeds and the crashes found) replayed on every test run.
+        .testTarget(
+            name: "FuzzRegressionTests",
+            dependencies: ["FuzzTargets"],
+            swiftSettings: strictness
+        ),
         .testTarget(
             name: "MCPCoreTests",
             dependencies: ["MCPCore", "MCPClient"],

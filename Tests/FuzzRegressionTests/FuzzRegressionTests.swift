@@ -1,0 +1,25 @@
+import Foundation
+import FuzzTargets
+import Testing
+
+/// Every input kept under Tests/Fixtures/fuzz/<target>/ — the seed corpus `scripts/fuzz` starts
+/// from, and every crash it found, once fixed — runs through its target on every test run.
+@Suite struct FuzzRegressionTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/fuzz")
+
+    static func inputs(_ target: FuzzTarget) throws -> [URL] {
+        let folder = root.appendingPathComponent(target.rawValue)
+        return try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil).sorted { $0.path < $1.path }
+    }
+
+    @Test(arguments: FuzzTarget.allCases)
+    func everyKeptInputRunsCleanly(target: FuzzTarget) throws {
+        let files = try Self.inputs(target)
+        #expect(!files.isEmpty, "no kept inputs for \(target.rawValue) in \(Self.root.path)")
+        for file in files {
+            let data = try Data(contentsOf: file)
+            data.withUnsafeBytes { target.run($0) }
+        }
+    }
+}
