@@ -442,3 +442,26 @@ def test_without_libcurl_the_server_says_what_to_install_and_stops(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_a_busy_callback_port_leaves_mcp_answering_and_tools_saying_why():
+    """A part of the payments system that cannot start (here: the callback port is taken) does
+    not take MCP down with it: the tools answer, refusing with the typed reason and the address."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        env = {**os.environ, "CALLBACK_PORT": str(port), "AGENT_PAYMENTS_LOG_LEVEL": "warning"}
+        errlog = tempfile.TemporaryFile("w+")
+        client = Client(stdio_client(StdioServerParameters(command=str(SERVER), args=["--simulate"], env=env), errlog=errlog), mode="2026-07-28")
+        async with client:
+            assert {t.name for t in (await client.list_tools()).tools} >= {"startPaymentCapture", "getPaymentStatus"}
+            message = await refused(client, "startPaymentCapture", callSid=new_call())
+            assert f"could not listen on 127.0.0.1:{port}" in message and "CALLBACK_PORT" in message, message
+            assert json.loads(message.split("\n")[0])["error"]["reason"] == "callback-unavailable"
+        errlog.close()
+    finally:
+        holder.close()
