@@ -127,21 +127,26 @@ curl_version_info_data *curl_version_info(CURLversion stamp) { require(); return
 // The variadic three take exactly one more argument, whose type the option's number range
 // names (curl.h: CURLOPTTYPE_LONG 0, OBJECTPOINT 10000, FUNCTIONPOINT 20000, OFF_T 30000,
 // BLOB 40000; CURLINFO values always take a pointer); it is read as that type and passed on.
+#define LAZY_CURL_FORWARD_BY_TYPE(real, handle, option, arguments, result) \
+    do { \
+        if ((option) < CURLOPTTYPE_OBJECTPOINT) { \
+            long value = va_arg(arguments, long); \
+            result = real(handle, option, value); \
+        } else if ((option) >= CURLOPTTYPE_OFF_T && (option) < CURLOPTTYPE_BLOB) { \
+            curl_off_t value = va_arg(arguments, curl_off_t); \
+            result = real(handle, option, value); \
+        } else { \
+            void *value = va_arg(arguments, void *); \
+            result = real(handle, option, value); \
+        } \
+    } while (0)
+
 CURLcode curl_easy_setopt(CURL *handle, CURLoption option, ...) {
     require();
     va_list arguments;
     va_start(arguments, option);
     CURLcode result;
-    if (option < CURLOPTTYPE_OBJECTPOINT) {
-        long value = va_arg(arguments, long);
-        result = real_curl_easy_setopt(handle, option, value);
-    } else if (option >= CURLOPTTYPE_OFF_T && option < CURLOPTTYPE_BLOB) {
-        curl_off_t value = va_arg(arguments, curl_off_t);
-        result = real_curl_easy_setopt(handle, option, value);
-    } else {
-        void *value = va_arg(arguments, void *);
-        result = real_curl_easy_setopt(handle, option, value);
-    }
+    LAZY_CURL_FORWARD_BY_TYPE(real_curl_easy_setopt, handle, option, arguments, result);
     va_end(arguments);
     return result;
 }
@@ -160,16 +165,7 @@ CURLMcode curl_multi_setopt(CURLM *multi, CURLMoption option, ...) {
     va_list arguments;
     va_start(arguments, option);
     CURLMcode result;
-    if (option < CURLOPTTYPE_OBJECTPOINT) {
-        long value = va_arg(arguments, long);
-        result = real_curl_multi_setopt(multi, option, value);
-    } else if (option >= CURLOPTTYPE_OFF_T && option < CURLOPTTYPE_BLOB) {
-        curl_off_t value = va_arg(arguments, curl_off_t);
-        result = real_curl_multi_setopt(multi, option, value);
-    } else {
-        void *value = va_arg(arguments, void *);
-        result = real_curl_multi_setopt(multi, option, value);
-    }
+    LAZY_CURL_FORWARD_BY_TYPE(real_curl_multi_setopt, multi, option, arguments, result);
     va_end(arguments);
     return result;
 }

@@ -2,15 +2,22 @@ import Synchronization
 
 /// The handlers behind tools, resources, prompts and completion.
 extension ServerConnection {
+    /// The registered item that `params["name"]` names (a tool, a prompt), or an error that
+    /// lists what is available.
+    func named<Item: Sendable>(_ kind: String, _ params: JSONValue, in items: KeyPath<MCPServer.Registry, [Item]>,
+                               name itemName: (Item) -> String) throws -> (String, Item) {
+        guard let name = params["name"]?.stringValue else { throw JSONRPCError.invalidParams("\"name\" (a string) is required") }
+        guard let item = server.registry.withLock({ $0[keyPath: items].first { itemName($0) == name } }) else {
+            let known = server.registry.withLock { $0[keyPath: items].map(itemName) }.joined(separator: ", ")
+            throw JSONRPCError.invalidParams("Unknown \(kind): \(name) (available: \(known.isEmpty ? "none" : known))")
+        }
+        return (name, item)
+    }
+
     // MARK: Tools
 
     func callTool(params: JSONValue, context: RequestContext) async throws -> JSONValue {
-        guard let name = params["name"]?.stringValue else { throw JSONRPCError.invalidParams("\"name\" (a string) is required") }
-        let tool = server.registry.withLock { $0.tools.first { $0.name == name } }
-        guard let tool else {
-            let known = server.registry.withLock { $0.tools.map(\.name) }.joined(separator: ", ")
-            throw JSONRPCError.invalidParams("Unknown tool: \(name) (available: \(known.isEmpty ? "none" : known))")
-        }
+        let (name, tool) = try named("tool", params, in: \.tools) { $0.name }
         let argumentsValue = params["arguments"] ?? [:]
         guard case .object(let arguments) = argumentsValue else {
             throw JSONRPCError.invalidParams("\"arguments\" must be an object, got \(argumentsValue.typeName)")
@@ -83,12 +90,7 @@ extension ServerConnection {
     // MARK: Prompts
 
     func getPrompt(params: JSONValue, context: RequestContext) async throws -> JSONValue {
-        guard let name = params["name"]?.stringValue else { throw JSONRPCError.invalidParams("\"name\" (a string) is required") }
-        let prompt = server.registry.withLock { $0.prompts.first { $0.name == name } }
-        guard let prompt else {
-            let known = server.registry.withLock { $0.prompts.map(\.name) }.joined(separator: ", ")
-            throw JSONRPCError.invalidParams("Unknown prompt: \(name) (available: \(known.isEmpty ? "none" : known))")
-        }
+        let (name, prompt) = try named("prompt", params, in: \.prompts) { $0.name }
         let arguments = try Self.stringArguments(params["arguments"], what: "prompt \(name)")
         let missing = prompt.arguments.filter { $0.required && (arguments[$0.name] ?? "").isEmpty }.map(\.name)
         if !missing.isEmpty {
