@@ -130,21 +130,11 @@ extension PaymentsMCP {
         options.securityCode = arguments.bool("securityCode") ?? (isCard ? defaults.securityCode : nil)
         options.postalCode = arguments.bool("postalCode") ?? (isCard ? defaults.postalCode : nil)
         options.minPostalCodeLength = arguments.int("minPostalCodeLength")
-        options.validCardTypes = try arguments.strings("validCardTypes").map { names throws(FlowError) in
-            try names.map { name throws(FlowError) in
-                guard let type = CardType(rawValue: name) else { throw .invalidArgument("validCardTypes: unknown card type \(name)") }
-                return type
-            }
-        }
+        options.validCardTypes = try arguments.list("validCardTypes", of: "card type", CardType.init(rawValue:))
         options.timeout = arguments.int("timeout")
         options.bankAccountType = try arguments.optional("bankAccountType", BankAccountType.init(rawValue:))
         options.confirmation = arguments.bool("confirmation")
-        options.requireMatchingInputs = try arguments.strings("requireMatchingInputs").map { names throws(FlowError) in
-            try names.map { name throws(FlowError) in
-                guard let input = MatchableInput(rawValue: name) else { throw .invalidArgument("requireMatchingInputs: unknown item \(name)") }
-                return input
-            }
-        }
+        options.requireMatchingInputs = try arguments.list("requireMatchingInputs", of: "item", MatchableInput.init(rawValue:))
         options.input = arguments.string("input")
         options.parameters = try arguments.connectorParameters("parameter")
         if options.paymentMethod == .achDebit, options.tokenType == .paymentMethod, arguments.values["tokenType"] == nil { options.tokenType = nil }

@@ -28,6 +28,17 @@ struct ToolArguments {
         return try required(name, parse)
     }
 
+    /// A list of names each `parse` must accept, or `nil` when absent; an unknown one is
+    /// refused as "<name>: unknown <noun> <value>".
+    func list<T>(_ name: String, of noun: String, _ parse: (String) -> T?) throws(FlowError) -> [T]? {
+        try strings(name).map { names throws(FlowError) in
+            try names.map { value throws(FlowError) in
+                guard let parsed = parse(value) else { throw .invalidArgument("\(name): unknown \(noun) \(value)") }
+                return parsed
+            }
+        }
+    }
+
     /// A charge amount exactly as given: a string is kept verbatim; a JSON number becomes its
     /// shortest decimal text (`9.99`, `10`), never rounded to a fixed number of places.
     func amount(_ name: String) throws(FlowError) -> String? {
