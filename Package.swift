@@ -75,6 +75,9 @@ let package = Package(
         .library(name: "PaymentsService", targets: ["PaymentsService"]),
         /// The MCP face of the payment flow: tools, the status resource, prompts, completions, logs.
         .library(name: "PaymentsMCP", targets: ["PaymentsMCP"]),
+        /// MCP over Streamable HTTP on MCPCore's engine, both eras, with bearer tokens and an
+        /// OAuth 2.1 resource server, as Hummingbird routes.
+        .library(name: "MCPHTTP", targets: ["MCPHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -85,6 +88,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: [
         .target(
@@ -196,6 +200,32 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        /// Streamable HTTP for MCPCore's engine: the modern era per POST, legacy sessions, SSE,
+        /// Origin and bearer checks (static tokens, JWTs from an OAuth issuer), limits.
+        .target(
+            name: "MCPHTTP",
+            dependencies: [
+                "MCPCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "MCPHTTPTests",
+            dependencies: [
+                "MCPHTTP", "MCPCore", "ListenerGuard",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictness
+        ),
         .target(
             name: "PaymentsMCP",
             dependencies: ["MCPCore", "PaymentFlow", "TwilioPayments", .product(name: "Logging", package: "swift-log")],
@@ -232,7 +262,7 @@ let package = Package(
             name: "agent-payments",
             dependencies: [
                 "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
-                "LazyCurl",
+                "MCPHTTP", "LazyCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

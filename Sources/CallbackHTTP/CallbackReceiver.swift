@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 public import Logging
+public import NIOCore
 public import TwilioPayments
 import Synchronization
 public import ListenerGuard
@@ -94,10 +95,14 @@ public final class CallbackReceiver: Sendable {
 
     // MARK: Server
 
-    /// The router: usable directly with HummingbirdTesting, or served by ``makeApplication(onRunning:)``.
+    /// The router: usable directly with HummingbirdTesting, or served by ``makeApplication(additionalRoutes:onRunning:)``.
     /// Besides the callback routes it answers `GET /healthz`.
     public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+        makeRouter(context: BasicRequestContext.self)
+    }
+
+    private func makeRouter<Context: RequestContext>(context: Context.Type) -> Router<Context> {
+        let router = Router(context: Context.self)
         router.get("healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
         addRoutes(to: router)
         return router
@@ -121,12 +126,16 @@ public final class CallbackReceiver: Sendable {
         }
     }
 
-    /// A Hummingbird application serving ``makeRouter()`` on the configured address; once it
+    /// A Hummingbird application serving ``makeRouter()``, and whatever `additionalRoutes` adds
+    /// (the MCP endpoint of `agent-payments --http`), on the configured address; once it
     /// listens it records the bound port (and, if none was set, a loopback public URL), then
     /// tells `onRunning` the port.
-    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        Application(
-            router: makeRouter(),
+    public func makeApplication(additionalRoutes: AdditionalRoutes? = nil,
+                                onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = makeRouter(context: ListenerRequestContext.self)
+        additionalRoutes?.install(router)
+        return Application(
+            router: router,
             server: .guardedHTTP1(limits: configuration.limits, logger: logger),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
                                                     serverName: "agent-payments-callbacks", backlog: configuration.limits.backlog),
@@ -180,6 +189,31 @@ public final class CallbackReceiver: Sendable {
         }
         guard await sink.deliver(secret: secret, callback: callback) else { return Response(status: .notFound) }
         return Response(status: .noContent)
+    }
+}
+
+/// The request context of the callback server's own listener: Hummingbird's, plus the
+/// connection's channel, so that a long-lived response on a route a host adds (an event
+/// stream) can notice its client leave.
+public struct ListenerRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The client's connection.
+    public let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = CoreRequestContextStorage(source: source)
+        channel = source.channel
+    }
+}
+
+/// Routes a host adds to the callback server's own listener, so that one port (and one public
+/// URL) serves both: the MCP endpoint beside Twilio's callbacks.
+public struct AdditionalRoutes: Sendable {
+    /// Adds the routes to the listener's router.
+    public let install: @Sendable (Router<ListenerRequestContext>) -> Void
+
+    public init(_ install: @escaping @Sendable (Router<ListenerRequestContext>) -> Void) {
+        self.install = install
     }
 }
 

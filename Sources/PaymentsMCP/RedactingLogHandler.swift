@@ -129,12 +129,17 @@ public struct MCPLogHandler: LogHandler {
     private let label: String
     private let server: MCPServer?
     private let redactor: Redactor
+    private let broadcasts: Bool
 
-    public init(label: String, server: MCPServer?, redactor: Redactor, level: Logger.Level = .info) {
+    /// `broadcastOutsideRequests: false` keeps messages that belong to no request off the wire:
+    /// over HTTP every legacy client is someone else's, and must not hear of other calls.
+    public init(label: String, server: MCPServer?, redactor: Redactor, level: Logger.Level = .info,
+                broadcastOutsideRequests: Bool = true) {
         self.label = label
         self.server = server
         self.redactor = redactor
         self.logLevel = level
+        self.broadcasts = broadcastOutsideRequests
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -152,7 +157,7 @@ public struct MCPLogHandler: LogHandler {
         // allows it, at the level the request asked for); outside, legacy clients get it.
         if let request = RequestContext.current {
             request.log(Self.mcpLevel(event.level), .string(line), logger: label)
-        } else {
+        } else if broadcasts {
             server?.log(Self.mcpLevel(event.level), .string(line), logger: label)
         }
     }

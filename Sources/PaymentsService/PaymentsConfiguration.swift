@@ -62,6 +62,10 @@ public struct PaymentsConfiguration: Sendable {
     public var changeFeed: any PaymentChangeFeed
     /// The key callback secrets are derived from (random per process by default).
     public var callbackKey: Secret
+    /// Routes the system's own callback server serves beside the callbacks (with
+    /// ``CallbackListener/own(host:port:limits:)``): the MCP endpoint of `agent-payments --http`,
+    /// so one port and one public URL reach both.
+    public var additionalRoutes: AdditionalRoutes?
 
     public init(twilio: TwilioAPI, callbackListener: CallbackListener = .own(), publicURL: PublicURL,
                 callbackPathPrefix: String = "/twilio/payment-callbacks",

@@ -90,7 +90,7 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
             publicBase.announce(url)
         case .ngrok(let token, let domain, let executable):
             guard ownListener else { throw .publicURLNeedsOwnListener("ngrok") }
-            services.append(CallbackServerService(receiver: receiver, listening: listening))
+            services.append(CallbackServerService(receiver: receiver, listening: listening, additionalRoutes: configuration.additionalRoutes))
             services.append(TunnelService(configuration: NgrokConfiguration(executable: executable, authToken: token, domain: domain, port: 0),
                                           receiver: receiver, listening: listening, publicBase: publicBase, logger: logger.labelled("ngrok")))
         case .loopback:
@@ -100,7 +100,8 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
         }
         if ownListener, !services.contains(where: { $0 is CallbackServerService }) {
             services.append(CallbackServerService(receiver: receiver, listening: listening,
-                                                  loopbackURL: { if case .loopback = configuration.publicURL { true } else { false } }() ? publicBase : nil))
+                                                  loopbackURL: { if case .loopback = configuration.publicURL { true } else { false } }() ? publicBase : nil,
+                                                  additionalRoutes: configuration.additionalRoutes))
         }
         services.append(FlowService(configuration: configuration, receiver: receiver, sink: sink, apiBase: apiBase, publicBase: publicBase,
                                     readiness: readiness, logger: logger))
@@ -140,6 +141,18 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
     public func ready(waitingUpTo timeout: Duration) async throws(PaymentsStartError) -> PaymentCoordinator? {
         switch await readiness.wait(upTo: timeout) {
         case .success(let coordinator): return coordinator
+        case .failure(.notYet), .failure(.cancelled): return nil
+        case .failure(.failed(let error)): throw error
+        }
+    }
+
+    /// The port the system's own callback server listens on, once it does; `nil` if `timeout`
+    /// passed first. Throws why it will not listen (a busy port, a mounted configuration:
+    /// ``PaymentsStartError/stopped``).
+    public func callbackListenerPort(waitingUpTo timeout: Duration) async throws(PaymentsStartError) -> Int? {
+        guard case .own = configuration.callbackListener else { throw .stopped }
+        switch await listening.wait(upTo: timeout) {
+        case .success(let port): return port
         case .failure(.notYet), .failure(.cancelled): return nil
         case .failure(.failed(let error)): throw error
         }

@@ -36,9 +36,10 @@ struct CallbackServerService: Service, CustomStringConvertible {
     let receiver: CallbackReceiver
     let listening: Announcement<Int>
     var loopbackURL: Announcement<String>? = nil
+    var additionalRoutes: AdditionalRoutes? = nil
 
     func run() async throws {
-        let app = receiver.makeApplication { [listening, loopbackURL] port in
+        let app = receiver.makeApplication(additionalRoutes: additionalRoutes) { [listening, loopbackURL] port in
             listening.announce(port)
             loopbackURL?.announce("http://127.0.0.1:\(port)")
         }

@@ -54,6 +54,7 @@ struct AgentPayments: AsyncParsableCommand {
 
               agent-payments <accountSid> <apiKey> <apiSecret>      live, with a Twilio API key
               agent-payments --simulate                             against the built-in Twilio simulator
+              agent-payments --simulate --http 8080                 MCP over Streamable HTTP at http://127.0.0.1:8080/mcp
               agent-payments demo                                   a complete simulated payment, printed step by step
 
             Environment:
@@ -65,6 +66,8 @@ struct AgentPayments: AsyncParsableCommand {
               NGROK_AUTH_TOKEN, NGROK_CUSTOM_DOMAIN                    open an ngrok tunnel instead
               CALLBACK_HOST, CALLBACK_PORT                             callback server address (default 127.0.0.1, a free port)
               AGENT_PAYMENTS_LOG_LEVEL                                 trace, debug, info (default), notice, warning, error
+              AGENT_PAYMENTS_HTTP, AGENT_PAYMENTS_HTTP_TOKENS, AGENT_PAYMENTS_OAUTH_ISSUER, AGENT_PAYMENTS_ALLOWED_ORIGINS, …
+                                     MCP over HTTP and who may call it (Docs/http.md)
             """,
         version: version,
         subcommands: [Serve.self, Demo.self],
@@ -74,7 +77,7 @@ struct AgentPayments: AsyncParsableCommand {
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve", abstract: "Serve MCP over stdio (the default).")
+        commandName: "serve", abstract: "Serve MCP over stdio (the default), or over Streamable HTTP with --http.")
 
     @Argument(help: "Account SID (AC…), API key SID (SK…) and API secret. Or set TWILIO_ACCOUNT_SID, TWILIO_API_KEY and TWILIO_API_SECRET.")
     var credentials: [String] = []
@@ -82,13 +85,26 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Run against the built-in Twilio simulator: no account, no tunnel.")
     var simulate = false
 
+    @Option(name: .customLong("http"), help: ArgumentHelp(
+        "Serve MCP over Streamable HTTP at /mcp on [HOST:]PORT (host default 127.0.0.1), beside the Twilio callbacks, instead of stdio. Or set AGENT_PAYMENTS_HTTP.",
+        valueName: "[HOST:]PORT"))
+    var http: String?
+
+    @Option(name: .customLong("http-tokens-file"), help: ArgumentHelp(
+        "Bearer tokens for --http, one per line. Or set AGENT_PAYMENTS_HTTP_TOKENS (comma separated).", valueName: "PATH"))
+    var tokensFile: String?
+
+    @Flag(name: .customLong("allow-unauthenticated"), help: "Let --http listen beyond loopback without tokens or OAuth (test benches only).")
+    var allowUnauthenticated = false
+
     func validate() throws {
         _ = try load()
     }
 
     private func load() throws(ValidationError) -> ServerConfiguration {
         do {
-            return try ServerConfiguration.load(positional: credentials, simulate: simulate, environment: ProcessInfo.processInfo.environment)
+            return try ServerConfiguration.load(positional: credentials, simulate: simulate, environment: ProcessInfo.processInfo.environment,
+                                                http: http, tokensFile: tokensFile, allowUnauthenticated: allowUnauthenticated)
         } catch {
             throw ValidationError(error.description)
         }
@@ -98,8 +114,12 @@ struct Serve: AsyncParsableCommand {
         try await Self.serve(try load())
     }
 
-    /// Serves MCP over stdio with `configuration` until the end of input or a signal.
+    /// Serves MCP with `configuration` until the end of input (stdio) or a signal.
     static func serve(_ configuration: ServerConfiguration) async throws {
+        if let http = configuration.http {
+            try await serveHTTP(configuration, http: http)
+            return
+        }
         // Every open connection costs a file: take what the system allows before sizing the
         // listener's connection cap from it.
         let files = FileDescriptorLimit.raiseSoftLimitToHard()

@@ -16,6 +16,8 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidCredentials(String)
     case missingPublicURL
     case invalidScript(String)
+    /// `--http` on an address other machines reach, with neither tokens nor OAuth.
+    case unauthenticatedNetworkListener(host: String)
 
     var description: String {
         switch self {
@@ -41,6 +43,12 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
                 """
         case .invalidScript(let reason):
             return "simulator script: \(reason)"
+        case .unauthenticatedNetworkListener(let host):
+            return """
+                --http \(host) listens beyond this machine, so MCP requests must be authenticated: set \
+                AGENT_PAYMENTS_HTTP_TOKENS (or --http-tokens-file) to long random tokens, or AGENT_PAYMENTS_OAUTH_ISSUER to \
+                accept OAuth access tokens; or listen on 127.0.0.1. (--allow-unauthenticated starts anyway, for test benches.)
+                """
         }
     }
 }
@@ -52,6 +60,8 @@ struct ServerConfiguration {
     var payments: PaymentsConfiguration
     var defaults: PaymentDefaults
     var secrets: [String]
+    /// MCP over Streamable HTTP instead of stdio (`--http`).
+    var http: HTTPSettings?
 
     /// Whether this runs against the built-in simulator.
     var simulated: Bool {
@@ -59,7 +69,24 @@ struct ServerConfiguration {
         return false
     }
 
-    static func load(positional: [String], simulate: Bool, environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
+    static func load(positional: [String], simulate: Bool, environment: [String: String], http: String? = nil,
+                     tokensFile: String? = nil, allowUnauthenticated: Bool = false) throws(ConfigurationError) -> ServerConfiguration {
+        var configuration = try loadPayments(positional: positional, simulate: simulate, environment: environment)
+        let address = http ?? environment["AGENT_PAYMENTS_HTTP"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+        if let address {
+            let settings = try HTTPSettings.load(address: address, tokensFile: tokensFile, allowUnauthenticated: allowUnauthenticated,
+                                                 environment: environment)
+            // One listener: the callbacks arrive where MCP is served.
+            if case .own(_, _, let limits) = configuration.payments.callbackListener {
+                configuration.payments.callbackListener = .own(host: settings.host, port: settings.port, limits: limits)
+            }
+            configuration.secrets += settings.tokens
+            configuration.http = settings
+        }
+        return configuration
+    }
+
+    private static func loadPayments(positional: [String], simulate: Bool, environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
         func value(_ name: String) -> String? {
             guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
             return text

@@ -232,6 +232,30 @@ public final class MCPServer: Sendable {
 /// Where a connection writes its outgoing messages: one complete line (newline included)
 /// per call. Implementations must be safe to call from any thread and must not interleave
 /// lines.
+///
+/// A transport that delivers messages on more than one channel (Streamable HTTP: a response
+/// stream per request, and a session stream for the rest) implements
+/// ``send(_:route:)``, which says which request each message belongs to; a byte stream
+/// (stdio) implements ``send(_:)`` alone.
 public protocol MessageSink: Sendable {
     func send(_ line: [UInt8])
+    /// Writes `line`, which belongs where `route` says. The default ignores the route.
+    func send(_ line: [UInt8], route: MessageRoute)
+}
+
+extension MessageSink {
+    public func send(_ line: [UInt8], route: MessageRoute) { send(line) }
+}
+
+/// Which request an outgoing message belongs to.
+public enum MessageRoute: Sendable, Equatable {
+    /// Belongs to no request: a legacy resource-updated or list-changed notification, a log
+    /// message outside any request.
+    case unsolicited
+    /// Belongs to the request `id` and comes before its response: progress, the request's log
+    /// messages, a listen stream's acknowledgment and notifications.
+    case partOf(RequestID)
+    /// The response (result or error) that ends request `id`; `nil` when the failing message's
+    /// id could not be read.
+    case response(RequestID?)
 }

@@ -44,7 +44,7 @@ public struct RequestContext: Sendable {
         connection.send(.notification(method: "notifications/progress", params: .object(dropping: [
             "progressToken": token, "progress": .double(progress), "total": total.map(JSONValue.double),
             "message": message.map(JSONValue.string),
-        ])))
+        ])), route: .partOf(requestID))
     }
 
     /// Sends a `notifications/message` for this request if `level` is at or above the level
@@ -53,7 +53,7 @@ public struct RequestContext: Sendable {
         guard let minimum = logLevel, level >= minimum, let connection, connection.isInFlight(requestID) else { return }
         connection.send(.notification(method: "notifications/message", params: .object(dropping: [
             "level": .string(level.rawValue), "logger": logger.map(JSONValue.string), "data": data,
-        ])))
+        ])), route: .partOf(requestID))
     }
 }
 

@@ -34,7 +34,7 @@ extension ServerConnection {
         }
         send(.notification(method: "notifications/subscriptions/acknowledged", params: [
             "_meta": [MetaKey.subscriptionID: context.requestID.json], "notifications": .object(honored),
-        ]))
+        ]), route: .partOf(context.requestID))
     }
 
     func endSubscriptions() {
@@ -45,12 +45,13 @@ extension ServerConnection {
             return ids
         }
         for id in ids {
-            send(.result(id: id, result: [
+            respond(.result(id: id, result: [
                 "resultType": "complete", "_meta": [MetaKey.subscriptionID: id.json, MetaKey.serverInfo: server.info.json],
             ]))
+            // After the response (stdio); a transport with a stream per request has closed it.
             send(.notification(method: "notifications/cancelled", params: [
                 "requestId": id.json, "reason": "the server is shutting down",
-            ]))
+            ]), route: .partOf(id))
         }
     }
 
@@ -62,12 +63,12 @@ extension ServerConnection {
             return (legacy, streams)
         }
         if legacy {
-            send(.notification(method: "notifications/resources/updated", params: ["uri": .string(uri)]))
+            send(.notification(method: "notifications/resources/updated", params: ["uri": .string(uri)]), route: .unsolicited)
         }
         for id in streams.sorted(by: { $0.description < $1.description }) {
             send(.notification(method: "notifications/resources/updated", params: [
                 "_meta": [MetaKey.subscriptionID: id.json], "uri": .string(uri),
-            ]))
+            ]), route: .partOf(id))
         }
     }
 
@@ -90,9 +91,9 @@ extension ServerConnection {
             }.map(\.key)
             return (legacy, streams)
         }
-        if legacy { send(.notification(method: method, params: nil)) }
+        if legacy { send(.notification(method: method, params: nil), route: .unsolicited) }
         for id in streams {
-            send(.notification(method: method, params: ["_meta": [MetaKey.subscriptionID: id.json]]))
+            send(.notification(method: method, params: ["_meta": [MetaKey.subscriptionID: id.json]]), route: .partOf(id))
         }
     }
 
@@ -104,6 +105,6 @@ extension ServerConnection {
         guard admitted else { return }
         send(.notification(method: "notifications/message", params: .object(dropping: [
             "level": .string(level.rawValue), "logger": logger.map(JSONValue.string), "data": data,
-        ])))
+        ])), route: .unsolicited)
     }
 }

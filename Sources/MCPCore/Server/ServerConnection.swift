@@ -61,9 +61,18 @@ public final class ServerConnection: Sendable {
 
     // MARK: Output
 
-    func send(_ message: JSONRPCMessage) {
+    func send(_ message: JSONRPCMessage, route: MessageRoute) {
         if state.withLock({ $0.closed }) { return }
-        sink.send(message.encodedLine())
+        sink.send(message.encodedLine(), route: route)
+    }
+
+    /// Sends a response, routed to the request it answers.
+    func respond(_ message: JSONRPCMessage) {
+        switch message {
+        case .result(let id, _): send(message, route: .response(id))
+        case .error(let id, _): send(message, route: .response(id))
+        case .request, .notification: send(message, route: .unsolicited)
+        }
     }
 
     func isInFlight(_ id: RequestID) -> Bool {
@@ -77,12 +86,21 @@ public final class ServerConnection: Sendable {
     public func receive(_ line: some Collection<UInt8>) {
         switch JSONRPCMessage.decode(line) {
         case .failure(let failure):
-            send(.error(id: failure.id, error: failure.error))
-        case .success(.request(let id, let method, let params)):
+            respond(.error(id: failure.id, error: failure.error))
+        case .success(let message):
+            receive(message: message)
+        }
+    }
+
+    /// Handles one message a transport has already decoded (Streamable HTTP decodes each body
+    /// to check its headers against it).
+    public func receive(message: JSONRPCMessage) {
+        switch message {
+        case .request(let id, let method, let params):
             handleRequest(id: id, method: method, params: params ?? [:])
-        case .success(.notification(let method, let params)):
+        case .notification(let method, let params):
             handleNotification(method: method, params: params ?? [:])
-        case .success(.result), .success(.error):
+        case .result, .error:
             // This server sends no requests, so a response answers nothing; MCP forbids
             // answering a response, so it is dropped.
             break
@@ -91,7 +109,7 @@ public final class ServerConnection: Sendable {
 
     /// Reports a line that exceeded the transport's length limit.
     public func receiveOversizedLine(limit: Int) {
-        send(.error(id: nil, error: .invalidRequest("message longer than the \(limit)-byte line limit was discarded")))
+        respond(.error(id: nil, error: .invalidRequest("message longer than the \(limit)-byte line limit was discarded")))
     }
 
     /// Ends the connection: cancels every running request (their responses are suppressed)
@@ -140,7 +158,7 @@ public final class ServerConnection: Sendable {
         let context: RequestContext
         switch admit(id: id, method: method, params: params) {
         case .failure(let error):
-            send(.error(id: id, error: error))
+            respond(.error(id: id, error: error))
             return
         case .success(let admitted):
             context = admitted
@@ -154,7 +172,7 @@ public final class ServerConnection: Sendable {
             return true
         }
         guard claimed else {
-            send(.error(id: id, error: .invalidRequest("request id \(id) is already in use by a request in progress")))
+            respond(.error(id: id, error: .invalidRequest("request id \(id) is already in use by a request in progress")))
             return
         }
 
@@ -194,9 +212,9 @@ public final class ServerConnection: Sendable {
         guard stillWanted else { return }
         switch outcome {
         case .success(let result):
-            send(.result(id: context.requestID, result: decorate(result, method: context.method, era: context.era)))
+            respond(.result(id: context.requestID, result: decorate(result, method: context.method, era: context.era)))
         case .failure(let error):
-            send(.error(id: context.requestID, error: adapt(error, era: context.era)))
+            respond(.error(id: context.requestID, error: adapt(error, era: context.era)))
         }
     }
 

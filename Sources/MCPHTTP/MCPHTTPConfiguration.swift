@@ -1,0 +1,52 @@
+/// How the Streamable HTTP endpoint is set up: who may call it and the bounds it keeps.
+public struct MCPHTTPConfiguration: Sendable {
+    /// The MCP endpoint's path.
+    public var path: String
+    /// Browser origins allowed to call the endpoint (`https://app.example.com`). A request with
+    /// any other `Origin` gets `403`; a request without one (a non-browser client) is allowed.
+    public var allowedOrigins: Set<String>
+    /// Judges bearer tokens; `nil` lets every request in (loopback and test benches only: the
+    /// executable refuses anything else).
+    public var authenticator: (any BearerAuthenticator)?
+    /// The OAuth resource server, when tokens come from an issuer: its metadata is published
+    /// at `/.well-known/oauth-protected-resource` and named in every `401`.
+    public var oauth: OAuthResourceServer?
+    /// The largest request body accepted (`413` past it).
+    public var maximumBodyBytes: Int
+    /// Event streams (listen streams, legacy session streams) one client may hold open at once;
+    /// past it `429`. A client is its token's principal, or its address when unauthenticated.
+    public var maximumStreamsPerClient: Int
+    /// Legacy sessions at once (`503` past it).
+    public var maximumSessions: Int
+    /// A legacy session unused this long, with no open stream, expires.
+    public var sessionIdleTimeout: Duration
+    /// How often an open event stream carries a keep-alive comment.
+    public var keepAliveInterval: Duration
+    /// Messages kept for a legacy session while it has no stream open.
+    public var sessionBacklog: Int
+    /// Undelivered messages one response may hold before the oldest notifications are dropped.
+    public var streamBuffer: Int
+
+    public init(path: String = "/mcp", allowedOrigins: Set<String> = [], authenticator: (any BearerAuthenticator)? = nil,
+                oauth: OAuthResourceServer? = nil, maximumBodyBytes: Int = 1 << 20, maximumStreamsPerClient: Int = 16,
+                maximumSessions: Int = 1000, sessionIdleTimeout: Duration = .seconds(1800), keepAliveInterval: Duration = .seconds(15),
+                sessionBacklog: Int = 64, streamBuffer: Int = 256) {
+        self.path = "/" + path.split(separator: "/").joined(separator: "/")
+        self.allowedOrigins = Set(allowedOrigins.map(Self.normalizedOrigin))
+        self.authenticator = authenticator
+        self.oauth = oauth
+        self.maximumBodyBytes = maximumBodyBytes
+        self.maximumStreamsPerClient = max(1, maximumStreamsPerClient)
+        self.maximumSessions = max(1, maximumSessions)
+        self.sessionIdleTimeout = sessionIdleTimeout
+        self.keepAliveInterval = keepAliveInterval
+        self.sessionBacklog = max(0, sessionBacklog)
+        self.streamBuffer = max(2, streamBuffer)
+    }
+
+    /// An origin as compared: lowercased, without a trailing slash.
+    static func normalizedOrigin(_ origin: String) -> String {
+        let lowered = origin.lowercased()
+        return lowered.hasSuffix("/") ? String(lowered.dropLast()) : lowered
+    }
+}

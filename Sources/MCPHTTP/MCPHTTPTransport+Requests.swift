@@ -1,0 +1,353 @@
+public import Hummingbird
+import HTTPTypes
+import Logging
+import MCPCore
+public import NIOCore
+
+/// The endpoint's three methods: POST (both eras), GET and DELETE (legacy sessions).
+extension MCPHTTPTransport {
+    // MARK: POST
+
+    func handlePost(_ request: Request, channel: (any Channel)?) async -> Response {
+        let principal: String
+        switch await admit(request, channel: channel) {
+        case .refused(let response): return response
+        case .admitted(let admitted): principal = admitted
+        }
+        let contentType = request.headers[.contentType]?.lowercased() ?? ""
+        guard contentType.hasPrefix("application/json") else {
+            return Self.errorResponse(.unsupportedMediaType, .invalidRequest("the body must be one JSON-RPC message with Content-Type: application/json"))
+        }
+        let limit = configuration.maximumBodyBytes
+        let tooLarge = Self.errorResponse(.contentTooLarge, .invalidRequest("the body is larger than the \(limit)-byte limit"))
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { return tooLarge }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limit)
+        } catch {
+            return tooLarge
+        }
+        let value: JSONValue
+        do {
+            value = try JSONValue(parsing: body.readableBytesView)
+        } catch {
+            return Self.errorResponse(.badRequest, .parseError(error.description))
+        }
+        let message: JSONRPCMessage
+        switch JSONRPCMessage.decode(value) {
+        case .failure(let failure): return Self.errorResponse(.badRequest, failure.error, id: failure.id)
+        case .success(let decoded): message = decoded
+        }
+
+        let versionHeader = request.headers[.mcpProtocolVersion]
+        if let versionHeader, ProtocolVersion.legacy.contains(versionHeader) {
+            return await handleLegacy(request, message: message, versionHeader: versionHeader, principal: principal, channel: channel)
+        }
+        if versionHeader != nil || message.params?["_meta"]?[MetaKey.protocolVersion] != nil {
+            return await handleModern(request, message: message, versionHeader: versionHeader, principal: principal, channel: channel)
+        }
+        return await handleLegacy(request, message: message, versionHeader: nil, principal: principal, channel: channel)
+    }
+
+    // MARK: Modern
+
+    func handleModern(_ request: Request, message: JSONRPCMessage, versionHeader: String?, principal: String,
+                      channel: (any Channel)?) async -> Response {
+        let id = message.requestID
+        guard let versionHeader else {
+            return Self.errorResponse(.badRequest, HeaderRules.error("the MCP-Protocol-Version header is required on 2026-07-28 requests"), id: id)
+        }
+        if let mismatch = HeaderRules.mismatch(protocolVersion: versionHeader, method: request.headers[.mcpMethod],
+                                               name: request.headers[.mcpName], message: message) {
+            return Self.errorResponse(.badRequest, mismatch, id: id)
+        }
+        guard ProtocolVersion.modern.contains(versionHeader) else {
+            return Self.errorResponse(.badRequest, .unsupportedProtocolVersion(requested: versionHeader, supported: ProtocolVersion.all), id: id)
+        }
+        switch message {
+        case .notification:
+            // 2026-07-28 defines no client notifications over HTTP (closing a stream cancels).
+            return Response(status: .accepted)
+        case .result, .error:
+            return Self.errorResponse(.badRequest, .invalidRequest("a 2026-07-28 client sends no JSON-RPC responses"))
+        case .request(_, let method, _):
+            let listens = method == "subscriptions/listen"
+            if listens, !acquireStream(for: principal) {
+                return tooManyStreams()
+            }
+            let queue = OutboundQueue(limit: configuration.streamBuffer)
+            let connection = server.connect(sink: ModernSink(queue: queue))
+            connection.receive(message: message)
+            return await respond(queue: queue, modern: true, channel: channel, streamHolder: listens ? principal : nil,
+                                 onEnd: { _ in connection.close() })
+        }
+    }
+
+    func tooManyStreams() -> Response {
+        Self.errorResponse(.tooManyRequests, .invalidRequest(
+            "this client already holds \(configuration.maximumStreamsPerClient) open event streams (AGENT_PAYMENTS_HTTP_MAX_STREAMS); close one first"),
+            headers: [.retryAfter: "1"])
+    }
+
+    // MARK: Legacy
+
+    func handleLegacy(_ request: Request, message: JSONRPCMessage, versionHeader: String?, principal: String,
+                      channel: (any Channel)?) async -> Response {
+        guard let sessionID = request.headers[.mcpSessionID] else {
+            if case .request(_, "initialize", _) = message {
+                return await initialize(message, principal: principal, channel: channel)
+            }
+            return Self.errorResponse(.badRequest, .invalidRequest(
+                "the Mcp-Session-Id header is required: open a session with initialize (protocol 2025-11-25 and earlier), "
+                    + "or send 2026-07-28 requests with MCP-Protocol-Version and _meta"), id: message.requestID)
+        }
+        guard let session = session(sessionID, principal: principal) else { return sessionNotFound(id: message.requestID) }
+        if let versionHeader, let negotiated = session.version, versionHeader != negotiated {
+            return Self.errorResponse(.badRequest, .invalidRequest(
+                "MCP-Protocol-Version \(versionHeader) is not this session's negotiated revision \(negotiated)"), id: message.requestID)
+        }
+        session.touch()
+        guard case .request(let id, _, _) = message else {
+            session.connection.receive(message: message)
+            return Response(status: .accepted)
+        }
+        guard let queue = session.register(id) else {
+            return Self.errorResponse(.badRequest, .invalidRequest("request id \(id) is already in use by a request in progress"), id: id)
+        }
+        session.connection.receive(message: message)
+        return await respond(queue: queue, modern: false, channel: channel, streamHolder: nil) { clientGone in
+            if clientGone { session.cancel(id) }
+            session.touch()
+        }
+    }
+
+    func initialize(_ message: JSONRPCMessage, principal: String, channel: (any Channel)?) async -> Response {
+        guard let id = message.requestID else { return sessionNotFound(id: nil) }
+        let session = LegacySession(id: LegacySession.newID(), principal: principal,
+                                    backlogLimit: configuration.sessionBacklog, bufferLimit: configuration.streamBuffer)
+        let admitted = sessions.withLock { sessions -> Bool in
+            guard sessions.count < configuration.maximumSessions else { return false }
+            sessions[session.id] = session
+            return true
+        }
+        guard admitted else {
+            expireIdleSessions()
+            return Self.errorResponse(.serviceUnavailable, .invalidRequest(
+                "the server holds its limit of \(configuration.maximumSessions) sessions (AGENT_PAYMENTS_HTTP_MAX_SESSIONS); try again later"),
+                id: id, headers: [.retryAfter: "5"])
+        }
+        session.attach(server.connect(sink: session))
+        guard let queue = session.register(id) else { return sessionNotFound(id: id) }
+        session.connection.receive(message: message)
+        var response = await respond(queue: queue, modern: false, channel: channel, streamHolder: nil) { _ in }
+        if session.version != nil {
+            response.headers[.mcpSessionID] = session.id
+            logger.debug("legacy session opened", metadata: ["session.version": "\(session.version ?? "-")", "client": "\(principal)"])
+        } else {
+            // initialize was refused: no session.
+            sessions.withLock { _ = $0.removeValue(forKey: session.id) }
+            session.close()
+        }
+        return response
+    }
+
+    /// The session `id` of `principal`, unless it is unknown, expired or another client's.
+    func session(_ id: String, principal: String) -> LegacySession? {
+        let cutoff = ContinuousClock.now - configuration.sessionIdleTimeout
+        let (found, expired) = sessions.withLock { sessions -> (LegacySession?, LegacySession?) in
+            guard let session = sessions[id], session.principal == principal else { return (nil, nil) }
+            if session.isIdle(since: cutoff) {
+                sessions.removeValue(forKey: id)
+                return (nil, session)
+            }
+            return (session, nil)
+        }
+        expired?.close()
+        return found
+    }
+
+    func sessionNotFound(id: MCPCore.RequestID?) -> Response {
+        Self.errorResponse(.notFound, .invalidRequest("session not found: it expired, was ended, or never existed; send initialize again"), id: id)
+    }
+
+    // MARK: GET and DELETE
+
+    func handleGet(_ request: Request, channel: (any Channel)?) async -> Response {
+        let principal: String
+        switch await admit(request, channel: channel) {
+        case .refused(let response): return response
+        case .admitted(let admitted): principal = admitted
+        }
+        guard let sessionID = request.headers[.mcpSessionID] else {
+            // 2026-07-28 has no GET stream (subscriptions/listen replaces it).
+            return Response(status: .methodNotAllowed, headers: [.allow: "POST"])
+        }
+        guard let session = session(sessionID, principal: principal) else { return sessionNotFound(id: nil) }
+        let accept = request.headers[.accept]?.lowercased() ?? "*/*"
+        guard accept.contains("text/event-stream") || accept.contains("*/*") else {
+            return Self.errorResponse(.notAcceptable, .invalidRequest("the session stream is text/event-stream; say so in Accept"))
+        }
+        guard acquireStream(for: principal) else { return tooManyStreams() }
+        guard let queue = session.openStream() else {
+            releaseStream(for: principal)
+            return Self.errorResponse(.conflict, .invalidRequest("this session already has its stream open"))
+        }
+        return eventStream(queue: queue, first: nil, channel: channel, streamHolder: principal) { _ in
+            session.streamClosed(queue)
+        }
+    }
+
+    func handleDelete(_ request: Request, channel: (any Channel)?) async -> Response {
+        let principal: String
+        switch await admit(request, channel: channel) {
+        case .refused(let response): return response
+        case .admitted(let admitted): principal = admitted
+        }
+        guard let sessionID = request.headers[.mcpSessionID] else {
+            return Response(status: .methodNotAllowed, headers: [.allow: "POST"])
+        }
+        guard let session = session(sessionID, principal: principal) else { return sessionNotFound(id: nil) }
+        sessions.withLock { _ = $0.removeValue(forKey: sessionID) }
+        session.close()
+        return Response(status: .noContent)
+    }
+
+    // MARK: Responses
+
+    /// Waits for the request's first message: the response alone becomes a JSON body; anything
+    /// before it turns the response into an event stream. `onEnd` runs once, with whether the
+    /// client left before the response was delivered.
+    func respond(queue: OutboundQueue, modern: Bool, channel: (any Channel)?, streamHolder: String?,
+                 onEnd: @escaping @Sendable (_ clientGone: Bool) -> Void) async -> Response {
+        let token = channel.map { channel in watch.observe(channel) { queue.end(.clientGone) } }
+        let first = await queue.next()
+        if let channel, let token { watch.stopObserving(channel, token: token) }
+        guard case .message(let line, let final)? = first else {
+            if let streamHolder { releaseStream(for: streamHolder) }
+            onEnd(true)
+            return Self.errorResponse(.serviceUnavailable, .internalError("the request ended without a response"))
+        }
+        if final {
+            if let streamHolder { releaseStream(for: streamHolder) }
+            onEnd(false)
+            return Response(status: Self.status(ofResponse: line, modern: modern), headers: [.contentType: "application/json"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: line)))
+        }
+        return eventStream(queue: queue, first: line, channel: channel, streamHolder: streamHolder, onEnd: onEnd)
+    }
+
+    /// An event stream of the queue's messages (after `first`), with keep-alive comments, until
+    /// the final message, the queue's end, or the client leaving.
+    func eventStream(queue: OutboundQueue, first: [UInt8]?, channel: (any Channel)?, streamHolder: String?,
+                     onEnd: @escaping @Sendable (_ clientGone: Bool) -> Void) -> Response {
+        let interval = configuration.keepAliveInterval
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .accelBuffering: "no"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
+            let token = channel.map { channel in watch.observe(channel) { queue.end(.clientGone) } }
+            let keepAlive = Task {
+                while (try? await Task.sleep(for: interval)) != nil { queue.push(.keepAlive) }
+            }
+            var answered = false, writeFailed = false
+            do {
+                if let first { try await writer.write(Self.event(first)) }
+                loop: while let item = await queue.next() {
+                    switch item {
+                    case .keepAlive:
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    case .message(let line, let final):
+                        try await writer.write(Self.event(line))
+                        if final {
+                            answered = true
+                            break loop
+                        }
+                    }
+                }
+            } catch {
+                writeFailed = true
+            }
+            keepAlive.cancel()
+            if let channel, let token { watch.stopObserving(channel, token: token) }
+            if let streamHolder { releaseStream(for: streamHolder) }
+            let clientGone = writeFailed || (!answered && queue.ending == .clientGone)
+            onEnd(clientGone && !answered)
+            if queue.dropped > 0 {
+                logger.notice("a slow client's stream dropped notifications", metadata: ["notifications.dropped": "\(queue.dropped)"])
+            }
+            if !writeFailed { try? await writer.finish(nil) }
+        })
+    }
+
+    private static let errorKey = Array(#""error":{"#.utf8)
+
+    private static func contains(_ bytes: [UInt8], _ pattern: [UInt8]) -> Bool {
+        guard bytes.count >= pattern.count else { return false }
+        return bytes.withUnsafeBufferPointer { buffer in
+            var index = 0
+            while index + pattern.count <= buffer.count {
+                if buffer[index] == pattern[0], buffer[index..<(index + pattern.count)].elementsEqual(pattern) { return true }
+                index += 1
+            }
+            return false
+        }
+    }
+
+    /// One SSE event carrying `line` (a JSON-RPC message; its newline dropped).
+    static func event(_ line: [UInt8]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(line.count + 24)
+        buffer.writeString("event: message\ndata: ")
+        buffer.writeBytes(line.last == 0x0A ? line.dropLast() : line[...])
+        buffer.writeString("\n\n")
+        return buffer
+    }
+
+    /// The HTTP status of a request's response: `200`, except protocol-level refusals the
+    /// transport spec names (an unknown method is `404` in 2026-07-28; a parse error or an
+    /// invalid request `400`; an unsupported version or a header mismatch `400`).
+    static func status(ofResponse line: [UInt8], modern: Bool) -> HTTPResponse.Status {
+        // Results are the common case: only a line with an unescaped "error" key is parsed.
+        guard line.count < 65_536, contains(line, errorKey),
+              let value = try? JSONValue(parsing: line), case .integer(let number)? = value["error"]?["code"] else {
+            return .ok
+        }
+        switch Int(number) {
+        case JSONRPCError.methodNotFoundCode: return modern ? .notFound : .ok
+        case JSONRPCError.parseErrorCode, JSONRPCError.invalidRequestCode, JSONRPCError.unsupportedProtocolVersionCode,
+             HeaderRules.headerMismatchCode:
+            return .badRequest
+        default: return .ok
+        }
+    }
+}
+
+/// A modern request's connection writes only into that request's queue.
+struct ModernSink: MessageSink {
+    let queue: OutboundQueue
+
+    func send(_ line: [UInt8]) { send(line, route: .unsolicited) }
+
+    func send(_ line: [UInt8], route: MessageRoute) {
+        switch route {
+        case .response: queue.push(.message(line, final: true))
+        case .partOf: queue.push(.message(line, final: false))
+        case .unsolicited: break  // a 2026-07-28 connection has none (no legacy subscriptions, no handshake)
+        }
+    }
+}
+
+extension JSONRPCMessage {
+    var requestID: MCPCore.RequestID? {
+        switch self {
+        case .request(let id, _, _), .result(let id, _): return id
+        case .error(let id, _): return id
+        case .notification: return nil
+        }
+    }
+
+    var params: JSONValue? {
+        switch self {
+        case .request(_, _, let params), .notification(_, let params): return params
+        case .result, .error: return nil
+        }
+    }
+}

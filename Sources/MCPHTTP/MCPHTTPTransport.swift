@@ -1,0 +1,226 @@
+import Foundation
+public import Hummingbird
+import HTTPTypes
+public import Logging
+public import MCPCore
+public import NIOCore
+import Synchronization
+
+/// MCP over Streamable HTTP, both eras on one endpoint, as routes on a Hummingbird router.
+///
+/// - A **modern** (2026-07-28) POST gets an engine connection of its own: its headers are
+///   checked against its body, the response is one JSON object, or an event stream when
+///   request-scoped notifications come first (and always for `subscriptions/listen`), and
+///   closing the response cancels the request.
+/// - A **legacy** (2025-03-26 … 2025-11-25) client opens a session with `initialize`
+///   (`Mcp-Session-Id`); the session is one engine connection, whose messages that belong to
+///   no request go to its `GET` stream (kept while none is open), and `DELETE` ends it.
+///
+/// Every request passes the `Origin` check and the bearer check first. Docs/http.md has the
+/// whole contract.
+public final class MCPHTTPTransport: Sendable {
+    public let server: MCPServer
+    public let configuration: MCPHTTPConfiguration
+    let logger: Logger
+    let sessions = Mutex<[String: LegacySession]>([:])
+    private let openStreams = Mutex<[String: Int]>([:])
+    private let state = Mutex<(baseURL: String?, shuttingDown: Bool)>((nil, false))
+    let watch = ConnectionWatch()
+
+    public init(server: MCPServer, configuration: MCPHTTPConfiguration = MCPHTTPConfiguration(),
+                logger: Logger = Logger(label: "agent-payments.http")) {
+        self.server = server
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The base URL (scheme, host, port) clients reach this server at: it names the
+    /// protected-resource metadata in `401` responses.
+    public func setBaseURL(_ url: String) {
+        let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
+        state.withLock { $0.baseURL = trimmed }
+        configuration.oauth?.useDefaultAudience(trimmed + configuration.path)
+    }
+
+    var baseURL: String? { state.withLock { $0.baseURL } }
+
+    /// Open legacy sessions.
+    public var sessionCount: Int { sessions.withLock { $0.count } }
+
+    /// Event streams open now, all clients together.
+    public var openStreamCount: Int { openStreams.withLock { $0.values.reduce(0, +) } }
+
+    // MARK: Routes
+
+    /// Adds `POST`/`GET`/`DELETE` on the endpoint (`405` for other methods) and, with OAuth, the
+    /// protected-resource metadata. `channel` gives a request's connection, so an event stream
+    /// can notice its client leave before it next writes.
+    public func addRoutes<Context: Hummingbird.RequestContext>(to router: Router<Context>,
+                                                               channel: @escaping @Sendable (Context) -> (any Channel)?) {
+        let path = RouterPath(configuration.path)
+        router.post(path) { [self] request, context in
+            await handlePost(request, channel: channel(context))
+        }
+        router.get(path) { [self] request, context in
+            await handleGet(request, channel: channel(context))
+        }
+        router.delete(path) { [self] request, context in
+            await handleDelete(request, channel: channel(context))
+        }
+        for method in [HTTPRequest.Method.put, .patch, .head, .options] {
+            router.on(path, method: method) { [self] request, _ -> Response in
+                if let refusal = originRefusal(request) { return refusal }
+                return Response(status: .methodNotAllowed, headers: [.allow: "GET, POST, DELETE"])
+            }
+        }
+        let wellKnown = "/.well-known/oauth-protected-resource"
+        for metadataPath in [wellKnown, wellKnown + configuration.path] {
+            router.get(RouterPath(metadataPath)) { [self] request, _ -> Response in
+                if let refusal = originRefusal(request) { return refusal }
+                guard let oauth = configuration.oauth, let document = oauth.metadata else {
+                    return Response(status: .notFound)
+                }
+                let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data("{}".utf8)
+                return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "max-age=300"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+            }
+        }
+    }
+
+    // MARK: Shutdown and expiry
+
+    /// Ends every stream gracefully, as before a shutdown: listen streams end with their result,
+    /// legacy session streams close, new requests get `503`. Waits (up to `timeout`) for the
+    /// streams to be written out, then cancels what still runs.
+    public func shutdown(waitingUpTo timeout: Duration = .seconds(3)) async {
+        state.withLock { $0.shuttingDown = true }
+        server.endSubscriptions()
+        for session in sessions.withLock({ Array($0.values) }) { session.endStream() }
+        let deadline = ContinuousClock.now + timeout
+        while openStreamCount > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        for session in sessions.withLock({ state in defer { state.removeAll() }; return Array(state.values) }) { session.close() }
+    }
+
+    var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
+
+    /// Removes legacy sessions unused for longer than the idle timeout that have no open stream
+    /// and no request in progress; returns how many.
+    @discardableResult
+    public func expireIdleSessions(now: ContinuousClock.Instant = .now) -> Int {
+        let expired = sessions.withLock { sessions -> [LegacySession] in
+            let expired = sessions.values.filter { $0.isIdle(since: now - configuration.sessionIdleTimeout) }
+            for session in expired { sessions.removeValue(forKey: session.id) }
+            return expired
+        }
+        for session in expired { session.close() }
+        if !expired.isEmpty { logger.debug("legacy sessions expired", metadata: ["sessions.expired": "\(expired.count)"]) }
+        return expired.count
+    }
+
+    // MARK: Stream slots
+
+    func acquireStream(for principal: String) -> Bool {
+        openStreams.withLock { open in
+            guard open[principal, default: 0] < configuration.maximumStreamsPerClient else { return false }
+            open[principal, default: 0] += 1
+            return true
+        }
+    }
+
+    func releaseStream(for principal: String) {
+        openStreams.withLock { open in
+            let remaining = open[principal, default: 1] - 1
+            open[principal] = remaining > 0 ? remaining : nil
+        }
+    }
+}
+
+// MARK: - Admission: Origin and bearer
+
+extension MCPHTTPTransport {
+    /// `403` when the request carries an `Origin` that is not allowed.
+    func originRefusal(_ request: Request) -> Response? {
+        guard let origin = request.headers[.origin] else { return nil }
+        guard configuration.allowedOrigins.contains(MCPHTTPConfiguration.normalizedOrigin(origin)) else {
+            logger.notice("request refused: origin not allowed", metadata: ["http.origin": "\(HeaderRules.isPlainFieldValue(origin) ? origin : "<malformed>")"])
+            return Self.errorResponse(.forbidden, JSONRPCError(code: JSONRPCError.invalidRequestCode,
+                                                              message: "Forbidden: origin \(origin.prefix(100)) is not allowed (AGENT_PAYMENTS_ALLOWED_ORIGINS)"))
+        }
+        return nil
+    }
+
+    enum Admission {
+        case admitted(principal: String)
+        case refused(Response)
+    }
+
+    /// The Origin check, then the bearer check: who is calling, or the response that refuses.
+    func admit(_ request: Request, channel: (any Channel)?) async -> Admission {
+        if let refusal = originRefusal(request) { return .refused(refusal) }
+        if isShuttingDown {
+            return .refused(Self.errorResponse(.serviceUnavailable, JSONRPCError(code: JSONRPCError.internalErrorCode,
+                                                                                message: "the server is shutting down")))
+        }
+        guard let authenticator = configuration.authenticator else {
+            let address = channel?.remoteAddress?.ipAddress ?? "unknown"
+            return .admitted(principal: "address:" + address)
+        }
+        let metadata = resourceMetadataParameter
+        guard let header = request.headers[.authorization] else {
+            return .refused(Self.errorResponse(.unauthorized, JSONRPCError(code: -32001, message: "Unauthorized: a bearer token is required"),
+                                               headers: [.wwwAuthenticate: "Bearer " + (metadata ?? "realm=\"agent-payments\"")]))
+        }
+        guard let token = bearerToken(fromAuthorization: header) else {
+            return .refused(unauthorized("the Authorization header is not a bearer token", metadata: metadata, error: "invalid_request"))
+        }
+        switch await authenticator.authenticate(token: token) {
+        case .accepted(let principal):
+            return .admitted(principal: principal)
+        case .rejected(let reason):
+            logger.notice("request refused: bearer token rejected", metadata: ["reason": "\(reason)"])
+            return .refused(unauthorized(reason, metadata: metadata, error: "invalid_token"))
+        case .insufficientScope(let required):
+            let scope = required.joined(separator: " ")
+            var challenge = "Bearer error=\"insufficient_scope\", scope=\"\(scope)\""
+            if let metadata { challenge += ", " + metadata }
+            return .refused(Self.errorResponse(.forbidden, JSONRPCError(code: -32001, message: "Forbidden: the token lacks the scope \(scope)"),
+                                               headers: [.wwwAuthenticate: challenge]))
+        case .unavailable(let reason):
+            logger.warning("bearer token could not be checked", metadata: ["reason": "\(reason)"])
+            return .refused(Self.errorResponse(.serviceUnavailable, JSONRPCError(code: JSONRPCError.internalErrorCode,
+                                                                                message: "the token cannot be checked now; try again shortly"),
+                                               headers: [.retryAfter: "5"]))
+        }
+    }
+
+    /// `resource_metadata="…"` when OAuth is configured and the base URL known.
+    var resourceMetadataParameter: String? {
+        guard configuration.oauth != nil, let base = baseURL else { return nil }
+        return "resource_metadata=\"\(base)/.well-known/oauth-protected-resource\(configuration.path)\""
+    }
+
+    func unauthorized(_ reason: String, metadata: String?, error: String) -> Response {
+        var challenge = "Bearer error=\"\(error)\", error_description=\"\(reason.replacingOccurrences(of: "\"", with: "'"))\""
+        if let metadata { challenge += ", " + metadata }
+        return Self.errorResponse(.unauthorized, JSONRPCError(code: -32001, message: "Unauthorized: \(reason)"),
+                                  headers: [.wwwAuthenticate: challenge])
+    }
+
+    static func errorResponse(_ status: HTTPResponse.Status, _ error: JSONRPCError, id: MCPCore.RequestID? = nil,
+                              headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields,
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONRPCMessage.error(id: id, error: error).encodedLine())))
+    }
+}
+
+extension HTTPField.Name {
+    static let mcpSessionID = Self("Mcp-Session-Id")!
+    static let mcpProtocolVersion = Self("MCP-Protocol-Version")!
+    static let mcpMethod = Self("Mcp-Method")!
+    static let mcpName = Self("Mcp-Name")!
+    static let accelBuffering = Self("X-Accel-Buffering")!
+}

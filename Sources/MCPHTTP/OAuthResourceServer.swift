@@ -1,0 +1,340 @@
+public import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+public import JWTKit
+import Synchronization
+
+/// An OAuth 2.1 resource server for the MCP endpoint: it accepts JWT access tokens from one
+/// issuer, verified against the issuer's JWKS (RS256/384/512, PS256/384/512, ES256/384/512,
+/// EdDSA), and checks `iss`, `aud` (RFC 8707: the canonical MCP URL), `exp` and `nbf` with a
+/// small leeway, and the required scopes.
+///
+/// Keys are fetched on first use (from the configured JWKS URL, or from `jwks_uri` in the
+/// issuer's metadata), cached, and fetched again when a token names a key id the cache does not
+/// know (rotation), at most ``Configuration/refreshesPerMinute`` times a minute so that tokens
+/// with random key ids cannot make the server hammer the issuer.
+public final class OAuthResourceServer: BearerAuthenticator {
+    /// How the resource server is set up.
+    public struct Configuration: Sendable {
+        /// The `iss` every token must carry, and where metadata is discovered.
+        public var issuer: String
+        /// The JWKS URL; `nil` discovers it from the issuer's metadata
+        /// (`/.well-known/oauth-authorization-server`, then `/.well-known/openid-configuration`).
+        public var jwksURL: String?
+        /// The `aud` a token must contain: the canonical URL of the MCP endpoint; `nil` until the
+        /// endpoint knows its URL (``OAuthResourceServer/useDefaultAudience(_:)``).
+        public var audience: String?
+        /// Scopes every token must carry (from `scope`, space separated, or `scp`).
+        public var requiredScopes: [String]
+        /// Clock skew tolerated on `exp` and `nbf`.
+        public var leeway: Duration
+        /// How often an unknown key id may trigger a fetch of the JWKS.
+        public var refreshesPerMinute: Int
+        /// How a document is fetched (the default uses URLSession with a 5 s timeout).
+        public var fetch: @Sendable (URL) async throws -> Data
+
+        public init(issuer: String, jwksURL: String? = nil, audience: String? = nil, requiredScopes: [String] = [],
+                    leeway: Duration = .seconds(60), refreshesPerMinute: Int = 10,
+                    fetch: @escaping @Sendable (URL) async throws -> Data = OAuthResourceServer.fetchWithURLSession) {
+            self.issuer = issuer
+            self.jwksURL = jwksURL
+            self.audience = audience
+            self.requiredScopes = requiredScopes
+            self.leeway = leeway
+            self.refreshesPerMinute = max(1, refreshesPerMinute)
+            self.fetch = fetch
+        }
+    }
+
+    /// Why a configuration cannot be used.
+    public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
+        /// The issuer or JWKS URL is not https (http is allowed on loopback only).
+        case insecureURL(setting: String, url: String)
+
+        public var description: String {
+            switch self {
+            case .insecureURL(let setting, let url):
+                return "\(setting) must be an absolute https URL (http only on 127.0.0.1, ::1 or localhost), got \"\(url)\""
+            }
+        }
+    }
+
+    /// Signature algorithms accepted in a token's header (never `none`, never HMAC: a public
+    /// key must not be usable as a shared secret).
+    public static let acceptedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+    public let configuration: Configuration
+    private let defaultAudience = Mutex<String?>(nil)
+    private let keys = Mutex<JWTKeyCollection?>(nil)
+    private let known = Mutex<Set<String>>([])
+    private let refreshes = Mutex<[ContinuousClock.Instant]>([])
+    private let loading = Mutex<Task<Result<Void, any Error>, Never>?>(nil)
+
+    public init(configuration: Configuration) throws(ConfigurationError) {
+        for (setting, url) in [("AGENT_PAYMENTS_OAUTH_ISSUER", configuration.issuer), ("AGENT_PAYMENTS_OAUTH_JWKS_URL", configuration.jwksURL)] {
+            guard let url else { continue }
+            guard Self.isSecure(url) else { throw .insecureURL(setting: setting, url: url) }
+        }
+        self.configuration = configuration
+    }
+
+    static func isSecure(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else { return false }
+        if scheme == "https" { return true }
+        return scheme == "http" && ["127.0.0.1", "::1", "[::1]", "localhost"].contains(host)
+    }
+
+    /// The audience used when none is configured: the endpoint's canonical URL, once known.
+    public func useDefaultAudience(_ url: String) {
+        defaultAudience.withLock { $0 = url }
+    }
+
+    /// The audience tokens must name: configured, or the endpoint's canonical URL.
+    public var audience: String? { configuration.audience ?? defaultAudience.withLock { $0 } }
+
+    /// What `/.well-known/oauth-protected-resource` publishes (RFC 9728); `nil` until the
+    /// resource's URL is known.
+    public var metadata: [String: Any]? {
+        guard let audience else { return nil }
+        var document: [String: Any] = [
+            "resource": audience,
+            "authorization_servers": [configuration.issuer],
+            "bearer_methods_supported": ["header"],
+        ]
+        if !configuration.requiredScopes.isEmpty { document["scopes_supported"] = configuration.requiredScopes }
+        return document
+    }
+
+    // MARK: Verification
+
+    public func authenticate(token: String) async -> AuthenticationOutcome {
+        let header: TokenHeader
+        switch TokenHeader.parse(token) {
+        case .success(let parsed): header = parsed
+        case .failure(let reason): return .rejected(reason: reason.description)
+        }
+        guard Self.acceptedAlgorithms.contains(header.algorithm) else {
+            return .rejected(reason: "tokens signed with \(header.algorithm) are not accepted")
+        }
+        if let kid = header.keyID, !known.withLock({ $0.contains(kid) }) {
+            // An unknown key: perhaps the issuer rotated. Fetch again (rate limited).
+            if case .failure(let error) = await loadKeys(force: keys.withLock { $0 } != nil) {
+                return .unavailable(reason: "the issuer's keys could not be fetched: \(error)")
+            }
+            guard known.withLock({ $0.contains(kid) }) else { return .rejected(reason: "the token's key id is not in the issuer's key set") }
+        } else if keys.withLock({ $0 }) == nil {
+            if case .failure(let error) = await loadKeys(force: false) {
+                return .unavailable(reason: "the issuer's keys could not be fetched: \(error)")
+            }
+        }
+        guard let collection = keys.withLock({ $0 }) else { return .unavailable(reason: "the issuer's keys are not loaded") }
+        let claims: AccessTokenClaims
+        do {
+            claims = try await collection.verify(token, as: AccessTokenClaims.self)
+        } catch let error as JWTError where error.errorType == .signatureVerificationFailed {
+            return .rejected(reason: "the token's signature is not valid")
+        } catch {
+            return .rejected(reason: "the token could not be verified")
+        }
+        return check(claims, now: Date())
+    }
+
+    func check(_ claims: AccessTokenClaims, now: Date) -> AuthenticationOutcome {
+        let leeway = Double(configuration.leeway.components.seconds)
+        guard let audience else { return .unavailable(reason: "the endpoint's canonical URL is not known yet") }
+        guard claims.iss == configuration.issuer else { return .rejected(reason: "the token was issued by another issuer") }
+        guard let audiences = claims.aud, audiences.contains(audience) else {
+            return .rejected(reason: "the token is not meant for this resource (aud)")
+        }
+        guard let expiry = claims.exp else { return .rejected(reason: "the token has no expiry (exp)") }
+        guard now.timeIntervalSince1970 < expiry + leeway else { return .rejected(reason: "the token has expired") }
+        if let notBefore = claims.nbf, now.timeIntervalSince1970 + leeway < notBefore {
+            return .rejected(reason: "the token is not valid yet (nbf)")
+        }
+        let missing = configuration.requiredScopes.filter { !claims.scopes.contains($0) }
+        guard missing.isEmpty else { return .insufficientScope(required: configuration.requiredScopes) }
+        return .accepted(principal: "sub:" + (claims.sub ?? "unknown"))
+    }
+
+    // MARK: Keys
+
+    /// Fetches the key set, once at a time; `force` asks for a refresh, which is rate limited
+    /// (a refresh over the limit answers with the keys already known).
+    private func loadKeys(force: Bool) async -> Result<Void, any Error> {
+        let task = loading.withLock { loading -> Task<Result<Void, any Error>, Never>? in
+            if let running = loading { return running }
+            if force || keys.withLock({ $0 }) == nil {
+                if force {
+                    let now = ContinuousClock.now
+                    let allowed = refreshes.withLock { recent -> Bool in
+                        recent.removeAll { now - $0 > .seconds(60) }
+                        guard recent.count < configuration.refreshesPerMinute else { return false }
+                        recent.append(now)
+                        return true
+                    }
+                    guard allowed else { return nil }
+                }
+                let task = Task { [self] in await fetchKeys() }
+                loading = task
+                return task
+            }
+            return nil
+        }
+        guard let task else { return .success(()) }
+        let result = await task.value
+        loading.withLock { $0 = nil }
+        return result
+    }
+
+    private func fetchKeys() async -> Result<Void, any Error> {
+        do {
+            let jwksURL = try await discoverJWKSURL()
+            let data = try await configuration.fetch(jwksURL)
+            let jwks = try JSONDecoder().decode(JWKS.self, from: data)
+            let collection = JWTKeyCollection()
+            var ids: Set<String> = []
+            for key in jwks.keys {
+                // A key this library cannot use (another type, no kid) is skipped, not fatal.
+                guard let kid = key.keyIdentifier?.string, (try? await collection.add(jwk: key)) != nil else { continue }
+                ids.insert(kid)
+            }
+            keys.withLock { $0 = collection }
+            known.withLock { $0 = ids }
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private struct Metadata: Decodable {
+        var issuer: String?
+        var jwks_uri: String?
+    }
+
+    /// Where the JWKS is: configured, or `jwks_uri` from the issuer's metadata (RFC 8414's
+    /// path-inserted form first, then OpenID Connect's).
+    func discoverJWKSURL() async throws -> URL {
+        if let configured = configuration.jwksURL, let url = URL(string: configured) { return url }
+        var failures: [String] = []
+        for candidate in Self.metadataURLs(issuer: configuration.issuer) {
+            do {
+                let metadata = try JSONDecoder().decode(Metadata.self, from: try await configuration.fetch(candidate))
+                guard let text = metadata.jwks_uri, Self.isSecure(text), let url = URL(string: text) else {
+                    failures.append("\(candidate.absoluteString): no usable jwks_uri")
+                    continue
+                }
+                return url
+            } catch {
+                failures.append("\(candidate.absoluteString): \(error)")
+            }
+        }
+        throw DiscoveryError(description: "no JWKS found for \(configuration.issuer) (\(failures.joined(separator: "; ")))")
+    }
+
+    static func metadataURLs(issuer: String) -> [URL] {
+        let trimmed = issuer.hasSuffix("/") ? String(issuer.dropLast()) : issuer
+        guard let url = URL(string: trimmed), let scheme = url.scheme, let host = url.host else { return [] }
+        let port = url.port.map { ":\($0)" } ?? ""
+        let origin = "\(scheme)://\(host.contains(":") ? "[\(host)]" : host)\(port)"
+        let path = url.path == "/" ? "" : url.path
+        return ["\(origin)/.well-known/oauth-authorization-server\(path)", "\(trimmed)/.well-known/openid-configuration"]
+            .compactMap(URL.init(string:))
+    }
+
+    struct DiscoveryError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// GET with a 5 s timeout; a status other than 200 is an error.
+    public static let fetchWithURLSession: @Sendable (URL) async throws -> Data = { url in
+        var request = URLRequest(url: url, timeoutInterval: 5)
+        request.setValue("application/json", forHTTPHeaderField: "Accept")
+        let (data, response) = try await URLSession.shared.data(for: request)
+        guard let status = (response as? HTTPURLResponse)?.statusCode, status == 200 else {
+            throw DiscoveryError(description: "HTTP \((response as? HTTPURLResponse)?.statusCode ?? 0)")
+        }
+        guard data.count <= 1 << 20 else { throw DiscoveryError(description: "document larger than 1 MiB") }
+        return data
+    }
+}
+
+/// The claims of an access token this server reads; `verify(using:)` accepts any, the checks
+/// that matter are ``OAuthResourceServer/check(_:now:)``'s.
+struct AccessTokenClaims: JWTPayload {
+    var iss: String?
+    var sub: String?
+    var aud: [String]?
+    var exp: Double?
+    var nbf: Double?
+    var scopes: Set<String>
+
+    enum CodingKeys: String, CodingKey { case iss, sub, aud, exp, nbf, scope, scp }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        iss = try? container.decodeIfPresent(String.self, forKey: .iss)
+        sub = try? container.decodeIfPresent(String.self, forKey: .sub)
+        if let single = try? container.decodeIfPresent(String.self, forKey: .aud) {
+            aud = [single]
+        } else {
+            aud = try? container.decodeIfPresent([String].self, forKey: .aud)
+        }
+        exp = try? container.decodeIfPresent(Double.self, forKey: .exp)
+        nbf = try? container.decodeIfPresent(Double.self, forKey: .nbf)
+        var scopes = Set<String>()
+        if let scope = try? container.decodeIfPresent(String.self, forKey: .scope) {
+            scopes.formUnion(scope.split(separator: " ").map(String.init))
+        }
+        if let list = try? container.decodeIfPresent([String].self, forKey: .scp) {
+            scopes.formUnion(list)
+        } else if let text = try? container.decodeIfPresent(String.self, forKey: .scp) {
+            scopes.formUnion(text.split(separator: " ").map(String.init))
+        }
+        self.scopes = scopes
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(iss, forKey: .iss)
+        try container.encodeIfPresent(sub, forKey: .sub)
+        try container.encodeIfPresent(aud, forKey: .aud)
+        try container.encodeIfPresent(exp, forKey: .exp)
+        try container.encodeIfPresent(nbf, forKey: .nbf)
+        try container.encode(scopes.sorted().joined(separator: " "), forKey: .scope)
+    }
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// A JWT's header, read before any key is chosen: its algorithm and key id. Parsing is pure,
+/// so the fuzzer reaches it.
+public struct TokenHeader: Sendable, Equatable {
+    public var algorithm: String
+    public var keyID: String?
+
+    /// Why a token is not a JWT this server can read.
+    public enum Malformed: Error, Equatable, CustomStringConvertible {
+        case notThreeParts, badEncoding, notAnObject, noAlgorithm
+
+        public var description: String {
+            switch self {
+            case .notThreeParts: return "the bearer token is not a JWT (three dot-separated parts)"
+            case .badEncoding: return "the token's header is not base64url-encoded JSON"
+            case .notAnObject: return "the token's header is not a JSON object"
+            case .noAlgorithm: return "the token's header names no algorithm"
+            }
+        }
+    }
+
+    public static func parse(_ token: String) -> Result<TokenHeader, Malformed> {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, parts[0].utf8.count <= 4096 else { return .failure(.notThreeParts) }
+        guard let bytes = Base64.decode(parts[0]) else { return .failure(.badEncoding) }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            return .failure(.notAnObject)
+        }
+        guard let algorithm = object["alg"] as? String else { return .failure(.noAlgorithm) }
+        return .success(TokenHeader(algorithm: algorithm, keyID: object["kid"] as? String))
+    }
+}

@@ -1,0 +1,89 @@
+import CallbackHTTP
+import Foundation
+import ListenerGuard
+import Logging
+import MCPHTTP
+import PaymentsMCP
+import PaymentsService
+import ServiceLifecycle
+
+extension Serve {
+    /// Serves MCP over Streamable HTTP on the payments system's own listener, beside the Twilio
+    /// callbacks, until SIGTERM or SIGINT. Standard input is not read; standard output stays
+    /// silent. Shutdown runs in reverse: the MCP streams end (listen streams with their
+    /// result), then the flow, the tunnel and the listener.
+    static func serveHTTP(_ configuration: ServerConfiguration, http: HTTPSettings) async throws {
+        let files = FileDescriptorLimit.raiseSoftLimitToHard()
+        let server = PaymentsMCP.makeServer(version: AgentPayments.version)
+        let redactor = Redactor(secrets: configuration.secrets)
+        let level = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            MCPLogHandler(label: label, server: server, redactor: redactor, level: level, broadcastOutsideRequests: false)
+        }
+        let logger = Logger(label: "agent-payments")
+        logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])
+
+        let transport = MCPHTTPTransport(server: server, configuration: http.transport, logger: Logger(label: "agent-payments.http"))
+        var payments = configuration.payments
+        payments.additionalRoutes = AdditionalRoutes { router in
+            transport.addRoutes(to: router, channel: { $0.channel })
+        }
+        let system = try PaymentsSystem(configuration: payments, logger: logger)
+        PaymentsMCP(server: server, flow: system, defaults: configuration.defaults, redactor: redactor,
+                    logger: Logger(label: "agent-payments.tools")).install()
+        var lifecycle = ServiceGroupConfiguration(
+            services: [
+                .init(service: system, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup),
+                .init(service: LibcurlWarmUp(payments: system)),
+                .init(service: EndpointAnnouncer(system: system, transport: transport, settings: http, logger: logger),
+                      failureTerminationBehavior: .cancelGroup),
+                .init(service: MCPHTTPService(transport: transport)),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        lifecycle.maximumGracefulShutdownDuration = .seconds(10)
+        try await ServiceGroup(configuration: lifecycle).run()
+    }
+}
+
+/// Once the listener is bound: tells the transport its base URL (for `resource_metadata` and
+/// the default OAuth audience) and writes `agent-payments: MCP endpoint <url>` to standard
+/// error; with a tunnel, the public URL too once it is known. A listener that cannot bind
+/// stops the server with the reason.
+struct EndpointAnnouncer: Service, CustomStringConvertible {
+    var description: String { "mcp-endpoint" }
+    let system: PaymentsSystem
+    let transport: MCPHTTPTransport
+    let settings: HTTPSettings
+    let logger: Logger
+
+    struct ListenFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func run() async throws {
+        let port: Int?
+        do {
+            port = try await cancelWhenGracefulShutdown { try await system.callbackListenerPort(waitingUpTo: .seconds(3600)) }
+        } catch let error as PaymentsStartError {
+            let message = "agent-payments: cannot serve MCP over HTTP on \(settings.host):\(settings.port): \(error)\n"
+            FileHandle.standardError.write(Data(message.utf8))
+            throw ListenFailure(description: message)
+        } catch {
+            return  // shut down first
+        }
+        guard let port else { return }
+        let local = settings.localBaseURL(port: port)
+        let explicit: String? = { if case .explicit(let url) = system.configuration.publicURL { url } else { nil } }()
+        transport.setBaseURL(explicit ?? local)
+        FileHandle.standardError.write(Data("agent-payments: MCP endpoint \(local)\(transport.configuration.path)\n".utf8))
+        if case .ngrok = system.configuration.publicURL {
+            _ = try? await cancelWhenGracefulShutdown { try await system.ready(waitingUpTo: .seconds(3600)) }
+            if let tunnel = system.receiver.publicBaseURL {
+                transport.setBaseURL(tunnel)
+                FileHandle.standardError.write(Data("agent-payments: public MCP endpoint \(tunnel)\(transport.configuration.path)\n".utf8))
+            }
+        }
+        try? await gracefulShutdown()
+    }
+}
