@@ -175,9 +175,15 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        /// A blocking loopback socket client for the listener tests.
+        .target(
+            name: "HTTPTestSupport",
+            path: "Tests/HTTPTestSupport",
+            swiftSettings: strictness
+        ),
         .testTarget(
             name: "ListenerGuardTests",
-            dependencies: ["ListenerGuard", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["ListenerGuard", "HTTPTestSupport", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: strictness
         ),
         .target(
@@ -219,7 +225,7 @@ let package = Package(
         .testTarget(
             name: "MCPHTTPTests",
             dependencies: [
-                "MCPHTTP", "MCPCore", "ListenerGuard",
+                "MCPHTTP", "MCPCore", "ListenerGuard", "HTTPTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,8 +1,8 @@
-public import Hummingbird
+import Hummingbird
 import HTTPTypes
 import Logging
 import MCPCore
-public import NIOCore
+import NIOCore
 
 /// The endpoint's three methods: POST (both eras), GET and DELETE (legacy sessions).
 extension MCPHTTPTransport {

@@ -2,7 +2,7 @@ public import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-public import JWTKit
+import JWTKit
 import Synchronization
 
 /// An OAuth 2.1 resource server for the MCP endpoint: it accepts JWT access tokens from one

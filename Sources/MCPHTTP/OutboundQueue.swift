@@ -107,9 +107,11 @@ final class OutboundQueue: Sendable {
     }
 }
 
-/// Calls back when a client's connection closes, with one close callback per connection however
-/// many responses it carries (keep-alive), so an event stream notices its client leave without
-/// a write, and nothing accumulates on a long-lived connection.
+/// Calls back when a client's connection closes or its client stops sending (the listener
+/// allows half-closed connections, so a client that closes its socket first shows as the end of
+/// its input), with one watch per connection however many responses it carries (keep-alive), so
+/// an event stream notices its client leave without a write, and nothing accumulates on a
+/// long-lived connection.
 final class ConnectionWatch: Sendable {
     private struct Watched {
         var nextToken: UInt64 = 0
@@ -128,12 +130,24 @@ final class ConnectionWatch: Sendable {
             return (state.nextToken, first)
         }
         if first {
-            channel.closeFuture.whenComplete { [self] _ in
-                let observers = state.withLock { $0.observers.removeValue(forKey: key) } ?? [:]
-                for observer in observers.values { observer() }
+            channel.closeFuture.whenComplete { [self] _ in fire(key, closed: true) }
+            channel.eventLoop.execute { [self] in
+                // First in the pipeline: the end of input is seen before HTTP decoding.
+                try? channel.pipeline.syncOperations.addHandler(InputClosedHandler { [self] in fire(key) }, position: .first)
             }
         }
         return token
+    }
+
+    private func fire(_ key: ObjectIdentifier, closed: Bool = false) {
+        let observers = state.withLock { state -> [UInt64: @Sendable () -> Void] in
+            guard let observers = state.observers[key] else { return [:] }
+            // At the end of input the entry stays (empty), so the connection is not watched twice;
+            // at its close it goes.
+            state.observers[key] = closed ? nil : [:]
+            return observers
+        }
+        for observer in observers.values { observer() }
     }
 
     func stopObserving(_ channel: any Channel, token: UInt64) {
@@ -142,5 +156,20 @@ final class ConnectionWatch: Sendable {
             state.observers[key]?[token] = nil
             // The entry itself stays until the channel closes: its close callback is registered once.
         }
+    }
+}
+
+/// Tells when the client's side of a connection ends (its FIN, with half-closure allowed).
+final class InputClosedHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    let onInputClosed: @Sendable () -> Void
+
+    init(_ onInputClosed: @escaping @Sendable () -> Void) {
+        self.onInputClosed = onInputClosed
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event { onInputClosed() }
+        context.fireUserInboundEventTriggered(event)
     }
 }

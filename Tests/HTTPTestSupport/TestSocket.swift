@@ -1,0 +1,95 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The port a test listener bound, once it did.
+public final class PortBox: Sendable {
+    private let port = Mutex(0)
+    public init() {}
+    public func set(_ value: Int) { port.withLock { $0 = value } }
+    public var value: Int { port.withLock { $0 } }
+}
+
+
+/// A blocking loopback TCP client with a receive timeout (which only guards against a hang).
+public final class TestSocket {
+    public let descriptor: Int32
+    private var open = true
+
+    public init(port: Int) throws {
+        #if canImport(Glibc)
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        descriptor = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw SocketError(operation: "connect", code: errno)
+        }
+    }
+
+    public struct SocketError: Error { public let operation: String; public let code: Int32 }
+
+    public func write(_ text: String) throws {
+        #if canImport(Glibc)
+        let flags = Int32(MSG_NOSIGNAL)
+        #else
+        let flags: Int32 = 0
+        #endif
+        let sent = text.utf8CString.withUnsafeBufferPointer { buffer in
+            send(descriptor, buffer.baseAddress, buffer.count - 1, flags)
+        }
+        guard sent >= 0 else { throw SocketError(operation: "send", code: errno) }
+    }
+
+    /// Everything the server sends until it closes (or the receive timeout passes).
+    public func readUntilClosed() -> String {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            if count <= 0 { break }
+            received += chunk[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    /// What the server sends until `marker` has arrived (or it closes, or the timeout passes).
+    public func read(until marker: String) -> String {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: received, as: UTF8.self).contains(marker) {
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            if count <= 0 { break }
+            received += chunk[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    /// Whether the server has closed, waiting up to `milliseconds` for a sign.
+    public func isClosed(waitingMilliseconds milliseconds: Int32) -> Bool {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, milliseconds) > 0 else { return false }
+        var byte: UInt8 = 0
+        return recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
+    }
+
+    public func shut() {
+        if open { close(descriptor) }
+        open = false
+    }
+
+    deinit { shut() }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import HTTPTestSupport
+import Hummingbird
+import ListenerGuard
+import Logging
+import MCPCore
+import NIOCore
+import Synchronization
+import Testing
+@testable import MCPHTTP
+
+/// How many `slow` tool calls were cancelled (the suite runs serialized).
+let slowToolsCancelled = Mutex(0)
+
+/// A request context that knows its connection, as the payments listener's does.
+struct ChannelContext: Hummingbird.RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = CoreRequestContextStorage(source: source)
+        channel = source.channel
+    }
+}
+
+/// The transport on a real loopback listener, driven over raw sockets where the test needs to
+/// see or cut the connection itself. (The official Python client takes whole payments through
+/// it in Tests/interop/test_http.py.)
+@Suite(.serialized) struct TransportTests {
+    static let meta = #""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
+
+    func makeServer() -> MCPServer {
+        let server = MCPServer(info: Implementation(name: "http-unit", version: "1"))
+        server.register(ResourceTemplate(try! URITemplate("payment://{callSid}/{paymentSid}/status"), name: "status") { _, uri, _ in
+            [ResourceContents(uri: uri, mimeType: "application/json", text: "{}")]
+        })
+        server.register(Tool(name: "slow", inputSchema: ["type": "object"]) { call in
+            call.context.reportProgress(1)
+            do {
+                try await Task.sleep(for: .seconds(30))
+            } catch {
+                slowToolsCancelled.withLock { $0 += 1 }
+                throw error
+            }
+            return ToolResult(text: "late")
+        })
+        return server
+    }
+
+    /// Serves `transport` on a guarded loopback listener while `body` runs.
+    func withEndpoint(_ configuration: MCPHTTPConfiguration = MCPHTTPConfiguration(keepAliveInterval: .seconds(3600)),
+                      _ body: (Int, MCPHTTPTransport, MCPServer) async throws -> Void) async throws {
+        var logger = Logger(label: "http-test")
+        logger.logLevel = .critical
+        let server = makeServer()
+        let transport = MCPHTTPTransport(server: server, configuration: configuration, logger: logger)
+        let router = Router(context: ChannelContext.self)
+        transport.addRoutes(to: router, channel: { $0.channel })
+        let port = PortBox()
+        let app = Application(router: router, server: .guardedHTTP1(limits: ListenerLimits(), logger: logger),
+                              configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { port.set($0.localAddress?.port ?? 0) }, logger: logger)
+        let running = Task { try await app.runService(gracefulShutdownSignals: []) }
+        defer { running.cancel() }
+        while port.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        transport.setBaseURL("http://127.0.0.1:\(port.value)")
+        try await body(port.value, transport, server)
+    }
+
+    func post(_ socket: TestSocket, _ body: String, headers: [String: String] = [:]) throws {
+        var head = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        try socket.write(head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body)
+    }
+
+    /// Waits for `condition`, up to 5 s.
+    func eventually(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("not within 5 s: \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    @Test func closingAListenStreamEndsItsRequestWithoutWaitingForAWrite() async throws {
+        try await withEndpoint { port, transport, _ in
+            let socket = try TestSocket(port: port)
+            try post(socket, #"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(Self.meta)}}"#,
+                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
+            let opened = socket.read(until: "acknowledged")
+            #expect(opened.hasPrefix("HTTP/1.1 200"))
+            #expect(opened.lowercased().contains("content-type: text/event-stream"))
+            #expect(opened.lowercased().contains("x-accel-buffering: no"))
+            #expect(transport.openStreamCount == 1)
+            // No keep-alive for an hour and no notification: only the close can end it.
+            socket.shut()
+            try await eventually("the stream's slot is released") { transport.openStreamCount == 0 }
+        }
+    }
+
+    @Test func aModernRequestWithProgressStreamsThenClosingItCancelsTheTool() async throws {
+        try await withEndpoint { port, _, _ in
+            let socket = try TestSocket(port: port)
+            try post(socket, #"{"jsonrpc":"2.0","id":"s","method":"tools/call","params":{"name":"slow","arguments":{},\#(Self.meta.dropLast()),"progressToken":1}}}"#,
+                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "slow"])
+            let progress = socket.read(until: "notifications/progress")
+            #expect(progress.contains("event: message\ndata: {"), "\(progress)")
+            socket.shut()
+            // The engine's connection for that POST is closed (its tool task cancelled): a
+            // resource update reaches no one, and nothing is left open.
+            try await eventually("the tool is cancelled") { slowToolsCancelled.withLock { $0 } == 1 }
+        }
+    }
+
+    @Test func legacySessionsGetTheirBacklogOnTheirStreamAndExpireWhenIdle() async throws {
+        try await withEndpoint(MCPHTTPConfiguration(sessionIdleTimeout: .seconds(60), keepAliveInterval: .seconds(3600))) { port, transport, server in
+            let socket = try TestSocket(port: port)
+            try post(socket, #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+            let reply = socket.read(until: "}}}")
+            let session = try #require(reply.split(separator: "\r\n").first { $0.lowercased().hasPrefix("mcp-session-id:") }?
+                .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces))
+            #expect(session.count == 64)
+            let body = #"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"payment://CA1/PK1/status"}}"#
+            let next = try TestSocket(port: port)
+            try post(next, body, headers: ["Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"])
+            #expect(next.read(until: "\"id\":2").contains("200 OK"))
+            // No stream is open yet: the update waits in the backlog.
+            server.notifyResourceUpdated(uri: "payment://CA1/PK1/status")
+            let stream = try TestSocket(port: port)
+            try stream.write("GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(session)\r\n\r\n")
+            #expect(stream.read(until: "resources/updated").contains("notifications/resources/updated"))
+            // A second stream on the same session is refused.
+            let second = try TestSocket(port: port)
+            try second.write("GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(session)\r\n\r\n")
+            #expect(second.read(until: "\r\n").hasPrefix("HTTP/1.1 409"))
+
+            // With its stream open the session is not idle, however old; once closed, it expires.
+            #expect(transport.expireIdleSessions(now: .now + .seconds(120)) == 0)
+            stream.shut()
+            try await eventually("the stream is closed") { transport.openStreamCount == 0 }
+            #expect(transport.expireIdleSessions(now: .now + .seconds(30)) == 0)
+            #expect(transport.expireIdleSessions(now: .now + .seconds(120)) == 1)
+            let late = try TestSocket(port: port)
+            try post(late, body, headers: ["Mcp-Session-Id": session])
+            #expect(late.read(until: "\r\n").hasPrefix("HTTP/1.1 404"))
+        }
+    }
+
+    @Test func shutdownEndsListenStreamsWithTheirResult() async throws {
+        try await withEndpoint { port, transport, _ in
+            let socket = try TestSocket(port: port)
+            try post(socket, #"{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(Self.meta)}}"#,
+                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
+            _ = socket.read(until: "acknowledged")
+            await transport.shutdown(waitingUpTo: .seconds(3))
+            let rest = socket.read(until: "\"resultType\"")
+            #expect(rest.contains(#""id":7"#), "\(rest)")
+            #expect(transport.openStreamCount == 0)
+            let refused = try TestSocket(port: port)
+            try post(refused, #"{"jsonrpc":"2.0","id":8,"method":"server/discover","params":{\#(Self.meta)}}"#,
+                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"])
+            #expect(refused.read(until: "\r\n").hasPrefix("HTTP/1.1 503"))
+        }
+    }
+
+    @Test func streamsPerClientAreBounded() async throws {
+        try await withEndpoint(MCPHTTPConfiguration(maximumStreamsPerClient: 2, keepAliveInterval: .seconds(3600))) { port, transport, _ in
+            var sockets: [TestSocket] = []
+            for id in 1...3 {
+                let socket = try TestSocket(port: port)
+                try post(socket, #"{"jsonrpc":"2.0","id":\#(id),"method":"subscriptions/listen","params":{"notifications":{},\#(Self.meta)}}"#,
+                         headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
+                sockets.append(socket)
+            }
+            #expect(sockets[0].read(until: "acknowledged").hasPrefix("HTTP/1.1 200"))
+            #expect(sockets[1].read(until: "acknowledged").hasPrefix("HTTP/1.1 200"))
+            #expect(sockets[2].read(until: "\r\n").hasPrefix("HTTP/1.1 429"))
+            sockets[0].shut()
+            try await eventually("one slot is free") { transport.openStreamCount == 1 }
+        }
+    }
+}
