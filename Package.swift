@@ -344,7 +344,7 @@ let package = Package(
         /// The parsers hostile input reaches, as fuzz targets (`scripts/fuzz`).
         .target(
             name: "FuzzTargets",
-            dependencies: ["MCPCore", "TwilioPayments", "PaymentFlow"],
+            dependencies: ["MCPCore", "MCPHTTP", "TwilioPayments", "PaymentFlow"],
             path: "Fuzz/FuzzTargets",
             swiftSettings: strictness
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import MCPCore
+@testable import MCPHTTP
 import PaymentFlow
 import TwilioPayments
 
@@ -14,6 +15,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case engine
     /// A status-callback body: form decoding, the callback parser, and the payment reducer.
     case callback
+    /// The Streamable HTTP header rules: `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name`
+    /// (with its Base64 sentinel) checked against a body, the bearer header, the status of a
+    /// response line. Input: three header lines, then the body.
+    case httpHeaders = "http-headers"
+    /// The JWT path of the OAuth resource server: the header read before any key is chosen,
+    /// then verification against a fixed ES256 key set. Nothing the fuzzer makes may be accepted.
+    case jwt
 
     /// Runs one input.
     public func run(_ bytes: UnsafeRawBufferPointer) {
@@ -21,6 +29,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .json: Self.json(bytes)
         case .engine: Self.engine(bytes)
         case .callback: Self.callback(bytes)
+        case .httpHeaders: Self.httpHeaders(bytes)
+        case .jwt: Self.jwt(bytes)
         }
     }
 
@@ -82,5 +92,59 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             _ = after.nextStep
             session = after
         }
+    }
+
+    static func httpHeaders(_ bytes: UnsafeRawBufferPointer) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        var lines = text.split(separator: "\n", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+        while lines.count < 4 { lines.append("") }
+        let (version, method, name, body) = (lines[0], lines[1], lines[2], lines[3])
+        for header in [version, method, name] {
+            guard let decoded = HeaderRules.decodedValue(header) else { continue }
+            precondition(HeaderRules.isPlainFieldValue(header), "a header with characters outside the field-value set was accepted")
+            if !(header.hasPrefix("=?base64?") && header.hasSuffix("?=") && header.utf8.count >= 11) {
+                precondition(decoded == header, "a plain header value changed in decoding")
+            } else {
+                // What decodes must re-encode to something that decodes the same.
+                let again = HeaderRules.decodedValue("=?base64?" + Data(decoded.utf8).base64EncodedString() + "?=")
+                precondition(again == decoded, "the Base64 sentinel does not round-trip")
+            }
+        }
+        _ = bearerToken(fromAuthorization: name)
+        guard case .success(let message) = JSONRPCMessage.decode(Array(body.utf8)) else { return }
+        if let error = HeaderRules.mismatch(protocolVersion: version, method: method.isEmpty ? nil : method,
+                                            name: name.isEmpty ? nil : name, message: message) {
+            precondition(error.code == HeaderRules.headerMismatchCode, "a header refusal must be HeaderMismatch")
+        }
+        _ = MCPHTTPTransport.status(ofResponse: Array(body.utf8), modern: true)
+    }
+
+    /// A resource server whose only key is one the fuzzer cannot sign with.
+    static let resourceServer: OAuthResourceServer = {
+        let jwks = #"{"keys":[{"kty":"EC","crv":"P-256","kid":"ec-1","alg":"ES256","use":"sig","#
+            + #""x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#
+        return try! OAuthResourceServer(configuration: .init(
+            issuer: "https://issuer.fuzz.example", jwksURL: "https://issuer.fuzz.example/jwks.json", audience: "https://mcp.fuzz.example/mcp",
+            requiredScopes: ["payments"], fetch: { _ in Data(jwks.utf8) }))
+    }()
+
+    static func jwt(_ bytes: UnsafeRawBufferPointer) {
+        let token = String(decoding: bytes, as: UTF8.self)
+        _ = TokenHeader.parse(token)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = OutcomeBox()
+        Task {
+            outcome.set(await resourceServer.authenticate(token: token))
+            done.signal()
+        }
+        done.wait()
+        if case .accepted = outcome.value { preconditionFailure("a token nobody signed was accepted") }
+    }
+
+    final class OutcomeBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: AuthenticationOutcome?
+        func set(_ value: AuthenticationOutcome) { lock.withLock { stored = value } }
+        var value: AuthenticationOutcome? { lock.withLock { stored } }
     }
 }

@@ -180,7 +180,7 @@ extension MCPHTTPTransport {
         }
         guard let sessionID = request.headers[.mcpSessionID] else {
             // 2026-07-28 has no GET stream (subscriptions/listen replaces it).
-            return Response(status: .methodNotAllowed, headers: [.allow: "POST"])
+            return Self.methodNotAllowed("GET opens a legacy session's stream and needs its Mcp-Session-Id; 2026-07-28 clients use subscriptions/listen", allow: "POST")
         }
         guard let session = session(sessionID, principal: principal) else { return sessionNotFound(id: nil) }
         let accept = request.headers[.accept]?.lowercased() ?? "*/*"
@@ -204,7 +204,7 @@ extension MCPHTTPTransport {
         case .admitted(let admitted): principal = admitted
         }
         guard let sessionID = request.headers[.mcpSessionID] else {
-            return Response(status: .methodNotAllowed, headers: [.allow: "POST"])
+            return Self.methodNotAllowed("DELETE ends a legacy session and needs its Mcp-Session-Id; 2026-07-28 has no sessions", allow: "POST")
         }
         guard let session = session(sessionID, principal: principal) else { return sessionNotFound(id: nil) }
         sessions.withLock { _ = $0.removeValue(forKey: sessionID) }
@@ -249,7 +249,9 @@ extension MCPHTTPTransport {
             }
             var answered = false, writeFailed = false
             do {
-                if let first { try await writer.write(Self.event(first)) }
+                // The response head goes out with the first write: a stream with nothing to say
+                // yet opens with a comment, so the client knows it is open.
+                try await writer.write(first.map(Self.event) ?? ByteBuffer(string: ": stream open\n\n"))
                 loop: while let item = await queue.next() {
                     switch item {
                     case .keepAlive:
@@ -269,6 +271,9 @@ extension MCPHTTPTransport {
             if let channel, let token { watch.stopObserving(channel, token: token) }
             if let streamHolder { releaseStream(for: streamHolder) }
             let clientGone = writeFailed || (!answered && queue.ending == .clientGone)
+            logger.debug("event stream ended", metadata: [
+                "stream.answered": "\(answered)", "stream.clientGone": "\(clientGone)", "stream.writeFailed": "\(writeFailed)",
+            ])
             onEnd(clientGone && !answered)
             if queue.dropped > 0 {
                 logger.notice("a slow client's stream dropped notifications", metadata: ["notifications.dropped": "\(queue.dropped)"])

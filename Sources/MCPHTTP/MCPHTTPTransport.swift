@@ -70,7 +70,7 @@ public final class MCPHTTPTransport: Sendable {
         for method in [HTTPRequest.Method.put, .patch, .head, .options] {
             router.on(path, method: method) { [self] request, _ -> Response in
                 if let refusal = originRefusal(request) { return refusal }
-                return Response(status: .methodNotAllowed, headers: [.allow: "GET, POST, DELETE"])
+                return Self.methodNotAllowed("the MCP endpoint answers POST (and GET, DELETE for legacy sessions)", allow: "GET, POST, DELETE")
             }
         }
         let wellKnown = "/.well-known/oauth-protected-resource"
@@ -206,6 +206,10 @@ extension MCPHTTPTransport {
         if let metadata { challenge += ", " + metadata }
         return Self.errorResponse(.unauthorized, JSONRPCError(code: -32001, message: "Unauthorized: \(reason)"),
                                   headers: [.wwwAuthenticate: challenge])
+    }
+
+    static func methodNotAllowed(_ detail: String, allow: String) -> Response {
+        errorResponse(.methodNotAllowed, .invalidRequest(detail), headers: [.allow: allow])
     }
 
     static func errorResponse(_ status: HTTPResponse.Status, _ error: JSONRPCError, id: MCPCore.RequestID? = nil,

@@ -130,7 +130,11 @@ final class ConnectionWatch: Sendable {
             return (state.nextToken, first)
         }
         if first {
-            channel.closeFuture.whenComplete { [self] _ in fire(key, closed: true) }
+            // The callback holds the channel until it runs, so its identifier cannot be reused by a
+            // new connection while the entry still stands.
+            channel.closeFuture.whenComplete { [self, channel] _ in
+                withExtendedLifetime(channel) { fire(key, closed: true) }
+            }
             channel.eventLoop.execute { [self] in
                 // First in the pipeline: the end of input is seen before HTTP decoding.
                 try? channel.pipeline.syncOperations.addHandler(InputClosedHandler { [self] in fire(key) }, position: .first)
