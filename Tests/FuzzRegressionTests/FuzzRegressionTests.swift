@@ -14,12 +14,11 @@ import Testing
     }
 
     @Test(arguments: FuzzTarget.allCases)
-    func everyKeptInputRunsCleanly(target: FuzzTarget) throws {
+    func everyKeptInputRunsCleanly(target: FuzzTarget) async throws {
         let files = try Self.inputs(target)
         #expect(!files.isEmpty, "no kept inputs for \(target.rawValue) in \(Self.root.path)")
         for file in files {
-            let data = try Data(contentsOf: file)
-            data.withUnsafeBytes { target.run($0) }
+            await target.run(bytes: Array(try Data(contentsOf: file)))
         }
     }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +16,7 @@ public final class PortBox: Sendable {
 
 
 /// A blocking loopback TCP client with a receive timeout (which only guards against a hang).
-public final class TestSocket {
+public final class TestSocket: @unchecked Sendable {
     public let descriptor: Int32
     private var open = true
 
@@ -55,7 +56,7 @@ public final class TestSocket {
     }
 
     /// Everything the server sends until it closes (or the receive timeout passes).
-    public func readUntilClosed() -> String {
+    public func blockingReadUntilClosed() -> String {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -67,7 +68,7 @@ public final class TestSocket {
     }
 
     /// What the server sends until `marker` has arrived (or it closes, or the timeout passes).
-    public func read(until marker: String) -> String {
+    public func blockingRead(until marker: String) -> String {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while !String(decoding: received, as: UTF8.self).contains(marker) {
@@ -79,7 +80,7 @@ public final class TestSocket {
     }
 
     /// Whether the server has closed, waiting up to `milliseconds` for a sign.
-    public func isClosed(waitingMilliseconds milliseconds: Int32) -> Bool {
+    public func blockingIsClosed(waitingMilliseconds milliseconds: Int32) -> Bool {
         var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
         guard poll(&poller, 1, milliseconds) > 0 else { return false }
         var byte: UInt8 = 0
@@ -92,4 +93,30 @@ public final class TestSocket {
     }
 
     deinit { shut() }
+}
+
+/// The reads, waiting on a Dispatch thread: a test that blocked a thread of Swift's cooperative
+/// pool (two on a 2-core machine) could starve the server it is waiting for, which answers on
+/// the same pool.
+extension TestSocket {
+    /// Everything the server sends until it closes (or the receive timeout passes).
+    public func readUntilClosed() async -> String {
+        await offPool { $0.blockingReadUntilClosed() }
+    }
+
+    /// What the server sends until `marker` has arrived (or it closes, or the timeout passes).
+    public func read(until marker: String) async -> String {
+        await offPool { $0.blockingRead(until: marker) }
+    }
+
+    /// Whether the server has closed, waiting up to `milliseconds` for a sign.
+    public func isClosed(waitingMilliseconds milliseconds: Int32) async -> Bool {
+        await offPool { $0.blockingIsClosed(waitingMilliseconds: milliseconds) }
+    }
+
+    private func offPool<T: Sendable>(_ body: @escaping @Sendable (TestSocket) -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: body(self)) }
+        }
+    }
 }

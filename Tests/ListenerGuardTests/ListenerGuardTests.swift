@@ -41,14 +41,14 @@ import Darwin
         try await withServer { port in
             let socket = try TestSocket(port: port)
             try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\n")   // and then nothing
-            #expect(socket.readUntilClosed().isEmpty, "closed without an answer")
+            #expect(await socket.readUntilClosed().isEmpty, "closed without an answer")
         }
     }
 
     @Test func aConnectionThatSendsNothingIsClosed() async throws {
         try await withServer { port in
             let socket = try TestSocket(port: port)
-            #expect(socket.readUntilClosed().isEmpty)
+            #expect(await socket.readUntilClosed().isEmpty)
         }
     }
 
@@ -58,7 +58,8 @@ import Darwin
             try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
             var closed = false
             for _ in 0..<200 where !closed {
-                closed = (try? socket.write("a")) == nil || socket.isClosed(waitingMilliseconds: 50)
+                let refused = (try? socket.write("a")) == nil
+                closed = refused ? true : await socket.isClosed(waitingMilliseconds: 50)
             }
             #expect(closed, "a trickling body is cut off")
         }
@@ -68,7 +69,7 @@ import Darwin
         try await withServer { port in
             let socket = try TestSocket(port: port)
             try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            let answer = socket.readUntilClosed()
+            let answer = await socket.readUntilClosed()
             #expect(answer.hasPrefix("HTTP/1.1 200") && answer.hasSuffix("ok"), "answered, kept alive, then closed when idle: \(answer)")
         }
     }
@@ -78,7 +79,7 @@ import Darwin
             let socket = try TestSocket(port: port)
             let body = String(repeating: "b", count: 50_000)
             try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
-            #expect(socket.readUntilClosed().hasSuffix("50000"))
+            #expect(await socket.readUntilClosed().hasSuffix("50000"))
         }
     }
 
@@ -93,20 +94,23 @@ import Darwin
             // taken all twenty before the next one comes.
             for socket in held {
                 try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                #expect(socket.read(until: "ok").hasPrefix("HTTP/1.1 200"))
+                #expect(await socket.read(until: "ok").hasPrefix("HTTP/1.1 200"))
             }
             // Reading before writing, so the refusal is not lost to a reset for unread data.
             let extra = try TestSocket(port: port)
-            let refusal = extra.readUntilClosed()
+            let refusal = await extra.readUntilClosed()
             #expect(refusal.hasPrefix("HTTP/1.1 503 Service Unavailable"), "\(refusal)")
-            for socket in held { #expect(!socket.isClosed(waitingMilliseconds: 0), "the held connections are still open") }
+            for socket in held {
+                let closed = await socket.isClosed(waitingMilliseconds: 0)
+                #expect(!closed, "the held connections are still open")
+            }
             for socket in held { socket.shut() }
             // Slots come back once the held connections are gone.
             var served = ""
             for _ in 0..<100 where !served.hasPrefix("HTTP/1.1 200") {
                 let socket = try TestSocket(port: port)
                 try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                served = socket.readUntilClosed()
+                served = await socket.readUntilClosed()
             }
             #expect(served.hasPrefix("HTTP/1.1 200"))
         }
@@ -120,9 +124,9 @@ import Darwin
             // During the attack, a genuine client is served.
             let genuine = try TestSocket(port: port)
             try genuine.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            #expect(genuine.readUntilClosed().hasPrefix("HTTP/1.1 200"))
+            #expect(await genuine.readUntilClosed().hasPrefix("HTTP/1.1 200"))
             // And the attackers are all cut off.
-            for attacker in attackers { #expect(attacker.readUntilClosed().isEmpty) }
+            for attacker in attackers { #expect(await attacker.readUntilClosed().isEmpty) }
         }
     }
 

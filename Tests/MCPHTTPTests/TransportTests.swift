@@ -90,7 +90,7 @@ struct ChannelContext: Hummingbird.RequestContext {
             let socket = try TestSocket(port: port)
             try post(socket, #"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(Self.meta)}}"#,
                      headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
-            let opened = socket.read(until: "acknowledged")
+            let opened = await socket.read(until: "acknowledged")
             #expect(opened.hasPrefix("HTTP/1.1 200"))
             #expect(opened.lowercased().contains("content-type: text/event-stream"))
             #expect(opened.lowercased().contains("x-accel-buffering: no"))
@@ -106,7 +106,7 @@ struct ChannelContext: Hummingbird.RequestContext {
             let socket = try TestSocket(port: port)
             try post(socket, #"{"jsonrpc":"2.0","id":"s","method":"tools/call","params":{"name":"slow","arguments":{},\#(Self.meta.dropLast()),"progressToken":1}}}"#,
                      headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "slow"])
-            let progress = socket.read(until: "notifications/progress")
+            let progress = await socket.read(until: "notifications/progress")
             #expect(progress.contains("event: message\ndata: {"), "\(progress)")
             socket.shut()
             // The engine's connection for that POST is closed (its tool task cancelled): a
@@ -119,23 +119,23 @@ struct ChannelContext: Hummingbird.RequestContext {
         try await withEndpoint(MCPHTTPConfiguration(sessionIdleTimeout: .seconds(60), keepAliveInterval: .seconds(3600))) { port, transport, server in
             let socket = try TestSocket(port: port)
             try post(socket, #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
-            let reply = socket.read(until: "}}}")
+            let reply = await socket.read(until: "}}}")
             let session = try #require(reply.split(separator: "\r\n").first { $0.lowercased().hasPrefix("mcp-session-id:") }?
                 .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces))
             #expect(session.count == 64)
             let body = #"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"payment://CA1/PK1/status"}}"#
             let next = try TestSocket(port: port)
             try post(next, body, headers: ["Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"])
-            #expect(next.read(until: "\"id\":2").contains("200 OK"))
+            #expect(await next.read(until: "\"id\":2").contains("200 OK"))
             // No stream is open yet: the update waits in the backlog.
             server.notifyResourceUpdated(uri: "payment://CA1/PK1/status")
             let stream = try TestSocket(port: port)
             try stream.write("GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(session)\r\n\r\n")
-            #expect(stream.read(until: "resources/updated").contains("notifications/resources/updated"))
+            #expect(await stream.read(until: "resources/updated").contains("notifications/resources/updated"))
             // A second stream on the same session is refused.
             let second = try TestSocket(port: port)
             try second.write("GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(session)\r\n\r\n")
-            #expect(second.read(until: "\r\n").hasPrefix("HTTP/1.1 409"))
+            #expect(await second.read(until: "\r\n").hasPrefix("HTTP/1.1 409"))
 
             // With its stream open the session is not idle, however old; once closed, it expires.
             #expect(transport.expireIdleSessions(now: .now + .seconds(120)) == 0)
@@ -145,7 +145,7 @@ struct ChannelContext: Hummingbird.RequestContext {
             #expect(transport.expireIdleSessions(now: .now + .seconds(120)) == 1)
             let late = try TestSocket(port: port)
             try post(late, body, headers: ["Mcp-Session-Id": session])
-            #expect(late.read(until: "\r\n").hasPrefix("HTTP/1.1 404"))
+            #expect(await late.read(until: "\r\n").hasPrefix("HTTP/1.1 404"))
         }
     }
 
@@ -154,15 +154,15 @@ struct ChannelContext: Hummingbird.RequestContext {
             let socket = try TestSocket(port: port)
             try post(socket, #"{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(Self.meta)}}"#,
                      headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
-            _ = socket.read(until: "acknowledged")
+            _ = await socket.read(until: "acknowledged")
             await transport.shutdown(waitingUpTo: .seconds(3))
-            let rest = socket.read(until: "\"resultType\"")
+            let rest = await socket.read(until: "\"resultType\"")
             #expect(rest.contains(#""id":7"#), "\(rest)")
             #expect(transport.openStreamCount == 0)
             let refused = try TestSocket(port: port)
             try post(refused, #"{"jsonrpc":"2.0","id":8,"method":"server/discover","params":{\#(Self.meta)}}"#,
                      headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"])
-            #expect(refused.read(until: "\r\n").hasPrefix("HTTP/1.1 503"))
+            #expect(await refused.read(until: "\r\n").hasPrefix("HTTP/1.1 503"))
         }
     }
 
@@ -175,9 +175,9 @@ struct ChannelContext: Hummingbird.RequestContext {
                          headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
                 sockets.append(socket)
             }
-            #expect(sockets[0].read(until: "acknowledged").hasPrefix("HTTP/1.1 200"))
-            #expect(sockets[1].read(until: "acknowledged").hasPrefix("HTTP/1.1 200"))
-            #expect(sockets[2].read(until: "\r\n").hasPrefix("HTTP/1.1 429"))
+            #expect(await sockets[0].read(until: "acknowledged").hasPrefix("HTTP/1.1 200"))
+            #expect(await sockets[1].read(until: "acknowledged").hasPrefix("HTTP/1.1 200"))
+            #expect(await sockets[2].read(until: "\r\n").hasPrefix("HTTP/1.1 429"))
             sockets[0].shut()
             try await eventually("one slot is free") { transport.openStreamCount == 1 }
         }

@@ -7,17 +7,19 @@ import Testing
     /// Target → modules it must never import.
     static let forbidden: [String: Set<String>] = [
         "MCPCore": ["Foundation", "FoundationEssentials", "MCPClient", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator",
-                    "Hummingbird", "HummingbirdCore", "ListenerGuard"],
+                    "Hummingbird", "HummingbirdCore", "ListenerGuard", "MCPHTTP", "NIOCore", "JWTKit"],
+        // The HTTP transport is MCP only: no payment, no Twilio, no listener of its own.
+        "MCPHTTP": ["TwilioPayments", "PaymentFlow", "PaymentsMCP", "PaymentsService", "CallbackHTTP", "TwilioSimulator", "MCPClient"],
         "MCPClient": ["Foundation", "FoundationEssentials", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator",
                       "Hummingbird", "HummingbirdCore", "ListenerGuard"],
         "TwilioPayments": ["MCPCore", "PaymentFlow", "PaymentsMCP", "PaymentsService", "CallbackHTTP", "TwilioSimulator", "Hummingbird", "HummingbirdCore"],
         "PaymentFlow": ["MCPCore", "PaymentsMCP", "PaymentsService", "ServiceLifecycle", "Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "ListenerGuard"],
-        "CallbackHTTP": ["PaymentFlow", "MCPCore", "PaymentsMCP"],
+        "CallbackHTTP": ["PaymentFlow", "MCPCore", "PaymentsMCP", "MCPHTTP"],
         "TwilioSimulator": ["PaymentFlow", "MCPCore", "PaymentsMCP", "CallbackHTTP"],
         "ListenerGuard": ["PaymentFlow", "MCPCore", "PaymentsMCP", "TwilioPayments", "CallbackHTTP", "TwilioSimulator"],
-        "PaymentsMCP": ["Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "PaymentsService", "ServiceLifecycle"],
+        "PaymentsMCP": ["Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "PaymentsService", "ServiceLifecycle", "MCPHTTP"],
         // The service library assembles the flow for any host: it knows no MCP.
-        "PaymentsService": ["MCPCore", "MCPClient", "PaymentsMCP"],
+        "PaymentsService": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP"],
     ]
 
     @Test func noTargetImportsWhatItMustNot() throws {
