@@ -1,6 +1,6 @@
 import Foundation
 import MCPCore
-@testable import MCPHTTP
+import MCPHTTP
 import PaymentFlow
 import TwilioPayments
 

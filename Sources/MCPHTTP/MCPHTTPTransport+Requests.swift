@@ -1,5 +1,5 @@
 import Hummingbird
-import HTTPTypes
+public import HTTPTypes
 import Logging
 import MCPCore
 import NIOCore
@@ -70,6 +70,12 @@ extension MCPHTTPTransport {
             return Response(status: .accepted)
         case .result, .error:
             return Self.errorResponse(.badRequest, .invalidRequest("a 2026-07-28 client sends no JSON-RPC responses"))
+        case .request(_, "initialize", let params):
+            // A fresh engine connection would take it as a legacy handshake; a modern POST has none.
+            return Self.errorResponse(.badRequest, .unsupportedProtocolVersion(
+                requested: params?["protocolVersion"]?.stringValue ?? versionHeader, supported: ProtocolVersion.modern.reversed(),
+                detail: "2026-07-28 has no initialize handshake; send initialize without MCP-Protocol-Version 2026-07-28 to open a legacy session"),
+                id: message.requestID)
         case .request(_, let method, _):
             let listens = method == "subscriptions/listen"
             if listens, !acquireStream(for: principal) {
@@ -309,7 +315,7 @@ extension MCPHTTPTransport {
     /// The HTTP status of a request's response: `200`, except protocol-level refusals the
     /// transport spec names (an unknown method is `404` in 2026-07-28; a parse error or an
     /// invalid request `400`; an unsupported version or a header mismatch `400`).
-    static func status(ofResponse line: [UInt8], modern: Bool) -> HTTPResponse.Status {
+    public static func status(ofResponse line: [UInt8], modern: Bool) -> HTTPResponse.Status {
         // Results are the common case: only a line with an unescaped "error" key is parsed.
         guard line.count < 65_536, contains(line, errorKey),
               let value = try? JSONValue(parsing: line), case .integer(let number)? = value["error"]?["code"] else {

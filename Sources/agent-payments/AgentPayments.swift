@@ -11,7 +11,6 @@ import PaymentsService
 import ServiceLifecycle
 import Synchronization
 
-@main
 struct AgentPayments: AsyncParsableCommand {
     static let version = "0.1.0"
 

@@ -731,6 +731,13 @@ def test_modern_requests_answers_and_statuses(modern_schema):
         response = mpost(server, "payments/teleport", {}, id=7)
         error_reply(response, 404, modern_schema, code=-32601, error_def="MethodNotFoundError", id=7)
 
+        # initialize on a 2026-07-28 POST is not a handshake: no session, 400 with the supported versions.
+        response = mpost(server, "initialize", {"protocolVersion": MODERN, "capabilities": {},
+                                                "clientInfo": {"name": "raw-http", "version": "1"}}, id=8)
+        reply = error_reply(response, 400, modern_schema, code=-32022, id=8)
+        assert MODERN in reply["data"]["supported"], reply
+        assert "mcp-session-id" not in response.headers, response.headers
+
         # A version the server does not speak: 400, -32022, naming what it does.
         response = mpost(server, "server/discover", id=8, version="2099-01-01")
         error = error_reply(response, 400, modern_schema, code=-32022, message_def="UnsupportedProtocolVersionError", id=8)

@@ -1,0 +1,26 @@
+import Dispatch
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// The process's entry point. It is synchronous so that, for `--http`, NIO's event loops can
+/// become Swift's global executor before any task exists (NIO allows that only from the main
+/// thread, first): Hummingbird's handlers, the engine and the flow then run on the event loop
+/// that reads and writes their connection, instead of hopping to Swift's own pool and back — two
+/// thread wake-ups each way per request, which were most of an HTTP round trip
+/// (Docs/benchmarks.md). Over stdio nothing changes but the way the async entry is started.
+@main
+enum Entry {
+    static func main() {
+        let http = CommandLine.arguments.dropFirst().contains { $0 == "--http" || $0.hasPrefix("--http=") }
+            || !(ProcessInfo.processInfo.environment["AGENT_PAYMENTS_HTTP"]?.trimmingCharacters(in: .whitespaces).isEmpty ?? true)
+        if http {
+            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        }
+        Task {
+            await AgentPayments.main()
+            exit(0)
+        }
+        dispatchMain()
+    }
+}
