@@ -179,16 +179,13 @@ extension MCPHTTPTransport {
     // MARK: GET and DELETE
 
     func handleGet(_ request: Request, channel: (any Channel)?) async -> Response {
-        let principal: String
-        switch await admit(request, channel: channel) {
+        // 2026-07-28 has no GET stream (subscriptions/listen replaces it).
+        let session: LegacySession, principal: String
+        switch await admitToSession(request, channel: channel,
+                                    withoutSession: "GET opens a legacy session's stream and needs its Mcp-Session-Id; 2026-07-28 clients use subscriptions/listen") {
         case .refused(let response): return response
-        case .admitted(let admitted): principal = admitted
+        case .admitted(let admitted, let holder): (session, principal) = (admitted, holder)
         }
-        guard let sessionID = request.headers[.mcpSessionID] else {
-            // 2026-07-28 has no GET stream (subscriptions/listen replaces it).
-            return Self.methodNotAllowed("GET opens a legacy session's stream and needs its Mcp-Session-Id; 2026-07-28 clients use subscriptions/listen", allow: "POST")
-        }
-        guard let session = session(sessionID, principal: principal) else { return sessionNotFound(id: nil) }
         let accept = request.headers[.accept]?.lowercased() ?? "*/*"
         guard accept.contains("text/event-stream") || accept.contains("*/*") else {
             return Self.errorResponse(.notAcceptable, .invalidRequest("the session stream is text/event-stream; say so in Accept"))
@@ -204,18 +201,35 @@ extension MCPHTTPTransport {
     }
 
     func handleDelete(_ request: Request, channel: (any Channel)?) async -> Response {
+        let session: LegacySession
+        switch await admitToSession(request, channel: channel,
+                                    withoutSession: "DELETE ends a legacy session and needs its Mcp-Session-Id; 2026-07-28 has no sessions") {
+        case .refused(let response): return response
+        case .admitted(let admitted, _): session = admitted
+        }
+        sessions.withLock { _ = $0.removeValue(forKey: session.id) }
+        session.close()
+        return Response(status: .noContent)
+    }
+
+    enum SessionAdmission {
+        case admitted(LegacySession, principal: String)
+        case refused(Response)
+    }
+
+    /// The Origin and bearer checks, then the caller's session named by `Mcp-Session-Id`: `405`
+    /// (saying `withoutSession`) without the header, `404` for a session that is not the caller's.
+    func admitToSession(_ request: Request, channel: (any Channel)?, withoutSession: String) async -> SessionAdmission {
         let principal: String
         switch await admit(request, channel: channel) {
-        case .refused(let response): return response
+        case .refused(let response): return .refused(response)
         case .admitted(let admitted): principal = admitted
         }
         guard let sessionID = request.headers[.mcpSessionID] else {
-            return Self.methodNotAllowed("DELETE ends a legacy session and needs its Mcp-Session-Id; 2026-07-28 has no sessions", allow: "POST")
+            return .refused(Self.methodNotAllowed(withoutSession, allow: "POST"))
         }
-        guard let session = session(sessionID, principal: principal) else { return sessionNotFound(id: nil) }
-        sessions.withLock { _ = $0.removeValue(forKey: sessionID) }
-        session.close()
-        return Response(status: .noContent)
+        guard let session = session(sessionID, principal: principal) else { return .refused(sessionNotFound(id: nil)) }
+        return .admitted(session, principal: principal)
     }
 
     // MARK: Responses

@@ -119,16 +119,7 @@ struct Serve: AsyncParsableCommand {
             try await serveHTTP(configuration, http: http)
             return
         }
-        // Every open connection costs a file: take what the system allows before sizing the
-        // listener's connection cap from it.
-        let files = FileDescriptorLimit.raiseSoftLimitToHard()
-        let server = PaymentsMCP.makeServer(version: AgentPayments.version)
-        let redactor = Redactor(secrets: configuration.secrets)
-        let level = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in MCPLogHandler(label: label, server: server, redactor: redactor, level: level) }
-        let logger = Logger(label: "agent-payments")
-        logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])
-
+        let (server, redactor, logger) = prepare(configuration, broadcastLogs: true)
         let payments = try PaymentsSystem(configuration: configuration.payments, logger: logger)
         PaymentsMCP(server: server, flow: payments, defaults: configuration.defaults, redactor: redactor,
                     logger: Logger(label: "agent-payments.tools")).install()
@@ -137,15 +128,34 @@ struct Serve: AsyncParsableCommand {
         // input shut down in reverse order: listen streams end with their result and stdout is
         // written out, then the tunnel is stopped and reaped and the listeners close. A part of
         // the payments system that fails to start does not stop MCP: tools report why.
-        var lifecycle = ServiceGroupConfiguration(
-            services: [
-                .init(service: payments, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .ignore),
-                .init(service: LibcurlWarmUp(payments: payments)),
-                .init(service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger)
-        // A part that does not stop within 10 s is cancelled, so the process always ends.
+        try await runGroup([
+            .init(service: payments, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .ignore),
+            .init(service: LibcurlWarmUp(payments: payments)),
+            .init(service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
+        ], logger: logger)
+    }
+
+    /// What both transports start from: the open-file limit raised (every open connection costs
+    /// a file; the listener's connection cap is sized from it), the MCP server, and logging
+    /// through the redactor to stderr and MCP log messages (`broadcastLogs`: also those outside
+    /// any request, to every legacy client — right for stdio's one client, not for HTTP's many).
+    static func prepare(_ configuration: ServerConfiguration, broadcastLogs: Bool) -> (MCPServer, Redactor, Logger) {
+        let files = FileDescriptorLimit.raiseSoftLimitToHard()
+        let server = PaymentsMCP.makeServer(version: AgentPayments.version)
+        let redactor = Redactor(secrets: configuration.secrets)
+        let level = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            MCPLogHandler(label: label, server: server, redactor: redactor, level: level, broadcastOutsideRequests: broadcastLogs)
+        }
+        let logger = Logger(label: "agent-payments")
+        logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])
+        return (server, redactor, logger)
+    }
+
+    /// Runs `services` as one group until SIGTERM or SIGINT (or one ends it), shutting down in
+    /// reverse order; a part that does not stop within 10 s is cancelled, so the process always ends.
+    static func runGroup(_ services: [ServiceGroupConfiguration.ServiceConfiguration], logger: Logger) async throws {
+        var lifecycle = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         lifecycle.maximumGracefulShutdownDuration = .seconds(10)
         try await ServiceGroup(configuration: lifecycle).run()
     }

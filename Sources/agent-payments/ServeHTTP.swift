@@ -13,16 +13,7 @@ extension Serve {
     /// silent. Shutdown runs in reverse: the MCP streams end (listen streams with their
     /// result), then the flow, the tunnel and the listener.
     static func serveHTTP(_ configuration: ServerConfiguration, http: HTTPSettings) async throws {
-        let files = FileDescriptorLimit.raiseSoftLimitToHard()
-        let server = PaymentsMCP.makeServer(version: AgentPayments.version)
-        let redactor = Redactor(secrets: configuration.secrets)
-        let level = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            MCPLogHandler(label: label, server: server, redactor: redactor, level: level, broadcastOutsideRequests: false)
-        }
-        let logger = Logger(label: "agent-payments")
-        logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])
-
+        let (server, redactor, logger) = prepare(configuration, broadcastLogs: false)
         let transport = MCPHTTPTransport(server: server, configuration: http.transport, logger: Logger(label: "agent-payments.http"))
         var payments = configuration.payments
         payments.additionalRoutes = AdditionalRoutes { router in
@@ -31,18 +22,13 @@ extension Serve {
         let system = try PaymentsSystem(configuration: payments, logger: logger)
         PaymentsMCP(server: server, flow: system, defaults: configuration.defaults, redactor: redactor,
                     logger: Logger(label: "agent-payments.tools")).install()
-        var lifecycle = ServiceGroupConfiguration(
-            services: [
-                .init(service: system, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup),
-                .init(service: LibcurlWarmUp(payments: system)),
-                .init(service: EndpointAnnouncer(system: system, transport: transport, settings: http, logger: logger),
-                      failureTerminationBehavior: .cancelGroup),
-                .init(service: MCPHTTPService(transport: transport)),
-            ],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger)
-        lifecycle.maximumGracefulShutdownDuration = .seconds(10)
-        try await ServiceGroup(configuration: lifecycle).run()
+        try await runGroup([
+            .init(service: system, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup),
+            .init(service: LibcurlWarmUp(payments: system)),
+            .init(service: EndpointAnnouncer(system: system, transport: transport, settings: http, logger: logger),
+                  failureTerminationBehavior: .cancelGroup),
+            .init(service: MCPHTTPService(transport: transport)),
+        ], logger: logger)
     }
 }
 
