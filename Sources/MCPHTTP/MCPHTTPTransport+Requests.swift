@@ -243,13 +243,13 @@ extension MCPHTTPTransport {
         let first = await queue.next()
         if let channel, let token { watch.stopObserving(channel, token: token) }
         guard case .message(let line, let final)? = first else {
-            if let streamHolder { releaseStream(for: streamHolder) }
             onEnd(true)
+            if let streamHolder { releaseStream(for: streamHolder) }
             return Self.errorResponse(.serviceUnavailable, .internalError("the request ended without a response"))
         }
         if final {
-            if let streamHolder { releaseStream(for: streamHolder) }
             onEnd(false)
+            if let streamHolder { releaseStream(for: streamHolder) }
             return Response(status: Self.status(ofResponse: line, modern: modern), headers: [.contentType: "application/json"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: line)))
         }
@@ -289,12 +289,14 @@ extension MCPHTTPTransport {
             }
             keepAlive.cancel()
             if let channel, let token { watch.stopObserving(channel, token: token) }
-            if let streamHolder { releaseStream(for: streamHolder) }
             let clientGone = writeFailed || (!answered && queue.ending == .clientGone)
             logger.debug("event stream ended", metadata: [
                 "stream.answered": "\(answered)", "stream.clientGone": "\(clientGone)", "stream.writeFailed": "\(writeFailed)",
             ])
+            // The owner hears of the end before the slot is free, so a free slot means the
+            // session already knows its stream is closed.
             onEnd(clientGone && !answered)
+            if let streamHolder { releaseStream(for: streamHolder) }
             if queue.dropped > 0 {
                 logger.notice("a slow client's stream dropped notifications", metadata: ["notifications.dropped": "\(queue.dropped)"])
             }
