@@ -78,6 +78,9 @@ let package = Package(
         /// MCP over Streamable HTTP on MCPCore's engine, both eras, with bearer tokens and an
         /// OAuth 2.1 resource server, as Hummingbird routes.
         .library(name: "MCPHTTP", targets: ["MCPHTTP"]),
+        /// Payment sessions in PostgreSQL shared by replicas: the store, the LISTEN/NOTIFY change
+        /// feed, versioned migrations.
+        .library(name: "PaymentStorePostgres", targets: ["PaymentStorePostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -89,6 +92,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .target(
@@ -232,6 +237,19 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        /// The PostgreSQL store and change feed: any number of replicas share one database.
+        .target(
+            name: "PaymentStorePostgres",
+            dependencies: [
+                "PaymentFlow", "TwilioPayments",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
         .target(
             name: "PaymentsMCP",
             dependencies: ["MCPCore", "PaymentFlow", "TwilioPayments", .product(name: "Logging", package: "swift-log")],
@@ -268,7 +286,7 @@ let package = Package(
             name: "agent-payments",
             dependencies: [
                 "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
-                "MCPHTTP", "LazyCurl",
+                "MCPHTTP", "PaymentStorePostgres", "LazyCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -10,16 +10,18 @@ public import ListenerGuard
 /// to a session (the receiver keeps no list of its own, so any replica can take any callback).
 /// The payment flow implements it.
 public protocol CallbackSink: Sendable {
-    /// Whether `secret` belongs to a session; the receiver answers 404 when not.
-    func knows(secret: String) async -> Bool
+    /// Whether `secret` belongs to a session; the receiver answers 404 when not. Throws when it
+    /// cannot tell now (its store is away): the receiver answers 503 with `Retry-After`.
+    func knows(secret: String) async throws -> Bool
     /// Takes one authenticated callback for the session whose path secret is `secret`.
-    /// Returns `false` if no such session exists any longer.
-    func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool
+    /// Returns `false` if no such session exists any longer. Throws when the callback could not
+    /// be kept: the receiver answers 503, so the sender does not take it as delivered.
+    func deliver(secret: String, callback: PaymentStatusCallback) async throws -> Bool
 }
 
 extension CallbackSink {
     /// Without a cheaper answer, every secret is worth a delivery attempt (which says 404 itself).
-    public func knows(secret: String) async -> Bool { true }
+    public func knows(secret: String) async throws -> Bool { true }
 }
 
 /// How the receiver is set up.
@@ -178,7 +180,11 @@ public final class CallbackReceiver: Sendable {
                 return Response(status: .forbidden)
             }
         }
-        guard await sink.knows(secret: secret) else { return Response(status: .notFound) }
+        do {
+            guard try await sink.knows(secret: secret) else { return Response(status: .notFound) }
+        } catch {
+            return unavailable(error)
+        }
         let callback = PaymentStatusCallback(fields: fields)
         let unrecognized = callback.unrecognizedValues
         if !unrecognized.isEmpty {
@@ -187,8 +193,19 @@ public final class CallbackReceiver: Sendable {
                 "payment.sid": "\(callback.paymentSID?.rawValue ?? "-")", "unrecognized": "\(unrecognized.joined(separator: "; "))",
             ])
         }
-        guard await sink.deliver(secret: secret, callback: callback) else { return Response(status: .notFound) }
+        do {
+            guard try await sink.deliver(secret: secret, callback: callback) else { return Response(status: .notFound) }
+        } catch {
+            return unavailable(error)
+        }
         return Response(status: .noContent)
+    }
+
+    /// 503 with `Retry-After: 1`: the sink could not keep the callback now (its store is away);
+    /// nothing was applied, and a retry is welcome.
+    private func unavailable(_ error: any Error) -> Response {
+        logger.warning("callback not applied: the session store is unavailable; answered 503", metadata: ["reason": "\(error)"])
+        return Response(status: .serviceUnavailable, headers: [.retryAfter: "1"])
     }
 }
 

@@ -30,6 +30,19 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The call is over (Twilio reports it no longer in progress); the session has ended as
     /// `call-ended` and no payment can continue on this call.
     case callEnded(callSID: CallSID, status: String?)
+    /// The session store could not be reached (a database restarting, say). Nothing was lost:
+    /// every stored session is as it was, and an operation already sent to Twilio is sent again
+    /// with the same idempotency key. Safe to retry in a moment.
+    case storeUnavailable(String)
+
+    /// Whether the same request may succeed if simply made again shortly, with nothing changed
+    /// (the store or the callback URL was briefly away, other writers kept winning).
+    public var isRetryable: Bool {
+        switch self {
+        case .conflict, .storeUnavailable, .callbackUnavailable: return true
+        default: return false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -48,6 +61,8 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
         case .callbackUnavailable(let reason): return "No status callback URL is available: \(reason)."
         case .callEnded(let call, let status):
             return "The call \(call) has ended\(status.map { " (Twilio reports it \($0))" } ?? ""); the payment cannot continue on it."
+        case .storeUnavailable(let reason):
+            return "The payment session store is unavailable (\(reason)); nothing was lost, try again in a moment."
         }
     }
 }
@@ -95,7 +110,7 @@ public actor PaymentCoordinator {
 
     /// Starts a payment session on `callSID`.
     public func start(callSID: CallSID, options: PaymentSessionOptions) async throws(FlowError) -> PaymentSession {
-        if let running = await store.sessions(onCall: callSID).first(where: { !$0.phase.isFinished }) {
+        if let running = try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) }).first(where: { !$0.phase.isFinished }) {
             throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID)
         }
         let problems = options.validate()
@@ -109,8 +124,8 @@ public actor PaymentCoordinator {
                                      callbackSecretHash: CallbackSecretHash.of(secret))
         session.inFlight[.create] = key
         // Stored first: one per call (the store refuses a second), and findable by early callbacks.
-        guard await store.compareAndSet(session, expectedVersion: nil) else {
-            let running = await store.sessions(onCall: callSID).first { !$0.phase.isFinished }
+        guard try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: nil) }) else {
+            let running = try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) }).first { !$0.phase.isFinished }
             throw .sessionInProgress(callSID: callSID, paymentSID: running?.paymentSID)
         }
         published.offer(session)
@@ -152,7 +167,9 @@ public actor PaymentCoordinator {
     /// idempotency key, before Twilio is called, so a retry anywhere reuses it), one for
     /// Twilio's answer; a conflicting writer costs one more read and write.
     private func run(_ request: PaymentEvent, paymentSID: PaymentSID, callSID: CallSID?) async throws(FlowError) -> PaymentSession {
-        guard let current = await store.session(paymentSID) else { throw .unknownSession(paymentSID) }
+        guard let current = try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) }) else {
+            throw .unknownSession(paymentSID)
+        }
         if let callSID, current.callSID != callSID { throw .wrongCall(paymentSID: paymentSID, callSID: callSID) }
         if !current.phase.isFinished, case .ended(let status) = await callState(current.callSID) {
             let ended = try await mutate(id: current.id, from: current) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
@@ -209,12 +226,15 @@ public actor PaymentCoordinator {
         for _ in 0..<8 {
             let current: PaymentSession
             if let candidate { current = candidate } else {
-                guard let stored = await store.session(id: id) else { throw .sessionGone }
-                current = stored
+                guard let session = try await stored({ () async throws(PaymentStoreError) in try await store.session(id: id) }) else {
+                    throw .sessionGone
+                }
+                current = session
             }
             let transition = step(current)
             guard transition.changed else { return transition }
-            if await store.compareAndSet(transition.session, expectedVersion: current.version) {
+            let session = transition.session
+            if try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: current.version) }) {
                 published.offer(transition.session)
                 await feed.publish(transition.session)
                 return transition
@@ -224,26 +244,46 @@ public actor PaymentCoordinator {
         throw .conflict
     }
 
+    /// Runs one store request; a store that cannot answer becomes ``FlowError/storeUnavailable(_:)``.
+    private func stored<T>(_ request: () async throws(PaymentStoreError) -> T) async throws(FlowError) -> T {
+        do {
+            return try await request()
+        } catch {
+            throw .storeUnavailable(error.reason)
+        }
+    }
+
     // MARK: Events from outside
 
-    /// Whether `secret` belongs to a stored session: the receiver answers 404 when not.
-    public func knowsCallbackSecret(_ secret: String) async -> Bool {
-        await store.session(callbackSecretHash: CallbackSecretHash.of(secret)) != nil
+    /// Whether `secret` belongs to a stored session: the receiver answers 404 when not. Throws
+    /// ``FlowError/storeUnavailable(_:)`` when the store cannot say (the receiver answers 503).
+    public func knowsCallbackSecret(_ secret: String) async throws(FlowError) -> Bool {
+        let hash = CallbackSecretHash.of(secret)
+        return try await stored({ () async throws(PaymentStoreError) in try await store.session(callbackSecretHash: hash) }) != nil
     }
 
     /// Applies an authenticated status callback that arrived on the URL with `secret`, in
-    /// whichever replica it arrived. Returns `false` when the secret names no session.
+    /// whichever replica it arrived. Returns `false` when the secret names no session. Throws
+    /// when the callback could not be applied and stored (the store is away, or other writers
+    /// kept winning): the receiver then answers 503, so the callback is not taken as delivered.
     @discardableResult
-    public func receiveCallback(secret: String, _ callback: PaymentStatusCallback) async -> Bool {
-        guard let session = await store.session(callbackSecretHash: CallbackSecretHash.of(secret)) else { return false }
-        _ = try? await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, .callbackReceived(callback, at: self.now())) }
+    public func receiveCallback(secret: String, _ callback: PaymentStatusCallback) async throws(FlowError) -> Bool {
+        let hash = CallbackSecretHash.of(secret)
+        guard let session = try await stored({ () async throws(PaymentStoreError) in try await store.session(callbackSecretHash: hash) }) else {
+            return false
+        }
+        do {
+            _ = try await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, .callbackReceived(callback, at: self.now())) }
+        } catch .sessionGone {
+            return false
+        }
         return true
     }
 
     /// Ends every unfinished session on `callSID` (the call hung up).
-    public func callEnded(_ callSID: CallSID, status: String? = nil) async {
-        for session in await store.sessions(onCall: callSID) where !session.phase.isFinished {
-            _ = try? await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
+    public func callEnded(_ callSID: CallSID, status: String? = nil) async throws(FlowError) {
+        for session in try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) }) where !session.phase.isFinished {
+            _ = try await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
         }
     }
 
@@ -272,11 +312,11 @@ public actor PaymentCoordinator {
     /// caller who hangs up while no capture runs may send no callback at all. Returns how many
     /// sessions ended.
     @discardableResult
-    public func checkSilentCalls(silentFor silence: Duration) async -> Int {
+    public func checkSilentCalls(silentFor silence: Duration) async throws(FlowError) -> Int {
         let seconds = Double(silence.components.seconds) + Double(silence.components.attoseconds) / 1e18
         let cutoff = now().addingTimeInterval(-seconds)
         var ended = 0
-        for session in await store.activeSessions() {
+        for session in try await stored({ () async throws(PaymentStoreError) in try await store.activeSessions() }) {
             guard let sid = session.paymentSID, !session.phase.isFinished, session.updatedAt <= cutoff,
                   (lastCallCheck[sid] ?? .distantPast) <= cutoff else { continue }
             lastCallCheck[sid] = now()
@@ -284,7 +324,7 @@ public actor PaymentCoordinator {
                 if (try? await mutate(id: session.id) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) })?.changed == true { ended += 1 }
             }
         }
-        for sid in lastCallCheck.keys where await store.session(sid)?.phase.isFinished ?? true {
+        for sid in lastCallCheck.keys where try await stored({ () async throws(PaymentStoreError) in try await store.session(sid) })?.phase.isFinished ?? true {
             lastCallCheck.removeValue(forKey: sid)
         }
         return ended
@@ -293,18 +333,18 @@ public actor PaymentCoordinator {
     /// Forgets finished sessions not updated for `retention` (their callback URLs with them);
     /// returns how many.
     @discardableResult
-    public func expireFinished(retention: Duration) async -> Int {
+    public func expireFinished(retention: Duration) async throws(FlowError) -> Int {
         let seconds = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
         let cutoff = now().addingTimeInterval(-seconds)
-        let expired = await store.expireFinished(updatedBefore: cutoff)
+        let expired = try await stored({ () async throws(PaymentStoreError) in try await store.expireFinished(updatedBefore: cutoff) })
         published.removeFinished(updatedBefore: cutoff)
         return expired
     }
 
     // MARK: Queries
 
-    public func session(_ paymentSID: PaymentSID) async -> PaymentSession? {
-        let session = await store.session(paymentSID)
+    public func session(_ paymentSID: PaymentSID) async throws(FlowError) -> PaymentSession? {
+        let session = try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) })
         if let session { published.offer(session) }
         return session
     }
@@ -318,17 +358,17 @@ public actor PaymentCoordinator {
     }
 
     /// The published snapshot of the session if there is one, else the stored session.
-    public nonisolated func latestSession(_ paymentSID: PaymentSID) async -> PaymentSession? {
+    public nonisolated func latestSession(_ paymentSID: PaymentSID) async throws(FlowError) -> PaymentSession? {
         if let session = published.session(paymentSID) { return session }
-        return await session(paymentSID)
+        return try await session(paymentSID)
     }
 
-    public func activeSessions() async -> [PaymentSession] {
-        await store.activeSessions()
+    public func activeSessions() async throws(FlowError) -> [PaymentSession] {
+        try await stored({ () async throws(PaymentStoreError) in try await store.activeSessions() })
     }
 
-    public func sessions(onCall callSID: CallSID) async -> [PaymentSession] {
-        await store.sessions(onCall: callSID)
+    public func sessions(onCall callSID: CallSID) async throws(FlowError) -> [PaymentSession] {
+        try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) })
     }
 
     /// Keeps the published snapshot current from the change feed until the task is cancelled
@@ -352,10 +392,10 @@ public actor PaymentCoordinator {
 
     /// The session once its version exceeds `version`, or as it stands after `timeout`
     /// (long polling for clients that cannot subscribe). `nil` if the session is unknown.
-    public func waitForChange(_ paymentSID: PaymentSID, afterVersion version: UInt64, timeout: Duration) async -> PaymentSession? {
+    public func waitForChange(_ paymentSID: PaymentSID, afterVersion version: UInt64, timeout: Duration) async throws(FlowError) -> PaymentSession? {
         // Subscribe before reading, so a change between the two is not missed.
         let changes = await feed.subscribe()
-        guard let current = await store.session(paymentSID) else { return nil }
+        guard let current = try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) }) else { return nil }
         if current.version > version || current.phase.isFinished || timeout <= .zero { return current }
         waiting[paymentSID, default: 0] += 1
         defer { waiting[paymentSID, default: 1] -= 1 }
@@ -375,7 +415,7 @@ public actor PaymentCoordinator {
             return first
         }
         if let changed { return changed }
-        return await store.session(paymentSID)
+        return try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) })
     }
 
     /// How many long polls wait on `paymentSID` now (tests use it to act only once one waits).

@@ -11,21 +11,36 @@ public import TwilioPayments
 /// ``InMemoryPaymentStore``; a PostgreSQL store fills the same protocol.
 public protocol PaymentStore: Sendable {
     /// The session with this payment SID.
-    func session(_ paymentSID: PaymentSID) async -> PaymentSession?
+    func session(_ paymentSID: PaymentSID) async throws(PaymentStoreError) -> PaymentSession?
     /// The session with this id.
-    func session(id: String) async -> PaymentSession?
+    func session(id: String) async throws(PaymentStoreError) -> PaymentSession?
     /// The session whose callback secret hashes to `hash` (``CallbackSecretHash``).
-    func session(callbackSecretHash hash: String) async -> PaymentSession?
+    func session(callbackSecretHash hash: String) async throws(PaymentStoreError) -> PaymentSession?
     /// Stores `session` if the stored version is `expectedVersion` (`nil`: no session with this
     /// id stored yet). A new session is refused while another unfinished session exists on the
-    /// same call: one payment per call, across every replica. Returns whether it was stored.
-    func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) async -> Bool
+    /// same call: one payment per call, across every replica. Returns whether it was stored;
+    /// throws only when the store could not be asked (then nothing was stored).
+    func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) async throws(PaymentStoreError) -> Bool
     /// Every session that has not finished.
-    func activeSessions() async -> [PaymentSession]
+    func activeSessions() async throws(PaymentStoreError) -> [PaymentSession]
     /// Every session on `callSID`, newest first.
-    func sessions(onCall callSID: CallSID) async -> [PaymentSession]
+    func sessions(onCall callSID: CallSID) async throws(PaymentStoreError) -> [PaymentSession]
     /// Forgets finished sessions last updated before `date`; returns how many.
-    func expireFinished(updatedBefore date: Date) async -> Int
+    func expireFinished(updatedBefore date: Date) async throws(PaymentStoreError) -> Int
+}
+
+/// Why a store could not answer: it is out of reach (a database restarting, a network
+/// partition) or answered with something it cannot read. Nothing was changed; the request is
+/// safe to retry once the store is back.
+public struct PaymentStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A sentence for operators, free of payment data and secrets.
+    public var reason: String
+
+    public init(_ reason: String) {
+        self.reason = reason
+    }
+
+    public var description: String { reason }
 }
 
 /// The default store: dictionaries in an actor.
@@ -90,7 +105,9 @@ public actor InMemoryPaymentStore: PaymentStore {
 public protocol PaymentChangeFeed: Sendable {
     /// Tells every subscriber that `session` changed (it has just been stored).
     func publish(_ session: PaymentSession) async
-    /// Every change from now on.
+    /// Every change from now on. A shared feed re-reads the store for each announcement, so a
+    /// subscriber may skip versions (it gets the newest) or, rarely, see one twice: consumers
+    /// compare ``PaymentSession/version``.
     func subscribe() async -> AsyncStream<PaymentSession>
 }
 

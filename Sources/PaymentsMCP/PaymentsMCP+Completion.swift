@@ -10,7 +10,8 @@ extension PaymentsMCP {
 
     func complete(_ request: CompletionRequest) async -> Completion {
         guard let coordinator = try? await flow.coordinator(waitingUpTo: .zero) else { return Completion(values: []) }
-        let sessions = await coordinator.activeSessions()
+        // Completion is a convenience: with the store away it offers nothing rather than fail.
+        let sessions = (try? await coordinator.activeSessions()) ?? []
         let values: [String]
         switch request.argumentName {
         case "callSid":

@@ -25,9 +25,9 @@ extension PaymentsMCP {
             var session: PaymentSession?
             if let coordinator = try? await flow.coordinator(waitingUpTo: .zero) {
                 if let sid = arguments["paymentSid"].flatMap(PaymentSID.init) {
-                    session = await coordinator.session(sid)
+                    session = try await Self.rethrowingForMCP { () async throws(FlowError) in try await coordinator.session(sid) }
                 } else if let call = arguments["callSid"].flatMap(CallSID.init) {
-                    session = await coordinator.sessions(onCall: call).first
+                    session = try await Self.rethrowingForMCP { () async throws(FlowError) in try await coordinator.sessions(onCall: call) }.first
                 }
             }
             let text = redactor.redact(PromptLibrary.text(prompt, session: session))

@@ -15,7 +15,7 @@ extension PaymentsMCP {
             mimeType: "application/json",
             list: { [self] in
                 guard let coordinator = try? await flow.coordinator(waitingUpTo: .zero) else { return [] }
-                return await coordinator.activeSessions().compactMap { session in
+                return try await Self.rethrowingForMCP { () async throws(FlowError) in try await coordinator.activeSessions() }.compactMap { session in
                     guard let sid = session.paymentSID else { return nil }
                     return ResourceDescriptor(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), name: "\(session.callSID)/\(sid)",
                                               title: "Payment \(sid) (\(session.phase.name))", mimeType: "application/json")
@@ -24,7 +24,8 @@ extension PaymentsMCP {
         ) { [self] variables, uri, _ in
             guard let sid = variables["paymentSid"].flatMap(PaymentSID.init), let callSID = variables["callSid"].flatMap(CallSID.init),
                   let coordinator = try? await flow.coordinator(waitingUpTo: readinessTimeout),
-                  let session = await coordinator.latestSession(sid), session.callSID == callSID else { return nil }
+                  let session = try await Self.rethrowingForMCP({ () async throws(FlowError) in try await coordinator.latestSession(sid) }),
+                  session.callSID == callSID else { return nil }
             return [ResourceContents(uri: uri, mimeType: "application/json", text: rendering(session).text)]
         }
     }

@@ -75,9 +75,22 @@ extension PaymentsMCP {
         }
         if case .callEnded = error { detail["callEnded"] = .bool(true) }
         detail["reason"] = .string(Self.reasonCode(error))
+        detail["retryable"] = .bool(error.isRetryable)
         if case .rejected(.itemsMissing(let missing)) = error { detail["missing"] = .array(missing.map { .string($0.rawValue) }) }
         let json = redactor.redact(JSONValue.object(["error": .object(detail)]))
         return ToolResult(content: [.text(json.serialized()), .text(redactor.redact(error.description))], isError: true)
+    }
+
+    /// Runs a flow request for a resource or prompt, where a refusal is a JSON-RPC error rather
+    /// than a tool result: -32603 with the sentence, and `data` carrying `reason` and `retryable`
+    /// (a store that is briefly away is worth retrying).
+    static func rethrowingForMCP<T>(_ body: () async throws(FlowError) -> T) async throws(JSONRPCError) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw JSONRPCError(code: JSONRPCError.internalErrorCode, message: error.description,
+                               data: .object(["reason": .string(reasonCode(error)), "retryable": .bool(error.isRetryable)]))
+        }
     }
 
     /// A stable, machine-readable name for why a tool was refused.
@@ -104,6 +117,7 @@ extension PaymentsMCP {
         case .twilio: return "twilio-error"
         case .callbackUnavailable: return "callback-unavailable"
         case .callEnded: return "call-ended"
+        case .storeUnavailable: return "store-unavailable"
         }
     }
 
@@ -248,13 +262,13 @@ extension PaymentsMCP {
                 let arguments = ToolArguments(call.arguments)
                 let sid = try arguments.required("paymentSid", PaymentSID.init)
                 // The published snapshot answers without an actor hop; the store when it has none.
-                guard var session = await coordinator.latestSession(sid) else { throw .unknownSession(sid) }
+                guard var session = try await coordinator.latestSession(sid) else { throw .unknownSession(sid) }
                 if let callSID = try arguments.optional("callSid", CallSID.init), callSID != session.callSID {
                     throw .wrongCall(paymentSID: sid, callSID: callSID)
                 }
                 if let wait = arguments.double("waitSeconds"), wait > 0 {
                     let after = arguments.int("afterVersion").map(UInt64.init) ?? session.version
-                    session = await coordinator.waitForChange(sid, afterVersion: after, timeout: .milliseconds(Int(wait * 1000))) ?? session
+                    session = try await coordinator.waitForChange(sid, afterVersion: after, timeout: .milliseconds(Int(wait * 1000))) ?? session
                 }
                 return result(session, level: .debug)
             }

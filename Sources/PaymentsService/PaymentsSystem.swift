@@ -190,14 +190,14 @@ final class LateCoordinatorSink: CallbackSink {
 
     func attach(_ coordinator: PaymentCoordinator) { self.coordinator.withLock { $0 = coordinator } }
 
-    func knows(secret: String) async -> Bool {
+    func knows(secret: String) async throws -> Bool {
         guard let coordinator = coordinator.withLock({ $0 }) else { return false }
-        return await coordinator.knowsCallbackSecret(secret)
+        return try await coordinator.knowsCallbackSecret(secret)
     }
 
-    func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
+    func deliver(secret: String, callback: PaymentStatusCallback) async throws -> Bool {
         guard let coordinator = coordinator.withLock({ $0 }) else { return false }
-        return await coordinator.receiveCallback(secret: secret, callback)
+        return try await coordinator.receiveCallback(secret: secret, callback)
     }
 }
 

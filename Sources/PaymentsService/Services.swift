@@ -129,12 +129,20 @@ struct FlowService: Service, CustomStringConvertible {
                 // Status reads answer from the coordinator's snapshot while it follows the feed.
                 group.addTask { await coordinator.followChanges() }
                 group.addTask { await every(configuration.expiryInterval) {
-                    let expired = await coordinator.expireFinished(retention: configuration.finishedRetention)
-                    if expired > 0 { logger.debug("expired finished payment sessions", metadata: ["count": "\(expired)"]) }
+                    do {
+                        let expired = try await coordinator.expireFinished(retention: configuration.finishedRetention)
+                        if expired > 0 { logger.debug("expired finished payment sessions", metadata: ["count": "\(expired)"]) }
+                    } catch {
+                        logger.warning("finished payment sessions not expired this round", metadata: ["reason": "\(error)"])
+                    }
                 } }
                 group.addTask { await every(configuration.callCheckInterval) {
-                    let ended = await coordinator.checkSilentCalls(silentFor: configuration.silentAfter)
-                    if ended > 0 { logger.info("payment sessions ended because their call is over", metadata: ["count": "\(ended)"]) }
+                    do {
+                        let ended = try await coordinator.checkSilentCalls(silentFor: configuration.silentAfter)
+                        if ended > 0 { logger.info("payment sessions ended because their call is over", metadata: ["count": "\(ended)"]) }
+                    } catch {
+                        logger.warning("silent calls not checked this round", metadata: ["reason": "\(error)"])
+                    }
                 } }
             }
         }

@@ -22,7 +22,7 @@ struct AgentPayments: AsyncParsableCommand {
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let direct = arguments.isEmpty || arguments == ["--simulate"]
-            || (arguments.count == 3 && !arguments.contains { $0.hasPrefix("-") || ["serve", "demo", "help"].contains($0) })
+            || (arguments.count == 3 && !arguments.contains { $0.hasPrefix("-") || ["serve", "demo", "migrate", "help"].contains($0) })
         if direct, let configuration = try? ServerConfiguration.load(positional: arguments == ["--simulate"] ? [] : arguments,
                                                                       simulate: arguments == ["--simulate"],
                                                                       environment: ProcessInfo.processInfo.environment) {
@@ -67,9 +67,12 @@ struct AgentPayments: AsyncParsableCommand {
               AGENT_PAYMENTS_LOG_LEVEL                                 trace, debug, info (default), notice, warning, error
               AGENT_PAYMENTS_HTTP, AGENT_PAYMENTS_HTTP_TOKENS, AGENT_PAYMENTS_OAUTH_ISSUER, AGENT_PAYMENTS_ALLOWED_ORIGINS, …
                                      MCP over HTTP and who may call it (Docs/http.md)
+              DATABASE_URL           postgres://… : sessions in PostgreSQL, shared by replicas (Docs/deployment.md)
+              AGENT_PAYMENTS_CALLBACK_KEY, AGENT_PAYMENTS_DATABASE_START_SECONDS
+                                     the replicas' shared callback key (else stored in the database); start-up wait
             """,
         version: version,
-        subcommands: [Serve.self, Demo.self],
+        subcommands: [Serve.self, Demo.self, Migrate.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -96,6 +99,11 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("allow-unauthenticated"), help: "Let --http listen beyond loopback without tokens or OAuth (test benches only).")
     var allowUnauthenticated = false
 
+    @Option(name: .customLong("database-url"), help: ArgumentHelp(
+        "Keep payment sessions in PostgreSQL, shared by every replica on the same database: postgres://user:password@host:5432/database. Or set DATABASE_URL (which keeps the password out of ps).",
+        valueName: "URL"))
+    var databaseURL: String?
+
     func validate() throws {
         _ = try load()
     }
@@ -103,7 +111,8 @@ struct Serve: AsyncParsableCommand {
     private func load() throws(ValidationError) -> ServerConfiguration {
         do {
             return try ServerConfiguration.load(positional: credentials, simulate: simulate, environment: ProcessInfo.processInfo.environment,
-                                                http: http, tokensFile: tokensFile, allowUnauthenticated: allowUnauthenticated)
+                                                http: http, tokensFile: tokensFile, allowUnauthenticated: allowUnauthenticated,
+                                                databaseURL: databaseURL)
         } catch {
             throw ValidationError(error.description)
         }
@@ -120,7 +129,8 @@ struct Serve: AsyncParsableCommand {
             return
         }
         let (server, redactor, logger) = prepare(configuration, broadcastLogs: true)
-        let payments = try PaymentsSystem(configuration: configuration.payments, logger: logger)
+        try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
+        let payments = try PaymentsSystem(configuration: paymentsConfiguration, logger: logger)
         PaymentsMCP(server: server, flow: payments, defaults: configuration.defaults, redactor: redactor,
                     logger: Logger(label: "agent-payments.tools")).install()
         // One group: the payments system, then MCP over stdio, which answers at once while the
@@ -133,6 +143,7 @@ struct Serve: AsyncParsableCommand {
             .init(service: LibcurlWarmUp(payments: payments)),
             .init(service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
         ], logger: logger)
+        }
     }
 
     /// What both transports start from: the open-file limit raised (every open connection costs

@@ -1,5 +1,6 @@
 import Foundation
 import ListenerGuard
+import PaymentStorePostgres
 import PaymentsMCP
 import PaymentsService
 import TwilioPayments
@@ -18,6 +19,10 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidScript(String)
     /// `--http` on an address other machines reach, with neither tokens nor OAuth.
     case unauthenticatedNetworkListener(host: String)
+    /// `DATABASE_URL` (or `--database-url`) cannot be used; the sentence completes "DATABASE_URL …".
+    case invalidDatabaseURL(String)
+    /// `migrate` without a database.
+    case missingDatabaseURL
 
     var description: String {
         switch self {
@@ -49,6 +54,10 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
                 AGENT_PAYMENTS_HTTP_TOKENS (or --http-tokens-file) to long random tokens, or AGENT_PAYMENTS_OAUTH_ISSUER to \
                 accept OAuth access tokens; or listen on 127.0.0.1. (--allow-unauthenticated starts anyway, for test benches.)
                 """
+        case .invalidDatabaseURL(let reason):
+            return "DATABASE_URL \(reason)"
+        case .missingDatabaseURL:
+            return "no database is configured: set DATABASE_URL (or pass --database-url) to postgres://user:password@host:5432/database"
         }
     }
 }
@@ -62,6 +71,14 @@ struct ServerConfiguration {
     var secrets: [String]
     /// MCP over Streamable HTTP instead of stdio (`--http`).
     var http: HTTPSettings?
+    /// Sessions in PostgreSQL, shared with other replicas (`DATABASE_URL`); in memory without.
+    var database: PostgresDatabaseConfiguration?
+    /// How long start-up waits for the database to be reachable
+    /// (`AGENT_PAYMENTS_DATABASE_START_SECONDS`, default 30).
+    var databaseStartTimeout: Duration = .seconds(30)
+    /// The callback key every replica shares, when `AGENT_PAYMENTS_CALLBACK_KEY` gives it; with a
+    /// database and without it, the key stored in the database.
+    var callbackKey: Secret?
 
     /// Whether this runs against the built-in simulator.
     var simulated: Bool {
@@ -70,8 +87,17 @@ struct ServerConfiguration {
     }
 
     static func load(positional: [String], simulate: Bool, environment: [String: String], http: String? = nil,
-                     tokensFile: String? = nil, allowUnauthenticated: Bool = false) throws(ConfigurationError) -> ServerConfiguration {
+                     tokensFile: String? = nil, allowUnauthenticated: Bool = false, databaseURL: String? = nil) throws(ConfigurationError) -> ServerConfiguration {
         var configuration = try loadPayments(positional: positional, simulate: simulate, environment: environment)
+        if let database = try loadDatabase(databaseURL, environment: environment) {
+            configuration.database = database.configuration
+            configuration.databaseStartTimeout = database.startTimeout
+            if let password = database.configuration.password, !password.isEmpty { configuration.secrets.append(password) }
+            if let key = database.callbackKey {
+                configuration.callbackKey = key
+                configuration.secrets.append(key.revealed)
+            }
+        }
         let address = http ?? environment["AGENT_PAYMENTS_HTTP"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
         if let address {
             let settings = try HTTPSettings.load(address: address, tokensFile: tokensFile, allowUnauthenticated: allowUnauthenticated,
@@ -84,6 +110,38 @@ struct ServerConfiguration {
             configuration.http = settings
         }
         return configuration
+    }
+
+    /// The database from `--database-url` or `DATABASE_URL`, its start-up wait, and a callback
+    /// key given in `AGENT_PAYMENTS_CALLBACK_KEY` (else the one stored in the database is used).
+    static func loadDatabase(_ url: String?, environment: [String: String]) throws(ConfigurationError)
+        -> (configuration: PostgresDatabaseConfiguration, startTimeout: Duration, callbackKey: Secret?)? {
+        func value(_ name: String) -> String? {
+            guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+            return text
+        }
+        guard let text = url.flatMap({ $0.isEmpty ? nil : $0 }) ?? value("DATABASE_URL") else { return nil }
+        let configuration: PostgresDatabaseConfiguration
+        do {
+            configuration = try PostgresDatabaseConfiguration(url: text)
+        } catch {
+            throw .invalidDatabaseURL(error.description)
+        }
+        var timeout: Duration = .seconds(30)
+        if let seconds = value("AGENT_PAYMENTS_DATABASE_START_SECONDS") {
+            guard let parsed = Int(seconds), parsed >= 0 else {
+                throw .invalidValue(variable: "AGENT_PAYMENTS_DATABASE_START_SECONDS", value: seconds, expected: "a whole number of seconds")
+            }
+            timeout = .seconds(parsed)
+        }
+        var key: Secret?
+        if let text = environment["AGENT_PAYMENTS_CALLBACK_KEY"], !text.isEmpty {
+            guard text.utf8.count >= 32 else {
+                throw .invalidValue(variable: "AGENT_PAYMENTS_CALLBACK_KEY", value: "…", expected: "at least 32 characters (the same in every replica)")
+            }
+            key = Secret(text)
+        }
+        return (configuration, timeout, key)
     }
 
     private static func loadPayments(positional: [String], simulate: Bool, environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {

@@ -15,7 +15,8 @@ extension Serve {
     static func serveHTTP(_ configuration: ServerConfiguration, http: HTTPSettings) async throws {
         let (server, redactor, logger) = prepare(configuration, broadcastLogs: false)
         let transport = MCPHTTPTransport(server: server, configuration: http.transport, logger: Logger(label: "agent-payments.http"))
-        var payments = configuration.payments
+        try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
+        var payments = paymentsConfiguration
         payments.additionalRoutes = AdditionalRoutes { router in
             transport.addRoutes(to: router, channel: { $0.channel })
         }
@@ -29,6 +30,7 @@ extension Serve {
                   failureTerminationBehavior: .cancelGroup),
             .init(service: MCPHTTPService(transport: transport)),
         ], logger: logger)
+        }
     }
 }
 

@@ -21,8 +21,8 @@ import TwilioPayments
         let create = try #require(api.calls.first)
         #expect(create.operation == "create" && create.idempotencyKey.count == 32)
         #expect(create.statusCallback.hasPrefix("https://example.com/twilio/callbacks/") && secret(from: create.statusCallback).count == 32)
-        #expect(await flow.knowsCallbackSecret(secret(from: create.statusCallback)))
-        #expect(await !flow.knowsCallbackSecret("0123456789abcdef0123456789abcdef"))
+        #expect(try await flow.knowsCallbackSecret(secret(from: create.statusCallback)))
+        #expect(try await !flow.knowsCallbackSecret("0123456789abcdef0123456789abcdef"))
     }
 
     @Test func oneSessionPerCallAtATime() async throws {
@@ -59,12 +59,12 @@ import TwilioPayments
         #expect(api.calls.last?.operation == "capture:payment-card-number" && api.calls.last?.statusCallback == url)
         #expect(Set(api.calls.map(\.idempotencyKey)).count == 2, "one key per logical operation")
 
-        let accepted = await flow.receiveCallback(secret: secret(from: url), Sample.callback(
+        let accepted = try await flow.receiveCallback(secret: secret(from: url), Sample.callback(
             ["Capture": "payment-card-number", "PaymentCardNumber": "4111111111111111", "PartialResult": "false"], sid: sid))
         #expect(accepted)
         let after = try #require(await flow.session(sid))
         #expect(after.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx1111"))
-        #expect(await !flow.receiveCallback(secret: "not-a-secret", Sample.callback([:], sid: sid)))
+        #expect(try await !flow.receiveCallback(secret: "not-a-secret", Sample.callback([:], sid: sid)))
     }
 
     @Test func completionIsRefusedWithoutCallingTwilio() async throws {
@@ -96,13 +96,13 @@ import TwilioPayments
         _ = await arrivals.next()   // Twilio has the create; its answer is held back
         let url = try #require(api.calls.first?.statusCallback)
         let sid = PaymentSID(validated: "PK" + String(repeating: "0", count: 31) + "1")
-        #expect(await flow.session(sid) == nil, "the callback below arrives before the session exists")
-        #expect(await flow.receiveCallback(secret: secret(from: url), Sample.callback(["Capture": "payment-card-number", "PaymentCardType": "visa"],
+        #expect(try await flow.session(sid) == nil, "the callback below arrives before the session exists")
+        #expect(try await flow.receiveCallback(secret: secret(from: url), Sample.callback(["Capture": "payment-card-number", "PaymentCardType": "visa"],
                                                                                       sid: sid)))
         api.releaseCreates()
         let session = try await start.value
         #expect(session.cardType == "visa", "the early callback was held and applied")
-        #expect(await flow.session(sid)?.cardType == "visa")
+        #expect(try await flow.session(sid)?.cardType == "visa")
     }
 
     @Test func rejectsAPaymentSIDFromAnotherCall() async throws {
@@ -124,7 +124,7 @@ import TwilioPayments
 
         // A long poll that has really started waiting is woken by the change (if waking were
         // broken it would sleep its full minute and return the old version).
-        let waiter = Task { await flow.waitForChange(sid, afterVersion: session.version, timeout: .seconds(60)) }
+        let waiter = Task { try await flow.waitForChange(sid, afterVersion: session.version, timeout: .seconds(60)) }
         let deadline = ContinuousClock.now + .seconds(10)
         while await flow.waiterCount(sid) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
         #expect(await flow.waiterCount(sid) == 1, "the long poll is waiting")
@@ -176,7 +176,7 @@ import TwilioPayments
             let stored = try #require(await flow.session(session.paymentSID!))
             #expect(stored.callSID == session.callSID && stored.state(.cardNumber) == .requested)
         }
-        #expect(await flow.activeSessions().count == 40)
+        #expect(try await flow.activeSessions().count == 40)
     }
 
     @Test func aCommandOnACallThatHasEndedEndsTheSession() async throws {
@@ -186,7 +186,7 @@ import TwilioPayments
         await #expect(throws: FlowError.callEnded(callSID: Sample.call, status: "completed")) {
             try await flow.capture(.cardNumber, paymentSID: sid)
         }
-        #expect(await flow.session(sid)?.phase.name == "call-ended")
+        #expect(try await flow.session(sid)?.phase.name == "call-ended")
         #expect(!api.calls.contains { $0.operation.hasPrefix("capture") }, "nothing was sent for a call that is over")
     }
 
@@ -205,7 +205,7 @@ import TwilioPayments
         await #expect(throws: FlowError.callEnded(callSID: Sample.call, status: nil)) {
             try await flow.capture(.cardNumber, paymentSID: sid)
         }
-        #expect(await flow.session(sid)?.phase.name == "call-ended")
+        #expect(try await flow.session(sid)?.phase.name == "call-ended")
     }
 
     @Test func silentSessionsHaveTheirCallChecked() async throws {
@@ -213,10 +213,10 @@ import TwilioPayments
         let flow = PaymentCoordinator(api: api, callbackURLs: callbacks, now: { clock.withLock { $0 } })
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
         api.setCallStatus("completed")
-        #expect(await flow.checkSilentCalls(silentFor: .seconds(30)) == 0, "not silent long enough yet")
-        #expect(await flow.session(sid)?.phase.name == "active")
+        #expect(try await flow.checkSilentCalls(silentFor: .seconds(30)) == 0, "not silent long enough yet")
+        #expect(try await flow.session(sid)?.phase.name == "active")
         clock.withLock { $0 = $0.addingTimeInterval(31) }
-        #expect(await flow.checkSilentCalls(silentFor: .seconds(30)) == 1)
+        #expect(try await flow.checkSilentCalls(silentFor: .seconds(30)) == 1)
         let ended = try #require(await flow.session(sid))
         #expect(ended.phase.name == "call-ended" && ended.nextStep.instruction.contains("The call has ended"))
     }
@@ -227,25 +227,25 @@ import TwilioPayments
         let flow = PaymentCoordinator(api: counting, callbackURLs: callbacks, now: { clock.withLock { $0 } })
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
         clock.withLock { $0 = $0.addingTimeInterval(31) }
-        #expect(await flow.checkSilentCalls(silentFor: .seconds(30)) == 0)
-        #expect(await flow.checkSilentCalls(silentFor: .seconds(30)) == 0)
+        #expect(try await flow.checkSilentCalls(silentFor: .seconds(30)) == 0)
+        #expect(try await flow.checkSilentCalls(silentFor: .seconds(30)) == 0)
         #expect(counting.fetches.withLock { $0 } == 1, "checked again only after another silence")
         clock.withLock { $0 = $0.addingTimeInterval(31) }
-        _ = await flow.checkSilentCalls(silentFor: .seconds(30))
+        _ = try await flow.checkSilentCalls(silentFor: .seconds(30))
         #expect(counting.fetches.withLock { $0 } == 2)
-        #expect(await flow.session(sid)?.phase.name == "active")
+        #expect(try await flow.session(sid)?.phase.name == "active")
     }
 
     @Test func callEndedAndExpiryRetireTheCallbackURL() async throws {
         let flow = PaymentCoordinator(api: api, callbackURLs: callbacks, now: { Sample.date })
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
         let secret = secret(from: api.calls[0].statusCallback)
-        #expect(await flow.expireFinished(retention: .seconds(-1)) == 0, "an active session never expires")
-        await flow.callEnded(Sample.call)
-        #expect(await flow.session(sid)?.phase.name == "call-ended")
-        #expect(await flow.expireFinished(retention: .seconds(-1)) == 1)
-        #expect(await flow.session(sid) == nil)
-        #expect(await !flow.knowsCallbackSecret(secret), "an expired session's URL is no longer accepted")
+        #expect(try await flow.expireFinished(retention: .seconds(-1)) == 0, "an active session never expires")
+        try await flow.callEnded(Sample.call)
+        #expect(try await flow.session(sid)?.phase.name == "call-ended")
+        #expect(try await flow.expireFinished(retention: .seconds(-1)) == 1)
+        #expect(try await flow.session(sid) == nil)
+        #expect(try await !flow.knowsCallbackSecret(secret), "an expired session's URL is no longer accepted")
     }
 }
 
@@ -320,12 +320,12 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
         let sid = try #require(session.paymentSID)
         _ = try await a.capture(.cardNumber, paymentSID: sid)
         let secret = String(api.calls[0].statusCallback.split(separator: "/").last!)
-        #expect(await b.knowsCallbackSecret(secret))
+        #expect(try await b.knowsCallbackSecret(secret))
         let before = try #require(await a.session(sid)).version
-        let waiter = Task { await a.waitForChange(sid, afterVersion: before, timeout: .seconds(30)) }
+        let waiter = Task { try await a.waitForChange(sid, afterVersion: before, timeout: .seconds(30)) }
         let deadline = ContinuousClock.now + .seconds(10)
         while await a.waiterCount(sid) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
-        #expect(await b.receiveCallback(secret: secret, Sample.callback(["Capture": "payment-card-number", "PartialResult": "false",
+        #expect(try await b.receiveCallback(secret: secret, Sample.callback(["Capture": "payment-card-number", "PartialResult": "false",
                                                                         "PaymentCardNumber": "xxxxxxxxxxxx1111", "Required": ""], sid: sid)))
         let woken = try #require(await waiter.value)
         #expect(woken.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx1111"), "A's long poll woke for B's callback")
@@ -341,14 +341,14 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
         let sid = try #require(try await a.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
         #expect(a.publishedSession(sid) == nil, "not following: no snapshot")
         _ = try await b.capture(.cardNumber, paymentSID: sid)
-        #expect(await a.latestSession(sid)?.state(.cardNumber) == .requested, "without a snapshot, the store answers")
+        #expect(try await a.latestSession(sid)?.state(.cardNumber) == .requested, "without a snapshot, the store answers")
 
         let follower = Task { await a.followChanges() }
         // Following once the feed has a subscriber beyond the long polls: B's next change reaches A.
         let deadline = ContinuousClock.now + .seconds(10)
         var seen: PaymentSession?
         while seen == nil, ContinuousClock.now < deadline {
-            _ = await b.receiveCallback(secret: String(api.calls[0].statusCallback.split(separator: "/").last!),
+            _ = try await b.receiveCallback(secret: String(api.calls[0].statusCallback.split(separator: "/").last!),
                                             Sample.callback(["Capture": "payment-card-number", "PartialResult": "true",
                                                              "PaymentCardNumber": "xxxx", "Required": "payment-card-number"], sid: sid))
             seen = a.publishedSession(sid)

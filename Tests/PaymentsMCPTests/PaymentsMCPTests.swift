@@ -37,7 +37,11 @@ struct Harness {
         let secret = String(api.statusCallbacks.last!.split(separator: "/").last!)
         var all = fields
         all["Sid"] = sid
-        _ = await coordinator.receiveCallback(secret: secret, PaymentStatusCallback(fields: all.map { ($0.key, $0.value) }))
+        do {
+            _ = try await coordinator.receiveCallback(secret: secret, PaymentStatusCallback(fields: all.map { ($0.key, $0.value) }))
+        } catch {
+            Issue.record("the callback was not applied: \(error)")
+        }
     }
 }
 

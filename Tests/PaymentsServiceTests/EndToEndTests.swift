@@ -34,7 +34,7 @@ import TwilioSimulator
     static func until(_ rig: Rig, _ sid: PaymentSID, _ done: (PaymentSession) -> Bool) async throws -> PaymentSession {
         var version: UInt64 = 0
         for _ in 0..<200 {
-            guard let session = await rig.coordinator.waitForChange(sid, afterVersion: version, timeout: .milliseconds(200)) else { break }
+            guard let session = try await rig.coordinator.waitForChange(sid, afterVersion: version, timeout: .milliseconds(200)) else { break }
             if done(session) { return session }
             version = session.version
         }
@@ -150,7 +150,7 @@ import TwilioSimulator
             await rig.simulator.waitUntilQuiet()
             #expect(rig.simulator.sentCallbacks.last?.fields.contains { $0.0 == "Capture" } == false, "the callback after cancel")
             #expect(rig.simulator.sentCallbacks.last?.status == 204)
-            #expect(await rig.coordinator.session(sid)?.phase.name == "cancelled")
+            #expect(try await rig.coordinator.session(sid)?.phase.name == "cancelled")
         }
     }
 }

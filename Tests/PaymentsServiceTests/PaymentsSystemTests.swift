@@ -44,7 +44,7 @@ func takeCardPayment(_ coordinator: PaymentCoordinator, on call: CallSID, amount
     for _ in 0..<50 {
         guard let sid = session.paymentSID else {
             // Twilio has not answered the create yet: wait for the session to change.
-            session = await coordinator.sessions(onCall: call).first ?? session
+            session = try await coordinator.sessions(onCall: call).first ?? session
             if session.paymentSID == nil { await Task.yield() }
             continue
         }
@@ -53,7 +53,7 @@ func takeCardPayment(_ coordinator: PaymentCoordinator, on call: CallSID, amount
         case .complete: session = try await coordinator.complete(paymentSID: sid)
         case .tellCaller, .startOver, .callOver: return session
         case .waitForStart, .waitForCaller, .waitForResult, .waitForCancellation:
-            session = await coordinator.waitForChange(sid, afterVersion: session.version, timeout: .seconds(10)) ?? session
+            session = try await coordinator.waitForChange(sid, afterVersion: session.version, timeout: .seconds(10)) ?? session
         }
     }
     Issue.record("the payment did not finish in 50 steps: \(session.phase.name)")

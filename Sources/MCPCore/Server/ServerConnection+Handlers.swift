@@ -66,7 +66,7 @@ extension ServerConnection {
             (registry.resources.map(\.descriptor), registry.templates.compactMap(\.list))
         }
         var descriptors = resources
-        for list in listers { descriptors += await list() }
+        for list in listers { descriptors += try await list() }
         return try paginate(descriptors.map(\.json), key: "resources", params: params).get()
     }
 

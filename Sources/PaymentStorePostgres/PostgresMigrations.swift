@@ -1,0 +1,85 @@
+public import Logging
+public import PostgresNIO
+
+/// The schema, as numbered migrations applied in order, each once. All pending migrations run
+/// in one transaction that first takes a transaction-level advisory lock, so replicas starting
+/// together apply them once (the others wait on the lock, then find nothing left to do), and a
+/// migration that fails leaves the schema as it was.
+public enum PostgresMigrations {
+    /// One step of the schema.
+    public struct Migration: Sendable {
+        public var version: Int
+        public var name: String
+        public var statements: [String]
+    }
+
+    /// The key of the advisory lock migrations hold (any constant unlikely to clash: "agentpay").
+    static let lockKey: Int64 = 0x6167_656e_7470_6179
+
+    /// Every migration, oldest first. Append only: a published migration never changes.
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "payment sessions, change sequence, settings", statements: [
+            """
+            CREATE TABLE agent_payments_sessions (
+                id text PRIMARY KEY,
+                payment_sid text UNIQUE,
+                call_sid text NOT NULL,
+                callback_secret_hash text NOT NULL,
+                phase text NOT NULL,
+                finished boolean NOT NULL,
+                version bigint NOT NULL CHECK (version > 0),
+                in_flight jsonb NOT NULL,
+                session jsonb NOT NULL,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                change_seq bigint NOT NULL,
+                changed_at timestamptz NOT NULL
+            )
+            """,
+            "CREATE SEQUENCE agent_payments_change_seq",
+            // One unfinished session per call, across every replica.
+            "CREATE UNIQUE INDEX agent_payments_sessions_open_call ON agent_payments_sessions (call_sid) WHERE NOT finished",
+            "CREATE INDEX agent_payments_sessions_secret ON agent_payments_sessions (callback_secret_hash)",
+            "CREATE INDEX agent_payments_sessions_call ON agent_payments_sessions (call_sid, created_at DESC)",
+            "CREATE INDEX agent_payments_sessions_expiry ON agent_payments_sessions (updated_at) WHERE finished",
+            "CREATE INDEX agent_payments_sessions_changed ON agent_payments_sessions (changed_at)",
+            "CREATE TABLE agent_payments_settings (name text PRIMARY KEY, value text NOT NULL)",
+        ]),
+    ]
+
+    /// The newest schema version this build knows.
+    public static var latestVersion: Int { all.last?.version ?? 0 }
+
+    /// Applies the migrations not yet applied; returns the versions it applied (empty when the
+    /// schema was current). A database whose schema is newer than this build is refused.
+    @discardableResult
+    public static func migrate(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
+            try await connection.query("""
+                CREATE TABLE IF NOT EXISTS agent_payments_schema_migrations (
+                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                """, logger: logger)
+            var applied: Set<Int> = []
+            for try await version in try await connection.query("SELECT version FROM agent_payments_schema_migrations", logger: logger)
+                .decode(Int.self) {
+                applied.insert(version)
+            }
+            if let newest = applied.max(), newest > latestVersion {
+                throw PostgresStoreError.schemaTooNew(found: newest, known: latestVersion)
+            }
+            var done: [Int] = []
+            for migration in all where !applied.contains(migration.version) {
+                for statement in migration.statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO agent_payments_schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                    logger: logger)
+                logger.notice("applied database migration", metadata: ["migration.version": "\(migration.version)", "migration.name": "\(migration.name)"])
+                done.append(migration.version)
+            }
+            return done
+        }
+    }
+}

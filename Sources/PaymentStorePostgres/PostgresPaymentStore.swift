@@ -1,0 +1,208 @@
+public import Foundation
+public import Logging
+public import PaymentFlow
+public import PostgresNIO
+public import TwilioPayments
+import _ConnectionPoolModule
+
+/// Why the PostgreSQL store could not do what was asked, in words free of payment data and
+/// secrets (no query text, no URL, no password).
+public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The database is newer than this build: an older replica must not write to it.
+    case schemaTooNew(found: Int, known: Int)
+    /// The server could not be reached or dropped the connection; retryable.
+    case unreachable(String)
+    /// The server refused the statement (SQLSTATE and its message).
+    case refused(sqlState: String, message: String)
+    /// A stored row could not be read back.
+    case unreadable(String)
+
+    public var description: String {
+        switch self {
+        case .schemaTooNew(let found, let known):
+            return "the database schema is at version \(found) but this build knows up to \(known); upgrade this replica"
+        case .unreachable(let detail): return "PostgreSQL cannot be reached (\(detail))"
+        case .refused(let state, let message): return "PostgreSQL refused the request (SQLSTATE \(state): \(message))"
+        case .unreadable(let detail): return detail
+        }
+    }
+
+    /// The error as operators and the flow should see it.
+    static func from(_ error: any Error) -> PostgresStoreError {
+        if let error = error as? PostgresStoreError { return error }
+        if let error = error as? PSQLError {
+            if error.code == .server, let info = error.serverInfo {
+                return .refused(sqlState: info[.sqlState] ?? "?", message: info[.message] ?? "no message")
+            }
+            switch error.code {
+            case .connectionError: return .unreachable("the connection failed")
+            case .serverClosedConnection: return .unreachable("the server closed the connection")
+            case .clientClosedConnection, .poolClosed: return .unreachable("the connection pool is closed")
+            default: return .unreachable(error.code.description)
+            }
+        }
+        if let error = error as? ConnectionPoolError {
+            switch error {
+            case .connectionCreationCircuitBreakerTripped: return .unreachable("no connection could be opened for a while")
+            case .poolShutdown: return .unreachable("the connection pool is shut down")
+            default: return .unreachable("the request for a connection was cancelled")
+            }
+        }
+        if error is PostgresDecodingError { return .unreadable("a stored row has an unexpected type") }
+        if error is CancellationError { return .unreachable("the request was cancelled") }
+        return .unreachable(String(describing: type(of: error)))
+    }
+}
+
+/// Payment sessions in PostgreSQL, shared by every replica that uses the same database: the
+/// ``PaymentStore`` of `agent-payments` when `DATABASE_URL` is set.
+///
+/// Each session is one row of `agent_payments_sessions`: its masked snapshot (jsonb, the
+/// format of ``PaymentSession/storageJSON()``) beside the columns it is found by (payment SID,
+/// call SID, callback secret hash), its version, its in-flight idempotency keys, and when it
+/// was created, updated and last changed. Every write is one statement, so one transaction:
+/// the compare-and-set on the version and a `NOTIFY` on ``PostgresChangeFeed/channel`` with
+/// the session's id and version (never payment data), delivered when it commits. A partial
+/// unique index keeps one unfinished session per call. Values are masked again on the way in
+/// and out, as ``InMemoryPaymentStore`` does.
+public final class PostgresPaymentStore: PaymentStore, Sendable {
+    let client: PostgresClient
+    let logger: Logger
+
+    /// A store on `client`, which must be running (``PostgresPaymentDatabase`` runs it) and
+    /// migrated (``PostgresMigrations``).
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func session(_ paymentSID: PaymentSID) async throws(PaymentStoreError) -> PaymentSession? {
+        try await one("SELECT session::text FROM agent_payments_sessions WHERE payment_sid = \(paymentSID.rawValue)")
+    }
+
+    public func session(id: String) async throws(PaymentStoreError) -> PaymentSession? {
+        try await one("SELECT session::text FROM agent_payments_sessions WHERE id = \(id)")
+    }
+
+    public func session(callbackSecretHash hash: String) async throws(PaymentStoreError) -> PaymentSession? {
+        try await one("SELECT session::text FROM agent_payments_sessions WHERE callback_secret_hash = \(hash)")
+    }
+
+    public func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) async throws(PaymentStoreError) -> Bool {
+        let clean = session.sanitized()
+        let json = String(decoding: clean.storageJSON(), as: UTF8.self)
+        let inFlight = Self.inFlightJSON(clean)
+        let sid = clean.paymentSID?.rawValue
+        let version = Int64(clean.version)
+        let query: PostgresQuery
+        if let expectedVersion {
+            query = """
+                WITH changed AS (
+                    UPDATE agent_payments_sessions SET payment_sid = \(sid), callback_secret_hash = \(clean.callbackSecretHash),
+                        phase = \(clean.phase.name), finished = \(clean.phase.isFinished), version = \(version),
+                        in_flight = \(inFlight)::jsonb, session = \(json)::jsonb, updated_at = \(clean.updatedAt),
+                        change_seq = nextval('agent_payments_change_seq'), changed_at = clock_timestamp()
+                    WHERE id = \(clean.id) AND version = \(Int64(expectedVersion))
+                    RETURNING id, version, change_seq, changed_at)
+                SELECT pg_notify('\(unescaped: PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq) FROM changed
+                """
+        } else {
+            query = """
+                WITH changed AS (
+                    INSERT INTO agent_payments_sessions (id, payment_sid, call_sid, callback_secret_hash, phase, finished, version,
+                        in_flight, session, created_at, updated_at, change_seq, changed_at)
+                    VALUES (\(clean.id), \(sid), \(clean.callSID.rawValue), \(clean.callbackSecretHash), \(clean.phase.name),
+                        \(clean.phase.isFinished), \(version), \(inFlight)::jsonb, \(json)::jsonb, \(clean.createdAt), \(clean.updatedAt),
+                        nextval('agent_payments_change_seq'), clock_timestamp())
+                    ON CONFLICT DO NOTHING
+                    RETURNING id, version, change_seq)
+                SELECT pg_notify('\(unescaped: PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq) FROM changed
+                """
+        }
+        do {
+            var stored = false
+            for try await _ in try await client.query(query, logger: logger) { stored = true }
+            return stored
+        } catch {
+            let failure = PostgresStoreError.from(error)
+            // Another session already holds this payment SID: refused, like any conflict.
+            if case .refused(let state, _) = failure, state == "23505" { return false }
+            throw PaymentStoreError(failure.description)
+        }
+    }
+
+    public func activeSessions() async throws(PaymentStoreError) -> [PaymentSession] {
+        try await many("SELECT session::text FROM agent_payments_sessions WHERE NOT finished ORDER BY created_at")
+    }
+
+    public func sessions(onCall callSID: CallSID) async throws(PaymentStoreError) -> [PaymentSession] {
+        try await many("SELECT session::text FROM agent_payments_sessions WHERE call_sid = \(callSID.rawValue) ORDER BY created_at DESC")
+    }
+
+    public func expireFinished(updatedBefore date: Date) async throws(PaymentStoreError) -> Int {
+        do {
+            var count = 0
+            for try await _ in try await client.query("DELETE FROM agent_payments_sessions WHERE finished AND updated_at < \(date) RETURNING 1",
+                                                       logger: logger) {
+                count += 1
+            }
+            return count
+        } catch {
+            throw PaymentStoreError(PostgresStoreError.from(error).description)
+        }
+    }
+
+    /// How many sessions are stored (for tests and figures).
+    public func count() async throws(PaymentStoreError) -> Int {
+        do {
+            for try await count in try await client.query("SELECT count(*)::bigint FROM agent_payments_sessions", logger: logger).decode(Int64.self) {
+                return Int(count)
+            }
+            return 0
+        } catch {
+            throw PaymentStoreError(PostgresStoreError.from(error).description)
+        }
+    }
+
+    // MARK: Reading
+
+    private func one(_ query: PostgresQuery) async throws(PaymentStoreError) -> PaymentSession? {
+        try await many(query).first
+    }
+
+    func many(_ query: PostgresQuery) async throws(PaymentStoreError) -> [PaymentSession] {
+        var texts: [String] = []
+        do {
+            for try await text in try await client.query(query, logger: logger).decode(String.self) { texts.append(text) }
+        } catch {
+            throw PaymentStoreError(PostgresStoreError.from(error).description)
+        }
+        var sessions: [PaymentSession] = []
+        sessions.reserveCapacity(texts.count)
+        for text in texts {
+            do {
+                sessions.append(try PaymentSession(storageJSON: Data(text.utf8)))
+            } catch {
+                throw PaymentStoreError(error.description)
+            }
+        }
+        return sessions
+    }
+
+    /// The in-flight idempotency keys as a JSON object (`{"capture:payment-card-number": "…"}`),
+    /// for operators reading the table; the snapshot carries them too.
+    static func inFlightJSON(_ session: PaymentSession) -> String {
+        let object = Dictionary(uniqueKeysWithValues: session.inFlight.map { (operationName($0.key), $0.value) })
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func operationName(_ operation: PaymentOperation) -> String {
+        switch operation {
+        case .create: return "create"
+        case .capture(let item): return "capture:" + item.rawValue
+        case .complete: return "complete"
+        case .cancel: return "cancel"
+        }
+    }
+}
