@@ -250,6 +250,15 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        .testTarget(
+            name: "PaymentStorePostgresTests",
+            dependencies: [
+                "PaymentStorePostgres", "PaymentFlow", "TwilioPayments", "PaymentsTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
         .target(
             name: "PaymentsMCP",
             dependencies: ["MCPCore", "PaymentFlow", "TwilioPayments", .product(name: "Logging", package: "swift-log")],

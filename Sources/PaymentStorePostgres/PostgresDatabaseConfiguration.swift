@@ -25,12 +25,16 @@ public struct PostgresDatabaseConfiguration: Sendable, CustomStringConvertible {
     public var tls: TLSMode
     /// Connections the pool may open for queries (one more is held for LISTEN).
     public var maximumConnections: Int
-    /// How long a connection attempt may take; also how long a request waits for a connection
-    /// while the server is away before it fails with a clear, retryable error.
+    /// How long a connection attempt may take.
     public var connectTimeout: Duration
+    /// How long a store request may wait for its answer (a connection included) before it fails
+    /// with a clear, retryable error: what a tool call or a callback waits at most while the
+    /// server is away. (The pool itself would queue requests for a minute.)
+    public var requestTimeout: Duration
 
     public init(host: String, port: Int = 5432, username: String, password: String? = nil, database: String? = nil,
-                tls: TLSMode = .prefer, maximumConnections: Int = 10, connectTimeout: Duration = .seconds(3)) {
+                tls: TLSMode = .prefer, maximumConnections: Int = 10, connectTimeout: Duration = .seconds(3),
+                requestTimeout: Duration = .seconds(5)) {
         self.host = host
         self.port = port
         self.username = username
@@ -39,6 +43,7 @@ public struct PostgresDatabaseConfiguration: Sendable, CustomStringConvertible {
         self.tls = tls
         self.maximumConnections = maximumConnections
         self.connectTimeout = connectTimeout
+        self.requestTimeout = requestTimeout
     }
 
     /// Reads a `postgres://` URL. The error never repeats the password.

@@ -24,7 +24,7 @@ public final class PostgresPaymentDatabase: Service, Sendable {
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .error)  // the pool's own chatter: this library logs what matters
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: quiet)
-        store = PostgresPaymentStore(client: client, logger: logger)
+        store = PostgresPaymentStore(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
         feed = PostgresChangeFeed(store: store)
     }
 
@@ -53,12 +53,11 @@ public final class PostgresPaymentDatabase: Service, Sendable {
     public func sharedCallbackKey() async throws(PostgresStoreError) -> Secret {
         let fresh = PathSecret.make() + PathSecret.make()
         do {
-            let rows = try await client.query("""
-                WITH added AS (
-                    INSERT INTO agent_payments_settings (name, value) VALUES ('callback_key', \(fresh))
-                    ON CONFLICT (name) DO NOTHING RETURNING value)
-                SELECT value FROM added UNION ALL SELECT value FROM agent_payments_settings WHERE name = 'callback_key'
-                """, logger: logger)
+            // Two statements, not one: a replica whose insert waited on another's and then did
+            // nothing must read with a snapshot taken after that one committed.
+            try await client.query("INSERT INTO agent_payments_settings (name, value) VALUES ('callback_key', \(fresh)) ON CONFLICT (name) DO NOTHING",
+                                   logger: logger)
+            let rows = try await client.query("SELECT value FROM agent_payments_settings WHERE name = 'callback_key'", logger: logger)
             for try await value in rows.decode(String.self) { return Secret(value) }
         } catch {
             throw PostgresStoreError.from(error)

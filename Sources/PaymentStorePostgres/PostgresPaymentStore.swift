@@ -30,6 +30,11 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
     /// The error as operators and the flow should see it.
     static func from(_ error: any Error) -> PostgresStoreError {
         if let error = error as? PostgresStoreError { return error }
+        if let error = error as? PostgresTransactionError {
+            // What failed first: the closure's own error, else BEGIN, COMMIT or ROLLBACK.
+            if let inner = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError { return from(inner) }
+            return .unreachable("the transaction failed")
+        }
         if let error = error as? PSQLError {
             if error.code == .server, let info = error.serverInfo {
                 return .refused(sqlState: info[.sqlState] ?? "?", message: info[.message] ?? "no message")
@@ -68,12 +73,31 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
 public final class PostgresPaymentStore: PaymentStore, Sendable {
     let client: PostgresClient
     let logger: Logger
+    /// How long one request may take before it fails as unreachable.
+    let requestTimeout: Duration
 
     /// A store on `client`, which must be running (``PostgresPaymentDatabase`` runs it) and
     /// migrated (``PostgresMigrations``).
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, requestTimeout: Duration = .seconds(5), logger: Logger) {
         self.client = client
+        self.requestTimeout = requestTimeout
         self.logger = logger
+    }
+
+    /// Runs `request`, failing it as unreachable after ``requestTimeout`` (the pool's wait for a
+    /// connection is cancelled then; a query in flight on a dead connection fails with it).
+    func bounded<T: Sendable>(_ request: @escaping @Sendable () async throws -> T) async throws -> T {
+        let timeout = requestTimeout
+        return try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask(operation: request)
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw PostgresStoreError.unreachable("no answer within \(timeout)")
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next() else { throw CancellationError() }
+            return first
+        }
     }
 
     public func session(_ paymentSID: PaymentSID) async throws(PaymentStoreError) -> PaymentSession? {
@@ -120,9 +144,11 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
                 """
         }
         do {
-            var stored = false
-            for try await _ in try await client.query(query, logger: logger) { stored = true }
-            return stored
+            return try await bounded { [client, logger] in
+                var stored = false
+                for try await _ in try await client.query(query, logger: logger) { stored = true }
+                return stored
+            }
         } catch {
             let failure = PostgresStoreError.from(error)
             // Another session already holds this payment SID: refused, like any conflict.
@@ -141,12 +167,14 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
 
     public func expireFinished(updatedBefore date: Date) async throws(PaymentStoreError) -> Int {
         do {
-            var count = 0
-            for try await _ in try await client.query("DELETE FROM agent_payments_sessions WHERE finished AND updated_at < \(date) RETURNING 1",
-                                                       logger: logger) {
-                count += 1
+            return try await bounded { [client, logger] in
+                var count = 0
+                for try await _ in try await client.query("DELETE FROM agent_payments_sessions WHERE finished AND updated_at < \(date) RETURNING 1",
+                                                           logger: logger) {
+                    count += 1
+                }
+                return count
             }
-            return count
         } catch {
             throw PaymentStoreError(PostgresStoreError.from(error).description)
         }
@@ -171,9 +199,13 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
     }
 
     func many(_ query: PostgresQuery) async throws(PaymentStoreError) -> [PaymentSession] {
-        var texts: [String] = []
+        let texts: [String]
         do {
-            for try await text in try await client.query(query, logger: logger).decode(String.self) { texts.append(text) }
+            texts = try await bounded { [client, logger] in
+                var texts: [String] = []
+                for try await text in try await client.query(query, logger: logger).decode(String.self) { texts.append(text) }
+                return texts
+            }
         } catch {
             throw PaymentStoreError(PostgresStoreError.from(error).description)
         }

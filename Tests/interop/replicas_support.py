@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, SchemaBook
 from test_http import ENDPOINT, SSEStream, RunningServer, clean_env, describe, media_type, modern_headers, modern_request
 
 PG_THROWAWAY = ROOT / "scripts" / "pg-throwaway"
@@ -166,8 +166,9 @@ class Replica(RunningServer):
         super().__init__([str(SERVER), "--http", "127.0.0.1:0", *args], env)
 
     def ready(self, timeout: float = READY_SECONDS) -> "Replica":
+        """Once it announces its endpoint (after migrating and reading the shared key)."""
         self.wait_for_line(ENDPOINT, timeout)
-        self.await_endpoint()
+        self.await_endpoint()  # parses the announced line (already there)
         return self
 
     @property
@@ -504,6 +505,10 @@ class Proxy:
     def close(self) -> None:
         self.closing = True
         try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (closing alone does not)
+        except OSError:
+            pass
+        try:
             self.listener.close()
         except OSError:
             pass
@@ -532,17 +537,33 @@ class ToolError(AssertionError):
         self.text = text
 
 
+_book: list[SchemaBook] = []
+
+
+def schema() -> SchemaBook:
+    if not _book:
+        _book.append(SchemaBook("2026-07-28"))
+    return _book[0]
+
+
 def rpc(base: str, method: str, params: dict | None = None, id=1, timeout: float = 30) -> dict:
+    """One 2026-07-28 request to `base`/mcp; its response (a tool's result checked against the schema)."""
     body = modern_request(method, params, id=id)
     response = httpx2.post(base + "/mcp", content=json.dumps(body).encode(), headers=modern_headers(body),
                            timeout=httpx2.Timeout(timeout))
     assert response.status_code == 200, describe(response)
     if media_type(response) == "application/json":
-        return response.json()
+        return checked(method, response.json())
     assert media_type(response) == "text/event-stream", describe(response)
     messages = SSEStream(response, seconds=timeout).rest()
     assert messages and ("result" in messages[-1] or "error" in messages[-1]), messages
-    return messages[-1]
+    return checked(method, messages[-1])
+
+
+def checked(method: str, reply: dict) -> dict:
+    if method == "tools/call" and "result" in reply:
+        schema().check_result("CallToolResult", reply, "CallToolResultResponse")
+    return reply
 
 
 def tool_result(base: str, name: str, timeout: float = 30, **arguments) -> dict:
@@ -585,3 +606,97 @@ def settle_at(base: str, status: dict, wait: float = 5) -> dict:
 def stable(status: dict) -> dict:
     """A status without what may differ between two reads of the same version."""
     return {k: v for k, v in status.items() if k not in ("asOf", "now", "servedBy")}
+
+
+def eventually(predicate, seconds: float, what: str, interval: float = 0.05, raise_: bool = True):
+    """Polls `predicate` until it returns something truthy (returned), failing after `seconds`
+    (or, with `raise_=False`, returning None)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            if not raise_:
+                return None
+            raise AssertionError(f"not within {seconds} s: {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole bench: PostgreSQL, the simulator, the proxy, the replicas
+
+
+class Bench:
+    """A fresh PostgreSQL cluster, a twilio-simulator, a proxy and `count` replicas in live
+    mode (each started once the one before it is ready), every replica with the same database,
+    simulator and CALLBACK_BASE_URL (the proxy)."""
+
+    def __init__(self, pacing_ms: int = 0, count: int = 2, start: bool = True, env: dict | None = None):
+        self.pg = None
+        self.sim = None
+        self.proxy = None
+        self.replicas: list[Replica | None] = [None] * count
+        self.retired: list[Replica] = []
+        self.extra = env or {}
+        self.pg = start_postgres()
+        try:
+            self.sim = Simulator(pacing_ms)
+            self.proxy = Proxy([None] * count)
+            if start:
+                for index in range(count):
+                    self.start(index)
+        except BaseException:
+            self.close()
+            raise
+
+    def env(self, database_url: str | None = None) -> dict:
+        return replica_env(self.sim, database_url or self.pg.url, self.proxy.url, **self.extra)
+
+    def launch(self, index: int, database_url: str | None = None) -> Replica:
+        """Starts replica `index` without waiting for it (the one it replaces is kept for the dump)."""
+        if self.replicas[index] is not None:
+            self.retired.append(self.replicas[index])
+        replica = Replica("AB"[index] if index < 2 else str(index), self.env(database_url))
+        self.replicas[index] = replica
+        return replica
+
+    def start(self, index: int) -> Replica:
+        replica = self.launch(index).ready()
+        self.proxy.set_backend(index, replica.address)
+        return replica
+
+    def url(self, index: int) -> str:
+        return self.replicas[index].base
+
+    def stop(self) -> None:
+        """SIGTERM to every running replica: each must exit 0, its standard output empty."""
+        for replica in self.replicas:
+            if replica is not None and replica.proc.poll() is None:
+                status = replica.stop()
+                assert status == 0, f"replica {replica.name} exited {status} after SIGTERM:\n{replica.stderr_text()}"
+                assert replica.stdout_data == b"", f"replica {replica.name} wrote to stdout: {replica.stdout_data[:500]!r}"
+
+    def close(self) -> None:
+        import sys
+
+        for replica in self.retired + [r for r in self.replicas if r is not None]:
+            if replica.proc.poll() is None:
+                replica.proc.send_signal(signal.SIGTERM)
+                try:
+                    replica.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    replica.proc.kill()
+                    replica.proc.wait(timeout=5)
+            for reader in replica.readers:
+                reader.join(timeout=5)
+            sys.stderr.write(replica.dump())
+        if self.proxy is not None:
+            sys.stderr.write("--- proxy exchanges (backend kind method path mcp-method capture/result -> status):\n"
+                             + self.proxy.summary() + "\n")
+            self.proxy.close()
+        if self.sim is not None:
+            self.sim.close()
+        if self.pg is not None:
+            sys.stderr.write("--- postgres log (tail):\n" + self.pg.log()[-4000:] + "\n")
+            self.pg.close()

@@ -1,0 +1,403 @@
+import Foundation
+import Logging
+import PaymentFlow
+import PaymentStorePostgres
+import PaymentsTestSupport
+import PostgresNIO
+import Synchronization
+import Testing
+import TwilioPayments
+
+enum Sample {
+    static let date = Date(timeIntervalSince1970: 1_800_000_000)
+    static func call(_ n: Int) -> CallSID { CallSID(validated: "CA" + String(format: "%032x", n)) }
+    static func payment(_ n: Int) -> PaymentSID { PaymentSID(validated: "PK" + String(format: "%032x", n)) }
+
+    /// An active card session on call `n`, with payment SID `n`.
+    static func session(_ n: Int, secretHash: String? = nil) -> PaymentSession {
+        let fresh = PaymentSession(callSID: call(n), configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")),
+                                   at: date, callbackSecretHash: secretHash ?? String(format: "%064x", n))
+        return PaymentReducer.reduce(fresh, .sessionCreated(payment(n), at: date)).session
+    }
+
+    static func callback(_ fields: [String: String], sid: PaymentSID, call: CallSID) -> PaymentStatusCallback {
+        var all = fields
+        all["Sid"] = sid.rawValue
+        all["CallSid"] = call.rawValue
+        return PaymentStatusCallback(fields: all.sorted { $0.key < $1.key })
+    }
+}
+
+/// Waits for the first element of `stream` that `accept` takes, up to `timeout`.
+func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .seconds(10),
+           where accept: @escaping @Sendable (PaymentSession) -> Bool) async -> PaymentSession? {
+    await withTaskGroup(of: PaymentSession?.self) { group in
+        group.addTask {
+            for await session in stream where accept(session) { return session }
+            return nil
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        let found = await group.next() ?? nil
+        group.cancelAll()
+        return found
+    }
+}
+
+@Suite struct PostgresMigrationTests {
+    @Test func migrationsApplyOnceFromEmptyAndAgainFindNothingToDo() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                // prepare() has migrated already: a second run applies nothing.
+                #expect(try await database.migrate() == [])
+                let rows = try await database.client.query("SELECT version FROM agent_payments_schema_migrations ORDER BY version")
+                var versions: [Int] = []
+                for try await version in rows.decode(Int.self) { versions.append(version) }
+                #expect(versions == PostgresMigrations.all.map(\.version))
+            }
+        }
+    }
+
+    @Test func replicasMigratingTogetherApplyEachMigrationOnce() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            let configuration = try PostgresDatabaseConfiguration(url: url)
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let replicas = (0..<4).map { _ in PostgresPaymentDatabase(configuration: configuration, logger: logger) }
+            let runs = replicas.map { replica in Task { await replica.client.run() } }
+            defer { runs.forEach { $0.cancel() } }
+            let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for replica in replicas { group.addTask { try await replica.migrate() } }
+                var all: [[Int]] = []
+                for try await versions in group { all.append(versions) }
+                return all
+            }
+            #expect(applied.filter { !$0.isEmpty } == [PostgresMigrations.all.map(\.version)], "one replica applied them: \(applied)")
+        }
+    }
+
+    @Test func aSchemaNewerThanThisBuildIsRefused() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                try await database.client.query("INSERT INTO agent_payments_schema_migrations (version, name) VALUES (999, 'from the future')")
+                await #expect(throws: PostgresStoreError.schemaTooNew(found: 999, known: PostgresMigrations.latestVersion)) {
+                    try await database.migrate()
+                }
+            }
+        }
+    }
+
+    @Test func everyReplicaGetsTheSameCallbackKey() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { a async throws in
+                try await withRunningDatabase(url) { b async throws in
+                    let keys = [try await a.sharedCallbackKey(), try await b.sharedCallbackKey(), try await a.sharedCallbackKey()]
+                    #expect(Set(keys.map(\.revealed)).count == 1)
+                    #expect(keys[0].revealed.count == 64)
+                }
+            }
+        }
+    }
+}
+
+@Suite struct PostgresPaymentStoreTests {
+    @Test func aStoredSessionIsFoundByIdPaymentSIDSecretHashAndCall() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                let store = database.store
+                let session = Sample.session(1)
+                #expect(try await store.compareAndSet(session, expectedVersion: nil))
+                #expect(try await store.session(id: session.id) == session)
+                #expect(try await store.session(Sample.payment(1)) == session)
+                #expect(try await store.session(callbackSecretHash: session.callbackSecretHash) == session)
+                #expect(try await store.sessions(onCall: Sample.call(1)) == [session])
+                #expect(try await store.activeSessions() == [session])
+                #expect(try await store.session(Sample.payment(2)) == nil)
+                #expect(try await store.session(callbackSecretHash: String(repeating: "0", count: 64)) == nil)
+            }
+        }
+    }
+
+    @Test func compareAndSetLetsExactlyOneOfTwoWritersWin() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { a async throws in
+                try await withRunningDatabase(url, label: "b") { b async throws in
+                    let session = Sample.session(2)
+                    #expect(try await a.store.compareAndSet(session, expectedVersion: nil))
+                    #expect(try await !b.store.compareAndSet(session, expectedVersion: nil), "the id is taken")
+                    // Both replicas read version v and write v+1 at once: one wins.
+                    for round in 0..<20 {
+                        let current = try #require(try await a.store.session(id: session.id))
+                        var mine = current, theirs = current
+                        mine.lastRequestError = "a \(round)"
+                        theirs.lastRequestError = "b \(round)"
+                        mine.version += 1
+                        theirs.version += 1
+                        let (ours, others) = (mine, theirs)
+                        async let first = a.store.compareAndSet(ours, expectedVersion: current.version)
+                        async let second = b.store.compareAndSet(others, expectedVersion: current.version)
+                        let outcomes = try await [first, second]
+                        #expect(outcomes.filter { $0 }.count == 1, "round \(round): \(outcomes)")
+                        let stored = try #require(try await b.store.session(id: session.id))
+                        #expect(stored.version == current.version + 1)
+                        #expect(stored == (outcomes[0] ? mine : theirs))
+                    }
+                    var stale = try #require(try await a.store.session(id: session.id))
+                    stale.version += 1
+                    #expect(try await !a.store.compareAndSet(stale, expectedVersion: stale.version - 2), "an old version is refused")
+                }
+            }
+        }
+    }
+
+    @Test func oneUnfinishedSessionPerCallAcrossReplicas() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { a async throws in
+                try await withRunningDatabase(url, label: "b") { b async throws in
+                    let first = Sample.session(3)
+                    var second = PaymentSession(callSID: Sample.call(3), configuration: PaymentConfiguration(), at: Sample.date,
+                                                callbackSecretHash: String(repeating: "c", count: 64))
+                    #expect(try await a.store.compareAndSet(first, expectedVersion: nil))
+                    #expect(try await !b.store.compareAndSet(second, expectedVersion: nil), "the call has an unfinished session")
+                    let cancelled = PaymentReducer.reduce(first, .callEnded(at: Sample.date, status: "completed")).session
+                    #expect(try await a.store.compareAndSet(cancelled, expectedVersion: first.version))
+                    second.version = 1
+                    #expect(try await b.store.compareAndSet(second, expectedVersion: nil), "the first has finished")
+                    #expect(try await a.store.sessions(onCall: Sample.call(3)).map(\.id).sorted() == [first.id, second.id].sorted())
+                    #expect(try await a.store.activeSessions().map(\.id) == [second.id])
+                }
+            }
+        }
+    }
+
+    @Test func cardDataNeverReachesTheDatabase() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                var leaky = Sample.session(4)
+                leaky.items[.cardNumber] = ItemProgress()
+                leaky.items[.cardNumber]?.state = .captured(masked: "4111111111111111")
+                #expect(try await database.store.compareAndSet(leaky, expectedVersion: nil))
+                let rows = try await database.client.query("SELECT session::text || in_flight::text FROM agent_payments_sessions")
+                var text = ""
+                for try await row in rows.decode(String.self) { text += row }
+                #expect(text.contains("xxxxxxxxxxxx1111") && !text.contains("4111111111111111"))
+                #expect(try await database.store.session(id: leaky.id)?.maskedValue(.cardNumber) == "xxxxxxxxxxxx1111")
+            }
+        }
+    }
+
+    @Test func finishedSessionsExpireBySQLAndActiveOnesStay() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                let active = Sample.session(5)
+                let done = PaymentReducer.reduce(Sample.session(6), .callEnded(at: Sample.date, status: nil)).session
+                #expect(try await database.store.compareAndSet(active, expectedVersion: nil))
+                #expect(try await database.store.compareAndSet(done, expectedVersion: nil))
+                #expect(try await database.store.expireFinished(updatedBefore: Sample.date) == 0, "not older than the cut-off")
+                #expect(try await database.store.expireFinished(updatedBefore: Sample.date.addingTimeInterval(1)) == 1)
+                #expect(try await database.store.session(id: done.id) == nil)
+                #expect(try await database.store.session(id: active.id) == active)
+            }
+        }
+    }
+}
+
+@Suite struct PostgresChangeFeedTests {
+    @Test func aWriteOnOneReplicaReachesAnotherReplicasSubscribers() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { a async throws in
+                try await withRunningDatabase(url, label: "b") { b async throws in
+                    let changes = b.feed.subscribe()
+                    let session = Sample.session(7)
+                    #expect(try await a.store.compareAndSet(session, expectedVersion: nil))
+                    let heard = await first(changes) { $0.id == session.id }
+                    #expect(heard == session)
+                    var next = session
+                    next.version = session.version + 1
+                    next.cardType = "visa"
+                    #expect(try await a.store.compareAndSet(next, expectedVersion: session.version))
+                    let wanted = next.version
+                    #expect(await first(changes) { $0.id == session.id && $0.version == wanted } == next)
+                }
+            }
+        }
+    }
+
+    @Test func whatAReplicaPublishesItselfReachesItsSubscribersOnce() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                let changes = database.feed.subscribe()
+                let seen = Mutex<[UInt64]>([])
+                let collector = Task {
+                    for await session in changes { seen.withLock { $0.append(session.version) } }
+                }
+                defer { collector.cancel() }
+                var session = Sample.session(8)
+                for version in 1...5 {
+                    session.version = UInt64(version)
+                    #expect(try await database.store.compareAndSet(session, expectedVersion: version == 1 ? nil : UInt64(version - 1)))
+                    database.feed.publish(session)
+                }
+                // A marker written by another writer, announced after the five: once it arrives, so have their announcements.
+                let marker = Sample.session(9)
+                try await withRunningDatabase(url, label: "other") { other async throws in
+                    #expect(try await other.store.compareAndSet(marker, expectedVersion: nil))
+                }
+                let deadline = ContinuousClock.now + .seconds(10)
+                while seen.withLock({ $0.count }) < 6, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+                #expect(seen.withLock { $0 } == [1, 2, 3, 4, 5, marker.version], "each of its own versions once, then the marker")
+            }
+        }
+    }
+
+    @Test func aDroppedListenConnectionReconnectsAndCatchesUp() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { a async throws in
+                try await withRunningDatabase(url, label: "b") { b async throws in
+                    let changes = b.feed.subscribe()
+                    let session = Sample.session(10)
+                    #expect(try await a.store.compareAndSet(session, expectedVersion: nil))
+                    #expect(await first(changes) { $0.id == session.id } != nil)
+                    #expect(b.feed.statistics.connections == 1)
+                    // End every LISTEN backend (an operator, a failover): both feeds lose their connection.
+                    let killed = try await a.client.query("""
+                        SELECT count(pg_terminate_backend(pid))::bigint FROM pg_stat_activity
+                        WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()
+                        """)
+                    var count: Int64 = 0
+                    for try await n in killed.decode(Int64.self) { count = n }
+                    #expect(count == 2, "one listening connection per replica")
+                    // Written while b may be reconnecting: announced to nobody who listens.
+                    var next = session
+                    next.version = session.version + 1
+                    next.lastRequestError = "while away"
+                    #expect(try await a.store.compareAndSet(next, expectedVersion: session.version))
+                    let awaited = next.version
+                    let heard = await first(changes, within: .seconds(20)) { $0.id == session.id && $0.version == awaited }
+                    #expect(heard == next)
+                    #expect(await b.feed.listening(waitingUpTo: .seconds(10)))
+                    #expect(b.feed.statistics.connections >= 2)
+                    // And it listens again: a later change is announced as usual.
+                    var later = next
+                    later.version = next.version + 1
+                    #expect(try await a.store.compareAndSet(later, expectedVersion: next.version))
+                    let last = later.version
+                    #expect(await first(changes) { $0.id == session.id && $0.version == last } == later)
+                }
+            }
+        }
+    }
+}
+
+/// Two coordinators — two replicas — on one database: a payment started on one is driven by
+/// callbacks and commands through the other.
+@Suite struct PostgresReplicaTests {
+    let api = FakePaymentsAPI()
+    let callbacks = StaticCallbackURLProvider(baseURL: "https://payments.example.com/twilio/payment-callbacks/")
+
+    func replica(_ database: PostgresPaymentDatabase, key: Secret) -> PaymentCoordinator {
+        PaymentCoordinator(api: api, store: database.store, feed: database.feed, callbackURLs: callbacks, callbackKey: key)
+    }
+
+    @Test func aCallbackTakenByReplicaBWakesALongPollOnReplicaA() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { databaseA async throws in
+                try await withRunningDatabase(url, label: "b") { databaseB async throws in
+                    let key = try await databaseA.sharedCallbackKey()
+                    let a = replica(databaseA, key: key), b = replica(databaseB, key: try await databaseB.sharedCallbackKey())
+                    let started = try await a.start(callSID: Sample.call(20), options: PaymentSessionOptions())
+                    let sid = try #require(started.paymentSID)
+                    let requested = try await b.capture(.cardNumber, paymentSID: sid)
+                    // Both replicas derive the same URL for the session: the key is shared.
+                    #expect(Set(api.statusCallbacks).count == 1)
+                    let secret = String(try #require(api.statusCallbacks.last).split(separator: "/").last!)
+                    let waiter = Task { try await a.waitForChange(sid, afterVersion: requested.version, timeout: .seconds(30)) }
+                    try await Task.sleep(for: .milliseconds(50))
+                    #expect(try await b.receiveCallback(secret: secret, Sample.callback(
+                        ["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx4242",
+                         "Required": "security-code,expiration-date,postal-code"], sid: sid, call: Sample.call(20))))
+                    let woken = try #require(try await waiter.value)
+                    #expect(woken.maskedValue(.cardNumber) == "xxxxxxxxxxxx4242")
+                    #expect(try await a.session(sid)?.version == woken.version)
+                }
+            }
+        }
+    }
+
+    @Test func aRetryOnAnotherReplicaSendsTheStoredIdempotencyKey() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { databaseA async throws in
+                try await withRunningDatabase(url, label: "b") { databaseB async throws in
+                    let key = try await databaseA.sharedCallbackKey()
+                    let a = replica(databaseA, key: key), b = replica(databaseB, key: key)
+                    let started = try await a.start(callSID: Sample.call(21), options: PaymentSessionOptions())
+                    let sid = try #require(started.paymentSID)
+                    // Replica A stored the capture request with its key, then died before Twilio's answer was stored.
+                    let stored = try #require(try await databaseA.store.session(sid))
+                    let requested = PaymentReducer.reduce(stored, .captureRequested(.cardNumber, at: Date(), idempotencyKey: "key-from-a")).session
+                    #expect(try await databaseA.store.compareAndSet(requested, expectedVersion: stored.version))
+                    // The agent retries on replica B: Twilio sees the same key, so does the work once.
+                    let retried = try await b.capture(.cardNumber, paymentSID: sid)
+                    #expect(api.calls.last?.operation == "capture:payment-card-number")
+                    #expect(api.calls.last?.idempotencyKey == "key-from-a")
+                    #expect(retried.inFlight[.capture(.cardNumber)] == nil, "answered: no longer in flight")
+                }
+            }
+        }
+    }
+}
+
+/// PostgreSQL stopped under a running store, then started again.
+@Suite struct PostgresOutageTests {
+    @Test func requestsFailClearlyWhileTheServerIsAwayAndWorkAgainAfter() async throws {
+        let cluster: ThrowawayCluster
+        switch await ThrowawayCluster.start() {
+        case .success(let started): cluster = started
+        case .failure(let unavailable):
+            unavailable.report()
+            return
+        }
+        defer { Task { try? await cluster.stop() } }
+        try await withRunningDatabase(cluster.url) { database async throws in
+            let api = FakePaymentsAPI()
+            let flow = PaymentCoordinator(api: api, store: database.store, feed: database.feed,
+                                          callbackURLs: StaticCallbackURLProvider(baseURL: "https://payments.example.com/cb/"),
+                                          callbackKey: try await database.sharedCallbackKey())
+            let session = try await flow.start(callSID: Sample.call(30), options: PaymentSessionOptions())
+            let sid = try #require(session.paymentSID)
+            try await cluster.halt()
+
+            let clock = ContinuousClock()
+            let started = clock.now
+            await #expect {
+                _ = try await flow.capture(.cardNumber, paymentSID: sid)
+            } throws: { error in
+                guard let error = error as? FlowError, case .storeUnavailable(let reason) = error else { return false }
+                return error.isRetryable && reason.contains("PostgreSQL cannot be reached") && !reason.contains(cluster.url)
+            }
+            #expect(clock.now - started < .seconds(10), "refused within the connect timeout, not left hanging")
+            #expect(api.calls.count == 1, "nothing was sent to Twilio without a stored request")
+            await #expect(throws: FlowError.self) { try await flow.receiveCallback(secret: "0123456789abcdef0123456789abcdef",
+                                                                                   Sample.callback([:], sid: sid, call: Sample.call(30))) }
+
+            try await cluster.resume()
+            let deadline = clock.now + .seconds(20)
+            var captured: PaymentSession?
+            while captured == nil, clock.now < deadline {
+                do throws(FlowError) {
+                    captured = try await flow.capture(.cardNumber, paymentSID: sid)
+                } catch .storeUnavailable {
+                    try await Task.sleep(for: .milliseconds(100))
+                } catch {
+                    throw error
+                }
+            }
+            let after = try #require(captured, "the store works again once the server is back")
+            #expect(after.state(.cardNumber) == .requested)
+            #expect(after.version == session.version + 2, "request and answer, nothing lost or doubled")
+            #expect(try await database.store.session(sid) == after)
+        }
+    }
+}
