@@ -336,6 +336,17 @@ let package = Package(
             swiftSettings: strictness,
             linkerSettings: serverLinking
         ),
+        /// The PostgreSQL store under load: callbacks per second into it, cross-replica
+        /// notification latency, a replica's memory with many live sessions (`Benchmarks/run`).
+        .executableTarget(
+            name: "PostgresBenchmark",
+            dependencies: ["LazyCurl", "BenchmarkSupport", "CallbackHTTP", "PaymentFlow", "PaymentStorePostgres", "TwilioPayments",
+                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Benchmarks/PostgresBenchmark",
+            swiftSettings: strictness,
+            linkerSettings: serverLinking
+        ),
         /// Signed callbacks per second through the receiver's real socket (`Benchmarks/run`).
         .executableTarget(
             name: "CallbackHTTPBenchmark",

@@ -186,17 +186,18 @@ public final class CallbackReceiver: Sendable {
             return unavailable(error)
         }
         let callback = PaymentStatusCallback(fields: fields)
-        let unrecognized = callback.unrecognizedValues
-        if !unrecognized.isEmpty {
-            // Kept and applied as far as understood; values are Twilio names, never card data.
-            logger.warning("callback carries values this server does not know", metadata: [
-                "payment.sid": "\(callback.paymentSID?.rawValue ?? "-")", "unrecognized": "\(unrecognized.joined(separator: "; "))",
-            ])
-        }
         do {
             guard try await sink.deliver(secret: secret, callback: callback) else { return Response(status: .notFound) }
         } catch {
             return unavailable(error)
+        }
+        let unrecognized = callback.unrecognizedValues
+        if !unrecognized.isEmpty {
+            // Kept and applied as far as understood (and only for a session that exists, so a
+            // stranger cannot fill the log); values are Twilio names, never card data.
+            logger.warning("callback carries values this server does not know", metadata: [
+                "payment.sid": "\(callback.paymentSID?.rawValue ?? "-")", "unrecognized": "\(unrecognized.joined(separator: "; "))",
+            ])
         }
         return Response(status: .noContent)
     }

@@ -89,6 +89,13 @@ struct ServerConfiguration {
     static func load(positional: [String], simulate: Bool, environment: [String: String], http: String? = nil,
                      tokensFile: String? = nil, allowUnauthenticated: Bool = false, databaseURL: String? = nil) throws(ConfigurationError) -> ServerConfiguration {
         var configuration = try loadPayments(positional: positional, simulate: simulate, environment: environment)
+        if let text = environment["AGENT_PAYMENTS_FINISHED_RETENTION_SECONDS"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+            guard let seconds = Int(text), seconds >= 0 else {
+                throw .invalidValue(variable: "AGENT_PAYMENTS_FINISHED_RETENTION_SECONDS", value: text,
+                                    expected: "a whole number of seconds (how long a finished session stays readable; default 3600)")
+            }
+            configuration.payments.finishedRetention = .seconds(seconds)
+        }
         if let database = try loadDatabase(databaseURL, environment: environment) {
             configuration.database = database.configuration
             configuration.databaseStartTimeout = database.startTimeout

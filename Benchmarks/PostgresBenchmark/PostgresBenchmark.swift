@@ -1,0 +1,297 @@
+// The PostgreSQL store under load, on a throwaway cluster on this machine (Benchmarks/run
+// starts it and passes its URL):
+// - signed callbacks per second through the callback receiver's real socket into the
+//   coordinator and the PostgreSQL store (each one a read by secret hash and a compare-and-set
+//   with NOTIFY), with p50/p99, from wrk (1 thread, 16 connections) over 1,000 live sessions;
+// - cross-replica notification latency: a write through one store instance until a subscriber of
+//   another instance's change feed (its own pool and LISTEN connection) has the new version,
+//   p50/p99, at rest and while the callback load runs;
+// - the resident memory of an `agent-payments --http` replica that has heard of 10,000 live
+//   sessions (written by another replica), against the same replica at rest.
+// Usage: PostgresBenchmark --database-url URL --server PATH/agent-payments [--seconds S]
+//        [--sessions N] [--smoke]
+import BenchmarkSupport
+import CallbackHTTP
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import PaymentFlow
+import PaymentStorePostgres
+import Synchronization
+import TwilioPayments
+
+/// No Twilio: callbacks need none.
+struct NoTwilio: TwilioPaymentsAPI {
+    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
+                       statusCallback: String) async throws(TwilioError) -> PaymentResource { throw .invalidRequest(["not in this benchmark"]) }
+    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
+                       statusCallback: String) async throws(TwilioError) -> PaymentResource { throw .invalidRequest(["not in this benchmark"]) }
+    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource { throw .invalidRequest(["not in this benchmark"]) }
+}
+
+/// The receiver's sink: the coordinator, as in the payments system.
+struct CoordinatorSink: CallbackSink {
+    let coordinator: PaymentCoordinator
+    func deliver(secret: String, callback: PaymentStatusCallback) async throws -> Bool {
+        try await coordinator.receiveCallback(secret: secret, callback)
+    }
+}
+
+@main
+enum PostgresBenchmarkMain {
+    /// Synchronous, as `agent-payments --http`'s entry (Sources/agent-payments/Entry.swift): NIO's
+    /// event loops become the executor before any task exists, so the receiver, the flow and
+    /// PostgresNIO share threads instead of hopping between them.
+    static func main() {
+        let takenOver = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        Task {
+            await run(takenOver: takenOver)
+            exit(0)
+        }
+        dispatchMain()
+    }
+
+    static func run(takenOver: Bool) async {
+        guard let databaseURL = textOption("--database-url") else {
+            giveUp("no database", because: "--database-url is missing", run: "Benchmarks/run starts a throwaway PostgreSQL and passes it")
+        }
+        let serverPath = textOption("--server").map(requireExecutable)
+        let seconds = option("--seconds", 10, smoke: 1)
+        let sessionCount = option("--sessions", 10_000, smoke: 200)
+        let connections = option("--connections", 16)
+        let liveForCallbacks = isSmoke ? 50 : 1_000
+        let latencySamples = isSmoke ? 50 : 2_000
+
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "postgres-benchmark")
+        logger.logLevel = .error
+        let configuration = must("reading the database URL") { try PostgresDatabaseConfiguration(url: databaseURL) }
+        let replicaA = PostgresPaymentDatabase(configuration: configuration, logger: logger)
+        let replicaB = PostgresPaymentDatabase(configuration: configuration, logger: logger)
+        let runA = Task { await replicaA.run() }
+        let runB = Task { await replicaB.run() }
+        let key = await must("migrating and reading the callback key") { try await replicaA.prepare(waitingUpTo: .seconds(20)) }
+        _ = await must("preparing the second store") { try await replicaB.prepare(waitingUpTo: .seconds(20)) }
+        _ = await must("emptying the sessions table") { try await replicaA.client.query("TRUNCATE agent_payments_sessions") }
+
+        // MARK: Sessions with a capture under way
+
+        let token = Secret("0123456789abcdef0123456789abcdef")
+        let stamp = Date()
+        func call(_ n: Int) -> CallSID { CallSID(validated: "CA" + String(format: "%032x", n)) }
+        func payment(_ n: Int) -> PaymentSID { PaymentSID(validated: "PK" + String(format: "%032x", n)) }
+
+        /// Stores `count` sessions from `first` (card number being captured); returns their secrets.
+        func storeSessions(_ range: Range<Int>, in database: PostgresPaymentDatabase) async -> [String] {
+            await withTaskGroup(of: (Int, String).self) { group in
+                var secrets = [String](repeating: "", count: range.count)
+                var next = range.lowerBound
+                func add() {
+                    let n = next
+                    next += 1
+                    group.addTask {
+                        let secret = CallbackSecretHash.secret(for: "bench-\(n)", key: key)
+                        let fresh = PaymentSession(callSID: call(n), configuration: PaymentConfiguration(), at: stamp, id: "bench-\(n)",
+                                                   callbackSecretHash: CallbackSecretHash.of(secret))
+                        let created = PaymentReducer.reduce(fresh, .sessionCreated(payment(n), at: stamp)).session
+                        let capturing = PaymentReducer.reduce(created, .captureRequested(.cardNumber, at: stamp, idempotencyKey: "k\(n)")).session
+                        _ = await must("storing a session") { try await database.store.compareAndSet(capturing, expectedVersion: nil) }
+                        return (n, secret)
+                    }
+                }
+                for _ in 0..<min(32, range.count) { add() }
+                for await (n, secret) in group {
+                    secrets[n - range.lowerBound] = secret
+                    if next < range.upperBound { add() }
+                }
+                return secrets
+            }
+        }
+
+        // MARK: 1. Callbacks through the receiver into PostgreSQL
+
+        let coordinator = PaymentCoordinator(api: NoTwilio(), store: replicaA.store, feed: replicaA.feed,
+                                             callbackURLs: StaticCallbackURLProvider(baseURL: "http://127.0.0.1/unused"), callbackKey: key)
+        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: token), sink: CoordinatorSink(coordinator: coordinator),
+                                        logger: logger)
+        let app = receiver.makeApplication()
+        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        let listening = ContinuousClock.now
+        while receiver.boundPort == nil {
+            if ContinuousClock.now - listening > .seconds(10) { giveUp("the callback receiver did not start", because: "no port bound within 10 s") }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        let secrets = await storeSessions(0..<liveForCallbacks, in: replicaA)
+
+        // Two callbacks per session, alternating while the caller types (each one changes the session,
+        // so each is a stored write): path, signature and body of each, for wrk's script.
+        // The two of a session are a round apart, never in flight together (16 requests at a time over
+        // 1,000 sessions), so each one finds the other's value stored and changes it.
+        var entries: [String] = []
+        for masked in ["xxxx", "xxxxxxxx"] {
+            for (n, secret) in secrets.enumerated() {
+                let url = must("building a callback URL") { try receiver.callbackURL(secret: secret) }
+                let path = String(url[url.range(of: "/", options: [], range: url.index(url.startIndex, offsetBy: 8)..<url.endIndex)!.lowerBound...])
+                let fields: [(String, String)] = [
+                    ("AccountSid", "AC" + String(repeating: "a1", count: 16)), ("CallSid", call(n).rawValue), ("Sid", payment(n).rawValue),
+                    ("Capture", "payment-card-number"), ("PartialResult", "true"), ("PaymentCardNumber", masked),
+                    ("PaymentMethod", "credit-card"), ("ChargeAmount", "9.99"), ("ErrorType", ""),
+                ]
+                let signature = WebhookSignature(authToken: token).sign(url: url, parameters: fields)
+                entries.append("{\"\(path)\",\"\(signature)\",\"\(FormEncoding.encode(fields))\"}")
+            }
+        }
+        let baseURL = must("building the base URL") { try receiver.callbackURL(secret: secrets[0]) }
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("postgres-bench-\(getpid()).lua")
+        let wrkPath = requireExecutableOrExplain("/usr/bin/wrk", install: "apt-get install wrk (Benchmarks/run installs it)")
+        must("writing the wrk script") { try """
+        local entries = {\(entries.joined(separator: ",\n"))}
+        local counter = 0
+        request = function()
+          counter = counter + 1
+          local e = entries[(counter % #entries) + 1]
+          return wrk.format("POST", e[1], {["Content-Type"] = "application/x-www-form-urlencoded", ["X-Twilio-Signature"] = e[2]}, e[3])
+        end
+        done = function(summary, latency, requests)
+          io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+            summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status))
+        end
+        """.write(to: script, atomically: true, encoding: .utf8) }
+        defer { try? FileManager.default.removeItem(at: script) }
+
+        /// Writes through A until B's feed hands over that version, `count` times, one after another
+        /// (sessions of their own); the milliseconds of each.
+        func crossReplicaLatencies(_ count: Int, from first: Int) async -> [Double] {
+            let changes = replicaB.feed.subscribe()
+            let (arrivals, arrival) = AsyncStream<(String, ContinuousClock.Instant)>.makeStream()
+            let listener = Task {
+                for await session in changes where session.id.hasPrefix("latency-") { arrival.yield((session.id, ContinuousClock.now)) }
+            }
+            defer { listener.cancel() }
+            // A change that never arrives ends the benchmark rather than hanging it.
+            let progress = Atomic<Int>(0)
+            let watchdog = Task {
+                var seen = -1
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(10))
+                    let now = progress.load(ordering: .relaxed)
+                    if now == seen, !Task.isCancelled { giveUp("a change never reached the other store's feed", because: "no progress for 10 s") }
+                    seen = now
+                }
+            }
+            defer { watchdog.cancel() }
+            var iterator = arrivals.makeAsyncIterator()
+            var latencies: [Double] = []
+            for n in first..<(first + count) {
+                let id = "latency-\(n)"
+                let session = PaymentSession(callSID: call(1_000_000 + n), configuration: PaymentConfiguration(), at: stamp, id: id,
+                                             callbackSecretHash: String(format: "%064x", 1_000_000 + n))
+                let start = ContinuousClock.now
+                _ = await must("writing through the first store") { try await replicaA.store.compareAndSet(session, expectedVersion: nil) }
+                while let (heard, at) = await iterator.next() {
+                    guard heard == id else { continue }
+                    let elapsed = at - start
+                    latencies.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+                    break
+                }
+                progress.add(1, ordering: .relaxed)
+            }
+            return latencies
+        }
+
+        let idle = await crossReplicaLatencies(latencySamples, from: 0)
+
+        let wrk = Process()
+        wrk.executableURL = URL(fileURLWithPath: wrkPath)
+        wrk.arguments = ["-t1", "-c\(connections)", "-d\(seconds)s", "-s", script.path, baseURL]
+        let output = Pipe()
+        wrk.standardOutput = output
+        must("starting wrk") { try wrk.run() }
+        // Sampled while the callback load runs: a little after it starts, for about half its length.
+        try? await Task.sleep(for: .milliseconds(300))
+        let underLoad = await crossReplicaLatencies(isSmoke ? 20 : max(100, seconds * 40), from: latencySamples)
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        wrk.waitUntilExit()
+        server.cancel()
+
+        let text = String(decoding: data, as: UTF8.self)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
+            giveUp("wrk produced no result", because: text.isEmpty ? "no output" : text.replacingOccurrences(of: "\n", with: " "))
+        }
+        let numbers = line.split(separator: " ").dropFirst().compactMap { Int($0) }
+        guard numbers.count == 6 else { giveUp("wrk's result line is malformed", because: String(line)) }
+        let (requests, durationMicros, p50, p99, errors, statusErrors) = (numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5])
+        // Every accepted callback is one stored version: the versions gained are the writes.
+        let versions: Int64 = await must("counting stored versions") {
+            let rows = try await replicaA.client.query("SELECT coalesce(sum(version), 0)::bigint FROM agent_payments_sessions WHERE id LIKE 'bench-%'")
+            for try await total in rows.decode(Int64.self) { return total }
+            return 0
+        }
+        let writes = Int(versions) - 3 * liveForCallbacks  // each started at version 3 (created, capture requested)
+        let perSecond = Double(requests) / (Double(durationMicros) / 1e6)
+
+        print("PostgreSQL store (PostgreSQL 15 on this machine, loopback; wrk -t1 -c\(connections) for \(seconds) s over \(liveForCallbacks) live sessions; NIO as the executor: \(takenOver))")
+        print("| measure | figure | target |")
+        print("|---|---|---|")
+        print("| signed callbacks per second into PostgreSQL | \(Int(perSecond)) | ≥ 5000 |")
+        print("| callback latency p50 | \(String(format: "%.3f", Double(p50) / 1000)) ms | |")
+        print("| callback latency p99 | \(String(format: "%.3f", Double(p99) / 1000)) ms | |")
+        print("| errors / non-2xx / stored writes of \(requests) | \(errors) / \(statusErrors) / \(writes) | 0 / 0 / all |")
+        print("| cross-replica notification p50, at rest | \(format(percentile(idle, 0.5))) ms | |")
+        print("| cross-replica notification p99, at rest | \(format(percentile(idle, 0.99))) ms | ≤ 20 ms |")
+        print("| cross-replica notification p50, under the callback load | \(format(percentile(underLoad, 0.5))) ms | |")
+        print("| cross-replica notification p99, under the callback load | \(format(percentile(underLoad, 0.99))) ms | ≤ 20 ms |")
+        produced("callbacks per second", requests > 0 && durationMicros > 0 ? perSecond : .nan)
+        produced("callback latency p50 and p99", p50 > 0 && p99 > 0 ? Double(p99) : .nan)
+        produced("cross-replica latency at rest", idle)
+        produced("cross-replica latency under load", underLoad)
+
+        // MARK: 3. Memory of a replica with many live sessions
+
+        if let serverPath {
+            _ = await must("emptying the sessions table") { try await replicaA.client.query("TRUNCATE agent_payments_sessions") }
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = databaseURL
+            environment["AGENT_PAYMENTS_LOG_LEVEL"] = "error"
+            let replica = Process()
+            replica.executableURL = URL(fileURLWithPath: serverPath)
+            replica.arguments = ["--simulate", "--http", "127.0.0.1:0"]
+            replica.environment = environment
+            let errorPipe = Pipe()
+            replica.standardError = errorPipe
+            replica.standardOutput = FileHandle.nullDevice
+            must("starting the replica") { try replica.run() }
+            defer { if replica.isRunning { replica.terminate() } }
+            // Ready once it announces its endpoint.
+            var announced = ""
+            let handle = errorPipe.fileHandleForReading
+            while !announced.contains("MCP endpoint") {
+                let chunk = handle.availableData
+                if chunk.isEmpty { giveUp("the replica stopped before it was ready", because: announced) }
+                announced += String(decoding: chunk, as: UTF8.self)
+            }
+            func resident() -> Int {
+                let status = (try? String(contentsOfFile: "/proc/\(replica.processIdentifier)/status", encoding: .utf8)) ?? ""
+                let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+                return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+            let before = resident()
+            _ = await storeSessions(100_000..<(100_000 + sessionCount), in: replicaB)
+            // The replica has heard of them all once its feed went quiet; give it a moment more.
+            try? await Task.sleep(for: .seconds(isSmoke ? 1 : 3))
+            let after = resident()
+            print("| replica RSS at rest | \(format(Double(before) / 1_048_576)) MiB | |")
+            print("| replica RSS with \(sessionCount) live sessions (written by another replica) | \(format(Double(after) / 1_048_576)) MiB | |")
+            print("| per live session | \(format(Double(after - before) / Double(sessionCount))) bytes | |")
+            produced("replica RSS with live sessions", before > 0 && after > 0 ? Double(after) : .nan)
+            replica.terminate()
+            replica.waitUntilExit()
+        }
+        runA.cancel()
+        runB.cancel()
+        checkFigures()
+    }
+}
