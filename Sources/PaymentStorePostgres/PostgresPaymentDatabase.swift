@@ -3,6 +3,7 @@ import PaymentFlow
 public import PostgresNIO
 public import ServiceLifecycle
 public import TwilioPayments
+import Synchronization
 
 /// Everything a replica needs from PostgreSQL, from one ``PostgresDatabaseConfiguration``: the
 /// connection pool, the ``PostgresPaymentStore``, the ``PostgresChangeFeed``, the migrations,
@@ -42,7 +43,11 @@ public final class PostgresPaymentDatabase: Service, Sendable {
     @discardableResult
     public func migrate() async throws(PostgresStoreError) -> [Int] {
         do {
-            return try await PostgresMigrations.migrate(client, logger: logger)
+            // Bounded like every request (migrations are a few statements; a lock held by another
+            // replica's migration is waited for within the same bound, then retried by prepare).
+            return try await withTimeout(configuration.requestTimeout * 6) { [client, logger] in
+                try await PostgresMigrations.migrate(client, logger: logger)
+            }
         } catch {
             throw PostgresStoreError.from(error)
         }
@@ -52,37 +57,64 @@ public final class PostgresPaymentDatabase: Service, Sendable {
     /// a new random one stored now (the first replica to store it wins).
     public func sharedCallbackKey() async throws(PostgresStoreError) -> Secret {
         let fresh = PathSecret.make() + PathSecret.make()
+        let stored: String?
         do {
-            // Two statements, not one: a replica whose insert waited on another's and then did
-            // nothing must read with a snapshot taken after that one committed.
-            try await client.query("INSERT INTO agent_payments_settings (name, value) VALUES ('callback_key', \(fresh)) ON CONFLICT (name) DO NOTHING",
-                                   logger: logger)
-            let rows = try await client.query("SELECT value FROM agent_payments_settings WHERE name = 'callback_key'", logger: logger)
-            for try await value in rows.decode(String.self) { return Secret(value) }
+            stored = try await withTimeout(configuration.requestTimeout) { [client, logger] in
+                // Two statements, not one: a replica whose insert waited on another's and then did
+                // nothing must read with a snapshot taken after that one committed.
+                try await client.query("INSERT INTO agent_payments_settings (name, value) VALUES ('callback_key', \(fresh)) ON CONFLICT (name) DO NOTHING",
+                                       logger: logger)
+                let rows = try await client.query("SELECT value FROM agent_payments_settings WHERE name = 'callback_key'", logger: logger)
+                for try await value in rows.decode(String.self) { return value }
+                return nil
+            }
         } catch {
             throw PostgresStoreError.from(error)
         }
-        throw .unreadable("the shared callback key could not be stored")
+        guard let stored else { throw .unreadable("the shared callback key could not be stored") }
+        return Secret(stored)
     }
 
     /// Migrates, then returns the shared callback key (``sharedCallbackKey()``), retrying while the
     /// server cannot be reached, for up to `timeout`; the feed listens by then too. A schema newer
     /// than this build, or a server that refuses, fails at once.
     public func prepare(waitingUpTo timeout: Duration) async throws(PostgresStoreError) -> Secret {
-        let deadline = ContinuousClock.now + timeout
-        var delay: Duration = .milliseconds(100)
-        while true {
-            do {
-                try await migrate()
-                let key = try await sharedCallbackKey()
-                _ = await feed.listening(waitingUpTo: max(.zero, deadline - .now))
-                return key
-            } catch {
-                guard case .unreachable = error, ContinuousClock.now + delay < deadline, !Task.isCancelled else { throw error }
-                logger.warning("PostgreSQL is not reachable yet; retrying", metadata: ["database": "\(configuration)", "reason": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(2))
+        try await retrying(for: timeout) { [self] () async throws(PostgresStoreError) in
+            try await migrate()
+            let key = try await sharedCallbackKey()
+            _ = await feed.listening(waitingUpTo: .seconds(10))
+            return key
+        }
+    }
+
+    /// ``migrate()``, retrying while the server cannot be reached, for up to `timeout`: what
+    /// `agent-payments migrate` runs. The versions applied.
+    public func migrate(waitingUpTo timeout: Duration) async throws(PostgresStoreError) -> [Int] {
+        try await retrying(for: timeout) { [self] () async throws(PostgresStoreError) in try await migrate() }
+    }
+
+    /// `attempt` until it succeeds, fails otherwise than unreachable, or `timeout` passes (then
+    /// the last attempt's reason, not the timer's, is thrown).
+    private func retrying<T: Sendable>(for timeout: Duration,
+                                       _ attempt: @escaping @Sendable () async throws(PostgresStoreError) -> T) async throws(PostgresStoreError) -> T {
+        let lastFailure = Mutex<PostgresStoreError?>(nil)
+        do {
+            return try await withTimeout(timeout) { [self] in
+                var delay: Duration = .milliseconds(100)
+                while true {
+                    do throws(PostgresStoreError) {
+                        return try await attempt()
+                    } catch {
+                        guard case .unreachable = error, !Task.isCancelled else { throw error }
+                        lastFailure.withLock { $0 = error }
+                        logger.warning("PostgreSQL is not reachable yet; retrying", metadata: ["database": "\(configuration)", "reason": "\(error)"])
+                        try await Task.sleep(for: delay)
+                        delay = min(delay * 2, .seconds(2))
+                    }
+                }
             }
+        } catch {
+            throw lastFailure.withLock { $0 } ?? PostgresStoreError.from(error)
         }
     }
 }

@@ -59,6 +59,22 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
+/// Runs `request`, failing it as ``PostgresStoreError/unreachable(_:)`` after `timeout`: the
+/// connection pool would otherwise keep a request waiting for a connection for a minute while
+/// the server is away.
+func withTimeout<T: Sendable>(_ timeout: Duration, _ request: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask(operation: request)
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            throw PostgresStoreError.unreachable("no answer within \(timeout)")
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw CancellationError() }
+        return first
+    }
+}
+
 /// Payment sessions in PostgreSQL, shared by every replica that uses the same database: the
 /// ``PaymentStore`` of `agent-payments` when `DATABASE_URL` is set.
 ///
@@ -87,17 +103,7 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
     /// Runs `request`, failing it as unreachable after ``requestTimeout`` (the pool's wait for a
     /// connection is cancelled then; a query in flight on a dead connection fails with it).
     func bounded<T: Sendable>(_ request: @escaping @Sendable () async throws -> T) async throws -> T {
-        let timeout = requestTimeout
-        return try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask(operation: request)
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw PostgresStoreError.unreachable("no answer within \(timeout)")
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw CancellationError() }
-            return first
-        }
+        try await withTimeout(requestTimeout, request)
     }
 
     public func session(_ paymentSID: PaymentSID) async throws(PaymentStoreError) -> PaymentSession? {

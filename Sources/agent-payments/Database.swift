@@ -49,38 +49,38 @@ struct Migrate: AsyncParsableCommand {
         valueName: "URL"))
     var databaseURL: String?
 
-    func run() async throws {
-        let settings: PostgresDatabaseConfiguration
-        let timeout: Duration
+    func validate() throws {
+        _ = try load()
+    }
+
+    private func load() throws(ValidationError) -> (PostgresDatabaseConfiguration, Duration) {
+        let loaded: (configuration: PostgresDatabaseConfiguration, startTimeout: Duration, callbackKey: Secret?)?
         do {
-            guard let loaded = try ServerConfiguration.loadDatabase(databaseURL, environment: ProcessInfo.processInfo.environment) else {
-                throw ConfigurationError.missingDatabaseURL
-            }
-            (settings, timeout) = (loaded.configuration, loaded.startTimeout)
-        } catch let error as ConfigurationError {
+            loaded = try ServerConfiguration.loadDatabase(databaseURL, environment: ProcessInfo.processInfo.environment)
+        } catch {
             throw ValidationError(error.description)
         }
+        guard let loaded else { throw ValidationError(ConfigurationError.missingDatabaseURL.description) }
+        return (loaded.configuration, loaded.startTimeout)
+    }
+
+    func run() async throws {
+        let (settings, timeout) = try load()
         var logger = Logger(label: "agent-payments.migrate", factory: { StreamLogHandler.standardError(label: $0) })
         logger.logLevel = .notice
         let database = PostgresPaymentDatabase(configuration: settings, logger: logger)
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await database.client.run() }
-            let deadline = ContinuousClock.now + timeout
-            while true {
-                do throws(PostgresStoreError) {
-                    let applied = try await database.migrate()
-                    let message = applied.isEmpty
-                        ? "agent-payments: the schema at \(settings) is current (version \(PostgresMigrations.latestVersion))\n"
-                        : "agent-payments: applied migrations \(applied.map(String.init).joined(separator: ", ")) at \(settings)\n"
-                    FileHandle.standardError.write(Data(message.utf8))
-                    break
-                } catch {
-                    guard case .unreachable = error, ContinuousClock.now < deadline else {
-                        FileHandle.standardError.write(Data("agent-payments: migration failed at \(settings): \(error)\n".utf8))
-                        throw ExitCode(error.isUnreachable ? 75 : 1)
-                    }
-                    try await Task.sleep(for: .milliseconds(250))
-                }
+            group.addTask { await database.run() }
+            do throws(PostgresStoreError) {
+                // Retrying while the server is not up yet, within the start-up wait.
+                let applied = try await database.migrate(waitingUpTo: timeout)
+                let message = applied.isEmpty
+                    ? "agent-payments: the schema at \(settings) is current (version \(PostgresMigrations.latestVersion))\n"
+                    : "agent-payments: applied migrations \(applied.map(String.init).joined(separator: ", ")) at \(settings)\n"
+                FileHandle.standardError.write(Data(message.utf8))
+            } catch {
+                FileHandle.standardError.write(Data("agent-payments: migration failed at \(settings): \(error)\n".utf8))
+                throw ExitCode(error.isUnreachable ? 75 : 1)
             }
             group.cancelAll()
         }

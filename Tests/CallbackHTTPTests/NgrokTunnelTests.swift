@@ -77,7 +77,9 @@ import TwilioPayments
         setenv("FAKE_NGROK_MODE", "silent", 1)
         do {
             _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("t"), port: 8080,
-                                                               startupTimeout: .milliseconds(800)))
+                                                               // Long enough for the fake agent to start and write its
+                                                               // pid on a loaded machine (0.8 s was not, in a full run).
+                                                               startupTimeout: .seconds(3)))
             Issue.record("started")
         } catch {
             #expect(error.description.contains("did not report a public URL"))
