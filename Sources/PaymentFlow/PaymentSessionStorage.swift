@@ -67,7 +67,7 @@ private struct StoredSession: Codable {
         id = session.id
         paymentSid = session.paymentSID?.rawValue
         callbackSecretHash = session.callbackSecretHash
-        inFlight = Dictionary(uniqueKeysWithValues: session.inFlight.map { (StoredOperation.name($0.key), $0.value) })
+        inFlight = Dictionary(uniqueKeysWithValues: session.inFlight.map { ($0.key.storageName, $0.value) })
         callSid = session.callSID.rawValue
         options = StoredOptions(session.configuration.options)
         items = Dictionary(uniqueKeysWithValues: session.items.map { ($0.key.rawValue, StoredItem($0.value)) })
@@ -115,15 +115,19 @@ private struct StoredSession: Codable {
     }
 }
 
-private enum StoredOperation {
-    static func name(_ operation: PaymentOperation) -> String {
-        switch operation {
+extension PaymentOperation {
+    /// The operation's name in stored sessions: `create`, `capture:<item>`, `complete`, `cancel`.
+    public var storageName: String {
+        switch self {
         case .create: return "create"
         case .capture(let item): return "capture:" + item.rawValue
         case .complete: return "complete"
         case .cancel: return "cancel"
         }
     }
+}
+
+private enum StoredOperation {
 
     static func operation(_ name: String) throws(PaymentSessionStorageError) -> PaymentOperation {
         switch name {

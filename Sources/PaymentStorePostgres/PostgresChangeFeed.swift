@@ -28,7 +28,6 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
     static let rememberedLimit = 65_536
 
     private let client: PostgresClient
-    private let store: PostgresPaymentStore
     private let logger: Logger
 
     private struct State {
@@ -52,7 +51,6 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
 
     public init(store: PostgresPaymentStore) {
         self.client = store.client
-        self.store = store
         self.logger = store.logger
     }
 

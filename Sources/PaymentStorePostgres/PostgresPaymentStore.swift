@@ -186,18 +186,6 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
         }
     }
 
-    /// How many sessions are stored (for tests and figures).
-    public func count() async throws(PaymentStoreError) -> Int {
-        do {
-            for try await count in try await client.query("SELECT count(*)::bigint FROM agent_payments_sessions", logger: logger).decode(Int64.self) {
-                return Int(count)
-            }
-            return 0
-        } catch {
-            throw PaymentStoreError(PostgresStoreError.from(error).description)
-        }
-    }
-
     // MARK: Reading
 
     private func one(_ query: PostgresQuery) async throws(PaymentStoreError) -> PaymentSession? {
@@ -230,17 +218,8 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
     /// The in-flight idempotency keys as a JSON object (`{"capture:payment-card-number": "…"}`),
     /// for operators reading the table; the snapshot carries them too.
     static func inFlightJSON(_ session: PaymentSession) -> String {
-        let object = Dictionary(uniqueKeysWithValues: session.inFlight.map { (operationName($0.key), $0.value) })
+        let object = Dictionary(uniqueKeysWithValues: session.inFlight.map { ($0.key.storageName, $0.value) })
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
-    }
-
-    private static func operationName(_ operation: PaymentOperation) -> String {
-        switch operation {
-        case .create: return "create"
-        case .capture(let item): return "capture:" + item.rawValue
-        case .complete: return "complete"
-        case .cancel: return "cancel"
-        }
     }
 }
