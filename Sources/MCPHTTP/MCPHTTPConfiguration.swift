@@ -26,11 +26,17 @@ public struct MCPHTTPConfiguration: Sendable {
     public var sessionBacklog: Int
     /// Undelivered messages one response may hold before the oldest notifications are dropped.
     public var streamBuffer: Int
+    /// Request headers handed to the engine with each message (``RequestContext/transportHeaders``,
+    /// names lowercased): what a voice platform says about the call, such as `X-Twilio-Call-Sid`.
+    /// Never credentials: `Authorization` and `Cookie` are not forwarded even when named.
+    public var forwardedHeaders: [String] {
+        didSet { forwardedHeaders = Self.forwardable(forwardedHeaders) }
+    }
 
     public init(path: String = "/mcp", allowedOrigins: Set<String> = [], authenticator: (any BearerAuthenticator)? = nil,
                 oauth: OAuthResourceServer? = nil, maximumBodyBytes: Int = 1 << 20, maximumStreamsPerClient: Int = 16,
                 maximumSessions: Int = 1000, sessionIdleTimeout: Duration = .seconds(1800), keepAliveInterval: Duration = .seconds(15),
-                sessionBacklog: Int = 64, streamBuffer: Int = 256) {
+                sessionBacklog: Int = 64, streamBuffer: Int = 256, forwardedHeaders: [String] = []) {
         self.path = "/" + path.split(separator: "/").joined(separator: "/")
         self.allowedOrigins = Set(allowedOrigins.map(Self.normalizedOrigin))
         self.authenticator = authenticator
@@ -42,6 +48,13 @@ public struct MCPHTTPConfiguration: Sendable {
         self.keepAliveInterval = keepAliveInterval
         self.sessionBacklog = max(0, sessionBacklog)
         self.streamBuffer = max(2, streamBuffer)
+        self.forwardedHeaders = Self.forwardable(forwardedHeaders)
+    }
+
+    /// `names` lowercased, without credentials and repeats.
+    static func forwardable(_ names: [String]) -> [String] {
+        var seen: Set<String> = []
+        return names.map { $0.lowercased() }.filter { !["authorization", "cookie", "proxy-authorization"].contains($0) && seen.insert($0).inserted }
     }
 
     /// An origin as compared: lowercased, without a trailing slash.

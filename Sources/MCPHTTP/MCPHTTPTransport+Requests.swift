@@ -83,10 +83,20 @@ extension MCPHTTPTransport {
             }
             let queue = OutboundQueue(limit: configuration.streamBuffer)
             let connection = server.connect(sink: ModernSink(queue: queue))
-            connection.receive(message: message)
+            connection.receive(message: message, transportHeaders: forwarded(request))
             return await respond(queue: queue, modern: true, channel: channel, streamHolder: listens ? principal : nil,
                                  onEnd: { _ in connection.close() })
         }
+    }
+
+    /// The configured headers of `request` that it carries, for the engine.
+    func forwarded(_ request: Request) -> [String: String] {
+        var headers: [String: String] = [:]
+        for name in configuration.forwardedHeaders {
+            guard let field = HTTPField.Name(name), let value = request.headers[field] else { continue }
+            headers[name] = value
+        }
+        return headers
     }
 
     func tooManyStreams() -> Response {
@@ -120,7 +130,7 @@ extension MCPHTTPTransport {
         guard let queue = session.register(id) else {
             return Self.errorResponse(.badRequest, .invalidRequest("request id \(id) is already in use by a request in progress"), id: id)
         }
-        session.connection.receive(message: message)
+        session.connection.receive(message: message, transportHeaders: forwarded(request))
         return await respond(queue: queue, modern: false, channel: channel, streamHolder: nil) { clientGone in
             if clientGone { session.cancel(id) }
             session.touch()

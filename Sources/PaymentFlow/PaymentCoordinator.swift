@@ -67,6 +67,34 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// A request to the payment flow, as a value: what a host hands ``PaymentCoordinator/perform(_:)``
+/// (and may run in a task of its own, so that its caller giving up never cuts a Twilio request
+/// short).
+public enum PaymentCommand: Sendable, Equatable {
+    /// Start a session on the call with these options (or resume its unfinished one, if the
+    /// options are the same).
+    case start(callSID: CallSID, options: PaymentSessionOptions)
+    /// Capture an item; `restart` starts over an entry under way or captured.
+    case capture(PaymentItem, paymentSID: PaymentSID, callSID: CallSID?, restart: Bool)
+    /// Complete (charge or tokenize).
+    case complete(paymentSID: PaymentSID, callSID: CallSID?)
+    /// Cancel.
+    case cancel(paymentSID: PaymentSID, callSID: CallSID?)
+}
+
+/// What a command left behind: the session, and whether the command was a repeat of one
+/// already under way or done (a resumed start, a capture of the item being typed, a second
+/// completion or cancellation), which sent nothing to Twilio.
+public struct CommandOutcome: Sendable, Equatable {
+    public var session: PaymentSession
+    public var repeated: Bool
+
+    public init(session: PaymentSession, repeated: Bool) {
+        self.session = session
+        self.repeated = repeated
+    }
+}
+
 /// Runs payment sessions: it applies every event through ``PaymentReducer``, performs the
 /// REST calls the reducer asks for, keeps the sessions in a ``PaymentStore`` and announces
 /// every change on a ``PaymentChangeFeed``.
@@ -89,6 +117,14 @@ public actor PaymentCoordinator {
     /// When each session's call was last checked by ``checkSilentCalls(silentFor:)`` (a local
     /// economy: another replica may check too).
     private var lastCallCheck: [PaymentSID: Date] = [:]
+    /// The operations this coordinator is sending to Twilio now, by session id: a second request
+    /// for one of them is a repeat (it waits for nothing and sends nothing), while one whose
+    /// sender is gone (another replica died mid-request) is sent again with the stored key.
+    private var sending: Set<SendingOperation> = []
+    private struct SendingOperation: Hashable {
+        var session: String
+        var operation: PaymentOperation
+    }
     /// Long polls waiting now, by payment SID (for tests and figures).
     private var waiting: [PaymentSID: Int] = [:]
     /// The newest version of every session this coordinator wrote, read or heard of on the feed,
@@ -108,9 +144,40 @@ public actor PaymentCoordinator {
 
     // MARK: Commands
 
-    /// Starts a payment session on `callSID`.
+    /// Runs `command` and says whether it was a repeat.
+    ///
+    /// Repeats are harmless, so a retried or repeated call (a client's retry after its timeout,
+    /// a model calling twice) never disturbs the caller: starting again on a call whose unfinished
+    /// session has the same options resumes that session; capturing the item the caller is typing
+    /// (or one already captured), completing a session that is completing or completed, and
+    /// cancelling one that is cancelling or cancelled return the session as it is. None of them
+    /// asks Twilio anything. Starting with different options is refused
+    /// (``FlowError/sessionInProgress(callSID:paymentSID:)``).
+    public func perform(_ command: PaymentCommand) async throws(FlowError) -> CommandOutcome {
+        switch command {
+        case .start(let callSID, let options):
+            return try await startOrResume(callSID: callSID, options: options)
+        case .capture(let item, let paymentSID, let callSID, let restart):
+            return try await run(.captureRequested(item, at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(), restart: restart),
+                                 paymentSID: paymentSID, callSID: callSID)
+        case .complete(let paymentSID, let callSID):
+            return try await run(.completeRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
+                                 paymentSID: paymentSID, callSID: callSID)
+        case .cancel(let paymentSID, let callSID):
+            return try await run(.cancelRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
+                                 paymentSID: paymentSID, callSID: callSID)
+        }
+    }
+
+    /// Starts a payment session on `callSID`; on a call whose unfinished session has the same
+    /// options, returns that session instead (resumed, nothing sent).
     public func start(callSID: CallSID, options: PaymentSessionOptions) async throws(FlowError) -> PaymentSession {
-        if let running = try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) }).first(where: { !$0.phase.isFinished }) {
+        try await startOrResume(callSID: callSID, options: options).session
+    }
+
+    private func startOrResume(callSID: CallSID, options: PaymentSessionOptions) async throws(FlowError) -> CommandOutcome {
+        if let running = try await unfinished(onCall: callSID) {
+            if running.configuration.options == options { return CommandOutcome(session: running, repeated: true) }
             throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID)
         }
         let problems = options.validate()
@@ -125,7 +192,9 @@ public actor PaymentCoordinator {
         session.inFlight[.create] = key
         // Stored first: one per call (the store refuses a second), and findable by early callbacks.
         guard try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: nil) }) else {
-            let running = try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) }).first { !$0.phase.isFinished }
+            // Another start on this call won the race: the same request (a retry) resumes it.
+            let running = try await unfinished(onCall: callSID)
+            if let running, running.configuration.options == options { return CommandOutcome(session: running, repeated: true) }
             throw .sessionInProgress(callSID: callSID, paymentSID: running?.paymentSID)
         }
         published.offer(session)
@@ -138,25 +207,31 @@ public actor PaymentCoordinator {
             _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .requestFailed(.create, reason: error.description, at: self.now())) }
             throw .twilio(error)
         }
-        return try await mutate(id: session.id) { PaymentReducer.reduce($0, .sessionCreated(resource.sid, at: self.now())) }.session
+        let created = try await mutate(id: session.id) { PaymentReducer.reduce($0, .sessionCreated(resource.sid, at: self.now())) }.session
+        return CommandOutcome(session: created, repeated: false)
     }
 
-    /// Asks the caller's keypad for `item`.
-    public func capture(_ item: PaymentItem, paymentSID: PaymentSID, callSID: CallSID? = nil) async throws(FlowError) -> PaymentSession {
-        try await run(.captureRequested(item, at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
-                      paymentSID: paymentSID, callSID: callSID)
+    /// The unfinished session on `callSID`, if any.
+    private func unfinished(onCall callSID: CallSID) async throws(FlowError) -> PaymentSession? {
+        try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) }).first { !$0.phase.isFinished }
+    }
+
+    /// Asks the caller's keypad for `item`. Asking again for the item the caller is typing, or
+    /// for one already captured, returns the session as it is unless `restart` is set.
+    public func capture(_ item: PaymentItem, paymentSID: PaymentSID, callSID: CallSID? = nil, restart: Bool = false) async throws(FlowError) -> PaymentSession {
+        try await perform(.capture(item, paymentSID: paymentSID, callSID: callSID, restart: restart)).session
     }
 
     /// Completes the session: charges or tokenizes. Refused, naming them, while items are missing.
+    /// Asked again while completing or after it went through, returns the session as it is.
     public func complete(paymentSID: PaymentSID, callSID: CallSID? = nil) async throws(FlowError) -> PaymentSession {
-        try await run(.completeRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
-                      paymentSID: paymentSID, callSID: callSID)
+        try await perform(.complete(paymentSID: paymentSID, callSID: callSID)).session
     }
 
-    /// Cancels the session. Final: a new attempt needs a new session.
+    /// Cancels the session. Final: a new attempt needs a new session. Asked again while
+    /// cancelling or once cancelled, returns the session as it is.
     public func cancel(paymentSID: PaymentSID, callSID: CallSID? = nil) async throws(FlowError) -> PaymentSession {
-        try await run(.cancelRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
-                      paymentSID: paymentSID, callSID: callSID)
+        try await perform(.cancel(paymentSID: paymentSID, callSID: callSID)).session
     }
 
     /// Applies a request event, performs the REST call it asks for, and applies the outcome.
@@ -166,14 +241,21 @@ public actor PaymentCoordinator {
     /// Store traffic: one read, one compare-and-set for the request (with the operation's
     /// idempotency key, before Twilio is called, so a retry anywhere reuses it), one for
     /// Twilio's answer; a conflicting writer costs one more read and write.
-    private func run(_ request: PaymentEvent, paymentSID: PaymentSID, callSID: CallSID?) async throws(FlowError) -> PaymentSession {
+    private func run(_ request: PaymentEvent, paymentSID: PaymentSID, callSID: CallSID?) async throws(FlowError) -> CommandOutcome {
         guard let current = try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) }) else {
             throw .unknownSession(paymentSID)
         }
         if let callSID, current.callSID != callSID { throw .wrongCall(paymentSID: paymentSID, callSID: callSID) }
+        // A repeat is answered from the stored session alone: Twilio is asked nothing. So is a
+        // request this coordinator is sending right now.
+        let preview = PaymentReducer.reduce(current, request)
+        let beingSent = preview.effects.contains { effect in
+            if case .send(let operation) = effect { sending.contains(SendingOperation(session: current.id, operation: operation)) } else { false }
+        }
+        if preview.repeated || beingSent { return CommandOutcome(session: current, repeated: true) }
         if !current.phase.isFinished, case .ended(let status) = await callState(current.callSID) {
             let ended = try await mutate(id: current.id, from: current) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
-            if case .cancelRequested = request { return ended.session }
+            if case .cancelRequested = request { return CommandOutcome(session: ended.session, repeated: false) }
             throw .callEnded(callSID: current.callSID, status: status)
         }
         let transition = try await mutate(id: current.id, from: current) { PaymentReducer.reduce($0, request) }
@@ -181,9 +263,13 @@ public actor PaymentCoordinator {
         var latest = transition.session
         for case .send(let operation) in transition.effects {
             guard let update = UpdateOperation(operation) else { continue }   // create is sent by start
+            // A twin of this request got here first and is sending it: this one is the repeat.
+            if sending.contains(SendingOperation(session: current.id, operation: operation)) {
+                return CommandOutcome(session: transition.session, repeated: true)
+            }
             latest = try await send(update, session: transition.session)
         }
-        return latest
+        return CommandOutcome(session: latest, repeated: transition.repeated)
     }
 
     /// Sends `update` with the key the session holds for it; returns the session after
@@ -193,6 +279,9 @@ public actor PaymentCoordinator {
         guard let sid = session.paymentSID else { throw .rejected(.stillStarting) }
         let url = try await callbackURL(secret: CallbackSecretHash.secret(for: session.id, key: callbackKey))
         let key = session.inFlight[operation] ?? TwilioPaymentsClient.makeIdempotencyKey()
+        let marker = SendingOperation(session: session.id, operation: operation)
+        sending.insert(marker)
+        defer { sending.remove(marker) }
         let resource: PaymentResource
         do {
             resource = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update.update,

@@ -7,7 +7,10 @@ public enum PaymentEvent: Sendable {
     case sessionCreated(PaymentSID, at: Date)
     /// The agent asked to capture an item; `idempotencyKey` is the fresh key for it (kept
     /// unless an earlier request of the same capture is still unanswered, whose key is reused).
-    case captureRequested(PaymentItem, at: Date, idempotencyKey: String? = nil)
+    /// Without `restart`, asking again for the item the caller is typing, or for one already
+    /// captured, is a repeat (a retried or repeated tool call): nothing changes and nothing is
+    /// sent. With it, the entry starts over.
+    case captureRequested(PaymentItem, at: Date, idempotencyKey: String? = nil, restart: Bool = false)
     /// Twilio accepted the capture (202); `twilioDate` is the answer's `date_updated`, by
     /// Twilio's clock, which marks where this attempt begins.
     case captureAccepted(PaymentItem, at: Date, twilioDate: Date? = nil)
@@ -136,6 +139,10 @@ public struct Transition: Sendable {
     public var rejection: FlowRejection?
     /// Whether the session changed (its version grew).
     public var changed: Bool
+    /// Set when the event was a request already under way or done (capturing the item the caller
+    /// is typing, completing a session that is completing or completed, cancelling one that is
+    /// cancelling or cancelled): the session is unchanged and nothing is to be sent.
+    public var repeated: Bool = false
 }
 
 /// The payment session's rules, as one pure function: no clock, no network, no randomness.
@@ -177,9 +184,17 @@ public enum PaymentReducer {
                 next.lastRequestError = nil
             }
 
-        case .captureRequested(let item, let at, let key):
+        case .captureRequested(let item, let at, let key, let restart):
             date = at
             if let rejection = refuseCapture(item, in: session) { return reject(session, rejection) }
+            // Twilio accepted the capture (no key left in flight) and the caller is typing, or the item
+            // is captured and Twilio does not list it again (it may, after a failed confirmation):
+            // a repeat. A request still unanswered is sent again with its stored key instead.
+            let accepted = session.inFlight[.capture(item)] == nil
+            if !restart, (session.state(item).isInProgress && accepted)
+                || (session.state(item).isCaptured && !session.missingItems.contains(item)) {
+                return repeated(session)
+            }
             remember(key, for: .capture(item), in: &next)
             var progress = next.progress(item)
             progress.state = .requested
@@ -202,6 +217,15 @@ public enum PaymentReducer {
 
         case .completeRequested(let at, let key):
             date = at
+            // Asked again while it runs, or after it went through: a repeat, answered with the outcome.
+            switch session.phase {
+            case .completing where session.inFlight[.complete] != nil:
+                // Asked while unanswered (its sender may have died): sent again with the stored key.
+                effects.append(.send(.complete))
+                return Transition(session: session, effects: effects, rejection: nil, changed: false)
+            case .completing, .completed: return repeated(session)
+            default: break
+            }
             if let rejection = refuseCompletion(in: session) { return reject(session, rejection) }
             remember(key, for: .complete, in: &next)
             next.phase = .completing
@@ -215,10 +239,13 @@ public enum PaymentReducer {
         case .cancelRequested(let at, let key):
             date = at
             switch session.phase {
-            case .completed, .cancelled, .failed, .callEnded:
+            case .cancelling where session.inFlight[.cancel] != nil:
+                effects.append(.send(.cancel))
+                return Transition(session: session, effects: effects, rejection: nil, changed: false)
+            case .cancelling, .cancelled:
+                return repeated(session)
+            case .completed, .failed, .callEnded:
                 return reject(session, .finished(phase: session.phase.name))
-            case .cancelling:
-                break
             case .starting:
                 return reject(session, .stillStarting)
             case .active, .completing:
@@ -288,6 +315,11 @@ public enum PaymentReducer {
 
     private static func reject(_ session: PaymentSession, _ rejection: FlowRejection) -> Transition {
         Transition(session: session, effects: [], rejection: rejection, changed: false)
+    }
+
+    /// A request that is already under way or done: the session as it is, nothing to send.
+    private static func repeated(_ session: PaymentSession) -> Transition {
+        Transition(session: session, effects: [], rejection: nil, changed: false, repeated: true)
     }
 
     private static func refuseCapture(_ item: PaymentItem, in session: PaymentSession) -> FlowRejection? {

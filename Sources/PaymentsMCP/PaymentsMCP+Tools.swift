@@ -5,80 +5,146 @@ import Foundation
 import Logging
 
 /// The tools: start, capture, complete, cancel, status.
+///
+/// Made for voice agents first: their frameworks pass the model only tool results (no
+/// resources, notifications or prompts), time a call out after about 5 s, retry calls, cancel
+/// them when the caller talks and read only text. So every result is one JSON object (one text
+/// block, and the same object as `structuredContent`); no call outlasts the server's longest
+/// wait (``PaymentsMCP/maximumWait``); repeats are harmless; a cancelled or timed-out request
+/// ends only its own wait, while the command it started runs to its end in a task of its own;
+/// and every optional argument may be `null`.
 extension PaymentsMCP {
     // MARK: Tools
 
-    static let callSIDSchema: JSONValue = ["type": "string", "pattern": "^CA[0-9a-fA-F]{32}$",
-                                           "description": "The Twilio Call SID of the caller's call (the PSTN leg that carries the keypad tones)."]
-    static let paymentSIDSchema: JSONValue = ["type": "string", "pattern": "^PK[0-9a-fA-F]{32}$",
-                                              "description": "The Payment SID that startPaymentCapture returned."]
+    static let callSIDSchema: JSONValue = ["type": ["string", "null"], "pattern": "^CA[0-9a-fA-F]{32}$",
+                                           "description": "The Twilio Call SID of the caller's call (the PSTN leg that carries the keypad tones). May be omitted when the X-Twilio-Call-Sid header supplies it."]
+    static let paymentSIDSchema: JSONValue = ["type": ["string", "null"], "pattern": "^PK[0-9a-fA-F]{32}$",
+                                              "description": "The Payment SID that startPaymentCapture returned. May be omitted when callSid (or the X-Twilio-Call-Sid header) is given: the call's current payment session is used."]
+
+    /// `schema` made optional for strict models: `null` added to its types (and to its `enum`).
+    static func nullable(_ schema: JSONValue) -> JSONValue {
+        guard case .object(var members) = schema else { return schema }
+        switch members["type"] {
+        case .string(let type)?: members["type"] = [.string(type), "null"]
+        case .array(let types)? where !types.contains("null"): members["type"] = .array(types + ["null"])
+        default: break
+        }
+        if case .array(let values)? = members["enum"], !values.contains(.null) { members["enum"] = .array(values + [.null]) }
+        return .object(members)
+    }
+
+    var waitSecondsSchema: JSONValue {
+        ["type": ["number", "null"], "minimum": 0,
+         "description": .string("Also wait up to this many seconds for the caller (or Twilio) before answering; at most \(MCPNextStep.spoken(maximumWaitSeconds)) (longer is shortened, so the call fits a 5-second client timeout).")]
+    }
 
     func tools() -> [Tool] {
         var tools: [Tool] = [startTool()]
         for item in PaymentItem.entries { tools.append(captureTool(item)) }
-        tools.append(sessionTool(.completePaymentCapture, title: "Complete the payment",
-                                 description: "Submits the captured details: charges the amount, or saves the card or account as a token. Refused, naming what is missing, until every item Twilio still requires is captured.",
-                                 annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true)) { (coordinator, sid, call) async throws(FlowError) -> PaymentSession in
-            try await coordinator.complete(paymentSID: sid, callSID: call)
-        })
-        tools.append(sessionTool(.cancelPaymentCapture, title: "Cancel the payment session",
-                                 description: "Cancels the payment session at any point before it ends. Final: to try again, start a new session.",
-                                 annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)) { (coordinator, sid, call) async throws(FlowError) -> PaymentSession in
-            try await coordinator.cancel(paymentSID: sid, callSID: call)
-        })
+        tools.append(completeTool())
+        tools.append(cancelTool())
         tools.append(statusTool())
         return tools
     }
 
+    // MARK: Results
 
-    /// A successful tool result: the first content block is the JSON of the status (the same as
-    /// `structuredContent`, parseable as the TypeScript server's results were), the second the
-    /// guidance in words.
-    /// A session as a tool result: its status JSON (structured, and as the first text block),
-    /// then the next step in words. Commands log at info; status reads, which agents repeat, at
-    /// `level`. The status of each session version is built, redacted and serialized once
-    /// (``RenderedStatuses``).
-    func result(_ session: PaymentSession, prefix: String? = nil, level: Logger.Level = .info) -> ToolResult {
+    /// A session as a tool result: one JSON object, the status plus `message` and the call's
+    /// `flags`, as the one text block and as `structuredContent`. Commands log at info; status
+    /// reads, which agents repeat, at `level`. The status of each session version is built,
+    /// redacted and checked once (``RenderedStatuses``).
+    func result(_ session: PaymentSession, said: String? = nil, flags: [String: JSONValue] = [:], level: Logger.Level = .info) -> ToolResult {
         logger.log(level: level, "payment tool result", metadata: [
             "call.sid": "\(session.callSID)", "payment.sid": "\(session.paymentSID?.rawValue ?? "-")",
             "payment.phase": "\(session.phase.name)", "payment.version": "\(session.version)",
             "next.tool": "\(MCPNextStep(session.nextStep).tool?.rawValue ?? "-")",
         ])
         let rendered = rendering(session)
-        let guidance = prefix.map { redactor.redact($0) + " " + rendered.guidance } ?? rendered.guidance
-        return ToolResult(content: [.text(rendered.text), .text(guidance)], structuredContent: rendered.status,
-                          structuredContentValidated: rendered.conforms)
+        guard case .object(var members) = rendered.status else { return ToolResult(structured: rendered.status) }
+        for (key, value) in flags { members[key] = value }
+        let next = session.nextStep.instruction
+        members["message"] = .string(redactor.redact(said.map { $0 + " " + next } ?? next))
+        var result = ToolResult(structured: .object(members))
+        result.structuredContentValidated = rendered.conforms
+        return result
     }
 
-    /// Checks each rendered status once against the tools' output schema.
+    /// Checks each rendered status once against the status schema.
     static let statusValidator = JSONSchemaValidator(schema: SessionJSON.schema)
 
     /// The status of `session`'s version, built, redacted and serialized once.
     func rendering(_ session: PaymentSession) -> RenderedStatuses.Entry {
         rendered.status(of: session) {
-            let status = redactor.redact(SessionJSON.status(session), keeping: SessionJSON.resultKeys)
+            let status = redactor.redact(SessionJSON.status(session, waitSeconds: maximumWaitSeconds), keeping: SessionJSON.resultKeys)
             return RenderedStatuses.Entry(version: session.version, status: status, text: status.serialized(),
                                           guidance: redactor.redact("Next step: \(MCPNextStep(session.nextStep).instruction)"),
                                           conforms: Self.statusValidator.validate(status, rootName: "structuredContent").isEmpty)
         }
     }
 
-    /// A refusal: `isError`, no `structuredContent` (the tools' output schema describes a
-    /// session); the first block is the JSON of the error, the second the message in words.
-    func failure(_ error: FlowError) -> ToolResult {
-        logger.warning("tool refused: \(error)")
-        var detail: [String: JSONValue] = ["message": .string(redactor.redact(error.description))]
+    /// A refusal: `isError`, one JSON object `{"error": {reason, message, retryable, whatToDo, …},
+    /// "message"}` (as the text block and `structuredContent`), with the session's `nextStep`
+    /// when the refused request named a session the server knows.
+    func failure(_ refusal: Refusal) -> ToolResult {
+        logger.warning("tool refused: \(redactor.redact(refusal.message))", metadata: ["reason": "\(refusal.reason)"])
+        let result = ToolResult.refusal(reason: refusal.reason, message: refusal.message, retryable: refusal.retryable,
+                                        whatToDo: refusal.whatToDo, details: refusal.details, extra: refusal.extra)
+        return ToolResult(structured: redactor.redact(result.structuredContent ?? .null), isError: true)
+    }
+
+    /// Why a tool call was refused, as the result will say it.
+    struct Refusal: Error {
+        var reason: String
+        var message: String
+        var retryable: Bool
+        var whatToDo: String
+        var details: [String: JSONValue] = [:]
+        var extra: [String: JSONValue] = [:]
+    }
+
+    /// The refusal of a flow error; `session`, when known, lends its next step.
+    func refusal(_ error: FlowError, session: PaymentSession? = nil) -> Refusal {
+        var refusal = Refusal(reason: Self.reasonCode(error), message: error.description, retryable: error.isRetryable,
+                              whatToDo: Self.whatToDo(error, waitSeconds: maximumWaitSeconds))
         if case .twilio(let twilio) = error, case .api(let api) = twilio {
-            detail["twilioCode"] = api.code.map { .integer(Int64($0)) }
-            detail["meaning"] = api.explanation.map(JSONValue.string)
-            detail["whatToDo"] = api.remedy.map(JSONValue.string)
+            refusal.details["twilioCode"] = api.code.map { .integer(Int64($0)) }
+            refusal.details["meaning"] = api.explanation.map(JSONValue.string)
+            if let remedy = api.remedy { refusal.whatToDo = remedy }
         }
-        if case .callEnded = error { detail["callEnded"] = .bool(true) }
-        detail["reason"] = .string(Self.reasonCode(error))
-        detail["retryable"] = .bool(error.isRetryable)
-        if case .rejected(.itemsMissing(let missing)) = error { detail["missing"] = .array(missing.map { .string($0.rawValue) }) }
-        let json = redactor.redact(JSONValue.object(["error": .object(detail)]))
-        return ToolResult(content: [.text(json.serialized()), .text(redactor.redact(error.description))], isError: true)
+        if case .callEnded = error { refusal.details["callEnded"] = .bool(true) }
+        if case .rejected(.itemsMissing(let missing)) = error { refusal.details["missing"] = .array(missing.map { .string($0.rawValue) }) }
+        if case .sessionInProgress(let call, let payment?) = error {
+            refusal.details["paymentSid"] = .string(payment.rawValue)
+            refusal.extra["nextStep"] = MCPNextStep.cancel(callSID: call, paymentSID: payment).json
+        } else if let session {
+            refusal.details["paymentSid"] = session.paymentSID.map { .string($0.rawValue) }
+            refusal.extra["nextStep"] = MCPNextStep(session.nextStep, for: session, waitSeconds: maximumWaitSeconds).json
+        }
+        return refusal
+    }
+
+    /// What an agent should do after `error`, in one sentence.
+    static func whatToDo(_ error: FlowError, waitSeconds: Double) -> String {
+        let wait = MCPNextStep.spoken(waitSeconds)
+        switch error {
+        case .rejected(.stillStarting): return "Wait for the session to start: call getPaymentStatus with waitSeconds \(wait)."
+        case .rejected(.completing): return "Wait for the result: call getPaymentStatus with waitSeconds \(wait)."
+        case .rejected(.cancelling): return "Wait for the cancellation to be confirmed: call getPaymentStatus with waitSeconds \(wait)."
+        case .rejected(.finished): return "This session is over; if the caller still wants to pay, start a new one with startPaymentCapture."
+        case .rejected(.itemInProgress): return "The caller is typing; call getPaymentStatus with waitSeconds \(wait) and act on its nextStep."
+        case .rejected(.itemsMissing), .rejected(.outOfOrder), .rejected(.notApplicable):
+            return "Follow nextStep: it names the item to capture next."
+        case .invalidOptions, .invalidArgument: return "Correct the arguments as the message says and call again."
+        case .conflict, .storeUnavailable: return "Call again in a moment with the same arguments; nothing was lost."
+        case .callbackUnavailable: return "The server is not ready to take payments yet; call again in a moment."
+        case .sessionGone: return "The session has expired; start a new one with startPaymentCapture."
+        case .sessionInProgress(_, _?): return "Continue that session (nextStep of getPaymentStatus), or cancel it with cancelPaymentCapture and start again."
+        case .sessionInProgress(_, nil): return "Wait for that session to start: call getPaymentStatus with the callSid and waitSeconds \(wait)."
+        case .unknownSession: return "Use the paymentSid startPaymentCapture returned, or give only the callSid to use the call's current session."
+        case .wrongCall: return "Use the call SID the payment session was started on."
+        case .twilio: return "Tell the caller there is a problem taking the payment; try again once, then offer another way to pay."
+        case .callEnded: return "The call is over: nothing more can be done on it. Nothing was charged."
+        }
     }
 
     /// Runs a flow request for a resource or prompt, where a refusal is a JSON-RPC error rather
@@ -121,15 +187,165 @@ extension PaymentsMCP {
         }
     }
 
-    /// Runs a tool body against the coordinator, turning every flow error into a refusal.
-    func withFlow(_ body: (PaymentCoordinator) async throws(FlowError) -> ToolResult) async -> ToolResult {
-        do {
-            let coordinator = try await flow.coordinator(waitingUpTo: readinessTimeout)
-            return try await body(coordinator)
-        } catch {
-            return failure(error)
+    // MARK: Running a call
+
+    /// One tool call: its arguments, its request, and its time budget (it answers by
+    /// `deadline`, ``maximumWait`` after it began).
+    struct Invocation {
+        let call: ToolCall
+        let arguments: ToolArguments
+        let started: ContinuousClock.Instant
+        let deadline: ContinuousClock.Instant
+
+        /// When a wait of the `waitSeconds` argument ends (never past the deadline); `nil` when
+        /// no wait was asked for.
+        var waitEnd: ContinuousClock.Instant? {
+            guard let seconds = arguments.double("waitSeconds"), seconds > 0, seconds.isFinite else { return nil }
+            return min(deadline, started + .milliseconds(Int64(seconds * 1000)))
+        }
+
+        /// Sends `notifications/progress` when the client asked for it: seconds spent so far out
+        /// of the budget, with a sentence that may be spoken to the caller (it carries no digits).
+        func progress(_ message: String, total: Duration) {
+            let elapsed = ContinuousClock.now - started
+            call.context.reportProgress(elapsed.seconds, total: total.seconds, message: message)
         }
     }
+
+    /// Runs a tool body against the coordinator within the call's time budget, turning every
+    /// flow error and refusal into a refusal result.
+    func invoke(_ call: ToolCall, _ body: (PaymentCoordinator, Invocation) async throws -> ToolResult) async -> ToolResult {
+        let started = ContinuousClock.now
+        let invocation = Invocation(call: call, arguments: ToolArguments(call.arguments), started: started, deadline: started + maximumWait)
+        do {
+            let coordinator = try await flow.coordinator(waitingUpTo: min(readinessTimeout, maximumWait))
+            return try await body(coordinator, invocation)
+        } catch let error as FlowError {
+            return failure(refusal(error))
+        } catch let refusal as Refusal {
+            return failure(refusal)
+        } catch {
+            return failure(Refusal(reason: "tool-failed", message: String(describing: error), retryable: false,
+                                   whatToDo: "Call again; if it fails again, tell the caller there is a problem taking the payment."))
+        }
+    }
+
+    /// The call SID: the `callSid` argument, else the HTTP request's call header
+    /// (``callSIDHeader``). Both given and different: refused.
+    func callSID(_ invocation: Invocation) throws -> CallSID? {
+        let argument = try invocation.arguments.optional("callSid", CallSID.init)
+        guard let raw = invocation.call.context.transportHeaders[callSIDHeader.lowercased()] else { return argument }
+        guard let header = CallSID(raw.trimmingCharacters(in: .whitespaces)) else {
+            throw Refusal(reason: "invalid-argument", message: "The \(callSIDHeader) header is not a Twilio Call SID (CA followed by 32 hexadecimal digits).",
+                          retryable: false, whatToDo: "Fix the header the voice platform sends, or pass callSid as an argument.")
+        }
+        if let argument, argument != header {
+            throw Refusal(reason: "call-sid-mismatch",
+                          message: "The callSid argument \(argument) is not the call this request belongs to (\(callSIDHeader): \(header)).",
+                          retryable: false, whatToDo: "Omit callSid (the header supplies it), or pass \(header).",
+                          details: ["headerCallSid": .string(header.rawValue)])
+        }
+        return header
+    }
+
+    /// The session a call names: by `paymentSid`, else the call's unfinished session, else its
+    /// latest. Checks that the session belongs to the call when both are given.
+    func session(_ invocation: Invocation, _ coordinator: PaymentCoordinator) async throws -> PaymentSession {
+        let callSID = try callSID(invocation)
+        if let sid = try invocation.arguments.optional("paymentSid", PaymentSID.init) {
+            guard let session = try await coordinator.latestSession(sid) else { throw FlowError.unknownSession(sid) }
+            if let callSID, callSID != session.callSID { throw FlowError.wrongCall(paymentSID: sid, callSID: callSID) }
+            return session
+        }
+        guard let callSID else {
+            throw Refusal(reason: "invalid-argument", message: "Name the payment session: paymentSid, or callSid to use the call's current session.",
+                          retryable: false, whatToDo: "Pass the paymentSid that startPaymentCapture returned, or the callSid.")
+        }
+        let sessions = try await coordinator.sessions(onCall: callSID)
+        guard let session = sessions.first(where: { !$0.phase.isFinished }) ?? sessions.max(by: { $0.updatedAt < $1.updatedAt }) else {
+            throw Refusal(reason: "no-session", message: "No payment session is known on call \(callSID).", retryable: false,
+                          whatToDo: "Start one with startPaymentCapture.",
+                          extra: ["nextStep": MCPNextStep.start(callSID: callSID).json])
+        }
+        return session
+    }
+
+    /// Runs `command` in a task of its own, so that this request's cancellation (the caller
+    /// talked over the agent, a closed stream) or its deadline never cuts a Twilio request
+    /// short: the command finishes, or is retried with its stored key, and stores its outcome.
+    /// Returns the outcome, or `nil` when the deadline (or a cancellation) came first.
+    func perform(_ command: PaymentCommand, _ coordinator: PaymentCoordinator, _ invocation: Invocation,
+                 saying progress: String) async throws -> CommandOutcome? {
+        let outcome = OneShot<Result<CommandOutcome, FlowError>>()
+        Task {
+            do throws(FlowError) {
+                outcome.fulfil(.success(try await coordinator.perform(command)))
+            } catch {
+                outcome.fulfil(.failure(error))
+            }
+        }
+        while ContinuousClock.now < invocation.deadline, !Task.isCancelled {
+            if let result = await outcome.value(until: min(invocation.deadline, .now + progressInterval)) { return try result.get() }
+            invocation.progress(progress, total: maximumWait)
+        }
+        return try await outcome.value(until: .now)?.get()
+    }
+
+    /// Waits while `session` is not `done`, until `end`, reporting progress; returns the session
+    /// as it then stands and how the wait ended.
+    func wait(on session: PaymentSession, _ coordinator: PaymentCoordinator, _ invocation: Invocation, until end: ContinuousClock.Instant,
+              saying progress: (PaymentSession) -> String, done: (PaymentSession) -> Bool) async throws -> (PaymentSession, JSONValue) {
+        var current = session
+        var outcome = "time-up"
+        // Progress at most once an interval, however fast the caller types: a client may speak it.
+        var lastProgress = invocation.started
+        while true {
+            if done(current) { outcome = current.version == session.version ? "done" : "changed"; break }
+            if Task.isCancelled { outcome = "cancelled"; break }
+            let now = ContinuousClock.now
+            if now >= end { break }
+            guard let sid = current.paymentSID else {
+                // Still starting: its SID arrives with the next change of the call's sessions.
+                try await Task.sleep(for: min(end - now, .milliseconds(100)))
+                current = try await coordinator.sessions(onCall: current.callSID).first { $0.id == current.id } ?? current
+                continue
+            }
+            if let changed = try await coordinator.waitForChange(sid, afterVersion: current.version, timeout: min(end - now, progressInterval)),
+               changed.version >= current.version {
+                current = changed
+            }
+            if !done(current), ContinuousClock.now - lastProgress >= progressInterval {
+                lastProgress = .now
+                invocation.progress(progress(current), total: maximumWait)
+            }
+        }
+        let waited = (ContinuousClock.now - invocation.started).seconds
+        return (current, ["seconds": .double((waited * 10).rounded() / 10), "outcome": .string(outcome)])
+    }
+
+    /// The answer to a command: its outcome's session after an optional wait, or, when Twilio
+    /// had not answered by the deadline, the session as it stands, marked `pending`.
+    func answer(_ outcome: CommandOutcome?, _ coordinator: PaymentCoordinator, _ invocation: Invocation, sid: PaymentSID?, callSID: CallSID,
+                said: String?, waitingFor waitingSentence: (PaymentSession) -> String, done: (PaymentSession) -> Bool) async throws -> ToolResult {
+        guard let outcome else {
+            var current: PaymentSession?
+            if let sid { current = try await coordinator.latestSession(sid) }
+            if current == nil { current = try await coordinator.sessions(onCall: callSID).first { !$0.phase.isFinished } }
+            guard let current else { throw CancellationError() }
+            return result(current, said: "Twilio has not answered yet; the request goes on and its outcome will show in the status.",
+                          flags: ["pending": true])
+        }
+        var session = outcome.session
+        var flags: [String: JSONValue] = outcome.repeated ? ["repeated": true] : [:]
+        if let end = invocation.waitEnd {
+            let (waited, how) = try await wait(on: session, coordinator, invocation, until: end, saying: waitingSentence, done: done)
+            session = waited
+            flags["waited"] = how
+        }
+        return result(session, said: said, flags: flags)
+    }
+
+    // MARK: The tools
 
     /// The options of `startPaymentCapture`, from its arguments and the configured defaults.
     func options(from arguments: ToolArguments) throws(FlowError) -> PaymentSessionOptions {
@@ -146,7 +362,8 @@ extension PaymentsMCP {
         options.minPostalCodeLength = arguments.int("minPostalCodeLength")
         options.validCardTypes = try arguments.list("validCardTypes", of: "card type", CardType.init(rawValue:))
         options.timeout = arguments.int("timeout")
-        options.bankAccountType = try arguments.optional("bankAccountType", BankAccountType.init(rawValue:))
+        // A card payment has no bank account type: a strict model's filler is ignored there.
+        options.bankAccountType = isCard ? nil : try arguments.optional("bankAccountType", BankAccountType.init(rawValue:))
         options.confirmation = arguments.bool("confirmation")
         options.requireMatchingInputs = try arguments.list("requireMatchingInputs", of: "item", MatchableInput.init(rawValue:))
         options.input = arguments.string("input")
@@ -160,45 +377,55 @@ extension PaymentsMCP {
     }
 
     func startTool() -> Tool {
-        Tool(
+        let properties: [String: JSONValue] = [
+            "callSid": Self.callSIDSchema,
+            "chargeAmount": ["type": ["number", "string"], "pattern": "^[0-9]+(\\.[0-9]+)?$", "minimum": 0,
+                             "description": "Amount to charge, e.g. 9.99 or \"9.99\" (a string is kept exactly); omit, null or 0 to tokenize only."],
+            "currency": ["type": "string", "pattern": "^[A-Za-z]{3}$", "description": "ISO 4217 code, e.g. USD (default from CURRENCY)."],
+            "description": ["type": "string", "maxLength": 255, "description": "Passed to the payment connector."],
+            "paymentMethod": Self.enumSchema(PaymentMethod.self, "credit-card (default) or ach-debit."),
+            "tokenType": Self.enumSchema(TokenType.self, "Token kind (default from TOKEN_TYPE; payment-method is Stripe only)."),
+            "paymentConnector": ["type": "string", "minLength": 1, "description": "The Pay Connector's unique name (default from PAYMENT_CONNECTOR, else Twilio's Default)."],
+            "securityCode": ["type": "boolean", "description": "Ask for the security code (default from SECURITY_CODE, true)."],
+            "postalCode": ["type": "boolean", "description": "Ask for the billing postal code (default from POSTAL_CODE, false)."],
+            "minPostalCodeLength": ["type": "integer", "minimum": 1, "description": "Fewest characters a postal code may have."],
+            "validCardTypes": ["type": "array", "items": Self.enumSchema(CardType.self, "A card brand."), "minItems": 1,
+                               "description": "Card brands accepted (Twilio's default: visa, mastercard, amex)."],
+            "timeout": ["type": "integer", "minimum": 1, "maximum": 600, "description": "Seconds of keypad silence allowed (Twilio's default 5)."],
+            "bankAccountType": Self.enumSchema(BankAccountType.self, "ACH only: the kind of account (ignored for a card payment)."),
+            "confirmation": ["type": "boolean", "description": "Have the caller confirm the last four digits before submitting."],
+            "requireMatchingInputs": ["type": "array", "items": Self.enumSchema(MatchableInput.self, "An item the caller types twice."),
+                                      "description": "Items the caller types twice; each second entry is captured with its capture tool's captureType."],
+            "input": ["type": "string", "enum": ["dtmf"], "description": "How the caller enters details (Twilio accepts only dtmf)."],
+            "parameter": ["type": "array", "items": [
+                "type": "object", "properties": ["name": ["type": "string", "minLength": 1], "value": ["type": "string"]],
+                "required": ["name", "value"], "additionalProperties": false,
+            ], "description": "Connector-specific parameters (Twilio's Parameter) as name/value pairs, e.g. [{\"name\": \"AVSName\", \"value\": \"Ada Lovelace\"}] for some ACH connectors."],
+        ]
+        return Tool(
             name: FlowTool.startPaymentCapture.rawValue, title: "Start a payment",
-            description: "Starts a secure payment session on a live call. Without chargeAmount (or with 0) the card (or bank account) is tokenized for later use; with it, the amount is charged at completion. Every option of Twilio's Payments API is available. Returns the session status and the next step.",
-            inputSchema: [
-                "type": "object",
-                "properties": [
-                    "callSid": Self.callSIDSchema,
-                    "chargeAmount": ["type": ["number", "string"], "pattern": "^[0-9]+(\\.[0-9]+)?$", "minimum": 0,
-                                     "description": "Amount to charge, e.g. 9.99 or \"9.99\" (a string is kept exactly); omit or 0 to tokenize only."],
-                    "currency": ["type": "string", "pattern": "^[A-Za-z]{3}$", "description": "ISO 4217 code, e.g. USD (default from CURRENCY)."],
-                    "description": ["type": "string", "maxLength": 255, "description": "Passed to the payment connector."],
-                    "paymentMethod": Self.enumSchema(PaymentMethod.self, "credit-card (default) or ach-debit."),
-                    "tokenType": Self.enumSchema(TokenType.self, "Token kind (default from TOKEN_TYPE; payment-method is Stripe only)."),
-                    "paymentConnector": ["type": "string", "minLength": 1, "description": "The Pay Connector's unique name (default from PAYMENT_CONNECTOR, else Twilio's Default)."],
-                    "securityCode": ["type": "boolean", "description": "Ask for the security code (default from SECURITY_CODE, true)."],
-                    "postalCode": ["type": "boolean", "description": "Ask for the billing postal code (default from POSTAL_CODE, false)."],
-                    "minPostalCodeLength": ["type": "integer", "minimum": 1, "description": "Fewest characters a postal code may have."],
-                    "validCardTypes": ["type": "array", "items": Self.enumSchema(CardType.self, "A card brand."), "minItems": 1,
-                                       "description": "Card brands accepted (Twilio's default: visa, mastercard, amex)."],
-                    "timeout": ["type": "integer", "minimum": 1, "maximum": 600, "description": "Seconds of keypad silence allowed (Twilio's default 5)."],
-                    "bankAccountType": Self.enumSchema(BankAccountType.self, "ACH only: the kind of account."),
-                    "confirmation": ["type": "boolean", "description": "Have the caller confirm the last four digits before submitting."],
-                    "requireMatchingInputs": ["type": "array", "items": Self.enumSchema(MatchableInput.self, "An item the caller types twice."),
-                                              "description": "Items the caller types twice; each second entry is captured with its capture tool's captureType."],
-                    "input": ["type": "string", "enum": ["dtmf"], "description": "How the caller enters details (Twilio accepts only dtmf)."],
-                    "parameter": ["type": "object", "additionalProperties": ["type": ["string", "number", "boolean"]],
-                                  "description": "Connector-specific parameters (Twilio's Parameter), e.g. {\"AVSName\": \"Ada Lovelace\"} for some ACH connectors."],
-                ],
-                "required": ["callSid"],
-                "additionalProperties": false,
-            ],
-            outputSchema: SessionJSON.schema,
-            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true)
+            description: "Starts a secure payment session on a live call. Without chargeAmount (or with 0) the card (or bank account) is tokenized for later use; with it, the amount is charged at completion. Every option of Twilio's Payments API is available. Called again on the same call with the same options, it returns that call's session (resumed) and sends nothing. Returns the session status with a message and the next step.",
+            inputSchema: ["type": "object", "properties": .object(properties.mapValues(Self.nullable)), "additionalProperties": false],
+            outputSchema: SessionJSON.toolResultSchema,
+            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true)
         ) { [self] call in
-            await withFlow { coordinator throws(FlowError) in
-                let arguments = ToolArguments(call.arguments)
-                let callSID = try arguments.required("callSid", CallSID.init)
-                let session = try await coordinator.start(callSID: callSID, options: try options(from: arguments))
-                return result(session, prefix: "Payment session \(session.paymentSID?.rawValue ?? "?") started on call \(callSID).")
+            await invoke(call) { coordinator, invocation in
+                guard let callSID = try callSID(invocation) else {
+                    throw Refusal(reason: "invalid-argument", message: "callSid is required: the Twilio Call SID of the caller's call.",
+                                  retryable: false, whatToDo: "Pass callSid (CA followed by 32 hexadecimal digits), or have the voice platform send the \(callSIDHeader) header.")
+                }
+                let options = try options(from: invocation.arguments)
+                let outcome = try await perform(.start(callSID: callSID, options: options), coordinator, invocation,
+                                                saying: "Starting a secure payment session.")
+                guard let outcome else {
+                    return try await answer(nil, coordinator, invocation, sid: nil, callSID: callSID, said: nil, waitingFor: { _ in "" }, done: { _ in true })
+                }
+                let sid = outcome.session.paymentSID?.rawValue ?? "(starting)"
+                if outcome.repeated {
+                    return result(outcome.session, said: "Payment session \(sid) was already running on call \(callSID) with these options; resumed it.",
+                                  flags: ["resumed": true])
+                }
+                return result(outcome.session, said: "Payment session \(sid) started on call \(callSID).")
             }
         }
     }
@@ -207,41 +434,94 @@ extension PaymentsMCP {
         let tool = FlowTool.capture(item)
         var properties: [String: JSONValue] = ["callSid": Self.callSIDSchema, "paymentSid": Self.paymentSIDSchema]
         let kinds = [item] + (item.matcher.map { [$0] } ?? [])
-        properties["captureType"] = ["type": "string", "enum": .array(kinds.map { .string($0.rawValue) }),
-                                     "description": .string(item.matcher.map { "\(item.rawValue) (the default), or \($0.rawValue) for the second entry when the session requires matching inputs." }
-                                        ?? "Optional; kept for compatibility. Must be \(item.rawValue) if given.")]
+        properties["captureType"] = Self.nullable(["type": "string", "enum": .array(kinds.map { .string($0.rawValue) }),
+                                                   "description": .string(item.matcher.map { "\(item.rawValue) (the default), or \($0.rawValue) for the second entry when the session requires matching inputs." }
+                                                      ?? "Optional; kept for compatibility. Must be \(item.rawValue) if given.")])
+        properties["restart"] = ["type": ["boolean", "null"],
+                                 "description": .string("Start this entry over even though the caller is typing it or it is already captured (the caller made a mistake). Without it, a repeated call returns the status and sends nothing.")]
+        properties["waitSeconds"] = waitSecondsSchema
         return Tool(
             name: tool.rawValue, title: "Capture the \(item.spokenName)",
-            description: "Asks Twilio to collect the \(item.spokenName) from the caller's keypad. Tell the caller what to type first; progress arrives masked in the status. Can be called again to re-capture after an error.",
-            inputSchema: ["type": "object", "properties": .object(properties), "required": ["callSid", "paymentSid"], "additionalProperties": false],
-            outputSchema: SessionJSON.schema,
-            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true)
+            description: "Asks Twilio to collect the \(item.spokenName) from the caller's keypad. Tell the caller what to type first; progress arrives masked in the status. With waitSeconds, also waits for the entry to finish. Called again while the caller is typing it, returns the status and sends nothing; call it again after an error to re-capture, or with restart to start over.",
+            inputSchema: ["type": "object", "properties": .object(properties), "additionalProperties": false],
+            outputSchema: SessionJSON.toolResultSchema,
+            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true)
         ) { [self] call in
-            await withFlow { coordinator throws(FlowError) in
-                let arguments = ToolArguments(call.arguments)
-                let sid = try arguments.required("paymentSid", PaymentSID.init)
-                let callSID = try arguments.required("callSid", CallSID.init)
+            await invoke(call) { coordinator, invocation in
+                let arguments = invocation.arguments
                 let target = try arguments.optional("captureType", PaymentItem.init(rawValue:)) ?? item
-                guard target.base == item else { throw .invalidArgument("captureType \(target.rawValue) is not captured by \(tool.rawValue)") }
-                let session = try await coordinator.capture(target, paymentSID: sid, callSID: callSID)
-                return result(session, prefix: "Capturing the \(target.spokenName).")
+                guard target.base == item else { throw FlowError.invalidArgument("captureType \(target.rawValue) is not captured by \(tool.rawValue)") }
+                let session = try await session(invocation, coordinator)
+                guard let sid = session.paymentSID else { throw FlowError.rejected(.stillStarting) }
+                let restart = arguments.bool("restart") ?? false
+                let outcome: CommandOutcome?
+                do {
+                    outcome = try await perform(.capture(target, paymentSID: sid, callSID: session.callSID, restart: restart), coordinator, invocation,
+                                                saying: "Asking the caller's keypad for the \(target.spokenName).")
+                } catch let error as FlowError {
+                    throw refusal(error, session: try? await coordinator.latestSession(sid))
+                }
+                let said: String
+                if outcome?.repeated == true {
+                    said = outcome?.session.state(target).isCaptured == true
+                        ? "The \(target.spokenName) is already captured; nothing was sent (pass restart to capture it again)."
+                        : "The caller is already typing the \(target.spokenName); nothing was sent."
+                } else {
+                    said = "Capturing the \(target.spokenName)."
+                }
+                return try await answer(outcome, coordinator, invocation, sid: sid, callSID: session.callSID, said: said,
+                                        waitingFor: { _ in "Waiting for the caller to finish entering the \(target.spokenName)." },
+                                        done: { $0.phase.isFinished || !$0.state(target).isInProgress })
             }
         }
     }
 
-    func sessionTool(_ tool: FlowTool, title: String, description: String, annotations: ToolAnnotations,
-                             _ action: @escaping @Sendable (PaymentCoordinator, PaymentSID, CallSID) async throws(FlowError) -> PaymentSession) -> Tool {
+    func completeTool() -> Tool {
         Tool(
-            name: tool.rawValue, title: title, description: description,
-            inputSchema: ["type": "object", "properties": ["callSid": Self.callSIDSchema, "paymentSid": Self.paymentSIDSchema],
-                          "required": ["callSid", "paymentSid"], "additionalProperties": false],
-            outputSchema: SessionJSON.schema, annotations: annotations
+            name: FlowTool.completePaymentCapture.rawValue, title: "Complete the payment",
+            description: "Submits the captured details: charges the amount, or saves the card or account as a token. Refused, naming what is missing, until every item Twilio still requires is captured. With waitSeconds, also waits for the result. Called again while completing or after it went through, returns the outcome and sends nothing.",
+            inputSchema: ["type": "object", "properties": ["callSid": Self.callSIDSchema, "paymentSid": Self.paymentSIDSchema, "waitSeconds": waitSecondsSchema],
+                          "additionalProperties": false],
+            outputSchema: SessionJSON.toolResultSchema,
+            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)
         ) { [self] call in
-            await withFlow { coordinator throws(FlowError) in
-                let arguments = ToolArguments(call.arguments)
-                let sid = try arguments.required("paymentSid", PaymentSID.init)
-                let callSID = try arguments.required("callSid", CallSID.init)
-                return result(try await action(coordinator, sid, callSID))
+            await invoke(call) { coordinator, invocation in
+                let session = try await session(invocation, coordinator)
+                guard let sid = session.paymentSID else { throw FlowError.rejected(.stillStarting) }
+                let outcome: CommandOutcome?
+                do {
+                    outcome = try await perform(.complete(paymentSID: sid, callSID: session.callSID), coordinator, invocation, saying: "Submitting the payment.")
+                } catch let error as FlowError {
+                    throw refusal(error, session: try? await coordinator.latestSession(sid))
+                }
+                return try await answer(outcome, coordinator, invocation, sid: sid, callSID: session.callSID,
+                                        said: outcome?.repeated == true ? "The payment was already submitted; nothing was sent again." : "Submitting the payment.",
+                                        waitingFor: { _ in "Processing the payment." },
+                                        done: { if case .completing = $0.phase { false } else { true } })
+            }
+        }
+    }
+
+    func cancelTool() -> Tool {
+        Tool(
+            name: FlowTool.cancelPaymentCapture.rawValue, title: "Cancel the payment session",
+            description: "Cancels the payment session at any point before it ends. Final: to try again, start a new session. Called again while cancelling or once cancelled, returns the status and sends nothing.",
+            inputSchema: ["type": "object", "properties": ["callSid": Self.callSIDSchema, "paymentSid": Self.paymentSIDSchema], "additionalProperties": false],
+            outputSchema: SessionJSON.toolResultSchema,
+            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)
+        ) { [self] call in
+            await invoke(call) { coordinator, invocation in
+                let session = try await session(invocation, coordinator)
+                guard let sid = session.paymentSID else { throw FlowError.rejected(.stillStarting) }
+                let outcome: CommandOutcome?
+                do {
+                    outcome = try await perform(.cancel(paymentSID: sid, callSID: session.callSID), coordinator, invocation, saying: "Cancelling the payment.")
+                } catch let error as FlowError {
+                    throw refusal(error, session: try? await coordinator.latestSession(sid))
+                }
+                return try await answer(outcome, coordinator, invocation, sid: sid, callSID: session.callSID,
+                                        said: outcome?.repeated == true ? "The payment session was already cancelled; nothing was sent." : nil,
+                                        waitingFor: { _ in "Cancelling the payment." }, done: { _ in true })
             }
         }
     }
@@ -249,29 +529,70 @@ extension PaymentsMCP {
     func statusTool() -> Tool {
         Tool(
             name: FlowTool.getPaymentStatus.rawValue, title: "Get the payment status",
-            description: "Returns the session's masked status and next step. With waitSeconds, waits up to that long and returns as soon as the session changes (for clients that cannot subscribe to the status resource).",
+            description: "Returns the session's masked status, a message and the next step. With waitSeconds, waits up to that long and returns as soon as the session changes (for clients that cannot subscribe to the status resource).",
             inputSchema: ["type": "object", "properties": [
                 "callSid": Self.callSIDSchema, "paymentSid": Self.paymentSIDSchema,
-                "waitSeconds": ["type": "number", "minimum": 0, "maximum": 60],
-                "afterVersion": ["type": "integer", "minimum": 0, "description": "Wait for a version newer than this (default: the current one)."],
-            ], "required": ["paymentSid"], "additionalProperties": false],
-            outputSchema: SessionJSON.schema,
+                "waitSeconds": waitSecondsSchema,
+                "afterVersion": ["type": ["integer", "null"], "minimum": 0, "description": "Wait for a version newer than this (default: the current one)."],
+                "waitFor": ["type": ["string", "null"], "enum": ["change", "next-step", .null],
+                            "description": "change (the default): return at the session's next change, such as each digit the caller types. next-step: return only once there is something for the agent to do (the entry finished or failed, the payment's result came), so the agent stays quiet while the caller types."],
+            ], "additionalProperties": false],
+            outputSchema: SessionJSON.toolResultSchema,
             annotations: ToolAnnotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false)
         ) { [self] call in
-            await withFlow { coordinator throws(FlowError) in
-                let arguments = ToolArguments(call.arguments)
-                let sid = try arguments.required("paymentSid", PaymentSID.init)
+            await invoke(call) { coordinator, invocation in
                 // The published snapshot answers without an actor hop; the store when it has none.
-                guard var session = try await coordinator.latestSession(sid) else { throw .unknownSession(sid) }
-                if let callSID = try arguments.optional("callSid", CallSID.init), callSID != session.callSID {
-                    throw .wrongCall(paymentSID: sid, callSID: callSID)
+                var session = try await session(invocation, coordinator)
+                var flags: [String: JSONValue] = [:]
+                if let end = invocation.waitEnd {
+                    let after = invocation.arguments.int("afterVersion").map(UInt64.init) ?? session.version
+                    let untilNextStep = invocation.arguments.string("waitFor") == "next-step"
+                    let (waited, how) = try await wait(on: session, coordinator, invocation, until: end, saying: { Self.waitingSentence($0) }) {
+                        $0.phase.isFinished || (untilNextStep ? !$0.nextStep.waitForCaller : $0.version > after)
+                    }
+                    session = waited
+                    flags["waited"] = how
                 }
-                if let wait = arguments.double("waitSeconds"), wait > 0 {
-                    let after = arguments.int("afterVersion").map(UInt64.init) ?? session.version
-                    session = try await coordinator.waitForChange(sid, afterVersion: after, timeout: .milliseconds(Int(wait * 1000))) ?? session
+                var said: String?
+                if case .waitForCaller(let item) = session.nextStep.action, flags["waited"] != nil {
+                    said = "The caller is still entering the \(item.spokenName)."
                 }
-                return result(session, level: .debug)
+                return result(session, said: said, flags: flags, level: .debug)
             }
         }
+    }
+
+    /// What the server is waiting for, as a sentence that may be spoken (no digits).
+    static func waitingSentence(_ session: PaymentSession) -> String {
+        switch session.nextStep.action {
+        case .waitForCaller(let item): return "Waiting for the caller to finish entering the \(item.spokenName)."
+        case .waitForStart: return "Starting the secure payment session."
+        case .waitForResult: return "Processing the payment."
+        case .waitForCancellation: return "Cancelling the payment."
+        default: return "Waiting for the payment status to change."
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `Double`.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension MCPNextStep {
+    /// Cancel `paymentSID` (the way out when a different session is wanted on the call).
+    static func cancel(callSID: CallSID, paymentSID: PaymentSID) -> MCPNextStep {
+        var step = MCPNextStep(NextStep(.startOver, topic: nil, instruction: "A payment session is already running on this call; to start a different one, cancel it first."))
+        step.tool = .cancelPaymentCapture
+        step.instruction = "A payment session (\(paymentSID)) is already running on this call; continue it, or to start a different one, call cancelPaymentCapture first."
+        step.arguments = ["callSid": .string(callSID.rawValue), "paymentSid": .string(paymentSID.rawValue)]
+        return step
+    }
+
+    /// Start a session on `callSID`.
+    static func start(callSID: CallSID) -> MCPNextStep {
+        var step = MCPNextStep(NextStep(.startOver, topic: .startCapture, instruction: "No payment session is running on this call."))
+        step.arguments = ["callSid": .string(callSID.rawValue)]
+        return step
     }
 }

@@ -24,12 +24,32 @@ public final class PaymentsMCP: Sendable {
     /// Where the tools log their results and refusals (the host's choice, as swift-log has it).
     public let logger: Logger
 
+    /// The longest any tool call takes (its Twilio request and its wait included; a Twilio
+    /// request still running then goes on in the background, and the call answers `pending`).
+    /// Voice frameworks time tool calls out after about 5 s, so the default is 3 s
+    /// (`AGENT_PAYMENTS_MAX_WAIT_SECONDS`).
+    public let maximumWait: Duration
+    /// ``maximumWait`` in seconds: what `waitSeconds` is shortened to, and what next steps suggest.
+    public var maximumWaitSeconds: Double { maximumWait.seconds }
+    /// The default of ``maximumWait``, in seconds.
+    public static let defaultMaximumWaitSeconds: Double = 3
+    /// The HTTP header that supplies `callSid` to a tool call that omits it: voice platforms know
+    /// the call and send it, so the model need not type it (the transport must forward it).
+    public let callSIDHeader: String
+    /// How often a waiting call sends progress (when the client asked for it).
+    let progressInterval: Duration
+
     /// Each session version's status, built once for every tool result and resource read.
     let rendered = RenderedStatuses()
 
     public init(server: MCPServer, flow: any PaymentCoordinatorSource, defaults: PaymentDefaults = PaymentDefaults(),
                 readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: []),
-                logger: Logger = Logger(label: "agent-payments.tools")) {
+                logger: Logger = Logger(label: "agent-payments.tools"),
+                maximumWait: Duration = .milliseconds(Int64(defaultMaximumWaitSeconds * 1000)),
+                callSIDHeader: String = "X-Twilio-Call-Sid", progressInterval: Duration = .seconds(1)) {
+        self.maximumWait = max(maximumWait, .milliseconds(100))
+        self.callSIDHeader = callSIDHeader
+        self.progressInterval = progressInterval
         self.logger = logger
         self.server = server
         self.flow = flow
@@ -47,9 +67,9 @@ public final class PaymentsMCP: Sendable {
                 Takes a card or bank (ACH) payment on a live Twilio voice call while you never see the card: the caller types \
                 on the keypad, Twilio captures and tokenizes the digits, and you only ever see masked values. Start with the \
                 StartCapture prompt, then startPaymentCapture with the call SID. Every tool result carries the session's \
-                status and a nextStep telling you which tool to call and which prompt applies. Watch progress through the \
-                resource payment://{callSid}/{paymentSid}/status (subscribe for updates) or getPaymentStatus with \
-                waitSeconds. Never ask the caller to say card digits aloud.
+                status, a message and a nextStep naming the tool to call next with its complete arguments. Watch \
+                progress through the resource payment://{callSid}/{paymentSid}/status (subscribe for updates) or \
+                getPaymentStatus with waitSeconds. Never ask the caller to say card digits aloud, and never read digits back.
                 """,
             options: options
         )

@@ -9,8 +9,8 @@ public import TwilioPayments
 /// `paymentToken`, `paymentMethod`) plus the call, the phase, every item's state, what is
 /// required and missing, the last errors and the next step. Only masked values appear.
 public enum SessionJSON {
-    /// The status object of `session`.
-    public static func status(_ session: PaymentSession) -> JSONValue {
+    /// The status object of `session`; waits its next step suggests last `waitSeconds`.
+    public static func status(_ session: PaymentSession, waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds) -> JSONValue {
         var outcome: PaymentOutcome?
         var failure: PaymentFailure?
         switch session.phase {
@@ -31,7 +31,7 @@ public enum SessionJSON {
                 "required": .bool(session.required.contains(item)),
             ])
         }
-        let step = MCPNextStep(session.nextStep)
+        let step = MCPNextStep(session.nextStep, for: session, waitSeconds: waitSeconds)
         return .object(dropping: [
             "callSid": .string(session.callSID.rawValue),
             "paymentSid": session.paymentSID.map { .string($0.rawValue) },
@@ -67,11 +67,7 @@ public enum SessionJSON {
             },
             "version": .integer(Int64(session.version)),
             "updatedAt": .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(session.updatedAt)),
-            "nextStep": .object(dropping: [
-                "tool": step.tool.map { .string($0.rawValue) }, "prompt": step.prompt.map { .string($0.rawValue) },
-                "instruction": .string(step.instruction), "waitForCaller": .bool(step.waitForCaller),
-                "arguments": step.captureType.map { .object(["captureType": .string($0.rawValue)]) },
-            ]),
+            "nextStep": step.json,
         ])
     }
 
@@ -79,34 +75,59 @@ public enum SessionJSON {
     /// sent them (a token is not card data): the redactor leaves them alone.
     public static let resultKeys: Set<String> = ["paymentToken", "paymentConfirmationCode", "profileId"]
 
-    /// The output schema every payment tool declares.
-    public static let schema: JSONValue = [
-        "type": "object",
-        "properties": [
-            "callSid": ["type": "string"], "paymentSid": ["type": "string"],
-            "phase": names(PaymentPhase.Kind.allCases),
-            "paymentMethod": names(PaymentMethod.allCases), "paymentCardNumber": ["type": "string"], "paymentCardType": ["type": "string"],
-            "securityCode": ["type": "string"], "expirationDate": ["type": "string"], "paymentConfirmationCode": ["type": "string"],
-            "paymentToken": ["type": "string"], "profileId": ["type": "string"], "result": ["type": "string"],
-            "items": ["type": "object", "propertyNames": names(PaymentItem.allCases), "additionalProperties": [
-                "type": "object", "properties": ["state": names(ItemState.Kind.allCases), "masked": ["type": "string"], "errorType": ["type": "string"],
-                                                 "failedAttempts": ["type": "integer", "minimum": 0], "required": ["type": "boolean"]],
-                "required": ["state", "failedAttempts", "required"],
-            ]],
-            "required": ["type": "array", "items": names(PaymentItem.allCases)],
-            "missing": ["type": "array", "items": names(PaymentItem.allCases)], "version": ["type": "integer"],
-            "requiredSource": ["type": "string", "enum": ["options", "twilio"]],
-            "unrecognizedRequired": ["type": "array", "items": ["type": "string"]],
-            "nextStep": [
-                "type": "object",
-                "properties": ["tool": names(FlowTool.allCases), "prompt": names(FlowPrompt.allCases), "instruction": ["type": "string"],
-                               "waitForCaller": ["type": "boolean"],
-                               "arguments": ["type": "object", "description": "Arguments the tool needs besides the SIDs (captureType for a second entry)."]],
-                "required": ["instruction", "waitForCaller"],
-            ],
+    /// The schema of the status object (the resource's contents, and every successful tool
+    /// result's members besides the call's own).
+    public static let schema: JSONValue = .object(["type": "object", "properties": .object(statusProperties), "required": statusRequired])
+
+    static let statusRequired: JSONValue = ["callSid", "phase", "paymentMethod", "items", "required", "missing", "version", "nextStep"]
+
+    static let statusProperties: [String: JSONValue] = [
+        "callSid": ["type": "string"], "paymentSid": ["type": "string"],
+        "phase": names(PaymentPhase.Kind.allCases),
+        "paymentMethod": names(PaymentMethod.allCases), "paymentCardNumber": ["type": "string"], "paymentCardType": ["type": "string"],
+        "securityCode": ["type": "string"], "expirationDate": ["type": "string"], "paymentConfirmationCode": ["type": "string"],
+        "paymentToken": ["type": "string"], "profileId": ["type": "string"], "result": ["type": "string"],
+        "items": ["type": "object", "propertyNames": names(PaymentItem.allCases), "additionalProperties": [
+            "type": "object", "properties": ["state": names(ItemState.Kind.allCases), "masked": ["type": "string"], "errorType": ["type": "string"],
+                                             "failedAttempts": ["type": "integer", "minimum": 0], "required": ["type": "boolean"]],
+            "required": ["state", "failedAttempts", "required"],
+        ]],
+        "required": ["type": "array", "items": names(PaymentItem.allCases)],
+        "missing": ["type": "array", "items": names(PaymentItem.allCases)], "version": ["type": "integer"],
+        "requiredSource": ["type": "string", "enum": ["options", "twilio"]],
+        "unrecognizedRequired": ["type": "array", "items": ["type": "string"]],
+        "nextStep": [
+            "type": "object",
+            "properties": ["tool": names(FlowTool.allCases), "prompt": names(FlowPrompt.allCases), "instruction": ["type": "string"],
+                           "waitForCaller": ["type": "boolean"],
+                           "arguments": ["type": "object", "description": "The complete arguments of the call to make next (SIDs, captureType, waitSeconds, afterVersion): call tool with them as they are."]],
+            "required": ["instruction", "waitForCaller"],
         ],
-        "required": ["callSid", "phase", "paymentMethod", "items", "required", "missing", "version", "nextStep"],
     ]
+
+    /// The output schema every payment tool declares: one object, which is also the result's
+    /// one text block. A success is the status plus `message` (the sentence to say or act on)
+    /// and the call's flags; a refusal (`isError`) is `error` plus `message`.
+    public static let toolResultSchema: JSONValue = {
+        var properties = statusProperties
+        properties["message"] = ["type": "string", "description": "One sentence for the agent: what happened and what to do or say next."]
+        properties["resumed"] = ["type": "boolean", "description": "startPaymentCapture found this call's unfinished session with the same options and returned it; nothing was sent."]
+        properties["repeated"] = ["type": "boolean", "description": "The same request was already under way or done; nothing was sent."]
+        properties["pending"] = ["type": "boolean", "description": "Twilio had not answered the request within the wait; the status follows when it does."]
+        properties["waited"] = ["type": "object", "properties": ["seconds": ["type": "number", "minimum": 0],
+                                                                "outcome": ["type": "string", "enum": ["done", "changed", "time-up", "cancelled"]]],
+                                "required": ["seconds", "outcome"]]
+        properties["error"] = [
+            "type": "object",
+            "properties": ["reason": ["type": "string"], "message": ["type": "string"], "retryable": ["type": "boolean"],
+                           "whatToDo": ["type": "string"]],
+            "required": ["reason", "message", "retryable"],
+        ]
+        return .object([
+            "type": "object", "properties": .object(properties),
+            "anyOf": [["required": statusRequired], ["required": ["error", "message"]]],
+        ])
+    }()
 
     /// A string schema whose values are the raw values of `cases`: generated from the Swift
     /// enums, so the schema cannot drift from the code.

@@ -8,7 +8,8 @@ import Foundation
 struct ToolArguments {
     let values: [String: JSONValue]
 
-    init(_ values: [String: JSONValue]) { self.values = values }
+    /// `values` without its `null` members: a strict-mode model sends `null` for what it means to omit.
+    init(_ values: [String: JSONValue]) { self.values = values.filter { !$0.value.isNull } }
 
     func string(_ name: String) -> String? { values[name]?.stringValue }
     func bool(_ name: String) -> Bool? { values[name]?.boolValue }
@@ -54,17 +55,18 @@ struct ToolArguments {
         }
     }
 
-    /// A flat JSON object of scalars (Twilio's `Parameter`).
+    /// Twilio's `Parameter`: name/value pairs (`[{"name": "AVSName", "value": "Ada"}]`), a shape
+    /// that survives strict schema conversion (a free-form object does not). A name given twice is
+    /// refused.
     func connectorParameters(_ name: String) throws(FlowError) -> [String: ConnectorParameter]? {
-        guard let object = values[name]?.objectValue else { return nil }
+        guard let pairs = values[name]?.arrayValue else { return nil }
         var parameters: [String: ConnectorParameter] = [:]
-        for (key, value) in object {
-            switch value {
-            case .string(let text): parameters[key] = .string(text)
-            case .bool(let flag): parameters[key] = .bool(flag)
-            case .integer(let number): parameters[key] = .number(String(number))
-            case .double(let number) where number.isFinite: parameters[key] = .number("\(number)")
-            default: throw .invalidArgument("\(name).\(key) must be a string, number or boolean (Twilio's Parameter is a flat JSON object)")
+        for pair in pairs {
+            guard let key = pair["name"]?.stringValue, !key.isEmpty, let value = pair["value"]?.stringValue else {
+                throw .invalidArgument("each \(name) entry needs a non-empty string name and a string value")
+            }
+            guard parameters.updateValue(.string(value), forKey: key) == nil else {
+                throw .invalidArgument("\(name) names \(key) twice")
             }
         }
         return parameters

@@ -132,7 +132,8 @@ struct Serve: AsyncParsableCommand {
         try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
         let payments = try PaymentsSystem(configuration: paymentsConfiguration, logger: logger)
         PaymentsMCP(server: server, flow: payments, defaults: configuration.defaults, redactor: redactor,
-                    logger: Logger(label: "agent-payments.tools")).install()
+                    logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
+                    callSIDHeader: ServerConfiguration.callSIDHeader).install()
         // One group: the payments system, then MCP over stdio, which answers at once while the
         // callback server, simulator and tunnel come up. SIGTERM, SIGINT or the end of standard
         // input shut down in reverse order: listen streams end with their result and stdout is

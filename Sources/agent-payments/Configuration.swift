@@ -79,6 +79,12 @@ struct ServerConfiguration {
     /// The callback key every replica shares, when `AGENT_PAYMENTS_CALLBACK_KEY` gives it; with a
     /// database and without it, the key stored in the database.
     var callbackKey: Secret?
+    /// The longest a tool call takes, waits included (`AGENT_PAYMENTS_MAX_WAIT_SECONDS`, default
+    /// 3: voice frameworks time tool calls out after 5 s).
+    var maximumWait: Duration = .milliseconds(Int64(PaymentsMCP.defaultMaximumWaitSeconds * 1000))
+    /// The HTTP header a voice platform sends the call's SID in; it supplies `callSid` to tool
+    /// calls that omit it.
+    static let callSIDHeader = "X-Twilio-Call-Sid"
 
     /// Whether this runs against the built-in simulator.
     var simulated: Bool {
@@ -95,6 +101,13 @@ struct ServerConfiguration {
                                     expected: "a whole number of seconds (how long a finished session stays readable; default 3600)")
             }
             configuration.payments.finishedRetention = .seconds(seconds)
+        }
+        if let text = environment["AGENT_PAYMENTS_MAX_WAIT_SECONDS"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+            guard let seconds = Double(text), seconds.isFinite, seconds >= 0.1, seconds <= 60 else {
+                throw .invalidValue(variable: "AGENT_PAYMENTS_MAX_WAIT_SECONDS", value: text,
+                                    expected: "seconds between 0.1 and 60 (the longest a tool call waits; default 3, which fits a 5-second client timeout)")
+            }
+            configuration.maximumWait = .milliseconds(Int64(seconds * 1000))
         }
         if let database = try loadDatabase(databaseURL, environment: environment) {
             configuration.database = database.configuration

@@ -95,7 +95,8 @@ struct HTTPSettings {
             maximumStreamsPerClient: try positive("AGENT_PAYMENTS_HTTP_MAX_STREAMS", default: 16),
             maximumSessions: try positive("AGENT_PAYMENTS_HTTP_MAX_SESSIONS", default: 1000),
             sessionIdleTimeout: .seconds(try positive("AGENT_PAYMENTS_HTTP_SESSION_IDLE_SECONDS", default: 1800)),
-            keepAliveInterval: .seconds(try positive("AGENT_PAYMENTS_HTTP_KEEPALIVE_SECONDS", default: 15)))
+            keepAliveInterval: .seconds(try positive("AGENT_PAYMENTS_HTTP_KEEPALIVE_SECONDS", default: 15)),
+            forwardedHeaders: [ServerConfiguration.callSIDHeader])
         return HTTPSettings(host: host, port: port, transport: transport, tokens: tokens)
     }
 

@@ -22,7 +22,8 @@ extension Serve {
         }
         let system = try PaymentsSystem(configuration: payments, logger: logger)
         PaymentsMCP(server: server, flow: system, defaults: configuration.defaults, redactor: redactor,
-                    logger: Logger(label: "agent-payments.tools")).install()
+                    logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
+                    callSIDHeader: ServerConfiguration.callSIDHeader).install()
         try await runGroup([
             .init(service: system, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup),
             .init(service: LibcurlWarmUp(payments: system)),

@@ -25,28 +25,63 @@ import TwilioPayments
         #expect(try await !flow.knowsCallbackSecret("0123456789abcdef0123456789abcdef"))
     }
 
-    @Test func oneSessionPerCallAtATime() async throws {
+    @Test func oneSessionPerCallAtATimeAndARepeatedStartResumesIt() async throws {
         let flow = coordinator()
         let first = try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+        let creates = api.calls.count
+        let again = try await flow.perform(.start(callSID: Sample.call, options: PaymentSessionOptions()))
+        #expect(again.repeated && again.session == first, "the same options resume the call's session")
+        #expect(api.calls.count == creates, "Twilio is asked nothing")
         await #expect(throws: FlowError.sessionInProgress(callSID: Sample.call, paymentSID: first.paymentSID)) {
-            try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+            try await flow.start(callSID: Sample.call, options: PaymentSessionOptions(chargeAmount: "5"))
         }
         _ = try await flow.cancel(paymentSID: first.paymentSID!)
         let second = try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
         #expect(second.paymentSID != first.paymentSID)
     }
 
-    @Test func aConcurrentSecondStartOnTheSameCallIsRefused() async throws {
+    @Test func aConcurrentSecondStartResumesOrIsRefused() async throws {
         let flow = coordinator()
         var arrivals = api.holdCreates().makeAsyncIterator()
         let first = Task { try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()) }
         _ = await arrivals.next()   // the first create is with Twilio now
+        let retried = try await flow.perform(.start(callSID: Sample.call, options: PaymentSessionOptions()))
+        #expect(retried.repeated && retried.session.phase == .starting, "a retry while Twilio creates it resumes the starting session")
         await #expect(throws: FlowError.sessionInProgress(callSID: Sample.call, paymentSID: nil)) {
-            try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
+            try await flow.start(callSID: Sample.call, options: PaymentSessionOptions(chargeAmount: "1"))
         }
         api.releaseCreates()
         #expect(try await first.value.paymentSID != nil)
         #expect(api.calls.filter { $0.operation == "create" }.count == 1, "the second start never reached Twilio")
+    }
+
+    @Test func repeatedCommandsSendNothing() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        _ = try await flow.capture(.cardNumber, paymentSID: sid)
+        let sent = api.calls.count
+        let repeated = try await flow.perform(.capture(.cardNumber, paymentSID: sid, callSID: Sample.call, restart: false))
+        #expect(repeated.repeated && repeated.session.state(.cardNumber) == .requested)
+        #expect(api.calls.count == sent, "a capture of the item being typed sends nothing")
+        let restarted = try await flow.perform(.capture(.cardNumber, paymentSID: sid, callSID: nil, restart: true))
+        #expect(!restarted.repeated && api.calls.count == sent + 1 && api.calls.last?.operation == "capture:payment-card-number")
+        let cancelled = try await flow.cancel(paymentSID: sid)
+        let again = try await flow.perform(.cancel(paymentSID: sid, callSID: nil))
+        #expect(again.repeated && again.session == cancelled && api.calls.count == sent + 2, "a second cancel returns the outcome")
+    }
+
+    @Test func aCommandRepeatedWhileItsRequestIsWithTwilioSendsNothing() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        var arrivals = api.holdUpdates().makeAsyncIterator()
+        let first = Task { try await flow.capture(.cardNumber, paymentSID: sid) }
+        _ = await arrivals.next()   // the capture is with Twilio now, unanswered: its key is stored
+        let sent = api.calls.count
+        let twin = try await flow.perform(.capture(.cardNumber, paymentSID: sid, callSID: nil, restart: false))
+        #expect(twin.repeated && api.calls.count == sent, "this coordinator is sending it: the twin waits for nothing and sends nothing")
+        api.releaseUpdates()
+        #expect(try await first.value.state(.cardNumber) == .requested)
+        #expect(try await flow.session(sid)?.inFlight.isEmpty == true)
     }
 
     @Test func capturesThroughTwilioAndAppliesCallbacks() async throws {
@@ -386,8 +421,9 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
         let a = replica(), b = replica()
         let first = try await a.start(callSID: Sample.call, options: PaymentSessionOptions())
         await #expect(throws: FlowError.sessionInProgress(callSID: Sample.call, paymentSID: first.paymentSID)) {
-            try await b.start(callSID: Sample.call, options: PaymentSessionOptions())
+            try await b.start(callSID: Sample.call, options: PaymentSessionOptions(chargeAmount: "2"))
         }
+        #expect(try await b.perform(.start(callSID: Sample.call, options: PaymentSessionOptions())).repeated, "a retry on another replica resumes it")
         var racing = PaymentSession(callSID: Sample.call, configuration: PaymentConfiguration(), at: Sample.date)
         racing.paymentSID = PaymentSID(validated: "PK" + String(repeating: "e", count: 32))
         #expect(await !store.compareAndSet(racing, expectedVersion: nil), "the store itself refuses a second one")

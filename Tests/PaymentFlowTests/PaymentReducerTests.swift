@@ -30,7 +30,7 @@ import TwilioPayments
         ("ready", .completeRequested(at: Sample.date), "completing", .send(.complete), false),
         ("ready", .captureRequested(.securityCode, at: Sample.date), "active", .send(.capture(.securityCode)), false),
         ("completing", .captureRequested(.cardNumber, at: Sample.date), "completing", nil, true),
-        ("completing", .completeRequested(at: Sample.date), "completing", nil, true),
+        ("completing", .completeRequested(at: Sample.date), "completing", nil, false),   // a repeat
         ("completing", .cancelRequested(at: Sample.date), "cancelling", .send(.cancel), false),
         ("completed", .cancelRequested(at: Sample.date), "completed", nil, true),
         ("completed", .captureRequested(.cardNumber, at: Sample.date), "completed", nil, true),
@@ -131,7 +131,15 @@ import TwilioPayments
         }
         for request in [PaymentEvent.captureRequested(.cardNumber, at: date), .completeRequested(at: date), .cancelRequested(at: date)] {
             let transition = PaymentReducer.reduce(finished, request)
-            #expect(transition.rejection != nil && transition.effects.isEmpty && transition.session == finished, "\(state): \(request)")
+            // Completing a completed session or cancelling a cancelled one is a repeat (answered with
+            // the outcome); every other request on a finished session is refused.
+            let isRepeat: Bool
+            switch (state, request) {
+            case ("completed", .completeRequested), ("cancelled", .cancelRequested): isRepeat = true
+            default: isRepeat = false
+            }
+            #expect((transition.rejection != nil) == !isRepeat && transition.repeated == isRepeat, "\(state): \(request)")
+            #expect(transition.effects.isEmpty && transition.session == finished, "\(state): \(request)")
         }
     }
 
@@ -156,6 +164,36 @@ import TwilioPayments
         #expect(session.lastRequestError == "Twilio error 20404")
         let cancelling = run(Sample.cardSession(), [.cancelRequested(at: date), .requestFailed(.cancel, reason: "down", at: date)])
         #expect(cancelling.phase == .active(current: nil))
+    }
+
+    @Test func repeatedRequestsChangeNothingAndSendNothing() {
+        // The caller is typing the card number (Twilio accepted the capture: no key in flight).
+        let typing = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: date),
+                                                .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx"]), at: date)])
+        let again = PaymentReducer.reduce(typing, .captureRequested(.cardNumber, at: date, idempotencyKey: "k2"))
+        #expect(again.repeated && !again.changed && again.effects.isEmpty && again.rejection == nil && again.session == typing)
+        let restarted = PaymentReducer.reduce(typing, .captureRequested(.cardNumber, at: date, idempotencyKey: "k2", restart: true))
+        #expect(!restarted.repeated && restarted.effects == [.send(.capture(.cardNumber))] && restarted.session.state(.cardNumber) == .requested)
+        // A capture stored but never answered (its sender died) is sent again with its own key.
+        let unanswered = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: date, idempotencyKey: "k1")])
+        let retried = PaymentReducer.reduce(unanswered, .captureRequested(.cardNumber, at: date, idempotencyKey: "k2"))
+        #expect(!retried.repeated && retried.effects == [.send(.capture(.cardNumber))] && retried.session.inFlight[.capture(.cardNumber)] == "k1")
+        // A captured item is a repeat unless Twilio lists it as required again.
+        let captured = run(typing, [.callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx1111"]), at: date)])
+        #expect(PaymentReducer.reduce(captured, .captureRequested(.cardNumber, at: date)).repeated)
+        let listedAgain = run(captured, [.callbackReceived(Sample.callback(["Required": "payment-card-number,security-code"]), at: date)])
+        #expect(PaymentReducer.reduce(listedAgain, .captureRequested(.cardNumber, at: date)).effects == [.send(.capture(.cardNumber))])
+        // Completion: a repeat while accepted and under way; sent again (same key) while unanswered.
+        let ready = PaymentReducerTransitionTests.session(in: "ready")
+        let completing = run(ready, [.completeRequested(at: date, idempotencyKey: "c1")])
+        let resent = PaymentReducer.reduce(completing, .completeRequested(at: date, idempotencyKey: "c2"))
+        #expect(!resent.repeated && resent.effects == [.send(.complete)] && resent.session.inFlight[.complete] == "c1")
+        let accepted = run(completing, [.completeAccepted(at: date)])
+        #expect(PaymentReducer.reduce(accepted, .completeRequested(at: date, idempotencyKey: "c3")).repeated)
+        // Cancellation likewise.
+        let cancelling = run(Sample.cardSession(), [.cancelRequested(at: date, idempotencyKey: "x1")])
+        #expect(PaymentReducer.reduce(cancelling, .cancelRequested(at: date, idempotencyKey: "x2")).effects == [.send(.cancel)])
+        #expect(PaymentReducer.reduce(run(cancelling, [.cancelAccepted(at: date)]), .cancelRequested(at: date)).repeated)
     }
 
     @Test func versionsGrowOnlyOnChange() {

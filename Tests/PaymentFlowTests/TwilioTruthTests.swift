@@ -143,9 +143,10 @@ import TwilioPayments
 
     // MARK: Attempts
 
-    @Test func aCapturedItemCanBeCapturedAgain() {
+    @Test func aCapturedItemCanBeCapturedAgainWhenRestarted() {
         var session = run(requesting(.cardNumber), [on(.cardNumber, ["PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx1111"])])
-        session = run(session, [.captureRequested(.cardNumber, at: date)])
+        #expect(PaymentReducer.reduce(session, .captureRequested(.cardNumber, at: date)).repeated, "without restart, a repeat")
+        session = run(session, [.captureRequested(.cardNumber, at: date, restart: true)])
         #expect(session.state(.cardNumber) == .requested && session.progress(.cardNumber).requests == 2)
         session = run(session, [on(.cardNumber, ["PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx4444"])])
         #expect(session.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx4444"))
@@ -160,7 +161,7 @@ import TwilioPayments
         let lateError = on(.cardNumber, ["ErrorType": "input-timeout", "DateUpdated": stamp(1.5)])
         var session = run(requesting(.cardNumber), [on(.cardNumber, ["PartialResult": "true", "PaymentCardNumber": "x", "DateUpdated": stamp(1)])])
         // The agent asks again; Twilio accepts at 10:00:03 and calls back at capture time.
-        session = run(session, [.captureRequested(.cardNumber, at: base), .captureAccepted(.cardNumber, at: base, twilioDate: base.addingTimeInterval(3))])
+        session = run(session, [.captureRequested(.cardNumber, at: base, restart: true), .captureAccepted(.cardNumber, at: base, twilioDate: base.addingTimeInterval(3))])
         session = run(session, [lateError])
         #expect(session.state(.cardNumber) == .requested, "the stale error is ignored: \(session.state(.cardNumber))")
         #expect(session.progress(.cardNumber).failedAttempts == 0)

@@ -23,20 +23,30 @@ public final class FakePaymentsAPI: TwilioPaymentsAPI {
     public func failNext(with error: TwilioError) { state.withLock { $0.failNext = error } }
 
 
-    /// Creates wait here while held, so a test can act while one is in flight.
-    private let gate = Mutex<(held: Bool, waiting: [CheckedContinuation<Void, Never>], arrivals: AsyncStream<Void>.Continuation?)>((false, [], nil))
+    /// Creates (or updates) wait here while held, so a test can act while one is in flight.
+    private let gate = Mutex<(held: Set<Bool>, waiting: [CheckedContinuation<Void, Never>], arrivals: AsyncStream<Void>.Continuation?)>(([], [], nil))
 
     /// From now on, every create waits (after it is recorded) until ``releaseCreates()``; the
     /// stream yields once for each create that arrives at the gate.
-    public func holdCreates() -> AsyncStream<Void> {
+    public func holdCreates() -> AsyncStream<Void> { hold(creates: true) }
+
+    public func releaseCreates() { release() }
+
+    /// From now on, every update (capture, complete, cancel) waits, after it is recorded, until
+    /// ``releaseUpdates()``; the stream yields once for each that arrives at the gate.
+    public func holdUpdates() -> AsyncStream<Void> { hold(creates: false) }
+
+    public func releaseUpdates() { release() }
+
+    private func hold(creates: Bool) -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream<Void>.makeStream()
-        gate.withLock { $0 = (true, [], continuation) }
+        gate.withLock { $0 = ([creates], [], continuation) }
         return stream
     }
 
-    public func releaseCreates() {
+    private func release() {
         let waiting = gate.withLock { gate -> [CheckedContinuation<Void, Never>] in
-            gate.held = false
+            gate.held = []
             defer { gate.waiting = [] }
             return gate.waiting
         }
@@ -59,10 +69,10 @@ public final class FakePaymentsAPI: TwilioPaymentsAPI {
             if operation == "create" { state.nextSID += 1 }
             return (state.failNext, state.nextSID)
         }
-        if operation == "create" {
+        do {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let arrivals = gate.withLock { gate -> AsyncStream<Void>.Continuation?? in
-                    guard gate.held else { return .none }
+                    guard gate.held.contains(operation == "create") else { return .none }
                     gate.waiting.append(continuation)
                     return .some(gate.arrivals)
                 }

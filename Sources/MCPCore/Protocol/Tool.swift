@@ -112,9 +112,30 @@ public struct ToolResult: Sendable, Equatable {
         self.init(content: [.text(text)], structuredContent: structuredContent, isError: isError)
     }
 
-    /// A structured result whose text block is the serialized structure, for older clients.
-    public init(structured: JSONValue) {
-        self.init(content: [.text(structured.serialized())], structuredContent: structured)
+    /// A structured result whose text block is the serialized structure, for older clients and
+    /// for clients that hand the model only text.
+    public init(structured: JSONValue, isError: Bool = false) {
+        self.init(content: [.text(structured.serialized())], structuredContent: structured, isError: isError)
+    }
+
+    /// A refusal every client reads alike: `isError`, one text block holding one JSON object, and
+    /// the same object as `structuredContent`:
+    /// `{"error": {"reason", "message", "retryable", "whatToDo", …details}, "message"}`.
+    ///
+    /// Voice frameworks keep only text blocks (and some ignore `isError`), so the refusal is
+    /// JSON a model can parse, with a stable kebab-case `reason`, whether trying again unchanged
+    /// may help, and what to do instead. `extra` adds top-level members (a `nextStep`, say).
+    public static func refusal(reason: String, message: String, retryable: Bool, whatToDo: String? = nil,
+                               details: [String: JSONValue] = [:], extra: [String: JSONValue] = [:]) -> ToolResult {
+        var error = details
+        error["reason"] = .string(reason)
+        error["message"] = .string(message)
+        error["retryable"] = .bool(retryable)
+        if let whatToDo { error["whatToDo"] = .string(whatToDo) }
+        var members = extra
+        members["error"] = .object(error)
+        members["message"] = .string(message)
+        return ToolResult(structured: .object(members), isError: true)
     }
 
     public var json: JSONValue {
@@ -127,8 +148,10 @@ public struct ToolResult: Sendable, Equatable {
 
 /// Thrown by a tool handler to report a failure the model should see and can act on.
 ///
-/// The engine turns it into a tool result with `isError: true` whose text is `message`,
-/// rather than a protocol error, so the model can correct itself.
+/// The engine turns it into a tool result with `isError: true` rather than a protocol error,
+/// so the model can correct itself: `structuredContent` (and its JSON as the one text block)
+/// when given, else a ``ToolResult/refusal(reason:message:retryable:whatToDo:details:extra:)``
+/// with reason `tool-error` and `message`.
 public struct ToolError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     /// Optional structured detail, returned as `structuredContent`.

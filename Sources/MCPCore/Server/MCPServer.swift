@@ -19,8 +19,9 @@ public final class MCPServer: Sendable {
         /// Items per page of every list (`tools/list`, `resources/list`, ...).
         public var pageSize: Int
         /// The minimum level of log notifications a legacy client receives before it calls
-        /// `logging/setLevel`.
-        public var defaultLegacyLogLevel: LogLevel
+        /// `logging/setLevel`; `nil` (the default) sends none until the client asks, so a client
+        /// that never set a level is never sent a `notifications/message` it did not want.
+        public var defaultLegacyLogLevel: LogLevel?
         /// `ttlMs` on the 2026-07-28 cacheable results of the static lists (tools, prompts,
         /// templates, discover).
         public var listTTLMilliseconds: Int
@@ -31,7 +32,7 @@ public final class MCPServer: Sendable {
 
         public init(
             pageSize: Int = 100,
-            defaultLegacyLogLevel: LogLevel = .info,
+            defaultLegacyLogLevel: LogLevel? = nil,
             listTTLMilliseconds: Int = 60_000,
             resourceTTLMilliseconds: Int = 0,
             maximumLineLength: Int = 4 * 1024 * 1024

@@ -24,6 +24,10 @@ public struct RequestContext: Sendable {
     public let progressToken: JSONValue?
     /// The minimum level of log messages this request may produce; `nil` means none.
     public let logLevel: LogLevel?
+    /// What the transport passed on from the request's envelope, by lowercased name: the HTTP
+    /// headers a Streamable HTTP transport was configured to forward (a voice platform's call
+    /// identifier, say). Empty on stdio.
+    public internal(set) var transportHeaders: [String: String] = [:]
 
     let progress: ProgressTracker?
     let connection: ServerConnection?

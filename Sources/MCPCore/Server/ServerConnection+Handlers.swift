@@ -19,25 +19,34 @@ extension ServerConnection {
     func callTool(params: JSONValue, context: RequestContext) async throws -> JSONValue {
         let (name, tool) = try named("tool", params, in: \.tools) { $0.name }
         let argumentsValue = params["arguments"] ?? [:]
-        guard case .object(let arguments) = argumentsValue else {
+        guard case .object(var arguments) = argumentsValue else {
             throw JSONRPCError.invalidParams("\"arguments\" must be an object, got \(argumentsValue.typeName)")
         }
-        let violations = JSONSchemaValidator(schema: tool.inputSchema).validate(argumentsValue, rootName: "arguments")
+        // Strict-mode models (OpenAI's, LangChain's strict converters) must send every property
+        // and send null for what they mean to omit: an optional argument that is null is absent.
+        let required = Set(tool.inputSchema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        for (key, value) in arguments where value.isNull && !required.contains(key) { arguments.removeValue(forKey: key) }
+        let violations = JSONSchemaValidator(schema: tool.inputSchema).validate(.object(arguments), rootName: "arguments")
         if !violations.isEmpty {
             let text = "Invalid arguments for tool \(name): " + violations.map(\.description).joined(separator: "; ")
-            return ToolResult(text: text, isError: true).json
+            return ToolResult.refusal(
+                reason: "invalid-arguments", message: text, retryable: false,
+                whatToDo: "Call \(name) again with arguments that match its input schema (tools/list shows it).",
+                details: ["violations": .array(violations.map { .object(["path": .string($0.path), "problem": .string($0.message)]) })]
+            ).json
         }
         let result: ToolResult
         do {
             result = try await tool.handler(ToolCall(arguments: arguments, context: context))
         } catch let error as ToolError {
-            return ToolResult(text: error.message, structuredContent: error.structuredContent, isError: true).json
+            if let structured = error.structuredContent { return ToolResult(structured: structured, isError: true).json }
+            return ToolResult.refusal(reason: "tool-error", message: error.message, retryable: false).json
         } catch let error as JSONRPCError {
             throw error
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            return ToolResult(text: "Tool \(name) failed: \(error)", isError: true).json
+            return ToolResult.refusal(reason: "tool-failed", message: "Tool \(name) failed: \(error)", retryable: false).json
         }
         if let outputSchema = tool.outputSchema, !result.isError {
             guard let structured = result.structuredContent else {

@@ -99,8 +99,8 @@ extension ServerConnection {
 
     func broadcastLog(_ level: LogLevel, _ data: JSONValue, logger: String?) {
         let admitted = state.withLock { state -> Bool in
-            guard case .legacy = state.phase else { return false }
-            return level >= state.legacyLogLevel
+            guard case .legacy = state.phase, let minimum = state.legacyLogLevel else { return false }
+            return level >= minimum
         }
         guard admitted else { return }
         send(.notification(method: "notifications/message", params: .object(dropping: [

@@ -29,7 +29,7 @@ public final class ServerConnection: Sendable {
 
     struct State: Sendable {
         var phase: Phase = .undecided
-        var legacyLogLevel: LogLevel
+        var legacyLogLevel: LogLevel?
         var legacySubscriptions: Set<String> = []
         var listens: [RequestID: ListenFilter] = [:]
         var inFlight: [RequestID: Task<Void, Never>?] = [:]
@@ -93,11 +93,13 @@ public final class ServerConnection: Sendable {
     }
 
     /// Handles one message a transport has already decoded (Streamable HTTP decodes each body
-    /// to check its headers against it).
-    public func receive(message: JSONRPCMessage) {
+    /// to check its headers against it). `transportHeaders` are what the transport chose to
+    /// pass on from the message's envelope (HTTP headers, names lowercased); a request's handler
+    /// finds them in ``RequestContext/transportHeaders``.
+    public func receive(message: JSONRPCMessage, transportHeaders: [String: String] = [:]) {
         switch message {
         case .request(let id, let method, let params):
-            handleRequest(id: id, method: method, params: params ?? [:])
+            handleRequest(id: id, method: method, params: params ?? [:], transportHeaders: transportHeaders)
         case .notification(let method, let params):
             handleNotification(method: method, params: params ?? [:])
         case .result, .error:
@@ -154,8 +156,8 @@ public final class ServerConnection: Sendable {
 
     // MARK: Requests
 
-    func handleRequest(id: RequestID, method: String, params: JSONValue) {
-        let context: RequestContext
+    func handleRequest(id: RequestID, method: String, params: JSONValue, transportHeaders: [String: String] = [:]) {
+        var context: RequestContext
         switch admit(id: id, method: method, params: params) {
         case .failure(let error):
             respond(.error(id: id, error: error))
@@ -163,6 +165,7 @@ public final class ServerConnection: Sendable {
         case .success(let admitted):
             context = admitted
         }
+        context.transportHeaders = transportHeaders
 
         // Claim the id before any work so that a duplicate is refused and a cancellation can
         // find the request.

@@ -1,0 +1,790 @@
+"""Voice-agent frameworks take whole simulated payments through their own MCP tool paths.
+
+The OpenAI Agents SDK (openai-agents 0.24.0) and pipecat (pipecat-ai 1.14.0) connect to the real
+agent-payments binary (`--simulate`) over stdio and over Streamable HTTP (loopback, with a bearer
+token), turn its tools into what their model is offered, and call them the way their agent loop
+does. No model and no network beyond loopback: a scripted stand-in for the model reads exactly
+what the framework hands the model and calls whatever the server's `nextStep` names, with
+`nextStep.arguments` as they are.
+
+- openai-agents: `agents.mcp.MCPServerStdio` / `MCPServerStreamableHttp` with their defaults (5 s
+  client session timeout, no retries); tools converted as an agent converts them with
+  `mcp_config={"convert_schemas_to_strict": True}` (`Agent.get_mcp_tools` ->
+  `MCPUtil.to_function_tool`); called through `Runner.run` with a scripted
+  `agents.models.interface.Model`, or through `FunctionTool.on_invoke_tool` with the JSON a strict
+  model sends: every property present, null unless meant. What the model gets back is the
+  Runner's `function_call_output` (`ItemHelpers.tool_call_output_item`).
+- pipecat: `pipecat.services.mcp_service.MCPClient.tools()` advertised in an `LLMContext`; a
+  scripted `LLMService` in a real `Pipeline` with `LLMContextAggregatorPair` runs each call
+  through `LLMService.run_function_calls` -> the handler `MCPClient` registered; what the model
+  gets is the tool message pipecat adds to the context (`json.dumps` of the text `MCPClient`
+  passes to its result callback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, fields
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from agents import Agent, FunctionTool, RunConfig, Runner, set_tracing_disabled
+from agents.items import ItemHelpers, ModelResponse
+from agents.mcp import MCPServerStdio, MCPServerStreamableHttp
+from agents.models.interface import Model
+from agents.run_context import RunContextWrapper
+from agents.strict_schema import ensure_strict_json_schema
+from agents.tool_context import ToolContext
+from agents.usage import Usage
+from loguru import logger as loguru_logger
+from mcp import StdioServerParameters
+from mcp.client.session_group import StreamableHttpParameters
+from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+from pipecat.frames.frames import (EndFrame, FunctionCallFromLLM, FunctionCallResultFrame, LLMContextFrame,
+                                   LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMRunFrame)
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.services import mcp_service
+from pipecat.services.llm_service import LLMService
+from pipecat.services.mcp_service import MCPClient
+from pipecat.services.settings import LLMSettings
+from pipecat.workers.runner import WorkerRunner
+
+from conftest import BIN
+from test_agent_payments_e2e import new_call
+from test_http import clean_env, http_server
+
+pytestmark = pytest.mark.anyio
+# The Agents SDK exports traces to OpenAI by default: off, so nothing leaves loopback.
+set_tracing_disabled(True)
+
+SERVER = BIN / "agent-payments"
+TOKEN = "voice-" + os.urandom(16).hex()
+TRANSPORTS = ["stdio", "http"]
+CAPTURE_TOOLS = ("captureCardNumber", "captureSecurityCode", "captureExpirationDate", "capturePostalCode",
+                 "captureBankRoutingNumber", "captureBankAccountNumber")
+FLOW_TOOLS = {"startPaymentCapture", *CAPTURE_TOOLS, "completePaymentCapture", "cancelPaymentCapture", "getPaymentStatus"}
+SDK_TIMEOUT = 5       # MCPServerStdio / MCPServerStreamableHttp client_session_timeout_seconds default
+WAIT_BUDGET = 3.5     # AGENT_PAYMENTS_MAX_WAIT_SECONDS (default 3) plus slack: no call may take longer
+CARD = "4000056655665556"  # sent as an argument no tool has: it must never come back
+REASON = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+STATUS_KEYS = {"callSid", "paymentSid", "phase", "items", "required", "missing", "version", "nextStep", "message"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The server, over either transport
+
+
+@dataclass
+class Endpoint:
+    transport: str
+    env: dict | None = None                              # stdio: the server's environment
+    url: str | None = None                               # http: the announced MCP endpoint
+    headers: dict = field(default_factory=dict)          # http: the bearer token
+
+
+@contextmanager
+def endpoint(transport: str, scripts: dict | None = None, env: dict | None = None):
+    """agent-payments --simulate: for stdio, the environment a framework spawns it with; for
+    HTTP, a running `--http 127.0.0.1:0` process (test_http.http_server: up once it announces its
+    endpoint, SIGTERM and exit status 0 at the end) that requires a bearer token."""
+    settings = {"AGENT_PAYMENTS_SIMULATOR_PACING_MS": "0", **(env or {})}
+    if transport == "http":
+        with http_server({"AGENT_PAYMENTS_HTTP_TOKENS": TOKEN, **settings}, scripts=scripts) as running:
+            yield Endpoint("http", url=running.mcp, headers={"Authorization": f"Bearer {TOKEN}"})
+        return
+    server_env = {**clean_env(), "AGENT_PAYMENTS_LOG_LEVEL": "warning", **settings}
+    script_path = None
+    if scripts:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as script_file:
+            json.dump(scripts, script_file)
+        script_path = server_env["AGENT_PAYMENTS_SIMULATOR_SCRIPT"] = script_file.name
+    try:
+        yield Endpoint("stdio", env=server_env)
+    finally:
+        if script_path:
+            os.unlink(script_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# What every tool result must be, whichever framework carried it
+
+
+def one_object(text, where: str) -> dict:
+    """The text a model gets: one JSON object, nothing before or after it."""
+    assert isinstance(text, str), f"{where}: expected text, got {text!r}"
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise AssertionError(f"{where}: the text the model gets is not one JSON object ({error}):\n{text[:1500]}") from None
+    assert isinstance(value, dict), f"{where}: a JSON {type(value).__name__}, not an object: {text[:1500]}"
+    return value
+
+
+def check_status(obj: dict, where: str) -> dict:
+    """A success: the masked status, a sentence, and a nextStep whose arguments are complete."""
+    assert "error" not in obj, f"{where}: refused: {json.dumps(obj)[:1500]}"
+    missing = STATUS_KEYS - obj.keys()
+    assert not missing, f"{where}: no {sorted(missing)} in {json.dumps(obj)[:1500]}"
+    assert isinstance(obj["message"], str) and obj["message"].strip(), f"{where}: message must be a sentence: {obj['message']!r}"
+    step = obj["nextStep"]
+    assert {"instruction", "waitForCaller"} <= step.keys(), f"{where}: nextStep {step}"
+    if step.get("tool"):
+        assert step["tool"] in FLOW_TOOLS, f"{where}: nextStep names an unknown tool: {step}"
+        arguments = step.get("arguments")
+        assert isinstance(arguments, dict), f"{where}: nextStep names {step['tool']} without its arguments: {step}"
+        if step["tool"] != "startPaymentCapture":
+            assert arguments.get("callSid") == obj["callSid"] and arguments.get("paymentSid") == obj["paymentSid"], \
+                f"{where}: nextStep.arguments must name this call and session: {step}"
+    return obj
+
+
+def check_refusal(obj: dict, where: str) -> dict:
+    """A refusal: {"error": {reason, message, retryable, whatToDo}, "message"}; returns the error."""
+    error = obj.get("error")
+    assert isinstance(error, dict), f"{where}: expected a refusal, got {json.dumps(obj)[:1500]}"
+    assert isinstance(error.get("reason"), str) and REASON.match(error["reason"]), f"{where}: reason must be kebab-case: {error}"
+    assert isinstance(error.get("message"), str) and error["message"].strip(), f"{where}: {error}"
+    assert isinstance(error.get("retryable"), bool), f"{where}: retryable must be a boolean: {error}"
+    assert isinstance(error.get("whatToDo"), str) and error["whatToDo"].strip(), f"{where}: {error}"
+    assert isinstance(obj.get("message"), str) and obj["message"].strip(), f"{where}: a refusal carries a message too: {obj}"
+    return error
+
+
+def check_one_block(result, where: str) -> dict:
+    """A raw CallToolResult: exactly one content block, text, one JSON object, the same object as
+    structuredContent (refusals included)."""
+    blocks = result.content
+    assert len(blocks) == 1, f"{where}: {len(blocks)} content blocks: {[getattr(b, 'text', b) for b in blocks]}"
+    assert blocks[0].type == "text", f"{where}: {blocks[0]}"
+    obj = one_object(blocks[0].text, where)
+    assert result.structured_content == obj, f"{where}: structuredContent {result.structured_content} differs from the text {obj}"
+    return obj
+
+
+def token_of(final: dict, where: str) -> str:
+    assert final.get("phase") == "completed", f"{where}: the payment did not complete: {json.dumps(final)[:1500]}"
+    assert str(final.get("paymentToken", "")).startswith("tok_sim_"), f"{where}: no token: {final}"
+    return final["paymentToken"]
+
+
+# ---------------------------------------------------------------------------------------------
+# openai-agents
+
+
+@asynccontextmanager
+async def agents_server(ep: Endpoint, headers: dict | None = None, **options):
+    """The SDK's own MCP server class for the transport, with its defaults unless `options` say
+    otherwise; yields it with the list of every notification it received."""
+    notifications: list = []
+
+    async def on_message(message):
+        notifications.append(message)
+
+    if ep.transport == "stdio":
+        server = MCPServerStdio(params={"command": str(SERVER), "args": ["--simulate"], "env": ep.env},
+                                name="agent-payments", message_handler=on_message, **options)
+    else:
+        server = MCPServerStreamableHttp(params={"url": ep.url, "headers": {**ep.headers, **(headers or {})}},
+                                         name="agent-payments", message_handler=on_message, **options)
+    async with server:
+        yield server, notifications
+
+
+def log_messages(notifications: list) -> list:
+    return [n for n in notifications if getattr(n, "method", None) == "notifications/message"]
+
+
+async def strict_tools(server) -> dict[str, FunctionTool]:
+    """The tools as an agent gets them with strict schemas on (Agent.get_mcp_tools ->
+    MCPUtil.get_all_function_tools(convert_schemas_to_strict=True) -> MCPUtil.to_function_tool)."""
+    agent = Agent(name="payments", mcp_servers=[server], mcp_config={"convert_schemas_to_strict": True})
+    tools = await agent.get_mcp_tools(RunContextWrapper(context=None))
+    by_name = {tool.name: tool for tool in tools}
+    assert set(by_name) == FLOW_TOOLS and all(isinstance(t, FunctionTool) for t in tools), by_name
+    return by_name
+
+
+def strict_arguments(tool: FunctionTool, **meant) -> str:
+    """The argument string a strict model sends: every property of the tool's schema present,
+    null unless meant. A strict model can only produce what that schema accepts, so it is checked."""
+    properties = tool.params_json_schema.get("properties", {})
+    unknown = sorted(set(meant) - set(properties))
+    assert not unknown, f"{tool.name} declares no {unknown}: a strict model cannot send them"
+    arguments = {name: meant.get(name) for name in properties}
+    problems = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+                for e in Draft202012Validator(tool.params_json_schema).iter_errors(arguments)]
+    assert not problems, f"a strict model cannot send {arguments} to {tool.name} (strict={tool.strict_json_schema}): {problems}"
+    return json.dumps(arguments)
+
+
+def model_text(output) -> str:
+    """The one text of a function_call_output's `output`, as the Responses API model gets it."""
+    assert isinstance(output, list) and len(output) == 1 and isinstance(output[0], dict) and output[0].get("type") == "input_text", \
+        f"the model should get one text holding one JSON object; it gets {str(output)[:1500]}"
+    return output[0]["text"]
+
+
+_call_ids = itertools.count(1)
+
+
+async def invoke(tool: FunctionTool, arguments: str) -> str:
+    """Calls the tool as the Runner does (FunctionTool.on_invoke_tool with a ToolContext and the
+    model's argument string) and returns the text the model gets back."""
+    call_id = f"call_{next(_call_ids)}"
+    output = await tool.on_invoke_tool(
+        ToolContext(context=None, tool_name=tool.name, tool_call_id=call_id, tool_arguments=arguments), arguments)
+    call = ResponseFunctionToolCall(type="function_call", call_id=call_id, name=tool.name, arguments=arguments)
+    return model_text(ItemHelpers.tool_call_output_item(call, output)["output"])
+
+
+def sender(tools: dict[str, FunctionTool], strict: bool = True):
+    """send(name, **meant) -> the object the model gets; strict: every property, null unless meant."""
+    async def send(name: str, **meant) -> dict:
+        arguments = strict_arguments(tools[name], **meant) if strict else json.dumps(meant)
+        return one_object(await invoke(tools[name], arguments), f"{name}({arguments})")
+    return send
+
+
+async def follow(send, status: dict, where: str, strip: tuple = (), limit: int = 20) -> tuple[dict, list]:
+    """Calls what nextStep names with nextStep.arguments (less `strip`) until it names no tool."""
+    steps = []
+    for _ in range(limit):
+        tool = status["nextStep"].get("tool")
+        if not tool:
+            return status, steps
+        arguments = {k: v for k, v in status["nextStep"]["arguments"].items() if k not in strip}
+        status = check_status(await send(tool, **arguments), f"{where}: {tool}")
+        steps.append((tool, status))
+    raise AssertionError(f"{where}: still going after {limit} steps: {json.dumps(status)[:1500]}")
+
+
+class FollowNextStep(Model):
+    """A stand-in for a strict model in Runner.run: it starts the payment, then calls whatever
+    nextStep names with nextStep.arguments, every other property null; it reads each result
+    from the function_call_output the Runner gives it. Failures are kept for the test to raise
+    (the Runner would otherwise see only a model that stopped)."""
+
+    def __init__(self, start: dict, limit: int = 20):
+        self.start, self.limit = start, limit
+        self.seen: list[tuple[str, dict]] = []
+        self.failure: BaseException | None = None
+        self.ids = itertools.count(1)
+
+    def decide(self, input, tools: dict[str, FunctionTool]):
+        items = [item for item in input if isinstance(item, dict)] if isinstance(input, list) else []
+        names = {item["call_id"]: item["name"] for item in items if item.get("type") == "function_call"}
+        outputs = [item for item in items if item.get("type") == "function_call_output"]
+        if not outputs:
+            return "startPaymentCapture", strict_arguments(tools["startPaymentCapture"], **self.start)
+        name = names.get(outputs[-1]["call_id"], "?")
+        obj = one_object(model_text(outputs[-1]["output"]), f"{name} (Runner)")
+        self.seen.append((name, obj))
+        if "error" in obj:
+            check_refusal(obj, name)
+            return None
+        step = check_status(obj, name)["nextStep"]
+        if not step.get("tool") or len(self.seen) >= self.limit:
+            return None
+        assert step["tool"] in tools, f"nextStep names {step['tool']}, which the agent was not given"
+        return step["tool"], strict_arguments(tools[step["tool"]], **step["arguments"])
+
+    async def get_response(self, system_instructions, input, model_settings, tools, output_schema, handoffs, tracing, **_):
+        n = next(self.ids)
+        try:
+            call = self.decide(input, {t.name: t for t in tools if isinstance(t, FunctionTool)})
+        except BaseException as error:  # noqa: BLE001 - reported by the test, not swallowed by the Runner
+            self.failure, call = error, None
+        if call is None:
+            item = ResponseOutputMessage(id=f"msg_{n}", type="message", role="assistant", status="completed",
+                                         content=[ResponseOutputText(type="output_text", text="Done.", annotations=[])])
+        else:
+            item = ResponseFunctionToolCall(type="function_call", id=f"fc_{n}", call_id=f"call_{n}", name=call[0],
+                                            arguments=call[1], status="completed")
+        return ModelResponse(output=[item], usage=Usage(), response_id=None)
+
+    def stream_response(self, *args, **kwargs):
+        raise NotImplementedError("only Runner.run is used")
+
+
+def nullable(schema: dict) -> bool:
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(nullable(branch) for branch in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+async def test_openai_agents_converts_every_tool_to_a_strict_schema():
+    """Each tool converts with convert_schemas_to_strict=True without falling back to non-strict;
+    ensure_strict_json_schema accepts each inputSchema; every optional property is nullable, so
+    the all-null object a strict model sends when it means nothing is valid for every tool."""
+    with endpoint("stdio") as ep:
+        async with agents_server(ep) as (server, _):
+            listed = {tool.name: tool.input_schema for tool in await server.list_tools()}
+            tools = await strict_tools(server)
+    problems = []
+    for name, schema in sorted(listed.items()):
+        try:
+            ensure_strict_json_schema(json.loads(json.dumps(schema)))
+        except Exception as error:  # noqa: BLE001 - every tool is reported, not just the first
+            problems.append(f"{name}: ensure_strict_json_schema refused it: {error}")
+        if not tools[name].strict_json_schema:
+            problems.append(f"{name}: the SDK fell back to a non-strict schema")
+        properties, required = schema.get("properties", {}), set(schema.get("required", []))
+        problems += [f"{name}.{p}: optional but not nullable: {properties[p]}" for p in properties if p not in required and not nullable(properties[p])]
+        if "callSid" in required:
+            problems.append(f"{name}: callSid is required")
+        if name != "startPaymentCapture" and "paymentSid" in required:
+            problems.append(f"{name}: paymentSid is required")
+        wanted = {"waitSeconds", "restart"} if name in CAPTURE_TOOLS else {"waitSeconds"} if name in ("completePaymentCapture", "getPaymentStatus") else set()
+        problems += [f"{name}: no {p}" for p in sorted(wanted - properties.keys())]
+        all_null = {p: None for p in tools[name].params_json_schema.get("properties", {})}
+        if not Draft202012Validator(tools[name].params_json_schema).is_valid(all_null):
+            problems.append(f"{name}: the strict schema refuses the all-null arguments a strict model sends")
+    parameter = listed["startPaymentCapture"]["properties"].get("parameter", {})
+    items = parameter.get("items", {})
+    if not (nullable(parameter) and "array" in (parameter.get("type") or []) and set(items.get("properties", {})) == {"name", "value"}):
+        problems.append(f"startPaymentCapture.parameter: expected a nullable array of {{name, value}} objects, got {parameter}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_openai_agents_runner_takes_a_whole_payment(transport):
+    """Runner.run with strict MCP tools: the stand-in model starts the payment and follows
+    nextStep to a token, every call's output one text holding one JSON object; no log
+    notifications arrive (the SDK never asks for them)."""
+    call_sid = new_call()
+    with endpoint(transport) as ep:
+        async with agents_server(ep) as (server, notifications):
+            assert (server.client_session_timeout_seconds, server.max_retry_attempts) == (SDK_TIMEOUT, 0), "the SDK's defaults"
+            model = FollowNextStep({"callSid": call_sid})
+            agent = Agent(name="payments", instructions="Take the caller's card payment.", model=model,
+                          mcp_servers=[server], mcp_config={"convert_schemas_to_strict": True})
+            result = await Runner.run(agent, "The caller wants to save a card.", max_turns=25, run_config=RunConfig(tracing_disabled=True))
+    if model.failure:
+        raise model.failure
+    assert result.final_output == "Done.", result.final_output
+    called = [name for name, _ in model.seen]
+    assert called[0] == "startPaymentCapture" and called.count("startPaymentCapture") == 1, called
+    assert {"captureCardNumber", "captureSecurityCode", "captureExpirationDate", "completePaymentCapture"} <= set(called), called
+    final = model.seen[-1][1]
+    token_of(final, transport)
+    assert final["callSid"] == call_sid and final["paymentCardNumber"] == "xxxxxxxxxxxx1111", final
+    assert not log_messages(notifications), f"notifications/message nobody asked for: {log_messages(notifications)[:3]}"
+
+
+def normalized(steps: list[tuple[str, dict]], call_sid: str) -> list:
+    """The steps with what differs between two sessions replaced: SIDs, token, time, versions."""
+    text = json.dumps(steps).replace(call_sid, "<call>")
+    text = re.sub(r"PK[0-9a-fA-F]{32}", "<payment>", text)
+    text = re.sub(r"tok_sim_[A-Za-z0-9_]+", "<token>", text)
+    out = json.loads(text)
+    for _, obj in out:
+        obj.pop("updatedAt", None)
+        obj.pop("version", None)
+        obj.get("nextStep", {}).get("arguments", {}).pop("afterVersion", None)
+    return out
+
+
+async def test_openai_agents_nulls_mean_the_same_as_omitted_properties():
+    """A strict model sends every optional property as null; a loose one leaves them out. Both
+    take a whole payment (with one refusal on the way) and get the same answers, step by step."""
+    with endpoint("stdio") as ep:
+        async with agents_server(ep) as (server, _):
+            tools = await strict_tools(server)
+            runs = {}
+            for strict in (True, False):
+                send, call_sid = sender(tools, strict=strict), new_call()
+                started = check_status(await send("startPaymentCapture", callSid=call_sid), f"strict={strict}: start")
+                early = await send("completePaymentCapture", callSid=call_sid, paymentSid=started["paymentSid"])
+                check_refusal(early, f"strict={strict}: complete before any capture")
+                final, steps = await follow(send, started, f"strict={strict}")
+                token_of(final, f"strict={strict}")
+                runs[strict] = normalized([("startPaymentCapture", started), ("completePaymentCapture", early), *steps], call_sid)
+    assert runs[True] == runs[False], "null and omitted differ:\n" + "\n".join(
+        f"{a}\n  vs\n{b}" for a, b in zip(runs[True], runs[False]) if a != b)[:4000]
+
+
+class LoseFirstAnswer:
+    """Wraps the SDK's MCP session so that the first answer to each named tool is lost after the
+    server has acted on it (a dropped connection): the SDK's max_retry_attempts sends it again."""
+
+    def __init__(self, server, tools: set[str]):
+        self.sent: collections.Counter = collections.Counter()
+        self.lose = set(tools)
+        session = server.session
+        real = session.call_tool
+
+        async def call_tool(name, arguments=None, *args, **kwargs):
+            result = await real(name, arguments, *args, **kwargs)
+            self.sent[name] += 1
+            if name in self.lose:
+                self.lose.discard(name)
+                raise ConnectionResetError(f"the answer to {name} was lost")
+            return result
+
+        session.call_tool = call_tool
+
+
+async def test_openai_agents_retried_calls_are_harmless():
+    """max_retry_attempts=1 and the first answer to start, capture and complete lost: each retry
+    gets the session as it is (resumed / repeated) and nothing is sent to Twilio twice: the card
+    is the caller's first one. Control: restart=true does capture again, and the card changes."""
+    call_sid = new_call()
+    scripts = {call_sid: {"payment-card-number": ["4242424242424242", "5555555555554444"]}}
+    with endpoint("stdio", scripts=scripts) as ep:
+        async with agents_server(ep, max_retry_attempts=1, retry_backoff_seconds_base=0.01) as (server, _):
+            tools = await strict_tools(server)
+            send = sender(tools)
+            lost = LoseFirstAnswer(server, {"startPaymentCapture", "captureCardNumber", "completePaymentCapture"})
+            started = check_status(await send("startPaymentCapture", callSid=call_sid, validCardTypes=["visa", "mastercard"]), "start")
+            assert started.get("resumed") is True, f"the retried start found its own session: {started}"
+            step = started["nextStep"]
+            assert step["tool"] == "captureCardNumber", step
+            card = check_status(await send("captureCardNumber", **step["arguments"]), "capture")
+            assert card.get("repeated") is True, f"the retried capture sent nothing: {card}"
+            card, _ = await settle(send, card)
+            assert card["items"]["payment-card-number"]["state"] == "captured" and card["paymentCardNumber"] == "xxxxxxxxxxxx4242", card
+            # Control: the same tool with restart=true captures again, and the caller's second card shows.
+            again = check_status(await send("captureCardNumber", callSid=call_sid, paymentSid=started["paymentSid"], restart=True), "restart")
+            assert not again.get("repeated"), again
+            again, _ = await settle(send, again)
+            assert again["paymentCardNumber"] == "xxxxxxxxxxxx4444", f"restart=true captured the caller's second card: {again}"
+            final, steps = await follow(send, again, "to the end")
+            completes = [status for tool, status in steps if tool == "completePaymentCapture"]
+            assert completes and completes[0].get("repeated") is True, f"the retried complete sent nothing: {completes}"
+            token_of(final, "retried")
+            assert final["paymentCardNumber"] == "xxxxxxxxxxxx4444" and final["paymentCardType"] == "mastercard", final
+    assert lost.sent["startPaymentCapture"] == 2 and lost.sent["completePaymentCapture"] == 2, lost.sent
+    assert lost.sent["captureCardNumber"] == 3, f"2 (lost + retry), then the restart: {lost.sent}"
+
+
+async def settle(send, status: dict) -> tuple[dict, list]:
+    """Follows nextStep only while it says to wait (getPaymentStatus)."""
+    steps = []
+    for _ in range(20):
+        step = status["nextStep"]
+        if not step["waitForCaller"]:
+            return status, steps
+        assert step.get("tool") == "getPaymentStatus", f"a wait names getPaymentStatus: {step}"
+        status = check_status(await send("getPaymentStatus", **step["arguments"]), "wait")
+        steps.append(("getPaymentStatus", status))
+    raise AssertionError(f"never settled: {status}")
+
+
+def largest_wait(tool: FunctionTool, wanted: float = 30) -> float:
+    schema = tool.params_json_schema["properties"]["waitSeconds"]
+    return min(wanted, schema.get("maximum", wanted))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_openai_agents_a_long_wait_ends_before_the_sdk_timeout(transport):
+    """With the default AGENT_PAYMENTS_MAX_WAIT_SECONDS, a capture asked to wait long returns
+    within ~3.5 s while the caller is still typing (one digit every 400 ms), well inside the SDK's
+    5 s session timeout, and names getPaymentStatus with waitSeconds as the next step."""
+    with endpoint(transport, env={"AGENT_PAYMENTS_SIMULATOR_PACING_MS": "400"}) as ep:
+        async with agents_server(ep) as (server, _):
+            assert server.client_session_timeout_seconds == SDK_TIMEOUT
+            tools = await strict_tools(server)
+            send, call_sid = sender(tools), new_call()
+            started = check_status(await send("startPaymentCapture", callSid=call_sid), "start")
+            began = time.monotonic()
+            status = check_status(await send("captureCardNumber", callSid=call_sid, paymentSid=started["paymentSid"],
+                                             waitSeconds=largest_wait(tools["captureCardNumber"])), "capture")
+            took = time.monotonic() - began
+            assert took < WAIT_BUDGET, f"the capture took {took:.1f} s"
+            assert status["items"]["payment-card-number"]["state"] != "captured", f"the caller is still typing: {status}"
+            step = status["nextStep"]
+            assert step["waitForCaller"] and step.get("tool") == "getPaymentStatus", step
+            assert isinstance(step["arguments"].get("waitSeconds"), (int, float)), step
+            strict_arguments(tools["getPaymentStatus"], **step["arguments"])  # a strict model can send them as they are
+
+
+async def test_openai_agents_call_sid_from_the_http_header():
+    """MCPServerStreamableHttp(headers={"X-Twilio-Call-Sid": …}): a whole payment with callSid and
+    paymentSid null in every call; a callSid that disagrees with the header is refused."""
+    call_sid, other = new_call(), new_call()
+    with endpoint("http") as ep:
+        async with agents_server(ep, headers={"X-Twilio-Call-Sid": call_sid}) as (server, _):
+            send = sender(await strict_tools(server))
+            started = check_status(await send("startPaymentCapture"), "start without callSid")
+            assert started["callSid"] == call_sid, started
+            final, _ = await follow(send, started, "header", strip=("callSid", "paymentSid"))
+            token_of(final, "header")
+            for name in ("getPaymentStatus", "startPaymentCapture"):
+                error = check_refusal(await send(name, callSid=other), f"{name} for another call")
+                assert error["reason"] in ("wrong-call", "call-sid-mismatch"), error
+
+
+async def test_openai_agents_refusals_are_one_json_object():
+    """What the model gets for refused calls: one text block, one JSON object (the same as
+    structuredContent) with the error's reason, message, retryable and whatToDo; arguments the
+    schema refuses are `invalid-arguments`, and a card number sent anyway never comes back."""
+    call_sid = new_call()
+    with endpoint("stdio") as ep:
+        async with agents_server(ep) as (server, _):
+            tools = await strict_tools(server)
+            for name, arguments in [("startPaymentCapture", {"callSid": "CA-not-a-call"}),
+                                    ("captureCardNumber", {"callSid": call_sid, "paymentSid": "PK" + "0" * 32, "cardNumber": CARD})]:
+                raw = await server.call_tool(name, arguments)
+                assert raw.is_error, raw
+                obj = check_one_block(raw, name)
+                assert check_refusal(obj, name)["reason"] == "invalid-arguments", obj
+                assert CARD not in json.dumps(raw.model_dump(mode="json")), "the card number came back"
+                assert one_object(await invoke(tools[name], json.dumps(arguments)), name) == obj, "the model gets the same object"
+            # No callSid, and no header to supply it (stdio): refused.
+            nothing = one_object(await invoke(tools["startPaymentCapture"], strict_arguments(tools["startPaymentCapture"])), "start")
+            check_refusal(nothing, "start without callSid")
+            # A success and a flow refusal, each one block.
+            started = check_status(check_one_block(await server.call_tool("startPaymentCapture", {"callSid": call_sid}), "start"), "start")
+            raw = await server.call_tool("completePaymentCapture", {"callSid": call_sid, "paymentSid": started["paymentSid"]})
+            assert raw.is_error
+            check_refusal(check_one_block(raw, "complete before any capture"), "complete before any capture")
+
+
+# ---------------------------------------------------------------------------------------------
+# pipecat
+
+
+@pytest.fixture
+def pipecat_notifications(monkeypatch):
+    """pipecat's MCPClient opens a plain ClientSession with no handlers; this records what its
+    session receives (the same class, given a message_handler) and quiets pipecat's debug log."""
+    received: list = []
+
+    class RecordingSession(mcp_service.ClientSession):
+        def __init__(self, *args, **kwargs):
+            async def record(message):
+                received.append(message)
+            kwargs.setdefault("message_handler", record)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(mcp_service, "ClientSession", RecordingSession)
+    loguru_logger.remove()
+    handler = loguru_logger.add(sys.stderr, level="WARNING")
+    yield received
+    loguru_logger.remove(handler)
+    loguru_logger.add(sys.stderr)
+
+
+class ScriptedLLM(LLMService):
+    """A stand-in for the model in a real pipecat pipeline: on each inference it reads the
+    context pipecat built and asks `policy` for the next function call, which pipecat runs
+    through its own machinery (run_function_calls -> the handler MCPClient registered)."""
+
+    def __init__(self, policy):
+        unused = {f.name: None for f in fields(LLMSettings) if f.name not in ("extra", "use_provider_thinking_default")}
+        super().__init__(settings=LLMSettings(**unused))
+        self.policy = policy
+        self.finished = asyncio.Event()
+        self.failure: BaseException | None = None
+        self.ids = itertools.count(1)
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        if not isinstance(frame, LLMContextFrame):
+            await self.push_frame(frame, direction)
+            return
+        await self.push_frame(LLMFullResponseStartFrame())
+        try:
+            call = self.policy(tool_results(frame.context.messages))
+        except BaseException as error:  # noqa: BLE001 - reported by the test, not swallowed by the pipeline
+            self.failure, call = error, None
+        if call is None:
+            self.finished.set()
+        else:
+            await self.run_function_calls([FunctionCallFromLLM(function_name=call[0], tool_call_id=f"call_{next(self.ids)}",
+                                                               arguments=call[1], context=frame.context)])
+        await self.push_frame(LLMFullResponseEndFrame())
+
+
+class CallbackResults(BaseObserver):
+    """What MCPClient passed to each call's result callback (FunctionCallResultFrame.result)."""
+
+    def __init__(self):
+        super().__init__()
+        self.results: dict[str, object] = {}
+
+    async def on_push_frame(self, data: FramePushed):
+        if isinstance(data.frame, FunctionCallResultFrame):
+            self.results[data.frame.tool_call_id] = data.frame.result
+
+
+def tool_results(messages) -> list[tuple[str, str]]:
+    """(tool name, text) for each tool message in the context: the content is what the model
+    gets, pipecat's json.dumps of the callback's text, so it decodes to that text."""
+    names, out = {}, []
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            names[call["id"]] = call["function"]["name"]
+        if message.get("role") == "tool":
+            name = names.get(message["tool_call_id"], "?")
+            text = json.loads(message["content"])
+            assert isinstance(text, str), f"{name}: pipecat handed the model {message['content'][:500]}"
+            out.append((name, text))
+    return out
+
+
+async def pipecat_run(ep: Endpoint, policy, headers: dict | None = None, seconds: float = 20) -> list[tuple[str, dict]]:
+    """Runs `policy` as the model of a pipeline [user aggregator, ScriptedLLM, assistant
+    aggregator] whose context advertises MCPClient.tools(); returns (tool, object) for every
+    call, each the one JSON object in the text the model got."""
+    if ep.transport == "stdio":
+        params = StdioServerParameters(command=str(SERVER), args=["--simulate"], env=ep.env)
+    else:
+        params = StreamableHttpParameters(url=ep.url, headers={**ep.headers, **(headers or {})})
+    mcp = MCPClient(server_params=params)
+    observer = CallbackResults()
+    llm = ScriptedLLM(policy)
+    timed_out = False
+    try:
+        tools = await mcp.tools()
+        assert {schema.name for schema in tools.standard_tools} == FLOW_TOOLS, tools
+        assert all(schema.handler is not None for schema in tools.standard_tools), "MCPClient attaches its handler"
+        context = LLMContext(messages=[{"role": "system", "content": "Take the caller's card payment."}], tools=tools)
+        pair = LLMContextAggregatorPair(context)
+        worker = PipelineWorker(Pipeline([pair.user(), llm, pair.assistant()]), cancel_on_idle_timeout=False, observers=[observer])
+        runner = WorkerRunner(handle_sigint=False)
+
+        async def drive():
+            nonlocal timed_out
+            await worker.queue_frame(LLMRunFrame())
+            try:
+                await asyncio.wait_for(llm.finished.wait(), seconds)
+            except TimeoutError:
+                timed_out = True
+            await worker.queue_frame(EndFrame())
+
+        await runner.add_workers(worker)
+        await asyncio.gather(runner.run(), drive())
+    finally:
+        await mcp.close()
+    if llm.failure:
+        raise llm.failure
+    assert not timed_out, f"the pipeline did not finish within {seconds} s: {context.messages[-3:]}"
+    tool_messages = [m for m in context.messages if m.get("role") == "tool"]
+    for message in tool_messages:
+        assert message["content"] == json.dumps(observer.results[message["tool_call_id"]], ensure_ascii=False), \
+            "the model gets the callback's text, JSON-encoded once more by pipecat"
+    return [(name, one_object(text, f"{name} (pipecat)")) for name, text in tool_results(context.messages)]
+
+
+def follow_policy(start: dict, strip: tuple = (), then=None, limit: int = 20):
+    """Starts the payment, then calls what nextStep names with nextStep.arguments (less `strip`)
+    until it names no tool; then `then` (a last call, or None)."""
+    then_sent = []
+
+    def policy(results):
+        if not results:
+            return "startPaymentCapture", start
+        name, text = results[-1]
+        obj = one_object(text, f"{name} (pipecat)")
+        if "error" in obj:
+            check_refusal(obj, name)
+            return None
+        step = check_status(obj, name)["nextStep"]
+        if step.get("tool") and len(results) < limit:
+            return step["tool"], {k: v for k, v in step["arguments"].items() if k not in strip}
+        if then and not then_sent:
+            then_sent.append(then)
+            return then
+        return None
+    return policy
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_pipecat_pipeline_takes_a_whole_payment(transport, pipecat_notifications):
+    """MCPClient over stdio / Streamable HTTP in a real pipeline: the stand-in model follows
+    nextStep from start to token; each text pipecat hands the model is one JSON object."""
+    call_sid = new_call()
+    with endpoint(transport) as ep:
+        results = await pipecat_run(ep, follow_policy({"callSid": call_sid}))
+    called = [name for name, _ in results]
+    assert {"captureCardNumber", "captureSecurityCode", "captureExpirationDate", "completePaymentCapture"} <= set(called), called
+    for name, obj in results:
+        check_status(obj, name)
+    final = results[-1][1]
+    token_of(final, transport)
+    assert final["callSid"] == call_sid and final["paymentCardNumber"] == "xxxxxxxxxxxx1111", final
+    assert not log_messages(pipecat_notifications), f"notifications/message nobody asked for: {log_messages(pipecat_notifications)[:3]}"
+
+
+async def test_pipecat_a_model_that_repeats_each_call(pipecat_notifications):
+    """A model that sends every start, capture and complete twice in a row: the second start is
+    `resumed`, the second capture and complete `repeated`, and nothing reached Twilio twice (the
+    caller's first card is the one captured)."""
+    call_sid = new_call()
+    scripts = {call_sid: {"payment-card-number": ["4242424242424242", "5555555555554444"]}}
+    repeatable = ("startPaymentCapture", *CAPTURE_TOOLS, "completePaymentCapture")
+    sent: list[tuple[str, dict]] = []
+    follow_next = follow_policy({"callSid": call_sid, "validCardTypes": ["visa", "mastercard"]}, limit=40)
+
+    def policy(results):
+        if sent and sent[-1][0] in repeatable and (len(sent) < 2 or sent[-2] != sent[-1]):
+            call = sent[-1]      # the same call again, at once
+        else:
+            call = follow_next(results)
+        if call:
+            sent.append(call)
+        return call
+
+    with endpoint("http", scripts=scripts) as ep:
+        results = await pipecat_run(ep, policy)
+    pairs = [(results[i], results[i + 1]) for i in range(len(results) - 1)
+             if sent[i][0] in repeatable and sent[i] == sent[i + 1] and (i == 0 or sent[i - 1] != sent[i])]
+    assert pairs, sent
+    for (name, first), (_, second) in pairs:
+        check_status(second, f"repeated {name}")
+        flag = "resumed" if name == "startPaymentCapture" else "repeated"
+        assert second.get(flag) is True, f"the second {name} says {flag}: {second}"
+        assert second["paymentSid"] == first["paymentSid"], (first, second)
+    final = results[-1][1]
+    token_of(final, "repeats")
+    assert final["paymentCardNumber"] == "xxxxxxxxxxxx4242" and final["paymentCardType"] == "visa", final
+
+
+async def test_pipecat_call_sid_from_the_http_header(pipecat_notifications):
+    """StreamableHttpParameters(headers={"X-Twilio-Call-Sid": …}): a whole payment with neither
+    callSid nor paymentSid in any call; then a callSid that disagrees with the header is refused."""
+    call_sid, other = new_call(), new_call()
+    policy = follow_policy({}, strip=("callSid", "paymentSid"), then=("getPaymentStatus", {"callSid": other}))
+    with endpoint("http") as ep:
+        results = await pipecat_run(ep, policy, headers={"X-Twilio-Call-Sid": call_sid})
+    *payment, (last_name, last) = results
+    assert payment and payment[0][1].get("callSid") == call_sid, payment[:1]
+    token_of(payment[-1][1], "header")
+    assert last_name == "getPaymentStatus", results
+    assert check_refusal(last, "another call's SID")["reason"] in ("wrong-call", "call-sid-mismatch"), last
+
+
+async def test_pipecat_refusals_are_one_json_object(pipecat_notifications):
+    """pipecat ignores isError and hands the model the text alone: a refusal's text must be one
+    JSON object too. Arguments the schema refuses are `invalid-arguments`; a card number sent
+    anyway never comes back."""
+    call_sid = new_call()
+    calls = [("startPaymentCapture", {"callSid": "CA-not-a-call"}),
+             ("captureCardNumber", {"callSid": call_sid, "paymentSid": "PK" + "0" * 32, "cardNumber": CARD}),
+             ("startPaymentCapture", {})]
+
+    def policy(results):
+        return calls[len(results)] if len(results) < len(calls) else None
+
+    with endpoint("stdio") as ep:
+        results = await pipecat_run(ep, policy)
+    assert [name for name, _ in results] == [name for name, _ in calls], results
+    reasons = [check_refusal(obj, name)["reason"] for name, obj in results]
+    assert reasons[:2] == ["invalid-arguments", "invalid-arguments"], reasons
+    assert CARD not in json.dumps(results), "the card number came back"
