@@ -29,12 +29,14 @@ public struct PostgresDatabaseConfiguration: Sendable, CustomStringConvertible {
     public var connectTimeout: Duration
     /// How long a store request may wait for its answer (a connection included) before it fails
     /// with a clear, retryable error: what a tool call or a callback waits at most while the
-    /// server is away. (The pool itself would queue requests for a minute.)
+    /// server is away. (The pool itself would queue requests for a minute.) Two seconds by
+    /// default, inside a tool call's budget (3 s, `AGENT_PAYMENTS_MAX_WAIT_SECONDS`), so that an
+    /// agent hears `store-unavailable` rather than a call still pending.
     public var requestTimeout: Duration
 
     public init(host: String, port: Int = 5432, username: String, password: String? = nil, database: String? = nil,
                 tls: TLSMode = .prefer, maximumConnections: Int = 10, connectTimeout: Duration = .seconds(3),
-                requestTimeout: Duration = .seconds(5)) {
+                requestTimeout: Duration = .seconds(2)) {
         self.host = host
         self.port = port
         self.username = username

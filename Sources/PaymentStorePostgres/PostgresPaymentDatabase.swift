@@ -45,7 +45,7 @@ public final class PostgresPaymentDatabase: Service, Sendable {
         do {
             // Bounded like every request (migrations are a few statements; a lock held by another
             // replica's migration is waited for within the same bound, then retried by prepare).
-            return try await withTimeout(configuration.requestTimeout * 6) { [client, logger] in
+            return try await withTimeout(max(configuration.requestTimeout * 6, .seconds(30))) { [client, logger] in
                 try await PostgresMigrations.migrate(client, logger: logger)
             }
         } catch {

@@ -94,7 +94,7 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
 
     /// A store on `client`, which must be running (``PostgresPaymentDatabase`` runs it) and
     /// migrated (``PostgresMigrations``).
-    public init(client: PostgresClient, requestTimeout: Duration = .seconds(5), logger: Logger) {
+    public init(client: PostgresClient, requestTimeout: Duration = .seconds(2), logger: Logger) {
         self.client = client
         self.requestTimeout = requestTimeout
         self.logger = logger

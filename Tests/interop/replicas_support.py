@@ -604,8 +604,9 @@ def settle_at(base: str, status: dict, wait: float = 5) -> dict:
 
 
 def stable(status: dict) -> dict:
-    """A status without what may differ between two reads of the same version."""
-    return {k: v for k, v in status.items() if k not in ("asOf", "now", "servedBy")}
+    """A status without what may differ between two reads of the same version: the call's own
+    members (its message, how it waited, whether it was a repeat)."""
+    return {k: v for k, v in status.items() if k not in ("asOf", "now", "servedBy", "message", "waited", "resumed", "repeated", "pending")}
 
 
 def eventually(predicate, seconds: float, what: str, interval: float = 0.05, raise_: bool = True):

@@ -77,19 +77,19 @@ async def output_schema(client, tool: str) -> dict:
 
 
 async def checked(client, tool: str, result):
-    """Every tool result, success or refusal, as a host that parses the seed's JSON would see it:
-    the first text block is JSON; a success's structuredContent equals it and conforms to the
-    declared outputSchema; a refusal carries no structuredContent at all."""
+    """Every tool result, success or refusal, as a voice framework that keeps only text would see
+    it: exactly one text block holding one JSON object, the same object as structuredContent, with
+    a message; a success conforms to the declared outputSchema; a refusal carries an error with a
+    reason, a message, whether a retry may help and what to do."""
+    assert len(result.content) == 1, result.content
+    first = json.loads(result.content[0].text)
+    assert first == result.structured_content
+    assert isinstance(first.get("message"), str) and first["message"], first
     if result.is_error:
-        assert result.structured_content is None, result.structured_content
-        if result.content[0].text.startswith("{"):  # the flow's refusals; argument errors are plain text
-            assert "message" in json.loads(result.content[0].text)["error"]
-    else:
-        first = json.loads(result.content[0].text)
-        assert first == result.structured_content
-        problems = [f"{list(e.absolute_path)}: {e.message}" for e in
-                    Draft202012Validator(await output_schema(client, tool)).iter_errors(result.structured_content)]
-        assert not problems, (tool, problems)
+        assert {"reason", "message", "retryable", "whatToDo"} <= set(first["error"]), first
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in
+                Draft202012Validator(await output_schema(client, tool)).iter_errors(result.structured_content)]
+    assert not problems, (tool, problems)
     return result
 
 
@@ -199,12 +199,14 @@ async def test_every_create_option_reaches_twilio(mode):
         status = await call(client, "startPaymentCapture", callSid=call_sid, chargeAmount="1.00", currency="EUR", description="Order 7",
                             paymentConnector="Default", tokenType="one-time", securityCode=True, postalCode=True,
                             minPostalCodeLength=4, validCardTypes=["visa"], timeout=30, confirmation=False, input="dtmf",
-                            parameter={"AVSName": "Ada Lovelace", "Retries": 2, "Test": True})
+                            parameter=[{"name": "AVSName", "value": "Ada Lovelace"}, {"name": "Retries", "value": "2"}])
         assert status["missing"] == ["payment-card-number", "security-code", "expiration-date", "postal-code"]
         message = await refused(client, "startPaymentCapture", callSid=new_call(), input="voice")
         assert "input" in message
         message = await refused(client, "startPaymentCapture", callSid=new_call(), parameter={"nested": {"no": 1}})
-        assert "parameter" in message
+        assert "parameter" in message, "a free-form object is not the documented shape"
+        message = await refused(client, "startPaymentCapture", callSid=new_call(), parameter=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}])
+        assert "twice" in message
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -215,7 +217,8 @@ async def test_invalid_card_error_guidance_then_recapture(mode):
         sid = status["paymentSid"]
         status = await settle(client, await call(client, "captureCardNumber", callSid=call_sid, paymentSid=sid))
         assert status["items"]["payment-card-number"]["errorType"] == "invalid-card-number"
-        assert status["nextStep"] == {"tool": "captureCardNumber", "prompt": "Error", "instruction": status["nextStep"]["instruction"], "waitForCaller": False}
+        assert status["nextStep"] == {"tool": "captureCardNumber", "prompt": "Error", "instruction": status["nextStep"]["instruction"], "waitForCaller": False,
+                                      "arguments": {"callSid": call_sid, "paymentSid": sid, "waitSeconds": 3}}
         guidance = await client.get_prompt("Error", {"paymentSid": sid})
         assert "card number was not valid" in guidance.messages[0].content.text
         status = await settle(client, await call(client, "captureCardNumber", callSid=call_sid, paymentSid=sid))
@@ -272,8 +275,9 @@ async def test_matching_inputs_are_captured_twice(mode):
             tool = step.get("tool")
             if tool is None or not (tool.startswith("capture") or tool == "completePaymentCapture"):
                 break
-            arguments = step.get("arguments", {})
-            status = await settle(client, await call(client, tool, callSid=call_sid, paymentSid=sid, **arguments))
+            # nextStep's arguments are the complete call, the SIDs and captureType included.
+            assert step["arguments"]["paymentSid"] == sid and step["arguments"]["callSid"] == call_sid
+            status = await settle(client, await call(client, tool, **step["arguments"]))
             matcher = status["items"]["payment-card-number-matcher"]
             seen_matcher_failure |= matcher.get("errorType") == "input-matching-failed"
         assert seen_matcher_failure, "the first confirmation did not match and was captured again"

@@ -95,9 +95,11 @@ class Session:
         return reply["error"]
 
     def tool(self, name: str, arguments: dict, **meta) -> dict:
-        """A tools/call; a success's structuredContent must also meet the tool's outputSchema."""
+        """A tools/call; its structuredContent, refusals included, must also meet the tool's
+        outputSchema, and be the one text block's JSON."""
         result = self.ok("CallToolResult", "tools/call", {"name": name, "arguments": arguments}, **meta)
-        if not result.get("isError") and name in self.output_schemas:
+        if name in self.output_schemas:
+            assert len(result["content"]) == 1 and json.loads(result["content"][0]["text"]) == result["structuredContent"]
             problems = [f"{list(e.absolute_path)}: {e.message}" for e in
                         Draft202012Validator(self.output_schemas[name]).iter_errors(result.get("structuredContent"))]
             assert not problems, (name, problems)
@@ -197,10 +199,10 @@ def run_session(session: Session) -> None:
     assert not_found["code"] == -32601
     invalid = session.tool("startPaymentCapture", {"callSid": "CA123"}, **tool_meta)
     assert invalid.get("isError") is True and "callSid" in invalid["content"][0]["text"]
-    assert "structuredContent" not in invalid
+    assert invalid["structuredContent"]["error"]["reason"] == "invalid-arguments"
     refused = session.tool("completePaymentCapture", {"callSid": call, "paymentSid": payment}, **tool_meta)
     assert refused.get("isError") is True, refused
-    assert "structuredContent" not in refused
+    assert refused["structuredContent"]["error"]["reason"] == "items-missing"
 
     # Ending the session changes its status: the subscriber is told.
     cancelled = session.tool("cancelPaymentCapture", {"callSid": call, "paymentSid": payment}, **tool_meta)

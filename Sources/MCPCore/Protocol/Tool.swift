@@ -149,9 +149,9 @@ public struct ToolResult: Sendable, Equatable {
 /// Thrown by a tool handler to report a failure the model should see and can act on.
 ///
 /// The engine turns it into a tool result with `isError: true` rather than a protocol error,
-/// so the model can correct itself: `structuredContent` (and its JSON as the one text block)
-/// when given, else a ``ToolResult/refusal(reason:message:retryable:whatToDo:details:extra:)``
-/// with reason `tool-error` and `message`.
+/// so the model can correct itself: `message` as the text with `structuredContent` when given,
+/// else a ``ToolResult/refusal(reason:message:retryable:whatToDo:details:extra:)`` (one JSON
+/// object) with reason `tool-error` and `message`.
 public struct ToolError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     /// Optional structured detail, returned as `structuredContent`.

@@ -39,7 +39,7 @@ extension ServerConnection {
         do {
             result = try await tool.handler(ToolCall(arguments: arguments, context: context))
         } catch let error as ToolError {
-            if let structured = error.structuredContent { return ToolResult(structured: structured, isError: true).json }
+            if let structured = error.structuredContent { return ToolResult(text: error.message, structuredContent: structured, isError: true).json }
             return ToolResult.refusal(reason: "tool-error", message: error.message, retryable: false).json
         } catch let error as JSONRPCError {
             throw error
