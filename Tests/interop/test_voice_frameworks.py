@@ -79,7 +79,7 @@ CAPTURE_TOOLS = ("captureCardNumber", "captureSecurityCode", "captureExpirationD
                  "captureBankRoutingNumber", "captureBankAccountNumber")
 FLOW_TOOLS = {"startPaymentCapture", *CAPTURE_TOOLS, "completePaymentCapture", "cancelPaymentCapture", "getPaymentStatus"}
 SDK_TIMEOUT = 5       # MCPServerStdio / MCPServerStreamableHttp client_session_timeout_seconds default
-WAIT_BUDGET = 3.5     # AGENT_PAYMENTS_MAX_WAIT_SECONDS (default 3) plus slack: no call may take longer
+WAIT_BUDGET = 4.5     # AGENT_PAYMENTS_MAX_WAIT_SECONDS (default 3) plus slack for a loaded CI machine, still inside the 5 s client timeout
 CARD = "4000056655665556"  # sent as an argument no tool has: it must never come back
 REASON = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 STATUS_KEYS = {"callSid", "paymentSid", "phase", "items", "required", "missing", "version", "nextStep", "message"}
@@ -290,6 +290,8 @@ class FollowNextStep(Model):
         names = {item["call_id"]: item["name"] for item in items if item.get("type") == "function_call"}
         outputs = [item for item in items if item.get("type") == "function_call_output"]
         if not outputs:
+            loose = sorted(name for name, tool in tools.items() if not tool.strict_json_schema)
+            assert not loose, f"the model is offered non-strict schemas for {loose}"
             return "startPaymentCapture", strict_arguments(tools["startPaymentCapture"], **self.start)
         name = names.get(outputs[-1]["call_id"], "?")
         obj = one_object(model_text(outputs[-1]["output"]), f"{name} (Runner)")
@@ -307,7 +309,7 @@ class FollowNextStep(Model):
         n = next(self.ids)
         try:
             call = self.decide(input, {t.name: t for t in tools if isinstance(t, FunctionTool)})
-        except BaseException as error:  # noqa: BLE001 - reported by the test, not swallowed by the Runner
+        except Exception as error:  # noqa: BLE001 - reported by the test, not swallowed by the Runner
             self.failure, call = error, None
         if call is None:
             item = ResponseOutputMessage(id=f"msg_{n}", type="message", role="assistant", status="completed",
@@ -500,7 +502,7 @@ def largest_wait(tool: FunctionTool, wanted: float = 30) -> float:
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_openai_agents_a_long_wait_ends_before_the_sdk_timeout(transport):
     """With the default AGENT_PAYMENTS_MAX_WAIT_SECONDS, a capture asked to wait long returns
-    within ~3.5 s while the caller is still typing (one digit every 400 ms), well inside the SDK's
+    within the budget (3 s, under 4.5 s measured) while the caller is still typing (one digit every 400 ms), well inside the SDK's
     5 s session timeout, and names getPaymentStatus with waitSeconds as the next step."""
     with endpoint(transport, env={"AGENT_PAYMENTS_SIMULATOR_PACING_MS": "400"}) as ep:
         async with agents_server(ep) as (server, _):
@@ -608,7 +610,7 @@ class ScriptedLLM(LLMService):
         await self.push_frame(LLMFullResponseStartFrame())
         try:
             call = self.policy(tool_results(frame.context.messages))
-        except BaseException as error:  # noqa: BLE001 - reported by the test, not swallowed by the pipeline
+        except Exception as error:  # noqa: BLE001 - reported by the test, not swallowed by the pipeline
             self.failure, call = error, None
         if call is None:
             self.finished.set()
@@ -753,7 +755,8 @@ async def test_pipecat_a_model_that_repeats_each_call(pipecat_notifications):
         results = await pipecat_run(ep, policy)
     pairs = [(results[i], results[i + 1]) for i in range(len(results) - 1)
              if sent[i][0] in repeatable and sent[i] == sent[i + 1] and (i == 0 or sent[i - 1] != sent[i])]
-    assert pairs, sent
+    assert {name for (name, _), _ in pairs} == {"startPaymentCapture", "captureCardNumber", "captureSecurityCode",
+                                                "captureExpirationDate", "completePaymentCapture"}, sent
     for (name, first), (_, second) in pairs:
         check_status(second, f"repeated {name}")
         flag = "resumed" if name == "startPaymentCapture" else "repeated"
