@@ -1,3 +1,4 @@
+import Synchronization
 public import Logging
 public import MCPCore
 import Foundation
@@ -120,6 +121,19 @@ public struct Redactor: Sendable {
     }
 }
 
+/// Whether log messages that belong to no request may go to MCP clients now: off while a server
+/// starts (its start-up lines go to standard error only), on once the host says so.
+public final class LogBroadcastSwitch: Sendable {
+    private let state: Mutex<Bool>
+
+    public init(on: Bool = false) { state = Mutex(on) }
+
+    /// From now on, messages outside requests are forwarded to legacy clients that set a level.
+    public func turnOn() { state.withLock { $0 = true } }
+
+    public var isOn: Bool { state.withLock { $0 } }
+}
+
 /// A swift-log handler that writes redacted lines to standard error and forwards them as MCP
 /// log notifications (`notifications/message`) at the level each client chose: within a
 /// request to that request (both eras), otherwise to every legacy client.
@@ -129,17 +143,23 @@ public struct MCPLogHandler: LogHandler {
     private let label: String
     private let server: MCPServer?
     private let redactor: Redactor
-    private let broadcasts: Bool
+    private let broadcasts: LogBroadcastSwitch
 
     /// `broadcastOutsideRequests: false` keeps messages that belong to no request off the wire:
     /// over HTTP every legacy client is someone else's, and must not hear of other calls.
     public init(label: String, server: MCPServer?, redactor: Redactor, level: Logger.Level = .info,
                 broadcastOutsideRequests: Bool = true) {
+        self.init(label: label, server: server, redactor: redactor, level: level, broadcast: LogBroadcastSwitch(on: broadcastOutsideRequests))
+    }
+
+    /// Messages that belong to no request reach legacy clients only while `broadcast` is on (a
+    /// host turns it on once it has started, so start-up lines stay on standard error).
+    public init(label: String, server: MCPServer?, redactor: Redactor, level: Logger.Level = .info, broadcast: LogBroadcastSwitch) {
         self.label = label
         self.server = server
         self.redactor = redactor
         self.logLevel = level
-        self.broadcasts = broadcastOutsideRequests
+        self.broadcasts = broadcast
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -157,7 +177,7 @@ public struct MCPLogHandler: LogHandler {
         // allows it, at the level the request asked for); outside, legacy clients get it.
         if let request = RequestContext.current {
             request.log(Self.mcpLevel(event.level), .string(line), logger: label)
-        } else if broadcasts {
+        } else if broadcasts.isOn {
             server?.log(Self.mcpLevel(event.level), .string(line), logger: label)
         }
     }

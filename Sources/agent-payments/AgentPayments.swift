@@ -128,9 +128,17 @@ struct Serve: AsyncParsableCommand {
             try await serveHTTP(configuration, http: http)
             return
         }
-        let (server, redactor, logger) = prepare(configuration, broadcastLogs: true)
+        let broadcast = LogBroadcastSwitch()
+        let (server, redactor, logger) = prepare(configuration, broadcast: broadcast)
         try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
         let payments = try PaymentsSystem(configuration: paymentsConfiguration, logger: logger)
+        // Start-up lines go to stderr only; once the system is up, a legacy client that set a log
+        // level hears of what happens outside its requests too (callbacks, expiry).
+        let started = Task {
+            _ = try? await payments.coordinator(waitingUpTo: .seconds(3600))
+            broadcast.turnOn()
+        }
+        defer { started.cancel() }
         PaymentsMCP(server: server, flow: payments, defaults: configuration.defaults, redactor: redactor,
                     logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
                     callSIDHeader: ServerConfiguration.callSIDHeader).install()
@@ -149,15 +157,16 @@ struct Serve: AsyncParsableCommand {
 
     /// What both transports start from: the open-file limit raised (every open connection costs
     /// a file; the listener's connection cap is sized from it), the MCP server, and logging
-    /// through the redactor to stderr and MCP log messages (`broadcastLogs`: also those outside
-    /// any request, to every legacy client — right for stdio's one client, not for HTTP's many).
-    static func prepare(_ configuration: ServerConfiguration, broadcastLogs: Bool) -> (MCPServer, Redactor, Logger) {
+    /// through the redactor to stderr and MCP log messages (`broadcast`: also those outside any
+    /// request, to every legacy client while it is on — right for stdio's one client once it has
+    /// started, never for HTTP's many).
+    static func prepare(_ configuration: ServerConfiguration, broadcast: LogBroadcastSwitch) -> (MCPServer, Redactor, Logger) {
         let files = FileDescriptorLimit.raiseSoftLimitToHard()
         let server = PaymentsMCP.makeServer(version: AgentPayments.version)
         let redactor = Redactor(secrets: configuration.secrets)
         let level = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in
-            MCPLogHandler(label: label, server: server, redactor: redactor, level: level, broadcastOutsideRequests: broadcastLogs)
+            MCPLogHandler(label: label, server: server, redactor: redactor, level: level, broadcast: broadcast)
         }
         let logger = Logger(label: "agent-payments")
         logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])

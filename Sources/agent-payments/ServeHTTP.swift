@@ -13,7 +13,7 @@ extension Serve {
     /// silent. Shutdown runs in reverse: the MCP streams end (listen streams with their
     /// result), then the flow, the tunnel and the listener.
     static func serveHTTP(_ configuration: ServerConfiguration, http: HTTPSettings) async throws {
-        let (server, redactor, logger) = prepare(configuration, broadcastLogs: false)
+        let (server, redactor, logger) = prepare(configuration, broadcast: LogBroadcastSwitch(on: false))
         let transport = MCPHTTPTransport(server: server, configuration: http.transport, logger: Logger(label: "agent-payments.http"))
         try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
         var payments = paymentsConfiguration

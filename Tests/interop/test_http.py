@@ -1160,3 +1160,43 @@ def test_sigterm_ends_open_streams_listen_streams_with_their_result(modern_schem
         SSEStream(legacy_get, seconds=STOP_SECONDS).rest()  # the session's stream ends too
         status = server.wait(STOP_SECONDS)
         assert status == 0, f"exit status {status}:\n{server.stderr_text()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. A closed stream cancels its request, never the payment
+
+
+@pytest.mark.parametrize("tool", ["captureCardNumber", "getPaymentStatus"])
+def test_closing_a_tool_calls_stream_ends_its_wait_and_nothing_else(modern_schema, tool):
+    """2026-07-28: closing a request's event stream is its cancellation (Pipecat cancels a tool
+    call when the caller talks over the agent). The wait ends; the capture it started goes on to
+    the caller's first card (the scripted second card would show a second capture)."""
+    call_sid = "CA" + secrets.token_hex(16)
+    scripts = {call_sid: {"payment-card-number": ["4242424242424242", "4000056655665556"]}}
+    with http_server({"AGENT_PAYMENTS_SIMULATOR_PACING_MS": "120"}, scripts=scripts) as server:
+        started = modern_tool(server, modern_schema, "startPaymentCapture", {"callSid": call_sid})
+        sid = started["structuredContent"]["paymentSid"]
+        if tool == "getPaymentStatus":
+            modern_tool(server, modern_schema, "captureCardNumber", {"callSid": call_sid})
+        body = modern_request("tools/call", {"name": tool, "arguments": {"callSid": call_sid, "waitSeconds": 3, "waitFor": "next-step"}
+                                            if tool == "getPaymentStatus" else {"callSid": call_sid, "waitSeconds": 3}}, id="talked-over")
+        body["params"]["_meta"]["progressToken"] = "p1"
+        began = time.monotonic()
+        with stream(server, "POST", modern_headers(body), body) as response:
+            assert response.status_code == 200, streamed(response)
+            check_sse_headers(response)
+            progress = SSEStream(response, seconds=10).message()
+            assert progress and progress.get("method") == "notifications/progress", progress
+            assert not re.search(r"\d", progress["params"].get("message", "")), f"progress a voice may speak has no digits: {progress}"
+        # The stream is closed mid-wait: the caller goes on typing, and the payment with it.
+        assert time.monotonic() - began < 3, "the stream was closed before the wait's end"
+        status = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            status = modern_tool(server, modern_schema, "getPaymentStatus",
+                                 {"callSid": call_sid, "waitSeconds": 3, "waitFor": "next-step"})["structuredContent"]
+            if not status["nextStep"]["waitForCaller"]:
+                break
+        assert status["paymentSid"] == sid and status["items"]["payment-card-number"]["state"] == "captured", status
+        assert status["paymentCardNumber"].endswith("4242"), f"one capture, the caller's first card: {status}"
+        assert status["nextStep"]["tool"] == "captureSecurityCode", status
