@@ -207,7 +207,7 @@ extension PaymentsMCP {
         /// Sends `notifications/progress` when the client asked for it: seconds spent so far out
         /// of the budget, with a sentence that may be spoken to the caller (it carries no digits).
         func progress(_ message: String, total: Duration) {
-            let elapsed = ContinuousClock.now - started
+            let elapsed = min(ContinuousClock.now - started, total)
             call.context.reportProgress(elapsed.seconds, total: total.seconds, message: message)
         }
     }
@@ -331,7 +331,8 @@ extension PaymentsMCP {
             var current: PaymentSession?
             if let sid { current = try await coordinator.latestSession(sid) }
             if current == nil { current = try await coordinator.sessions(onCall: callSID).first { !$0.phase.isFinished } }
-            guard let current else { throw CancellationError() }
+            // Not even stored yet (the store is slow): the start goes on; the call's status follows.
+            guard let current else { throw FlowError.rejected(.stillStarting) }
             return result(current, said: "Twilio has not answered yet; the request goes on and its outcome will show in the status.",
                           flags: ["pending": true])
         }
