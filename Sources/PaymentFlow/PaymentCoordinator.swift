@@ -177,8 +177,8 @@ public actor PaymentCoordinator {
 
     private func startOrResume(callSID: CallSID, options: PaymentSessionOptions) async throws(FlowError) -> CommandOutcome {
         if let running = try await unfinished(onCall: callSID) {
-            if running.configuration.options == options { return CommandOutcome(session: running, repeated: true) }
-            throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID)
+            guard running.configuration.options == options else { throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID) }
+            return try await resume(running)
         }
         let problems = options.validate()
         if !problems.isEmpty { throw .invalidOptions(problems) }
@@ -190,25 +190,48 @@ public actor PaymentCoordinator {
         var session = PaymentSession(callSID: callSID, configuration: PaymentConfiguration(options: options), at: now(), id: id,
                                      callbackSecretHash: CallbackSecretHash.of(secret))
         session.inFlight[.create] = key
+        // Claimed before it can be found, so that a twin of this start resumes it rather than re-sending.
+        let claim = SendingOperation(session: id, operation: .create)
+        sending.insert(claim)
+        defer { sending.remove(claim) }
         // Stored first: one per call (the store refuses a second), and findable by early callbacks.
         guard try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: nil) }) else {
             // Another start on this call won the race: the same request (a retry) resumes it.
             let running = try await unfinished(onCall: callSID)
-            if let running, running.configuration.options == options { return CommandOutcome(session: running, repeated: true) }
-            throw .sessionInProgress(callSID: callSID, paymentSID: running?.paymentSID)
+            guard let running, running.configuration.options == options else {
+                throw .sessionInProgress(callSID: callSID, paymentSID: running?.paymentSID)
+            }
+            return try await resume(running)
         }
         published.offer(session)
         await feed.publish(session)
+        return CommandOutcome(session: try await create(session, key: key, url: url), repeated: false)
+    }
 
+    /// A start repeated on a call whose unfinished session has the same options: that session.
+    /// If Twilio never answered its creation and nobody here is sending it (the replica that
+    /// started it died), the creation is sent again with its stored key, so Twilio creates it once.
+    private func resume(_ running: PaymentSession) async throws(FlowError) -> CommandOutcome {
+        let claim = SendingOperation(session: running.id, operation: .create)
+        guard case .starting = running.phase, let key = running.inFlight[.create], !sending.contains(claim) else {
+            return CommandOutcome(session: running, repeated: true)
+        }
+        sending.insert(claim)
+        defer { sending.remove(claim) }
+        let url = try await callbackURL(secret: CallbackSecretHash.secret(for: running.id, key: callbackKey))
+        return CommandOutcome(session: try await create(running, key: key, url: url), repeated: false)
+    }
+
+    /// Asks Twilio to create `session` with `key`, and stores its answer.
+    private func create(_ session: PaymentSession, key: String, url: String) async throws(FlowError) -> PaymentSession {
         let resource: PaymentResource
         do {
-            resource = try await api.createPayment(callSID: callSID, options: options, idempotencyKey: key, statusCallback: url)
+            resource = try await api.createPayment(callSID: session.callSID, options: session.configuration.options, idempotencyKey: key, statusCallback: url)
         } catch {
             _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .requestFailed(.create, reason: error.description, at: self.now())) }
             throw .twilio(error)
         }
-        let created = try await mutate(id: session.id) { PaymentReducer.reduce($0, .sessionCreated(resource.sid, at: self.now())) }.session
-        return CommandOutcome(session: created, repeated: false)
+        return try await mutate(id: session.id) { PaymentReducer.reduce($0, .sessionCreated(resource.sid, at: self.now())) }.session
     }
 
     /// The unfinished session on `callSID`, if any.
@@ -246,27 +269,39 @@ public actor PaymentCoordinator {
             throw .unknownSession(paymentSID)
         }
         if let callSID, current.callSID != callSID { throw .wrongCall(paymentSID: paymentSID, callSID: callSID) }
-        // A repeat is answered from the stored session alone: Twilio is asked nothing. So is a
-        // request this coordinator is sending right now.
+        // Decided from the stored session alone, before Twilio (its Calls API included) is asked
+        // anything: a repeat, or what this request would send. A request this
+        // coordinator is already sending is a repeat too; otherwise it is claimed here, at once,
+        // so that a twin arriving meanwhile finds the claim and sends nothing.
         let preview = PaymentReducer.reduce(current, request)
-        let beingSent = preview.effects.contains { effect in
-            if case .send(let operation) = effect { sending.contains(SendingOperation(session: current.id, operation: operation)) } else { false }
+        if preview.repeated { return CommandOutcome(session: current, repeated: true) }
+        var claimed: Set<SendingOperation> = []
+        defer { for claim in claimed { sending.remove(claim) } }
+        func claim(_ effects: [PaymentEffect]) -> Bool {
+            for case .send(let operation) in effects {
+                let marker = SendingOperation(session: current.id, operation: operation)
+                if claimed.contains(marker) { continue }
+                if sending.contains(marker) { return false }
+                sending.insert(marker)
+                claimed.insert(marker)
+            }
+            return true
         }
-        if preview.repeated || beingSent { return CommandOutcome(session: current, repeated: true) }
+        if !claim(preview.effects) { return CommandOutcome(session: current, repeated: true) }
         if !current.phase.isFinished, case .ended(let status) = await callState(current.callSID) {
             let ended = try await mutate(id: current.id, from: current) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
             if case .cancelRequested = request { return CommandOutcome(session: ended.session, repeated: false) }
             throw .callEnded(callSID: current.callSID, status: status)
         }
+        // Refused after the call check, so that a caller who hung up silently is noticed first.
+        if let rejection = preview.rejection { throw .rejected(rejection) }
         let transition = try await mutate(id: current.id, from: current) { PaymentReducer.reduce($0, request) }
         if let rejection = transition.rejection { throw .rejected(rejection) }
+        // Another writer may have changed what is to be sent: a twin sending it makes this a repeat.
+        if !claim(transition.effects) { return CommandOutcome(session: transition.session, repeated: true) }
         var latest = transition.session
         for case .send(let operation) in transition.effects {
             guard let update = UpdateOperation(operation) else { continue }   // create is sent by start
-            // A twin of this request got here first and is sending it: this one is the repeat.
-            if sending.contains(SendingOperation(session: current.id, operation: operation)) {
-                return CommandOutcome(session: transition.session, repeated: true)
-            }
             latest = try await send(update, session: transition.session)
         }
         return CommandOutcome(session: latest, repeated: transition.repeated)
@@ -279,9 +314,6 @@ public actor PaymentCoordinator {
         guard let sid = session.paymentSID else { throw .rejected(.stillStarting) }
         let url = try await callbackURL(secret: CallbackSecretHash.secret(for: session.id, key: callbackKey))
         let key = session.inFlight[operation] ?? TwilioPaymentsClient.makeIdempotencyKey()
-        let marker = SendingOperation(session: session.id, operation: operation)
-        sending.insert(marker)
-        defer { sending.remove(marker) }
         let resource: PaymentResource
         do {
             resource = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update.update,

@@ -195,7 +195,8 @@ public enum PaymentReducer {
                 || (session.state(item).isCaptured && !session.missingItems.contains(item)) {
                 return repeated(session)
             }
-            remember(key, for: .capture(item), in: &next)
+            // A restart is a new capture: a fresh key, never a replay of the one it replaces.
+            if restart, let key { next.inFlight[.capture(item)] = key } else { remember(key, for: .capture(item), in: &next) }
             var progress = next.progress(item)
             progress.state = .requested
             progress.requests += 1
@@ -421,6 +422,9 @@ public enum PaymentReducer {
            case .active = session.phase {
             var progress = session.progress(item)
             let stale = progress.attemptStart.map { start in stamp.map { $0 < start } ?? false } ?? false
+            // A callback of this attempt proves Twilio accepted its capture, even if the answer to
+            // the request was never stored (its sender died): the key is no longer in flight.
+            if progress.state.isInProgress, !stale { session.inFlight.removeValue(forKey: .capture(item)) }
             if progress.state.isInProgress, !stale {
                 let reported = reportedValue(of: item, in: callback).map { Masking.value($0, for: item) }
                 let previous: String? = if case .capturing(let masked) = progress.state { masked } else { nil }

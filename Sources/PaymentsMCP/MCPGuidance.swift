@@ -61,7 +61,7 @@ public struct MCPNextStep: Sendable, Equatable {
     /// The capture tool's `captureType` argument, for a second entry.
     public var captureType: PaymentItem?
     /// The arguments of the next call (the SIDs, `captureType`, a `waitSeconds` that fits the
-    /// server's longest wait, `afterVersion`); empty when no session was given.
+    /// server's longest wait, `waitFor`); empty when no session was given.
     public var arguments: [String: JSONValue]
 
     /// The next step of `step`; with `session`, the arguments of the call it names, with waits of

@@ -30,7 +30,7 @@ extension PaymentsMCP {
                     session = try await Self.rethrowingForMCP { () async throws(FlowError) in try await coordinator.sessions(onCall: call) }.first
                 }
             }
-            let text = redactor.redact(PromptLibrary.text(prompt, session: session))
+            let text = redactor.redact(PromptLibrary.text(prompt, session: session, waitSeconds: maximumWaitSeconds))
             return PromptResult(description: descriptions[prompt], messages: [PromptMessage(role: .user, text: text)])
         }
     }

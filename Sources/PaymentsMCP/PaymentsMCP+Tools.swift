@@ -3,6 +3,7 @@ import PaymentFlow
 import TwilioPayments
 import Foundation
 import Logging
+import Synchronization
 
 /// The tools: start, capture, complete, cancel, status.
 ///
@@ -34,8 +35,8 @@ extension PaymentsMCP {
     }
 
     var waitSecondsSchema: JSONValue {
-        ["type": ["number", "null"], "minimum": 0,
-         "description": .string("Also wait up to this many seconds for the caller (or Twilio) before answering; at most \(MCPNextStep.spoken(maximumWaitSeconds)) (longer is shortened, so the call fits a 5-second client timeout).")]
+        ["type": ["number", "null"], "minimum": 0, "maximum": 60,
+         "description": .string("Also wait up to this many seconds for the caller (or Twilio) before answering. The server answers every call within \(MCPNextStep.spoken(maximumWaitSeconds)) seconds (AGENT_PAYMENTS_MAX_WAIT_SECONDS): a longer wait is shortened to that.")]
     }
 
     func tools() -> [Tool] {
@@ -52,7 +53,8 @@ extension PaymentsMCP {
     /// A session as a tool result: one JSON object, the status plus `message` and the call's
     /// `flags`, as the one text block and as `structuredContent`. Commands log at info; status
     /// reads, which agents repeat, at `level`. The status of each session version is built,
-    /// redacted and checked once (``RenderedStatuses``).
+    /// redacted and checked once (``RenderedStatuses``); the object with the call's own members
+    /// is serialized per call.
     func result(_ session: PaymentSession, said: String? = nil, flags: [String: JSONValue] = [:], level: Logger.Level = .info) -> ToolResult {
         logger.log(level: level, "payment tool result", metadata: [
             "call.sid": "\(session.callSID)", "payment.sid": "\(session.paymentSID?.rawValue ?? "-")",
@@ -77,7 +79,6 @@ extension PaymentsMCP {
         rendered.status(of: session) {
             let status = redactor.redact(SessionJSON.status(session, waitSeconds: maximumWaitSeconds), keeping: SessionJSON.resultKeys)
             return RenderedStatuses.Entry(version: session.version, status: status, text: status.serialized(),
-                                          guidance: redactor.redact("Next step: \(MCPNextStep(session.nextStep).instruction)"),
                                           conforms: Self.statusValidator.validate(status, rootName: "structuredContent").isEmpty)
         }
     }
@@ -201,43 +202,73 @@ extension PaymentsMCP {
         /// no wait was asked for.
         var waitEnd: ContinuousClock.Instant? {
             guard let seconds = arguments.double("waitSeconds"), seconds > 0, seconds.isFinite else { return nil }
-            return min(deadline, started + .milliseconds(Int64(seconds * 1000)))
+            // Shortened before it becomes a duration: no number a client sends can overflow it.
+            let budget = (deadline - started).seconds
+            return started + .milliseconds(Int64(min(seconds, budget) * 1000))
         }
 
+        /// The last progress sentence sent (a client may speak each one: it is not repeated).
+        let lastProgress = ProgressMemo()
+
         /// Sends `notifications/progress` when the client asked for it: seconds spent so far out
-        /// of the budget, with a sentence that may be spoken to the caller (it carries no digits).
+        /// of the budget, with a sentence that may be spoken to the caller (it carries no digits)
+        /// when it differs from the last one sent; the same sentence again goes without words.
         func progress(_ message: String, total: Duration) {
             let elapsed = min(ContinuousClock.now - started, total)
-            call.context.reportProgress(elapsed.seconds, total: total.seconds, message: message)
+            call.context.reportProgress(elapsed.seconds, total: total.seconds, message: lastProgress.change(to: message))
         }
     }
 
     /// Runs a tool body against the coordinator within the call's time budget, turning every
     /// flow error and refusal into a refusal result.
-    func invoke(_ call: ToolCall, _ body: (PaymentCoordinator, Invocation) async throws -> ToolResult) async -> ToolResult {
+    func invoke(_ call: ToolCall, _ body: @escaping @Sendable (PaymentCoordinator, Invocation) async throws -> ToolResult) async -> ToolResult {
         let started = ContinuousClock.now
         let invocation = Invocation(call: call, arguments: ToolArguments(call.arguments), started: started, deadline: started + maximumWait)
-        do {
-            let coordinator = try await flow.coordinator(waitingUpTo: min(readinessTimeout, maximumWait))
-            return try await body(coordinator, invocation)
-        } catch let error as FlowError {
-            return failure(refusal(error))
-        } catch let refusal as Refusal {
-            return failure(refusal)
-        } catch {
-            return failure(Refusal(reason: "tool-failed", message: String(describing: error), retryable: false,
-                                   whatToDo: "Call again; if it fails again, tell the caller there is a problem taking the payment."))
+        // The body bounds its own command and waits; this bounds everything else it awaits (the
+        // store's reads, the readiness wait), so no call outlives the budget by more than a margin.
+        let answer = OneShot<ToolResult>()
+        let work = Task { [self] in
+            do {
+                let coordinator = try await flow.coordinator(waitingUpTo: min(readinessTimeout, maximumWait))
+                answer.fulfil(try await body(coordinator, invocation))
+            } catch let error as FlowError {
+                answer.fulfil(failure(refusal(error)))
+            } catch let refusal as Refusal {
+                answer.fulfil(failure(refusal))
+            } catch {
+                answer.fulfil(failure(Refusal(reason: "tool-failed", message: String(describing: error), retryable: false,
+                                              whatToDo: "Call again; if it fails again, tell the caller there is a problem taking the payment.")))
+            }
         }
+        let result = await withTaskCancellationHandler {
+            await answer.value(until: invocation.deadline + Self.answerMargin)
+        } onCancel: {
+            work.cancel()
+        }
+        if let result { return result }
+        return failure(Refusal(reason: "timeout", message: "The server could not answer within \(MCPNextStep.spoken(maximumWaitSeconds)) seconds (its session store is slow); nothing was lost.",
+                               retryable: true, whatToDo: "Call getPaymentStatus with the callSid in a moment: it shows where the payment stands."))
     }
+
+    /// How far past its budget a call may run before it answers `timeout`: room for the final
+    /// status read and the answer itself.
+    static let answerMargin: Duration = .milliseconds(750)
 
     /// The call SID: the `callSid` argument, else the HTTP request's call header
     /// (``callSIDHeader``). Both given and different: refused.
     func callSID(_ invocation: Invocation) throws -> CallSID? {
         let argument = try invocation.arguments.optional("callSid", CallSID.init)
-        guard let raw = invocation.call.context.transportHeaders[callSIDHeader.lowercased()] else { return argument }
-        guard let header = CallSID(raw.trimmingCharacters(in: .whitespaces)) else {
+        let raw = invocation.call.context.transportHeaders[callSIDHeader.lowercased()]?.trimmingCharacters(in: .whitespaces) ?? ""
+        // An empty header (a platform variable that resolved to nothing) is no header.
+        guard !raw.isEmpty else { return argument }
+        guard let header = CallSID(raw) else {
+            // A malformed header cannot name the call; a callSid argument still can.
+            if let argument {
+                logger.warning("ignoring a malformed call header; the callSid argument names the call", metadata: ["header": "\(callSIDHeader)"])
+                return argument
+            }
             throw Refusal(reason: "invalid-argument", message: "The \(callSIDHeader) header is not a Twilio Call SID (CA followed by 32 hexadecimal digits).",
-                          retryable: false, whatToDo: "Fix the header the voice platform sends, or pass callSid as an argument.")
+                          retryable: false, whatToDo: "Pass callSid as an argument, or fix the header the voice platform sends.")
         }
         if let argument, argument != header {
             throw Refusal(reason: "call-sid-mismatch",
@@ -306,7 +337,7 @@ extension PaymentsMCP {
             if now >= end { break }
             guard let sid = current.paymentSID else {
                 // Still starting: its SID arrives with the next change of the call's sessions.
-                try await Task.sleep(for: min(end - now, .milliseconds(100)))
+                try? await Task.sleep(for: min(end - now, .milliseconds(100)))
                 current = try await coordinator.sessions(onCall: current.callSID).first { $0.id == current.id } ?? current
                 continue
             }
@@ -326,7 +357,8 @@ extension PaymentsMCP {
     /// The answer to a command: its outcome's session after an optional wait, or, when Twilio
     /// had not answered by the deadline, the session as it stands, marked `pending`.
     func answer(_ outcome: CommandOutcome?, _ coordinator: PaymentCoordinator, _ invocation: Invocation, sid: PaymentSID?, callSID: CallSID,
-                said: String?, waitingFor waitingSentence: (PaymentSession) -> String, done: (PaymentSession) -> Bool) async throws -> ToolResult {
+                said: String?, waitingFor waitingSentence: (PaymentSession) -> String, done: (PaymentSession) -> Bool,
+                afterWait: (PaymentSession) -> String? = { _ in nil }) async throws -> ToolResult {
         guard let outcome else {
             var current: PaymentSession?
             if let sid { current = try await coordinator.latestSession(sid) }
@@ -338,8 +370,11 @@ extension PaymentsMCP {
         }
         var session = outcome.session
         var flags: [String: JSONValue] = outcome.repeated ? ["repeated": true] : [:]
+        var said = said
         if let end = invocation.waitEnd {
             let (waited, how) = try await wait(on: session, coordinator, invocation, until: end, saying: waitingSentence, done: done)
+            // What the command started has come to pass: say where it stands now, not what was asked.
+            if waited.version != session.version, done(waited) { said = afterWait(waited) }
             session = waited
             flags["waited"] = how
         }
@@ -399,7 +434,7 @@ extension PaymentsMCP {
                                       "description": "Items the caller types twice; each second entry is captured with its capture tool's captureType."],
             "input": ["type": "string", "enum": ["dtmf"], "description": "How the caller enters details (Twilio accepts only dtmf)."],
             "parameter": ["type": "array", "items": [
-                "type": "object", "properties": ["name": ["type": "string", "minLength": 1], "value": ["type": "string"]],
+                "type": "object", "properties": ["name": ["type": "string", "minLength": 1], "value": ["type": ["string", "number", "boolean"]]],
                 "required": ["name", "value"], "additionalProperties": false,
             ], "description": "Connector-specific parameters (Twilio's Parameter) as name/value pairs, e.g. [{\"name\": \"AVSName\", \"value\": \"Ada Lovelace\"}] for some ACH connectors."],
         ]
@@ -410,7 +445,7 @@ extension PaymentsMCP {
             outputSchema: SessionJSON.toolResultSchema,
             annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true)
         ) { [self] call in
-            await invoke(call) { coordinator, invocation in
+            await invoke(call) { [self] coordinator, invocation in
                 guard let callSID = try callSID(invocation) else {
                     throw Refusal(reason: "invalid-argument", message: "callSid is required: the Twilio Call SID of the caller's call.",
                                   retryable: false, whatToDo: "Pass callSid (CA followed by 32 hexadecimal digits), or have the voice platform send the \(callSIDHeader) header.")
@@ -446,9 +481,10 @@ extension PaymentsMCP {
             description: "Asks Twilio to collect the \(item.spokenName) from the caller's keypad. Tell the caller what to type first; progress arrives masked in the status. With waitSeconds, also waits for the entry to finish. Called again while the caller is typing it, returns the status and sends nothing; call it again after an error to re-capture, or with restart to start over.",
             inputSchema: ["type": "object", "properties": .object(properties), "additionalProperties": false],
             outputSchema: SessionJSON.toolResultSchema,
-            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true)
+            // Not idempotent with restart (each one starts the entry over); without it, a repeat is harmless.
+            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true)
         ) { [self] call in
-            await invoke(call) { coordinator, invocation in
+            await invoke(call) { [self] coordinator, invocation in
                 let arguments = invocation.arguments
                 let target = try arguments.optional("captureType", PaymentItem.init(rawValue:)) ?? item
                 guard target.base == item else { throw FlowError.invalidArgument("captureType \(target.rawValue) is not captured by \(tool.rawValue)") }
@@ -466,13 +502,14 @@ extension PaymentsMCP {
                 if outcome?.repeated == true {
                     said = outcome?.session.state(target).isCaptured == true
                         ? "The \(target.spokenName) is already captured; nothing was sent (pass restart to capture it again)."
-                        : "The caller is already typing the \(target.spokenName); nothing was sent."
+                        : "The caller is already typing the \(target.spokenName); nothing was sent (if they are not, call again with restart)."
                 } else {
                     said = "Capturing the \(target.spokenName)."
                 }
                 return try await answer(outcome, coordinator, invocation, sid: sid, callSID: session.callSID, said: said,
                                         waitingFor: { _ in "Waiting for the caller to finish entering the \(target.spokenName)." },
-                                        done: { $0.phase.isFinished || !$0.state(target).isInProgress })
+                                        done: { $0.phase.isFinished || !$0.state(target).isInProgress },
+                                        afterWait: { $0.state(target).isCaptured ? "The \(target.spokenName) is captured." : nil })
             }
         }
     }
@@ -486,7 +523,7 @@ extension PaymentsMCP {
             outputSchema: SessionJSON.toolResultSchema,
             annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)
         ) { [self] call in
-            await invoke(call) { coordinator, invocation in
+            await invoke(call) { [self] coordinator, invocation in
                 let session = try await session(invocation, coordinator)
                 guard let sid = session.paymentSID else { throw FlowError.rejected(.stillStarting) }
                 let outcome: CommandOutcome?
@@ -511,7 +548,7 @@ extension PaymentsMCP {
             outputSchema: SessionJSON.toolResultSchema,
             annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)
         ) { [self] call in
-            await invoke(call) { coordinator, invocation in
+            await invoke(call) { [self] coordinator, invocation in
                 let session = try await session(invocation, coordinator)
                 guard let sid = session.paymentSID else { throw FlowError.rejected(.stillStarting) }
                 let outcome: CommandOutcome?
@@ -521,7 +558,7 @@ extension PaymentsMCP {
                     throw refusal(error, session: try? await coordinator.latestSession(sid))
                 }
                 return try await answer(outcome, coordinator, invocation, sid: sid, callSID: session.callSID,
-                                        said: outcome?.repeated == true ? "The payment session was already cancelled; nothing was sent." : nil,
+                                        said: outcome?.repeated == true ? "The payment session was already being cancelled; nothing was sent again." : nil,
                                         waitingFor: { _ in "Cancelling the payment." }, done: { _ in true })
             }
         }
@@ -541,7 +578,7 @@ extension PaymentsMCP {
             outputSchema: SessionJSON.toolResultSchema,
             annotations: ToolAnnotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false)
         ) { [self] call in
-            await invoke(call) { coordinator, invocation in
+            await invoke(call) { [self] coordinator, invocation in
                 // The published snapshot answers without an actor hop; the store when it has none.
                 var session = try await session(invocation, coordinator)
                 var flags: [String: JSONValue] = [:]
@@ -571,6 +608,20 @@ extension PaymentsMCP {
         case .waitForResult: return "Processing the payment."
         case .waitForCancellation: return "Cancelling the payment."
         default: return "Waiting for the payment status to change."
+        }
+    }
+}
+
+/// The last progress sentence of one call.
+final class ProgressMemo: Sendable {
+    private let last = Mutex<String?>(nil)
+
+    /// `message` if it differs from the last one (which it becomes), else `nil`.
+    func change(to message: String) -> String? {
+        last.withLock { last in
+            guard last != message else { return nil }
+            last = message
+            return message
         }
     }
 }

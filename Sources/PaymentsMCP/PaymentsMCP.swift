@@ -59,8 +59,12 @@ public final class PaymentsMCP: Sendable {
     }
 
     /// The MCP server of agent-payments, with its identity and instructions.
+    /// Argument errors never quote the values they refuse: a card number typed into the wrong field
+    /// must not come back.
     public static func makeServer(version: String, options: MCPServer.Options = MCPServer.Options()) -> MCPServer {
-        MCPServer(
+        var options = options
+        options.echoesArgumentValues = false
+        return MCPServer(
             info: Implementation(name: "agent-payments", title: "Agent Payments (Twilio)", version: version,
                                  description: "Take card or bank payments on a live Twilio call without ever seeing the card."),
             instructions: """

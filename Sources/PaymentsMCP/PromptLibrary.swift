@@ -11,7 +11,7 @@ public enum PromptLibrary {
         """
 
     /// The text of `prompt`, for `session` when there is one.
-    public static func text(_ prompt: FlowPrompt, session: PaymentSession?) -> String {
+    public static func text(_ prompt: FlowPrompt, session: PaymentSession?, waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds) -> String {
         var parts: [String] = []
         switch prompt {
         case .startCapture:
@@ -77,12 +77,12 @@ public enum PromptLibrary {
                 """)
         }
         parts.append(neverAloud)
-        if let session { parts.append(stateSummary(for: prompt, session: session)) }
+        if let session { parts.append(stateSummary(for: prompt, session: session, waitSeconds: waitSeconds)) }
         return parts.joined(separator: "\n\n")
     }
 
     /// The session-specific paragraph appended to a prompt.
-    static func stateSummary(for prompt: FlowPrompt, session: PaymentSession) -> String {
+    static func stateSummary(for prompt: FlowPrompt, session: PaymentSession, waitSeconds: Double) -> String {
         var lines = ["Current state of payment \(session.paymentSID?.rawValue ?? "(starting)") on call \(session.callSID): \(session.phase.name)."]
         let captured = PaymentItem.allCases.compactMap { item -> String? in
             guard case .captured(let masked) = session.state(item) else { return nil }
@@ -111,7 +111,7 @@ public enum PromptLibrary {
             }
             if let requestError = session.lastRequestError { lines.append("Last request error: \(requestError).") }
         }
-        lines.append("Next step: \(MCPNextStep(session.nextStep).instruction)")
+        lines.append("Next step: \(MCPNextStep(session.nextStep, waitSeconds: waitSeconds).instruction)")
         return lines.joined(separator: "\n")
     }
 }

@@ -2,7 +2,7 @@ import MCPCore
 import PaymentFlow
 import Synchronization
 
-/// The status of each session's latest version, built, redacted and serialized once: an agent
+/// The status of each session's latest version, built, redacted, checked and serialized once: an agent
 /// polls `getPaymentStatus` or reads the resource many times per version, and a version
 /// identifies its content (every change makes a new one; the next step follows from the state).
 /// Bounded: past `limit` sessions (agents poll a few at a time), the oldest-rendered half is
@@ -12,10 +12,8 @@ final class RenderedStatuses: Sendable {
         var version: UInt64
         /// The redacted status object (`structuredContent`).
         var status: JSONValue
-        /// `status`, serialized (the first text block, and the resource's text).
+        /// `status`, serialized (the resource's text; tool results add their own members).
         var text: String
-        /// "Next step: …", redacted.
-        var guidance: String
         /// Whether `status` matched ``SessionJSON/schema`` when it was rendered (checked once per
         /// version; the engine then need not check every tool result).
         var conforms: Bool

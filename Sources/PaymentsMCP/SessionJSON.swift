@@ -100,7 +100,7 @@ public enum SessionJSON {
             "type": "object",
             "properties": ["tool": names(FlowTool.allCases), "prompt": names(FlowPrompt.allCases), "instruction": ["type": "string"],
                            "waitForCaller": ["type": "boolean"],
-                           "arguments": ["type": "object", "description": "The complete arguments of the call to make next (SIDs, captureType, waitSeconds, afterVersion): call tool with them as they are."]],
+                           "arguments": ["type": "object", "description": "The complete arguments of the call to make next (SIDs, captureType, waitSeconds, waitFor): call tool with them as they are."]],
             "required": ["instruction", "waitForCaller"],
         ],
     ]

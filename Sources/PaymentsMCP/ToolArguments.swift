@@ -62,10 +62,18 @@ struct ToolArguments {
         guard let pairs = values[name]?.arrayValue else { return nil }
         var parameters: [String: ConnectorParameter] = [:]
         for pair in pairs {
-            guard let key = pair["name"]?.stringValue, !key.isEmpty, let value = pair["value"]?.stringValue else {
-                throw .invalidArgument("each \(name) entry needs a non-empty string name and a string value")
+            guard let key = pair["name"]?.stringValue, !key.isEmpty, let raw = pair["value"] else {
+                throw .invalidArgument("each \(name) entry needs a non-empty name and a value")
             }
-            guard parameters.updateValue(.string(value), forKey: key) == nil else {
+            let value: ConnectorParameter
+            switch raw {
+            case .string(let text): value = .string(text)
+            case .bool(let flag): value = .bool(flag)
+            case .integer(let number): value = .number(String(number))
+            case .double(let number) where number.isFinite: value = .number("\(number)")
+            default: throw .invalidArgument("\(name) \(key): the value must be a string, number or boolean")
+            }
+            guard parameters.updateValue(value, forKey: key) == nil else {
                 throw .invalidArgument("\(name) names \(key) twice")
             }
         }

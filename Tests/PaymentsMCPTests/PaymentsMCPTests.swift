@@ -84,6 +84,13 @@ actor GatedFlow: PaymentCoordinatorSource {
     }
 }
 
+extension JSONValue {
+    /// The payment SID of a tool result that must have one (a refusal fails the test, never crashes it).
+    func paymentSID(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        try #require(self["structuredContent"]?["paymentSid"]?.stringValue, "no payment SID in \(self)", sourceLocation: sourceLocation)
+    }
+}
+
 /// Every text block of a tool result, joined.
 func text(_ result: JSONValue) -> String {
     (result["content"]?.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined(separator: "\n")
@@ -159,7 +166,7 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         let harness = await Harness()
         try await harness.client.connect()
         let started = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call), "paymentMethod": "ach-debit", "bankAccountType": "consumer-checking"])
-        let sid = started["structuredContent"]!["paymentSid"]!.stringValue!
+        let sid = try started.paymentSID()
         await harness.deliver(["Capture": "bank-routing-number", "PartialResult": "false", "BankRoutingNumber": "121000358"], sid: sid)
         let failed = try await harness.client.callTool("captureBankAccountNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
         #expect(failed["isError"] == true)
@@ -179,7 +186,7 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
             return nil
         }
         try await harness.client.connect()
-        let sid = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])["structuredContent"]!["paymentSid"]!.stringValue!
+        let sid = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)]).paymentSID()
         let uri = "payment://\(Harness.call)/\(sid)/status"
         let listed = try await harness.client.request("resources/list")["resources"]!.arrayValue!.compactMap { $0["uri"]?.stringValue }
         #expect(listed == [uri])
@@ -206,7 +213,7 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         } catch MCPClient.Failure.server(let error) {
             #expect(error.code == -32602)
         }
-        let sid = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])["structuredContent"]!["paymentSid"]!.stringValue!
+        let sid = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)]).paymentSID()
         _ = try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
         await harness.deliver(["Capture": "payment-card-number", "ErrorType": "invalid-card-number"], sid: sid)
         let prompt = try await harness.client.request("prompts/get", ["name": "Error", "arguments": ["paymentSid": .string(sid)]])

@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 import tempfile
+import traceback
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -27,6 +28,15 @@ async def one_session(binary: str, log_messages: list) -> dict:
                 return json.loads(result.content[0].text)
 
 
+def describe(error: BaseException) -> str:
+    """An exception, with the leaves of an exception group and where each was raised."""
+    if isinstance(error, BaseExceptionGroup):
+        return f"{type(error).__name__}[" + "; ".join(describe(inner) for inner in error.exceptions) + "]"
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 2)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
 async def main(binary: str, count: int) -> None:
     failures: list[str] = []
     phases: list[str] = []
@@ -36,7 +46,7 @@ async def main(binary: str, count: int) -> None:
             status = await asyncio.wait_for(one_session(binary, log_messages), timeout=20)
             phases.append(status.get("phase", "?"))
         except BaseException as error:  # noqa: BLE001 - every failure is reported, by kind
-            failures.append(f"{type(error).__name__}: {error}")
+            failures.append(describe(error))
     print(json.dumps({"sessions": count, "failures": failures, "phases": phases, "logMessages": log_messages}))
 
 

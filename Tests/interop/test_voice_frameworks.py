@@ -1,6 +1,7 @@
 """Voice-agent frameworks take whole simulated payments through their own MCP tool paths.
 
-The OpenAI Agents SDK (openai-agents 0.24.0) and pipecat (pipecat-ai 1.14.0) connect to the real
+The OpenAI Agents SDK (openai-agents 0.24.0), pipecat (pipecat-ai 1.14.0) and LiveKit Agents
+(livekit-agents 1.8.9) connect to the real
 agent-payments binary (`--simulate`) over stdio and over Streamable HTTP (loopback, with a bearer
 token), turn its tools into what their model is offered, and call them the way their agent loop
 does. No model and no network beyond loopback: a scripted stand-in for the model reads exactly
@@ -19,6 +20,18 @@ what the framework hands the model and calls whatever the server's `nextStep` na
   through `LLMService.run_function_calls` -> the handler `MCPClient` registered; what the model
   gets is the tool message pipecat adds to the context (`json.dumps` of the text `MCPClient`
   passes to its result callback).
+- LiveKit Agents (livekit-agents 1.8.9): `livekit.agents.llm.mcp.MCPServerStdio` / `MCPServerHTTP`
+  with their defaults (5 s client session timeout); tools converted by LiveKit's own
+  `MCPToolset.setup` -> `MCPServer.list_tools` -> `_make_function_tool` (raw function tools whose
+  schema is the server's inputSchema as is), run by a real `AgentSession` in text mode (no room,
+  no audio, no LiveKit server) whose `llm` is a scripted `llm.LLM`: LiveKit parses each function
+  call, runs it through its tool executor and puts a `FunctionCallOutput` in the chat context;
+  what the model gets is that output's text, read from the context in OpenAI's chat format
+  (`ChatContext.to_provider_format("openai")`). Timeouts go through `llm.execute_function_call`,
+  LiveKit's standalone tool runner (the same argument parsing and `make_function_call_output`).
+  LiveKit's default result resolver hands the model a success's one content block as JSON
+  (`{"type": "text", "text": …}`, the server's object as its text) and, for an isError result,
+  raises `ToolError` with the blocks' joined text: the server's object itself.
 """
 
 from __future__ import annotations
@@ -46,6 +59,12 @@ from agents.run_context import RunContextWrapper
 from agents.strict_schema import ensure_strict_json_schema
 from agents.tool_context import ToolContext
 from agents.usage import Usage
+from livekit.agents import Agent as LiveKitAgent
+from livekit.agents import AgentSession
+from livekit.agents import llm as lk_llm
+from livekit.agents.llm import mcp as lk_mcp
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN
+from livekit.agents.voice.tool_executor import UPDATE_TEMPLATE
 from loguru import logger as loguru_logger
 from mcp import StdioServerParameters
 from mcp.client.session_group import StreamableHttpParameters
@@ -79,6 +98,7 @@ CAPTURE_TOOLS = ("captureCardNumber", "captureSecurityCode", "captureExpirationD
                  "captureBankRoutingNumber", "captureBankAccountNumber")
 FLOW_TOOLS = {"startPaymentCapture", *CAPTURE_TOOLS, "completePaymentCapture", "cancelPaymentCapture", "getPaymentStatus"}
 SDK_TIMEOUT = 5       # MCPServerStdio / MCPServerStreamableHttp client_session_timeout_seconds default
+LIVEKIT_TIMEOUT = 5   # livekit.agents.llm.mcp.MCPServerStdio / MCPServerHTTP client_session_timeout_seconds (and HTTP timeout) default
 WAIT_BUDGET = 4.5     # AGENT_PAYMENTS_MAX_WAIT_SECONDS (default 3) plus slack for a loaded CI machine, still inside the 5 s client timeout
 CARD = "4000056655665556"  # sent as an argument no tool has: it must never come back
 REASON = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -799,3 +819,398 @@ async def test_pipecat_refusals_are_one_json_object(pipecat_notifications):
     reasons = [check_refusal(obj, name)["reason"] for name, obj in results]
     assert reasons[:2] == ["invalid-arguments", "invalid-arguments"], reasons
     assert CARD not in json.dumps(results), "the card number came back"
+
+
+# ---------------------------------------------------------------------------------------------
+# LiveKit Agents
+
+
+def livekit_server(ep: Endpoint, headers: dict | None = None, **options) -> lk_mcp.MCPServer:
+    """LiveKit's own MCP server class for the transport, with its defaults unless `options` say
+    otherwise (over HTTP: the bearer token, plus `headers`)."""
+    if ep.transport == "stdio":
+        return lk_mcp.MCPServerStdio(command=str(SERVER), args=["--simulate"], env=ep.env, **options)
+    return lk_mcp.MCPServerHTTP(url=ep.url, headers={**ep.headers, **(headers or {})}, **options)
+
+
+def check_livekit_defaults(server: lk_mcp.MCPServer) -> None:
+    """LiveKit's defaults as constructed: 5 s for each MCP request (the ClientSession read timeout
+    it is given) and, over HTTP, 5 s for the HTTP transport, which a URL ending in /mcp makes
+    Streamable HTTP (any other path would be SSE)."""
+    assert server._read_timeout == LIVEKIT_TIMEOUT, f"LiveKit's client_session_timeout_seconds default: {server._read_timeout}"
+    if isinstance(server, lk_mcp.MCPServerHTTP):
+        assert server._timeout == LIVEKIT_TIMEOUT, f"LiveKit's HTTP timeout default: {server._timeout}"
+        assert server._use_streamable_http, f"{server}: the /mcp endpoint is Streamable HTTP"
+
+
+@dataclass
+class LiveKitOutput:
+    """One tool result as the model gets it: the FunctionCallOutput's text (the tool message's
+    content in OpenAI's chat format) and LiveKit's is_error beside it."""
+    name: str
+    call_id: str
+    text: str
+    is_error: bool
+
+
+def livekit_outputs(chat_ctx) -> list[LiveKitOutput]:
+    """Every tool output in the chat context, in order, checked against what the provider format
+    hands the model for it."""
+    messages, _ = chat_ctx.to_provider_format("openai")
+    contents = {m["tool_call_id"]: m["content"] for m in messages if m.get("role") == "tool"}
+    outputs = []
+    for item in chat_ctx.items:
+        if item.type == "function_call_output":
+            assert contents.get(item.call_id) == item.output, \
+                f"{item.name}: the model gets {str(contents.get(item.call_id))[:500]!r}, not the FunctionCallOutput {item.output[:500]!r}"
+            outputs.append(LiveKitOutput(item.name, item.call_id, item.output, item.is_error))
+    return outputs
+
+
+def livekit_object(out: LiveKitOutput, wrapped: bool = True) -> dict:
+    """The server's one JSON object in what LiveKit handed the model. A refusal reaches the model
+    as LiveKit's ToolError, the blocks' joined text, so the object itself, marked is_error. A
+    success goes through the result resolver: LiveKit's default hands over the one content block
+    as JSON, `{"type": "text", "text": …}`, whose text is the object (`wrapped`); a resolver that
+    returns the block's text hands over the object itself."""
+    where = f"{out.name} ({out.call_id}, LiveKit)"
+    obj = one_object(out.text, where)
+    if wrapped and not out.is_error:
+        assert obj.keys() == {"type", "text", "annotations", "_meta"} and obj["type"] == "text", \
+            f"{where}: LiveKit's default resolver hands the model the content block as JSON; got {out.text[:1500]}"
+        obj = one_object(obj["text"], f"{where}: the content block's text")
+    assert ("error" in obj) == out.is_error, f"{where}: is_error={out.is_error} for {json.dumps(obj)[:1500]}"
+    return obj
+
+
+_UPDATE_HEAD, _UPDATE_TAIL = UPDATE_TEMPLATE.split("{message}")
+
+
+def progress_message(out: LiveKitOutput) -> str | None:
+    """The progress message in one of LiveKit's update outputs (RunContext.update wraps each in
+    UPDATE_TEMPLATE), or None when `out` is a tool's result."""
+    head = _UPDATE_HEAD.format(function_name=out.name)
+    if out.text.startswith(head) and out.text.endswith(_UPDATE_TAIL):
+        return out.text[len(head):len(out.text) - len(_UPDATE_TAIL)]
+    return None
+
+
+class LiveKitModel(lk_llm.LLM):
+    """A stand-in for the model in a real AgentSession: each inference reads the tool outputs of
+    the chat context LiveKit built and asks `policy` for the next function call, which LiveKit
+    then parses and runs through its own tool executor. When LiveKit asks for words only
+    (tool_choice "none": the reply to a progress update, or once max_tool_steps is reached), it
+    says a sentence and calls nothing, as a model must. Failures are kept for the test to raise."""
+
+    def __init__(self, policy):
+        super().__init__()
+        self.policy = policy
+        self.offered: dict[str, dict] = {}     # tool name -> function schema, as the last inference got them (OpenAI format)
+        self.turns: list[str] = []             # each inference: the tool it called, or "say"
+        self.failure: BaseException | None = None
+        self.ids = itertools.count(1)
+
+    def chat(self, *, chat_ctx, tools=None, conn_options=DEFAULT_API_CONNECT_OPTIONS, parallel_tool_calls=NOT_GIVEN,
+             tool_choice=NOT_GIVEN, extra_kwargs=NOT_GIVEN):
+        return LiveKitModelStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options, tool_choice=tool_choice)
+
+
+class LiveKitModelStream(lk_llm.LLMStream):
+    def __init__(self, model: LiveKitModel, *, tool_choice, **kwargs):
+        super().__init__(model, **kwargs)
+        self.model, self.tool_choice = model, tool_choice
+
+    async def _run(self) -> None:
+        model, call = self.model, None
+        try:
+            schemas = lk_llm.ToolContext(self._tools).parse_function_tools("openai")
+            model.offered = {schema["function"]["name"]: schema["function"] for schema in schemas}
+            if self.tool_choice != "none" and model.failure is None:
+                call = model.policy(livekit_outputs(self.chat_ctx), model.offered)
+        except Exception as error:  # noqa: BLE001 - reported by the test, not swallowed by the session
+            model.failure, call = error, None
+        model.turns.append(call[0] if call else "say")
+        if call is None:
+            delta = lk_llm.ChoiceDelta(role="assistant", content="Thank you.")
+        else:
+            delta = lk_llm.ChoiceDelta(role="assistant", tool_calls=[lk_llm.FunctionToolCall(
+                name=call[0], arguments=json.dumps(call[1]), call_id=f"call_{next(model.ids)}")])
+        self._event_ch.send_nowait(lk_llm.ChatChunk(id=f"chunk_{next(model.ids)}", delta=delta))
+
+
+class LiveKitPolicy:
+    """What the stand-in model does with the outputs it is shown: each tool result is acted on
+    once (a deferred reply can show an old one again); a progress update is only spoken about.
+    Every call it makes must be one the offered schema accepts (unless `valid` is false: LiveKit
+    sends a raw tool's arguments as the model wrote them). `finished` is set once it is done."""
+
+    def __init__(self, wrapped: bool = True, valid: bool = True):
+        self.wrapped, self.valid = wrapped, valid
+        self.sent: list[tuple[str, dict]] = []
+        self.seen: list[tuple[str, dict, str]] = []   # (tool, the server's object, LiveKit's call id) per result
+        self.updates: list[tuple[str, str, str]] = []  # (tool, progress message, call id) per update
+        self.acted: set[str] = set()
+        self.finished = asyncio.Event()
+
+    def __call__(self, outputs: list[LiveKitOutput], offered: dict) -> tuple[str, dict] | None:
+        fresh = []
+        for out in outputs:
+            if out.call_id in self.acted:
+                continue
+            self.acted.add(out.call_id)
+            message = progress_message(out)
+            if message is None:
+                obj = livekit_object(out, self.wrapped)
+                self.seen.append((out.name, obj, out.call_id))
+                fresh.append(obj)
+            else:
+                self.updates.append((out.name, message, out.call_id))
+        if self.finished.is_set() or (self.sent and not fresh):
+            return None
+        call = self.next_call(fresh[-1] if fresh else None)
+        if call is None:
+            self.finished.set()
+            return None
+        name, arguments = call
+        assert name in offered, f"the model was not offered {name}: {sorted(offered)}"
+        problems = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+                    for e in Draft202012Validator(offered[name]["parameters"]).iter_errors(arguments)]
+        assert not (self.valid and problems), f"the schema LiveKit offered for {name} refuses {arguments}: {problems}"
+        self.sent.append(call)
+        return call
+
+    def next_call(self, latest: dict | None) -> tuple[str, dict] | None:
+        raise NotImplementedError
+
+
+class LiveKitFollow(LiveKitPolicy):
+    """Starts the payment, then calls what the latest result's nextStep names with
+    nextStep.arguments (less `strip`) until it names no tool or a call is refused; then `then`
+    (a last call, or None)."""
+
+    def __init__(self, start: dict, strip: tuple = (), then: tuple | None = None, limit: int = 40, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.strip, self.then, self.limit = start, strip, then, limit
+
+    def next_call(self, latest):
+        if latest is None:
+            return "startPaymentCapture", self.start
+        if self.then and self.sent[-1] == self.then:
+            return None
+        step = latest.get("nextStep") or {}
+        if "error" in latest:
+            check_refusal(latest, self.sent[-1][0])
+        elif step.get("tool") and len(self.sent) < self.limit:
+            check_status(latest, self.sent[-1][0])
+            return step["tool"], {k: v for k, v in step["arguments"].items() if k not in self.strip}
+        return self.then
+
+
+class LiveKitScript(LiveKitPolicy):
+    """Sends `calls` in order, one per result, whatever the results say; valid or not."""
+
+    def __init__(self, calls: list[tuple[str, dict]], **kwargs):
+        super().__init__(valid=False, **kwargs)
+        self.calls = calls
+
+    def next_call(self, latest):
+        return self.calls[len(self.sent)] if len(self.sent) < len(self.calls) else None
+
+
+async def within(awaitable, seconds: float, what: str):
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not finish within {seconds} s") from None
+
+
+async def livekit_run(server: lk_mcp.MCPServer, policy: LiveKitPolicy, *, wiring: str = "toolset", tool_options: dict | None = None,
+                      max_tool_steps: int | None = 40, turns: tuple = ("I'd like to pay by card.",), seconds: float = 30) -> LiveKitModel:
+    """Runs `policy` as the model of a real AgentSession (text only: no room, no audio) whose
+    agent gets the server's tools through an MCPToolset (LiveKit's way since 1.8) or through the
+    older Agent(mcp_servers=[…]); each of `turns` is a user turn (AgentSession.run), then it waits
+    for the policy to finish (a tool's final result can come after its turn ended)."""
+    model = LiveKitModel(policy)
+    if wiring == "toolset":
+        agent = LiveKitAgent(instructions="Take the caller's card payment.",
+                             tools=[lk_mcp.MCPToolset(id="payments", mcp_server=server, tool_options=tool_options)])
+    else:
+        agent = LiveKitAgent(instructions="Take the caller's card payment.", mcp_servers=[server])
+    options = {} if max_tool_steps is None else {"max_tool_steps": max_tool_steps}
+    try:
+        async with AgentSession(llm=model, **options) as session:
+            await session.start(agent)
+            for turn in turns:
+                await within(session.run(user_input=turn), seconds, f"the turn {turn!r}")
+            if policy.sent and model.failure is None and max_tool_steps is not None:
+                await within(policy.finished.wait(), seconds, f"the payment (tools called: {[name for name, _ in policy.sent]})")
+    finally:
+        await server.aclose()
+    if model.failure:
+        raise model.failure
+    return model
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_livekit_agent_session_takes_a_whole_payment(transport):
+    """LiveKit's MCPServerStdio / MCPServerHTTP with their defaults (5 s) in an MCPToolset, run
+    by a real AgentSession: the model is offered each tool with the server's own schema (every
+    property optional and nullable, waitFor next-step on getPaymentStatus) and follows nextStep
+    from start to token. Over HTTP the call SID comes from the X-Twilio-Call-Sid header alone:
+    no call names a callSid or paymentSid. Each output is one JSON object, whose text is the
+    server's object."""
+    call_sid = new_call()
+    by_header = transport == "http"
+    with endpoint(transport) as ep:
+        server = livekit_server(ep, headers={"X-Twilio-Call-Sid": call_sid} if by_header else None)
+        check_livekit_defaults(server)
+        policy = LiveKitFollow({} if by_header else {"callSid": call_sid}, strip=("callSid", "paymentSid") if by_header else ())
+        model = await livekit_run(server, policy)
+    assert set(model.offered) == FLOW_TOOLS, sorted(model.offered)
+    for name, function in model.offered.items():
+        parameters = function["parameters"]
+        assert parameters.get("additionalProperties") is False and "callSid" in parameters["properties"], f"{name}: {parameters}"
+        assert not {"callSid", "paymentSid"} & set(parameters.get("required", [])), f"{name}: {parameters.get('required')}"
+    assert "next-step" in model.offered["getPaymentStatus"]["parameters"]["properties"]["waitFor"]["enum"]
+    assert {"waitSeconds", "restart"} <= model.offered["captureCardNumber"]["parameters"]["properties"].keys()
+    called = [name for name, _ in policy.sent]
+    assert called[0] == "startPaymentCapture" and called.count("startPaymentCapture") == 1, called
+    assert {"captureCardNumber", "captureSecurityCode", "captureExpirationDate", "completePaymentCapture"} <= set(called), called
+    assert len(policy.seen) == len(policy.sent), f"every call got one result: {called} -> {[n for n, _, _ in policy.seen]}"
+    for name, obj, _ in policy.seen:
+        check_status(obj, name)
+    final = policy.seen[-1][1]
+    token_of(final, transport)
+    assert final["callSid"] == call_sid and final["paymentCardNumber"] == "xxxxxxxxxxxx1111", final
+    if by_header:
+        named = [(name, arguments) for name, arguments in policy.sent if {"callSid", "paymentSid"} & arguments.keys()]
+        assert not named, f"calls that named a SID although the header supplies it: {named}"
+
+
+async def test_livekit_default_max_tool_steps_ends_a_turn_midway():
+    """AgentSession's default max_tool_steps (3): one user turn runs at most four tool calls (the
+    first and three more steps), then LiveKit asks the model for words only, and the payment
+    waits for the next user turn (a caller typing on the keypad says nothing, so a payment agent
+    raises the limit: Docs/voice-agents.md). The next turn goes on from the session as it is, to
+    the token."""
+    call_sid = new_call()
+    with endpoint("stdio") as ep:
+        policy = LiveKitFollow({"callSid": call_sid})
+        model = await livekit_run(livekit_server(ep), policy, max_tool_steps=None, turns=("I'd like to pay by card.",))
+    assert [name for name, _ in policy.sent] == ["startPaymentCapture", "captureCardNumber", "captureSecurityCode",
+                                                 "captureExpirationDate"], policy.sent
+    assert model.turns[-1] == "say" and not policy.finished.is_set(), model.turns
+    assert policy.seen[-1][1]["phase"] == "active", policy.seen[-1]
+    with endpoint("stdio") as ep:
+        policy = LiveKitFollow({"callSid": new_call()})
+        await livekit_run(livekit_server(ep), policy, max_tool_steps=None, turns=("I'd like to pay by card.", "Go on."))
+    token_of(policy.seen[-1][1], "second turn")
+
+
+async def test_livekit_mcp_servers_wiring_with_a_text_resolver():
+    """Agent(mcp_servers=[MCPServerHTTP(…)]), the older wiring LiveKit still runs (it builds the
+    MCPToolset itself), with tool_result_resolver returning the content block's text: the model
+    gets the server's object itself for successes as for refusals. A whole payment by the header
+    alone, then a getPaymentStatus naming another call is refused with call-sid-mismatch."""
+    call_sid, other = new_call(), new_call()
+    with endpoint("http") as ep:
+        server = livekit_server(ep, headers={"X-Twilio-Call-Sid": call_sid}, tool_result_resolver=lambda ctx: ctx.result.content[0].text)
+        policy = LiveKitFollow({}, strip=("callSid", "paymentSid"), then=("getPaymentStatus", {"callSid": other}), wrapped=False)
+        await livekit_run(server, policy, wiring="mcp_servers")
+    *payment, (last_name, last, _) = policy.seen
+    assert payment[0][1]["callSid"] == call_sid, payment[0]
+    token_of(payment[-1][1], "resolver")
+    assert last_name == "getPaymentStatus", policy.seen
+    assert check_refusal(last, "another call's SID")["reason"] == "call-sid-mismatch", last
+
+
+async def test_livekit_refusals_are_one_json_object():
+    """For an isError result LiveKit raises ToolError with the blocks' joined text, and the model
+    gets that text marked is_error: one JSON object with reason, message, retryable and whatToDo.
+    Arguments the schema refuses are `invalid-arguments` (a card number sent anyway never comes
+    back); no callSid and no header (stdio) is refused; completing before any capture is
+    `items-missing`, the call's current session found without a paymentSid."""
+    call_sid = new_call()
+    calls = [("startPaymentCapture", {"callSid": "CA-not-a-call"}),
+             ("captureCardNumber", {"callSid": call_sid, "paymentSid": "PK" + "0" * 32, "cardNumber": CARD}),
+             ("startPaymentCapture", {}),
+             ("startPaymentCapture", {"callSid": call_sid}),
+             ("completePaymentCapture", {"callSid": call_sid})]
+    with endpoint("stdio") as ep:
+        policy = LiveKitScript(calls)
+        await livekit_run(livekit_server(ep), policy)
+    assert [name for name, _, _ in policy.seen] == [name for name, _ in calls], policy.seen
+    objects = [obj for _, obj, _ in policy.seen]
+    reasons = [check_refusal(obj, name)["reason"] if "error" in obj else None for (name, _), obj in zip(calls, objects)]
+    assert reasons[:2] == ["invalid-arguments", "invalid-arguments"] and reasons[2] and reasons[3] is None, reasons
+    assert reasons[4] == "items-missing", reasons
+    check_status(objects[3], "start")
+    assert objects[4]["error"]["paymentSid"] == objects[3]["paymentSid"], objects[4]
+    assert CARD not in json.dumps(objects), "the card number came back"
+
+
+async def test_livekit_progress_updates_while_the_caller_types():
+    """MCPToolOptions(report_progress=True): LiveKit sends a progressToken, and the server's
+    progress messages while a wait lasts reach the model through RunContext.update, the first as
+    the call's own output (LiveKit's update template around the message; LiveKit asks the model
+    to speak about it), later ones and then the result as deferred outputs (`<call>_update_N`,
+    `<call>_final`). Each message is a sentence without digits; each result is one JSON object;
+    following nextStep from the results still reaches the token, every call inside LiveKit's
+    default 5 s with the server's default 3 s waits."""
+    call_sid = new_call()
+    options = {name: lk_mcp.MCPToolOptions(report_progress=True) for name in FLOW_TOOLS}
+    with endpoint("http", env={"AGENT_PAYMENTS_SIMULATOR_PACING_MS": "300"}) as ep:
+        server = livekit_server(ep, headers={"X-Twilio-Call-Sid": call_sid})
+        check_livekit_defaults(server)
+        policy = LiveKitFollow({}, strip=("callSid", "paymentSid"))
+        model = await livekit_run(server, policy, tool_options=options, seconds=40)
+    assert policy.updates, f"no progress reached the model: {model.turns}"
+    assert "captureCardNumber" in {name for name, _, _ in policy.updates}, policy.updates
+    for name, message, _ in policy.updates:
+        assert message.strip() and not re.search(r"\d", message), f"{name}: a progress message to speak, without digits: {message!r}"
+    finals = [call_id for _, _, call_id in policy.seen if call_id.endswith("_final")]
+    assert finals, f"no result came after an update: {[c for _, _, c in policy.seen]}"
+    assert "say" in model.turns, f"LiveKit never asked the model to speak about an update: {model.turns}"
+    for name, obj, _ in policy.seen:
+        check_status(obj, name)
+    token_of(policy.seen[-1][1], "progress")
+
+
+async def livekit_call(tools: lk_llm.ToolContext, name: str, arguments: dict) -> LiveKitOutput:
+    """One call through llm.execute_function_call, LiveKit's standalone tool runner: what the
+    model would get."""
+    result = await lk_llm.execute_function_call(
+        lk_llm.FunctionToolCall(name=name, arguments=json.dumps(arguments), call_id=f"call_{next(_call_ids)}"), tools)
+    out = result.fnc_call_out
+    return LiveKitOutput(out.name, out.call_id, out.output, out.is_error)
+
+
+async def test_livekit_client_timeout_must_stay_above_the_servers_wait():
+    """AGENT_PAYMENTS_MAX_WAIT_SECONDS raised to 6.5 behind LiveKit's default 5 s: a capture asked
+    to wait while the caller types (one digit every 400 ms) times out in LiveKit, and the model
+    gets only "An internal error occurred"; the capture it started goes on (the next status shows
+    the caller typing). With client_session_timeout_seconds above the server's wait, the same call
+    answers after the server's wait, naming getPaymentStatus with that wait."""
+    env = {"AGENT_PAYMENTS_SIMULATOR_PACING_MS": "400", "AGENT_PAYMENTS_MAX_WAIT_SECONDS": "6.5"}
+    with endpoint("http", env=env) as ep:
+        for options in ({}, {"client_session_timeout_seconds": 9}):
+            server = livekit_server(ep, headers={"X-Twilio-Call-Sid": new_call()}, **options)
+            await server.initialize()
+            try:
+                tools = lk_llm.ToolContext(await server.list_tools())
+                check_status(livekit_object(await livekit_call(tools, "startPaymentCapture", {})), "start")
+                began = time.monotonic()
+                out = await livekit_call(tools, "captureCardNumber", {"waitSeconds": 30})
+                took = time.monotonic() - began
+                if not options:
+                    assert out.is_error and out.text == "An internal error occurred", f"{out} after {took:.1f} s"
+                    assert LIVEKIT_TIMEOUT <= took < LIVEKIT_TIMEOUT + 1.5, f"LiveKit gave up after {took:.1f} s"
+                    status = check_status(livekit_object(await livekit_call(tools, "getPaymentStatus", {})), "status after the timeout")
+                    assert status["items"]["payment-card-number"]["state"] in ("capturing", "captured"), status
+                else:
+                    status = check_status(livekit_object(out), f"capture with a {options['client_session_timeout_seconds']} s timeout")
+                    assert took > LIVEKIT_TIMEOUT and status["waited"]["seconds"] > LIVEKIT_TIMEOUT, f"{took:.1f} s: {status['waited']}"
+                    step = status["nextStep"]
+                    assert step["tool"] == "getPaymentStatus" and step["arguments"]["waitSeconds"] == 6.5, step
+            finally:
+                await server.aclose()

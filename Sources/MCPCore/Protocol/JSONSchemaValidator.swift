@@ -20,9 +20,14 @@ public struct JSONSchemaValidator: Sendable {
     }
 
     public let schema: JSONValue
+    /// Whether messages quote the offending value (`got "abc"`); without, they name only its
+    /// type (`got a string`), for servers whose arguments may carry what must not be echoed (a
+    /// card number typed into the wrong field).
+    public let echoesValues: Bool
 
-    public init(schema: JSONValue) {
+    public init(schema: JSONValue, echoesValues: Bool = true) {
         self.schema = schema
+        self.echoesValues = echoesValues
     }
 
     /// Every violation found (empty when the value conforms), with the root named `rootName`.
@@ -89,10 +94,10 @@ public struct JSONSchemaValidator: Sendable {
         }
         if let allowed = keywords["enum"]?.arrayValue, !allowed.contains(where: { Self.equal($0, value) }) {
             let list = allowed.map { $0.serialized() }.joined(separator: ", ")
-            violations.append(Violation(path: path, message: "must be one of \(list), got \(value.serialized())"))
+            violations.append(Violation(path: path, message: "must be one of \(list), got \(shown(value))"))
         }
         if let constant = keywords["const"], !Self.equal(constant, value) {
-            violations.append(Violation(path: path, message: "must be \(constant.serialized()), got \(value.serialized())"))
+            violations.append(Violation(path: path, message: "must be \(constant.serialized()), got \(shown(value))"))
         }
 
         switch value {
@@ -116,16 +121,16 @@ public struct JSONSchemaValidator: Sendable {
         case .integer, .double:
             let number = value.doubleValue!
             if let minimum = keywords["minimum"]?.doubleValue, number < minimum {
-                violations.append(Violation(path: path, message: "must be at least \(format(minimum)), got \(value.serialized())"))
+                violations.append(Violation(path: path, message: "must be at least \(format(minimum)), got \(shown(value))"))
             }
             if let maximum = keywords["maximum"]?.doubleValue, number > maximum {
-                violations.append(Violation(path: path, message: "must be at most \(format(maximum)), got \(value.serialized())"))
+                violations.append(Violation(path: path, message: "must be at most \(format(maximum)), got \(shown(value))"))
             }
             if let minimum = keywords["exclusiveMinimum"]?.doubleValue, number <= minimum {
-                violations.append(Violation(path: path, message: "must be greater than \(format(minimum)), got \(value.serialized())"))
+                violations.append(Violation(path: path, message: "must be greater than \(format(minimum)), got \(shown(value))"))
             }
             if let maximum = keywords["exclusiveMaximum"]?.doubleValue, number >= maximum {
-                violations.append(Violation(path: path, message: "must be less than \(format(maximum)), got \(value.serialized())"))
+                violations.append(Violation(path: path, message: "must be less than \(format(maximum)), got \(shown(value))"))
             }
             if let divisor = keywords["multipleOf"]?.doubleValue, divisor > 0 {
                 let quotient = number / divisor
@@ -206,7 +211,13 @@ public struct JSONSchemaValidator: Sendable {
         }
     }
 
+    /// The offending value as a message quotes it.
+    private func shown(_ value: JSONValue) -> String {
+        echoesValues ? value.serialized() : "a value of type \(value.typeName)"
+    }
+
     private func describe(_ value: JSONValue) -> String {
+        guard echoesValues else { return value.isNull ? "null" : "a value of type \(value.typeName)" }
         switch value {
         case .string(let string): return "string \"\(string.count > 40 ? String(string.prefix(40)) + "…" : string)\""
         case .null: return "null"

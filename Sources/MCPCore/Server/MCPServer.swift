@@ -29,19 +29,24 @@ public final class MCPServer: Sendable {
         public var resourceTTLMilliseconds: Int
         /// The longest accepted line on a stream transport, in bytes.
         public var maximumLineLength: Int
+        /// Whether a tool's argument errors quote the offending values; a server whose arguments
+        /// might carry what it must never echo (card data typed into the wrong field) says no.
+        public var echoesArgumentValues: Bool
 
         public init(
             pageSize: Int = 100,
             defaultLegacyLogLevel: LogLevel? = nil,
             listTTLMilliseconds: Int = 60_000,
             resourceTTLMilliseconds: Int = 0,
-            maximumLineLength: Int = 4 * 1024 * 1024
+            maximumLineLength: Int = 4 * 1024 * 1024,
+            echoesArgumentValues: Bool = true
         ) {
             self.pageSize = max(1, pageSize)
             self.defaultLegacyLogLevel = defaultLegacyLogLevel
             self.listTTLMilliseconds = listTTLMilliseconds
             self.resourceTTLMilliseconds = resourceTTLMilliseconds
             self.maximumLineLength = maximumLineLength
+            self.echoesArgumentValues = echoesArgumentValues
         }
     }
 

@@ -18,7 +18,8 @@ extension ServerConnection {
 
     func callTool(params: JSONValue, context: RequestContext) async throws -> JSONValue {
         let (name, tool) = try named("tool", params, in: \.tools) { $0.name }
-        let argumentsValue = params["arguments"] ?? [:]
+        // Absent and null arguments alike mean none.
+        let argumentsValue = params["arguments"].flatMap { $0.isNull ? nil : $0 } ?? [:]
         guard case .object(var arguments) = argumentsValue else {
             throw JSONRPCError.invalidParams("\"arguments\" must be an object, got \(argumentsValue.typeName)")
         }
@@ -26,7 +27,8 @@ extension ServerConnection {
         // and send null for what they mean to omit: an optional argument that is null is absent.
         let required = Set(tool.inputSchema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         for (key, value) in arguments where value.isNull && !required.contains(key) { arguments.removeValue(forKey: key) }
-        let violations = JSONSchemaValidator(schema: tool.inputSchema).validate(.object(arguments), rootName: "arguments")
+        let violations = JSONSchemaValidator(schema: tool.inputSchema, echoesValues: server.options.echoesArgumentValues)
+            .validate(.object(arguments), rootName: "arguments")
         if !violations.isEmpty {
             let text = "Invalid arguments for tool \(name): " + violations.map(\.description).joined(separator: "; ")
             return ToolResult.refusal(

@@ -81,7 +81,7 @@ extension ServerConnection {
         }
         let (legacy, streams) = state.withLock { state -> (Bool, [RequestID]) in
             var legacy = false
-            if case .legacy(_, _, _, let initialized) = state.phase { legacy = initialized }
+            if case .legacy(_, _, _, let initialized) = state.phase { legacy = initialized && state.listed.contains(kind) }
             let streams = state.listens.filter { _, filter in
                 switch kind {
                 case .tools: return filter.toolsListChanged
@@ -94,6 +94,16 @@ extension ServerConnection {
         if legacy { send(.notification(method: method, params: nil), route: .unsolicited) }
         for id in streams {
             send(.notification(method: method, params: ["_meta": [MetaKey.subscriptionID: id.json]]), route: .partOf(id))
+        }
+    }
+
+    /// The list a listing method reads, if it is one.
+    static func listKind(of method: String) -> ListKind? {
+        switch method {
+        case "tools/list": return .tools
+        case "prompts/list": return .prompts
+        case "resources/list", "resources/templates/list": return .resources
+        default: return nil
         }
     }
 

@@ -34,6 +34,10 @@ public final class ServerConnection: Sendable {
         var listens: [RequestID: ListenFilter] = [:]
         var inFlight: [RequestID: Task<Void, Never>?] = [:]
         var closed = false
+        /// The lists a legacy client has asked for: only those can change under it, so only
+        /// their `list_changed` notifications are sent (a client that never listed resources has
+        /// nothing to refresh, and a short-lived one may be gone when the notice arrives).
+        var listed: Set<ListKind> = []
     }
 
     // Strong: a host may drop its own reference while clients are connected. The cycle through
@@ -166,6 +170,7 @@ public final class ServerConnection: Sendable {
             context = admitted
         }
         context.transportHeaders = transportHeaders
+        if let kind = Self.listKind(of: method) { state.withLock { _ = $0.listed.insert(kind) } }
 
         // Claim the id before any work so that a duplicate is refused and a cancellation can
         // find the request.
