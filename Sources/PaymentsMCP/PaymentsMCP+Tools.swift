@@ -246,6 +246,8 @@ extension PaymentsMCP {
             work.cancel()
         }
         if let result { return result }
+        // Cancelled: the engine sends no response; nothing to log.
+        if Task.isCancelled { return ToolResult.refusal(reason: "cancelled", message: "The request was cancelled.", retryable: true) }
         return failure(Refusal(reason: "timeout", message: "The server could not answer within \(MCPNextStep.spoken(maximumWaitSeconds)) seconds (its session store is slow); nothing was lost.",
                                retryable: true, whatToDo: "Call getPaymentStatus with the callSid in a moment: it shows where the payment stands."))
     }
@@ -364,7 +366,10 @@ extension PaymentsMCP {
             if let sid { current = try await coordinator.latestSession(sid) }
             if current == nil { current = try await coordinator.sessions(onCall: callSID).first { !$0.phase.isFinished } }
             // Not even stored yet (the store is slow): the start goes on; the call's status follows.
-            guard let current else { throw FlowError.rejected(.stillStarting) }
+            guard let current else {
+                throw Refusal(reason: "still-starting", message: "The payment session is still being started; the request goes on.", retryable: true,
+                              whatToDo: "Call getPaymentStatus with the callSid and waitSeconds \(MCPNextStep.spoken(maximumWaitSeconds)) to see it.")
+            }
             return result(current, said: "Twilio has not answered yet; the request goes on and its outcome will show in the status.",
                           flags: ["pending": true])
         }

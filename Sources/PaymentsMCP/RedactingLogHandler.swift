@@ -172,7 +172,7 @@ public struct MCPLogHandler: LogHandler {
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         let details = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         let line = redactor.redact("\(event.message)" + (details.isEmpty ? "" : " " + details))
-        FileHandle.standardError.write(Data("[\(label)] \(event.level): \(line)\n".utf8))
+        StandardError.write("[\(label)] \(event.level): \(line)\n")
         // Inside a request, the message belongs to that request (the only place 2026-07-28
         // allows it, at the level the request asked for); outside, legacy clients get it.
         if let request = RequestContext.current {
@@ -193,3 +193,4 @@ public struct MCPLogHandler: LogHandler {
         }
     }
 }
+
