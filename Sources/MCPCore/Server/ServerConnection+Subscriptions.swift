@@ -81,7 +81,10 @@ extension ServerConnection {
         }
         let (legacy, streams) = state.withLock { state -> (Bool, [RequestID]) in
             var legacy = false
-            if case .legacy(_, _, _, let initialized) = state.phase { legacy = initialized && state.listed.contains(kind) }
+            // Resources change with every payment: only a client that listed them hears of it (a
+            // short-lived client that never did may be gone when the notice arrives). Tools and
+            // prompts change rarely, and clients call them by name without listing.
+            if case .legacy(_, _, _, let initialized) = state.phase { legacy = initialized && (kind != .resources || state.listed.contains(.resources)) }
             let streams = state.listens.filter { _, filter in
                 switch kind {
                 case .tools: return filter.toolsListChanged

@@ -34,9 +34,9 @@ public final class ServerConnection: Sendable {
         var listens: [RequestID: ListenFilter] = [:]
         var inFlight: [RequestID: Task<Void, Never>?] = [:]
         var closed = false
-        /// The lists a legacy client has asked for: only those can change under it, so only
-        /// their `list_changed` notifications are sent (a client that never listed resources has
-        /// nothing to refresh, and a short-lived one may be gone when the notice arrives).
+        /// The lists a legacy client has asked for: resources `list_changed` goes only to a
+        /// client that listed them (one that never did has nothing to refresh, and a short-lived
+        /// one may be gone when the notice arrives).
         var listed: Set<ListKind> = []
     }
 
