@@ -324,6 +324,19 @@ extension PaymentsMCP {
         return try await outcome.value(until: .now)?.get()
     }
 
+    /// The command a session tool makes of the session its call names (``session(_:_:)``): run
+    /// by ``perform(_:_:_:saying:)``, a flow error refused with that session's next step.
+    func command(_ invocation: Invocation, _ coordinator: PaymentCoordinator, saying progress: String,
+                 _ make: (PaymentSID, CallSID) -> PaymentCommand) async throws -> (outcome: CommandOutcome?, sid: PaymentSID, callSID: CallSID) {
+        let session = try await session(invocation, coordinator)
+        guard let sid = session.paymentSID else { throw FlowError.rejected(.stillStarting) }
+        do {
+            return (try await perform(make(sid, session.callSID), coordinator, invocation, saying: progress), sid, session.callSID)
+        } catch let error as FlowError {
+            throw refusal(error, session: try? await coordinator.latestSession(sid))
+        }
+    }
+
     /// Waits while `session` is not `done`, until `end`, reporting progress; returns the session
     /// as it then stands and how the wait ended.
     func wait(on session: PaymentSession, _ coordinator: PaymentCoordinator, _ invocation: Invocation, until end: ContinuousClock.Instant,
@@ -493,15 +506,9 @@ extension PaymentsMCP {
                 let arguments = invocation.arguments
                 let target = try arguments.optional("captureType", PaymentItem.init(rawValue:)) ?? item
                 guard target.base == item else { throw FlowError.invalidArgument("captureType \(target.rawValue) is not captured by \(tool.rawValue)") }
-                let session = try await session(invocation, coordinator)
-                guard let sid = session.paymentSID else { throw FlowError.rejected(.stillStarting) }
                 let restart = arguments.bool("restart") ?? false
-                let outcome: CommandOutcome?
-                do {
-                    outcome = try await perform(.capture(target, paymentSID: sid, callSID: session.callSID, restart: restart), coordinator, invocation,
-                                                saying: "Asking the caller's keypad for the \(target.spokenName).")
-                } catch let error as FlowError {
-                    throw refusal(error, session: try? await coordinator.latestSession(sid))
+                let (outcome, sid, callSID) = try await command(invocation, coordinator, saying: "Asking the caller's keypad for the \(target.spokenName).") {
+                    .capture(target, paymentSID: $0, callSID: $1, restart: restart)
                 }
                 let said: String
                 if outcome?.repeated == true {
@@ -511,7 +518,7 @@ extension PaymentsMCP {
                 } else {
                     said = "Capturing the \(target.spokenName)."
                 }
-                return try await answer(outcome, coordinator, invocation, sid: sid, callSID: session.callSID, said: said,
+                return try await answer(outcome, coordinator, invocation, sid: sid, callSID: callSID, said: said,
                                         waitingFor: { _ in "Waiting for the caller to finish entering the \(target.spokenName)." },
                                         done: { $0.phase.isFinished || !$0.state(target).isInProgress },
                                         afterWait: { $0.state(target).isCaptured ? "The \(target.spokenName) is captured." : nil })
@@ -529,15 +536,10 @@ extension PaymentsMCP {
             annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)
         ) { [self] call in
             await invoke(call) { [self] coordinator, invocation in
-                let session = try await session(invocation, coordinator)
-                guard let sid = session.paymentSID else { throw FlowError.rejected(.stillStarting) }
-                let outcome: CommandOutcome?
-                do {
-                    outcome = try await perform(.complete(paymentSID: sid, callSID: session.callSID), coordinator, invocation, saying: "Submitting the payment.")
-                } catch let error as FlowError {
-                    throw refusal(error, session: try? await coordinator.latestSession(sid))
+                let (outcome, sid, callSID) = try await command(invocation, coordinator, saying: "Submitting the payment.") {
+                    .complete(paymentSID: $0, callSID: $1)
                 }
-                return try await answer(outcome, coordinator, invocation, sid: sid, callSID: session.callSID,
+                return try await answer(outcome, coordinator, invocation, sid: sid, callSID: callSID,
                                         said: outcome?.repeated == true ? "The payment was already submitted; nothing was sent again." : "Submitting the payment.",
                                         waitingFor: { _ in "Processing the payment." },
                                         done: { if case .completing = $0.phase { false } else { true } })
@@ -554,15 +556,10 @@ extension PaymentsMCP {
             annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)
         ) { [self] call in
             await invoke(call) { [self] coordinator, invocation in
-                let session = try await session(invocation, coordinator)
-                guard let sid = session.paymentSID else { throw FlowError.rejected(.stillStarting) }
-                let outcome: CommandOutcome?
-                do {
-                    outcome = try await perform(.cancel(paymentSID: sid, callSID: session.callSID), coordinator, invocation, saying: "Cancelling the payment.")
-                } catch let error as FlowError {
-                    throw refusal(error, session: try? await coordinator.latestSession(sid))
+                let (outcome, sid, callSID) = try await command(invocation, coordinator, saying: "Cancelling the payment.") {
+                    .cancel(paymentSID: $0, callSID: $1)
                 }
-                return try await answer(outcome, coordinator, invocation, sid: sid, callSID: session.callSID,
+                return try await answer(outcome, coordinator, invocation, sid: sid, callSID: callSID,
                                         said: outcome?.repeated == true ? "The payment session was already being cancelled; nothing was sent again." : nil,
                                         waitingFor: { _ in "Cancelling the payment." }, done: { _ in true })
             }

@@ -115,20 +115,23 @@ import PaymentsTestSupport
         try await harness.client.connect()
         let started = try object(try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Self.call)]))
         let sid = try #require(started["paymentSid"]?.stringValue, "\(started)")
-        let progress = Task { () -> [String?] in
-            var messages: [String?] = []
+        let collected = Collected()
+        let progress = Task {
             for await message in harness.client.notifications {
                 if case .notification("notifications/progress", let params) = message, params?["progressToken"] == "wait" {
-                    messages.append(params?["message"]?.stringValue)
+                    collected.items.withLock { $0.append(params?["message"]?.stringValue) }
                 }
             }
-            return messages   // the stream's iteration ends when this task is cancelled
         }
+        // The caller finishes once Twilio has accepted the capture and the wait has reported progress twice.
+        let paymentSID = try #require(PaymentSID(sid))
         let typing = Task {
-            try await Task.sleep(for: .milliseconds(600))
+            try await eventually("the capture is accepted and progress has been reported") {
+                try await harness.coordinator.session(paymentSID)?.inFlight.isEmpty == true && collected.items.withLock { $0.count } >= 2
+            }
             await finish(.cardNumber, harness, sid: sid)
         }
-        let result = try object(try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Self.call), "waitSeconds": 2],
+        let result = try object(try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Self.call), "waitSeconds": 3],
                                                                     progressToken: "wait"))
         try await typing.value
         progress.cancel()
@@ -137,7 +140,7 @@ import PaymentsTestSupport
                 "it returned when the entry finished, not when the time was up: \(result["waited"] ?? .null)")
         #expect(result["message"]?.stringValue?.hasPrefix("The card number is captured.") == true, "it says where things stand now")
         #expect(result["nextStep"]?["tool"] == "captureSecurityCode")
-        let messages = await progress.value
+        let messages = collected.items.withLock { $0 }
         #expect(messages.count >= 2, "progress every interval while the caller types: \(messages)")
         let spoken = messages.compactMap { $0 }
         #expect(Set(spoken).count == spoken.count, "a sentence is sent once, not again at every interval (a client may speak each): \(messages)")
@@ -265,6 +268,11 @@ import PaymentsTestSupport
         let none = try object(try await call(7, "getPaymentStatus", [:], header: ""))
         #expect(none["error"]?["reason"] == "invalid-argument" && none["error"]?["message"]?.stringValue?.contains("paymentSid") == true)
     }
+}
+
+/// Progress messages seen by a test, shared with the task that reads them.
+final class Collected: Sendable {
+    let items = Mutex<[String?]>([])
 }
 
 /// Waits until `condition` holds, failing the test (never hanging it) after `seconds`.
