@@ -39,7 +39,8 @@ def alive(pid: int) -> bool:
     # A zombie still answers kill(0); it is gone for our purpose once it is not running.
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # Gone between the two looks: reading an exiting process's /proc entry can fail with ESRCH.
         return False
 
 
