@@ -1216,4 +1216,12 @@ async def test_livekit_client_timeout_must_stay_above_the_servers_wait():
                     step = status["nextStep"]
                     assert step["tool"] == "getPaymentStatus" and step["arguments"]["waitSeconds"] == 6.5, step
             finally:
-                await server.aclose()
+                # Closing LiveKit's MCP client right after a timed-out call can raise the client
+                # library's own ClosedResourceError (a late answer landing on a closed session): a
+                # teardown race in the client, not the server's behaviour under test.
+                try:
+                    await server.aclose()
+                except BaseException as error:  # noqa: BLE001 - only that race is tolerated
+                    leaves = error.exceptions if isinstance(error, BaseExceptionGroup) else (error,)
+                    if not all(type(leaf).__name__ == "ClosedResourceError" for leaf in leaves):
+                        raise
