@@ -16,8 +16,15 @@ public struct MCPHTTPConfiguration: Sendable {
     /// Event streams (listen streams, legacy session streams) one client may hold open at once;
     /// past it `429`. A client is its token's principal, or its address when unauthenticated.
     public var maximumStreamsPerClient: Int
+    /// Event streams open at once, all clients together (`503` past it).
+    public var maximumStreams: Int
     /// Legacy sessions at once (`503` past it).
     public var maximumSessions: Int
+    /// Legacy sessions one client may hold at once (`429` past it), so that one client cannot
+    /// take every session.
+    public var maximumSessionsPerClient: Int
+    /// How often clients may call tools and fail to authenticate.
+    public var rateLimits: RateLimits
     /// A legacy session unused this long, with no open stream, expires.
     public var sessionIdleTimeout: Duration
     /// How often an open event stream carries a keep-alive comment.
@@ -35,7 +42,8 @@ public struct MCPHTTPConfiguration: Sendable {
 
     public init(path: String = "/mcp", allowedOrigins: Set<String> = [], authenticator: (any BearerAuthenticator)? = nil,
                 oauth: OAuthResourceServer? = nil, maximumBodyBytes: Int = 1 << 20, maximumStreamsPerClient: Int = 16,
-                maximumSessions: Int = 1000, sessionIdleTimeout: Duration = .seconds(1800), keepAliveInterval: Duration = .seconds(15),
+                maximumStreams: Int = 1000, maximumSessions: Int = 1000, maximumSessionsPerClient: Int = 100,
+                rateLimits: RateLimits = RateLimits(), sessionIdleTimeout: Duration = .seconds(1800), keepAliveInterval: Duration = .seconds(15),
                 sessionBacklog: Int = 64, streamBuffer: Int = 256, forwardedHeaders: [String] = []) {
         self.path = "/" + path.split(separator: "/").joined(separator: "/")
         self.allowedOrigins = Set(allowedOrigins.map(Self.normalizedOrigin))
@@ -43,7 +51,10 @@ public struct MCPHTTPConfiguration: Sendable {
         self.oauth = oauth
         self.maximumBodyBytes = maximumBodyBytes
         self.maximumStreamsPerClient = max(1, maximumStreamsPerClient)
+        self.maximumStreams = max(1, maximumStreams)
         self.maximumSessions = max(1, maximumSessions)
+        self.maximumSessionsPerClient = max(1, maximumSessionsPerClient)
+        self.rateLimits = rateLimits
         self.sessionIdleTimeout = sessionIdleTimeout
         self.keepAliveInterval = keepAliveInterval
         self.sessionBacklog = max(0, sessionBacklog)
@@ -61,5 +72,27 @@ public struct MCPHTTPConfiguration: Sendable {
     static func normalizedOrigin(_ origin: String) -> String {
         let lowered = origin.lowercased()
         return lowered.hasSuffix("/") ? String(lowered.dropLast()) : lowered
+    }
+}
+
+/// Request rates the endpoint allows, each a token bucket (a minute's worth on average, bursts
+/// of a sixth of it); `0` turns a limit off. Past a limit: `429` with `Retry-After`.
+///
+/// The defaults are far above what a busy contact centre sends (a voice agent calls a tool every
+/// few seconds at most), and low enough that a runaway or hostile client is stopped.
+public struct RateLimits: Sendable, Equatable {
+    /// `tools/call` requests per minute by one principal.
+    public var toolCallsPerPrincipal: Int
+    /// `tools/call` requests per minute from one source address (a proxy in front makes every
+    /// client one address: raise it there).
+    public var toolCallsPerAddress: Int
+    /// Refused authentications per minute from one source address; past it, that address's
+    /// tokens are not even judged until its bucket refills.
+    public var refusedAuthenticationsPerAddress: Int
+
+    public init(toolCallsPerPrincipal: Int = 600, toolCallsPerAddress: Int = 3000, refusedAuthenticationsPerAddress: Int = 60) {
+        self.toolCallsPerPrincipal = toolCallsPerPrincipal
+        self.toolCallsPerAddress = toolCallsPerAddress
+        self.refusedAuthenticationsPerAddress = refusedAuthenticationsPerAddress
     }
 }

@@ -9,10 +9,10 @@ extension MCPHTTPTransport {
     // MARK: POST
 
     func handlePost(_ request: Request, channel: (any Channel)?) async -> Response {
-        let principal: String
+        let caller: Caller
         switch await admit(request, channel: channel) {
         case .refused(let response): return response
-        case .admitted(let admitted): principal = admitted
+        case .admitted(let admitted): caller = admitted
         }
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
         guard contentType.hasPrefix("application/json") else {
@@ -38,20 +38,45 @@ extension MCPHTTPTransport {
         case .failure(let failure): return Self.errorResponse(.badRequest, failure.error, id: failure.id)
         case .success(let decoded): message = decoded
         }
+        if let refusal = toolCallRefusal(message, caller: caller) { return refusal }
 
         let versionHeader = request.headers[.mcpProtocolVersion]
         if let versionHeader, ProtocolVersion.legacy.contains(versionHeader) {
-            return await handleLegacy(request, message: message, versionHeader: versionHeader, principal: principal, channel: channel)
+            return await handleLegacy(request, message: message, versionHeader: versionHeader, caller: caller, channel: channel)
         }
         if versionHeader != nil || message.params?["_meta"]?[MetaKey.protocolVersion] != nil {
-            return await handleModern(request, message: message, versionHeader: versionHeader, principal: principal, channel: channel)
+            return await handleModern(request, message: message, versionHeader: versionHeader, caller: caller, channel: channel)
         }
-        return await handleLegacy(request, message: message, versionHeader: nil, principal: principal, channel: channel)
+        return await handleLegacy(request, message: message, versionHeader: nil, caller: caller, channel: channel)
+    }
+
+    /// What refuses a `tools/call` before it reaches the engine: a tool whose scopes the token
+    /// lacks (`403 insufficient_scope`, the step-up of the MCP authorization spec), or a caller
+    /// over its tool-call rate (`429` with `Retry-After`).
+    func toolCallRefusal(_ message: JSONRPCMessage, caller: Caller) -> Response? {
+        guard case .request(let id, "tools/call", let params) = message else { return nil }
+        if configuration.authenticator != nil, let name = params?["name"]?.stringValue,
+           let required = server.requiredScopes(forTool: name) {
+            let missing = caller.principal.missing(required)
+            if !missing.isEmpty {
+                logger.notice("tool call refused: insufficient scope", metadata: ["client": "\(caller.key)", "tool": "\(name)"])
+                return insufficientScope(missing, id: id)
+            }
+        }
+        for (limiter, key, what) in [(toolCallsByPrincipal, caller.key, "this client"), (toolCallsByAddress, caller.address, "this address")] {
+            if let retry = limiter.take(key) {
+                logger.notice("tool call refused: rate limit", metadata: ["client": "\(caller.key)", "client.address": "\(caller.address)"])
+                return Self.errorResponse(.tooManyRequests, .invalidRequest(
+                    "\(what) has made more than \(limiter.perMinute) tool calls a minute; wait \(retry) s and call again"),
+                    id: id, headers: [.retryAfter: "\(retry)"])
+            }
+        }
+        return nil
     }
 
     // MARK: Modern
 
-    func handleModern(_ request: Request, message: JSONRPCMessage, versionHeader: String?, principal: String,
+    func handleModern(_ request: Request, message: JSONRPCMessage, versionHeader: String?, caller: Caller,
                       channel: (any Channel)?) async -> Response {
         let id = message.requestID
         guard let versionHeader else {
@@ -78,13 +103,13 @@ extension MCPHTTPTransport {
                 id: message.requestID)
         case .request(_, let method, _):
             let listens = method == "subscriptions/listen"
-            if listens, !acquireStream(for: principal) {
+            if listens, !acquireStream(for: caller.key) {
                 return tooManyStreams()
             }
             let queue = OutboundQueue(limit: configuration.streamBuffer)
-            let connection = server.connect(sink: ModernSink(queue: queue))
+            let connection = server.connect(sink: ModernSink(queue: queue), principal: caller.principal)
             connection.receive(message: message, transportHeaders: forwarded(request))
-            return await respond(queue: queue, modern: true, channel: channel, streamHolder: listens ? principal : nil,
+            return await respond(queue: queue, modern: true, channel: channel, streamHolder: listens ? caller.key : nil,
                                  onEnd: { _ in connection.close() })
         }
     }
@@ -107,17 +132,17 @@ extension MCPHTTPTransport {
 
     // MARK: Legacy
 
-    func handleLegacy(_ request: Request, message: JSONRPCMessage, versionHeader: String?, principal: String,
+    func handleLegacy(_ request: Request, message: JSONRPCMessage, versionHeader: String?, caller: Caller,
                       channel: (any Channel)?) async -> Response {
         guard let sessionID = request.headers[.mcpSessionID] else {
             if case .request(_, "initialize", _) = message {
-                return await initialize(message, principal: principal, channel: channel)
+                return await initialize(message, caller: caller, channel: channel)
             }
             return Self.errorResponse(.badRequest, .invalidRequest(
                 "the Mcp-Session-Id header is required: open a session with initialize (protocol 2025-11-25 and earlier), "
                     + "or send 2026-07-28 requests with MCP-Protocol-Version and _meta"), id: message.requestID)
         }
-        guard let session = session(sessionID, principal: principal) else { return sessionNotFound(id: message.requestID) }
+        guard let session = session(sessionID, principal: caller.key) else { return sessionNotFound(id: message.requestID) }
         if let versionHeader, let negotiated = session.version, versionHeader != negotiated {
             return Self.errorResponse(.badRequest, .invalidRequest(
                 "MCP-Protocol-Version \(versionHeader) is not this session's negotiated revision \(negotiated)"), id: message.requestID)
@@ -137,22 +162,32 @@ extension MCPHTTPTransport {
         }
     }
 
-    func initialize(_ message: JSONRPCMessage, principal: String, channel: (any Channel)?) async -> Response {
+    func initialize(_ message: JSONRPCMessage, caller: Caller, channel: (any Channel)?) async -> Response {
         guard let id = message.requestID else { return sessionNotFound(id: nil) }
+        let principal = caller.key
         let session = LegacySession(id: LegacySession.newID(), principal: principal,
                                     backlogLimit: configuration.sessionBacklog, bufferLimit: configuration.streamBuffer)
-        let admitted = sessions.withLock { sessions -> Bool in
-            guard sessions.count < configuration.maximumSessions else { return false }
+        enum Admitted { case yes, full, clientFull }
+        let admitted = sessions.withLock { sessions -> Admitted in
+            guard sessions.count < configuration.maximumSessions else { return .full }
+            // One client cannot take every session: its own are counted too.
+            guard sessions.values.lazy.filter({ $0.principal == principal }).count < configuration.maximumSessionsPerClient else { return .clientFull }
             sessions[session.id] = session
-            return true
+            return .yes
         }
-        guard admitted else {
+        if admitted == .clientFull {
+            expireIdleSessions()
+            return Self.errorResponse(.tooManyRequests, .invalidRequest(
+                "this client holds its limit of \(configuration.maximumSessionsPerClient) sessions (AGENT_PAYMENTS_HTTP_MAX_SESSIONS_PER_CLIENT); end one (DELETE) or let one expire"),
+                id: id, headers: [.retryAfter: "5"])
+        }
+        guard admitted == .yes else {
             expireIdleSessions()
             return Self.errorResponse(.serviceUnavailable, .invalidRequest(
                 "the server holds its limit of \(configuration.maximumSessions) sessions (AGENT_PAYMENTS_HTTP_MAX_SESSIONS); try again later"),
                 id: id, headers: [.retryAfter: "5"])
         }
-        session.attach(server.connect(sink: session))
+        session.attach(server.connect(sink: session, principal: caller.principal))
         guard let queue = session.register(id) else { return sessionNotFound(id: id) }
         session.connection.receive(message: message)
         var response = await respond(queue: queue, modern: false, channel: channel, streamHolder: nil) { _ in }
@@ -233,7 +268,7 @@ extension MCPHTTPTransport {
         let principal: String
         switch await admit(request, channel: channel) {
         case .refused(let response): return .refused(response)
-        case .admitted(let admitted): principal = admitted
+        case .admitted(let admitted): principal = admitted.key
         }
         guard let sessionID = request.headers[.mcpSessionID] else {
             return .refused(Self.methodNotAllowed(withoutSession, allow: "POST"))

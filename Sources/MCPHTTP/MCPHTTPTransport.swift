@@ -26,12 +26,18 @@ public final class MCPHTTPTransport: Sendable {
     private let openStreams = Mutex<[String: Int]>([:])
     private let state = Mutex<(baseURL: String?, shuttingDown: Bool)>((nil, false))
     let watch = ConnectionWatch()
+    let toolCallsByPrincipal: RateLimiter
+    let toolCallsByAddress: RateLimiter
+    let refusalsByAddress: RateLimiter
 
     public init(server: MCPServer, configuration: MCPHTTPConfiguration = MCPHTTPConfiguration(),
                 logger: Logger = Logger(label: "agent-payments.http")) {
         self.server = server
         self.configuration = configuration
         self.logger = logger
+        toolCallsByPrincipal = RateLimiter(perMinute: configuration.rateLimits.toolCallsPerPrincipal)
+        toolCallsByAddress = RateLimiter(perMinute: configuration.rateLimits.toolCallsPerAddress)
+        refusalsByAddress = RateLimiter(perMinute: configuration.rateLimits.refusedAuthenticationsPerAddress)
     }
 
     /// The base URL (scheme, host, port) clients reach this server at: it names the
@@ -123,7 +129,8 @@ public final class MCPHTTPTransport: Sendable {
 
     func acquireStream(for principal: String) -> Bool {
         openStreams.withLock { open in
-            guard open[principal, default: 0] < configuration.maximumStreamsPerClient else { return false }
+            guard open[principal, default: 0] < configuration.maximumStreamsPerClient,
+                  open.values.reduce(0, +) < configuration.maximumStreams else { return false }
             open[principal, default: 0] += 1
             return true
         }
@@ -151,8 +158,16 @@ extension MCPHTTPTransport {
         return nil
     }
 
+    /// Who is calling: the principal the engine serves, the key its limits count under (the
+    /// principal's id, or its address when nobody authenticates), and its source address.
+    struct Caller: Sendable {
+        let principal: Principal
+        let key: String
+        let address: String
+    }
+
     enum Admission {
-        case admitted(principal: String)
+        case admitted(Caller)
         case refused(Response)
     }
 
@@ -163,36 +178,51 @@ extension MCPHTTPTransport {
             return .refused(Self.errorResponse(.serviceUnavailable, JSONRPCError(code: JSONRPCError.internalErrorCode,
                                                                                 message: "the server is shutting down")))
         }
+        let address = channel?.remoteAddress?.ipAddress ?? "unknown"
         guard let authenticator = configuration.authenticator else {
-            let address = channel?.remoteAddress?.ipAddress ?? "unknown"
-            return .admitted(principal: "address:" + address)
+            // Nobody authenticates (a loopback bench): one principal that may do everything.
+            return .admitted(Caller(principal: Principal(id: "anonymous"), key: "address:" + address, address: address))
         }
         let metadata = resourceMetadataParameter
+        // An address that keeps presenting bad tokens is not heard until its bucket refills.
+        if let retry = refusalsByAddress.isExhausted(address) {
+            logger.notice("request refused: too many refused authentications from this address", metadata: ["client.address": "\(address)"])
+            return .refused(Self.errorResponse(.tooManyRequests, JSONRPCError(code: -32001, message: "Too many refused authentications from this address; try again later"),
+                                               headers: [.retryAfter: "\(retry)"]))
+        }
         guard let header = request.headers[.authorization] else {
             return .refused(Self.errorResponse(.unauthorized, JSONRPCError(code: -32001, message: "Unauthorized: a bearer token is required"),
                                                headers: [.wwwAuthenticate: "Bearer " + (metadata ?? "realm=\"agent-payments\"")]))
         }
         guard let token = bearerToken(fromAuthorization: header) else {
+            _ = refusalsByAddress.take(address)
             return .refused(unauthorized("the Authorization header is not a bearer token", metadata: metadata, error: "invalid_request"))
         }
         switch await authenticator.authenticate(token: token) {
         case .accepted(let principal):
-            return .admitted(principal: principal)
+            return .admitted(Caller(principal: principal, key: principal.id, address: address))
         case .rejected(let reason):
-            logger.notice("request refused: bearer token rejected", metadata: ["reason": "\(reason)"])
+            _ = refusalsByAddress.take(address)
+            logger.notice("request refused: bearer token rejected", metadata: ["reason": "\(reason)", "client.address": "\(address)"])
             return .refused(unauthorized(reason, metadata: metadata, error: "invalid_token"))
         case .insufficientScope(let required):
-            let scope = required.joined(separator: " ")
-            var challenge = "Bearer error=\"insufficient_scope\", scope=\"\(scope)\""
-            if let metadata { challenge += ", " + metadata }
-            return .refused(Self.errorResponse(.forbidden, JSONRPCError(code: -32001, message: "Forbidden: the token lacks the scope \(scope)"),
-                                               headers: [.wwwAuthenticate: challenge]))
+            return .refused(insufficientScope(required))
         case .unavailable(let reason):
             logger.warning("bearer token could not be checked", metadata: ["reason": "\(reason)"])
             return .refused(Self.errorResponse(.serviceUnavailable, JSONRPCError(code: JSONRPCError.internalErrorCode,
                                                                                 message: "the token cannot be checked now; try again shortly"),
                                                headers: [.retryAfter: "5"]))
         }
+    }
+
+    /// `403 insufficient_scope` naming `required`, as the MCP authorization spec's step-up asks:
+    /// the client may obtain a token with those scopes and try again.
+    func insufficientScope(_ required: [String], id: MCPCore.RequestID? = nil) -> Response {
+        let scope = required.joined(separator: " ")
+        var challenge = "Bearer error=\"insufficient_scope\", scope=\"\(scope)\""
+        if let metadata = resourceMetadataParameter { challenge += ", " + metadata }
+        return Self.errorResponse(.forbidden, JSONRPCError(code: -32001, message: "Forbidden: the token lacks the scope \(scope)"),
+                                  id: id, headers: [.wwwAuthenticate: challenge])
     }
 
     /// `resource_metadata="…"` when OAuth is configured and the base URL known.

@@ -3,6 +3,7 @@ public import Foundation
 import FoundationNetworking
 #endif
 import JWTKit
+import MCPCore
 import Synchronization
 
 /// An OAuth 2.1 resource server for the MCP endpoint: it accepts JWT access tokens from one
@@ -11,9 +12,19 @@ import Synchronization
 /// small leeway, and the required scopes.
 ///
 /// Keys are fetched on first use (from the configured JWKS URL, or from `jwks_uri` in the
-/// issuer's metadata), cached, and fetched again when a token names a key id the cache does not
-/// know (rotation), at most ``Configuration/refreshesPerMinute`` times a minute so that tokens
-/// with random key ids cannot make the server hammer the issuer.
+/// issuer's metadata), cached for at most ``Configuration/keyLifetime`` (a key the issuer
+/// withdrew stops verifying then), and fetched again when a token names a key id the cache does
+/// not know (rotation). Every fetch, the first included, counts against
+/// ``Configuration/refreshesPerMinute``, so neither tokens with random key ids nor an issuer
+/// that is down can make the server hammer it.
+///
+/// Each key's algorithm is fixed when it is loaded: its own `alg`, or, when it has none (Entra
+/// ID publishes none), the one its `kty` and curve imply within ``Configuration/algorithms``. A
+/// token whose header names another algorithm is refused; the token never chooses.
+///
+/// The principal is the token's `sub`, else `client_id`, else `azp` (a token with none is
+/// refused); its scopes are the token's `scope`/`scp`; its tenant is the claim
+/// ``Configuration/tenantClaim`` names.
 public final class OAuthResourceServer: BearerAuthenticator {
     /// How the resource server is set up.
     public struct Configuration: Sendable {
@@ -29,13 +40,23 @@ public final class OAuthResourceServer: BearerAuthenticator {
         public var requiredScopes: [String]
         /// Clock skew tolerated on `exp` and `nbf`.
         public var leeway: Duration
-        /// How often an unknown key id may trigger a fetch of the JWKS.
+        /// How many times a minute the JWKS may be fetched (the first fetch, unknown key ids and
+        /// expiry alike).
         public var refreshesPerMinute: Int
+        /// How long fetched keys are trusted before they must be fetched again.
+        public var keyLifetime: Duration
+        /// The algorithms accepted, in order of preference: a key without `alg` gets the first one
+        /// its type allows (an RSA key: the first RS or PS algorithm listed).
+        public var algorithms: [String]
+        /// The claim that names the principal's tenant (`tid`, `org_id`…), if the deployment has
+        /// tenants.
+        public var tenantClaim: String?
         /// How a document is fetched (the default uses URLSession with a 5 s timeout).
         public var fetch: @Sendable (URL) async throws -> Data
 
         public init(issuer: String, jwksURL: String? = nil, audience: String? = nil, requiredScopes: [String] = [],
-                    leeway: Duration = .seconds(60), refreshesPerMinute: Int = 10,
+                    leeway: Duration = .seconds(60), refreshesPerMinute: Int = 10, keyLifetime: Duration = .seconds(600),
+                    algorithms: [String] = OAuthResourceServer.defaultAlgorithms, tenantClaim: String? = nil,
                     fetch: @escaping @Sendable (URL) async throws -> Data = OAuthResourceServer.fetchWithURLSession) {
             self.issuer = issuer
             self.jwksURL = jwksURL
@@ -43,6 +64,9 @@ public final class OAuthResourceServer: BearerAuthenticator {
             self.requiredScopes = requiredScopes
             self.leeway = leeway
             self.refreshesPerMinute = max(1, refreshesPerMinute)
+            self.keyLifetime = max(keyLifetime, .seconds(1))
+            self.algorithms = algorithms.filter(OAuthResourceServer.acceptedAlgorithms.contains)
+            self.tenantClaim = tenantClaim
             self.fetch = fetch
         }
     }
@@ -51,11 +75,15 @@ public final class OAuthResourceServer: BearerAuthenticator {
     public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         /// The issuer or JWKS URL is not https (http is allowed on loopback only).
         case insecureURL(setting: String, url: String)
+        /// No accepted algorithm was configured.
+        case noAlgorithms
 
         public var description: String {
             switch self {
             case .insecureURL(let setting, let url):
                 return "\(setting) must be an absolute https URL (http only on 127.0.0.1, ::1 or localhost), got \"\(url)\""
+            case .noAlgorithms:
+                return "AGENT_PAYMENTS_OAUTH_ALGORITHMS names no accepted algorithm (choose from \(OAuthResourceServer.defaultAlgorithms.joined(separator: ", ")))"
             }
         }
     }
@@ -63,19 +91,29 @@ public final class OAuthResourceServer: BearerAuthenticator {
     /// Signature algorithms accepted in a token's header (never `none`, never HMAC: a public
     /// key must not be usable as a shared secret).
     public static let acceptedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+    /// The default order of ``Configuration/algorithms``: RS256 first, as most issuers sign.
+    public static let defaultAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+    /// The issuer's keys as loaded: the collection, each key id's fixed algorithm, and when.
+    struct LoadedKeys: Sendable {
+        var collection: JWTKeyCollection
+        var algorithms: [String: String]
+        var fetchedAt: ContinuousClock.Instant
+    }
 
     public let configuration: Configuration
     private let defaultAudience = Mutex<String?>(nil)
-    private let keys = Mutex<JWTKeyCollection?>(nil)
-    private let known = Mutex<Set<String>>([])
+    private let keys = Mutex<LoadedKeys?>(nil)
     private let refreshes = Mutex<[ContinuousClock.Instant]>([])
-    private let loading = Mutex<Task<Result<Void, any Error>, Never>?>(nil)
+    private let loading = Mutex<Task<Result<LoadedKeys, any Error>, Never>?>(nil)
+    private let lastFailure = Mutex<String?>(nil)
 
     public init(configuration: Configuration) throws(ConfigurationError) {
         for (setting, url) in [("AGENT_PAYMENTS_OAUTH_ISSUER", configuration.issuer), ("AGENT_PAYMENTS_OAUTH_JWKS_URL", configuration.jwksURL)] {
             guard let url else { continue }
             guard Self.isSecure(url) else { throw .insecureURL(setting: setting, url: url) }
         }
+        guard !configuration.algorithms.isEmpty else { throw .noAlgorithms }
         self.configuration = configuration
     }
 
@@ -114,30 +152,41 @@ public final class OAuthResourceServer: BearerAuthenticator {
         case .success(let parsed): header = parsed
         case .failure(let reason): return .rejected(reason: reason.description)
         }
-        guard Self.acceptedAlgorithms.contains(header.algorithm) else {
-            return .rejected(reason: "tokens signed with \(header.algorithm) are not accepted")
+        guard configuration.algorithms.contains(header.algorithm) else {
+            return .rejected(reason: "tokens signed with \(Self.printable(header.algorithm)) are not accepted")
         }
-        if let kid = header.keyID, !known.withLock({ $0.contains(kid) }) {
-            // An unknown key: perhaps the issuer rotated. Fetch again (rate limited).
-            if case .failure(let error) = await loadKeys(force: keys.withLock { $0 } != nil) {
-                return .unavailable(reason: "the issuer's keys could not be fetched: \(error)")
-            }
-            guard known.withLock({ $0.contains(kid) }) else { return .rejected(reason: "the token's key id is not in the issuer's key set") }
-        } else if keys.withLock({ $0 }) == nil {
-            if case .failure(let error) = await loadKeys(force: false) {
-                return .unavailable(reason: "the issuer's keys could not be fetched: \(error)")
-            }
+        let loaded: LoadedKeys
+        switch await keys(for: header.keyID) {
+        case .success(let current): loaded = current
+        case .failure(let error): return .unavailable(reason: "the issuer's keys could not be fetched: \(error)")
         }
-        guard let collection = keys.withLock({ $0 }) else { return .unavailable(reason: "the issuer's keys are not loaded") }
+        // The key, and its algorithm, fixed when the key was loaded: never the token's choice.
+        let kid: String
+        if let named = header.keyID {
+            kid = named
+        } else if loaded.algorithms.count == 1, let only = loaded.algorithms.keys.first {
+            kid = only
+        } else {
+            return .rejected(reason: "the token names no key id (kid) and the issuer has several keys")
+        }
+        guard let algorithm = loaded.algorithms[kid] else { return .rejected(reason: "the token's key id is not in the issuer's key set") }
+        guard algorithm == header.algorithm else {
+            return .rejected(reason: "the token's algorithm is not its key's (\(algorithm))")
+        }
         let claims: AccessTokenClaims
         do {
-            claims = try await collection.verify(token, as: AccessTokenClaims.self)
+            claims = try await loaded.collection.verify(token, as: AccessTokenClaims.self)
         } catch let error as JWTError where error.errorType == .signatureVerificationFailed {
             return .rejected(reason: "the token's signature is not valid")
         } catch {
             return .rejected(reason: "the token could not be verified")
         }
         return check(claims, now: Date())
+    }
+
+    /// `text` shortened and stripped of anything but printable ASCII, for a message.
+    static func printable(_ text: String) -> String {
+        String(text.unicodeScalars.prefix(32).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7f ? Character($0) : "?" })
     }
 
     func check(_ claims: AccessTokenClaims, now: Date) -> AuthenticationOutcome {
@@ -154,57 +203,99 @@ public final class OAuthResourceServer: BearerAuthenticator {
         }
         let missing = configuration.requiredScopes.filter { !claims.scopes.contains($0) }
         guard missing.isEmpty else { return .insufficientScope(required: configuration.requiredScopes) }
-        return .accepted(principal: "sub:" + (claims.sub ?? "unknown"))
+        // A token that names nobody cannot own anything: refused rather than shared.
+        guard let subject = [claims.sub, claims.strings["client_id"], claims.strings["azp"]].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
+            return .rejected(reason: "the token names no subject (sub, client_id or azp)")
+        }
+        let tenant = configuration.tenantClaim.flatMap { claims.strings[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+        return .accepted(Principal(id: "oauth:" + subject, tenant: tenant, scopes: claims.scopes))
     }
 
     // MARK: Keys
 
-    /// Fetches the key set, once at a time; `force` asks for a refresh, which is rate limited
-    /// (a refresh over the limit answers with the keys already known).
-    private func loadKeys(force: Bool) async -> Result<Void, any Error> {
-        let task = loading.withLock { loading -> Task<Result<Void, any Error>, Never>? in
+    /// The keys to judge a token naming `kid` with: the cached keys while they are fresh and
+    /// know `kid`; otherwise fetched again (once at a time, and within the rate limit). A fetch
+    /// that fails, or is not allowed yet, leaves fresh keys in use; expired keys are never used.
+    func keys(for kid: String?) async -> Result<LoadedKeys, any Error> {
+        let now = ContinuousClock.now
+        let cached = keys.withLock { $0 }
+        let fresh = cached.flatMap { now - $0.fetchedAt < configuration.keyLifetime ? $0 : nil }
+        if let fresh, kid.map({ fresh.algorithms[$0] != nil }) ?? true { return .success(fresh) }
+        let task = loading.withLock { loading -> Task<Result<LoadedKeys, any Error>, Never>? in
             if let running = loading { return running }
-            if force || keys.withLock({ $0 }) == nil {
-                if force {
-                    let now = ContinuousClock.now
-                    let allowed = refreshes.withLock { recent -> Bool in
-                        recent.removeAll { now - $0 > .seconds(60) }
-                        guard recent.count < configuration.refreshesPerMinute else { return false }
-                        recent.append(now)
-                        return true
-                    }
-                    guard allowed else { return nil }
-                }
-                let task = Task { [self] in await fetchKeys() }
-                loading = task
-                return task
+            let allowed = refreshes.withLock { recent -> Bool in
+                recent.removeAll { now - $0 > .seconds(60) }
+                guard recent.count < configuration.refreshesPerMinute else { return false }
+                recent.append(now)
+                return true
             }
-            return nil
+            guard allowed else { return nil }
+            let task = Task { [self] in await fetchKeys() }
+            loading = task
+            return task
         }
-        guard let task else { return .success(()) }
+        guard let task else {
+            if let fresh { return .success(fresh) }
+            let reason = lastFailure.withLock { $0 } ?? "the key set expired"
+            return .failure(DiscoveryError(description: "\(reason); fetching again is rate limited, try again shortly"))
+        }
         let result = await task.value
-        loading.withLock { $0 = nil }
-        return result
+        loading.withLock { if $0 == task { $0 = nil } }
+        switch result {
+        case .success(let loaded):
+            keys.withLock { $0 = loaded }
+            lastFailure.withLock { $0 = nil }
+            return .success(loaded)
+        case .failure(let error):
+            lastFailure.withLock { $0 = String(describing: error) }
+            if let fresh { return .success(fresh) }
+            return .failure(error)
+        }
     }
 
-    private func fetchKeys() async -> Result<Void, any Error> {
+    private func fetchKeys() async -> Result<LoadedKeys, any Error> {
         do {
             let jwksURL = try await discoverJWKSURL()
             let data = try await configuration.fetch(jwksURL)
             let jwks = try JSONDecoder().decode(JWKS.self, from: data)
             let collection = JWTKeyCollection()
-            var ids: Set<String> = []
+            var algorithms: [String: String] = [:]
             for key in jwks.keys {
-                // A key this library cannot use (another type, no kid) is skipped, not fatal.
-                guard let kid = key.keyIdentifier?.string, (try? await collection.add(jwk: key)) != nil else { continue }
-                ids.insert(kid)
+                // A key this library cannot use (another type, no kid, no algorithm we accept) is
+                // skipped, not fatal. Its algorithm is fixed here, so jwt-kit never takes the token's.
+                guard let kid = key.keyIdentifier?.string, let algorithm = Self.algorithm(of: key, accepted: configuration.algorithms),
+                      let fixed = JWK.Algorithm(rawValue: algorithm) else { continue }
+                var pinned = key
+                pinned.algorithm = fixed
+                guard (try? await collection.add(jwk: pinned)) != nil else { continue }
+                algorithms[kid] = algorithm
             }
-            keys.withLock { $0 = collection }
-            known.withLock { $0 = ids }
-            return .success(())
+            return .success(LoadedKeys(collection: collection, algorithms: algorithms, fetchedAt: .now))
         } catch {
             return .failure(error)
         }
+    }
+
+    /// The algorithm a key verifies with: its own `alg` when accepted and consistent with its
+    /// type; otherwise the first accepted algorithm its `kty` (and curve) allows; `nil` when none.
+    static func algorithm(of key: JWK, accepted: [String]) -> String? {
+        let allowed: [String]
+        switch key.keyType.rawValue {
+        case "RSA": allowed = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+        case "EC":
+            switch key.curve?.rawValue {
+            case "P-256": allowed = ["ES256"]
+            case "P-384": allowed = ["ES384"]
+            case "P-521": allowed = ["ES512"]
+            default: allowed = []
+            }
+        case "OKP": allowed = key.curve?.rawValue == "Ed25519" ? ["EdDSA"] : []
+        default: allowed = []
+        }
+        if let own = key.algorithm?.rawValue {
+            return allowed.contains(own) && accepted.contains(own) ? own : nil
+        }
+        return accepted.first(where: allowed.contains)
     }
 
     private struct Metadata: Decodable {
@@ -268,10 +359,25 @@ struct AccessTokenClaims: JWTPayload {
     var exp: Double?
     var nbf: Double?
     var scopes: Set<String>
+    /// Every top-level claim whose value is a string (`client_id`, `azp`, a tenant claim).
+    var strings: [String: String]
 
     enum CodingKeys: String, CodingKey { case iss, sub, aud, exp, nbf, scope, scp }
 
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
     init(from decoder: any Decoder) throws {
+        let any = try decoder.container(keyedBy: AnyKey.self)
+        var strings: [String: String] = [:]
+        for key in any.allKeys {
+            if let value = try? any.decode(String.self, forKey: key) { strings[key.stringValue] = value }
+        }
+        self.strings = strings
         let container = try decoder.container(keyedBy: CodingKeys.self)
         iss = try? container.decodeIfPresent(String.self, forKey: .iss)
         sub = try? container.decodeIfPresent(String.self, forKey: .sub)

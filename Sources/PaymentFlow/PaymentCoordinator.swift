@@ -30,6 +30,10 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The call is over (Twilio reports it no longer in progress); the session has ended as
     /// `call-ended` and no payment can continue on this call.
     case callEnded(callSID: CallSID, status: String?)
+    /// The spending policy refuses the charge (``PolicyRefusal`` names the limit); nothing was sent.
+    case policy(PolicyRefusal)
+    /// Another principal's payment is under way on this call (its SID is not shown to this one).
+    case callBusy(callSID: CallSID)
     /// The session store could not be reached (a database restarting, say). Nothing was lost:
     /// every stored session is as it was, and an operation already sent to Twilio is sent again
     /// with the same idempotency key. Safe to retry in a moment.
@@ -61,6 +65,9 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
         case .callbackUnavailable(let reason): return "No status callback URL is available: \(reason)."
         case .callEnded(let call, let status):
             return "The call \(call) has ended\(status.map { " (Twilio reports it \($0))" } ?? ""); the payment cannot continue on it."
+        case .policy(let refusal): return "Refused by this server's spending policy: \(refusal)."
+        case .callBusy(let call):
+            return "Another client's payment is under way on call \(call); this client cannot start one there until it ends."
         case .storeUnavailable(let reason):
             return "The payment session store is unavailable (\(reason)); nothing was lost, try again in a moment."
         }
@@ -109,6 +116,9 @@ public struct CommandOutcome: Sendable, Equatable {
 public actor PaymentCoordinator {
     private let api: any TwilioPaymentsAPI
     private let store: any PaymentStore
+    private let ledger: any SpendingLedger
+    /// What may be charged, whatever the agent asks.
+    public nonisolated let policy: SpendingPolicy
     private let feed: any PaymentChangeFeed
     private let callbackURLs: any CallbackURLProvider
     /// The key callback secrets are derived from; replicas sharing a store must share it.
@@ -133,8 +143,11 @@ public actor PaymentCoordinator {
 
     public init(api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
                 feed: any PaymentChangeFeed = InMemoryChangeFeed(), callbackURLs: any CallbackURLProvider,
-                callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make()), now: @escaping @Sendable () -> Date = { Date() }) {
+                callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make()), policy: SpendingPolicy = .unlimited,
+                ledger: any SpendingLedger = InMemorySpendingLedger(), now: @escaping @Sendable () -> Date = { Date() }) {
         self.callbackKey = callbackKey
+        self.policy = policy
+        self.ledger = ledger
         self.api = api
         self.store = store
         self.feed = feed
@@ -153,35 +166,67 @@ public actor PaymentCoordinator {
     /// cancelling one that is cancelling or cancelled return the session as it is. None of them
     /// asks Twilio anything. Starting with different options is refused
     /// (``FlowError/sessionInProgress(callSID:paymentSID:)``).
-    public func perform(_ command: PaymentCommand) async throws(FlowError) -> CommandOutcome {
+    ///
+    /// With an `actor`, the command acts for that principal: a session it may not access
+    /// (``PaymentActor/mayAccess(_:)``) is unknown to it (``FlowError/unknownSession(_:)``, as
+    /// for a SID nobody knows), a start on a call where another principal's payment runs is
+    /// ``FlowError/callBusy(callSID:)``, and what it starts records it as owner. Without one
+    /// (a host that has no principals) every session is reachable and new ones have no owner.
+    public func perform(_ command: PaymentCommand, as actor: PaymentActor? = nil) async throws(FlowError) -> CommandOutcome {
         switch command {
         case .start(let callSID, let options):
-            return try await startOrResume(callSID: callSID, options: options)
+            return try await startOrResume(callSID: callSID, options: options, actor: actor)
         case .capture(let item, let paymentSID, let callSID, let restart):
             return try await run(.captureRequested(item, at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(), restart: restart),
-                                 paymentSID: paymentSID, callSID: callSID)
+                                 paymentSID: paymentSID, callSID: callSID, actor: actor)
         case .complete(let paymentSID, let callSID):
             return try await run(.completeRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
-                                 paymentSID: paymentSID, callSID: callSID)
+                                 paymentSID: paymentSID, callSID: callSID, actor: actor)
         case .cancel(let paymentSID, let callSID):
             return try await run(.cancelRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
-                                 paymentSID: paymentSID, callSID: callSID)
+                                 paymentSID: paymentSID, callSID: callSID, actor: actor)
         }
     }
 
     /// Starts a payment session on `callSID`; on a call whose unfinished session has the same
     /// options, returns that session instead (resumed, nothing sent).
     public func start(callSID: CallSID, options: PaymentSessionOptions) async throws(FlowError) -> PaymentSession {
-        try await startOrResume(callSID: callSID, options: options).session
+        try await startOrResume(callSID: callSID, options: options, actor: nil).session
     }
 
-    private func startOrResume(callSID: CallSID, options: PaymentSessionOptions) async throws(FlowError) -> CommandOutcome {
+    private func startOrResume(callSID: CallSID, options asked: PaymentSessionOptions, actor: PaymentActor?) async throws(FlowError) -> CommandOutcome {
+        let problems = asked.validate()
+        if !problems.isEmpty { throw .invalidOptions(problems) }
+        let (options, fromAmountDue) = try await authorize(asked, callSID: callSID, actor: actor)
         if let running = try await unfinished(onCall: callSID) {
+            if let actor, !actor.mayAccess(running) { throw .callBusy(callSID: callSID) }
             guard running.configuration.options == options else { throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID) }
             return try await resume(running)
         }
-        let problems = options.validate()
-        if !problems.isEmpty { throw .invalidOptions(problems) }
+        // Counted before anything is stored or sent, so that replicas starting charges for one
+        // principal at once cannot together pass the daily limit; given back if this start
+        // stores nothing, or when the session ends without charging.
+        var charge = fromAmountDue ? ChargeAuthorization(fromAmountDue: true) : nil
+        var counted: (principal: String, day: String, currency: String, amount: Decimal)?
+        if options.isCharge, let limit = policy.dailyLimit, let amount = options.chargeAmount.flatMap(SpendingPolicy.decimal) {
+            let principal = actor?.owner.principal ?? "host", day = ChargeAuthorization.day(of: now()), currency = SpendingPolicy.currency(of: options)
+            let (spent, reserved) = try await ledgered { () async throws(PaymentStoreError) in
+                try await ledger.reserve(principal: principal, day: day, currency: currency, amount: amount, limit: limit)
+            }
+            guard reserved else {
+                throw .policy(.dailyLimitReached(amount: SpendingPolicy.text(amount), spentToday: SpendingPolicy.text(spent),
+                                                 limit: SpendingPolicy.text(limit), currency: currency))
+            }
+            counted = (principal, day, currency, amount)
+            charge = ChargeAuthorization(countedOn: day, fromAmountDue: fromAmountDue)
+        }
+        var storedSession = false
+        defer {
+            if !storedSession, let counted {
+                let ledger = self.ledger
+                Task { try? await ledger.release(principal: counted.principal, day: counted.day, currency: counted.currency, amount: counted.amount) }
+            }
+        }
 
         let id = UUID().uuidString
         let secret = CallbackSecretHash.secret(for: id, key: callbackKey)
@@ -189,6 +234,8 @@ public actor PaymentCoordinator {
         let key = TwilioPaymentsClient.makeIdempotencyKey()
         var session = PaymentSession(callSID: callSID, configuration: PaymentConfiguration(options: options), at: now(), id: id,
                                      callbackSecretHash: CallbackSecretHash.of(secret))
+        session.owner = actor?.owner
+        session.charge = charge
         session.inFlight[.create] = key
         // Claimed before it can be found, so that a twin of this start resumes it rather than re-sending.
         let claim = SendingOperation(session: id, operation: .create)
@@ -198,14 +245,98 @@ public actor PaymentCoordinator {
         guard try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: nil) }) else {
             // Another start on this call won the race: the same request (a retry) resumes it.
             let running = try await unfinished(onCall: callSID)
+            if let actor, let running, !actor.mayAccess(running) { throw .callBusy(callSID: callSID) }
             guard let running, running.configuration.options == options else {
                 throw .sessionInProgress(callSID: callSID, paymentSID: running?.paymentSID)
             }
             return try await resume(running)
         }
+        storedSession = true
         published.offer(session)
         await feed.publish(session)
         return CommandOutcome(session: try await create(session, key: key, url: url), repeated: false)
+    }
+
+    /// The options a start runs with, after the amount due and the spending policy: the amount
+    /// the backend registered for the call fills in a missing one and refuses another; then the
+    /// currency and the per-payment maximum are checked. (The daily limit is counted when the
+    /// session is stored.) Returns whether the amount came from the amount due.
+    private func authorize(_ asked: PaymentSessionOptions, callSID: CallSID, actor: PaymentActor?) async throws(FlowError) -> (PaymentSessionOptions, Bool) {
+        var options = asked
+        var fromAmountDue = false
+        if let due = try await ledgered({ () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }) {
+            if let text = asked.chargeAmount, let value = SpendingPolicy.decimal(text), value > 0 {
+                guard value == SpendingPolicy.decimal(due.amount), SpendingPolicy.currency(of: asked) == due.currency else {
+                    throw .policy(.amountDiffers(asked: "\(text) \(SpendingPolicy.currency(of: asked))", due: due.amount, currency: due.currency))
+                }
+                fromAmountDue = true
+            } else if asked.chargeAmount == nil {
+                options.chargeAmount = due.amount
+                options.currency = due.currency
+                fromAmountDue = true
+            }
+        }
+        guard options.isCharge, let amount = options.chargeAmount.flatMap(SpendingPolicy.decimal) else { return (options, fromAmountDue) }
+        if let actor, !actor.mayCharge { throw .policy(.chargeNotPermitted) }
+        if policy.requireAmountDue, !fromAmountDue { throw .policy(.amountDueRequired) }
+        let currency = SpendingPolicy.currency(of: options)
+        if let allowed = policy.currencies, !allowed.contains(currency) {
+            throw .policy(.currencyNotAllowed(currency: currency, allowed: allowed.sorted()))
+        }
+        if let maximum = policy.maximumCharge, amount > maximum {
+            throw .policy(.chargeTooLarge(amount: SpendingPolicy.text(amount), maximum: SpendingPolicy.text(maximum), currency: currency))
+        }
+        return (options, fromAmountDue)
+    }
+
+    // MARK: Amounts due
+
+    /// Registers what the caller owes on `callSID`, as the voice app's backend knows it: a start
+    /// without an amount then charges it, and a start with another amount is refused
+    /// (``PolicyRefusal/amountDiffers(asked:due:currency:)``). It applies until `due.expiresAt`,
+    /// or until a payment on the call charges it.
+    public func registerAmountDue(_ due: AmountDue, onCall callSID: CallSID) async throws(FlowError) {
+        let problems = due.validate()
+        if !problems.isEmpty { throw .invalidArgument(problems.joined(separator: "; ")) }
+        if let maximum = policy.maximumCharge, let value = SpendingPolicy.decimal(due.amount), value > maximum {
+            throw .policy(.chargeTooLarge(amount: due.amount, maximum: SpendingPolicy.text(maximum), currency: due.currency))
+        }
+        if let allowed = policy.currencies, !allowed.contains(due.currency) {
+            throw .policy(.currencyNotAllowed(currency: due.currency, allowed: allowed.sorted()))
+        }
+        try await ledgered { () async throws(PaymentStoreError) in try await ledger.setAmountDue(due, onCall: callSID) }
+    }
+
+    /// The amount due registered on `callSID`, if any still applies.
+    public func amountDue(onCall callSID: CallSID) async throws(FlowError) -> AmountDue? {
+        try await ledgered { () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }
+    }
+
+    /// Withdraws the amount due on `callSID`.
+    public func clearAmountDue(onCall callSID: CallSID) async throws(FlowError) {
+        try await ledgered { () async throws(PaymentStoreError) in try await ledger.clearAmountDue(onCall: callSID) }
+    }
+
+    /// Runs one ledger request; a ledger that cannot answer is a store outage.
+    private func ledgered<T>(_ request: () async throws(PaymentStoreError) -> T) async throws(FlowError) -> T {
+        do {
+            return try await request()
+        } catch {
+            throw .storeUnavailable(error.reason)
+        }
+    }
+
+    /// What a session that just finished leaves in the ledger: a charge that went through
+    /// consumes the call's amount due; one that did not gives back what it counted.
+    private func settle(_ session: PaymentSession) async {
+        guard let charge = session.charge else { return }
+        if case .completed = session.phase {
+            if charge.fromAmountDue { try? await ledger.clearAmountDue(onCall: session.callSID) }
+            return
+        }
+        guard let day = charge.countedOn, let amount = session.configuration.options.chargeAmount.flatMap(SpendingPolicy.decimal) else { return }
+        try? await ledger.release(principal: session.owner?.principal ?? "host", day: day,
+                                  currency: SpendingPolicy.currency(of: session.configuration.options), amount: amount)
     }
 
     /// A start repeated on a call whose unfinished session has the same options: that session.
@@ -264,10 +395,12 @@ public actor PaymentCoordinator {
     /// Store traffic: one read, one compare-and-set for the request (with the operation's
     /// idempotency key, before Twilio is called, so a retry anywhere reuses it), one for
     /// Twilio's answer; a conflicting writer costs one more read and write.
-    private func run(_ request: PaymentEvent, paymentSID: PaymentSID, callSID: CallSID?) async throws(FlowError) -> CommandOutcome {
+    private func run(_ request: PaymentEvent, paymentSID: PaymentSID, callSID: CallSID?, actor: PaymentActor?) async throws(FlowError) -> CommandOutcome {
         guard let current = try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) }) else {
             throw .unknownSession(paymentSID)
         }
+        // Another principal's session is unknown to this one, exactly as a SID nobody knows.
+        if let actor, !actor.mayAccess(current) { throw .unknownSession(paymentSID) }
         if let callSID, current.callSID != callSID { throw .wrongCall(paymentSID: paymentSID, callSID: callSID) }
         // Decided from the stored session alone, before Twilio (its Calls API included) is asked
         // anything: a repeat, or what this request would send. A request this
@@ -358,6 +491,8 @@ public actor PaymentCoordinator {
             if try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: current.version) }) {
                 published.offer(transition.session)
                 await feed.publish(transition.session)
+                // Exactly one writer wins the change to a finished phase.
+                if !current.phase.isFinished, session.phase.isFinished { await settle(session) }
                 return transition
             }
             candidate = nil

@@ -309,6 +309,12 @@ public struct PaymentSession: Sendable, Equatable {
     public var updatedAt: Date
     /// Grows by one with every change; never goes back.
     public var version: UInt64
+    /// Who started the session (``PaymentActor/mayAccess(_:)``); `nil` when a host without
+    /// principals started it.
+    public var owner: PaymentOwner?
+    /// How the charge was authorized, when the spending policy counted it or the backend fixed
+    /// its amount.
+    public var charge: ChargeAuthorization?
 
     public init(callSID: CallSID, configuration: PaymentConfiguration, at date: Date, id: String = UUID().uuidString,
                 callbackSecretHash: String = "") {

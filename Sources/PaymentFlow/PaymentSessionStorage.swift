@@ -14,7 +14,7 @@ public struct PaymentSessionStorageError: Error, Sendable, Equatable, CustomStri
 extension PaymentSession {
     /// The version of ``storageJSON()``'s format. A reader refuses a newer one (a replica of an
     /// older build behind a newer one must not rewrite what it does not understand).
-    public static let storageFormat = 1
+    public static let storageFormat = 2
 
     /// The session as JSON, for a store that keeps it outside this process: every field, with
     /// the item values masked again (``sanitized()``), keys sorted, dates as seconds since the
@@ -61,6 +61,9 @@ private struct StoredSession: Codable {
     var createdAt: Double
     var updatedAt: Double
     var version: UInt64
+    /// Format 2: who started the session, and how its charge was authorized.
+    var owner: StoredOwner?
+    var charge: StoredCharge?
 
     init(_ session: PaymentSession) {
         format = PaymentSession.storageFormat
@@ -82,6 +85,8 @@ private struct StoredSession: Codable {
         createdAt = session.createdAt.timeIntervalSinceReferenceDate
         updatedAt = session.updatedAt.timeIntervalSinceReferenceDate
         version = session.version
+        owner = session.owner.map { StoredOwner(principal: $0.principal, tenant: $0.tenant) }
+        charge = session.charge.map { StoredCharge(countedOn: $0.countedOn, fromAmountDue: $0.fromAmountDue) }
     }
 
     func session() throws(PaymentSessionStorageError) -> PaymentSession {
@@ -111,8 +116,20 @@ private struct StoredSession: Codable {
         session.lastRequestError = lastRequestError
         session.updatedAt = Date(timeIntervalSinceReferenceDate: updatedAt)
         session.version = version
+        session.owner = owner.map { PaymentOwner(principal: $0.principal, tenant: $0.tenant) }
+        session.charge = charge.map { ChargeAuthorization(countedOn: $0.countedOn, fromAmountDue: $0.fromAmountDue) }
         return session
     }
+}
+
+private struct StoredOwner: Codable {
+    var principal: String
+    var tenant: String?
+}
+
+private struct StoredCharge: Codable {
+    var countedOn: String?
+    var fromAmountDue: Bool
 }
 
 extension PaymentOperation {

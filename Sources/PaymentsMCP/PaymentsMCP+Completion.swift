@@ -8,10 +8,12 @@ import Logging
 extension PaymentsMCP {
     // MARK: Completion
 
-    func complete(_ request: CompletionRequest) async -> Completion {
-        guard let coordinator = try? await flow.coordinator(waitingUpTo: .zero) else { return Completion(values: []) }
+    func complete(_ request: CompletionRequest, principal: Principal) async -> Completion {
+        guard principal.has(PaymentScope.read), let coordinator = try? await flow.coordinator(waitingUpTo: .zero) else { return Completion(values: []) }
         // Completion is a convenience: with the store away it offers nothing rather than fail.
-        let sessions = (try? await coordinator.activeSessions()) ?? []
+        // Only this principal's own (or its tenant's) payments are offered.
+        let actor = principal.paymentActor
+        let sessions = ((try? await coordinator.activeSessions()) ?? []).filter(actor.mayAccess)
         let values: [String]
         switch request.argumentName {
         case "callSid":

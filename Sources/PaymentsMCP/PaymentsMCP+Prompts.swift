@@ -21,13 +21,15 @@ extension PaymentsMCP {
             name: prompt.rawValue, title: prompt.rawValue, description: descriptions[prompt],
             arguments: [PromptArgument(name: "callSid", description: "The call's SID", required: prompt == .startCapture),
                         PromptArgument(name: "paymentSid", description: "The payment session's SID, to tailor the guidance to its state")]
-        ) { [self] arguments, _ in
+        ) { [self] arguments, context in
             var session: PaymentSession?
-            if let coordinator = try? await flow.coordinator(waitingUpTo: .zero) {
+            // Tailored only to a session this principal may see; another's reads as none.
+            let actor = context.principal.paymentActor
+            if context.principal.has(PaymentScope.read), let coordinator = try? await flow.coordinator(waitingUpTo: .zero) {
                 if let sid = arguments["paymentSid"].flatMap(PaymentSID.init) {
-                    session = try await Self.rethrowingForMCP { () async throws(FlowError) in try await coordinator.session(sid) }
+                    session = try await Self.rethrowingForMCP { () async throws(FlowError) in try await coordinator.session(sid) }.flatMap { actor.mayAccess($0) ? $0 : nil }
                 } else if let call = arguments["callSid"].flatMap(CallSID.init) {
-                    session = try await Self.rethrowingForMCP { () async throws(FlowError) in try await coordinator.sessions(onCall: call) }.first
+                    session = try await Self.rethrowingForMCP { () async throws(FlowError) in try await coordinator.sessions(onCall: call) }.first(where: actor.mayAccess)
                 }
             }
             let text = redactor.redact(PromptLibrary.text(prompt, session: session, waitSeconds: maximumWaitSeconds))

@@ -114,6 +114,10 @@ extension PaymentsMCP {
         }
         if case .callEnded = error { refusal.details["callEnded"] = .bool(true) }
         if case .rejected(.itemsMissing(let missing)) = error { refusal.details["missing"] = .array(missing.map { .string($0.rawValue) }) }
+        if case .policy(let policy) = error {
+            refusal.details["limit"] = .string(policy.reason)
+            if case .chargeNotPermitted = policy { refusal.details["requiredScopes"] = [.string(PaymentScope.charge)] }
+        }
         if case .sessionInProgress(let call, let payment?) = error {
             refusal.details["paymentSid"] = .string(payment.rawValue)
             refusal.extra["nextStep"] = MCPNextStep.cancel(callSID: call, paymentSID: payment).json
@@ -145,6 +149,10 @@ extension PaymentsMCP {
         case .wrongCall: return "Use the call SID the payment session was started on."
         case .twilio: return "Tell the caller there is a problem taking the payment; try again once, then offer another way to pay."
         case .callEnded: return "The call is over: nothing more can be done on it. Nothing was charged."
+        case .policy(.amountDiffers): return "Charge the amount due: call startPaymentCapture without chargeAmount (the amount due is used), and tell the caller that amount."
+        case .policy(.chargeNotPermitted): return "Do not charge with these credentials: tokenize instead (omit chargeAmount) or hand the caller to a person."
+        case .policy: return "Do not try another amount on your own: tell the caller this payment cannot be taken here and offer another way to pay."
+        case .callBusy: return "Another agent is taking a payment on this call; wait for it to end, or hand the caller to a person."
         }
     }
 
@@ -185,6 +193,8 @@ extension PaymentsMCP {
         case .callbackUnavailable: return "callback-unavailable"
         case .callEnded: return "call-ended"
         case .storeUnavailable: return "store-unavailable"
+        case .policy(let refusal): return refusal.reason
+        case .callBusy: return "call-busy"
         }
     }
 
@@ -206,6 +216,9 @@ extension PaymentsMCP {
             let budget = (deadline - started).seconds
             return started + .milliseconds(Int64(min(seconds, budget) * 1000))
         }
+
+        /// Who is calling, as the payment flow judges access and spending.
+        var actor: PaymentActor { call.context.principal.paymentActor }
 
         /// The last progress sentence sent (a client may speak each one: it is not repeated).
         let lastProgress = ProgressMemo()
@@ -285,8 +298,10 @@ extension PaymentsMCP {
     /// latest. Checks that the session belongs to the call when both are given.
     func session(_ invocation: Invocation, _ coordinator: PaymentCoordinator) async throws -> PaymentSession {
         let callSID = try callSID(invocation)
+        let actor = invocation.actor
         if let sid = try invocation.arguments.optional("paymentSid", PaymentSID.init) {
-            guard let session = try await coordinator.latestSession(sid) else { throw FlowError.unknownSession(sid) }
+            // Another principal's session is unknown to this one, exactly as a SID nobody knows.
+            guard let session = try await coordinator.latestSession(sid), actor.mayAccess(session) else { throw FlowError.unknownSession(sid) }
             if let callSID, callSID != session.callSID { throw FlowError.wrongCall(paymentSID: sid, callSID: callSID) }
             return session
         }
@@ -294,7 +309,7 @@ extension PaymentsMCP {
             throw Refusal(reason: "invalid-argument", message: "Name the payment session: paymentSid, or callSid to use the call's current session.",
                           retryable: false, whatToDo: "Pass the paymentSid that startPaymentCapture returned, or the callSid.")
         }
-        let sessions = try await coordinator.sessions(onCall: callSID)
+        let sessions = try await coordinator.sessions(onCall: callSID).filter(actor.mayAccess)
         guard let session = sessions.first(where: { !$0.phase.isFinished }) ?? sessions.max(by: { $0.updatedAt < $1.updatedAt }) else {
             throw Refusal(reason: "no-session", message: "No payment session is known on call \(callSID).", retryable: false,
                           whatToDo: "Start one with startPaymentCapture.",
@@ -312,7 +327,7 @@ extension PaymentsMCP {
         let outcome = OneShot<Result<CommandOutcome, FlowError>>()
         Task {
             do throws(FlowError) {
-                outcome.fulfil(.success(try await coordinator.perform(command)))
+                outcome.fulfil(.success(try await coordinator.perform(command, as: invocation.actor)))
             } catch {
                 outcome.fulfil(.failure(error))
             }
@@ -377,7 +392,7 @@ extension PaymentsMCP {
         guard let outcome else {
             var current: PaymentSession?
             if let sid { current = try await coordinator.latestSession(sid) }
-            if current == nil { current = try await coordinator.sessions(onCall: callSID).first { !$0.phase.isFinished } }
+            if current == nil { current = try await coordinator.sessions(onCall: callSID).first { !$0.phase.isFinished && invocation.actor.mayAccess($0) } }
             // Not even stored yet (the store is slow): the start goes on; the call's status follows.
             guard let current else {
                 throw Refusal(reason: "still-starting", message: "The payment session is still being started; the request goes on.", retryable: true,
@@ -461,7 +476,8 @@ extension PaymentsMCP {
             description: "Starts a secure payment session on a live call. Without chargeAmount (or with 0) the card (or bank account) is tokenized for later use; with it, the amount is charged at completion. Every option of Twilio's Payments API is available. Called again on the same call with the same options, it returns that call's session (resumed) and sends nothing. Returns the session status with a message and the next step.",
             inputSchema: ["type": "object", "properties": .object(properties.mapValues(Self.nullable)), "additionalProperties": false],
             outputSchema: SessionJSON.toolResultSchema,
-            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true)
+            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true),
+            requiredScopes: [PaymentScope.capture]
         ) { [self] call in
             await invoke(call) { [self] coordinator, invocation in
                 guard let callSID = try callSID(invocation) else {
@@ -500,7 +516,8 @@ extension PaymentsMCP {
             inputSchema: ["type": "object", "properties": .object(properties), "additionalProperties": false],
             outputSchema: SessionJSON.toolResultSchema,
             // Not idempotent with restart (each one starts the entry over); without it, a repeat is harmless.
-            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true)
+            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true),
+            requiredScopes: [PaymentScope.capture]
         ) { [self] call in
             await invoke(call) { [self] coordinator, invocation in
                 let arguments = invocation.arguments
@@ -533,7 +550,8 @@ extension PaymentsMCP {
             inputSchema: ["type": "object", "properties": ["callSid": Self.callSIDSchema, "paymentSid": Self.paymentSIDSchema, "waitSeconds": waitSecondsSchema],
                           "additionalProperties": false],
             outputSchema: SessionJSON.toolResultSchema,
-            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)
+            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true),
+            requiredScopes: [PaymentScope.capture]
         ) { [self] call in
             await invoke(call) { [self] coordinator, invocation in
                 let (outcome, sid, callSID) = try await command(invocation, coordinator, saying: "Submitting the payment.") {
@@ -553,7 +571,8 @@ extension PaymentsMCP {
             description: "Cancels the payment session at any point before it ends. Final: to try again, start a new session. Called again while cancelling or once cancelled, returns the status and sends nothing.",
             inputSchema: ["type": "object", "properties": ["callSid": Self.callSIDSchema, "paymentSid": Self.paymentSIDSchema], "additionalProperties": false],
             outputSchema: SessionJSON.toolResultSchema,
-            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true)
+            annotations: ToolAnnotations(readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true),
+            requiredScopes: [PaymentScope.capture]
         ) { [self] call in
             await invoke(call) { [self] coordinator, invocation in
                 let (outcome, sid, callSID) = try await command(invocation, coordinator, saying: "Cancelling the payment.") {
@@ -578,7 +597,8 @@ extension PaymentsMCP {
                             "description": "change (the default): return at the session's next change, such as each digit the caller types. next-step: return only once there is something for the agent to do (the entry finished or failed, the payment's result came), so the agent stays quiet while the caller types."],
             ], "additionalProperties": false],
             outputSchema: SessionJSON.toolResultSchema,
-            annotations: ToolAnnotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false)
+            annotations: ToolAnnotations(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false),
+            requiredScopes: [PaymentScope.read]
         ) { [self] call in
             await invoke(call) { [self] coordinator, invocation in
                 // The published snapshot answers without an actor hop; the store when it has none.

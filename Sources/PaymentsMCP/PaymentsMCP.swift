@@ -85,13 +85,16 @@ public final class PaymentsMCP: Sendable {
         for tool in tools() { server.register(tool) }
         server.register(statusTemplate())
         for prompt in FlowPrompt.allCases { server.register(makePrompt(prompt)) }
-        server.setCompletionProvider { [self] request, _ in await complete(request) }
+        server.setCompletionProvider { [self] request, context in await complete(request, principal: context.principal) }
         Task { [self] in
             guard let coordinator = try? await flow.coordinator(waitingUpTo: .seconds(3600)) else { return }
             var known: Set<PaymentSID> = []
             for await session in await coordinator.changes() {
                 guard let sid = session.paymentSID else { continue }
-                server.notifyResourceUpdated(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid))
+                // Only to those who may see it: a subscription to another's payment hears nothing.
+                server.notifyResourceUpdated(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid)) { principal in
+                    principal.has(PaymentScope.read) && principal.paymentActor.mayAccess(session)
+                }
                 if known.insert(sid).inserted || session.phase.isFinished { server.notifyResourcesListChanged() }
                 if session.phase.isFinished { known.remove(sid) }
             }

@@ -136,7 +136,7 @@ server.register(ResourceTemplate(
     try! URITemplate("payment://{callSid}/{paymentSid}/status"),
     name: "payment-status", title: "Payment status", description: "Status of one payment session.",
     mimeType: "application/json",
-    list: {
+    list: { _ in
         [ResourceDescriptor(uri: "payment://CA111/PK222/status", name: "CA111/PK222", mimeType: "application/json")]
     }
 ) { variables, uri, _ in

@@ -37,7 +37,10 @@ import TwilioPayments
                                       id: "fixed-id", callbackSecretHash: String(repeating: "ab", count: 32))
         var withCreateKey = starting
         withCreateKey.inFlight[.create] = "key-create"
-        return [card, requested, typed, failed, completing, completed, declined, ended, cancelled, starting, withCreateKey, Sample.achSession()]
+        var owned = card
+        owned.owner = PaymentOwner(principal: "token:alice", tenant: "acme")
+        owned.charge = ChargeAuthorization(countedOn: "2026-12-04", fromAmountDue: true)
+        return [card, requested, typed, failed, completing, completed, declined, ended, cancelled, starting, withCreateKey, Sample.achSession(), owned]
     }
 
     @Test func everySampleSurvivesAWriteAndARead() throws {
@@ -76,9 +79,20 @@ import TwilioPayments
         #expect(try PaymentSession(storageJSON: Data(planted.utf8)).maskedValue(.cardNumber) == "xxxxxxxxxxxx1111")
     }
 
+    @Test func aFormatOneSessionReadsWithoutOwner() throws {
+        var session = Self.samples()[2]
+        session.owner = PaymentOwner(principal: "token:alice")
+        var object = try #require(try JSONSerialization.jsonObject(with: session.storageJSON()) as? [String: Any])
+        object["format"] = 1
+        object.removeValue(forKey: "owner")
+        let read = try PaymentSession(storageJSON: try JSONSerialization.data(withJSONObject: object))
+        #expect(read.owner == nil, "an older build's session has no owner: only an operator sees it")
+        #expect(read.callSID == session.callSID)
+    }
+
     @Test func whatCannotBeReadIsRefused() throws {
         let text = String(decoding: Self.samples()[0].storageJSON(), as: UTF8.self)
-        let newer = text.replacingOccurrences(of: "\"format\":1", with: "\"format\":2")
+        let newer = text.replacingOccurrences(of: "\"format\":\(PaymentSession.storageFormat)", with: "\"format\":\(PaymentSession.storageFormat + 1)")
         #expect(newer != text)
         #expect(throws: PaymentSessionStorageError.self) { try PaymentSession(storageJSON: Data(newer.utf8)) }
         #expect(throws: PaymentSessionStorageError.self) { try PaymentSession(storageJSON: Data("{}".utf8)) }

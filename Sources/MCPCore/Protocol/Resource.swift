@@ -46,7 +46,8 @@ public struct ResourceTemplate: Sendable {
     public var description: String?
     public var mimeType: String?
     public var read: @Sendable (_ variables: [String: String], _ uri: String, RequestContext) async throws -> [ResourceContents]?
-    public var list: (@Sendable () async throws -> [ResourceDescriptor])?
+    /// Enumerates the members the requesting principal may see (``RequestContext/principal``).
+    public var list: (@Sendable (RequestContext) async throws -> [ResourceDescriptor])?
 
     public init(
         _ template: URITemplate,
@@ -54,7 +55,7 @@ public struct ResourceTemplate: Sendable {
         title: String? = nil,
         description: String? = nil,
         mimeType: String? = nil,
-        list: (@Sendable () async throws -> [ResourceDescriptor])? = nil,
+        list: (@Sendable (RequestContext) async throws -> [ResourceDescriptor])? = nil,
         read: @escaping @Sendable (_ variables: [String: String], _ uri: String, RequestContext) async throws -> [ResourceContents]?
     ) {
         self.template = template

@@ -20,6 +20,10 @@ public struct Tool: Sendable {
     /// A JSON Schema for `structuredContent`, when the tool returns structured results.
     public var outputSchema: JSONValue?
     public var annotations: ToolAnnotations?
+    /// Scopes a principal must hold to see and call the tool (``Principal/scopes``): it is left
+    /// out of the `tools/list` of a principal that lacks one, and a call is refused with
+    /// `insufficient-scope`, naming them.
+    public var requiredScopes: [String]
     public var handler: @Sendable (ToolCall) async throws -> ToolResult
 
     public init(
@@ -29,6 +33,7 @@ public struct Tool: Sendable {
         inputSchema: JSONValue = ["type": "object"],
         outputSchema: JSONValue? = nil,
         annotations: ToolAnnotations? = nil,
+        requiredScopes: [String] = [],
         handler: @escaping @Sendable (ToolCall) async throws -> ToolResult
     ) {
         self.name = name
@@ -37,6 +42,7 @@ public struct Tool: Sendable {
         self.inputSchema = inputSchema
         self.outputSchema = outputSchema
         self.annotations = annotations
+        self.requiredScopes = requiredScopes
         self.handler = handler
     }
 

@@ -122,6 +122,13 @@ public final class MCPServer: Sendable {
         }
     }
 
+    /// The scopes a principal needs to call the tool `name` (empty when it needs none); `nil`
+    /// when no such tool is registered. A transport that can answer `403 insufficient_scope`
+    /// (Streamable HTTP) asks before it dispatches a `tools/call`.
+    public func requiredScopes(forTool name: String) -> [String]? {
+        registry.withLock { $0.tools.first { $0.name == name }?.requiredScopes }
+    }
+
     /// Sets the handler of `completion/complete` and declares the `completions` capability.
     public func setCompletionProvider(_ provider: @escaping CompletionProvider) {
         registry.withLock { $0.completionProvider = provider }
@@ -129,10 +136,10 @@ public final class MCPServer: Sendable {
 
     // MARK: Serving
 
-    /// Opens a connection whose outgoing lines go to `sink`. Feed it incoming lines with
-    /// ``ServerConnection/receive(_:)`` and close it when the peer goes away.
-    public func connect(sink: any MessageSink) -> ServerConnection {
-        let connection = ServerConnection(server: self, sink: sink)
+    /// Opens a connection whose outgoing lines go to `sink`, on behalf of `principal`. Feed it
+    /// incoming lines with ``ServerConnection/receive(_:)`` and close it when the peer goes away.
+    public func connect(sink: any MessageSink, principal: Principal = .local) -> ServerConnection {
+        let connection = ServerConnection(server: self, sink: sink, principal: principal)
         connections.withLock { $0[ObjectIdentifier(connection)] = connection }
         return connection
     }
@@ -190,9 +197,11 @@ public final class MCPServer: Sendable {
     /// Tells subscribed clients that the resource at `uri` changed and may be read again.
     ///
     /// Legacy clients receive it if they called `resources/subscribe` for `uri`; modern
-    /// clients on every `subscriptions/listen` stream that named `uri`.
-    public func notifyResourceUpdated(uri: String) {
-        for connection in openConnections() { connection.resourceUpdated(uri: uri) }
+    /// clients on every `subscriptions/listen` stream that named `uri`. With `visibleTo`, only
+    /// connections whose principal it admits hear of it: a subscription to another principal's
+    /// resource is accepted like any (so that it reveals nothing) but never carries news of it.
+    public func notifyResourceUpdated(uri: String, visibleTo isVisible: (@Sendable (Principal) -> Bool)? = nil) {
+        for connection in openConnections() where isVisible?(connection.principal) ?? true { connection.resourceUpdated(uri: uri) }
     }
 
     /// Tells clients that the list of tools changed.

@@ -28,6 +28,8 @@ public struct RequestContext: Sendable {
     /// headers a Streamable HTTP transport was configured to forward (a voice platform's call
     /// identifier, say). Empty on stdio.
     public internal(set) var transportHeaders: [String: String] = [:]
+    /// Who is calling, as the transport established it (``Principal/local`` on stdio).
+    public internal(set) var principal: Principal = .local
 
     let progress: ProgressTracker?
     let connection: ServerConnection?

@@ -18,6 +18,16 @@ extension ServerConnection {
 
     func callTool(params: JSONValue, context: RequestContext) async throws -> JSONValue {
         let (name, tool) = try named("tool", params, in: \.tools) { $0.name }
+        let missing = context.principal.missing(tool.requiredScopes)
+        if !missing.isEmpty {
+            return ToolResult.refusal(
+                reason: "insufficient-scope",
+                message: "This client may not call \(name): its credentials lack the scope \(missing.joined(separator: " "))",
+                retryable: false,
+                whatToDo: "Do not call \(name) again with these credentials; ask the operator for a token with \(missing.joined(separator: " ")).",
+                details: ["requiredScopes": .array(missing.map(JSONValue.string))]
+            ).json
+        }
         // Absent and null arguments alike mean none.
         let argumentsValue = params["arguments"].flatMap { $0.isNull ? nil : $0 } ?? [:]
         guard case .object(var arguments) = argumentsValue else {
@@ -72,12 +82,12 @@ extension ServerConnection {
         }
     }
 
-    func listResources(params: JSONValue) async throws -> JSONValue {
+    func listResources(params: JSONValue, context: RequestContext) async throws -> JSONValue {
         let (resources, listers) = server.registry.withLock { registry in
             (registry.resources.map(\.descriptor), registry.templates.compactMap(\.list))
         }
         var descriptors = resources
-        for list in listers { descriptors += try await list() }
+        for list in listers { descriptors += try await list(context) }
         return try paginate(descriptors.map(\.json), key: "resources", params: params).get()
     }
 

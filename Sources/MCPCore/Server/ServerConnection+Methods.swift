@@ -29,8 +29,11 @@ extension ServerConnection {
             connection.state.withLock { $0.legacyLogLevel = level }
             return .success([:])
         },
-        "tools/list": .immediate { connection, params, _ in
-            connection.paginate(connection.server.registry.withLock { $0.tools.map(\.json) }, key: "tools", params: params)
+        "tools/list": .immediate { connection, params, context in
+            let tools = connection.server.registry.withLock { registry in
+                registry.tools.filter { context.principal.missing($0.requiredScopes).isEmpty }.map(\.json)
+            }
+            return connection.paginate(tools, key: "tools", params: params)
         },
         "prompts/list": .immediate { connection, params, _ in
             connection.paginate(connection.server.registry.withLock { $0.prompts.map(\.json) }, key: "prompts", params: params)
@@ -41,7 +44,7 @@ extension ServerConnection {
         "resources/subscribe": .immediate { connection, params, _ in connection.setSubscription(params: params, subscribed: true) },
         "resources/unsubscribe": .immediate { connection, params, _ in connection.setSubscription(params: params, subscribed: false) },
         "tools/call": .task { connection, params, context in try await connection.callTool(params: params, context: context) },
-        "resources/list": .task { connection, params, _ in try await connection.listResources(params: params) },
+        "resources/list": .task { connection, params, context in try await connection.listResources(params: params, context: context) },
         "resources/read": .task { connection, params, context in try await connection.readResource(params: params, context: context) },
         "prompts/get": .task { connection, params, context in try await connection.getPrompt(params: params, context: context) },
         "completion/complete": .task { connection, params, context in try await connection.complete(params: params, context: context) },

@@ -45,10 +45,13 @@ public final class ServerConnection: Sendable {
     let server: MCPServer
     let sink: any MessageSink
     let state: Mutex<State>
+    /// Who is on the other end, as the transport established it.
+    public let principal: Principal
 
-    init(server: MCPServer, sink: any MessageSink) {
+    init(server: MCPServer, sink: any MessageSink, principal: Principal = .local) {
         self.server = server
         self.sink = sink
+        self.principal = principal
         self.state = Mutex(State(legacyLogLevel: server.options.defaultLegacyLogLevel))
     }
 
@@ -170,6 +173,7 @@ public final class ServerConnection: Sendable {
             context = admitted
         }
         context.transportHeaders = transportHeaders
+        context.principal = principal
         if let kind = Self.listKind(of: method) { state.withLock { _ = $0.listed.insert(kind) } }
 
         // Claim the id before any work so that a duplicate is refused and a cancellation can
@@ -236,7 +240,8 @@ public final class ServerConnection: Sendable {
         switch method {
         case "server/discover", "tools/list", "prompts/list", "resources/templates/list":
             members["ttlMs"] = .integer(Int64(server.options.listTTLMilliseconds))
-            members["cacheScope"] = "public"
+            // A principal with restricted scopes sees its own tools: not a list to share.
+            members["cacheScope"] = method == "tools/list" && principal.scopes != nil ? "private" : "public"
         case "resources/list", "resources/read":
             members["ttlMs"] = .integer(Int64(server.options.resourceTTLMilliseconds))
             members["cacheScope"] = "private"
