@@ -215,6 +215,24 @@ extension MCPHTTPTransport {
         }
     }
 
+    /// What ``authenticate(_:channel:)`` says of a request.
+    public enum Authentication: Sendable {
+        /// Who is calling (the anonymous principal when nobody authenticates).
+        case principal(Principal)
+        /// The response that refuses it (`401`, `403`, `429`, `503`).
+        case refused(Response)
+    }
+
+    /// Checks a request to another route of the same listener (the backend's amount-due
+    /// endpoint, say) exactly as the MCP endpoint checks its own: Origin, bearer token, and the
+    /// rate limit on refused authentications.
+    public func authenticate(_ request: Request, channel: (any Channel)?) async -> Authentication {
+        switch await admit(request, channel: channel) {
+        case .admitted(let caller): return .principal(caller.principal)
+        case .refused(let response): return .refused(response)
+        }
+    }
+
     /// `403 insufficient_scope` naming `required`, as the MCP authorization spec's step-up asks:
     /// the client may obtain a token with those scopes and try again.
     func insufficientScope(_ required: [String], id: MCPCore.RequestID? = nil) -> Response {

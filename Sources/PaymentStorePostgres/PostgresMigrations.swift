@@ -45,6 +45,27 @@ public enum PostgresMigrations {
             "CREATE INDEX agent_payments_sessions_changed ON agent_payments_sessions (changed_at)",
             "CREATE TABLE agent_payments_settings (name text PRIMARY KEY, value text NOT NULL)",
         ]),
+        Migration(version: 2, name: "spending per principal and day, amounts due", statements: [
+            """
+            CREATE TABLE agent_payments_spending (
+                principal text NOT NULL,
+                day date NOT NULL,
+                currency text NOT NULL,
+                total numeric NOT NULL CHECK (total >= 0),
+                PRIMARY KEY (principal, day, currency)
+            )
+            """,
+            """
+            CREATE TABLE agent_payments_amounts_due (
+                call_sid text PRIMARY KEY,
+                amount numeric NOT NULL CHECK (amount > 0),
+                currency text NOT NULL,
+                registered_by text,
+                tenant text,
+                expires_at timestamptz NOT NULL
+            )
+            """,
+        ]),
     ]
 
     /// The newest schema version this build knows.

@@ -17,6 +17,8 @@ public final class PostgresPaymentDatabase: Service, Sendable {
     public let client: PostgresClient
     public let store: PostgresPaymentStore
     public let feed: PostgresChangeFeed
+    /// Daily totals and amounts due, shared by every replica.
+    public let ledger: PostgresSpendingLedger
     private let logger: Logger
 
     public init(configuration: PostgresDatabaseConfiguration, logger: Logger) {
@@ -27,6 +29,7 @@ public final class PostgresPaymentDatabase: Service, Sendable {
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: quiet)
         store = PostgresPaymentStore(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
         feed = PostgresChangeFeed(store: store)
+        ledger = PostgresSpendingLedger(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
     }
 
     /// Runs the connection pool, and the change feed's listening connection, until cancelled

@@ -60,6 +60,10 @@ public struct PaymentsConfiguration: Sendable {
     /// share a store, a feed and ``callbackKey``.
     public var store: any PaymentStore
     public var changeFeed: any PaymentChangeFeed
+    /// What may be charged, whatever an agent asks (``SpendingPolicy``): unlimited by default.
+    public var policy: SpendingPolicy = .unlimited
+    /// Where daily totals and amounts due are counted: in memory by default; replicas share one.
+    public var ledger: any SpendingLedger = InMemorySpendingLedger()
     /// The key callback secrets are derived from (random per process by default).
     public var callbackKey: Secret
     /// Routes the system's own callback server serves beside the callbacks (with

@@ -173,7 +173,8 @@ struct FlowService: Service, CustomStringConvertible {
             return .failure(.failed(.simulatorFailed(reason: error.description)))
         }
         return .success(PaymentCoordinator(api: api, store: configuration.store, feed: configuration.changeFeed,
-                                           callbackURLs: ReceiverCallbackURLs(receiver: receiver), callbackKey: configuration.callbackKey))
+                                           callbackURLs: ReceiverCallbackURLs(receiver: receiver), callbackKey: configuration.callbackKey,
+                                           policy: configuration.policy, ledger: configuration.ledger))
     }
 }
 

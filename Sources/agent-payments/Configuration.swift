@@ -1,5 +1,6 @@
 import Foundation
 import ListenerGuard
+import PaymentFlow
 import PaymentStorePostgres
 import PaymentsMCP
 import PaymentsService
@@ -17,8 +18,9 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidCredentials(String)
     case missingPublicURL
     case invalidScript(String)
-    /// `--http` on an address other machines reach, with neither tokens nor OAuth.
-    case unauthenticatedNetworkListener(host: String)
+    /// `--http` that others can reach (each reason names the setting that exposes it), with
+    /// neither tokens nor OAuth.
+    case unauthenticatedNetworkListener(reasons: [String])
     /// `DATABASE_URL` (or `--database-url`) cannot be used; the sentence completes "DATABASE_URL …".
     case invalidDatabaseURL(String)
     /// `migrate` without a database.
@@ -48,11 +50,12 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
                 """
         case .invalidScript(let reason):
             return "simulator script: \(reason)"
-        case .unauthenticatedNetworkListener(let host):
+        case .unauthenticatedNetworkListener(let reasons):
             return """
-                --http \(host) listens beyond this machine, so MCP requests must be authenticated: set \
-                AGENT_PAYMENTS_HTTP_TOKENS (or --http-tokens-file) to long random tokens, or AGENT_PAYMENTS_OAUTH_ISSUER to \
-                accept OAuth access tokens; or listen on 127.0.0.1. (--allow-unauthenticated starts anyway, for test benches.)
+                /mcp can be reached from beyond this machine (\(reasons.joined(separator: "; "))), so MCP requests must be \
+                authenticated: set AGENT_PAYMENTS_HTTP_TOKENS (or --http-tokens-file) to long random tokens, or \
+                AGENT_PAYMENTS_OAUTH_ISSUER to accept OAuth access tokens. (--allow-unauthenticated starts anyway, for test \
+                benches only.)
                 """
         case .invalidDatabaseURL(let reason):
             return "DATABASE_URL \(reason)"
@@ -86,6 +89,29 @@ struct ServerConfiguration {
     /// calls that omit it.
     static let callSIDHeader = "X-Twilio-Call-Sid"
 
+    /// What makes an unauthenticated `/mcp` reachable from elsewhere, when
+    /// `--allow-unauthenticated` let it start anyway (said loudly at start-up).
+    var unauthenticatedExposure: [String] = []
+
+    /// What makes `/mcp` reachable from beyond this machine, one sentence per setting: a bind
+    /// address that is not loopback, a public URL (which a proxy forwards to the listener) whose
+    /// host is not loopback, or a tunnel. Empty when only local processes can reach it.
+    static func exposure(of http: HTTPSettings, publicURL: PaymentsConfiguration.PublicURL) -> [String] {
+        var reasons: [String] = []
+        if !HTTPSettings.isLoopback(http.host) { reasons.append("--http binds \(http.host), which other machines reach") }
+        switch publicURL {
+        case .explicit(let base):
+            if let host = URL(string: base)?.host, !HTTPSettings.isLoopback(host) {
+                reasons.append("CALLBACK_BASE_URL \(base) is a public URL that reaches this listener")
+            }
+        case .ngrok:
+            reasons.append("NGROK_AUTH_TOKEN opens an ngrok tunnel to this listener")
+        case .loopback, .provided:
+            break
+        }
+        return reasons
+    }
+
     /// Whether this runs against the built-in simulator.
     var simulated: Bool {
         if case .simulated = payments.twilio { return true }
@@ -109,6 +135,7 @@ struct ServerConfiguration {
             }
             configuration.maximumWait = .milliseconds(Int64(seconds * 1000))
         }
+        configuration.payments.policy = try loadPolicy(environment)
         if let database = try loadDatabase(databaseURL, environment: environment) {
             configuration.database = database.configuration
             configuration.databaseStartTimeout = database.startTimeout
@@ -120,8 +147,13 @@ struct ServerConfiguration {
         }
         let address = http ?? environment["AGENT_PAYMENTS_HTTP"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
         if let address {
-            let settings = try HTTPSettings.load(address: address, tokensFile: tokensFile, allowUnauthenticated: allowUnauthenticated,
-                                                 environment: environment)
+            let settings = try HTTPSettings.load(address: address, tokensFile: tokensFile, environment: environment)
+            // Closed by default: whatever makes /mcp reachable from elsewhere requires authentication.
+            let exposure = Self.exposure(of: settings, publicURL: configuration.payments.publicURL)
+            if !settings.authenticated, !exposure.isEmpty {
+                guard allowUnauthenticated else { throw .unauthenticatedNetworkListener(reasons: exposure) }
+                configuration.unauthenticatedExposure = exposure
+            }
             // One listener: the callbacks arrive where MCP is served.
             if case .own(_, _, let limits) = configuration.payments.callbackListener {
                 configuration.payments.callbackListener = .own(host: settings.host, port: settings.port, limits: limits)
@@ -130,6 +162,40 @@ struct ServerConfiguration {
             configuration.http = settings
         }
         return configuration
+    }
+
+    /// The spending policy: `AGENT_PAYMENTS_MAX_CHARGE` (per payment), `AGENT_PAYMENTS_CURRENCIES`
+    /// (comma-separated ISO 4217 codes), `AGENT_PAYMENTS_DAILY_LIMIT` (per principal, currency and
+    /// UTC day) and `AGENT_PAYMENTS_REQUIRE_AMOUNT_DUE` (charges only an amount the backend
+    /// registered). Unset: no limit.
+    static func loadPolicy(_ environment: [String: String]) throws(ConfigurationError) -> SpendingPolicy {
+        func value(_ name: String) -> String? {
+            guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+            return text
+        }
+        func amount(_ name: String) throws(ConfigurationError) -> Decimal? {
+            guard let text = value(name) else { return nil }
+            guard PaymentSessionOptions(chargeAmount: text).validate().isEmpty, let amount = SpendingPolicy.decimal(text), amount > 0 else {
+                throw .invalidValue(variable: name, value: text, expected: "a decimal amount greater than 0, such as 500 or 99.90")
+            }
+            return amount
+        }
+        var policy = SpendingPolicy(maximumCharge: try amount("AGENT_PAYMENTS_MAX_CHARGE"), dailyLimit: try amount("AGENT_PAYMENTS_DAILY_LIMIT"))
+        if let text = value("AGENT_PAYMENTS_CURRENCIES") {
+            let codes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter { !$0.isEmpty }
+            if codes.isEmpty || codes.contains(where: { !PaymentSessionOptions(currency: $0).validate().isEmpty }) {
+                throw .invalidValue(variable: "AGENT_PAYMENTS_CURRENCIES", value: text, expected: "ISO 4217 codes separated by commas, such as USD,EUR")
+            }
+            policy.currencies = Set(codes)
+        }
+        if let text = value("AGENT_PAYMENTS_REQUIRE_AMOUNT_DUE") {
+            switch text.lowercased() {
+            case "1", "true", "yes": policy.requireAmountDue = true
+            case "0", "false", "no": policy.requireAmountDue = false
+            default: throw .invalidValue(variable: "AGENT_PAYMENTS_REQUIRE_AMOUNT_DUE", value: text, expected: "true or false")
+            }
+        }
+        return policy
     }
 
     /// The database from `--database-url` or `DATABASE_URL`, its start-up wait, and a callback

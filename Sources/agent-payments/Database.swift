@@ -31,6 +31,7 @@ extension Serve {
             var payments = configuration.payments
             payments.store = database.store
             payments.changeFeed = database.feed
+            payments.ledger = database.ledger
             payments.callbackKey = configuration.callbackKey ?? key
             try await body(payments, database)
             group.cancelAll()

@@ -1,5 +1,6 @@
 import Foundation
 import MCPHTTP
+import PaymentsMCP
 
 /// `--http` and its settings, read from the command line and the environment and checked once
 /// (Docs/http.md).
@@ -9,11 +10,25 @@ struct HTTPSettings {
     var transport: MCPHTTPConfiguration
     /// Bearer tokens, for the log redactor.
     var tokens: [String]
+    /// Whether `/mcp` asks for a bearer token (static tokens or OAuth).
+    var authenticated: Bool { transport.authenticator != nil }
 
-    /// Whether `host` is a loopback address, which only this machine reaches.
+    /// Whether `host` is a loopback address, which only this machine reaches: `localhost`, an
+    /// IPv4 address in 127.0.0.0/8, `::1`, or an IPv4-mapped 127.x address. Compared as
+    /// addresses, so neither `127.evil.example` nor `0:0:0:0:0:0:0:1` is mistaken.
     static func isLoopback(_ host: String) -> Bool {
         let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
-        return bare == "localhost" || bare == "::1" || bare.hasPrefix("127.")
+        if bare == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, bare, &v4) == 1 {
+            return UInt32(bigEndian: v4.s_addr) >> 24 == 127
+        }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, bare, &v6) == 1 else { return false }
+        let bytes = withUnsafeBytes(of: v6) { Array($0) }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
+        // ::ffff:127.x.y.z
+        return bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff && bytes[12] == 127
     }
 
     /// `[HOST:]PORT`, `[::1]:PORT`; host default 127.0.0.1.
@@ -32,7 +47,7 @@ struct HTTPSettings {
         return (host, port)
     }
 
-    static func load(address: String, tokensFile: String?, allowUnauthenticated: Bool,
+    static func load(address: String, tokensFile: String?,
                      environment: [String: String]) throws(ConfigurationError) -> HTTPSettings {
         func value(_ name: String) -> String? {
             guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
@@ -47,19 +62,30 @@ struct HTTPSettings {
             return number
         }
 
-        var tokens = (value("AGENT_PAYMENTS_HTTP_TOKENS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
+        // Entries: TOKEN, NAME:TOKEN or NAME[@TENANT]:TOKEN:SCOPE SCOPE (comma-separated here,
+        // one per line in the file).
+        var entries: [(text: String, source: String)] = (value("AGENT_PAYMENTS_HTTP_TOKENS") ?? "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { ($0, "AGENT_PAYMENTS_HTTP_TOKENS") }
         if let path = tokensFile ?? value("AGENT_PAYMENTS_HTTP_TOKENS_FILE") {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw .invalidValue(variable: "--http-tokens-file", value: path, expected: "a readable file with one token per line")
+                throw .invalidValue(variable: "--http-tokens-file", value: path, expected: "a readable file with one token entry per line")
             }
-            tokens += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            entries += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("#") }.map { ($0, "--http-tokens-file") }
+        }
+        var tokens: [StaticToken] = []
+        for (index, entry) in entries.enumerated() {
+            switch StaticToken.parse(entry.text) {
+            case .success(let token): tokens.append(token)
+            case .failure(let problem):
+                throw .invalidValue(variable: entry.source, value: "<entry \(index + 1)>", expected: problem.description)
+            }
         }
         var authenticators: [any BearerAuthenticator] = []
         if !tokens.isEmpty {
             do {
-                authenticators.append(try StaticTokenAuthenticator(tokens: tokens))
+                // An entry that names no scopes may do all but see everyone's payments.
+                authenticators.append(try StaticTokenAuthenticator(entries: tokens, defaultScopes: PaymentScope.defaultForTokens))
             } catch {
                 throw .invalidValue(variable: "AGENT_PAYMENTS_HTTP_TOKENS", value: "<\(tokens.count) tokens>", expected: error.description)
             }
@@ -71,21 +97,37 @@ struct HTTPSettings {
             if audience == nil, let base = value("CALLBACK_BASE_URL") {
                 audience = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/mcp"
             }
+            var algorithms = OAuthResourceServer.defaultAlgorithms
+            if let text = value("AGENT_PAYMENTS_OAUTH_ALGORITHMS") {
+                algorithms = text.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+                if let unknown = algorithms.first(where: { !OAuthResourceServer.acceptedAlgorithms.contains($0) }) {
+                    throw .invalidValue(variable: "AGENT_PAYMENTS_OAUTH_ALGORITHMS", value: unknown,
+                                        expected: "algorithms among \(OAuthResourceServer.defaultAlgorithms.joined(separator: ", "))")
+                }
+            }
+            let keyLifetime = try positive("AGENT_PAYMENTS_OAUTH_KEY_LIFETIME_SECONDS", default: 600)
             do {
                 oauth = try OAuthResourceServer(configuration: .init(issuer: issuer, jwksURL: value("AGENT_PAYMENTS_OAUTH_JWKS_URL"),
-                                                                     audience: audience, requiredScopes: scopes))
+                                                                     audience: audience, requiredScopes: scopes, keyLifetime: .seconds(keyLifetime),
+                                                                     algorithms: algorithms, tenantClaim: value("AGENT_PAYMENTS_OAUTH_TENANT_CLAIM")))
             } catch {
                 throw .invalidValue(variable: "AGENT_PAYMENTS_OAUTH_ISSUER", value: issuer, expected: error.description)
             }
             authenticators.append(oauth!)
         } else {
-            for dependent in ["AGENT_PAYMENTS_OAUTH_JWKS_URL", "AGENT_PAYMENTS_OAUTH_AUDIENCE", "AGENT_PAYMENTS_OAUTH_SCOPE"] where value(dependent) != nil {
+            for dependent in ["AGENT_PAYMENTS_OAUTH_JWKS_URL", "AGENT_PAYMENTS_OAUTH_AUDIENCE", "AGENT_PAYMENTS_OAUTH_SCOPE",
+                              "AGENT_PAYMENTS_OAUTH_TENANT_CLAIM", "AGENT_PAYMENTS_OAUTH_ALGORITHMS", "AGENT_PAYMENTS_OAUTH_KEY_LIFETIME_SECONDS"] where value(dependent) != nil {
                 throw .invalidValue(variable: dependent, value: value(dependent)!, expected: "set together with AGENT_PAYMENTS_OAUTH_ISSUER")
             }
         }
-        if authenticators.isEmpty, !isLoopback(host), !allowUnauthenticated {
-            throw .unauthenticatedNetworkListener(host: host)
+        func rate(_ name: String, default fallback: Int) throws(ConfigurationError) -> Int {
+            guard let text = value(name) else { return fallback }
+            guard let number = Int(text), number >= 0 else { throw .invalidValue(variable: name, value: text, expected: "a whole number per minute (0 turns the limit off)") }
+            return number
         }
+        let limits = RateLimits(toolCallsPerPrincipal: try rate("AGENT_PAYMENTS_RATE_TOOL_CALLS", default: 600),
+                                toolCallsPerAddress: try rate("AGENT_PAYMENTS_RATE_TOOL_CALLS_PER_ADDRESS", default: 3000),
+                                refusedAuthenticationsPerAddress: try rate("AGENT_PAYMENTS_RATE_AUTH_FAILURES", default: 60))
         let origins = (value("AGENT_PAYMENTS_ALLOWED_ORIGINS") ?? "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let transport = MCPHTTPConfiguration(
@@ -94,10 +136,12 @@ struct HTTPSettings {
             oauth: oauth,
             maximumStreamsPerClient: try positive("AGENT_PAYMENTS_HTTP_MAX_STREAMS", default: 16),
             maximumSessions: try positive("AGENT_PAYMENTS_HTTP_MAX_SESSIONS", default: 1000),
+            maximumSessionsPerClient: try positive("AGENT_PAYMENTS_HTTP_MAX_SESSIONS_PER_CLIENT", default: 100),
+            rateLimits: limits,
             sessionIdleTimeout: .seconds(try positive("AGENT_PAYMENTS_HTTP_SESSION_IDLE_SECONDS", default: 1800)),
             keepAliveInterval: .seconds(try positive("AGENT_PAYMENTS_HTTP_KEEPALIVE_SECONDS", default: 15)),
             forwardedHeaders: [ServerConfiguration.callSIDHeader])
-        return HTTPSettings(host: host, port: port, transport: transport, tokens: tokens)
+        return HTTPSettings(host: host, port: port, transport: transport, tokens: tokens.map(\.token))
     }
 
     /// `http://HOST:PORT` for a bound port.

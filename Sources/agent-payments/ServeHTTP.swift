@@ -6,6 +6,8 @@ import MCPHTTP
 import PaymentsMCP
 import PaymentsService
 import ServiceLifecycle
+import Synchronization
+import PaymentFlow
 
 extension Serve {
     /// Serves MCP over Streamable HTTP on the payments system's own listener, beside the Twilio
@@ -17,10 +19,33 @@ extension Serve {
         let transport = MCPHTTPTransport(server: server, configuration: http.transport, logger: Logger(label: "agent-payments.http"))
         try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
         var payments = paymentsConfiguration
+        let built = Mutex<PaymentsSystem?>(nil)
         payments.additionalRoutes = AdditionalRoutes { router in
             transport.addRoutes(to: router, channel: { $0.channel })
+            // The backend fixes a call's amount with the same tokens (payments:charge).
+            AmountDueRoutes<ListenerRequestContext>(coordinator: {
+                guard let system = built.withLock({ $0 }) else { throw CancellationError() }
+                return try await system.coordinator(waitingUpTo: .seconds(5))
+            }) { request, context in
+                switch await transport.authenticate(request, channel: context.channel) {
+                case .principal(let principal): return .admitted(principal.paymentActor)
+                case .refused(let response): return .refused(response)
+                }
+            }.add(to: router)
         }
         let system = try PaymentsSystem(configuration: payments, logger: logger)
+        built.withLock { $0 = system }
+        if !configuration.unauthenticatedExposure.isEmpty {
+            // Loud, on purpose: nothing stands between strangers and the payment tools.
+            let warning = """
+                agent-payments: WARNING: /mcp accepts requests WITHOUT authentication (--allow-unauthenticated) although it \
+                can be reached from beyond this machine (\(configuration.unauthenticatedExposure.joined(separator: "; "))). \
+                Anyone who reaches it can start, complete and cancel payments. Use this on test benches only.
+
+                """
+            FileHandle.standardError.write(Data(warning.utf8))
+            logger.critical("MCP endpoint is unauthenticated and reachable from other machines (--allow-unauthenticated)")
+        }
         PaymentsMCP(server: server, flow: system, defaults: configuration.defaults, redactor: redactor,
                     logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
                     callSIDHeader: ServerConfiguration.callSIDHeader).install()
