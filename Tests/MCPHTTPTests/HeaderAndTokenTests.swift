@@ -54,7 +54,8 @@ import Testing
             try tokens.init(tokens: [String(repeating: "a", count: 32), "short"])
         }
         let authenticator = try tokens.init(tokens: [String(repeating: "a", count: 32), String(repeating: "b", count: 40)])
-        #expect(await authenticator.authenticate(token: String(repeating: "b", count: 40)) == .accepted(principal: "token-2"))
+        #expect(await authenticator.authenticate(token: String(repeating: "b", count: 40))
+                == .accepted(Principal(id: StaticToken(token: String(repeating: "b", count: 40)).principalID)))
         guard case .rejected(let reason) = await authenticator.authenticate(token: String(repeating: "b", count: 39)) else {
             Issue.record("a near miss must be rejected")
             return
@@ -66,6 +67,39 @@ import Testing
         #expect(bearerToken(fromAuthorization: "Bearer  xyz") == nil)
         #expect(bearerToken(fromAuthorization: "Bearer x\"y") == nil)
     }
+
+    @Test func entriesNameTheirHolderTenantAndScopes() async throws {
+        let secret = String(repeating: "c", count: 32)
+        #expect(try StaticToken.parse(secret).get() == StaticToken(token: secret))
+        #expect(try StaticToken.parse("alice:\(secret)").get() == StaticToken(name: "alice", token: secret))
+        #expect(try StaticToken.parse("ops@acme:\(secret):payments:read payments:operator").get()
+                == StaticToken(name: "ops", token: secret, tenant: "acme", scopes: ["payments:read", "payments:operator"]))
+        for bad in ["al ice:\(secret)", ":\(secret)", "alice:", "alice:\(secret):", "a@:\(secret)"] {
+            guard case .failure(let problem) = StaticToken.parse(bad) else {
+                Issue.record("\(bad) must be refused")
+                continue
+            }
+            #expect(!problem.description.contains(secret), "a refusal never quotes the token")
+        }
+        // The id of an unnamed token is stable, not secret, and not the token.
+        let unnamed = StaticToken(token: secret).principalID
+        #expect(unnamed.hasPrefix("token:") && unnamed.count == 6 + 12 && !unnamed.contains("cccc"))
+        #expect(unnamed == StaticToken(token: secret).principalID)
+
+        let other = String(repeating: "d", count: 32)
+        let authenticator = try StaticTokenAuthenticator(
+            entries: [try StaticToken.parse("alice@acme:\(secret)").get(), try StaticToken.parse("ops:\(other):payments:operator").get()],
+            defaultScopes: ["payments:read", "payments:capture"])
+        #expect(await authenticator.authenticate(token: secret)
+                == .accepted(Principal(id: "token:alice", tenant: "acme", scopes: ["payments:read", "payments:capture"])))
+        #expect(await authenticator.authenticate(token: other) == .accepted(Principal(id: "token:ops", scopes: ["payments:operator"])))
+        #expect(throws: StaticTokenAuthenticator.ConfigurationError.duplicate(index: 1)) {
+            try StaticTokenAuthenticator(entries: [StaticToken(name: "a", token: secret), StaticToken(name: "b", token: secret)])
+        }
+        #expect(throws: StaticTokenAuthenticator.ConfigurationError.duplicate(index: 1)) {
+            try StaticTokenAuthenticator(entries: [StaticToken(name: "a", token: secret), StaticToken(name: "a", token: other)])
+        }
+    }
 }
 
 /// The OAuth resource server against JWTs this test mints with jwt-kit (ES256), with the issuer's
@@ -74,17 +108,28 @@ import Testing
     struct Claims: JWTPayload {
         var iss: String
         var aud: [String]
-        var sub = "agent-1"
+        var sub: String? = "agent-1"
         var exp: Double
         var nbf: Double?
         var scope: String?
+        var client_id: String?
+        var tid: String?
         func verify(using algorithm: some JWTAlgorithm) async throws {}
     }
 
     final class Issuer: Sendable {
         let url = "https://issuer.test.example"
         let keys = Mutex<[(kid: String, key: ES256PrivateKey)]>([])
+        /// Keys published as given (an RSA key without `alg`, say).
+        let rawKeys = Mutex<[[String: String]]>([])
         let fetched = Mutex<[String]>([])
+        /// While set, every fetch fails as an unreachable issuer would.
+        let down = Mutex(false)
+
+        func removeKey(_ kid: String) {
+            keys.withLock { $0.removeAll { $0.kid == kid } }
+            rawKeys.withLock { $0.removeAll { $0["kid"] == kid } }
+        }
 
         func addKey(_ kid: String) -> ES256PrivateKey {
             let key = ES256PrivateKey()
@@ -95,12 +140,13 @@ import Testing
         var jwks: Data {
             let entries = keys.withLock { $0 }.map { kid, key -> [String: String] in
                 ["kty": "EC", "crv": "P-256", "x": key.parameters!.x, "y": key.parameters!.y, "kid": kid, "alg": "ES256", "use": "sig"]
-            }
+            } + rawKeys.withLock { $0 }
             return try! JSONSerialization.data(withJSONObject: ["keys": entries])
         }
 
         func fetch(_ requested: URL) async throws -> Data {
             fetched.withLock { $0.append(requested.absoluteString) }
+            if down.withLock({ $0 }) { throw URLError(.cannotConnectToHost) }
             switch requested.absoluteString {
             case url + "/.well-known/oauth-authorization-server":
                 return try JSONSerialization.data(withJSONObject: ["issuer": url, "jwks_uri": url + "/jwks.json"])
@@ -119,6 +165,7 @@ import Testing
     }
 
     static let audience = "https://payments.test.example/mcp"
+    static let agent = Principal(id: "oauth:agent-1", scopes: ["payments"])
 
     func makeServer(_ issuer: Issuer, scopes: [String] = ["payments"]) throws -> OAuthResourceServer {
         try OAuthResourceServer(configuration: .init(issuer: issuer.url, audience: Self.audience, requiredScopes: scopes,
@@ -135,7 +182,7 @@ import Testing
         let key = issuer.addKey("ec-1")
         let server = try makeServer(issuer)
         let good = try await issuer.sign(claims(issuer), with: key, kid: "ec-1")
-        #expect(await server.authenticate(token: good) == .accepted(principal: "sub:agent-1"))
+        #expect(await server.authenticate(token: good) == .accepted(Self.agent))
         #expect(issuer.fetched.withLock { $0 } == [issuer.url + "/.well-known/oauth-authorization-server", issuer.url + "/jwks.json"])
 
         for (label, bad) in [
@@ -157,7 +204,7 @@ import Testing
         }
         // Within the leeway (60 s), a just-expired token still passes.
         #expect(await server.authenticate(token: try await issuer.sign(claims(issuer, expiresIn: -10), with: key, kid: "ec-1"))
-                == .accepted(principal: "sub:agent-1"))
+                == .accepted(Self.agent))
         #expect(await server.authenticate(token: try await issuer.sign(claims(issuer, scope: "other"), with: key, kid: "ec-1"))
                 == .insufficientScope(required: ["payments"]))
         let forged = try await issuer.sign(claims(issuer), with: ES256PrivateKey(), kid: "ec-1")
@@ -186,9 +233,9 @@ import Testing
         let issuer = Issuer()
         let first = issuer.addKey("ec-1")
         let server = try makeServer(issuer)
-        #expect(await server.authenticate(token: try await issuer.sign(claims(issuer), with: first, kid: "ec-1")) == .accepted(principal: "sub:agent-1"))
+        #expect(await server.authenticate(token: try await issuer.sign(claims(issuer), with: first, kid: "ec-1")) == .accepted(Self.agent))
         let rotated = issuer.addKey("ec-2")
-        #expect(await server.authenticate(token: try await issuer.sign(claims(issuer), with: rotated, kid: "ec-2")) == .accepted(principal: "sub:agent-1"))
+        #expect(await server.authenticate(token: try await issuer.sign(claims(issuer), with: rotated, kid: "ec-2")) == .accepted(Self.agent))
         let jwksFetches = { issuer.fetched.withLock { $0.filter { $0.hasSuffix("/jwks.json") }.count } }
         #expect(jwksFetches() == 2)
         let stranger = ES256PrivateKey()
@@ -196,8 +243,122 @@ import Testing
             let token = try await issuer.sign(claims(issuer), with: stranger, kid: "random-\(index)")
             #expect(await server.authenticate(token: token) == .rejected(reason: "the token's key id is not in the issuer's key set"))
         }
-        // The refresh after the rotation, then at most nine more within the minute.
-        #expect(jwksFetches() <= 2 + 9, "\(jwksFetches()) fetches")
+        // The first fetch and the refresh after the rotation count: at most ten within the minute.
+        #expect(jwksFetches() <= 10, "\(jwksFetches()) fetches")
+    }
+
+    /// A throwaway 2048-bit RSA key for these tests only (generated with openssl genrsa).
+    static let rsaPEM = """
+    -----BEGIN PRIVATE KEY-----
+    MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQChi/+SXOlyhF8I
+    Ojt3Pc0BPO5HICfukpnN8MTBcKAbs8oHOR8Gk37UAFShjSzY3BJARcR7HUx3VtsK
+    8kWVJSI2j7PNjHZyXLEpGCaAlUlEjpanJMMRqTQ1Ws9qdG6oeb1mDfL5rm+e06+Q
+    qL4u7fLRnwhAIse23Ygsa5KNsS2XF2t9mzNvfWb2T1olFfOUmgS6eC41dXHlOInK
+    Q65uwLq3VF6fIsdtTFy9sRfb5xEltwytZ+VZ+gr3dbQLWJiRjh96dajEFyrSP8O/
+    Ji9AoT1ToWyDhluRXnoI4l/UmlP3IKD7FvGHfCOtuw2lHs/eVV/z6nEPabAhuYsv
+    aUOo7DQxAgMBAAECggEAF8Q1SlQkUsu0q3eIY3I9JHnRWGIbsyvwOBhm6fU8KOHa
+    JBaRlkcWzpu/LQahsBnYZDT0w2QRFDGRXNqTGsPGynN5HBFrz5wMGE6hmM3due9R
+    rK9qNMFJmVvjI0yT3HIPR4y1JWngqWOH8xFQQYPnnaf278XuJIdnpEQDNe34wL8z
+    b2xDctvS0krQY8QMG2Mwayvq72WTuPFFHSI+pYdWFUiVHxdGj2i/qTB4qmvuMxat
+    e5P89pphl40Q9or4Yc3SMPGD/VT5ALqvgd3oGqNvhcWR/r43NPlSAu8Y5QRUNLqC
+    Z2j+jeHpfv14xM0gSwfL1bfkGRZdyCOvEUHf4e2z3QKBgQDjUiroAv1R9JdQY82H
+    RSbQLegaXPGPs90y2SxwmKsCgHKrjhQHyvLqXPLsyIqmHj1W+PjTx2KOZ8+FOVOv
+    NzzDQNfuQC/0gEhuW71t70Dy3GXAbemE6Ug7pPM2L+V6G24dMR07V82EC/UyaCrl
+    V6BDt1yWoYhubiLVN15Ksus8RwKBgQC17YLSc8kvxr17EehxbFkKIMXVHTUzHdm9
+    mLfW2WwDX7V7CLpFbSQYIZmcXVOIjcsi/he8SFhFc3XqnH5HtHIW5Y2hn3btGWk5
+    WmErytWnG2XpsW/3yakS0A6+51OvQB9T78Pm1zEIu+H0RxbhwFAV8GTqcvuwCStX
+    F+f3FL5fxwKBgQDQL0xEN5iwGgUKBp0QKXCmb6SFoGFKbjtCekqMxAS5wdFC9Fe7
+    204k/QMtf2wbPs6GfHXF3nCQYtpW9G2Dpl7rotMey4IfteyfxTzzFY6x3M8DMKYQ
+    p2UT2rkzAyJydfSen4BZ/MunBxyEEYpXh6yq157gBQfhutQD2TVty/ZLuQKBgAzB
+    aWG+EoYSBikB2W1Sbm/CWnyVvqwl1KVxdrpOpj8aT8wfkYfaniQ+/tkyxe+WGX8L
+    l7hwzheYf9UCQexfH3yxfZuuZZU8Kd+GkbeTUiWUSzH2aeZSslMKWW5TI8/uzAOD
+    lRWzUtHM8ovBDD6p0DOpljnF9BWknvBNUctGHg7zAoGBAJj2T0h864umV1qvB7vq
+    dH5/XY5wrgnCcb/r8RIhua0vNn0+O3+eeIcbYfnzSkGwzDLWye5liPZBtAmXnwAV
+    prMMIoBBhLKtSTQ4RAgkaQHKTaEsvwm9rStS0LttjTxiuSNFpHkKurlT3dJK3r3d
+    vZh+Q35spk2mVT/FCIWYDTgI
+    -----END PRIVATE KEY-----
+    """
+
+    @Test func aKeyWithoutAlgIsPinnedByItsTypeNotByTheFirstTokenThatNamesIt() async throws {
+        let issuer = Issuer()
+        let rsa = try Insecure.RSA.PrivateKey(pem: Self.rsaPEM)
+        let (modulus, exponent) = try rsa.publicKey.getKeyPrimitives()
+        func base64url(_ data: Data) -> String {
+            data.base64EncodedString().replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        }
+        // As Entra ID publishes them: no alg.
+        issuer.rawKeys.withLock { $0.append(["kty": "RSA", "kid": "rsa-1", "use": "sig", "n": base64url(modulus), "e": base64url(exponent)]) }
+        let server = try makeServer(issuer)
+        // A garbage token that names the real kid and PS256 comes first…
+        func part(_ object: [String: Any]) -> String { base64url(try! JSONSerialization.data(withJSONObject: object)) }
+        let garbage = part(["alg": "PS256", "kid": "rsa-1", "typ": "JWT"]) + "."
+            + part(["iss": issuer.url, "aud": Self.audience, "exp": Date().timeIntervalSince1970 + 300, "sub": "mallory", "scope": "payments"])
+            + "." + base64url(Data(repeating: 7, count: 256))
+        guard case .rejected(let reason) = await server.authenticate(token: garbage) else {
+            Issue.record("a PS256 token for an RSA key pinned to RS256 must be rejected")
+            return
+        }
+        #expect(reason.contains("RS256"), "\(reason)")
+        // …and every genuine RS256 token is still accepted.
+        let signer = JWTKeyCollection()
+        await signer.add(rsa: rsa, digestAlgorithm: .sha256, kid: "rsa-1")
+        for _ in 0..<2 {
+            let genuine = try await signer.sign(claims(issuer), kid: "rsa-1")
+            #expect(await server.authenticate(token: genuine) == .accepted(Self.agent))
+        }
+        // Configured for PS256 only, the same RSA key verifies PS256 and nothing else.
+        let pss = try OAuthResourceServer(configuration: .init(issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
+                                                               algorithms: ["PS256"], fetch: { try await issuer.fetch($0) }))
+        guard case .rejected = await pss.authenticate(token: try await signer.sign(claims(issuer), kid: "rsa-1")) else {
+            Issue.record("RS256 is not among the configured algorithms")
+            return
+        }
+        let pssSigner = JWTKeyCollection()
+        await pssSigner.add(pss: rsa, digestAlgorithm: .sha256, kid: "rsa-1")
+        #expect(await pss.authenticate(token: try await pssSigner.sign(claims(issuer), kid: "rsa-1")) == .accepted(Self.agent))
+    }
+
+    @Test func keysExpireSoAWithdrawnKeyStopsVerifyingAndFetchesAreBoundedBeforeTheFirstLoad() async throws {
+        let issuer = Issuer()
+        let key = issuer.addKey("ec-1")
+        let server = try OAuthResourceServer(configuration: .init(issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
+                                                                  keyLifetime: .seconds(1), fetch: { try await issuer.fetch($0) }))
+        let token = try await issuer.sign(claims(issuer), with: key, kid: "ec-1")
+        #expect(await server.authenticate(token: token) == .accepted(Self.agent))
+        issuer.removeKey("ec-1")
+        #expect(await server.authenticate(token: token) == .accepted(Self.agent), "still within the key lifetime")
+        try await Task.sleep(for: .milliseconds(1100))
+        #expect(await server.authenticate(token: token) == .rejected(reason: "the token's key id is not in the issuer's key set"),
+                "the withdrawn key stops verifying once the cached set expires")
+
+        // An issuer that is down from the start: tokens do not make the server hammer it.
+        let unreachable = Issuer()
+        unreachable.down.withLock { $0 = true }
+        let waiting = try makeServer(unreachable)
+        for _ in 0..<30 {
+            guard case .unavailable = await waiting.authenticate(token: token) else {
+                Issue.record("an unverifiable token is never let in")
+                return
+            }
+        }
+        #expect(unreachable.fetched.withLock { $0.count } <= 10 * 2, "at most ten attempts a minute (two documents each)")
+    }
+
+    @Test func thePrincipalIsTheSubjectElseTheClientAndItsTenantComesFromTheConfiguredClaim() async throws {
+        let issuer = Issuer()
+        let key = issuer.addKey("ec-1")
+        let server = try OAuthResourceServer(configuration: .init(issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
+                                                                  tenantClaim: "tid", fetch: { try await issuer.fetch($0) }))
+        var machine = claims(issuer, scope: "payments payments:read")
+        machine.sub = nil
+        machine.client_id = "voice-app"
+        machine.tid = "acme"
+        #expect(await server.authenticate(token: try await issuer.sign(machine, with: key, kid: "ec-1"))
+                == .accepted(Principal(id: "oauth:voice-app", tenant: "acme", scopes: ["payments", "payments:read"])))
+        var nobody = claims(issuer)
+        nobody.sub = nil
+        #expect(await server.authenticate(token: try await issuer.sign(nobody, with: key, kid: "ec-1"))
+                == .rejected(reason: "the token names no subject (sub, client_id or azp)"))
     }
 
     @Test func insecureIssuersAreRefusedButLoopbackIsAllowed() throws {
