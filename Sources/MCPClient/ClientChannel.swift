@@ -37,11 +37,13 @@ public final class InProcessChannel: ClientChannel {
         func send(_ line: [UInt8]) { continuation.yield(Array(line.dropLast())) }
     }
 
-    public init(server: MCPServer) {
+    /// A connection to `server` on behalf of `principal` (stdio's ``Principal/local`` by
+    /// default; a test plays another client with another).
+    public init(server: MCPServer, principal: Principal = .local) {
         let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
         self.incoming = stream
         self.continuation = continuation
-        self.connection = Mutex(server.connect(sink: Sink(continuation: continuation)))
+        self.connection = Mutex(server.connect(sink: Sink(continuation: continuation), principal: principal))
     }
 
     public func send(_ line: [UInt8]) {
