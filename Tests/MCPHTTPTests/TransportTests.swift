@@ -34,6 +34,12 @@ struct ChannelContext: Hummingbird.RequestContext {
         server.register(ResourceTemplate(try! URITemplate("payment://{callSid}/{paymentSid}/status"), name: "status") { _, uri, _ in
             [ResourceContents(uri: uri, mimeType: "application/json", text: "{}")]
         })
+        server.register(Tool(name: "guarded", inputSchema: ["type": "object"], requiredScopes: ["payments:charge"]) { call in
+            ToolResult(text: "done for \(call.context.principal.id)")
+        })
+        server.register(Tool(name: "open", inputSchema: ["type": "object"]) { call in
+            ToolResult(text: "done for \(call.context.principal.id)")
+        })
         server.register(Tool(name: "slow", inputSchema: ["type": "object"]) { call in
             call.context.reportProgress(1)
             do {
@@ -181,6 +187,73 @@ struct ChannelContext: Hummingbird.RequestContext {
             #expect(await sockets[2].read(until: "\r\n").hasPrefix("HTTP/1.1 429"))
             sockets[0].shut()
             try await eventually("one slot is free") { transport.openStreamCount == 1 }
+        }
+    }
+
+    static let reader = String(repeating: "r", count: 32)
+    static let charger = String(repeating: "c", count: 32)
+
+    func tokens() throws -> StaticTokenAuthenticator {
+        try StaticTokenAuthenticator(entries: [StaticToken(name: "reader", token: Self.reader, scopes: ["payments:read"]),
+                                               StaticToken(name: "charger", token: Self.charger, scopes: ["payments:read", "payments:charge"])])
+    }
+
+    func callTool(_ port: Int, _ name: String, token: String, id: Int = 1) async throws -> String {
+        let socket = try TestSocket(port: port)
+        try post(socket, #"{"jsonrpc":"2.0","id":\#(id),"method":"tools/call","params":{"name":"\#(name)","arguments":{},\#(Self.meta)}}"#,
+                 headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name, "Authorization": "Bearer " + token,
+                           "Connection": "close"])
+        return await socket.readUntilClosed()
+    }
+
+    @Test func aToolBeyondTheTokensScopesIsA403StepUpAndItIsNotListed() async throws {
+        try await withEndpoint(MCPHTTPConfiguration(authenticator: try tokens(), keepAliveInterval: .seconds(3600))) { port, _, _ in
+            let refused = try await callTool(port, "guarded", token: Self.reader)
+            #expect(refused.hasPrefix("HTTP/1.1 403"), "\(refused)")
+            #expect(refused.contains(#"WWW-Authenticate: Bearer error="insufficient_scope", scope="payments:charge""#), "\(refused)")
+            let allowed = try await callTool(port, "guarded", token: Self.charger)
+            #expect(allowed.hasPrefix("HTTP/1.1 200") && allowed.contains("done for token:charger"), "\(allowed)")
+            let list = try TestSocket(port: port)
+            try post(list, #"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{\#(Self.meta)}}"#,
+                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", "Authorization": "Bearer " + Self.reader,
+                               "Connection": "close"])
+            let listed = await list.readUntilClosed()
+            #expect(listed.contains(#""name":"open""#) && !listed.contains(#""name":"guarded""#), "\(listed)")
+            #expect(listed.contains(#""cacheScope":"private""#), "a list filtered for one principal is not shared")
+        }
+    }
+
+    @Test func toolCallsAndRefusedAuthenticationsAreRateLimited() async throws {
+        let limits = RateLimits(toolCallsPerPrincipal: 6, toolCallsPerAddress: 1000, refusedAuthenticationsPerAddress: 6)
+        try await withEndpoint(MCPHTTPConfiguration(authenticator: try tokens(), rateLimits: limits, keepAliveInterval: .seconds(3600))) { port, _, _ in
+            // A burst of one (6 a minute, bursts of a sixth): the second call at once is over the limit.
+            #expect(try await callTool(port, "open", token: Self.reader).hasPrefix("HTTP/1.1 200"))
+            let limited = try await callTool(port, "open", token: Self.reader, id: 2)
+            #expect(limited.hasPrefix("HTTP/1.1 429") && limited.contains("Retry-After: "), "\(limited)")
+            #expect(try await callTool(port, "open", token: Self.charger, id: 3).hasPrefix("HTTP/1.1 200"), "another principal has its own bucket")
+            // Bad tokens: the first is judged (401); past the limit the address is not heard (429),
+            // even with a good token, until its bucket refills.
+            #expect(try await callTool(port, "open", token: String(repeating: "x", count: 32), id: 4).hasPrefix("HTTP/1.1 401"))
+            let blocked = try await callTool(port, "open", token: String(repeating: "y", count: 32), id: 5)
+            #expect(blocked.hasPrefix("HTTP/1.1 429") && blocked.contains("Retry-After: "), "blocked: \(blocked)")
+        }
+    }
+
+    @Test func oneClientCannotTakeEveryLegacySession() async throws {
+        try await withEndpoint(MCPHTTPConfiguration(authenticator: try tokens(), maximumSessions: 10, maximumSessionsPerClient: 2,
+                                                    keepAliveInterval: .seconds(3600))) { port, transport, _ in
+            func initialize(_ token: String, id: Int) async throws -> String {
+                let socket = try TestSocket(port: port)
+                try post(socket, #"{"jsonrpc":"2.0","id":\#(id),"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+                         headers: ["Authorization": "Bearer " + token])
+                return await socket.read(until: "\r\n\r\n")
+            }
+            #expect(try await initialize(Self.reader, id: 1).hasPrefix("HTTP/1.1 200"))
+            #expect(try await initialize(Self.reader, id: 2).hasPrefix("HTTP/1.1 200"))
+            let third = try await initialize(Self.reader, id: 3)
+            #expect(third.hasPrefix("HTTP/1.1 429"), "\(third)")
+            #expect(try await initialize(Self.charger, id: 4).hasPrefix("HTTP/1.1 200"), "another client still gets one")
+            #expect(transport.sessionCount == 3)
         }
     }
 }
