@@ -594,6 +594,8 @@ public actor PaymentCoordinator {
         let cutoff = now().addingTimeInterval(-seconds)
         let expired = try await stored({ () async throws(PaymentStoreError) in try await store.expireFinished(updatedBefore: cutoff) })
         published.removeFinished(updatedBefore: cutoff)
+        // Yesterday's totals stay (a day in another time zone may still be running); older go.
+        _ = try? await ledger.expire(before: ChargeAuthorization.day(of: now().addingTimeInterval(-86_400)), now: now())
         return expired
     }
 

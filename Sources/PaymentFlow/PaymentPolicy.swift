@@ -186,6 +186,8 @@ public protocol SpendingLedger: Sendable {
     func amountDue(onCall callSID: CallSID, now: Date) async throws(PaymentStoreError) -> AmountDue?
     /// Forgets the amount due on `callSID` (it was charged).
     func clearAmountDue(onCall callSID: CallSID) async throws(PaymentStoreError)
+    /// Forgets the totals of days before `day` and amounts due expired by `now`; returns how many.
+    func expire(before day: String, now: Date) async throws(PaymentStoreError) -> Int
 }
 
 /// The default ledger: dictionaries in an actor.
@@ -226,6 +228,13 @@ public actor InMemorySpendingLedger: SpendingLedger {
 
     public func clearAmountDue(onCall callSID: CallSID) {
         due.removeValue(forKey: callSID)
+    }
+
+    public func expire(before day: String, now: Date) -> Int {
+        let before = totals.count + due.count
+        totals = totals.filter { $0.key.day >= day }
+        due = due.filter { $0.value.expiresAt > now }
+        return before - totals.count - due.count
     }
 }
 

@@ -88,8 +88,6 @@ public final class PostgresSpendingLedger: SpendingLedger, Sendable {
         _ = try await strings("DELETE FROM agent_payments_amounts_due WHERE call_sid = \(callSID.rawValue) RETURNING call_sid")
     }
 
-    /// Forgets days before `day` and amounts due that expired before `now`; returns how many rows.
-    @discardableResult
     public func expire(before day: String, now: Date) async throws(PaymentStoreError) -> Int {
         let spent = try await strings("DELETE FROM agent_payments_spending WHERE day < \(day)::date RETURNING principal")
         let due = try await strings("DELETE FROM agent_payments_amounts_due WHERE expires_at <= \(now) RETURNING call_sid")

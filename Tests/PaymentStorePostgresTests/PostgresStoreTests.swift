@@ -401,3 +401,83 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
         }
     }
 }
+
+/// The spending ledger in PostgreSQL: one daily limit counted by every replica.
+@Suite struct PostgresSpendingLedgerTests {
+    let api = FakePaymentsAPI()
+    let callbacks = StaticCallbackURLProvider(baseURL: "https://example.com/cb")
+    static let alice = PaymentActor(owner: PaymentOwner(principal: "token:alice"))
+
+    func replica(_ database: PostgresPaymentDatabase, key: Secret, policy: SpendingPolicy) -> PaymentCoordinator {
+        PaymentCoordinator(api: api, store: database.store, feed: database.feed, callbackURLs: callbacks, callbackKey: key,
+                           policy: policy, ledger: database.ledger, now: { Sample.date })
+    }
+
+    @Test func twoReplicasStartingChargesAtOnceNeverTogetherPassTheDailyLimit() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { databaseA async throws in
+                try await withRunningDatabase(url, label: "b") { databaseB async throws in
+                    let key = try await databaseA.sharedCallbackKey()
+                    let policy = SpendingPolicy(dailyLimit: 100)
+                    let a = replica(databaseA, key: key, policy: policy), b = replica(databaseB, key: key, policy: policy)
+                    // Ten charges of 30 for one principal, five on each replica, all at once: three fit.
+                    let outcomes = await withTaskGroup(of: Result<PaymentSession, FlowError>.self) { group in
+                        for n in 0..<10 {
+                            let flow = n.isMultiple(of: 2) ? a : b
+                            group.addTask {
+                                do throws(FlowError) {
+                                    return .success(try await flow.perform(.start(callSID: Sample.call(100 + n), options: PaymentSessionOptions(chargeAmount: "30")),
+                                                                            as: Self.alice).session)
+                                } catch {
+                                    return .failure(error)
+                                }
+                            }
+                        }
+                        var all: [Result<PaymentSession, FlowError>] = []
+                        for await outcome in group { all.append(outcome) }
+                        return all
+                    }
+                    let started = outcomes.compactMap { try? $0.get() }
+                    #expect(started.count == 3, "\(outcomes)")
+                    for case .failure(let error) in outcomes {
+                        guard case .policy(.dailyLimitReached(amount: "30", _, limit: "100", currency: "USD")) = error else {
+                            Issue.record("unexpected refusal: \(error)")
+                            continue
+                        }
+                    }
+                    // A cancelled one gives its 30 back, on whichever replica: then one more fits.
+                    _ = try await b.perform(.cancel(paymentSID: try #require(started.first?.paymentSID), callSID: nil), as: Self.alice)
+                    _ = try await a.perform(.start(callSID: Sample.call(120), options: PaymentSessionOptions(chargeAmount: "30")), as: Self.alice)
+                    await #expect(throws: FlowError.self) {
+                        try await b.perform(.start(callSID: Sample.call(121), options: PaymentSessionOptions(chargeAmount: "30")), as: Self.alice)
+                    }
+                    let spent = try await databaseA.ledger.reserve(principal: "token:alice", day: "2027-01-15", currency: "USD", amount: 0, limit: 100)
+                    #expect(spent.spentBefore == 90)
+                }
+            }
+        }
+    }
+
+    @Test func anAmountDueRegisteredOnOneReplicaFixesTheChargeOnAnother() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { databaseA async throws in
+                try await withRunningDatabase(url, label: "b") { databaseB async throws in
+                    let key = try await databaseA.sharedCallbackKey()
+                    let a = replica(databaseA, key: key, policy: .unlimited), b = replica(databaseB, key: key, policy: .unlimited)
+                    try await a.registerAmountDue(AmountDue(amount: "49.90", currency: "EUR", registeredBy: Self.alice.owner,
+                                                            expiresAt: Sample.date.addingTimeInterval(600)), onCall: Sample.call(130))
+                    #expect(try await b.amountDue(onCall: Sample.call(130)).flatMap { SpendingPolicy.decimal($0.amount) } == SpendingPolicy.decimal("49.90"))
+                    await #expect(throws: FlowError.self) {
+                        try await b.perform(.start(callSID: Sample.call(130), options: PaymentSessionOptions(chargeAmount: "5000", currency: "EUR")), as: Self.alice)
+                    }
+                    let started = try await b.perform(.start(callSID: Sample.call(130), options: PaymentSessionOptions()), as: Self.alice).session
+                    #expect(SpendingPolicy.decimal(started.configuration.options.chargeAmount ?? "") == SpendingPolicy.decimal("49.90"))
+                    #expect(started.owner == Self.alice.owner, "the owner is stored with the session")
+                    #expect(try await databaseA.store.session(try #require(started.paymentSID))?.owner == Self.alice.owner)
+                    try await a.clearAmountDue(onCall: Sample.call(130))
+                    #expect(try await b.amountDue(onCall: Sample.call(130)) == nil)
+                }
+            }
+        }
+    }
+}
