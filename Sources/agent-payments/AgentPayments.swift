@@ -67,6 +67,8 @@ struct AgentPayments: AsyncParsableCommand {
               AGENT_PAYMENTS_LOG_LEVEL                                 trace, debug, info (default), notice, warning, error
               AGENT_PAYMENTS_HTTP, AGENT_PAYMENTS_HTTP_TOKENS, AGENT_PAYMENTS_OAUTH_ISSUER, AGENT_PAYMENTS_ALLOWED_ORIGINS, …
                                      MCP over HTTP and who may call it (Docs/http.md)
+              AGENT_PAYMENTS_MAX_CHARGE, AGENT_PAYMENTS_CURRENCIES, AGENT_PAYMENTS_DAILY_LIMIT, AGENT_PAYMENTS_REQUIRE_AMOUNT_DUE
+                                     what may be charged, whatever the agent asks (Docs/configuration.md)
               DATABASE_URL           postgres://… : sessions in PostgreSQL, shared by replicas (Docs/deployment.md)
               AGENT_PAYMENTS_CALLBACK_KEY, AGENT_PAYMENTS_DATABASE_START_SECONDS
                                      the replicas' shared callback key (else stored in the database); start-up wait
@@ -93,10 +95,10 @@ struct Serve: AsyncParsableCommand {
     var http: String?
 
     @Option(name: .customLong("http-tokens-file"), help: ArgumentHelp(
-        "Bearer tokens for --http, one per line. Or set AGENT_PAYMENTS_HTTP_TOKENS (comma separated).", valueName: "PATH"))
+        "Bearer tokens for --http, one entry per line: TOKEN, NAME:TOKEN or NAME[@TENANT]:TOKEN:SCOPE SCOPE. Or set AGENT_PAYMENTS_HTTP_TOKENS (comma separated).", valueName: "PATH"))
     var tokensFile: String?
 
-    @Flag(name: .customLong("allow-unauthenticated"), help: "Let --http listen beyond loopback without tokens or OAuth (test benches only).")
+    @Flag(name: .customLong("allow-unauthenticated"), help: "Serve --http without tokens or OAuth although others can reach it (a non-loopback bind, CALLBACK_BASE_URL, a tunnel). Test benches only.")
     var allowUnauthenticated = false
 
     @Option(name: .customLong("database-url"), help: ArgumentHelp(
