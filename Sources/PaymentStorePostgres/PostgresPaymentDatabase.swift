@@ -27,6 +27,10 @@ public final class PostgresPaymentDatabase: Service, Sendable {
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: quiet)
         store = PostgresPaymentStore(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
         feed = PostgresChangeFeed(store: store)
+        if !configuration.isLocal, !configuration.verifiesServer {
+            logger.warning("the database is on another machine and its connection does not verify the server; use sslmode=verify-full",
+                           metadata: ["database": "\(configuration)"])
+        }
     }
 
     /// Runs the connection pool, and the change feed's listening connection, until cancelled
