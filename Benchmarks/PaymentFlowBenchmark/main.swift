@@ -26,7 +26,7 @@ let field = ["PaymentCardNumber", "SecurityCode", "ExpirationDate", "PaymentCard
 let items: [PaymentItem] = [.cardNumber, .securityCode, .expirationDate, .postalCode]
 
 /// One whole card payment as events: create, four captures with partial callbacks, complete.
-func paymentEvents(_ payment: PaymentSID) -> [PaymentEvent] {
+func paymentEvents(_ payment: PaymentSID, call: CallSID) -> [PaymentEvent] {
     var events: [PaymentEvent] = [.sessionCreated(payment, at: date)]
     for (index, item) in items.enumerated() {
         events.append(.captureRequested(item, at: date))
@@ -43,12 +43,14 @@ func paymentEvents(_ payment: PaymentSID) -> [PaymentEvent] {
     }
     events.append(.completeRequested(at: date))
     events.append(.completeAccepted(at: date))
-    events.append(.callbackReceived(PaymentStatusCallback(fields: [("Sid", payment.rawValue), ("Result", "success"), ("PaymentToken", "tok")]), at: date))
+    // A result names its payment and call, as Twilio's does (the reducer ignores one that does not).
+    events.append(.callbackReceived(PaymentStatusCallback(fields: [("Sid", payment.rawValue), ("CallSid", call.rawValue), ("Result", "success"),
+                                                                   ("PaymentToken", "tok")]), at: date))
     return events
 }
 
 let call = sid(CallSID.self, 1)
-let events = paymentEvents(sid(PaymentSID.self, 1))
+let events = paymentEvents(sid(PaymentSID.self, 1), call: call)
 let fresh = PaymentSession(callSID: call, configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date)
 
 var rates: [Double] = []

@@ -59,7 +59,8 @@ public struct CallbackReceiverConfiguration: Sendable {
 /// session store finds sessions by the secret's hash) and, when an Auth Token is configured, its `X-Twilio-Signature`
 /// is valid for the *public* URL Twilio called. Rejections: bad or missing signature 403,
 /// unknown secret 404, wrong method 405, wrong content type 415, body over the limit 413,
-/// malformed body 400. Nothing from a rejected request reaches the sink. `GET /healthz`
+/// malformed body 400, a `Result` without the SIDs Twilio sends (``PaymentStatusCallback/refusal``)
+/// 400 with the reason as its body. Nothing from a rejected request reaches the sink. `GET /healthz`
 /// answers 200. Access logs carry no bodies and no secrets.
 public final class CallbackReceiver: Sendable {
     public let configuration: CallbackReceiverConfiguration
@@ -186,6 +187,12 @@ public final class CallbackReceiver: Sendable {
             return unavailable(error)
         }
         let callback = PaymentStatusCallback(fields: fields)
+        if let refusal = callback.refusal {
+            // Only for a secret that exists, so a stranger cannot fill the log.
+            logger.warning("callback refused: it would finish the session without naming it", metadata: ["reason": "\(refusal)"])
+            return Response(status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: refusal.description + "\n")))
+        }
         do {
             guard try await sink.deliver(secret: secret, callback: callback) else { return Response(status: .notFound) }
         } catch {

@@ -49,19 +49,46 @@ public struct NgrokConfiguration: Sendable {
     public var port: Int
     /// How long to wait for the agent to report its public URL.
     public var startupTimeout: Duration
+    /// The environment the agent's is drawn from (this process's unless given). Only
+    /// ``passedEnvironmentNames`` (and `LC_*`) reach the agent, with `NGROK_AUTHTOKEN` set from
+    /// ``authToken``: the Twilio credentials, `DATABASE_URL` and the rest stay here.
+    public var environment: [String: String]
 
-    public init(executable: String = "ngrok", authToken: Secret, domain: String? = nil, port: Int, startupTimeout: Duration = .seconds(20)) {
+    public init(executable: String = "ngrok", authToken: Secret, domain: String? = nil, port: Int, startupTimeout: Duration = .seconds(20),
+                environment: [String: String]? = nil) {
         self.executable = executable
         self.authToken = authToken
         self.domain = domain
         self.port = port
         self.startupTimeout = startupTimeout
+        self.environment = environment ?? ProcessInfo.processInfo.environment
+    }
+
+    /// The variables of ``environment`` the agent gets: where to find programs, its home and
+    /// temporary directory, the locale and time zone, the system's certificate roots, and the
+    /// outbound proxy it must use to reach ngrok (which the agent reads from `http_proxy` and
+    /// `https_proxy`). Locale variables `LC_*` pass too.
+    public static let passedEnvironmentNames: Set<String> = [
+        "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "LANG", "LANGUAGE", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    ]
+
+    /// The agent's whole environment: the passed basics of ``environment`` and its auth token.
+    public var childEnvironment: [String: String] {
+        var child = environment.filter { Self.passedEnvironmentNames.contains($0.key) || $0.key.hasPrefix("LC_") }
+        child["NGROK_AUTHTOKEN"] = authToken.revealed
+        return child
     }
 }
 
 /// An ngrok agent running as a child process for the callback port, with the public URL read
 /// from the agent's local API. ``stop()`` always ends the child; so does the tunnel's release;
 /// and so does this process's death, however it dies (see ``guardScript``).
+///
+/// The agent runs with its traffic inspection off (`--inspect=false`): its local web interface,
+/// which any local user can open, would otherwise keep every callback it forwarded, URL secrets
+/// included. The local API the public URL is read from stays on, on a loopback port of its own.
+/// The agent gets only the environment it needs (``NgrokConfiguration/childEnvironment``).
 public final class NgrokTunnel: Sendable {
     /// The public `https://` base URL Twilio will call.
     public let publicURL: String
@@ -107,7 +134,7 @@ public final class NgrokTunnel: Sendable {
 
     /// Starts the agent and waits for its public URL.
     public static func start(_ configuration: NgrokConfiguration, logger: Logger = Logger(label: "agent-payments.ngrok")) async throws(TunnelError) -> NgrokTunnel {
-        guard let executable = resolve(configuration.executable) else {
+        guard let executable = resolve(configuration.executable, path: configuration.environment["PATH"]) else {
             throw .executableNotFound(configuration.executable)
         }
         let apiPort: Int
@@ -124,14 +151,13 @@ public final class NgrokTunnel: Sendable {
             throw .couldNotStart("its configuration file could not be written: \(error.localizedDescription)")
         }
 
-        var arguments = ["http", "127.0.0.1:\(configuration.port)", "--config", configFile.path, "--log", "stderr", "--log-format", "logfmt"]
+        var arguments = ["http", "127.0.0.1:\(configuration.port)", "--inspect=false", "--config", configFile.path,
+                         "--log", "stderr", "--log-format", "logfmt"]
         if let domain = configuration.domain { arguments += ["--url", domain] }
-        var environment = ProcessInfo.processInfo.environment
-        environment["NGROK_AUTHTOKEN"] = configuration.authToken.revealed
         let process: SupervisedProcess
         do {
             process = try SupervisedProcess(executable: "/bin/sh", arguments: ["-c", guardScript, "ngrok-guard", executable] + arguments,
-                                            environment: environment)
+                                            environment: configuration.childEnvironment)
         } catch {
             try? FileManager.default.removeItem(at: configFile)
             throw .couldNotStart(error.description)
@@ -241,10 +267,9 @@ public final class NgrokTunnel: Sendable {
         try? FileManager.default.removeItem(at: configFile)
     }
 
-    private static func resolve(_ executable: String) -> String? {
+    private static func resolve(_ executable: String, path: String?) -> String? {
         if executable.contains("/") { return FileManager.default.isExecutableFile(atPath: executable) ? executable : nil }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
+        for directory in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
             let candidate = "\(directory)/\(executable)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }

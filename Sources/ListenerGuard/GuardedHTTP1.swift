@@ -5,8 +5,9 @@ import NIOHTTPTypes
 import Synchronization
 
 extension HTTPServerBuilder {
-    /// An HTTP/1.1 server that keeps `limits`: slow heads, slow bodies and idle keep-alive
-    /// connections are closed; past the connection cap a new connection gets `503` and is
+    /// An HTTP/1.1 server that keeps `limits`: slow heads, slow bodies, idle keep-alive
+    /// connections, responses left unread and too many pipelined requests close the connection;
+    /// past the connection cap a new connection gets `503` and is
     /// closed at once. What it closes or refuses is logged at warning, at most every 10 s.
     public static func guardedHTTP1(limits: ListenerLimits, logger: Logger) -> HTTPServerBuilder {
         let gate = ConnectionGate(limits: limits, logger: logger)
@@ -154,6 +155,13 @@ final class RequestWatch: @unchecked Sendable {
     let gate: ConnectionGate
     var phase: Phase = .waiting(since: .now(), first: true)
     var timer: RepeatedTask?
+    /// Requests whose head has arrived and whose response has not ended yet.
+    var unanswered = 0
+    /// Outbound bytes waiting in the channel at the last check, bytes written towards the socket
+    /// since then, and when bytes last left (or none were waiting).
+    var lastBuffered = 0
+    var queuedSinceCheck = 0
+    var lastWriteProgress: NIODeadline = .now()
 
     init(limits: ListenerLimits, gate: ConnectionGate) {
         self.limits = limits
@@ -163,10 +171,13 @@ final class RequestWatch: @unchecked Sendable {
     func start(_ context: ChannelHandlerContext) {
         guard timer == nil else { return }
         phase = .waiting(since: .now(), first: true)
-        let tick = TimeAmount(min(limits.headTimeout, limits.rateWindow, limits.idleTimeout) / 4)
+        lastWriteProgress = .now()
+        let tick = TimeAmount(min(limits.headTimeout, limits.rateWindow, limits.idleTimeout, limits.writeTimeout) / 4)
         let channel = context.channel
         timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] task in
-            if let reason = self.violation(at: .now()) {
+            let now = NIODeadline.now()
+            let buffered = (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+            if let reason = self.violation(at: now) ?? self.stalledWrite(at: now, buffered: buffered) {
                 task.cancel()
                 self.gate.closed(because: reason)
                 channel.close(promise: nil)
@@ -195,8 +206,35 @@ final class RequestWatch: @unchecked Sendable {
 
     func requestComplete() { phase = .responding }
 
+    /// Counts a request whose head arrived; `false` when it is one more than the connection may
+    /// have unanswered.
+    func requestStarted() -> Bool {
+        unanswered += 1
+        return unanswered <= limits.maximumPipelinedRequests
+    }
+
+    /// A response ended. The connection waits for its next request only once every request it
+    /// sent has been answered: a pipelined one still being answered is not idleness.
     func responseComplete() {
-        if case .responding = phase { phase = .waiting(since: .now(), first: false) }
+        unanswered = max(0, unanswered - 1)
+        if case .responding = phase, unanswered == 0 { phase = .waiting(since: .now(), first: false) }
+    }
+
+    /// Bytes written towards the socket (not necessarily sent yet).
+    func bytesQueued(_ count: Int) { queuedSinceCheck += count }
+
+    /// Whether the client has left `buffered` outbound bytes unread for longer than the write
+    /// timeout: bytes wait, and none left since the last progress. Bytes leaving at any pace
+    /// are progress; only a client that takes nothing at all is cut off.
+    func stalledWrite(at now: NIODeadline, buffered: Int) -> String? {
+        let left = lastBuffered + queuedSinceCheck - buffered
+        lastBuffered = buffered
+        queuedSinceCheck = 0
+        if buffered == 0 || left > 0 {
+            lastWriteProgress = now
+            return nil
+        }
+        return now - lastWriteProgress > TimeAmount(limits.writeTimeout) ? "response not read in time" : nil
     }
 
     /// The limit the connection has broken by `now`, if any.
@@ -222,10 +260,12 @@ final class RequestWatch: @unchecked Sendable {
 }
 
 /// Counts raw bytes as they arrive, before HTTP parsing (a head that never completes is
-/// invisible after the parser).
-final class RawBytesWatch: ChannelInboundHandler, RemovableChannelHandler {
+/// invisible after the parser), and as they are written, next to the socket.
+final class RawBytesWatch: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
     let watch: RequestWatch
 
     init(watch: RequestWatch) { self.watch = watch }
@@ -250,21 +290,37 @@ final class RawBytesWatch: ChannelInboundHandler, RemovableChannelHandler {
         watch.bytesArrived(unwrapInboundIn(data).readableBytes)
         context.fireChannelRead(data)
     }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        watch.bytesQueued(unwrapOutboundIn(data).readableBytes)
+        context.write(data, promise: promise)
+    }
 }
 
-/// Sees request heads and ends, and response ends.
+/// Sees request heads and ends, and response ends; closes a connection with more requests
+/// unanswered than the limit (the parser hands over every request of a burst at once, so the
+/// excess is dropped here rather than queued for the application).
 final class RequestPartWatch: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
     let watch: RequestWatch
+    private var closing = false
 
     init(watch: RequestWatch) { self.watch = watch }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         switch unwrapInboundIn(data) {
-        case .head: watch.headComplete()
+        case .head:
+            guard watch.requestStarted() else {
+                closing = true
+                watch.gate.closed(because: "too many pipelined requests")
+                context.close(promise: nil)
+                return
+            }
+            watch.headComplete()
         case .body: break
         case .end: watch.requestComplete()
         }

@@ -10,17 +10,27 @@ import Foundation
 ///   measured over windows of ``rateWindow``, and the whole request must be in within
 ///   ``requestTimeout`` of its first byte.
 /// - Between keep-alive requests a connection may sit idle for ``idleTimeout``.
+/// - A response the client does not read is cut off: once bytes wait to be sent and none has
+///   left for ``writeTimeout``, the connection is closed.
+/// - A connection may have at most ``maximumPipelinedRequests`` requests received and not yet
+///   answered (HTTP pipelining); a request past that closes it.
 /// - At most ``maximumConnections`` are open at once; past that, a new connection is answered
 ///   `503` and closed at once instead of waiting in the kernel's queue.
 ///
-/// Writing a response is never timed: the server's own work (and a long-lived event stream)
-/// is not the client's slowness.
+/// How long the server takes to answer is never timed: its own work (and a long-lived event
+/// stream) is not the client's slowness. Only a client that stops taking what is sent is.
 public struct ListenerLimits: Sendable, Equatable {
     public var headTimeout: Duration
     public var minimumBodyRate: Int
     public var rateWindow: Duration
     public var requestTimeout: Duration
     public var idleTimeout: Duration
+    /// How long bytes of a response may wait to be sent with none of them leaving (the client
+    /// reads nothing) before the connection is closed.
+    public var writeTimeout: Duration
+    /// Requests a connection may have received and not yet answered; one more closes it, so a
+    /// client that sends requests without reading the answers cannot queue work without bound.
+    public var maximumPipelinedRequests: Int
     public var maximumConnections: Int
     /// The kernel's queue of connections not yet accepted (`listen(2)`'s backlog): long enough
     /// that a burst is taken in and judged by the limits above rather than dropped unseen.
@@ -28,6 +38,7 @@ public struct ListenerLimits: Sendable, Equatable {
 
     public init(headTimeout: Duration = .seconds(5), minimumBodyRate: Int = 1024, rateWindow: Duration = .seconds(2),
                 requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(15),
+                writeTimeout: Duration = .seconds(30), maximumPipelinedRequests: Int = 16,
                 maximumConnections: Int = ListenerLimits.defaultMaximumConnections(), backlog: Int = 4096) {
         self.backlog = backlog
         self.headTimeout = headTimeout
@@ -35,6 +46,8 @@ public struct ListenerLimits: Sendable, Equatable {
         self.rateWindow = rateWindow
         self.requestTimeout = requestTimeout
         self.idleTimeout = idleTimeout
+        self.writeTimeout = writeTimeout
+        self.maximumPipelinedRequests = maximumPipelinedRequests
         self.maximumConnections = maximumConnections
     }
 
@@ -51,6 +64,7 @@ public struct ListenerLimits: Sendable, Equatable {
     /// The limits from the environment, each falling back to the default:
     /// `AGENT_PAYMENTS_HEAD_TIMEOUT_MS`, `AGENT_PAYMENTS_MIN_BODY_RATE` (bytes/s),
     /// `AGENT_PAYMENTS_REQUEST_TIMEOUT_MS`, `AGENT_PAYMENTS_IDLE_TIMEOUT_MS`,
+    /// `AGENT_PAYMENTS_WRITE_TIMEOUT_MS`, `AGENT_PAYMENTS_MAX_PIPELINED_REQUESTS`,
     /// `AGENT_PAYMENTS_MAX_CONNECTIONS`. A value that is not a positive integer is an error
     /// naming the variable.
     public static func fromEnvironment(_ environment: [String: String]) throws(ListenerLimitsError) -> ListenerLimits {
@@ -64,6 +78,8 @@ public struct ListenerLimits: Sendable, Equatable {
         if let value = try number("AGENT_PAYMENTS_MIN_BODY_RATE") { limits.minimumBodyRate = value }
         if let value = try number("AGENT_PAYMENTS_REQUEST_TIMEOUT_MS") { limits.requestTimeout = .milliseconds(value) }
         if let value = try number("AGENT_PAYMENTS_IDLE_TIMEOUT_MS") { limits.idleTimeout = .milliseconds(value) }
+        if let value = try number("AGENT_PAYMENTS_WRITE_TIMEOUT_MS") { limits.writeTimeout = .milliseconds(value) }
+        if let value = try number("AGENT_PAYMENTS_MAX_PIPELINED_REQUESTS") { limits.maximumPipelinedRequests = value }
         if let value = try number("AGENT_PAYMENTS_MAX_CONNECTIONS") { limits.maximumConnections = value }
         return limits
     }

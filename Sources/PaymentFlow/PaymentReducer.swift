@@ -160,6 +160,9 @@ public struct Transition: Sendable {
 /// - Completion is refused, naming the items, while required items are missing.
 /// - Cancel is allowed at any time before the end; the caller hanging up or pressing star
 ///   ends the session.
+/// - A callback that would finish the session (it reports a `Result`) is applied only when its
+///   `Sid` and `CallSid` are the session's own payment and call SIDs: without them it is
+///   ignored whole, so knowing the callback URL is not enough to end a payment.
 /// - Values from callbacks pass through ``Masking`` before they are kept.
 public enum PaymentReducer {
     public static func reduce(_ session: PaymentSession, _ event: PaymentEvent) -> Transition {
@@ -394,6 +397,11 @@ public enum PaymentReducer {
 
     private static func apply(_ callback: PaymentStatusCallback, to session: inout PaymentSession) {
         if let sid = callback.paymentSID, let own = session.paymentSID, sid != own { return }
+        // Ending a payment takes naming it as Twilio does (a session without its SID yet cannot
+        // be finished by a callback: nothing to compare with).
+        if callback.finishesSession, callback.paymentSID == nil || callback.paymentSID != session.paymentSID || callback.callSID != session.callSID {
+            return
+        }
         if session.phase.isFinished { return }
         if session.paymentSID == nil, let sid = callback.paymentSID { session.paymentSID = sid }
         if case .starting = session.phase, callback.paymentSID != nil { session.phase = .active(current: nil) }

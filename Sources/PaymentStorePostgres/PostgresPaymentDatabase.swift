@@ -24,6 +24,10 @@ public final class PostgresPaymentDatabase: Service, Sendable {
     public init(configuration: PostgresDatabaseConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        if !configuration.isLocal, !configuration.verifiesServer {
+            logger.warning("the database is on another machine and its connection does not verify the server; use sslmode=verify-full",
+                           metadata: ["database": "\(configuration)"])
+        }
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .error)  // the pool's own chatter: this library logs what matters
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: quiet)

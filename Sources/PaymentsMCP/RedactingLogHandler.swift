@@ -2,6 +2,7 @@ import Synchronization
 public import Logging
 public import MCPCore
 import Foundation
+import PaymentFlow
 
 /// The one place that decides what text leaving the server may contain, in logs and in what
 /// the agent sees (tool results, the status resource, prompts):
@@ -10,8 +11,13 @@ import Foundation
 /// - the secret path segment of a callback URL (`…/payment-callbacks/<secret>`) becomes
 ///   `<redacted>`;
 /// - any run of 12–19 digits (a card or account number, also written with spaces or dashes,
-///   in any script's decimal digits) keeps only its last four digits;
+///   in any script's decimal digits) keeps only its last four digits, and so does a longer run
+///   that holds a card number (``Masking/cardNumberWindows(in:)``: 12–19 digits passing the
+///   Luhn check), such as a card number written on with its expiry date;
 /// - Twilio SIDs (two capital letters and 32 hex digits), amounts and dates stay as they are.
+///
+/// Log lines are also made single lines (``escapingControlCharacters(_:)``), so that no value
+/// logged, a request header say, can start a line that reads as a log event of its own.
 public struct Redactor: Sendable {
     private let secrets: [String]
 
@@ -83,7 +89,8 @@ public struct Redactor: Sendable {
         var run: [Character] = []
         func flush() {
             let digits = run.filter(isDigit).count
-            if digits >= 12 && digits <= 19 {
+            if (12...19).contains(digits)
+                || (digits > 19 && !Masking.cardNumberWindows(in: run.compactMap { isDigit($0) ? $0.wholeNumberValue : nil }).isEmpty) {
                 var toMask = digits - 4
                 for character in run {
                     if isDigit(character), toMask > 0 { output.append("x"); toMask -= 1 } else { output.append(character) }
@@ -118,6 +125,30 @@ public struct Redactor: Sendable {
         flush()
         output.append(contentsOf: trailing)
         return output
+    }
+
+    /// `text` with every control character written out, so that it stays one line: line feed,
+    /// carriage return and tab as `\n`, `\r` and `\t`; the other C0 controls, DEL, the C1
+    /// controls (which some terminals obey) and the Unicode line and paragraph separators by
+    /// their code in hex (`\u{1B}` for escape). Everything else, backslashes included, is kept.
+    public static func escapingControlCharacters(_ text: String) -> String {
+        func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+            scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
+        }
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var output = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            guard needsEscape(scalar) else { output.append(scalar); continue }
+            let escaped: String
+            switch scalar {
+            case "\n": escaped = "\\n"
+            case "\r": escaped = "\\r"
+            case "\t": escaped = "\\t"
+            default: escaped = "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            }
+            output.append(contentsOf: escaped.unicodeScalars)
+        }
+        return String(output)
     }
 }
 
@@ -168,10 +199,7 @@ public struct MCPLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        let details = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let line = redactor.redact("\(event.message)" + (details.isEmpty ? "" : " " + details))
+        let line = formattedLine(event)
         StandardError.write("[\(label)] \(event.level): \(line)\n")
         // Inside a request, the message belongs to that request (the only place 2026-07-28
         // allows it, at the level the request asked for); outside, legacy clients get it.
@@ -180,6 +208,16 @@ public struct MCPLogHandler: LogHandler {
         } else if broadcasts.isOn {
             server?.log(Self.mcpLevel(event.level), .string(line), logger: label)
         }
+    }
+
+    /// The event's message and metadata (this handler's and the event's, sorted by key) as one
+    /// line: redacted, then with control characters escaped, so that one event is always
+    /// exactly one line on standard error.
+    func formattedLine(_ event: LogEvent) -> String {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        let details = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        return Redactor.escapingControlCharacters(redactor.redact("\(event.message)" + (details.isEmpty ? "" : " " + details)))
     }
 
     static func mcpLevel(_ level: Logger.Level) -> LogLevel {

@@ -43,6 +43,27 @@ import PaymentsTestSupport
         #expect(sink.received.withLock { $0[0].1.capture } == .paymentCardNumber)
     }
 
+    @Test func withoutATokenACallbackThatWouldFinishTheSessionMustNameIt() async throws {
+        let sink = RecordingSink()
+        let (receiver, url) = try receiver(token: nil, sink: sink)
+        let path = String(url.dropFirst(publicBase.count))
+        let identity = [("AccountSid", Fixture.credentials.accountSID.rawValue), ("CallSid", "CA" + String(repeating: "2", count: 32)),
+                        ("Sid", "PK" + String(repeating: "1", count: 32))]
+        try await Application(router: receiver.makeRouter()).test(.router) { client in
+            for forged in [[("Result", "success"), ("PaymentConfirmationCode", "forged")], identity.dropLast() + [("Result", "success")]] {
+                try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(forged)) { response in
+                    #expect(response.status == .badRequest)
+                    #expect(String(buffer: response.body).contains("must carry AccountSid, CallSid and Sid"), "the answer says why")
+                }
+            }
+            #expect(sink.count == 0, "nothing refused is delivered")
+            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(identity + [("Result", "success")])) { response in
+                #expect(response.status == .noContent)
+            }
+        }
+        #expect(sink.count == 1)
+    }
+
     @Test func refusesEverythingElseAndDeliversNothing() async throws {
         let sink = RecordingSink()
         let (receiver, url) = try receiver(sink: sink)

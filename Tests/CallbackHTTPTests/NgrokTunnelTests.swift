@@ -3,15 +3,18 @@ import Foundation
 import Testing
 import TwilioPayments
 
-/// ngrok supervision against a fake `ngrok` that serves the agent's local API.
+/// ngrok supervision against a fake `ngrok` that serves the agent's local API. The fake finds
+/// its mode beside itself (the agent gets only a few environment variables) and records its
+/// arguments and whole environment there.
 @Suite(.serialized) struct NgrokTunnelTests {
     static let fake = #"""
     #!/usr/bin/env python3
     import http.server, json, os, sys, time
     args = sys.argv[1:]
-    with open(os.environ["FAKE_NGROK_LOG"], "w") as log:
-        json.dump({"argv": args, "pid": os.getpid(), "token": os.environ.get("NGROK_AUTHTOKEN")}, log)
-    mode = os.environ.get("FAKE_NGROK_MODE", "ok")
+    here = os.path.dirname(os.path.abspath(sys.argv[0]))
+    with open(os.path.join(here, "log.json"), "w") as log:
+        json.dump({"argv": args, "pid": os.getpid(), "token": os.environ.get("NGROK_AUTHTOKEN"), "environment": dict(os.environ)}, log)
+    mode = open(os.path.join(here, "mode")).read().strip()
     if mode == "crash":
         sys.stderr.write("ERROR: authentication failed: token %s is invalid\n" % os.environ.get("NGROK_AUTHTOKEN"))
         sys.exit(1)
@@ -28,11 +31,13 @@ import TwilioPayments
     http.server.HTTPServer((host, int(port)), Handler).serve_forever()
     """#
 
-    func install() throws -> (executable: String, log: String) {
+    /// A fake agent that behaves as `mode` says: `ok`, `crash` or `silent`.
+    func install(mode: String) throws -> (executable: String, log: String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fake-ngrok-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let executable = directory.appendingPathComponent("ngrok").path
         try Data(Self.fake.utf8).write(to: URL(fileURLWithPath: executable))
+        try Data(mode.utf8).write(to: directory.appendingPathComponent("mode"))
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: executable)
         return (executable, directory.appendingPathComponent("log.json").path)
     }
@@ -42,9 +47,7 @@ import TwilioPayments
     }
 
     @Test func startsDiscoversTheURLKeepsTheTokenOffTheCommandLineAndStops() async throws {
-        let (executable, log) = try install()
-        setenv("FAKE_NGROK_LOG", log, 1)
-        setenv("FAKE_NGROK_MODE", "ok", 1)
+        let (executable, log) = try install(mode: "ok")
         let tunnel = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_123"),
                                                                     domain: "pay.example.com", port: 8080))
         #expect(tunnel.publicURL == "https://pay.example.com")
@@ -58,10 +61,35 @@ import TwilioPayments
         #expect(!tunnel.isRunning)
     }
 
+    @Test func theAgentRunsWithItsInspectorOffAndOnlyTheEnvironmentItNeeds() async throws {
+        let (executable, log) = try install(mode: "ok")
+        let parent = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": "/home/payments", "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8", "https_proxy": "http://proxy.internal:3128",
+            "TWILIO_AUTH_TOKEN": "auth-token-secret", "TWILIO_API_SECRET": "api-secret", "TWILIO_API_KEY": "SK123",
+            "DATABASE_URL": "postgres://u:db-password@db/x", "AGENT_PAYMENTS_CALLBACK_KEY": String(repeating: "k", count: 32),
+            "NGROK_AUTH_TOKEN": "tok_secret_789", "AWS_SECRET_ACCESS_KEY": "aws",
+        ]
+        let tunnel = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_789"),
+                                                                    port: 8080, environment: parent))
+        let launched = try launchLog(log)
+        let argv = launched["argv"] as! [String]
+        let environment = launched["environment"] as! [String: String]
+        #expect(argv.contains("--inspect=false"), "the request inspector is off: \(argv)")
+        for name in ["TWILIO_AUTH_TOKEN", "TWILIO_API_SECRET", "TWILIO_API_KEY", "DATABASE_URL", "AGENT_PAYMENTS_CALLBACK_KEY",
+                     "NGROK_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY"] {
+            #expect(environment[name] == nil, "\(name) stays in this process")
+        }
+        #expect(!environment.values.contains { $0.contains("auth-token-secret") || $0.contains("db-password") })
+        #expect(environment["NGROK_AUTHTOKEN"] == "tok_secret_789")
+        #expect(environment["HOME"] == "/home/payments" && environment["LANG"] == "C.UTF-8" && environment["LC_ALL"] == "C.UTF-8")
+        // (A `python3` shim may add to PATH and set variables of its own; the shell sets PWD.)
+        #expect(environment["PATH"]?.contains(parent["PATH"]!) == true && environment["https_proxy"] == "http://proxy.internal:3128")
+        await tunnel.stop()
+    }
+
     @Test func reportsACrashWithoutTheToken() async throws {
-        let (executable, log) = try install()
-        setenv("FAKE_NGROK_LOG", log, 1)
-        setenv("FAKE_NGROK_MODE", "crash", 1)
+        let (executable, _) = try install(mode: "crash")
         do {
             _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_456"), port: 8080))
             Issue.record("started")
@@ -72,9 +100,7 @@ import TwilioPayments
     }
 
     @Test func timesOutAndStopsASilentAgent() async throws {
-        let (executable, log) = try install()
-        setenv("FAKE_NGROK_LOG", log, 1)
-        setenv("FAKE_NGROK_MODE", "silent", 1)
+        let (executable, log) = try install(mode: "silent")
         do {
             _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("t"), port: 8080,
                                                                // Long enough for the fake agent to start and write its

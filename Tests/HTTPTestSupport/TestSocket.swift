@@ -87,6 +87,39 @@ public final class TestSocket: @unchecked Sendable {
         return recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
     }
 
+    /// How a connection stood when ``blockingDrain(withinMilliseconds:)`` returned.
+    public enum StreamEnd: Sendable, Equatable {
+        /// The server closed it: end of stream, or a reset.
+        case closed
+        /// Still open when the time was up.
+        case open
+    }
+
+    /// Reads what the server sends until it closes the connection or `milliseconds` have passed,
+    /// and says which: unlike ``blockingReadUntilClosed()``, a connection still open at the end
+    /// is not taken for a closed one.
+    public func blockingDrain(withinMilliseconds milliseconds: Int) -> (received: [UInt8], end: StreamEnd) {
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds) * 1_000_000
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { return (received, .open) }
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32(min(1_000, (deadline - now) / 1_000_000 + 1)))
+            if ready < 0 && errno != EINTR { return (received, .closed) }
+            guard ready > 0 else { continue }
+            let count = recv(descriptor, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+            if count > 0 {
+                received += chunk[0..<count]
+            } else if count == 0 {
+                return (received, .closed)
+            } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
+                return (received, .closed)  // ECONNRESET: closed with data left unread on its side
+            }
+        }
+    }
+
     public func shut() {
         if open { close(descriptor) }
         open = false
@@ -112,6 +145,11 @@ extension TestSocket {
     /// Whether the server has closed, waiting up to `milliseconds` for a sign.
     public func isClosed(waitingMilliseconds milliseconds: Int32) async -> Bool {
         await offPool { $0.blockingIsClosed(waitingMilliseconds: milliseconds) }
+    }
+
+    /// What the server sends until it closes or `milliseconds` pass, and which of the two.
+    public func drain(withinMilliseconds milliseconds: Int) async -> (received: [UInt8], end: StreamEnd) {
+        await offPool { $0.blockingDrain(withinMilliseconds: milliseconds) }
     }
 
     private func offPool<T: Sendable>(_ body: @escaping @Sendable (TestSocket) -> T) async -> T {

@@ -3,6 +3,8 @@ import Hummingbird
 import HTTPTestSupport
 import ListenerGuard
 import Logging
+import NIOCore
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -17,12 +19,18 @@ import Darwin
     static let limits = ListenerLimits(headTimeout: .milliseconds(400), minimumBodyRate: 2_000, rateWindow: .milliseconds(300),
                                        requestTimeout: .seconds(3), idleTimeout: .milliseconds(400), maximumConnections: 200)
 
-    /// Serves `/healthz` and an echoing `POST /echo` with `limits` while `body` runs.
-    func withServer(_ limits: ListenerLimits = Self.limits, _ body: (Int) async throws -> Void) async throws {
-        var logger = Logger(label: "guard-test")
-        logger.logLevel = .critical
+    /// Serves `/healthz`, an echoing `POST /echo` and a 16 MiB `GET /big` (more than the kernel's
+    /// socket buffers hold) with `limits` while `body` runs; the listener's reports of what it
+    /// closed go to `closures`.
+    func withServer(_ limits: ListenerLimits = Self.limits, closures: ClosureReports = ClosureReports(),
+                    _ body: (Int) async throws -> Void) async throws {
+        var logger = Logger(label: "guard-test") { _ in RecordingLogHandler(reports: closures) }
+        logger.logLevel = .warning
         let router = Router()
         router.get("healthz") { _, _ in "ok" }
+        router.get("big") { _, _ in
+            Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "b"), count: 16 << 20)))
+        }
         router.post("echo") { request, _ in
             let buffer = try await request.body.collect(upTo: 1 << 20)
             return "\(buffer.readableBytes)"
@@ -130,9 +138,71 @@ import Darwin
         }
     }
 
+    @Test func aResponseTheClientDoesNotReadIsCutOff() async throws {
+        var limits = Self.limits
+        limits.writeTimeout = .seconds(1)
+        limits.headTimeout = .seconds(30)   // only the write timeout may close the connection
+        limits.idleTimeout = .seconds(30)
+        let closures = ClosureReports()
+        try await withServer(limits, closures: closures) { port in
+            let socket = try TestSocket(port: port)
+            try socket.write("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")   // and nothing is read while the server writes
+            let reported = try await eventually(within: .seconds(10)) { closures.contains("response not read in time") }
+            #expect(reported, "the listener closed the connection for its unread response")
+            // The client then reads what the kernel still held, and the end of the stream: closed,
+            // not a connection still open when the deadline passed.
+            let (_, end) = await socket.drain(withinMilliseconds: 10_000)
+            #expect(end == .closed)
+        }
+    }
+
+    @Test func aBigResponseReadPromptlyIsServedWhole() async throws {
+        var limits = Self.limits
+        limits.writeTimeout = .seconds(3)   // the reader never pauses near this long
+        try await withServer(limits) { port in
+            let socket = try TestSocket(port: port)
+            try socket.write("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let (received, end) = await socket.drain(withinMilliseconds: 10_000)
+            #expect(end == .closed && received.count > 16 << 20, "all \(received.count) bytes, then the close the client asked for")
+        }
+    }
+
+    @Test func pipelinedRequestsPastTheBoundCloseTheConnection() async throws {
+        var limits = Self.limits
+        limits.maximumPipelinedRequests = 4
+        limits.headTimeout = .seconds(30)   // only the bound may close the connection
+        limits.idleTimeout = .seconds(30)
+        let closures = ClosureReports()
+        try await withServer(limits, closures: closures) { port in
+            let socket = try TestSocket(port: port)
+            // Forty requests in one write, none of the answers read before all are sent.
+            try socket.write(String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 40))
+            let (received, end) = await socket.drain(withinMilliseconds: 10_000)
+            let answered = String(decoding: received, as: UTF8.self).components(separatedBy: "HTTP/1.1 200").count - 1
+            #expect(end == .closed && answered <= 4, "closed after at most the bound's answers, not all forty: \(answered), \(end)")
+            #expect(closures.contains("too many pipelined requests"))
+        }
+    }
+
+    @Test func pipelinedRequestsWithinTheBoundAreAllAnswered() async throws {
+        var limits = Self.limits
+        limits.maximumPipelinedRequests = 4
+        try await withServer(limits) { port in
+            let socket = try TestSocket(port: port)
+            try socket.write(String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 4))
+            // Answered, then closed when idle (400 ms).
+            let (received, end) = await socket.drain(withinMilliseconds: 10_000)
+            let answered = String(decoding: received, as: UTF8.self).components(separatedBy: "HTTP/1.1 200").count - 1
+            #expect(end == .closed && answered == 4, "\(answered) answered")
+        }
+    }
+
     @Test func limitsComeFromTheEnvironmentAndBadValuesAreNamed() throws {
-        let limits = try ListenerLimits.fromEnvironment(["AGENT_PAYMENTS_HEAD_TIMEOUT_MS": "2500", "AGENT_PAYMENTS_MAX_CONNECTIONS": "77"])
+        let limits = try ListenerLimits.fromEnvironment(["AGENT_PAYMENTS_HEAD_TIMEOUT_MS": "2500", "AGENT_PAYMENTS_MAX_CONNECTIONS": "77",
+                                                         "AGENT_PAYMENTS_WRITE_TIMEOUT_MS": "1500", "AGENT_PAYMENTS_MAX_PIPELINED_REQUESTS": "3"])
         #expect(limits.headTimeout == .milliseconds(2500) && limits.maximumConnections == 77)
+        #expect(limits.writeTimeout == .milliseconds(1500) && limits.maximumPipelinedRequests == 3)
+        #expect(ListenerLimits().writeTimeout == .seconds(30) && ListenerLimits().maximumPipelinedRequests == 16)
         #expect { try ListenerLimits.fromEnvironment(["AGENT_PAYMENTS_IDLE_TIMEOUT_MS": "soon"]) } throws: { error in
             (error as? ListenerLimitsError)?.description == "AGENT_PAYMENTS_IDLE_TIMEOUT_MS must be a positive integer, got \"soon\""
         }
@@ -146,4 +216,40 @@ import Darwin
         #expect(now.soft == now.hard)
         #endif
     }
+}
+
+/// What the listener's pressure warnings said it closed (`connections.closed`, by reason).
+final class ClosureReports: Sendable {
+    private let reports = Mutex<[String]>([])
+
+    func record(_ report: String) { reports.withLock { $0.append(report) } }
+
+    /// Whether any report names `reason`.
+    func contains(_ reason: String) -> Bool { reports.withLock { $0.contains { $0.contains(reason) } } }
+}
+
+/// Keeps the `connections.closed` figure of every warning.
+struct RecordingLogHandler: LogHandler {
+    let reports: ClosureReports
+    var logLevel: Logger.Level = .warning
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        if let closed = event.metadata?["connections.closed"] { reports.record("\(closed)") }
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; whether it held.
+func eventually(within timeout: Duration, _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
 }

@@ -37,6 +37,45 @@ import TwilioPayments
     }
 }
 
+/// Card numbers in free text (what a tool's arguments must never carry).
+@Suite struct CardNumberTextTests {
+    @Test(arguments: [
+        "4111111111111111", "card 4111 1111 1111 1111 thanks", "4111-1111-1111-1111.", "amex 3782 822463 10005",
+        "4111-1111-1111-1111-1225",                     // a card number and its expiry, written on: 20 digits
+        "99" + "4111111111111111" + "122599",           // 24 digits with a Luhn-valid 16-digit window
+        "number:5555555555554444;", "word4111111111111111word", "４１１１１１１１１１１１１１１１", "٤١١١١١١١١١١١١١١١",
+        "00000000000000000000000000000001",             // 32 digits, no SID: zeros pass the Luhn check
+    ])
+    func cardNumbersAreFound(text: String) {
+        #expect(Masking.containsCardNumber(text))
+    }
+
+    @Test(arguments: [
+        "", "xxxxxxxxxxxx1111", "4111 1111", "123456789012", "card ending 1111, exp 12/25, cvv xxx", "amount 1234567.89 USD",
+        String(repeating: "1", count: 24),              // a long run with no Luhn-valid window
+        "4111  1111  1111  1111",                       // double spaces part the groups: none is long enough
+        "4111 - 1111 - 1111 - 1111",
+        "PK00000000000000000000000000000001", "paymentSid=PK0000000000000000000000000000000a, callSid=CA00000000000000000000000000000001",
+        "2026-12-01T08:15:44.123Z", "+1 415 555 0100",
+    ])
+    func otherTextIsNot(text: String) {
+        #expect(!Masking.containsCardNumber(text))
+    }
+
+    @Test func rangesCoverTheDigitsOfEachCardNumberWithTheirSeparators() {
+        let text = "card 4111 1111 1111 1111, then 4111-1111-1111-1111-1225 and 12345"
+        let found = Masking.cardNumberRanges(in: text).map { String(text[$0]) }
+        #expect(found == ["4111 1111 1111 1111", "4111-1111-1111-1111-122"], "overlapping windows merged: \(found)")
+    }
+
+    @Test func windowsAreFoundInsideLongerRuns() {
+        let digits = "41111111111111111225".map { $0.wholeNumberValue! }
+        #expect(Masking.cardNumberWindows(in: digits) == [5..<18, 0..<16, 1..<19])
+        #expect(Masking.cardNumberWindows(in: Array(repeating: 1, count: 24)).isEmpty)
+        #expect(Masking.cardNumberWindows(in: [4, 1, 1, 1]).isEmpty)
+    }
+}
+
 @Suite struct ErrorGuidanceTests {
     @Test func everyErrorTypeHasGuidance() {
         for error in PaymentErrorType.documented {

@@ -102,6 +102,21 @@ import TwilioPayments
         #expect(try await !flow.receiveCallback(secret: "not-a-secret", Sample.callback([:], sid: sid)))
     }
 
+    @Test func aCallbackKnowingOnlyTheURLCannotFinishTheSession() async throws {
+        let flow = coordinator()
+        let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        let secret = secret(from: api.calls[0].statusCallback)
+        // No Auth Token signs callbacks here: the URL's secret is all a sender needs to be heard.
+        let forged = PaymentStatusCallback(fields: [("Result", "success"), ("PaymentConfirmationCode", "forged")])
+        _ = try await flow.receiveCallback(secret: secret, forged)
+        #expect(try await flow.session(sid)?.phase == .active(current: nil), "no Sid: not applied")
+        let another = PaymentSID(validated: "PK" + String(repeating: "b", count: 32))
+        _ = try await flow.receiveCallback(secret: secret, Sample.callback(["Result": "success"], sid: another))
+        #expect(try await flow.session(sid)?.phase == .active(current: nil), "another payment's Sid: not applied")
+        _ = try await flow.receiveCallback(secret: secret, Sample.callback(["Result": "success", "PaymentConfirmationCode": "ch_1"], sid: sid))
+        #expect(try await flow.session(sid)?.phase.name == "completed", "the session's own Sid and call: finished")
+    }
+
     @Test func completionIsRefusedWithoutCallingTwilio() async throws {
         let flow = coordinator()
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)

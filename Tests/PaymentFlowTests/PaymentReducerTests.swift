@@ -149,6 +149,25 @@ import TwilioPayments
         #expect(!transition.changed)
     }
 
+    @Test(arguments: ["success", "payment-connector-error", "caller-hung-up", "caller-interrupted-with-star", "mystery"])
+    func aCallbackFinishesTheSessionOnlyWhenItNamesTheSessionsPaymentAndCall(result: String) {
+        let session = Sample.cardSession()
+        let other = PaymentSID(validated: "PK" + String(repeating: "b", count: 32))
+        let noSid = PaymentStatusCallback(fields: [("CallSid", Sample.call.rawValue), ("Result", result)])
+        let otherPayment = Sample.callback(["Result": result], sid: other)
+        let noCall = PaymentStatusCallback(fields: [("Sid", Sample.payment.rawValue), ("Result", result)])
+        let otherCall = PaymentStatusCallback(fields: [("Sid", Sample.payment.rawValue), ("CallSid", Sample.otherCall.rawValue), ("Result", result)])
+        for callback in [noSid, otherPayment, noCall, otherCall] {
+            let transition = PaymentReducer.reduce(session, .callbackReceived(callback, at: date))
+            #expect(!transition.changed && !transition.session.phase.isFinished, "\(result): \(callback)")
+        }
+        let starting = PaymentSession(callSID: Sample.call, configuration: session.configuration, at: date)
+        let early = PaymentReducer.reduce(starting, .callbackReceived(Sample.callback(["Result": result]), at: date))
+        #expect(!early.session.phase.isFinished, "a session without its payment SID yet is not finished by a callback")
+        let named = PaymentReducer.reduce(session, .callbackReceived(Sample.callback(["Result": result]), at: date))
+        #expect(named.changed && named.session.phase.isFinished)
+    }
+
     @Test func hangUpAndStarEndTheSession() {
         let hungUp = run(Sample.cardSession(), [.callbackReceived(Sample.callback(["Result": "caller-hung-up"]), at: date)])
         #expect(hungUp.phase.name == "call-ended")

@@ -56,6 +56,22 @@ import Testing
         for value in PaymentResult.documented { #expect(PaymentResult(rawValue: value.rawValue) == value) }
     }
 
+    @Test func aCallbackThatFinishesTheSessionMustNameItAsTwilioDoes() {
+        let identity = [("AccountSid", Fixture.account.rawValue), ("CallSid", Fixture.call.rawValue), ("Sid", Fixture.payment.rawValue)]
+        let whole = PaymentStatusCallback(fields: identity + [("Result", "success")])
+        #expect(whole.finishesSession && whole.refusal == nil)
+        let bare = PaymentStatusCallback(fields: [("Result", "success"), ("PaymentConfirmationCode", "ch_forged")])
+        #expect(bare.refusal == .finishingWithoutIdentity(missing: ["AccountSid", "CallSid", "Sid"]))
+        #expect(bare.refusal?.description == "a callback with a Result finishes the payment session, so it must carry AccountSid, CallSid "
+            + "and Sid as Twilio sends them; AccountSid, CallSid and Sid are missing or malformed")
+        let noSid = PaymentStatusCallback(fields: identity.filter { $0.0 != "Sid" } + [("Result", "caller-hung-up")])
+        #expect(noSid.refusal == .finishingWithoutIdentity(missing: ["Sid"]))
+        let malformed = PaymentStatusCallback(fields: identity.dropLast() + [("Sid", "PK123"), ("Result", "mystery")])
+        #expect(malformed.refusal == .finishingWithoutIdentity(missing: ["Sid"]), "a value that is no payment SID counts as none")
+        // Progress reports are not refused for missing SIDs: they cannot end anything.
+        #expect(PaymentStatusCallback(fields: [("Capture", "payment-card-number"), ("Result", "")]).refusal == nil)
+    }
+
     @Test func refusesMalformedBodies() {
         #expect(PaymentStatusCallback(body: "Sid=%ZZ") == nil)
         #expect(PaymentStatusCallback(body: "Sid=%E2%82") == nil)
