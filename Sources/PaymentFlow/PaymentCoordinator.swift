@@ -195,7 +195,7 @@ public actor PaymentCoordinator {
     }
 
     private func startOrResume(callSID: CallSID, options asked: PaymentSessionOptions, actor: PaymentActor?) async throws(FlowError) -> CommandOutcome {
-        let problems = asked.validate()
+        let problems = asked.validate() + Self.cardDataProblems(asked)
         if !problems.isEmpty { throw .invalidOptions(problems) }
         let (options, fromAmountDue) = try await authorize(asked, callSID: callSID, actor: actor)
         if let running = try await unfinished(onCall: callSID) {
@@ -255,6 +255,30 @@ public actor PaymentCoordinator {
         published.offer(session)
         await feed.publish(session)
         return CommandOutcome(session: try await create(session, key: key, url: url), repeated: false)
+    }
+
+    /// The free-text options that look like they hold a card number (a Luhn-valid run of 12–19
+    /// digits): they would be sent to Twilio and stored, so they are refused, never quoted.
+    static func cardDataProblems(_ options: PaymentSessionOptions) -> [String] {
+        var problems: [String] = []
+        if let description = options.description, Masking.containsCardNumber(description) {
+            problems.append("description looks like it holds a card number; card data never goes in a description")
+        }
+        for (name, value) in (options.parameters ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let text: String
+            switch value {
+            case .string(let string): text = string
+            case .number(let number): text = number
+            case .bool: continue
+            }
+            if Masking.containsCardNumber(name) || Masking.containsCardNumber(text) {
+                problems.append("a connector parameter looks like it holds a card number; card data never goes in a parameter")
+            }
+        }
+        if let connector = options.paymentConnector, Masking.containsCardNumber(connector) {
+            problems.append("paymentConnector looks like it holds a card number")
+        }
+        return problems
     }
 
     /// The options a start runs with, after the amount due and the spending policy: the amount

@@ -239,6 +239,14 @@ extension PaymentsMCP {
         let invocation = Invocation(call: call, arguments: ToolArguments(call.arguments), started: started, deadline: started + maximumWait)
         // The body bounds its own command and waits; this bounds everything else it awaits (the
         // store's reads, the readiness wait), so no call outlives the budget by more than a margin.
+        // Card data typed into any argument (a description, a parameter, a number) is refused
+        // before anything runs, and never echoed: not to the model, not to the logs.
+        if let field = Self.argumentHoldingCardData(call.arguments) {
+            return failure(Refusal(reason: "card-data-refused",
+                                   message: "The argument \(field) looks like it holds a card number; it was not used, stored or logged.",
+                                   retryable: false,
+                                   whatToDo: "Never pass card details to a tool: the caller types them on the keypad when a capture tool asks. Call again without them."))
+        }
         let answer = OneShot<ToolResult>()
         let work = Task { [self] in
             do {
@@ -263,6 +271,22 @@ extension PaymentsMCP {
         if Task.isCancelled { return ToolResult.refusal(reason: "cancelled", message: "The request was cancelled.", retryable: true) }
         return failure(Refusal(reason: "timeout", message: "The server could not answer within \(MCPNextStep.spoken(maximumWaitSeconds)) seconds (its session store is slow); nothing was lost.",
                                retryable: true, whatToDo: "Call getPaymentStatus with the callSid in a moment: it shows where the payment stands."))
+    }
+
+    /// The name of the first argument whose value (a string, or a number's digits, at any depth)
+    /// holds a Luhn-valid run of 12–19 digits (``Masking/containsCardNumber(_:)``); `nil` when none.
+    static func argumentHoldingCardData(_ arguments: [String: JSONValue]) -> String? {
+        func holds(_ value: JSONValue) -> Bool {
+            switch value {
+            case .string(let text): return Masking.containsCardNumber(text)
+            case .integer(let number): return Masking.containsCardNumber(String(number))
+            case .double(let number): return number.isFinite && Masking.containsCardNumber(String(format: "%.0f", number))
+            case .array(let items): return items.contains(where: holds)
+            case .object(let members): return members.contains { Masking.containsCardNumber($0.key) || holds($0.value) }
+            default: return false
+            }
+        }
+        return arguments.keys.sorted().first { holds(arguments[$0]!) }
     }
 
     /// How far past its budget a call may run before it answers `timeout`: room for the final

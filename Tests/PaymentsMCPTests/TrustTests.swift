@@ -142,3 +142,51 @@ import PaymentsTestSupport
 final class Tally: Sendable {
     let counts = Mutex<[String: Int]>([:])
 }
+
+/// Card data typed where it must not be: every argument of every tool is checked, and the
+/// refusal quotes nothing.
+@Suite struct CardDataInArgumentsTests {
+    @Test func aCardNumberInAnyArgumentIsRefusedUnquotedAndNothingIsStarted() async throws {
+        let harness = await Harness()
+        try await harness.client.connect()
+        let cases: [(String, JSONValue)] = [
+            ("description", "Customer card 4111 1111 1111 1111 exp 12/29"),
+            ("description", "ref 4111-1111-1111-1111-1225"),
+            ("chargeAmount", .integer(4_111_111_111_111_111)),
+            ("parameter", [["name": "AVSName", "value": "4111111111111111"]]),
+            ("paymentConnector", "4111111111111111"),
+        ]
+        for (name, value) in cases {
+            let result = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call), .init(name): value])
+            let serialized = result.serialized()
+            #expect(result["isError"] == true && result["structuredContent"]?["error"]?["reason"] == "card-data-refused", "\(name): \(serialized)")
+            #expect(text(result).contains("The argument \(name) looks like it holds a card number"))
+            #expect(!serialized.contains("1111 1111") && !serialized.contains("4111111111111111") && !serialized.contains("1111-1111"),
+                    "\(name): the value is never echoed")
+        }
+        #expect(harness.api.calls.isEmpty, "nothing reached Twilio")
+        // Ordinary text and digits that are not a card number pass.
+        let fine = try await harness.client.callTool("startPaymentCapture", arguments: [
+            "callSid": .string(Harness.call), "description": "Invoice 2026-1204 for order 12345", "chargeAmount": "19.99",
+        ])
+        #expect(fine["isError"] == nil, "\(fine)")
+    }
+
+    @Test func theCoordinatorRefusesCardDataInOptionsForEveryHost() async throws {
+        let harness = await Harness()
+        for options in [PaymentSessionOptions(description: "4111111111111111"),
+                        PaymentSessionOptions(parameters: ["note": .string("card 5555 5555 5555 4444")])] {
+            do {
+                _ = try await harness.coordinator.start(callSID: CallSID(validated: Harness.call), options: options)
+                Issue.record("card data in options must be refused")
+            } catch {
+                guard case .invalidOptions(let problems) = error else {
+                    Issue.record("unexpected \(error)")
+                    continue
+                }
+                #expect(problems.joined().contains("card number") && !problems.joined().contains("4111") && !problems.joined().contains("5555"))
+            }
+        }
+        #expect(harness.api.calls.isEmpty)
+    }
+}
