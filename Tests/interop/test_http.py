@@ -56,6 +56,9 @@ STARTUP_SECONDS = 20
 STOP_SECONDS = 15
 TIMEOUT = httpx2.Timeout(10.0)  # every raw request and every read of a stream is bounded by this
 MIB = 1 << 20
+# What a token needs to take payments: the admission scope the tests configure (`payments`) and
+# the scopes the payment tools ask for (Docs/http.md, Scopes).
+PAYMENT_SCOPES = "payments payments:read payments:capture payments:charge"
 ENDPOINT = re.compile(r"MCP endpoint (http://\S+/mcp)")
 
 
@@ -558,7 +561,7 @@ class Issuer:
     def claims(self, **overrides) -> dict:
         now = int(time.time())
         claims = {"iss": self.url, "aud": self.audience, "sub": "voice-agent-1", "iat": now, "nbf": now, "exp": now + 300,
-                  "scope": "payments", "jti": secrets.token_hex(8)}
+                  "scope": PAYMENT_SCOPES, "jti": secrets.token_hex(8)}
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 

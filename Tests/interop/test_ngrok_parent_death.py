@@ -1,6 +1,6 @@
 """If agent-payments is killed outright (SIGKILL, which no handler sees), the ngrok child it
 started must not outlive it. A stand-in `ngrok` on PATH serves the agent's local API and writes
-its pid; the server is started in live mode with NGROK_AUTH_TOKEN, killed, and the stand-in
+its pid and the names in its environment (only those the agent needs reach it); the server is started in live mode with NGROK_AUTH_TOKEN, killed, and the stand-in
 must be gone within 2 s."""
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from conftest import BIN
 FAKE_NGROK = r'''#!/usr/bin/env python3
 import http.server, json, os, sys
 args = sys.argv[1:]
-with open(os.environ["FAKE_NGROK_LOG"], "w") as log:
-    json.dump({"pid": os.getpid()}, log)
+# The agent gets only the environment it needs (NgrokConfiguration.childEnvironment), so the log
+# goes beside this script rather than to a path named in a variable of the test's own.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.json"), "w") as log:
+    json.dump({"pid": os.getpid(), "environment": sorted(os.environ)}, log)
 config = open(args[args.index("--config") + 1]).read()
 host, port = [line.split(": ")[1] for line in config.splitlines() if line.startswith("web_addr")][0].split(":")
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -51,7 +53,7 @@ def test_the_ngrok_child_dies_with_a_killed_server():
         fake.chmod(0o755)
         log = Path(directory) / "launch.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "NGROK_", "CALLBACK_"))}
-        env.update({"PATH": f"{directory}:{env.get('PATH', '/usr/bin:/bin')}", "FAKE_NGROK_LOG": str(log),
+        env.update({"PATH": f"{directory}:{env.get('PATH', '/usr/bin:/bin')}", "FAKE_NGROK_MARKER": "not for the agent",
                     "NGROK_AUTH_TOKEN": "fake-token", "AGENT_PAYMENTS_LOG_LEVEL": "info",
                     "TWILIO_API_BASE_URL": "http://127.0.0.1:9"})  # never called: no tool runs
         errlog = tempfile.TemporaryFile("w+b")
@@ -63,8 +65,10 @@ def test_the_ngrok_child_dies_with_a_killed_server():
                 assert server.poll() is None, (errlog.seek(0), errlog.read().decode())
                 assert time.monotonic() < deadline, "the server never reported its tunnel"
                 time.sleep(0.05)
-            pid = json.loads(log.read_text())["pid"]
+            launch = json.loads(log.read_text())
+            pid = launch["pid"]
             assert alive(pid)
+            assert "NGROK_AUTHTOKEN" in launch["environment"] and "FAKE_NGROK_MARKER" not in launch["environment"], launch
             server.send_signal(signal.SIGKILL)
             server.wait(timeout=10)
             gone_by = time.monotonic() + 2
