@@ -259,7 +259,9 @@ def main() -> None:
         env.update({"TWILIO_ACCOUNT_SID": simulator.info["accountSid"], "TWILIO_API_KEY": simulator.info["apiKey"],
                     "TWILIO_API_SECRET": simulator.info["apiSecret"], "TWILIO_AUTH_TOKEN": simulator.info["authToken"],
                     "TWILIO_API_BASE_URL": simulator.info["baseURL"], "CALLBACK_BASE_URL": f"http://127.0.0.1:{port}",
-                    "AGENT_PAYMENTS_LOG_LEVEL": "warning", "AGENT_PAYMENTS_MAX_CONNECTIONS": "2000"})
+                    "AGENT_PAYMENTS_LOG_LEVEL": "warning", "AGENT_PAYMENTS_MAX_CONNECTIONS": "2000",
+                    # The loop is the benchmark, not a runaway client: no tool-call rate limit.
+                    "AGENT_PAYMENTS_RATE_TOOL_CALLS": "0", "AGENT_PAYMENTS_RATE_TOOL_CALLS_PER_ADDRESS": "0"})
         ours = subprocess.Popen([str(bin_dir / "agent-payments"), "--http", f"127.0.0.1:{port}"], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes.append(ours)
