@@ -60,6 +60,7 @@ extension PaymentsMCP {
             "call.sid": "\(session.callSID)", "payment.sid": "\(session.paymentSID?.rawValue ?? "-")",
             "payment.phase": "\(session.phase.name)", "payment.version": "\(session.version)",
             "next.tool": "\(MCPNextStep(session.nextStep).tool?.rawValue ?? "-")",
+            "client": "\(RequestContext.current?.principal.id ?? "-")",
         ])
         let rendered = rendering(session)
         guard case .object(var members) = rendered.status else { return ToolResult(structured: rendered.status) }
@@ -87,7 +88,8 @@ extension PaymentsMCP {
     /// "message"}` (as the text block and `structuredContent`), with the session's `nextStep`
     /// when the refused request named a session the server knows.
     func failure(_ refusal: Refusal) -> ToolResult {
-        logger.warning("tool refused: \(redactor.redact(refusal.message))", metadata: ["reason": "\(refusal.reason)"])
+        logger.warning("tool refused: \(redactor.redact(refusal.message))",
+                       metadata: ["reason": "\(refusal.reason)", "client": "\(RequestContext.current?.principal.id ?? "-")"])
         let result = ToolResult.refusal(reason: refusal.reason, message: refusal.message, retryable: refusal.retryable,
                                         whatToDo: refusal.whatToDo, details: refusal.details, extra: refusal.extra)
         return ToolResult(structured: redactor.redact(result.structuredContent ?? .null), isError: true)

@@ -91,11 +91,13 @@ public final class PaymentsMCP: Sendable {
             var known: Set<PaymentSID> = []
             for await session in await coordinator.changes() {
                 guard let sid = session.paymentSID else { continue }
-                // Only to those who may see it: a subscription to another's payment hears nothing.
-                server.notifyResourceUpdated(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid)) { principal in
+                // Only to those who may see it: a subscription to another's payment hears nothing,
+                // and its list does not change for them.
+                let visible: @Sendable (Principal) -> Bool = { principal in
                     principal.has(PaymentScope.read) && principal.paymentActor.mayAccess(session)
                 }
-                if known.insert(sid).inserted || session.phase.isFinished { server.notifyResourcesListChanged() }
+                server.notifyResourceUpdated(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), visibleTo: visible)
+                if known.insert(sid).inserted || session.phase.isFinished { server.notifyResourcesListChanged(visibleTo: visible) }
                 if session.phase.isFinished { known.remove(sid) }
             }
         }

@@ -116,4 +116,18 @@ import TwilioPayments
         try await flow.registerAmountDue(AmountDue(amount: "5", expiresAt: Sample.date.addingTimeInterval(-1)), onCall: third)
         #expect(try await flow.amountDue(onCall: third) == nil)
     }
+
+    @Test func aCompletedChargeConsumesTheAmountDueAndKeepsItsCount() async throws {
+        let ledger = InMemorySpendingLedger()
+        let flow = coordinator(SpendingPolicy(dailyLimit: 100), ledger: ledger)
+        try await flow.registerAmountDue(AmountDue(amount: "40", expiresAt: Sample.date.addingTimeInterval(600)), onCall: Sample.call)
+        let started = try await flow.perform(.start(callSID: Sample.call, options: PaymentSessionOptions()), as: Self.alice).session
+        let sid = try #require(started.paymentSID)
+        let secret = String(try #require(api.calls.first?.statusCallback).split(separator: "/").last!)
+        _ = try await flow.receiveCallback(secret: secret, Sample.callback(["Result": "success", "PaymentConfirmationCode": "ch_1"], sid: sid))
+        #expect(try await flow.session(sid)?.phase.name == "completed")
+        #expect(try await flow.amountDue(onCall: Sample.call) == nil, "charged: the amount due is consumed, a second payment cannot charge it again")
+        #expect(await ledger.reserve(principal: "token:alice", day: "2027-01-15", currency: "USD", amount: 0, limit: 100).spentBefore == 40,
+                "what was charged stays counted")
+    }
 }

@@ -102,22 +102,27 @@ import PaymentsTestSupport
         let harness = await Harness(era: .legacy())
         let alice = try await client(harness, Self.alice, era: .legacy())
         let bob = try await client(harness, Self.bob, era: .legacy())
+        let heard = Tally()
+        for (name, client) in [("alice", alice), ("bob", bob)] {
+            // A legacy client hears of list changes once it has listed.
+            _ = try await client.request("resources/list")
+            Task {
+                for await message in client.notifications {
+                    if case .notification("notifications/resources/updated", let params) = message, let updated = params?["uri"]?.stringValue {
+                        heard.counts.withLock { $0[name + " " + updated, default: 0] += 1 }
+                    }
+                    if case .notification("notifications/resources/list_changed", _) = message {
+                        heard.counts.withLock { $0[name + " list", default: 0] += 1 }
+                    }
+                }
+            }
+        }
         let started = try await alice.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
         let sid = try #require(structured(started)["paymentSid"]?.stringValue)
         let uri = "payment://\(Harness.call)/\(sid)/status"
         // Accepted, as for any URI the template matches: the answer reveals nothing.
         _ = try await bob.request("resources/subscribe", ["uri": .string(uri)])
         _ = try await alice.request("resources/subscribe", ["uri": .string(uri)])
-        let heard = Tally()
-        for (name, client) in [("alice", alice), ("bob", bob)] {
-            Task {
-                for await message in client.notifications {
-                    if case .notification("notifications/resources/updated", let params) = message, let updated = params?["uri"]?.stringValue {
-                        heard.counts.withLock { $0[name + " " + updated, default: 0] += 1 }
-                    }
-                }
-            }
-        }
         _ = try await alice.callTool("captureCardNumber", arguments: ["paymentSid": .string(sid)])
         await harness.deliver(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx"], sid: sid)
         // Then a change of bob's own payment, which he does hear: his stream is in order, so once
@@ -135,6 +140,8 @@ import PaymentsTestSupport
         #expect(heard.counts.withLock { $0["alice " + uri, default: 0] } >= 2, "alice hears each change")
         #expect(heard.counts.withLock { $0["bob " + hisURI, default: 0] } >= 1, "bob hears his own")
         #expect(heard.counts.withLock { $0["bob " + uri, default: 0] } == 0, "bob hears nothing of alice's payment")
+        #expect(heard.counts.withLock { $0["bob list", default: 0] } == 1, "bob's list changed once: for his own payment, not for alice's")
+        #expect(heard.counts.withLock { $0["alice list", default: 0] } >= 1)
     }
 }
 

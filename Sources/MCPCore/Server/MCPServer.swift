@@ -214,9 +214,10 @@ public final class MCPServer: Sendable {
         for connection in openConnections() { connection.listChanged(.prompts) }
     }
 
-    /// Tells clients that the list of resources changed.
-    public func notifyResourcesListChanged() {
-        for connection in openConnections() { connection.listChanged(.resources) }
+    /// Tells clients that the list of resources changed; with `visibleTo`, only the connections
+    /// whose principal it admits (a change another principal cannot see tells it nothing).
+    public func notifyResourcesListChanged(visibleTo isVisible: (@Sendable (Principal) -> Bool)? = nil) {
+        for connection in openConnections() where isVisible?(connection.principal) ?? true { connection.listChanged(.resources) }
     }
 
     /// Sends a log message that belongs to no request to every legacy client whose level
