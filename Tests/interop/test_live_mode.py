@@ -117,10 +117,16 @@ async def test_a_live_payment_with_signed_callbacks_leaks_nothing(simulator):
     secrets = {"api secret": simulator.info["apiSecret"], "auth token": simulator.info["authToken"]}
     validator = RequestValidator(simulator.info["authToken"])
     async with live_server(simulator, seen) as (client, errlog, port):
-        # 1. A whole payment, following nextStep, with planted values in the tool arguments.
+        # 1. A whole payment, following nextStep, with planted values in the tool arguments. A card
+        # number in any argument is refused unquoted (and reaches nothing at Twilio: the payment the
+        # stand-in reports next is the second start's).
         call_sid = new_call()
+        message = await refused(client, "startPaymentCapture", callSid=call_sid, chargeAmount="7.25",
+                                description=f"order {CARD} {secrets['api secret']}")
+        assert "card-data-refused" in message, message
+        seen.append(message)
         status = await call(client, "startPaymentCapture", callSid=call_sid, chargeAmount="7.25",
-                            description=f"order {CARD} {secrets['api secret']}")
+                            description=f"order {secrets['api secret']}")
         created = simulator.next_payment()
         assert created["paymentSid"] == status["paymentSid"]
         callback_url = created["statusCallback"]
