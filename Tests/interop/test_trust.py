@@ -289,8 +289,12 @@ async def in_thread(function, *args):
     return await anyio.to_thread.run_sync(partial(function, *args))
 
 
+LIST_CHANGED = "notifications/resources/list_changed"
+
+
 def updates_until(reader, uri: str) -> list[str]:
-    """The URIs of the resource updates on a listen stream, up to and including one for `uri`."""
+    """What a listen stream says up to and including an update of `uri`: the URI of each update,
+    and LIST_CHANGED for each change of the resource list."""
     seen = []
     while True:
         message = reader.message()
@@ -299,6 +303,8 @@ def updates_until(reader, uri: str) -> list[str]:
             seen.append(message["params"]["uri"])
             if seen[-1] == uri:
                 return seen
+        elif message.get("method") == LIST_CHANGED:
+            seen.append(LIST_CHANGED)
 
 
 async def eventually(predicate, what: str, seconds: float = 10) -> None:
@@ -340,19 +346,25 @@ async def test_token_holders_see_only_their_own_payments_and_the_operator_sees_a
             response = post(server, legacy_request("tools/list", {}), legacy_headers(o.session, token=bob))
             error_reply(response, 404, o.book)
 
-            # Subscriptions: each may subscribe to the other's URI (as to any URI) but hears nothing of it.
+            # Subscriptions: each may subscribe to the other's URI (as to any URI) but hears nothing
+            # of it, nor of the list changing when the other starts a payment.
             with listening(server, b.book, id="bob-watch", token=bob,
-                           notifications={"resourceSubscriptions": [uri_of(call_a, sid_a), uri_of(call_b, sid_b)]}) as (_, reader, ack):
+                           notifications={"resourcesListChanged": True,
+                                          "resourceSubscriptions": [uri_of(call_a, sid_a), uri_of(call_b, sid_b)]}) as (_, reader, ack):
                 assert uri_of(call_a, sid_a) in ack["params"]["notifications"]["resourceSubscriptions"], ack
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", MCPDeprecationWarning)  # the legacy era's way, on purpose
                     await a.client.subscribe_resource(uri_of(call_b, sid_b))
                     await a.client.subscribe_resource(uri_of(call_a, sid_a))
-                # Alice's payment changes, then Bob's: Bob's stream carries only his own.
+                # Alice starts another payment and hers changes, then Bob's: Bob's stream carries only his own.
+                await start(a, new_call())
                 status_a = await settle(a.client, await call(a.client, "captureCardNumber", callSid=call_a, paymentSid=sid_a))
                 await b.tool("captureCardNumber", callSid=call_b, paymentSid=sid_b)
                 heard = await in_thread(updates_until, reader, uri_of(call_b, sid_b))
-                assert uri_of(call_a, sid_a) not in heard, f"bob heard of alice's payment: {heard}"
+                assert uri_of(call_a, sid_a) not in heard and LIST_CHANGED not in heard, f"bob heard of alice's payments: {heard}"
+                # His own new payment does change his list.
+                await start(b, new_call())
+                await in_thread(reader.until, lambda message: message.get("method") == LIST_CHANGED)
             # Bob's caller finishes typing; then Alice's payment changes again and she hears it,
             # having heard nothing of Bob's.
             deadline = time.monotonic() + 10
