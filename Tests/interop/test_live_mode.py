@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import socket
 import subprocess
 import tempfile
@@ -112,6 +113,12 @@ def post(url: str, fields: dict, signature: str, headers: dict | None = None) ->
         return error.code
 
 
+def plantable(*values: str) -> str:
+    """The first of `values` (random hex secrets) that a tool argument may carry: about one in a
+    hundred holds a Luhn-valid run of 12 digits, which tools refuse as card data."""
+    return next((value for value in values if not re.search(r"\d{12}", value)), values[0])
+
+
 async def test_a_live_payment_with_signed_callbacks_leaks_nothing(simulator):
     seen: list[str] = []
     secrets = {"api secret": simulator.info["apiSecret"], "auth token": simulator.info["authToken"]}
@@ -126,7 +133,7 @@ async def test_a_live_payment_with_signed_callbacks_leaks_nothing(simulator):
         assert "card-data-refused" in message, message
         seen.append(message)
         status = await call(client, "startPaymentCapture", callSid=call_sid, chargeAmount="7.25",
-                            description=f"order {secrets['api secret']}")
+                            description=f"order {plantable(secrets['api secret'], secrets['auth token'])}")
         created = simulator.next_payment()
         assert created["paymentSid"] == status["paymentSid"]
         callback_url = created["statusCallback"]
@@ -168,7 +175,8 @@ async def test_a_live_payment_with_signed_callbacks_leaks_nothing(simulator):
 
         # 3. The stand-in's error messages carry every secret and a card number (--leak-into-errors);
         # a planted tool argument is echoed back by it too.
-        message = await refused(client, "startPaymentCapture", callSid=new_call(), paymentConnector=f"conn-{secrets['auth token']}")
+        message = await refused(client, "startPaymentCapture", callSid=new_call(),
+                                paymentConnector=f"conn-{plantable(secrets['auth token'], secrets['api secret'])}")
         assert "64004" in message or "Pay Connector" in message, message
         seen.append(message)
         read = await client.read_resource(f"payment://{call_sid}/{sid}/status")
