@@ -22,8 +22,8 @@ import Synchronization
 /// ID publishes none), the one its `kty` and curve imply within ``Configuration/algorithms``. A
 /// token whose header names another algorithm is refused; the token never chooses.
 ///
-/// The principal is the token's `sub`, else `client_id`, else `azp` (a token with none is
-/// refused); its scopes are the token's `scope`/`scp`; its tenant is the claim
+/// The principal is the token's `sub` (`oauth:SUB`), else its `client_id` or `azp`
+/// (`oauth-client:ID`; a token with none is refused); its scopes are the token's `scope`/`scp`; its tenant is the claim
 /// ``Configuration/tenantClaim`` names.
 public final class OAuthResourceServer: BearerAuthenticator {
     /// How the resource server is set up.
@@ -204,11 +204,18 @@ public final class OAuthResourceServer: BearerAuthenticator {
         let missing = configuration.requiredScopes.filter { !claims.scopes.contains($0) }
         guard missing.isEmpty else { return .insufficientScope(required: configuration.requiredScopes) }
         // A token that names nobody cannot own anything: refused rather than shared.
-        guard let subject = [claims.sub, claims.strings["client_id"], claims.strings["azp"]].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
+        // A user (`sub`) and a client (`client_id`, `azp`) that happen to share a name are two
+        // principals: `oauth:NAME` and `oauth-client:NAME`.
+        let id: String
+        if let subject = claims.sub, !subject.isEmpty {
+            id = "oauth:" + subject
+        } else if let client = [claims.strings["client_id"], claims.strings["azp"]].compactMap({ $0 }).first(where: { !$0.isEmpty }) {
+            id = "oauth-client:" + client
+        } else {
             return .rejected(reason: "the token names no subject (sub, client_id or azp)")
         }
         let tenant = configuration.tenantClaim.flatMap { claims.strings[$0] }.flatMap { $0.isEmpty ? nil : $0 }
-        return .accepted(Principal(id: "oauth:" + subject, tenant: tenant, scopes: claims.scopes))
+        return .accepted(Principal(id: id, tenant: tenant, scopes: claims.scopes))
     }
 
     // MARK: Keys

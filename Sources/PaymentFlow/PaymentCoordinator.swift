@@ -288,7 +288,9 @@ public actor PaymentCoordinator {
     private func authorize(_ asked: PaymentSessionOptions, callSID: CallSID, actor: PaymentActor?) async throws(FlowError) -> (PaymentSessionOptions, Bool) {
         var options = asked
         var fromAmountDue = false
-        if let due = try await ledgered({ () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }) {
+        // Only an amount due this actor may use fixes its charge: another tenant's is not its business.
+        if let due = try await ledgered({ () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }),
+           actor?.mayUse(due) ?? true {
             if let text = asked.chargeAmount, let value = SpendingPolicy.decimal(text), value > 0 {
                 guard value == SpendingPolicy.decimal(due.amount), SpendingPolicy.currency(of: asked) == due.currency else {
                     throw .policy(.amountDiffers(asked: "\(text) \(SpendingPolicy.currency(of: asked))", due: due.amount, currency: due.currency))
@@ -319,7 +321,20 @@ public actor PaymentCoordinator {
     /// without an amount then charges it, and a start with another amount is refused
     /// (``PolicyRefusal/amountDiffers(asked:due:currency:)``). It applies until `due.expiresAt`,
     /// or until a payment on the call charges it.
-    public func registerAmountDue(_ due: AmountDue, onCall callSID: CallSID) async throws(FlowError) {
+    ///
+    /// With an `actor`, it is registered as that actor's (``PaymentActor/mayUse(_:)``), and it
+    /// is refused as ``FlowError/callBusy(callSID:)`` when the call already has another
+    /// principal's amount due or payment under way: nobody fixes what another tenant charges.
+    public func registerAmountDue(_ due: AmountDue, onCall callSID: CallSID, as actor: PaymentActor? = nil) async throws(FlowError) {
+        var due = due
+        if let actor {
+            if due.registeredBy == nil { due.registeredBy = actor.owner }
+            if let existing = try await ledgered({ () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }),
+               !actor.mayUse(existing) {
+                throw .callBusy(callSID: callSID)
+            }
+            if let running = try await unfinished(onCall: callSID), !actor.mayAccess(running) { throw .callBusy(callSID: callSID) }
+        }
         let problems = due.validate()
         if !problems.isEmpty { throw .invalidArgument(problems.joined(separator: "; ")) }
         if let maximum = policy.maximumCharge, let value = SpendingPolicy.decimal(due.amount), value > maximum {
@@ -331,14 +346,21 @@ public actor PaymentCoordinator {
         try await ledgered { () async throws(PaymentStoreError) in try await ledger.setAmountDue(due, onCall: callSID) }
     }
 
-    /// The amount due registered on `callSID`, if any still applies.
-    public func amountDue(onCall callSID: CallSID) async throws(FlowError) -> AmountDue? {
-        try await ledgered { () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }
+    /// The amount due registered on `callSID`, if any still applies (and, with an `actor`, only
+    /// one it may use: another tenant's reads as none).
+    public func amountDue(onCall callSID: CallSID, as actor: PaymentActor? = nil) async throws(FlowError) -> AmountDue? {
+        let due = try await ledgered { () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }
+        guard let due, actor?.mayUse(due) ?? true else { return nil }
+        return due
     }
 
-    /// Withdraws the amount due on `callSID`.
-    public func clearAmountDue(onCall callSID: CallSID) async throws(FlowError) {
+    /// Withdraws the amount due on `callSID`; returns whether there was one (with an `actor`,
+    /// one it may use: another tenant's is left alone, as if there were none).
+    @discardableResult
+    public func clearAmountDue(onCall callSID: CallSID, as actor: PaymentActor? = nil) async throws(FlowError) -> Bool {
+        guard try await amountDue(onCall: callSID, as: actor) != nil else { return false }
         try await ledgered { () async throws(PaymentStoreError) in try await ledger.clearAmountDue(onCall: callSID) }
+        return true
     }
 
     /// Runs one ledger request; a ledger that cannot answer is a store outage.

@@ -39,11 +39,25 @@ public struct PaymentActor: Sendable, Hashable {
     /// principal that started it, or one of the same tenant. A session that records no owner
     /// (started by a host without principals, or stored by an older build) is the operator's.
     public func mayAccess(_ session: PaymentSession) -> Bool {
+        mayAccess(owner: session.owner)
+    }
+
+    /// Whether this actor may see and act on what `other` owns: an operator always; otherwise
+    /// only what its own principal, or a principal of its tenant, owns (nothing owned by nobody).
+    public func mayAccess(owner other: PaymentOwner?) -> Bool {
         if isOperator { return true }
-        guard let sessionOwner = session.owner else { return false }
-        if sessionOwner.principal == owner.principal { return true }
-        if let tenant = owner.tenant, sessionOwner.tenant == tenant { return true }
+        guard let other else { return false }
+        if other.principal == owner.principal { return true }
+        if let tenant = owner.tenant, other.tenant == tenant { return true }
         return false
+    }
+
+    /// Whether an amount due applies to this actor's payments (and may be read, replaced or
+    /// withdrawn by it): one its principal or tenant registered, or one a host without
+    /// principals registered (``AmountDue/registeredBy`` `nil`). Another tenant's amount due
+    /// neither fixes this actor's charge nor shows to it.
+    public func mayUse(_ due: AmountDue) -> Bool {
+        due.registeredBy == nil || mayAccess(owner: due.registeredBy)
     }
 }
 
@@ -102,7 +116,8 @@ public struct AmountDue: Sendable, Equatable {
     public var amount: String
     /// ISO 4217, uppercased.
     public var currency: String
-    /// Who registered it.
+    /// Who registered it: only that principal, its tenant and operators see it, and it fixes
+    /// only their charges; `nil` (a host without principals) applies to everyone.
     public var registeredBy: PaymentOwner?
     /// When it stops applying.
     public var expiresAt: Date

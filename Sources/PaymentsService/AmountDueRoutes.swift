@@ -8,7 +8,11 @@ import TwilioPayments
 /// - `PUT /calls/{CallSid}/amount-due` with `{"amount": "49.90", "currency": "USD",
 ///   "expiresInSeconds": 3600}` registers it (`204`);
 /// - `GET` answers it (`200`, or `404` when none applies);
-/// - `DELETE` withdraws it (`204`).
+/// - `DELETE` withdraws it (`204`, or `404` when none is).
+///
+/// Amounts due belong to the principal that registered them and its tenant, as payments do:
+/// another tenant's reads as none (`404`), and registering on a call that holds another
+/// tenant's amount due or payment is refused (`409`).
 ///
 /// A `startPaymentCapture` on that call without an amount then charges it, and one with another
 /// amount is refused (``PolicyRefusal/amountDiffers(asked:due:currency:)``). Every request is
@@ -53,7 +57,9 @@ public struct AmountDueRoutes<Context: RequestContext>: Sendable {
         case .admitted(let admitted): actor = admitted
         }
         guard actor.mayCharge else {
-            return Self.json(.forbidden, ["error": "insufficient_scope", "message": "registering amounts due needs the payments:charge scope"])
+            var refusal = Self.json(.forbidden, ["error": "insufficient_scope", "message": "amounts due need the payments:charge scope"])
+            refusal.headers[.wwwAuthenticate] = "Bearer error=\"insufficient_scope\", scope=\"payments:charge\""
+            return refusal
         }
         guard let callSID = context.parameters.get("callSid").flatMap(CallSID.init) else {
             return Self.json(.badRequest, ["error": "invalid_call_sid", "message": "the path must name a Twilio Call SID (CA followed by 32 hexadecimal digits)"])
@@ -67,13 +73,15 @@ public struct AmountDueRoutes<Context: RequestContext>: Sendable {
         do throws(FlowError) {
             switch method {
             case .get:
-                guard let due = try await flow.amountDue(onCall: callSID) else {
+                guard let due = try await flow.amountDue(onCall: callSID, as: actor) else {
                     return Self.json(.notFound, ["error": "none", "message": "no amount due is registered for this call"])
                 }
                 return Self.json(.ok, ["amount": due.amount, "currency": due.currency,
                                        "expiresAt": ISO8601DateFormatter().string(from: due.expiresAt)])
             case .delete:
-                try await flow.clearAmountDue(onCall: callSID)
+                guard try await flow.clearAmountDue(onCall: callSID, as: actor) else {
+                    return Self.json(.notFound, ["error": "none", "message": "no amount due is registered for this call"])
+                }
                 return Response(status: .noContent)
             default:
                 let body: ByteBuffer
@@ -90,13 +98,14 @@ public struct AmountDueRoutes<Context: RequestContext>: Sendable {
                 let lifetime = max(1, min(parsed.expiresInSeconds ?? longest, longest))
                 let due = AmountDue(amount: parsed.amount.text, currency: parsed.currency ?? "USD", registeredBy: actor.owner,
                                     expiresAt: Date().addingTimeInterval(TimeInterval(lifetime)))
-                try await flow.registerAmountDue(due, onCall: callSID)
+                try await flow.registerAmountDue(due, onCall: callSID, as: actor)
                 return Response(status: .noContent)
             }
         } catch {
             switch error {
             case .invalidArgument(let problem): return Self.json(.badRequest, ["error": "invalid_amount", "message": problem])
             case .policy(let refusal): return Self.json(.unprocessableContent, ["error": refusal.reason, "message": refusal.description])
+            case .callBusy: return Self.json(.conflict, ["error": "call_busy", "message": "another client's amount due or payment is on this call; it cannot be changed from here"])
             default: return Self.json(.serviceUnavailable, ["error": "unavailable", "message": error.description], retryAfter: 1)
             }
         }

@@ -354,7 +354,7 @@ import Testing
         machine.client_id = "voice-app"
         machine.tid = "acme"
         #expect(await server.authenticate(token: try await issuer.sign(machine, with: key, kid: "ec-1"))
-                == .accepted(Principal(id: "oauth:voice-app", tenant: "acme", scopes: ["payments", "payments:read"])))
+                == .accepted(Principal(id: "oauth-client:voice-app", tenant: "acme", scopes: ["payments", "payments:read"])))
         var nobody = claims(issuer)
         nobody.sub = nil
         #expect(await server.authenticate(token: try await issuer.sign(nobody, with: key, kid: "ec-1"))

@@ -130,4 +130,31 @@ import TwilioPayments
         #expect(await ledger.reserve(principal: "token:alice", day: "2027-01-15", currency: "USD", amount: 0, limit: 100).spentBefore == 40,
                 "what was charged stays counted")
     }
+
+    @Test func anotherTenantsAmountDueIsNeitherSeenNorUsedNorChanged() async throws {
+        let flow = coordinator()
+        let due = AmountDue(amount: "49.90", expiresAt: Sample.date.addingTimeInterval(600))
+        try await flow.registerAmountDue(due, onCall: Sample.call, as: Self.alice)
+        #expect(try await flow.amountDue(onCall: Sample.call, as: Self.carol)?.registeredBy == Self.alice.owner, "a tenant-mate sees it")
+        #expect(try await flow.amountDue(onCall: Sample.call, as: Self.bob) == nil, "another tenant does not")
+        await #expect(throws: FlowError.callBusy(callSID: Sample.call)) {
+            try await flow.registerAmountDue(AmountDue(amount: "1", expiresAt: Sample.date.addingTimeInterval(600)), onCall: Sample.call, as: Self.bob)
+        }
+        #expect(try await flow.clearAmountDue(onCall: Sample.call, as: Self.bob) == false)
+        #expect(try await flow.amountDue(onCall: Sample.call)?.amount == "49.90", "untouched")
+        // Planted by bob on a call of alice's: alice's start does not charge it.
+        try await flow.registerAmountDue(AmountDue(amount: "1", expiresAt: Sample.date.addingTimeInterval(600)), onCall: Sample.otherCall, as: Self.bob)
+        let tokenized = try await flow.perform(.start(callSID: Sample.otherCall, options: PaymentSessionOptions()), as: Self.alice).session
+        #expect(!tokenized.configuration.isCharge && tokenized.charge == nil)
+        // Nobody may fix the amount on a call where another tenant's payment runs.
+        await #expect(throws: FlowError.callBusy(callSID: Sample.otherCall)) {
+            try await flow.clearAmountDue(onCall: Sample.otherCall)
+            try await flow.registerAmountDue(AmountDue(amount: "2", expiresAt: Sample.date.addingTimeInterval(600)), onCall: Sample.otherCall, as: Self.bob)
+        }
+        // A host without principals registers for everyone.
+        let third = CallSID(validated: "CA" + String(repeating: "3", count: 32))
+        try await flow.registerAmountDue(AmountDue(amount: "7", expiresAt: Sample.date.addingTimeInterval(600)), onCall: third)
+        let charged = try await flow.perform(.start(callSID: third, options: PaymentSessionOptions()), as: Self.bob).session
+        #expect(charged.configuration.options.chargeAmount == "7")
+    }
 }

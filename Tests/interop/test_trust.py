@@ -414,7 +414,7 @@ async def test_oauth_subjects_see_only_their_own_payments_and_tenant_mates_share
             call_x = new_call()
             sid_x = await start(service, call_x)
             await sees(RawPrincipal(server, issuer.token(sub=None, client_id="svc-x"), "client svc-x again"), call_x, sid_x)
-            assert "oauth:svc-x" in server.stderr_text(), "the principal is oauth:<client_id>"
+            assert "oauth-client:svc-x" in server.stderr_text(), "the principal is oauth-client:<client_id>"
             # No sub nor client_id: azp is; another client does not see svc-x's payment.
             other_client = RawPrincipal(server, issuer.token(sub=None, azp="svc-y"), "azp svc-y")
             assert reason(await other_client.tool("getPaymentStatus", paymentSid=sid_x)) == "unknown-session"
@@ -542,9 +542,11 @@ def test_the_spending_policy_bounds_each_charge_and_each_principals_day():
 
 
 async def test_an_amount_due_registered_by_the_backend_is_what_the_agent_charges():
-    backend, agent, reader = secret(), secret(), secret()
+    backend, agent, reader, mallory = secret(), secret(), secret(), secret()
     call_sid = new_call()
-    env = {"AGENT_PAYMENTS_HTTP_TOKENS": f"backend:{backend}, agent:{agent}, reader:{reader}:payments:read",
+    # The shop's backend and its agent share a tenant: the backend's amount due fixes the agent's
+    # charge. Mallory, of another tenant, can neither see nor change it.
+    env = {"AGENT_PAYMENTS_HTTP_TOKENS": f"backend@shop:{backend}, agent@shop:{agent}, reader@shop:{reader}:payments:read, mallory@evil:{mallory}",
            "AGENT_PAYMENTS_REQUIRE_AMOUNT_DUE": "true"}
     with anyio.fail_after(30), http_server(env, scripts={call_sid: {"payment-card-number": ["4242424242424242"]}}) as server:
         def due(method: str, call: str, token: str | None, body: dict | None = None):
@@ -567,6 +569,21 @@ async def test_an_amount_due_registered_by_the_backend_is_what_the_agent_charges
         assert (body["amount"], body["currency"]) == ("49.90", "EUR"), body
         expires = datetime.fromisoformat(body["expiresAt"].replace("Z", "+00:00"))
         assert 300 < (expires - datetime.now(timezone.utc)).total_seconds() <= 600, body
+
+        # Another tenant's amount due is none of Mallory's business: not shown, not replaced, not withdrawn.
+        assert due("GET", call_sid, mallory).status_code == 404
+        response = due("PUT", call_sid, mallory, {"amount": "1.00", "currency": "EUR"})
+        assert response.status_code == 409 and response.json()["error"] == "call_busy", describe(response)
+        assert due("DELETE", call_sid, mallory).status_code == 404
+        assert due("GET", call_sid, agent).json()["amount"] == "49.90", "unchanged"
+        # And what Mallory registers first on a call fixes nothing for the shop, which is told.
+        planted = new_call()
+        assert due("PUT", planted, mallory, {"amount": "1.00", "currency": "EUR"}).status_code == 204
+        tokenized = start_raw(server, agent, planted)
+        assert not tokenized.get("isError") and tokenized["structuredContent"].get("chargeAmount") in (None, "0"), \
+            f"mallory's amount is not charged: {tokenized}"
+        assert due("GET", planted, agent).status_code == 404
+        assert due("PUT", planted, backend, amount).status_code == 409
 
         # Another amount, or another currency, is refused; without an amount due nothing is charged.
         refusal(start_raw(server, agent, call_sid, chargeAmount=5000), "amount-differs-from-amount-due", "49.90")
