@@ -64,6 +64,9 @@ let package = Package(
         .library(name: "TwilioPayments", targets: ["TwilioPayments"]),
         /// The payment session state machine, coordinator and store; embeddable in any host.
         .library(name: "PaymentFlow", targets: ["PaymentFlow"]),
+        /// Payment events pushed to the voice app: the event model, Standard Webhooks signing,
+        /// endpoints with SSRF-safe targets, delivery with retries in order per payment.
+        .library(name: "PaymentEvents", targets: ["PaymentEvents"]),
         /// The bounds every HTTP listener keeps against slow and idle clients.
         .library(name: "ListenerGuard", targets: ["ListenerGuard"]),
         /// The status-callback receiver (Hummingbird) and the public-URL supervision (ngrok).
@@ -94,6 +97,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .target(
@@ -146,6 +150,25 @@ let package = Package(
         .target(
             name: "PaymentFlow",
             dependencies: ["TwilioPayments"],
+            swiftSettings: strictness
+        ),
+        .target(
+            name: "PaymentEvents",
+            dependencies: [
+                "PaymentFlow", "TwilioPayments",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "PaymentEventsTests",
+            dependencies: [
+                "PaymentEvents", "PaymentFlow", "TwilioPayments", "PaymentsTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: strictness
         ),
         /// Reducer steps per second and memory per live session (`Benchmarks/run`).

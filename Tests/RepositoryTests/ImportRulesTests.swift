@@ -20,6 +20,8 @@ import Testing
         "PaymentsMCP": ["Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "PaymentsService", "ServiceLifecycle", "MCPHTTP"],
         // The service library assembles the flow for any host: it knows no MCP.
         "PaymentsService": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP"],
+        // Events leave for any host's endpoints: no MCP, no listener.
+        "PaymentEvents": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentsService", "CallbackHTTP", "Hummingbird", "HummingbirdCore"],
     ]
 
     @Test func noTargetImportsWhatItMustNot() throws {
