@@ -79,8 +79,9 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
 /// short).
 public enum PaymentCommand: Sendable, Equatable {
     /// Start a session on the call with these options (or resume its unfinished one, if the
-    /// options are the same).
-    case start(callSID: CallSID, options: PaymentSessionOptions)
+    /// options and reference are the same). `reference` is the host's own name for what the
+    /// payment belongs to, echoed in every notice (``PaymentSession/reference``).
+    case start(callSID: CallSID, options: PaymentSessionOptions, reference: String? = nil)
     /// Capture an item; `restart` starts over an entry under way or captured.
     case capture(PaymentItem, paymentSID: PaymentSID, callSID: CallSID?, restart: Bool)
     /// Complete (charge or tokenize).
@@ -117,6 +118,8 @@ public actor PaymentCoordinator {
     private let api: any TwilioPaymentsAPI
     private let store: any PaymentStore
     private let ledger: any SpendingLedger
+    /// Where the notices of every stored change go (webhooks), if anywhere.
+    private let notices: (any PaymentNoticeSink)?
     /// What may be charged, whatever the agent asks.
     public nonisolated let policy: SpendingPolicy
     private let feed: any PaymentChangeFeed
@@ -144,7 +147,9 @@ public actor PaymentCoordinator {
     public init(api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
                 feed: any PaymentChangeFeed = InMemoryChangeFeed(), callbackURLs: any CallbackURLProvider,
                 callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make()), policy: SpendingPolicy = .unlimited,
-                ledger: any SpendingLedger = InMemorySpendingLedger(), now: @escaping @Sendable () -> Date = { Date() }) {
+                ledger: any SpendingLedger = InMemorySpendingLedger(), notices: (any PaymentNoticeSink)? = nil,
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.notices = notices
         self.callbackKey = callbackKey
         self.policy = policy
         self.ledger = ledger
@@ -174,8 +179,8 @@ public actor PaymentCoordinator {
     /// (a host that has no principals) every session is reachable and new ones have no owner.
     public func perform(_ command: PaymentCommand, as actor: PaymentActor? = nil) async throws(FlowError) -> CommandOutcome {
         switch command {
-        case .start(let callSID, let options):
-            return try await startOrResume(callSID: callSID, options: options, actor: actor)
+        case .start(let callSID, let options, let reference):
+            return try await startOrResume(callSID: callSID, options: options, reference: reference, actor: actor)
         case .capture(let item, let paymentSID, let callSID, let restart):
             return try await run(.captureRequested(item, at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(), restart: restart),
                                  paymentSID: paymentSID, callSID: callSID, actor: actor)
@@ -191,16 +196,19 @@ public actor PaymentCoordinator {
     /// Starts a payment session on `callSID`; on a call whose unfinished session has the same
     /// options, returns that session instead (resumed, nothing sent).
     public func start(callSID: CallSID, options: PaymentSessionOptions) async throws(FlowError) -> PaymentSession {
-        try await startOrResume(callSID: callSID, options: options, actor: nil).session
+        try await startOrResume(callSID: callSID, options: options, reference: nil, actor: nil).session
     }
 
-    private func startOrResume(callSID: CallSID, options asked: PaymentSessionOptions, actor: PaymentActor?) async throws(FlowError) -> CommandOutcome {
-        let problems = asked.validate() + Self.cardDataProblems(asked)
+    private func startOrResume(callSID: CallSID, options asked: PaymentSessionOptions, reference: String?,
+                               actor: PaymentActor?) async throws(FlowError) -> CommandOutcome {
+        let problems = asked.validate() + Self.cardDataProblems(asked) + Self.referenceProblems(reference)
         if !problems.isEmpty { throw .invalidOptions(problems) }
         let (options, fromAmountDue) = try await authorize(asked, callSID: callSID, actor: actor)
         if let running = try await unfinished(onCall: callSID) {
             if let actor, !actor.mayAccess(running) { throw .callBusy(callSID: callSID) }
-            guard running.configuration.options == options else { throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID) }
+            guard running.configuration.options == options, running.reference == reference else {
+                throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID)
+            }
             return try await resume(running)
         }
         // Counted before anything is stored or sent, so that replicas starting charges for one
@@ -236,6 +244,7 @@ public actor PaymentCoordinator {
                                      callbackSecretHash: CallbackSecretHash.of(secret))
         session.owner = actor?.owner
         session.charge = charge
+        session.reference = reference
         session.inFlight[.create] = key
         // Claimed before it can be found, so that a twin of this start resumes it rather than re-sending.
         let claim = SendingOperation(session: id, operation: .create)
@@ -246,7 +255,7 @@ public actor PaymentCoordinator {
             // Another start on this call won the race: the same request (a retry) resumes it.
             let running = try await unfinished(onCall: callSID)
             if let actor, let running, !actor.mayAccess(running) { throw .callBusy(callSID: callSID) }
-            guard let running, running.configuration.options == options else {
+            guard let running, running.configuration.options == options, running.reference == reference else {
                 throw .sessionInProgress(callSID: callSID, paymentSID: running?.paymentSID)
             }
             return try await resume(running)
@@ -278,6 +287,19 @@ public actor PaymentCoordinator {
         if let connector = options.paymentConnector, Masking.containsCardNumber(connector) {
             problems.append("paymentConnector looks like it holds a card number")
         }
+        return problems
+    }
+
+    /// What is wrong with a start's `reference`: longer than 256 characters, control
+    /// characters, or what looks like a card number (it is echoed in every notice).
+    static func referenceProblems(_ reference: String?) -> [String] {
+        guard let reference else { return [] }
+        var problems: [String] = []
+        if reference.isEmpty || reference.count > 256 { problems.append("reference must be 1 to 256 characters") }
+        if reference.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            problems.append("reference must not contain control characters")
+        }
+        if Masking.containsCardNumber(reference) { problems.append("reference looks like it holds a card number; card data never goes in a reference") }
         return problems
     }
 
@@ -537,6 +559,10 @@ public actor PaymentCoordinator {
             if try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: current.version) }) {
                 published.offer(transition.session)
                 await feed.publish(transition.session)
+                if let notices {
+                    let news = PaymentNotice.notices(from: current, to: session, at: now())
+                    if !news.isEmpty { await notices.publish(news) }
+                }
                 // Exactly one writer wins the change to a finished phase.
                 if !current.phase.isFinished, session.phase.isFinished { await settle(session) }
                 return transition

@@ -315,6 +315,9 @@ public struct PaymentSession: Sendable, Equatable {
     /// How the charge was authorized, when the spending policy counted it or the backend fixed
     /// its amount.
     public var charge: ChargeAuthorization?
+    /// The host's own name for what this payment belongs to (a voice app's conversation id),
+    /// echoed in every notice; at most 256 characters, never card data.
+    public var reference: String?
 
     public init(callSID: CallSID, configuration: PaymentConfiguration, at date: Date, id: String = UUID().uuidString,
                 callbackSecretHash: String = "") {

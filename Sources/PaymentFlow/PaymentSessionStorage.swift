@@ -64,6 +64,7 @@ private struct StoredSession: Codable {
     /// Format 2: who started the session, and how its charge was authorized.
     var owner: StoredOwner?
     var charge: StoredCharge?
+    var reference: String?
 
     init(_ session: PaymentSession) {
         format = PaymentSession.storageFormat
@@ -87,6 +88,7 @@ private struct StoredSession: Codable {
         version = session.version
         owner = session.owner.map { StoredOwner(principal: $0.principal, tenant: $0.tenant) }
         charge = session.charge.map { StoredCharge(countedOn: $0.countedOn, fromAmountDue: $0.fromAmountDue) }
+        reference = session.reference
     }
 
     func session() throws(PaymentSessionStorageError) -> PaymentSession {
@@ -118,6 +120,7 @@ private struct StoredSession: Codable {
         session.version = version
         session.owner = owner.map { PaymentOwner(principal: $0.principal, tenant: $0.tenant) }
         session.charge = charge.map { ChargeAuthorization(countedOn: $0.countedOn, fromAmountDue: $0.fromAmountDue) }
+        session.reference = reference
         return session
     }
 }

@@ -478,6 +478,8 @@ extension PaymentsMCP {
                              "description": "Amount to charge, e.g. 9.99 or \"9.99\" (a string is kept exactly); omit, null or 0 to tokenize only."],
             "currency": ["type": "string", "pattern": "^[A-Za-z]{3}$", "description": "ISO 4217 code, e.g. USD (default from CURRENCY)."],
             "description": ["type": "string", "maxLength": 255, "description": "Passed to the payment connector."],
+            "reference": ["type": "string", "minLength": 1, "maxLength": 256,
+                          "description": "Your own name for what this payment belongs to (a conversation id); echoed in the status and in every payment event sent to your webhook. Never card data."],
             "paymentMethod": Self.enumSchema(PaymentMethod.self, "credit-card (default) or ach-debit."),
             "tokenType": Self.enumSchema(TokenType.self, "Token kind (default from TOKEN_TYPE; payment-method is Stripe only)."),
             "paymentConnector": ["type": "string", "minLength": 1, "description": "The Pay Connector's unique name (default from PAYMENT_CONNECTOR, else Twilio's Default)."],
@@ -511,7 +513,8 @@ extension PaymentsMCP {
                                   retryable: false, whatToDo: "Pass callSid (CA followed by 32 hexadecimal digits), or have the voice platform send the \(callSIDHeader) header.")
                 }
                 let options = try options(from: invocation.arguments)
-                let outcome = try await perform(.start(callSID: callSID, options: options), coordinator, invocation,
+                let outcome = try await perform(.start(callSID: callSID, options: options, reference: invocation.arguments.string("reference")),
+                                                coordinator, invocation,
                                                 saying: "Starting a secure payment session.")
                 guard let outcome else {
                     return try await answer(nil, coordinator, invocation, sid: nil, callSID: callSID, said: nil, waitingFor: { _ in "" }, done: { _ in true })

@@ -35,6 +35,7 @@ public enum SessionJSON {
         return .object(dropping: [
             "callSid": .string(session.callSID.rawValue),
             "paymentSid": session.paymentSID.map { .string($0.rawValue) },
+            "reference": session.reference.map(JSONValue.string),
             "phase": .string(session.phase.name),
             "paymentMethod": .string(session.configuration.paymentMethod.rawValue),
             "chargeAmount": session.configuration.options.chargeAmount.map(JSONValue.string),
@@ -82,7 +83,7 @@ public enum SessionJSON {
     static let statusRequired: JSONValue = ["callSid", "phase", "paymentMethod", "items", "required", "missing", "version", "nextStep"]
 
     static let statusProperties: [String: JSONValue] = [
-        "callSid": ["type": "string"], "paymentSid": ["type": "string"],
+        "callSid": ["type": "string"], "paymentSid": ["type": "string"], "reference": ["type": "string"],
         "phase": names(PaymentPhase.Kind.allCases),
         "paymentMethod": names(PaymentMethod.allCases), "paymentCardNumber": ["type": "string"], "paymentCardType": ["type": "string"],
         "securityCode": ["type": "string"], "expirationDate": ["type": "string"], "paymentConfirmationCode": ["type": "string"],

@@ -64,6 +64,8 @@ public struct PaymentsConfiguration: Sendable {
     public var policy: SpendingPolicy = .unlimited
     /// Where daily totals and amounts due are counted: in memory by default; replicas share one.
     public var ledger: any SpendingLedger = InMemorySpendingLedger()
+    /// Where the notices of every change go (a webhook dispatcher), if anywhere.
+    public var notices: (any PaymentNoticeSink)?
     /// The key callback secrets are derived from (random per process by default).
     public var callbackKey: Secret
     /// Routes the system's own callback server serves beside the callbacks (with

@@ -174,7 +174,7 @@ struct FlowService: Service, CustomStringConvertible {
         }
         return .success(PaymentCoordinator(api: api, store: configuration.store, feed: configuration.changeFeed,
                                            callbackURLs: ReceiverCallbackURLs(receiver: receiver), callbackKey: configuration.callbackKey,
-                                           policy: configuration.policy, ledger: configuration.ledger))
+                                           policy: configuration.policy, ledger: configuration.ledger, notices: configuration.notices))
     }
 }
 

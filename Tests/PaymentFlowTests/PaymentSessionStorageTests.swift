@@ -40,6 +40,7 @@ import TwilioPayments
         var owned = card
         owned.owner = PaymentOwner(principal: "token:alice", tenant: "acme")
         owned.charge = ChargeAuthorization(countedOn: "2026-12-04", fromAmountDue: true)
+        owned.reference = "conversation-7"
         return [card, requested, typed, failed, completing, completed, declined, ended, cancelled, starting, withCreateKey, Sample.achSession(), owned]
     }
 

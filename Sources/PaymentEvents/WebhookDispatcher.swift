@@ -1,0 +1,363 @@
+import AsyncHTTPClient
+public import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+public import PaymentFlow
+public import ServiceLifecycle
+import Synchronization
+
+/// Delivers payment notices to webhook endpoints: at least once, in order per payment, each
+/// endpoint on its own.
+///
+/// - ``publish(_:)`` only queues (the payment flow never waits on an endpoint).
+/// - Each endpoint keeps a queue per payment. One payment's events go one at a time, in order: a
+///   later event waits while an earlier one is retried. Other payments, and other endpoints,
+///   go on meanwhile.
+/// - A 2xx response is delivery. `410 Gone` disables the endpoint (with a warning). Anything
+///   else — another status, a timeout, a refused connection, a target that fails its check — is
+///   retried with exponential backoff and full jitter (``RetryPolicy``), honouring
+///   `Retry-After`, until ``RetryPolicy/maximumAge`` after the event; then it is given up, with
+///   an error in the log.
+/// - Every attempt is signed afresh (the `webhook-timestamp` is the attempt's), under the same
+///   `webhook-id`, so a receiver de-duplicates by it.
+/// - Queues are bounded (``maximumPending`` per endpoint); an event past the bound is dropped
+///   and logged at error (the in-memory queue is not durable: a process that stops loses what
+///   it had not delivered).
+public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
+    /// Where events go, as the dispatcher needs it: a name for logs, the URL, which event types
+    /// it takes, and how each attempt is signed.
+    public struct Destination: Sendable {
+        public var name: String
+        public var url: String
+        public var accepts: @Sendable (String) -> Bool
+        /// The headers that sign `body` for event `id` at `timestamp` (Unix seconds).
+        public var sign: @Sendable (_ id: String, _ timestamp: Int, _ body: [UInt8]) -> [(name: String, value: String)]
+
+        public init(name: String, url: String, accepts: @escaping @Sendable (String) -> Bool,
+                    sign: @escaping @Sendable (_ id: String, _ timestamp: Int, _ body: [UInt8]) -> [(name: String, value: String)]) {
+            self.name = name
+            self.url = url
+            self.accepts = accepts
+            self.sign = sign
+        }
+    }
+
+    /// How failed deliveries are retried.
+    public struct RetryPolicy: Sendable {
+        /// The first wait (doubled each attempt, with full jitter).
+        public var initialDelay: Duration
+        /// The longest wait between two attempts (a longer `Retry-After` is shortened to it).
+        public var maximumDelay: Duration
+        /// How long after the event it is still attempted.
+        public var maximumAge: Duration
+        /// One attempt's time limit (connect, send, first response bytes).
+        public var attemptTimeout: Duration
+
+        public init(initialDelay: Duration = .seconds(2), maximumDelay: Duration = .seconds(3600), maximumAge: Duration = .seconds(86_400),
+                    attemptTimeout: Duration = .seconds(15)) {
+            self.initialDelay = initialDelay
+            self.maximumDelay = maximumDelay
+            self.maximumAge = maximumAge
+            self.attemptTimeout = attemptTimeout
+        }
+
+        /// The wait before attempt `attempt + 1`: `initialDelay · 2^attempt`, at most
+        /// `maximumDelay`, times a random factor in [0.5, 1].
+        func delay(after attempt: Int) -> Duration {
+            let exponential = initialDelay * (1 << min(attempt, 20))
+            let capped = min(exponential, maximumDelay)
+            return capped * Double.random(in: 0.5...1)
+        }
+    }
+
+    /// Checks a target before each attempt (``WebhookTarget``): the URL to post to, or why not.
+    public typealias TargetCheck = @Sendable (String) async -> Result<URL, any Error>
+
+    /// Counts for one endpoint, since start.
+    public struct Counts: Sendable, Equatable, CustomStringConvertible {
+        public var delivered = 0
+        public var retried = 0
+        public var failed = 0
+        public var dropped = 0
+        public var pending = 0
+        public var disabled = false
+
+        public var description: String {
+            "delivered \(delivered), pending \(pending), retried \(retried), failed \(failed), dropped \(dropped)\(disabled ? ", disabled (410)" : "")"
+        }
+    }
+
+    public let destinations: [Destination]
+    public let retry: RetryPolicy
+    /// Events queued per endpoint before new ones are dropped.
+    public let maximumPending: Int
+    let logger: Logger
+    let client: HTTPClient
+    let checkTarget: TargetCheck
+    private let workers: [EndpointWorker]
+
+    public init(destinations: [Destination], retry: RetryPolicy = RetryPolicy(), maximumPending: Int = 10_000,
+                checkTarget: @escaping TargetCheck, logger: Logger = Logger(label: "agent-payments.webhooks")) {
+        self.destinations = destinations
+        self.retry = retry
+        self.maximumPending = max(1, maximumPending)
+        self.logger = logger
+        self.checkTarget = checkTarget
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
+                                                     timeout: .init(connect: .seconds(5), read: .seconds(10)))
+        configuration.httpVersion = .http1Only
+        configuration.decompression = .disabled
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let shared = Shared(client: client, retry: retry, checkTarget: checkTarget, logger: logger, maximumPending: self.maximumPending)
+        workers = destinations.map { EndpointWorker(destination: $0, shared: shared) }
+    }
+
+    /// Queues `notices` for every endpoint that takes their type; returns at once.
+    public func publish(_ notices: [PaymentNotice]) async {
+        guard !workers.isEmpty else { return }
+        for notice in notices {
+            let body = WebhookPayload.body(notice)
+            let delivery = Delivery(id: notice.id, type: notice.type.rawValue, payment: notice.session.id, body: body,
+                                    createdAt: ContinuousClock.now)
+            for worker in workers where worker.destination.accepts(delivery.type) { worker.enqueue(delivery) }
+        }
+    }
+
+    /// Each endpoint's counts, by name.
+    public var counts: [String: Counts] {
+        Dictionary(uniqueKeysWithValues: workers.map { ($0.destination.name, $0.counts) })
+    }
+
+    /// Runs until a graceful shutdown; then gives queued deliveries a moment (at most 5 s) to
+    /// finish, stops the rest and closes the HTTP client.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        let deadline = ContinuousClock.now + .seconds(5)
+        while workers.contains(where: { $0.counts.pending > 0 }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for worker in workers {
+            let left = worker.stop()
+            if left > 0 {
+                logger.error("webhook events not delivered before shutdown", metadata: ["endpoint": "\(worker.destination.name)", "events": "\(left)"])
+            }
+        }
+        try? await client.shutdown()
+    }
+
+    /// What every endpoint's worker shares.
+    struct Shared: Sendable {
+        let client: HTTPClient
+        let retry: RetryPolicy
+        let checkTarget: TargetCheck
+        let logger: Logger
+        let maximumPending: Int
+    }
+
+    /// One event for one endpoint.
+    struct Delivery: Sendable {
+        let id: String
+        let type: String
+        let payment: String
+        let body: [UInt8]
+        let createdAt: ContinuousClock.Instant
+    }
+}
+
+/// One endpoint's queues: a queue per payment, drained by one task per payment at a time.
+final class EndpointWorker: Sendable {
+    let destination: WebhookDispatcher.Destination
+    private let shared: WebhookDispatcher.Shared
+
+    private struct State {
+        var queues: [String: [WebhookDispatcher.Delivery]] = [:]
+        var draining: [String: Task<Void, Never>] = [:]
+        var counts = WebhookDispatcher.Counts()
+        var stopped = false
+        var lastWarning: ContinuousClock.Instant?
+    }
+    private let state = Mutex(State())
+
+    init(destination: WebhookDispatcher.Destination, shared: WebhookDispatcher.Shared) {
+        self.destination = destination
+        self.shared = shared
+    }
+
+    var counts: WebhookDispatcher.Counts { state.withLock { $0.counts } }
+
+    func enqueue(_ delivery: WebhookDispatcher.Delivery) {
+        let payment = delivery.payment
+        let dropped = state.withLock { state -> Bool in
+            guard !state.stopped, !state.counts.disabled else { return false }
+            guard state.counts.pending < shared.maximumPending else {
+                state.counts.dropped += 1
+                return true
+            }
+            state.queues[payment, default: []].append(delivery)
+            state.counts.pending += 1
+            // One drain per payment at a time, registered before it can look for itself.
+            if state.draining[payment] == nil {
+                state.draining[payment] = Task { [self] in await drain(payment) }
+            }
+            return false
+        }
+        if dropped {
+            shared.logger.error("webhook queue full: event dropped", metadata: [
+                "endpoint": "\(destination.name)", "event.id": "\(delivery.id)", "event.type": "\(delivery.type)", "limit": "\(shared.maximumPending)",
+            ])
+        }
+    }
+
+    /// Stops every drain; returns how many events were left undelivered.
+    func stop() -> Int {
+        let (tasks, left) = state.withLock { state -> ([Task<Void, Never>], Int) in
+            state.stopped = true
+            let left = state.counts.pending
+            state.queues.removeAll()
+            state.counts.pending = 0
+            defer { state.draining.removeAll() }
+            return (Array(state.draining.values), left)
+        }
+        for task in tasks { task.cancel() }
+        return left
+    }
+
+    /// Delivers `payment`'s events one after another until its queue is empty.
+    private func drain(_ payment: String) async {
+        while let next = state.withLock({ state -> WebhookDispatcher.Delivery? in
+            guard !state.stopped, !state.counts.disabled, let head = state.queues[payment]?.first else {
+                state.queues.removeValue(forKey: payment)
+                state.draining.removeValue(forKey: payment)
+                return nil
+            }
+            return head
+        }) {
+            let outcome = await deliver(next)
+            state.withLock { state in
+                guard !state.stopped, state.queues[payment]?.first?.id == next.id else { return }
+                state.queues[payment]?.removeFirst()
+                state.counts.pending -= 1
+                switch outcome {
+                case .delivered: state.counts.delivered += 1
+                case .failed: state.counts.failed += 1
+                case .disabled:
+                    state.counts.failed += 1
+                    state.counts.disabled = true
+                    state.counts.dropped += state.counts.pending
+                    state.counts.pending = 0
+                    state.queues.removeAll()
+                }
+            }
+            if Task.isCancelled { return }
+        }
+    }
+
+    enum Outcome { case delivered, failed, disabled }
+
+    /// Attempts `delivery` until it is delivered, the endpoint is gone, or it is too old.
+    private func deliver(_ delivery: WebhookDispatcher.Delivery) async -> Outcome {
+        var attempt = 0
+        while !Task.isCancelled {
+            let result = await attemptOnce(delivery)
+            switch result {
+            case .success:
+                return .delivered
+            case .gone:
+                shared.logger.warning("webhook endpoint answered 410 Gone: disabled until restart", metadata: ["endpoint": "\(destination.name)"])
+                return .disabled
+            case .retry(let reason, let retryAfter):
+                var wait = shared.retry.delay(after: attempt)
+                if let retryAfter { wait = min(max(retryAfter, wait), shared.retry.maximumDelay) }
+                attempt += 1
+                state.withLock { $0.counts.retried += 1 }
+                if ContinuousClock.now + wait - delivery.createdAt > shared.retry.maximumAge {
+                    shared.logger.error("webhook event given up after retrying", metadata: [
+                        "endpoint": "\(destination.name)", "event.id": "\(delivery.id)", "event.type": "\(delivery.type)",
+                        "attempts": "\(attempt)", "reason": "\(reason)",
+                    ])
+                    return .failed
+                }
+                warn(reason, delivery: delivery, attempt: attempt, wait: wait)
+                try? await Task.sleep(for: wait)
+            }
+        }
+        return .failed
+    }
+
+    /// A failed attempt's warning, at most one per endpoint every 30 s (with the counts).
+    private func warn(_ reason: String, delivery: WebhookDispatcher.Delivery, attempt: Int, wait: Duration) {
+        let now = ContinuousClock.now
+        let due = state.withLock { state -> WebhookDispatcher.Counts? in
+            if let last = state.lastWarning, now - last < .seconds(30) { return nil }
+            state.lastWarning = now
+            return state.counts
+        }
+        guard let counts = due else { return }
+        shared.logger.warning("webhook delivery failed; retrying", metadata: [
+            "endpoint": "\(destination.name)", "event.id": "\(delivery.id)", "attempt": "\(attempt)", "reason": "\(reason)",
+            "retry.in.ms": "\(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)", "counts": "\(counts)",
+        ])
+    }
+
+    enum Attempt {
+        case success
+        case gone
+        case retry(String, retryAfter: Duration?)
+    }
+
+    private func attemptOnce(_ delivery: WebhookDispatcher.Delivery) async -> Attempt {
+        let url: URL
+        switch await shared.checkTarget(destination.url) {
+        case .success(let checked): url = checked
+        case .failure(let error): return .retry("the target was refused: \(error)", retryAfter: nil)
+        }
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "agent-payments-webhooks")
+        for (name, value) in destination.sign(delivery.id, Int(Date().timeIntervalSince1970), delivery.body) {
+            request.headers.add(name: name, value: value)
+        }
+        request.body = .bytes(ByteBuffer(bytes: delivery.body))
+        do {
+            let seconds = shared.retry.attemptTimeout.components.seconds
+            let response = try await shared.client.execute(request, timeout: .seconds(max(1, seconds)))
+            // Read (at most 64 KiB) and discard: a receiver's answer is never kept or logged.
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            switch response.status.code {
+            case 200..<300: return .success
+            case 410: return .gone
+            default:
+                return .retry("HTTP \(response.status.code)", retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
+            }
+        } catch {
+            return .retry(Self.describe(error), retryAfter: nil)
+        }
+    }
+
+    /// `Retry-After` in seconds or as an HTTP date.
+    static func retryAfter(_ value: String?) -> Duration? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let seconds = Int(value), seconds >= 0 { return .seconds(seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return .seconds(max(0, Int(date.timeIntervalSinceNow.rounded(.up))))
+    }
+
+    /// An HTTP client error in a few words, never a URL (its query might carry a token).
+    static func describe(_ error: any Error) -> String {
+        if let client = error as? HTTPClientError {
+            switch client {
+            case .connectTimeout: return "connect timeout"
+            case .readTimeout, .deadlineExceeded: return "no answer in time"
+            case .remoteConnectionClosed: return "the connection was closed"
+            default: return "HTTP client error"
+            }
+        }
+        return "connection failed (\(type(of: error)))"
+    }
+}
