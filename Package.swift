@@ -170,6 +170,8 @@ let package = Package(
             dependencies: [
                 "PaymentEvents", "PaymentFlow", "TwilioPayments", "PaymentsTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictness
         ),

@@ -104,11 +104,7 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
         self.maximumPending = max(1, maximumPending)
         self.logger = logger
         self.checkTarget = checkTarget
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
-                                                     timeout: .init(connect: .seconds(5), read: .seconds(10)))
-        configuration.httpVersion = .http1Only
-        configuration.decompression = .disabled
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        client = Self.sharedClient
         let shared = Shared(client: client, retry: retry, checkTarget: checkTarget, logger: logger, maximumPending: self.maximumPending)
         workers = destinations.map { EndpointWorker(destination: $0, shared: shared) }
     }
@@ -130,7 +126,7 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
     }
 
     /// Runs until a graceful shutdown; then gives queued deliveries a moment (at most 5 s) to
-    /// finish, stops the rest and closes the HTTP client.
+    /// finish and stops the rest.
     public func run() async throws {
         try? await gracefulShutdown()
         let deadline = ContinuousClock.now + .seconds(5)
@@ -143,8 +139,18 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
                 logger.error("webhook events not delivered before shutdown", metadata: ["endpoint": "\(worker.destination.name)", "events": "\(left)"])
             }
         }
-        try? await client.shutdown()
     }
+
+    /// One HTTP client for every dispatcher of the process, as `HTTPClient.shared` is (it is
+    /// never shut down), but never following a redirect (a receiver cannot send events
+    /// elsewhere), with connect and read timeouts and no decompression.
+    static let sharedClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
+                                                     timeout: .init(connect: .seconds(5), read: .seconds(10)))
+        configuration.httpVersion = .http1Only
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     /// What every endpoint's worker shares.
     struct Shared: Sendable {
