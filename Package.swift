@@ -322,7 +322,7 @@ let package = Package(
             name: "agent-payments",
             dependencies: [
                 "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
-                "MCPHTTP", "PaymentStorePostgres", "LazyCurl",
+                "MCPHTTP", "PaymentStorePostgres", "PaymentEvents", "LazyCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

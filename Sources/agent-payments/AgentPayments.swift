@@ -8,6 +8,7 @@ import Logging
 import MCPCore
 import PaymentsMCP
 import PaymentsService
+import PaymentEvents
 import ServiceLifecycle
 import Synchronization
 
@@ -132,7 +133,10 @@ struct Serve: AsyncParsableCommand {
         }
         let broadcast = LogBroadcastSwitch()
         let (server, redactor, logger) = prepare(configuration, broadcast: broadcast)
+        let webhooks = webhookDispatcher(configuration, logger: logger)
         try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
+        var paymentsConfiguration = paymentsConfiguration
+        paymentsConfiguration.notices = webhooks
         let payments = try PaymentsSystem(configuration: paymentsConfiguration, logger: logger)
         // Start-up lines go to stderr only; once the system is up, a legacy client that set a log
         // level hears of what happens outside its requests too (callbacks, expiry).
@@ -149,7 +153,7 @@ struct Serve: AsyncParsableCommand {
         // input shut down in reverse order: listen streams end with their result and stdout is
         // written out, then the tunnel is stopped and reaped and the listeners close. A part of
         // the payments system that fails to start does not stop MCP: tools report why.
-        try await runGroup([
+        try await runGroup(webhookServices(webhooks) + [
             .init(service: payments, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .ignore),
             .init(service: LibcurlWarmUp(payments: payments)),
             .init(service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
@@ -173,6 +177,22 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "agent-payments")
         logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])
         return (server, redactor, logger)
+    }
+
+    /// The webhook dispatcher for the configured endpoints, if any (its start-up line on stderr
+    /// names them, never their secrets).
+    static func webhookDispatcher(_ configuration: ServerConfiguration, logger: Logger) -> WebhookDispatcher? {
+        guard let settings = configuration.webhooks else { return nil }
+        logger.info("payment events go to webhooks", metadata: [
+            "webhooks": "\(settings.endpoints.map { "\($0.name) (\($0.events))" }.joined(separator: ", "))",
+        ])
+        return WebhookDispatcher(settings: settings, logger: Logger(label: "agent-payments.webhooks"))
+    }
+
+    /// The dispatcher as the group's first service, so that it stops last: after the flow has
+    /// made its last events, queued deliveries get their moment.
+    static func webhookServices(_ dispatcher: WebhookDispatcher?) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        dispatcher.map { [.init(service: $0)] } ?? []
     }
 
     /// Runs `services` as one group until SIGTERM or SIGINT (or one ends it), shutting down in

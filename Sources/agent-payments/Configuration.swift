@@ -1,5 +1,6 @@
 import Foundation
 import ListenerGuard
+import PaymentEvents
 import PaymentFlow
 import PaymentStorePostgres
 import PaymentsMCP
@@ -25,6 +26,8 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case invalidDatabaseURL(String)
     /// `migrate` without a database.
     case missingDatabaseURL
+    /// The webhook endpoints cannot be used; the sentence says why (never a secret).
+    case invalidWebhooks(String)
 
     var description: String {
         switch self {
@@ -59,6 +62,8 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
                 """
         case .invalidDatabaseURL(let reason):
             return "DATABASE_URL \(reason)"
+        case .invalidWebhooks(let reason):
+            return "webhooks: \(reason)"
         case .missingDatabaseURL:
             return "no database is configured: set DATABASE_URL (or pass --database-url) to postgres://user:password@host:5432/database"
         }
@@ -88,6 +93,10 @@ struct ServerConfiguration {
     /// The HTTP header a voice platform sends the call's SID in; it supplies `callSid` to tool
     /// calls that omit it.
     static let callSIDHeader = "X-Twilio-Call-Sid"
+
+    /// Where payment events are pushed (`AGENT_PAYMENTS_WEBHOOK_URL`, `AGENT_PAYMENTS_WEBHOOKS_FILE`;
+    /// Docs/voice-agents.md), if anywhere.
+    var webhooks: WebhookSettings?
 
     /// What makes an unauthenticated `/mcp` reachable from elsewhere, when
     /// `--allow-unauthenticated` let it start anyway (said loudly at start-up).
@@ -136,6 +145,15 @@ struct ServerConfiguration {
             configuration.maximumWait = .milliseconds(Int64(seconds * 1000))
         }
         configuration.payments.policy = try loadPolicy(environment)
+        do {
+            let webhooks = try WebhookEndpoints.load(environment: environment)
+            if !webhooks.endpoints.isEmpty {
+                configuration.webhooks = webhooks
+                configuration.secrets += webhooks.endpoints.map(\.secret.encoded)
+            }
+        } catch {
+            throw .invalidWebhooks(error.description)
+        }
         if let database = try loadDatabase(databaseURL, environment: environment) {
             configuration.database = database.configuration
             configuration.databaseStartTimeout = database.startTimeout

@@ -17,8 +17,10 @@ extension Serve {
     static func serveHTTP(_ configuration: ServerConfiguration, http: HTTPSettings) async throws {
         let (server, redactor, logger) = prepare(configuration, broadcast: LogBroadcastSwitch(on: false))
         let transport = MCPHTTPTransport(server: server, configuration: http.transport, logger: Logger(label: "agent-payments.http"))
+        let webhooks = webhookDispatcher(configuration, logger: logger)
         try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
         var payments = paymentsConfiguration
+        payments.notices = webhooks
         let built = Mutex<PaymentsSystem?>(nil)
         payments.additionalRoutes = AdditionalRoutes { router in
             transport.addRoutes(to: router, channel: { $0.channel })
@@ -49,7 +51,7 @@ extension Serve {
         PaymentsMCP(server: server, flow: system, defaults: configuration.defaults, redactor: redactor,
                     logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
                     callSIDHeader: ServerConfiguration.callSIDHeader).install()
-        try await runGroup([
+        try await runGroup(webhookServices(webhooks) + [
             .init(service: system, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup),
             .init(service: LibcurlWarmUp(payments: system)),
             .init(service: EndpointAnnouncer(system: system, transport: transport, settings: http, logger: logger),
