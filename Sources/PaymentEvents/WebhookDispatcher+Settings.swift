@@ -11,7 +11,7 @@ extension WebhookDispatcher {
             }
         }
         let allowPrivate = settings.allowPrivateNetworks
-        self.init(destinations: destinations, retry: RetryPolicy(maximumAge: settings.maximumAge), maximumPending: maximumPending,
+        self.init(destinations: destinations, retry: RetryPolicy(initialDelay: settings.firstRetryDelay, maximumAge: settings.maximumAge), maximumPending: maximumPending,
                   checkTarget: { url in await WebhookTarget.check(url, allowPrivateNetworks: allowPrivate).mapError { $0 } },
                   logger: logger)
     }

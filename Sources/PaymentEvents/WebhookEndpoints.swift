@@ -1,4 +1,5 @@
 import Foundation
+import PaymentFlow
 
 /// One HTTP endpoint of the voice app that receives payment events: where, signed with which
 /// secret, and which event types.
@@ -128,6 +129,9 @@ public struct WebhookSettings: Sendable, Equatable {
     public static let defaultMaximumAge: Duration = .seconds(86_400)
     /// The range ``maximumAge`` may be configured in, in seconds: a minute to a week.
     public static let maximumAgeRange: ClosedRange<Int> = 60...604_800
+    /// The first wait before a failed delivery is tried again (doubled each time, with jitter,
+    /// up to an hour): `AGENT_PAYMENTS_WEBHOOK_RETRY_FIRST_MS`, 10–60000, default 2000.
+    public var firstRetryDelay: Duration = .seconds(2)
 
     public init(endpoints: [WebhookEndpoint] = [], allowPrivateNetworks: Bool = false, maximumAge: Duration = defaultMaximumAge) {
         self.endpoints = endpoints
@@ -150,10 +154,7 @@ public struct WebhookSettings: Sendable, Equatable {
 /// their names are resolved and checked before each delivery.
 public enum WebhookEndpoints {
     /// Every event type there is, in the order a payment meets them.
-    public static let eventTypes: [String] = [
-        "payment.started", "payment.item.requested", "payment.item.progress", "payment.item.captured", "payment.item.invalid",
-        "payment.completed", "payment.failed", "payment.cancelled", "payment.call_ended",
-    ]
+    public static let eventTypes: [String] = PaymentNoticeType.allCases.map(\.rawValue)
 
     /// The name of the endpoint the `AGENT_PAYMENTS_WEBHOOK_*` variables give.
     public static let defaultName = "default"
@@ -181,6 +182,13 @@ public enum WebhookEndpoints {
                                     expected: "whole seconds from 60 to 604800 (how long an event's delivery is retried; default 86400)")
             }
             settings.maximumAge = .seconds(seconds)
+        }
+        if let text = value("AGENT_PAYMENTS_WEBHOOK_RETRY_FIRST_MS") {
+            guard let milliseconds = Int(text), (10...60_000).contains(milliseconds) else {
+                throw .invalidValue(variable: "AGENT_PAYMENTS_WEBHOOK_RETRY_FIRST_MS", value: text,
+                                    expected: "milliseconds between 10 and 60000 (the first wait before a failed delivery is tried again; default 2000)")
+            }
+            settings.firstRetryDelay = .milliseconds(milliseconds)
         }
 
         let url = value("AGENT_PAYMENTS_WEBHOOK_URL"), secret = value("AGENT_PAYMENTS_WEBHOOK_SECRET")

@@ -163,7 +163,8 @@ async def test_an_endpoint_that_fails_for_a_while_gets_everything_once_it_recove
     # The first six requests fail (500), then every one succeeds.
     with receiving(lambda n: 500 if n < 6 else 204) as receiver:
         env = {"AGENT_PAYMENTS_WEBHOOK_URL": receiver.url, "AGENT_PAYMENTS_WEBHOOK_SECRET": secret,
-               "AGENT_PAYMENTS_WEBHOOK_EVENTS": "payment.started,payment.item.captured,payment.completed"}
+               "AGENT_PAYMENTS_WEBHOOK_EVENTS": "payment.started,payment.item.captured,payment.completed",
+               "AGENT_PAYMENTS_WEBHOOK_RETRY_FIRST_MS": "50"}
         async with server(env, scripts={call_sid: {"payment-card-number": [CARD]}}) as (client, _):
             with anyio.fail_after(90):
                 final = await run_payment(client, call_sid, chargeAmount="5")
