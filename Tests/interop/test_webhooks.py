@@ -12,6 +12,7 @@ import secrets
 import tempfile
 import threading
 import time
+import urllib.error
 from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -196,3 +197,44 @@ async def test_a_bad_webhook_configuration_stops_the_server_with_a_sentence():
         done = subprocess.run([str(SERVER), "--simulate"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
         assert done.returncode != 0 and done.stdout == "", (env_extra, done)
         assert words in done.stderr and secret not in done.stderr, (env_extra, done.stderr)
+
+
+async def test_the_example_receiver_turns_events_into_what_the_agent_should_hear():
+    """Examples/webhook-receiver/receiver.py, as a voice app would run it, beside a whole payment."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    example = Path(__file__).resolve().parents[2] / "Examples" / "webhook-receiver" / "receiver.py"
+    secret = new_secret()
+    call_sid = new_call()
+    env = {**os.environ, "AGENT_PAYMENTS_WEBHOOK_SECRET": secret}
+    receiver = subprocess.Popen([sys.executable, str(example), "--port", "0"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        url = json.loads(receiver.stdout.readline())["listening"]
+        # A forgery is refused: the example checks every signature.
+        forged = urllib.request.Request(url, data=b'{"type":"payment.completed"}', method="POST",
+                                        headers={"webhook-id": "evt_x", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,AAAA"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forged, timeout=10)
+        assert refused.value.code == 400
+        async with server({"AGENT_PAYMENTS_WEBHOOK_URL": url, "AGENT_PAYMENTS_WEBHOOK_SECRET": secret},
+                          scripts={call_sid: {"payment-card-number": [CARD]}}) as (client, _):
+            with anyio.fail_after(60):
+                final = await run_payment(client, call_sid, reference="conversation-9")
+                assert final["phase"] == "completed", final
+        lines: list[dict] = []
+        with anyio.fail_after(20):
+            while not lines or lines[-1]["type"] != "payment.completed":
+                line = await anyio.to_thread.run_sync(receiver.stdout.readline)
+                assert line, "the receiver stopped"
+                lines.append(json.loads(line))
+        assert all(line["reference"] == "conversation-9" for line in lines)
+        said = {line["type"]: line["system_message"] for line in lines}
+        assert said["payment.item.captured"].startswith("The caller finished entering the"), said
+        assert said["payment.completed"].startswith("The payment went through."), said
+        assert "payment.item.progress" not in said, "nothing is said while the caller types"
+        assert all(CARD not in line["system_message"] for line in lines)
+    finally:
+        receiver.kill()
+        receiver.wait()
