@@ -27,6 +27,7 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
+from jsonschema import Draft202012Validator
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -241,6 +242,13 @@ async def test_json_examples_are_what_the_server_answers(served):
     header) and a refusal (completePaymentCapture before any capture): each must equal the
     server's answer to that call now, field by field, SIDs, times and versions aside."""
     examples = [json.loads(code) for _, code in blocks("json")]
+    # A webhook event example (payment.*) must be one the event schema accepts.
+    events = [example for example in examples if str(example.get("type", "")).startswith("payment.")]
+    schema = Draft202012Validator(json.loads((ROOT / "Docs" / "payment-events.schema.json").read_text()))
+    for event in events:
+        problems = [f"{list(e.absolute_path)}: {e.message}" for e in schema.iter_errors(event)]
+        assert not problems, f"the page's {event['type']} event does not match Docs/payment-events.schema.json: {problems}"
+    examples = [example for example in examples if example not in events]
     successes = [example for example in examples if "error" not in example]
     refusals = [example for example in examples if "error" in example]
     assert len(successes) == 1 and len(refusals) == 1, f"expected one success and one refusal example, got {len(examples)} blocks"
