@@ -133,6 +133,11 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
         while workers.contains(where: { $0.counts.pending > 0 }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
+        stop()
+    }
+
+    /// Stops every endpoint's deliveries now; what was not delivered is logged at error.
+    func stop() {
         for worker in workers {
             let left = worker.stop()
             if left > 0 {

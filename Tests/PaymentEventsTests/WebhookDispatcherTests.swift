@@ -140,7 +140,8 @@ final class Receiver: Sendable {
                 let data = try #require(request.json["data"] as? [String: Any])
                 #expect(data["reference"] as? String != nil && data["status"] != nil && data["nextStep"] != nil)
             }
-            #expect(dispatcher.counts["test"]?.delivered == first.count + second.count)
+            try await eventually("counted") { dispatcher.counts["test"]?.delivered == first.count + second.count }
+            dispatcher.stop()
         }
     }
 
@@ -156,6 +157,7 @@ final class Receiver: Sendable {
             try await eventually("all delivered after the failures") { receiver.delivered.count == events.count }
             #expect(receiver.delivered.map(\.id) == events.map(\.id), "each once, in order")
             #expect(Set(receiver.received.prefix(5).map(\.id)).count == 1, "the first event was retried while the others waited")
+            try await eventually("counted") { dispatcher.counts["test"]?.delivered == events.count }
             #expect(dispatcher.counts["test"]?.retried == 5)
             // Retry-After: 1 was honoured: the attempt after the 429 came at least a second later.
             let after429 = receiver.received[3], at429 = receiver.received[2]
@@ -179,6 +181,7 @@ final class Receiver: Sendable {
                 #expect(gone.received.count == 1, "nothing more is sent after 410")
                 try await eventually("the dead endpoint is being retried") { (dispatcher.counts["dead"]?.retried ?? 0) > 0 }
                 #expect(dispatcher.counts["dead"]?.delivered == 0)
+                dispatcher.stop()
             }
         }
     }
@@ -194,6 +197,7 @@ final class Receiver: Sendable {
             try await eventually("the filtered endpoint has its event") { receiver.delivered.count == 1 }
             #expect(receiver.delivered.map(\.type) == ["payment.cancelled"])
             #expect(dispatcher.counts["dead"]?.dropped == events.count - 3, "past the bound, events are dropped (and logged)")
+            dispatcher.stop()
         }
     }
 
