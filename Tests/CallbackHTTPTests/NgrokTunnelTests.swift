@@ -36,9 +36,15 @@ import TwilioPayments
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fake-ngrok-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let executable = directory.appendingPathComponent("ngrok").path
-        try Data(Self.fake.utf8).write(to: URL(fileURLWithPath: executable))
+        // Written through a descriptor closed on exec: a child another test spawns meanwhile must
+        // not inherit it open for writing, or running the script fails with ETXTBSY.
+        let descriptor = open(executable, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        guard descriptor >= 0 else { throw CocoaError(.fileWriteUnknown) }
+        let bytes = Array(Self.fake.utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
+        guard written == bytes.count else { throw CocoaError(.fileWriteUnknown) }
         try Data(mode.utf8).write(to: directory.appendingPathComponent("mode"))
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: executable)
         return (executable, directory.appendingPathComponent("log.json").path)
     }
 

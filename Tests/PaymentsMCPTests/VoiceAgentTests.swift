@@ -131,7 +131,9 @@ import PaymentsTestSupport
             }
             await finish(.cardNumber, harness, sid: sid)
         }
-        let result = try object(try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Self.call), "waitSeconds": 3],
+        // A wait as long as the harness's budget (10 s): the caller finishes as soon as the
+        // conditions above hold, so the call ends on the change however loaded the machine is.
+        let result = try object(try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Self.call), "waitSeconds": 10],
                                                                     progressToken: "wait"))
         try await typing.value
         progress.cancel()
@@ -158,7 +160,13 @@ import PaymentsTestSupport
         let paymentSID = try #require(session.paymentSID)
         _ = try await harness.coordinator.capture(.cardNumber, paymentSID: paymentSID)
         let started: JSONValue = ["paymentSid": .string(paymentSID.rawValue)]
-        let waited = try object(try await harness.client.callTool("getPaymentStatus", arguments: ["callSid": .string(Self.call), "waitSeconds": 60]))
+        // The answer is due within the budget and its margin. On a machine so loaded (the whole
+        // suite starting at once on two cores) that even the margin is missed, the server says
+        // `timeout` (retryable), and a client calls again, as this test does, up to twice more.
+        var waited = try object(try await harness.client.callTool("getPaymentStatus", arguments: ["callSid": .string(Self.call), "waitSeconds": 60]))
+        for _ in 0..<2 where waited["error"]?["reason"] == "timeout" {
+            waited = try object(try await harness.client.callTool("getPaymentStatus", arguments: ["callSid": .string(Self.call), "waitSeconds": 60]))
+        }
         #expect(waited["waited"]?["outcome"] == "time-up", "60 s shortened to the 3 s budget (else the call would end in a timeout refusal): \(waited)")
         #expect(waited["message"]?.stringValue?.contains("still entering the card number") == true)
         #expect(waited["nextStep"]?["tool"] == "getPaymentStatus" && waited["nextStep"]?["arguments"]?["waitSeconds"] == 3,
