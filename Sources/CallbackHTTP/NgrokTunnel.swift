@@ -49,19 +49,21 @@ public struct NgrokConfiguration: Sendable {
     public var port: Int
     /// How long to wait for the agent to report its public URL.
     public var startupTimeout: Duration
-    /// The environment the agent's is drawn from (this process's unless given). Only
-    /// ``passedEnvironmentNames`` (and `LC_*`) reach the agent, with `NGROK_AUTHTOKEN` set from
-    /// ``authToken``: the Twilio credentials, `DATABASE_URL` and the rest stay here.
+    /// The environment the agent's is drawn from, as the host gives it (the executable passes
+    /// its own; a library reads none). Only ``passedEnvironmentNames`` (and `LC_*`) reach the
+    /// agent, with `NGROK_AUTHTOKEN` set from ``authToken``: the Twilio credentials,
+    /// `DATABASE_URL` and the rest stay behind. Its `PATH` finds ``executable`` (else
+    /// `/usr/local/bin:/usr/bin:/bin`).
     public var environment: [String: String]
 
     public init(executable: String = "ngrok", authToken: Secret, domain: String? = nil, port: Int, startupTimeout: Duration = .seconds(20),
-                environment: [String: String]? = nil) {
+                environment: [String: String] = [:]) {
         self.executable = executable
         self.authToken = authToken
         self.domain = domain
         self.port = port
         self.startupTimeout = startupTimeout
-        self.environment = environment ?? ProcessInfo.processInfo.environment
+        self.environment = environment
     }
 
     /// The variables of ``environment`` the agent gets: where to find programs, its home and

@@ -33,8 +33,9 @@ public struct PaymentsConfiguration: Sendable {
         /// Known up front: a reverse proxy, a load balancer, a fixed tunnel.
         case explicit(String)
         /// An ngrok tunnel to the system's own callback server, opened at start and stopped on
-        /// shutdown. The token goes to the child's environment, never its command line.
-        case ngrok(authToken: Secret, domain: String? = nil, executable: String = "ngrok")
+        /// shutdown. The token goes to the child's environment, never its command line;
+        /// `environment` is what the agent's is drawn from (``NgrokConfiguration/environment``).
+        case ngrok(authToken: Secret, domain: String? = nil, executable: String = "ngrok", environment: [String: String] = [:])
         /// `http://127.0.0.1:<bound port>` of the system's own callback server: only something on
         /// this machine (the simulator) can call it.
         case loopback

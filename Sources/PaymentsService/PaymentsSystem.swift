@@ -88,10 +88,11 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
             }
             receiver.setPublicBaseURL(url)
             publicBase.announce(url)
-        case .ngrok(let token, let domain, let executable):
+        case .ngrok(let token, let domain, let executable, let environment):
             guard ownListener else { throw .publicURLNeedsOwnListener("ngrok") }
             services.append(CallbackServerService(receiver: receiver, listening: listening, additionalRoutes: configuration.additionalRoutes))
-            services.append(TunnelService(configuration: NgrokConfiguration(executable: executable, authToken: token, domain: domain, port: 0),
+            services.append(TunnelService(configuration: NgrokConfiguration(executable: executable, authToken: token, domain: domain, port: 0,
+                                                                            environment: environment),
                                           receiver: receiver, listening: listening, publicBase: publicBase, logger: logger.labelled("ngrok")))
         case .loopback:
             guard ownListener else { throw .publicURLNeedsOwnListener("loopback") }

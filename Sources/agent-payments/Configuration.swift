@@ -339,13 +339,14 @@ struct ServerConfiguration {
             }
             publicURL = .explicit(base)
         } else if let token = value("NGROK_AUTH_TOKEN") {
-            publicURL = .ngrok(authToken: Secret(token), domain: value("NGROK_CUSTOM_DOMAIN"))
+            // The agent's environment is drawn from this process's (only the basics reach it).
+            publicURL = .ngrok(authToken: Secret(token), domain: value("NGROK_CUSTOM_DOMAIN"), environment: environment)
         } else {
             throw .missingPublicURL
         }
         var secrets = [apiSecret]
         if let token = value("TWILIO_AUTH_TOKEN") { secrets.append(token) }
-        if case .ngrok(let token, _, _) = publicURL { secrets.append(token.revealed) }
+        if case .ngrok(let token, _, _, _) = publicURL { secrets.append(token.revealed) }
         let payments = PaymentsConfiguration(twilio: .live(credentials, baseURL: apiBaseURL), callbackListener: listener, publicURL: publicURL)
         return ServerConfiguration(payments: payments, defaults: defaults, secrets: secrets)
     }

@@ -55,7 +55,8 @@ import TwilioPayments
     @Test func startsDiscoversTheURLKeepsTheTokenOffTheCommandLineAndStops() async throws {
         let (executable, log) = try install(mode: "ok")
         let tunnel = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_123"),
-                                                                    domain: "pay.example.com", port: 8080))
+                                                                    domain: "pay.example.com", port: 8080,
+                                                                    environment: ProcessInfo.processInfo.environment))
         #expect(tunnel.publicURL == "https://pay.example.com")
         let launched = try launchLog(log)
         let argv = launched["argv"] as! [String]
@@ -97,7 +98,8 @@ import TwilioPayments
     @Test func reportsACrashWithoutTheToken() async throws {
         let (executable, _) = try install(mode: "crash")
         do {
-            _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_456"), port: 8080))
+            _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_456"), port: 8080,
+                                                               environment: ProcessInfo.processInfo.environment))
             Issue.record("started")
         } catch {
             #expect(error.description.contains("exited with status 1") && error.description.contains("authentication failed"), "\(error)")
