@@ -1,10 +1,13 @@
 public import Logging
+public import PaymentFlow
 
 extension WebhookDispatcher {
     /// A dispatcher for the configured endpoints: each attempt signed as Standard Webhooks with
     /// its endpoint's secret, each target checked (``WebhookTarget``) before each attempt, events
-    /// given up after ``WebhookSettings/maximumAge``.
-    public convenience init(settings: WebhookSettings, maximumPending: Int = 10_000, logger: Logger = Logger(label: "agent-payments.webhooks")) {
+    /// given up after ``WebhookSettings/maximumAge``. With `outbox`, deliveries come from it
+    /// (leased for ``WebhookSettings/lease``), shared by every replica.
+    public convenience init(settings: WebhookSettings, maximumPending: Int = 10_000, outbox: (any PaymentOutbox)? = nil,
+                            logger: Logger = Logger(label: "agent-payments.webhooks")) {
         let destinations = settings.endpoints.map { endpoint in
             Destination(name: endpoint.name, url: endpoint.url, accepts: { endpoint.accepts($0) }) { id, timestamp, body in
                 StandardWebhooks.headers(secret: endpoint.secret, id: id, timestamp: timestamp, body: body)
@@ -12,7 +15,7 @@ extension WebhookDispatcher {
         }
         let allowPrivate = settings.allowPrivateNetworks
         self.init(destinations: destinations, retry: RetryPolicy(initialDelay: settings.firstRetryDelay, maximumAge: settings.maximumAge), maximumPending: maximumPending,
-                  checkTarget: { url in await WebhookTarget.check(url, allowPrivateNetworks: allowPrivate).mapError { $0 } },
+                  outbox: outbox.map { OutboxDelivery(outbox: $0, lease: settings.lease) }, checkTarget: { url in await WebhookTarget.check(url, allowPrivateNetworks: allowPrivate).mapError { $0 } },
                   logger: logger)
     }
 }

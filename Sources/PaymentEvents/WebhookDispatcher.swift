@@ -95,22 +95,38 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
     let logger: Logger
     let client: HTTPClient
     let checkTarget: TargetCheck
+    /// Set when deliveries come from a transactional outbox rather than from memory.
+    public let outboxDelivery: OutboxDelivery?
     private let workers: [EndpointWorker]
+    private let outboxWorkers: [OutboxWorker]
 
+    /// A dispatcher for `destinations`. With `outbox`, it delivers what the store's outbox holds
+    /// (the coordinator writes it with each change, through ``outboxMessages(for:)``), shared with
+    /// every replica: nothing is lost when a process dies, and `maximumPending` does not apply.
+    /// Without, it delivers from bounded queues in memory.
     public init(destinations: [Destination], retry: RetryPolicy = RetryPolicy(), maximumPending: Int = 10_000,
-                checkTarget: @escaping TargetCheck, logger: Logger = Logger(label: "agent-payments.webhooks")) {
+                outbox: OutboxDelivery? = nil, checkTarget: @escaping TargetCheck, logger: Logger = Logger(label: "agent-payments.webhooks")) {
         self.destinations = destinations
         self.retry = retry
         self.maximumPending = max(1, maximumPending)
         self.logger = logger
         self.checkTarget = checkTarget
+        self.outboxDelivery = outbox
         client = Self.sharedClient
         let shared = Shared(client: client, retry: retry, checkTarget: checkTarget, logger: logger, maximumPending: self.maximumPending)
-        workers = destinations.map { EndpointWorker(destination: $0, shared: shared) }
+        if let outbox {
+            workers = []
+            outboxWorkers = destinations.map { OutboxWorker(destination: $0, shared: shared, delivery: outbox) }
+        } else {
+            workers = destinations.map { EndpointWorker(destination: $0, shared: shared) }
+            outboxWorkers = []
+        }
     }
 
-    /// Queues `notices` for every endpoint that takes their type; returns at once.
+    /// Queues `notices` for every endpoint that takes their type; returns at once. From an
+    /// outbox, the notices are already stored: this only wakes the endpoints to deliver them.
     public func publish(_ notices: [PaymentNotice]) async {
+        for worker in outboxWorkers { worker.doorbell.ring() }
         guard !workers.isEmpty else { return }
         for notice in notices {
             let body = WebhookPayload.body(notice)
@@ -122,18 +138,52 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
 
     /// Each endpoint's counts, by name.
     public var counts: [String: Counts] {
-        Dictionary(uniqueKeysWithValues: workers.map { ($0.destination.name, $0.counts) })
+        Dictionary(uniqueKeysWithValues: workers.map { ($0.destination.name, $0.counts) } + outboxWorkers.map { ($0.destination.name, $0.counts) })
     }
 
     /// Runs until a graceful shutdown; then gives queued deliveries a moment (at most 5 s) to
-    /// finish and stops the rest.
+    /// finish and stops the rest. From an outbox, the endpoints claim and deliver meanwhile, and
+    /// delivered and failed messages are purged after a day and a week; a delivery stopped at
+    /// shutdown is attempted again (here or by another replica) once its lease runs out.
     public func run() async throws {
+        if let outboxDelivery {
+            try await runFromOutbox(outboxDelivery)
+            return
+        }
         try? await gracefulShutdown()
         let deadline = ContinuousClock.now + .seconds(5)
         while workers.contains(where: { $0.counts.pending > 0 }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
         stop()
+    }
+
+    private func runFromOutbox(_ delivery: OutboxDelivery) async throws {
+        await withTaskGroup(of: Void.self) { group in
+            for worker in outboxWorkers { group.addTask { await worker.run() } }
+            group.addTask { [logger] in
+                // Finished messages kept a while for `webhooks status`, then forgotten; any replica may do it.
+                while !Task.isCancelled {
+                    let now = Date()
+                    do {
+                        let purged = try await delivery.outbox.purge(deliveredBefore: now.addingTimeInterval(-86_400),
+                                                                     failedBefore: now.addingTimeInterval(-7 * 86_400))
+                        if purged > 0 { logger.info("webhook outbox purged", metadata: ["messages": "\(purged)"]) }
+                    } catch {
+                        logger.debug("webhook outbox purge failed; trying again later", metadata: ["reason": "\(error)"])
+                    }
+                    try? await Task.sleep(for: .seconds(600))
+                }
+            }
+            try? await gracefulShutdown()
+            for worker in outboxWorkers { worker.finish() }
+            // The workers end once their deliveries in flight do; at most 5 s.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while outboxWorkers.contains(where: { $0.counts.pending > 0 }), ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            group.cancelAll()
+        }
     }
 
     /// Stops every endpoint's deliveries now; what was not delivered is logged at error.
@@ -270,9 +320,9 @@ final class EndpointWorker: Sendable {
     private func deliver(_ delivery: WebhookDispatcher.Delivery) async -> Outcome {
         var attempt = 0
         while !Task.isCancelled {
-            let result = await attemptOnce(delivery)
+            let result = await shared.attempt(destination, id: delivery.id, body: delivery.body)
             switch result {
-            case .success:
+            case .delivered:
                 return .delivered
             case .gone:
                 shared.logger.warning("webhook endpoint answered 410 Gone: disabled until restart", metadata: ["endpoint": "\(destination.name)"])
@@ -311,42 +361,6 @@ final class EndpointWorker: Sendable {
         ])
     }
 
-    enum Attempt {
-        case success
-        case gone
-        case retry(String, retryAfter: Duration?)
-    }
-
-    private func attemptOnce(_ delivery: WebhookDispatcher.Delivery) async -> Attempt {
-        let url: URL
-        switch await shared.checkTarget(destination.url) {
-        case .success(let checked): url = checked
-        case .failure(let error): return .retry("the target was refused: \(error)", retryAfter: nil)
-        }
-        var request = HTTPClientRequest(url: url.absoluteString)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "agent-payments-webhooks")
-        for (name, value) in destination.sign(delivery.id, Int(Date().timeIntervalSince1970), delivery.body) {
-            request.headers.add(name: name, value: value)
-        }
-        request.body = .bytes(ByteBuffer(bytes: delivery.body))
-        do {
-            let seconds = shared.retry.attemptTimeout.components.seconds
-            let response = try await shared.client.execute(request, timeout: .seconds(max(1, seconds)))
-            // Read (at most 64 KiB) and discard: a receiver's answer is never kept or logged.
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            switch response.status.code {
-            case 200..<300: return .success
-            case 410: return .gone
-            default:
-                return .retry("HTTP \(response.status.code)", retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
-            }
-        } catch {
-            return .retry(Self.describe(error), retryAfter: nil)
-        }
-    }
-
     /// `Retry-After` in seconds or as an HTTP date.
     static func retryAfter(_ value: String?) -> Duration? {
         guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
@@ -370,5 +384,45 @@ final class EndpointWorker: Sendable {
             }
         }
         return "connection failed (\(type(of: error)))"
+    }
+}
+
+extension WebhookDispatcher.Shared {
+    /// How one attempt ended.
+    enum Attempt {
+        case delivered
+        case gone
+        case retry(String, retryAfter: Duration?)
+    }
+
+    /// One signed POST of `body` (event `id`) to `destination`, after checking its target.
+    func attempt(_ destination: WebhookDispatcher.Destination, id: String, body: [UInt8]) async -> Attempt {
+        let url: URL
+        switch await checkTarget(destination.url) {
+        case .success(let checked): url = checked
+        case .failure(let error): return .retry("the target was refused: \(error)", retryAfter: nil)
+        }
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "agent-payments-webhooks")
+        for (name, value) in destination.sign(id, Int(Date().timeIntervalSince1970), body) {
+            request.headers.add(name: name, value: value)
+        }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let seconds = retry.attemptTimeout.components.seconds
+            let response = try await client.execute(request, timeout: .seconds(max(1, seconds)))
+            // Read (at most 64 KiB) and discard: a receiver's answer is never kept or logged.
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            switch response.status.code {
+            case 200..<300: return .delivered
+            case 410: return .gone
+            default:
+                return .retry("HTTP \(response.status.code)", retryAfter: EndpointWorker.retryAfter(response.headers.first(name: "Retry-After")))
+            }
+        } catch {
+            return .retry(EndpointWorker.describe(error), retryAfter: nil)
+        }
     }
 }

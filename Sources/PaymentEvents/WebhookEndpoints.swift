@@ -132,6 +132,10 @@ public struct WebhookSettings: Sendable, Equatable {
     /// The first wait before a failed delivery is tried again (doubled each time, with jitter,
     /// up to an hour): `AGENT_PAYMENTS_WEBHOOK_RETRY_FIRST_MS`, 10–60000, default 2000.
     public var firstRetryDelay: Duration = .seconds(2)
+    /// With PostgreSQL, how long a replica holds a message it is delivering before another may
+    /// take it again (how long a dead replica's delivery waits): `AGENT_PAYMENTS_WEBHOOK_LEASE_SECONDS`,
+    /// 20–3600, default 60. Longer than one attempt (15 s) so that a live replica is never doubled.
+    public var lease: Duration = .seconds(60)
 
     public init(endpoints: [WebhookEndpoint] = [], allowPrivateNetworks: Bool = false, maximumAge: Duration = defaultMaximumAge) {
         self.endpoints = endpoints
@@ -147,8 +151,10 @@ public struct WebhookSettings: Sendable, Equatable {
 /// - `AGENT_PAYMENTS_WEBHOOKS_FILE`: a JSON array of
 ///   `{"name": …, "url": …, "secret": …, "events": […]}` (`events` optional), for several.
 ///   Both forms may be used together; names are unique.
-/// - `AGENT_PAYMENTS_WEBHOOK_ALLOW_PRIVATE` (`true`/`false`) and
-///   `AGENT_PAYMENTS_WEBHOOK_MAX_AGE_SECONDS` (60–604800, default 86400).
+/// - `AGENT_PAYMENTS_WEBHOOK_ALLOW_PRIVATE` (`true`/`false`),
+///   `AGENT_PAYMENTS_WEBHOOK_MAX_AGE_SECONDS` (60–604800, default 86400),
+///   `AGENT_PAYMENTS_WEBHOOK_RETRY_FIRST_MS` (10–60000, default 2000) and
+///   `AGENT_PAYMENTS_WEBHOOK_LEASE_SECONDS` (20–3600, default 60; with PostgreSQL).
 ///
 /// URLs are checked here without DNS (``WebhookTarget/checkSyntax(_:allowPrivateNetworks:)``);
 /// their names are resolved and checked before each delivery.
@@ -189,6 +195,14 @@ public enum WebhookEndpoints {
                                     expected: "milliseconds between 10 and 60000 (the first wait before a failed delivery is tried again; default 2000)")
             }
             settings.firstRetryDelay = .milliseconds(milliseconds)
+        }
+
+        if let text = value("AGENT_PAYMENTS_WEBHOOK_LEASE_SECONDS") {
+            guard let seconds = Int(text), (20...3600).contains(seconds) else {
+                throw .invalidValue(variable: "AGENT_PAYMENTS_WEBHOOK_LEASE_SECONDS", value: text,
+                                    expected: "whole seconds from 20 to 3600 (how long a replica holds a delivery before another may retry it; default 60)")
+            }
+            settings.lease = .seconds(seconds)
         }
 
         let url = value("AGENT_PAYMENTS_WEBHOOK_URL"), secret = value("AGENT_PAYMENTS_WEBHOOK_SECRET")

@@ -556,13 +556,11 @@ public actor PaymentCoordinator {
             let transition = step(current)
             guard transition.changed else { return transition }
             let session = transition.session
-            if try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: current.version) }) {
+            let news = notices == nil ? [] : PaymentNotice.notices(from: current, to: session, at: now())
+            if try await storeChange(session, expectedVersion: current.version, notices: news) {
                 published.offer(transition.session)
                 await feed.publish(transition.session)
-                if let notices {
-                    let news = PaymentNotice.notices(from: current, to: session, at: now())
-                    if !news.isEmpty { await notices.publish(news) }
-                }
+                if let notices, !news.isEmpty { await notices.publish(news) }
                 // Exactly one writer wins the change to a finished phase.
                 if !current.phase.isFinished, session.phase.isFinished { await settle(session) }
                 return transition
@@ -570,6 +568,17 @@ public actor PaymentCoordinator {
             candidate = nil
         }
         throw .conflict
+    }
+
+    /// Stores a change, with the outbox messages of its notices when the notice sink delivers from
+    /// an outbox the store keeps (one transaction: the change and its messages, or neither).
+    private func storeChange(_ session: PaymentSession, expectedVersion: UInt64, notices news: [PaymentNotice]) async throws(FlowError) -> Bool {
+        if !news.isEmpty, let outboxStore = store as? any PaymentOutboxStore, let messages = notices?.outboxMessages(for: news) {
+            return try await stored({ () async throws(PaymentStoreError) in
+                try await outboxStore.compareAndSet(session, expectedVersion: expectedVersion, messages: messages)
+            })
+        }
+        return try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: expectedVersion) })
     }
 
     /// Runs one store request; a store that cannot answer becomes ``FlowError/storeUnavailable(_:)``.

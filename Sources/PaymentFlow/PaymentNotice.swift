@@ -94,9 +94,24 @@ public struct PaymentNotice: Sendable, Equatable {
     }
 }
 
-/// Where the coordinator hands the notices of every change it stores: a webhook dispatcher, an
-/// outbox. Called after the change is stored, in the order changes were stored by this
-/// coordinator; it must return quickly (queue, do not deliver inline).
+/// Where the coordinator hands the notices of every change it stores: a webhook dispatcher.
+///
+/// Two ways, chosen by the sink:
+/// - In memory: ``outboxMessages(for:)`` answers `nil` (the default), and ``publish(_:)`` gets
+///   the notices after the change is stored, in the order this coordinator stored changes.
+/// - Through a transactional outbox: ``outboxMessages(for:)`` turns the notices into messages,
+///   which a ``PaymentOutboxStore`` writes in the same transaction as the change; ``publish(_:)``
+///   then only says that there is something new to deliver.
+///
+/// Both must return quickly (queue, do not deliver inline).
 public protocol PaymentNoticeSink: Sendable {
+    /// Notices of a change just stored.
     func publish(_ notices: [PaymentNotice]) async
+    /// The outbox messages for `notices`, when this sink delivers from an outbox; `nil` when it
+    /// takes them in memory through ``publish(_:)``.
+    func outboxMessages(for notices: [PaymentNotice]) -> [OutboxMessage]?
+}
+
+extension PaymentNoticeSink {
+    public func outboxMessages(for notices: [PaymentNotice]) -> [OutboxMessage]? { nil }
 }

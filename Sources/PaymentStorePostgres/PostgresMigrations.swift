@@ -66,6 +66,31 @@ public enum PostgresMigrations {
             )
             """,
         ]),
+        Migration(version: 3, name: "webhook outbox", statements: [
+            """
+            CREATE TABLE agent_payments_outbox (
+                seq bigserial PRIMARY KEY,
+                destination text NOT NULL,
+                event_id text NOT NULL,
+                payment_id text NOT NULL,
+                type text NOT NULL,
+                body text NOT NULL,
+                state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+                attempts integer NOT NULL DEFAULT 0,
+                since timestamptz NOT NULL DEFAULT clock_timestamp(),
+                due_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                lease_owner text,
+                lease_until timestamptz,
+                last_error text,
+                finished_at timestamptz,
+                UNIQUE (destination, event_id)
+            )
+            """,
+            // What claims scan: each destination's pending messages, by payment and in order.
+            "CREATE INDEX agent_payments_outbox_pending ON agent_payments_outbox (destination, seq) WHERE state = 'pending'",
+            "CREATE INDEX agent_payments_outbox_payment ON agent_payments_outbox (destination, payment_id, seq) WHERE state = 'pending'",
+            "CREATE INDEX agent_payments_outbox_finished ON agent_payments_outbox (finished_at) WHERE state <> 'pending'",
+        ]),
     ]
 
     /// The newest schema version this build knows.

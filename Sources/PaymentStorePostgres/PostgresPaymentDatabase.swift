@@ -6,8 +6,8 @@ public import TwilioPayments
 import Synchronization
 
 /// Everything a replica needs from PostgreSQL, from one ``PostgresDatabaseConfiguration``: the
-/// connection pool, the ``PostgresPaymentStore``, the ``PostgresChangeFeed``, the migrations,
-/// and the callback key every replica shares.
+/// connection pool, the ``PostgresPaymentStore``, the ``PostgresChangeFeed``, the webhook
+/// ``PostgresPaymentOutbox``, the migrations, and the callback key every replica shares.
 ///
 /// ``run()`` runs the pool and the feed until cancelled or a graceful shutdown; start it first
 /// and stop it last. ``prepare(waitingUpTo:)`` migrates and reads the callback key, retrying
@@ -19,6 +19,8 @@ public final class PostgresPaymentDatabase: Service, Sendable {
     public let feed: PostgresChangeFeed
     /// Daily totals and amounts due, shared by every replica.
     public let ledger: PostgresSpendingLedger
+    /// The webhook outbox the store writes with each change, for every replica to deliver.
+    public let outbox: PostgresPaymentOutbox
     private let logger: Logger
 
     public init(configuration: PostgresDatabaseConfiguration, logger: Logger) {
@@ -34,6 +36,7 @@ public final class PostgresPaymentDatabase: Service, Sendable {
         store = PostgresPaymentStore(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
         feed = PostgresChangeFeed(store: store)
         ledger = PostgresSpendingLedger(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
+        outbox = PostgresPaymentOutbox(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
     }
 
     /// Runs the connection pool, and the change feed's listening connection, until cancelled

@@ -86,7 +86,7 @@ func withTimeout<T: Sendable>(_ timeout: Duration, _ request: @escaping @Sendabl
 /// the session's id and version (never payment data), delivered when it commits. A partial
 /// unique index keeps one unfinished session per call. Values are masked again on the way in
 /// and out, as ``InMemoryPaymentStore`` does.
-public final class PostgresPaymentStore: PaymentStore, Sendable {
+public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     let client: PostgresClient
     let logger: Logger
     /// How long one request may take before it fails as unreachable.
@@ -119,12 +119,18 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
     }
 
     public func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) async throws(PaymentStoreError) -> Bool {
+        try await compareAndSet(session, expectedVersion: expectedVersion, messages: [])
+    }
+
+    /// One statement, so one transaction: the compare-and-set, the `NOTIFY`, and `messages`
+    /// appended to `agent_payments_outbox` (only when the session is stored).
+    public func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?, messages: [OutboxMessage]) async throws(PaymentStoreError) -> Bool {
         let clean = session.sanitized()
         let json = String(decoding: clean.storageJSON(), as: UTF8.self)
         let inFlight = Self.inFlightJSON(clean)
         let sid = clean.paymentSID?.rawValue
         let version = Int64(clean.version)
-        let query: PostgresQuery
+        var query: PostgresQuery
         if let expectedVersion {
             query = """
                 WITH changed AS (
@@ -133,8 +139,7 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
                         in_flight = \(inFlight)::jsonb, session = \(json)::jsonb, updated_at = \(clean.updatedAt),
                         change_seq = nextval('agent_payments_change_seq'), changed_at = clock_timestamp()
                     WHERE id = \(clean.id) AND version = \(Int64(expectedVersion))
-                    RETURNING id, version, change_seq, changed_at)
-                SELECT pg_notify('\(unescaped: PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq) FROM changed
+                    RETURNING id, version, change_seq)
                 """
         } else {
             query = """
@@ -146,11 +151,12 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
                         nextval('agent_payments_change_seq'), clock_timestamp())
                     ON CONFLICT DO NOTHING
                     RETURNING id, version, change_seq)
-                SELECT pg_notify('\(unescaped: PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq) FROM changed
                 """
         }
+        if !messages.isEmpty { Self.appendOutbox(messages, to: &query) }
+        query.sql += "\nSELECT pg_notify('\(PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq) FROM changed"
         do {
-            return try await bounded { [client, logger] in
+            return try await bounded { [client, logger, query] in
                 var stored = false
                 for try await _ in try await client.query(query, logger: logger) { stored = true }
                 return stored
@@ -161,6 +167,27 @@ public final class PostgresPaymentStore: PaymentStore, Sendable {
             if case .refused(let state, _) = failure, state == "23505" { return false }
             throw PaymentStoreError(failure.description)
         }
+    }
+
+    /// Adds `, queued AS (INSERT …)` after the `changed` CTE: the messages in their order (their
+    /// sequence numbers follow it), written only if `changed` returned the session. Every
+    /// data-modifying CTE runs to completion whether or not the final SELECT reads it.
+    static func appendOutbox(_ messages: [OutboxMessage], to query: inout PostgresQuery) {
+        let first = query.binds.count + 1
+        query.sql += """
+            , queued AS (
+                INSERT INTO agent_payments_outbox (destination, event_id, payment_id, type, body)
+                SELECT m.destination, m.event_id, m.payment_id, m.type, m.body
+                FROM changed, unnest($\(first)::text[], $\(first + 1)::text[], $\(first + 2)::text[], $\(first + 3)::text[], $\(first + 4)::text[])
+                    WITH ORDINALITY AS m(destination, event_id, payment_id, type, body, position)
+                ORDER BY m.position
+                ON CONFLICT (destination, event_id) DO NOTHING)
+            """
+        query.binds.append(messages.map(\.destination))
+        query.binds.append(messages.map(\.id))
+        query.binds.append(messages.map(\.payment))
+        query.binds.append(messages.map(\.type))
+        query.binds.append(messages.map { String(decoding: $0.body, as: UTF8.self) })
     }
 
     public func activeSessions() async throws(PaymentStoreError) -> [PaymentSession] {

@@ -9,6 +9,7 @@ import MCPCore
 import PaymentsMCP
 import PaymentsService
 import PaymentEvents
+import PaymentFlow
 import ServiceLifecycle
 import Synchronization
 
@@ -133,8 +134,8 @@ struct Serve: AsyncParsableCommand {
         }
         let broadcast = LogBroadcastSwitch()
         let (server, redactor, logger) = prepare(configuration, broadcast: broadcast)
-        let webhooks = webhookDispatcher(configuration, logger: logger)
-        try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
+        try await withStore(configuration, logger: logger) { paymentsConfiguration, database in
+        let webhooks = webhookDispatcher(configuration, outbox: database?.outbox, logger: logger)
         var paymentsConfiguration = paymentsConfiguration
         paymentsConfiguration.notices = webhooks
         let payments = try PaymentsSystem(configuration: paymentsConfiguration, logger: logger)
@@ -181,12 +182,13 @@ struct Serve: AsyncParsableCommand {
 
     /// The webhook dispatcher for the configured endpoints, if any (its start-up line on stderr
     /// names them, never their secrets).
-    static func webhookDispatcher(_ configuration: ServerConfiguration, logger: Logger) -> WebhookDispatcher? {
+    static func webhookDispatcher(_ configuration: ServerConfiguration, outbox: (any PaymentOutbox)?, logger: Logger) -> WebhookDispatcher? {
         guard let settings = configuration.webhooks else { return nil }
         logger.info("payment events go to webhooks", metadata: [
             "webhooks": "\(settings.endpoints.map { "\($0.name) (\($0.events))" }.joined(separator: ", "))",
+            "webhooks.queue": "\(outbox == nil ? "memory" : "database outbox")",
         ])
-        return WebhookDispatcher(settings: settings, logger: Logger(label: "agent-payments.webhooks"))
+        return WebhookDispatcher(settings: settings, outbox: outbox, logger: Logger(label: "agent-payments.webhooks"))
     }
 
     /// The dispatcher as the group's first service, so that it stops last: after the flow has

@@ -17,8 +17,8 @@ extension Serve {
     static func serveHTTP(_ configuration: ServerConfiguration, http: HTTPSettings) async throws {
         let (server, redactor, logger) = prepare(configuration, broadcast: LogBroadcastSwitch(on: false))
         let transport = MCPHTTPTransport(server: server, configuration: http.transport, logger: Logger(label: "agent-payments.http"))
-        let webhooks = webhookDispatcher(configuration, logger: logger)
-        try await withStore(configuration, logger: logger) { paymentsConfiguration, _ in
+        try await withStore(configuration, logger: logger) { paymentsConfiguration, database in
+        let webhooks = webhookDispatcher(configuration, outbox: database?.outbox, logger: logger)
         var payments = paymentsConfiguration
         payments.notices = webhooks
         let built = Mutex<PaymentsSystem?>(nil)
