@@ -24,7 +24,7 @@ struct AgentPayments: AsyncParsableCommand {
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let direct = arguments.isEmpty || arguments == ["--simulate"]
-            || (arguments.count == 3 && !arguments.contains { $0.hasPrefix("-") || ["serve", "demo", "migrate", "help"].contains($0) })
+            || (arguments.count == 3 && !arguments.contains { $0.hasPrefix("-") || ["serve", "demo", "migrate", "webhooks", "help"].contains($0) })
         if direct, let configuration = try? ServerConfiguration.load(positional: arguments == ["--simulate"] ? [] : arguments,
                                                                       simulate: arguments == ["--simulate"],
                                                                       environment: ProcessInfo.processInfo.environment) {
@@ -74,9 +74,12 @@ struct AgentPayments: AsyncParsableCommand {
               DATABASE_URL           postgres://… : sessions in PostgreSQL, shared by replicas (Docs/deployment.md)
               AGENT_PAYMENTS_CALLBACK_KEY, AGENT_PAYMENTS_DATABASE_START_SECONDS
                                      the replicas' shared callback key (else stored in the database); start-up wait
+              AGENT_PAYMENTS_WEBHOOK_URL, AGENT_PAYMENTS_WEBHOOK_SECRET, AGENT_PAYMENTS_WEBHOOKS_FILE, …
+                                     signed payment events for the voice app (Docs/voice-agents.md); with a
+                                     database, `agent-payments webhooks status` shows what is pending
             """,
         version: version,
-        subcommands: [Serve.self, Demo.self, Migrate.self],
+        subcommands: [Serve.self, Demo.self, Migrate.self, Webhooks.self],
         defaultSubcommand: Serve.self
     )
 }
