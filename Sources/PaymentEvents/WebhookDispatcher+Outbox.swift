@@ -20,6 +20,9 @@ extension WebhookDispatcher {
         public var pollInterval: Duration
         /// Deliveries in flight at once per endpoint (each a different payment).
         public var concurrency: Int
+        /// How long an endpoint waits after a wake-up before it claims, gathering a burst of
+        /// changes into one read of the outbox (the latency it adds to a delivery).
+        public var gathering: Duration = .milliseconds(20)
 
         public init(outbox: any PaymentOutbox, owner: String = OutboxDelivery.defaultOwner(), lease: Duration = .seconds(60),
                     pollInterval: Duration = .seconds(1), concurrency: Int = 32) {
@@ -160,7 +163,12 @@ final class OutboxWorker: Sendable {
                     }
                 }
                 // Everything due was taken: nothing more until something changes or time passes.
-                if claimed.count < room { await doorbell.wait(upTo: delivery.pollInterval) }
+                // Then a short pause gathers the changes of a burst into one claim (a payment makes
+                // several in a few milliseconds), so that the outbox is read once, not per change.
+                if claimed.count < room {
+                    await doorbell.wait(upTo: delivery.pollInterval)
+                    try? await Task.sleep(for: delivery.gathering)
+                }
             }
         }
     }

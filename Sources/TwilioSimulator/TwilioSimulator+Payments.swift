@@ -82,7 +82,7 @@ extension TwilioSimulator {
                 throw Failure(status: .badRequest, code: 64021, message: "Invalid operation: a payment session is already in progress on this call")
             }
             state.nextNumber += 1
-            let sid = Self.makeSID(PaymentSID.self, state.nextNumber)
+            let sid = makeSID(PaymentSID.self, state.nextNumber)
             var required: [CaptureItem]
             if method == "ach-debit" {
                 required = [.bankRoutingNumber, .bankAccountNumber]

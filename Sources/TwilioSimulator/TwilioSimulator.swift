@@ -192,7 +192,7 @@ public final class TwilioSimulator: Sendable {
     public func startCall(_ script: CallerScript = .default) -> CallSID {
         state.withLock { state in
             state.nextNumber += 1
-            let sid = Self.makeSID(CallSID.self, state.nextNumber + 0xCA11)
+            let sid = makeSID(CallSID.self, state.nextNumber + 0xCA11)
             state.calls[sid] = Call(sid: sid, script: script)
             return sid
         }
@@ -219,9 +219,14 @@ public final class TwilioSimulator: Sendable {
         }
     }
 
-    static func makeSID<T: TwilioSID>(_ type: T.Type, _ number: Int) -> T {
-        let hex = String(number, radix: 16)
-        return T(validated: T.prefix + String(repeating: "0", count: 32 - hex.count) + hex)
+    /// 16 random hex digits of this simulator's own: the SIDs it makes never repeat another
+    /// simulator's (a restarted `--simulate` on the same database must not collide with the
+    /// payments it stored before), as Twilio's never repeat.
+    let sidPrefix = String(UInt64.random(in: 0...UInt64.max), radix: 16).leftPadded(to: 16)
+
+    /// A SID of this simulator: its prefix, then `number` in 16 hex digits.
+    func makeSID<T: TwilioSID>(_ type: T.Type, _ number: Int) -> T {
+        T(validated: T.prefix + sidPrefix + String(number, radix: 16).leftPadded(to: 16))
     }
 
     // MARK: HTTP
@@ -364,5 +369,12 @@ public final class TwilioSimulator: Sendable {
             "sid": call.sid.rawValue, "account_sid": configuration.credentials.accountSID.rawValue,
             "status": call.status, "direction": "inbound", "parent_call_sid": NSNull(),
         ]))
+    }
+}
+
+extension String {
+    /// Zeros in front, up to `width` characters.
+    fileprivate func leftPadded(to width: Int) -> String {
+        String(repeating: "0", count: max(0, width - count)) + self
     }
 }
