@@ -15,7 +15,7 @@ extension WebhookDispatcher {
         }
         let allowPrivate = settings.allowPrivateNetworks
         self.init(destinations: destinations, retry: RetryPolicy(initialDelay: settings.firstRetryDelay, maximumAge: settings.maximumAge), maximumPending: maximumPending,
-                  outbox: outbox.map { OutboxDelivery(outbox: $0, lease: settings.lease) }, checkTarget: { url in await WebhookTarget.check(url, allowPrivateNetworks: allowPrivate).mapError { $0 } },
+                  outbox: outbox.map { OutboxDelivery(outbox: $0, lease: settings.lease) }, checkTarget: { url in await WebhookTarget.resolve(url, allowPrivateNetworks: allowPrivate).mapError { $0 } },
                   logger: logger)
     }
 }

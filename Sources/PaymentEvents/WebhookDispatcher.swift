@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-public import Foundation
+import Foundation
 public import Logging
 import NIOCore
 import NIOHTTP1
@@ -71,8 +71,9 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
         }
     }
 
-    /// Checks a target before each attempt (``WebhookTarget``): the URL to post to, or why not.
-    public typealias TargetCheck = @Sendable (String) async -> Result<URL, any Error>
+    /// Checks a target before each attempt (``WebhookTarget``): the URL to post to and the
+    /// addresses it was checked at (the connection goes to one of them), or why not.
+    public typealias TargetCheck = @Sendable (String) async -> Result<WebhookTarget, any Error>
 
     /// Counts for one endpoint, since start.
     public struct Counts: Sendable, Equatable, CustomStringConvertible {
@@ -199,13 +200,18 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
     /// One HTTP client for every dispatcher of the process, as `HTTPClient.shared` is (it is
     /// never shut down), but never following a redirect (a receiver cannot send events
     /// elsewhere), with connect and read timeouts and no decompression.
-    static let sharedClient: HTTPClient = {
+    static let sharedClient: HTTPClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration())
+
+    /// The clients' configuration: no redirects, connect and read timeouts, no decompression,
+    /// and `dnsOverride` (a host name's connection pinned to an address it was checked at).
+    static func clientConfiguration(dnsOverride: [String: String] = [:]) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
                                                      timeout: .init(connect: .seconds(5), read: .seconds(10)))
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+        configuration.dnsOverride = dnsOverride
+        return configuration
+    }
 
     /// What every endpoint's worker shares.
     struct Shared: Sendable {
@@ -397,11 +403,12 @@ extension WebhookDispatcher.Shared {
 
     /// One signed POST of `body` (event `id`) to `destination`, after checking its target.
     func attempt(_ destination: WebhookDispatcher.Destination, id: String, body: [UInt8]) async -> Attempt {
-        let url: URL
+        let target: WebhookTarget
         switch await checkTarget(destination.url) {
-        case .success(let checked): url = checked
+        case .success(let checked): target = checked
         case .failure(let error): return .retry("the target was refused: \(error)", retryAfter: nil)
         }
+        let url = target.url
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -412,7 +419,7 @@ extension WebhookDispatcher.Shared {
         request.body = .bytes(ByteBuffer(bytes: body))
         do {
             let seconds = retry.attemptTimeout.components.seconds
-            let response = try await client.execute(request, timeout: .seconds(max(1, seconds)))
+            let response = try await PinnedClients.shared.client(for: target, default: client).execute(request, timeout: .seconds(max(1, seconds)))
             // Read (at most 64 KiB) and discard: a receiver's answer is never kept or logged.
             _ = try? await response.body.collect(upTo: 64 * 1024)
             switch response.status.code {
@@ -424,5 +431,33 @@ extension WebhookDispatcher.Shared {
         } catch {
             return .retry(EndpointWorker.describe(error), retryAfter: nil)
         }
+    }
+}
+
+/// The clients that connect a host name to the address it was checked at, one per host, for the
+/// whole process (as the shared client): the HTTP client would otherwise resolve the name again
+/// when it connects, and a name that answered a public address to the check could answer a
+/// private one then (DNS rebinding). TLS still verifies the certificate for the host name (the
+/// override keeps it as the server name). A host whose checked addresses no longer include the
+/// pinned one gets a new client, and the old one is shut down once its requests are over.
+final class PinnedClients: Sendable {
+    static let shared = PinnedClients()
+
+    private let clients = Mutex<[String: (address: String, client: HTTPClient)]>([:])
+
+    /// The client to reach `target` with: `fallback` for an IP literal (nothing to resolve) or a
+    /// target without addresses; else the host's pinned client.
+    func client(for target: WebhookTarget, default fallback: HTTPClient) -> HTTPClient {
+        guard let host = target.url.host(percentEncoded: false), let first = target.addresses.first, !target.isLiteral else { return fallback }
+        let (client, retired) = clients.withLock { clients -> (HTTPClient, HTTPClient?) in
+            if let pinned = clients[host], target.addresses.contains(pinned.address) { return (pinned.client, nil) }
+            let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                    configuration: WebhookDispatcher.clientConfiguration(dnsOverride: [host: first]))
+            let retired = clients[host]?.client
+            clients[host] = (first, client)
+            return (client, retired)
+        }
+        if let retired { Task { try? await retired.shutdown() } }
+        return client
     }
 }

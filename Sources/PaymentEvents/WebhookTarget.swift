@@ -30,14 +30,21 @@ import Darwin
 /// }
 /// ```
 ///
-/// The HTTP client resolves the name again when it connects; to be sure it connects where the
-/// check looked, connect to one of ``addresses`` (``resolve(_:allowPrivateNetworks:)``).
+/// The HTTP client would resolve the name again when it connects; ``WebhookDispatcher``
+/// connects to one of ``addresses`` instead (``resolve(_:allowPrivateNetworks:)``), so the
+/// address checked is the address reached (no DNS rebinding between the two).
 public struct WebhookTarget: Sendable, Equatable {
     /// The URL, as parsed.
     public let url: URL
     /// The addresses the host had when checked, numeric (`203.0.113.7`, `2001:db8::1`): the
     /// literal itself for an IP literal.
     public let addresses: [String]
+
+    /// Whether the URL's host is an IP literal (its one address is the host itself).
+    public var isLiteral: Bool {
+        guard let host = url.host(percentEncoded: false) else { return false }
+        return addresses == [host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))]
+    }
 
     /// The longest a host name's lookup may take before the target is refused.
     public static let resolutionTimeout: Duration = .seconds(5)

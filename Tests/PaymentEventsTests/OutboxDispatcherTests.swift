@@ -89,7 +89,7 @@ final class MemoryOutbox: PaymentOutbox {
         logger.logLevel = .critical
         return WebhookDispatcher(destinations: destinations, retry: retry,
                                  outbox: .init(outbox: outbox, owner: owner, lease: lease, pollInterval: .milliseconds(50)),
-                                 checkTarget: { .success(URL(string: $0)!) }, logger: logger)
+                                 checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: [])) }, logger: logger)
     }
 
     /// Runs `dispatchers` (as their service group would) around `body`.
@@ -152,6 +152,9 @@ final class MemoryOutbox: PaymentOutbox {
                     try await eventually("the gone endpoint is disabled") { dispatcher.counts["gone"]?.disabled == true }
                     #expect(gone.received.count == 1)
                     #expect(dispatcher.counts["flaky"]?.retried == 3)
+                    try await eventually("outcomes written back") {
+                        outbox.rows.withLock { $0.filter { $0.message.destination == "flaky" }.allSatisfy { $0.state == "delivered" } }
+                    }
                 }
                 let states = outbox.rows.withLock { $0.map { ($0.message.destination, $0.state) } }
                 #expect(states.filter { $0.0 == "flaky" }.allSatisfy { $0.1 == "delivered" })

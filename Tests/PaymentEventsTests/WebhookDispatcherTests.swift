@@ -42,6 +42,7 @@ final class Receiver: Sendable {
             let bytes = try await request.body.collect(upTo: 1 << 20)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
+            headers["host"] = request.head.authority
             let index = requests.withLock { requests in
                 requests.append(Request(headers: headers, body: Array(buffer: bytes)))
                 return requests.count - 1
@@ -80,7 +81,7 @@ final class Receiver: Sendable {
         var logger = Logger(label: "webhooks")
         logger.logLevel = .critical
         return WebhookDispatcher(destinations: destinations, retry: retry, maximumPending: maximumPending,
-                                 checkTarget: { .success(URL(string: $0)!) }, logger: logger)
+                                 checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: [])) }, logger: logger)
     }
 
     /// The notices of a whole payment on call `n`, as the coordinator makes them.
@@ -197,6 +198,35 @@ final class Receiver: Sendable {
             try await eventually("the filtered endpoint has its event") { receiver.delivered.count == 1 }
             #expect(receiver.delivered.map(\.type) == ["payment.cancelled"])
             #expect(dispatcher.counts["dead"]?.dropped == events.count - 3, "past the bound, events are dropped (and logged)")
+            dispatcher.stop()
+        }
+    }
+
+    @Test func theConnectionGoesToTheAddressTheCheckApprovedNotToAFreshLookup() async throws {
+        let receiver = Receiver()
+        try await receiver.run {
+            // A name nobody resolves (RFC 6761 `.invalid`): delivered only if the client connects to
+            // the checked address instead of looking the name up again (a rebinding DNS would answer
+            // differently the second time).
+            let port = receiver.url.split(separator: ":").last!.split(separator: "/").first!
+            let named = "http://events.rebinding.invalid:\(port)/hook"
+            var logger = Logger(label: "webhooks")
+            logger.logLevel = .critical
+            let dispatcher = WebhookDispatcher(destinations: [Self.destination(named)], retry: Self.fast,
+                                               checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: ["127.0.0.1"])) },
+                                               logger: logger)
+            let events = Array(Self.payment(7).prefix(2))
+            await dispatcher.publish(events)
+            try await eventually("delivered through the pinned address") { receiver.delivered.count == 2 }
+            #expect(receiver.received.first?.headers["host"]?.hasPrefix("events.rebinding.invalid") == true, "the Host header keeps the name")
+            // The same target approved at a new address gets a new client; an old address no longer approved is not used.
+            let unreachable = WebhookTarget(url: URL(string: named)!, addresses: ["127.0.0.2"])
+            let fallback = WebhookDispatcher.sharedClient
+            let first = PinnedClients.shared.client(for: WebhookTarget(url: URL(string: named)!, addresses: ["127.0.0.1"]), default: fallback)
+            let moved = PinnedClients.shared.client(for: unreachable, default: fallback)
+            #expect(first !== moved && moved !== fallback)
+            #expect(PinnedClients.shared.client(for: WebhookTarget(url: URL(string: "http://127.0.0.1:1/x")!, addresses: ["127.0.0.1"]), default: fallback) === fallback,
+                    "an IP literal needs no pinning")
             dispatcher.stop()
         }
     }
