@@ -104,6 +104,9 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
     /// A dispatcher for `destinations`. With `outbox`, it delivers what the store's outbox holds
     /// (the coordinator writes it with each change, through ``outboxMessages(for:)``), shared with
     /// every replica: nothing is lost when a process dies, and `maximumPending` does not apply.
+    /// The coordinator's store must then be the ``PaymentFlow/PaymentOutboxStore`` that writes
+    /// this outbox (`PostgresPaymentDatabase`'s `store` beside its `outbox`): with another store
+    /// the messages are written nowhere.
     /// Without, it delivers from bounded queues in memory.
     public init(destinations: [Destination], retry: RetryPolicy = RetryPolicy(), maximumPending: Int = 10_000,
                 outbox: OutboxDelivery? = nil, checkTarget: @escaping TargetCheck, logger: Logger = Logger(label: "agent-payments.webhooks")) {
