@@ -127,7 +127,7 @@ final class MemoryOutbox: PaymentOutbox {
                     let sid = payment[0].session.paymentSID!.rawValue
                     #expect(receiver.delivered.filter { $0.payment == sid }.map(\.id) == payment.map(\.id), "in order per payment")
                 }
-                #expect(receiver.delivered.first.map { $0.body == WebhookPayload.body(payments[0][0]) } == true, "the body rendered once, as stored")
+                #expect(receiver.delivered.first { $0.id == payments[0][0].id }?.body == WebhookPayload.body(payments[0][0]), "the body as stored")
                 try await eventually("written back") { outbox.states().allSatisfy { $0 == "delivered" } }
             }
         }
