@@ -1,3 +1,4 @@
+public import TwilioPayments
 /// The rules that keep card data out of every session: whatever a callback contains, a card
 /// number shows at most its last four digits, a security code no digit at all, and a bank
 /// account number at most its last four digits.

@@ -1,7 +1,17 @@
+public import TwilioPayments
 /// What the agent is helping the caller with now: the subject of the guidance that applies.
-/// Host-neutral: a host maps each topic to its own prompts (PaymentsMCP to MCP prompt names).
+/// Its raw value is its name as a prompt (`StartCapture`, `CardNumber`, …: the names of the
+/// server this one replaces); PaymentsMCP registers one MCP prompt per topic under that name.
 public enum GuidanceTopic: String, Sendable, CaseIterable {
-    case startCapture, cardNumber, securityCode, expirationDate, postalCode, bankAccount, finishCapture, completion, error
+    case startCapture = "StartCapture"
+    case cardNumber = "CardNumber"
+    case securityCode = "SecurityCode"
+    case expirationDate = "ExpirationDate"
+    case postalCode = "PostalCode"
+    case bankAccount = "BankAccount"
+    case finishCapture = "FinishCapture"
+    case completion = "Completion"
+    case error = "Error"
 
     /// The topic that guides capturing `item`.
     public static func capture(_ item: PaymentItem) -> GuidanceTopic {

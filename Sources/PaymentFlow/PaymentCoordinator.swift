@@ -502,22 +502,21 @@ public actor PaymentCoordinator {
         if !claim(transition.effects) { return CommandOutcome(session: transition.session, repeated: true) }
         var latest = transition.session
         for case .send(let operation) in transition.effects {
-            guard let update = UpdateOperation(operation) else { continue }   // create is sent by start
-            latest = try await send(update, session: transition.session)
+            guard let update = operation.update else { continue }   // create is sent by start
+            latest = try await send(operation, update: update, session: transition.session)
         }
         return CommandOutcome(session: latest, repeated: transition.repeated)
     }
 
     /// Sends `update` with the key the session holds for it; returns the session after
     /// Twilio's answer was applied.
-    private func send(_ update: UpdateOperation, session: PaymentSession) async throws(FlowError) -> PaymentSession {
-        let operation = update.operation
+    private func send(_ operation: PaymentOperation, update: PaymentUpdate, session: PaymentSession) async throws(FlowError) -> PaymentSession {
         guard let sid = session.paymentSID else { throw .rejected(.stillStarting) }
         let url = try await callbackURL(secret: CallbackSecretHash.secret(for: session.id, key: callbackKey))
         let key = session.inFlight[operation] ?? TwilioPaymentsClient.makeIdempotencyKey()
         let resource: PaymentResource
         do {
-            resource = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update.update,
+            resource = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update,
                                                    idempotencyKey: key, statusCallback: url)
         } catch {
             _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .requestFailed(operation, reason: error.description, at: self.now())) }
@@ -527,7 +526,7 @@ public actor PaymentCoordinator {
             }
             throw .twilio(error)
         }
-        let accepted = update.accepted(at: now(), twilioDate: resource.dateUpdated)
+        guard let accepted = operation.accepted(at: now(), twilioDate: resource.dateUpdated) else { return session }
         return try await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, accepted) }.session
     }
 

@@ -1,5 +1,5 @@
 public import Foundation
-import TwilioPayments
+public import TwilioPayments
 
 /// What happened to a payment, as those outside the flow hear of it (the voice app's webhook,
 /// say): one type per moment a voice agent acts on.

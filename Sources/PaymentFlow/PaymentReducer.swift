@@ -1,135 +1,5 @@
-public import Foundation
-public import TwilioPayments
-
-/// Something that happened to a payment session.
-public enum PaymentEvent: Sendable {
-    /// Twilio created the session (201).
-    case sessionCreated(PaymentSID, at: Date)
-    /// The agent asked to capture an item; `idempotencyKey` is the fresh key for it (kept
-    /// unless an earlier request of the same capture is still unanswered, whose key is reused).
-    /// Without `restart`, asking again for the item the caller is typing, or for one already
-    /// captured, is a repeat (a retried or repeated tool call): nothing changes and nothing is
-    /// sent. With it, the entry starts over.
-    case captureRequested(PaymentItem, at: Date, idempotencyKey: String? = nil, restart: Bool = false)
-    /// Twilio accepted the capture (202); `twilioDate` is the answer's `date_updated`, by
-    /// Twilio's clock, which marks where this attempt begins.
-    case captureAccepted(PaymentItem, at: Date, twilioDate: Date? = nil)
-    /// The agent asked to complete (charge or tokenize).
-    case completeRequested(at: Date, idempotencyKey: String? = nil)
-    /// Twilio accepted the completion (202); the result follows in a callback.
-    case completeAccepted(at: Date)
-    /// The agent asked to cancel.
-    case cancelRequested(at: Date, idempotencyKey: String? = nil)
-    /// Twilio accepted the cancellation (202); a cancelled session is final.
-    case cancelAccepted(at: Date)
-    /// A status callback arrived (already authenticated by the receiver).
-    case callbackReceived(PaymentStatusCallback, at: Date)
-    /// A REST call failed.
-    case requestFailed(PaymentOperation, reason: String, at: Date)
-    /// The call is over: Twilio reports it no longer in progress (`status` as Twilio sent it,
-    /// when known), or a request failed because the call is gone.
-    case callEnded(at: Date, status: String? = nil)
-}
-
-/// A REST operation on a session.
-public enum PaymentOperation: Sendable, Hashable {
-    case create
-    case capture(PaymentItem)
-    case complete
-    case cancel
-}
-
-/// An operation on a session that exists at Twilio: what an update call carries.
-enum UpdateOperation {
-    case capture(PaymentItem)
-    case complete
-    case cancel
-
-    /// `operation` unless it is create, which is a call of its own.
-    init?(_ operation: PaymentOperation) {
-        switch operation {
-        case .create: return nil
-        case .capture(let item): self = .capture(item)
-        case .complete: self = .complete
-        case .cancel: self = .cancel
-        }
-    }
-
-    var operation: PaymentOperation {
-        switch self {
-        case .capture(let item): return .capture(item)
-        case .complete: return .complete
-        case .cancel: return .cancel
-        }
-    }
-
-    var update: PaymentUpdate {
-        switch self {
-        case .capture(let item): return .capture(item.capture)
-        case .complete: return .status(.complete)
-        case .cancel: return .status(.cancel)
-        }
-    }
-
-    /// The event that records Twilio's acceptance.
-    func accepted(at date: Date, twilioDate: Date?) -> PaymentEvent {
-        switch self {
-        case .capture(let item): return .captureAccepted(item, at: date, twilioDate: twilioDate)
-        case .complete: return .completeAccepted(at: date)
-        case .cancel: return .cancelAccepted(at: date)
-        }
-    }
-}
-
-/// What the reducer asks its runner to do.
-public enum PaymentEffect: Sendable, Equatable {
-    /// Send this operation to Twilio.
-    case send(PaymentOperation)
-}
-
-/// Why a request was refused without calling Twilio: a case a host can switch on, and a
-/// sentence for a person (host-neutral: it names no tool of any protocol).
-public enum FlowRejection: Error, Sendable, Equatable, CustomStringConvertible {
-    /// Twilio has not created the session yet.
-    case stillStarting
-    /// Completion was asked for and its result is awaited.
-    case completing
-    /// Cancellation was asked for and is under way.
-    case cancelling
-    /// The session has ended (its phase's name); a new one is needed.
-    case finished(phase: String)
-    /// The item does not belong to this payment method.
-    case notApplicable(PaymentItem, PaymentMethod)
-    /// `item` needs `first` captured before it (security code after card number; a second
-    /// entry after the first).
-    case outOfOrder(PaymentItem, first: PaymentItem)
-    /// Another item is being typed; `requested` is what was asked for (none for completion).
-    case itemInProgress(PaymentItem, requested: PaymentItem?)
-    /// Completion needs these items first.
-    case itemsMissing([PaymentItem])
-
-    public var description: String {
-        switch self {
-        case .stillStarting: return "the payment session is still starting; wait for its payment SID"
-        case .completing: return "the payment is being completed; wait for the result"
-        case .cancelling: return "the payment session is being cancelled"
-        case .finished(let phase): return "the payment session has ended (\(phase)); start a new payment session"
-        case .notApplicable(let item, let method):
-            return "the \(item.spokenName) is not part of a \(method == .achDebit ? "bank (ACH)" : "card") payment"
-        case .outOfOrder(let item, let first):
-            if item == .securityCode { return "capture the card number before the security code (Twilio requires this order)" }
-            return "capture the \(first.spokenName) before asking for the \(item.spokenName)"
-        case .itemInProgress(let current, let requested?):
-            return "the \(current.spokenName) is still being captured; wait for it to finish before asking for the \(requested.spokenName)"
-        case .itemInProgress(let current, nil):
-            return "the \(current.spokenName) is still being captured; wait for it to finish"
-        case .itemsMissing(let missing):
-            let names = missing.map(\.spokenName)
-            let list = names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " and " + (names.last ?? "")
-            return "cannot complete yet: the \(list) \(missing.count == 1 ? "is" : "are") still missing"
-        }
-    }
-}
+import Foundation
+import TwilioPayments
 
 /// The outcome of one event.
 public struct Transition: Sendable {
@@ -413,7 +283,7 @@ public enum PaymentReducer {
         // Twilio's latest `Required` is the truth about what is missing.
         var requiredApplied = false
         if callback.hasRequired, isNotOlder(stamp, than: session.requiredReportedAt) {
-            let listed = callback.required.compactMap(PaymentItem.init(capture:)).filter(applicable.contains)
+            let listed = callback.required.filter(applicable.contains)
                 .reduce(into: [PaymentItem]()) { if !$0.contains($1) { $0.append($1) } }
             session.unrecognizedRequired = callback.unrecognizedRequired
             // Tokens that did not parse never empty the list: the previous one stands.
@@ -426,7 +296,7 @@ public enum PaymentReducer {
         }
 
         // The item being captured.
-        if let capture = callback.capture, let item = PaymentItem(capture: capture), applicable.contains(item),
+        if let item = callback.capture, applicable.contains(item),
            case .active = session.phase {
             var progress = session.progress(item)
             let stale = progress.attemptStart.map { start in stamp.map { $0 < start } ?? false } ?? false
@@ -436,7 +306,7 @@ public enum PaymentReducer {
             if progress.state.isInProgress, !stale {
                 let reported = reportedValue(of: item, in: callback).map { Masking.value($0, for: item) }
                 let previous: String? = if case .capturing(let masked) = progress.state { masked } else { nil }
-                let stillRequired = callback.hasRequired ? callback.required.contains(capture) : nil
+                let stillRequired = callback.hasRequired ? callback.required.contains(item) : nil
                 if let errorType = callback.errorType, errorType != .sessionInProgress {
                     progress.state = .failed(errorType)
                     progress.failedAttempts += 1

@@ -1,3 +1,4 @@
+public import TwilioPayments
 public import PaymentFlow
 public import MCPCore
 
@@ -21,41 +22,13 @@ public enum FlowTool: String, Sendable, CaseIterable {
     }
 }
 
-/// The prompts of the payment server, by their MCP names.
-public enum FlowPrompt: String, Sendable, CaseIterable {
-    case startCapture = "StartCapture"
-    case cardNumber = "CardNumber"
-    case securityCode = "SecurityCode"
-    case expirationDate = "ExpirationDate"
-    case postalCode = "PostalCode"
-    case bankAccount = "BankAccount"
-    case finishCapture = "FinishCapture"
-    case completion = "Completion"
-    case error = "Error"
-
-    /// The prompt for a guidance topic of the flow.
-    public init(_ topic: GuidanceTopic) {
-        switch topic {
-        case .startCapture: self = .startCapture
-        case .cardNumber: self = .cardNumber
-        case .securityCode: self = .securityCode
-        case .expirationDate: self = .expirationDate
-        case .postalCode: self = .postalCode
-        case .bankAccount: self = .bankAccount
-        case .finishCapture: self = .finishCapture
-        case .completion: self = .completion
-        case .error: self = .error
-        }
-    }
-}
-
 /// The flow's next step in this server's MCP terms: the tool to call, the prompt that
 /// applies, the flow's sentence with how to act on it here, and, when it was built for a
 /// session, the complete arguments of that call (an agent can call `tool` with `arguments` as
 /// they are).
 public struct MCPNextStep: Sendable, Equatable {
     public var tool: FlowTool?
-    public var prompt: FlowPrompt?
+    public var prompt: GuidanceTopic?
     public var instruction: String
     public var waitForCaller: Bool
     /// The capture tool's `captureType` argument, for a second entry.
@@ -67,7 +40,7 @@ public struct MCPNextStep: Sendable, Equatable {
     /// The next step of `step`; with `session`, the arguments of the call it names, with waits of
     /// `waitSeconds` (the server's longest).
     public init(_ step: NextStep, for session: PaymentSession? = nil, waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds) {
-        prompt = step.topic.map(FlowPrompt.init)
+        prompt = step.topic
         waitForCaller = step.waitForCaller
         captureType = step.captureType
         var arguments: [String: JSONValue] = [:]

@@ -8,8 +8,8 @@ import Logging
 extension PaymentsMCP {
     // MARK: Prompts
 
-    func makePrompt(_ prompt: FlowPrompt) -> Prompt {
-        let descriptions: [FlowPrompt: String] = [
+    func makePrompt(_ prompt: GuidanceTopic) -> Prompt {
+        let descriptions: [GuidanceTopic: String] = [
             .startCapture: "How to open the payment with the caller and start the session.",
             .cardNumber: "Guiding the caller to type the card number.", .securityCode: "Guiding the caller to type the security code.",
             .expirationDate: "Guiding the caller to type the expiration date.", .postalCode: "Guiding the caller to type the billing postal code.",

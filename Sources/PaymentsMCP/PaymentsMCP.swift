@@ -84,7 +84,7 @@ public final class PaymentsMCP: Sendable {
     public func install() {
         for tool in tools() { server.register(tool) }
         server.register(statusTemplate())
-        for prompt in FlowPrompt.allCases { server.register(makePrompt(prompt)) }
+        for prompt in GuidanceTopic.allCases { server.register(makePrompt(prompt)) }
         server.setCompletionProvider { [self] request, context in await complete(request, principal: context.principal) }
         Task { [self] in
             guard let coordinator = try? await flow.coordinator(waitingUpTo: .seconds(3600)) else { return }

@@ -11,7 +11,7 @@ public enum PromptLibrary {
         """
 
     /// The text of `prompt`, for `session` when there is one.
-    public static func text(_ prompt: FlowPrompt, session: PaymentSession?, waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds) -> String {
+    public static func text(_ prompt: GuidanceTopic, session: PaymentSession?, waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds) -> String {
         var parts: [String] = []
         switch prompt {
         case .startCapture:
@@ -82,7 +82,7 @@ public enum PromptLibrary {
     }
 
     /// The session-specific paragraph appended to a prompt.
-    static func stateSummary(for prompt: FlowPrompt, session: PaymentSession, waitSeconds: Double) -> String {
+    static func stateSummary(for prompt: GuidanceTopic, session: PaymentSession, waitSeconds: Double) -> String {
         var lines = ["Current state of payment \(session.paymentSID?.rawValue ?? "(starting)") on call \(session.callSID): \(session.phase.name)."]
         let captured = PaymentItem.allCases.compactMap { item -> String? in
             guard case .captured(let masked) = session.state(item) else { return nil }

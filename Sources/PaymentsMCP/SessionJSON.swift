@@ -99,7 +99,7 @@ public enum SessionJSON {
         "unrecognizedRequired": ["type": "array", "items": ["type": "string"]],
         "nextStep": [
             "type": "object",
-            "properties": ["tool": names(FlowTool.allCases), "prompt": names(FlowPrompt.allCases), "instruction": ["type": "string"],
+            "properties": ["tool": names(FlowTool.allCases), "prompt": names(GuidanceTopic.allCases), "instruction": ["type": "string"],
                            "waitForCaller": ["type": "boolean"],
                            "arguments": ["type": "object", "description": "The complete arguments of the call to make next (SIDs, captureType, waitSeconds, waitFor): call tool with them as they are."]],
             "required": ["instruction", "waitForCaller"],

@@ -87,15 +87,15 @@ public struct PaymentStatusCallback: Sendable, Equatable {
     public var currency: String?
     public var bankAccountType: BankAccountType?
     /// The item being collected, however Twilio spelled it.
-    public var capture: CaptureItem?
+    public var capture: PaymentItem?
     /// `Capture` as sent, when it named no item this library knows.
     public var unrecognizedCapture: String?
     /// `true` while digits are still arriving for `capture`.
     public var partialResult: Bool?
     /// Items still to collect, in the order given, duplicates dropped. Every `Required` field
     /// counts (repeated fields are merged), split on commas, semicolons and white space, and each
-    /// token is matched however it is spelled (see ``CaptureItem/init(twilioName:)``).
-    public var required: [CaptureItem]
+    /// token is matched however it is spelled (see ``PaymentItem/init(twilioName:)``).
+    public var required: [PaymentItem]
     /// Every token of every `Required` field, as sent.
     public var requiredRaw: [String]
     /// The tokens of `Required` that named no item this library knows, kept verbatim.
@@ -151,15 +151,15 @@ public struct PaymentStatusCallback: Sendable, Equatable {
         chargeAmount = text("ChargeAmount")
         currency = text("Currency")
         bankAccountType = text("BankAccountType").flatMap(BankAccountType.init(rawValue:))
-        capture = text("Capture").flatMap(CaptureItem.init(twilioName:))
+        capture = text("Capture").flatMap(PaymentItem.init(twilioName:))
         unrecognizedCapture = capture == nil ? text("Capture") : nil
         partialResult = text("PartialResult").flatMap(Self.parseBool)
         hasRequired = !requiredValues.isEmpty
         requiredRaw = requiredValues.flatMap { $0.split(whereSeparator: { $0 == "," || $0 == ";" || $0.isWhitespace }).map(String.init) }
-        var items: [CaptureItem] = []
+        var items: [PaymentItem] = []
         var unrecognized: [String] = []
         for token in requiredRaw {
-            if let item = CaptureItem(twilioName: token) {
+            if let item = PaymentItem(twilioName: token) {
                 if !items.contains(item) { items.append(item) }
             } else {
                 unrecognized.append(token)

@@ -28,22 +28,32 @@ public enum CardType: String, Sendable, CaseIterable, Codable {
     case enroute
 }
 
-/// One item the caller types (`Capture`), including the `-matcher` variants that ask for a
-/// second entry when `RequireMatchingInputs` is on.
-public enum CaptureItem: String, Sendable, CaseIterable, Codable {
-    case paymentCardNumber = "payment-card-number"
-    case expirationDate = "expiration-date"
+/// One piece of payment information the caller types on the keypad: Twilio's `Capture` values,
+/// including the `-matcher` items, the second entries that `RequireMatchingInputs` asks for (the
+/// caller types the item twice and Twilio checks that both agree). Declared in asking order:
+/// each matcher right after its item (PaymentFlow orders items by it).
+public enum PaymentItem: String, Sendable, CaseIterable, Codable, Comparable {
+    case cardNumber = "payment-card-number"
+    case cardNumberMatcher = "payment-card-number-matcher"
     case securityCode = "security-code"
+    case securityCodeMatcher = "security-code-matcher"
+    case expirationDate = "expiration-date"
+    case expirationDateMatcher = "expiration-date-matcher"
     case postalCode = "postal-code"
+    case postalCodeMatcher = "postal-code-matcher"
     case bankRoutingNumber = "bank-routing-number"
     case bankAccountNumber = "bank-account-number"
-    case paymentCardNumberMatcher = "payment-card-number-matcher"
-    case expirationDateMatcher = "expiration-date-matcher"
-    case securityCodeMatcher = "security-code-matcher"
-    case postalCodeMatcher = "postal-code-matcher"
 }
 
-extension CaptureItem {
+extension PaymentItem {
+    private static let order: [PaymentItem: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+
+    /// The order in which a caller is asked for items (the declaration's): each matcher right
+    /// after its item.
+    public static func < (lhs: PaymentItem, rhs: PaymentItem) -> Bool {
+        order[lhs, default: 0] < order[rhs, default: 0]
+    }
+
     /// The item a Twilio name denotes, however it is spelled: `payment-card-number`,
     /// `PaymentCardNumber`, `payment_card_number` and `paymentCardNumber` are one item
     /// (Twilio's own documentation writes `Required=ExpirationDate`). `PaymentCardPostalCode`
@@ -53,7 +63,7 @@ extension CaptureItem {
         self = item
     }
 
-    private static let byNormalizedName: [String: CaptureItem] = {
+    private static let byNormalizedName: [String: PaymentItem] = {
         var names = Dictionary(uniqueKeysWithValues: allCases.map { (TwilioName.normalized($0.rawValue), $0) })
         names["paymentcardpostalcode"] = .postalCode
         names["paymentcardpostalcodematcher"] = .postalCodeMatcher
@@ -65,7 +75,10 @@ extension CaptureItem {
 
     /// The second-entry item for this one (`payment-card-number` → `payment-card-number-matcher`),
     /// if it can be matched.
-    public var matcher: CaptureItem? { isMatcher ? nil : CaptureItem(rawValue: rawValue + "-matcher") }
+    public var matcher: PaymentItem? { isMatcher ? nil : PaymentItem(rawValue: rawValue + "-matcher") }
+
+    /// The item this one confirms (itself for a first entry).
+    public var base: PaymentItem { isMatcher ? PaymentItem(rawValue: String(rawValue.dropLast("-matcher".count))) ?? self : self }
 }
 
 /// How names from Twilio are compared: case, hyphens, underscores and spaces do not matter.
@@ -251,7 +264,7 @@ public enum ConnectorParameter: Sendable, Equatable {
 
 /// What an update call asks for: capture one item, or end the session.
 public enum PaymentUpdate: Sendable, Equatable {
-    case capture(CaptureItem)
+    case capture(PaymentItem)
     case status(PaymentSessionStatus)
 
     func formFields() -> [(String, String)] {

@@ -29,16 +29,16 @@ public enum CompletionBehavior: Sendable, Equatable {
 ///
 /// ```swift
 /// var script = CallerScript()
-/// script.entries[.paymentCardNumber] = [.digits("4111111111111112"), .digits("4111111111111111")]  // wrong, then right
+/// script.entries[.cardNumber] = [.digits("4111111111111112"), .digits("4111111111111111")]  // wrong, then right
 /// script.entries[.securityCode] = [.silence]                                                      // times out once
 /// script.completion = .decline()
 /// ```
 public struct CallerScript: Sendable, Equatable {
     /// Attempts per item, used in order; the default entry follows once they run out.
-    public var entries: [CaptureItem: [KeypadEntry]]
+    public var entries: [PaymentItem: [KeypadEntry]]
     public var completion: CompletionBehavior
 
-    public init(entries: [CaptureItem: [KeypadEntry]] = [:], completion: CompletionBehavior = .succeed) {
+    public init(entries: [PaymentItem: [KeypadEntry]] = [:], completion: CompletionBehavior = .succeed) {
         self.entries = entries
         self.completion = completion
     }
@@ -47,9 +47,9 @@ public struct CallerScript: Sendable, Equatable {
     public static let `default` = CallerScript()
 
     /// The documented TEST-mode values.
-    public static func defaultEntry(for item: CaptureItem) -> String {
+    public static func defaultEntry(for item: PaymentItem) -> String {
         switch item {
-        case .paymentCardNumber, .paymentCardNumberMatcher: return "4111111111111111"
+        case .cardNumber, .cardNumberMatcher: return "4111111111111111"
         case .expirationDate, .expirationDateMatcher: return "1230"
         case .securityCode, .securityCodeMatcher: return "123"
         case .postalCode, .postalCodeMatcher: return "94105"
@@ -59,7 +59,7 @@ public struct CallerScript: Sendable, Equatable {
     }
 
     /// Takes the next attempt for `item`.
-    mutating func nextEntry(for item: CaptureItem) -> KeypadEntry {
+    mutating func nextEntry(for item: PaymentItem) -> KeypadEntry {
         if var attempts = entries[item], !attempts.isEmpty {
             let entry = attempts.removeFirst()
             entries[item] = attempts

@@ -54,10 +54,10 @@ enum PaymentRules {
     }
 
     /// The error a complete entry earns, or `nil` when it is accepted.
-    static func error(for item: CaptureItem, value: String, acceptedCards: [String], cardNumber: String?, minPostalCodeLength: Int?,
+    static func error(for item: PaymentItem, value: String, acceptedCards: [String], cardNumber: String?, minPostalCodeLength: Int?,
                       now: Date) -> PaymentErrorType? {
         switch item {
-        case .paymentCardNumber, .paymentCardNumberMatcher:
+        case .cardNumber, .cardNumberMatcher:
             guard (13...19).contains(value.utf8.count), passesLuhn(value) else { return .invalidCardNumber }
             guard let type = cardType(value), acceptedCards.contains(type) else { return .invalidCardType }
             return nil
@@ -78,10 +78,10 @@ enum PaymentRules {
 
     /// The value Twilio reports while `typed` digits of `item` have arrived (partial) or when
     /// the entry is done (final).
-    static func masked(_ item: CaptureItem, typed: String, final: Bool) -> String {
+    static func masked(_ item: PaymentItem, typed: String, final: Bool) -> String {
         let count = typed.utf8.count
         switch item {
-        case .paymentCardNumber, .paymentCardNumberMatcher:
+        case .cardNumber, .cardNumberMatcher:
             return final && count > 4 ? String(repeating: "x", count: count - 4) + typed.suffix(4) : String(repeating: "x", count: count)
         case .securityCode, .securityCodeMatcher:
             return String(repeating: "x", count: count)
@@ -93,9 +93,9 @@ enum PaymentRules {
     }
 
     /// The callback field that carries `item`.
-    static func field(for item: CaptureItem) -> String {
+    static func field(for item: PaymentItem) -> String {
         switch item {
-        case .paymentCardNumber, .paymentCardNumberMatcher: return "PaymentCardNumber"
+        case .cardNumber, .cardNumberMatcher: return "PaymentCardNumber"
         case .expirationDate, .expirationDateMatcher: return "ExpirationDate"
         case .securityCode, .securityCodeMatcher: return "SecurityCode"
         case .postalCode, .postalCodeMatcher: return "PaymentCardPostalCode"

@@ -7,7 +7,7 @@ extension TwilioSimulator {
         "PaymentMethod": Set(PaymentMethod.allCases.map(\.rawValue)),
         "TokenType": Set(TokenType.allCases.map(\.rawValue)),
         "BankAccountType": Set(BankAccountType.allCases.map(\.rawValue)),
-        "Capture": Set(CaptureItem.allCases.map(\.rawValue)),
+        "Capture": Set(PaymentItem.allCases.map(\.rawValue)),
         "Status": Set(PaymentSessionStatus.allCases.map(\.rawValue)),
         "SecurityCode": ["true", "false"], "PostalCode": ["true", "false"], "Confirmation": ["true", "false"],
         "Input": ["dtmf"],
@@ -83,11 +83,11 @@ extension TwilioSimulator {
             }
             state.nextNumber += 1
             let sid = makeSID(PaymentSID.self, state.nextNumber)
-            var required: [CaptureItem]
+            var required: [PaymentItem]
             if method == "ach-debit" {
                 required = [.bankRoutingNumber, .bankAccountNumber]
             } else {
-                required = [.paymentCardNumber]
+                required = [.cardNumber]
                 if form["SecurityCode"] != "false" { required.append(.securityCode) }
                 required.append(.expirationDate)
                 if form["PostalCode"] != "false" { required.append(.postalCode) }
@@ -114,7 +114,7 @@ extension TwilioSimulator {
         guard let sid = PaymentSID(paymentText) else {
             throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found")
         }
-        let capture = form["Capture"].flatMap(CaptureItem.init(rawValue:))
+        let capture = form["Capture"].flatMap(PaymentItem.init(rawValue:))
         let status = form["Status"].flatMap(PaymentSessionStatus.init(rawValue:))
         guard (capture == nil) != (status == nil) else {
             throw Failure(status: .badRequest, code: 64018, message: "Exactly one of Capture or Status must be provided")
@@ -183,21 +183,21 @@ extension TwilioSimulator {
 
     /// The `Required` fields for what is still to collect, in the configured shape.
     private func remainingRequired(_ sid: PaymentSID) -> [(String, String)] {
-        let items = state.withLock { state -> [CaptureItem] in
+        let items = state.withLock { state -> [PaymentItem] in
             guard let payment = state.payments[sid] else { return [] }
             return payment.required.filter { payment.typed[$0] == nil }
         }
         return configuration.callbackShape.required(items)
     }
 
-    private func startTyping(_ item: CaptureItem, payment: Payment) {
+    private func startTyping(_ item: PaymentItem, payment: Payment) {
         let pacing = configuration.digitPacing
         let task = Task { [self] in
             let entry = state.withLock { state -> KeypadEntry in
                 state.calls[payment.callSID]?.script.nextEntry(for: item) ?? .digits(CallerScript.defaultEntry(for: item))
             }
             let base = { self.commonFields(payment, at: Date()) + [("Capture", item.rawValue)] }
-            if item == .securityCode, state.withLock({ $0.payments[payment.sid]?.typed[.paymentCardNumber] == nil }) {
+            if item == .securityCode, state.withLock({ $0.payments[payment.sid]?.typed[.cardNumber] == nil }) {
                 enqueue(payment.sid, base() + [("ErrorType", "invalid-card-number-security-code-capture-sequence")] + remainingRequired(payment.sid))
                 return
             }
@@ -227,14 +227,14 @@ extension TwilioSimulator {
                 let options = payment.options
                 let (cardNumber, firstEntry) = state.withLock { state -> (String?, String?) in
                     let typed = state.payments[payment.sid]?.typed ?? [:]
-                    let base = CaptureItem(rawValue: String(item.rawValue.dropLast("-matcher".count)))
-                    return (typed[.paymentCardNumber], item.isMatcher ? base.flatMap { typed[$0] } : nil)
+                    let base = PaymentItem(rawValue: String(item.rawValue.dropLast("-matcher".count)))
+                    return (typed[.cardNumber], item.isMatcher ? base.flatMap { typed[$0] } : nil)
                 }
                 let accepted = (options["ValidCardTypes"] ?? "visa mastercard amex").split(separator: " ").map(String.init)
                 if item.isMatcher, firstEntry != digits {
                     // The two entries differ: Twilio wants both again.
                     state.withLock { state in
-                        if let base = CaptureItem(rawValue: String(item.rawValue.dropLast("-matcher".count))) {
+                        if let base = PaymentItem(rawValue: String(item.rawValue.dropLast("-matcher".count))) {
                             state.payments[payment.sid]?.typed.removeValue(forKey: base)
                         }
                     }
@@ -245,7 +245,7 @@ extension TwilioSimulator {
                 } else {
                     state.withLock { $0.payments[payment.sid]?.typed[item] = digits }
                     var fields = base() + done + [(PaymentRules.field(for: item), PaymentRules.masked(item, typed: digits, final: true))]
-                    if item == .paymentCardNumber, let type = PaymentRules.cardType(digits) { fields.append(("PaymentCardType", type)) }
+                    if item == .cardNumber, let type = PaymentRules.cardType(digits) { fields.append(("PaymentCardType", type)) }
                     enqueue(payment.sid, fields + remainingRequired(payment.sid))
                 }
             }

@@ -121,7 +121,7 @@ public final class TwilioSimulator: Sendable {
         }
 
         /// The `Required` fields for `items`.
-        func required(_ items: [CaptureItem]) -> [(String, String)] {
+        func required(_ items: [PaymentItem]) -> [(String, String)] {
             switch requiredStyle {
             case .kebabComma: return [("Required", items.map(\.rawValue).joined(separator: ","))]
             case .pascalComma: return [("Required", items.map(Self.pascal).joined(separator: ","))]
@@ -130,7 +130,7 @@ public final class TwilioSimulator: Sendable {
         }
 
         /// `payment-card-number` → `PaymentCardNumber`.
-        static func pascal(_ item: CaptureItem) -> String {
+        static func pascal(_ item: PaymentItem) -> String {
             item.rawValue.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
         }
     }
@@ -154,8 +154,8 @@ public final class TwilioSimulator: Sendable {
         var callSID: CallSID
         var statusCallback: String
         var options: [String: String]
-        var required: [CaptureItem]
-        var typed: [CaptureItem: String] = [:]
+        var required: [PaymentItem]
+        var typed: [PaymentItem: String] = [:]
         var finished = false
         var created: Date
         var typing: Task<Void, Never>?

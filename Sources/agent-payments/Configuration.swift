@@ -385,7 +385,7 @@ enum SimulatorScripts {
                     script.completion = (value as? String) == "decline" ? .decline() : .succeed
                     continue
                 }
-                guard let item = CaptureItem(rawValue: key), let attempts = value as? [String] else {
+                guard let item = PaymentItem(rawValue: key), let attempts = value as? [String] else {
                     throw .invalidScript("unknown item \"\(key)\" for \(callText)")
                 }
                 script.entries[item] = attempts.map { attempt in

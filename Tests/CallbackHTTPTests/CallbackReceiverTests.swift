@@ -40,7 +40,7 @@ import PaymentsTestSupport
             }
         }
         #expect(sink.count == 1)
-        #expect(sink.received.withLock { $0[0].1.capture } == .paymentCardNumber)
+        #expect(sink.received.withLock { $0[0].1.capture } == .cardNumber)
     }
 
     @Test func withoutATokenACallbackThatWouldFinishTheSessionMustNameIt() async throws {

@@ -164,7 +164,7 @@ struct SeededGenerator: RandomNumberGenerator {
 /// finished, and no full card number or security code digit is ever kept.
 @Suite struct PaymentReducerPropertyTests {
     static let fields: [(String, [String])] = [
-        ("Capture", CaptureItem.allCases.map(\.rawValue) + ["bogus"]),
+        ("Capture", PaymentItem.allCases.map(\.rawValue) + ["bogus"]),
         ("PartialResult", ["true", "false", ""]),
         ("ErrorType", PaymentErrorType.documented.map(\.rawValue) + ["", "weird"]),
         ("Required", ["", "payment-card-number", "security-code expiration-date", "postal-code,bank-account-number"]),

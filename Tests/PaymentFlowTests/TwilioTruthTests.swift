@@ -114,14 +114,14 @@ import TwilioPayments
     @Test func repeatedRequiredFieldsAreMerged() {
         let callback = PaymentStatusCallback(fields: [("Required", "PaymentCardNumber"), ("Capture", "payment-card-number"),
                                                       ("Required", "SecurityCode"), ("Required", "payment-card-number")])
-        #expect(callback.required == [.paymentCardNumber, .securityCode])
+        #expect(callback.required == [.cardNumber, .securityCode])
         #expect(callback.requiredRaw == ["PaymentCardNumber", "SecurityCode", "payment-card-number"])
     }
 
     @Test func unknownTokensAreKeptAndNeverEmptyTheList() {
         let callback = PaymentStatusCallback(fields: [("Required", "payment-card-number,loyalty-pin"), ("Capture", "retina-scan"),
                                                       ("ErrorType", "cosmic-ray")])
-        #expect(callback.required == [.paymentCardNumber] && callback.unrecognizedRequired == ["loyalty-pin"])
+        #expect(callback.required == [.cardNumber] && callback.unrecognizedRequired == ["loyalty-pin"])
         #expect(callback.capture == nil && callback.unrecognizedCapture == "retina-scan")
         #expect(callback.errorType == .other("cosmic-ray"))
         #expect(callback.unrecognizedValues.count == 3)
@@ -133,10 +133,10 @@ import TwilioPayments
 
     @Test func captureAndErrorNamesAreNormalised() {
         for spelling in ["payment-card-number", "PaymentCardNumber", "payment_card_number", "paymentCardNumber"] {
-            #expect(CaptureItem(twilioName: spelling) == .paymentCardNumber, "\(spelling)")
+            #expect(PaymentItem(twilioName: spelling) == .cardNumber, "\(spelling)")
         }
-        #expect(CaptureItem(twilioName: "PaymentCardPostalCode") == .postalCode)
-        #expect(CaptureItem(twilioName: "SecurityCodeMatcher") == .securityCodeMatcher)
+        #expect(PaymentItem(twilioName: "PaymentCardPostalCode") == .postalCode)
+        #expect(PaymentItem(twilioName: "SecurityCodeMatcher") == .securityCodeMatcher)
         #expect(PaymentErrorType(rawValue: "InputTimeout") == .inputTimeout && PaymentErrorType(rawValue: "input_timeout") == .inputTimeout)
         #expect(PaymentResult(rawValue: "CallerHungUp") == .callerHungUp)
     }

@@ -177,7 +177,12 @@ import PaymentsTestSupport
         let pending = try object(try await harness.client.callTool("completePaymentCapture", arguments: ["paymentSid": .string(sid)]))
         #expect(pending["error"]?["reason"] == "item-in-progress", "refused before Twilio while the caller types")
         await finish(.cardNumber, harness, sid: sid)
-        let security = try object(try await harness.client.callTool("captureSecurityCode", arguments: ["paymentSid": .string(sid)]))
+        var security = try object(try await harness.client.callTool("captureSecurityCode", arguments: ["paymentSid": .string(sid)]))
+        // As above: on a machine too loaded to answer within the margin, `timeout`, and the client
+        // calls again (a repeat of a capture in flight answers pending too).
+        for _ in 0..<2 where security["error"]?["reason"] == "timeout" {
+            security = try object(try await harness.client.callTool("captureSecurityCode", arguments: ["paymentSid": .string(sid)]))
+        }
         #expect(security["pending"] == true, "the held Twilio request outlasted the budget: \(security)")
         // The pending capture reaches Twilio (held at the gate) and goes on after the call answered.
         try await eventually("the pending capture is with Twilio") { harness.api.calls.contains { $0.operation == "capture:security-code" } }

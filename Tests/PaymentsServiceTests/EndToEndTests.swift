@@ -72,7 +72,7 @@ import TwilioSimulator
 
     @Test func wrongCardThenRightThenDecline() async throws {
         try await Self.withRig() { rig in
-            let call = rig.simulator.startCall(CallerScript(entries: [.paymentCardNumber: [.digits("4111111111111112")]], completion: .decline()))
+            let call = rig.simulator.startCall(CallerScript(entries: [.cardNumber: [.digits("4111111111111112")]], completion: .decline()))
             let sid = try #require(try await rig.coordinator.start(callSID: call, options: PaymentSessionOptions()).paymentSID)
             var session = try await Self.captureAll(rig, sid, items: [.cardNumber])
             #expect(session.state(.cardNumber) == .failed(.invalidCardNumber) && session.nextStep.topic == .error)
@@ -111,7 +111,7 @@ import TwilioSimulator
     @Test(arguments: TwilioSimulator.CallbackShape.all)
     func aWholePaymentUnderEveryReadingOfTheDocumentation(shape: TwilioSimulator.CallbackShape) async throws {
         try await Self.withRig(shape: shape) { rig in
-            let call = rig.simulator.startCall(CallerScript(entries: [.paymentCardNumber: [.digits("4111111111111112")]]))
+            let call = rig.simulator.startCall(CallerScript(entries: [.cardNumber: [.digits("4111111111111112")]]))
             let options = PaymentSessionOptions(chargeAmount: "3.10", postalCode: true, requireMatchingInputs: [.securityCode])
             let sid = try #require(try await rig.coordinator.start(callSID: call, options: options).paymentSID)
             var session = try await Self.captureAll(rig, sid, items: [.cardNumber])

@@ -41,7 +41,7 @@ import Testing
 
     @Test func everyUpdateFieldExistsInTheSpec() throws {
         let spec = try operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments/{Sid}.json")
-        for update in CaptureItem.allCases.map(PaymentUpdate.capture) + PaymentSessionStatus.allCases.map(PaymentUpdate.status) {
+        for update in PaymentItem.allCases.map(PaymentUpdate.capture) + PaymentSessionStatus.allCases.map(PaymentUpdate.status) {
             let sent = ["IdempotencyKey", "StatusCallback"] + update.formFields().map(\.0)
             for name in sent { #expect(spec.properties[name] != nil) }
             #expect(Set(spec.required).isSubset(of: Set(sent)))
@@ -56,7 +56,7 @@ import Testing
         let accountSpec = try enumValues("payments_enum_bank_account_type")
         #expect(Set(BankAccountType.allCases.map(\.rawValue)) == accountSpec)
         let captureSpec = try enumValues("payments_enum_capture")
-        #expect(Set(CaptureItem.allCases.map(\.rawValue)) == captureSpec)
+        #expect(Set(PaymentItem.allCases.map(\.rawValue)) == captureSpec)
         let statusSpec = try enumValues("payments_enum_status")
         #expect(Set(PaymentSessionStatus.allCases.map(\.rawValue)) == statusSpec)
     }

@@ -15,7 +15,7 @@ import Testing
         #expect(callback.dateCreated == Date(timeIntervalSince1970: 1_628_567_753.408))
         #expect(callback.dateUpdated == Date(timeIntervalSince1970: 1_576_699_321))
         #expect(callback.paymentMethod == .creditCard && callback.tokenType == .reusable && callback.chargeAmount == "9.99")
-        #expect(callback.capture == .paymentCardNumber && callback.partialResult == false)
+        #expect(callback.capture == .cardNumber && callback.partialResult == false)
         #expect(callback.required == [.securityCode, .expirationDate] && callback.hasRequired)
         #expect(callback.errorType == .invalidCardNumber)
         #expect(callback.paymentCardNumber == "xxxxxxxxxxxx1111" && callback.paymentCardType == "visa")
@@ -26,12 +26,12 @@ import Testing
     }
 
     @Test(arguments: [
-        ("payment-card-number,security-code", [CaptureItem.paymentCardNumber, .securityCode]),
-        ("payment-card-number security-code", [.paymentCardNumber, .securityCode]),
-        ("payment-card-number, security-code", [.paymentCardNumber, .securityCode]),
+        ("payment-card-number,security-code", [PaymentItem.cardNumber, .securityCode]),
+        ("payment-card-number security-code", [.cardNumber, .securityCode]),
+        ("payment-card-number, security-code", [.cardNumber, .securityCode]),
         ("", []),
     ])
-    func readsRequiredInEveryForm(raw: String, items: [CaptureItem]) {
+    func readsRequiredInEveryForm(raw: String, items: [PaymentItem]) {
         let callback = PaymentStatusCallback(fields: [("Required", raw)])
         #expect(callback.required == items && callback.hasRequired)
     }
@@ -39,7 +39,7 @@ import Testing
     @Test func keepsUnknownRequiredAndEnumValuesVerbatim() {
         let callback = PaymentStatusCallback(fields: [("Required", "payment-card-number,retina-scan"), ("ErrorType", "new-kind"),
                                                       ("Result", "mystery")])
-        #expect(callback.required == [.paymentCardNumber] && callback.requiredRaw == ["payment-card-number", "retina-scan"])
+        #expect(callback.required == [.cardNumber] && callback.requiredRaw == ["payment-card-number", "retina-scan"])
         #expect(callback.errorType == .other("new-kind") && callback.result == .other("mystery"))
         #expect(!PaymentStatusCallback(fields: []).hasRequired)
     }

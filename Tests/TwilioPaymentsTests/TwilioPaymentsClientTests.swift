@@ -29,8 +29,8 @@ import Testing
         ])
     }
 
-    @Test(arguments: CaptureItem.allCases)
-    func capturesEveryItem(item: CaptureItem) async throws {
+    @Test(arguments: PaymentItem.allCases)
+    func capturesEveryItem(item: PaymentItem) async throws {
         let server = try LoopbackHTTPServer(script: [.respond(status: 202, body: Fixture.paymentBody)])
         _ = try await Fixture.client(server).updatePayment(callSID: Fixture.call, paymentSID: Fixture.payment, update: .capture(item),
                                                            idempotencyKey: "k", statusCallback: Fixture.callback)
