@@ -1,27 +1,29 @@
 import Foundation
+import Synchronization
 
-/// The default feed: subscribers of this process.
-public actor InMemoryChangeFeed: PaymentChangeFeed {
-    private var subscribers: [UUID: AsyncStream<PaymentSession>.Continuation] = [:]
+/// The default feed: subscribers of this process. A subscriber whose stream ends is removed at
+/// once, under the same lock (no task is left to do it later).
+public final class InMemoryChangeFeed: PaymentChangeFeed {
+    private let subscribers = Mutex<[UUID: AsyncStream<PaymentSession>.Continuation]>([:])
 
     public init() {}
 
     public func publish(_ session: PaymentSession) {
-        for continuation in subscribers.values { continuation.yield(session) }
+        // Yielded outside the lock: a yield may run the stream's termination handler.
+        let continuations = subscribers.withLock { Array($0.values) }
+        for continuation in continuations { continuation.yield(session) }
     }
 
     public func subscribe() -> AsyncStream<PaymentSession> {
         let (stream, continuation) = AsyncStream<PaymentSession>.makeStream(bufferingPolicy: .bufferingNewest(1024))
         let id = UUID()
-        subscribers[id] = continuation
+        subscribers.withLock { $0[id] = continuation }
         continuation.onTermination = { [weak self] _ in
-            Task { await self?.remove(id) }
+            _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
         }
         return stream
     }
 
-    private func remove(_ id: UUID) {
-        subscribers.removeValue(forKey: id)
-    }
-
+    /// How many subscribe now.
+    public var subscriberCount: Int { subscribers.withLock { $0.count } }
 }

@@ -228,17 +228,21 @@ public actor PaymentCoordinator {
             counted = (principal, day, currency, amount)
             charge = ChargeAuthorization(countedOn: day, fromAmountDue: fromAmountDue)
         }
-        var storedSession = false
-        defer {
-            if !storedSession, let counted {
-                let ledger = self.ledger
-                Task { try? await ledger.release(principal: counted.principal, day: counted.day, currency: counted.currency, amount: counted.amount) }
-            }
+        // Given back (awaited, not left to a task) when this start stores nothing.
+        func giveBack() async {
+            guard let counted else { return }
+            try? await ledger.release(principal: counted.principal, day: counted.day, currency: counted.currency, amount: counted.amount)
         }
 
         let id = UUID().uuidString
         let secret = CallbackSecretHash.secret(for: id, key: callbackKey)
-        let url = try await callbackURL(secret: secret)
+        let url: String
+        do {
+            url = try await callbackURL(secret: secret)
+        } catch {
+            await giveBack()
+            throw error
+        }
         let key = TwilioPaymentsClient.makeIdempotencyKey()
         var session = PaymentSession(callSID: callSID, configuration: PaymentConfiguration(options: options), at: now(), id: id,
                                      callbackSecretHash: CallbackSecretHash.of(secret))
@@ -251,7 +255,15 @@ public actor PaymentCoordinator {
         sending.insert(claim)
         defer { sending.remove(claim) }
         // Stored first: one per call (the store refuses a second), and findable by early callbacks.
-        guard try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: nil) }) else {
+        let inserted: Bool
+        do {
+            inserted = try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: nil) })
+        } catch {
+            await giveBack()
+            throw error
+        }
+        guard inserted else {
+            await giveBack()
             // Another start on this call won the race: the same request (a retry) resumes it.
             let running = try await unfinished(onCall: callSID)
             if let actor, let running, !actor.mayAccess(running) { throw .callBusy(callSID: callSID) }
@@ -260,7 +272,6 @@ public actor PaymentCoordinator {
             }
             return try await resume(running)
         }
-        storedSession = true
         published.offer(session)
         await feed.publish(session)
         return CommandOutcome(session: try await create(session, key: key, url: url), repeated: false)

@@ -140,8 +140,10 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: Self.channel) { notifications in
-                        let resumeFrom = self.markListening()
+                        let (resumeFrom, first) = self.markListening()
                         backoff = .milliseconds(100)
+                        // Notifications wait in the connection meanwhile.
+                        if first { await self.noteDatabaseClock() }
                         if let resumeFrom { try await self.catchUp(since: resumeFrom) }
                         for try await notification in notifications {
                             self.announce(notification.payload)
@@ -160,22 +162,20 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
         state.withLock { $0.listening = false }
     }
 
-    /// Records that the feed listens; returns where a catch-up read starts (nil the first time).
-    private func markListening() -> Date? {
-        let (waiters, resumeFrom): ([CheckedContinuation<Void, Never>], Date?) = state.withLock { state in
+    /// Records that the feed listens; returns where a catch-up read starts (nil the first time),
+    /// and whether this is the first connection.
+    private func markListening() -> (resumeFrom: Date?, first: Bool) {
+        let (waiters, resumeFrom, first): ([CheckedContinuation<Void, Never>], Date?, Bool) = state.withLock { state in
             state.listening = true
             state.connections += 1
             let waiters = Array(state.listeningWaiters.values)
             state.listeningWaiters = [:]
             // Without a change heard of yet, start from the first connection's time.
             let resume = state.connections > 1 ? (state.lastChangeAt ?? Date.distantPast) : nil
-            return (waiters, resume)
+            return (waiters, resume, state.connections == 1)
         }
         for waiter in waiters { waiter.resume() }
-        if state.withLock({ $0.connections }) == 1 {
-            Task { await self.noteDatabaseClock() }
-        }
-        return resumeFrom
+        return (resumeFrom, first)
     }
 
     /// Sets the catch-up point to the database's clock now, if no change has set it yet.

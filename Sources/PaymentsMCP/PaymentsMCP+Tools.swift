@@ -348,16 +348,17 @@ extension PaymentsMCP {
         return session
     }
 
-    /// Runs `command` in a task of its own, so that this request's cancellation (the caller
+    /// Runs `command` in the service's group (``submit(_:)``), so that this request's cancellation (the caller
     /// talked over the agent, a closed stream) or its deadline never cuts a Twilio request
     /// short: the command finishes, or is retried with its stored key, and stores its outcome.
     /// Returns the outcome, or `nil` when the deadline (or a cancellation) came first.
     func perform(_ command: PaymentCommand, _ coordinator: PaymentCoordinator, _ invocation: Invocation,
                  saying progress: String) async throws -> CommandOutcome? {
         let outcome = OneShot<Result<CommandOutcome, FlowError>>()
-        Task {
+        let actor = invocation.actor
+        submit {
             do throws(FlowError) {
-                outcome.fulfil(.success(try await coordinator.perform(command, as: invocation.actor)))
+                outcome.fulfil(.success(try await coordinator.perform(command, as: actor)))
             } catch {
                 outcome.fulfil(.failure(error))
             }

@@ -3,6 +3,8 @@ public import PaymentFlow
 import TwilioPayments
 import Foundation
 public import Logging
+public import ServiceLifecycle
+import Synchronization
 
 /// Binds the payment flow to an MCP server: the seed's tools (`startPaymentCapture`,
 /// `captureCardNumber`, `captureSecurityCode`, `captureExpirationDate`,
@@ -10,7 +12,13 @@ public import Logging
 /// `captureBankRoutingNumber`, `captureBankAccountNumber`, `cancelPaymentCapture`,
 /// `getPaymentStatus`); the status resource `payment://{callSid}/{paymentSid}/status` with a
 /// notification for every change; the guidance prompts; completions of active SIDs.
-public final class PaymentsMCP: Sendable {
+///
+/// It is a swift-service-lifecycle `Service`: ``run()`` forwards every session change as
+/// resource notifications and runs the commands the tools start, as child tasks (a command
+/// outlives the request that started it, never the service). Run it in the host's group after
+/// the payments system and before the MCP transport, so that at shutdown the transport stops
+/// first and the commands in flight finish before the system stops.
+public final class PaymentsMCP: Service, Sendable {
     public let server: MCPServer
     /// Where the coordinator comes from (the coordinator itself, or a system still starting).
     public let flow: any PaymentCoordinatorSource
@@ -41,6 +49,11 @@ public final class PaymentsMCP: Sendable {
 
     /// Each session version's status, built once for every tool result and resource read.
     let rendered = RenderedStatuses()
+    /// The commands tools hand to ``run()``.
+    let commands = AsyncStream<@Sendable () async -> Void>.makeStream()
+    /// Whether ``run()`` takes commands now (before it starts and after it stops, a tool runs
+    /// its command itself).
+    let running = Mutex(false)
 
     public init(server: MCPServer, flow: any PaymentCoordinatorSource, defaults: PaymentDefaults = PaymentDefaults(),
                 readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: []),
@@ -86,20 +99,55 @@ public final class PaymentsMCP: Sendable {
         server.register(statusTemplate())
         for prompt in GuidanceTopic.allCases { server.register(makePrompt(prompt)) }
         server.setCompletionProvider { [self] request, context in await complete(request, principal: context.principal) }
-        Task { [self] in
-            guard let coordinator = try? await flow.coordinator(waitingUpTo: .seconds(3600)) else { return }
-            var known: Set<PaymentSID> = []
-            for await session in await coordinator.changes() {
-                guard let sid = session.paymentSID else { continue }
-                // Only to those who may see it: a subscription to another's payment hears nothing,
-                // and its list does not change for them.
-                let visible: @Sendable (Principal) -> Bool = { principal in
-                    principal.has(PaymentScope.read) && principal.paymentActor.mayAccess(session)
+    }
+
+    /// Forwards changes and runs commands until a graceful shutdown (or cancellation); then
+    /// takes no more commands, waits for those in flight, and stops forwarding.
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.forwardChanges() }
+            await withDiscardingTaskGroup { commandGroup in
+                running.withLock { $0 = true }
+                await withGracefulShutdownHandler {
+                    for await command in commands.stream { commandGroup.addTask { await command() } }
+                } onGracefulShutdown: { [commands] in
+                    commands.continuation.finish()
                 }
-                server.notifyResourceUpdated(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), visibleTo: visible)
-                if known.insert(sid).inserted || session.phase.isFinished { server.notifyResourcesListChanged(visibleTo: visible) }
-                if session.phase.isFinished { known.remove(sid) }
+                running.withLock { $0 = false }
             }
+            group.cancelAll()
+        }
+    }
+
+    /// Whether ``run()`` is taking commands now.
+    public var takesCommands: Bool { running.withLock { $0 } }
+
+    /// Hands `command` to ``run()``'s group, or, when the service does not run, runs it in a task
+    /// of its own (a host that never ran the service still gets its commands done).
+    func submit(_ command: @escaping @Sendable () async -> Void) {
+        let taken = running.withLock { running -> Bool in
+            guard running else { return false }
+            if case .enqueued = commands.continuation.yield(command) { return true }
+            return false
+        }
+        if !taken { Task(operation: command) }
+    }
+
+    /// Every session change as `notifications/resources/updated` (and `list_changed` when the
+    /// list changes), to those who may see the session.
+    func forwardChanges() async {
+        guard let coordinator = try? await flow.coordinator(waitingUpTo: .seconds(3600)) else { return }
+        var known: Set<PaymentSID> = []
+        for await session in await coordinator.changes() {
+            guard let sid = session.paymentSID else { continue }
+            // Only to those who may see it: a subscription to another's payment hears nothing,
+            // and its list does not change for them.
+            let visible: @Sendable (Principal) -> Bool = { principal in
+                principal.has(PaymentScope.read) && principal.paymentActor.mayAccess(session)
+            }
+            server.notifyResourceUpdated(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), visibleTo: visible)
+            if known.insert(sid).inserted || session.phase.isFinished { server.notifyResourcesListChanged(visibleTo: visible) }
+            if session.phase.isFinished { known.remove(sid) }
         }
     }
 }

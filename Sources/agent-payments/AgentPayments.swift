@@ -149,9 +149,10 @@ struct Serve: AsyncParsableCommand {
             broadcast.turnOn()
         }
         defer { started.cancel() }
-        PaymentsMCP(server: server, flow: payments, defaults: configuration.defaults, redactor: redactor,
-                    logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
-                    callSIDHeader: ServerConfiguration.callSIDHeader).install()
+        let tools = PaymentsMCP(server: server, flow: payments, defaults: configuration.defaults, redactor: redactor,
+                                logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
+                                callSIDHeader: ServerConfiguration.callSIDHeader)
+        tools.install()
         // One group: the payments system, then MCP over stdio, which answers at once while the
         // callback server, simulator and tunnel come up. SIGTERM, SIGINT or the end of standard
         // input shut down in reverse order: listen streams end with their result and stdout is
@@ -160,6 +161,8 @@ struct Serve: AsyncParsableCommand {
         try await runGroup(webhookServices(webhooks) + [
             .init(service: payments, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .ignore),
             .init(service: LibcurlWarmUp(payments: payments)),
+            // After the system, before the transport: at shutdown its commands finish before the system stops.
+            .init(service: tools),
             .init(service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
         ], logger: logger)
         }

@@ -48,12 +48,15 @@ extension Serve {
             FileHandle.standardError.write(Data(warning.utf8))
             logger.critical("MCP endpoint is unauthenticated and reachable from other machines (--allow-unauthenticated)")
         }
-        PaymentsMCP(server: server, flow: system, defaults: configuration.defaults, redactor: redactor,
-                    logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
-                    callSIDHeader: ServerConfiguration.callSIDHeader).install()
+        let tools = PaymentsMCP(server: server, flow: system, defaults: configuration.defaults, redactor: redactor,
+                                logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
+                                callSIDHeader: ServerConfiguration.callSIDHeader)
+        tools.install()
         try await runGroup(webhookServices(webhooks) + [
             .init(service: system, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup),
             .init(service: LibcurlWarmUp(payments: system)),
+            // After the system, before the transport: at shutdown its commands finish before the system stops.
+            .init(service: tools),
             .init(service: EndpointAnnouncer(system: system, transport: transport, settings: http, logger: logger),
                   failureTerminationBehavior: .cancelGroup),
             .init(service: MCPHTTPService(transport: transport)),

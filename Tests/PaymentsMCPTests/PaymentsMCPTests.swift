@@ -28,8 +28,12 @@ struct Harness {
          maximumWait: Duration = .seconds(10), progressInterval: Duration = .seconds(1)) async {
         coordinator = PaymentCoordinator(api: api, callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
         server = PaymentsMCP.makeServer(version: "0.1.0")
-        PaymentsMCP(server: server, flow: ready, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
-                    readinessTimeout: readinessTimeout, maximumWait: maximumWait, progressInterval: progressInterval).install()
+        let mcp = PaymentsMCP(server: server, flow: ready, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
+                              readinessTimeout: readinessTimeout, maximumWait: maximumWait, progressInterval: progressInterval)
+        mcp.install()
+        // As a host's service group would (these harnesses live as long as their test).
+        Task { try await mcp.run() }
+        while !mcp.takesCommands { await Task.yield() }
         if resolve { await ready.resolve(coordinator) }
         client = MCPClient(channel: InProcessChannel(server: server), era: era)
     }

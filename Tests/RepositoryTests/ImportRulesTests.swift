@@ -17,12 +17,37 @@ import Testing
         "CallbackHTTP": ["PaymentFlow", "MCPCore", "PaymentsMCP", "MCPHTTP"],
         "TwilioSimulator": ["PaymentFlow", "MCPCore", "PaymentsMCP", "CallbackHTTP"],
         "ListenerGuard": ["PaymentFlow", "MCPCore", "PaymentsMCP", "TwilioPayments", "CallbackHTTP", "TwilioSimulator"],
-        "PaymentsMCP": ["Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "PaymentsService", "ServiceLifecycle", "MCPHTTP"],
+        // MCP terms for the flow, for any transport: no listener, no HTTP (its fan-out and commands run as a Service).
+        "PaymentsMCP": ["Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "PaymentsService", "MCPHTTP", "PostgresNIO"],
         // The service library assembles the flow for any host: it knows no MCP.
         "PaymentsService": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP"],
         // Events leave for any host's endpoints: no MCP, no listener.
-        "PaymentEvents": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentsService", "CallbackHTTP", "Hummingbird", "HummingbirdCore"],
+        "PaymentEvents": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentsService", "CallbackHTTP", "Hummingbird", "HummingbirdCore",
+                          "PaymentStorePostgres", "PostgresNIO"],
+        // The database fills PaymentFlow's protocols: it knows no MCP, no HTTP, no webhook delivery.
+        "PaymentStorePostgres": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentsService", "CallbackHTTP", "TwilioSimulator",
+                                 "Hummingbird", "HummingbirdCore", "PaymentEvents", "AsyncHTTPClient", "ListenerGuard"],
+        // The executable wires libraries together: protocols, databases, HTTP clients and crypto
+        // are the libraries' business.
+        "agent-payments": ["PostgresNIO", "AsyncHTTPClient", "JWTKit", "Crypto", "Hummingbird", "HummingbirdCore", "NIOHTTP1"],
+        // The helper executables the tests start: each exercises one library, nothing else.
+        "twilio-simulator": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentFlow", "PaymentsService", "CallbackHTTP", "PaymentStorePostgres"],
+        "twilio-signature-check": ["MCPCore", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator", "Hummingbird"],
+        "callback-receiver-check": ["MCPCore", "PaymentFlow", "PaymentsMCP", "PaymentsService", "TwilioSimulator", "PaymentStorePostgres"],
+        "mcpcore-fixture-server": ["Foundation", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "Hummingbird", "MCPHTTP"],
     ]
+
+    /// Every Swift target under Sources/ has its rule above: a new target cannot slip in unruled.
+    @Test func everyTargetHasARule() throws {
+        let sources = Repository.root.appendingPathComponent("Sources")
+        let targets = try FileManager.default.contentsOfDirectory(atPath: sources.path).filter { name in
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: sources.appendingPathComponent(name).path)) ?? []
+            return files.contains { $0.hasSuffix(".swift") }
+        }
+        #expect(!targets.isEmpty)
+        let unruled = targets.filter { Self.forbidden[$0] == nil }.sorted()
+        #expect(unruled.isEmpty, "targets without an import rule: \(unruled)")
+    }
 
     @Test func noTargetImportsWhatItMustNot() throws {
         var findings: [String] = []
