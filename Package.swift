@@ -27,11 +27,13 @@ let strictness: [SwiftSetting] = [
 /// a millisecond of every start. The check is this machine's glibc, where the binary is built.
 let packedRelocations: [String] = {
     #if canImport(Glibc)
-    var buffer = [CChar](repeating: 0, count: 64)  // "glibc 2.36"
+    var buffer = [CChar](repeating: 0, count: 64) // "glibc 2.36"
     guard confstr(Int32(_CS_GNU_LIBC_VERSION), &buffer, buffer.count) > 0 else { return [] }
     let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     let version = (text.split(separator: " ").last ?? "").split(separator: ".").compactMap { Int($0) }
-    if version.count >= 2, (version[0], version[1]) >= (2, 36) { return ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] }
+    if version.count >= 2, (version[0], version[1]) >= (2, 36) {
+        return ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"]
+    }
     #endif
     return []
 }()
@@ -43,14 +45,19 @@ let packedRelocations: [String] = {
 /// and the executables are linked the ordinary way (LazyCurl then forwards to the libcurl the
 /// binary links anyway).
 let plainLinking = Context.environment["AGENT_PAYMENTS_PLAIN_LINK"].map { !$0.isEmpty && $0 != "0" } ?? false
-let serverLinking: [LinkerSetting] = plainLinking ? [] : [
-    .unsafeFlags(packedRelocations + [
-        "-static-stdlib", "-use-ld=lld", "-Xlinker", "--start-group",
-        "-lFoundationNetworking", "-l_CFURLSessionInterface", "-lFoundation", "-lCoreFoundation", "-l_FoundationICU",
-        "-lFoundationEssentials", "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization",
-        "-Xlinker", "--end-group",
-    ], .when(platforms: [.linux])),
-]
+let serverLinking: [LinkerSetting] =
+    plainLinking
+    ? []
+    : [
+        .unsafeFlags(
+            packedRelocations + [
+                "-static-stdlib", "-use-ld=lld", "-Xlinker", "--start-group",
+                "-lFoundationNetworking", "-l_CFURLSessionInterface", "-lFoundation", "-lCoreFoundation",
+                "-l_FoundationICU",
+                "-lFoundationEssentials", "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization",
+                "-Xlinker", "--end-group",
+            ], .when(platforms: [.linux]))
+    ]
 
 let package = Package(
     name: "agent-payments",
@@ -115,6 +122,7 @@ let package = Package(
         .executableTarget(
             name: "mcpcore-fixture-server",
             dependencies: ["LazyCurl", "MCPCore"],
+            path: "Tests/Executables/mcpcore-fixture-server",
             swiftSettings: strictness,
             linkerSettings: serverLinking
         ),
@@ -288,7 +296,10 @@ let package = Package(
         ),
         .target(
             name: "PaymentsMCP",
-            dependencies: ["MCPCore", "PaymentFlow", "TwilioPayments", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "MCPCore", "PaymentFlow", "TwilioPayments", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictness
         ),
         /// Assembles a running system from a typed configuration: each long-running part a
@@ -306,7 +317,8 @@ let package = Package(
         .testTarget(
             name: "PaymentsServiceTests",
             dependencies: [
-                "PaymentsService", "PaymentFlow", "TwilioPayments", "TwilioSimulator", "CallbackHTTP", "PaymentsTestSupport",
+                "PaymentsService", "PaymentFlow", "TwilioPayments", "TwilioSimulator", "CallbackHTTP",
+                "PaymentsTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -321,7 +333,8 @@ let package = Package(
         .executableTarget(
             name: "agent-payments",
             dependencies: [
-                "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
+                "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService", "TwilioPayments",
+                "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
                 "MCPHTTP", "PaymentStorePostgres", "PaymentEvents", "LazyCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -334,7 +347,9 @@ let package = Package(
         ),
         .testTarget(
             name: "PaymentsMCPTests",
-            dependencies: ["PaymentsMCP", "MCPCore", "MCPClient", "PaymentFlow", "TwilioPayments", "PaymentsTestSupport"],
+            dependencies: [
+                "PaymentsMCP", "MCPCore", "MCPClient", "PaymentFlow", "TwilioPayments", "PaymentsTestSupport",
+            ],
             swiftSettings: strictness
         ),
         .testTarget(
@@ -349,8 +364,11 @@ let package = Package(
         /// TwilioSimulator as a standalone process: a Twilio to point any client at.
         .executableTarget(
             name: "twilio-simulator",
-            dependencies: ["LazyCurl", "TwilioSimulator", "TwilioPayments", "ListenerGuard", .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "LazyCurl", "TwilioSimulator", "TwilioPayments", "ListenerGuard",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictness,
             linkerSettings: serverLinking
         ),
@@ -358,8 +376,11 @@ let package = Package(
         /// with Twilio's Python validator against the URLs the receiver builds.
         .executableTarget(
             name: "callback-receiver-check",
-            dependencies: ["LazyCurl", "CallbackHTTP", "TwilioPayments", .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "LazyCurl", "CallbackHTTP", "TwilioPayments", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Executables/callback-receiver-check",
             swiftSettings: strictness,
             linkerSettings: serverLinking
         ),
@@ -367,9 +388,11 @@ let package = Package(
         /// notification latency, a replica's memory with many live sessions (`Benchmarks/run`).
         .executableTarget(
             name: "PostgresBenchmark",
-            dependencies: ["LazyCurl", "BenchmarkSupport", "CallbackHTTP", "PaymentFlow", "PaymentStorePostgres", "TwilioPayments",
-                           .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
-                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "LazyCurl", "BenchmarkSupport", "CallbackHTTP", "PaymentFlow", "PaymentStorePostgres", "TwilioPayments",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Benchmarks/PostgresBenchmark",
             swiftSettings: strictness,
             linkerSettings: serverLinking
@@ -387,6 +410,7 @@ let package = Package(
         .executableTarget(
             name: "twilio-signature-check",
             dependencies: ["LazyCurl", "TwilioPayments"],
+            path: "Tests/Executables/twilio-signature-check",
             swiftSettings: strictness,
             linkerSettings: serverLinking
         ),

@@ -20,13 +20,16 @@ let sessionCount = option("--sessions", 10_000, smoke: 20)
 let warmUp = isSmoke ? 5 : 200
 let ours = (executable: requireExecutable(executableDirectory() + "/agent-payments"), arguments: ["--simulate"])
 let simulatorPath = requireExecutable(executableDirectory() + "/twilio-simulator")
-let peer = textOption("--python").flatMap { python in textOption("--peer").map { (executable: python, arguments: [$0]) } }
+let peer = textOption("--python").flatMap { python in textOption("--peer").map { (executable: python, arguments: [$0]) }
+}
 
 setenv("AGENT_PAYMENTS_SIMULATOR_PACING_MS", "0", 1)
 setenv("AGENT_PAYMENTS_LOG_LEVEL", "error", 1)
 
-let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#
-let discover = #"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#
+let initialize =
+    #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#
+let discover =
+    #"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#
 let initialized = #"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
 
 func callSID(_ number: Int) -> String {
@@ -41,7 +44,11 @@ func tool(_ id: Int, _ name: String, _ arguments: String) -> String {
 /// Opens a legacy connection.
 func open(_ server: (executable: String, arguments: [String])) throws -> Wire {
     var wire = try Wire(server.executable, server.arguments)
-    guard wire.request(id: 1, initialize) != nil else { giveUp("\(server.executable) did not answer initialize", because: "it closed its output", run: "run it by hand to see its error") }
+    guard wire.request(id: 1, initialize) != nil else {
+        giveUp(
+            "\(server.executable) did not answer initialize", because: "it closed its output",
+            run: "run it by hand to see its error")
+    }
     wire.send(initialized)
     return wire
 }
@@ -70,7 +77,11 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
         let started = nowMilliseconds()
         var wire = try Wire(server.executable, server.arguments)
         let discovering = run % 2 == 1
-        guard wire.request(id: 1, discovering ? discover : initialize) != nil else { giveUp("\(server.executable) gave no first answer", because: "it closed its output", run: "run it by hand to see its error") }
+        guard wire.request(id: 1, discovering ? discover : initialize) != nil else {
+            giveUp(
+                "\(server.executable) gave no first answer", because: "it closed its output",
+                run: "run it by hand to see its error")
+        }
         let answered = nowMilliseconds() - started
         if discovering { figures.coldDiscover.append(answered) } else { figures.coldInitialize.append(answered) }
         let closing = nowMilliseconds()
@@ -85,16 +96,22 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
     for index in 0..<(pings + warmUp) {
         id += 1
         let started = nowMilliseconds()
-        guard wire.request(id: id, #"{"jsonrpc":"2.0","id":\#(id),"method":"ping"}"#) != nil else { giveUp("no pong", because: "the server closed its output") }
+        guard wire.request(id: id, #"{"jsonrpc":"2.0","id":\#(id),"method":"ping"}"#) != nil else {
+            giveUp("no pong", because: "the server closed its output")
+        }
         if index >= warmUp { figures.ping.append(nowMilliseconds() - started) }
     }
     id += 1
     let start = wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(callSID(1))"}"#))
-    guard let paymentSID = structured(start)?["paymentSid"]?.stringValue else { giveUp("no payment session", because: "startPaymentCapture answered \(String(describing: start))") }
+    guard let paymentSID = structured(start)?["paymentSid"]?.stringValue else {
+        giveUp("no payment session", because: "startPaymentCapture answered \(String(describing: start))")
+    }
     for index in 0..<(pings + warmUp) {
         id += 1
         let started = nowMilliseconds()
-        guard wire.request(id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(paymentSID)"}"#)) != nil else { giveUp("no status", because: "the server closed its output") }
+        guard wire.request(id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(paymentSID)"}"#)) != nil else {
+            giveUp("no status", because: "the server closed its output")
+        }
         if index >= warmUp { figures.status.append(nowMilliseconds() - started) }
     }
 
@@ -104,20 +121,30 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
         let call = callSID(0x1000 + run)
         let started = nowMilliseconds()
         id += 1
-        var status = structured(wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(call)","postalCode":false}"#)))
+        var status = structured(
+            wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(call)","postalCode":false}"#)))
         let sid = status?["paymentSid"]?.stringValue ?? ""
         var steps = 0
-        while let next = status?["nextStep"]?["tool"]?.stringValue, next.hasPrefix("capture") || next == "completePaymentCapture", steps < 20 {
+        while let next = status?["nextStep"]?["tool"]?.stringValue,
+            next.hasPrefix("capture") || next == "completePaymentCapture", steps < 20
+        {
             steps += 1
             id += 1
             status = structured(wire.request(id: id, tool(id, next, #"{"callSid":"\#(call)","paymentSid":"\#(sid)"}"#)))
             while whole, status?["nextStep"]?["waitForCaller"] == true {
                 id += 1
                 let version = status?["version"]?.intValue ?? 0
-                status = structured(wire.request(id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(sid)","waitSeconds":5,"afterVersion":\#(version)}"#)))
+                status = structured(
+                    wire.request(
+                        id: id,
+                        tool(
+                            id, "getPaymentStatus",
+                            #"{"paymentSid":"\#(sid)","waitSeconds":5,"afterVersion":\#(version)}"#)))
             }
         }
-        guard status?["phase"] == "completed" else { giveUp("payment \(run) did not complete", because: "it ended as \(String(describing: status))") }
+        guard status?["phase"] == "completed" else {
+            giveUp("payment \(run) did not complete", because: "it ended as \(String(describing: status))")
+        }
         figures.payment.append(nowMilliseconds() - started)
     }
 
@@ -135,17 +162,22 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
 func measureServerAlone() throws -> (idle: Int, loaded: Int, simulatorGrowth: Int) {
     var simulator = try Wire(simulatorPath, ["--pacing-ms", "0"])
     guard let line = simulator.readLine(), let info = try? JSONValue(parsing: line) else {
-        giveUp("twilio-simulator did not start", because: "it printed no JSON line with its address and credentials", run: "run \(simulatorPath) by hand")
+        giveUp(
+            "twilio-simulator did not start", because: "it printed no JSON line with its address and credentials",
+            run: "run \(simulatorPath) by hand")
     }
     func field(_ name: String) -> String {
-        guard let value = info[name]?.stringValue else { giveUp("twilio-simulator's start line has no \(name)", because: String(decoding: line, as: UTF8.self)) }
+        guard let value = info[name]?.stringValue else {
+            giveUp("twilio-simulator's start line has no \(name)", because: String(decoding: line, as: UTF8.self))
+        }
         return value
     }
     let port = freePort()
     let environment = [
         "TWILIO_ACCOUNT_SID": field("accountSid"), "TWILIO_API_KEY": field("apiKey"),
         "TWILIO_API_SECRET": field("apiSecret"), "TWILIO_AUTH_TOKEN": field("authToken"),
-        "TWILIO_API_BASE_URL": field("baseURL"), "CALLBACK_PORT": String(port), "CALLBACK_BASE_URL": "http://127.0.0.1:\(port)",
+        "TWILIO_API_BASE_URL": field("baseURL"), "CALLBACK_PORT": String(port),
+        "CALLBACK_BASE_URL": "http://127.0.0.1:\(port)",
     ]
     for (name, value) in environment { setenv(name, value, 1) }
     defer { for name in environment.keys { unsetenv(name) } }
@@ -171,7 +203,9 @@ func measureServerAlone() throws -> (idle: Int, loaded: Int, simulatorGrowth: In
 
 let ourFigures = must("measuring agent-payments --simulate") { try measure(ours, whole: true) }
 let alone = must("measuring agent-payments against twilio-simulator") { try measureServerAlone() }
-let peerFigures = peer.map { server in must("measuring the Python peer", run: "run scripts/setup-test-env") { try measure(server, whole: false) } }
+let peerFigures = peer.map { server in
+    must("measuring the Python peer", run: "run scripts/setup-test-env") { try measure(server, whole: false) }
+}
 
 func ratio(_ ours: Double, _ theirs: Double?) -> String {
     guard let theirs, theirs.isFinite, ours > 0 else { return "" }
@@ -184,7 +218,9 @@ func row(_ name: String, _ ours: [Double], _ theirs: [Double]?, tail: Double = 0
     if let theirs { produced("peer: " + name, theirs) }
     let median = percentile(ours, 0.5)
     let peerMedian = theirs.map { percentile($0, 0.5) }
-    print("| \(name) | \(format(median)) | \(format(percentile(ours, tail))) | \(peerMedian.map(format) ?? "n/a") | \(ratio(median, peerMedian)) | \(target) |")
+    print(
+        "| \(name) | \(format(median)) | \(format(percentile(ours, tail))) | \(peerMedian.map(format) ?? "n/a") | \(ratio(median, peerMedian)) | \(target) |"
+    )
 }
 
 func megabytes(_ bytes: Int) -> String { format(Double(bytes) / 1_048_576) }
@@ -192,19 +228,31 @@ func megabytes(_ bytes: Int) -> String { format(Double(bytes) / 1_048_576) }
 print("agent-payments --simulate vs the Python-SDK peer (Twilio stubbed), one run; milliseconds unless stated")
 print("| measure | ours median | ours p90 (p99 for round trips) | peer median | peer ÷ ours | target |")
 print("|---|---|---|---|---|---|")
-row("spawn → initialize result (\(runs) runs)", ourFigures.coldInitialize, peerFigures?.coldInitialize, target: "≤ 5, ≥ 50× peer")
+row(
+    "spawn → initialize result (\(runs) runs)", ourFigures.coldInitialize, peerFigures?.coldInitialize,
+    target: "≤ 5, ≥ 50× peer")
 row("spawn → server/discover result (\(runs) runs)", ourFigures.coldDiscover, peerFigures?.coldDiscover, target: "≤ 5")
 row("ping round trip (\(pings))", ourFigures.ping, peerFigures?.ping, tail: 0.99, target: "≤ 0.05")
 row("getPaymentStatus round trip (\(pings))", ourFigures.status, peerFigures?.status, tail: 0.99, target: "≤ 0.05")
-row("whole payment: start, 3 captures, complete (\(payments); peer stubbed)", ourFigures.payment, peerFigures?.payment, target: "≤ 50")
+row(
+    "whole payment: start, 3 captures, complete (\(payments); peer stubbed)", ourFigures.payment, peerFigures?.payment,
+    target: "≤ 50")
 row("exit after stdin EOF (\(runs) runs)", ourFigures.exit, peerFigures?.exit, target: "≤ 5")
-print("| RSS after initialize (MB) | \(megabytes(ourFigures.idleRSS)) | | \(peerFigures.map { megabytes($0.idleRSS) } ?? "n/a") | | ≤ 30 |")
-print("| RSS added by \(sessionCount) live sessions (MB) | \(megabytes(ourFigures.sessionsRSS - ourFigures.idleRSS)) | | \(peerFigures.map { megabytes($0.sessionsRSS - $0.idleRSS) } ?? "n/a") | | ≤ 40 |")
+print(
+    "| RSS after initialize (MB) | \(megabytes(ourFigures.idleRSS)) | | \(peerFigures.map { megabytes($0.idleRSS) } ?? "n/a") | | ≤ 30 |"
+)
+print(
+    "| RSS added by \(sessionCount) live sessions (MB) | \(megabytes(ourFigures.sessionsRSS - ourFigures.idleRSS)) | | \(peerFigures.map { megabytes($0.sessionsRSS - $0.idleRSS) } ?? "n/a") | | ≤ 40 |"
+)
 print("| live mode, simulator in its own process: RSS with 1 session (MB) | \(megabytes(alone.idle)) | | | | ≤ 30 |")
-print("| live mode: RSS added by \(sessionCount) live sessions, server alone (MB) | \(megabytes(alone.loaded - alone.idle)) | | | | ≤ 40 |")
+print(
+    "| live mode: RSS added by \(sessionCount) live sessions, server alone (MB) | \(megabytes(alone.loaded - alone.idle)) | | | | ≤ 40 |"
+)
 print("| live mode: the simulator process grew by (MB) | \(megabytes(alone.simulatorGrowth)) | | | | |")
-for (name, bytes) in [("RSS after initialize", ourFigures.idleRSS), ("RSS with sessions", ourFigures.sessionsRSS),
-                      ("live mode RSS", alone.idle), ("live mode RSS with sessions", alone.loaded)] {
+for (name, bytes) in [
+    ("RSS after initialize", ourFigures.idleRSS), ("RSS with sessions", ourFigures.sessionsRSS),
+    ("live mode RSS", alone.idle), ("live mode RSS with sessions", alone.loaded),
+] {
     produced(name, bytes > 0 ? Double(bytes) : .nan)
 }
 checkFigures()

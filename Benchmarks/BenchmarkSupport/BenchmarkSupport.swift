@@ -24,20 +24,26 @@ public let benchmarkName: String = {
 
 /// Ends the benchmark with one line on standard error (what could not be done, why, and what
 /// to run) and exit status 1. Never a stack trace.
-public func giveUp(_ what: String, because why: String, run fix: String = "run Benchmarks/run, which builds everything it starts") -> Never {
+public func giveUp(
+    _ what: String, because why: String, run fix: String = "run Benchmarks/run, which builds everything it starts"
+) -> Never {
     var line = "\(benchmarkName): \(what): \(why); \(fix)\n"
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     exit(1)
 }
 
 /// `body`'s value, or one line naming `what` and the error, then exit 1.
-public func must<T>(_ what: String, run fix: String = "run Benchmarks/run, which builds everything it starts", _ body: () throws -> T) -> T {
+public func must<T>(
+    _ what: String, run fix: String = "run Benchmarks/run, which builds everything it starts", _ body: () throws -> T
+) -> T {
     do { return try body() } catch { giveUp(what, because: "\(error)", run: fix) }
 }
 
 /// `body`'s value, or one line naming `what` and the error, then exit 1.
-public func must<T>(_ what: String, run fix: String = "run Benchmarks/run, which builds everything it starts",
-                    _ body: () async throws -> T) async -> T {
+public func must<T>(
+    _ what: String, run fix: String = "run Benchmarks/run, which builds everything it starts",
+    _ body: () async throws -> T
+) async -> T {
     do { return try await body() } catch { giveUp(what, because: "\(error)", run: fix) }
 }
 
@@ -67,7 +73,9 @@ public func checkFigures() {
     let ledger = figureLedger.withLock { $0 }
     let missing = ledger.filter { !$0.produced }.map(\.name)
     if ledger.isEmpty { giveUp("no figures", because: "the benchmark recorded none", run: "fix the benchmark") }
-    if !missing.isEmpty { giveUp("figures not produced", because: missing.joined(separator: "; "), run: "fix the benchmark") }
+    if !missing.isEmpty {
+        giveUp("figures not produced", because: missing.joined(separator: "; "), run: "fix the benchmark")
+    }
     if isSmoke {
         var line = "\(benchmarkName): all \(ledger.count) figures produced\n"
         line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
@@ -102,7 +110,8 @@ public func format(_ value: Double) -> String {
 /// The value of `--name N` on the command line, or `fallback`.
 public func option(_ name: String, _ fallback: Int) -> Int {
     let arguments = CommandLine.arguments
-    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count, let value = Int(arguments[index + 1]) else { return fallback }
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count, let value = Int(arguments[index + 1])
+    else { return fallback }
     return value
 }
 
@@ -117,7 +126,9 @@ public func textOption(_ name: String) -> String? {
 public func executableDirectory() -> String {
     var buffer = [CChar](repeating: 0, count: 4096)
     let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    let path = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    let path =
+        count > 0
+        ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
     return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
 }
 
@@ -143,9 +154,15 @@ public func freePort() -> Int {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+    }
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
@@ -205,7 +222,8 @@ public struct Wire {
         guard count > 0 else { return 0 }
         let text = String(decoding: bytes[0..<count], as: UTF8.self)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
         return kilobytes * 1024
     }
 

@@ -26,12 +26,15 @@ var logger = Logger(label: "callback-benchmark")
 logger.logLevel = .error
 let sink = CountingSink()
 let token = Secret("0123456789abcdef0123456789abcdef")
-let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: token), sink: sink, logger: logger)
+let receiver = CallbackReceiver(
+    configuration: CallbackReceiverConfiguration(authToken: token), sink: sink, logger: logger)
 let app = receiver.makeApplication()
 let server = Task { try await app.runService(gracefulShutdownSignals: []) }
 let listening = ContinuousClock.now
 while receiver.boundPort == nil {
-    if ContinuousClock.now - listening > .seconds(10) { giveUp("the callback receiver did not start", because: "no port bound within 10 s") }
+    if ContinuousClock.now - listening > .seconds(10) {
+        giveUp("the callback receiver did not start", because: "no port bound within 10 s")
+    }
     try? await Task.sleep(for: .milliseconds(5))
 }
 let url = must("building the callback URL") { try receiver.callbackURL(secret: "8f14e45fceea167a5a36dedd4bea2543") }
@@ -41,16 +44,18 @@ let signature = WebhookSignature(authToken: token).sign(url: url, parameters: fi
 let body = FormEncoding.encode(fields)
 let script = FileManager.default.temporaryDirectory.appendingPathComponent("callback-bench-\(getpid()).lua")
 let wrkPath = requireExecutableOrExplain("/usr/bin/wrk", install: "apt-get install wrk (Benchmarks/run installs it)")
-must("writing the wrk script") { try """
-wrk.method = "POST"
-wrk.body = "\(body)"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["X-Twilio-Signature"] = "\(signature)"
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-""".write(to: script, atomically: true, encoding: .utf8) }
+must("writing the wrk script") {
+    try """
+    wrk.method = "POST"
+    wrk.body = "\(body)"
+    wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+    wrk.headers["X-Twilio-Signature"] = "\(signature)"
+    done = function(summary, latency, requests)
+      io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+        summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    end
+    """.write(to: script, atomically: true, encoding: .utf8)
+}
 defer { try? FileManager.default.removeItem(at: script) }
 
 let wrk = Process()
@@ -65,7 +70,9 @@ server.cancel()
 
 let text = String(decoding: data, as: UTF8.self)
 guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
-    giveUp("wrk produced no result", because: text.isEmpty ? "no output" : text.replacingOccurrences(of: "\n", with: " "), run: "run wrk by hand against a receiver")
+    giveUp(
+        "wrk produced no result", because: text.isEmpty ? "no output" : text.replacingOccurrences(of: "\n", with: " "),
+        run: "run wrk by hand against a receiver")
 }
 let numbers = line.split(separator: " ").dropFirst().compactMap { Int($0) }
 guard numbers.count == 5 else { giveUp("wrk's result line is malformed", because: String(line)) }

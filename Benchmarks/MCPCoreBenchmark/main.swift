@@ -20,8 +20,10 @@ let warmUp = isSmoke ? 5 : 200
 
 let server = requireExecutable(executableDirectory() + "/mcpcore-fixture-server")
 
-let initialize = #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#
-let discover = #"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#
+let initialize =
+    #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#
+let discover =
+    #"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#
 
 var spawnInitialize: [Double] = []
 var spawnDiscover: [Double] = []
@@ -50,19 +52,24 @@ for index in 0..<(pings + warmUp) {
     let started = now()
     wire.send(#"{"jsonrpc":"2.0","id":\#(index + 2),"method":"ping"}"#)
     guard wire.readLine() != nil else { giveUp("no pong from \(server)", because: "it closed its output") }
-    if index >= warmUp { roundTrips.append(now() - started) }  // the first ones warm up
+    if index >= warmUp { roundTrips.append(now() - started) } // the first ones warm up
 }
 wire.closeInput()
 _ = wire.finish()
 
 func row(_ name: String, _ values: [Double], target: String, peers: String) -> String {
     produced(name, values)
-    return "| \(pad(name, 31)) | \(pad(format(percentile(values, 0.5)), 8)) | \(pad(format(percentile(values, 0.9)), 8)) | \(pad(target, 7)) | \(peers) |"
+    return
+        "| \(pad(name, 31)) | \(pad(format(percentile(values, 0.5)), 8)) | \(pad(format(percentile(values, 0.9)), 8)) | \(pad(target, 7)) | \(peers) |"
 }
 
 print("MCPCore over stdio (\(runs) spawns per mode, \(pings) pings; milliseconds)")
-print("| measure                         | median   | p90      | target  | Swift SDK 0.12.1 / Python MCPServer (issue figures) |")
-print("|---------------------------------|----------|----------|---------|------------------------------------------------------|")
+print(
+    "| measure                         | median   | p90      | target  | Swift SDK 0.12.1 / Python MCPServer (issue figures) |"
+)
+print(
+    "|---------------------------------|----------|----------|---------|------------------------------------------------------|"
+)
 print(row("spawn → initialize result", spawnInitialize, target: "≤ 5", peers: "11.4 / 393"))
 print(row("spawn → server/discover result", spawnDiscover, target: "≤ 5", peers: "n/a / n/a"))
 print(row("ping round trip", roundTrips, target: "≤ 0.05", peers: "10.0 / 0.26"))

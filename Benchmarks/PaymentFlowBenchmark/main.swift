@@ -11,8 +11,9 @@ func now() -> Double { nowMilliseconds() / 1000 }
 
 func residentBytes() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+    else { return 0 }
     return kilobytes * 1024
 }
 
@@ -32,26 +33,37 @@ func paymentEvents(_ payment: PaymentSID, call: CallSID) -> [PaymentEvent] {
         events.append(.captureRequested(item, at: date))
         events.append(.captureAccepted(item, at: date))
         for digits in 1...3 {
-            events.append(.callbackReceived(PaymentStatusCallback(fields: [
-                ("Sid", payment.rawValue), ("Capture", item.rawValue), ("PartialResult", "true"), (field[index], String(repeating: "x", count: digits)),
-            ]), at: date))
+            events.append(
+                .callbackReceived(
+                    PaymentStatusCallback(fields: [
+                        ("Sid", payment.rawValue), ("Capture", item.rawValue), ("PartialResult", "true"),
+                        (field[index], String(repeating: "x", count: digits)),
+                    ]), at: date))
         }
-        events.append(.callbackReceived(PaymentStatusCallback(fields: [
-            ("Sid", payment.rawValue), ("Capture", item.rawValue), ("PartialResult", "false"), (field[index], "xxxxxxxxxxxx1111"),
-            ("Required", items.dropFirst(index + 1).map(\.rawValue).joined(separator: ",")),
-        ]), at: date))
+        events.append(
+            .callbackReceived(
+                PaymentStatusCallback(fields: [
+                    ("Sid", payment.rawValue), ("Capture", item.rawValue), ("PartialResult", "false"),
+                    (field[index], "xxxxxxxxxxxx1111"),
+                    ("Required", items.dropFirst(index + 1).map(\.rawValue).joined(separator: ",")),
+                ]), at: date))
     }
     events.append(.completeRequested(at: date))
     events.append(.completeAccepted(at: date))
     // A result names its payment and call, as Twilio's does (the reducer ignores one that does not).
-    events.append(.callbackReceived(PaymentStatusCallback(fields: [("Sid", payment.rawValue), ("CallSid", call.rawValue), ("Result", "success"),
-                                                                   ("PaymentToken", "tok")]), at: date))
+    events.append(
+        .callbackReceived(
+            PaymentStatusCallback(fields: [
+                ("Sid", payment.rawValue), ("CallSid", call.rawValue), ("Result", "success"),
+                ("PaymentToken", "tok"),
+            ]), at: date))
     return events
 }
 
 let call = sid(CallSID.self, 1)
 let events = paymentEvents(sid(PaymentSID.self, 1), call: call)
-let fresh = PaymentSession(callSID: call, configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date)
+let fresh = PaymentSession(
+    callSID: call, configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date)
 
 var rates: [Double] = []
 for _ in 0..<5 {
@@ -72,8 +84,11 @@ let store = InMemoryPaymentStore()
 let before = residentBytes()
 for index in 0..<sessionCount {
     let created = PaymentReducer.reduce(
-        PaymentSession(callSID: sid(CallSID.self, index), configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date),
-        .sessionCreated(sid(PaymentSID.self, index), at: date)).session
+        PaymentSession(
+            callSID: sid(CallSID.self, index),
+            configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date),
+        .sessionCreated(sid(PaymentSID.self, index), at: date)
+    ).session
     let stored = await store.compareAndSet(created, expectedVersion: nil)
     precondition(stored)
 }

@@ -24,11 +24,17 @@ import TwilioPayments
 
 /// No Twilio: callbacks need none.
 struct NoTwilio: TwilioPaymentsAPI {
-    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
-                       statusCallback: String) async throws(TwilioError) -> PaymentResource { throw .invalidRequest(["not in this benchmark"]) }
-    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
-                       statusCallback: String) async throws(TwilioError) -> PaymentResource { throw .invalidRequest(["not in this benchmark"]) }
-    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource { throw .invalidRequest(["not in this benchmark"]) }
+    func createPayment(
+        callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
+        statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource { throw .invalidRequest(["not in this benchmark"]) }
+    func updatePayment(
+        callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
+        statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource { throw .invalidRequest(["not in this benchmark"]) }
+    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
+        throw .invalidRequest(["not in this benchmark"])
+    }
 }
 
 /// The receiver's sink: the coordinator, as in the payments system.
@@ -55,7 +61,9 @@ enum PostgresBenchmarkMain {
 
     static func run(takenOver: Bool) async {
         guard let databaseURL = textOption("--database-url") else {
-            giveUp("no database", because: "--database-url is missing", run: "Benchmarks/run starts a throwaway PostgreSQL and passes it")
+            giveUp(
+                "no database", because: "--database-url is missing",
+                run: "Benchmarks/run starts a throwaway PostgreSQL and passes it")
         }
         let serverPath = textOption("--server").map(requireExecutable)
         let seconds = option("--seconds", 10, smoke: 1)
@@ -72,9 +80,13 @@ enum PostgresBenchmarkMain {
         let replicaB = PostgresPaymentDatabase(configuration: configuration, logger: logger)
         let runA = Task { await replicaA.run() }
         let runB = Task { await replicaB.run() }
-        let key = await must("migrating and reading the callback key") { try await replicaA.prepare(waitingUpTo: .seconds(20)) }
+        let key = await must("migrating and reading the callback key") {
+            try await replicaA.prepare(waitingUpTo: .seconds(20))
+        }
         _ = await must("preparing the second store") { try await replicaB.prepare(waitingUpTo: .seconds(20)) }
-        _ = await must("emptying the sessions table") { try await replicaA.client.query("TRUNCATE agent_payments_sessions") }
+        _ = await must("emptying the sessions table") {
+            try await replicaA.client.query("TRUNCATE agent_payments_sessions")
+        }
 
         // MARK: Sessions with a capture under way
 
@@ -93,11 +105,16 @@ enum PostgresBenchmarkMain {
                     next += 1
                     group.addTask {
                         let secret = CallbackSecretHash.secret(for: "bench-\(n)", key: key)
-                        let fresh = PaymentSession(callSID: call(n), configuration: PaymentConfiguration(), at: stamp, id: "bench-\(n)",
-                                                   callbackSecretHash: CallbackSecretHash.of(secret))
+                        let fresh = PaymentSession(
+                            callSID: call(n), configuration: PaymentConfiguration(), at: stamp, id: "bench-\(n)",
+                            callbackSecretHash: CallbackSecretHash.of(secret))
                         let created = PaymentReducer.reduce(fresh, .sessionCreated(payment(n), at: stamp)).session
-                        let capturing = PaymentReducer.reduce(created, .captureRequested(.cardNumber, at: stamp, idempotencyKey: "k\(n)")).session
-                        _ = await must("storing a session") { try await database.store.compareAndSet(capturing, expectedVersion: nil) }
+                        let capturing = PaymentReducer.reduce(
+                            created, .captureRequested(.cardNumber, at: stamp, idempotencyKey: "k\(n)")
+                        ).session
+                        _ = await must("storing a session") {
+                            try await database.store.compareAndSet(capturing, expectedVersion: nil)
+                        }
                         return (n, secret)
                     }
                 }
@@ -112,15 +129,20 @@ enum PostgresBenchmarkMain {
 
         // MARK: 1. Callbacks through the receiver into PostgreSQL
 
-        let coordinator = PaymentCoordinator(api: NoTwilio(), store: replicaA.store, feed: replicaA.feed,
-                                             callbackURLs: StaticCallbackURLProvider(baseURL: "http://127.0.0.1/unused"), callbackKey: key)
-        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: token), sink: CoordinatorSink(coordinator: coordinator),
-                                        logger: logger)
+        let coordinator = PaymentCoordinator(
+            api: NoTwilio(), store: replicaA.store, feed: replicaA.feed,
+            callbackURLs: StaticCallbackURLProvider(baseURL: "http://127.0.0.1/unused"), callbackKey: key)
+        let receiver = CallbackReceiver(
+            configuration: CallbackReceiverConfiguration(authToken: token),
+            sink: CoordinatorSink(coordinator: coordinator),
+            logger: logger)
         let app = receiver.makeApplication()
         let server = Task { try await app.runService(gracefulShutdownSignals: []) }
         let listening = ContinuousClock.now
         while receiver.boundPort == nil {
-            if ContinuousClock.now - listening > .seconds(10) { giveUp("the callback receiver did not start", because: "no port bound within 10 s") }
+            if ContinuousClock.now - listening > .seconds(10) {
+                giveUp("the callback receiver did not start", because: "no port bound within 10 s")
+            }
             try? await Task.sleep(for: .milliseconds(5))
         }
         let secrets = await storeSessions(0..<liveForCallbacks, in: replicaA)
@@ -133,9 +155,13 @@ enum PostgresBenchmarkMain {
         for masked in ["xxxx", "xxxxxxxx"] {
             for (n, secret) in secrets.enumerated() {
                 let url = must("building a callback URL") { try receiver.callbackURL(secret: secret) }
-                let path = String(url[url.range(of: "/", options: [], range: url.index(url.startIndex, offsetBy: 8)..<url.endIndex)!.lowerBound...])
+                let path = String(
+                    url[
+                        url.range(of: "/", options: [], range: url.index(url.startIndex, offsetBy: 8)..<url.endIndex)!
+                            .lowerBound...])
                 let fields: [(String, String)] = [
-                    ("AccountSid", "AC" + String(repeating: "a1", count: 16)), ("CallSid", call(n).rawValue), ("Sid", payment(n).rawValue),
+                    ("AccountSid", "AC" + String(repeating: "a1", count: 16)), ("CallSid", call(n).rawValue),
+                    ("Sid", payment(n).rawValue),
                     ("Capture", "payment-card-number"), ("PartialResult", "true"), ("PaymentCardNumber", masked),
                     ("PaymentMethod", "credit-card"), ("ChargeAmount", "9.99"), ("ErrorType", ""),
                 ]
@@ -145,20 +171,23 @@ enum PostgresBenchmarkMain {
         }
         let baseURL = must("building the base URL") { try receiver.callbackURL(secret: secrets[0]) }
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("postgres-bench-\(getpid()).lua")
-        let wrkPath = requireExecutableOrExplain("/usr/bin/wrk", install: "apt-get install wrk (Benchmarks/run installs it)")
-        must("writing the wrk script") { try """
-        local entries = {\(entries.joined(separator: ",\n"))}
-        local counter = 0
-        request = function()
-          counter = counter + 1
-          local e = entries[(counter % #entries) + 1]
-          return wrk.format("POST", e[1], {["Content-Type"] = "application/x-www-form-urlencoded", ["X-Twilio-Signature"] = e[2]}, e[3])
-        end
-        done = function(summary, latency, requests)
-          io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-            summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status))
-        end
-        """.write(to: script, atomically: true, encoding: .utf8) }
+        let wrkPath = requireExecutableOrExplain(
+            "/usr/bin/wrk", install: "apt-get install wrk (Benchmarks/run installs it)")
+        must("writing the wrk script") {
+            try """
+            local entries = {\(entries.joined(separator: ",\n"))}
+            local counter = 0
+            request = function()
+              counter = counter + 1
+              local e = entries[(counter % #entries) + 1]
+              return wrk.format("POST", e[1], {["Content-Type"] = "application/x-www-form-urlencoded", ["X-Twilio-Signature"] = e[2]}, e[3])
+            end
+            done = function(summary, latency, requests)
+              io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+                summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status))
+            end
+            """.write(to: script, atomically: true, encoding: .utf8)
+        }
         defer { try? FileManager.default.removeItem(at: script) }
 
         /// Writes through A until B's feed hands over that version, `count` times, one after another
@@ -167,7 +196,9 @@ enum PostgresBenchmarkMain {
             let changes = replicaB.feed.subscribe()
             let (arrivals, arrival) = AsyncStream<(String, ContinuousClock.Instant)>.makeStream()
             let listener = Task {
-                for await session in changes where session.id.hasPrefix("latency-") { arrival.yield((session.id, ContinuousClock.now)) }
+                for await session in changes where session.id.hasPrefix("latency-") {
+                    arrival.yield((session.id, ContinuousClock.now))
+                }
             }
             defer { listener.cancel() }
             // A change that never arrives ends the benchmark rather than hanging it.
@@ -177,7 +208,9 @@ enum PostgresBenchmarkMain {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(10))
                     let now = progress.load(ordering: .relaxed)
-                    if now == seen, !Task.isCancelled { giveUp("a change never reached the other store's feed", because: "no progress for 10 s") }
+                    if now == seen, !Task.isCancelled {
+                        giveUp("a change never reached the other store's feed", because: "no progress for 10 s")
+                    }
                     seen = now
                 }
             }
@@ -186,14 +219,18 @@ enum PostgresBenchmarkMain {
             var latencies: [Double] = []
             for n in first..<(first + count) {
                 let id = "latency-\(n)"
-                let session = PaymentSession(callSID: call(1_000_000 + n), configuration: PaymentConfiguration(), at: stamp, id: id,
-                                             callbackSecretHash: String(format: "%064x", 1_000_000 + n))
+                let session = PaymentSession(
+                    callSID: call(1_000_000 + n), configuration: PaymentConfiguration(), at: stamp, id: id,
+                    callbackSecretHash: String(format: "%064x", 1_000_000 + n))
                 let start = ContinuousClock.now
-                _ = await must("writing through the first store") { try await replicaA.store.compareAndSet(session, expectedVersion: nil) }
+                _ = await must("writing through the first store") {
+                    try await replicaA.store.compareAndSet(session, expectedVersion: nil)
+                }
                 while let (heard, at) = await iterator.next() {
                     guard heard == id else { continue }
                     let elapsed = at - start
-                    latencies.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+                    latencies.append(
+                        Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
                     break
                 }
                 progress.add(1, ordering: .relaxed)
@@ -218,31 +255,43 @@ enum PostgresBenchmarkMain {
 
         let text = String(decoding: data, as: UTF8.self)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
-            giveUp("wrk produced no result", because: text.isEmpty ? "no output" : text.replacingOccurrences(of: "\n", with: " "))
+            giveUp(
+                "wrk produced no result",
+                because: text.isEmpty ? "no output" : text.replacingOccurrences(of: "\n", with: " "))
         }
         let numbers = line.split(separator: " ").dropFirst().compactMap { Int($0) }
         guard numbers.count == 6 else { giveUp("wrk's result line is malformed", because: String(line)) }
-        let (requests, durationMicros, p50, p99, errors, statusErrors) = (numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5])
+        let (requests, durationMicros, p50, p99, errors, statusErrors) = (
+            numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5]
+        )
         // Every accepted callback is one stored version: the versions gained are the writes.
         let versions: Int64 = await must("counting stored versions") {
-            let rows = try await replicaA.client.query("SELECT coalesce(sum(version), 0)::bigint FROM agent_payments_sessions WHERE id LIKE 'bench-%'")
+            let rows = try await replicaA.client.query(
+                "SELECT coalesce(sum(version), 0)::bigint FROM agent_payments_sessions WHERE id LIKE 'bench-%'")
             for try await total in rows.decode(Int64.self) { return total }
             return 0
         }
-        let writes = Int(versions) - 3 * liveForCallbacks  // each started at version 3 (created, capture requested)
+        let writes = Int(versions) - 3 * liveForCallbacks // each started at version 3 (created, capture requested)
         let perSecond = Double(requests) / (Double(durationMicros) / 1e6)
 
-        print("PostgreSQL store (PostgreSQL 15 on this machine, loopback; wrk -t1 -c\(connections) for \(seconds) s over \(liveForCallbacks) live sessions; NIO as the executor: \(takenOver))")
+        print(
+            "PostgreSQL store (PostgreSQL 15 on this machine, loopback; wrk -t1 -c\(connections) for \(seconds) s over \(liveForCallbacks) live sessions; NIO as the executor: \(takenOver))"
+        )
         print("| measure | figure | target |")
         print("|---|---|---|")
         print("| signed callbacks per second into PostgreSQL | \(Int(perSecond)) | ≥ 5000 |")
         print("| callback latency p50 | \(String(format: "%.3f", Double(p50) / 1000)) ms | |")
         print("| callback latency p99 | \(String(format: "%.3f", Double(p99) / 1000)) ms | |")
-        print("| errors / non-2xx / stored writes of \(requests) | \(errors) / \(statusErrors) / \(writes) | 0 / 0 / all |")
+        print(
+            "| errors / non-2xx / stored writes of \(requests) | \(errors) / \(statusErrors) / \(writes) | 0 / 0 / all |"
+        )
         print("| cross-replica notification p50, at rest | \(format(percentile(idle, 0.5))) ms | |")
         print("| cross-replica notification p99, at rest | \(format(percentile(idle, 0.99))) ms | ≤ 20 ms |")
-        print("| cross-replica notification p50, under the callback load | \(format(percentile(underLoad, 0.5))) ms | |")
-        print("| cross-replica notification p99, under the callback load | \(format(percentile(underLoad, 0.99))) ms | ≤ 20 ms |")
+        print(
+            "| cross-replica notification p50, under the callback load | \(format(percentile(underLoad, 0.5))) ms | |")
+        print(
+            "| cross-replica notification p99, under the callback load | \(format(percentile(underLoad, 0.99))) ms | ≤ 20 ms |"
+        )
         produced("callbacks per second", requests > 0 && durationMicros > 0 ? perSecond : .nan)
         produced("callback latency p50 and p99", p50 > 0 && p99 > 0 ? Double(p99) : .nan)
         produced("cross-replica latency at rest", idle)
@@ -251,7 +300,9 @@ enum PostgresBenchmarkMain {
         // MARK: 3. Memory of a replica with many live sessions
 
         if let serverPath {
-            _ = await must("emptying the sessions table") { try await replicaA.client.query("TRUNCATE agent_payments_sessions") }
+            _ = await must("emptying the sessions table") {
+                try await replicaA.client.query("TRUNCATE agent_payments_sessions")
+            }
             var environment = ProcessInfo.processInfo.environment
             environment["DATABASE_URL"] = databaseURL
             environment["AGENT_PAYMENTS_LOG_LEVEL"] = "error"
@@ -273,7 +324,8 @@ enum PostgresBenchmarkMain {
                 announced += String(decoding: chunk, as: UTF8.self)
             }
             func resident() -> Int {
-                let status = (try? String(contentsOfFile: "/proc/\(replica.processIdentifier)/status", encoding: .utf8)) ?? ""
+                let status =
+                    (try? String(contentsOfFile: "/proc/\(replica.processIdentifier)/status", encoding: .utf8)) ?? ""
                 let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
                 return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
             }
@@ -284,7 +336,9 @@ enum PostgresBenchmarkMain {
             try? await Task.sleep(for: .seconds(isSmoke ? 1 : 3))
             let after = resident()
             print("| replica RSS at rest | \(format(Double(before) / 1_048_576)) MiB | |")
-            print("| replica RSS with \(sessionCount) live sessions (written by another replica) | \(format(Double(after) / 1_048_576)) MiB | |")
+            print(
+                "| replica RSS with \(sessionCount) live sessions (written by another replica) | \(format(Double(after) / 1_048_576)) MiB | |"
+            )
             print("| per live session | \(format(Double(after - before) / Double(sessionCount))) bytes | |")
             produced("replica RSS with live sessions", before > 0 && after > 0 ? Double(after) : .nan)
             replica.terminate()

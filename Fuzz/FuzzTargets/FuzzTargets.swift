@@ -50,7 +50,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         guard let again = try? JSONValue(parsing: Array(text.utf8)) else {
             preconditionFailure("serialized JSON does not parse back: \(text.prefix(200))")
         }
-        precondition(again == value || Self.containsDoubles(value), "JSON round trip changed the value: \(text.prefix(200))")
+        precondition(
+            again == value || Self.containsDoubles(value), "JSON round trip changed the value: \(text.prefix(200))")
     }
 
     /// A double may print shorter than it parsed and differ in the last place; nothing else may.
@@ -67,9 +68,15 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// that dispatch reaches every kind of handler.
     static let server: MCPServer = {
         let server = MCPServer(info: Implementation(name: "fuzz", version: "0"))
-        server.register(Tool(name: "echo", description: "echo", inputSchema: [
-            "type": "object", "properties": ["text": ["type": "string", "pattern": "^[a-z]*$", "maxLength": 64]], "additionalProperties": false,
-        ]) { call in ToolResult(text: call.arguments["text"]?.stringValue ?? "") })
+        server.register(
+            Tool(
+                name: "echo", description: "echo",
+                inputSchema: [
+                    "type": "object",
+                    "properties": ["text": ["type": "string", "pattern": "^[a-z]*$", "maxLength": 64]],
+                    "additionalProperties": false,
+                ]
+            ) { call in ToolResult(text: call.arguments["text"]?.stringValue ?? "") })
         return server
     }()
 
@@ -86,17 +93,22 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     }
 
     static func callback(_ bytes: UnsafeRawBufferPointer) {
-        guard let body = String(validating: bytes, as: UTF8.self), let fields = FormEncoding.decode(body) else { return }
+        guard let body = String(validating: bytes, as: UTF8.self), let fields = FormEncoding.decode(body) else {
+            return
+        }
         let callback = PaymentStatusCallback(fields: fields)
         _ = callback.unrecognizedValues
         let date = Date(timeIntervalSince1970: 1_800_000_000)
         let sid = PaymentSID(validated: "PK" + String(repeating: "a", count: 32))
-        let fresh = PaymentSession(callSID: CallSID(validated: "CA" + String(repeating: "b", count: 32)),
-                                   configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "1.00", postalCode: true)), at: date)
+        let fresh = PaymentSession(
+            callSID: CallSID(validated: "CA" + String(repeating: "b", count: 32)),
+            configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "1.00", postalCode: true)),
+            at: date)
         var session = PaymentReducer.reduce(fresh, .sessionCreated(sid, at: date)).session
         for item in [PaymentItem.cardNumber, .securityCode] {
             session = PaymentReducer.reduce(session, .captureRequested(item, at: date, idempotencyKey: "k")).session
-            let after = PaymentReducer.reduce(session, .callbackReceived(callback, at: date.addingTimeInterval(1))).session
+            let after = PaymentReducer.reduce(session, .callbackReceived(callback, at: date.addingTimeInterval(1)))
+                .session
             precondition(after.version >= session.version, "a callback moved the session's version backwards")
             precondition(!(session.phase.isFinished && after != session), "a callback changed a finished session")
             _ = after.nextStep
@@ -111,7 +123,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         let (version, method, name, body) = (lines[0], lines[1], lines[2], lines[3])
         for header in [version, method, name] {
             guard let decoded = HeaderRules.decodedValue(header) else { continue }
-            precondition(HeaderRules.isPlainFieldValue(header), "a header with characters outside the field-value set was accepted")
+            precondition(
+                HeaderRules.isPlainFieldValue(header),
+                "a header with characters outside the field-value set was accepted")
             if !(header.hasPrefix("=?base64?") && header.hasSuffix("?=") && header.utf8.count >= 11) {
                 precondition(decoded == header, "a plain header value changed in decoding")
             } else {
@@ -122,8 +136,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
         _ = bearerToken(fromAuthorization: name)
         guard case .success(let message) = JSONRPCMessage.decode(Array(body.utf8)) else { return }
-        if let error = HeaderRules.mismatch(protocolVersion: version, method: method.isEmpty ? nil : method,
-                                            name: name.isEmpty ? nil : name, message: message) {
+        if let error = HeaderRules.mismatch(
+            protocolVersion: version, method: method.isEmpty ? nil : method,
+            name: name.isEmpty ? nil : name, message: message)
+        {
             precondition(error.code == HeaderRules.headerMismatchCode, "a header refusal must be HeaderMismatch")
         }
         _ = MCPHTTPTransport.status(ofResponse: Array(body.utf8), modern: true)
@@ -131,11 +147,14 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     /// A resource server whose only key is one the fuzzer cannot sign with.
     static let resourceServer: OAuthResourceServer = {
-        let jwks = #"{"keys":[{"kty":"EC","crv":"P-256","kid":"ec-1","alg":"ES256","use":"sig","#
+        let jwks =
+            #"{"keys":[{"kty":"EC","crv":"P-256","kid":"ec-1","alg":"ES256","use":"sig","#
             + #""x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#
-        return try! OAuthResourceServer(configuration: .init(
-            issuer: "https://issuer.fuzz.example", jwksURL: "https://issuer.fuzz.example/jwks.json", audience: "https://mcp.fuzz.example/mcp",
-            requiredScopes: ["payments"], fetch: { _ in Data(jwks.utf8) }))
+        return try! OAuthResourceServer(
+            configuration: .init(
+                issuer: "https://issuer.fuzz.example", jwksURL: "https://issuer.fuzz.example/jwks.json",
+                audience: "https://mcp.fuzz.example/mcp",
+                requiredScopes: ["payments"], fetch: { _ in Data(jwks.utf8) }))
     }()
 
     static func jwt(_ bytes: UnsafeRawBufferPointer) {

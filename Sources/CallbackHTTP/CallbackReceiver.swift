@@ -41,8 +41,10 @@ public struct CallbackReceiverConfiguration: Sendable {
     /// reach this port through the tunnel).
     public var limits: ListenerLimits
 
-    public init(host: String = "127.0.0.1", port: Int = 0, pathPrefix: String = "/twilio/payment-callbacks",
-                authToken: Secret? = nil, maximumBodyBytes: Int = 64 * 1024, limits: ListenerLimits = ListenerLimits()) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 0, pathPrefix: String = "/twilio/payment-callbacks",
+        authToken: Secret? = nil, maximumBodyBytes: Int = 64 * 1024, limits: ListenerLimits = ListenerLimits()
+    ) {
         self.limits = limits
         self.host = host
         self.port = port
@@ -69,8 +71,10 @@ public final class CallbackReceiver: Sendable {
     private let signature: WebhookSignature?
     private let state = Mutex<(publicBaseURL: String?, port: Int?)>((nil, nil))
 
-    public init(configuration: CallbackReceiverConfiguration, sink: any CallbackSink,
-                logger: Logger = Logger(label: "agent-payments.callbacks")) {
+    public init(
+        configuration: CallbackReceiverConfiguration, sink: any CallbackSink,
+        logger: Logger = Logger(label: "agent-payments.callbacks")
+    ) {
         self.configuration = configuration
         self.sink = sink
         self.logger = logger
@@ -106,7 +110,11 @@ public final class CallbackReceiver: Sendable {
 
     private func makeRouter<Context: RequestContext>(context: Context.Type) -> Router<Context> {
         let router = Router(context: Context.self)
-        router.get("healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        router.get("healthz") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
         addRoutes(to: router)
         return router
     }
@@ -133,15 +141,18 @@ public final class CallbackReceiver: Sendable {
     /// (the MCP endpoint of `agent-payments --http`), on the configured address; once it
     /// listens it records the bound port (and, if none was set, a loopback public URL), then
     /// tells `onRunning` the port.
-    public func makeApplication(additionalRoutes: AdditionalRoutes? = nil,
-                                onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    public func makeApplication(
+        additionalRoutes: AdditionalRoutes? = nil,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
         let router = makeRouter(context: ListenerRequestContext.self)
         additionalRoutes?.install(router)
         return Application(
             router: router,
             server: .guardedHTTP1(limits: configuration.limits, logger: logger),
-            configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port),
-                                                    serverName: "agent-payments-callbacks", backlog: configuration.limits.backlog),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port),
+                serverName: "agent-payments-callbacks", backlog: configuration.limits.backlog),
             onServerRunning: { [self] channel in
                 let port = channel.localAddress?.port
                 state.withLock { state in
@@ -176,8 +187,9 @@ public final class CallbackReceiver: Sendable {
         // nothing, not even whether a secret exists.
         if let signature {
             guard let header = request.headers.first(where: { $0.name.canonicalName == "x-twilio-signature" })?.value,
-                  let base = publicBaseURL,
-                  signature.isValid(signature: header, url: base + request.uri.description, parameters: fields) else {
+                let base = publicBaseURL,
+                signature.isValid(signature: header, url: base + request.uri.description, parameters: fields)
+            else {
                 return Response(status: .forbidden)
             }
         }
@@ -189,9 +201,11 @@ public final class CallbackReceiver: Sendable {
         let callback = PaymentStatusCallback(fields: fields)
         if let refusal = callback.refusal {
             // Only for a secret that exists, so a stranger cannot fill the log.
-            logger.warning("callback refused: it would finish the session without naming it", metadata: ["reason": "\(refusal)"])
-            return Response(status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: refusal.description + "\n")))
+            logger.warning(
+                "callback refused: it would finish the session without naming it", metadata: ["reason": "\(refusal)"])
+            return Response(
+                status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: refusal.description + "\n")))
         }
         do {
             guard try await sink.deliver(secret: secret, callback: callback) else { return Response(status: .notFound) }
@@ -202,9 +216,12 @@ public final class CallbackReceiver: Sendable {
         if !unrecognized.isEmpty {
             // Kept and applied as far as understood (and only for a session that exists, so a
             // stranger cannot fill the log); values are Twilio names, never card data.
-            logger.warning("callback carries values this server does not know", metadata: [
-                "payment.sid": "\(callback.paymentSID?.rawValue ?? "-")", "unrecognized": "\(unrecognized.joined(separator: "; "))",
-            ])
+            logger.warning(
+                "callback carries values this server does not know",
+                metadata: [
+                    "payment.sid": "\(callback.paymentSID?.rawValue ?? "-")",
+                    "unrecognized": "\(unrecognized.joined(separator: "; "))",
+                ])
         }
         return Response(status: .noContent)
     }
@@ -212,7 +229,8 @@ public final class CallbackReceiver: Sendable {
     /// 503 with `Retry-After: 1`: the sink could not keep the callback now (its store is away);
     /// nothing was applied, and a retry is welcome.
     private func unavailable(_ error: any Error) -> Response {
-        logger.warning("callback not applied: the session store is unavailable; answered 503", metadata: ["reason": "\(error)"])
+        logger.warning(
+            "callback not applied: the session store is unavailable; answered 503", metadata: ["reason": "\(error)"])
         return Response(status: .serviceUnavailable, headers: [.retryAfter: "1"])
     }
 }
@@ -259,18 +277,25 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
     let pathPrefix: String
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let start = ContinuousClock.now
         let path = request.uri.path.hasPrefix(pathPrefix + "/") ? pathPrefix + "/<secret>" : request.uri.path
         do {
             let response = try await next(request, context)
-            logger.debug("callback request", metadata: [
-                "http.method": "\(request.method)", "http.path": "\(path)", "http.status": "\(response.status.code)",
-                "duration.ms": "\((ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000_000)",
-            ])
+            logger.debug(
+                "callback request",
+                metadata: [
+                    "http.method": "\(request.method)", "http.path": "\(path)",
+                    "http.status": "\(response.status.code)",
+                    "duration.ms": "\((ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000_000)",
+                ])
             return response
         } catch {
-            logger.debug("callback request", metadata: ["http.method": "\(request.method)", "http.path": "\(path)", "http.status": "error"])
+            logger.debug(
+                "callback request",
+                metadata: ["http.method": "\(request.method)", "http.path": "\(path)", "http.status": "error"])
             throw error
         }
     }

@@ -26,7 +26,8 @@ public enum TunnelError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .executableNotFound(let name):
-            return "NGROK_AUTH_TOKEN is set but no ngrok executable was found (\(name)); install ngrok or set CALLBACK_BASE_URL instead"
+            return
+                "NGROK_AUTH_TOKEN is set but no ngrok executable was found (\(name)); install ngrok or set CALLBACK_BASE_URL instead"
         case .couldNotStart(let reason):
             return "could not start ngrok: \(reason)"
         case .exited(let status, let diagnostics):
@@ -56,8 +57,11 @@ public struct NgrokConfiguration: Sendable {
     /// `/usr/local/bin:/usr/bin:/bin`).
     public var environment: [String: String]
 
-    public init(executable: String = "ngrok", authToken: Secret, domain: String? = nil, port: Int, startupTimeout: Duration = .seconds(20),
-                environment: [String: String] = [:]) {
+    public init(
+        executable: String = "ngrok", authToken: Secret, domain: String? = nil, port: Int,
+        startupTimeout: Duration = .seconds(20),
+        environment: [String: String] = [:]
+    ) {
         self.executable = executable
         self.authToken = authToken
         self.domain = domain
@@ -115,27 +119,29 @@ public final class NgrokTunnel: Sendable {
     /// agent's status. (The watcher's input is the saved descriptor 3: a shell gives a
     /// background job `/dev/null` as its standard input unless told otherwise.)
     static let guardScript = #"""
-    exec 3<&0
-    "$@" </dev/null 3<&- &
-    child=$!
-    trap 'kill -TERM "$child" 2>/dev/null' TERM INT
-    ( while read -r _; do :; done; kill -TERM "$child" 2>/dev/null; sleep 1; kill -KILL "$child" 2>/dev/null ) <&3 &
-    watcher=$!
-    exec 3<&-
-    while :; do
-        wait "$child"; status=$?
-        kill -0 "$child" 2>/dev/null || break
-    done
-    kill "$watcher" 2>/dev/null
-    exit "$status"
-    """#
+        exec 3<&0
+        "$@" </dev/null 3<&- &
+        child=$!
+        trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+        ( while read -r _; do :; done; kill -TERM "$child" 2>/dev/null; sleep 1; kill -KILL "$child" 2>/dev/null ) <&3 &
+        watcher=$!
+        exec 3<&-
+        while :; do
+            wait "$child"; status=$?
+            kill -0 "$child" 2>/dev/null || break
+        done
+        kill "$watcher" 2>/dev/null
+        exit "$status"
+        """#
 
     deinit {
         terminate()
     }
 
     /// Starts the agent and waits for its public URL.
-    public static func start(_ configuration: NgrokConfiguration, logger: Logger = Logger(label: "agent-payments.ngrok")) async throws(TunnelError) -> NgrokTunnel {
+    public static func start(
+        _ configuration: NgrokConfiguration, logger: Logger = Logger(label: "agent-payments.ngrok")
+    ) async throws(TunnelError) -> NgrokTunnel {
         guard let executable = resolve(configuration.executable, path: configuration.environment["PATH"]) else {
             throw .executableNotFound(configuration.executable)
         }
@@ -145,7 +151,8 @@ public final class NgrokTunnel: Sendable {
         } catch {
             throw .couldNotStart("no free loopback port for its local API: \(error)")
         }
-        let configFile = FileManager.default.temporaryDirectory.appendingPathComponent("agent-payments-ngrok-\(UUID().uuidString).yml")
+        let configFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "agent-payments-ngrok-\(UUID().uuidString).yml")
         let config = "version: \"2\"\nweb_addr: 127.0.0.1:\(apiPort)\nlog_level: warn\n"
         do {
             try Data(config.utf8).write(to: configFile, options: .atomic)
@@ -153,13 +160,16 @@ public final class NgrokTunnel: Sendable {
             throw .couldNotStart("its configuration file could not be written: \(error.localizedDescription)")
         }
 
-        var arguments = ["http", "127.0.0.1:\(configuration.port)", "--inspect=false", "--config", configFile.path,
-                         "--log", "stderr", "--log-format", "logfmt"]
+        var arguments = [
+            "http", "127.0.0.1:\(configuration.port)", "--inspect=false", "--config", configFile.path,
+            "--log", "stderr", "--log-format", "logfmt",
+        ]
         if let domain = configuration.domain { arguments += ["--url", domain] }
         let process: SupervisedProcess
         do {
-            process = try SupervisedProcess(executable: "/bin/sh", arguments: ["-c", guardScript, "ngrok-guard", executable] + arguments,
-                                            environment: configuration.childEnvironment)
+            process = try SupervisedProcess(
+                executable: "/bin/sh", arguments: ["-c", guardScript, "ngrok-guard", executable] + arguments,
+                environment: configuration.childEnvironment)
         } catch {
             try? FileManager.default.removeItem(at: configFile)
             throw .couldNotStart(error.description)
@@ -168,13 +178,17 @@ public final class NgrokTunnel: Sendable {
         let errorReader = FileHandle(fileDescriptor: process.standardError, closeOnDealloc: true)
         errorReader.readabilityHandler = { handle in
             let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil; return }
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
             let chunk = String(decoding: data, as: UTF8.self)
             output.withLock { $0 = String(($0 + chunk).suffix(4000)) }
         }
         let token = configuration.authToken.revealed
         func diagnostics() -> String {
-            output.withLock { $0 }.replacingOccurrences(of: token, with: "<redacted>").trimmingCharacters(in: .whitespacesAndNewlines)
+            output.withLock { $0 }.replacingOccurrences(of: token, with: "<redacted>").trimmingCharacters(
+                in: .whitespacesAndNewlines)
         }
 
         let transport = URLSessionTransport()
@@ -185,10 +199,12 @@ public final class NgrokTunnel: Sendable {
                 try? FileManager.default.removeItem(at: configFile)
                 throw .exited(status: status, diagnostics: diagnostics())
             }
-            if let response = try? await transport.send(HTTPRequest(method: "GET", url: api, headers: [], body: nil, timeout: .seconds(2))),
-               response.status == 200,
-               let listing = try? JSONDecoder().decode(TunnelList.self, from: response.body),
-               let url = listing.tunnels.compactMap(\.public_url).first(where: { $0.hasPrefix("https://") }) {
+            if let response = try? await transport.send(
+                HTTPRequest(method: "GET", url: api, headers: [], body: nil, timeout: .seconds(2))),
+                response.status == 200,
+                let listing = try? JSONDecoder().decode(TunnelList.self, from: response.body),
+                let url = listing.tunnels.compactMap(\.public_url).first(where: { $0.hasPrefix("https://") })
+            {
                 logger.info("ngrok tunnel is up", metadata: ["url": "\(url)"])
                 return NgrokTunnel(publicURL: url, process: process, configFile: configFile, errorReader: errorReader)
             }
@@ -270,7 +286,9 @@ public final class NgrokTunnel: Sendable {
     }
 
     private static func resolve(_ executable: String, path: String?) -> String? {
-        if executable.contains("/") { return FileManager.default.isExecutableFile(atPath: executable) ? executable : nil }
+        if executable.contains("/") {
+            return FileManager.default.isExecutableFile(atPath: executable) ? executable : nil
+        }
         for directory in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
             let candidate = "\(directory)/\(executable)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
@@ -281,7 +299,9 @@ public final class NgrokTunnel: Sendable {
     /// A loopback port nothing listens on right now (the agent's local API binds it a moment
     /// later): bound on port 0 through NIO, read, and released.
     static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(
+            host: "127.0.0.1", port: 0
+        ).get()
         let port = channel.localAddress?.port ?? 0
         try await channel.close()
         return port

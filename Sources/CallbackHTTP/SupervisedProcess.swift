@@ -26,7 +26,8 @@ struct SupervisedProcess: Sendable {
         var errors: [Int32] = [0, 0]
         guard pipe(&input) == 0 else { throw LaunchError(description: "could not create a pipe: errno \(errno)") }
         guard pipe(&errors) == 0 else {
-            close(input[0]); close(input[1])
+            close(input[0])
+            close(input[1])
             throw LaunchError(description: "could not create a pipe: errno \(errno)")
         }
         // The ends this process keeps must not leak into any other child.
@@ -54,7 +55,9 @@ struct SupervisedProcess: Sendable {
         posix_spawnattr_setsigmask(&attributes, &unblocked)
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for signal in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM] { sigaddset(&defaults, signal) }
+        for signal in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM] {
+            sigaddset(&defaults, signal)
+        }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
@@ -67,7 +70,8 @@ struct SupervisedProcess: Sendable {
         close(input[0])
         close(errors[1])
         guard status == 0 else {
-            close(input[1]); close(errors[0])
+            close(input[1])
+            close(errors[0])
             throw LaunchError(description: "could not start \(executable): \(String(cString: strerror(status)))")
         }
         processID = pid

@@ -71,10 +71,12 @@ final class ConnectionGate: Sendable {
         }
         guard let (refused, closed, open) = report, refused > 0 || !closed.isEmpty else { return }
         let reasons = closed.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-        logger.warning("listener under pressure: slow or idle clients are being cut off", metadata: [
-            "connections.open": "\(open)", "connections.limit": "\(limits.maximumConnections)",
-            "connections.refused": "\(refused)", "connections.closed": "\(reasons.isEmpty ? "0" : reasons)",
-        ])
+        logger.warning(
+            "listener under pressure: slow or idle clients are being cut off",
+            metadata: [
+                "connections.open": "\(open)", "connections.limit": "\(limits.maximumConnections)",
+                "connections.refused": "\(refused)", "connections.closed": "\(reasons.isEmpty ? "0" : reasons)",
+            ])
     }
 }
 
@@ -106,7 +108,8 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 if let watch {
                     // After the HTTP codec: where request heads and ends can be seen.
                     let state = try channel.pipeline.syncOperations.handler(type: HTTPConnectionStateHandler.self)
-                    try channel.pipeline.syncOperations.addHandler(RequestPartWatch(watch: watch), position: .before(state))
+                    try channel.pipeline.syncOperations.addHandler(
+                        RequestPartWatch(watch: watch), position: .before(state))
                 }
                 return value
             }
@@ -126,7 +129,8 @@ final class RefuseHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.eventLoop.assumeIsolated().execute {
             // Written from this handler, the first, so it goes straight to the socket.
             var answer = context.channel.allocator.buffer(capacity: 96)
-            answer.writeString("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nRetry-After: 1\r\n\r\n")
+            answer.writeString(
+                "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nRetry-After: 1\r\n\r\n")
             let channel = context.channel
             context.writeAndFlush(NIOAny(answer)).whenComplete { _ in channel.close(promise: nil) }
         }
@@ -193,7 +197,8 @@ final class RequestWatch: @unchecked Sendable {
     func bytesArrived(_ count: Int) {
         switch phase {
         case .waiting: phase = .head(started: .now())
-        case .body(let started, let windowStart, let bytes): phase = .body(started: started, windowStart: windowStart, windowBytes: bytes + count)
+        case .body(let started, let windowStart, let bytes):
+            phase = .body(started: started, windowStart: windowStart, windowBytes: bytes + count)
         case .head, .responding: break
         }
     }
@@ -242,7 +247,8 @@ final class RequestWatch: @unchecked Sendable {
         switch phase {
         case .waiting(let since, let first):
             let limit = first ? limits.headTimeout : limits.idleTimeout
-            return now - since > TimeAmount(limit) ? (first ? "sent no request head in time" : "idle between requests") : nil
+            return now - since > TimeAmount(limit)
+                ? (first ? "sent no request head in time" : "idle between requests") : nil
         case .head(let started):
             return now - started > TimeAmount(limits.headTimeout) ? "slow request head" : nil
         case .body(let started, let windowStart, let bytes):

@@ -36,10 +36,12 @@ public struct ListenerLimits: Sendable, Equatable {
     /// that a burst is taken in and judged by the limits above rather than dropped unseen.
     public var backlog: Int
 
-    public init(headTimeout: Duration = .seconds(5), minimumBodyRate: Int = 1024, rateWindow: Duration = .seconds(2),
-                requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(15),
-                writeTimeout: Duration = .seconds(30), maximumPipelinedRequests: Int = 16,
-                maximumConnections: Int = ListenerLimits.defaultMaximumConnections(), backlog: Int = 4096) {
+    public init(
+        headTimeout: Duration = .seconds(5), minimumBodyRate: Int = 1024, rateWindow: Duration = .seconds(2),
+        requestTimeout: Duration = .seconds(30), idleTimeout: Duration = .seconds(15),
+        writeTimeout: Duration = .seconds(30), maximumPipelinedRequests: Int = 16,
+        maximumConnections: Int = ListenerLimits.defaultMaximumConnections(), backlog: Int = 4096
+    ) {
         self.backlog = backlog
         self.headTimeout = headTimeout
         self.minimumBodyRate = minimumBodyRate

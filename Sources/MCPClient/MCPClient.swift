@@ -56,8 +56,10 @@ public final class MCPClient: Sendable {
 
     private let shared = Shared()
 
-    public init(channel: any ClientChannel, era: Era = .modern(),
-                clientInfo: Implementation = Implementation(name: "mcpcore-client", version: "1.0.0")) {
+    public init(
+        channel: any ClientChannel, era: Era = .modern(),
+        clientInfo: Implementation = Implementation(name: "mcpcore-client", version: "1.0.0")
+    ) {
         self.channel = channel
         self.era = era
         self.clientInfo = clientInfo
@@ -94,9 +96,11 @@ public final class MCPClient: Sendable {
     public func connect() async throws -> JSONValue {
         switch era {
         case .legacy(let version):
-            let result = try await request("initialize", [
-                "protocolVersion": .string(version), "capabilities": [:], "clientInfo": clientInfo.json,
-            ])
+            let result = try await request(
+                "initialize",
+                [
+                    "protocolVersion": .string(version), "capabilities": [:], "clientInfo": clientInfo.json,
+                ])
             notify("notifications/initialized")
             return result
         case .modern:
@@ -108,7 +112,8 @@ public final class MCPClient: Sendable {
     public func modernMeta(logLevel: LogLevel? = nil) -> [String: JSONValue]? {
         guard case .modern(let version) = era else { return nil }
         var meta: [String: JSONValue] = [
-            MetaKey.protocolVersion: .string(version), MetaKey.clientCapabilities: [:], MetaKey.clientInfo: clientInfo.json,
+            MetaKey.protocolVersion: .string(version), MetaKey.clientCapabilities: [:],
+            MetaKey.clientInfo: clientInfo.json,
         ]
         if let logLevel { meta[MetaKey.logLevel] = .string(logLevel.rawValue) }
         return meta
@@ -116,8 +121,10 @@ public final class MCPClient: Sendable {
 
     /// Sends a request and waits for its result. Cancelling the calling task sends
     /// `notifications/cancelled` and throws `CancellationError`.
-    public func request(_ method: String, _ params: JSONValue = [:], progressToken: JSONValue? = nil,
-                        logLevel: LogLevel? = nil) async throws -> JSONValue {
+    public func request(
+        _ method: String, _ params: JSONValue = [:], progressToken: JSONValue? = nil,
+        logLevel: LogLevel? = nil
+    ) async throws -> JSONValue {
         let id = shared.state.withLock { state -> RequestID in
             defer { state.nextID += 1 }
             return .number(state.nextID)
@@ -156,7 +163,9 @@ public final class MCPClient: Sendable {
     }
 
     /// Calls a tool and returns the `CallToolResult` object.
-    public func callTool(_ name: String, arguments: JSONValue = [:], progressToken: JSONValue? = nil) async throws -> JSONValue {
+    public func callTool(
+        _ name: String, arguments: JSONValue = [:], progressToken: JSONValue? = nil
+    ) async throws -> JSONValue {
         try await request("tools/call", ["name": .string(name), "arguments": arguments], progressToken: progressToken)
     }
 

@@ -73,14 +73,18 @@ public struct StaticToken: Sendable, Equatable {
             guard !listed.isEmpty else { return .failure(.malformed("an empty scope list")) }
             scopes = Set(listed)
         }
-        return .success(StaticToken(name: holder[0], token: parts[1], tenant: holder.count > 1 ? holder[1] : nil, scopes: scopes))
+        return .success(
+            StaticToken(name: holder[0], token: parts[1], tenant: holder.count > 1 ? holder[1] : nil, scopes: scopes))
     }
 
     /// Letters, digits, `-`, `.` and `_`, at least one.
     static func isName(_ text: String) -> Bool {
-        !text.isEmpty && text.unicodeScalars.allSatisfy { scalar in
-            scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || "-._".unicodeScalars.contains(scalar))
-        }
+        !text.isEmpty
+            && text.unicodeScalars.allSatisfy { scalar in
+                scalar.isASCII
+                    && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                        || "-._".unicodeScalars.contains(scalar))
+            }
     }
 }
 
@@ -106,15 +110,18 @@ public struct StaticTokenAuthenticator: BearerAuthenticator {
         public var description: String {
             switch self {
             case .tooShort(let index):
-                return "bearer token \(index + 1) is shorter than \(StaticTokenAuthenticator.minimumLength) characters; use long random tokens (openssl rand -hex 32)"
+                return
+                    "bearer token \(index + 1) is shorter than \(StaticTokenAuthenticator.minimumLength) characters; use long random tokens (openssl rand -hex 32)"
             case .empty:
                 return "no bearer tokens were given"
             case .malformed(let problem):
                 return "a token entry has \(problem); write TOKEN, NAME:TOKEN or NAME[@TENANT]:TOKEN:SCOPE SCOPE"
             case .entry(let index, let problem):
-                return "bearer token entry \(index + 1) has \(problem); write TOKEN, NAME:TOKEN or NAME[@TENANT]:TOKEN:SCOPE SCOPE"
+                return
+                    "bearer token entry \(index + 1) has \(problem); write TOKEN, NAME:TOKEN or NAME[@TENANT]:TOKEN:SCOPE SCOPE"
             case .duplicate(let index):
-                return "bearer token entry \(index + 1) repeats another entry's token or name; each holder needs a token and name of its own"
+                return
+                    "bearer token entry \(index + 1) repeats another entry's token or name; each holder needs a token and name of its own"
             }
         }
     }
@@ -134,10 +141,14 @@ public struct StaticTokenAuthenticator: BearerAuthenticator {
             guard bearerToken(fromAuthorization: "Bearer " + entry.token) == entry.token else {
                 throw .entry(index: index, problem: "a token with characters a bearer token cannot carry")
             }
-            guard seenTokens.insert(entry.token).inserted, seenIDs.insert(entry.principalID).inserted else { throw .duplicate(index: index) }
+            guard seenTokens.insert(entry.token).inserted, seenIDs.insert(entry.principalID).inserted else {
+                throw .duplicate(index: index)
+            }
         }
         digests = entries.map { Array(SHA256.hash(data: Array($0.token.utf8))) }
-        principals = entries.map { Principal(id: $0.principalID, tenant: $0.tenant, scopes: $0.scopes ?? defaultScopes) }
+        principals = entries.map {
+            Principal(id: $0.principalID, tenant: $0.tenant, scopes: $0.scopes ?? defaultScopes)
+        }
     }
 
     public func authenticate(token: String) async -> AuthenticationOutcome {

@@ -19,7 +19,9 @@ public enum HeaderRules {
     public static func decodedValue(_ value: String) -> String? {
         guard isPlainFieldValue(value) else { return nil }
         let prefix = "=?base64?", suffix = "?="
-        guard value.hasPrefix(prefix), value.hasSuffix(suffix), value.utf8.count >= prefix.utf8.count + suffix.utf8.count else {
+        guard value.hasPrefix(prefix), value.hasSuffix(suffix),
+            value.utf8.count >= prefix.utf8.count + suffix.utf8.count
+        else {
             return value
         }
         let encoded = value.dropFirst(prefix.count).dropLast(suffix.count)
@@ -39,34 +41,46 @@ public enum HeaderRules {
     /// Checks a modern request's headers against its body; the `HeaderMismatch` error when they
     /// do not agree, `nil` when they do. `protocolVersion` is the header's value (already known
     /// to be present), `meta` the body's `_meta` version.
-    public static func mismatch(protocolVersion: String, method methodHeader: String?, name nameHeader: String?,
-                                message: JSONRPCMessage) -> JSONRPCError? {
+    public static func mismatch(
+        protocolVersion: String, method methodHeader: String?, name nameHeader: String?,
+        message: JSONRPCMessage
+    ) -> JSONRPCError? {
         let method: String, params: JSONValue?
         switch message {
         case .request(_, let requestMethod, let requestParams): (method, params) = (requestMethod, requestParams)
-        case .notification(let notificationMethod, let notificationParams): (method, params) = (notificationMethod, notificationParams)
+        case .notification(let notificationMethod, let notificationParams):
+            (method, params) = (notificationMethod, notificationParams)
         case .result, .error: return nil
         }
         let bodyVersion = params?["_meta"]?[MetaKey.protocolVersion]
         guard let bodyVersion else {
-            return error("the MCP-Protocol-Version header says \(protocolVersion) but the body has no _meta.\"\(MetaKey.protocolVersion)\"")
+            return error(
+                "the MCP-Protocol-Version header says \(protocolVersion) but the body has no _meta.\"\(MetaKey.protocolVersion)\""
+            )
         }
         guard bodyVersion == .string(protocolVersion) else {
-            return error("MCP-Protocol-Version header value '\(protocolVersion)' does not match body value '\(bodyVersion.stringValue ?? "non-string")'")
+            return error(
+                "MCP-Protocol-Version header value '\(protocolVersion)' does not match body value '\(bodyVersion.stringValue ?? "non-string")'"
+            )
         }
-        guard case .request = message else { return nil }  // notification headers are not defined
+        guard case .request = message else { return nil } // notification headers are not defined
         guard let methodHeader else { return error("the Mcp-Method header is required") }
-        guard isPlainFieldValue(methodHeader) else { return error("the Mcp-Method header contains characters outside visible ASCII") }
+        guard isPlainFieldValue(methodHeader) else {
+            return error("the Mcp-Method header contains characters outside visible ASCII")
+        }
         guard methodHeader == method else {
             return error("Mcp-Method header value '\(methodHeader)' does not match body value '\(method)'")
         }
         guard let (field, bodyValue) = mirroredName(method: method, params: params) else { return nil }
         guard let nameHeader else { return error("the Mcp-Name header is required for \(method)") }
         guard let decoded = decodedValue(nameHeader) else {
-            return error("the Mcp-Name header is malformed (characters outside visible ASCII, or a bad =?base64?…?= value)")
+            return error(
+                "the Mcp-Name header is malformed (characters outside visible ASCII, or a bad =?base64?…?= value)")
         }
         guard bodyValue == .string(decoded) else {
-            return error("Mcp-Name header value '\(decoded)' does not match body value \(field) '\(bodyValue?.stringValue ?? "missing")'")
+            return error(
+                "Mcp-Name header value '\(decoded)' does not match body value \(field) '\(bodyValue?.stringValue ?? "missing")'"
+            )
         }
         return nil
     }
@@ -95,7 +109,7 @@ enum Base64 {
                 continue
             default: return nil
             }
-            guard padding == 0 else { return nil }  // data after padding
+            guard padding == 0 else { return nil } // data after padding
             accumulator = (accumulator << 6) | value
             bits += 6
             if bits >= 8 {

@@ -83,9 +83,12 @@ final class LegacySession: MessageSink {
     func cancel(_ id: MCPCore.RequestID) {
         let wasOpen = state.withLock { $0.exchanges.removeValue(forKey: id) != nil }
         guard wasOpen else { return }
-        connection.receive(message: .notification(method: "notifications/cancelled", params: [
-            "requestId": id.json, "reason": "the client closed the response stream",
-        ]))
+        connection.receive(
+            message: .notification(
+                method: "notifications/cancelled",
+                params: [
+                    "requestId": id.json, "reason": "the client closed the response stream",
+                ]))
     }
 
     // MARK: The session stream

@@ -40,11 +40,14 @@ public struct MCPHTTPConfiguration: Sendable {
         didSet { forwardedHeaders = Self.forwardable(forwardedHeaders) }
     }
 
-    public init(path: String = "/mcp", allowedOrigins: Set<String> = [], authenticator: (any BearerAuthenticator)? = nil,
-                oauth: OAuthResourceServer? = nil, maximumBodyBytes: Int = 1 << 20, maximumStreamsPerClient: Int = 16,
-                maximumStreams: Int = 1000, maximumSessions: Int = 1000, maximumSessionsPerClient: Int = 100,
-                rateLimits: RateLimits = RateLimits(), sessionIdleTimeout: Duration = .seconds(1800), keepAliveInterval: Duration = .seconds(15),
-                sessionBacklog: Int = 64, streamBuffer: Int = 256, forwardedHeaders: [String] = []) {
+    public init(
+        path: String = "/mcp", allowedOrigins: Set<String> = [], authenticator: (any BearerAuthenticator)? = nil,
+        oauth: OAuthResourceServer? = nil, maximumBodyBytes: Int = 1 << 20, maximumStreamsPerClient: Int = 16,
+        maximumStreams: Int = 1000, maximumSessions: Int = 1000, maximumSessionsPerClient: Int = 100,
+        rateLimits: RateLimits = RateLimits(), sessionIdleTimeout: Duration = .seconds(1800),
+        keepAliveInterval: Duration = .seconds(15),
+        sessionBacklog: Int = 64, streamBuffer: Int = 256, forwardedHeaders: [String] = []
+    ) {
         self.path = "/" + path.split(separator: "/").joined(separator: "/")
         self.allowedOrigins = Set(allowedOrigins.map(Self.normalizedOrigin))
         self.authenticator = authenticator
@@ -65,7 +68,9 @@ public struct MCPHTTPConfiguration: Sendable {
     /// `names` lowercased, without credentials and repeats.
     static func forwardable(_ names: [String]) -> [String] {
         var seen: Set<String> = []
-        return names.map { $0.lowercased() }.filter { !["authorization", "cookie", "proxy-authorization"].contains($0) && seen.insert($0).inserted }
+        return names.map { $0.lowercased() }.filter {
+            !["authorization", "cookie", "proxy-authorization"].contains($0) && seen.insert($0).inserted
+        }
     }
 
     /// An origin as compared: lowercased, without a trailing slash.
@@ -90,7 +95,9 @@ public struct RateLimits: Sendable, Equatable {
     /// tokens are not even judged until its bucket refills.
     public var refusedAuthenticationsPerAddress: Int
 
-    public init(toolCallsPerPrincipal: Int = 600, toolCallsPerAddress: Int = 3000, refusedAuthenticationsPerAddress: Int = 60) {
+    public init(
+        toolCallsPerPrincipal: Int = 600, toolCallsPerAddress: Int = 3000, refusedAuthenticationsPerAddress: Int = 60
+    ) {
         self.toolCallsPerPrincipal = toolCallsPerPrincipal
         self.toolCallsPerAddress = toolCallsPerAddress
         self.refusedAuthenticationsPerAddress = refusedAuthenticationsPerAddress

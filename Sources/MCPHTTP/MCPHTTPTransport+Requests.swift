@@ -16,10 +16,13 @@ extension MCPHTTPTransport {
         }
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
         guard contentType.hasPrefix("application/json") else {
-            return Self.errorResponse(.unsupportedMediaType, .invalidRequest("the body must be one JSON-RPC message with Content-Type: application/json"))
+            return Self.errorResponse(
+                .unsupportedMediaType,
+                .invalidRequest("the body must be one JSON-RPC message with Content-Type: application/json"))
         }
         let limit = configuration.maximumBodyBytes
-        let tooLarge = Self.errorResponse(.contentTooLarge, .invalidRequest("the body is larger than the \(limit)-byte limit"))
+        let tooLarge = Self.errorResponse(
+            .contentTooLarge, .invalidRequest("the body is larger than the \(limit)-byte limit"))
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { return tooLarge }
         let body: ByteBuffer
         do {
@@ -42,10 +45,12 @@ extension MCPHTTPTransport {
 
         let versionHeader = request.headers[.mcpProtocolVersion]
         if let versionHeader, ProtocolVersion.legacy.contains(versionHeader) {
-            return await handleLegacy(request, message: message, versionHeader: versionHeader, caller: caller, channel: channel)
+            return await handleLegacy(
+                request, message: message, versionHeader: versionHeader, caller: caller, channel: channel)
         }
         if versionHeader != nil || message.params?["_meta"]?[MetaKey.protocolVersion] != nil {
-            return await handleModern(request, message: message, versionHeader: versionHeader, caller: caller, channel: channel)
+            return await handleModern(
+                request, message: message, versionHeader: versionHeader, caller: caller, channel: channel)
         }
         return await handleLegacy(request, message: message, versionHeader: nil, caller: caller, channel: channel)
     }
@@ -56,18 +61,27 @@ extension MCPHTTPTransport {
     func toolCallRefusal(_ message: JSONRPCMessage, caller: Caller) -> Response? {
         guard case .request(let id, "tools/call", let params) = message else { return nil }
         if configuration.authenticator != nil, let name = params?["name"]?.stringValue,
-           let required = server.requiredScopes(forTool: name) {
+            let required = server.requiredScopes(forTool: name)
+        {
             let missing = caller.principal.missing(required)
             if !missing.isEmpty {
-                logger.notice("tool call refused: insufficient scope", metadata: ["client": "\(caller.key)", "tool": "\(name)"])
+                logger.notice(
+                    "tool call refused: insufficient scope", metadata: ["client": "\(caller.key)", "tool": "\(name)"])
                 return insufficientScope(missing, id: id)
             }
         }
-        for (limiter, key, what) in [(toolCallsByPrincipal, caller.key, "this client"), (toolCallsByAddress, caller.address, "this address")] {
+        for (limiter, key, what) in [
+            (toolCallsByPrincipal, caller.key, "this client"), (toolCallsByAddress, caller.address, "this address"),
+        ] {
             if let retry = limiter.take(key) {
-                logger.notice("tool call refused: rate limit", metadata: ["client": "\(caller.key)", "client.address": "\(caller.address)"])
-                return Self.errorResponse(.tooManyRequests, .invalidRequest(
-                    "\(what) has made more than \(limiter.perMinute) tool calls a minute; wait \(retry) s and call again"),
+                logger.notice(
+                    "tool call refused: rate limit",
+                    metadata: ["client": "\(caller.key)", "client.address": "\(caller.address)"])
+                return Self.errorResponse(
+                    .tooManyRequests,
+                    .invalidRequest(
+                        "\(what) has made more than \(limiter.perMinute) tool calls a minute; wait \(retry) s and call again"
+                    ),
                     id: id, headers: [.retryAfter: "\(retry)"])
             }
         }
@@ -76,18 +90,26 @@ extension MCPHTTPTransport {
 
     // MARK: Modern
 
-    func handleModern(_ request: Request, message: JSONRPCMessage, versionHeader: String?, caller: Caller,
-                      channel: (any Channel)?) async -> Response {
+    func handleModern(
+        _ request: Request, message: JSONRPCMessage, versionHeader: String?, caller: Caller,
+        channel: (any Channel)?
+    ) async -> Response {
         let id = message.requestID
         guard let versionHeader else {
-            return Self.errorResponse(.badRequest, HeaderRules.error("the MCP-Protocol-Version header is required on 2026-07-28 requests"), id: id)
+            return Self.errorResponse(
+                .badRequest, HeaderRules.error("the MCP-Protocol-Version header is required on 2026-07-28 requests"),
+                id: id)
         }
-        if let mismatch = HeaderRules.mismatch(protocolVersion: versionHeader, method: request.headers[.mcpMethod],
-                                               name: request.headers[.mcpName], message: message) {
+        if let mismatch = HeaderRules.mismatch(
+            protocolVersion: versionHeader, method: request.headers[.mcpMethod],
+            name: request.headers[.mcpName], message: message)
+        {
             return Self.errorResponse(.badRequest, mismatch, id: id)
         }
         guard ProtocolVersion.modern.contains(versionHeader) else {
-            return Self.errorResponse(.badRequest, .unsupportedProtocolVersion(requested: versionHeader, supported: ProtocolVersion.all), id: id)
+            return Self.errorResponse(
+                .badRequest, .unsupportedProtocolVersion(requested: versionHeader, supported: ProtocolVersion.all),
+                id: id)
         }
         switch message {
         case .notification:
@@ -97,9 +119,14 @@ extension MCPHTTPTransport {
             return Self.errorResponse(.badRequest, .invalidRequest("a 2026-07-28 client sends no JSON-RPC responses"))
         case .request(_, "initialize", let params):
             // A fresh engine connection would take it as a legacy handshake; a modern POST has none.
-            return Self.errorResponse(.badRequest, .unsupportedProtocolVersion(
-                requested: params?["protocolVersion"]?.stringValue ?? versionHeader, supported: ProtocolVersion.modern.reversed(),
-                detail: "2026-07-28 has no initialize handshake; send initialize without MCP-Protocol-Version 2026-07-28 to open a legacy session"),
+            return Self.errorResponse(
+                .badRequest,
+                .unsupportedProtocolVersion(
+                    requested: params?["protocolVersion"]?.stringValue ?? versionHeader,
+                    supported: ProtocolVersion.modern.reversed(),
+                    detail:
+                        "2026-07-28 has no initialize handshake; send initialize without MCP-Protocol-Version 2026-07-28 to open a legacy session"
+                ),
                 id: message.requestID)
         case .request(_, let method, _):
             let listens = method == "subscriptions/listen"
@@ -109,8 +136,9 @@ extension MCPHTTPTransport {
             let queue = OutboundQueue(limit: configuration.streamBuffer)
             let connection = server.connect(sink: ModernSink(queue: queue), principal: caller.principal)
             connection.receive(message: message, transportHeaders: forwarded(request))
-            return await respond(queue: queue, modern: true, channel: channel, streamHolder: listens ? caller.key : nil,
-                                 onEnd: { _ in connection.close() })
+            return await respond(
+                queue: queue, modern: true, channel: channel, streamHolder: listens ? caller.key : nil,
+                onEnd: { _ in connection.close() })
         }
     }
 
@@ -125,27 +153,39 @@ extension MCPHTTPTransport {
     }
 
     func tooManyStreams() -> Response {
-        Self.errorResponse(.tooManyRequests, .invalidRequest(
-            "this client already holds \(configuration.maximumStreamsPerClient) open event streams (AGENT_PAYMENTS_HTTP_MAX_STREAMS); close one first"),
+        Self.errorResponse(
+            .tooManyRequests,
+            .invalidRequest(
+                "this client already holds \(configuration.maximumStreamsPerClient) open event streams (AGENT_PAYMENTS_HTTP_MAX_STREAMS); close one first"
+            ),
             headers: [.retryAfter: "1"])
     }
 
     // MARK: Legacy
 
-    func handleLegacy(_ request: Request, message: JSONRPCMessage, versionHeader: String?, caller: Caller,
-                      channel: (any Channel)?) async -> Response {
+    func handleLegacy(
+        _ request: Request, message: JSONRPCMessage, versionHeader: String?, caller: Caller,
+        channel: (any Channel)?
+    ) async -> Response {
         guard let sessionID = request.headers[.mcpSessionID] else {
             if case .request(_, "initialize", _) = message {
                 return await initialize(message, caller: caller, channel: channel)
             }
-            return Self.errorResponse(.badRequest, .invalidRequest(
-                "the Mcp-Session-Id header is required: open a session with initialize (protocol 2025-11-25 and earlier), "
-                    + "or send 2026-07-28 requests with MCP-Protocol-Version and _meta"), id: message.requestID)
+            return Self.errorResponse(
+                .badRequest,
+                .invalidRequest(
+                    "the Mcp-Session-Id header is required: open a session with initialize (protocol 2025-11-25 and earlier), "
+                        + "or send 2026-07-28 requests with MCP-Protocol-Version and _meta"), id: message.requestID)
         }
-        guard let session = session(sessionID, principal: caller.key) else { return sessionNotFound(id: message.requestID) }
+        guard let session = session(sessionID, principal: caller.key) else {
+            return sessionNotFound(id: message.requestID)
+        }
         if let versionHeader, let negotiated = session.version, versionHeader != negotiated {
-            return Self.errorResponse(.badRequest, .invalidRequest(
-                "MCP-Protocol-Version \(versionHeader) is not this session's negotiated revision \(negotiated)"), id: message.requestID)
+            return Self.errorResponse(
+                .badRequest,
+                .invalidRequest(
+                    "MCP-Protocol-Version \(versionHeader) is not this session's negotiated revision \(negotiated)"),
+                id: message.requestID)
         }
         session.touch()
         guard case .request(let id, _, _) = message else {
@@ -153,7 +193,8 @@ extension MCPHTTPTransport {
             return Response(status: .accepted)
         }
         guard let queue = session.register(id) else {
-            return Self.errorResponse(.badRequest, .invalidRequest("request id \(id) is already in use by a request in progress"), id: id)
+            return Self.errorResponse(
+                .badRequest, .invalidRequest("request id \(id) is already in use by a request in progress"), id: id)
         }
         session.connection.receive(message: message, transportHeaders: forwarded(request))
         return await respond(queue: queue, modern: false, channel: channel, streamHolder: nil) { clientGone in
@@ -165,26 +206,36 @@ extension MCPHTTPTransport {
     func initialize(_ message: JSONRPCMessage, caller: Caller, channel: (any Channel)?) async -> Response {
         guard let id = message.requestID else { return sessionNotFound(id: nil) }
         let principal = caller.key
-        let session = LegacySession(id: LegacySession.newID(), principal: principal,
-                                    backlogLimit: configuration.sessionBacklog, bufferLimit: configuration.streamBuffer)
+        let session = LegacySession(
+            id: LegacySession.newID(), principal: principal,
+            backlogLimit: configuration.sessionBacklog, bufferLimit: configuration.streamBuffer)
         enum Admitted { case yes, full, clientFull }
         let admitted = sessions.withLock { sessions -> Admitted in
             guard sessions.count < configuration.maximumSessions else { return .full }
             // One client cannot take every session: its own are counted too.
-            guard sessions.values.lazy.filter({ $0.principal == principal }).count < configuration.maximumSessionsPerClient else { return .clientFull }
+            guard
+                sessions.values.lazy.filter({ $0.principal == principal }).count
+                    < configuration.maximumSessionsPerClient
+            else { return .clientFull }
             sessions[session.id] = session
             return .yes
         }
         if admitted == .clientFull {
             expireIdleSessions()
-            return Self.errorResponse(.tooManyRequests, .invalidRequest(
-                "this client holds its limit of \(configuration.maximumSessionsPerClient) sessions (AGENT_PAYMENTS_HTTP_MAX_SESSIONS_PER_CLIENT); end one (DELETE) or let one expire"),
+            return Self.errorResponse(
+                .tooManyRequests,
+                .invalidRequest(
+                    "this client holds its limit of \(configuration.maximumSessionsPerClient) sessions (AGENT_PAYMENTS_HTTP_MAX_SESSIONS_PER_CLIENT); end one (DELETE) or let one expire"
+                ),
                 id: id, headers: [.retryAfter: "5"])
         }
         guard admitted == .yes else {
             expireIdleSessions()
-            return Self.errorResponse(.serviceUnavailable, .invalidRequest(
-                "the server holds its limit of \(configuration.maximumSessions) sessions (AGENT_PAYMENTS_HTTP_MAX_SESSIONS); try again later"),
+            return Self.errorResponse(
+                .serviceUnavailable,
+                .invalidRequest(
+                    "the server holds its limit of \(configuration.maximumSessions) sessions (AGENT_PAYMENTS_HTTP_MAX_SESSIONS); try again later"
+                ),
                 id: id, headers: [.retryAfter: "5"])
         }
         session.attach(server.connect(sink: session, principal: caller.principal))
@@ -193,7 +244,9 @@ extension MCPHTTPTransport {
         var response = await respond(queue: queue, modern: false, channel: channel, streamHolder: nil) { _ in }
         if session.version != nil {
             response.headers[.mcpSessionID] = session.id
-            logger.debug("legacy session opened", metadata: ["session.version": "\(session.version ?? "-")", "client": "\(principal)"])
+            logger.debug(
+                "legacy session opened",
+                metadata: ["session.version": "\(session.version ?? "-")", "client": "\(principal)"])
         } else {
             // initialize was refused: no session.
             sessions.withLock { _ = $0.removeValue(forKey: session.id) }
@@ -218,7 +271,10 @@ extension MCPHTTPTransport {
     }
 
     func sessionNotFound(id: MCPCore.RequestID?) -> Response {
-        Self.errorResponse(.notFound, .invalidRequest("session not found: it expired, was ended, or never existed; send initialize again"), id: id)
+        Self.errorResponse(
+            .notFound,
+            .invalidRequest("session not found: it expired, was ended, or never existed; send initialize again"), id: id
+        )
     }
 
     // MARK: GET and DELETE
@@ -226,14 +282,18 @@ extension MCPHTTPTransport {
     func handleGet(_ request: Request, channel: (any Channel)?) async -> Response {
         // 2026-07-28 has no GET stream (subscriptions/listen replaces it).
         let session: LegacySession, principal: String
-        switch await admitToSession(request, channel: channel,
-                                    withoutSession: "GET opens a legacy session's stream and needs its Mcp-Session-Id; 2026-07-28 clients use subscriptions/listen") {
+        switch await admitToSession(
+            request, channel: channel,
+            withoutSession:
+                "GET opens a legacy session's stream and needs its Mcp-Session-Id; 2026-07-28 clients use subscriptions/listen"
+        ) {
         case .refused(let response): return response
         case .admitted(let admitted, let holder): (session, principal) = (admitted, holder)
         }
         let accept = request.headers[.accept]?.lowercased() ?? "*/*"
         guard accept.contains("text/event-stream") || accept.contains("*/*") else {
-            return Self.errorResponse(.notAcceptable, .invalidRequest("the session stream is text/event-stream; say so in Accept"))
+            return Self.errorResponse(
+                .notAcceptable, .invalidRequest("the session stream is text/event-stream; say so in Accept"))
         }
         guard acquireStream(for: principal) else { return tooManyStreams() }
         guard let queue = session.openStream() else {
@@ -247,8 +307,10 @@ extension MCPHTTPTransport {
 
     func handleDelete(_ request: Request, channel: (any Channel)?) async -> Response {
         let session: LegacySession
-        switch await admitToSession(request, channel: channel,
-                                    withoutSession: "DELETE ends a legacy session and needs its Mcp-Session-Id; 2026-07-28 has no sessions") {
+        switch await admitToSession(
+            request, channel: channel,
+            withoutSession: "DELETE ends a legacy session and needs its Mcp-Session-Id; 2026-07-28 has no sessions")
+        {
         case .refused(let response): return response
         case .admitted(let admitted, _): session = admitted
         }
@@ -282,8 +344,10 @@ extension MCPHTTPTransport {
     /// Waits for the request's first message: the response alone becomes a JSON body; anything
     /// before it turns the response into an event stream. `onEnd` runs once, with whether the
     /// client left before the response was delivered.
-    func respond(queue: OutboundQueue, modern: Bool, channel: (any Channel)?, streamHolder: String?,
-                 onEnd: @escaping @Sendable (_ clientGone: Bool) -> Void) async -> Response {
+    func respond(
+        queue: OutboundQueue, modern: Bool, channel: (any Channel)?, streamHolder: String?,
+        onEnd: @escaping @Sendable (_ clientGone: Bool) -> Void
+    ) async -> Response {
         let token = channel.map { channel in watch.observe(channel) { queue.end(.clientGone) } }
         let first = await queue.next()
         if let channel, let token { watch.stopObserving(channel, token: token) }
@@ -295,58 +359,68 @@ extension MCPHTTPTransport {
         if final {
             onEnd(false)
             if let streamHolder { releaseStream(for: streamHolder) }
-            return Response(status: Self.status(ofResponse: line, modern: modern), headers: [.contentType: "application/json"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: line)))
+            return Response(
+                status: Self.status(ofResponse: line, modern: modern), headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: line)))
         }
         return eventStream(queue: queue, first: line, channel: channel, streamHolder: streamHolder, onEnd: onEnd)
     }
 
     /// An event stream of the queue's messages (after `first`), with keep-alive comments, until
     /// the final message, the queue's end, or the client leaving.
-    func eventStream(queue: OutboundQueue, first: [UInt8]?, channel: (any Channel)?, streamHolder: String?,
-                     onEnd: @escaping @Sendable (_ clientGone: Bool) -> Void) -> Response {
+    func eventStream(
+        queue: OutboundQueue, first: [UInt8]?, channel: (any Channel)?, streamHolder: String?,
+        onEnd: @escaping @Sendable (_ clientGone: Bool) -> Void
+    ) -> Response {
         let interval = configuration.keepAliveInterval
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .accelBuffering: "no"]
-        return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
-            let token = channel.map { channel in watch.observe(channel) { queue.end(.clientGone) } }
-            let keepAlive = Task {
-                while (try? await Task.sleep(for: interval)) != nil { queue.push(.keepAlive) }
-            }
-            var answered = false, writeFailed = false
-            do {
-                // The response head goes out with the first write: a stream with nothing to say
-                // yet opens with a comment, so the client knows it is open.
-                try await writer.write(first.map(Self.event) ?? ByteBuffer(string: ": stream open\n\n"))
-                loop: while let item = await queue.next() {
-                    switch item {
-                    case .keepAlive:
-                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    case .message(let line, let final):
-                        try await writer.write(Self.event(line))
-                        if final {
-                            answered = true
-                            break loop
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { [self] writer in
+                let token = channel.map { channel in watch.observe(channel) { queue.end(.clientGone) } }
+                let keepAlive = Task {
+                    while (try? await Task.sleep(for: interval)) != nil { queue.push(.keepAlive) }
+                }
+                var answered = false, writeFailed = false
+                do {
+                    // The response head goes out with the first write: a stream with nothing to say
+                    // yet opens with a comment, so the client knows it is open.
+                    try await writer.write(first.map(Self.event) ?? ByteBuffer(string: ": stream open\n\n"))
+                    loop: while let item = await queue.next() {
+                        switch item {
+                        case .keepAlive:
+                            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        case .message(let line, let final):
+                            try await writer.write(Self.event(line))
+                            if final {
+                                answered = true
+                                break loop
+                            }
                         }
                     }
+                } catch {
+                    writeFailed = true
                 }
-            } catch {
-                writeFailed = true
-            }
-            keepAlive.cancel()
-            if let channel, let token { watch.stopObserving(channel, token: token) }
-            let clientGone = writeFailed || (!answered && queue.ending == .clientGone)
-            logger.debug("event stream ended", metadata: [
-                "stream.answered": "\(answered)", "stream.clientGone": "\(clientGone)", "stream.writeFailed": "\(writeFailed)",
-            ])
-            // The owner hears of the end before the slot is free, so a free slot means the
-            // session already knows its stream is closed.
-            onEnd(clientGone && !answered)
-            if let streamHolder { releaseStream(for: streamHolder) }
-            if queue.dropped > 0 {
-                logger.notice("a slow client's stream dropped notifications", metadata: ["notifications.dropped": "\(queue.dropped)"])
-            }
-            if !writeFailed { try? await writer.finish(nil) }
-        })
+                keepAlive.cancel()
+                if let channel, let token { watch.stopObserving(channel, token: token) }
+                let clientGone = writeFailed || (!answered && queue.ending == .clientGone)
+                logger.debug(
+                    "event stream ended",
+                    metadata: [
+                        "stream.answered": "\(answered)", "stream.clientGone": "\(clientGone)",
+                        "stream.writeFailed": "\(writeFailed)",
+                    ])
+                // The owner hears of the end before the slot is free, so a free slot means the
+                // session already knows its stream is closed.
+                onEnd(clientGone && !answered)
+                if let streamHolder { releaseStream(for: streamHolder) }
+                if queue.dropped > 0 {
+                    logger.notice(
+                        "a slow client's stream dropped notifications",
+                        metadata: ["notifications.dropped": "\(queue.dropped)"])
+                }
+                if !writeFailed { try? await writer.finish(nil) }
+            })
     }
 
     private static let errorKey = Array(#""error":{"#.utf8)
@@ -356,7 +430,9 @@ extension MCPHTTPTransport {
         return bytes.withUnsafeBufferPointer { buffer in
             var index = 0
             while index + pattern.count <= buffer.count {
-                if buffer[index] == pattern[0], buffer[index..<(index + pattern.count)].elementsEqual(pattern) { return true }
+                if buffer[index] == pattern[0], buffer[index..<(index + pattern.count)].elementsEqual(pattern) {
+                    return true
+                }
                 index += 1
             }
             return false
@@ -379,13 +455,14 @@ extension MCPHTTPTransport {
     public static func status(ofResponse line: [UInt8], modern: Bool) -> HTTPResponse.Status {
         // Results are the common case: only a line with an unescaped "error" key is parsed.
         guard line.count < 65_536, contains(line, errorKey),
-              let value = try? JSONValue(parsing: line), case .integer(let number)? = value["error"]?["code"] else {
+            let value = try? JSONValue(parsing: line), case .integer(let number)? = value["error"]?["code"]
+        else {
             return .ok
         }
         switch Int(number) {
         case JSONRPCError.methodNotFoundCode: return modern ? .notFound : .ok
         case JSONRPCError.parseErrorCode, JSONRPCError.invalidRequestCode, JSONRPCError.unsupportedProtocolVersionCode,
-             HeaderRules.headerMismatchCode:
+            HeaderRules.headerMismatchCode:
             return .badRequest
         default: return .ok
         }
@@ -402,7 +479,7 @@ struct ModernSink: MessageSink {
         switch route {
         case .response: queue.push(.message(line, final: true))
         case .partOf: queue.push(.message(line, final: false))
-        case .unsolicited: break  // a 2026-07-28 connection has none (no legacy subscriptions, no handshake)
+        case .unsolicited: break // a 2026-07-28 connection has none (no legacy subscriptions, no handshake)
         }
     }
 }

@@ -30,8 +30,10 @@ public final class MCPHTTPTransport: Sendable {
     let toolCallsByAddress: RateLimiter
     let refusalsByAddress: RateLimiter
 
-    public init(server: MCPServer, configuration: MCPHTTPConfiguration = MCPHTTPConfiguration(),
-                logger: Logger = Logger(label: "agent-payments.http")) {
+    public init(
+        server: MCPServer, configuration: MCPHTTPConfiguration = MCPHTTPConfiguration(),
+        logger: Logger = Logger(label: "agent-payments.http")
+    ) {
         self.server = server
         self.configuration = configuration
         self.logger = logger
@@ -61,8 +63,10 @@ public final class MCPHTTPTransport: Sendable {
     /// Adds `POST`/`GET`/`DELETE` on the endpoint (`405` for other methods) and, with OAuth, the
     /// protected-resource metadata. `channel` gives a request's connection, so an event stream
     /// can notice its client leave before it next writes.
-    public func addRoutes<Context: Hummingbird.RequestContext>(to router: Router<Context>,
-                                                               channel: @escaping @Sendable (Context) -> (any Channel)?) {
+    public func addRoutes<Context: Hummingbird.RequestContext>(
+        to router: Router<Context>,
+        channel: @escaping @Sendable (Context) -> (any Channel)?
+    ) {
         let path = RouterPath(configuration.path)
         router.post(path) { [self] request, context in
             await handlePost(request, channel: channel(context))
@@ -76,7 +80,8 @@ public final class MCPHTTPTransport: Sendable {
         for method in [HTTPRequest.Method.put, .patch, .head, .options] {
             router.on(path, method: method) { [self] request, _ -> Response in
                 if let refusal = originRefusal(request) { return refusal }
-                return Self.methodNotAllowed("the MCP endpoint answers POST (and GET, DELETE for legacy sessions)", allow: "GET, POST, DELETE")
+                return Self.methodNotAllowed(
+                    "the MCP endpoint answers POST (and GET, DELETE for legacy sessions)", allow: "GET, POST, DELETE")
             }
         }
         let wellKnown = "/.well-known/oauth-protected-resource"
@@ -86,9 +91,11 @@ public final class MCPHTTPTransport: Sendable {
                 guard let oauth = configuration.oauth, let document = oauth.metadata else {
                     return Response(status: .notFound)
                 }
-                let body = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data("{}".utf8)
-                return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "max-age=300"],
-                                body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+                let body =
+                    (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data("{}".utf8)
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json", .cacheControl: "max-age=300"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
             }
         }
     }
@@ -106,7 +113,10 @@ public final class MCPHTTPTransport: Sendable {
         while openStreamCount > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        for session in sessions.withLock({ state in defer { state.removeAll() }; return Array(state.values) }) { session.close() }
+        for session in sessions.withLock({ state in
+            defer { state.removeAll() }
+            return Array(state.values)
+        }) { session.close() }
     }
 
     var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
@@ -121,7 +131,9 @@ public final class MCPHTTPTransport: Sendable {
             return expired
         }
         for session in expired { session.close() }
-        if !expired.isEmpty { logger.debug("legacy sessions expired", metadata: ["sessions.expired": "\(expired.count)"]) }
+        if !expired.isEmpty {
+            logger.debug("legacy sessions expired", metadata: ["sessions.expired": "\(expired.count)"])
+        }
         return expired.count
     }
 
@@ -130,7 +142,8 @@ public final class MCPHTTPTransport: Sendable {
     func acquireStream(for principal: String) -> Bool {
         openStreams.withLock { open in
             guard open[principal, default: 0] < configuration.maximumStreamsPerClient,
-                  open.values.reduce(0, +) < configuration.maximumStreams else { return false }
+                open.values.reduce(0, +) < configuration.maximumStreams
+            else { return false }
             open[principal, default: 0] += 1
             return true
         }
@@ -151,9 +164,14 @@ extension MCPHTTPTransport {
     func originRefusal(_ request: Request) -> Response? {
         guard let origin = request.headers[.origin] else { return nil }
         guard configuration.allowedOrigins.contains(MCPHTTPConfiguration.normalizedOrigin(origin)) else {
-            logger.notice("request refused: origin not allowed", metadata: ["http.origin": "\(HeaderRules.isPlainFieldValue(origin) ? origin : "<malformed>")"])
-            return Self.errorResponse(.forbidden, JSONRPCError(code: JSONRPCError.invalidRequestCode,
-                                                              message: "Forbidden: origin \(origin.prefix(100)) is not allowed (AGENT_PAYMENTS_ALLOWED_ORIGINS)"))
+            logger.notice(
+                "request refused: origin not allowed",
+                metadata: ["http.origin": "\(HeaderRules.isPlainFieldValue(origin) ? origin : "<malformed>")"])
+            return Self.errorResponse(
+                .forbidden,
+                JSONRPCError(
+                    code: JSONRPCError.invalidRequestCode,
+                    message: "Forbidden: origin \(origin.prefix(100)) is not allowed (AGENT_PAYMENTS_ALLOWED_ORIGINS)"))
         }
         return nil
     }
@@ -175,8 +193,12 @@ extension MCPHTTPTransport {
     func admit(_ request: Request, channel: (any Channel)?) async -> Admission {
         if let refusal = originRefusal(request) { return .refused(refusal) }
         if isShuttingDown {
-            return .refused(Self.errorResponse(.serviceUnavailable, JSONRPCError(code: JSONRPCError.internalErrorCode,
-                                                                                message: "the server is shutting down")))
+            return .refused(
+                Self.errorResponse(
+                    .serviceUnavailable,
+                    JSONRPCError(
+                        code: JSONRPCError.internalErrorCode,
+                        message: "the server is shutting down")))
         }
         let address = channel?.remoteAddress?.ipAddress ?? "unknown"
         guard let authenticator = configuration.authenticator else {
@@ -186,32 +208,48 @@ extension MCPHTTPTransport {
         let metadata = resourceMetadataParameter
         // An address that keeps presenting bad tokens is not heard until its bucket refills.
         if let retry = refusalsByAddress.isExhausted(address) {
-            logger.notice("request refused: too many refused authentications from this address", metadata: ["client.address": "\(address)"])
-            return .refused(Self.errorResponse(.tooManyRequests, JSONRPCError(code: -32001, message: "Too many refused authentications from this address; try again later"),
-                                               headers: [.retryAfter: "\(retry)"]))
+            logger.notice(
+                "request refused: too many refused authentications from this address",
+                metadata: ["client.address": "\(address)"])
+            return .refused(
+                Self.errorResponse(
+                    .tooManyRequests,
+                    JSONRPCError(
+                        code: -32001, message: "Too many refused authentications from this address; try again later"),
+                    headers: [.retryAfter: "\(retry)"]))
         }
         guard let header = request.headers[.authorization] else {
-            return .refused(Self.errorResponse(.unauthorized, JSONRPCError(code: -32001, message: "Unauthorized: a bearer token is required"),
-                                               headers: [.wwwAuthenticate: "Bearer " + (metadata ?? "realm=\"agent-payments\"")]))
+            return .refused(
+                Self.errorResponse(
+                    .unauthorized, JSONRPCError(code: -32001, message: "Unauthorized: a bearer token is required"),
+                    headers: [.wwwAuthenticate: "Bearer " + (metadata ?? "realm=\"agent-payments\"")]))
         }
         guard let token = bearerToken(fromAuthorization: header) else {
             _ = refusalsByAddress.take(address)
-            return .refused(unauthorized("the Authorization header is not a bearer token", metadata: metadata, error: "invalid_request"))
+            return .refused(
+                unauthorized(
+                    "the Authorization header is not a bearer token", metadata: metadata, error: "invalid_request"))
         }
         switch await authenticator.authenticate(token: token) {
         case .accepted(let principal):
             return .admitted(Caller(principal: principal, key: principal.id, address: address))
         case .rejected(let reason):
             _ = refusalsByAddress.take(address)
-            logger.notice("request refused: bearer token rejected", metadata: ["reason": "\(reason)", "client.address": "\(address)"])
+            logger.notice(
+                "request refused: bearer token rejected",
+                metadata: ["reason": "\(reason)", "client.address": "\(address)"])
             return .refused(unauthorized(reason, metadata: metadata, error: "invalid_token"))
         case .insufficientScope(let required):
             return .refused(insufficientScope(required))
         case .unavailable(let reason):
             logger.warning("bearer token could not be checked", metadata: ["reason": "\(reason)"])
-            return .refused(Self.errorResponse(.serviceUnavailable, JSONRPCError(code: JSONRPCError.internalErrorCode,
-                                                                                message: "the token cannot be checked now; try again shortly"),
-                                               headers: [.retryAfter: "5"]))
+            return .refused(
+                Self.errorResponse(
+                    .serviceUnavailable,
+                    JSONRPCError(
+                        code: JSONRPCError.internalErrorCode,
+                        message: "the token cannot be checked now; try again shortly"),
+                    headers: [.retryAfter: "5"]))
         }
     }
 
@@ -239,8 +277,9 @@ extension MCPHTTPTransport {
         let scope = required.joined(separator: " ")
         var challenge = "Bearer error=\"insufficient_scope\", scope=\"\(scope)\""
         if let metadata = resourceMetadataParameter { challenge += ", " + metadata }
-        return Self.errorResponse(.forbidden, JSONRPCError(code: -32001, message: "Forbidden: the token lacks the scope \(scope)"),
-                                  id: id, headers: [.wwwAuthenticate: challenge])
+        return Self.errorResponse(
+            .forbidden, JSONRPCError(code: -32001, message: "Forbidden: the token lacks the scope \(scope)"),
+            id: id, headers: [.wwwAuthenticate: challenge])
     }
 
     /// `resource_metadata="…"` when OAuth is configured and the base URL known.
@@ -250,22 +289,27 @@ extension MCPHTTPTransport {
     }
 
     func unauthorized(_ reason: String, metadata: String?, error: String) -> Response {
-        var challenge = "Bearer error=\"\(error)\", error_description=\"\(reason.replacingOccurrences(of: "\"", with: "'"))\""
+        var challenge =
+            "Bearer error=\"\(error)\", error_description=\"\(reason.replacingOccurrences(of: "\"", with: "'"))\""
         if let metadata { challenge += ", " + metadata }
-        return Self.errorResponse(.unauthorized, JSONRPCError(code: -32001, message: "Unauthorized: \(reason)"),
-                                  headers: [.wwwAuthenticate: challenge])
+        return Self.errorResponse(
+            .unauthorized, JSONRPCError(code: -32001, message: "Unauthorized: \(reason)"),
+            headers: [.wwwAuthenticate: challenge])
     }
 
     static func methodNotAllowed(_ detail: String, allow: String) -> Response {
         errorResponse(.methodNotAllowed, .invalidRequest(detail), headers: [.allow: allow])
     }
 
-    static func errorResponse(_ status: HTTPResponse.Status, _ error: JSONRPCError, id: MCPCore.RequestID? = nil,
-                              headers: HTTPFields = [:]) -> Response {
+    static func errorResponse(
+        _ status: HTTPResponse.Status, _ error: JSONRPCError, id: MCPCore.RequestID? = nil,
+        headers: HTTPFields = [:]
+    ) -> Response {
         var fields = headers
         fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields,
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONRPCMessage.error(id: id, error: error).encodedLine())))
+        return Response(
+            status: status, headers: fields,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONRPCMessage.error(id: id, error: error).encodedLine())))
     }
 }
 

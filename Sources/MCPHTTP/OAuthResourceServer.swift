@@ -54,10 +54,12 @@ public final class OAuthResourceServer: BearerAuthenticator {
         /// How a document is fetched (the default uses URLSession with a 5 s timeout).
         public var fetch: @Sendable (URL) async throws -> Data
 
-        public init(issuer: String, jwksURL: String? = nil, audience: String? = nil, requiredScopes: [String] = [],
-                    leeway: Duration = .seconds(60), refreshesPerMinute: Int = 10, keyLifetime: Duration = .seconds(600),
-                    algorithms: [String] = OAuthResourceServer.defaultAlgorithms, tenantClaim: String? = nil,
-                    fetch: @escaping @Sendable (URL) async throws -> Data = OAuthResourceServer.fetchWithURLSession) {
+        public init(
+            issuer: String, jwksURL: String? = nil, audience: String? = nil, requiredScopes: [String] = [],
+            leeway: Duration = .seconds(60), refreshesPerMinute: Int = 10, keyLifetime: Duration = .seconds(600),
+            algorithms: [String] = OAuthResourceServer.defaultAlgorithms, tenantClaim: String? = nil,
+            fetch: @escaping @Sendable (URL) async throws -> Data = OAuthResourceServer.fetchWithURLSession
+        ) {
             self.issuer = issuer
             self.jwksURL = jwksURL
             self.audience = audience
@@ -81,18 +83,24 @@ public final class OAuthResourceServer: BearerAuthenticator {
         public var description: String {
             switch self {
             case .insecureURL(let setting, let url):
-                return "\(setting) must be an absolute https URL (http only on 127.0.0.1, ::1 or localhost), got \"\(url)\""
+                return
+                    "\(setting) must be an absolute https URL (http only on 127.0.0.1, ::1 or localhost), got \"\(url)\""
             case .noAlgorithms:
-                return "AGENT_PAYMENTS_OAUTH_ALGORITHMS names no accepted algorithm (choose from \(OAuthResourceServer.defaultAlgorithms.joined(separator: ", ")))"
+                return
+                    "AGENT_PAYMENTS_OAUTH_ALGORITHMS names no accepted algorithm (choose from \(OAuthResourceServer.defaultAlgorithms.joined(separator: ", ")))"
             }
         }
     }
 
     /// Signature algorithms accepted in a token's header (never `none`, never HMAC: a public
     /// key must not be usable as a shared secret).
-    public static let acceptedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+    public static let acceptedAlgorithms: Set<String> = [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    ]
     /// The default order of ``Configuration/algorithms``: RS256 first, as most issuers sign.
-    public static let defaultAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+    public static let defaultAlgorithms = [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    ]
 
     /// The issuer's keys as loaded: the collection, each key id's fixed algorithm, and when.
     struct LoadedKeys: Sendable {
@@ -109,7 +117,10 @@ public final class OAuthResourceServer: BearerAuthenticator {
     private let lastFailure = Mutex<String?>(nil)
 
     public init(configuration: Configuration) throws(ConfigurationError) {
-        for (setting, url) in [("AGENT_PAYMENTS_OAUTH_ISSUER", configuration.issuer), ("AGENT_PAYMENTS_OAUTH_JWKS_URL", configuration.jwksURL)] {
+        for (setting, url) in [
+            ("AGENT_PAYMENTS_OAUTH_ISSUER", configuration.issuer),
+            ("AGENT_PAYMENTS_OAUTH_JWKS_URL", configuration.jwksURL),
+        ] {
             guard let url else { continue }
             guard Self.isSecure(url) else { throw .insecureURL(setting: setting, url: url) }
         }
@@ -118,7 +129,8 @@ public final class OAuthResourceServer: BearerAuthenticator {
     }
 
     static func isSecure(_ text: String) -> Bool {
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else { return false }
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased()
+        else { return false }
         if scheme == "https" { return true }
         return scheme == "http" && ["127.0.0.1", "::1", "[::1]", "localhost"].contains(host)
     }
@@ -169,7 +181,9 @@ public final class OAuthResourceServer: BearerAuthenticator {
         } else {
             return .rejected(reason: "the token names no key id (kid) and the issuer has several keys")
         }
-        guard let algorithm = loaded.algorithms[kid] else { return .rejected(reason: "the token's key id is not in the issuer's key set") }
+        guard let algorithm = loaded.algorithms[kid] else {
+            return .rejected(reason: "the token's key id is not in the issuer's key set")
+        }
         guard algorithm == header.algorithm else {
             return .rejected(reason: "the token's algorithm is not its key's (\(algorithm))")
         }
@@ -186,13 +200,18 @@ public final class OAuthResourceServer: BearerAuthenticator {
 
     /// `text` shortened and stripped of anything but printable ASCII, for a message.
     static func printable(_ text: String) -> String {
-        String(text.unicodeScalars.prefix(32).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7f ? Character($0) : "?" })
+        String(
+            text.unicodeScalars.prefix(32).map {
+                $0.isASCII && $0.value >= 0x20 && $0.value < 0x7f ? Character($0) : "?"
+            })
     }
 
     func check(_ claims: AccessTokenClaims, now: Date) -> AuthenticationOutcome {
         let leeway = Double(configuration.leeway.components.seconds)
         guard let audience else { return .unavailable(reason: "the endpoint's canonical URL is not known yet") }
-        guard claims.iss == configuration.issuer else { return .rejected(reason: "the token was issued by another issuer") }
+        guard claims.iss == configuration.issuer else {
+            return .rejected(reason: "the token was issued by another issuer")
+        }
         guard let audiences = claims.aud, audiences.contains(audience) else {
             return .rejected(reason: "the token is not meant for this resource (aud)")
         }
@@ -209,7 +228,9 @@ public final class OAuthResourceServer: BearerAuthenticator {
         let id: String
         if let subject = claims.sub, !subject.isEmpty {
             id = "oauth:" + subject
-        } else if let client = [claims.strings["client_id"], claims.strings["azp"]].compactMap({ $0 }).first(where: { !$0.isEmpty }) {
+        } else if let client = [claims.strings["client_id"], claims.strings["azp"]].compactMap({ $0 }).first(where: {
+            !$0.isEmpty
+        }) {
             id = "oauth-client:" + client
         } else {
             return .rejected(reason: "the token names no subject (sub, client_id or azp)")
@@ -270,8 +291,10 @@ public final class OAuthResourceServer: BearerAuthenticator {
             for key in jwks.keys {
                 // A key this library cannot use (another type, no kid, no algorithm we accept) is
                 // skipped, not fatal. Its algorithm is fixed here, so jwt-kit never takes the token's.
-                guard let kid = key.keyIdentifier?.string, let algorithm = Self.algorithm(of: key, accepted: configuration.algorithms),
-                      let fixed = JWK.Algorithm(rawValue: algorithm) else { continue }
+                guard let kid = key.keyIdentifier?.string,
+                    let algorithm = Self.algorithm(of: key, accepted: configuration.algorithms),
+                    let fixed = JWK.Algorithm(rawValue: algorithm)
+                else { continue }
                 var pinned = key
                 pinned.algorithm = fixed
                 guard (try? await collection.add(jwk: pinned)) != nil else { continue }
@@ -327,7 +350,8 @@ public final class OAuthResourceServer: BearerAuthenticator {
                 failures.append("\(candidate.absoluteString): \(error)")
             }
         }
-        throw DiscoveryError(description: "no JWKS found for \(configuration.issuer) (\(failures.joined(separator: "; ")))")
+        throw DiscoveryError(
+            description: "no JWKS found for \(configuration.issuer) (\(failures.joined(separator: "; ")))")
     }
 
     static func metadataURLs(issuer: String) -> [URL] {
@@ -336,8 +360,10 @@ public final class OAuthResourceServer: BearerAuthenticator {
         let port = url.port.map { ":\($0)" } ?? ""
         let origin = "\(scheme)://\(host.contains(":") ? "[\(host)]" : host)\(port)"
         let path = url.path == "/" ? "" : url.path
-        return ["\(origin)/.well-known/oauth-authorization-server\(path)", "\(trimmed)/.well-known/openid-configuration"]
-            .compactMap(URL.init(string:))
+        return [
+            "\(origin)/.well-known/oauth-authorization-server\(path)", "\(trimmed)/.well-known/openid-configuration",
+        ]
+        .compactMap(URL.init(string:))
     }
 
     struct DiscoveryError: Error, CustomStringConvertible {

@@ -48,10 +48,12 @@ final class OutboundQueue: Sendable {
                 return waiter
             }
             state.items.append(item)
-            if state.items.count - state.head > limit, let index = state.items[state.head...].firstIndex(where: {
-                if case .message(_, final: true) = $0 { return false }
-                return true
-            }) {
+            if state.items.count - state.head > limit,
+                let index = state.items[state.head...].firstIndex(where: {
+                    if case .message(_, final: true) = $0 { return false }
+                    return true
+                })
+            {
                 state.items.remove(at: index)
                 state.dropped += 1
             }
@@ -137,7 +139,8 @@ final class ConnectionWatch: Sendable {
             }
             channel.eventLoop.execute { [self] in
                 // First in the pipeline: the end of input is seen before HTTP decoding.
-                try? channel.pipeline.syncOperations.addHandler(InputClosedHandler { [self] in fire(key) }, position: .first)
+                try? channel.pipeline.syncOperations.addHandler(
+                    InputClosedHandler { [self] in fire(key) }, position: .first)
             }
         }
         return token

@@ -12,7 +12,9 @@ internal import Crypto
 /// let secret = try WebhookSecret(parsing: environment["AGENT_PAYMENTS_WEBHOOK_SECRET"] ?? "")
 /// let headers = StandardWebhooks.headers(secret: secret, id: "evt_1", timestamp: 1_700_000_000, body: body)
 /// ```
-public struct WebhookSecret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+public struct WebhookSecret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
     /// The HMAC key.
     let key: [UInt8]
 
@@ -74,9 +76,11 @@ public enum WebhookSecretError: Error, Sendable, Equatable, CustomStringConverti
     public var description: String {
         switch self {
         case .empty:
-            return "the webhook secret is empty; it is whsec_ followed by base64, such as whsec_$(openssl rand -base64 32)"
+            return
+                "the webhook secret is empty; it is whsec_ followed by base64, such as whsec_$(openssl rand -base64 32)"
         case .notBase64:
-            return "the webhook secret is not whsec_ followed by standard base64; a new one is whsec_$(openssl rand -base64 32)"
+            return
+                "the webhook secret is not whsec_ followed by standard base64; a new one is whsec_$(openssl rand -base64 32)"
         case .wrongKeyLength(let bytes):
             return """
                 the webhook secret's key is \(bytes) bytes long; Standard Webhooks keys are \(WebhookSecret.keyLengths.lowerBound) \
@@ -113,7 +117,9 @@ public enum StandardWebhooks {
 
     /// The three headers of one delivery attempt: `webhook-id`, `webhook-timestamp` and
     /// `webhook-signature`, in that order.
-    public static func headers(secret: WebhookSecret, id: String, timestamp: Int, body: [UInt8]) -> [(name: String, value: String)] {
+    public static func headers(
+        secret: WebhookSecret, id: String, timestamp: Int, body: [UInt8]
+    ) -> [(name: String, value: String)] {
         [
             (idHeader, id),
             (timestampHeader, String(timestamp)),
@@ -125,12 +131,15 @@ public enum StandardWebhooks {
     /// header as received) is integer Unix seconds within `tolerance` of `now`, either way, and
     /// one of the `v1` signatures in `signatureHeader` is that of `id`, `timestamp` and `body`.
     /// Signatures of other versions (`v1a`, say) are skipped; comparisons are constant-time.
-    public static func verify(secret: WebhookSecret, id: String, timestamp: String, signatureHeader: String, body: [UInt8],
-                              now: Date = Date(), tolerance: Duration = defaultTolerance) -> Bool {
+    public static func verify(
+        secret: WebhookSecret, id: String, timestamp: String, signatureHeader: String, body: [UInt8],
+        now: Date = Date(), tolerance: Duration = defaultTolerance
+    ) -> Bool {
         guard !id.isEmpty, !id.utf8.contains(UInt8(ascii: ".")) else { return false }
         // Digits only: no sign, no spaces, no fraction; a sent timestamp is written exactly so.
         guard (1...18).contains(timestamp.utf8.count), timestamp.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-              let seconds = Int64(timestamp) else { return false }
+            let seconds = Int64(timestamp)
+        else { return false }
         let clock = now.timeIntervalSince1970
         guard clock.isFinite, abs(clock) < 1e17 else { return false }
         let nowSeconds = Int64(clock.rounded(.down))
@@ -142,7 +151,8 @@ public enum StandardWebhooks {
         var matched = false
         for candidate in signatureHeader.utf8.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true) {
             guard let comma = candidate.firstIndex(of: UInt8(ascii: ",")),
-                  candidate[..<comma].elementsEqual("v1".utf8) else { continue }
+                candidate[..<comma].elementsEqual("v1".utf8)
+            else { continue }
             // Every candidate is compared, so the time taken does not say which one matched.
             if constantTimeEqual(candidate[candidate.index(after: comma)...], expected) { matched = true }
         }

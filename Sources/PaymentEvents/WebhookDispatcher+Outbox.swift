@@ -24,8 +24,10 @@ extension WebhookDispatcher {
         /// changes into one read of the outbox (the latency it adds to a delivery).
         public var gathering: Duration = .milliseconds(20)
 
-        public init(outbox: any PaymentOutbox, owner: String = OutboxDelivery.defaultOwner(), lease: Duration = .seconds(60),
-                    pollInterval: Duration = .seconds(1), concurrency: Int = 32) {
+        public init(
+            outbox: any PaymentOutbox, owner: String = OutboxDelivery.defaultOwner(), lease: Duration = .seconds(60),
+            pollInterval: Duration = .seconds(1), concurrency: Int = 32
+        ) {
             self.outbox = outbox
             self.owner = owner
             self.lease = lease
@@ -36,7 +38,8 @@ extension WebhookDispatcher {
         /// `host:pid:random`, unique per process.
         public static func defaultOwner() -> String {
             var name = [CChar](repeating: 0, count: 256)
-            let host = gethostname(&name, name.count - 1) == 0
+            let host =
+                gethostname(&name, name.count - 1) == 0
                 ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "host"
             return "\(host):\(getpid()):\(UInt32.random(in: 0...UInt32.max))"
         }
@@ -53,7 +56,10 @@ extension WebhookDispatcher {
             guard !takers.isEmpty else { continue }
             let body = WebhookPayload.body(notice)
             for destination in takers {
-                messages.append(OutboxMessage(destination: destination.name, id: notice.id, payment: notice.session.id, type: type, body: body))
+                messages.append(
+                    OutboxMessage(
+                        destination: destination.name, id: notice.id, payment: notice.session.id, type: type, body: body
+                    ))
             }
         }
         return messages
@@ -120,7 +126,10 @@ final class OutboxWorker: Sendable {
     }
     private let state = Mutex(State())
 
-    init(destination: WebhookDispatcher.Destination, shared: WebhookDispatcher.Shared, delivery: WebhookDispatcher.OutboxDelivery) {
+    init(
+        destination: WebhookDispatcher.Destination, shared: WebhookDispatcher.Shared,
+        delivery: WebhookDispatcher.OutboxDelivery
+    ) {
         self.destination = destination
         self.shared = shared
         self.delivery = delivery
@@ -139,7 +148,9 @@ final class OutboxWorker: Sendable {
     func run() async {
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
-                let (stopping, disabled, inFlight) = state.withLock { ($0.stopping, $0.counts.disabled, $0.counts.pending) }
+                let (stopping, disabled, inFlight) = state.withLock {
+                    ($0.stopping, $0.counts.disabled, $0.counts.pending)
+                }
                 if stopping { break }
                 let room = delivery.concurrency - inFlight
                 if disabled || room <= 0 {
@@ -148,9 +159,11 @@ final class OutboxWorker: Sendable {
                 }
                 let claimed: [ClaimedOutboxMessage]
                 do {
-                    claimed = try await delivery.outbox.claim(destination: destination.name, owner: delivery.owner, limit: room, lease: delivery.lease)
+                    claimed = try await delivery.outbox.claim(
+                        destination: destination.name, owner: delivery.owner, limit: room, lease: delivery.lease)
                 } catch {
-                    warn("the outbox could not be read: \(error)", event: nil, attempt: nil, wait: delivery.pollInterval)
+                    warn(
+                        "the outbox could not be read: \(error)", event: nil, attempt: nil, wait: delivery.pollInterval)
                     await doorbell.wait(upTo: delivery.pollInterval)
                     continue
                 }
@@ -180,7 +193,9 @@ final class OutboxWorker: Sendable {
         let outbox = delivery.outbox
         let age = Duration.seconds(Date().timeIntervalSince(claim.since))
         if age > shared.retry.maximumAge {
-            await report { () async throws(PaymentStoreError) in try await outbox.failed(claim, reason: "older than the retry period") }
+            await report { () async throws(PaymentStoreError) in
+                try await outbox.failed(claim, reason: "older than the retry period")
+            }
             state.withLock { $0.counts.failed += 1 }
             shared.logger.error("webhook event given up: older than the retry period", metadata: metadata(claim))
             return
@@ -190,13 +205,16 @@ final class OutboxWorker: Sendable {
             await report { () async throws(PaymentStoreError) in try await outbox.delivered(claim) }
             state.withLock { $0.counts.delivered += 1 }
         case .gone:
-            await report { () async throws(PaymentStoreError) in try await outbox.failed(claim, reason: "the endpoint answered 410 Gone") }
+            await report { () async throws(PaymentStoreError) in
+                try await outbox.failed(claim, reason: "the endpoint answered 410 Gone")
+            }
             state.withLock {
                 $0.counts.failed += 1
                 $0.counts.disabled = true
             }
-            shared.logger.warning("webhook endpoint answered 410 Gone: disabled in this process until restart; its events wait in the outbox",
-                                  metadata: ["endpoint": "\(destination.name)"])
+            shared.logger.warning(
+                "webhook endpoint answered 410 Gone: disabled in this process until restart; its events wait in the outbox",
+                metadata: ["endpoint": "\(destination.name)"])
         case .retry(let reason, let retryAfter):
             var wait = shared.retry.delay(after: max(0, claim.attempts - 1))
             if let retryAfter { wait = min(max(retryAfter, wait), shared.retry.maximumDelay) }
@@ -208,7 +226,9 @@ final class OutboxWorker: Sendable {
                 shared.logger.error("webhook event given up after retrying", metadata: details)
                 return
             }
-            await report { () async throws(PaymentStoreError) in try await outbox.retry(claim, after: wait, reason: reason) }
+            await report { () async throws(PaymentStoreError) in
+                try await outbox.retry(claim, after: wait, reason: reason)
+            }
             state.withLock { $0.counts.retried += 1 }
             warn(reason, event: message.id, attempt: claim.attempts, wait: wait)
         }
@@ -218,13 +238,17 @@ final class OutboxWorker: Sendable {
         do {
             try await write()
         } catch {
-            warn("an outcome could not be written to the outbox (the message is attempted again after its lease): \(error)",
-                 event: nil, attempt: nil, wait: delivery.lease)
+            warn(
+                "an outcome could not be written to the outbox (the message is attempted again after its lease): \(error)",
+                event: nil, attempt: nil, wait: delivery.lease)
         }
     }
 
     private func metadata(_ claim: ClaimedOutboxMessage) -> Logger.Metadata {
-        ["endpoint": "\(destination.name)", "event.id": "\(claim.message.id)", "event.type": "\(claim.message.type)", "attempts": "\(claim.attempts)"]
+        [
+            "endpoint": "\(destination.name)", "event.id": "\(claim.message.id)", "event.type": "\(claim.message.type)",
+            "attempts": "\(claim.attempts)",
+        ]
     }
 
     /// A warning, at most one per endpoint every 30 s (with this process's counts).

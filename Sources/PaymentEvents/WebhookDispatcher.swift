@@ -34,8 +34,11 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
         /// The headers that sign `body` for event `id` at `timestamp` (Unix seconds).
         public var sign: @Sendable (_ id: String, _ timestamp: Int, _ body: [UInt8]) -> [(name: String, value: String)]
 
-        public init(name: String, url: String, accepts: @escaping @Sendable (String) -> Bool,
-                    sign: @escaping @Sendable (_ id: String, _ timestamp: Int, _ body: [UInt8]) -> [(name: String, value: String)]) {
+        public init(
+            name: String, url: String, accepts: @escaping @Sendable (String) -> Bool,
+            sign:
+                @escaping @Sendable (_ id: String, _ timestamp: Int, _ body: [UInt8]) -> [(name: String, value: String)]
+        ) {
             self.name = name
             self.url = url
             self.accepts = accepts
@@ -54,8 +57,11 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
         /// One attempt's time limit (connect, send, first response bytes).
         public var attemptTimeout: Duration
 
-        public init(initialDelay: Duration = .seconds(2), maximumDelay: Duration = .seconds(3600), maximumAge: Duration = .seconds(86_400),
-                    attemptTimeout: Duration = .seconds(15)) {
+        public init(
+            initialDelay: Duration = .seconds(2), maximumDelay: Duration = .seconds(3600),
+            maximumAge: Duration = .seconds(86_400),
+            attemptTimeout: Duration = .seconds(15)
+        ) {
             self.initialDelay = initialDelay
             self.maximumDelay = maximumDelay
             self.maximumAge = maximumAge
@@ -108,8 +114,11 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
     /// this outbox (`PostgresPaymentDatabase`'s `store` beside its `outbox`): with another store
     /// the messages are written nowhere.
     /// Without, it delivers from bounded queues in memory.
-    public init(destinations: [Destination], retry: RetryPolicy = RetryPolicy(), maximumPending: Int = 10_000,
-                outbox: OutboxDelivery? = nil, checkTarget: @escaping TargetCheck, logger: Logger = Logger(label: "agent-payments.webhooks")) {
+    public init(
+        destinations: [Destination], retry: RetryPolicy = RetryPolicy(), maximumPending: Int = 10_000,
+        outbox: OutboxDelivery? = nil, checkTarget: @escaping TargetCheck,
+        logger: Logger = Logger(label: "agent-payments.webhooks")
+    ) {
         self.destinations = destinations
         self.retry = retry
         self.maximumPending = max(1, maximumPending)
@@ -117,7 +126,8 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
         self.checkTarget = checkTarget
         self.outboxDelivery = outbox
         client = Self.sharedClient
-        let shared = Shared(client: client, retry: retry, checkTarget: checkTarget, logger: logger, maximumPending: self.maximumPending)
+        let shared = Shared(
+            client: client, retry: retry, checkTarget: checkTarget, logger: logger, maximumPending: self.maximumPending)
         if let outbox {
             workers = []
             outboxWorkers = destinations.map { OutboxWorker(destination: $0, shared: shared, delivery: outbox) }
@@ -134,15 +144,18 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
         guard !workers.isEmpty else { return }
         for notice in notices {
             let body = WebhookPayload.body(notice)
-            let delivery = Delivery(id: notice.id, type: notice.type.rawValue, payment: notice.session.id, body: body,
-                                    createdAt: ContinuousClock.now)
+            let delivery = Delivery(
+                id: notice.id, type: notice.type.rawValue, payment: notice.session.id, body: body,
+                createdAt: ContinuousClock.now)
             for worker in workers where worker.destination.accepts(delivery.type) { worker.enqueue(delivery) }
         }
     }
 
     /// Each endpoint's counts, by name.
     public var counts: [String: Counts] {
-        Dictionary(uniqueKeysWithValues: workers.map { ($0.destination.name, $0.counts) } + outboxWorkers.map { ($0.destination.name, $0.counts) })
+        Dictionary(
+            uniqueKeysWithValues: workers.map { ($0.destination.name, $0.counts) }
+                + outboxWorkers.map { ($0.destination.name, $0.counts) })
     }
 
     /// Runs until a graceful shutdown; then gives queued deliveries a moment (at most 5 s) to
@@ -170,11 +183,13 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
                 while !Task.isCancelled {
                     let now = Date()
                     do {
-                        let purged = try await delivery.outbox.purge(deliveredBefore: now.addingTimeInterval(-86_400),
-                                                                     failedBefore: now.addingTimeInterval(-7 * 86_400))
+                        let purged = try await delivery.outbox.purge(
+                            deliveredBefore: now.addingTimeInterval(-86_400),
+                            failedBefore: now.addingTimeInterval(-7 * 86_400))
                         if purged > 0 { logger.info("webhook outbox purged", metadata: ["messages": "\(purged)"]) }
                     } catch {
-                        logger.debug("webhook outbox purge failed; trying again later", metadata: ["reason": "\(error)"])
+                        logger.debug(
+                            "webhook outbox purge failed; trying again later", metadata: ["reason": "\(error)"])
                     }
                     try? await Task.sleep(for: .seconds(600))
                 }
@@ -195,7 +210,9 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
         for worker in workers {
             let left = worker.stop()
             if left > 0 {
-                logger.error("webhook events not delivered before shutdown", metadata: ["endpoint": "\(worker.destination.name)", "events": "\(left)"])
+                logger.error(
+                    "webhook events not delivered before shutdown",
+                    metadata: ["endpoint": "\(worker.destination.name)", "events": "\(left)"])
             }
         }
     }
@@ -203,13 +220,15 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
     /// One HTTP client for every dispatcher of the process, as `HTTPClient.shared` is (it is
     /// never shut down), but never following a redirect (a receiver cannot send events
     /// elsewhere), with connect and read timeouts and no decompression.
-    static let sharedClient: HTTPClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration())
+    static let sharedClient: HTTPClient = HTTPClient(
+        eventLoopGroupProvider: .singleton, configuration: clientConfiguration())
 
     /// The clients' configuration: no redirects, connect and read timeouts, no decompression,
     /// and `dnsOverride` (a host name's connection pinned to an address it was checked at).
     static func clientConfiguration(dnsOverride: [String: String] = [:]) -> HTTPClient.Configuration {
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
-                                                     timeout: .init(connect: .seconds(5), read: .seconds(10)))
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(5), read: .seconds(10)))
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
         configuration.dnsOverride = dnsOverride
@@ -273,9 +292,12 @@ final class EndpointWorker: Sendable {
             return false
         }
         if dropped {
-            shared.logger.error("webhook queue full: event dropped", metadata: [
-                "endpoint": "\(destination.name)", "event.id": "\(delivery.id)", "event.type": "\(delivery.type)", "limit": "\(shared.maximumPending)",
-            ])
+            shared.logger.error(
+                "webhook queue full: event dropped",
+                metadata: [
+                    "endpoint": "\(destination.name)", "event.id": "\(delivery.id)", "event.type": "\(delivery.type)",
+                    "limit": "\(shared.maximumPending)",
+                ])
         }
     }
 
@@ -334,7 +356,9 @@ final class EndpointWorker: Sendable {
             case .delivered:
                 return .delivered
             case .gone:
-                shared.logger.warning("webhook endpoint answered 410 Gone: disabled until restart", metadata: ["endpoint": "\(destination.name)"])
+                shared.logger.warning(
+                    "webhook endpoint answered 410 Gone: disabled until restart",
+                    metadata: ["endpoint": "\(destination.name)"])
                 return .disabled
             case .retry(let reason, let retryAfter):
                 var wait = shared.retry.delay(after: attempt)
@@ -342,10 +366,13 @@ final class EndpointWorker: Sendable {
                 attempt += 1
                 state.withLock { $0.counts.retried += 1 }
                 if ContinuousClock.now + wait - delivery.createdAt > shared.retry.maximumAge {
-                    shared.logger.error("webhook event given up after retrying", metadata: [
-                        "endpoint": "\(destination.name)", "event.id": "\(delivery.id)", "event.type": "\(delivery.type)",
-                        "attempts": "\(attempt)", "reason": "\(reason)",
-                    ])
+                    shared.logger.error(
+                        "webhook event given up after retrying",
+                        metadata: [
+                            "endpoint": "\(destination.name)", "event.id": "\(delivery.id)",
+                            "event.type": "\(delivery.type)",
+                            "attempts": "\(attempt)", "reason": "\(reason)",
+                        ])
                     return .failed
                 }
                 warn(reason, delivery: delivery, attempt: attempt, wait: wait)
@@ -364,10 +391,15 @@ final class EndpointWorker: Sendable {
             return state.counts
         }
         guard let counts = due else { return }
-        shared.logger.warning("webhook delivery failed; retrying", metadata: [
-            "endpoint": "\(destination.name)", "event.id": "\(delivery.id)", "attempt": "\(attempt)", "reason": "\(reason)",
-            "retry.in.ms": "\(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)", "counts": "\(counts)",
-        ])
+        shared.logger.warning(
+            "webhook delivery failed; retrying",
+            metadata: [
+                "endpoint": "\(destination.name)", "event.id": "\(delivery.id)", "attempt": "\(attempt)",
+                "reason": "\(reason)",
+                "retry.in.ms":
+                    "\(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)",
+                "counts": "\(counts)",
+            ])
     }
 
     /// `Retry-After` in seconds or as an HTTP date.
@@ -422,14 +454,17 @@ extension WebhookDispatcher.Shared {
         request.body = .bytes(ByteBuffer(bytes: body))
         do {
             let seconds = retry.attemptTimeout.components.seconds
-            let response = try await PinnedClients.shared.client(for: target, default: client).execute(request, timeout: .seconds(max(1, seconds)))
+            let response = try await PinnedClients.shared.client(for: target, default: client).execute(
+                request, timeout: .seconds(max(1, seconds)))
             // Read (at most 64 KiB) and discard: a receiver's answer is never kept or logged.
             _ = try? await response.body.collect(upTo: 64 * 1024)
             switch response.status.code {
             case 200..<300: return .delivered
             case 410: return .gone
             default:
-                return .retry("HTTP \(response.status.code)", retryAfter: EndpointWorker.retryAfter(response.headers.first(name: "Retry-After")))
+                return .retry(
+                    "HTTP \(response.status.code)",
+                    retryAfter: EndpointWorker.retryAfter(response.headers.first(name: "Retry-After")))
             }
         } catch {
             return .retry(EndpointWorker.describe(error), retryAfter: nil)
@@ -451,11 +486,13 @@ final class PinnedClients: Sendable {
     /// The client to reach `target` with: `fallback` for an IP literal (nothing to resolve) or a
     /// target without addresses; else the host's pinned client.
     func client(for target: WebhookTarget, default fallback: HTTPClient) -> HTTPClient {
-        guard let host = target.url.host(percentEncoded: false), let first = target.addresses.first, !target.isLiteral else { return fallback }
+        guard let host = target.url.host(percentEncoded: false), let first = target.addresses.first, !target.isLiteral
+        else { return fallback }
         let (client, retired) = clients.withLock { clients -> (HTTPClient, HTTPClient?) in
             if let pinned = clients[host], target.addresses.contains(pinned.address) { return (pinned.client, nil) }
-            let client = HTTPClient(eventLoopGroupProvider: .singleton,
-                                    configuration: WebhookDispatcher.clientConfiguration(dnsOverride: [host: first]))
+            let client = HTTPClient(
+                eventLoopGroupProvider: .singleton,
+                configuration: WebhookDispatcher.clientConfiguration(dnsOverride: [host: first]))
             let retired = clients[host]?.client
             clients[host] = (first, client)
             return (client, retired)

@@ -84,7 +84,9 @@ public struct WebhookEventFilter: Sendable, Equatable, CustomStringConvertible {
         let segments = pattern.split(separator: ".", omittingEmptySubsequences: false)
         for (index, segment) in segments.enumerated() {
             if segment == "*" && index == segments.count - 1 && index > 0 { continue }
-            guard !segment.isEmpty, segment.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5f }) else {
+            guard !segment.isEmpty,
+                segment.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5f })
+            else {
                 return false
             }
         }
@@ -105,7 +107,8 @@ public enum WebhookEventFilterError: Error, Sendable, Equatable, CustomStringCon
         let known = WebhookEndpoints.eventTypes.joined(separator: ", ")
         switch self {
         case .malformed(let pattern):
-            return "the event pattern \"\(pattern)\" is not an event type, a prefix followed by .* (payment.item.*), or *"
+            return
+                "the event pattern \"\(pattern)\" is not an event type, a prefix followed by .* (payment.item.*), or *"
         case .matchesNoEvent(let pattern):
             return "the event pattern \"\(pattern)\" matches no event type; the types are \(known)"
         case .empty:
@@ -137,7 +140,9 @@ public struct WebhookSettings: Sendable, Equatable {
     /// 20–3600, default 60. Longer than one attempt (15 s) so that a live replica is never doubled.
     public var lease: Duration = .seconds(60)
 
-    public init(endpoints: [WebhookEndpoint] = [], allowPrivateNetworks: Bool = false, maximumAge: Duration = defaultMaximumAge) {
+    public init(
+        endpoints: [WebhookEndpoint] = [], allowPrivateNetworks: Bool = false, maximumAge: Duration = defaultMaximumAge
+    ) {
         self.endpoints = endpoints
         self.allowPrivateNetworks = allowPrivateNetworks
         self.maximumAge = maximumAge
@@ -169,9 +174,13 @@ public enum WebhookEndpoints {
         try load(environment: environment) { path in try Data(contentsOf: URL(fileURLWithPath: path)) }
     }
 
-    static func load(environment: [String: String], readFile: (String) throws -> Data) throws(WebhookConfigurationError) -> WebhookSettings {
+    static func load(
+        environment: [String: String], readFile: (String) throws -> Data
+    ) throws(WebhookConfigurationError) -> WebhookSettings {
         func value(_ name: String) -> String? {
-            guard let text = environment[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else { return nil }
+            guard let text = environment[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else {
+                return nil
+            }
             return text
         }
         var settings = WebhookSettings()
@@ -179,28 +188,38 @@ public enum WebhookEndpoints {
             switch text.lowercased() {
             case "1", "true", "yes": settings.allowPrivateNetworks = true
             case "0", "false", "no": settings.allowPrivateNetworks = false
-            default: throw .invalidValue(variable: "AGENT_PAYMENTS_WEBHOOK_ALLOW_PRIVATE", value: text, expected: "true or false")
+            default:
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_WEBHOOK_ALLOW_PRIVATE", value: text, expected: "true or false")
             }
         }
         if let text = value("AGENT_PAYMENTS_WEBHOOK_MAX_AGE_SECONDS") {
             guard let seconds = Int(text), WebhookSettings.maximumAgeRange.contains(seconds) else {
-                throw .invalidValue(variable: "AGENT_PAYMENTS_WEBHOOK_MAX_AGE_SECONDS", value: text,
-                                    expected: "whole seconds from 60 to 604800 (how long an event's delivery is retried; default 86400)")
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_WEBHOOK_MAX_AGE_SECONDS", value: text,
+                    expected: "whole seconds from 60 to 604800 (how long an event's delivery is retried; default 86400)"
+                )
             }
             settings.maximumAge = .seconds(seconds)
         }
         if let text = value("AGENT_PAYMENTS_WEBHOOK_RETRY_FIRST_MS") {
             guard let milliseconds = Int(text), (10...60_000).contains(milliseconds) else {
-                throw .invalidValue(variable: "AGENT_PAYMENTS_WEBHOOK_RETRY_FIRST_MS", value: text,
-                                    expected: "milliseconds between 10 and 60000 (the first wait before a failed delivery is tried again; default 2000)")
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_WEBHOOK_RETRY_FIRST_MS", value: text,
+                    expected:
+                        "milliseconds between 10 and 60000 (the first wait before a failed delivery is tried again; default 2000)"
+                )
             }
             settings.firstRetryDelay = .milliseconds(milliseconds)
         }
 
         if let text = value("AGENT_PAYMENTS_WEBHOOK_LEASE_SECONDS") {
             guard let seconds = Int(text), (20...3600).contains(seconds) else {
-                throw .invalidValue(variable: "AGENT_PAYMENTS_WEBHOOK_LEASE_SECONDS", value: text,
-                                    expected: "whole seconds from 20 to 3600 (how long a replica holds a delivery before another may retry it; default 60)")
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_WEBHOOK_LEASE_SECONDS", value: text,
+                    expected:
+                        "whole seconds from 20 to 3600 (how long a replica holds a delivery before another may retry it; default 60)"
+                )
             }
             settings.lease = .seconds(seconds)
         }
@@ -213,22 +232,27 @@ public enum WebhookEndpoints {
             let filter: WebhookEventFilter
             if let events {
                 do {
-                    filter = try WebhookEventFilter(patterns: events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-                        .filter { !$0.isEmpty })
+                    filter = try WebhookEventFilter(
+                        patterns: events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                            .filter { !$0.isEmpty })
                 } catch {
                     throw .invalidEvents(source: "AGENT_PAYMENTS_WEBHOOK_EVENTS", error)
                 }
             } else {
                 filter = .all
             }
-            settings.endpoints.append(try endpoint(name: defaultName, url: url, secret: secret, events: filter, source: source,
-                                                   secretSource: "AGENT_PAYMENTS_WEBHOOK_SECRET", allowPrivate: settings.allowPrivateNetworks))
+            settings.endpoints.append(
+                try endpoint(
+                    name: defaultName, url: url, secret: secret, events: filter, source: source,
+                    secretSource: "AGENT_PAYMENTS_WEBHOOK_SECRET", allowPrivate: settings.allowPrivateNetworks))
         case (_?, nil):
             throw .missingVariable("AGENT_PAYMENTS_WEBHOOK_SECRET", because: "AGENT_PAYMENTS_WEBHOOK_URL is set")
         case (nil, _?):
             throw .missingVariable("AGENT_PAYMENTS_WEBHOOK_URL", because: "AGENT_PAYMENTS_WEBHOOK_SECRET is set")
         case (nil, nil):
-            if events != nil { throw .missingVariable("AGENT_PAYMENTS_WEBHOOK_URL", because: "AGENT_PAYMENTS_WEBHOOK_EVENTS is set") }
+            if events != nil {
+                throw .missingVariable("AGENT_PAYMENTS_WEBHOOK_URL", because: "AGENT_PAYMENTS_WEBHOOK_EVENTS is set")
+            }
         }
 
         if let path = value("AGENT_PAYMENTS_WEBHOOKS_FILE") {
@@ -251,7 +275,9 @@ public enum WebhookEndpoints {
     private static let fileKeys: Set<String> = ["name", "url", "secret", "events"]
 
     /// The endpoints of a webhooks file.
-    static func fileEndpoints(_ data: Data, path: String, allowPrivate: Bool) throws(WebhookConfigurationError) -> [WebhookEndpoint] {
+    static func fileEndpoints(
+        _ data: Data, path: String, allowPrivate: Bool
+    ) throws(WebhookConfigurationError) -> [WebhookEndpoint] {
         func malformed(_ reason: String) -> WebhookConfigurationError { .malformedFile(path: path, reason: reason) }
         guard let json = try? JSONSerialization.jsonObject(with: data), let entries = json as? [Any] else {
             throw malformed("it is not a JSON array of endpoints")
@@ -262,7 +288,8 @@ public enum WebhookEndpoints {
             let position = "endpoint \(index + 1)"
             guard let entry = element as? [String: Any] else { throw malformed("\(position) is not a JSON object") }
             if let unknown = entry.keys.sorted().first(where: { !fileKeys.contains($0) }) {
-                throw malformed("\(position) has the unknown key \"\(unknown)\" (the keys are name, url, secret and events)")
+                throw malformed(
+                    "\(position) has the unknown key \"\(unknown)\" (the keys are name, url, secret and events)")
             }
             func string(_ key: String) throws(WebhookConfigurationError) -> String {
                 guard let value = entry[key] else { throw malformed("\(position) has no \"\(key)\"") }
@@ -289,16 +316,19 @@ public enum WebhookEndpoints {
                 }
             }
             let source = "endpoint \"\(name)\" in \(path)"
-            let made = try endpoint(name: name, url: url, secret: secret, events: filter, source: source, secretSource: source,
-                                    allowPrivate: allowPrivate)
+            let made = try endpoint(
+                name: name, url: url, secret: secret, events: filter, source: source, secretSource: source,
+                allowPrivate: allowPrivate)
             guard !endpoints.contains(where: { $0.name == name }) else { throw .duplicateName(name) }
             endpoints.append(made)
         }
         return endpoints
     }
 
-    private static func endpoint(name: String, url: String, secret: String, events: WebhookEventFilter, source: String,
-                                 secretSource: String, allowPrivate: Bool) throws(WebhookConfigurationError) -> WebhookEndpoint {
+    private static func endpoint(
+        name: String, url: String, secret: String, events: WebhookEventFilter, source: String,
+        secretSource: String, allowPrivate: Bool
+    ) throws(WebhookConfigurationError) -> WebhookEndpoint {
         let parsedSecret: WebhookSecret
         do {
             parsedSecret = try WebhookSecret(parsing: secret)
@@ -312,10 +342,11 @@ public enum WebhookEndpoints {
     }
 
     static func isValidName(_ name: String) -> Bool {
-        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
-            (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) || (0x30...0x39).contains(byte)
-                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
-        }
+        (1...64).contains(name.utf8.count)
+            && name.utf8.allSatisfy { byte in
+                (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) || (0x30...0x39).contains(byte)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+            }
     }
 }
 

@@ -24,7 +24,9 @@ public enum WebhookPayload {
             "timestamp": timestamp(notice.occurredAt),
             "data": data(notice),
         ]
-        let bytes = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let bytes =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
         return Array(bytes)
     }
 
@@ -76,13 +78,18 @@ public enum WebhookPayload {
         put("paymentConfirmationCode", outcome?.confirmationCode)
         put("paymentToken", outcome?.token)
         put("profileId", outcome?.profileID)
-        put("result", outcome.map { $0.result.rawValue } ?? failure?.result?.rawValue ?? (session.phase.name == "cancelled" ? "cancelled" : nil))
+        put(
+            "result",
+            outcome.map { $0.result.rawValue } ?? failure?.result?.rawValue
+                ?? (session.phase.name == "cancelled" ? "cancelled" : nil))
         put("lastError", session.lastError?.rawValue)
         put("failureReason", failure?.reason)
         var items: [String: Any] = [:]
         for item in session.configuration.applicableItems {
             let progress = session.progress(item)
-            var entry: [String: Any] = ["state": progress.state.kind.rawValue, "failedAttempts": progress.failedAttempts]
+            var entry: [String: Any] = [
+                "state": progress.state.kind.rawValue, "failedAttempts": progress.failedAttempts,
+            ]
             if let masked = session.maskedValue(item) { entry["masked"] = masked }
             if case .failed(let error) = progress.state { entry["errorType"] = error.rawValue }
             items[item.rawValue] = entry
@@ -106,6 +113,9 @@ public enum WebhookPayload {
         case .startOver: (action, item) = ("start-over", nil)
         case .callOver: (action, item) = ("call-over", nil)
         }
-        return ["action": action, "item": item?.rawValue ?? NSNull(), "waitForCaller": step.waitForCaller, "instruction": step.instruction]
+        return [
+            "action": action, "item": item?.rawValue ?? NSNull(), "waitForCaller": step.waitForCaller,
+            "instruction": step.instruction,
+        ]
     }
 }

@@ -55,7 +55,9 @@ public struct WebhookTarget: Sendable, Equatable {
     }
 
     /// `url` with the addresses it was checked at, if it may receive webhooks now.
-    public static func resolve(_ url: String, allowPrivateNetworks: Bool) async -> Result<WebhookTarget, WebhookTargetError> {
+    public static func resolve(
+        _ url: String, allowPrivateNetworks: Bool
+    ) async -> Result<WebhookTarget, WebhookTargetError> {
         await resolve(url, allowPrivateNetworks: allowPrivateNetworks, resolver: .system(timeout: resolutionTimeout))
     }
 
@@ -68,13 +70,19 @@ public struct WebhookTarget: Sendable, Equatable {
         case .success(let target): parsed = target
         case .failure(let error): return .failure(error)
         }
-        if case .literal(let address) = parsed.host, !address.isLoopback, !allowPrivateNetworks, let range = address.nonPublicRange {
-            return .failure(.nonPublicAddress(target: parsed.redacted, address: address.description, range: range, throughName: false))
+        if case .literal(let address) = parsed.host, !address.isLoopback, !allowPrivateNetworks,
+            let range = address.nonPublicRange
+        {
+            return .failure(
+                .nonPublicAddress(
+                    target: parsed.redacted, address: address.description, range: range, throughName: false))
         }
         return .success(parsed.url)
     }
 
-    static func resolve(_ url: String, allowPrivateNetworks: Bool, resolver: HostResolver) async -> Result<WebhookTarget, WebhookTargetError> {
+    static func resolve(
+        _ url: String, allowPrivateNetworks: Bool, resolver: HostResolver
+    ) async -> Result<WebhookTarget, WebhookTargetError> {
         let parsed: ParsedTarget
         switch ParsedTarget.parse(url) {
         case .success(let target): parsed = target
@@ -84,7 +92,9 @@ public struct WebhookTarget: Sendable, Equatable {
         case .literal(let address):
             // A loopback literal is what the operator typed: allowed whatever the setting.
             if !address.isLoopback, !allowPrivateNetworks, let range = address.nonPublicRange {
-                return .failure(.nonPublicAddress(target: parsed.redacted, address: address.description, range: range, throughName: false))
+                return .failure(
+                    .nonPublicAddress(
+                        target: parsed.redacted, address: address.description, range: range, throughName: false))
             }
             return .success(WebhookTarget(url: parsed.url, addresses: [address.description]))
         case .localhost(let name):
@@ -108,7 +118,9 @@ public struct WebhookTarget: Sendable, Equatable {
             if !allowPrivateNetworks {
                 for address in addresses {
                     if let range = address.nonPublicRange {
-                        return .failure(.nonPublicAddress(target: parsed.redacted, address: address.description, range: range, throughName: true))
+                        return .failure(
+                            .nonPublicAddress(
+                                target: parsed.redacted, address: address.description, range: range, throughName: true))
                     }
                 }
             }
@@ -190,15 +202,18 @@ public enum WebhookTargetError: Error, Sendable, Equatable, CustomStringConverti
         case .unresolvable(let host, let reason):
             return "the webhook host \(host) cannot be resolved (\(reason)); check the name in the webhook URL"
         case .resolutionTimedOut(let host, let seconds):
-            return "looking up the webhook host \(host) took longer than \(seconds) s; check the name and this machine's DNS"
+            return
+                "looking up the webhook host \(host) took longer than \(seconds) s; check the name and this machine's DNS"
         case .nonPublicAddress(let target, let address, let range, let throughName):
             let subject = throughName ? "resolves to \(address), which is" : "is"
-            let hint = range == .loopback
+            let hint =
+                range == .loopback
                 ? "write the host as localhost or 127.0.0.1 to deliver to this machine, or set AGENT_PAYMENTS_WEBHOOK_ALLOW_PRIVATE=true"
                 : "set AGENT_PAYMENTS_WEBHOOK_ALLOW_PRIVATE=true if this endpoint is meant to be on a private network"
             return "the webhook URL \(target) \(subject) \(range); webhooks go only to public addresses, so \(hint)"
         case .localhostNotLoopback(let target, let address):
-            return "the webhook URL \(target) names localhost, which resolves to \(address), not a loopback address; check /etc/hosts"
+            return
+                "the webhook URL \(target) names localhost, which resolves to \(address), not a loopback address; check /etc/hosts"
         }
     }
 }
@@ -220,7 +235,8 @@ struct ParsedTarget {
 
     static func parse(_ text: String) -> Result<ParsedTarget, WebhookTargetError> {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
-              let rawHost = url.host, !rawHost.isEmpty else { return .failure(.invalidURL) }
+            let rawHost = url.host, !rawHost.isEmpty
+        else { return .failure(.invalidURL) }
         let bare = rawHost.hasPrefix("[") && rawHost.hasSuffix("]") ? String(rawHost.dropFirst().dropLast()) : rawHost
         let host: Host
         if let address = IPAddress(literal: bare) {
@@ -334,7 +350,7 @@ struct IPAddress: Sendable, Hashable, CustomStringConvertible {
             return value & mask == prefix & mask
         }
         if value == 0xffff_ffff { return .broadcast }
-        if within(0x0000_0000, 8) { return .unspecified }  // 0.0.0.0/8, "this network"
+        if within(0x0000_0000, 8) { return .unspecified } // 0.0.0.0/8, "this network"
         if within(0x7f00_0000, 8) { return .loopback }
         if within(0x0a00_0000, 8) || within(0xac10_0000, 12) || within(0xc0a8_0000, 16) { return .private }
         if within(0x6440_0000, 10) { return .sharedAddressSpace }
@@ -343,7 +359,10 @@ struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         if within(0xf000_0000, 4) { return .reserved }
         // IETF protocol assignments, TEST-NET-1/2/3, benchmarking.
         if within(0xc000_0000, 24) || within(0xc000_0200, 24) || within(0xc633_6400, 24) || within(0xcb00_7100, 24)
-            || within(0xc612_0000, 15) { return .reserved }
+            || within(0xc612_0000, 15)
+        {
+            return .reserved
+        }
         return nil
     }
 
@@ -351,15 +370,15 @@ struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         if b[0..<15].allSatisfy({ $0 == 0 }) {
             return b[15] == 1 ? .loopback : b[15] == 0 ? .unspecified : .reserved
         }
-        if b[0..<12].allSatisfy({ $0 == 0 }) { return .reserved }  // IPv4-compatible ::/96, deprecated
+        if b[0..<12].allSatisfy({ $0 == 0 }) { return .reserved } // IPv4-compatible ::/96, deprecated
         if b[0] == 0xff { return .multicast }
-        if b[0] == 0xfe && b[1] & 0xc0 == 0x80 { return .linkLocal }  // fe80::/10
-        if b[0] == 0xfe && b[1] & 0xc0 == 0xc0 { return .uniqueLocal }  // fec0::/10, site-local, deprecated
-        if b[0] & 0xfe == 0xfc { return .uniqueLocal }  // fc00::/7
-        if b[0..<8] == [0x01, 0x00, 0, 0, 0, 0, 0, 0] { return .reserved }  // 100::/64, discard-only
-        if b[0..<4] == [0x20, 0x01, 0x0d, 0xb8] { return .reserved }  // 2001:db8::/32, documentation
-        if b[0..<6] == [0x00, 0x64, 0xff, 0x9b, 0x00, 0x01] { return .reserved }  // 64:ff9b:1::/48, local NAT64
-        if b[0] & 0xe0 != 0x20 { return .reserved }  // outside 2000::/3, the only global unicast space
+        if b[0] == 0xfe && b[1] & 0xc0 == 0x80 { return .linkLocal } // fe80::/10
+        if b[0] == 0xfe && b[1] & 0xc0 == 0xc0 { return .uniqueLocal } // fec0::/10, site-local, deprecated
+        if b[0] & 0xfe == 0xfc { return .uniqueLocal } // fc00::/7
+        if b[0..<8] == [0x01, 0x00, 0, 0, 0, 0, 0, 0] { return .reserved } // 100::/64, discard-only
+        if b[0..<4] == [0x20, 0x01, 0x0d, 0xb8] { return .reserved } // 2001:db8::/32, documentation
+        if b[0..<6] == [0x00, 0x64, 0xff, 0x9b, 0x00, 0x01] { return .reserved } // 64:ff9b:1::/48, local NAT64
+        if b[0] & 0xe0 != 0x20 { return .reserved } // outside 2000::/3, the only global unicast space
         return nil
     }
 }
@@ -417,10 +436,14 @@ struct HostResolver: Sendable {
             if let socketAddress = entry.pointee.ai_addr {
                 switch entry.pointee.ai_family {
                 case AF_INET:
-                    let address = socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                    let address = socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                        $0.pointee.sin_addr
+                    }
                     addresses.append(IPAddress(bytes: withUnsafeBytes(of: address) { Array($0) }))
                 case AF_INET6:
-                    let address = socketAddress.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                    let address = socketAddress.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                        $0.pointee.sin6_addr
+                    }
                     addresses.append(IPAddress(bytes: withUnsafeBytes(of: address) { Array($0) }))
                 default:
                     break
@@ -439,8 +462,11 @@ struct HostResolver: Sendable {
 enum LookupThreads {
     private static let pending = Mutex(0)
 
-    static func run(timeout: Duration, _ lookup: @escaping @Sendable () -> Result<[IPAddress], HostResolver.Failure>) async
-        -> Result<[IPAddress], HostResolver.Failure> {
+    static func run(
+        timeout: Duration, _ lookup: @escaping @Sendable () -> Result<[IPAddress], HostResolver.Failure>
+    ) async
+        -> Result<[IPAddress], HostResolver.Failure>
+    {
         let seconds = Int(timeout.components.seconds)
         let admitted = pending.withLock { count in
             guard count < HostResolver.maximumPendingLookups else { return false }

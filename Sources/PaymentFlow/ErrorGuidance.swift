@@ -14,7 +14,8 @@ public enum ErrorGuidance {
         case .invalidBankRoutingNumber: return "the bank routing number was not valid"
         case .invalidBankAccountNumber: return "the bank account number was not valid"
         case .invalidBankAccountType: return "the bank account type is not accepted"
-        case .invalidCardNumberSecurityCodeCaptureSequence: return "the security code was asked for before the card number"
+        case .invalidCardNumberSecurityCodeCaptureSequence:
+            return "the security code was asked for before the card number"
         case .inputMatchingFailed: return "the two entries did not match"
         case .sessionInProgress: return "another payment session is already running on this call"
         case .internalError: return "Twilio had an internal problem"
@@ -27,15 +28,18 @@ public enum ErrorGuidance {
         let name = item?.spokenName ?? "information"
         switch error {
         case .inputTimeout:
-            return "Check that the caller is ready and has the card at hand, then ask them to type the \(name) again without long pauses."
+            return
+                "Check that the caller is ready and has the card at hand, then ask them to type the \(name) again without long pauses."
         case .invalidCardNumber:
             return "Ask the caller to check the long number on the front of the card and type all of its digits again."
         case .invalidCardType:
             return "Tell the caller this card type is not accepted and ask whether they have another card."
         case .invalidDate:
-            return "Ask the caller to type the expiration date as four digits, month then year (MMYY), and to check the card has not expired."
+            return
+                "Ask the caller to type the expiration date as four digits, month then year (MMYY), and to check the card has not expired."
         case .invalidSecurityCode:
-            return "Ask the caller to type the 3-digit code on the back of the card (4 digits on the front for American Express)."
+            return
+                "Ask the caller to type the 3-digit code on the back of the card (4 digits on the front for American Express)."
         case .invalidPostalCode:
             return "Ask the caller to type the postal code of the card's billing address."
         case .invalidBankRoutingNumber:

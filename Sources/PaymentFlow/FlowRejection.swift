@@ -30,15 +30,19 @@ public enum FlowRejection: Error, Sendable, Equatable, CustomStringConvertible {
         case .notApplicable(let item, let method):
             return "the \(item.spokenName) is not part of a \(method == .achDebit ? "bank (ACH)" : "card") payment"
         case .outOfOrder(let item, let first):
-            if item == .securityCode { return "capture the card number before the security code (Twilio requires this order)" }
+            if item == .securityCode {
+                return "capture the card number before the security code (Twilio requires this order)"
+            }
             return "capture the \(first.spokenName) before asking for the \(item.spokenName)"
         case .itemInProgress(let current, let requested?):
-            return "the \(current.spokenName) is still being captured; wait for it to finish before asking for the \(requested.spokenName)"
+            return
+                "the \(current.spokenName) is still being captured; wait for it to finish before asking for the \(requested.spokenName)"
         case .itemInProgress(let current, nil):
             return "the \(current.spokenName) is still being captured; wait for it to finish"
         case .itemsMissing(let missing):
             let names = missing.map(\.spokenName)
-            let list = names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " and " + (names.last ?? "")
+            let list =
+                names.count == 1 ? names[0] : names.dropLast().joined(separator: ", ") + " and " + (names.last ?? "")
             return "cannot complete yet: the \(list) \(missing.count == 1 ? "is" : "are") still missing"
         }
     }

@@ -24,10 +24,13 @@ public actor InMemoryPaymentStore: PaymentStore {
     public func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) -> Bool {
         guard sessions[session.id]?.version == expectedVersion else { return false }
         if expectedVersion == nil,
-           sessions.values.contains(where: { $0.callSID == session.callSID && !$0.phase.isFinished }) {
+            sessions.values.contains(where: { $0.callSID == session.callSID && !$0.phase.isFinished })
+        {
             return false
         }
-        if let previous = sessions[session.id], let sid = previous.paymentSID, sid != session.paymentSID { idBySID.removeValue(forKey: sid) }
+        if let previous = sessions[session.id], let sid = previous.paymentSID, sid != session.paymentSID {
+            idBySID.removeValue(forKey: sid)
+        }
         sessions[session.id] = session.sanitized()
         if let sid = session.paymentSID { idBySID[sid] = session.id }
         if !session.callbackSecretHash.isEmpty { idBySecretHash[session.callbackSecretHash] = session.id }

@@ -11,7 +11,9 @@ public actor InMemorySpendingLedger: SpendingLedger {
 
     public init() {}
 
-    public func reserve(principal: String, day: String, currency: String, amount: Decimal, limit: Decimal) -> (spentBefore: Decimal, reserved: Bool) {
+    public func reserve(
+        principal: String, day: String, currency: String, amount: Decimal, limit: Decimal
+    ) -> (spentBefore: Decimal, reserved: Bool) {
         let key = Key(principal: principal, day: day, currency: currency)
         let before = totals[key] ?? 0
         guard before + amount <= limit else { return (before, false) }

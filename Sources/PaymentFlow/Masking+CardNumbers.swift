@@ -63,10 +63,12 @@ extension Masking {
     /// card number.
     static func isTwilioSID(_ characters: [Character], at offset: Int) -> Bool {
         guard offset + 34 <= characters.count, characters[offset].isASCII, characters[offset].isUppercase,
-              characters[offset + 1].isASCII, characters[offset + 1].isUppercase else { return false }
+            characters[offset + 1].isASCII, characters[offset + 1].isUppercase
+        else { return false }
         if offset > 0, characters[offset - 1].isLetter || characters[offset - 1].isNumber { return false }
         for index in offset + 2..<offset + 34 where !characters[index].isHexDigit { return false }
-        return offset + 34 == characters.count || !(characters[offset + 34].isLetter || characters[offset + 34].isNumber)
+        return offset + 34 == characters.count
+            || !(characters[offset + 34].isLetter || characters[offset + 34].isNumber)
     }
 
     /// The windows of one run of digits (`digits` are their values, 0–9) that look like a card
@@ -116,7 +118,8 @@ extension Masking {
     /// (`½`, `²`, `③` are numbers, not decimal digits).
     static func decimalDigit(_ character: Character) -> Int? {
         guard character.unicodeScalars.count == 1, let scalar = character.unicodeScalars.first,
-              scalar.properties.numericType == .decimal, let value = character.wholeNumberValue, (0...9).contains(value) else { return nil }
+            scalar.properties.numericType == .decimal, let value = character.wholeNumberValue, (0...9).contains(value)
+        else { return nil }
         return value
     }
 }

@@ -83,50 +83,81 @@ extension PaymentSession {
     public var nextStep: NextStep {
         switch phase {
         case .starting:
-            return NextStep(.waitForStart, topic: .startCapture,
-                            instruction: "The payment session is starting; wait a moment for its status to change.")
+            return NextStep(
+                .waitForStart, topic: .startCapture,
+                instruction: "The payment session is starting; wait a moment for its status to change.")
         case .active(let current):
             if let current, state(current).isInProgress {
-                return NextStep(.waitForCaller(current), topic: .capture(current),
-                                instruction: "The caller is typing the \(current.spokenName) on the keypad; wait for them to finish (the status changes as they type).")
+                return NextStep(
+                    .waitForCaller(current), topic: .capture(current),
+                    instruction:
+                        "The caller is typing the \(current.spokenName) on the keypad; wait for them to finish (the status changes as they type)."
+                )
             }
             let missing = missingItems
             if let failed = missing.first(where: { if case .failed = state($0) { true } else { false } }),
-               case .failed(let error) = state(failed) {
+                case .failed(let error) = state(failed)
+            {
                 // After a failed confirmation Twilio may want the first entry again; follow its `Required`.
                 let retry = error == .inputMatchingFailed && missing.contains(failed.base) ? failed.base : failed
-                return NextStep(.capture(retry), topic: .error,
-                                instruction: "The \(failed.spokenName) was not accepted (\(ErrorGuidance.explanation(error))). \(ErrorGuidance.remedy(error, item: failed)) Then capture \(retry == failed ? "it" : "the \(retry.spokenName)") again.")
+                return NextStep(
+                    .capture(retry), topic: .error,
+                    instruction:
+                        "The \(failed.spokenName) was not accepted (\(ErrorGuidance.explanation(error))). \(ErrorGuidance.remedy(error, item: failed)) Then capture \(retry == failed ? "it" : "the \(retry.spokenName)") again."
+                )
             }
             if let item = missing.first {
-                return NextStep(.capture(item), topic: .capture(item),
-                                instruction: "Ask the caller to type the \(item.spokenName) on the keypad, then request its capture.")
+                return NextStep(
+                    .capture(item), topic: .capture(item),
+                    instruction:
+                        "Ask the caller to type the \(item.spokenName) on the keypad, then request its capture.")
             }
             let saved = configuration.paymentMethod == .achDebit ? "save the bank account" : "save the card"
-            return NextStep(.complete, topic: .finishCapture,
-                            instruction: "Everything required has been captured; confirm with the caller that they are ready, then complete the payment to \(configuration.isCharge ? "charge it" : saved).")
+            return NextStep(
+                .complete, topic: .finishCapture,
+                instruction:
+                    "Everything required has been captured; confirm with the caller that they are ready, then complete the payment to \(configuration.isCharge ? "charge it" : saved)."
+            )
         case .completing:
-            return NextStep(.waitForResult, topic: .finishCapture,
-                            instruction: "The payment is being processed; tell the caller it will take a moment and wait for the result.")
+            return NextStep(
+                .waitForResult, topic: .finishCapture,
+                instruction:
+                    "The payment is being processed; tell the caller it will take a moment and wait for the result.")
         case .cancelling:
-            return NextStep(.waitForCancellation, topic: nil, instruction: "The payment session is being cancelled; wait for the confirmation.")
+            return NextStep(
+                .waitForCancellation, topic: nil,
+                instruction: "The payment session is being cancelled; wait for the confirmation.")
         case .completed(let outcome):
             let what: String
             if configuration.isCharge {
-                what = "The payment went through" + (outcome.confirmationCode.map { " (confirmation code \($0))" } ?? "")
+                what =
+                    "The payment went through" + (outcome.confirmationCode.map { " (confirmation code \($0))" } ?? "")
             } else {
-                what = (configuration.paymentMethod == .achDebit ? "The bank account was saved" : "The card was saved") + " for later payments"
+                what =
+                    (configuration.paymentMethod == .achDebit ? "The bank account was saved" : "The card was saved")
+                    + " for later payments"
             }
-            return NextStep(.tellCaller, topic: .completion, instruction: "\(what); confirm it to the caller and continue the conversation.")
+            return NextStep(
+                .tellCaller, topic: .completion,
+                instruction: "\(what); confirm it to the caller and continue the conversation.")
         case .cancelled(let reason):
-            return NextStep(.startOver, topic: .startCapture,
-                            instruction: "The payment session was cancelled (\(reason)); if the caller still wants to pay, start a new payment session.")
+            return NextStep(
+                .startOver, topic: .startCapture,
+                instruction:
+                    "The payment session was cancelled (\(reason)); if the caller still wants to pay, start a new payment session."
+            )
         case .failed(let failure):
-            return NextStep(.startOver, topic: .error,
-                            instruction: "The payment did not go through: \(failure.reason). Explain this to the caller and, if they want to try again, start a new payment session.")
+            return NextStep(
+                .startOver, topic: .error,
+                instruction:
+                    "The payment did not go through: \(failure.reason). Explain this to the caller and, if they want to try again, start a new payment session."
+            )
         case .callEnded(let failure):
-            return NextStep(.callOver, topic: .error,
-                            instruction: "The call has ended (\(failure.reason)), so the payment cannot continue on it. Nothing was charged. If the caller calls back, start a new session on the new call.")
+            return NextStep(
+                .callOver, topic: .error,
+                instruction:
+                    "The call has ended (\(failure.reason)), so the payment cannot continue on it. Nothing was charged. If the caller calls back, start a new session on the new call."
+            )
         }
     }
 }

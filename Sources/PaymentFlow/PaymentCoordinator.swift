@@ -64,10 +64,12 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
         case .twilio(let error): return error.description
         case .callbackUnavailable(let reason): return "No status callback URL is available: \(reason)."
         case .callEnded(let call, let status):
-            return "The call \(call) has ended\(status.map { " (Twilio reports it \($0))" } ?? ""); the payment cannot continue on it."
+            return
+                "The call \(call) has ended\(status.map { " (Twilio reports it \($0))" } ?? ""); the payment cannot continue on it."
         case .policy(let refusal): return "Refused by this server's spending policy: \(refusal)."
         case .callBusy(let call):
-            return "Another client's payment is under way on call \(call); this client cannot start one there until it ends."
+            return
+                "Another client's payment is under way on call \(call); this client cannot start one there until it ends."
         case .storeUnavailable(let reason):
             return "The payment session store is unavailable (\(reason)); nothing was lost, try again in a moment."
         }
@@ -144,11 +146,13 @@ public actor PaymentCoordinator {
     /// for status reads that need no actor hop (``publishedSession(_:)``).
     private nonisolated let published = PublishedSessions()
 
-    public init(api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
-                feed: any PaymentChangeFeed = InMemoryChangeFeed(), callbackURLs: any CallbackURLProvider,
-                callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make()), policy: SpendingPolicy = .unlimited,
-                ledger: any SpendingLedger = InMemorySpendingLedger(), notices: (any PaymentNoticeSink)? = nil,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
+        feed: any PaymentChangeFeed = InMemoryChangeFeed(), callbackURLs: any CallbackURLProvider,
+        callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make()), policy: SpendingPolicy = .unlimited,
+        ledger: any SpendingLedger = InMemorySpendingLedger(), notices: (any PaymentNoticeSink)? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.notices = notices
         self.callbackKey = callbackKey
         self.policy = policy
@@ -177,19 +181,25 @@ public actor PaymentCoordinator {
     /// for a SID nobody knows), a start on a call where another principal's payment runs is
     /// ``FlowError/callBusy(callSID:)``, and what it starts records it as owner. Without one
     /// (a host that has no principals) every session is reachable and new ones have no owner.
-    public func perform(_ command: PaymentCommand, as actor: PaymentActor? = nil) async throws(FlowError) -> CommandOutcome {
+    public func perform(
+        _ command: PaymentCommand, as actor: PaymentActor? = nil
+    ) async throws(FlowError) -> CommandOutcome {
         switch command {
         case .start(let callSID, let options, let reference):
             return try await startOrResume(callSID: callSID, options: options, reference: reference, actor: actor)
         case .capture(let item, let paymentSID, let callSID, let restart):
-            return try await run(.captureRequested(item, at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(), restart: restart),
-                                 paymentSID: paymentSID, callSID: callSID, actor: actor)
+            return try await run(
+                .captureRequested(
+                    item, at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey(), restart: restart),
+                paymentSID: paymentSID, callSID: callSID, actor: actor)
         case .complete(let paymentSID, let callSID):
-            return try await run(.completeRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
-                                 paymentSID: paymentSID, callSID: callSID, actor: actor)
+            return try await run(
+                .completeRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
+                paymentSID: paymentSID, callSID: callSID, actor: actor)
         case .cancel(let paymentSID, let callSID):
-            return try await run(.cancelRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
-                                 paymentSID: paymentSID, callSID: callSID, actor: actor)
+            return try await run(
+                .cancelRequested(at: now(), idempotencyKey: TwilioPaymentsClient.makeIdempotencyKey()),
+                paymentSID: paymentSID, callSID: callSID, actor: actor)
         }
     }
 
@@ -199,8 +209,10 @@ public actor PaymentCoordinator {
         try await startOrResume(callSID: callSID, options: options, reference: nil, actor: nil).session
     }
 
-    private func startOrResume(callSID: CallSID, options asked: PaymentSessionOptions, reference: String?,
-                               actor: PaymentActor?) async throws(FlowError) -> CommandOutcome {
+    private func startOrResume(
+        callSID: CallSID, options asked: PaymentSessionOptions, reference: String?,
+        actor: PaymentActor?
+    ) async throws(FlowError) -> CommandOutcome {
         let problems = asked.validate() + Self.cardDataProblems(asked) + Self.referenceProblems(reference)
         if !problems.isEmpty { throw .invalidOptions(problems) }
         let (options, fromAmountDue) = try await authorize(asked, callSID: callSID, actor: actor)
@@ -216,14 +228,20 @@ public actor PaymentCoordinator {
         // stores nothing, or when the session ends without charging.
         var charge = fromAmountDue ? ChargeAuthorization(fromAmountDue: true) : nil
         var counted: (principal: String, day: String, currency: String, amount: Decimal)?
-        if options.isCharge, let limit = policy.dailyLimit, let amount = options.chargeAmount.flatMap(SpendingPolicy.decimal) {
-            let principal = actor?.owner.principal ?? "host", day = ChargeAuthorization.day(of: now()), currency = SpendingPolicy.currency(of: options)
+        if options.isCharge, let limit = policy.dailyLimit,
+            let amount = options.chargeAmount.flatMap(SpendingPolicy.decimal)
+        {
+            let principal = actor?.owner.principal ?? "host", day = ChargeAuthorization.day(of: now()),
+                currency = SpendingPolicy.currency(of: options)
             let (spent, reserved) = try await ledgered { () async throws(PaymentStoreError) in
-                try await ledger.reserve(principal: principal, day: day, currency: currency, amount: amount, limit: limit)
+                try await ledger.reserve(
+                    principal: principal, day: day, currency: currency, amount: amount, limit: limit)
             }
             guard reserved else {
-                throw .policy(.dailyLimitReached(amount: SpendingPolicy.text(amount), spentToday: SpendingPolicy.text(spent),
-                                                 limit: SpendingPolicy.text(limit), currency: currency))
+                throw .policy(
+                    .dailyLimitReached(
+                        amount: SpendingPolicy.text(amount), spentToday: SpendingPolicy.text(spent),
+                        limit: SpendingPolicy.text(limit), currency: currency))
             }
             counted = (principal, day, currency, amount)
             charge = ChargeAuthorization(countedOn: day, fromAmountDue: fromAmountDue)
@@ -231,7 +249,8 @@ public actor PaymentCoordinator {
         // Given back (awaited, not left to a task) when this start stores nothing.
         func giveBack() async {
             guard let counted else { return }
-            try? await ledger.release(principal: counted.principal, day: counted.day, currency: counted.currency, amount: counted.amount)
+            try? await ledger.release(
+                principal: counted.principal, day: counted.day, currency: counted.currency, amount: counted.amount)
         }
 
         let id = UUID().uuidString
@@ -244,8 +263,9 @@ public actor PaymentCoordinator {
             throw error
         }
         let key = TwilioPaymentsClient.makeIdempotencyKey()
-        var session = PaymentSession(callSID: callSID, configuration: PaymentConfiguration(options: options), at: now(), id: id,
-                                     callbackSecretHash: CallbackSecretHash.of(secret))
+        var session = PaymentSession(
+            callSID: callSID, configuration: PaymentConfiguration(options: options), at: now(), id: id,
+            callbackSecretHash: CallbackSecretHash.of(secret))
         session.owner = actor?.owner
         session.charge = charge
         session.reference = reference
@@ -257,7 +277,9 @@ public actor PaymentCoordinator {
         // Stored first: one per call (the store refuses a second), and findable by early callbacks.
         let inserted: Bool
         do {
-            inserted = try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: nil) })
+            inserted = try await stored({ () async throws(PaymentStoreError) in
+                try await store.compareAndSet(session, expectedVersion: nil)
+            })
         } catch {
             await giveBack()
             throw error
@@ -292,7 +314,8 @@ public actor PaymentCoordinator {
             case .bool: continue
             }
             if Masking.containsCardNumber(name) || Masking.containsCardNumber(text) {
-                problems.append("a connector parameter looks like it holds a card number; card data never goes in a parameter")
+                problems.append(
+                    "a connector parameter looks like it holds a card number; card data never goes in a parameter")
             }
         }
         if let connector = options.paymentConnector, Masking.containsCardNumber(connector) {
@@ -310,7 +333,9 @@ public actor PaymentCoordinator {
         if reference.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             problems.append("reference must not contain control characters")
         }
-        if Masking.containsCardNumber(reference) { problems.append("reference looks like it holds a card number; card data never goes in a reference") }
+        if Masking.containsCardNumber(reference) {
+            problems.append("reference looks like it holds a card number; card data never goes in a reference")
+        }
         return problems
     }
 
@@ -318,15 +343,24 @@ public actor PaymentCoordinator {
     /// the backend registered for the call fills in a missing one and refuses another; then the
     /// currency and the per-payment maximum are checked. (The daily limit is counted when the
     /// session is stored.) Returns whether the amount came from the amount due.
-    private func authorize(_ asked: PaymentSessionOptions, callSID: CallSID, actor: PaymentActor?) async throws(FlowError) -> (PaymentSessionOptions, Bool) {
+    private func authorize(
+        _ asked: PaymentSessionOptions, callSID: CallSID, actor: PaymentActor?
+    ) async throws(FlowError) -> (PaymentSessionOptions, Bool) {
         var options = asked
         var fromAmountDue = false
         // Only an amount due this actor may use fixes its charge: another tenant's is not its business.
-        if let due = try await ledgered({ () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }),
-           actor?.mayUse(due) ?? true {
+        if let due = try await ledgered({ () async throws(PaymentStoreError) in
+            try await ledger.amountDue(onCall: callSID, now: now())
+        }),
+            actor?.mayUse(due) ?? true
+        {
             if let text = asked.chargeAmount, let value = SpendingPolicy.decimal(text), value > 0 {
-                guard value == SpendingPolicy.decimal(due.amount), SpendingPolicy.currency(of: asked) == due.currency else {
-                    throw .policy(.amountDiffers(asked: "\(text) \(SpendingPolicy.currency(of: asked))", due: due.amount, currency: due.currency))
+                guard value == SpendingPolicy.decimal(due.amount), SpendingPolicy.currency(of: asked) == due.currency
+                else {
+                    throw .policy(
+                        .amountDiffers(
+                            asked: "\(text) \(SpendingPolicy.currency(of: asked))", due: due.amount,
+                            currency: due.currency))
                 }
                 fromAmountDue = true
             } else if asked.chargeAmount == nil {
@@ -335,7 +369,9 @@ public actor PaymentCoordinator {
                 fromAmountDue = true
             }
         }
-        guard options.isCharge, let amount = options.chargeAmount.flatMap(SpendingPolicy.decimal) else { return (options, fromAmountDue) }
+        guard options.isCharge, let amount = options.chargeAmount.flatMap(SpendingPolicy.decimal) else {
+            return (options, fromAmountDue)
+        }
         if let actor, !actor.mayCharge { throw .policy(.chargeNotPermitted) }
         if policy.requireAmountDue, !fromAmountDue { throw .policy(.amountDueRequired) }
         let currency = SpendingPolicy.currency(of: options)
@@ -343,7 +379,9 @@ public actor PaymentCoordinator {
             throw .policy(.currencyNotAllowed(currency: currency, allowed: allowed.sorted()))
         }
         if let maximum = policy.maximumCharge, amount > maximum {
-            throw .policy(.chargeTooLarge(amount: SpendingPolicy.text(amount), maximum: SpendingPolicy.text(maximum), currency: currency))
+            throw .policy(
+                .chargeTooLarge(
+                    amount: SpendingPolicy.text(amount), maximum: SpendingPolicy.text(maximum), currency: currency))
         }
         return (options, fromAmountDue)
     }
@@ -358,20 +396,28 @@ public actor PaymentCoordinator {
     /// With an `actor`, it is registered as that actor's (``PaymentActor/mayUse(_:)``), and it
     /// is refused as ``FlowError/callBusy(callSID:)`` when the call already has another
     /// principal's amount due or payment under way: nobody fixes what another tenant charges.
-    public func registerAmountDue(_ due: AmountDue, onCall callSID: CallSID, as actor: PaymentActor? = nil) async throws(FlowError) {
+    public func registerAmountDue(
+        _ due: AmountDue, onCall callSID: CallSID, as actor: PaymentActor? = nil
+    ) async throws(FlowError) {
         var due = due
         if let actor {
             if due.registeredBy == nil { due.registeredBy = actor.owner }
-            if let existing = try await ledgered({ () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }),
-               !actor.mayUse(existing) {
+            if let existing = try await ledgered({ () async throws(PaymentStoreError) in
+                try await ledger.amountDue(onCall: callSID, now: now())
+            }),
+                !actor.mayUse(existing)
+            {
                 throw .callBusy(callSID: callSID)
             }
-            if let running = try await unfinished(onCall: callSID), !actor.mayAccess(running) { throw .callBusy(callSID: callSID) }
+            if let running = try await unfinished(onCall: callSID), !actor.mayAccess(running) {
+                throw .callBusy(callSID: callSID)
+            }
         }
         let problems = due.validate()
         if !problems.isEmpty { throw .invalidArgument(problems.joined(separator: "; ")) }
         if let maximum = policy.maximumCharge, let value = SpendingPolicy.decimal(due.amount), value > maximum {
-            throw .policy(.chargeTooLarge(amount: due.amount, maximum: SpendingPolicy.text(maximum), currency: due.currency))
+            throw .policy(
+                .chargeTooLarge(amount: due.amount, maximum: SpendingPolicy.text(maximum), currency: due.currency))
         }
         if let allowed = policy.currencies, !allowed.contains(due.currency) {
             throw .policy(.currencyNotAllowed(currency: due.currency, allowed: allowed.sorted()))
@@ -381,8 +427,11 @@ public actor PaymentCoordinator {
 
     /// The amount due registered on `callSID`, if any still applies (and, with an `actor`, only
     /// one it may use: another tenant's reads as none).
-    public func amountDue(onCall callSID: CallSID, as actor: PaymentActor? = nil) async throws(FlowError) -> AmountDue? {
-        let due = try await ledgered { () async throws(PaymentStoreError) in try await ledger.amountDue(onCall: callSID, now: now()) }
+    public func amountDue(onCall callSID: CallSID, as actor: PaymentActor? = nil) async throws(FlowError) -> AmountDue?
+    {
+        let due = try await ledgered { () async throws(PaymentStoreError) in
+            try await ledger.amountDue(onCall: callSID, now: now())
+        }
         guard let due, actor?.mayUse(due) ?? true else { return nil }
         return due
     }
@@ -413,9 +462,12 @@ public actor PaymentCoordinator {
             if charge.fromAmountDue { try? await ledger.clearAmountDue(onCall: session.callSID) }
             return
         }
-        guard let day = charge.countedOn, let amount = session.configuration.options.chargeAmount.flatMap(SpendingPolicy.decimal) else { return }
-        try? await ledger.release(principal: session.owner?.principal ?? "host", day: day,
-                                  currency: SpendingPolicy.currency(of: session.configuration.options), amount: amount)
+        guard let day = charge.countedOn,
+            let amount = session.configuration.options.chargeAmount.flatMap(SpendingPolicy.decimal)
+        else { return }
+        try? await ledger.release(
+            principal: session.owner?.principal ?? "host", day: day,
+            currency: SpendingPolicy.currency(of: session.configuration.options), amount: amount)
     }
 
     /// A start repeated on a call whose unfinished session has the same options: that session.
@@ -436,22 +488,32 @@ public actor PaymentCoordinator {
     private func create(_ session: PaymentSession, key: String, url: String) async throws(FlowError) -> PaymentSession {
         let resource: PaymentResource
         do {
-            resource = try await api.createPayment(callSID: session.callSID, options: session.configuration.options, idempotencyKey: key, statusCallback: url)
+            resource = try await api.createPayment(
+                callSID: session.callSID, options: session.configuration.options, idempotencyKey: key,
+                statusCallback: url)
         } catch {
-            _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .requestFailed(.create, reason: error.description, at: self.now())) }
+            _ = try? await mutate(id: session.id) {
+                PaymentReducer.reduce($0, .requestFailed(.create, reason: error.description, at: self.now()))
+            }
             throw .twilio(error)
         }
-        return try await mutate(id: session.id) { PaymentReducer.reduce($0, .sessionCreated(resource.sid, at: self.now())) }.session
+        return try await mutate(id: session.id) {
+            PaymentReducer.reduce($0, .sessionCreated(resource.sid, at: self.now()))
+        }.session
     }
 
     /// The unfinished session on `callSID`, if any.
     private func unfinished(onCall callSID: CallSID) async throws(FlowError) -> PaymentSession? {
-        try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) }).first { !$0.phase.isFinished }
+        try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) }).first {
+            !$0.phase.isFinished
+        }
     }
 
     /// Asks the caller's keypad for `item`. Asking again for the item the caller is typing, or
     /// for one already captured, returns the session as it is unless `restart` is set.
-    public func capture(_ item: PaymentItem, paymentSID: PaymentSID, callSID: CallSID? = nil, restart: Bool = false) async throws(FlowError) -> PaymentSession {
+    public func capture(
+        _ item: PaymentItem, paymentSID: PaymentSID, callSID: CallSID? = nil, restart: Bool = false
+    ) async throws(FlowError) -> PaymentSession {
         try await perform(.capture(item, paymentSID: paymentSID, callSID: callSID, restart: restart)).session
     }
 
@@ -474,8 +536,13 @@ public actor PaymentCoordinator {
     /// Store traffic: one read, one compare-and-set for the request (with the operation's
     /// idempotency key, before Twilio is called, so a retry anywhere reuses it), one for
     /// Twilio's answer; a conflicting writer costs one more read and write.
-    private func run(_ request: PaymentEvent, paymentSID: PaymentSID, callSID: CallSID?, actor: PaymentActor?) async throws(FlowError) -> CommandOutcome {
-        guard let current = try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) }) else {
+    private func run(
+        _ request: PaymentEvent, paymentSID: PaymentSID, callSID: CallSID?, actor: PaymentActor?
+    ) async throws(FlowError) -> CommandOutcome {
+        guard
+            let current = try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) }
+            )
+        else {
             throw .unknownSession(paymentSID)
         }
         // Another principal's session is unknown to this one, exactly as a SID nobody knows.
@@ -501,7 +568,9 @@ public actor PaymentCoordinator {
         }
         if !claim(preview.effects) { return CommandOutcome(session: current, repeated: true) }
         if !current.phase.isFinished, case .ended(let status) = await callState(current.callSID) {
-            let ended = try await mutate(id: current.id, from: current) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
+            let ended = try await mutate(id: current.id, from: current) {
+                PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status))
+            }
             if case .cancelRequested = request { return CommandOutcome(session: ended.session, repeated: false) }
             throw .callEnded(callSID: current.callSID, status: status)
         }
@@ -513,7 +582,7 @@ public actor PaymentCoordinator {
         if !claim(transition.effects) { return CommandOutcome(session: transition.session, repeated: true) }
         var latest = transition.session
         for case .send(let operation) in transition.effects {
-            guard let update = operation.update else { continue }   // create is sent by start
+            guard let update = operation.update else { continue } // create is sent by start
             latest = try await send(operation, update: update, session: transition.session)
         }
         return CommandOutcome(session: latest, repeated: transition.repeated)
@@ -521,18 +590,25 @@ public actor PaymentCoordinator {
 
     /// Sends `update` with the key the session holds for it; returns the session after
     /// Twilio's answer was applied.
-    private func send(_ operation: PaymentOperation, update: PaymentUpdate, session: PaymentSession) async throws(FlowError) -> PaymentSession {
+    private func send(
+        _ operation: PaymentOperation, update: PaymentUpdate, session: PaymentSession
+    ) async throws(FlowError) -> PaymentSession {
         guard let sid = session.paymentSID else { throw .rejected(.stillStarting) }
         let url = try await callbackURL(secret: CallbackSecretHash.secret(for: session.id, key: callbackKey))
         let key = session.inFlight[operation] ?? TwilioPaymentsClient.makeIdempotencyKey()
         let resource: PaymentResource
         do {
-            resource = try await api.updatePayment(callSID: session.callSID, paymentSID: sid, update: update,
-                                                   idempotencyKey: key, statusCallback: url)
+            resource = try await api.updatePayment(
+                callSID: session.callSID, paymentSID: sid, update: update,
+                idempotencyKey: key, statusCallback: url)
         } catch {
-            _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .requestFailed(operation, reason: error.description, at: self.now())) }
+            _ = try? await mutate(id: session.id) {
+                PaymentReducer.reduce($0, .requestFailed(operation, reason: error.description, at: self.now()))
+            }
             if let code = error.code, TwilioErrorCatalog.callGoneCodes.contains(code) {
-                _ = try? await mutate(id: session.id) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: nil)) }
+                _ = try? await mutate(id: session.id) {
+                    PaymentReducer.reduce($0, .callEnded(at: self.now(), status: nil))
+                }
                 throw .callEnded(callSID: session.callSID, status: nil)
             }
             throw .twilio(error)
@@ -553,12 +629,20 @@ public actor PaymentCoordinator {
     /// Reduces against the stored session (or `known`, when it was just read or written) and
     /// stores the result, re-reading and retrying if another writer got there first; announces
     /// every change on the feed.
-    private func mutate(id: String, from known: PaymentSession? = nil, _ step: (PaymentSession) -> Transition) async throws(FlowError) -> Transition {
+    private func mutate(
+        id: String, from known: PaymentSession? = nil, _ step: (PaymentSession) -> Transition
+    ) async throws(FlowError) -> Transition {
         var candidate = known
         for _ in 0..<8 {
             let current: PaymentSession
-            if let candidate { current = candidate } else {
-                guard let session = try await stored({ () async throws(PaymentStoreError) in try await store.session(id: id) }) else {
+            if let candidate {
+                current = candidate
+            } else {
+                guard
+                    let session = try await stored({ () async throws(PaymentStoreError) in
+                        try await store.session(id: id)
+                    })
+                else {
                     throw .sessionGone
                 }
                 current = session
@@ -582,13 +666,19 @@ public actor PaymentCoordinator {
 
     /// Stores a change, with the outbox messages of its notices when the notice sink delivers from
     /// an outbox the store keeps (one transaction: the change and its messages, or neither).
-    private func storeChange(_ session: PaymentSession, expectedVersion: UInt64, notices news: [PaymentNotice]) async throws(FlowError) -> Bool {
-        if !news.isEmpty, let outboxStore = store as? any PaymentOutboxStore, let messages = notices?.outboxMessages(for: news) {
+    private func storeChange(
+        _ session: PaymentSession, expectedVersion: UInt64, notices news: [PaymentNotice]
+    ) async throws(FlowError) -> Bool {
+        if !news.isEmpty, let outboxStore = store as? any PaymentOutboxStore,
+            let messages = notices?.outboxMessages(for: news)
+        {
             return try await stored({ () async throws(PaymentStoreError) in
                 try await outboxStore.compareAndSet(session, expectedVersion: expectedVersion, messages: messages)
             })
         }
-        return try await stored({ () async throws(PaymentStoreError) in try await store.compareAndSet(session, expectedVersion: expectedVersion) })
+        return try await stored({ () async throws(PaymentStoreError) in
+            try await store.compareAndSet(session, expectedVersion: expectedVersion)
+        })
     }
 
     /// Runs one store request; a store that cannot answer becomes ``FlowError/storeUnavailable(_:)``.
@@ -606,7 +696,9 @@ public actor PaymentCoordinator {
     /// ``FlowError/storeUnavailable(_:)`` when the store cannot say (the receiver answers 503).
     public func knowsCallbackSecret(_ secret: String) async throws(FlowError) -> Bool {
         let hash = CallbackSecretHash.of(secret)
-        return try await stored({ () async throws(PaymentStoreError) in try await store.session(callbackSecretHash: hash) }) != nil
+        return try await stored({ () async throws(PaymentStoreError) in
+            try await store.session(callbackSecretHash: hash)
+        }) != nil
     }
 
     /// Applies an authenticated status callback that arrived on the URL with `secret`, in
@@ -616,11 +708,17 @@ public actor PaymentCoordinator {
     @discardableResult
     public func receiveCallback(secret: String, _ callback: PaymentStatusCallback) async throws(FlowError) -> Bool {
         let hash = CallbackSecretHash.of(secret)
-        guard let session = try await stored({ () async throws(PaymentStoreError) in try await store.session(callbackSecretHash: hash) }) else {
+        guard
+            let session = try await stored({ () async throws(PaymentStoreError) in
+                try await store.session(callbackSecretHash: hash)
+            })
+        else {
             return false
         }
         do {
-            _ = try await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, .callbackReceived(callback, at: self.now())) }
+            _ = try await mutate(id: session.id, from: session) {
+                PaymentReducer.reduce($0, .callbackReceived(callback, at: self.now()))
+            }
         } catch .sessionGone {
             return false
         }
@@ -629,8 +727,12 @@ public actor PaymentCoordinator {
 
     /// Ends every unfinished session on `callSID` (the call hung up).
     public func callEnded(_ callSID: CallSID, status: String? = nil) async throws(FlowError) {
-        for session in try await stored({ () async throws(PaymentStoreError) in try await store.sessions(onCall: callSID) }) where !session.phase.isFinished {
-            _ = try await mutate(id: session.id, from: session) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) }
+        for session in try await stored({ () async throws(PaymentStoreError) in
+            try await store.sessions(onCall: callSID)
+        }) where !session.phase.isFinished {
+            _ = try await mutate(id: session.id, from: session) {
+                PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status))
+            }
         }
     }
 
@@ -665,13 +767,21 @@ public actor PaymentCoordinator {
         var ended = 0
         for session in try await stored({ () async throws(PaymentStoreError) in try await store.activeSessions() }) {
             guard let sid = session.paymentSID, !session.phase.isFinished, session.updatedAt <= cutoff,
-                  (lastCallCheck[sid] ?? .distantPast) <= cutoff else { continue }
+                (lastCallCheck[sid] ?? .distantPast) <= cutoff
+            else { continue }
             lastCallCheck[sid] = now()
             if case .ended(let status) = await callState(session.callSID) {
-                if (try? await mutate(id: session.id) { PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status)) })?.changed == true { ended += 1 }
+                if (try? await mutate(id: session.id) {
+                    PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status))
+                })?.changed == true {
+                    ended += 1
+                }
             }
         }
-        for sid in lastCallCheck.keys where try await stored({ () async throws(PaymentStoreError) in try await store.session(sid) })?.phase.isFinished ?? true {
+        for sid in lastCallCheck.keys
+        where try await stored({ () async throws(PaymentStoreError) in try await store.session(sid) })?.phase.isFinished
+            ?? true
+        {
             lastCallCheck.removeValue(forKey: sid)
         }
         return ended
@@ -683,7 +793,9 @@ public actor PaymentCoordinator {
     public func expireFinished(retention: Duration) async throws(FlowError) -> Int {
         let seconds = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
         let cutoff = now().addingTimeInterval(-seconds)
-        let expired = try await stored({ () async throws(PaymentStoreError) in try await store.expireFinished(updatedBefore: cutoff) })
+        let expired = try await stored({ () async throws(PaymentStoreError) in
+            try await store.expireFinished(updatedBefore: cutoff)
+        })
         published.removeFinished(updatedBefore: cutoff)
         // Yesterday's totals stay (a day in another time zone may still be running); older go.
         _ = try? await ledger.expire(before: ChargeAuthorization.day(of: now().addingTimeInterval(-86_400)), now: now())
@@ -741,16 +853,22 @@ public actor PaymentCoordinator {
 
     /// The session once its version exceeds `version`, or as it stands after `timeout`
     /// (long polling for clients that cannot subscribe). `nil` if the session is unknown.
-    public func waitForChange(_ paymentSID: PaymentSID, afterVersion version: UInt64, timeout: Duration) async throws(FlowError) -> PaymentSession? {
+    public func waitForChange(
+        _ paymentSID: PaymentSID, afterVersion version: UInt64, timeout: Duration
+    ) async throws(FlowError) -> PaymentSession? {
         // Subscribe before reading, so a change between the two is not missed.
         let changes = await feed.subscribe()
-        guard let current = try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) }) else { return nil }
+        guard
+            let current = try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) }
+            )
+        else { return nil }
         if current.version > version || current.phase.isFinished || timeout <= .zero { return current }
         waiting[paymentSID, default: 0] += 1
         defer { waiting[paymentSID, default: 1] -= 1 }
         let changed = await withTaskGroup(of: PaymentSession?.self) { group -> PaymentSession? in
             group.addTask {
-                for await session in changes where session.paymentSID == paymentSID && (session.version > version || session.phase.isFinished) {
+                for await session in changes
+                where session.paymentSID == paymentSID && (session.version > version || session.phase.isFinished) {
                     return session
                 }
                 return nil
@@ -806,6 +924,8 @@ final class PublishedSessions: Sendable {
     }
 
     func removeFinished(updatedBefore cutoff: Date) {
-        state.withLock { state in state.sessions = state.sessions.filter { !($0.value.phase.isFinished && $0.value.updatedAt < cutoff) } }
+        state.withLock { state in
+            state.sessions = state.sessions.filter { !($0.value.phase.isFinished && $0.value.updatedAt < cutoff) }
+        }
     }
 }

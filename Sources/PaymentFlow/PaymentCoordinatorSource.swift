@@ -9,5 +9,7 @@ public protocol PaymentCoordinatorSource: Sendable {
 }
 
 extension PaymentCoordinator: PaymentCoordinatorSource {
-    public nonisolated func coordinator(waitingUpTo timeout: Duration) async throws(FlowError) -> PaymentCoordinator { self }
+    public nonisolated func coordinator(waitingUpTo timeout: Duration) async throws(FlowError) -> PaymentCoordinator {
+        self
+    }
 }

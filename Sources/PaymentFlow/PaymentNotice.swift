@@ -35,7 +35,10 @@ public struct PaymentNotice: Sendable, Equatable {
     public var session: PaymentSession
     public var occurredAt: Date
 
-    public init(id: String, type: PaymentNoticeType, item: PaymentItem? = nil, reason: String? = nil, session: PaymentSession, occurredAt: Date) {
+    public init(
+        id: String, type: PaymentNoticeType, item: PaymentItem? = nil, reason: String? = nil, session: PaymentSession,
+        occurredAt: Date
+    ) {
         self.id = id
         self.type = type
         self.item = item
@@ -61,11 +64,14 @@ public struct PaymentNotice: Sendable, Equatable {
                 case .requested where after.requests > before.requests || !before.state.isInProgress:
                     found.append((.itemRequested, item, nil))
                 case .capturing(let masked) where before.state != after.state:
-                    if !before.state.isInProgress || after.requests > before.requests { found.append((.itemRequested, item, nil)) }
+                    if !before.state.isInProgress || after.requests > before.requests {
+                        found.append((.itemRequested, item, nil))
+                    }
                     if masked != nil { found.append((.itemProgress, item, nil)) }
                 case .captured where !before.state.isCaptured || after.requests > before.requests:
                     found.append((.itemCaptured, item, nil))
-                case .failed(let error) where after.failedAttempts > before.failedAttempts || before.state != after.state:
+                case .failed(let error)
+                where after.failedAttempts > before.failedAttempts || before.state != after.state:
                     found.append((.itemInvalid, item, error.rawValue))
                 default:
                     break
@@ -82,8 +88,9 @@ public struct PaymentNotice: Sendable, Equatable {
             }
         }
         return found.enumerated().map { index, notice in
-            PaymentNotice(id: "evt_" + stableID(new.id, new.version, index), type: notice.0, item: notice.1, reason: notice.2,
-                          session: new, occurredAt: date)
+            PaymentNotice(
+                id: "evt_" + stableID(new.id, new.version, index), type: notice.0, item: notice.1, reason: notice.2,
+                session: new, occurredAt: date)
         }
     }
 

@@ -31,7 +31,9 @@ public struct OutboxMessage: Sendable, Equatable {
 public protocol PaymentOutboxStore: PaymentStore {
     /// ``PaymentStore/compareAndSet(_:expectedVersion:)``, storing `messages` with the session
     /// when (and only when) the session is stored.
-    func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?, messages: [OutboxMessage]) async throws(PaymentStoreError) -> Bool
+    func compareAndSet(
+        _ session: PaymentSession, expectedVersion: UInt64?, messages: [OutboxMessage]
+    ) async throws(PaymentStoreError) -> Bool
 }
 
 /// A message taken from the outbox for one delivery attempt: it is leased to whoever claimed it
@@ -77,8 +79,11 @@ public struct OutboxStatus: Sendable, Equatable {
     /// The latest failed attempt's reason.
     public var lastError: String?
 
-    public init(destination: String, pending: Int = 0, retrying: Int = 0, inFlight: Int = 0, failed: Int = 0, delivered: Int = 0,
-                oldestPending: Date? = nil, lastError: String? = nil) {
+    public init(
+        destination: String, pending: Int = 0, retrying: Int = 0, inFlight: Int = 0, failed: Int = 0,
+        delivered: Int = 0,
+        oldestPending: Date? = nil, lastError: String? = nil
+    ) {
         self.destination = destination
         self.pending = pending
         self.retrying = retrying
@@ -102,7 +107,9 @@ public struct OutboxStatus: Sendable, Equatable {
 public protocol PaymentOutbox: Sendable {
     /// Claims up to `limit` messages for `destination` that are due, leasing them to `owner`
     /// for `lease`.
-    func claim(destination: String, owner: String, limit: Int, lease: Duration) async throws(PaymentStoreError) -> [ClaimedOutboxMessage]
+    func claim(
+        destination: String, owner: String, limit: Int, lease: Duration
+    ) async throws(PaymentStoreError) -> [ClaimedOutboxMessage]
     /// The message was delivered.
     func delivered(_ claim: ClaimedOutboxMessage) async throws(PaymentStoreError)
     /// The attempt failed; the message is due again after `delay`.

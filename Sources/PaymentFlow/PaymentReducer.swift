@@ -64,12 +64,18 @@ public enum PaymentReducer {
             // is captured and Twilio does not list it again (it may, after a failed confirmation):
             // a repeat. A request still unanswered is sent again with its stored key instead.
             let accepted = session.inFlight[.capture(item)] == nil
-            if !restart, (session.state(item).isInProgress && accepted)
-                || (session.state(item).isCaptured && !session.missingItems.contains(item)) {
+            if !restart,
+                (session.state(item).isInProgress && accepted)
+                    || (session.state(item).isCaptured && !session.missingItems.contains(item))
+            {
                 return repeated(session)
             }
             // A restart is a new capture: a fresh key, never a replay of the one it replaces.
-            if restart, let key { next.inFlight[.capture(item)] = key } else { remember(key, for: .capture(item), in: &next) }
+            if restart, let key {
+                next.inFlight[.capture(item)] = key
+            } else {
+                remember(key, for: .capture(item), in: &next)
+            }
             var progress = next.progress(item)
             progress.state = .requested
             progress.requests += 1
@@ -269,7 +275,10 @@ public enum PaymentReducer {
         if let sid = callback.paymentSID, let own = session.paymentSID, sid != own { return }
         // Ending a payment takes naming it as Twilio does (a session without its SID yet cannot
         // be finished by a callback: nothing to compare with).
-        if callback.finishesSession, callback.paymentSID == nil || callback.paymentSID != session.paymentSID || callback.callSID != session.callSID {
+        if callback.finishesSession,
+            callback.paymentSID == nil || callback.paymentSID != session.paymentSID
+                || callback.callSID != session.callSID
+        {
             return
         }
         if session.phase.isFinished { return }
@@ -297,7 +306,8 @@ public enum PaymentReducer {
 
         // The item being captured.
         if let item = callback.capture, applicable.contains(item),
-           case .active = session.phase {
+            case .active = session.phase
+        {
             var progress = session.progress(item)
             let stale = progress.attemptStart.map { start in stamp.map { $0 < start } ?? false } ?? false
             // A callback of this attempt proves Twilio accepted its capture, even if the answer to
@@ -341,7 +351,9 @@ public enum PaymentReducer {
         // carries no `PartialResult`).
         if requiredApplied {
             for (item, progress) in session.items {
-                if case .capturing(let masked?) = progress.state, progress.lastPartialResult != true, !session.required.contains(item) {
+                if case .capturing(let masked?) = progress.state, progress.lastPartialResult != true,
+                    !session.required.contains(item)
+                {
                     session.items[item]?.state = .captured(masked: masked)
                     if case .active(item) = session.phase { session.phase = .active(current: nil) }
                 }
@@ -351,8 +363,10 @@ public enum PaymentReducer {
         guard let result = callback.result else { return }
         switch result {
         case .success:
-            session.phase = .completed(PaymentOutcome(result: result, confirmationCode: callback.paymentConfirmationCode,
-                                                      token: callback.paymentToken, profileID: callback.profileID))
+            session.phase = .completed(
+                PaymentOutcome(
+                    result: result, confirmationCode: callback.paymentConfirmationCode,
+                    token: callback.paymentToken, profileID: callback.profileID))
         case .callerInterruptedWithStar:
             session.phase = .cancelled(reason: "the caller pressed star to leave the payment")
         case .callerHungUp:
@@ -365,16 +379,20 @@ public enum PaymentReducer {
             let reason: String
             switch result {
             case .paymentConnectorError:
-                reason = "the payment was declined or failed at the payment processor"
+                reason =
+                    "the payment was declined or failed at the payment processor"
                     + (callback.paymentError.map { ": \($0)" } ?? "")
-                    + (callback.payErrorCode.flatMap { TwilioErrorCatalog.entries[$0]?.meaning }.map { " (\($0))" } ?? "")
+                    + (callback.payErrorCode.flatMap { TwilioErrorCatalog.entries[$0]?.meaning }.map { " (\($0))" }
+                        ?? "")
             case .validationError: reason = "Twilio rejected the payment information as invalid"
             case .tooManyFailedAttempts: reason = "the caller made too many failed attempts"
             case .internalError: reason = "Twilio reported an internal error"
             default: reason = "the payment ended with result \(result.rawValue)"
             }
-            session.phase = .failed(PaymentFailure(result: result, paymentError: callback.paymentError, payErrorCode: callback.payErrorCode,
-                                                   connectorError: callback.connectorError, reason: reason))
+            session.phase = .failed(
+                PaymentFailure(
+                    result: result, paymentError: callback.paymentError, payErrorCode: callback.payErrorCode,
+                    connectorError: callback.connectorError, reason: reason))
         }
     }
 }

@@ -10,7 +10,8 @@ public struct PaymentOutcome: Sendable, Equatable {
     public var token: String?
     public var profileID: String?
 
-    public init(result: PaymentResult, confirmationCode: String? = nil, token: String? = nil, profileID: String? = nil) {
+    public init(result: PaymentResult, confirmationCode: String? = nil, token: String? = nil, profileID: String? = nil)
+    {
         self.result = result
         self.confirmationCode = confirmationCode
         self.token = token
@@ -31,8 +32,11 @@ public struct PaymentFailure: Sendable, Equatable, CustomStringConvertible {
     /// A plain sentence.
     public var reason: String
 
-    public init(result: PaymentResult? = nil, paymentError: String? = nil, payErrorCode: Int? = nil, connectorError: String? = nil,
-                reason: String) {
+    public init(
+        result: PaymentResult? = nil, paymentError: String? = nil, payErrorCode: Int? = nil,
+        connectorError: String? = nil,
+        reason: String
+    ) {
         self.result = result
         self.paymentError = paymentError
         self.payErrorCode = payErrorCode
@@ -144,8 +148,10 @@ public struct PaymentSession: Sendable, Equatable {
     /// echoed in every notice; at most 256 characters, never card data.
     public var reference: String?
 
-    public init(callSID: CallSID, configuration: PaymentConfiguration, at date: Date, id: String = UUID().uuidString,
-                callbackSecretHash: String = "") {
+    public init(
+        callSID: CallSID, configuration: PaymentConfiguration, at date: Date, id: String = UUID().uuidString,
+        callbackSecretHash: String = ""
+    ) {
         self.id = id
         self.callbackSecretHash = callbackSecretHash
         self.inFlight = [:]

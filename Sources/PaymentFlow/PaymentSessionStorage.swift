@@ -93,13 +93,19 @@ private struct StoredSession: Codable {
 
     func session() throws(PaymentSessionStorageError) -> PaymentSession {
         guard format <= PaymentSession.storageFormat else {
-            throw PaymentSessionStorageError("a stored payment session has format \(format); this build reads up to \(PaymentSession.storageFormat)")
+            throw PaymentSessionStorageError(
+                "a stored payment session has format \(format); this build reads up to \(PaymentSession.storageFormat)")
         }
-        guard let call = CallSID(callSid) else { throw PaymentSessionStorageError("a stored payment session has an invalid call SID") }
-        var session = PaymentSession(callSID: call, configuration: PaymentConfiguration(options: try options.options()),
-                                     at: Date(timeIntervalSinceReferenceDate: createdAt), id: id, callbackSecretHash: callbackSecretHash)
+        guard let call = CallSID(callSid) else {
+            throw PaymentSessionStorageError("a stored payment session has an invalid call SID")
+        }
+        var session = PaymentSession(
+            callSID: call, configuration: PaymentConfiguration(options: try options.options()),
+            at: Date(timeIntervalSinceReferenceDate: createdAt), id: id, callbackSecretHash: callbackSecretHash)
         if let paymentSid {
-            guard let sid = PaymentSID(paymentSid) else { throw PaymentSessionStorageError("a stored payment session has an invalid payment SID") }
+            guard let sid = PaymentSID(paymentSid) else {
+                throw PaymentSessionStorageError("a stored payment session has an invalid payment SID")
+            }
             session.paymentSID = sid
         }
         for (name, key) in inFlight {
@@ -155,7 +161,9 @@ private enum StoredOperation {
         case "complete": return .complete
         case "cancel": return .cancel
         default:
-            guard name.hasPrefix("capture:") else { throw PaymentSessionStorageError("a stored payment session names an unknown operation") }
+            guard name.hasPrefix("capture:") else {
+                throw PaymentSessionStorageError("a stored payment session names an unknown operation")
+            }
             return .capture(try StoredItem.item(String(name.dropFirst("capture:".count))))
         }
     }
@@ -184,7 +192,9 @@ private struct StoredItem: Codable {
     }
 
     static func item(_ name: String) throws(PaymentSessionStorageError) -> PaymentItem {
-        guard let item = PaymentItem(rawValue: name) else { throw PaymentSessionStorageError("a stored payment session names an unknown item") }
+        guard let item = PaymentItem(rawValue: name) else {
+            throw PaymentSessionStorageError("a stored payment session names an unknown item")
+        }
         return item
     }
 
@@ -239,16 +249,19 @@ private struct StoredPhase: Codable {
     }
 
     func phase() throws(PaymentSessionStorageError) -> PaymentPhase {
-        let failure = PaymentFailure(result: result.map(PaymentResult.init(rawValue:)), paymentError: paymentError, payErrorCode: payErrorCode,
-                                     connectorError: connectorError, reason: reason ?? "")
+        let failure = PaymentFailure(
+            result: result.map(PaymentResult.init(rawValue:)), paymentError: paymentError, payErrorCode: payErrorCode,
+            connectorError: connectorError, reason: reason ?? "")
         switch PaymentPhase.Kind(rawValue: name) {
         case .starting: return .starting
         case .active: return .active(current: try current.map(StoredItem.item))
         case .completing: return .completing
         case .cancelling: return .cancelling
         case .completed:
-            return .completed(PaymentOutcome(result: PaymentResult(rawValue: result ?? ""), confirmationCode: confirmationCode, token: token,
-                                             profileID: profileId))
+            return .completed(
+                PaymentOutcome(
+                    result: PaymentResult(rawValue: result ?? ""), confirmationCode: confirmationCode, token: token,
+                    profileID: profileId))
         case .cancelled: return .cancelled(reason: reason ?? "")
         case .failed: return .failed(failure)
         case .callEnded: return .callEnded(failure)
@@ -301,10 +314,13 @@ private struct StoredOptions: Codable {
             for (key, value) in stored { parameters?[key] = try value.parameter() }
         }
         return PaymentSessionOptions(
-            chargeAmount: chargeAmount, currency: currency, description: description, paymentConnector: paymentConnector,
+            chargeAmount: chargeAmount, currency: currency, description: description,
+            paymentConnector: paymentConnector,
             paymentMethod: paymentMethod, tokenType: tokenType, securityCode: securityCode, postalCode: postalCode,
-            minPostalCodeLength: minPostalCodeLength, validCardTypes: validCardTypes, timeout: timeout, bankAccountType: bankAccountType,
-            parameters: parameters, confirmation: confirmation, requireMatchingInputs: requireMatchingInputs, input: input)
+            minPostalCodeLength: minPostalCodeLength, validCardTypes: validCardTypes, timeout: timeout,
+            bankAccountType: bankAccountType,
+            parameters: parameters, confirmation: confirmation, requireMatchingInputs: requireMatchingInputs,
+            input: input)
     }
 }
 

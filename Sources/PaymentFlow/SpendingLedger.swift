@@ -6,7 +6,9 @@ public import TwilioPayments
 public protocol SpendingLedger: Sendable {
     /// Adds `amount` to the total of (`principal`, `day`, `currency`) if the total stays at or
     /// below `limit`; returns the total before the addition, and whether it was added.
-    func reserve(principal: String, day: String, currency: String, amount: Decimal, limit: Decimal) async throws(PaymentStoreError)
+    func reserve(
+        principal: String, day: String, currency: String, amount: Decimal, limit: Decimal
+    ) async throws(PaymentStoreError)
         -> (spentBefore: Decimal, reserved: Bool)
     /// Gives back `amount` reserved earlier (a payment that charged nothing).
     func release(principal: String, day: String, currency: String, amount: Decimal) async throws(PaymentStoreError)

@@ -20,7 +20,10 @@ public struct SpendingPolicy: Sendable, Equatable {
     /// (``PaymentCoordinator/registerAmountDue(_:onCall:)``): the model then never picks one.
     public var requireAmountDue: Bool
 
-    public init(maximumCharge: Decimal? = nil, currencies: Set<String>? = nil, dailyLimit: Decimal? = nil, requireAmountDue: Bool = false) {
+    public init(
+        maximumCharge: Decimal? = nil, currencies: Set<String>? = nil, dailyLimit: Decimal? = nil,
+        requireAmountDue: Bool = false
+    ) {
         self.maximumCharge = maximumCharge
         self.currencies = currencies.map { Set($0.map { $0.uppercased() }) }
         self.dailyLimit = dailyLimit
@@ -77,13 +80,16 @@ public enum PolicyRefusal: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .chargeTooLarge(let amount, let maximum, let currency):
-            return "the charge \(amount) \(currency) is over this server's maximum of \(maximum) \(currency) per payment"
+            return
+                "the charge \(amount) \(currency) is over this server's maximum of \(maximum) \(currency) per payment"
         case .currencyNotAllowed(let currency, let allowed):
             return "charges in \(currency) are not allowed here (allowed: \(allowed.joined(separator: ", ")))"
         case .dailyLimitReached(let amount, let spent, let limit, let currency):
-            return "a charge of \(amount) \(currency) would pass this client's daily limit of \(limit) \(currency) (\(spent) \(currency) already charged or under way today)"
+            return
+                "a charge of \(amount) \(currency) would pass this client's daily limit of \(limit) \(currency) (\(spent) \(currency) already charged or under way today)"
         case .amountDiffers(let asked, let due, let currency):
-            return "the amount due on this call is \(due) \(currency), set by the business; \(asked) cannot be charged instead"
+            return
+                "the amount due on this call is \(due) \(currency), set by the business; \(asked) cannot be charged instead"
         case .amountDueRequired:
             return "charges need an amount due registered for the call by the business's backend, and none is"
         case .chargeNotPermitted:

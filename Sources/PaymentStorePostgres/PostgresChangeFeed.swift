@@ -152,8 +152,9 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
                 }
             } catch {
                 if Task.isCancelled { break }
-                logger.warning("change feed lost its PostgreSQL connection; reconnecting",
-                               metadata: ["reason": "\(PostgresStoreError.from(error))", "retry.in": "\(backoff)"])
+                logger.warning(
+                    "change feed lost its PostgreSQL connection; reconnecting",
+                    metadata: ["reason": "\(PostgresStoreError.from(error))", "retry.in": "\(backoff)"])
             }
             state.withLock { $0.listening = false }
             try? await Task.sleep(for: backoff)
@@ -191,7 +192,8 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
         var changed: [PaymentSession] = []
         var newest: Date?
         let rows = try await client.query(
-            "SELECT session::text, changed_at FROM agent_payments_sessions WHERE changed_at >= \(from) ORDER BY change_seq", logger: logger)
+            "SELECT session::text, changed_at FROM agent_payments_sessions WHERE changed_at >= \(from) ORDER BY change_seq",
+            logger: logger)
         for try await (text, changedAt) in rows.decode((String, Date).self) {
             if let session = try? PaymentSession(storageJSON: Data(text.utf8)) { changed.append(session) }
             newest = max(newest ?? changedAt, changedAt)
@@ -248,8 +250,9 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
             do {
                 try await reread(Array(batch.keys))
             } catch {
-                logger.warning("change feed could not re-read announced sessions; retrying",
-                               metadata: ["reason": "\(PostgresStoreError.from(error))", "sessions": "\(batch.count)"])
+                logger.warning(
+                    "change feed could not re-read announced sessions; retrying",
+                    metadata: ["reason": "\(PostgresStoreError.from(error))", "sessions": "\(batch.count)"])
                 state.withLock { state in state.pending.merge(batch) { max($0, $1) } }
                 try? await Task.sleep(for: .milliseconds(200))
             }
@@ -260,7 +263,8 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
     private func reread(_ ids: [String]) async throws {
         var sessions: [PaymentSession] = []
         var newest: Date?
-        let rows = try await client.query("SELECT session::text, changed_at FROM agent_payments_sessions WHERE id = ANY(\(ids))", logger: logger)
+        let rows = try await client.query(
+            "SELECT session::text, changed_at FROM agent_payments_sessions WHERE id = ANY(\(ids))", logger: logger)
         for try await (text, changedAt) in rows.decode((String, Date).self) {
             if let session = try? PaymentSession(storageJSON: Data(text.utf8)) { sessions.append(session) }
             newest = max(newest ?? changedAt, changedAt)

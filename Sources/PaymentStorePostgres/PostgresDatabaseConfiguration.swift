@@ -47,9 +47,11 @@ public struct PostgresDatabaseConfiguration: Sendable, CustomStringConvertible {
     /// agent hears `store-unavailable` rather than a call still pending.
     public var requestTimeout: Duration
 
-    public init(host: String, port: Int = 5432, username: String, password: String? = nil, database: String? = nil,
-                tls: TLSMode = .prefer, maximumConnections: Int = 10, connectTimeout: Duration = .seconds(3),
-                requestTimeout: Duration = .seconds(2)) {
+    public init(
+        host: String, port: Int = 5432, username: String, password: String? = nil, database: String? = nil,
+        tls: TLSMode = .prefer, maximumConnections: Int = 10, connectTimeout: Duration = .seconds(3),
+        requestTimeout: Duration = .seconds(2)
+    ) {
         self.host = host
         self.port = port
         self.username = username
@@ -64,7 +66,8 @@ public struct PostgresDatabaseConfiguration: Sendable, CustomStringConvertible {
     /// Reads a `postgres://` URL. The error never repeats the password.
     public init(url text: String) throws(PostgresConfigurationError) {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              scheme == "postgres" || scheme == "postgresql" else {
+            scheme == "postgres" || scheme == "postgresql"
+        else {
             throw PostgresConfigurationError("must be a URL such as postgres://user:password@host:5432/database")
         }
         guard let host = components.host, !host.isEmpty else {
@@ -85,25 +88,32 @@ public struct PostgresDatabaseConfiguration: Sendable, CustomStringConvertible {
                 case "disable": tls = .disable
                 case "allow", "prefer": tls = .prefer
                 case "require", "verify-ca", "verify-full": tls = .require
-                default: throw PostgresConfigurationError("has sslmode=\(item.value ?? ""); use disable, prefer, require, verify-ca or verify-full")
+                default:
+                    throw PostgresConfigurationError(
+                        "has sslmode=\(item.value ?? ""); use disable, prefer, require, verify-ca or verify-full")
                 }
             case "pool_max":
                 guard let value = item.value.flatMap(Int.init), (1...1000).contains(value) else {
-                    throw PostgresConfigurationError("has pool_max=\(item.value ?? ""); use a number of connections from 1 to 1000")
+                    throw PostgresConfigurationError(
+                        "has pool_max=\(item.value ?? ""); use a number of connections from 1 to 1000")
                 }
                 pool = value
             default:
-                throw PostgresConfigurationError("has the parameter \(item.name), which this server does not know (sslmode and pool_max are)")
+                throw PostgresConfigurationError(
+                    "has the parameter \(item.name), which this server does not know (sslmode and pool_max are)")
             }
         }
-        self.init(host: host, port: components.port ?? 5432, username: user,
-                  password: components.password.map { $0.removingPercentEncoding ?? $0 },
-                  database: path.isEmpty ? nil : (path.removingPercentEncoding ?? path), tls: tls, maximumConnections: pool)
+        self.init(
+            host: host, port: components.port ?? 5432, username: user,
+            password: components.password.map { $0.removingPercentEncoding ?? $0 },
+            database: path.isEmpty ? nil : (path.removingPercentEncoding ?? path), tls: tls, maximumConnections: pool)
         self.sslMode = sslMode
         if sslMode == nil, !isLocal {
-            throw PostgresConfigurationError("names the server \(host), which is not on this machine, without sslmode, and by default the "
-                + "connection would not verify who answers; add sslmode=verify-full to the URL's query so that the server's certificate "
-                + "and name are checked (or write the weaker sslmode you mean, such as require or disable, to accept the risk)")
+            throw PostgresConfigurationError(
+                "names the server \(host), which is not on this machine, without sslmode, and by default the "
+                    + "connection would not verify who answers; add sslmode=verify-full to the URL's query so that the server's certificate "
+                    + "and name are checked (or write the weaker sslmode you mean, such as require or disable, to accept the risk)"
+            )
         }
     }
 
@@ -161,9 +171,10 @@ public struct PostgresDatabaseConfiguration: Sendable, CustomStringConvertible {
         case (.require, let settings?): mode = .require(settings)
         default: mode = .disable
         }
-        var configuration = PostgresClient.Configuration(host: host, port: port, username: username, password: password,
-                                                         database: database, tls: mode)
-        configuration.options.maximumConnections = maximumConnections + 1  // the LISTEN connection
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password,
+            database: database, tls: mode)
+        configuration.options.maximumConnections = maximumConnections + 1 // the LISTEN connection
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = connectTimeout
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(15))

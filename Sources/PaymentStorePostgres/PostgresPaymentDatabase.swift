@@ -27,11 +27,12 @@ public final class PostgresPaymentDatabase: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         if !configuration.isLocal, !configuration.verifiesServer {
-            logger.warning("the database is on another machine and its connection does not verify the server; use sslmode=verify-full",
-                           metadata: ["database": "\(configuration)"])
+            logger.warning(
+                "the database is on another machine and its connection does not verify the server; use sslmode=verify-full",
+                metadata: ["database": "\(configuration)"])
         }
         var quiet = logger
-        quiet.logLevel = max(logger.logLevel, .error)  // the pool's own chatter: this library logs what matters
+        quiet.logLevel = max(logger.logLevel, .error) // the pool's own chatter: this library logs what matters
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: quiet)
         store = PostgresPaymentStore(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
         feed = PostgresChangeFeed(store: store)
@@ -72,9 +73,11 @@ public final class PostgresPaymentDatabase: Service, Sendable {
             stored = try await withTimeout(configuration.requestTimeout) { [client, logger] in
                 // Two statements, not one: a replica whose insert waited on another's and then did
                 // nothing must read with a snapshot taken after that one committed.
-                try await client.query("INSERT INTO agent_payments_settings (name, value) VALUES ('callback_key', \(fresh)) ON CONFLICT (name) DO NOTHING",
-                                       logger: logger)
-                let rows = try await client.query("SELECT value FROM agent_payments_settings WHERE name = 'callback_key'", logger: logger)
+                try await client.query(
+                    "INSERT INTO agent_payments_settings (name, value) VALUES ('callback_key', \(fresh)) ON CONFLICT (name) DO NOTHING",
+                    logger: logger)
+                let rows = try await client.query(
+                    "SELECT value FROM agent_payments_settings WHERE name = 'callback_key'", logger: logger)
                 for try await value in rows.decode(String.self) { return value }
                 return nil
             }
@@ -105,8 +108,10 @@ public final class PostgresPaymentDatabase: Service, Sendable {
 
     /// `attempt` until it succeeds, fails otherwise than unreachable, or `timeout` passes (then
     /// the last attempt's reason, not the timer's, is thrown).
-    private func retrying<T: Sendable>(for timeout: Duration,
-                                       _ attempt: @escaping @Sendable () async throws(PostgresStoreError) -> T) async throws(PostgresStoreError) -> T {
+    private func retrying<T: Sendable>(
+        for timeout: Duration,
+        _ attempt: @escaping @Sendable () async throws(PostgresStoreError) -> T
+    ) async throws(PostgresStoreError) -> T {
         let lastFailure = Mutex<PostgresStoreError?>(nil)
         do {
             return try await withTimeout(timeout) { [self] in
@@ -117,7 +122,9 @@ public final class PostgresPaymentDatabase: Service, Sendable {
                     } catch {
                         guard case .unreachable = error, !Task.isCancelled else { throw error }
                         lastFailure.withLock { $0 = error }
-                        logger.warning("PostgreSQL is not reachable yet; retrying", metadata: ["database": "\(configuration)", "reason": "\(error)"])
+                        logger.warning(
+                            "PostgreSQL is not reachable yet; retrying",
+                            metadata: ["database": "\(configuration)", "reason": "\(error)"])
                         try await Task.sleep(for: delay)
                         delay = min(delay * 2, .seconds(2))
                     }

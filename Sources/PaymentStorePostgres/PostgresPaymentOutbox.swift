@@ -25,7 +25,9 @@ public final class PostgresPaymentOutbox: PaymentOutbox, Sendable {
         self.logger = logger
     }
 
-    public func claim(destination: String, owner: String, limit: Int, lease: Duration) async throws(PaymentStoreError) -> [ClaimedOutboxMessage] {
+    public func claim(
+        destination: String, owner: String, limit: Int, lease: Duration
+    ) async throws(PaymentStoreError) -> [ClaimedOutboxMessage] {
         let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
         let query: PostgresQuery = """
             UPDATE agent_payments_outbox o
@@ -44,11 +46,15 @@ public final class PostgresPaymentOutbox: PaymentOutbox, Sendable {
             """
         let rows = try await run { [client, logger] in
             var claimed: [ClaimedOutboxMessage] = []
-            let decoded = try await client.query(query, logger: logger).decode((Int64, String, String, String, String, Int32, Date, Date).self)
+            let decoded = try await client.query(query, logger: logger).decode(
+                (Int64, String, String, String, String, Int32, Date, Date).self)
             for try await (seq, id, payment, type, body, attempts, since, leaseUntil) in decoded {
-                claimed.append(ClaimedOutboxMessage(
-                    sequence: seq, message: OutboxMessage(destination: destination, id: id, payment: payment, type: type, body: Array(body.utf8)),
-                    attempts: Int(attempts), since: since, owner: owner, leaseUntil: leaseUntil))
+                claimed.append(
+                    ClaimedOutboxMessage(
+                        sequence: seq,
+                        message: OutboxMessage(
+                            destination: destination, id: id, payment: payment, type: type, body: Array(body.utf8)),
+                        attempts: Int(attempts), since: since, owner: owner, leaseUntil: leaseUntil))
             }
             return claimed
         }
@@ -57,15 +63,19 @@ public final class PostgresPaymentOutbox: PaymentOutbox, Sendable {
     }
 
     public func delivered(_ claim: ClaimedOutboxMessage) async throws(PaymentStoreError) {
-        try await execute("""
+        try await execute(
+            """
             UPDATE agent_payments_outbox SET state = 'delivered', finished_at = clock_timestamp(), lease_owner = NULL, lease_until = NULL
             WHERE seq = \(claim.sequence) AND state = 'pending' AND lease_owner = \(claim.owner)
             """)
     }
 
-    public func retry(_ claim: ClaimedOutboxMessage, after delay: Duration, reason: String) async throws(PaymentStoreError) {
+    public func retry(
+        _ claim: ClaimedOutboxMessage, after delay: Duration, reason: String
+    ) async throws(PaymentStoreError) {
         let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
-        try await execute("""
+        try await execute(
+            """
             UPDATE agent_payments_outbox
             SET due_at = clock_timestamp() + make_interval(secs => \(seconds)), lease_owner = NULL, lease_until = NULL, last_error = \(reason)
             WHERE seq = \(claim.sequence) AND state = 'pending' AND lease_owner = \(claim.owner)
@@ -73,7 +83,8 @@ public final class PostgresPaymentOutbox: PaymentOutbox, Sendable {
     }
 
     public func failed(_ claim: ClaimedOutboxMessage, reason: String) async throws(PaymentStoreError) {
-        try await execute("""
+        try await execute(
+            """
             UPDATE agent_payments_outbox
             SET state = 'failed', finished_at = clock_timestamp(), lease_owner = NULL, lease_until = NULL, last_error = \(reason)
             WHERE seq = \(claim.sequence) AND state = 'pending' AND lease_owner = \(claim.owner)
@@ -95,17 +106,22 @@ public final class PostgresPaymentOutbox: PaymentOutbox, Sendable {
             """
         return try await run { [client, logger] in
             var statuses: [OutboxStatus] = []
-            let decoded = try await client.query(query, logger: logger).decode((String, Int64, Int64, Int64, Int64, Int64, Date?, String?).self)
+            let decoded = try await client.query(query, logger: logger).decode(
+                (String, Int64, Int64, Int64, Int64, Int64, Date?, String?).self)
             for try await (destination, pending, retrying, inFlight, failed, delivered, oldest, lastError) in decoded {
-                statuses.append(OutboxStatus(destination: destination, pending: Int(pending), retrying: Int(retrying), inFlight: Int(inFlight),
-                                             failed: Int(failed), delivered: Int(delivered), oldestPending: oldest, lastError: lastError))
+                statuses.append(
+                    OutboxStatus(
+                        destination: destination, pending: Int(pending), retrying: Int(retrying),
+                        inFlight: Int(inFlight),
+                        failed: Int(failed), delivered: Int(delivered), oldestPending: oldest, lastError: lastError))
             }
             return statuses
         }
     }
 
     public func replay(destination: String?, failedSince since: Date?) async throws(PaymentStoreError) -> Int {
-        try await count("""
+        try await count(
+            """
             UPDATE agent_payments_outbox
             SET state = 'pending', attempts = 0, since = clock_timestamp(), due_at = clock_timestamp(), finished_at = NULL,
                 lease_owner = NULL, lease_until = NULL
@@ -115,8 +131,10 @@ public final class PostgresPaymentOutbox: PaymentOutbox, Sendable {
             """)
     }
 
-    public func purge(deliveredBefore delivered: Date, failedBefore failed: Date) async throws(PaymentStoreError) -> Int {
-        try await count("""
+    public func purge(deliveredBefore delivered: Date, failedBefore failed: Date) async throws(PaymentStoreError) -> Int
+    {
+        try await count(
+            """
             DELETE FROM agent_payments_outbox
             WHERE (state = 'delivered' AND finished_at < \(delivered)) OR (state = 'failed' AND finished_at < \(failed))
             RETURNING 1
@@ -137,7 +155,9 @@ public final class PostgresPaymentOutbox: PaymentOutbox, Sendable {
         }
     }
 
-    private func run<T: Sendable>(_ request: @escaping @Sendable () async throws -> T) async throws(PaymentStoreError) -> T {
+    private func run<T: Sendable>(
+        _ request: @escaping @Sendable () async throws -> T
+    ) async throws(PaymentStoreError) -> T {
         do {
             return try await withTimeout(requestTimeout, request)
         } catch {

@@ -20,7 +20,8 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
     public var description: String {
         switch self {
         case .schemaTooNew(let found, let known):
-            return "the database schema is at version \(found) but this build knows up to \(known); upgrade this replica"
+            return
+                "the database schema is at version \(found) but this build knows up to \(known); upgrade this replica"
         case .unreachable(let detail): return "PostgreSQL cannot be reached (\(detail))"
         case .refused(let state, let message): return "PostgreSQL refused the request (SQLSTATE \(state): \(message))"
         case .unreadable(let detail): return detail
@@ -32,7 +33,9 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
         if let error = error as? PostgresStoreError { return error }
         if let error = error as? PostgresTransactionError {
             // What failed first: the closure's own error, else BEGIN, COMMIT or ROLLBACK.
-            if let inner = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError { return from(inner) }
+            if let inner = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError {
+                return from(inner)
+            }
             return .unreachable("the transaction failed")
         }
         if let error = error as? PSQLError {
@@ -48,7 +51,8 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
         }
         if let error = error as? ConnectionPoolError {
             switch error {
-            case .connectionCreationCircuitBreakerTripped: return .unreachable("no connection could be opened for a while")
+            case .connectionCreationCircuitBreakerTripped:
+                return .unreachable("no connection could be opened for a while")
             case .poolShutdown: return .unreachable("the connection pool is shut down")
             default: return .unreachable("the request for a connection was cancelled")
             }
@@ -62,7 +66,9 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
 /// Runs `request`, failing it as ``PostgresStoreError/unreachable(_:)`` after `timeout`: the
 /// connection pool would otherwise keep a request waiting for a connection for a minute while
 /// the server is away.
-func withTimeout<T: Sendable>(_ timeout: Duration, _ request: @escaping @Sendable () async throws -> T) async throws -> T {
+func withTimeout<T: Sendable>(
+    _ timeout: Duration, _ request: @escaping @Sendable () async throws -> T
+) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask(operation: request)
         group.addTask {
@@ -118,13 +124,17 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         try await one("SELECT session::text FROM agent_payments_sessions WHERE callback_secret_hash = \(hash)")
     }
 
-    public func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) async throws(PaymentStoreError) -> Bool {
+    public func compareAndSet(
+        _ session: PaymentSession, expectedVersion: UInt64?
+    ) async throws(PaymentStoreError) -> Bool {
         try await compareAndSet(session, expectedVersion: expectedVersion, messages: [])
     }
 
     /// One statement, so one transaction: the compare-and-set, the `NOTIFY`, and `messages`
     /// appended to `agent_payments_outbox` (only when the session is stored).
-    public func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?, messages: [OutboxMessage]) async throws(PaymentStoreError) -> Bool {
+    public func compareAndSet(
+        _ session: PaymentSession, expectedVersion: UInt64?, messages: [OutboxMessage]
+    ) async throws(PaymentStoreError) -> Bool {
         let clean = session.sanitized()
         let json = String(decoding: clean.storageJSON(), as: UTF8.self)
         let inFlight = Self.inFlightJSON(clean)
@@ -154,7 +164,8 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
                 """
         }
         if !messages.isEmpty { Self.appendOutbox(messages, to: &query) }
-        query.sql += "\nSELECT pg_notify('\(PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq) FROM changed"
+        query.sql +=
+            "\nSELECT pg_notify('\(PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq) FROM changed"
         do {
             return try await bounded { [client, logger, query] in
                 var stored = false
@@ -195,15 +206,19 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     }
 
     public func sessions(onCall callSID: CallSID) async throws(PaymentStoreError) -> [PaymentSession] {
-        try await many("SELECT session::text FROM agent_payments_sessions WHERE call_sid = \(callSID.rawValue) ORDER BY created_at DESC")
+        try await many(
+            "SELECT session::text FROM agent_payments_sessions WHERE call_sid = \(callSID.rawValue) ORDER BY created_at DESC"
+        )
     }
 
     public func expireFinished(updatedBefore date: Date) async throws(PaymentStoreError) -> Int {
         do {
             return try await bounded { [client, logger] in
                 var count = 0
-                for try await _ in try await client.query("DELETE FROM agent_payments_sessions WHERE finished AND updated_at < \(date) RETURNING 1",
-                                                           logger: logger) {
+                for try await _ in try await client.query(
+                    "DELETE FROM agent_payments_sessions WHERE finished AND updated_at < \(date) RETURNING 1",
+                    logger: logger)
+                {
                     count += 1
                 }
                 return count
@@ -224,7 +239,9 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         do {
             texts = try await bounded { [client, logger] in
                 var texts: [String] = []
-                for try await text in try await client.query(query, logger: logger).decode(String.self) { texts.append(text) }
+                for try await text in try await client.query(query, logger: logger).decode(String.self) {
+                    texts.append(text)
+                }
                 return texts
             }
         } catch {

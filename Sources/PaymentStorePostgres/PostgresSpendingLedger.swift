@@ -22,10 +22,14 @@ public final class PostgresSpendingLedger: SpendingLedger, Sendable {
         self.logger = logger
     }
 
-    public func reserve(principal: String, day: String, currency: String, amount: Decimal, limit: Decimal) async throws(PaymentStoreError)
-        -> (spentBefore: Decimal, reserved: Bool) {
+    public func reserve(
+        principal: String, day: String, currency: String, amount: Decimal, limit: Decimal
+    ) async throws(PaymentStoreError)
+        -> (spentBefore: Decimal, reserved: Bool)
+    {
         let amountText = SpendingPolicy.text(amount), limitText = SpendingPolicy.text(limit)
-        let texts = try await strings("""
+        let texts = try await strings(
+            """
             WITH reserved AS (
                 INSERT INTO agent_payments_spending AS s (principal, day, currency, total)
                 SELECT \(principal), \(day)::date, \(currency), \(amountText)::numeric WHERE \(amountText)::numeric <= \(limitText)::numeric
@@ -40,20 +44,26 @@ public final class PostgresSpendingLedger: SpendingLedger, Sendable {
             """)
         guard let text = texts.first else { throw PaymentStoreError("the spending ledger gave no answer") }
         let parts = text.split(separator: " ", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let spent = SpendingPolicy.decimal(parts[1]) else { throw PaymentStoreError("the spending ledger's answer is unreadable") }
+        guard parts.count == 2, let spent = SpendingPolicy.decimal(parts[1]) else {
+            throw PaymentStoreError("the spending ledger's answer is unreadable")
+        }
         return (spent, parts[0] == "reserved")
     }
 
-    public func release(principal: String, day: String, currency: String, amount: Decimal) async throws(PaymentStoreError) {
+    public func release(
+        principal: String, day: String, currency: String, amount: Decimal
+    ) async throws(PaymentStoreError) {
         let amountText = SpendingPolicy.text(amount)
-        _ = try await strings("""
+        _ = try await strings(
+            """
             UPDATE agent_payments_spending SET total = greatest(total - \(amountText)::numeric, 0)
             WHERE principal = \(principal) AND day = \(day)::date AND currency = \(currency) RETURNING total::text
             """)
     }
 
     public func setAmountDue(_ due: AmountDue, onCall callSID: CallSID) async throws(PaymentStoreError) {
-        _ = try await strings("""
+        _ = try await strings(
+            """
             INSERT INTO agent_payments_amounts_due (call_sid, amount, currency, registered_by, tenant, expires_at)
             VALUES (\(callSID.rawValue), \(due.amount)::numeric, \(due.currency), \(due.registeredBy?.principal), \(due.registeredBy?.tenant), \(due.expiresAt))
             ON CONFLICT (call_sid) DO UPDATE SET amount = EXCLUDED.amount, currency = EXCLUDED.currency,
@@ -71,7 +81,9 @@ public final class PostgresSpendingLedger: SpendingLedger, Sendable {
                     SELECT amount::text, currency, registered_by, tenant, expires_at FROM agent_payments_amounts_due
                     WHERE call_sid = \(callSID.rawValue) AND expires_at > \(now)
                     """
-                for try await row in try await client.query(query, logger: logger).decode((String, String, String?, String?, Date).self) {
+                for try await row in try await client.query(query, logger: logger).decode(
+                    (String, String, String?, String?, Date).self)
+                {
                     rows.append(row)
                 }
                 return rows
@@ -80,17 +92,22 @@ public final class PostgresSpendingLedger: SpendingLedger, Sendable {
             throw PaymentStoreError(PostgresStoreError.from(error).description)
         }
         guard let (amount, currency, principal, tenant, expiresAt) = rows.first else { return nil }
-        return AmountDue(amount: amount, currency: currency, registeredBy: principal.map { PaymentOwner(principal: $0, tenant: tenant) },
-                         expiresAt: expiresAt)
+        return AmountDue(
+            amount: amount, currency: currency,
+            registeredBy: principal.map { PaymentOwner(principal: $0, tenant: tenant) },
+            expiresAt: expiresAt)
     }
 
     public func clearAmountDue(onCall callSID: CallSID) async throws(PaymentStoreError) {
-        _ = try await strings("DELETE FROM agent_payments_amounts_due WHERE call_sid = \(callSID.rawValue) RETURNING call_sid")
+        _ = try await strings(
+            "DELETE FROM agent_payments_amounts_due WHERE call_sid = \(callSID.rawValue) RETURNING call_sid")
     }
 
     public func expire(before day: String, now: Date) async throws(PaymentStoreError) -> Int {
-        let spent = try await strings("DELETE FROM agent_payments_spending WHERE day < \(day)::date RETURNING principal")
-        let due = try await strings("DELETE FROM agent_payments_amounts_due WHERE expires_at <= \(now) RETURNING call_sid")
+        let spent = try await strings(
+            "DELETE FROM agent_payments_spending WHERE day < \(day)::date RETURNING principal")
+        let due = try await strings(
+            "DELETE FROM agent_payments_amounts_due WHERE expires_at <= \(now) RETURNING call_sid")
         return spent.count + due.count
     }
 
@@ -98,7 +115,9 @@ public final class PostgresSpendingLedger: SpendingLedger, Sendable {
         do {
             return try await withTimeout(requestTimeout) { [client, logger] in
                 var texts: [String] = []
-                for try await text in try await client.query(query, logger: logger).decode(String.self) { texts.append(text) }
+                for try await text in try await client.query(query, logger: logger).decode(String.self) {
+                    texts.append(text)
+                }
                 return texts
             }
         } catch {

@@ -6,7 +6,8 @@ public import MCPCore
 /// that users of the TypeScript server can switch).
 public enum FlowTool: String, Sendable, CaseIterable {
     case startPaymentCapture, captureCardNumber, captureSecurityCode, captureExpirationDate, capturePostalCode
-    case captureBankRoutingNumber, captureBankAccountNumber, completePaymentCapture, cancelPaymentCapture, getPaymentStatus
+    case captureBankRoutingNumber, captureBankAccountNumber, completePaymentCapture, cancelPaymentCapture,
+        getPaymentStatus
 
     /// The tool that captures `item` (a second entry is captured by its item's tool, with
     /// `captureType` naming it).
@@ -39,7 +40,10 @@ public struct MCPNextStep: Sendable, Equatable {
 
     /// The next step of `step`; with `session`, the arguments of the call it names, with waits of
     /// `waitSeconds` (the server's longest).
-    public init(_ step: NextStep, for session: PaymentSession? = nil, waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds) {
+    public init(
+        _ step: NextStep, for session: PaymentSession? = nil,
+        waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds
+    ) {
         prompt = step.topic
         waitForCaller = step.waitForCaller
         captureType = step.captureType
@@ -52,7 +56,9 @@ public struct MCPNextStep: Sendable, Equatable {
         switch step.action {
         case .waitForStart, .waitForCaller, .waitForResult, .waitForCancellation:
             tool = .getPaymentStatus
-            instruction = step.instruction + " Call getPaymentStatus with waitSeconds \(wait) and waitFor next-step (it returns once there is "
+            instruction =
+                step.instruction
+                + " Call getPaymentStatus with waitSeconds \(wait) and waitFor next-step (it returns once there is "
                 + "something to do; call it again while the caller is still typing), or watch the status resource."
             if session != nil {
                 arguments["waitSeconds"] = Self.number(waitSeconds)
@@ -62,14 +68,17 @@ public struct MCPNextStep: Sendable, Equatable {
             let tool = FlowTool.capture(item)
             self.tool = tool
             let call = tool.rawValue + (item.isMatcher ? " with captureType \(item.rawValue)" : "")
-            instruction = step.instruction + " Call \(call) (with waitSeconds \(wait) it also waits for the caller's entry)."
+            instruction =
+                step.instruction + " Call \(call) (with waitSeconds \(wait) it also waits for the caller's entry)."
             if session != nil {
                 if item.isMatcher { arguments["captureType"] = .string(item.rawValue) }
                 arguments["waitSeconds"] = Self.number(waitSeconds)
             }
         case .complete:
             tool = .completePaymentCapture
-            instruction = step.instruction + " Call completePaymentCapture (with waitSeconds \(wait) it also waits for the result)."
+            instruction =
+                step.instruction
+                + " Call completePaymentCapture (with waitSeconds \(wait) it also waits for the result)."
             if session != nil { arguments["waitSeconds"] = Self.number(waitSeconds) }
         case .startOver:
             tool = .startPaymentCapture

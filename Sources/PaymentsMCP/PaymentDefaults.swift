@@ -13,8 +13,10 @@ public struct PaymentDefaults: Sendable, Equatable {
     /// Whether Twilio asks for the security code (`true`, Twilio's own default).
     public var securityCode: Bool
 
-    public init(tokenType: TokenType? = nil, currency: String? = nil, paymentConnector: String? = nil, postalCode: Bool = false,
-                securityCode: Bool = true) {
+    public init(
+        tokenType: TokenType? = nil, currency: String? = nil, paymentConnector: String? = nil, postalCode: Bool = false,
+        securityCode: Bool = true
+    ) {
         self.tokenType = tokenType
         self.currency = currency
         self.paymentConnector = paymentConnector

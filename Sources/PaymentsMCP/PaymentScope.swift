@@ -22,7 +22,8 @@ public enum PaymentScope {
 extension Principal {
     /// This principal as the payment flow sees it: its owner name, tenant and powers.
     public var paymentActor: PaymentActor {
-        PaymentActor(owner: PaymentOwner(principal: id, tenant: tenant), isOperator: has(PaymentScope.operator),
-                     mayCharge: has(PaymentScope.charge))
+        PaymentActor(
+            owner: PaymentOwner(principal: id, tenant: tenant), isOperator: has(PaymentScope.operator),
+            mayCharge: has(PaymentScope.charge))
     }
 }

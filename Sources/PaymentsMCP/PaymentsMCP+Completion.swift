@@ -9,7 +9,9 @@ extension PaymentsMCP {
     // MARK: Completion
 
     func complete(_ request: CompletionRequest, principal: Principal) async -> Completion {
-        guard principal.has(PaymentScope.read), let coordinator = try? await flow.coordinator(waitingUpTo: .zero) else { return Completion(values: []) }
+        guard principal.has(PaymentScope.read), let coordinator = try? await flow.coordinator(waitingUpTo: .zero) else {
+            return Completion(values: [])
+        }
         // Completion is a convenience: with the store away it offers nothing rather than fail.
         // Only this principal's own (or its tenant's) payments are offered.
         let actor = principal.paymentActor
@@ -20,7 +22,9 @@ extension PaymentsMCP {
             values = Array(Set(sessions.map(\.callSID.rawValue))).sorted()
         case "paymentSid":
             let call = request.contextArguments["callSid"]
-            values = sessions.filter { call == nil || $0.callSID.rawValue == call }.compactMap { $0.paymentSID?.rawValue }.sorted()
+            values = sessions.filter { call == nil || $0.callSID.rawValue == call }.compactMap {
+                $0.paymentSID?.rawValue
+            }.sorted()
         default:
             values = []
         }

@@ -55,11 +55,13 @@ public final class PaymentsMCP: Service, Sendable {
     /// its command itself).
     let running = Mutex(false)
 
-    public init(server: MCPServer, flow: any PaymentCoordinatorSource, defaults: PaymentDefaults = PaymentDefaults(),
-                readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: []),
-                logger: Logger = Logger(label: "agent-payments.tools"),
-                maximumWait: Duration = .milliseconds(Int64(defaultMaximumWaitSeconds * 1000)),
-                callSIDHeader: String = "X-Twilio-Call-Sid", progressInterval: Duration = .seconds(1)) {
+    public init(
+        server: MCPServer, flow: any PaymentCoordinatorSource, defaults: PaymentDefaults = PaymentDefaults(),
+        readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: []),
+        logger: Logger = Logger(label: "agent-payments.tools"),
+        maximumWait: Duration = .milliseconds(Int64(defaultMaximumWaitSeconds * 1000)),
+        callSIDHeader: String = "X-Twilio-Call-Sid", progressInterval: Duration = .seconds(1)
+    ) {
         self.maximumWait = max(maximumWait, .milliseconds(100))
         self.callSIDHeader = callSIDHeader
         self.progressInterval = progressInterval
@@ -78,8 +80,9 @@ public final class PaymentsMCP: Service, Sendable {
         var options = options
         options.echoesArgumentValues = false
         return MCPServer(
-            info: Implementation(name: "agent-payments", title: "Agent Payments (Twilio)", version: version,
-                                 description: "Take card or bank payments on a live Twilio call without ever seeing the card."),
+            info: Implementation(
+                name: "agent-payments", title: "Agent Payments (Twilio)", version: version,
+                description: "Take card or bank payments on a live Twilio call without ever seeing the card."),
             instructions: """
                 Takes a card or bank (ACH) payment on a live Twilio voice call while you never see the card: the caller types \
                 on the keypad, Twilio captures and tokenizes the digits, and you only ever see masked values. Start with the \
@@ -98,7 +101,8 @@ public final class PaymentsMCP: Service, Sendable {
         for tool in tools() { server.register(tool) }
         server.register(statusTemplate())
         for prompt in GuidanceTopic.allCases { server.register(makePrompt(prompt)) }
-        server.setCompletionProvider { [self] request, context in await complete(request, principal: context.principal) }
+        server.setCompletionProvider { [self] request, context in await complete(request, principal: context.principal)
+        }
     }
 
     /// Forwards changes and runs commands until a graceful shutdown (or cancellation); then
@@ -145,8 +149,11 @@ public final class PaymentsMCP: Service, Sendable {
             let visible: @Sendable (Principal) -> Bool = { principal in
                 principal.has(PaymentScope.read) && principal.paymentActor.mayAccess(session)
             }
-            server.notifyResourceUpdated(uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), visibleTo: visible)
-            if known.insert(sid).inserted || session.phase.isFinished { server.notifyResourcesListChanged(visibleTo: visible) }
+            server.notifyResourceUpdated(
+                uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), visibleTo: visible)
+            if known.insert(sid).inserted || session.phase.isFinished {
+                server.notifyResourcesListChanged(visibleTo: visible)
+            }
             if session.phase.isFinished { known.remove(sid) }
         }
     }

@@ -27,7 +27,9 @@ public struct Redactor: Sendable {
 
     public func redact(_ text: String) -> String {
         var result = text
-        for secret in secrets where result.contains(secret) { result = result.replacingOccurrences(of: secret, with: "<redacted>") }
+        for secret in secrets where result.contains(secret) {
+            result = result.replacingOccurrences(of: secret, with: "<redacted>")
+        }
         if result.contains("payment-callbacks/") { result = Self.hideCallbackSecrets(result) }
         return Self.maskDigitRuns(result)
     }
@@ -40,7 +42,9 @@ public struct Redactor: Sendable {
         case .array(let items): return .array(items.map { redact($0, keeping: keeping) })
         case .object(let members):
             var redacted: [String: JSONValue] = [:]
-            for (key, member) in members { redacted[key] = keeping.contains(key) ? member : redact(member, keeping: keeping) }
+            for (key, member) in members {
+                redacted[key] = keeping.contains(key) ? member : redact(member, keeping: keeping)
+            }
             return .object(redacted)
         default: return value
         }
@@ -71,7 +75,8 @@ public struct Redactor: Sendable {
     /// an identifier, never a card number.
     private static func isSID(_ characters: [Character], at index: Int) -> Bool {
         guard index + 34 <= characters.count, characters[index].isASCII, characters[index].isUppercase,
-              characters[index + 1].isASCII, characters[index + 1].isUppercase else { return false }
+            characters[index + 1].isASCII, characters[index + 1].isUppercase
+        else { return false }
         if index > 0, characters[index - 1].isLetter || characters[index - 1].isNumber { return false }
         for offset in 2..<34 where !characters[index + offset].isHexDigit { return false }
         return index + 34 == characters.count || !(characters[index + 34].isLetter || characters[index + 34].isNumber)
@@ -90,10 +95,18 @@ public struct Redactor: Sendable {
         func flush() {
             let digits = run.filter(isDigit).count
             if (12...19).contains(digits)
-                || (digits > 19 && !Masking.cardNumberWindows(in: run.compactMap { isDigit($0) ? $0.wholeNumberValue : nil }).isEmpty) {
+                || (digits > 19
+                    && !Masking.cardNumberWindows(in: run.compactMap { isDigit($0) ? $0.wholeNumberValue : nil })
+                        .isEmpty)
+            {
                 var toMask = digits - 4
                 for character in run {
-                    if isDigit(character), toMask > 0 { output.append("x"); toMask -= 1 } else { output.append(character) }
+                    if isDigit(character), toMask > 0 {
+                        output.append("x")
+                        toMask -= 1
+                    } else {
+                        output.append(character)
+                    }
                 }
             } else {
                 output.append(contentsOf: run)
@@ -133,12 +146,16 @@ public struct Redactor: Sendable {
     /// their code in hex (`\u{1B}` for escape). Everything else, backslashes included, is kept.
     public static func escapingControlCharacters(_ text: String) -> String {
         func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
-            scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
+            scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028
+                || scalar.value == 0x2029
         }
         guard text.unicodeScalars.contains(where: needsEscape) else { return text }
         var output = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
-            guard needsEscape(scalar) else { output.append(scalar); continue }
+            guard needsEscape(scalar) else {
+                output.append(scalar)
+                continue
+            }
             let escaped: String
             switch scalar {
             case "\n": escaped = "\\n"
@@ -178,14 +195,21 @@ public struct MCPLogHandler: LogHandler {
 
     /// `broadcastOutsideRequests: false` keeps messages that belong to no request off the wire:
     /// over HTTP every legacy client is someone else's, and must not hear of other calls.
-    public init(label: String, server: MCPServer?, redactor: Redactor, level: Logger.Level = .info,
-                broadcastOutsideRequests: Bool = true) {
-        self.init(label: label, server: server, redactor: redactor, level: level, broadcast: LogBroadcastSwitch(on: broadcastOutsideRequests))
+    public init(
+        label: String, server: MCPServer?, redactor: Redactor, level: Logger.Level = .info,
+        broadcastOutsideRequests: Bool = true
+    ) {
+        self.init(
+            label: label, server: server, redactor: redactor, level: level,
+            broadcast: LogBroadcastSwitch(on: broadcastOutsideRequests))
     }
 
     /// Messages that belong to no request reach legacy clients only while `broadcast` is on (a
     /// host turns it on once it has started, so start-up lines stay on standard error).
-    public init(label: String, server: MCPServer?, redactor: Redactor, level: Logger.Level = .info, broadcast: LogBroadcastSwitch) {
+    public init(
+        label: String, server: MCPServer?, redactor: Redactor, level: Logger.Level = .info,
+        broadcast: LogBroadcastSwitch
+    ) {
         self.label = label
         self.server = server
         self.redactor = redactor
@@ -217,7 +241,8 @@ public struct MCPLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         let details = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        return Redactor.escapingControlCharacters(redactor.redact("\(event.message)" + (details.isEmpty ? "" : " " + details)))
+        return Redactor.escapingControlCharacters(
+            redactor.redact("\(event.message)" + (details.isEmpty ? "" : " " + details)))
     }
 
     static func mcpLevel(_ level: Logger.Level) -> LogLevel {
@@ -231,4 +256,3 @@ public struct MCPLogHandler: LogHandler {
         }
     }
 }
-

@@ -10,7 +10,9 @@ public import TwilioPayments
 /// required and missing, the last errors and the next step. Only masked values appear.
 public enum SessionJSON {
     /// The status object of `session`; waits its next step suggests last `waitSeconds`.
-    public static func status(_ session: PaymentSession, waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds) -> JSONValue {
+    public static func status(
+        _ session: PaymentSession, waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds
+    ) -> JSONValue {
         var outcome: PaymentOutcome?
         var failure: PaymentFailure?
         switch session.phase {
@@ -18,7 +20,8 @@ public enum SessionJSON {
         case .failed(let failed), .callEnded(let failed): failure = failed
         default: break
         }
-        let result: String? = outcome.map { $0.result.rawValue } ?? failure?.result?.rawValue
+        let result: String? =
+            outcome.map { $0.result.rawValue } ?? failure?.result?.rawValue
             ?? (session.phase.name == "cancelled" ? "cancelled" : nil)
         var items: [String: JSONValue] = [:]
         for item in session.configuration.applicableItems {
@@ -26,7 +29,8 @@ public enum SessionJSON {
             var error: String?
             if case .failed(let errorType) = progress.state { error = errorType.rawValue }
             items[item.rawValue] = .object(dropping: [
-                "state": .string(progress.state.kind.rawValue), "masked": session.maskedValue(item).map(JSONValue.string),
+                "state": .string(progress.state.kind.rawValue),
+                "masked": session.maskedValue(item).map(JSONValue.string),
                 "errorType": error.map(JSONValue.string), "failedAttempts": .integer(Int64(progress.failedAttempts)),
                 "required": .bool(session.required.contains(item)),
             ])
@@ -56,7 +60,8 @@ public enum SessionJSON {
             "required": .array(session.required.map { .string($0.rawValue) }),
             "missing": .array(session.missingItems.map { .string($0.rawValue) }),
             "requiredSource": .string(session.requiredFromTwilio ? "twilio" : "options"),
-            "unrecognizedRequired": session.unrecognizedRequired.isEmpty ? nil : .array(session.unrecognizedRequired.map(JSONValue.string)),
+            "unrecognizedRequired": session.unrecognizedRequired.isEmpty
+                ? nil : .array(session.unrecognizedRequired.map(JSONValue.string)),
             "lastError": session.lastError.map { .string($0.rawValue) },
             "lastRequestError": session.lastRequestError.map(JSONValue.string),
             "failure": failure.map { failure in
@@ -78,30 +83,50 @@ public enum SessionJSON {
 
     /// The schema of the status object (the resource's contents, and every successful tool
     /// result's members besides the call's own).
-    public static let schema: JSONValue = .object(["type": "object", "properties": .object(statusProperties), "required": statusRequired])
+    public static let schema: JSONValue = .object([
+        "type": "object", "properties": .object(statusProperties), "required": statusRequired,
+    ])
 
-    static let statusRequired: JSONValue = ["callSid", "phase", "paymentMethod", "items", "required", "missing", "version", "nextStep"]
+    static let statusRequired: JSONValue = [
+        "callSid", "phase", "paymentMethod", "items", "required", "missing", "version", "nextStep",
+    ]
 
     static let statusProperties: [String: JSONValue] = [
         "callSid": ["type": "string"], "paymentSid": ["type": "string"], "reference": ["type": "string"],
         "phase": names(PaymentPhase.Kind.allCases),
-        "paymentMethod": names(PaymentMethod.allCases), "paymentCardNumber": ["type": "string"], "paymentCardType": ["type": "string"],
-        "securityCode": ["type": "string"], "expirationDate": ["type": "string"], "paymentConfirmationCode": ["type": "string"],
+        "paymentMethod": names(PaymentMethod.allCases), "paymentCardNumber": ["type": "string"],
+        "paymentCardType": ["type": "string"],
+        "securityCode": ["type": "string"], "expirationDate": ["type": "string"],
+        "paymentConfirmationCode": ["type": "string"],
         "paymentToken": ["type": "string"], "profileId": ["type": "string"], "result": ["type": "string"],
-        "items": ["type": "object", "propertyNames": names(PaymentItem.allCases), "additionalProperties": [
-            "type": "object", "properties": ["state": names(ItemState.Kind.allCases), "masked": ["type": "string"], "errorType": ["type": "string"],
-                                             "failedAttempts": ["type": "integer", "minimum": 0], "required": ["type": "boolean"]],
-            "required": ["state", "failedAttempts", "required"],
-        ]],
+        "items": [
+            "type": "object", "propertyNames": names(PaymentItem.allCases),
+            "additionalProperties": [
+                "type": "object",
+                "properties": [
+                    "state": names(ItemState.Kind.allCases), "masked": ["type": "string"],
+                    "errorType": ["type": "string"],
+                    "failedAttempts": ["type": "integer", "minimum": 0], "required": ["type": "boolean"],
+                ],
+                "required": ["state", "failedAttempts", "required"],
+            ],
+        ],
         "required": ["type": "array", "items": names(PaymentItem.allCases)],
         "missing": ["type": "array", "items": names(PaymentItem.allCases)], "version": ["type": "integer"],
         "requiredSource": ["type": "string", "enum": ["options", "twilio"]],
         "unrecognizedRequired": ["type": "array", "items": ["type": "string"]],
         "nextStep": [
             "type": "object",
-            "properties": ["tool": names(FlowTool.allCases), "prompt": names(GuidanceTopic.allCases), "instruction": ["type": "string"],
-                           "waitForCaller": ["type": "boolean"],
-                           "arguments": ["type": "object", "description": "The complete arguments of the call to make next (SIDs, captureType, waitSeconds, waitFor): call tool with them as they are."]],
+            "properties": [
+                "tool": names(FlowTool.allCases), "prompt": names(GuidanceTopic.allCases),
+                "instruction": ["type": "string"],
+                "waitForCaller": ["type": "boolean"],
+                "arguments": [
+                    "type": "object",
+                    "description":
+                        "The complete arguments of the call to make next (SIDs, captureType, waitSeconds, waitFor): call tool with them as they are.",
+                ],
+            ],
             "required": ["instruction", "waitForCaller"],
         ],
     ]
@@ -111,17 +136,35 @@ public enum SessionJSON {
     /// and the call's flags; a refusal (`isError`) is `error` plus `message`.
     public static let toolResultSchema: JSONValue = {
         var properties = statusProperties
-        properties["message"] = ["type": "string", "description": "One sentence for the agent: what happened and what to do or say next."]
-        properties["resumed"] = ["type": "boolean", "description": "startPaymentCapture found this call's unfinished session with the same options and returned it; nothing was sent."]
-        properties["repeated"] = ["type": "boolean", "description": "The same request was already under way or done; nothing was sent."]
-        properties["pending"] = ["type": "boolean", "description": "Twilio had not answered the request within the wait; the status follows when it does."]
-        properties["waited"] = ["type": "object", "properties": ["seconds": ["type": "number", "minimum": 0],
-                                                                "outcome": ["type": "string", "enum": ["done", "changed", "time-up", "cancelled"]]],
-                                "required": ["seconds", "outcome"]]
+        properties["message"] = [
+            "type": "string", "description": "One sentence for the agent: what happened and what to do or say next.",
+        ]
+        properties["resumed"] = [
+            "type": "boolean",
+            "description":
+                "startPaymentCapture found this call's unfinished session with the same options and returned it; nothing was sent.",
+        ]
+        properties["repeated"] = [
+            "type": "boolean", "description": "The same request was already under way or done; nothing was sent.",
+        ]
+        properties["pending"] = [
+            "type": "boolean",
+            "description": "Twilio had not answered the request within the wait; the status follows when it does.",
+        ]
+        properties["waited"] = [
+            "type": "object",
+            "properties": [
+                "seconds": ["type": "number", "minimum": 0],
+                "outcome": ["type": "string", "enum": ["done", "changed", "time-up", "cancelled"]],
+            ],
+            "required": ["seconds", "outcome"],
+        ]
         properties["error"] = [
             "type": "object",
-            "properties": ["reason": ["type": "string"], "message": ["type": "string"], "retryable": ["type": "boolean"],
-                           "whatToDo": ["type": "string"]],
+            "properties": [
+                "reason": ["type": "string"], "message": ["type": "string"], "retryable": ["type": "boolean"],
+                "whatToDo": ["type": "string"],
+            ],
             "required": ["reason", "message", "retryable"],
         ]
         return .object([

@@ -19,7 +19,9 @@ struct ToolArguments {
 
     /// The argument `name` parsed by `parse`, or a refusal naming it.
     func required<T>(_ name: String, _ parse: (String) -> T?) throws(FlowError) -> T {
-        guard let text = string(name), let value = parse(text) else { throw .invalidArgument("\(name) is missing or malformed") }
+        guard let text = string(name), let value = parse(text) else {
+            throw .invalidArgument("\(name) is missing or malformed")
+        }
         return value
     }
 

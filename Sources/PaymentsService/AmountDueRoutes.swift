@@ -32,8 +32,11 @@ public struct AmountDueRoutes<Context: RequestContext>: Sendable {
     /// The longest an amount due may apply.
     public let maximumLifetime: Duration
 
-    public init(coordinator: @escaping @Sendable () async throws -> PaymentCoordinator, maximumLifetime: Duration = .seconds(86_400),
-                authorize: @escaping Authorize) {
+    public init(
+        coordinator: @escaping @Sendable () async throws -> PaymentCoordinator,
+        maximumLifetime: Duration = .seconds(86_400),
+        authorize: @escaping Authorize
+    ) {
         self.coordinator = coordinator
         self.authorize = authorize
         self.maximumLifetime = maximumLifetime
@@ -57,30 +60,45 @@ public struct AmountDueRoutes<Context: RequestContext>: Sendable {
         case .admitted(let admitted): actor = admitted
         }
         guard actor.mayCharge else {
-            var refusal = Self.json(.forbidden, ["error": "insufficient_scope", "message": "amounts due need the payments:charge scope"])
+            var refusal = Self.json(
+                .forbidden, ["error": "insufficient_scope", "message": "amounts due need the payments:charge scope"])
             refusal.headers[.wwwAuthenticate] = "Bearer error=\"insufficient_scope\", scope=\"payments:charge\""
             return refusal
         }
         guard let callSID = context.parameters.get("callSid").flatMap(CallSID.init) else {
-            return Self.json(.badRequest, ["error": "invalid_call_sid", "message": "the path must name a Twilio Call SID (CA followed by 32 hexadecimal digits)"])
+            return Self.json(
+                .badRequest,
+                [
+                    "error": "invalid_call_sid",
+                    "message": "the path must name a Twilio Call SID (CA followed by 32 hexadecimal digits)",
+                ])
         }
         let flow: PaymentCoordinator
         do {
             flow = try await coordinator()
         } catch {
-            return Self.json(.serviceUnavailable, ["error": "starting", "message": "the payments system is not ready yet; try again shortly"], retryAfter: 1)
+            return Self.json(
+                .serviceUnavailable,
+                ["error": "starting", "message": "the payments system is not ready yet; try again shortly"],
+                retryAfter: 1)
         }
         do throws(FlowError) {
             switch method {
             case .get:
                 guard let due = try await flow.amountDue(onCall: callSID, as: actor) else {
-                    return Self.json(.notFound, ["error": "none", "message": "no amount due is registered for this call"])
+                    return Self.json(
+                        .notFound, ["error": "none", "message": "no amount due is registered for this call"])
                 }
-                return Self.json(.ok, ["amount": due.amount, "currency": due.currency,
-                                       "expiresAt": ISO8601DateFormatter().string(from: due.expiresAt)])
+                return Self.json(
+                    .ok,
+                    [
+                        "amount": due.amount, "currency": due.currency,
+                        "expiresAt": ISO8601DateFormatter().string(from: due.expiresAt),
+                    ])
             case .delete:
                 guard try await flow.clearAmountDue(onCall: callSID, as: actor) else {
-                    return Self.json(.notFound, ["error": "none", "message": "no amount due is registered for this call"])
+                    return Self.json(
+                        .notFound, ["error": "none", "message": "no amount due is registered for this call"])
                 }
                 return Response(status: .noContent)
             default:
@@ -88,25 +106,43 @@ public struct AmountDueRoutes<Context: RequestContext>: Sendable {
                 do {
                     body = try await request.body.collect(upTo: 4096)
                 } catch {
-                    return Self.json(.contentTooLarge, ["error": "too_large", "message": "the body is larger than 4 KiB"])
+                    return Self.json(
+                        .contentTooLarge, ["error": "too_large", "message": "the body is larger than 4 KiB"])
                 }
                 guard let parsed = try? JSONDecoder().decode(Body.self, from: Data(buffer: body)) else {
-                    return Self.json(.badRequest, ["error": "invalid_body",
-                                                   "message": "the body must be a JSON object: amount (a decimal such as \"49.90\"), currency, expiresInSeconds"])
+                    return Self.json(
+                        .badRequest,
+                        [
+                            "error": "invalid_body",
+                            "message":
+                                "the body must be a JSON object: amount (a decimal such as \"49.90\"), currency, expiresInSeconds",
+                        ])
                 }
                 let longest = Int(maximumLifetime.components.seconds)
                 let lifetime = max(1, min(parsed.expiresInSeconds ?? longest, longest))
-                let due = AmountDue(amount: parsed.amount.text, currency: parsed.currency ?? "USD", registeredBy: actor.owner,
-                                    expiresAt: Date().addingTimeInterval(TimeInterval(lifetime)))
+                let due = AmountDue(
+                    amount: parsed.amount.text, currency: parsed.currency ?? "USD", registeredBy: actor.owner,
+                    expiresAt: Date().addingTimeInterval(TimeInterval(lifetime)))
                 try await flow.registerAmountDue(due, onCall: callSID, as: actor)
                 return Response(status: .noContent)
             }
         } catch {
             switch error {
-            case .invalidArgument(let problem): return Self.json(.badRequest, ["error": "invalid_amount", "message": problem])
-            case .policy(let refusal): return Self.json(.unprocessableContent, ["error": refusal.reason, "message": refusal.description])
-            case .callBusy: return Self.json(.conflict, ["error": "call_busy", "message": "another client's amount due or payment is on this call; it cannot be changed from here"])
-            default: return Self.json(.serviceUnavailable, ["error": "unavailable", "message": error.description], retryAfter: 1)
+            case .invalidArgument(let problem):
+                return Self.json(.badRequest, ["error": "invalid_amount", "message": problem])
+            case .policy(let refusal):
+                return Self.json(.unprocessableContent, ["error": refusal.reason, "message": refusal.description])
+            case .callBusy:
+                return Self.json(
+                    .conflict,
+                    [
+                        "error": "call_busy",
+                        "message":
+                            "another client's amount due or payment is on this call; it cannot be changed from here",
+                    ])
+            default:
+                return Self.json(
+                    .serviceUnavailable, ["error": "unavailable", "message": error.description], retryAfter: 1)
             }
         }
     }

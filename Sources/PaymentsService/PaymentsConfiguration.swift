@@ -35,7 +35,8 @@ public struct PaymentsConfiguration: Sendable {
         /// An ngrok tunnel to the system's own callback server, opened at start and stopped on
         /// shutdown. The token goes to the child's environment, never its command line;
         /// `environment` is what the agent's is drawn from (``NgrokConfiguration/environment``).
-        case ngrok(authToken: Secret, domain: String? = nil, executable: String = "ngrok", environment: [String: String] = [:])
+        case ngrok(
+            authToken: Secret, domain: String? = nil, executable: String = "ngrok", environment: [String: String] = [:])
         /// `http://127.0.0.1:<bound port>` of the system's own callback server: only something on
         /// this machine (the simulator) can call it.
         case loopback
@@ -74,12 +75,14 @@ public struct PaymentsConfiguration: Sendable {
     /// so one port and one public URL reach both.
     public var additionalRoutes: AdditionalRoutes?
 
-    public init(twilio: TwilioAPI, callbackListener: CallbackListener = .own(), publicURL: PublicURL,
-                callbackPathPrefix: String = "/twilio/payment-callbacks",
-                finishedRetention: Duration = .seconds(3600), expiryInterval: Duration = .seconds(300),
-                callCheckInterval: Duration = .seconds(10), silentAfter: Duration = .seconds(30),
-                store: any PaymentStore = InMemoryPaymentStore(), changeFeed: any PaymentChangeFeed = InMemoryChangeFeed(),
-                callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make())) {
+    public init(
+        twilio: TwilioAPI, callbackListener: CallbackListener = .own(), publicURL: PublicURL,
+        callbackPathPrefix: String = "/twilio/payment-callbacks",
+        finishedRetention: Duration = .seconds(3600), expiryInterval: Duration = .seconds(300),
+        callCheckInterval: Duration = .seconds(10), silentAfter: Duration = .seconds(30),
+        store: any PaymentStore = InMemoryPaymentStore(), changeFeed: any PaymentChangeFeed = InMemoryChangeFeed(),
+        callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make())
+    ) {
         self.twilio = twilio
         self.callbackListener = callbackListener
         self.publicURL = publicURL
@@ -95,9 +98,11 @@ public struct PaymentsConfiguration: Sendable {
 
     /// A whole system against the in-process simulator, its callbacks on loopback: what the
     /// demo, the examples and `--simulate` run.
-    public static func simulated(digitPacing: Duration = .milliseconds(150), scripts: [CallSID: CallerScript] = [:]) -> PaymentsConfiguration {
+    public static func simulated(
+        digitPacing: Duration = .milliseconds(150), scripts: [CallSID: CallerScript] = [:]
+    ) -> PaymentsConfiguration {
         var simulator = TwilioSimulator.Configuration.offline(digitPacing: digitPacing)
-        simulator.callbackHistoryLimit = 0  // nobody reads it in a served system
+        simulator.callbackHistoryLimit = 0 // nobody reads it in a served system
         return PaymentsConfiguration(twilio: .simulated(simulator, scripts: scripts), publicURL: .loopback)
     }
 }
@@ -115,11 +120,14 @@ public enum PaymentsConfigurationError: Error, Sendable, Equatable, CustomString
     public var description: String {
         switch self {
         case .publicURLNeedsOwnListener(let kind):
-            return "a \(kind) public URL needs the system's own callback server; with mounted routes give the URL explicitly or provide it later"
+            return
+                "a \(kind) public URL needs the system's own callback server; with mounted routes give the URL explicitly or provide it later"
         case .invalidPublicURL(let url):
-            return "the public callback URL must be an absolute http or https URL such as https://payments.example.com, got \"\(url)\""
+            return
+                "the public callback URL must be an absolute http or https URL such as https://payments.example.com, got \"\(url)\""
         case .invalidTwilioBaseURL(let url):
-            return "the Twilio API base URL must be an absolute http or https URL such as https://api.dublin.ie1.twilio.com, got \"\(url)\""
+            return
+                "the Twilio API base URL must be an absolute http or https URL such as https://api.dublin.ie1.twilio.com, got \"\(url)\""
         }
     }
 }
@@ -141,7 +149,8 @@ public enum PaymentsStartError: Error, Sendable, Equatable, CustomStringConverti
     public var description: String {
         switch self {
         case .callbackListenerFailed(let host, let port, let reason):
-            return "the callback server could not listen on \(host):\(port == 0 ? "<any free port>" : String(port)) (\(reason)); choose another CALLBACK_HOST or CALLBACK_PORT"
+            return
+                "the callback server could not listen on \(host):\(port == 0 ? "<any free port>" : String(port)) (\(reason)); choose another CALLBACK_HOST or CALLBACK_PORT"
         case .simulatorFailed(let reason):
             return "the built-in Twilio simulator could not start: \(reason)"
         case .tunnel(let error):

@@ -45,7 +45,9 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
     public var description: String { "payments-system" }
 
     /// Assembles the system; nothing runs until its services do.
-    public init(configuration: PaymentsConfiguration, logger: Logger = Logger(label: "agent-payments")) throws(PaymentsConfigurationError) {
+    public init(
+        configuration: PaymentsConfiguration, logger: Logger = Logger(label: "agent-payments")
+    ) throws(PaymentsConfigurationError) {
         self.configuration = configuration
         self.logger = logger
         let sink = LateCoordinatorSink()
@@ -60,9 +62,11 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
         case .live(let credentials, _): authToken = credentials.authToken
         case .simulated(let simulator, _): authToken = simulator.authToken
         }
-        receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(host: host, port: port, pathPrefix: configuration.callbackPathPrefix,
-                                                                                 authToken: authToken, limits: limits),
-                                    sink: sink, logger: logger.labelled("callbacks"))
+        receiver = CallbackReceiver(
+            configuration: CallbackReceiverConfiguration(
+                host: host, port: port, pathPrefix: configuration.callbackPathPrefix,
+                authToken: authToken, limits: limits),
+            sink: sink, logger: logger.labelled("callbacks"))
 
         var services: [any Service] = []
         switch configuration.twilio {
@@ -83,29 +87,41 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
         if case .own = configuration.callbackListener { ownListener = true } else { ownListener = false }
         switch configuration.publicURL {
         case .explicit(let url):
-            guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme), parsed.host != nil else {
+            guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
+                ["http", "https"].contains(scheme), parsed.host != nil
+            else {
                 throw .invalidPublicURL(url)
             }
             receiver.setPublicBaseURL(url)
             publicBase.announce(url)
         case .ngrok(let token, let domain, let executable, let environment):
             guard ownListener else { throw .publicURLNeedsOwnListener("ngrok") }
-            services.append(CallbackServerService(receiver: receiver, listening: listening, additionalRoutes: configuration.additionalRoutes))
-            services.append(TunnelService(configuration: NgrokConfiguration(executable: executable, authToken: token, domain: domain, port: 0,
-                                                                            environment: environment),
-                                          receiver: receiver, listening: listening, publicBase: publicBase, logger: logger.labelled("ngrok")))
+            services.append(
+                CallbackServerService(
+                    receiver: receiver, listening: listening, additionalRoutes: configuration.additionalRoutes))
+            services.append(
+                TunnelService(
+                    configuration: NgrokConfiguration(
+                        executable: executable, authToken: token, domain: domain, port: 0,
+                        environment: environment),
+                    receiver: receiver, listening: listening, publicBase: publicBase, logger: logger.labelled("ngrok")))
         case .loopback:
             guard ownListener else { throw .publicURLNeedsOwnListener("loopback") }
         case .provided:
             break
         }
         if ownListener, !services.contains(where: { $0 is CallbackServerService }) {
-            services.append(CallbackServerService(receiver: receiver, listening: listening,
-                                                  loopbackURL: { if case .loopback = configuration.publicURL { true } else { false } }() ? publicBase : nil,
-                                                  additionalRoutes: configuration.additionalRoutes))
+            services.append(
+                CallbackServerService(
+                    receiver: receiver, listening: listening,
+                    loopbackURL: { if case .loopback = configuration.publicURL { true } else { false } }()
+                        ? publicBase : nil,
+                    additionalRoutes: configuration.additionalRoutes))
         }
-        services.append(FlowService(configuration: configuration, receiver: receiver, sink: sink, apiBase: apiBase, publicBase: publicBase,
-                                    readiness: readiness, logger: logger))
+        services.append(
+            FlowService(
+                configuration: configuration, receiver: receiver, sink: sink, apiBase: apiBase, publicBase: publicBase,
+                readiness: readiness, logger: logger))
         self.services = services
     }
 
@@ -114,16 +130,24 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
     /// else ``PaymentsStartError/stopped``. A system runs once; a second run throws
     /// ``PaymentsStartError/alreadyRun``.
     public func run() async throws {
-        guard ran.withLock({ ran in defer { ran = true }; return !ran }) else { throw PaymentsStartError.alreadyRun }
+        guard
+            ran.withLock({ ran in
+                defer { ran = true }
+                return !ran
+            })
+        else { throw PaymentsStartError.alreadyRun }
         defer {
-            let reason = [apiBase.startFailure, listening.startFailure, publicBase.startFailure].compactMap { $0 }.first ?? .stopped
+            let reason =
+                [apiBase.startFailure, listening.startFailure, publicBase.startFailure].compactMap { $0 }.first
+                ?? .stopped
             readiness.fail(.failed(reason))
             // Whatever still waits for a part that will not come now hears why.
             listening.fail(.failed(reason))
             apiBase.fail(.failed(reason))
             publicBase.fail(.failed(reason))
         }
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger))
         try await group.run()
     }
 
@@ -131,8 +155,10 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
     public func coordinator(waitingUpTo timeout: Duration) async throws(FlowError) -> PaymentCoordinator {
         switch await readiness.wait(upTo: timeout) {
         case .success(let coordinator): return coordinator
-        case .failure(.notYet): throw .callbackUnavailable("the payment system is still starting; try again in a moment")
-        case .failure(.cancelled): throw .callbackUnavailable("the request was cancelled while the payment system was starting")
+        case .failure(.notYet):
+            throw .callbackUnavailable("the payment system is still starting; try again in a moment")
+        case .failure(.cancelled):
+            throw .callbackUnavailable("the request was cancelled while the payment system was starting")
         case .failure(.failed(let error)): throw .callbackUnavailable("the payment system could not start: \(error)")
         }
     }

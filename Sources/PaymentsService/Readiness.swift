@@ -53,10 +53,12 @@ final class Announcement<Value: Sendable>: Sendable {
                 // Registered: only now can a cancellation or the timer find this waiter, so a
                 // cancellation that came before registration is honoured here.
                 if Task.isCancelled { give(up: id, .cancelled) }
-                timer.withLock { $0 = Task { [weak self] in
-                    try? await Task.sleep(for: timeout)
-                    self?.give(up: id, .notYet)
-                } }
+                timer.withLock {
+                    $0 = Task { [weak self] in
+                        try? await Task.sleep(for: timeout)
+                        self?.give(up: id, .notYet)
+                    }
+                }
             }
         } onCancel: {
             give(up: id, .cancelled)

@@ -46,8 +46,10 @@ struct CallbackServerService: Service, CustomStringConvertible {
         do {
             try await app.run()
         } catch {
-            let failure = FlowStartFailure.failed(.callbackListenerFailed(host: receiver.configuration.host, port: receiver.configuration.port,
-                                                                          reason: String(describing: error)))
+            let failure = FlowStartFailure.failed(
+                .callbackListenerFailed(
+                    host: receiver.configuration.host, port: receiver.configuration.port,
+                    reason: String(describing: error)))
             listening.fail(failure)
             loopbackURL?.fail(failure)
             throw error
@@ -122,28 +124,44 @@ struct FlowService: Service, CustomStringConvertible {
         }
         sink.attach(coordinator)
         readiness.announce(coordinator)
-        logger.info("payment system ready", metadata: ["callbacks.public": "\(receiver.publicBaseURL ?? "?")",
-                                                      "callbacks.port": "\(receiver.boundPort.map(String.init) ?? "mounted")"])
+        logger.info(
+            "payment system ready",
+            metadata: [
+                "callbacks.public": "\(receiver.publicBaseURL ?? "?")",
+                "callbacks.port": "\(receiver.boundPort.map(String.init) ?? "mounted")",
+            ])
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 // Status reads answer from the coordinator's snapshot while it follows the feed.
                 group.addTask { await coordinator.followChanges() }
-                group.addTask { await every(configuration.expiryInterval) {
-                    do {
-                        let expired = try await coordinator.expireFinished(retention: configuration.finishedRetention)
-                        if expired > 0 { logger.debug("expired finished payment sessions", metadata: ["count": "\(expired)"]) }
-                    } catch {
-                        logger.warning("finished payment sessions not expired this round", metadata: ["reason": "\(error)"])
+                group.addTask {
+                    await every(configuration.expiryInterval) {
+                        do {
+                            let expired = try await coordinator.expireFinished(
+                                retention: configuration.finishedRetention)
+                            if expired > 0 {
+                                logger.debug("expired finished payment sessions", metadata: ["count": "\(expired)"])
+                            }
+                        } catch {
+                            logger.warning(
+                                "finished payment sessions not expired this round", metadata: ["reason": "\(error)"])
+                        }
                     }
-                } }
-                group.addTask { await every(configuration.callCheckInterval) {
-                    do {
-                        let ended = try await coordinator.checkSilentCalls(silentFor: configuration.silentAfter)
-                        if ended > 0 { logger.info("payment sessions ended because their call is over", metadata: ["count": "\(ended)"]) }
-                    } catch {
-                        logger.warning("silent calls not checked this round", metadata: ["reason": "\(error)"])
+                }
+                group.addTask {
+                    await every(configuration.callCheckInterval) {
+                        do {
+                            let ended = try await coordinator.checkSilentCalls(silentFor: configuration.silentAfter)
+                            if ended > 0 {
+                                logger.info(
+                                    "payment sessions ended because their call is over", metadata: ["count": "\(ended)"]
+                                )
+                            }
+                        } catch {
+                            logger.warning("silent calls not checked this round", metadata: ["reason": "\(error)"])
+                        }
                     }
-                } }
+                }
             }
         }
     }
@@ -160,11 +178,14 @@ struct FlowService: Service, CustomStringConvertible {
         case .live(let live, _):
             credentials = live
             if live.authToken == nil {
-                logger.warning("no Auth Token: callbacks are authenticated only by their unguessable per-session URL, not by Twilio's signature")
+                logger.warning(
+                    "no Auth Token: callbacks are authenticated only by their unguessable per-session URL, not by Twilio's signature"
+                )
             }
         case .simulated(let simulator, _):
             credentials = simulator.credentials
-            logger.info("running against the built-in Twilio simulator", metadata: ["simulator.url": "\(base.absoluteString)"])
+            logger.info(
+                "running against the built-in Twilio simulator", metadata: ["simulator.url": "\(base.absoluteString)"])
         }
         let api: TwilioPaymentsClient
         do {
@@ -172,9 +193,11 @@ struct FlowService: Service, CustomStringConvertible {
         } catch {
             return .failure(.failed(.simulatorFailed(reason: error.description)))
         }
-        return .success(PaymentCoordinator(api: api, store: configuration.store, feed: configuration.changeFeed,
-                                           callbackURLs: ReceiverCallbackURLs(receiver: receiver), callbackKey: configuration.callbackKey,
-                                           policy: configuration.policy, ledger: configuration.ledger, notices: configuration.notices))
+        return .success(
+            PaymentCoordinator(
+                api: api, store: configuration.store, feed: configuration.changeFeed,
+                callbackURLs: ReceiverCallbackURLs(receiver: receiver), callbackKey: configuration.callbackKey,
+                policy: configuration.policy, ledger: configuration.ledger, notices: configuration.notices))
     }
 }
 

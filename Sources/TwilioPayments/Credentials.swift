@@ -31,7 +31,9 @@ public struct TwilioCredentials: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Validates all parts at once; an empty secret is refused.
-    public init(accountSID: String, apiKeySID: String, apiSecret: String, authToken: String? = nil) throws(CredentialsError) {
+    public init(
+        accountSID: String, apiKeySID: String, apiSecret: String, authToken: String? = nil
+    ) throws(CredentialsError) {
         do {
             self.accountSID = try AccountSID(validating: accountSID)
             self.apiKeySID = try APIKeySID(validating: apiKeySID)

@@ -102,7 +102,9 @@ public final class URLSessionTransport: HTTPTransport {
                 .timedOut, .cannotConnectToHost, .networkConnectionLost, .cannotFindHost, .dnsLookupFailed,
                 .notConnectedToInternet, .badServerResponse,
             ]
-            throw TransportFailure("\(Self.describe(error.code)) (\(request.url.host ?? "?"))", isRetryable: retryable.contains(error.code))
+            throw TransportFailure(
+                "\(Self.describe(error.code)) (\(request.url.host ?? "?"))", isRetryable: retryable.contains(error.code)
+            )
         } catch {
             throw TransportFailure("request failed: \(type(of: error))", isRetryable: false)
         }

@@ -11,7 +11,10 @@ public struct PaymentResource: Sendable, Equatable {
     /// The resource's path relative to the API base URL.
     public var uri: String?
 
-    public init(accountSID: AccountSID?, callSID: CallSID?, sid: PaymentSID, dateCreated: Date?, dateUpdated: Date?, uri: String?) {
+    public init(
+        accountSID: AccountSID?, callSID: CallSID?, sid: PaymentSID, dateCreated: Date?, dateUpdated: Date?,
+        uri: String?
+    ) {
         self.accountSID = accountSID
         self.callSID = callSID
         self.sid = sid
@@ -32,7 +35,9 @@ public struct PaymentResource: Sendable, Equatable {
 
     /// From Twilio's JSON; the payment SID is required and validated.
     init(_ wire: Wire, status: Int) throws(TwilioError) {
-        guard let sidText = wire.sid else { throw .invalidResponse(status: status, detail: "the payment resource has no sid") }
+        guard let sidText = wire.sid else {
+            throw .invalidResponse(status: status, detail: "the payment resource has no sid")
+        }
         do {
             sid = try PaymentSID(validating: sidText)
         } catch {

@@ -8,8 +8,11 @@ public enum CallbackRefusal: Error, Sendable, Equatable, CustomStringConvertible
     public var description: String {
         switch self {
         case .finishingWithoutIdentity(let missing):
-            let names = missing.count == 1 ? missing[0] : missing.dropLast().joined(separator: ", ") + " and " + (missing.last ?? "")
-            return "a callback with a Result finishes the payment session, so it must carry AccountSid, CallSid and Sid as Twilio "
+            let names =
+                missing.count == 1
+                ? missing[0] : missing.dropLast().joined(separator: ", ") + " and " + (missing.last ?? "")
+            return
+                "a callback with a Result finishes the payment session, so it must carry AccountSid, CallSid and Sid as Twilio "
                 + "sends them; \(names) \(missing.count == 1 ? "is" : "are") missing or malformed"
         }
     }

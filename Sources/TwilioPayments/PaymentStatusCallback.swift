@@ -9,9 +9,14 @@ public enum PaymentErrorType: Sendable, Hashable, RawRepresentable {
     case other(String)
 
     /// Every documented value.
-    public static let documented: [PaymentErrorType] = [.inputTimeout, .invalidCardNumber, .invalidCardType, .invalidDate, .invalidSecurityCode, .invalidPostalCode, .invalidBankRoutingNumber, .invalidBankAccountNumber, .invalidBankAccountType, .invalidCardNumberSecurityCodeCaptureSequence, .inputMatchingFailed, .sessionInProgress, .internalError]
+    public static let documented: [PaymentErrorType] = [
+        .inputTimeout, .invalidCardNumber, .invalidCardType, .invalidDate, .invalidSecurityCode, .invalidPostalCode,
+        .invalidBankRoutingNumber, .invalidBankAccountNumber, .invalidBankAccountType,
+        .invalidCardNumberSecurityCodeCaptureSequence, .inputMatchingFailed, .sessionInProgress, .internalError,
+    ]
 
-    private static let byName: [String: PaymentErrorType] = Dictionary(uniqueKeysWithValues: documented.map { (TwilioName.normalized($0.rawValue), $0) })
+    private static let byName: [String: PaymentErrorType] = Dictionary(
+        uniqueKeysWithValues: documented.map { (TwilioName.normalized($0.rawValue), $0) })
 
     /// The documented value however it is spelled (`invalid-card-number`, `InvalidCardNumber`,
     /// `invalid_card_number`); anything else is kept verbatim as ``other(_:)``.
@@ -42,14 +47,19 @@ public enum PaymentErrorType: Sendable, Hashable, RawRepresentable {
 
 /// How a session ended, as a callback's `Result` reports it.
 public enum PaymentResult: Sendable, Hashable, RawRepresentable {
-    case success, paymentConnectorError, callerInterruptedWithStar, callerHungUp, validationError, tooManyFailedAttempts, internalError
+    case success, paymentConnectorError, callerInterruptedWithStar, callerHungUp, validationError,
+        tooManyFailedAttempts, internalError
     /// A value this library does not know, kept verbatim.
     case other(String)
 
     /// Every documented value.
-    public static let documented: [PaymentResult] = [.success, .paymentConnectorError, .callerInterruptedWithStar, .callerHungUp, .validationError, .tooManyFailedAttempts, .internalError]
+    public static let documented: [PaymentResult] = [
+        .success, .paymentConnectorError, .callerInterruptedWithStar, .callerHungUp, .validationError,
+        .tooManyFailedAttempts, .internalError,
+    ]
 
-    private static let byName: [String: PaymentResult] = Dictionary(uniqueKeysWithValues: documented.map { (TwilioName.normalized($0.rawValue), $0) })
+    private static let byName: [String: PaymentResult] = Dictionary(
+        uniqueKeysWithValues: documented.map { (TwilioName.normalized($0.rawValue), $0) })
 
     /// The documented value however it is spelled; anything else is kept verbatim as ``other(_:)``.
     public init(rawValue: String) {
@@ -122,9 +132,12 @@ public struct PaymentStatusCallback: Sendable, Equatable {
 
     static let knownNames: Set<String> = [
         "AccountSid", "CallSid", "Sid", "DateCreated", "DateUpdated", "PaymentConnector", "PaymentMethod", "TokenType",
-        "ChargeAmount", "Currency", "BankAccountType", "Capture", "PartialResult", "Required", "ErrorType", "PaymentCardNumber",
-        "PaymentCardType", "ExpirationDate", "SecurityCode", "PaymentCardPostalCode", "BankAccountNumber", "BankRoutingNumber",
-        "Result", "PaymentConfirmationCode", "PaymentToken", "ProfileId", "PaymentError", "PayErrorCode", "ConnectorError",
+        "ChargeAmount", "Currency", "BankAccountType", "Capture", "PartialResult", "Required", "ErrorType",
+        "PaymentCardNumber",
+        "PaymentCardType", "ExpirationDate", "SecurityCode", "PaymentCardPostalCode", "BankAccountNumber",
+        "BankRoutingNumber",
+        "Result", "PaymentConfirmationCode", "PaymentToken", "ProfileId", "PaymentError", "PayErrorCode",
+        "ConnectorError",
     ]
 
     /// Parses the form fields of a callback. For a repeated name the last value wins, except
@@ -155,7 +168,9 @@ public struct PaymentStatusCallback: Sendable, Equatable {
         unrecognizedCapture = capture == nil ? text("Capture") : nil
         partialResult = text("PartialResult").flatMap(Self.parseBool)
         hasRequired = !requiredValues.isEmpty
-        requiredRaw = requiredValues.flatMap { $0.split(whereSeparator: { $0 == "," || $0 == ";" || $0.isWhitespace }).map(String.init) }
+        requiredRaw = requiredValues.flatMap {
+            $0.split(whereSeparator: { $0 == "," || $0 == ";" || $0.isWhitespace }).map(String.init)
+        }
         var items: [PaymentItem] = []
         var unrecognized: [String] = []
         for token in requiredRaw {
@@ -191,7 +206,9 @@ public struct PaymentStatusCallback: Sendable, Equatable {
     public var unrecognizedValues: [String] {
         var notes: [String] = []
         if let unrecognizedCapture { notes.append("Capture=\(unrecognizedCapture)") }
-        if !unrecognizedRequired.isEmpty { notes.append("Required tokens \(unrecognizedRequired.joined(separator: ","))") }
+        if !unrecognizedRequired.isEmpty {
+            notes.append("Required tokens \(unrecognizedRequired.joined(separator: ","))")
+        }
         if case .other(let raw)? = errorType { notes.append("ErrorType=\(raw)") }
         if case .other(let raw)? = result { notes.append("Result=\(raw)") }
         return notes

@@ -46,7 +46,8 @@ public enum PaymentItem: String, Sendable, CaseIterable, Codable, Comparable {
 }
 
 extension PaymentItem {
-    private static let order: [PaymentItem: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+    private static let order: [PaymentItem: Int] = Dictionary(
+        uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
 
     /// The order in which a caller is asked for items (the declaration's): each matcher right
     /// after its item.
@@ -78,15 +79,20 @@ extension PaymentItem {
     public var matcher: PaymentItem? { isMatcher ? nil : PaymentItem(rawValue: rawValue + "-matcher") }
 
     /// The item this one confirms (itself for a first entry).
-    public var base: PaymentItem { isMatcher ? PaymentItem(rawValue: String(rawValue.dropLast("-matcher".count))) ?? self : self }
+    public var base: PaymentItem {
+        isMatcher ? PaymentItem(rawValue: String(rawValue.dropLast("-matcher".count))) ?? self : self
+    }
 }
 
 /// How names from Twilio are compared: case, hyphens, underscores and spaces do not matter.
 public enum TwilioName {
     /// `Payment-Card_Number` → `paymentcardnumber`.
     public static func normalized(_ name: String) -> String {
-        String(String.UnicodeScalarView(name.unicodeScalars.filter { $0.properties.isAlphabetic || $0.properties.numericType != nil }))
-            .lowercased()
+        String(
+            String.UnicodeScalarView(
+                name.unicodeScalars.filter { $0.properties.isAlphabetic || $0.properties.numericType != nil })
+        )
+        .lowercased()
     }
 }
 
@@ -134,10 +140,13 @@ public struct PaymentSessionOptions: Sendable, Equatable {
     public var requireMatchingInputs: [MatchableInput]?
 
     public init(
-        chargeAmount: String? = nil, currency: String? = nil, description: String? = nil, paymentConnector: String? = nil,
-        paymentMethod: PaymentMethod? = nil, tokenType: TokenType? = nil, securityCode: Bool? = nil, postalCode: Bool? = nil,
+        chargeAmount: String? = nil, currency: String? = nil, description: String? = nil,
+        paymentConnector: String? = nil,
+        paymentMethod: PaymentMethod? = nil, tokenType: TokenType? = nil, securityCode: Bool? = nil,
+        postalCode: Bool? = nil,
         minPostalCodeLength: Int? = nil, validCardTypes: [CardType]? = nil, timeout: Int? = nil,
-        bankAccountType: BankAccountType? = nil, parameters: [String: ConnectorParameter]? = nil, confirmation: Bool? = nil,
+        bankAccountType: BankAccountType? = nil, parameters: [String: ConnectorParameter]? = nil,
+        confirmation: Bool? = nil,
         requireMatchingInputs: [MatchableInput]? = nil, input: String? = nil
     ) {
         self.input = input
@@ -163,11 +172,17 @@ public struct PaymentSessionOptions: Sendable, Equatable {
         var problems: [String] = []
         if let amount = chargeAmount {
             let parts = amount.split(separator: ".", omittingEmptySubsequences: false)
-            let wellFormed = !amount.isEmpty && parts.count <= 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+            let wellFormed =
+                !amount.isEmpty && parts.count <= 2
+                && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
             if !wellFormed {
                 problems.append("chargeAmount must be a decimal number such as 9.99, got \"\(amount)\"")
-            } else if let value = Decimal(string: amount, locale: Locale(identifier: "en_US_POSIX")), !(value >= 0 && value < 1_000_000) {
-                problems.append("chargeAmount must be at least 0 (0 tokenizes only) and less than 1,000,000 (error 64003), got \(amount)")
+            } else if let value = Decimal(string: amount, locale: Locale(identifier: "en_US_POSIX")),
+                !(value >= 0 && value < 1_000_000)
+            {
+                problems.append(
+                    "chargeAmount must be at least 0 (0 tokenizes only) and less than 1,000,000 (error 64003), got \(amount)"
+                )
             }
         }
         if let currency, !(currency.utf8.count == 3 && currency.allSatisfy { $0.isASCII && $0.isLetter }) {
@@ -226,7 +241,8 @@ public struct PaymentSessionOptions: Sendable, Equatable {
     /// Whether an amount is charged: `chargeAmount` is present and greater than zero (Twilio
     /// treats an absent or zero amount as tokenize only).
     public var isCharge: Bool {
-        guard let chargeAmount, let value = Decimal(string: chargeAmount, locale: Locale(identifier: "en_US_POSIX")) else { return false }
+        guard let chargeAmount, let value = Decimal(string: chargeAmount, locale: Locale(identifier: "en_US_POSIX"))
+        else { return false }
         return value > 0
     }
 
@@ -239,7 +255,9 @@ public struct PaymentSessionOptions: Sendable, Equatable {
 
     /// A JSON string literal.
     static func quoted(_ text: String) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes])) ?? Data("\"\"".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes]))
+            ?? Data("\"\"".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 }

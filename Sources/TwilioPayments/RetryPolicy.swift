@@ -14,8 +14,10 @@ public struct RetryPolicy: Sendable, Equatable {
     /// The longest a whole operation may take, retries and waits included.
     public var totalBudget: Duration
 
-    public init(maximumAttempts: Int = 4, initialDelay: Duration = .milliseconds(200), maximumDelay: Duration = .seconds(3),
-                totalBudget: Duration = .seconds(20)) {
+    public init(
+        maximumAttempts: Int = 4, initialDelay: Duration = .milliseconds(200), maximumDelay: Duration = .seconds(3),
+        totalBudget: Duration = .seconds(20)
+    ) {
         self.maximumAttempts = max(1, maximumAttempts)
         self.initialDelay = initialDelay
         self.maximumDelay = maximumDelay
@@ -42,13 +44,16 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// The wait before attempt `attempt + 1` (attempt counts from 1): a random duration up to
     /// the exponential ceiling, or `Retry-After` seconds when the server named a wait.
-    public func delay(afterAttempt attempt: Int, retryAfterSeconds: Double? = nil,
-                      using generator: inout some RandomNumberGenerator) -> Duration {
+    public func delay(
+        afterAttempt attempt: Int, retryAfterSeconds: Double? = nil,
+        using generator: inout some RandomNumberGenerator
+    ) -> Duration {
         if let retryAfterSeconds, retryAfterSeconds >= 0 {
             return min(maximumDelay, .milliseconds(Int64(retryAfterSeconds * 1000)))
         }
         let ceiling = min(maximumDelay, initialDelay * Int(1 << min(attempt - 1, 20)))
-        let ceilingNanoseconds = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
+        let ceilingNanoseconds =
+            ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
         guard ceilingNanoseconds > 0 else { return .zero }
         return .nanoseconds(Int64.random(in: 0...ceilingNanoseconds, using: &generator))
     }

@@ -24,7 +24,9 @@ extension TwilioSID {
     /// Validates `text`, explaining exactly what is wrong with a bad value.
     public init(validating text: String) throws(SIDError) {
         if let problem = Self.problem(with: text) {
-            throw SIDError(kind: Self.kind, description: "invalid \(Self.kind): expected \(Self.prefix) followed by 32 hex digits, \(problem)")
+            throw SIDError(
+                kind: Self.kind,
+                description: "invalid \(Self.kind): expected \(Self.prefix) followed by 32 hex digits, \(problem)")
         }
         self.init(validated: text)
     }

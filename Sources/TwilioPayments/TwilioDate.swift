@@ -15,8 +15,10 @@ public enum TwilioDate {
     public static func parseRFC2822(_ text: String) -> Date? {
         var tokens = text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
         if let first = tokens.first, first.first?.isLetter == true { tokens.removeFirst() }
-        guard tokens.count == 5, let day = Int(tokens[0]), let monthIndex = months.firstIndex(of: tokens[1].lowercased()),
-              let year = Int(tokens[2]) else { return nil }
+        guard tokens.count == 5, let day = Int(tokens[0]),
+            let monthIndex = months.firstIndex(of: tokens[1].lowercased()),
+            let year = Int(tokens[2])
+        else { return nil }
         let time = tokens[3].split(separator: ":").compactMap { Int($0) }
         guard time.count == 2 || time.count == 3 else { return nil }
         let offsetSeconds: Int
@@ -25,19 +27,22 @@ public enum TwilioDate {
         default:
             let zone = tokens[4]
             guard zone.count == 5, let sign = zone.first, sign == "+" || sign == "-",
-                  let hours = Int(zone.dropFirst().prefix(2)), let minutes = Int(zone.suffix(2)) else { return nil }
+                let hours = Int(zone.dropFirst().prefix(2)), let minutes = Int(zone.suffix(2))
+            else { return nil }
             offsetSeconds = (sign == "-" ? -1 : 1) * (hours * 3600 + minutes * 60)
         }
-        return make(year: year, month: monthIndex + 1, day: day, hour: time[0], minute: time[1],
-                    second: time.count == 3 ? time[2] : 0, fraction: 0, offset: offsetSeconds)
+        return make(
+            year: year, month: monthIndex + 1, day: day, hour: time[0], minute: time[1],
+            second: time.count == 3 ? time[2] : 0, fraction: 0, offset: offsetSeconds)
     }
 
     /// `YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)`.
     public static func parseISO8601(_ text: String) -> Date? {
         let chars = Array(text.utf8)
         guard chars.count >= 20, chars[4] == UInt8(ascii: "-"), chars[7] == UInt8(ascii: "-"),
-              chars[10] == UInt8(ascii: "T") || chars[10] == UInt8(ascii: "t"), chars[13] == UInt8(ascii: ":"),
-              chars[16] == UInt8(ascii: ":") else { return nil }
+            chars[10] == UInt8(ascii: "T") || chars[10] == UInt8(ascii: "t"), chars[13] == UInt8(ascii: ":"),
+            chars[16] == UInt8(ascii: ":")
+        else { return nil }
         func number(_ range: Range<Int>) -> Int? {
             var value = 0
             for index in range {
@@ -48,7 +53,8 @@ public enum TwilioDate {
             return value
         }
         guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-              let minute = number(14..<16), let second = number(17..<19) else { return nil }
+            let minute = number(14..<16), let second = number(17..<19)
+        else { return nil }
         var index = 19
         var fraction = 0.0
         if index < chars.count, chars[index] == UInt8(ascii: ".") {
@@ -68,17 +74,23 @@ public enum TwilioDate {
             guard index + 1 == chars.count else { return nil }
         } else {
             guard chars.count - index == 6, chars[index + 3] == UInt8(ascii: ":"),
-                  let hours = number(index + 1..<index + 3), let minutes = number(index + 4..<index + 6) else { return nil }
+                let hours = number(index + 1..<index + 3), let minutes = number(index + 4..<index + 6)
+            else { return nil }
             let sign = chars[index] == UInt8(ascii: "-") ? -1 : 1
             guard chars[index] == UInt8(ascii: "+") || chars[index] == UInt8(ascii: "-") else { return nil }
             offset = sign * (hours * 3600 + minutes * 60)
         }
-        return make(year: year, month: month, day: day, hour: hour, minute: minute, second: second, fraction: fraction, offset: offset)
+        return make(
+            year: year, month: month, day: day, hour: hour, minute: minute, second: second, fraction: fraction,
+            offset: offset)
     }
 
-    private static func make(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, fraction: Double, offset: Int) -> Date? {
+    private static func make(
+        year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, fraction: Double, offset: Int
+    ) -> Date? {
         guard (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute),
-              (0...60).contains(second) else { return nil }
+            (0...60).contains(second)
+        else { return nil }
         // Days from the civil date (Howard Hinnant's algorithm), independent of time zones.
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400

@@ -48,7 +48,8 @@ public enum TwilioError: Error, Sendable, Equatable, CustomStringConvertible {
         case .api(let error): return error.description
         case .transport(let detail, let attempts):
             return "Could not reach Twilio after \(attempts) attempt\(attempts == 1 ? "" : "s"): \(detail)"
-        case .invalidResponse(let status, let detail): return "Unexpected answer from Twilio (HTTP \(status)): \(detail)"
+        case .invalidResponse(let status, let detail):
+            return "Unexpected answer from Twilio (HTTP \(status)): \(detail)"
         case .invalidRequest(let problems): return "Invalid payment request: " + problems.joined(separator: "; ")
         }
     }
@@ -71,33 +72,80 @@ public enum TwilioErrorCatalog {
     public static let callGoneCodes: Set<Int> = [21220]
 
     public static let entries: [Int: Entry] = [
-        20003: Entry(meaning: "authentication failed", remedy: "check the Account SID, API key SID and API secret; the key must belong to the account and not be revoked"),
-        20404: Entry(meaning: "the resource was not found", remedy: "check the call SID and payment SID; the call may have ended or belong to another account"),
-        20429: Entry(meaning: "too many requests", remedy: "slow down; the request was not processed and is safe to retry"),
-        21220: Entry(meaning: "the call is not in progress (it has ended)", remedy: "the payment cannot continue on this call; if the caller calls back, start a new session on the new call"),
-        64001: Entry(meaning: "the Pay Connector is misconfigured", remedy: "check the connector's settings in the Twilio Console"),
+        20003: Entry(
+            meaning: "authentication failed",
+            remedy:
+                "check the Account SID, API key SID and API secret; the key must belong to the account and not be revoked"
+        ),
+        20404: Entry(
+            meaning: "the resource was not found",
+            remedy: "check the call SID and payment SID; the call may have ended or belong to another account"),
+        20429: Entry(
+            meaning: "too many requests", remedy: "slow down; the request was not processed and is safe to retry"),
+        21220: Entry(
+            meaning: "the call is not in progress (it has ended)",
+            remedy:
+                "the payment cannot continue on this call; if the caller calls back, start a new session on the new call"
+        ),
+        64001: Entry(
+            meaning: "the Pay Connector is misconfigured",
+            remedy: "check the connector's settings in the Twilio Console"),
         64002: Entry(meaning: "the payment service is temporarily unavailable", remedy: "retry shortly"),
         64003: Entry(meaning: "the charge amount is invalid", remedy: "use a positive decimal amount below 1,000,000"),
-        64004: Entry(meaning: "the PaymentConnector name is invalid", remedy: "use the unique name of a Pay Connector installed on the account"),
-        64005: Entry(meaning: "this connector cannot tokenize", remedy: "send a chargeAmount, or use a connector that supports tokenization"),
-        64006: Entry(meaning: "the token type is not supported by this connector", remedy: "choose another tokenType (payment-method is Stripe only)"),
-        64007: Entry(meaning: "this connector cannot charge", remedy: "tokenize instead (no chargeAmount), or use a connector that supports charges"),
-        64008: Entry(meaning: "the payment gateway rejected the charge", remedy: "tell the caller the payment was declined and offer another card"),
-        64009: Entry(meaning: "Twilio is no longer authorized at the payment gateway", remedy: "re-authorize the connector in the Twilio Console"),
-        64010: Entry(meaning: "the payment gateway rejected the token", remedy: "capture the card again in a new session"),
-        64011: Entry(meaning: "the currency is not supported", remedy: "use a currency the connector and gateway accept"),
-        64012: Entry(meaning: "the payment gateway rejected the card", remedy: "tell the caller the card was declined and offer to try another card"),
-        64013: Entry(meaning: "the payment method is not supported", remedy: "use credit-card or ach-debit as the connector allows"),
-        64014: Entry(meaning: "ACH needs the AVSName parameter", remedy: "pass the account holder's name in the connector parameters"),
+        64004: Entry(
+            meaning: "the PaymentConnector name is invalid",
+            remedy: "use the unique name of a Pay Connector installed on the account"),
+        64005: Entry(
+            meaning: "this connector cannot tokenize",
+            remedy: "send a chargeAmount, or use a connector that supports tokenization"),
+        64006: Entry(
+            meaning: "the token type is not supported by this connector",
+            remedy: "choose another tokenType (payment-method is Stripe only)"),
+        64007: Entry(
+            meaning: "this connector cannot charge",
+            remedy: "tokenize instead (no chargeAmount), or use a connector that supports charges"),
+        64008: Entry(
+            meaning: "the payment gateway rejected the charge",
+            remedy: "tell the caller the payment was declined and offer another card"),
+        64009: Entry(
+            meaning: "Twilio is no longer authorized at the payment gateway",
+            remedy: "re-authorize the connector in the Twilio Console"),
+        64010: Entry(
+            meaning: "the payment gateway rejected the token", remedy: "capture the card again in a new session"),
+        64011: Entry(
+            meaning: "the currency is not supported", remedy: "use a currency the connector and gateway accept"),
+        64012: Entry(
+            meaning: "the payment gateway rejected the card",
+            remedy: "tell the caller the card was declined and offer to try another card"),
+        64013: Entry(
+            meaning: "the payment method is not supported",
+            remedy: "use credit-card or ach-debit as the connector allows"),
+        64014: Entry(
+            meaning: "ACH needs the AVSName parameter",
+            remedy: "pass the account holder's name in the connector parameters"),
         64015: Entry(meaning: "a connector parameter is missing", remedy: "pass the parameters the connector requires"),
         64016: Entry(meaning: "the action or callback URL is invalid", remedy: "use an absolute https URL"),
-        64017: Entry(meaning: "BankAccountType was sent with a card payment", remedy: "send BankAccountType only with ach-debit"),
-        64018: Entry(meaning: "an update must carry exactly one of Capture or Status", remedy: "send either a Capture item or a Status, not both or neither"),
-        64019: Entry(meaning: "required payment information is incomplete", remedy: "capture every required item before completing"),
-        64020: Entry(meaning: "a parameter has an invalid value", remedy: "check the request's values against the API reference"),
-        64021: Entry(meaning: "a payment session is already running on this call", remedy: "complete or cancel the running session before starting another"),
-        64022: Entry(meaning: "the card is not a valid test card (connector in TEST mode)", remedy: "use one of the documented test card numbers, or switch the connector to LIVE"),
-        64023: Entry(meaning: "the bank account is not a valid test account (connector in TEST mode)", remedy: "use test account 12345678 or 123456789"),
-        64024: Entry(meaning: "the connector is not approved for LIVE mode", remedy: "complete the connector's LIVE approval, or use TEST mode"),
+        64017: Entry(
+            meaning: "BankAccountType was sent with a card payment", remedy: "send BankAccountType only with ach-debit"),
+        64018: Entry(
+            meaning: "an update must carry exactly one of Capture or Status",
+            remedy: "send either a Capture item or a Status, not both or neither"),
+        64019: Entry(
+            meaning: "required payment information is incomplete",
+            remedy: "capture every required item before completing"),
+        64020: Entry(
+            meaning: "a parameter has an invalid value", remedy: "check the request's values against the API reference"),
+        64021: Entry(
+            meaning: "a payment session is already running on this call",
+            remedy: "complete or cancel the running session before starting another"),
+        64022: Entry(
+            meaning: "the card is not a valid test card (connector in TEST mode)",
+            remedy: "use one of the documented test card numbers, or switch the connector to LIVE"),
+        64023: Entry(
+            meaning: "the bank account is not a valid test account (connector in TEST mode)",
+            remedy: "use test account 12345678 or 123456789"),
+        64024: Entry(
+            meaning: "the connector is not approved for LIVE mode",
+            remedy: "complete the connector's LIVE approval, or use TEST mode"),
     ]
 }

@@ -7,11 +7,15 @@ public import Foundation
 /// every retry of it, so Twilio never performs it twice.
 public protocol TwilioPaymentsAPI: Sendable {
     /// Starts a payment session on a call (`POST …/Calls/{CallSid}/Payments.json`, 201).
-    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
-                       statusCallback: String) async throws(TwilioError) -> PaymentResource
+    func createPayment(
+        callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
+        statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource
     /// Captures an item, completes or cancels (`POST …/Payments/{Sid}.json`, 202).
-    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
-                       statusCallback: String) async throws(TwilioError) -> PaymentResource
+    func updatePayment(
+        callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
+        statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource
     /// Fetches a call, to learn whether it is still in progress (`GET …/Calls/{CallSid}.json`).
     func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource
 }
@@ -45,15 +49,19 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
 
         public var description: String {
             switch self {
-            case .invalidBaseURL(let url): return "the Twilio API base URL must be an absolute http(s) URL, got \"\(url)\""
+            case .invalidBaseURL(let url):
+                return "the Twilio API base URL must be an absolute http(s) URL, got \"\(url)\""
             }
         }
     }
 
-    public init(credentials: TwilioCredentials, baseURL: URL = TwilioPaymentsClient.defaultBaseURL,
-                retryPolicy: RetryPolicy = RetryPolicy(), requestTimeout: Duration = .seconds(15),
-                transport: any HTTPTransport = URLSessionTransport()) throws(ConfigurationError) {
-        guard let scheme = baseURL.scheme?.lowercased(), scheme == "https" || scheme == "http", baseURL.host != nil else {
+    public init(
+        credentials: TwilioCredentials, baseURL: URL = TwilioPaymentsClient.defaultBaseURL,
+        retryPolicy: RetryPolicy = RetryPolicy(), requestTimeout: Duration = .seconds(15),
+        transport: any HTTPTransport = URLSessionTransport()
+    ) throws(ConfigurationError) {
+        guard let scheme = baseURL.scheme?.lowercased(), scheme == "https" || scheme == "http", baseURL.host != nil
+        else {
             throw .invalidBaseURL(baseURL.absoluteString)
         }
         self.credentials = credentials
@@ -72,8 +80,10 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
 
     // MARK: Operations
 
-    public func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
-                              statusCallback: String) async throws(TwilioError) -> PaymentResource {
+    public func createPayment(
+        callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
+        statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource {
         var problems = options.validate()
         problems += Self.checkCommon(idempotencyKey: idempotencyKey, statusCallback: statusCallback)
         if !problems.isEmpty { throw .invalidRequest(problems) }
@@ -82,12 +92,15 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         return try PaymentResource(try Self.decode(PaymentResource.Wire.self, from: response), status: response.status)
     }
 
-    public func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
-                              statusCallback: String) async throws(TwilioError) -> PaymentResource {
+    public func updatePayment(
+        callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
+        statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource {
         let problems = Self.checkCommon(idempotencyKey: idempotencyKey, statusCallback: statusCallback)
         if !problems.isEmpty { throw .invalidRequest(problems) }
         let fields = [("IdempotencyKey", idempotencyKey), ("StatusCallback", statusCallback)] + update.formFields()
-        let response = try await perform(method: "POST", path: "Calls/\(callSID)/Payments/\(paymentSID).json", form: fields)
+        let response = try await perform(
+            method: "POST", path: "Calls/\(callSID)/Payments/\(paymentSID).json", form: fields)
         return try PaymentResource(try Self.decode(PaymentResource.Wire.self, from: response), status: response.status)
     }
 
@@ -97,7 +110,9 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         guard let sid = call.sid.flatMap(CallSID.init) else {
             throw .invalidResponse(status: response.status, detail: "the call resource has no valid sid")
         }
-        return CallResource(sid: sid, rawStatus: call.status, parentCallSID: call.parent_call_sid.flatMap(CallSID.init), direction: call.direction)
+        return CallResource(
+            sid: sid, rawStatus: call.status, parentCallSID: call.parent_call_sid.flatMap(CallSID.init),
+            direction: call.direction)
     }
 
     // MARK: Plumbing
@@ -106,8 +121,10 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         var problems: [String] = []
         if idempotencyKey.isEmpty { problems.append("an idempotency key is required") }
         if idempotencyKey.utf8.count > 128 { problems.append("the idempotency key is longer than 128 characters") }
-        if let url = URL(string: statusCallback), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
-           url.host != nil {
+        if let url = URL(string: statusCallback), let scheme = url.scheme?.lowercased(),
+            scheme == "https" || scheme == "http",
+            url.host != nil
+        {
             // An absolute http(s) URL, as Twilio requires.
         } else {
             problems.append("the status callback must be an absolute http(s) URL")
@@ -117,9 +134,13 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
 
     /// Sends one logical operation, retrying what is worth retrying with the same body (and so
     /// the same idempotency key) within the policy's attempt and time budget.
-    private func perform(method: String, path: String, form: [(String, String)]?) async throws(TwilioError) -> HTTPResponse {
+    private func perform(
+        method: String, path: String, form: [(String, String)]?
+    ) async throws(TwilioError) -> HTTPResponse {
         let url = baseURL.appendingPathComponent("2010-04-01/Accounts/\(credentials.accountSID)/\(path)")
-        var headers = [("Authorization", authorization), ("Accept", "application/json"), ("User-Agent", "agent-payments/0.1")]
+        var headers = [
+            ("Authorization", authorization), ("Accept", "application/json"), ("User-Agent", "agent-payments/0.1"),
+        ]
         var body: Data?
         if let form {
             headers.append(("Content-Type", "application/x-www-form-urlencoded"))
@@ -156,7 +177,8 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
             guard clock.now + wait < deadline else {
                 switch outcome {
                 case .success(let response): throw .api(Self.apiError(from: response))
-                case .failure(let failure): throw .transport(failure.description + " (retry budget spent)", attempts: attempt)
+                case .failure(let failure):
+                    throw .transport(failure.description + " (retry budget spent)", attempts: attempt)
                 }
             }
             do {
@@ -193,7 +215,9 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            code = (try? container.decodeIfPresent(Int.self, forKey: .code)) ?? (try? container.decodeIfPresent(String.self, forKey: .code)).flatMap { $0.flatMap(Int.init) }
+            code =
+                (try? container.decodeIfPresent(Int.self, forKey: .code))
+                ?? (try? container.decodeIfPresent(String.self, forKey: .code)).flatMap { $0.flatMap(Int.init) }
             message = try? container.decodeIfPresent(String.self, forKey: .message)
             more_info = try? container.decodeIfPresent(String.self, forKey: .more_info)
             status = try? container.decodeIfPresent(Int.self, forKey: .status)
@@ -211,7 +235,9 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         let message = body?.message ?? body?.detail ?? body?.title ?? HTTPStatusText.reason(response.status)
         let moreInfo = body?.more_info ?? body?.type.flatMap { $0 == "about:blank" ? nil : $0 }
         let status = body?.status ?? response.status
-        return TwilioAPIError(httpStatus: status, code: code ?? (response.status == 429 ? 20429 : nil), message: message, moreInfo: moreInfo)
+        return TwilioAPIError(
+            httpStatus: status, code: code ?? (response.status == 429 ? 20429 : nil), message: message,
+            moreInfo: moreInfo)
     }
 }
 

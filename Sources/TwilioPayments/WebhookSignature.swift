@@ -28,7 +28,9 @@ public struct WebhookSignature: Sendable {
         guard signature.utf8.count == 28 else { return false }
         let parameterBytes = Self.parameterBytes(parameters)
         // The URL exactly as received is by far the most common match; variants only after.
-        if Self.constantTimeEqual(Self.base64(mac(url: url, parameterBytes: parameterBytes)), signature.utf8) { return true }
+        if Self.constantTimeEqual(Self.base64(mac(url: url, parameterBytes: parameterBytes)), signature.utf8) {
+            return true
+        }
         for candidate in Self.urlVariants(url).dropFirst()
         where Self.constantTimeEqual(Self.base64(mac(url: candidate, parameterBytes: parameterBytes)), signature.utf8) {
             return true
@@ -81,8 +83,11 @@ public struct WebhookSignature: Sendable {
         for key in keys {
             let index = key.index
             if let previous, previous.high == key.high, previous.low == key.low,
-               compareBytes(parameters[previous.index].0, parameters[index].0) == 0,
-               compareBytes(parameters[previous.index].1, parameters[index].1) == 0 { continue }
+                compareBytes(parameters[previous.index].0, parameters[index].0) == 0,
+                compareBytes(parameters[previous.index].1, parameters[index].1) == 0
+            {
+                continue
+            }
             bytes += parameters[index].0.utf8
             bytes += parameters[index].1.utf8
             previous = key
@@ -132,7 +137,8 @@ public struct WebhookSignature: Sendable {
         return hmac.finalize()
     }
 
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Standard base64 with padding, without going through `Data`.
     static func base64(_ code: HashedAuthenticationCode<Insecure.SHA1>) -> [UInt8] {
@@ -142,14 +148,19 @@ public struct WebhookSignature: Sendable {
             var index = 0
             while index + 3 <= input.count {
                 let chunk = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
-                output += [alphabet[Int(chunk >> 18 & 63)], alphabet[Int(chunk >> 12 & 63)], alphabet[Int(chunk >> 6 & 63)], alphabet[Int(chunk & 63)]]
+                output += [
+                    alphabet[Int(chunk >> 18 & 63)], alphabet[Int(chunk >> 12 & 63)], alphabet[Int(chunk >> 6 & 63)],
+                    alphabet[Int(chunk & 63)],
+                ]
                 index += 3
             }
             let remaining = input.count - index
             if remaining > 0 {
                 let chunk = UInt32(input[index]) << 16 | (remaining == 2 ? UInt32(input[index + 1]) << 8 : 0)
                 output += [alphabet[Int(chunk >> 18 & 63)], alphabet[Int(chunk >> 12 & 63)]]
-                output += remaining == 2 ? [alphabet[Int(chunk >> 6 & 63)], UInt8(ascii: "=")] : [UInt8(ascii: "="), UInt8(ascii: "=")]
+                output +=
+                    remaining == 2
+                    ? [alphabet[Int(chunk >> 6 & 63)], UInt8(ascii: "=")] : [UInt8(ascii: "="), UInt8(ascii: "=")]
             }
             return output
         }
@@ -197,13 +208,15 @@ public struct WebhookSignature: Sendable {
             guard let schemeEnd = url.range(of: "://") else { return nil }
             scheme = String(url[..<schemeEnd.lowerBound]).lowercased()
             let authorityStart = schemeEnd.upperBound
-            let authorityEnd = url[authorityStart...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? url.endIndex
+            let authorityEnd =
+                url[authorityStart...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? url.endIndex
             let authority = url[authorityStart..<authorityEnd]
             rest = url[authorityEnd...]
             let hostStart = authority.lastIndex(of: "@").map { authority.index(after: $0) } ?? authority.startIndex
             if let colon = authority[hostStart...].lastIndex(of: ":"), !authority[colon...].contains("]"),
-               authority[authority.index(after: colon)...].allSatisfy(\.isASCII),
-               authority[authority.index(after: colon)...].allSatisfy(\.isNumber) {
+                authority[authority.index(after: colon)...].allSatisfy(\.isASCII),
+                authority[authority.index(after: colon)...].allSatisfy(\.isNumber)
+            {
                 beforePort = url[..<colon]
                 let digits = authority[authority.index(after: colon)...]
                 port = digits.isEmpty ? nil : String(digits)
@@ -235,7 +248,8 @@ public struct WebhookSignature: Sendable {
 public enum CallbackSecretHash {
     /// The path secret of session `id` under `key`: 32 hex digits.
     public static func secret(for id: String, key: Secret) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(id.utf8), using: SymmetricKey(data: Data(key.revealed.utf8)))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Data(id.utf8), using: SymmetricKey(data: Data(key.revealed.utf8)))
         return Hex.encode(mac.prefix(16))
     }
 

@@ -45,7 +45,8 @@ enum PaymentRules {
     /// `MMYY`, a real month, not in the past.
     static func isValidExpiry(_ text: String, now: Date) -> Bool {
         guard text.utf8.count == 4, isDigits(text), let month = Int(text.prefix(2)), let year = Int(text.suffix(2)),
-              (1...12).contains(month) else { return false }
+            (1...12).contains(month)
+        else { return false }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let components = calendar.dateComponents([.year, .month], from: now)
@@ -54,8 +55,10 @@ enum PaymentRules {
     }
 
     /// The error a complete entry earns, or `nil` when it is accepted.
-    static func error(for item: PaymentItem, value: String, acceptedCards: [String], cardNumber: String?, minPostalCodeLength: Int?,
-                      now: Date) -> PaymentErrorType? {
+    static func error(
+        for item: PaymentItem, value: String, acceptedCards: [String], cardNumber: String?, minPostalCodeLength: Int?,
+        now: Date
+    ) -> PaymentErrorType? {
         switch item {
         case .cardNumber, .cardNumberMatcher:
             guard (13...19).contains(value.utf8.count), passesLuhn(value) else { return .invalidCardNumber }
@@ -68,7 +71,8 @@ enum PaymentRules {
             return value.utf8.count == expected && isDigits(value) ? nil : .invalidSecurityCode
         case .postalCode, .postalCodeMatcher:
             let minimum = minPostalCodeLength ?? 3
-            return value.utf8.count >= minimum && value.utf8.count <= 10 && value.utf8.allSatisfy({ $0 < 128 }) ? nil : .invalidPostalCode
+            return value.utf8.count >= minimum && value.utf8.count <= 10 && value.utf8.allSatisfy({ $0 < 128 })
+                ? nil : .invalidPostalCode
         case .bankRoutingNumber:
             return isRoutingNumber(value) ? nil : .invalidBankRoutingNumber
         case .bankAccountNumber:
@@ -82,11 +86,13 @@ enum PaymentRules {
         let count = typed.utf8.count
         switch item {
         case .cardNumber, .cardNumberMatcher:
-            return final && count > 4 ? String(repeating: "x", count: count - 4) + typed.suffix(4) : String(repeating: "x", count: count)
+            return final && count > 4
+                ? String(repeating: "x", count: count - 4) + typed.suffix(4) : String(repeating: "x", count: count)
         case .securityCode, .securityCodeMatcher:
             return String(repeating: "x", count: count)
         case .bankAccountNumber:
-            return final && count > 2 ? String(repeating: "*", count: count - 2) + typed.suffix(2) : String(repeating: "*", count: count)
+            return final && count > 2
+                ? String(repeating: "*", count: count - 2) + typed.suffix(2) : String(repeating: "*", count: count)
         case .expirationDate, .expirationDateMatcher, .postalCode, .postalCodeMatcher, .bankRoutingNumber:
             return typed
         }

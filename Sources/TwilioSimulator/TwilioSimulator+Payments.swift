@@ -14,8 +14,10 @@ extension TwilioSimulator {
     ]
 
     private static let createFields: Set<String> = [
-        "IdempotencyKey", "StatusCallback", "BankAccountType", "ChargeAmount", "Currency", "Description", "Input", "MinPostalCodeLength",
-        "Parameter", "PaymentConnector", "PaymentMethod", "PostalCode", "SecurityCode", "Timeout", "TokenType", "ValidCardTypes",
+        "IdempotencyKey", "StatusCallback", "BankAccountType", "ChargeAmount", "Currency", "Description", "Input",
+        "MinPostalCodeLength",
+        "Parameter", "PaymentConnector", "PaymentMethod", "PostalCode", "SecurityCode", "Timeout", "TokenType",
+        "ValidCardTypes",
         "RequireMatchingInputs", "Confirmation",
     ]
 
@@ -71,7 +73,9 @@ extension TwilioSimulator {
         let callSID = CallSID(callText)!
         let now = Date()
         let (payment, created) = try state.withLock { state -> (PaymentSID, Payment) in
-            if state.calls[callSID] == nil, configuration.acceptsUnknownCalls { state.calls[callSID] = Call(sid: callSID, script: .default) }
+            if state.calls[callSID] == nil, configuration.acceptsUnknownCalls {
+                state.calls[callSID] = Call(sid: callSID, script: .default)
+            }
             guard let call = state.calls[callSID] else {
                 throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found")
             }
@@ -79,7 +83,9 @@ extension TwilioSimulator {
                 throw Failure(status: .badRequest, code: 21220, message: "Call is not in-progress")
             }
             if let active = call.activePayment, state.payments[active]?.finished == false {
-                throw Failure(status: .badRequest, code: 64021, message: "Invalid operation: a payment session is already in progress on this call")
+                throw Failure(
+                    status: .badRequest, code: 64021,
+                    message: "Invalid operation: a payment session is already in progress on this call")
             }
             state.nextNumber += 1
             let sid = makeSID(PaymentSID.self, state.nextNumber)
@@ -92,12 +98,16 @@ extension TwilioSimulator {
                 required.append(.expirationDate)
                 if form["PostalCode"] != "false" { required.append(.postalCode) }
                 // RequireMatchingInputs: each listed item is typed twice; the second entry is its `-matcher`.
-                let matched = Set((form["RequireMatchingInputs"] ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+                let matched = Set(
+                    (form["RequireMatchingInputs"] ?? "").split(separator: ",").map {
+                        String($0).trimmingCharacters(in: .whitespaces)
+                    })
                 required = required.flatMap { item in matched.contains(item.rawValue) ? [item, item.matcher!] : [item] }
             }
             let (stream, outbox) = AsyncStream<[(String, String)]>.makeStream()
-            let payment = Payment(sid: sid, callSID: callSID, statusCallback: form["StatusCallback"]!, options: form, required: required,
-                                  created: now, outbox: outbox)
+            let payment = Payment(
+                sid: sid, callSID: callSID, statusCallback: form["StatusCallback"]!, options: form, required: required,
+                created: now, outbox: outbox)
             state.payments[sid] = payment
             state.calls[callSID]?.activePayment = sid
             startDelivery(stream, to: payment.statusCallback)
@@ -108,7 +118,9 @@ extension TwilioSimulator {
         return (.created, resourceBody(payment, call: callSID, created: now, updated: now))
     }
 
-    func update(form pairs: [(String, String)], call callText: String, paymentText: String) throws -> (HTTPResponse.Status, String) {
+    func update(
+        form pairs: [(String, String)], call callText: String, paymentText: String
+    ) throws -> (HTTPResponse.Status, String) {
         let form = Dictionary(pairs, uniquingKeysWith: { _, last in last })
         try checkCommon(form)
         guard let sid = PaymentSID(paymentText) else {
@@ -117,7 +129,8 @@ extension TwilioSimulator {
         let capture = form["Capture"].flatMap(PaymentItem.init(rawValue:))
         let status = form["Status"].flatMap(PaymentSessionStatus.init(rawValue:))
         guard (capture == nil) != (status == nil) else {
-            throw Failure(status: .badRequest, code: 64018, message: "Exactly one of Capture or Status must be provided")
+            throw Failure(
+                status: .badRequest, code: 64018, message: "Exactly one of Capture or Status must be provided")
         }
         let callSID = CallSID(callText)!
         let now = Date()
@@ -129,14 +142,17 @@ extension TwilioSimulator {
                 throw Failure(status: .badRequest, code: 21220, message: "Call is not in-progress")
             }
             guard !payment.finished else {
-                throw Failure(status: .badRequest, code: 64020, message: "The payment session has ended; start a new one")
+                throw Failure(
+                    status: .badRequest, code: 64020, message: "The payment session has ended; start a new one")
             }
             payment.statusCallback = form["StatusCallback"]!
             if status == .complete {
                 let missing = payment.required.filter { payment.typed[$0] == nil }
                 if !missing.isEmpty {
-                    throw Failure(status: .badRequest, code: 64019, message: "Required payment information is incomplete: "
-                        + missing.map(\.rawValue).joined(separator: ", "))
+                    throw Failure(
+                        status: .badRequest, code: 64019,
+                        message: "Required payment information is incomplete: "
+                            + missing.map(\.rawValue).joined(separator: ", "))
                 }
             }
             if status != nil {
@@ -152,7 +168,9 @@ extension TwilioSimulator {
             // Twilio calls back "whenever the update request is made": the item, what is still
             // required, and no value yet.
             var fields = commonFields(payment, at: now) + [("Capture", item.rawValue)]
-            if configuration.callbackShape.captureTimePartialResult == .true { fields.append(("PartialResult", "true")) }
+            if configuration.callbackShape.captureTimePartialResult == .true {
+                fields.append(("PartialResult", "true"))
+            }
             enqueue(payment.sid, fields + remainingRequired(payment.sid))
             startTyping(item, payment: payment)
         case (_, .complete?):
@@ -171,10 +189,12 @@ extension TwilioSimulator {
 
     func commonFields(_ payment: Payment, at date: Date) -> [(String, String)] {
         var fields: [(String, String)] = [
-            ("AccountSid", configuration.credentials.accountSID.rawValue), ("CallSid", payment.callSID.rawValue), ("Sid", payment.sid.rawValue),
+            ("AccountSid", configuration.credentials.accountSID.rawValue), ("CallSid", payment.callSID.rawValue),
+            ("Sid", payment.sid.rawValue),
             ("DateCreated", Self.iso8601(payment.created)), ("DateUpdated", Self.iso8601(date)),
             ("PaymentConnector", payment.options["PaymentConnector"] ?? "Default"),
-            ("PaymentMethod", payment.options["PaymentMethod"] ?? "credit-card"), ("TokenType", payment.options["TokenType"] ?? "reusable"),
+            ("PaymentMethod", payment.options["PaymentMethod"] ?? "credit-card"),
+            ("TokenType", payment.options["TokenType"] ?? "reusable"),
         ]
         if let amount = payment.options["ChargeAmount"] { fields.append(("ChargeAmount", amount)) }
         if let type = payment.options["BankAccountType"] { fields.append(("BankAccountType", type)) }
@@ -194,14 +214,19 @@ extension TwilioSimulator {
         let pacing = configuration.digitPacing
         let task = Task { [self] in
             let entry = state.withLock { state -> KeypadEntry in
-                state.calls[payment.callSID]?.script.nextEntry(for: item) ?? .digits(CallerScript.defaultEntry(for: item))
+                state.calls[payment.callSID]?.script.nextEntry(for: item)
+                    ?? .digits(CallerScript.defaultEntry(for: item))
             }
             let base = { self.commonFields(payment, at: Date()) + [("Capture", item.rawValue)] }
             if item == .securityCode, state.withLock({ $0.payments[payment.sid]?.typed[.cardNumber] == nil }) {
-                enqueue(payment.sid, base() + [("ErrorType", "invalid-card-number-security-code-capture-sequence")] + remainingRequired(payment.sid))
+                enqueue(
+                    payment.sid,
+                    base() + [("ErrorType", "invalid-card-number-security-code-capture-sequence")]
+                        + remainingRequired(payment.sid))
                 return
             }
-            let done: [(String, String)] = configuration.callbackShape.finalPartialResult == .false ? [("PartialResult", "false")] : []
+            let done: [(String, String)] =
+                configuration.callbackShape.finalPartialResult == .false ? [("PartialResult", "false")] : []
             switch entry {
             case .silence:
                 try? await Task.sleep(for: pacing * 5)
@@ -221,7 +246,12 @@ extension TwilioSimulator {
                     if Task.isCancelled { return }
                     if pacing > .zero { try? await Task.sleep(for: pacing) }
                     typed.append(digit)
-                    enqueue(payment.sid, base() + [("PartialResult", "true"), (PaymentRules.field(for: item), PaymentRules.masked(item, typed: typed, final: false))])
+                    enqueue(
+                        payment.sid,
+                        base() + [
+                            ("PartialResult", "true"),
+                            (PaymentRules.field(for: item), PaymentRules.masked(item, typed: typed, final: false)),
+                        ])
                 }
                 if Task.isCancelled { return }
                 let options = payment.options
@@ -230,7 +260,8 @@ extension TwilioSimulator {
                     let base = PaymentItem(rawValue: String(item.rawValue.dropLast("-matcher".count)))
                     return (typed[.cardNumber], item.isMatcher ? base.flatMap { typed[$0] } : nil)
                 }
-                let accepted = (options["ValidCardTypes"] ?? "visa mastercard amex").split(separator: " ").map(String.init)
+                let accepted = (options["ValidCardTypes"] ?? "visa mastercard amex").split(separator: " ").map(
+                    String.init)
                 if item.isMatcher, firstEntry != digits {
                     // The two entries differ: Twilio wants both again.
                     state.withLock { state in
@@ -238,14 +269,24 @@ extension TwilioSimulator {
                             state.payments[payment.sid]?.typed.removeValue(forKey: base)
                         }
                     }
-                    enqueue(payment.sid, base() + done + [("ErrorType", "input-matching-failed")] + remainingRequired(payment.sid))
-                } else if let error = PaymentRules.error(for: item, value: digits, acceptedCards: accepted, cardNumber: cardNumber,
-                                                         minPostalCodeLength: options["MinPostalCodeLength"].flatMap(Int.init), now: Date()) {
-                    enqueue(payment.sid, base() + done + [("ErrorType", error.rawValue)] + remainingRequired(payment.sid))
+                    enqueue(
+                        payment.sid,
+                        base() + done + [("ErrorType", "input-matching-failed")] + remainingRequired(payment.sid))
+                } else if let error = PaymentRules.error(
+                    for: item, value: digits, acceptedCards: accepted, cardNumber: cardNumber,
+                    minPostalCodeLength: options["MinPostalCodeLength"].flatMap(Int.init), now: Date())
+                {
+                    enqueue(
+                        payment.sid, base() + done + [("ErrorType", error.rawValue)] + remainingRequired(payment.sid))
                 } else {
                     state.withLock { $0.payments[payment.sid]?.typed[item] = digits }
-                    var fields = base() + done + [(PaymentRules.field(for: item), PaymentRules.masked(item, typed: digits, final: true))]
-                    if item == .cardNumber, let type = PaymentRules.cardType(digits) { fields.append(("PaymentCardType", type)) }
+                    var fields =
+                        base() + done + [
+                            (PaymentRules.field(for: item), PaymentRules.masked(item, typed: digits, final: true))
+                        ]
+                    if item == .cardNumber, let type = PaymentRules.cardType(digits) {
+                        fields.append(("PaymentCardType", type))
+                    }
                     enqueue(payment.sid, fields + remainingRequired(payment.sid))
                 }
             }
@@ -278,8 +319,10 @@ extension TwilioSimulator {
                 fields.append(("ProfileId", "prof_sim_" + payment.callSID.rawValue.suffix(8)))
             }
         case .decline(let code, let message):
-            fields += [("Result", "payment-connector-error"), ("PaymentError", message), ("PayErrorCode", String(code)),
-                       ("ConnectorError", "Your card was declined.")]
+            fields += [
+                ("Result", "payment-connector-error"), ("PaymentError", message), ("PayErrorCode", String(code)),
+                ("ConnectorError", "Your card was declined."),
+            ]
         }
         enqueue(payment.sid, fields, closing: true)
     }
@@ -288,12 +331,15 @@ extension TwilioSimulator {
     public func hangUp(_ callSID: CallSID) {
         let payment = state.withLock { state -> Payment? in
             state.calls[callSID]?.status = "completed"
-            guard let sid = state.calls[callSID]?.activePayment, let payment = state.payments[sid], !payment.finished else { return nil }
+            guard let sid = state.calls[callSID]?.activePayment, let payment = state.payments[sid], !payment.finished
+            else { return nil }
             state.payments[sid]?.finished = true
             state.payments[sid]?.typing?.cancel()
             return payment
         }
-        if let payment { enqueue(payment.sid, commonFields(payment, at: Date()) + [("Result", "caller-hung-up")], closing: true) }
+        if let payment {
+            enqueue(payment.sid, commonFields(payment, at: Date()) + [("Result", "caller-hung-up")], closing: true)
+        }
     }
 
     // MARK: Delivery
@@ -318,10 +364,13 @@ extension TwilioSimulator {
                 let url = sid.flatMap { sid in state.withLock { $0.payments[sid]?.statusCallback } } ?? initialURL
                 var status: Int?
                 if let target = URL(string: url) {
-                    let request = TwilioPayments.HTTPRequest(method: "POST", url: target, headers: [
-                        ("Content-Type", "application/x-www-form-urlencoded"), ("X-Twilio-Signature", signer.sign(url: url, parameters: fields)),
-                        ("User-Agent", "TwilioProxy/1.1 (agent-payments simulator)"),
-                    ], body: Data(FormEncoding.encode(fields).utf8), timeout: .seconds(10))
+                    let request = TwilioPayments.HTTPRequest(
+                        method: "POST", url: target,
+                        headers: [
+                            ("Content-Type", "application/x-www-form-urlencoded"),
+                            ("X-Twilio-Signature", signer.sign(url: url, parameters: fields)),
+                            ("User-Agent", "TwilioProxy/1.1 (agent-payments simulator)"),
+                        ], body: Data(FormEncoding.encode(fields).utf8), timeout: .seconds(10))
                     status = try? await transport.send(request).status
                 }
                 let limit = configuration.callbackHistoryLimit

@@ -46,10 +46,12 @@ public final class TwilioSimulator: Sendable {
         /// The bounds its listener keeps against slow and idle clients.
         public var limits: ListenerLimits = ListenerLimits()
 
-        public init(credentials: TwilioCredentials, authToken: Secret, connectors: Set<String> = ["Default"],
-                    digitPacing: Duration = .zero, acceptsUnknownCalls: Bool = true,
-                    callbackTransport: any HTTPTransport = URLSessionTransport(), callbackHistoryLimit: Int = 10_000,
-                    idempotencyHistoryLimit: Int = 10_000, callbackShape: CallbackShape = CallbackShape()) {
+        public init(
+            credentials: TwilioCredentials, authToken: Secret, connectors: Set<String> = ["Default"],
+            digitPacing: Duration = .zero, acceptsUnknownCalls: Bool = true,
+            callbackTransport: any HTTPTransport = URLSessionTransport(), callbackHistoryLimit: Int = 10_000,
+            idempotencyHistoryLimit: Int = 10_000, callbackShape: CallbackShape = CallbackShape()
+        ) {
             self.callbackShape = callbackShape
             self.credentials = credentials
             self.authToken = authToken
@@ -64,8 +66,9 @@ public final class TwilioSimulator: Sendable {
         /// Made-up credentials for running with no account at all.
         public static func offline(digitPacing: Duration = .milliseconds(120)) -> Configuration {
             func hex() -> String { Hex.random() }
-            let credentials = TwilioCredentials(accountSID: AccountSID(validated: "AC" + hex()), apiKeySID: APIKeySID(validated: "SK" + hex()),
-                                                apiSecret: Secret(hex()), authToken: Secret(hex()))
+            let credentials = TwilioCredentials(
+                accountSID: AccountSID(validated: "AC" + hex()), apiKeySID: APIKeySID(validated: "SK" + hex()),
+                apiSecret: Secret(hex()), authToken: Secret(hex()))
             return Configuration(credentials: credentials, authToken: credentials.authToken!, digitPacing: digitPacing)
         }
     }
@@ -104,8 +107,11 @@ public final class TwilioSimulator: Sendable {
         public var finalPartialResult: FinalPartialResult
         public var requiredStyle: RequiredStyle
 
-        public init(captureTimePartialResult: CaptureTimePartialResult = .absent, finalPartialResult: FinalPartialResult = .false,
-                    requiredStyle: RequiredStyle = .kebabComma) {
+        public init(
+            captureTimePartialResult: CaptureTimePartialResult = .absent,
+            finalPartialResult: FinalPartialResult = .false,
+            requiredStyle: RequiredStyle = .kebabComma
+        ) {
             self.captureTimePartialResult = captureTimePartialResult
             self.finalPartialResult = finalPartialResult
             self.requiredStyle = requiredStyle
@@ -115,7 +121,9 @@ public final class TwilioSimulator: Sendable {
         public static var all: [CallbackShape] {
             CaptureTimePartialResult.allCases.flatMap { capture in
                 FinalPartialResult.allCases.flatMap { final in
-                    RequiredStyle.allCases.map { CallbackShape(captureTimePartialResult: capture, finalPartialResult: final, requiredStyle: $0) }
+                    RequiredStyle.allCases.map {
+                        CallbackShape(captureTimePartialResult: capture, finalPartialResult: final, requiredStyle: $0)
+                    }
                 }
             }
         }
@@ -125,7 +133,8 @@ public final class TwilioSimulator: Sendable {
             switch requiredStyle {
             case .kebabComma: return [("Required", items.map(\.rawValue).joined(separator: ","))]
             case .pascalComma: return [("Required", items.map(Self.pascal).joined(separator: ","))]
-            case .repeatedFields: return items.isEmpty ? [("Required", "")] : items.map { ("Required", Self.pascal($0)) }
+            case .repeatedFields:
+                return items.isEmpty ? [("Required", "")] : items.map { ("Required", Self.pascal($0)) }
             }
         }
 
@@ -213,7 +222,9 @@ public final class TwilioSimulator: Sendable {
     public func waitUntilQuiet(timeout: Duration = .seconds(10)) async {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            let busy = state.withLock { state in state.pendingCallbacks > 0 || state.payments.values.contains { $0.typing != nil } }
+            let busy = state.withLock { state in
+                state.pendingCallbacks > 0 || state.payments.values.contains { $0.typing != nil }
+            }
             if !busy { return }
             try? await Task.sleep(for: .milliseconds(5))
         }
@@ -251,12 +262,16 @@ public final class TwilioSimulator: Sendable {
 
     /// A Hummingbird application serving the API on `host:port` (0 picks a free port, reported
     /// through `onRunning`).
-    public func makeApplication(host: String = "127.0.0.1", port: Int = 0,
-                                onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        Application(router: makeRouter(), server: .guardedHTTP1(limits: configuration.limits, logger: logger),
-                    configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "twilio-simulator",
-                                                            backlog: configuration.limits.backlog),
-                    onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
+    public func makeApplication(
+        host: String = "127.0.0.1", port: Int = 0,
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: makeRouter(), server: .guardedHTTP1(limits: configuration.limits, logger: logger),
+            configuration: ApplicationConfiguration(
+                address: .hostname(host, port: port), serverName: "twilio-simulator",
+                backlog: configuration.limits.backlog),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) }, logger: logger)
     }
 
     struct Failure: Error {
@@ -265,25 +280,31 @@ public final class TwilioSimulator: Sendable {
         var message: String
     }
 
-    private func handle(_ request: Request, _ context: BasicRequestContext,
-                        _ body: @Sendable ([(String, String)], String, String) throws -> (HTTPResponse.Status, String)) async throws -> Response {
+    private func handle(
+        _ request: Request, _ context: BasicRequestContext,
+        _ body: @Sendable ([(String, String)], String, String) throws -> (HTTPResponse.Status, String)
+    ) async throws -> Response {
         do {
             guard request.headers[.authorization] == authorization else {
                 throw Failure(status: .unauthorized, code: 20003, message: "Authentication Error - invalid username")
             }
             let account = context.parameters.get("account") ?? ""
             guard account == configuration.credentials.accountSID.rawValue else {
-                throw Failure(status: .unauthorized, code: 20003, message: "Authentication Error - the account does not match the key")
+                throw Failure(
+                    status: .unauthorized, code: 20003,
+                    message: "Authentication Error - the account does not match the key")
             }
             let call = context.parameters.get("call") ?? ""
             guard CallSID(call) != nil else {
-                throw Failure(status: .notFound, code: 20404, message: "The requested resource \(request.uri.path) was not found")
+                throw Failure(
+                    status: .notFound, code: 20404, message: "The requested resource \(request.uri.path) was not found")
             }
             var form: [(String, String)] = []
             if request.method == .post {
                 let buffer = try await request.body.collect(upTo: 64 * 1024)
                 guard let decoded = FormEncoding.decode(String(buffer: buffer)) else {
-                    throw Failure(status: .badRequest, code: 20001, message: "The request body is not valid form encoding")
+                    throw Failure(
+                        status: .badRequest, code: 20001, message: "The request body is not valid form encoding")
                 }
                 form = decoded
             }
@@ -297,14 +318,20 @@ public final class TwilioSimulator: Sendable {
     }
 
     /// Runs `operation` once per IdempotencyKey: a repeat replays the first answer.
-    private func replaying(request: Request, form: [(String, String)], _ operation: () throws -> (HTTPResponse.Status, String)) throws -> (HTTPResponse.Status, String) {
+    private func replaying(
+        request: Request, form: [(String, String)], _ operation: () throws -> (HTTPResponse.Status, String)
+    ) throws -> (HTTPResponse.Status, String) {
         guard request.method == .post, let key = form.first(where: { $0.0 == "IdempotencyKey" })?.1, !key.isEmpty else {
             return try operation()
         }
-        let fingerprint = request.uri.path + "?" + form.filter { $0.0 != "IdempotencyKey" }.map { "\($0.0)=\($0.1)" }.sorted().joined(separator: "&")
+        let fingerprint =
+            request.uri.path + "?"
+            + form.filter { $0.0 != "IdempotencyKey" }.map { "\($0.0)=\($0.1)" }.sorted().joined(separator: "&")
         if let replay = state.withLock({ $0.replays[key] }) {
             guard replay.fingerprint == fingerprint else {
-                throw Failure(status: .badRequest, code: 64020, message: "IdempotencyKey \(key) was already used for a different request")
+                throw Failure(
+                    status: .badRequest, code: 64020,
+                    message: "IdempotencyKey \(key) was already used for a different request")
             }
             return (HTTPResponse.Status(code: replay.status), replay.body)
         }
@@ -323,17 +350,23 @@ public final class TwilioSimulator: Sendable {
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: String) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 
     static func errorBody(_ failure: Failure) -> String {
-        jsonObject(["code": failure.code, "message": failure.message,
-                    "more_info": "https://www.twilio.com/docs/errors/\(failure.code)", "status": Int(failure.status.code)])
+        jsonObject([
+            "code": failure.code, "message": failure.message,
+            "more_info": "https://www.twilio.com/docs/errors/\(failure.code)", "status": Int(failure.status.code),
+        ])
     }
 
     /// A JSON object with sorted keys, as Twilio's bodies read.
     static func jsonObject(_ fields: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -361,14 +394,21 @@ public final class TwilioSimulator: Sendable {
     private func fetchCall(_ callText: String) throws -> (HTTPResponse.Status, String) {
         let sid = CallSID(callText)!
         let call = state.withLock { state -> Call? in
-            if state.calls[sid] == nil, configuration.acceptsUnknownCalls { state.calls[sid] = Call(sid: sid, script: .default) }
+            if state.calls[sid] == nil, configuration.acceptsUnknownCalls {
+                state.calls[sid] = Call(sid: sid, script: .default)
+            }
             return state.calls[sid]
         }
-        guard let call else { throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found") }
-        return (.ok, Self.jsonObject([
-            "sid": call.sid.rawValue, "account_sid": configuration.credentials.accountSID.rawValue,
-            "status": call.status, "direction": "inbound", "parent_call_sid": NSNull(),
-        ]))
+        guard let call else {
+            throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found")
+        }
+        return (
+            .ok,
+            Self.jsonObject([
+                "sid": call.sid.rawValue, "account_sid": configuration.credentials.accountSID.rawValue,
+                "status": call.status, "direction": "inbound", "parent_call_sid": NSNull(),
+            ])
+        )
     }
 }
 

@@ -23,11 +23,18 @@ struct AgentPayments: AsyncParsableCommand {
     /// parser's path.
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        let direct = arguments.isEmpty || arguments == ["--simulate"]
-            || (arguments.count == 3 && !arguments.contains { $0.hasPrefix("-") || ["serve", "demo", "migrate", "webhooks", "help"].contains($0) })
-        if direct, let configuration = try? ServerConfiguration.load(positional: arguments == ["--simulate"] ? [] : arguments,
-                                                                      simulate: arguments == ["--simulate"],
-                                                                      environment: ProcessInfo.processInfo.environment) {
+        let direct =
+            arguments.isEmpty || arguments == ["--simulate"]
+            || (arguments.count == 3
+                && !arguments.contains {
+                    $0.hasPrefix("-") || ["serve", "demo", "migrate", "webhooks", "help"].contains($0)
+                })
+        if direct,
+            let configuration = try? ServerConfiguration.load(
+                positional: arguments == ["--simulate"] ? [] : arguments,
+                simulate: arguments == ["--simulate"],
+                environment: ProcessInfo.processInfo.environment)
+        {
             do {
                 try await Serve.serve(configuration)
             } catch {
@@ -49,7 +56,8 @@ struct AgentPayments: AsyncParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "agent-payments",
-        abstract: "An MCP server that lets an AI agent take a card or bank payment on a live Twilio call without seeing the card.",
+        abstract:
+            "An MCP server that lets an AI agent take a card or bank payment on a live Twilio call without seeing the card.",
         discussion: """
             Run it from an MCP client (Claude Desktop, your own agent host) over stdio:
 
@@ -88,28 +96,37 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Serve MCP over stdio (the default), or over Streamable HTTP with --http.")
 
-    @Argument(help: "Account SID (AC…), API key SID (SK…) and API secret. Or set TWILIO_ACCOUNT_SID, TWILIO_API_KEY and TWILIO_API_SECRET.")
+    @Argument(
+        help:
+            "Account SID (AC…), API key SID (SK…) and API secret. Or set TWILIO_ACCOUNT_SID, TWILIO_API_KEY and TWILIO_API_SECRET."
+    )
     var credentials: [String] = []
 
     @Flag(help: "Run against the built-in Twilio simulator: no account, no tunnel.")
     var simulate = false
 
-    @Option(name: .customLong("http"), help: ArgumentHelp(
-        "Serve MCP over Streamable HTTP at /mcp on [HOST:]PORT (host default 127.0.0.1), beside the Twilio callbacks, instead of stdio. Or set AGENT_PAYMENTS_HTTP.",
-        valueName: "[HOST:]PORT"))
+    @Option(
+        name: .customLong("http"),
+        help: ArgumentHelp(
+            "Serve MCP over Streamable HTTP at /mcp on [HOST:]PORT (host default 127.0.0.1), beside the Twilio callbacks, instead of stdio. Or set AGENT_PAYMENTS_HTTP.",
+            valueName: "[HOST:]PORT"))
     var http: String?
 
-    @Option(name: .customLong("http-tokens-file"), help: ArgumentHelp(
-        "Bearer tokens for --http, one entry per line: TOKEN, NAME:TOKEN or NAME[@TENANT]:TOKEN:SCOPE SCOPE. Or set AGENT_PAYMENTS_HTTP_TOKENS (comma separated).", valueName: "PATH"))
+    @Option(
+        name: .customLong("http-tokens-file"),
+        help: ArgumentHelp(
+            "Bearer tokens for --http, one entry per line: TOKEN, NAME:TOKEN or NAME[@TENANT]:TOKEN:SCOPE SCOPE. Or set AGENT_PAYMENTS_HTTP_TOKENS (comma separated).",
+            valueName: "PATH"))
     var tokensFile: String?
 
-    @Flag(name: .customLong("allow-unauthenticated"), help: "Serve --http without tokens or OAuth although others can reach it (a non-loopback bind, CALLBACK_BASE_URL, a tunnel). Test benches only.")
+    @Flag(
+        name: .customLong("allow-unauthenticated"),
+        help:
+            "Serve --http without tokens or OAuth although others can reach it (a non-loopback bind, CALLBACK_BASE_URL, a tunnel). Test benches only."
+    )
     var allowUnauthenticated = false
 
-    @Option(name: .customLong("database-url"), help: ArgumentHelp(
-        "Keep payment sessions in PostgreSQL, shared by every replica on the same database: postgres://user:password@host:5432/database. Or set DATABASE_URL (which keeps the password out of ps).",
-        valueName: "URL"))
-    var databaseURL: String?
+    @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
         _ = try load()
@@ -117,9 +134,10 @@ struct Serve: AsyncParsableCommand {
 
     private func load() throws(ValidationError) -> ServerConfiguration {
         do {
-            return try ServerConfiguration.load(positional: credentials, simulate: simulate, environment: ProcessInfo.processInfo.environment,
-                                                http: http, tokensFile: tokensFile, allowUnauthenticated: allowUnauthenticated,
-                                                databaseURL: databaseURL)
+            return try ServerConfiguration.load(
+                positional: credentials, simulate: simulate, environment: ProcessInfo.processInfo.environment,
+                http: http, tokensFile: tokensFile, allowUnauthenticated: allowUnauthenticated,
+                databaseURL: database.databaseURL)
         } catch {
             throw ValidationError(error.description)
         }
@@ -138,33 +156,38 @@ struct Serve: AsyncParsableCommand {
         let broadcast = LogBroadcastSwitch()
         let (server, redactor, logger) = prepare(configuration, broadcast: broadcast)
         try await withStore(configuration, logger: logger) { paymentsConfiguration, database in
-        let webhooks = webhookDispatcher(configuration, outbox: database?.outbox, logger: logger)
-        var paymentsConfiguration = paymentsConfiguration
-        paymentsConfiguration.notices = webhooks
-        let payments = try PaymentsSystem(configuration: paymentsConfiguration, logger: logger)
-        // Start-up lines go to stderr only; once the system is up, a legacy client that set a log
-        // level hears of what happens outside its requests too (callbacks, expiry).
-        let started = Task {
-            _ = try? await payments.coordinator(waitingUpTo: .seconds(3600))
-            broadcast.turnOn()
-        }
-        defer { started.cancel() }
-        let tools = PaymentsMCP(server: server, flow: payments, defaults: configuration.defaults, redactor: redactor,
-                                logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
-                                callSIDHeader: ServerConfiguration.callSIDHeader)
-        tools.install()
-        // One group: the payments system, then MCP over stdio, which answers at once while the
-        // callback server, simulator and tunnel come up. SIGTERM, SIGINT or the end of standard
-        // input shut down in reverse order: listen streams end with their result and stdout is
-        // written out, then the tunnel is stopped and reaped and the listeners close. A part of
-        // the payments system that fails to start does not stop MCP: tools report why.
-        try await runGroup(webhookServices(webhooks) + [
-            .init(service: payments, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .ignore),
-            .init(service: LibcurlWarmUp(payments: payments)),
-            // After the system, before the transport: at shutdown its commands finish before the system stops.
-            .init(service: tools),
-            .init(service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
-        ], logger: logger)
+            let webhooks = webhookDispatcher(configuration, outbox: database?.outbox, logger: logger)
+            var paymentsConfiguration = paymentsConfiguration
+            paymentsConfiguration.notices = webhooks
+            let payments = try PaymentsSystem(configuration: paymentsConfiguration, logger: logger)
+            // Start-up lines go to stderr only; once the system is up, a legacy client that set a log
+            // level hears of what happens outside its requests too (callbacks, expiry).
+            let started = Task {
+                _ = try? await payments.coordinator(waitingUpTo: .seconds(3600))
+                broadcast.turnOn()
+            }
+            defer { started.cancel() }
+            let tools = PaymentsMCP(
+                server: server, flow: payments, defaults: configuration.defaults, redactor: redactor,
+                logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
+                callSIDHeader: ServerConfiguration.callSIDHeader)
+            tools.install()
+            // One group: the payments system, then MCP over stdio, which answers at once while the
+            // callback server, simulator and tunnel come up. SIGTERM, SIGINT or the end of standard
+            // input shut down in reverse order: listen streams end with their result and stdout is
+            // written out, then the tunnel is stopped and reaped and the listeners close. A part of
+            // the payments system that fails to start does not stop MCP: tools report why.
+            try await runGroup(
+                webhookServices(webhooks) + [
+                    .init(
+                        service: payments, successTerminationBehavior: .gracefullyShutdownGroup,
+                        failureTerminationBehavior: .ignore),
+                    .init(service: LibcurlWarmUp(payments: payments)),
+                    // After the system, before the transport: at shutdown its commands finish before the system stops.
+                    .init(service: tools),
+                    .init(
+                        service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
+                ], logger: logger)
         }
     }
 
@@ -173,11 +196,15 @@ struct Serve: AsyncParsableCommand {
     /// through the redactor to stderr and MCP log messages (`broadcast`: also those outside any
     /// request, to every legacy client while it is on — right for stdio's one client once it has
     /// started, never for HTTP's many).
-    static func prepare(_ configuration: ServerConfiguration, broadcast: LogBroadcastSwitch) -> (MCPServer, Redactor, Logger) {
+    static func prepare(
+        _ configuration: ServerConfiguration, broadcast: LogBroadcastSwitch
+    ) -> (MCPServer, Redactor, Logger) {
         let files = FileDescriptorLimit.raiseSoftLimitToHard()
         let server = PaymentsMCP.makeServer(version: AgentPayments.version)
         let redactor = Redactor(secrets: configuration.secrets)
-        let level = ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let level =
+            ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? .info
         LoggingSystem.bootstrap { label in
             MCPLogHandler(label: label, server: server, redactor: redactor, level: level, broadcast: broadcast)
         }
@@ -188,12 +215,16 @@ struct Serve: AsyncParsableCommand {
 
     /// The webhook dispatcher for the configured endpoints, if any (its start-up line on stderr
     /// names them, never their secrets).
-    static func webhookDispatcher(_ configuration: ServerConfiguration, outbox: (any PaymentOutbox)?, logger: Logger) -> WebhookDispatcher? {
+    static func webhookDispatcher(
+        _ configuration: ServerConfiguration, outbox: (any PaymentOutbox)?, logger: Logger
+    ) -> WebhookDispatcher? {
         guard let settings = configuration.webhooks else { return nil }
-        logger.info("payment events go to webhooks", metadata: [
-            "webhooks": "\(settings.endpoints.map { "\($0.name) (\($0.events))" }.joined(separator: ", "))",
-            "webhooks.queue": "\(outbox == nil ? "memory" : "database outbox")",
-        ])
+        logger.info(
+            "payment events go to webhooks",
+            metadata: [
+                "webhooks": "\(settings.endpoints.map { "\($0.name) (\($0.events))" }.joined(separator: ", "))",
+                "webhooks.queue": "\(outbox == nil ? "memory" : "database outbox")",
+            ])
         return WebhookDispatcher(settings: settings, outbox: outbox, logger: Logger(label: "agent-payments.webhooks"))
     }
 
@@ -206,7 +237,8 @@ struct Serve: AsyncParsableCommand {
     /// Runs `services` as one group until SIGTERM or SIGINT (or one ends it), shutting down in
     /// reverse order; a part that does not stop within 10 s is cancelled, so the process always ends.
     static func runGroup(_ services: [ServiceGroupConfiguration.ServiceConfiguration], logger: Logger) async throws {
-        var lifecycle = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var lifecycle = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         lifecycle.maximumGracefulShutdownDuration = .seconds(10)
         try await ServiceGroup(configuration: lifecycle).run()
     }
@@ -233,7 +265,7 @@ struct LibcurlWarmUp: Service, CustomStringConvertible {
         let outcome = Outcome()
         let loaded: Bool? = await withGracefulShutdownHandler {
             await withCheckedContinuation { continuation in
-                guard outcome.wait(continuation) else { return }  // shut down already: no load
+                guard outcome.wait(continuation) else { return } // shut down already: no load
                 DispatchQueue.global(qos: .utility).async { outcome.settle(lazy_curl_load() == 1) }
             }
         } onGracefulShutdown: {

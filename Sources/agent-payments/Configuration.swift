@@ -40,7 +40,8 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case .wrongArgumentCount(let count):
             return "expected three arguments, <accountSid> <apiKey> <apiSecret>, got \(count)"
         case .simulateTakesNoCredentials:
-            return "--simulate runs against the built-in simulator and takes no credentials; remove them, or drop --simulate"
+            return
+                "--simulate runs against the built-in simulator and takes no credentials; remove them, or drop --simulate"
         case .invalidValue(let variable, let value, let expected):
             return "\(variable) must be \(expected), got \"\(value)\""
         case .invalidCredentials(let reason):
@@ -65,7 +66,8 @@ enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case .invalidWebhooks(let reason):
             return "webhooks: \(reason)"
         case .missingDatabaseURL:
-            return "no database is configured: set DATABASE_URL (or pass --database-url) to postgres://user:password@host:5432/database"
+            return
+                "no database is configured: set DATABASE_URL (or pass --database-url) to postgres://user:password@host:5432/database"
         }
     }
 }
@@ -107,7 +109,9 @@ struct ServerConfiguration {
     /// host is not loopback, or a tunnel. Empty when only local processes can reach it.
     static func exposure(of http: HTTPSettings, publicURL: PaymentsConfiguration.PublicURL) -> [String] {
         var reasons: [String] = []
-        if !HTTPSettings.isLoopback(http.host) { reasons.append("--http binds \(http.host), which other machines reach") }
+        if !HTTPSettings.isLoopback(http.host) {
+            reasons.append("--http binds \(http.host), which other machines reach")
+        }
         switch publicURL {
         case .explicit(let base):
             if let host = URL(string: base)?.host, !HTTPSettings.isLoopback(host) {
@@ -127,20 +131,30 @@ struct ServerConfiguration {
         return false
     }
 
-    static func load(positional: [String], simulate: Bool, environment: [String: String], http: String? = nil,
-                     tokensFile: String? = nil, allowUnauthenticated: Bool = false, databaseURL: String? = nil) throws(ConfigurationError) -> ServerConfiguration {
+    static func load(
+        positional: [String], simulate: Bool, environment: [String: String], http: String? = nil,
+        tokensFile: String? = nil, allowUnauthenticated: Bool = false, databaseURL: String? = nil
+    ) throws(ConfigurationError) -> ServerConfiguration {
         var configuration = try loadPayments(positional: positional, simulate: simulate, environment: environment)
-        if let text = environment["AGENT_PAYMENTS_FINISHED_RETENTION_SECONDS"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+        if let text = environment["AGENT_PAYMENTS_FINISHED_RETENTION_SECONDS"]?.trimmingCharacters(in: .whitespaces),
+            !text.isEmpty
+        {
             guard let seconds = Int(text), seconds >= 0 else {
-                throw .invalidValue(variable: "AGENT_PAYMENTS_FINISHED_RETENTION_SECONDS", value: text,
-                                    expected: "a whole number of seconds (how long a finished session stays readable; default 3600)")
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_FINISHED_RETENTION_SECONDS", value: text,
+                    expected: "a whole number of seconds (how long a finished session stays readable; default 3600)")
             }
             configuration.payments.finishedRetention = .seconds(seconds)
         }
-        if let text = environment["AGENT_PAYMENTS_MAX_WAIT_SECONDS"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+        if let text = environment["AGENT_PAYMENTS_MAX_WAIT_SECONDS"]?.trimmingCharacters(in: .whitespaces),
+            !text.isEmpty
+        {
             guard let seconds = Double(text), seconds.isFinite, seconds >= 0.1, seconds <= 60 else {
-                throw .invalidValue(variable: "AGENT_PAYMENTS_MAX_WAIT_SECONDS", value: text,
-                                    expected: "seconds between 0.1 and 60 (the longest a tool call waits; default 3, which fits a 5-second client timeout)")
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_MAX_WAIT_SECONDS", value: text,
+                    expected:
+                        "seconds between 0.1 and 60 (the longest a tool call waits; default 3, which fits a 5-second client timeout)"
+                )
             }
             configuration.maximumWait = .milliseconds(Int64(seconds * 1000))
         }
@@ -157,13 +171,17 @@ struct ServerConfiguration {
         if let database = try loadDatabase(databaseURL, environment: environment) {
             configuration.database = database.configuration
             configuration.databaseStartTimeout = database.startTimeout
-            if let password = database.configuration.password, !password.isEmpty { configuration.secrets.append(password) }
+            if let password = database.configuration.password, !password.isEmpty {
+                configuration.secrets.append(password)
+            }
             if let key = database.callbackKey {
                 configuration.callbackKey = key
                 configuration.secrets.append(key.revealed)
             }
         }
-        let address = http ?? environment["AGENT_PAYMENTS_HTTP"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+        let address =
+            http
+            ?? environment["AGENT_PAYMENTS_HTTP"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
         if let address {
             let settings = try HTTPSettings.load(address: address, tokensFile: tokensFile, environment: environment)
             // Closed by default: whatever makes /mcp reachable from elsewhere requires authentication.
@@ -193,16 +211,25 @@ struct ServerConfiguration {
         }
         func amount(_ name: String) throws(ConfigurationError) -> Decimal? {
             guard let text = value(name) else { return nil }
-            guard PaymentSessionOptions(chargeAmount: text).validate().isEmpty, let amount = SpendingPolicy.decimal(text), amount > 0 else {
-                throw .invalidValue(variable: name, value: text, expected: "a decimal amount greater than 0, such as 500 or 99.90")
+            guard PaymentSessionOptions(chargeAmount: text).validate().isEmpty,
+                let amount = SpendingPolicy.decimal(text), amount > 0
+            else {
+                throw .invalidValue(
+                    variable: name, value: text, expected: "a decimal amount greater than 0, such as 500 or 99.90")
             }
             return amount
         }
-        var policy = SpendingPolicy(maximumCharge: try amount("AGENT_PAYMENTS_MAX_CHARGE"), dailyLimit: try amount("AGENT_PAYMENTS_DAILY_LIMIT"))
+        var policy = SpendingPolicy(
+            maximumCharge: try amount("AGENT_PAYMENTS_MAX_CHARGE"), dailyLimit: try amount("AGENT_PAYMENTS_DAILY_LIMIT")
+        )
         if let text = value("AGENT_PAYMENTS_CURRENCIES") {
-            let codes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter { !$0.isEmpty }
+            let codes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter {
+                !$0.isEmpty
+            }
             if codes.isEmpty || codes.contains(where: { !PaymentSessionOptions(currency: $0).validate().isEmpty }) {
-                throw .invalidValue(variable: "AGENT_PAYMENTS_CURRENCIES", value: text, expected: "ISO 4217 codes separated by commas, such as USD,EUR")
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_CURRENCIES", value: text,
+                    expected: "ISO 4217 codes separated by commas, such as USD,EUR")
             }
             policy.currencies = Set(codes)
         }
@@ -210,7 +237,9 @@ struct ServerConfiguration {
             switch text.lowercased() {
             case "1", "true", "yes": policy.requireAmountDue = true
             case "0", "false", "no": policy.requireAmountDue = false
-            default: throw .invalidValue(variable: "AGENT_PAYMENTS_REQUIRE_AMOUNT_DUE", value: text, expected: "true or false")
+            default:
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_REQUIRE_AMOUNT_DUE", value: text, expected: "true or false")
             }
         }
         return policy
@@ -218,8 +247,11 @@ struct ServerConfiguration {
 
     /// The database from `--database-url` or `DATABASE_URL`, its start-up wait, and a callback
     /// key given in `AGENT_PAYMENTS_CALLBACK_KEY` (else the one stored in the database is used).
-    static func loadDatabase(_ url: String?, environment: [String: String]) throws(ConfigurationError)
-        -> (configuration: PostgresDatabaseConfiguration, startTimeout: Duration, callbackKey: Secret?)? {
+    static func loadDatabase(
+        _ url: String?, environment: [String: String]
+    ) throws(ConfigurationError)
+        -> (configuration: PostgresDatabaseConfiguration, startTimeout: Duration, callbackKey: Secret?)?
+    {
         func value(_ name: String) -> String? {
             guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
             return text
@@ -234,21 +266,27 @@ struct ServerConfiguration {
         var timeout: Duration = .seconds(30)
         if let seconds = value("AGENT_PAYMENTS_DATABASE_START_SECONDS") {
             guard let parsed = Int(seconds), parsed >= 0 else {
-                throw .invalidValue(variable: "AGENT_PAYMENTS_DATABASE_START_SECONDS", value: seconds, expected: "a whole number of seconds")
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_DATABASE_START_SECONDS", value: seconds,
+                    expected: "a whole number of seconds")
             }
             timeout = .seconds(parsed)
         }
         var key: Secret?
         if let text = environment["AGENT_PAYMENTS_CALLBACK_KEY"], !text.isEmpty {
             guard text.utf8.count >= 32 else {
-                throw .invalidValue(variable: "AGENT_PAYMENTS_CALLBACK_KEY", value: "…", expected: "at least 32 characters (the same in every replica)")
+                throw .invalidValue(
+                    variable: "AGENT_PAYMENTS_CALLBACK_KEY", value: "…",
+                    expected: "at least 32 characters (the same in every replica)")
             }
             key = Secret(text)
         }
         return (configuration, timeout, key)
     }
 
-    private static func loadPayments(positional: [String], simulate: Bool, environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
+    private static func loadPayments(
+        positional: [String], simulate: Bool, environment: [String: String]
+    ) throws(ConfigurationError) -> ServerConfiguration {
         func value(_ name: String) -> String? {
             guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
             return text
@@ -256,14 +294,17 @@ struct ServerConfiguration {
         var defaults = PaymentDefaults()
         if let tokenType = value("TOKEN_TYPE") {
             guard let parsed = TokenType(rawValue: tokenType) else {
-                throw .invalidValue(variable: "TOKEN_TYPE", value: tokenType,
-                                    expected: TokenType.allCases.map(\.rawValue).joined(separator: ", ").replacingLast(", ", with: " or "))
+                throw .invalidValue(
+                    variable: "TOKEN_TYPE", value: tokenType,
+                    expected: TokenType.allCases.map(\.rawValue).joined(separator: ", ").replacingLast(
+                        ", ", with: " or "))
             }
             defaults.tokenType = parsed
         }
         if let currency = value("CURRENCY") {
             guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isLetter }) else {
-                throw .invalidValue(variable: "CURRENCY", value: currency, expected: "a three-letter ISO 4217 code such as USD")
+                throw .invalidValue(
+                    variable: "CURRENCY", value: currency, expected: "a three-letter ISO 4217 code such as USD")
             }
             defaults.currency = currency.uppercased()
         }
@@ -289,7 +330,9 @@ struct ServerConfiguration {
         var port = 0
         if let text = value("CALLBACK_PORT") {
             guard let parsed = Int(text), (0...65535).contains(parsed) else {
-                throw .invalidValue(variable: "CALLBACK_PORT", value: text, expected: "a port number between 0 and 65535 (0 picks a free one)")
+                throw .invalidValue(
+                    variable: "CALLBACK_PORT", value: text,
+                    expected: "a port number between 0 and 65535 (0 picks a free one)")
             }
             port = parsed
         }
@@ -298,8 +341,9 @@ struct ServerConfiguration {
         if simulate {
             if !positional.isEmpty { throw .simulateTakesNoCredentials }
             let pacing = value("AGENT_PAYMENTS_SIMULATOR_PACING_MS").flatMap(Int.init) ?? 150
-            var payments = PaymentsConfiguration.simulated(digitPacing: .milliseconds(max(0, pacing)),
-                                                           scripts: try value("AGENT_PAYMENTS_SIMULATOR_SCRIPT").map(SimulatorScripts.load(path:)) ?? [:])
+            var payments = PaymentsConfiguration.simulated(
+                digitPacing: .milliseconds(max(0, pacing)),
+                scripts: try value("AGENT_PAYMENTS_SIMULATOR_SCRIPT").map(SimulatorScripts.load(path:)) ?? [:])
             payments.callbackListener = listener
             return ServerConfiguration(payments: payments, defaults: defaults, secrets: [])
         }
@@ -309,7 +353,9 @@ struct ServerConfiguration {
         case 3:
             (accountSID, apiKey, apiSecret) = (positional[0], positional[1], positional[2])
         case 0:
-            guard let account = value("TWILIO_ACCOUNT_SID"), let key = value("TWILIO_API_KEY"), let secret = environment["TWILIO_API_SECRET"], !secret.isEmpty else {
+            guard let account = value("TWILIO_ACCOUNT_SID"), let key = value("TWILIO_API_KEY"),
+                let secret = environment["TWILIO_API_SECRET"], !secret.isEmpty
+            else {
                 throw .missingCredentials
             }
             (accountSID, apiKey, apiSecret) = (account, key, secret)
@@ -318,24 +364,33 @@ struct ServerConfiguration {
         }
         let credentials: TwilioCredentials
         do {
-            credentials = try TwilioCredentials(accountSID: accountSID, apiKeySID: apiKey, apiSecret: apiSecret,
-                                                authToken: value("TWILIO_AUTH_TOKEN"))
+            credentials = try TwilioCredentials(
+                accountSID: accountSID, apiKeySID: apiKey, apiSecret: apiSecret,
+                authToken: value("TWILIO_AUTH_TOKEN"))
         } catch {
             throw .invalidCredentials(error.description)
         }
 
         var apiBaseURL = TwilioPaymentsClient.defaultBaseURL
         if let text = value("TWILIO_API_BASE_URL") {
-            guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme.lowercased()), url.host != nil else {
-                throw .invalidValue(variable: "TWILIO_API_BASE_URL", value: text, expected: "an absolute URL such as https://api.dublin.ie1.twilio.com")
+            guard let url = URL(string: text), let scheme = url.scheme,
+                ["http", "https"].contains(scheme.lowercased()), url.host != nil
+            else {
+                throw .invalidValue(
+                    variable: "TWILIO_API_BASE_URL", value: text,
+                    expected: "an absolute URL such as https://api.dublin.ie1.twilio.com")
             }
             apiBaseURL = url
         }
 
         let publicURL: PaymentsConfiguration.PublicURL
         if let base = value("CALLBACK_BASE_URL") {
-            guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), url.host != nil, scheme == "https" || scheme == "http" else {
-                throw .invalidValue(variable: "CALLBACK_BASE_URL", value: base, expected: "the absolute https URL at which Twilio reaches this machine")
+            guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), url.host != nil,
+                scheme == "https" || scheme == "http"
+            else {
+                throw .invalidValue(
+                    variable: "CALLBACK_BASE_URL", value: base,
+                    expected: "the absolute https URL at which Twilio reaches this machine")
             }
             publicURL = .explicit(base)
         } else if let token = value("NGROK_AUTH_TOKEN") {
@@ -347,7 +402,8 @@ struct ServerConfiguration {
         var secrets = [apiSecret]
         if let token = value("TWILIO_AUTH_TOKEN") { secrets.append(token) }
         if case .ngrok(let token, _, _, _) = publicURL { secrets.append(token.revealed) }
-        let payments = PaymentsConfiguration(twilio: .live(credentials, baseURL: apiBaseURL), callbackListener: listener, publicURL: publicURL)
+        let payments = PaymentsConfiguration(
+            twilio: .live(credentials, baseURL: apiBaseURL), callbackListener: listener, publicURL: publicURL)
         return ServerConfiguration(payments: payments, defaults: defaults, secrets: secrets)
     }
 }
@@ -371,7 +427,8 @@ enum SimulatorScripts {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw .invalidScript("AGENT_PAYMENTS_SIMULATOR_SCRIPT names \(path), which cannot be read: \(error.localizedDescription)")
+            throw .invalidScript(
+                "AGENT_PAYMENTS_SIMULATOR_SCRIPT names \(path), which cannot be read: \(error.localizedDescription)")
         }
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: [String: Any]] else {
             throw .invalidScript("AGENT_PAYMENTS_SIMULATOR_SCRIPT must name a JSON object keyed by call SID")

@@ -22,9 +22,12 @@ struct Demo: AsyncParsableCommand {
         setenv("AGENT_PAYMENTS_SIMULATOR_PACING_MS", String(max(0, pacing)), 1)
         setenv("AGENT_PAYMENTS_LOG_LEVEL", "warning", 0)
         // This very executable, found portably (Linux and macOS).
-        let executable = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).resolvingSymlinksInPath().path
+        let executable = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0]))
+            .resolvingSymlinksInPath().path
         let channel = try ChildProcessChannel(executable: executable, arguments: ["--simulate"])
-        let client = MCPClient(channel: channel, era: .modern(), clientInfo: Implementation(name: "agent-payments-demo", version: AgentPayments.version))
+        let client = MCPClient(
+            channel: channel, era: .modern(),
+            clientInfo: Implementation(name: "agent-payments-demo", version: AgentPayments.version))
         let clock = ContinuousClock()
         let started = clock.now
         func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
@@ -33,11 +36,13 @@ struct Demo: AsyncParsableCommand {
         let discovered = try await client.connect()
         let info = discovered["_meta"]?[MetaKey.serverInfo]
         say("• server: \(info?["title"]?.stringValue ?? "?") \(info?["version"]?.stringValue ?? "")")
-        let tools = try await client.request("tools/list")["tools"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        let tools =
+            try await client.request("tools/list")["tools"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
         say("• \(tools.count) tools: \(tools.joined(separator: ", "))")
 
         let callSID = "CA" + Hex.random()
-        let prompt = try await client.request("prompts/get", ["name": "StartCapture", "arguments": ["callSid": .string(callSID)]])
+        let prompt = try await client.request(
+            "prompts/get", ["name": "StartCapture", "arguments": ["callSid": .string(callSID)]])
         let guidance = prompt["messages"]?.arrayValue?.first?["content"]?["text"]?.stringValue ?? ""
         say("• StartCapture prompt: \(guidance.split(separator: ".").first ?? "")…")
 
@@ -49,31 +54,48 @@ struct Demo: AsyncParsableCommand {
 
         while let tool = status["nextStep"]?["tool"]?.stringValue, tool.hasPrefix("capture") {
             say("\n→ \(status["nextStep"]?["instruction"]?.stringValue ?? tool)")
-            status = try structured(await client.callTool(tool, arguments: ["callSid": .string(callSID), "paymentSid": .string(paymentSID)]))
+            status = try structured(
+                await client.callTool(
+                    tool, arguments: ["callSid": .string(callSID), "paymentSid": .string(paymentSID)]))
             var shown = ""
             let item = Self.items[tool] ?? ""
             while status["nextStep"]?["waitForCaller"] == true {
-                status = try structured(await client.callTool("getPaymentStatus", arguments: [
-                    "paymentSid": .string(paymentSID), "waitSeconds": 5, "afterVersion": status["version"] ?? 0,
-                ]))
+                status = try structured(
+                    await client.callTool(
+                        "getPaymentStatus",
+                        arguments: [
+                            "paymentSid": .string(paymentSID), "waitSeconds": 5, "afterVersion": status["version"] ?? 0,
+                        ]))
                 let progress = progressLine(status, item: item)
-                if progress != shown { say("   \(progress)"); shown = progress }
+                if progress != shown {
+                    say("   \(progress)")
+                    shown = progress
+                }
             }
         }
         say("\n→ \(status["nextStep"]?["instruction"]?.stringValue ?? "")")
-        status = try structured(await client.callTool("completePaymentCapture", arguments: ["callSid": .string(callSID), "paymentSid": .string(paymentSID)]))
+        status = try structured(
+            await client.callTool(
+                "completePaymentCapture", arguments: ["callSid": .string(callSID), "paymentSid": .string(paymentSID)]))
         while !["completed", "failed", "cancelled", "call-ended"].contains(status["phase"]?.stringValue ?? "") {
-            status = try structured(await client.callTool("getPaymentStatus", arguments: [
-                "paymentSid": .string(paymentSID), "waitSeconds": 5, "afterVersion": status["version"] ?? 0,
-            ]))
+            status = try structured(
+                await client.callTool(
+                    "getPaymentStatus",
+                    arguments: [
+                        "paymentSid": .string(paymentSID), "waitSeconds": 5, "afterVersion": status["version"] ?? 0,
+                    ]))
         }
-        say("\n• result: \(status["result"]?.stringValue ?? "?")"
-            + (status["paymentToken"]?.stringValue.map { ", token \($0)" } ?? "")
-            + (status["paymentConfirmationCode"]?.stringValue.map { ", confirmation \($0)" } ?? "")
-            + " — card \(status["paymentCardNumber"]?.stringValue ?? "?") (\(status["paymentCardType"]?.stringValue ?? "?"))")
+        say(
+            "\n• result: \(status["result"]?.stringValue ?? "?")"
+                + (status["paymentToken"]?.stringValue.map { ", token \($0)" } ?? "")
+                + (status["paymentConfirmationCode"]?.stringValue.map { ", confirmation \($0)" } ?? "")
+                + " — card \(status["paymentCardNumber"]?.stringValue ?? "?") (\(status["paymentCardType"]?.stringValue ?? "?"))"
+        )
         say("• \(status["nextStep"]?["instruction"]?.stringValue ?? "")")
         let elapsed = clock.now - started
-        say("\nDone in \(elapsed.components.seconds).\(String(format: "%03d", elapsed.components.attoseconds / 1_000_000_000_000_000)) s. The agent only ever saw masked values.")
+        say(
+            "\nDone in \(elapsed.components.seconds).\(String(format: "%03d", elapsed.components.attoseconds / 1_000_000_000_000_000)) s. The agent only ever saw masked values."
+        )
         client.close()
         _ = channel.waitForExit()
     }
@@ -86,8 +108,10 @@ struct Demo: AsyncParsableCommand {
     }
 
     static let items = [
-        "captureCardNumber": "payment-card-number", "captureSecurityCode": "security-code", "captureExpirationDate": "expiration-date",
-        "capturePostalCode": "postal-code", "captureBankRoutingNumber": "bank-routing-number", "captureBankAccountNumber": "bank-account-number",
+        "captureCardNumber": "payment-card-number", "captureSecurityCode": "security-code",
+        "captureExpirationDate": "expiration-date",
+        "capturePostalCode": "postal-code", "captureBankRoutingNumber": "bank-routing-number",
+        "captureBankAccountNumber": "bank-account-number",
     ]
 
     private func progressLine(_ status: JSONValue, item name: String) -> String {

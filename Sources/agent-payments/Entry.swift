@@ -12,8 +12,10 @@ import NIOPosix
 @main
 enum Entry {
     static func main() {
-        let http = CommandLine.arguments.dropFirst().contains { $0 == "--http" || $0.hasPrefix("--http=") }
-            || !(ProcessInfo.processInfo.environment["AGENT_PAYMENTS_HTTP"]?.trimmingCharacters(in: .whitespaces).isEmpty ?? true)
+        let http =
+            CommandLine.arguments.dropFirst().contains { $0 == "--http" || $0.hasPrefix("--http=") }
+            || !(ProcessInfo.processInfo.environment["AGENT_PAYMENTS_HTTP"]?.trimmingCharacters(in: .whitespaces)
+                .isEmpty ?? true)
         if http {
             _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         }

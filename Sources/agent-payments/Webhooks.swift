@@ -8,57 +8,26 @@ import TwilioPayments
 /// `agent-payments webhooks …`: the webhook outbox of a PostgreSQL deployment, for operators.
 struct Webhooks: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "webhooks", abstract: "The webhook outbox in PostgreSQL: what is pending, failed, delivered; replay failed events.",
+        commandName: "webhooks",
+        abstract: "The webhook outbox in PostgreSQL: what is pending, failed, delivered; replay failed events.",
         subcommands: [WebhooksStatus.self, WebhooksReplay.self], defaultSubcommand: WebhooksStatus.self)
 }
 
-/// The options both webhook commands take.
-struct OutboxDatabaseOptions: ParsableArguments {
-    @Option(name: .customLong("database-url"), help: ArgumentHelp(
-        "The PostgreSQL database, postgres://user:password@host:5432/database. Or set DATABASE_URL (which keeps the password out of ps).",
-        valueName: "URL"))
-    var databaseURL: String?
+extension DatabaseOptions {
+    /// Why the webhook commands need a database.
+    static let outboxMissing = """
+        the webhook outbox is kept in PostgreSQL: set DATABASE_URL or --database-url. With the in-memory store, \
+        undelivered events live only in the serving process, which logs its counts at warning when deliveries fail.
+        """
 
-    func validate() throws {
-        _ = try load()
-    }
-
-    func load() throws(ValidationError) -> (PostgresDatabaseConfiguration, Duration) {
-        let loaded: (configuration: PostgresDatabaseConfiguration, startTimeout: Duration, callbackKey: Secret?)?
-        do {
-            loaded = try ServerConfiguration.loadDatabase(databaseURL, environment: ProcessInfo.processInfo.environment)
-        } catch {
-            throw ValidationError(error.description)
-        }
-        guard let loaded else {
-            throw ValidationError("""
-                the webhook outbox is kept in PostgreSQL: set DATABASE_URL or --database-url. With the in-memory store, \
-                undelivered events live only in the serving process, which logs its counts at warning when deliveries fail.
-                """)
-        }
-        return (loaded.configuration, loaded.startTimeout)
-    }
-
-    /// Runs `body` on the outbox of a running, migrated database; a database that cannot be used
-    /// exits with a sentence (status 75 when it cannot be reached).
+    /// Runs `body` on the outbox of a running, migrated database.
     func withOutbox(_ body: (PostgresPaymentOutbox) async throws(PaymentStoreError) -> Void) async throws {
-        let (settings, timeout) = try load()
-        var logger = Logger(label: "agent-payments.webhooks", factory: { StreamLogHandler.standardError(label: $0) })
-        logger.logLevel = .warning
-        let database = PostgresPaymentDatabase(configuration: settings, logger: logger)
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await database.run() }
-            defer { group.cancelAll() }
-            do throws(PostgresStoreError) {
-                _ = try await database.migrate(waitingUpTo: timeout)
-            } catch {
-                FileHandle.standardError.write(Data("agent-payments: the database at \(settings) cannot be used: \(error)\n".utf8))
-                throw ExitCode(error.isUnreachable ? 75 : 1)
-            }
+        try await withDatabase(missing: Self.outboxMissing, label: "agent-payments.webhooks") { database, settings, _ in
             do throws(PaymentStoreError) {
                 try await body(database.outbox)
             } catch {
-                FileHandle.standardError.write(Data("agent-payments: the webhook outbox at \(settings) could not be read: \(error)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("agent-payments: the webhook outbox at \(settings) could not be read: \(error)\n".utf8))
                 throw ExitCode(75)
             }
         }
@@ -68,9 +37,12 @@ struct OutboxDatabaseOptions: ParsableArguments {
 /// `agent-payments webhooks status`: one line per endpoint.
 struct WebhooksStatus: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Per endpoint: pending (retrying, in flight), failed, delivered in the last day, the oldest pending event, the last error.")
+        commandName: "status",
+        abstract:
+            "Per endpoint: pending (retrying, in flight), failed, delivered in the last day, the oldest pending event, the last error."
+    )
 
-    @OptionGroup var database: OutboxDatabaseOptions
+    @OptionGroup var database: DatabaseOptions
 
     @Flag(help: "JSON lines instead of a table.")
     var json = false
@@ -86,20 +58,28 @@ struct WebhooksStatus: AsyncParsableCommand {
         if json {
             return statuses.map { status in
                 var object: [String: Any] = [
-                    "endpoint": status.destination, "pending": status.pending, "retrying": status.retrying, "inFlight": status.inFlight,
+                    "endpoint": status.destination, "pending": status.pending, "retrying": status.retrying,
+                    "inFlight": status.inFlight,
                     "failed": status.failed, "delivered": status.delivered,
                 ]
-                if let oldest = status.oldestPending { object["oldestPendingSeconds"] = Int(now.timeIntervalSince(oldest)) }
+                if let oldest = status.oldestPending {
+                    object["oldestPendingSeconds"] = Int(now.timeIntervalSince(oldest))
+                }
                 if let error = status.lastError { object["lastError"] = error }
                 let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
                 return String(decoding: data, as: UTF8.self) + "\n"
             }.joined()
         }
         guard !statuses.isEmpty else { return "no webhook events are kept (none made yet, or all purged)\n" }
-        let header = ["ENDPOINT", "PENDING", "RETRYING", "IN FLIGHT", "FAILED", "DELIVERED", "OLDEST PENDING", "LAST ERROR"]
+        let header = [
+            "ENDPOINT", "PENDING", "RETRYING", "IN FLIGHT", "FAILED", "DELIVERED", "OLDEST PENDING", "LAST ERROR",
+        ]
         let rows = statuses.map { status in
-            [status.destination, "\(status.pending)", "\(status.retrying)", "\(status.inFlight)", "\(status.failed)", "\(status.delivered)",
-             status.oldestPending.map { "\(Int(now.timeIntervalSince($0)))s ago" } ?? "-", status.lastError ?? "-"]
+            [
+                status.destination, "\(status.pending)", "\(status.retrying)", "\(status.inFlight)", "\(status.failed)",
+                "\(status.delivered)",
+                status.oldestPending.map { "\(Int(now.timeIntervalSince($0)))s ago" } ?? "-", status.lastError ?? "-",
+            ]
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
         return ([header] + rows).map { row in
@@ -113,14 +93,20 @@ struct WebhooksStatus: AsyncParsableCommand {
 struct WebhooksReplay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Make failed events pending again (they are delivered anew, in order per payment, by the running replicas).")
+        abstract:
+            "Make failed events pending again (they are delivered anew, in order per payment, by the running replicas)."
+    )
 
-    @OptionGroup var database: OutboxDatabaseOptions
+    @OptionGroup var database: DatabaseOptions
 
-    @Option(help: ArgumentHelp("Only this endpoint's events (its name; `default` for AGENT_PAYMENTS_WEBHOOK_URL).", valueName: "NAME"))
+    @Option(
+        help: ArgumentHelp(
+            "Only this endpoint's events (its name; `default` for AGENT_PAYMENTS_WEBHOOK_URL).", valueName: "NAME"))
     var endpoint: String?
 
-    @Option(help: ArgumentHelp("Only events that failed at or after this time (ISO 8601, e.g. 2026-12-04T09:00:00Z).", valueName: "TIME"))
+    @Option(
+        help: ArgumentHelp(
+            "Only events that failed at or after this time (ISO 8601, e.g. 2026-12-04T09:00:00Z).", valueName: "TIME"))
     var since: String?
 
     func validate() throws {
@@ -133,7 +119,9 @@ struct WebhooksReplay: AsyncParsableCommand {
         let from = try since.map { try Date($0, strategy: .iso8601) }
         try await database.withOutbox { outbox throws(PaymentStoreError) in
             let count = try await outbox.replay(destination: endpoint, failedSince: from)
-            print("\(count) failed event\(count == 1 ? "" : "s") made pending again\(endpoint.map { " for \($0)" } ?? "")")
+            print(
+                "\(count) failed event\(count == 1 ? "" : "s") made pending again\(endpoint.map { " for \($0)" } ?? "")"
+            )
         }
     }
 }

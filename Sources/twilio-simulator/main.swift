@@ -21,7 +21,9 @@ import ListenerGuard
 import Synchronization
 
 func text(_ name: String) -> String? {
-    guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else { return nil }
+    guard let index = CommandLine.arguments.firstIndex(of: name), index + 1 < CommandLine.arguments.count else {
+        return nil
+    }
     return CommandLine.arguments[index + 1]
 }
 
@@ -31,7 +33,10 @@ func option(_ name: String) -> Int? { text(name).flatMap { Int($0) } }
 func choice<T: RawRepresentable & CaseIterable>(_ name: String, _ fallback: T) -> T where T.RawValue == String {
     guard let given = text(name) else { return fallback }
     guard let value = T(rawValue: given) else {
-        FileHandle.standardError.write(Data("twilio-simulator: \(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got \(given)\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "twilio-simulator: \(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got \(given)\n"
+                    .utf8))
         exit(64)
     }
     return value
@@ -51,11 +56,14 @@ func emit(_ object: [String: String]) {
 }
 if CommandLine.arguments.contains("--report-payments") {
     configuration.onPaymentCreated = { payment, call, url in
-        emit(["event": "payment-created", "paymentSid": payment.rawValue, "callSid": call.rawValue, "statusCallback": url])
+        emit([
+            "event": "payment-created", "paymentSid": payment.rawValue, "callSid": call.rawValue, "statusCallback": url,
+        ])
     }
 }
 if CommandLine.arguments.contains("--leak-into-errors") {
-    configuration.errorMessageSuffix = "(api secret \(configuration.credentials.apiSecret.revealed), auth token \(configuration.authToken.revealed), card 4111111111111111)"
+    configuration.errorMessageSuffix =
+        "(api secret \(configuration.credentials.apiSecret.revealed), auth token \(configuration.authToken.revealed), card 4111111111111111)"
 }
 configuration.callbackShape = TwilioSimulator.CallbackShape(
     captureTimePartialResult: choice("--capture-time-partial-result", .absent),
@@ -69,7 +77,8 @@ while port.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .millisecon
 let credentials = configuration.credentials
 let ready: [String: String] = [
     "baseURL": "http://127.0.0.1:\(port.load(ordering: .relaxed))", "accountSid": credentials.accountSID.rawValue,
-    "apiKey": credentials.apiKeySID.rawValue, "apiSecret": credentials.apiSecret.revealed, "authToken": configuration.authToken.revealed,
+    "apiKey": credentials.apiKeySID.rawValue, "apiSecret": credentials.apiSecret.revealed,
+    "authToken": configuration.authToken.revealed,
 ]
 emit(ready)
 _ = await Task.detached { while readLine() != nil {} }.value

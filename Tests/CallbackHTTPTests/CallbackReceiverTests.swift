@@ -9,11 +9,15 @@ import PaymentsTestSupport
 
 @Suite struct CallbackReceiverTests {
     let publicBase = "https://payments.example.ngrok.app"
-    let fields = [("Sid", "PK" + String(repeating: "1", count: 32)), ("Capture", "payment-card-number"), ("PartialResult", "true"),
-                  ("PaymentCardNumber", "xxxx")]
+    let fields = [
+        ("Sid", "PK" + String(repeating: "1", count: 32)), ("Capture", "payment-card-number"),
+        ("PartialResult", "true"),
+        ("PaymentCardNumber", "xxxx"),
+    ]
 
     func receiver(token: Secret? = Fixture.token, sink: RecordingSink) throws -> (CallbackReceiver, String) {
-        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: token), sink: sink, logger: Fixture.quiet)
+        let receiver = CallbackReceiver(
+            configuration: CallbackReceiverConfiguration(authToken: token), sink: sink, logger: Fixture.quiet)
         receiver.setPublicBaseURL(publicBase)
         sink.allow("0123456789abcdef0123456789abcdef")
         let url = try receiver.callbackURL(secret: "0123456789abcdef0123456789abcdef")
@@ -35,7 +39,8 @@ import PaymentsTestSupport
         let signature = WebhookSignature(authToken: Fixture.token).sign(url: url, parameters: fields)
         let path = String(url.dropFirst(publicBase.count))
         try await Application(router: receiver.makeRouter()).test(.router) { client in
-            try await client.execute(uri: path, method: .post, headers: form(signature: signature), body: body(fields)) { response in
+            try await client.execute(uri: path, method: .post, headers: form(signature: signature), body: body(fields))
+            { response in
                 #expect(response.status == .noContent)
             }
         }
@@ -47,17 +52,28 @@ import PaymentsTestSupport
         let sink = RecordingSink()
         let (receiver, url) = try receiver(token: nil, sink: sink)
         let path = String(url.dropFirst(publicBase.count))
-        let identity = [("AccountSid", Fixture.credentials.accountSID.rawValue), ("CallSid", "CA" + String(repeating: "2", count: 32)),
-                        ("Sid", "PK" + String(repeating: "1", count: 32))]
+        let identity = [
+            ("AccountSid", Fixture.credentials.accountSID.rawValue),
+            ("CallSid", "CA" + String(repeating: "2", count: 32)),
+            ("Sid", "PK" + String(repeating: "1", count: 32)),
+        ]
         try await Application(router: receiver.makeRouter()).test(.router) { client in
-            for forged in [[("Result", "success"), ("PaymentConfirmationCode", "forged")], identity.dropLast() + [("Result", "success")]] {
-                try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(forged)) { response in
+            for forged in [
+                [("Result", "success"), ("PaymentConfirmationCode", "forged")],
+                identity.dropLast() + [("Result", "success")],
+            ] {
+                try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(forged)) {
+                    response in
                     #expect(response.status == .badRequest)
-                    #expect(String(buffer: response.body).contains("must carry AccountSid, CallSid and Sid"), "the answer says why")
+                    #expect(
+                        String(buffer: response.body).contains("must carry AccountSid, CallSid and Sid"),
+                        "the answer says why")
                 }
             }
             #expect(sink.count == 0, "nothing refused is delivered")
-            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(identity + [("Result", "success")])) { response in
+            try await client.execute(
+                uri: path, method: .post, headers: form(signature: nil), body: body(identity + [("Result", "success")])
+            ) { response in
                 #expect(response.status == .noContent)
             }
         }
@@ -72,14 +88,20 @@ import PaymentsTestSupport
         let unknown = "/twilio/payment-callbacks/ffffffffffffffffffffffffffffffff"
         try await Application(router: receiver.makeRouter()).test(.router) { client in
             // No signature, a forged one, one for other parameters, one over the local address.
-            for signature in [nil, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", signer.sign(url: url, parameters: [("Result", "success")]),
-                              signer.sign(url: "http://127.0.0.1:8080" + path, parameters: fields)] {
-                try await client.execute(uri: path, method: .post, headers: form(signature: signature), body: body(fields)) { response in
+            for signature in [
+                nil, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", signer.sign(url: url, parameters: [("Result", "success")]),
+                signer.sign(url: "http://127.0.0.1:8080" + path, parameters: fields),
+            ] {
+                try await client.execute(
+                    uri: path, method: .post, headers: form(signature: signature), body: body(fields)
+                ) { response in
                     #expect(response.status == .forbidden)
                 }
             }
             let signedUnknown = signer.sign(url: publicBase + unknown, parameters: fields)
-            try await client.execute(uri: unknown, method: .post, headers: form(signature: signedUnknown), body: body(fields)) { response in
+            try await client.execute(
+                uri: unknown, method: .post, headers: form(signature: signedUnknown), body: body(fields)
+            ) { response in
                 #expect(response.status == .notFound)
             }
             for method in [HTTPRequest.Method.get, .put, .delete] {
@@ -87,14 +109,19 @@ import PaymentsTestSupport
                     #expect(response.status == .methodNotAllowed && response.headers[.allow] == "POST")
                 }
             }
-            try await client.execute(uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}")) { response in
+            try await client.execute(
+                uri: path, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}")
+            ) { response in
                 #expect(response.status == .unsupportedMediaType)
             }
             let huge = [("Blob", String(repeating: "a", count: 70 * 1024))]
-            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(huge)) { response in
+            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(huge)) {
+                response in
                 #expect(response.status == .contentTooLarge)
             }
-            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: ByteBuffer(string: "Sid=%ZZ")) { response in
+            try await client.execute(
+                uri: path, method: .post, headers: form(signature: nil), body: ByteBuffer(string: "Sid=%ZZ")
+            ) { response in
                 #expect(response.status == .badRequest)
             }
             try await client.execute(uri: "/healthz", method: .get) { response in
@@ -109,17 +136,21 @@ import PaymentsTestSupport
         let (receiver, url) = try receiver(token: nil, sink: sink)
         let path = String(url.dropFirst(publicBase.count))
         try await Application(router: receiver.makeRouter()).test(.router) { client in
-            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(fields)) { response in
+            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(fields)) {
+                response in
                 #expect(response.status == .noContent)
             }
-            try await client.execute(uri: path.dropLast() + "0", method: .post, headers: form(signature: nil), body: body(fields)) { response in
+            try await client.execute(
+                uri: path.dropLast() + "0", method: .post, headers: form(signature: nil), body: body(fields)
+            ) { response in
                 #expect(response.status == .notFound)
             }
         }
         #expect(sink.count == 1)
         sink.forget("0123456789abcdef0123456789abcdef")
         try await Application(router: receiver.makeRouter()).test(.router) { client in
-            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(fields)) { response in
+            try await client.execute(uri: path, method: .post, headers: form(signature: nil), body: body(fields)) {
+                response in
                 #expect(response.status == .notFound)
             }
         }
@@ -127,7 +158,9 @@ import PaymentsTestSupport
 
     @Test func servesARealSocketOnAPickedPort() async throws {
         let sink = RecordingSink()
-        let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(port: 0, authToken: Fixture.token), sink: sink, logger: Fixture.quiet)
+        let receiver = CallbackReceiver(
+            configuration: CallbackReceiverConfiguration(port: 0, authToken: Fixture.token), sink: sink,
+            logger: Fixture.quiet)
         try await withRunning([receiver.makeApplication()]) {
             let port = try await eventually { receiver.boundPort }
             #expect(port > 0 && receiver.publicBaseURL == "http://127.0.0.1:\(port)")

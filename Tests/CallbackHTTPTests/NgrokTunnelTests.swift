@@ -8,28 +8,28 @@ import TwilioPayments
 /// arguments and whole environment there.
 @Suite(.serialized) struct NgrokTunnelTests {
     static let fake = #"""
-    #!/usr/bin/env python3
-    import http.server, json, os, sys, time
-    args = sys.argv[1:]
-    here = os.path.dirname(os.path.abspath(sys.argv[0]))
-    with open(os.path.join(here, "log.json"), "w") as log:
-        json.dump({"argv": args, "pid": os.getpid(), "token": os.environ.get("NGROK_AUTHTOKEN"), "environment": dict(os.environ)}, log)
-    mode = open(os.path.join(here, "mode")).read().strip()
-    if mode == "crash":
-        sys.stderr.write("ERROR: authentication failed: token %s is invalid\n" % os.environ.get("NGROK_AUTHTOKEN"))
-        sys.exit(1)
-    if mode == "silent":
-        time.sleep(60)
-    config = open(args[args.index("--config") + 1]).read()
-    host, port = [line.split(": ")[1] for line in config.splitlines() if line.startswith("web_addr")][0].split(":")
-    url = "https://" + (args[args.index("--url") + 1] if "--url" in args else "fake-tunnel.ngrok.test")
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps({"tunnels": [{"public_url": url.replace("https://", "http://")}, {"public_url": url}]}).encode()
-            self.send_response(200); self.send_header("Content-Type", "application/json"); self.end_headers(); self.wfile.write(body)
-        def log_message(self, *a): pass
-    http.server.HTTPServer((host, int(port)), Handler).serve_forever()
-    """#
+        #!/usr/bin/env python3
+        import http.server, json, os, sys, time
+        args = sys.argv[1:]
+        here = os.path.dirname(os.path.abspath(sys.argv[0]))
+        with open(os.path.join(here, "log.json"), "w") as log:
+            json.dump({"argv": args, "pid": os.getpid(), "token": os.environ.get("NGROK_AUTHTOKEN"), "environment": dict(os.environ)}, log)
+        mode = open(os.path.join(here, "mode")).read().strip()
+        if mode == "crash":
+            sys.stderr.write("ERROR: authentication failed: token %s is invalid\n" % os.environ.get("NGROK_AUTHTOKEN"))
+            sys.exit(1)
+        if mode == "silent":
+            time.sleep(60)
+        config = open(args[args.index("--config") + 1]).read()
+        host, port = [line.split(": ")[1] for line in config.splitlines() if line.startswith("web_addr")][0].split(":")
+        url = "https://" + (args[args.index("--url") + 1] if "--url" in args else "fake-tunnel.ngrok.test")
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = json.dumps({"tunnels": [{"public_url": url.replace("https://", "http://")}, {"public_url": url}]}).encode()
+                self.send_response(200); self.send_header("Content-Type", "application/json"); self.end_headers(); self.wfile.write(body)
+            def log_message(self, *a): pass
+        http.server.HTTPServer((host, int(port)), Handler).serve_forever()
+        """#
 
     /// A fake agent that behaves as `mode` says: `ok`, `crash` or `silent`.
     func install(mode: String) throws -> (executable: String, log: String) {
@@ -54,9 +54,11 @@ import TwilioPayments
 
     @Test func startsDiscoversTheURLKeepsTheTokenOffTheCommandLineAndStops() async throws {
         let (executable, log) = try install(mode: "ok")
-        let tunnel = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_123"),
-                                                                    domain: "pay.example.com", port: 8080,
-                                                                    environment: ProcessInfo.processInfo.environment))
+        let tunnel = try await NgrokTunnel.start(
+            NgrokConfiguration(
+                executable: executable, authToken: Secret("tok_secret_123"),
+                domain: "pay.example.com", port: 8080,
+                environment: ProcessInfo.processInfo.environment))
         #expect(tunnel.publicURL == "https://pay.example.com")
         let launched = try launchLog(log)
         let argv = launched["argv"] as! [String]
@@ -71,38 +73,52 @@ import TwilioPayments
     @Test func theAgentRunsWithItsInspectorOffAndOnlyTheEnvironmentItNeeds() async throws {
         let (executable, log) = try install(mode: "ok")
         let parent = [
-            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": "/home/payments", "LANG": "C.UTF-8",
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": "/home/payments",
+            "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8", "https_proxy": "http://proxy.internal:3128",
             "TWILIO_AUTH_TOKEN": "auth-token-secret", "TWILIO_API_SECRET": "api-secret", "TWILIO_API_KEY": "SK123",
-            "DATABASE_URL": "postgres://u:db-password@db/x", "AGENT_PAYMENTS_CALLBACK_KEY": String(repeating: "k", count: 32),
+            "DATABASE_URL": "postgres://u:db-password@db/x",
+            "AGENT_PAYMENTS_CALLBACK_KEY": String(repeating: "k", count: 32),
             "NGROK_AUTH_TOKEN": "tok_secret_789", "AWS_SECRET_ACCESS_KEY": "aws",
         ]
-        let tunnel = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_789"),
-                                                                    port: 8080, environment: parent))
+        let tunnel = try await NgrokTunnel.start(
+            NgrokConfiguration(
+                executable: executable, authToken: Secret("tok_secret_789"),
+                port: 8080, environment: parent))
         let launched = try launchLog(log)
         let argv = launched["argv"] as! [String]
         let environment = launched["environment"] as! [String: String]
         #expect(argv.contains("--inspect=false"), "the request inspector is off: \(argv)")
-        for name in ["TWILIO_AUTH_TOKEN", "TWILIO_API_SECRET", "TWILIO_API_KEY", "DATABASE_URL", "AGENT_PAYMENTS_CALLBACK_KEY",
-                     "NGROK_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY"] {
+        for name in [
+            "TWILIO_AUTH_TOKEN", "TWILIO_API_SECRET", "TWILIO_API_KEY", "DATABASE_URL", "AGENT_PAYMENTS_CALLBACK_KEY",
+            "NGROK_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY",
+        ] {
             #expect(environment[name] == nil, "\(name) stays in this process")
         }
         #expect(!environment.values.contains { $0.contains("auth-token-secret") || $0.contains("db-password") })
         #expect(environment["NGROK_AUTHTOKEN"] == "tok_secret_789")
-        #expect(environment["HOME"] == "/home/payments" && environment["LANG"] == "C.UTF-8" && environment["LC_ALL"] == "C.UTF-8")
+        #expect(
+            environment["HOME"] == "/home/payments" && environment["LANG"] == "C.UTF-8"
+                && environment["LC_ALL"] == "C.UTF-8")
         // (A `python3` shim may add to PATH and set variables of its own; the shell sets PWD.)
-        #expect(environment["PATH"]?.contains(parent["PATH"]!) == true && environment["https_proxy"] == "http://proxy.internal:3128")
+        #expect(
+            environment["PATH"]?.contains(parent["PATH"]!) == true
+                && environment["https_proxy"] == "http://proxy.internal:3128")
         await tunnel.stop()
     }
 
     @Test func reportsACrashWithoutTheToken() async throws {
         let (executable, _) = try install(mode: "crash")
         do {
-            _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("tok_secret_456"), port: 8080,
-                                                               environment: ProcessInfo.processInfo.environment))
+            _ = try await NgrokTunnel.start(
+                NgrokConfiguration(
+                    executable: executable, authToken: Secret("tok_secret_456"), port: 8080,
+                    environment: ProcessInfo.processInfo.environment))
             Issue.record("started")
         } catch {
-            #expect(error.description.contains("exited with status 1") && error.description.contains("authentication failed"), "\(error)")
+            #expect(
+                error.description.contains("exited with status 1")
+                    && error.description.contains("authentication failed"), "\(error)")
             #expect(!error.description.contains("tok_secret_456"))
         }
     }
@@ -110,10 +126,12 @@ import TwilioPayments
     @Test func timesOutAndStopsASilentAgent() async throws {
         let (executable, log) = try install(mode: "silent")
         do {
-            _ = try await NgrokTunnel.start(NgrokConfiguration(executable: executable, authToken: Secret("t"), port: 8080,
-                                                               // Long enough for the fake agent to start and write its
-                                                               // pid on a loaded machine (0.8 s was not, in a full run).
-                                                               startupTimeout: .seconds(3)))
+            _ = try await NgrokTunnel.start(
+                NgrokConfiguration(
+                    executable: executable, authToken: Secret("t"), port: 8080,
+                    // Long enough for the fake agent to start and write its
+                    // pid on a loaded machine (0.8 s was not, in a full run).
+                    startupTimeout: .seconds(3)))
             Issue.record("started")
         } catch {
             #expect(error.description.contains("did not report a public URL"))
@@ -125,7 +143,8 @@ import TwilioPayments
 
     @Test func explainsAMissingExecutable() async {
         do {
-            _ = try await NgrokTunnel.start(NgrokConfiguration(executable: "/nonexistent/ngrok", authToken: Secret("t"), port: 1))
+            _ = try await NgrokTunnel.start(
+                NgrokConfiguration(executable: "/nonexistent/ngrok", authToken: Secret("t"), port: 1))
             Issue.record("started")
         } catch {
             #expect(error.description.contains("CALLBACK_BASE_URL"))

@@ -10,7 +10,9 @@ import Testing
 
     static func inputs(_ target: FuzzTarget) throws -> [URL] {
         let folder = root.appendingPathComponent(target.rawValue)
-        return try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil).sorted { $0.path < $1.path }
+        return try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil).sorted {
+            $0.path < $1.path
+        }
     }
 
     @Test(arguments: FuzzTarget.allCases)

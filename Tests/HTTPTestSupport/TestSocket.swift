@@ -14,7 +14,6 @@ public final class PortBox: Sendable {
     public var value: Int { port.withLock { $0 } }
 }
 
-
 /// A blocking loopback TCP client with a receive timeout (which only guards against a hang).
 public final class TestSocket: @unchecked Sendable {
     public let descriptor: Int32
@@ -33,7 +32,9 @@ public final class TestSocket: @unchecked Sendable {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else {
             close(descriptor)
@@ -41,7 +42,10 @@ public final class TestSocket: @unchecked Sendable {
         }
     }
 
-    public struct SocketError: Error { public let operation: String; public let code: Int32 }
+    public struct SocketError: Error {
+        public let operation: String
+        public let code: Int32
+    }
 
     public func write(_ text: String) throws {
         #if canImport(Glibc)
@@ -115,7 +119,7 @@ public final class TestSocket: @unchecked Sendable {
             } else if count == 0 {
                 return (received, .closed)
             } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-                return (received, .closed)  // ECONNRESET: closed with data left unread on its side
+                return (received, .closed) // ECONNRESET: closed with data left unread on its side
             }
         }
     }

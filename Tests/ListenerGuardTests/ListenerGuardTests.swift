@@ -16,29 +16,34 @@ import Darwin
 /// an idle keep-alive connection, and more connections than the cap. Limits are short so the
 /// suite stays quick; every wait is bounded by a socket timeout that only guards against a hang.
 @Suite(.serialized) struct ListenerGuardTests {
-    static let limits = ListenerLimits(headTimeout: .milliseconds(400), minimumBodyRate: 2_000, rateWindow: .milliseconds(300),
-                                       requestTimeout: .seconds(3), idleTimeout: .milliseconds(400), maximumConnections: 200)
+    static let limits = ListenerLimits(
+        headTimeout: .milliseconds(400), minimumBodyRate: 2_000, rateWindow: .milliseconds(300),
+        requestTimeout: .seconds(3), idleTimeout: .milliseconds(400), maximumConnections: 200)
 
     /// Serves `/healthz`, an echoing `POST /echo` and a 16 MiB `GET /big` (more than the kernel's
     /// socket buffers hold) with `limits` while `body` runs; the listener's reports of what it
     /// closed go to `closures`.
-    func withServer(_ limits: ListenerLimits = Self.limits, closures: ClosureReports = ClosureReports(),
-                    _ body: (Int) async throws -> Void) async throws {
+    func withServer(
+        _ limits: ListenerLimits = Self.limits, closures: ClosureReports = ClosureReports(),
+        _ body: (Int) async throws -> Void
+    ) async throws {
         var logger = Logger(label: "guard-test") { _ in RecordingLogHandler(reports: closures) }
         logger.logLevel = .warning
         let router = Router()
         router.get("healthz") { _, _ in "ok" }
         router.get("big") { _, _ in
-            Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "b"), count: 16 << 20)))
+            Response(
+                status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(repeating: UInt8(ascii: "b"), count: 16 << 20)))
         }
         router.post("echo") { request, _ in
             let buffer = try await request.body.collect(upTo: 1 << 20)
             return "\(buffer.readableBytes)"
         }
         let port = PortBox()
-        let app = Application(router: router, server: .guardedHTTP1(limits: limits, logger: logger),
-                              configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { port.set($0.localAddress?.port ?? 0) }, logger: logger)
+        let app = Application(
+            router: router, server: .guardedHTTP1(limits: limits, logger: logger),
+            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { port.set($0.localAddress?.port ?? 0) }, logger: logger)
         let running = Task { try await app.runService(gracefulShutdownSignals: []) }
         defer { running.cancel() }
         while port.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
@@ -48,7 +53,7 @@ import Darwin
     @Test func aHeadThatNeverEndsIsClosed() async throws {
         try await withServer { port in
             let socket = try TestSocket(port: port)
-            try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\n")   // and then nothing
+            try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\n") // and then nothing
             #expect(await socket.readUntilClosed().isEmpty, "closed without an answer")
         }
     }
@@ -78,7 +83,9 @@ import Darwin
             let socket = try TestSocket(port: port)
             try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             let answer = await socket.readUntilClosed()
-            #expect(answer.hasPrefix("HTTP/1.1 200") && answer.hasSuffix("ok"), "answered, kept alive, then closed when idle: \(answer)")
+            #expect(
+                answer.hasPrefix("HTTP/1.1 200") && answer.hasSuffix("ok"),
+                "answered, kept alive, then closed when idle: \(answer)")
         }
     }
 
@@ -86,7 +93,9 @@ import Darwin
         try await withServer { port in
             let socket = try TestSocket(port: port)
             let body = String(repeating: "b", count: 50_000)
-            try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+            try socket.write(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+                    + body)
             #expect(await socket.readUntilClosed().hasSuffix("50000"))
         }
     }
@@ -94,7 +103,7 @@ import Darwin
     @Test func pastTheCapNewConnectionsAreRefusedAtOnce() async throws {
         var limits = Self.limits
         limits.maximumConnections = 20
-        limits.headTimeout = .seconds(30)   // the held connections stay for the whole test
+        limits.headTimeout = .seconds(30) // the held connections stay for the whole test
         limits.idleTimeout = .seconds(30)
         try await withServer(limits) { port in
             let held = try (0..<20).map { _ in try TestSocket(port: port) }
@@ -146,12 +155,12 @@ import Darwin
     @Test func aResponseTheClientDoesNotReadIsCutOff() async throws {
         var limits = Self.limits
         limits.writeTimeout = .seconds(1)
-        limits.headTimeout = .seconds(30)   // only the write timeout may close the connection
+        limits.headTimeout = .seconds(30) // only the write timeout may close the connection
         limits.idleTimeout = .seconds(30)
         let closures = ClosureReports()
         try await withServer(limits, closures: closures) { port in
             let socket = try TestSocket(port: port)
-            try socket.write("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")   // and nothing is read while the server writes
+            try socket.write("GET /big HTTP/1.1\r\nHost: x\r\n\r\n") // and nothing is read while the server writes
             let reported = try await eventually(within: .seconds(10)) { closures.contains("response not read in time") }
             #expect(reported, "the listener closed the connection for its unread response")
             // The client then reads what the kernel still held, and the end of the stream: closed,
@@ -163,19 +172,21 @@ import Darwin
 
     @Test func aBigResponseReadPromptlyIsServedWhole() async throws {
         var limits = Self.limits
-        limits.writeTimeout = .seconds(3)   // the reader never pauses near this long
+        limits.writeTimeout = .seconds(3) // the reader never pauses near this long
         try await withServer(limits) { port in
             let socket = try TestSocket(port: port)
             try socket.write("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             let (received, end) = await socket.drain(withinMilliseconds: 10_000)
-            #expect(end == .closed && received.count > 16 << 20, "all \(received.count) bytes, then the close the client asked for")
+            #expect(
+                end == .closed && received.count > 16 << 20,
+                "all \(received.count) bytes, then the close the client asked for")
         }
     }
 
     @Test func pipelinedRequestsPastTheBoundCloseTheConnection() async throws {
         var limits = Self.limits
         limits.maximumPipelinedRequests = 4
-        limits.headTimeout = .seconds(30)   // only the bound may close the connection
+        limits.headTimeout = .seconds(30) // only the bound may close the connection
         limits.idleTimeout = .seconds(30)
         let closures = ClosureReports()
         try await withServer(limits, closures: closures) { port in
@@ -184,7 +195,9 @@ import Darwin
             try socket.write(String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 40))
             let (received, end) = await socket.drain(withinMilliseconds: 10_000)
             let answered = String(decoding: received, as: UTF8.self).components(separatedBy: "HTTP/1.1 200").count - 1
-            #expect(end == .closed && answered <= 4, "closed after at most the bound's answers, not all forty: \(answered), \(end)")
+            #expect(
+                end == .closed && answered <= 4,
+                "closed after at most the bound's answers, not all forty: \(answered), \(end)")
             #expect(closures.contains("too many pipelined requests"))
         }
     }
@@ -203,13 +216,16 @@ import Darwin
     }
 
     @Test func limitsComeFromTheEnvironmentAndBadValuesAreNamed() throws {
-        let limits = try ListenerLimits.fromEnvironment(["AGENT_PAYMENTS_HEAD_TIMEOUT_MS": "2500", "AGENT_PAYMENTS_MAX_CONNECTIONS": "77",
-                                                         "AGENT_PAYMENTS_WRITE_TIMEOUT_MS": "1500", "AGENT_PAYMENTS_MAX_PIPELINED_REQUESTS": "3"])
+        let limits = try ListenerLimits.fromEnvironment([
+            "AGENT_PAYMENTS_HEAD_TIMEOUT_MS": "2500", "AGENT_PAYMENTS_MAX_CONNECTIONS": "77",
+            "AGENT_PAYMENTS_WRITE_TIMEOUT_MS": "1500", "AGENT_PAYMENTS_MAX_PIPELINED_REQUESTS": "3",
+        ])
         #expect(limits.headTimeout == .milliseconds(2500) && limits.maximumConnections == 77)
         #expect(limits.writeTimeout == .milliseconds(1500) && limits.maximumPipelinedRequests == 3)
         #expect(ListenerLimits().writeTimeout == .seconds(30) && ListenerLimits().maximumPipelinedRequests == 16)
         #expect { try ListenerLimits.fromEnvironment(["AGENT_PAYMENTS_IDLE_TIMEOUT_MS": "soon"]) } throws: { error in
-            (error as? ListenerLimitsError)?.description == "AGENT_PAYMENTS_IDLE_TIMEOUT_MS must be a positive integer, got \"soon\""
+            (error as? ListenerLimitsError)?.description
+                == "AGENT_PAYMENTS_IDLE_TIMEOUT_MS must be a positive integer, got \"soon\""
         }
     }
 

@@ -7,22 +7,28 @@ import Testing
     }
 
     @Test func decodesRequestsWithStringAndNumberIDs() {
-        #expect(decode(#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#) == .success(.request(id: .string("a"), method: "ping", params: nil)))
-        #expect(decode(#"{"jsonrpc":"2.0","id":7,"method":"x","params":{"k":1}}"#)
-            == .success(.request(id: .number(7), method: "x", params: ["k": 1])))
+        #expect(
+            decode(#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#)
+                == .success(.request(id: .string("a"), method: "ping", params: nil)))
+        #expect(
+            decode(#"{"jsonrpc":"2.0","id":7,"method":"x","params":{"k":1}}"#)
+                == .success(.request(id: .number(7), method: "x", params: ["k": 1])))
     }
 
     @Test func decodesNotificationsAndResponses() {
-        #expect(decode(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            == .success(.notification(method: "notifications/initialized", params: nil)))
+        #expect(
+            decode(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+                == .success(.notification(method: "notifications/initialized", params: nil)))
         #expect(decode(#"{"jsonrpc":"2.0","id":1,"result":{}}"#) == .success(.result(id: .number(1), result: [:])))
-        #expect(decode(#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}}"#)
-            == .success(.error(id: .number(1), error: JSONRPCError(code: -1, message: "m"))))
+        #expect(
+            decode(#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}}"#)
+                == .success(.error(id: .number(1), error: JSONRPCError(code: -1, message: "m"))))
     }
 
     @Test func toleratesUnknownMembers() {
-        #expect(decode(#"{"jsonrpc":"2.0","id":1,"method":"ping","extra":{"x":[1]}}"#)
-            == .success(.request(id: .number(1), method: "ping", params: nil)))
+        #expect(
+            decode(#"{"jsonrpc":"2.0","id":1,"method":"ping","extra":{"x":[1]}}"#)
+                == .success(.request(id: .number(1), method: "ping", params: nil)))
     }
 
     @Test(arguments: [
@@ -47,7 +53,9 @@ import Testing
 
     @Test func encodesOneLineWithTheIDUnchanged() {
         let line = JSONRPCMessage.result(id: .number(9007199254740993), result: ["ok": true]).encodedLine()
-        #expect(String(decoding: line, as: UTF8.self) == "{\"id\":9007199254740993,\"jsonrpc\":\"2.0\",\"result\":{\"ok\":true}}\n")
+        #expect(
+            String(decoding: line, as: UTF8.self)
+                == "{\"id\":9007199254740993,\"jsonrpc\":\"2.0\",\"result\":{\"ok\":true}}\n")
         let error = JSONRPCMessage.error(id: nil, error: .parseError("x")).json
         #expect(error["id"] == .null)
     }

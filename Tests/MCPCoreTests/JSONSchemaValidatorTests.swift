@@ -23,10 +23,11 @@ import Testing
     }
 
     @Test func acceptsAConformingValue() {
-        #expect(problems([
-            "callSid": .string("CA" + String(repeating: "a", count: 32)), "amount": 9.99, "count": 2,
-            "method": "ach-debit", "cards": ["visa", "amex"], "note": .null, "ref": "ok",
-        ]).isEmpty)
+        #expect(
+            problems([
+                "callSid": .string("CA" + String(repeating: "a", count: 32)), "amount": 9.99, "count": 2,
+                "method": "ach-debit", "cards": ["visa", "amex"], "note": .null, "ref": "ok",
+            ]).isEmpty)
     }
 
     static let violations: [(JSONValue, String)] = [
@@ -36,13 +37,19 @@ import Testing
         (["callSid": "x", "amount": 0], "arguments.amount: must be greater than 0, got 0"),
         (["callSid": "x", "amount": 10001], "arguments.amount: must be at most 10000, got 10001"),
         (["callSid": "x", "count": 1.5], "arguments.count: expected integer, got number 1.5"),
-        (["callSid": "x", "method": "cash"], "arguments.method: must be one of \"credit-card\", \"ach-debit\", got \"cash\""),
+        (
+            ["callSid": "x", "method": "cash"],
+            "arguments.method: must be one of \"credit-card\", \"ach-debit\", got \"cash\""
+        ),
         (["callSid": "x", "cards": []], "arguments.cards: must have at least 1 items, got 0"),
         (["callSid": "x", "cards": ["a", "a"]], "arguments.cards: items must be unique"),
         (["callSid": "x", "cards": ["a", 2]], "arguments.cards[1]: expected string, got integer 2"),
         (["callSid": "x", "note": "toolong"], "arguments.note: must be at most 5 characters long, got 7"),
         (["callSid": "x", "ref": "a"], "arguments.ref: must be at least 2 characters long, got 1"),
-        (["callSid": "x", "cardNumber": "4111"], "arguments.cardNumber: is not a known property (known: amount, callSid, cards, count, method, note, ref)"),
+        (
+            ["callSid": "x", "cardNumber": "4111"],
+            "arguments.cardNumber: is not a known property (known: amount, callSid, cards, count, method, note, ref)"
+        ),
     ]
 
     @Test(arguments: violations)
@@ -61,7 +68,8 @@ import Testing
         #expect(JSONSchemaValidator(schema: ["type": "string", "pattern": "^CA"]).validate("PK12ab").count == 1)
         let broken = JSONSchemaValidator(schema: ["type": "string", "pattern": "(unclosed"])
         for _ in 0..<2 {
-            #expect(broken.validate("x").map(\.message) == ["schema pattern (unclosed is not a valid regular expression"])
+            #expect(
+                broken.validate("x").map(\.message) == ["schema pattern (unclosed is not a valid regular expression"])
         }
     }
 
@@ -70,7 +78,9 @@ import Testing
     }
 
     @Test func supportsCompositionKeywords() {
-        let validator = JSONSchemaValidator(schema: ["anyOf": [["type": "string"], ["type": "integer"]], "not": ["const": "x"]])
+        let validator = JSONSchemaValidator(schema: [
+            "anyOf": [["type": "string"], ["type": "integer"]], "not": ["const": "x"],
+        ])
         #expect(validator.validate("a").isEmpty)
         #expect(validator.validate(3).isEmpty)
         #expect(!validator.validate(true).isEmpty)

@@ -28,7 +28,8 @@ import Testing
 
     @Test(arguments: [
         "", "nul", "tru", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", "[1 2]", "01", "1.", "1e", "-", "+1",
-        "\"unterminated", "\"bad \\x escape\"", "\"\\ud800\"", "\"\\udc00x\"", "\"tab\there\"", "[1] 2", "NaN", "Infinity",
+        "\"unterminated", "\"bad \\x escape\"", "\"\\ud800\"", "\"\\udc00x\"", "\"tab\there\"", "[1] 2", "NaN",
+        "Infinity",
     ])
     func rejectsInvalidText(text: String) {
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: text) }

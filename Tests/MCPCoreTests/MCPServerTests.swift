@@ -10,32 +10,44 @@ import Darwin
 
 /// Builds a small server for the engine tests.
 func makeServer(pageSize: Int = 100) -> MCPServer {
-    let server = MCPServer(info: Implementation(name: "unit", title: "Unit", version: "0.1"), instructions: "Unit-test server.",
-                           options: MCPServer.Options(pageSize: pageSize))
-    server.register(Tool(
-        name: "echo", inputSchema: ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"]]
-    ) { call in ToolResult(text: call.arguments["text"]!.stringValue!) })
-    server.register(Tool(name: "wait", inputSchema: ["type": "object"]) { call in
-        for step in 1...100 {
-            try await Task.sleep(for: .milliseconds(20))
-            call.context.reportProgress(Double(step))
-        }
-        return ToolResult(text: "waited")
-    })
-    server.register(Tool(name: "progress", inputSchema: ["type": "object"]) { call in
-        call.context.reportProgress(1, total: 3)
-        call.context.reportProgress(1, total: 3)   // not growing: dropped
-        call.context.reportProgress(0.5, total: 3) // not growing: dropped
-        call.context.reportProgress(3, total: 3, message: "done")
-        call.context.log(.info, "progressed", logger: "unit")
-        return ToolResult(text: "ok")
-    })
-    server.register(ResourceTemplate(try! URITemplate("payment://{callSid}/{paymentSid}/status"), name: "status") { variables, uri, _ in
-        [ResourceContents(uri: uri, mimeType: "application/json", text: JSONValue.object(variables.mapValues(JSONValue.string)).serialized())]
-    })
-    server.register(Prompt(name: "StartCapture", arguments: [PromptArgument(name: "callSid", required: true)]) { arguments, _ in
-        PromptResult(messages: [PromptMessage(role: .user, text: "Start capture on \(arguments["callSid"]!)")])
-    })
+    let server = MCPServer(
+        info: Implementation(name: "unit", title: "Unit", version: "0.1"), instructions: "Unit-test server.",
+        options: MCPServer.Options(pageSize: pageSize))
+    server.register(
+        Tool(
+            name: "echo",
+            inputSchema: ["type": "object", "properties": ["text": ["type": "string"]], "required": ["text"]]
+        ) { call in ToolResult(text: call.arguments["text"]!.stringValue!) })
+    server.register(
+        Tool(name: "wait", inputSchema: ["type": "object"]) { call in
+            for step in 1...100 {
+                try await Task.sleep(for: .milliseconds(20))
+                call.context.reportProgress(Double(step))
+            }
+            return ToolResult(text: "waited")
+        })
+    server.register(
+        Tool(name: "progress", inputSchema: ["type": "object"]) { call in
+            call.context.reportProgress(1, total: 3)
+            call.context.reportProgress(1, total: 3) // not growing: dropped
+            call.context.reportProgress(0.5, total: 3) // not growing: dropped
+            call.context.reportProgress(3, total: 3, message: "done")
+            call.context.log(.info, "progressed", logger: "unit")
+            return ToolResult(text: "ok")
+        })
+    server.register(
+        ResourceTemplate(try! URITemplate("payment://{callSid}/{paymentSid}/status"), name: "status") {
+            variables, uri, _ in
+            [
+                ResourceContents(
+                    uri: uri, mimeType: "application/json",
+                    text: JSONValue.object(variables.mapValues(JSONValue.string)).serialized())
+            ]
+        })
+    server.register(
+        Prompt(name: "StartCapture", arguments: [PromptArgument(name: "callSid", required: true)]) { arguments, _ in
+            PromptResult(messages: [PromptMessage(role: .user, text: "Start capture on \(arguments["callSid"]!)")])
+        })
     return server
 }
 
@@ -131,7 +143,8 @@ final class NotificationLog: Sendable {
         #expect(sink.take()["error"]?["code"] == -32602)
         connection.receive(Array(#"{"jsonrpc":"2.0","id":3,"method":"ping","params":{"_meta":\#(meta)}}"#.utf8))
         #expect(sink.take()["error"]?["code"] == -32601)
-        connection.receive(Array(#"{"jsonrpc":"2.0","id":4,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#.utf8))
+        connection.receive(
+            Array(#"{"jsonrpc":"2.0","id":4,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#.utf8))
         #expect(sink.take()["error"]?["data"]?["supported"] == ["2026-07-28"])
         connection.close()
     }
@@ -157,7 +170,8 @@ final class NotificationLog: Sendable {
         #expect(ok["content"]?.arrayValue?.first?["text"] == "hi" && ok["isError"] == nil)
         let bad = try await client.callTool("echo", arguments: [:])
         #expect(bad["isError"] == true)
-        #expect(bad["content"]?.arrayValue?.first?["text"]?.stringValue?.contains("arguments.text: is required") == true)
+        #expect(
+            bad["content"]?.arrayValue?.first?["text"]?.stringValue?.contains("arguments.text: is required") == true)
         await #expect(throws: MCPClient.Failure.self) { try await client.callTool("missing") }
     }
 
@@ -211,14 +225,16 @@ final class NotificationLog: Sendable {
         let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: .modern())
         let log = NotificationLog(client)
         try await client.connect()
-        _ = try await client.request("tools/call", ["name": "progress", "arguments": [:]], progressToken: "tok", logLevel: .info)
+        _ = try await client.request(
+            "tools/call", ["name": "progress", "arguments": [:]], progressToken: "tok", logLevel: .info)
         let progress = await log.wait(for: "notifications/progress", count: 2)
         #expect(progress.map { $0["progress"] } == [.double(1), .double(3)])
         #expect(progress.last?["message"] == "done" && progress.last?["progressToken"] == "tok")
         let messages = await log.wait(for: "notifications/message")
         #expect(messages.first?["data"] == "progressed")
 
-        _ = try await client.request("tools/call", ["name": "progress", "arguments": [:]], progressToken: "t2", logLevel: .warning)
+        _ = try await client.request(
+            "tools/call", ["name": "progress", "arguments": [:]], progressToken: "t2", logLevel: .warning)
         _ = await log.wait(for: "notifications/progress", count: 4)
         #expect(log.methods.filter { $0 == "notifications/message" }.count == 1)
     }
@@ -240,27 +256,37 @@ final class NotificationLog: Sendable {
             return true
         }
         let server = makeServer()
-        server.register(Tool(name: "hold", inputSchema: ["type": "object"]) { _ in
-            signal.yield("started")
-            let (cancelled, wake) = AsyncStream<Void>.makeStream()
-            await withTaskCancellationHandler {
-                for await _ in cancelled { break }
-            } onCancel: {
-                wake.yield()
-            }
-            signal.yield("cancelled")
-            return ToolResult(text: "answered after cancellation")
-        })
+        server.register(
+            Tool(name: "hold", inputSchema: ["type": "object"]) { _ in
+                signal.yield("started")
+                let (cancelled, wake) = AsyncStream<Void>.makeStream()
+                await withTaskCancellationHandler {
+                    for await _ in cancelled { break }
+                } onCancel: {
+                    wake.yield()
+                }
+                signal.yield("cancelled")
+                return ToolResult(text: "answered after cancellation")
+            })
         let sink = CollectingSink()
         let connection = server.connect(sink: sink)
-        connection.receive(Array(#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#.utf8))
+        connection.receive(
+            Array(
+                #"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+                    .utf8))
         _ = sink.take()
-        connection.receive(Array(#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"hold","arguments":{}}}"#.utf8))
+        connection.receive(
+            Array(#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"hold","arguments":{}}}"#.utf8))
         #expect(try await signalled("started"))
-        connection.receive(Array(#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"test"}}"#.utf8))
+        connection.receive(
+            Array(
+                #"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"test"}}"#.utf8))
         #expect(try await signalled("cancelled"), "the server cancelled the handler's task; the client never could")
         // A later request on the same connection is answered; nothing for id 7 came before it.
-        connection.receive(Array(#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"text":"after"}}}"#.utf8))
+        connection.receive(
+            Array(
+                #"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"text":"after"}}}"#
+                    .utf8))
         var messages: [JSONValue] = []
         let deadline = ContinuousClock.now + .seconds(10)
         while !messages.contains(where: { $0["id"] == 8 }), ContinuousClock.now < deadline {
@@ -279,9 +305,13 @@ final class NotificationLog: Sendable {
         let log = NotificationLog(client)
         try await client.connect()
         let listen = Task {
-            try await client.request("subscriptions/listen", ["notifications": [
-                "resourceSubscriptions": ["payment://CA1/PK1/status"], "promptsListChanged": true,
-            ]])
+            try await client.request(
+                "subscriptions/listen",
+                [
+                    "notifications": [
+                        "resourceSubscriptions": ["payment://CA1/PK1/status"], "promptsListChanged": true,
+                    ]
+                ])
         }
         let acks = await log.wait(for: "notifications/subscriptions/acknowledged")
         #expect(acks.first?["notifications"]?["resourceSubscriptions"] == ["payment://CA1/PK1/status"])
@@ -317,9 +347,10 @@ final class NotificationLog: Sendable {
 
     @Test func handlersSeeTheirRequestAsTheTaskLocalCurrentRequest() async throws {
         let server = makeServer()
-        server.register(Tool(name: "whoami") { _ in
-            ToolResult(text: RequestContext.current.map { "\($0.requestID) \($0.method)" } ?? "none")
-        })
+        server.register(
+            Tool(name: "whoami") { _ in
+                ToolResult(text: RequestContext.current.map { "\($0.requestID) \($0.method)" } ?? "none")
+            })
         let client = MCPClient(channel: InProcessChannel(server: server), era: .modern())
         try await client.connect()
         let result = try await client.callTool("whoami")
@@ -347,8 +378,11 @@ final class NotificationLog: Sendable {
         let server = makeServer()
         let transport = StdioTransport(inputDescriptor: input[0], outputDescriptor: output[1])
         let serving = Task { await transport.run(server: server) }
-        let meta = #"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
-        let requests = #"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":\#(meta),"notifications":{"toolsListChanged":true}}}"# + "\n"
+        let meta =
+            #"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
+        let requests =
+            #"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":\#(meta),"notifications":{"toolsListChanged":true}}}"#
+            + "\n"
             + #"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":\#(meta)}}"# + "\n"
         _ = requests.utf8CString.withUnsafeBufferPointer { write(input[1], $0.baseAddress, $0.count - 1) }
         // Wait for the tools/list answer: both requests have then been taken in.
@@ -363,9 +397,14 @@ final class NotificationLog: Sendable {
         server.stop()
         // Serving returns although standard input never ended (bounded: a broken stop fails, not hangs).
         let finished = EventLog()
-        Task { await serving.value; finished.items.withLock { $0.append("returned") } }
+        Task {
+            await serving.value
+            finished.items.withLock { $0.append("returned") }
+        }
         let until = ContinuousClock.now + .seconds(10)
-        while finished.items.withLock({ $0.isEmpty }), ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(1)) }
+        while finished.items.withLock({ $0.isEmpty }), ContinuousClock.now < until {
+            try await Task.sleep(for: .milliseconds(1))
+        }
         #expect(!finished.items.withLock { $0.isEmpty }, "serveStdio returned after stop()")
         close(output[1])
         while true {
@@ -374,8 +413,12 @@ final class NotificationLog: Sendable {
             received += String(decoding: chunk[0..<count], as: UTF8.self)
         }
         let messages = received.split(separator: "\n").compactMap { try? JSONValue(parsing: Array($0.utf8)) }
-        #expect(messages.contains { $0["id"] == 1 && $0["result"] != nil }, "the listen stream ended with its result: \(received)")
+        #expect(
+            messages.contains { $0["id"] == 1 && $0["result"] != nil },
+            "the listen stream ended with its result: \(received)")
         #expect(server.isStopped)
-        close(input[0]); close(input[1]); close(output[0])
+        close(input[0])
+        close(input[1])
+        close(output[0])
     }
 }

@@ -24,18 +24,34 @@ final class RoutingSink: MessageSink {
         let server = makeServer()
         let sink = RoutingSink()
         let connection = server.connect(sink: sink)
-        connection.receive(Array(#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#.utf8))
+        connection.receive(
+            Array(
+                #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+                    .utf8))
         connection.receive(Array(#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.utf8))
-        connection.receive(Array(#"{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"debug"}}"#.utf8))
-        connection.receive(Array(#"{"jsonrpc":"2.0","id":"p","method":"tools/call","params":{"name":"progress","arguments":{},"_meta":{"progressToken":7}}}"#.utf8))
+        connection.receive(
+            Array(#"{"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"debug"}}"#.utf8))
+        connection.receive(
+            Array(
+                #"{"jsonrpc":"2.0","id":"p","method":"tools/call","params":{"name":"progress","arguments":{},"_meta":{"progressToken":7}}}"#
+                    .utf8))
         try await eventually { sink.routes.count >= 6 }
         let routes = sink.routes
         #expect(routes[0].route == .response(.number(1)))
         #expect(routes[1].route == .response(.number(2)))
-        #expect(routes[2...].map(\.route) == [.partOf(.string("p")), .partOf(.string("p")), .partOf(.string("p")), .response(.string("p"))])
-        #expect(routes[2...].map(\.method) == ["notifications/progress", "notifications/progress", "notifications/message", nil])
+        #expect(
+            routes[2...].map(\.route) == [
+                .partOf(.string("p")), .partOf(.string("p")), .partOf(.string("p")), .response(.string("p")),
+            ])
+        #expect(
+            routes[2...].map(\.method) == [
+                "notifications/progress", "notifications/progress", "notifications/message", nil,
+            ])
 
-        connection.receive(Array(#"{"jsonrpc":"2.0","id":3,"method":"resources/subscribe","params":{"uri":"payment://CA1/PK1/status"}}"#.utf8))
+        connection.receive(
+            Array(
+                #"{"jsonrpc":"2.0","id":3,"method":"resources/subscribe","params":{"uri":"payment://CA1/PK1/status"}}"#
+                    .utf8))
         server.notifyResourceUpdated(uri: "payment://CA1/PK1/status")
         server.log(.info, "outside any request")
         try await eventually { sink.routes.count >= 9 }
@@ -47,12 +63,19 @@ final class RoutingSink: MessageSink {
         let server = makeServer()
         let sink = RoutingSink()
         let connection = server.connect(sink: sink)
-        let meta = #""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
-        connection.receive(Array(#"{"jsonrpc":"2.0","id":9,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(meta)}}"#.utf8))
+        let meta =
+            #""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
+        connection.receive(
+            Array(
+                #"{"jsonrpc":"2.0","id":9,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(meta)}}"#
+                    .utf8))
         server.notifyResourceUpdated(uri: "payment://CA1/PK1/status")
         server.endSubscriptions()
         try await eventually { sink.routes.count >= 4 }
-        #expect(sink.routes.map(\.route) == [.partOf(.number(9)), .partOf(.number(9)), .response(.number(9)), .partOf(.number(9))])
+        #expect(
+            sink.routes.map(\.route) == [
+                .partOf(.number(9)), .partOf(.number(9)), .response(.number(9)), .partOf(.number(9)),
+            ])
         connection.close()
     }
 

@@ -23,26 +23,42 @@ import Testing
     static let meta: JSONValue = [MetaKey.protocolVersion: "2026-07-28", MetaKey.clientCapabilities: [:]]
 
     func call(_ name: String) -> JSONRPCMessage {
-        .request(id: .number(1), method: "tools/call", params: ["name": .string(name), "arguments": [:], "_meta": Self.meta])
+        .request(
+            id: .number(1), method: "tools/call", params: ["name": .string(name), "arguments": [:], "_meta": Self.meta])
     }
 
     @Test func eachMirroredHeaderMustMatchTheBody() {
-        let ok = HeaderRules.mismatch(protocolVersion: "2026-07-28", method: "tools/call", name: "getPaymentStatus", message: call("getPaymentStatus"))
+        let ok = HeaderRules.mismatch(
+            protocolVersion: "2026-07-28", method: "tools/call", name: "getPaymentStatus",
+            message: call("getPaymentStatus"))
         #expect(ok == nil)
-        let encoded = HeaderRules.mismatch(protocolVersion: "2026-07-28", method: "tools/call", name: "=?base64?Z2V0UGF5bWVudFN0YXR1cw==?=",
-                                           message: call("getPaymentStatus"))
+        let encoded = HeaderRules.mismatch(
+            protocolVersion: "2026-07-28", method: "tools/call", name: "=?base64?Z2V0UGF5bWVudFN0YXR1cw==?=",
+            message: call("getPaymentStatus"))
         #expect(encoded == nil)
-        for (version, method, name) in [("2026-07-28", "tools/list", "getPaymentStatus"), ("2026-07-28", nil, "getPaymentStatus"),
-                                        ("2026-07-28", "tools/call", nil), ("2026-07-28", "tools/call", "other"),
-                                        ("2025-11-25", "tools/call", "getPaymentStatus")] as [(String, String?, String?)] {
-            let error = HeaderRules.mismatch(protocolVersion: version, method: method, name: name, message: call("getPaymentStatus"))
+        for (version, method, name) in [
+            ("2026-07-28", "tools/list", "getPaymentStatus"), ("2026-07-28", nil, "getPaymentStatus"),
+            ("2026-07-28", "tools/call", nil), ("2026-07-28", "tools/call", "other"),
+            ("2025-11-25", "tools/call", "getPaymentStatus"),
+        ] as [(String, String?, String?)] {
+            let error = HeaderRules.mismatch(
+                protocolVersion: version, method: method, name: name, message: call("getPaymentStatus"))
             #expect(error?.code == HeaderRules.headerMismatchCode, "\(version) \(method ?? "-") \(name ?? "-")")
         }
-        let read = JSONRPCMessage.request(id: .number(2), method: "resources/read", params: ["uri": "payment://CA1/PK1/status", "_meta": Self.meta])
-        #expect(HeaderRules.mismatch(protocolVersion: "2026-07-28", method: "resources/read", name: "payment://CA1/PK1/status", message: read) == nil)
-        #expect(HeaderRules.mismatch(protocolVersion: "2026-07-28", method: "resources/read", name: "payment://CA1/PK2/status", message: read) != nil)
+        let read = JSONRPCMessage.request(
+            id: .number(2), method: "resources/read", params: ["uri": "payment://CA1/PK1/status", "_meta": Self.meta])
+        #expect(
+            HeaderRules.mismatch(
+                protocolVersion: "2026-07-28", method: "resources/read", name: "payment://CA1/PK1/status", message: read
+            ) == nil)
+        #expect(
+            HeaderRules.mismatch(
+                protocolVersion: "2026-07-28", method: "resources/read", name: "payment://CA1/PK2/status", message: read
+            ) != nil)
         let noMeta = JSONRPCMessage.request(id: .number(3), method: "server/discover", params: [:])
-        #expect(HeaderRules.mismatch(protocolVersion: "2026-07-28", method: "server/discover", name: nil, message: noMeta) != nil)
+        #expect(
+            HeaderRules.mismatch(protocolVersion: "2026-07-28", method: "server/discover", name: nil, message: noMeta)
+                != nil)
     }
 }
 
@@ -53,10 +69,14 @@ import Testing
         #expect(throws: StaticTokenAuthenticator.ConfigurationError.tooShort(index: 1)) {
             try tokens.init(tokens: [String(repeating: "a", count: 32), "short"])
         }
-        let authenticator = try tokens.init(tokens: [String(repeating: "a", count: 32), String(repeating: "b", count: 40)])
-        #expect(await authenticator.authenticate(token: String(repeating: "b", count: 40))
+        let authenticator = try tokens.init(tokens: [
+            String(repeating: "a", count: 32), String(repeating: "b", count: 40),
+        ])
+        #expect(
+            await authenticator.authenticate(token: String(repeating: "b", count: 40))
                 == .accepted(Principal(id: StaticToken(token: String(repeating: "b", count: 40)).principalID)))
-        guard case .rejected(let reason) = await authenticator.authenticate(token: String(repeating: "b", count: 39)) else {
+        guard case .rejected(let reason) = await authenticator.authenticate(token: String(repeating: "b", count: 39))
+        else {
             Issue.record("a near miss must be rejected")
             return
         }
@@ -72,8 +92,10 @@ import Testing
         let secret = String(repeating: "c", count: 32)
         #expect(try StaticToken.parse(secret).get() == StaticToken(token: secret))
         #expect(try StaticToken.parse("alice:\(secret)").get() == StaticToken(name: "alice", token: secret))
-        #expect(try StaticToken.parse("ops@acme:\(secret):payments:read payments:operator").get()
-                == StaticToken(name: "ops", token: secret, tenant: "acme", scopes: ["payments:read", "payments:operator"]))
+        #expect(
+            try StaticToken.parse("ops@acme:\(secret):payments:read payments:operator").get()
+                == StaticToken(
+                    name: "ops", token: secret, tenant: "acme", scopes: ["payments:read", "payments:operator"]))
         for bad in ["al ice:\(secret)", ":\(secret)", "alice:", "alice:\(secret):", "a@:\(secret)"] {
             guard case .failure(let problem) = StaticToken.parse(bad) else {
                 Issue.record("\(bad) must be refused")
@@ -88,16 +110,27 @@ import Testing
 
         let other = String(repeating: "d", count: 32)
         let authenticator = try StaticTokenAuthenticator(
-            entries: [try StaticToken.parse("alice@acme:\(secret)").get(), try StaticToken.parse("ops:\(other):payments:operator").get()],
+            entries: [
+                try StaticToken.parse("alice@acme:\(secret)").get(),
+                try StaticToken.parse("ops:\(other):payments:operator").get(),
+            ],
             defaultScopes: ["payments:read", "payments:capture"])
-        #expect(await authenticator.authenticate(token: secret)
-                == .accepted(Principal(id: "token:alice", tenant: "acme", scopes: ["payments:read", "payments:capture"])))
-        #expect(await authenticator.authenticate(token: other) == .accepted(Principal(id: "token:ops", scopes: ["payments:operator"])))
+        #expect(
+            await authenticator.authenticate(token: secret)
+                == .accepted(
+                    Principal(id: "token:alice", tenant: "acme", scopes: ["payments:read", "payments:capture"])))
+        #expect(
+            await authenticator.authenticate(token: other)
+                == .accepted(Principal(id: "token:ops", scopes: ["payments:operator"])))
         #expect(throws: StaticTokenAuthenticator.ConfigurationError.duplicate(index: 1)) {
-            try StaticTokenAuthenticator(entries: [StaticToken(name: "a", token: secret), StaticToken(name: "b", token: secret)])
+            try StaticTokenAuthenticator(entries: [
+                StaticToken(name: "a", token: secret), StaticToken(name: "b", token: secret),
+            ])
         }
         #expect(throws: StaticTokenAuthenticator.ConfigurationError.duplicate(index: 1)) {
-            try StaticTokenAuthenticator(entries: [StaticToken(name: "a", token: secret), StaticToken(name: "a", token: other)])
+            try StaticTokenAuthenticator(entries: [
+                StaticToken(name: "a", token: secret), StaticToken(name: "a", token: other),
+            ])
         }
     }
 }
@@ -138,9 +171,13 @@ import Testing
         }
 
         var jwks: Data {
-            let entries = keys.withLock { $0 }.map { kid, key -> [String: String] in
-                ["kty": "EC", "crv": "P-256", "x": key.parameters!.x, "y": key.parameters!.y, "kid": kid, "alg": "ES256", "use": "sig"]
-            } + rawKeys.withLock { $0 }
+            let entries =
+                keys.withLock { $0 }.map { kid, key -> [String: String] in
+                    [
+                        "kty": "EC", "crv": "P-256", "x": key.parameters!.x, "y": key.parameters!.y, "kid": kid,
+                        "alg": "ES256", "use": "sig",
+                    ]
+                } + rawKeys.withLock { $0 }
             return try! JSONSerialization.data(withJSONObject: ["keys": entries])
         }
 
@@ -168,11 +205,16 @@ import Testing
     static let agent = Principal(id: "oauth:agent-1", scopes: ["payments"])
 
     func makeServer(_ issuer: Issuer, scopes: [String] = ["payments"]) throws -> OAuthResourceServer {
-        try OAuthResourceServer(configuration: .init(issuer: issuer.url, audience: Self.audience, requiredScopes: scopes,
-                                                     fetch: { try await issuer.fetch($0) }))
+        try OAuthResourceServer(
+            configuration: .init(
+                issuer: issuer.url, audience: Self.audience, requiredScopes: scopes,
+                fetch: { try await issuer.fetch($0) }))
     }
 
-    func claims(_ issuer: Issuer, aud: String = audience, expiresIn: Double = 300, nbf: Double? = nil, scope: String? = "payments") -> Claims {
+    func claims(
+        _ issuer: Issuer, aud: String = audience, expiresIn: Double = 300, nbf: Double? = nil,
+        scope: String? = "payments"
+    ) -> Claims {
         let now = Date().timeIntervalSince1970
         return Claims(iss: issuer.url, aud: [aud], exp: now + expiresIn, nbf: nbf.map { now + $0 }, scope: scope)
     }
@@ -183,7 +225,10 @@ import Testing
         let server = try makeServer(issuer)
         let good = try await issuer.sign(claims(issuer), with: key, kid: "ec-1")
         #expect(await server.authenticate(token: good) == .accepted(Self.agent))
-        #expect(issuer.fetched.withLock { $0 } == [issuer.url + "/.well-known/oauth-authorization-server", issuer.url + "/jwks.json"])
+        #expect(
+            issuer.fetched.withLock { $0 } == [
+                issuer.url + "/.well-known/oauth-authorization-server", issuer.url + "/jwks.json",
+            ])
 
         for (label, bad) in [
             ("audience", claims(issuer, aud: "https://elsewhere.example/mcp")),
@@ -198,14 +243,21 @@ import Testing
         }
         var otherIssuer = claims(issuer)
         otherIssuer.iss = "https://evil.example"
-        guard case .rejected = await server.authenticate(token: try await issuer.sign(otherIssuer, with: key, kid: "ec-1")) else {
+        guard
+            case .rejected = await server.authenticate(
+                token: try await issuer.sign(otherIssuer, with: key, kid: "ec-1"))
+        else {
             Issue.record("another issuer must be rejected")
             return
         }
         // Within the leeway (60 s), a just-expired token still passes.
-        #expect(await server.authenticate(token: try await issuer.sign(claims(issuer, expiresIn: -10), with: key, kid: "ec-1"))
+        #expect(
+            await server.authenticate(
+                token: try await issuer.sign(claims(issuer, expiresIn: -10), with: key, kid: "ec-1"))
                 == .accepted(Self.agent))
-        #expect(await server.authenticate(token: try await issuer.sign(claims(issuer, scope: "other"), with: key, kid: "ec-1"))
+        #expect(
+            await server.authenticate(
+                token: try await issuer.sign(claims(issuer, scope: "other"), with: key, kid: "ec-1"))
                 == .insufficientScope(required: ["payments"]))
         let forged = try await issuer.sign(claims(issuer), with: ES256PrivateKey(), kid: "ec-1")
         #expect(await server.authenticate(token: forged) == .rejected(reason: "the token's signature is not valid"))
@@ -217,15 +269,24 @@ import Testing
         let server = try makeServer(issuer)
         func part(_ object: [String: Any]) -> String {
             try! JSONSerialization.data(withJSONObject: object).base64EncodedString()
-                .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+                    of: "/", with: "_")
         }
-        let body = part(["iss": issuer.url, "aud": Self.audience, "exp": Date().timeIntervalSince1970 + 300, "scope": "payments"])
+        let body = part([
+            "iss": issuer.url, "aud": Self.audience, "exp": Date().timeIntervalSince1970 + 300, "scope": "payments",
+        ])
         for alg in ["none", "HS256"] {
             let token = part(["alg": alg, "kid": "ec-1"]) + "." + body + "."
-            #expect(await server.authenticate(token: token) == .rejected(reason: "tokens signed with \(alg) are not accepted"))
+            #expect(
+                await server.authenticate(token: token)
+                    == .rejected(reason: "tokens signed with \(alg) are not accepted"))
         }
-        #expect(await server.authenticate(token: "not-a-jwt") == .rejected(reason: TokenHeader.Malformed.notThreeParts.description))
-        #expect(await server.authenticate(token: "!!!.e30.") == .rejected(reason: TokenHeader.Malformed.badEncoding.description))
+        #expect(
+            await server.authenticate(token: "not-a-jwt")
+                == .rejected(reason: TokenHeader.Malformed.notThreeParts.description))
+        #expect(
+            await server.authenticate(token: "!!!.e30.")
+                == .rejected(reason: TokenHeader.Malformed.badEncoding.description))
         #expect(issuer.fetched.withLock { $0 }.isEmpty, "nothing was fetched for tokens refused on their header")
     }
 
@@ -233,15 +294,21 @@ import Testing
         let issuer = Issuer()
         let first = issuer.addKey("ec-1")
         let server = try makeServer(issuer)
-        #expect(await server.authenticate(token: try await issuer.sign(claims(issuer), with: first, kid: "ec-1")) == .accepted(Self.agent))
+        #expect(
+            await server.authenticate(token: try await issuer.sign(claims(issuer), with: first, kid: "ec-1"))
+                == .accepted(Self.agent))
         let rotated = issuer.addKey("ec-2")
-        #expect(await server.authenticate(token: try await issuer.sign(claims(issuer), with: rotated, kid: "ec-2")) == .accepted(Self.agent))
+        #expect(
+            await server.authenticate(token: try await issuer.sign(claims(issuer), with: rotated, kid: "ec-2"))
+                == .accepted(Self.agent))
         let jwksFetches = { issuer.fetched.withLock { $0.filter { $0.hasSuffix("/jwks.json") }.count } }
         #expect(jwksFetches() == 2)
         let stranger = ES256PrivateKey()
         for index in 0..<30 {
             let token = try await issuer.sign(claims(issuer), with: stranger, kid: "random-\(index)")
-            #expect(await server.authenticate(token: token) == .rejected(reason: "the token's key id is not in the issuer's key set"))
+            #expect(
+                await server.authenticate(token: token)
+                    == .rejected(reason: "the token's key id is not in the issuer's key set"))
         }
         // The first fetch and the refresh after the rotation count: at most ten within the minute.
         #expect(jwksFetches() <= 10, "\(jwksFetches()) fetches")
@@ -249,50 +316,57 @@ import Testing
 
     /// A throwaway 2048-bit RSA key for these tests only (generated with openssl genrsa).
     static let rsaPEM = """
-    -----BEGIN PRIVATE KEY-----
-    MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQChi/+SXOlyhF8I
-    Ojt3Pc0BPO5HICfukpnN8MTBcKAbs8oHOR8Gk37UAFShjSzY3BJARcR7HUx3VtsK
-    8kWVJSI2j7PNjHZyXLEpGCaAlUlEjpanJMMRqTQ1Ws9qdG6oeb1mDfL5rm+e06+Q
-    qL4u7fLRnwhAIse23Ygsa5KNsS2XF2t9mzNvfWb2T1olFfOUmgS6eC41dXHlOInK
-    Q65uwLq3VF6fIsdtTFy9sRfb5xEltwytZ+VZ+gr3dbQLWJiRjh96dajEFyrSP8O/
-    Ji9AoT1ToWyDhluRXnoI4l/UmlP3IKD7FvGHfCOtuw2lHs/eVV/z6nEPabAhuYsv
-    aUOo7DQxAgMBAAECggEAF8Q1SlQkUsu0q3eIY3I9JHnRWGIbsyvwOBhm6fU8KOHa
-    JBaRlkcWzpu/LQahsBnYZDT0w2QRFDGRXNqTGsPGynN5HBFrz5wMGE6hmM3due9R
-    rK9qNMFJmVvjI0yT3HIPR4y1JWngqWOH8xFQQYPnnaf278XuJIdnpEQDNe34wL8z
-    b2xDctvS0krQY8QMG2Mwayvq72WTuPFFHSI+pYdWFUiVHxdGj2i/qTB4qmvuMxat
-    e5P89pphl40Q9or4Yc3SMPGD/VT5ALqvgd3oGqNvhcWR/r43NPlSAu8Y5QRUNLqC
-    Z2j+jeHpfv14xM0gSwfL1bfkGRZdyCOvEUHf4e2z3QKBgQDjUiroAv1R9JdQY82H
-    RSbQLegaXPGPs90y2SxwmKsCgHKrjhQHyvLqXPLsyIqmHj1W+PjTx2KOZ8+FOVOv
-    NzzDQNfuQC/0gEhuW71t70Dy3GXAbemE6Ug7pPM2L+V6G24dMR07V82EC/UyaCrl
-    V6BDt1yWoYhubiLVN15Ksus8RwKBgQC17YLSc8kvxr17EehxbFkKIMXVHTUzHdm9
-    mLfW2WwDX7V7CLpFbSQYIZmcXVOIjcsi/he8SFhFc3XqnH5HtHIW5Y2hn3btGWk5
-    WmErytWnG2XpsW/3yakS0A6+51OvQB9T78Pm1zEIu+H0RxbhwFAV8GTqcvuwCStX
-    F+f3FL5fxwKBgQDQL0xEN5iwGgUKBp0QKXCmb6SFoGFKbjtCekqMxAS5wdFC9Fe7
-    204k/QMtf2wbPs6GfHXF3nCQYtpW9G2Dpl7rotMey4IfteyfxTzzFY6x3M8DMKYQ
-    p2UT2rkzAyJydfSen4BZ/MunBxyEEYpXh6yq157gBQfhutQD2TVty/ZLuQKBgAzB
-    aWG+EoYSBikB2W1Sbm/CWnyVvqwl1KVxdrpOpj8aT8wfkYfaniQ+/tkyxe+WGX8L
-    l7hwzheYf9UCQexfH3yxfZuuZZU8Kd+GkbeTUiWUSzH2aeZSslMKWW5TI8/uzAOD
-    lRWzUtHM8ovBDD6p0DOpljnF9BWknvBNUctGHg7zAoGBAJj2T0h864umV1qvB7vq
-    dH5/XY5wrgnCcb/r8RIhua0vNn0+O3+eeIcbYfnzSkGwzDLWye5liPZBtAmXnwAV
-    prMMIoBBhLKtSTQ4RAgkaQHKTaEsvwm9rStS0LttjTxiuSNFpHkKurlT3dJK3r3d
-    vZh+Q35spk2mVT/FCIWYDTgI
-    -----END PRIVATE KEY-----
-    """
+        -----BEGIN PRIVATE KEY-----
+        MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQChi/+SXOlyhF8I
+        Ojt3Pc0BPO5HICfukpnN8MTBcKAbs8oHOR8Gk37UAFShjSzY3BJARcR7HUx3VtsK
+        8kWVJSI2j7PNjHZyXLEpGCaAlUlEjpanJMMRqTQ1Ws9qdG6oeb1mDfL5rm+e06+Q
+        qL4u7fLRnwhAIse23Ygsa5KNsS2XF2t9mzNvfWb2T1olFfOUmgS6eC41dXHlOInK
+        Q65uwLq3VF6fIsdtTFy9sRfb5xEltwytZ+VZ+gr3dbQLWJiRjh96dajEFyrSP8O/
+        Ji9AoT1ToWyDhluRXnoI4l/UmlP3IKD7FvGHfCOtuw2lHs/eVV/z6nEPabAhuYsv
+        aUOo7DQxAgMBAAECggEAF8Q1SlQkUsu0q3eIY3I9JHnRWGIbsyvwOBhm6fU8KOHa
+        JBaRlkcWzpu/LQahsBnYZDT0w2QRFDGRXNqTGsPGynN5HBFrz5wMGE6hmM3due9R
+        rK9qNMFJmVvjI0yT3HIPR4y1JWngqWOH8xFQQYPnnaf278XuJIdnpEQDNe34wL8z
+        b2xDctvS0krQY8QMG2Mwayvq72WTuPFFHSI+pYdWFUiVHxdGj2i/qTB4qmvuMxat
+        e5P89pphl40Q9or4Yc3SMPGD/VT5ALqvgd3oGqNvhcWR/r43NPlSAu8Y5QRUNLqC
+        Z2j+jeHpfv14xM0gSwfL1bfkGRZdyCOvEUHf4e2z3QKBgQDjUiroAv1R9JdQY82H
+        RSbQLegaXPGPs90y2SxwmKsCgHKrjhQHyvLqXPLsyIqmHj1W+PjTx2KOZ8+FOVOv
+        NzzDQNfuQC/0gEhuW71t70Dy3GXAbemE6Ug7pPM2L+V6G24dMR07V82EC/UyaCrl
+        V6BDt1yWoYhubiLVN15Ksus8RwKBgQC17YLSc8kvxr17EehxbFkKIMXVHTUzHdm9
+        mLfW2WwDX7V7CLpFbSQYIZmcXVOIjcsi/he8SFhFc3XqnH5HtHIW5Y2hn3btGWk5
+        WmErytWnG2XpsW/3yakS0A6+51OvQB9T78Pm1zEIu+H0RxbhwFAV8GTqcvuwCStX
+        F+f3FL5fxwKBgQDQL0xEN5iwGgUKBp0QKXCmb6SFoGFKbjtCekqMxAS5wdFC9Fe7
+        204k/QMtf2wbPs6GfHXF3nCQYtpW9G2Dpl7rotMey4IfteyfxTzzFY6x3M8DMKYQ
+        p2UT2rkzAyJydfSen4BZ/MunBxyEEYpXh6yq157gBQfhutQD2TVty/ZLuQKBgAzB
+        aWG+EoYSBikB2W1Sbm/CWnyVvqwl1KVxdrpOpj8aT8wfkYfaniQ+/tkyxe+WGX8L
+        l7hwzheYf9UCQexfH3yxfZuuZZU8Kd+GkbeTUiWUSzH2aeZSslMKWW5TI8/uzAOD
+        lRWzUtHM8ovBDD6p0DOpljnF9BWknvBNUctGHg7zAoGBAJj2T0h864umV1qvB7vq
+        dH5/XY5wrgnCcb/r8RIhua0vNn0+O3+eeIcbYfnzSkGwzDLWye5liPZBtAmXnwAV
+        prMMIoBBhLKtSTQ4RAgkaQHKTaEsvwm9rStS0LttjTxiuSNFpHkKurlT3dJK3r3d
+        vZh+Q35spk2mVT/FCIWYDTgI
+        -----END PRIVATE KEY-----
+        """
 
     @Test func aKeyWithoutAlgIsPinnedByItsTypeNotByTheFirstTokenThatNamesIt() async throws {
         let issuer = Issuer()
         let rsa = try Insecure.RSA.PrivateKey(pem: Self.rsaPEM)
         let (modulus, exponent) = try rsa.publicKey.getKeyPrimitives()
         func base64url(_ data: Data) -> String {
-            data.base64EncodedString().replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            data.base64EncodedString().replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_")
         }
         // As Entra ID publishes them: no alg.
-        issuer.rawKeys.withLock { $0.append(["kty": "RSA", "kid": "rsa-1", "use": "sig", "n": base64url(modulus), "e": base64url(exponent)]) }
+        issuer.rawKeys.withLock {
+            $0.append(["kty": "RSA", "kid": "rsa-1", "use": "sig", "n": base64url(modulus), "e": base64url(exponent)])
+        }
         let server = try makeServer(issuer)
         // A garbage token that names the real kid and PS256 comes first…
         func part(_ object: [String: Any]) -> String { base64url(try! JSONSerialization.data(withJSONObject: object)) }
-        let garbage = part(["alg": "PS256", "kid": "rsa-1", "typ": "JWT"]) + "."
-            + part(["iss": issuer.url, "aud": Self.audience, "exp": Date().timeIntervalSince1970 + 300, "sub": "mallory", "scope": "payments"])
+        let garbage =
+            part(["alg": "PS256", "kid": "rsa-1", "typ": "JWT"]) + "."
+            + part([
+                "iss": issuer.url, "aud": Self.audience, "exp": Date().timeIntervalSince1970 + 300, "sub": "mallory",
+                "scope": "payments",
+            ])
             + "." + base64url(Data(repeating: 7, count: 256))
         guard case .rejected(let reason) = await server.authenticate(token: garbage) else {
             Issue.record("a PS256 token for an RSA key pinned to RS256 must be rejected")
@@ -307,29 +381,37 @@ import Testing
             #expect(await server.authenticate(token: genuine) == .accepted(Self.agent))
         }
         // Configured for PS256 only, the same RSA key verifies PS256 and nothing else.
-        let pss = try OAuthResourceServer(configuration: .init(issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
-                                                               algorithms: ["PS256"], fetch: { try await issuer.fetch($0) }))
+        let pss = try OAuthResourceServer(
+            configuration: .init(
+                issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
+                algorithms: ["PS256"], fetch: { try await issuer.fetch($0) }))
         guard case .rejected = await pss.authenticate(token: try await signer.sign(claims(issuer), kid: "rsa-1")) else {
             Issue.record("RS256 is not among the configured algorithms")
             return
         }
         let pssSigner = JWTKeyCollection()
         await pssSigner.add(pss: rsa, digestAlgorithm: .sha256, kid: "rsa-1")
-        #expect(await pss.authenticate(token: try await pssSigner.sign(claims(issuer), kid: "rsa-1")) == .accepted(Self.agent))
+        #expect(
+            await pss.authenticate(token: try await pssSigner.sign(claims(issuer), kid: "rsa-1"))
+                == .accepted(Self.agent))
     }
 
     @Test func keysExpireSoAWithdrawnKeyStopsVerifyingAndFetchesAreBoundedBeforeTheFirstLoad() async throws {
         let issuer = Issuer()
         let key = issuer.addKey("ec-1")
-        let server = try OAuthResourceServer(configuration: .init(issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
-                                                                  keyLifetime: .seconds(1), fetch: { try await issuer.fetch($0) }))
+        let server = try OAuthResourceServer(
+            configuration: .init(
+                issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
+                keyLifetime: .seconds(1), fetch: { try await issuer.fetch($0) }))
         let token = try await issuer.sign(claims(issuer), with: key, kid: "ec-1")
         #expect(await server.authenticate(token: token) == .accepted(Self.agent))
         issuer.removeKey("ec-1")
         #expect(await server.authenticate(token: token) == .accepted(Self.agent), "still within the key lifetime")
         try await Task.sleep(for: .milliseconds(1100))
-        #expect(await server.authenticate(token: token) == .rejected(reason: "the token's key id is not in the issuer's key set"),
-                "the withdrawn key stops verifying once the cached set expires")
+        #expect(
+            await server.authenticate(token: token)
+                == .rejected(reason: "the token's key id is not in the issuer's key set"),
+            "the withdrawn key stops verifying once the cached set expires")
 
         // An issuer that is down from the start: tokens do not make the server hammer it.
         let unreachable = Issuer()
@@ -341,23 +423,29 @@ import Testing
                 return
             }
         }
-        #expect(unreachable.fetched.withLock { $0.count } <= 10 * 2, "at most ten attempts a minute (two documents each)")
+        #expect(
+            unreachable.fetched.withLock { $0.count } <= 10 * 2, "at most ten attempts a minute (two documents each)")
     }
 
     @Test func thePrincipalIsTheSubjectElseTheClientAndItsTenantComesFromTheConfiguredClaim() async throws {
         let issuer = Issuer()
         let key = issuer.addKey("ec-1")
-        let server = try OAuthResourceServer(configuration: .init(issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
-                                                                  tenantClaim: "tid", fetch: { try await issuer.fetch($0) }))
+        let server = try OAuthResourceServer(
+            configuration: .init(
+                issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
+                tenantClaim: "tid", fetch: { try await issuer.fetch($0) }))
         var machine = claims(issuer, scope: "payments payments:read")
         machine.sub = nil
         machine.client_id = "voice-app"
         machine.tid = "acme"
-        #expect(await server.authenticate(token: try await issuer.sign(machine, with: key, kid: "ec-1"))
-                == .accepted(Principal(id: "oauth-client:voice-app", tenant: "acme", scopes: ["payments", "payments:read"])))
+        #expect(
+            await server.authenticate(token: try await issuer.sign(machine, with: key, kid: "ec-1"))
+                == .accepted(
+                    Principal(id: "oauth-client:voice-app", tenant: "acme", scopes: ["payments", "payments:read"])))
         var nobody = claims(issuer)
         nobody.sub = nil
-        #expect(await server.authenticate(token: try await issuer.sign(nobody, with: key, kid: "ec-1"))
+        #expect(
+            await server.authenticate(token: try await issuer.sign(nobody, with: key, kid: "ec-1"))
                 == .rejected(reason: "the token names no subject (sub, client_id or azp)"))
     }
 
@@ -366,8 +454,10 @@ import Testing
             try OAuthResourceServer(configuration: .init(issuer: "http://issuer.example", audience: Self.audience))
         }
         _ = try OAuthResourceServer(configuration: .init(issuer: "http://127.0.0.1:9999", audience: Self.audience))
-        #expect(OAuthResourceServer.metadataURLs(issuer: "https://id.example/tenant/1").map(\.absoluteString) == [
-            "https://id.example/.well-known/oauth-authorization-server/tenant/1", "https://id.example/tenant/1/.well-known/openid-configuration",
-        ])
+        #expect(
+            OAuthResourceServer.metadataURLs(issuer: "https://id.example/tenant/1").map(\.absoluteString) == [
+                "https://id.example/.well-known/oauth-authorization-server/tenant/1",
+                "https://id.example/tenant/1/.well-known/openid-configuration",
+            ])
     }
 }

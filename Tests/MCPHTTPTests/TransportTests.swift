@@ -27,35 +27,42 @@ struct ChannelContext: Hummingbird.RequestContext {
 /// see or cut the connection itself. (The official Python client takes whole payments through
 /// it in Tests/interop/test_http.py.)
 @Suite(.serialized) struct TransportTests {
-    static let meta = #""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
+    static let meta =
+        #""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
 
     func makeServer() -> MCPServer {
         let server = MCPServer(info: Implementation(name: "http-unit", version: "1"))
-        server.register(ResourceTemplate(try! URITemplate("payment://{callSid}/{paymentSid}/status"), name: "status") { _, uri, _ in
-            [ResourceContents(uri: uri, mimeType: "application/json", text: "{}")]
-        })
-        server.register(Tool(name: "guarded", inputSchema: ["type": "object"], requiredScopes: ["payments:charge"]) { call in
-            ToolResult(text: "done for \(call.context.principal.id)")
-        })
-        server.register(Tool(name: "open", inputSchema: ["type": "object"]) { call in
-            ToolResult(text: "done for \(call.context.principal.id)")
-        })
-        server.register(Tool(name: "slow", inputSchema: ["type": "object"]) { call in
-            call.context.reportProgress(1)
-            do {
-                try await Task.sleep(for: .seconds(30))
-            } catch {
-                slowToolsCancelled.withLock { $0 += 1 }
-                throw error
-            }
-            return ToolResult(text: "late")
-        })
+        server.register(
+            ResourceTemplate(try! URITemplate("payment://{callSid}/{paymentSid}/status"), name: "status") { _, uri, _ in
+                [ResourceContents(uri: uri, mimeType: "application/json", text: "{}")]
+            })
+        server.register(
+            Tool(name: "guarded", inputSchema: ["type": "object"], requiredScopes: ["payments:charge"]) { call in
+                ToolResult(text: "done for \(call.context.principal.id)")
+            })
+        server.register(
+            Tool(name: "open", inputSchema: ["type": "object"]) { call in
+                ToolResult(text: "done for \(call.context.principal.id)")
+            })
+        server.register(
+            Tool(name: "slow", inputSchema: ["type": "object"]) { call in
+                call.context.reportProgress(1)
+                do {
+                    try await Task.sleep(for: .seconds(30))
+                } catch {
+                    slowToolsCancelled.withLock { $0 += 1 }
+                    throw error
+                }
+                return ToolResult(text: "late")
+            })
         return server
     }
 
     /// Serves `transport` on a guarded loopback listener while `body` runs.
-    func withEndpoint(_ configuration: MCPHTTPConfiguration = MCPHTTPConfiguration(keepAliveInterval: .seconds(3600)),
-                      _ body: (Int, MCPHTTPTransport, MCPServer) async throws -> Void) async throws {
+    func withEndpoint(
+        _ configuration: MCPHTTPConfiguration = MCPHTTPConfiguration(keepAliveInterval: .seconds(3600)),
+        _ body: (Int, MCPHTTPTransport, MCPServer) async throws -> Void
+    ) async throws {
         var logger = Logger(label: "http-test")
         logger.logLevel = .critical
         let server = makeServer()
@@ -63,9 +70,10 @@ struct ChannelContext: Hummingbird.RequestContext {
         let router = Router(context: ChannelContext.self)
         transport.addRoutes(to: router, channel: { $0.channel })
         let port = PortBox()
-        let app = Application(router: router, server: .guardedHTTP1(limits: ListenerLimits(), logger: logger),
-                              configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { port.set($0.localAddress?.port ?? 0) }, logger: logger)
+        let app = Application(
+            router: router, server: .guardedHTTP1(limits: ListenerLimits(), logger: logger),
+            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { port.set($0.localAddress?.port ?? 0) }, logger: logger)
         let running = Task { try await app.runService(gracefulShutdownSignals: []) }
         defer { running.cancel() }
         while port.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
@@ -74,7 +82,8 @@ struct ChannelContext: Hummingbird.RequestContext {
     }
 
     func post(_ socket: TestSocket, _ body: String, headers: [String: String] = [:]) throws {
-        var head = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        var head =
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         try socket.write(head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body)
     }
@@ -95,8 +104,10 @@ struct ChannelContext: Hummingbird.RequestContext {
     @Test func closingAListenStreamEndsItsRequestWithoutWaitingForAWrite() async throws {
         try await withEndpoint { port, transport, _ in
             let socket = try TestSocket(port: port)
-            try post(socket, #"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(Self.meta)}}"#,
-                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
+            try post(
+                socket,
+                #"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(Self.meta)}}"#,
+                headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
             let opened = await socket.read(until: "acknowledged")
             #expect(opened.hasPrefix("HTTP/1.1 200"))
             #expect(opened.lowercased().contains("content-type: text/event-stream"))
@@ -111,8 +122,10 @@ struct ChannelContext: Hummingbird.RequestContext {
     @Test func aModernRequestWithProgressStreamsThenClosingItCancelsTheTool() async throws {
         try await withEndpoint { port, _, _ in
             let socket = try TestSocket(port: port)
-            try post(socket, #"{"jsonrpc":"2.0","id":"s","method":"tools/call","params":{"name":"slow","arguments":{},\#(Self.meta.dropLast()),"progressToken":1}}}"#,
-                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "slow"])
+            try post(
+                socket,
+                #"{"jsonrpc":"2.0","id":"s","method":"tools/call","params":{"name":"slow","arguments":{},\#(Self.meta.dropLast()),"progressToken":1}}}"#,
+                headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "slow"])
             let progress = await socket.read(until: "notifications/progress")
             #expect(progress.contains("event: message\ndata: {"), "\(progress)")
             socket.shut()
@@ -123,25 +136,34 @@ struct ChannelContext: Hummingbird.RequestContext {
     }
 
     @Test func legacySessionsGetTheirBacklogOnTheirStreamAndExpireWhenIdle() async throws {
-        try await withEndpoint(MCPHTTPConfiguration(sessionIdleTimeout: .seconds(60), keepAliveInterval: .seconds(3600))) { port, transport, server in
+        try await withEndpoint(
+            MCPHTTPConfiguration(sessionIdleTimeout: .seconds(60), keepAliveInterval: .seconds(3600))
+        ) { port, transport, server in
             let socket = try TestSocket(port: port)
-            try post(socket, #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+            try post(
+                socket,
+                #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+            )
             let reply = await socket.read(until: "}}}")
-            let session = try #require(reply.split(separator: "\r\n").first { $0.lowercased().hasPrefix("mcp-session-id:") }?
-                .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces))
+            let session = try #require(
+                reply.split(separator: "\r\n").first { $0.lowercased().hasPrefix("mcp-session-id:") }?
+                    .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces))
             #expect(session.count == 64)
-            let body = #"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"payment://CA1/PK1/status"}}"#
+            let body =
+                #"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"payment://CA1/PK1/status"}}"#
             let next = try TestSocket(port: port)
             try post(next, body, headers: ["Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"])
             #expect(await next.read(until: "\"id\":2").contains("200 OK"))
             // No stream is open yet: the update waits in the backlog.
             server.notifyResourceUpdated(uri: "payment://CA1/PK1/status")
             let stream = try TestSocket(port: port)
-            try stream.write("GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(session)\r\n\r\n")
+            try stream.write(
+                "GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(session)\r\n\r\n")
             #expect(await stream.read(until: "resources/updated").contains("notifications/resources/updated"))
             // A second stream on the same session is refused.
             let second = try TestSocket(port: port)
-            try second.write("GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(session)\r\n\r\n")
+            try second.write(
+                "GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(session)\r\n\r\n")
             #expect(await second.read(until: "\r\n").hasPrefix("HTTP/1.1 409"))
 
             // With its stream open the session is not idle, however old; once closed, it expires.
@@ -159,31 +181,39 @@ struct ChannelContext: Hummingbird.RequestContext {
     @Test func shutdownEndsListenStreamsWithTheirResult() async throws {
         try await withEndpoint { port, transport, _ in
             let socket = try TestSocket(port: port)
-            try post(socket, #"{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(Self.meta)}}"#,
-                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
+            try post(
+                socket,
+                #"{"jsonrpc":"2.0","id":7,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["payment://CA1/PK1/status"]},\#(Self.meta)}}"#,
+                headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
             _ = await socket.read(until: "acknowledged")
             await transport.shutdown(waitingUpTo: .seconds(3))
             let rest = await socket.read(until: "\"resultType\"")
             #expect(rest.contains(#""id":7"#), "\(rest)")
             #expect(transport.openStreamCount == 0)
             let refused = try TestSocket(port: port)
-            try post(refused, #"{"jsonrpc":"2.0","id":8,"method":"server/discover","params":{\#(Self.meta)}}"#,
-                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"])
+            try post(
+                refused, #"{"jsonrpc":"2.0","id":8,"method":"server/discover","params":{\#(Self.meta)}}"#,
+                headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "server/discover"])
             #expect(await refused.read(until: "\r\n").hasPrefix("HTTP/1.1 503"))
         }
     }
 
     @Test func streamsPerClientAreBounded() async throws {
-        try await withEndpoint(MCPHTTPConfiguration(maximumStreamsPerClient: 2, keepAliveInterval: .seconds(3600))) { port, transport, _ in
+        try await withEndpoint(MCPHTTPConfiguration(maximumStreamsPerClient: 2, keepAliveInterval: .seconds(3600))) {
+            port, transport, _ in
             // One after another: each listen is acknowledged before the next is sent, so which
             // one finds the cap full does not depend on how the event loops order them.
             var sockets: [TestSocket] = []
             for id in 1...3 {
                 let socket = try TestSocket(port: port)
-                try post(socket, #"{"jsonrpc":"2.0","id":\#(id),"method":"subscriptions/listen","params":{"notifications":{},\#(Self.meta)}}"#,
-                         headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
+                try post(
+                    socket,
+                    #"{"jsonrpc":"2.0","id":\#(id),"method":"subscriptions/listen","params":{"notifications":{},\#(Self.meta)}}"#,
+                    headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"])
                 sockets.append(socket)
-                if id < 3 { #expect(await socket.read(until: "acknowledged").hasPrefix("HTTP/1.1 200"), "listen \(id)") }
+                if id < 3 {
+                    #expect(await socket.read(until: "acknowledged").hasPrefix("HTTP/1.1 200"), "listen \(id)")
+                }
             }
             #expect(await sockets[2].read(until: "\r\n").hasPrefix("HTTP/1.1 429"))
             sockets[0].shut()
@@ -195,29 +225,43 @@ struct ChannelContext: Hummingbird.RequestContext {
     static let charger = String(repeating: "c", count: 32)
 
     func tokens() throws -> StaticTokenAuthenticator {
-        try StaticTokenAuthenticator(entries: [StaticToken(name: "reader", token: Self.reader, scopes: ["payments:read"]),
-                                               StaticToken(name: "charger", token: Self.charger, scopes: ["payments:read", "payments:charge"])])
+        try StaticTokenAuthenticator(entries: [
+            StaticToken(name: "reader", token: Self.reader, scopes: ["payments:read"]),
+            StaticToken(name: "charger", token: Self.charger, scopes: ["payments:read", "payments:charge"]),
+        ])
     }
 
     func callTool(_ port: Int, _ name: String, token: String, id: Int = 1) async throws -> String {
         let socket = try TestSocket(port: port)
-        try post(socket, #"{"jsonrpc":"2.0","id":\#(id),"method":"tools/call","params":{"name":"\#(name)","arguments":{},\#(Self.meta)}}"#,
-                 headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name, "Authorization": "Bearer " + token,
-                           "Connection": "close"])
+        try post(
+            socket,
+            #"{"jsonrpc":"2.0","id":\#(id),"method":"tools/call","params":{"name":"\#(name)","arguments":{},\#(Self.meta)}}"#,
+            headers: [
+                "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name,
+                "Authorization": "Bearer " + token,
+                "Connection": "close",
+            ])
         return await socket.readUntilClosed()
     }
 
     @Test func aToolBeyondTheTokensScopesIsA403StepUpAndItIsNotListed() async throws {
-        try await withEndpoint(MCPHTTPConfiguration(authenticator: try tokens(), keepAliveInterval: .seconds(3600))) { port, _, _ in
+        try await withEndpoint(MCPHTTPConfiguration(authenticator: try tokens(), keepAliveInterval: .seconds(3600))) {
+            port, _, _ in
             let refused = try await callTool(port, "guarded", token: Self.reader)
             #expect(refused.hasPrefix("HTTP/1.1 403"), "\(refused)")
-            #expect(refused.contains(#"WWW-Authenticate: Bearer error="insufficient_scope", scope="payments:charge""#), "\(refused)")
+            #expect(
+                refused.contains(#"WWW-Authenticate: Bearer error="insufficient_scope", scope="payments:charge""#),
+                "\(refused)")
             let allowed = try await callTool(port, "guarded", token: Self.charger)
             #expect(allowed.hasPrefix("HTTP/1.1 200") && allowed.contains("done for token:charger"), "\(allowed)")
             let list = try TestSocket(port: port)
-            try post(list, #"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{\#(Self.meta)}}"#,
-                     headers: ["MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list", "Authorization": "Bearer " + Self.reader,
-                               "Connection": "close"])
+            try post(
+                list, #"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{\#(Self.meta)}}"#,
+                headers: [
+                    "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list",
+                    "Authorization": "Bearer " + Self.reader,
+                    "Connection": "close",
+                ])
             let listed = await list.readUntilClosed()
             #expect(listed.contains(#""name":"open""#) && !listed.contains(#""name":"guarded""#), "\(listed)")
             #expect(listed.contains(#""cacheScope":"private""#), "a list filtered for one principal is not shared")
@@ -225,35 +269,48 @@ struct ChannelContext: Hummingbird.RequestContext {
     }
 
     @Test func toolCallsAndRefusedAuthenticationsAreRateLimited() async throws {
-        let limits = RateLimits(toolCallsPerPrincipal: 6, toolCallsPerAddress: 1000, refusedAuthenticationsPerAddress: 6)
-        try await withEndpoint(MCPHTTPConfiguration(authenticator: try tokens(), rateLimits: limits, keepAliveInterval: .seconds(3600))) { port, _, _ in
+        let limits = RateLimits(
+            toolCallsPerPrincipal: 6, toolCallsPerAddress: 1000, refusedAuthenticationsPerAddress: 6)
+        try await withEndpoint(
+            MCPHTTPConfiguration(authenticator: try tokens(), rateLimits: limits, keepAliveInterval: .seconds(3600))
+        ) { port, _, _ in
             // A burst of one (6 a minute, bursts of a sixth): the second call at once is over the limit.
             #expect(try await callTool(port, "open", token: Self.reader).hasPrefix("HTTP/1.1 200"))
             let limited = try await callTool(port, "open", token: Self.reader, id: 2)
             #expect(limited.hasPrefix("HTTP/1.1 429") && limited.contains("Retry-After: "), "\(limited)")
-            #expect(try await callTool(port, "open", token: Self.charger, id: 3).hasPrefix("HTTP/1.1 200"), "another principal has its own bucket")
+            #expect(
+                try await callTool(port, "open", token: Self.charger, id: 3).hasPrefix("HTTP/1.1 200"),
+                "another principal has its own bucket")
             // Bad tokens: the first is judged (401); past the limit the address is not heard (429),
             // even with a good token, until its bucket refills.
-            #expect(try await callTool(port, "open", token: String(repeating: "x", count: 32), id: 4).hasPrefix("HTTP/1.1 401"))
+            #expect(
+                try await callTool(port, "open", token: String(repeating: "x", count: 32), id: 4).hasPrefix(
+                    "HTTP/1.1 401"))
             let blocked = try await callTool(port, "open", token: String(repeating: "y", count: 32), id: 5)
             #expect(blocked.hasPrefix("HTTP/1.1 429") && blocked.contains("Retry-After: "), "blocked: \(blocked)")
         }
     }
 
     @Test func oneClientCannotTakeEveryLegacySession() async throws {
-        try await withEndpoint(MCPHTTPConfiguration(authenticator: try tokens(), maximumSessions: 10, maximumSessionsPerClient: 2,
-                                                    keepAliveInterval: .seconds(3600))) { port, transport, _ in
+        try await withEndpoint(
+            MCPHTTPConfiguration(
+                authenticator: try tokens(), maximumSessions: 10, maximumSessionsPerClient: 2,
+                keepAliveInterval: .seconds(3600))
+        ) { port, transport, _ in
             func initialize(_ token: String, id: Int) async throws -> String {
                 let socket = try TestSocket(port: port)
-                try post(socket, #"{"jsonrpc":"2.0","id":\#(id),"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
-                         headers: ["Authorization": "Bearer " + token])
+                try post(
+                    socket,
+                    #"{"jsonrpc":"2.0","id":\#(id),"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+                    headers: ["Authorization": "Bearer " + token])
                 return await socket.read(until: "\r\n\r\n")
             }
             #expect(try await initialize(Self.reader, id: 1).hasPrefix("HTTP/1.1 200"))
             #expect(try await initialize(Self.reader, id: 2).hasPrefix("HTTP/1.1 200"))
             let third = try await initialize(Self.reader, id: 3)
             #expect(third.hasPrefix("HTTP/1.1 429"), "\(third)")
-            #expect(try await initialize(Self.charger, id: 4).hasPrefix("HTTP/1.1 200"), "another client still gets one")
+            #expect(
+                try await initialize(Self.charger, id: 4).hasPrefix("HTTP/1.1 200"), "another client still gets one")
             #expect(transport.sessionCount == 3)
         }
     }

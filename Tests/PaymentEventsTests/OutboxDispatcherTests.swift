@@ -33,17 +33,22 @@ final class MemoryOutbox: PaymentOutbox {
             let now = Date()
             var blocked: Set<String> = []
             var claimed: [ClaimedOutboxMessage] = []
-            for index in rows.indices where rows[index].message.destination == destination && rows[index].state == "pending" {
+            for index in rows.indices
+            where rows[index].message.destination == destination && rows[index].state == "pending" {
                 let payment = rows[index].message.payment
                 defer { blocked.insert(payment) }
                 guard !blocked.contains(payment), claimed.count < limit, rows[index].due <= now,
-                      rows[index].leaseUntil.map({ $0 < now }) ?? true else { continue }
+                    rows[index].leaseUntil.map({ $0 < now }) ?? true
+                else { continue }
                 rows[index].attempts += 1
                 rows[index].owner = owner
-                rows[index].leaseUntil = now.addingTimeInterval(Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18)
+                rows[index].leaseUntil = now.addingTimeInterval(
+                    Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18)
                 let row = rows[index]
-                claimed.append(ClaimedOutboxMessage(sequence: row.sequence, message: row.message, attempts: row.attempts, since: row.since,
-                                                    owner: owner, leaseUntil: row.leaseUntil!))
+                claimed.append(
+                    ClaimedOutboxMessage(
+                        sequence: row.sequence, message: row.message, attempts: row.attempts, since: row.since,
+                        owner: owner, leaseUntil: row.leaseUntil!))
             }
             return claimed
         }
@@ -52,7 +57,8 @@ final class MemoryOutbox: PaymentOutbox {
     private func finish(_ claim: ClaimedOutboxMessage, _ change: (inout Row) -> Void) {
         rows.withLock { rows in
             guard let index = rows.firstIndex(where: { $0.sequence == claim.sequence }), rows[index].state == "pending",
-                  rows[index].owner == claim.owner else { return }
+                rows[index].owner == claim.owner
+            else { return }
             change(&rows[index])
             rows[index].owner = nil
             rows[index].leaseUntil = nil
@@ -63,7 +69,8 @@ final class MemoryOutbox: PaymentOutbox {
 
     func retry(_ claim: ClaimedOutboxMessage, after delay: Duration, reason: String) {
         finish(claim) {
-            $0.due = Date().addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+            $0.due = Date().addingTimeInterval(
+                Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
             $0.lastError = reason
         }
     }
@@ -83,13 +90,16 @@ final class MemoryOutbox: PaymentOutbox {
 }
 
 @Suite struct OutboxDispatcherTests {
-    static func dispatcher(_ destinations: [WebhookDispatcher.Destination], outbox: MemoryOutbox, owner: String,
-                           retry: WebhookDispatcher.RetryPolicy = WebhookDispatcherTests.fast, lease: Duration = .seconds(60)) -> WebhookDispatcher {
+    static func dispatcher(
+        _ destinations: [WebhookDispatcher.Destination], outbox: MemoryOutbox, owner: String,
+        retry: WebhookDispatcher.RetryPolicy = WebhookDispatcherTests.fast, lease: Duration = .seconds(60)
+    ) -> WebhookDispatcher {
         var logger = Logger(label: "webhooks")
         logger.logLevel = .critical
-        return WebhookDispatcher(destinations: destinations, retry: retry,
-                                 outbox: .init(outbox: outbox, owner: owner, lease: lease, pollInterval: .milliseconds(50)),
-                                 checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: [])) }, logger: logger)
+        return WebhookDispatcher(
+            destinations: destinations, retry: retry,
+            outbox: .init(outbox: outbox, owner: owner, lease: lease, pollInterval: .milliseconds(50)),
+            checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: [])) }, logger: logger)
     }
 
     /// Runs `dispatchers` (as their service group would) around `body`.
@@ -125,9 +135,13 @@ final class MemoryOutbox: PaymentOutbox {
                 #expect(Set(receiver.received.map(\.id)).count == receiver.received.count, "none sent twice")
                 for payment in payments {
                     let sid = payment[0].session.paymentSID!.rawValue
-                    #expect(receiver.delivered.filter { $0.payment == sid }.map(\.id) == payment.map(\.id), "in order per payment")
+                    #expect(
+                        receiver.delivered.filter { $0.payment == sid }.map(\.id) == payment.map(\.id),
+                        "in order per payment")
                 }
-                #expect(receiver.delivered.first { $0.id == payments[0][0].id }?.body == WebhookPayload.body(payments[0][0]), "the body as stored")
+                #expect(
+                    receiver.delivered.first { $0.id == payments[0][0].id }?.body
+                        == WebhookPayload.body(payments[0][0]), "the body as stored")
                 try await eventually("written back") { outbox.states().allSatisfy { $0 == "delivered" } }
             }
         }
@@ -139,26 +153,39 @@ final class MemoryOutbox: PaymentOutbox {
         try await flaky.run {
             try await gone.run {
                 let outbox = MemoryOutbox()
-                let dispatcher = Self.dispatcher([WebhookDispatcherTests.destination(flaky.url, name: "flaky"),
-                                                  WebhookDispatcherTests.destination(gone.url, name: "gone")], outbox: outbox, owner: "A")
+                let dispatcher = Self.dispatcher(
+                    [
+                        WebhookDispatcherTests.destination(flaky.url, name: "flaky"),
+                        WebhookDispatcherTests.destination(gone.url, name: "gone"),
+                    ], outbox: outbox, owner: "A")
                 let events = WebhookDispatcherTests.payment(20)
-                #expect(dispatcher.outboxMessages(for: events)?.count == events.count * 2, "one message per event and endpoint")
+                #expect(
+                    dispatcher.outboxMessages(for: events)?.count == events.count * 2,
+                    "one message per event and endpoint")
                 try await Self.running([dispatcher]) {
                     outbox.append(dispatcher.outboxMessages(for: events) ?? [])
                     await dispatcher.publish(events)
                     try await eventually("the flaky endpoint has everything") { flaky.delivered.count == events.count }
                     #expect(flaky.delivered.map(\.id) == events.map(\.id))
-                    #expect(Set(flaky.received.prefix(4).map(\.id)).count == 1, "the head was retried while the rest waited")
-                    try await eventually("the gone endpoint is disabled") { dispatcher.counts["gone"]?.disabled == true }
+                    #expect(
+                        Set(flaky.received.prefix(4).map(\.id)).count == 1, "the head was retried while the rest waited"
+                    )
+                    try await eventually("the gone endpoint is disabled") {
+                        dispatcher.counts["gone"]?.disabled == true
+                    }
                     #expect(gone.received.count == 1)
                     #expect(dispatcher.counts["flaky"]?.retried == 3)
                     try await eventually("outcomes written back") {
-                        outbox.rows.withLock { $0.filter { $0.message.destination == "flaky" }.allSatisfy { $0.state == "delivered" } }
+                        outbox.rows.withLock {
+                            $0.filter { $0.message.destination == "flaky" }.allSatisfy { $0.state == "delivered" }
+                        }
                     }
                 }
                 let states = outbox.rows.withLock { $0.map { ($0.message.destination, $0.state) } }
                 #expect(states.filter { $0.0 == "flaky" }.allSatisfy { $0.1 == "delivered" })
-                #expect(states.filter { $0.0 == "gone" }.map(\.1).first == "failed", "the 410'd message is given up; the rest wait")
+                #expect(
+                    states.filter { $0.0 == "gone" }.map(\.1).first == "failed",
+                    "the 410'd message is given up; the rest wait")
             }
         }
     }
@@ -169,7 +196,8 @@ final class MemoryOutbox: PaymentOutbox {
             let outbox = MemoryOutbox()
             let destination = WebhookDispatcherTests.destination(receiver.url, name: "app")
             let events = WebhookDispatcherTests.payment(30)
-            outbox.append(try #require(Self.dispatcher([destination], outbox: outbox, owner: "x").outboxMessages(for: events)))
+            outbox.append(
+                try #require(Self.dispatcher([destination], outbox: outbox, owner: "x").outboxMessages(for: events)))
             // A replica that claimed the head and died (nothing written back).
             let dead = outbox.claim(destination: "app", owner: "dead", limit: 10, lease: .milliseconds(300))
             #expect(dead.count == 1)

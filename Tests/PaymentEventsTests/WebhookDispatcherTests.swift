@@ -33,7 +33,9 @@ final class Receiver: Sendable {
     var received: [Request] { requests.withLock { $0 } }
     /// The requests answered 2xx.
     var delivered: [Request] {
-        requests.withLock { requests in requests.enumerated().filter { (200..<300).contains(script($0.offset).0) }.map(\.element) }
+        requests.withLock { requests in
+            requests.enumerated().filter { (200..<300).contains(script($0.offset).0) }.map(\.element)
+        }
     }
 
     func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
@@ -54,8 +56,10 @@ final class Receiver: Sendable {
         }
         var logger = Logger(label: "receiver")
         logger.logLevel = .critical
-        let app = Application(router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { [self] channel in port.withLock { $0 = channel.localAddress?.port ?? 0 } }, logger: logger)
+        let app = Application(
+            router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { [self] channel in port.withLock { $0 = channel.localAddress?.port ?? 0 } },
+            logger: logger)
         let running = Task { try await app.runService(gracefulShutdownSignals: []) }
         defer { running.cancel() }
         while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(5)) }
@@ -66,22 +70,31 @@ final class Receiver: Sendable {
 @Suite struct WebhookDispatcherTests {
     static let key = SymmetricKey(data: Array("test-secret-test-secret-test-sec".utf8))
 
-    static func destination(_ url: String, name: String = "test", accepts: @escaping @Sendable (String) -> Bool = { _ in true }) -> WebhookDispatcher.Destination {
+    static func destination(
+        _ url: String, name: String = "test", accepts: @escaping @Sendable (String) -> Bool = { _ in true }
+    ) -> WebhookDispatcher.Destination {
         WebhookDispatcher.Destination(name: name, url: url, accepts: accepts) { id, timestamp, body in
             let mac = HMAC<SHA256>.authenticationCode(for: Array("\(id).\(timestamp).".utf8) + body, using: key)
-            return [("webhook-id", id), ("webhook-timestamp", String(timestamp)), ("webhook-signature", "v1," + Data(mac).base64EncodedString())]
+            return [
+                ("webhook-id", id), ("webhook-timestamp", String(timestamp)),
+                ("webhook-signature", "v1," + Data(mac).base64EncodedString()),
+            ]
         }
     }
 
-    static let fast = WebhookDispatcher.RetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(200), maximumAge: .seconds(30),
-                                                    attemptTimeout: .seconds(5))
+    static let fast = WebhookDispatcher.RetryPolicy(
+        initialDelay: .milliseconds(20), maximumDelay: .milliseconds(200), maximumAge: .seconds(30),
+        attemptTimeout: .seconds(5))
 
-    static func dispatcher(_ destinations: [WebhookDispatcher.Destination], retry: WebhookDispatcher.RetryPolicy = fast,
-                           maximumPending: Int = 10_000) -> WebhookDispatcher {
+    static func dispatcher(
+        _ destinations: [WebhookDispatcher.Destination], retry: WebhookDispatcher.RetryPolicy = fast,
+        maximumPending: Int = 10_000
+    ) -> WebhookDispatcher {
         var logger = Logger(label: "webhooks")
         logger.logLevel = .critical
-        return WebhookDispatcher(destinations: destinations, retry: retry, maximumPending: maximumPending,
-                                 checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: [])) }, logger: logger)
+        return WebhookDispatcher(
+            destinations: destinations, retry: retry, maximumPending: maximumPending,
+            checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: [])) }, logger: logger)
     }
 
     /// The notices of a whole payment on call `n`, as the coordinator makes them.
@@ -97,13 +110,24 @@ final class Receiver: Sendable {
             session = next
         }
         func callback(_ fields: [String: String]) -> PaymentStatusCallback {
-            PaymentStatusCallback(fields: (fields.merging(["Sid": sid.rawValue, "CallSid": call.rawValue, "AccountSid": "AC" + String(repeating: "0", count: 32)]) { a, _ in a })
+            PaymentStatusCallback(
+                fields: (fields.merging([
+                    "Sid": sid.rawValue, "CallSid": call.rawValue,
+                    "AccountSid": "AC" + String(repeating: "0", count: 32),
+                ]) { a, _ in a })
                 .sorted { $0.key < $1.key })
         }
         step(.sessionCreated(sid, at: Date()))
         step(.captureRequested(.cardNumber, at: Date(), idempotencyKey: "k1"))
-        step(.callbackReceived(callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx"]), at: Date()))
-        step(.callbackReceived(callback(["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx4242"]), at: Date()))
+        step(
+            .callbackReceived(
+                callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx"]),
+                at: Date()))
+        step(
+            .callbackReceived(
+                callback([
+                    "Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx4242",
+                ]), at: Date()))
         step(.cancelRequested(at: Date(), idempotencyKey: "k2"))
         step(.callbackReceived(callback(["Result": "cancelled"]), at: Date()))
         return notices
@@ -127,15 +151,21 @@ final class Receiver: Sendable {
             let first = Self.payment(1), second = Self.payment(2)
             #expect(first.count >= 5, "\(first.map(\.type))")
             // Interleaved, as two calls would be.
-            for (a, b) in zip(first, second) { await dispatcher.publish([a]); await dispatcher.publish([b]) }
+            for (a, b) in zip(first, second) {
+                await dispatcher.publish([a])
+                await dispatcher.publish([b])
+            }
             try await eventually("all delivered") { receiver.delivered.count == first.count + second.count }
             for payment in [first, second] {
                 let sid = payment[0].session.paymentSID!.rawValue
-                #expect(receiver.delivered.filter { $0.payment == sid }.map(\.id) == payment.map(\.id), "in order per payment")
+                #expect(
+                    receiver.delivered.filter { $0.payment == sid }.map(\.id) == payment.map(\.id),
+                    "in order per payment")
             }
             for request in receiver.received {
                 let timestamp = try #require(request.headers["webhook-timestamp"])
-                let expected = HMAC<SHA256>.authenticationCode(for: Array("\(request.id).\(timestamp).".utf8) + request.body, using: Self.key)
+                let expected = HMAC<SHA256>.authenticationCode(
+                    for: Array("\(request.id).\(timestamp).".utf8) + request.body, using: Self.key)
                 #expect(request.headers["webhook-signature"] == "v1," + Data(expected).base64EncodedString())
                 #expect(request.headers["content-type"] == "application/json")
                 let data = try #require(request.json["data"] as? [String: Any])
@@ -148,16 +178,21 @@ final class Receiver: Sendable {
 
     @Test func failuresAreRetriedUntilTheEndpointRecoversAndNothingIsDeliveredTwice() async throws {
         // 500 for the first five requests, then 2xx; a 429 with Retry-After among them.
-        let receiver = Receiver { index in index < 5 ? (index == 2 ? (429, ["Retry-After": "1"]) : (500, [:])) : (200, [:]) }
+        let receiver = Receiver { index in
+            index < 5 ? (index == 2 ? (429, ["Retry-After": "1"]) : (500, [:])) : (200, [:])
+        }
         try await receiver.run {
             // Waits of 20 ms growing to at most 2 s: room for the receiver's Retry-After of 1 s.
-            let retry = WebhookDispatcher.RetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .seconds(2), maximumAge: .seconds(30))
+            let retry = WebhookDispatcher.RetryPolicy(
+                initialDelay: .milliseconds(20), maximumDelay: .seconds(2), maximumAge: .seconds(30))
             let dispatcher = Self.dispatcher([Self.destination(receiver.url)], retry: retry)
             let events = Self.payment(3)
             await dispatcher.publish(events)
             try await eventually("all delivered after the failures") { receiver.delivered.count == events.count }
             #expect(receiver.delivered.map(\.id) == events.map(\.id), "each once, in order")
-            #expect(Set(receiver.received.prefix(5).map(\.id)).count == 1, "the first event was retried while the others waited")
+            #expect(
+                Set(receiver.received.prefix(5).map(\.id)).count == 1,
+                "the first event was retried while the others waited")
             try await eventually("counted") { dispatcher.counts["test"]?.delivered == events.count }
             #expect(dispatcher.counts["test"]?.retried == 5)
             // Retry-After: 1 was honoured: the attempt after the 429 came at least a second later.
@@ -174,13 +209,17 @@ final class Receiver: Sendable {
             try await healthy.run {
                 // A port nobody listens on: every attempt is refused.
                 let dead = Self.destination("http://127.0.0.1:9/hook", name: "dead")
-                let dispatcher = Self.dispatcher([Self.destination(gone.url, name: "gone"), dead, Self.destination(healthy.url, name: "healthy")])
+                let dispatcher = Self.dispatcher([
+                    Self.destination(gone.url, name: "gone"), dead, Self.destination(healthy.url, name: "healthy"),
+                ])
                 let events = Self.payment(4)
                 await dispatcher.publish(events)
                 try await eventually("the healthy endpoint has every event") { healthy.delivered.count == events.count }
                 try await eventually("the gone endpoint is disabled") { dispatcher.counts["gone"]?.disabled == true }
                 #expect(gone.received.count == 1, "nothing more is sent after 410")
-                try await eventually("the dead endpoint is being retried") { (dispatcher.counts["dead"]?.retried ?? 0) > 0 }
+                try await eventually("the dead endpoint is being retried") {
+                    (dispatcher.counts["dead"]?.retried ?? 0) > 0
+                }
                 #expect(dispatcher.counts["dead"]?.delivered == 0)
                 dispatcher.stop()
             }
@@ -190,14 +229,18 @@ final class Receiver: Sendable {
     @Test func filtersAndTheQueueBoundAreKept() async throws {
         let receiver = Receiver()
         try await receiver.run {
-            let only = Self.destination(receiver.url, name: "finished") { $0 == "payment.cancelled" || $0 == "payment.completed" }
+            let only = Self.destination(receiver.url, name: "finished") {
+                $0 == "payment.cancelled" || $0 == "payment.completed"
+            }
             let dead = Self.destination("http://127.0.0.1:9/hook", name: "dead")
             let dispatcher = Self.dispatcher([only, dead], maximumPending: 3)
             let events = Self.payment(5)
             await dispatcher.publish(events)
             try await eventually("the filtered endpoint has its event") { receiver.delivered.count == 1 }
             #expect(receiver.delivered.map(\.type) == ["payment.cancelled"])
-            #expect(dispatcher.counts["dead"]?.dropped == events.count - 3, "past the bound, events are dropped (and logged)")
+            #expect(
+                dispatcher.counts["dead"]?.dropped == events.count - 3,
+                "past the bound, events are dropped (and logged)")
             dispatcher.stop()
         }
     }
@@ -212,21 +255,28 @@ final class Receiver: Sendable {
             let named = "http://events.rebinding.invalid:\(port)/hook"
             var logger = Logger(label: "webhooks")
             logger.logLevel = .critical
-            let dispatcher = WebhookDispatcher(destinations: [Self.destination(named)], retry: Self.fast,
-                                               checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: ["127.0.0.1"])) },
-                                               logger: logger)
+            let dispatcher = WebhookDispatcher(
+                destinations: [Self.destination(named)], retry: Self.fast,
+                checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: ["127.0.0.1"])) },
+                logger: logger)
             let events = Array(Self.payment(7).prefix(2))
             await dispatcher.publish(events)
             try await eventually("delivered through the pinned address") { receiver.delivered.count == 2 }
-            #expect(receiver.received.first?.headers["host"]?.hasPrefix("events.rebinding.invalid") == true, "the Host header keeps the name")
+            #expect(
+                receiver.received.first?.headers["host"]?.hasPrefix("events.rebinding.invalid") == true,
+                "the Host header keeps the name")
             // The same target approved at a new address gets a new client; an old address no longer approved is not used.
             let unreachable = WebhookTarget(url: URL(string: named)!, addresses: ["127.0.0.2"])
             let fallback = WebhookDispatcher.sharedClient
-            let first = PinnedClients.shared.client(for: WebhookTarget(url: URL(string: named)!, addresses: ["127.0.0.1"]), default: fallback)
+            let first = PinnedClients.shared.client(
+                for: WebhookTarget(url: URL(string: named)!, addresses: ["127.0.0.1"]), default: fallback)
             let moved = PinnedClients.shared.client(for: unreachable, default: fallback)
             #expect(first !== moved && moved !== fallback)
-            #expect(PinnedClients.shared.client(for: WebhookTarget(url: URL(string: "http://127.0.0.1:1/x")!, addresses: ["127.0.0.1"]), default: fallback) === fallback,
-                    "an IP literal needs no pinning")
+            #expect(
+                PinnedClients.shared.client(
+                    for: WebhookTarget(url: URL(string: "http://127.0.0.1:1/x")!, addresses: ["127.0.0.1"]),
+                    default: fallback) === fallback,
+                "an IP literal needs no pinning")
             dispatcher.stop()
         }
     }
@@ -234,7 +284,8 @@ final class Receiver: Sendable {
     @Test func anEventIsGivenUpAfterItsMaximumAge() async throws {
         let receiver = Receiver { _ in (503, [:]) }
         try await receiver.run {
-            let retry = WebhookDispatcher.RetryPolicy(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), maximumAge: .milliseconds(300))
+            let retry = WebhookDispatcher.RetryPolicy(
+                initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), maximumAge: .milliseconds(300))
             let dispatcher = Self.dispatcher([Self.destination(receiver.url)], retry: retry)
             let events = Array(Self.payment(6).prefix(2))
             await dispatcher.publish(events)

@@ -17,25 +17,34 @@ import Testing
         }
     }
 
-    static func check(_ url: String, allowPrivate: Bool = false, _ answers: [String: Result<[String], HostResolver.Failure>] = [:]) async
-        -> Result<WebhookTarget, WebhookTargetError> {
+    static func check(
+        _ url: String, allowPrivate: Bool = false, _ answers: [String: Result<[String], HostResolver.Failure>] = [:]
+    ) async
+        -> Result<WebhookTarget, WebhookTargetError>
+    {
         await WebhookTarget.resolve(url, allowPrivateNetworks: allowPrivate, resolver: resolver(answers))
     }
 
     // MARK: IP literals, checked without DNS
 
     @Test(arguments: [
-        ("10.0.0.1", Range.private), ("10.255.255.255", .private), ("172.16.0.1", .private), ("172.31.255.255", .private),
+        ("10.0.0.1", Range.private), ("10.255.255.255", .private), ("172.16.0.1", .private),
+        ("172.31.255.255", .private),
         ("192.168.1.1", .private), ("100.64.0.1", .sharedAddressSpace), ("100.127.255.255", .sharedAddressSpace),
-        ("169.254.169.254", .linkLocal), ("169.254.0.1", .linkLocal), ("0.0.0.0", .unspecified), ("0.1.2.3", .unspecified),
-        ("224.0.0.1", .multicast), ("239.255.255.250", .multicast), ("255.255.255.255", .broadcast), ("240.0.0.1", .reserved),
+        ("169.254.169.254", .linkLocal), ("169.254.0.1", .linkLocal), ("0.0.0.0", .unspecified),
+        ("0.1.2.3", .unspecified),
+        ("224.0.0.1", .multicast), ("239.255.255.250", .multicast), ("255.255.255.255", .broadcast),
+        ("240.0.0.1", .reserved),
         ("192.0.2.1", .reserved), ("198.18.0.1", .reserved), ("192.0.0.8", .reserved),
-        ("[::]", .unspecified), ("[fc00::1]", .uniqueLocal), ("[fd12:3456:789a::1]", .uniqueLocal), ("[fec0::1]", .uniqueLocal),
+        ("[::]", .unspecified), ("[fc00::1]", .uniqueLocal), ("[fd12:3456:789a::1]", .uniqueLocal),
+        ("[fec0::1]", .uniqueLocal),
         ("[fe80::1]", .linkLocal), ("[febf:ffff::1]", .linkLocal), ("[ff02::1]", .multicast), ("[ff0e::1]", .multicast),
-        ("[::ffff:10.0.0.1]", .private), ("[::ffff:a9fe:a9fe]", .linkLocal), ("[::ffff:100.64.0.1]", .sharedAddressSpace),
+        ("[::ffff:10.0.0.1]", .private), ("[::ffff:a9fe:a9fe]", .linkLocal),
+        ("[::ffff:100.64.0.1]", .sharedAddressSpace),
         ("[::ffff:0.0.0.0]", .unspecified), ("[::ffff:255.255.255.255]", .broadcast),
         ("[64:ff9b::a9fe:a9fe]", .linkLocal), ("[64:ff9b::10.0.0.1]", .private), ("[64:ff9b::127.0.0.1]", .loopback),
-        ("[2002:c0a8:101::1]", .private), ("[2002:7f00:1::1]", .loopback), ("[::10.0.0.1]", .reserved), ("[::2]", .reserved),
+        ("[2002:c0a8:101::1]", .private), ("[2002:7f00:1::1]", .loopback), ("[::10.0.0.1]", .reserved),
+        ("[::2]", .reserved),
         ("[2001:db8::1]", .reserved), ("[100::1]", .reserved), ("[64:ff9b:1::1]", .reserved), ("[4000::1]", .reserved),
     ])
     func refusesNonPublicLiterals(host: String, range: Range) async throws {
@@ -55,9 +64,12 @@ import Testing
     }
 
     @Test(arguments: [
-        "8.8.8.8", "1.1.1.1", "11.0.0.1", "9.255.255.255", "172.15.255.255", "172.32.0.1", "192.167.255.255", "192.169.0.1",
-        "100.63.255.255", "100.128.0.1", "169.253.255.255", "169.255.0.1", "223.255.255.255", "126.255.255.255", "128.0.0.1",
-        "[2606:4700:4700::1111]", "[2001:4860:4860::8888]", "[::ffff:8.8.8.8]", "[64:ff9b::808:808]", "[2002:808:808::1]",
+        "8.8.8.8", "1.1.1.1", "11.0.0.1", "9.255.255.255", "172.15.255.255", "172.32.0.1", "192.167.255.255",
+        "192.169.0.1",
+        "100.63.255.255", "100.128.0.1", "169.253.255.255", "169.255.0.1", "223.255.255.255", "126.255.255.255",
+        "128.0.0.1",
+        "[2606:4700:4700::1111]", "[2001:4860:4860::8888]", "[::ffff:8.8.8.8]", "[64:ff9b::808:808]",
+        "[2002:808:808::1]",
     ])
     func acceptsPublicLiterals(host: String) async throws {
         let target = try await Self.check("https://\(host)/events").get()
@@ -80,8 +92,10 @@ import Testing
 
     @Test(arguments: [
         ("http://example.com/events", false), ("http://example.com/events", true), ("http://10.0.0.1/events", true),
-        ("http://8.8.8.8/", false), ("http://[fd00::1]/", true), ("http://127.0.0.1.nip.io/", true), ("http://2130706433/", true),
-        ("ftp://example.com/events", false), ("ws://127.0.0.1/", false), ("wss://example.com/", true), ("gopher://127.0.0.1:70/", true),
+        ("http://8.8.8.8/", false), ("http://[fd00::1]/", true), ("http://127.0.0.1.nip.io/", true),
+        ("http://2130706433/", true),
+        ("ftp://example.com/events", false), ("ws://127.0.0.1/", false), ("wss://example.com/", true),
+        ("gopher://127.0.0.1:70/", true),
         ("file://localhost/etc/passwd", true), ("http://[64:ff9b::7f00:1]/", true), ("http://[2002:7f00:1::1]/", true),
     ])
     func refusesSchemesOtherThanHTTPSAndLoopbackHTTP(url: String, allowPrivate: Bool) async {
@@ -96,7 +110,8 @@ import Testing
     }
 
     @Test(arguments: [
-        "https://zed:hunter2@example.com/events", "https://zed@example.com/", "https://@example.com/", "http://tok3n@127.0.0.1/",
+        "https://zed:hunter2@example.com/events", "https://zed@example.com/", "https://@example.com/",
+        "http://tok3n@127.0.0.1/",
         "https://zed:@[::1]/", "http://q7:x9@localhost/",
     ])
     func refusesUserInformation(url: String) async {
@@ -112,7 +127,10 @@ import Testing
         }
     }
 
-    @Test(arguments: ["", "not a url", "https://", "https:///events", "/relative/path", "example.com/events", "mailto:ops@example.com"])
+    @Test(arguments: [
+        "", "not a url", "https://", "https:///events", "/relative/path", "example.com/events",
+        "mailto:ops@example.com",
+    ])
     func refusesWhatIsNotAnAbsoluteURLWithAHost(url: String) async {
         #expect(await Self.check(url) == .failure(.invalidURL))
         #expect(WebhookTarget.checkSyntax(url, allowPrivateNetworks: true) == .failure(.invalidURL))
@@ -121,7 +139,10 @@ import Testing
     // MARK: Names, checked by what they resolve to
 
     @Test func acceptsANameThatResolvesOnlyToPublicAddresses() async throws {
-        let target = try await Self.check("https://hooks.example.com/payments?k=1", ["hooks.example.com": .success(["93.184.216.34", "2606:2800:220:1::"])]).get()
+        let target = try await Self.check(
+            "https://hooks.example.com/payments?k=1",
+            ["hooks.example.com": .success(["93.184.216.34", "2606:2800:220:1::"])]
+        ).get()
         #expect(target.url.absoluteString == "https://hooks.example.com/payments?k=1")
         #expect(target.addresses == ["93.184.216.34", "2606:2800:220:1::"])
     }
@@ -139,7 +160,8 @@ import Testing
     func refusesANameWhenAnyAddressIsNotPublic(addresses: [String], refused: String, range: Range) async throws {
         let url = "https://hooks.example.com/payments"
         let answers: [String: Result<[String], HostResolver.Failure>] = ["hooks.example.com": .success(addresses)]
-        #expect(await Self.check(url, answers)
+        #expect(
+            await Self.check(url, answers)
                 == .failure(.nonPublicAddress(target: url, address: refused, range: range, throughName: true)))
         // Only the operator's opt-in lets it through; a name never counts as typed loopback.
         #expect(try await Self.check(url, allowPrivate: true, answers).get().addresses == addresses)
@@ -151,17 +173,26 @@ import Testing
         let answers: [String: Result<[String], HostResolver.Failure>] = ["localhost": .success(["127.0.0.1", "::1"])]
         #expect(try await Self.check("http://localhost:3000/events", answers).get().addresses == ["127.0.0.1", "::1"])
         #expect(try await Self.check("https://localhost/events", answers).get().addresses == ["127.0.0.1", "::1"])
-        #expect(try await Self.check("http://LocalHost/", ["LocalHost": .success(["127.0.0.1"])]).get().addresses == ["127.0.0.1"])
-        #expect(await Self.check("http://localhost/events", allowPrivate: true, ["localhost": .success(["127.0.0.1", "10.1.1.1"])])
+        #expect(
+            try await Self.check("http://LocalHost/", ["LocalHost": .success(["127.0.0.1"])]).get().addresses == [
+                "127.0.0.1"
+            ])
+        #expect(
+            await Self.check(
+                "http://localhost/events", allowPrivate: true, ["localhost": .success(["127.0.0.1", "10.1.1.1"])])
                 == .failure(.localhostNotLoopback(target: "http://localhost/events", address: "10.1.1.1")))
     }
 
     @Test func reportsLookupFailuresWithTheHost() async {
-        #expect(await Self.check("https://gone.example.com/", ["gone.example.com": .failure(.notFound("name or service not known"))])
+        #expect(
+            await Self.check(
+                "https://gone.example.com/", ["gone.example.com": .failure(.notFound("name or service not known"))])
                 == .failure(.unresolvable(host: "gone.example.com", reason: "name or service not known")))
-        #expect(await Self.check("https://slow.example.com/", ["slow.example.com": .failure(.timedOut(seconds: 5))])
+        #expect(
+            await Self.check("https://slow.example.com/", ["slow.example.com": .failure(.timedOut(seconds: 5))])
                 == .failure(.resolutionTimedOut(host: "slow.example.com", seconds: 5)))
-        #expect(await Self.check("http://localhost/", ["localhost": .failure(.timedOut(seconds: 5))])
+        #expect(
+            await Self.check("http://localhost/", ["localhost": .failure(.timedOut(seconds: 5))])
                 == .failure(.resolutionTimedOut(host: "localhost", seconds: 5)))
     }
 
@@ -179,7 +210,9 @@ import Testing
         case .failure(.unresolvable(let host, let reason)):
             #expect(host == "nonexistent.invalid")
             #expect(!reason.isEmpty)
-            #expect(WebhookTargetError.unresolvable(host: host, reason: reason).description.contains("nonexistent.invalid cannot be resolved"))
+            #expect(
+                WebhookTargetError.unresolvable(host: host, reason: reason).description.contains(
+                    "nonexistent.invalid cannot be resolved"))
         case .failure(.resolutionTimedOut(let host, _)):
             // A machine whose DNS does not answer at all.
             #expect(host == "nonexistent.invalid")
@@ -193,8 +226,13 @@ import Testing
     @Test(arguments: ["2130706433", "127.1", "0x7f.0.0.1", "0177.0.0.1"])
     func theSystemResolverSeesThroughNumericShorthands(host: String) async {
         let result = await WebhookTarget.check("https://\(host)/events", allowPrivateNetworks: false)
-        #expect(result == .failure(.nonPublicAddress(target: "https://\(host)/events", address: "127.0.0.1", range: .loopback, throughName: true)))
-        #expect(await WebhookTarget.check("http://\(host)/events", allowPrivateNetworks: true)
+        #expect(
+            result
+                == .failure(
+                    .nonPublicAddress(
+                        target: "https://\(host)/events", address: "127.0.0.1", range: .loopback, throughName: true)))
+        #expect(
+            await WebhookTarget.check("http://\(host)/events", allowPrivateNetworks: true)
                 == .failure(.unsupportedScheme(target: "http://\(host)/events", scheme: "http")))
     }
 
@@ -233,22 +271,28 @@ import Testing
         #expect(error.description.contains("AGENT_PAYMENTS_WEBHOOK_ALLOW_PRIVATE=true"))
         #expect(!error.description.contains("s3cr3t"))
         #expect(!error.description.contains("frag"))
-        for url in ["https://alice:hunter2@example.com/x?k=v", "http://example.com/x?token=abc123", "ftp://bob:pw@example.com/"] {
+        for url in [
+            "https://alice:hunter2@example.com/x?k=v", "http://example.com/x?token=abc123", "ftp://bob:pw@example.com/",
+        ] {
             guard case .failure(let error) = await Self.check(url) else {
                 Issue.record("\(url) was accepted")
                 continue
             }
-            for part in ["hunter2", "alice", "abc123", "bob", "pw@"] { #expect(!error.description.contains(part), "\(error)") }
+            for part in ["hunter2", "alice", "abc123", "bob", "pw@"] {
+                #expect(!error.description.contains(part), "\(error)")
+            }
         }
     }
 
     @Test func loopbackThroughANameSaysHowToAllowIt() {
-        let error = WebhookTargetError.nonPublicAddress(target: "https://me.example/x", address: "127.0.0.1", range: .loopback, throughName: true)
+        let error = WebhookTargetError.nonPublicAddress(
+            target: "https://me.example/x", address: "127.0.0.1", range: .loopback, throughName: true)
         #expect(error.description.contains("resolves to 127.0.0.1"))
         #expect(error.description.contains("localhost or 127.0.0.1"))
         #expect(error.description.contains("AGENT_PAYMENTS_WEBHOOK_ALLOW_PRIVATE=true"))
-        let metadata = WebhookTargetError.nonPublicAddress(target: "https://169.254.169.254/", address: "169.254.169.254", range: .linkLocal,
-                                                           throughName: false)
+        let metadata = WebhookTargetError.nonPublicAddress(
+            target: "https://169.254.169.254/", address: "169.254.169.254", range: .linkLocal,
+            throughName: false)
         #expect(metadata.description.contains("is a link-local address"))
     }
 

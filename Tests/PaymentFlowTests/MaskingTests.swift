@@ -4,7 +4,8 @@ import TwilioPayments
 
 @Suite struct MaskingTests {
     @Test(arguments: [
-        ("4111111111111111", "xxxxxxxxxxxx1111"), ("xxxxxxxxxxxx1111", "xxxxxxxxxxxx1111"), ("4111 1111 1111 1111", "xxxx xxxx xxxx 1111"),
+        ("4111111111111111", "xxxxxxxxxxxx1111"), ("xxxxxxxxxxxx1111", "xxxxxxxxxxxx1111"),
+        ("4111 1111 1111 1111", "xxxx xxxx xxxx 1111"),
         ("1234", "1234"), ("", ""), ("xxxxxxxx11111111", "xxxxxxxxxxxx1111"),
     ])
     func cardNumbersShowAtMostFourDigits(input: String, expected: String) {
@@ -41,21 +42,23 @@ import TwilioPayments
 @Suite struct CardNumberTextTests {
     @Test(arguments: [
         "4111111111111111", "card 4111 1111 1111 1111 thanks", "4111-1111-1111-1111.", "amex 3782 822463 10005",
-        "4111-1111-1111-1111-1225",                     // a card number and its expiry, written on: 20 digits
-        "99" + "4111111111111111" + "122599",           // 24 digits with a Luhn-valid 16-digit window
+        "4111-1111-1111-1111-1225", // a card number and its expiry, written on: 20 digits
+        "99" + "4111111111111111" + "122599", // 24 digits with a Luhn-valid 16-digit window
         "number:5555555555554444;", "word4111111111111111word", "４１１１１１１１１１１１１１１１", "٤١١١١١١١١١١١١١١١",
-        "00000000000000000000000000000001",             // 32 digits, no SID: zeros pass the Luhn check
+        "00000000000000000000000000000001", // 32 digits, no SID: zeros pass the Luhn check
     ])
     func cardNumbersAreFound(text: String) {
         #expect(Masking.containsCardNumber(text))
     }
 
     @Test(arguments: [
-        "", "xxxxxxxxxxxx1111", "4111 1111", "123456789012", "card ending 1111, exp 12/25, cvv xxx", "amount 1234567.89 USD",
-        String(repeating: "1", count: 24),              // a long run with no Luhn-valid window
-        "4111  1111  1111  1111",                       // double spaces part the groups: none is long enough
+        "", "xxxxxxxxxxxx1111", "4111 1111", "123456789012", "card ending 1111, exp 12/25, cvv xxx",
+        "amount 1234567.89 USD",
+        String(repeating: "1", count: 24), // a long run with no Luhn-valid window
+        "4111  1111  1111  1111", // double spaces part the groups: none is long enough
         "4111 - 1111 - 1111 - 1111",
-        "PK00000000000000000000000000000001", "paymentSid=PK0000000000000000000000000000000a, callSid=CA00000000000000000000000000000001",
+        "PK00000000000000000000000000000001",
+        "paymentSid=PK0000000000000000000000000000000a, callSid=CA00000000000000000000000000000001",
         "2026-12-01T08:15:44.123Z", "+1 415 555 0100",
     ])
     func otherTextIsNot(text: String) {
@@ -79,7 +82,8 @@ import TwilioPayments
 @Suite struct ErrorGuidanceTests {
     @Test func everyErrorTypeHasGuidance() {
         for error in PaymentErrorType.documented {
-            #expect(!ErrorGuidance.explanation(error).isEmpty && !ErrorGuidance.remedy(error, item: .cardNumber).isEmpty)
+            #expect(
+                !ErrorGuidance.explanation(error).isEmpty && !ErrorGuidance.remedy(error, item: .cardNumber).isEmpty)
         }
     }
 }

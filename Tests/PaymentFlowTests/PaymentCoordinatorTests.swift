@@ -20,7 +20,9 @@ import TwilioPayments
         #expect(session.phase == .active(current: nil) && session.paymentSID != nil)
         let create = try #require(api.calls.first)
         #expect(create.operation == "create" && create.idempotencyKey.count == 32)
-        #expect(create.statusCallback.hasPrefix("https://example.com/twilio/callbacks/") && secret(from: create.statusCallback).count == 32)
+        #expect(
+            create.statusCallback.hasPrefix("https://example.com/twilio/callbacks/")
+                && secret(from: create.statusCallback).count == 32)
         #expect(try await flow.knowsCallbackSecret(secret(from: create.statusCallback)))
         #expect(try await !flow.knowsCallbackSecret("0123456789abcdef0123456789abcdef"))
     }
@@ -44,9 +46,11 @@ import TwilioPayments
         let flow = coordinator()
         var arrivals = api.holdCreates().makeAsyncIterator()
         let first = Task { try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()) }
-        _ = await arrivals.next()   // the first create is with Twilio now
+        _ = await arrivals.next() // the first create is with Twilio now
         let retried = try await flow.perform(.start(callSID: Sample.call, options: PaymentSessionOptions()))
-        #expect(retried.repeated && retried.session.phase == .starting, "a retry while Twilio creates it resumes the starting session")
+        #expect(
+            retried.repeated && retried.session.phase == .starting,
+            "a retry while Twilio creates it resumes the starting session")
         await #expect(throws: FlowError.sessionInProgress(callSID: Sample.call, paymentSID: nil)) {
             try await flow.start(callSID: Sample.call, options: PaymentSessionOptions(chargeAmount: "1"))
         }
@@ -60,14 +64,19 @@ import TwilioPayments
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
         _ = try await flow.capture(.cardNumber, paymentSID: sid)
         let sent = api.calls.count
-        let repeated = try await flow.perform(.capture(.cardNumber, paymentSID: sid, callSID: Sample.call, restart: false))
+        let repeated = try await flow.perform(
+            .capture(.cardNumber, paymentSID: sid, callSID: Sample.call, restart: false))
         #expect(repeated.repeated && repeated.session.state(.cardNumber) == .requested)
         #expect(api.calls.count == sent, "a capture of the item being typed sends nothing")
         let restarted = try await flow.perform(.capture(.cardNumber, paymentSID: sid, callSID: nil, restart: true))
-        #expect(!restarted.repeated && api.calls.count == sent + 1 && api.calls.last?.operation == "capture:payment-card-number")
+        #expect(
+            !restarted.repeated && api.calls.count == sent + 1
+                && api.calls.last?.operation == "capture:payment-card-number")
         let cancelled = try await flow.cancel(paymentSID: sid)
         let again = try await flow.perform(.cancel(paymentSID: sid, callSID: nil))
-        #expect(again.repeated && again.session == cancelled && api.calls.count == sent + 2, "a second cancel returns the outcome")
+        #expect(
+            again.repeated && again.session == cancelled && api.calls.count == sent + 2,
+            "a second cancel returns the outcome")
     }
 
     @Test func aCommandRepeatedWhileItsRequestIsWithTwilioSendsNothing() async throws {
@@ -75,10 +84,12 @@ import TwilioPayments
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
         var arrivals = api.holdUpdates().makeAsyncIterator()
         let first = Task { try await flow.capture(.cardNumber, paymentSID: sid) }
-        _ = await arrivals.next()   // the capture is with Twilio now, unanswered: its key is stored
+        _ = await arrivals.next() // the capture is with Twilio now, unanswered: its key is stored
         let sent = api.calls.count
         let twin = try await flow.perform(.capture(.cardNumber, paymentSID: sid, callSID: nil, restart: false))
-        #expect(twin.repeated && api.calls.count == sent, "this coordinator is sending it: the twin waits for nothing and sends nothing")
+        #expect(
+            twin.repeated && api.calls.count == sent,
+            "this coordinator is sending it: the twin waits for nothing and sends nothing")
         api.releaseUpdates()
         #expect(try await first.value.state(.cardNumber) == .requested)
         #expect(try await flow.session(sid)?.inFlight.isEmpty == true)
@@ -94,8 +105,11 @@ import TwilioPayments
         #expect(api.calls.last?.operation == "capture:payment-card-number" && api.calls.last?.statusCallback == url)
         #expect(Set(api.calls.map(\.idempotencyKey)).count == 2, "one key per logical operation")
 
-        let accepted = try await flow.receiveCallback(secret: secret(from: url), Sample.callback(
-            ["Capture": "payment-card-number", "PaymentCardNumber": "4111111111111111", "PartialResult": "false"], sid: sid))
+        let accepted = try await flow.receiveCallback(
+            secret: secret(from: url),
+            Sample.callback(
+                ["Capture": "payment-card-number", "PaymentCardNumber": "4111111111111111", "PartialResult": "false"],
+                sid: sid))
         #expect(accepted)
         let after = try #require(await flow.session(sid))
         #expect(after.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx1111"))
@@ -113,7 +127,8 @@ import TwilioPayments
         let another = PaymentSID(validated: "PK" + String(repeating: "b", count: 32))
         _ = try await flow.receiveCallback(secret: secret, Sample.callback(["Result": "success"], sid: another))
         #expect(try await flow.session(sid)?.phase == .active(current: nil), "another payment's Sid: not applied")
-        _ = try await flow.receiveCallback(secret: secret, Sample.callback(["Result": "success", "PaymentConfirmationCode": "ch_1"], sid: sid))
+        _ = try await flow.receiveCallback(
+            secret: secret, Sample.callback(["Result": "success", "PaymentConfirmationCode": "ch_1"], sid: sid))
         #expect(try await flow.session(sid)?.phase.name == "completed", "the session's own Sid and call: finished")
     }
 
@@ -125,7 +140,9 @@ import TwilioPayments
             _ = try await flow.complete(paymentSID: sid)
             Issue.record("completed")
         } catch {
-            #expect(error.description.contains("card number, security code, expiration date and postal code are still missing"))
+            #expect(
+                error.description.contains(
+                    "card number, security code, expiration date and postal code are still missing"))
         }
         #expect(api.calls.count == before)
     }
@@ -143,12 +160,16 @@ import TwilioPayments
         let flow = coordinator()
         var arrivals = api.holdCreates().makeAsyncIterator()
         let start = Task { try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()) }
-        _ = await arrivals.next()   // Twilio has the create; its answer is held back
+        _ = await arrivals.next() // Twilio has the create; its answer is held back
         let url = try #require(api.calls.first?.statusCallback)
         let sid = PaymentSID(validated: "PK" + String(repeating: "0", count: 31) + "1")
         #expect(try await flow.session(sid) == nil, "the callback below arrives before the session exists")
-        #expect(try await flow.receiveCallback(secret: secret(from: url), Sample.callback(["Capture": "payment-card-number", "PaymentCardType": "visa"],
-                                                                                      sid: sid)))
+        #expect(
+            try await flow.receiveCallback(
+                secret: secret(from: url),
+                Sample.callback(
+                    ["Capture": "payment-card-number", "PaymentCardType": "visa"],
+                    sid: sid)))
         api.releaseCreates()
         let session = try await start.value
         #expect(session.cardType == "visa", "the early callback was held and applied")
@@ -169,14 +190,17 @@ import TwilioPayments
         let flow = coordinator()
         let session = try await flow.start(callSID: Sample.call, options: PaymentSessionOptions())
         let sid = try #require(session.paymentSID)
-        let timedOut = try #require(await flow.waitForChange(sid, afterVersion: session.version, timeout: .milliseconds(50)))
+        let timedOut = try #require(
+            await flow.waitForChange(sid, afterVersion: session.version, timeout: .milliseconds(50)))
         #expect(timedOut.version == session.version, "no change: the session as it stands once the time is up")
 
         // A long poll that has really started waiting is woken by the change (if waking were
         // broken it would sleep its full minute and return the old version).
         let waiter = Task { try await flow.waitForChange(sid, afterVersion: session.version, timeout: .seconds(60)) }
         let deadline = ContinuousClock.now + .seconds(10)
-        while await flow.waiterCount(sid) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        while await flow.waiterCount(sid) == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(1))
+        }
         #expect(await flow.waiterCount(sid) == 1, "the long poll is waiting")
         _ = try await flow.capture(.cardNumber, paymentSID: sid)
         let changed = try #require(await waiter.value)
@@ -210,15 +234,21 @@ import TwilioPayments
 
     @Test func manyCallsAtOnceNeverMix() async throws {
         let flow = coordinator()
-        let calls = (0..<40).map { CallSID(validated: "CA" + String(repeating: "0", count: 30) + String(format: "%02x", $0)) }
+        let calls = (0..<40).map {
+            CallSID(validated: "CA" + String(repeating: "0", count: 30) + String(format: "%02x", $0))
+        }
         let sessions = try await withThrowingTaskGroup(of: PaymentSession.self) { group in
-            for call in calls { group.addTask { try await flow.start(callSID: call, options: PaymentSessionOptions()) } }
+            for call in calls {
+                group.addTask { try await flow.start(callSID: call, options: PaymentSessionOptions()) }
+            }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(Set(sessions.compactMap(\.paymentSID)).count == 40)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for session in sessions {
-                group.addTask { _ = try await flow.capture(.cardNumber, paymentSID: session.paymentSID!, callSID: session.callSID) }
+                group.addTask {
+                    _ = try await flow.capture(.cardNumber, paymentSID: session.paymentSID!, callSID: session.callSID)
+                }
             }
             try await group.waitForAll()
         }
@@ -251,7 +281,8 @@ import TwilioPayments
     @Test func twilioSayingTheCallIsGoneEndsTheSession() async throws {
         let flow = coordinator()
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
-        api.failNext(with: .api(TwilioAPIError(httpStatus: 400, code: 21220, message: "Call is not in-progress", moreInfo: nil)))
+        api.failNext(
+            with: .api(TwilioAPIError(httpStatus: 400, code: 21220, message: "Call is not in-progress", moreInfo: nil)))
         await #expect(throws: FlowError.callEnded(callSID: Sample.call, status: nil)) {
             try await flow.capture(.cardNumber, paymentSID: sid)
         }
@@ -304,18 +335,24 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
     let inner: FakePaymentsAPI
     let fetches = Mutex(0)
     init(inner: FakePaymentsAPI) { self.inner = inner }
-    func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
-        try await inner.createPayment(callSID: callSID, options: options, idempotencyKey: idempotencyKey, statusCallback: statusCallback)
+    func createPayment(
+        callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String, statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource {
+        try await inner.createPayment(
+            callSID: callSID, options: options, idempotencyKey: idempotencyKey, statusCallback: statusCallback)
     }
-    func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String, statusCallback: String) async throws(TwilioError) -> PaymentResource {
-        try await inner.updatePayment(callSID: callSID, paymentSID: paymentSID, update: update, idempotencyKey: idempotencyKey, statusCallback: statusCallback)
+    func updatePayment(
+        callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String, statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource {
+        try await inner.updatePayment(
+            callSID: callSID, paymentSID: paymentSID, update: update, idempotencyKey: idempotencyKey,
+            statusCallback: statusCallback)
     }
     func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
         fetches.withLock { $0 += 1 }
         return try await inner.fetchCall(callSID)
     }
 }
-
 
 @Suite struct InMemoryPaymentStoreTests {
     @Test func compareAndSetGuardsVersions() async {
@@ -374,11 +411,20 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
         let before = try #require(await a.session(sid)).version
         let waiter = Task { try await a.waitForChange(sid, afterVersion: before, timeout: .seconds(30)) }
         let deadline = ContinuousClock.now + .seconds(10)
-        while await a.waiterCount(sid) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
-        #expect(try await b.receiveCallback(secret: secret, Sample.callback(["Capture": "payment-card-number", "PartialResult": "false",
-                                                                        "PaymentCardNumber": "xxxxxxxxxxxx1111", "Required": ""], sid: sid)))
+        while await a.waiterCount(sid) == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        #expect(
+            try await b.receiveCallback(
+                secret: secret,
+                Sample.callback(
+                    [
+                        "Capture": "payment-card-number", "PartialResult": "false",
+                        "PaymentCardNumber": "xxxxxxxxxxxx1111", "Required": "",
+                    ], sid: sid)))
         let woken = try #require(await waiter.value)
-        #expect(woken.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx1111"), "A's long poll woke for B's callback")
+        #expect(
+            woken.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx1111"), "A's long poll woke for B's callback")
         // And B can finish what A started.
         let completed = try await b.complete(paymentSID: sid)
         #expect(completed.phase.name == "completing")
@@ -391,23 +437,30 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
         let sid = try #require(try await a.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
         #expect(a.publishedSession(sid) == nil, "not following: no snapshot")
         _ = try await b.capture(.cardNumber, paymentSID: sid)
-        #expect(try await a.latestSession(sid)?.state(.cardNumber) == .requested, "without a snapshot, the store answers")
+        #expect(
+            try await a.latestSession(sid)?.state(.cardNumber) == .requested, "without a snapshot, the store answers")
 
         let follower = Task { await a.followChanges() }
         // Following once the feed has a subscriber beyond the long polls: B's next change reaches A.
         let deadline = ContinuousClock.now + .seconds(10)
         var seen: PaymentSession?
         while seen == nil, ContinuousClock.now < deadline {
-            _ = try await b.receiveCallback(secret: String(api.calls[0].statusCallback.split(separator: "/").last!),
-                                            Sample.callback(["Capture": "payment-card-number", "PartialResult": "true",
-                                                             "PaymentCardNumber": "xxxx", "Required": "payment-card-number"], sid: sid))
+            _ = try await b.receiveCallback(
+                secret: String(api.calls[0].statusCallback.split(separator: "/").last!),
+                Sample.callback(
+                    [
+                        "Capture": "payment-card-number", "PartialResult": "true",
+                        "PaymentCardNumber": "xxxx", "Required": "payment-card-number",
+                    ], sid: sid))
             seen = a.publishedSession(sid)
             if seen == nil { try await Task.sleep(for: .milliseconds(1)) }
         }
         _ = try #require(seen, "A's snapshot heard B's change through the feed")
         // The feed delivers asynchronously: the snapshot catches up with the store's last version.
         let stored = try #require(await store.session(sid))
-        while a.publishedSession(sid)?.version != stored.version, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        while a.publishedSession(sid)?.version != stored.version, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(1))
+        }
         #expect(a.publishedSession(sid) == stored, "the snapshot is the stored session")
         follower.cancel()
         _ = await follower.value
@@ -424,10 +477,13 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
         #expect(await store.session(sid)?.inFlight.isEmpty == true, "an answered failure clears the key")
         // ...whereas an intent stored but never answered keeps it, and B's retry sends the same one.
         var stored = try #require(await store.session(sid))
-        let intent = PaymentReducer.reduce(stored, .captureRequested(.cardNumber, at: Sample.date, idempotencyKey: "key-from-replica-a"))
+        let intent = PaymentReducer.reduce(
+            stored, .captureRequested(.cardNumber, at: Sample.date, idempotencyKey: "key-from-replica-a"))
         #expect(await store.compareAndSet(intent.session, expectedVersion: stored.version))
         _ = try await b.capture(.cardNumber, paymentSID: sid)
-        #expect(api.calls.last?.operation == "capture:payment-card-number" && api.calls.last?.idempotencyKey == "key-from-replica-a")
+        #expect(
+            api.calls.last?.operation == "capture:payment-card-number"
+                && api.calls.last?.idempotencyKey == "key-from-replica-a")
         stored = try #require(await store.session(sid))
         #expect(stored.inFlight.isEmpty, "Twilio's answer settles it")
     }
@@ -438,7 +494,9 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
         await #expect(throws: FlowError.sessionInProgress(callSID: Sample.call, paymentSID: first.paymentSID)) {
             try await b.start(callSID: Sample.call, options: PaymentSessionOptions(chargeAmount: "2"))
         }
-        #expect(try await b.perform(.start(callSID: Sample.call, options: PaymentSessionOptions())).repeated, "a retry on another replica resumes it")
+        #expect(
+            try await b.perform(.start(callSID: Sample.call, options: PaymentSessionOptions())).repeated,
+            "a retry on another replica resumes it")
         var racing = PaymentSession(callSID: Sample.call, configuration: PaymentConfiguration(), at: Sample.date)
         racing.paymentSID = PaymentSID(validated: "PK" + String(repeating: "e", count: 32))
         #expect(await !store.compareAndSet(racing, expectedVersion: nil), "the store itself refuses a second one")

@@ -16,7 +16,10 @@ import TwilioPayments
     }
 
     @Test func configurationDecidesTheRequiredItems() {
-        #expect(Sample.cardSession(PaymentSessionOptions(securityCode: false, postalCode: false)).required == [.cardNumber, .expirationDate])
+        #expect(
+            Sample.cardSession(PaymentSessionOptions(securityCode: false, postalCode: false)).required == [
+                .cardNumber, .expirationDate,
+            ])
         #expect(Sample.achSession().required == [.bankRoutingNumber, .bankAccountNumber])
     }
 
@@ -30,7 +33,7 @@ import TwilioPayments
         ("ready", .completeRequested(at: Sample.date), "completing", .send(.complete), false),
         ("ready", .captureRequested(.securityCode, at: Sample.date), "active", .send(.capture(.securityCode)), false),
         ("completing", .captureRequested(.cardNumber, at: Sample.date), "completing", nil, true),
-        ("completing", .completeRequested(at: Sample.date), "completing", nil, false),   // a repeat
+        ("completing", .completeRequested(at: Sample.date), "completing", nil, false), // a repeat
         ("completing", .cancelRequested(at: Sample.date), "cancelling", .send(.cancel), false),
         ("completed", .cancelRequested(at: Sample.date), "completed", nil, true),
         ("completed", .captureRequested(.cardNumber, at: Sample.date), "completed", nil, true),
@@ -38,27 +41,58 @@ import TwilioPayments
     ]
 
     static func session(in state: String) -> PaymentSession {
-        let ready = run(Sample.cardSession(), [
-            .captureRequested(.cardNumber, at: Sample.date), .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PaymentCardNumber": "xxxxxxxxxxxx1111"]), at: Sample.date),
-            .captureRequested(.securityCode, at: Sample.date), .callbackReceived(Sample.callback(["Capture": "security-code", "SecurityCode": "xxx"]), at: Sample.date),
-            .captureRequested(.expirationDate, at: Sample.date), .callbackReceived(Sample.callback(["Capture": "expiration-date", "ExpirationDate": "1230"]), at: Sample.date),
-            .captureRequested(.postalCode, at: Sample.date), .callbackReceived(Sample.callback(["Capture": "postal-code", "PaymentCardPostalCode": "94105", "Required": ""]), at: Sample.date),
-        ])
+        let ready = run(
+            Sample.cardSession(),
+            [
+                .captureRequested(.cardNumber, at: Sample.date),
+                .callbackReceived(
+                    Sample.callback(["Capture": "payment-card-number", "PaymentCardNumber": "xxxxxxxxxxxx1111"]),
+                    at: Sample.date),
+                .captureRequested(.securityCode, at: Sample.date),
+                .callbackReceived(
+                    Sample.callback(["Capture": "security-code", "SecurityCode": "xxx"]), at: Sample.date),
+                .captureRequested(.expirationDate, at: Sample.date),
+                .callbackReceived(
+                    Sample.callback(["Capture": "expiration-date", "ExpirationDate": "1230"]), at: Sample.date),
+                .captureRequested(.postalCode, at: Sample.date),
+                .callbackReceived(
+                    Sample.callback(["Capture": "postal-code", "PaymentCardPostalCode": "94105", "Required": ""]),
+                    at: Sample.date),
+            ])
         switch state {
         case "active": return Sample.cardSession()
         case "ready": return ready
         case "completing": return run(ready, [.completeRequested(at: Sample.date)])
-        case "completed": return run(ready, [.completeRequested(at: Sample.date), .callbackReceived(Sample.callback(["Result": "success", "PaymentConfirmationCode": "ch_1"]), at: Sample.date)])
-        case "cancelled": return run(Sample.cardSession(), [.cancelRequested(at: Sample.date), .cancelAccepted(at: Sample.date)])
-        case "failed": return run(ready, [.completeRequested(at: Sample.date),
-                                          .callbackReceived(Sample.callback(["Result": "payment-connector-error", "PayErrorCode": "64012"]), at: Sample.date)])
-        case "call-ended": return run(ready, [.requestFailed(.complete, reason: "down", at: Sample.date), .callEnded(at: Sample.date)])
+        case "completed":
+            return run(
+                ready,
+                [
+                    .completeRequested(at: Sample.date),
+                    .callbackReceived(
+                        Sample.callback(["Result": "success", "PaymentConfirmationCode": "ch_1"]), at: Sample.date),
+                ])
+        case "cancelled":
+            return run(Sample.cardSession(), [.cancelRequested(at: Sample.date), .cancelAccepted(at: Sample.date)])
+        case "failed":
+            return run(
+                ready,
+                [
+                    .completeRequested(at: Sample.date),
+                    .callbackReceived(
+                        Sample.callback(["Result": "payment-connector-error", "PayErrorCode": "64012"]), at: Sample.date
+                    ),
+                ])
+        case "call-ended":
+            return run(
+                ready, [.requestFailed(.complete, reason: "down", at: Sample.date), .callEnded(at: Sample.date)])
         default: fatalError(state)
         }
     }
 
     @Test(arguments: requestCases)
-    func requestsFollowTheRules(state: String, event: PaymentEvent, phase: String, effect: PaymentEffect?, rejected: Bool) {
+    func requestsFollowTheRules(
+        state: String, event: PaymentEvent, phase: String, effect: PaymentEffect?, rejected: Bool
+    ) {
         let before = Self.session(in: state)
         let transition = PaymentReducer.reduce(before, event)
         #expect(transition.session.phase.name == phase)
@@ -68,42 +102,83 @@ import TwilioPayments
     }
 
     @Test func completionNamesTheMissingItems() {
-        let session = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: date),
-                                                 .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PaymentCardNumber": "xxxxxxxxxxxx1111", "Required": "security-code,expiration-date,postal-code"]), at: date)])
+        let session = run(
+            Sample.cardSession(),
+            [
+                .captureRequested(.cardNumber, at: date),
+                .callbackReceived(
+                    Sample.callback([
+                        "Capture": "payment-card-number", "PaymentCardNumber": "xxxxxxxxxxxx1111",
+                        "Required": "security-code,expiration-date,postal-code",
+                    ]), at: date),
+            ])
         let rejection = PaymentReducer.reduce(session, .completeRequested(at: date)).rejection
-        #expect(rejection?.description == "cannot complete yet: the security code, expiration date and postal code are still missing")
+        #expect(
+            rejection?.description
+                == "cannot complete yet: the security code, expiration date and postal code are still missing")
     }
 
     @Test func securityCodeNeedsTheCardNumberFirst() {
-        let rejection = PaymentReducer.reduce(Sample.cardSession(), .captureRequested(.securityCode, at: date)).rejection
+        let rejection = PaymentReducer.reduce(Sample.cardSession(), .captureRequested(.securityCode, at: date))
+            .rejection
         #expect(rejection?.description.contains("card number before the security code") == true)
     }
 
     @Test func partialCallbacksShowMaskedProgress() {
-        let session = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: date),
-                                                 .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx"]), at: date)])
+        let session = run(
+            Sample.cardSession(),
+            [
+                .captureRequested(.cardNumber, at: date),
+                .callbackReceived(
+                    Sample.callback([
+                        "Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx",
+                    ]), at: date),
+            ])
         #expect(session.state(.cardNumber) == .capturing(masked: "xxxx"))
         #expect(session.phase == .active(current: .cardNumber))
         #expect(session.nextStep.action == .waitForCaller(.cardNumber) && session.nextStep.waitForCaller)
     }
 
     @Test func anErrorTypeFailsTheItemAndAllowsReentry() {
-        var session = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: date),
-                                                 .callbackReceived(Sample.callback(["Capture": "payment-card-number", "ErrorType": "invalid-card-number", "Required": "payment-card-number,security-code"]), at: date)])
-        #expect(session.state(.cardNumber) == .failed(.invalidCardNumber) && session.progress(.cardNumber).failedAttempts == 1)
+        var session = run(
+            Sample.cardSession(),
+            [
+                .captureRequested(.cardNumber, at: date),
+                .callbackReceived(
+                    Sample.callback([
+                        "Capture": "payment-card-number", "ErrorType": "invalid-card-number",
+                        "Required": "payment-card-number,security-code",
+                    ]), at: date),
+            ])
+        #expect(
+            session.state(.cardNumber) == .failed(.invalidCardNumber)
+                && session.progress(.cardNumber).failedAttempts == 1)
         #expect(session.lastError == .invalidCardNumber)
         #expect(session.nextStep.action == .capture(.cardNumber) && session.nextStep.topic == .error)
-        session = run(session, [.captureRequested(.cardNumber, at: date),
-                                .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx4242"]), at: date)])
+        session = run(
+            session,
+            [
+                .captureRequested(.cardNumber, at: date),
+                .callbackReceived(
+                    Sample.callback([
+                        "Capture": "payment-card-number", "PartialResult": "false",
+                        "PaymentCardNumber": "xxxxxxxxxxxx4242",
+                    ]), at: date),
+            ])
         #expect(session.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx4242") && session.lastError == nil)
         #expect(session.progress(.cardNumber).requests == 2)
     }
 
     @Test func aLateDuplicateNeverRegressesACapturedItem() {
-        let partial = Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx"])
+        let partial = Sample.callback([
+            "Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx",
+        ])
         let error = Sample.callback(["Capture": "payment-card-number", "ErrorType": "input-timeout"])
-        let done = Sample.callback(["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx1111"])
-        let session = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: date), .callbackReceived(done, at: date)])
+        let done = Sample.callback([
+            "Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx1111",
+        ])
+        let session = run(
+            Sample.cardSession(), [.captureRequested(.cardNumber, at: date), .callbackReceived(done, at: date)])
         for late in [partial, error, done] {
             let transition = PaymentReducer.reduce(session, .callbackReceived(late, at: date))
             #expect(transition.session.state(.cardNumber) == .captured(masked: "xxxxxxxxxxxx1111"))
@@ -118,18 +193,27 @@ import TwilioPayments
         let events: [PaymentEvent] = [
             .callbackReceived(Sample.callback(["Result": "caller-hung-up"]), at: date), .callEnded(at: date),
             .callbackReceived(Sample.callback(["Result": "success", "PaymentToken": "late"]), at: date),
-            .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "x"]), at: date),
+            .callbackReceived(
+                Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "x"]),
+                at: date),
             .callbackReceived(Sample.callback(["Required": "payment-card-number"]), at: date),
-            .requestFailed(.complete, reason: "x", at: date), .requestFailed(.capture(.cardNumber), reason: "y", at: date),
-            .captureAccepted(.cardNumber, at: date, twilioDate: date), .completeAccepted(at: date), .cancelAccepted(at: date),
+            .requestFailed(.complete, reason: "x", at: date),
+            .requestFailed(.capture(.cardNumber), reason: "y", at: date),
+            .captureAccepted(.cardNumber, at: date, twilioDate: date), .completeAccepted(at: date),
+            .cancelAccepted(at: date),
             .sessionCreated(PaymentSID(validated: "PK" + String(repeating: "c", count: 32)), at: date),
         ]
         for event in events {
             let transition = PaymentReducer.reduce(finished, event)
             #expect(transition.session == finished, "\(state): \(event)")
-            #expect(!transition.changed && transition.effects.isEmpty && transition.session.version == finished.version, "\(state): \(event)")
+            #expect(
+                !transition.changed && transition.effects.isEmpty && transition.session.version == finished.version,
+                "\(state): \(event)")
         }
-        for request in [PaymentEvent.captureRequested(.cardNumber, at: date), .completeRequested(at: date), .cancelRequested(at: date)] {
+        for request in [
+            PaymentEvent.captureRequested(.cardNumber, at: date), .completeRequested(at: date),
+            .cancelRequested(at: date),
+        ] {
             let transition = PaymentReducer.reduce(finished, request)
             // Completing a completed session or cancelling a cancelled one is a repeat (answered with
             // the outcome); every other request on a finished session is refused.
@@ -138,25 +222,31 @@ import TwilioPayments
             case ("completed", .completeRequested), ("cancelled", .cancelRequested): isRepeat = true
             default: isRepeat = false
             }
-            #expect((transition.rejection != nil) == !isRepeat && transition.repeated == isRepeat, "\(state): \(request)")
+            #expect(
+                (transition.rejection != nil) == !isRepeat && transition.repeated == isRepeat, "\(state): \(request)")
             #expect(transition.effects.isEmpty && transition.session == finished, "\(state): \(request)")
         }
     }
 
     @Test func callbacksForAnotherSessionAreIgnored() {
         let other = PaymentSID(validated: "PK" + String(repeating: "b", count: 32))
-        let transition = PaymentReducer.reduce(Sample.cardSession(), .callbackReceived(Sample.callback(["Result": "success"], sid: other), at: date))
+        let transition = PaymentReducer.reduce(
+            Sample.cardSession(), .callbackReceived(Sample.callback(["Result": "success"], sid: other), at: date))
         #expect(!transition.changed)
     }
 
-    @Test(arguments: ["success", "payment-connector-error", "caller-hung-up", "caller-interrupted-with-star", "mystery"])
+    @Test(arguments: [
+        "success", "payment-connector-error", "caller-hung-up", "caller-interrupted-with-star", "mystery",
+    ])
     func aCallbackFinishesTheSessionOnlyWhenItNamesTheSessionsPaymentAndCall(result: String) {
         let session = Sample.cardSession()
         let other = PaymentSID(validated: "PK" + String(repeating: "b", count: 32))
         let noSid = PaymentStatusCallback(fields: [("CallSid", Sample.call.rawValue), ("Result", result)])
         let otherPayment = Sample.callback(["Result": result], sid: other)
         let noCall = PaymentStatusCallback(fields: [("Sid", Sample.payment.rawValue), ("Result", result)])
-        let otherCall = PaymentStatusCallback(fields: [("Sid", Sample.payment.rawValue), ("CallSid", Sample.otherCall.rawValue), ("Result", result)])
+        let otherCall = PaymentStatusCallback(fields: [
+            ("Sid", Sample.payment.rawValue), ("CallSid", Sample.otherCall.rawValue), ("Result", result),
+        ])
         for callback in [noSid, otherPayment, noCall, otherCall] {
             let transition = PaymentReducer.reduce(session, .callbackReceived(callback, at: date))
             #expect(!transition.changed && !transition.session.phase.isFinished, "\(result): \(callback)")
@@ -169,39 +259,74 @@ import TwilioPayments
     }
 
     @Test func hangUpAndStarEndTheSession() {
-        let hungUp = run(Sample.cardSession(), [.callbackReceived(Sample.callback(["Result": "caller-hung-up"]), at: date)])
+        let hungUp = run(
+            Sample.cardSession(), [.callbackReceived(Sample.callback(["Result": "caller-hung-up"]), at: date)])
         #expect(hungUp.phase.name == "call-ended")
-        let star = run(Sample.cardSession(), [.callbackReceived(Sample.callback(["Result": "caller-interrupted-with-star"]), at: date)])
+        let star = run(
+            Sample.cardSession(),
+            [.callbackReceived(Sample.callback(["Result": "caller-interrupted-with-star"]), at: date)])
         #expect(star.phase == .cancelled(reason: "the caller pressed star to leave the payment"))
         let ended = run(Sample.cardSession(), [.callEnded(at: date)])
         #expect(ended.phase.name == "call-ended")
     }
 
     @Test func aFailedRequestRevertsTheOptimisticState() {
-        let session = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: date), .requestFailed(.capture(.cardNumber), reason: "Twilio error 20404", at: date)])
+        let session = run(
+            Sample.cardSession(),
+            [
+                .captureRequested(.cardNumber, at: date),
+                .requestFailed(.capture(.cardNumber), reason: "Twilio error 20404", at: date),
+            ])
         #expect(session.state(.cardNumber) == .notRequested && session.phase == .active(current: nil))
         #expect(session.lastRequestError == "Twilio error 20404")
-        let cancelling = run(Sample.cardSession(), [.cancelRequested(at: date), .requestFailed(.cancel, reason: "down", at: date)])
+        let cancelling = run(
+            Sample.cardSession(), [.cancelRequested(at: date), .requestFailed(.cancel, reason: "down", at: date)])
         #expect(cancelling.phase == .active(current: nil))
     }
 
     @Test func repeatedRequestsChangeNothingAndSendNothing() {
         // The caller is typing the card number (Twilio accepted the capture: no key in flight).
-        let typing = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: date),
-                                                .callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx"]), at: date)])
+        let typing = run(
+            Sample.cardSession(),
+            [
+                .captureRequested(.cardNumber, at: date),
+                .callbackReceived(
+                    Sample.callback([
+                        "Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx",
+                    ]), at: date),
+            ])
         let again = PaymentReducer.reduce(typing, .captureRequested(.cardNumber, at: date, idempotencyKey: "k2"))
-        #expect(again.repeated && !again.changed && again.effects.isEmpty && again.rejection == nil && again.session == typing)
-        let restarted = PaymentReducer.reduce(typing, .captureRequested(.cardNumber, at: date, idempotencyKey: "k2", restart: true))
-        #expect(!restarted.repeated && restarted.effects == [.send(.capture(.cardNumber))] && restarted.session.state(.cardNumber) == .requested)
+        #expect(
+            again.repeated && !again.changed && again.effects.isEmpty && again.rejection == nil
+                && again.session == typing)
+        let restarted = PaymentReducer.reduce(
+            typing, .captureRequested(.cardNumber, at: date, idempotencyKey: "k2", restart: true))
+        #expect(
+            !restarted.repeated && restarted.effects == [.send(.capture(.cardNumber))]
+                && restarted.session.state(.cardNumber) == .requested)
         // A capture stored but never answered (its sender died) is sent again with its own key.
         let unanswered = run(Sample.cardSession(), [.captureRequested(.cardNumber, at: date, idempotencyKey: "k1")])
         let retried = PaymentReducer.reduce(unanswered, .captureRequested(.cardNumber, at: date, idempotencyKey: "k2"))
-        #expect(!retried.repeated && retried.effects == [.send(.capture(.cardNumber))] && retried.session.inFlight[.capture(.cardNumber)] == "k1")
+        #expect(
+            !retried.repeated && retried.effects == [.send(.capture(.cardNumber))]
+                && retried.session.inFlight[.capture(.cardNumber)] == "k1")
         // A captured item is a repeat unless Twilio lists it as required again.
-        let captured = run(typing, [.callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx1111"]), at: date)])
+        let captured = run(
+            typing,
+            [
+                .callbackReceived(
+                    Sample.callback([
+                        "Capture": "payment-card-number", "PartialResult": "false",
+                        "PaymentCardNumber": "xxxxxxxxxxxx1111",
+                    ]), at: date)
+            ])
         #expect(PaymentReducer.reduce(captured, .captureRequested(.cardNumber, at: date)).repeated)
-        let listedAgain = run(captured, [.callbackReceived(Sample.callback(["Required": "payment-card-number,security-code"]), at: date)])
-        #expect(PaymentReducer.reduce(listedAgain, .captureRequested(.cardNumber, at: date)).effects == [.send(.capture(.cardNumber))])
+        let listedAgain = run(
+            captured, [.callbackReceived(Sample.callback(["Required": "payment-card-number,security-code"]), at: date)])
+        #expect(
+            PaymentReducer.reduce(listedAgain, .captureRequested(.cardNumber, at: date)).effects == [
+                .send(.capture(.cardNumber))
+            ])
         // Completion: a repeat while accepted and under way; sent again (same key) while unanswered.
         let ready = PaymentReducerTransitionTests.session(in: "ready")
         let completing = run(ready, [.completeRequested(at: date, idempotencyKey: "c1")])
@@ -211,8 +336,12 @@ import TwilioPayments
         #expect(PaymentReducer.reduce(accepted, .completeRequested(at: date, idempotencyKey: "c3")).repeated)
         // Cancellation likewise.
         let cancelling = run(Sample.cardSession(), [.cancelRequested(at: date, idempotencyKey: "x1")])
-        #expect(PaymentReducer.reduce(cancelling, .cancelRequested(at: date, idempotencyKey: "x2")).effects == [.send(.cancel)])
-        #expect(PaymentReducer.reduce(run(cancelling, [.cancelAccepted(at: date)]), .cancelRequested(at: date)).repeated)
+        #expect(
+            PaymentReducer.reduce(cancelling, .cancelRequested(at: date, idempotencyKey: "x2")).effects == [
+                .send(.cancel)
+            ])
+        #expect(
+            PaymentReducer.reduce(run(cancelling, [.cancelAccepted(at: date)]), .cancelRequested(at: date)).repeated)
     }
 
     @Test func versionsGrowOnlyOnChange() {

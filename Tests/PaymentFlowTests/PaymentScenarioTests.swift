@@ -8,22 +8,39 @@ import TwilioPayments
     let date = Sample.date
 
     /// The recorded callbacks of a successful card payment, one window per item.
-    static func cardWindows(result: [String: String] = ["Result": "success", "PaymentConfirmationCode": "ch_a9dc6297"]) -> [(PaymentEvent?, [PaymentStatusCallback])] {
+    static func cardWindows(
+        result: [String: String] = ["Result": "success", "PaymentConfirmationCode": "ch_a9dc6297"]
+    ) -> [(PaymentEvent?, [PaymentStatusCallback])] {
         [
-            (.captureRequested(.cardNumber, at: Sample.date),
-             Sample.typing(.cardNumber, field: "PaymentCardNumber", masked: ["x", "xx", "xxxx", "xxxxxxxxxxxx1111"], cardType: "visa",
-                           required: "security-code,expiration-date,postal-code")),
-            (.captureRequested(.securityCode, at: Sample.date),
-             Sample.typing(.securityCode, field: "SecurityCode", masked: ["x", "xx", "xxx"], required: "expiration-date,postal-code")),
-            (.captureRequested(.expirationDate, at: Sample.date),
-             Sample.typing(.expirationDate, field: "ExpirationDate", masked: ["1", "12", "1230"], required: "postal-code")),
-            (.captureRequested(.postalCode, at: Sample.date),
-             Sample.typing(.postalCode, field: "PaymentCardPostalCode", masked: ["9", "94105"], required: "")),
+            (
+                .captureRequested(.cardNumber, at: Sample.date),
+                Sample.typing(
+                    .cardNumber, field: "PaymentCardNumber", masked: ["x", "xx", "xxxx", "xxxxxxxxxxxx1111"],
+                    cardType: "visa",
+                    required: "security-code,expiration-date,postal-code")
+            ),
+            (
+                .captureRequested(.securityCode, at: Sample.date),
+                Sample.typing(
+                    .securityCode, field: "SecurityCode", masked: ["x", "xx", "xxx"],
+                    required: "expiration-date,postal-code")
+            ),
+            (
+                .captureRequested(.expirationDate, at: Sample.date),
+                Sample.typing(
+                    .expirationDate, field: "ExpirationDate", masked: ["1", "12", "1230"], required: "postal-code")
+            ),
+            (
+                .captureRequested(.postalCode, at: Sample.date),
+                Sample.typing(.postalCode, field: "PaymentCardPostalCode", masked: ["9", "94105"], required: "")
+            ),
             (.completeRequested(at: Sample.date), [Sample.callback(result)]),
         ]
     }
 
-    static func play(_ windows: [(PaymentEvent?, [PaymentStatusCallback])], from session: PaymentSession = Sample.cardSession()) -> PaymentSession {
+    static func play(
+        _ windows: [(PaymentEvent?, [PaymentStatusCallback])], from session: PaymentSession = Sample.cardSession()
+    ) -> PaymentSession {
         windows.reduce(session) { session, window in
             var next = session
             if let request = window.0 { next = PaymentReducer.reduce(next, request).session }
@@ -40,8 +57,9 @@ import TwilioPayments
     }
 
     @Test func happyPathTokenize() {
-        let session = Self.play(Self.cardWindows(result: ["Result": "success", "PaymentToken": "tok_123", "ProfileId": "prof_9"]),
-                                from: Sample.cardSession(PaymentSessionOptions(tokenType: .reusable)))
+        let session = Self.play(
+            Self.cardWindows(result: ["Result": "success", "PaymentToken": "tok_123", "ProfileId": "prof_9"]),
+            from: Sample.cardSession(PaymentSessionOptions(tokenType: .reusable)))
         #expect(session.phase == .completed(PaymentOutcome(result: .success, token: "tok_123", profileID: "prof_9")))
         #expect(session.nextStep.instruction.contains("card was saved"))
     }
@@ -53,15 +71,28 @@ import TwilioPayments
             session = Self.play([window], from: session)
             actions.append(session.nextStep.action)
         }
-        #expect(actions == [.capture(.cardNumber), .capture(.securityCode), .capture(.expirationDate), .capture(.postalCode), .complete])
+        #expect(
+            actions == [
+                .capture(.cardNumber), .capture(.securityCode), .capture(.expirationDate), .capture(.postalCode),
+                .complete,
+            ])
     }
 
     @Test func invalidCardThenReentryThenSuccess() {
         var windows = Self.cardWindows()
-        windows.insert((.captureRequested(.cardNumber, at: Sample.date),
-                        [Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx"]),
-                         Sample.callback(["Capture": "payment-card-number", "ErrorType": "invalid-card-number",
-                                          "Required": "payment-card-number,security-code,expiration-date,postal-code"])]), at: 0)
+        windows.insert(
+            (
+                .captureRequested(.cardNumber, at: Sample.date),
+                [
+                    Sample.callback([
+                        "Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxxx",
+                    ]),
+                    Sample.callback([
+                        "Capture": "payment-card-number", "ErrorType": "invalid-card-number",
+                        "Required": "payment-card-number,security-code,expiration-date,postal-code",
+                    ]),
+                ]
+            ), at: 0)
         let afterError = Self.play(Array(windows.prefix(1)))
         #expect(afterError.nextStep.topic == .error && afterError.nextStep.action == .capture(.cardNumber))
         #expect(afterError.nextStep.instruction.contains("card number was not valid"))
@@ -71,52 +102,104 @@ import TwilioPayments
     }
 
     @Test func timeoutLeavesTheItemToRetry() {
-        let session = Self.play([(.captureRequested(.cardNumber, at: Sample.date),
-                                  [Sample.callback(["Capture": "payment-card-number", "ErrorType": "input-timeout"])])])
+        let session = Self.play([
+            (
+                .captureRequested(.cardNumber, at: Sample.date),
+                [Sample.callback(["Capture": "payment-card-number", "ErrorType": "input-timeout"])]
+            )
+        ])
         #expect(session.state(.cardNumber) == .failed(.inputTimeout) && session.phase == .active(current: nil))
         #expect(session.nextStep.instruction.contains("did not press any key in time"))
     }
 
     @Test func hangUpMidCapture() {
-        let session = Self.play([(.captureRequested(.cardNumber, at: Sample.date),
-                                  [Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx"]),
-                                   Sample.callback(["Result": "caller-hung-up"])])])
-        guard case .callEnded(let failure) = session.phase else { Issue.record("\(session.phase)"); return }
+        let session = Self.play([
+            (
+                .captureRequested(.cardNumber, at: Sample.date),
+                [
+                    Sample.callback([
+                        "Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx",
+                    ]),
+                    Sample.callback(["Result": "caller-hung-up"]),
+                ]
+            )
+        ])
+        guard case .callEnded(let failure) = session.phase else {
+            Issue.record("\(session.phase)")
+            return
+        }
         #expect(failure.result == .callerHungUp && failure.reason == "the caller hung up")
         #expect(session.nextStep.action == .callOver && session.nextStep.instruction.contains("The call has ended"))
     }
 
     @Test func declineAtCompleteCarriesPaymentErrorAndCode() {
-        let session = Self.play(Self.cardWindows(result: ["Result": "payment-connector-error", "PaymentError": "card_declined",
-                                                          "PayErrorCode": "64012", "ConnectorError": "Your card was declined."]))
-        guard case .failed(let failure) = session.phase else { Issue.record("\(session.phase)"); return }
-        #expect(failure.payErrorCode == 64012 && failure.paymentError == "card_declined" && failure.connectorError == "Your card was declined.")
+        let session = Self.play(
+            Self.cardWindows(result: [
+                "Result": "payment-connector-error", "PaymentError": "card_declined",
+                "PayErrorCode": "64012", "ConnectorError": "Your card was declined.",
+            ]))
+        guard case .failed(let failure) = session.phase else {
+            Issue.record("\(session.phase)")
+            return
+        }
+        #expect(
+            failure.payErrorCode == 64012 && failure.paymentError == "card_declined"
+                && failure.connectorError == "Your card was declined.")
         #expect(failure.reason.contains("card_declined") && failure.reason.contains("rejected the card"))
         #expect(session.nextStep.action == .startOver && session.nextStep.instruction.contains("rejected the card"))
         #expect(TwilioErrorCatalog.entries[64012]?.remedy.contains("another card") == true)
     }
 
     @Test func cancelMidCapture() {
-        var session = Self.play([(.captureRequested(.cardNumber, at: Sample.date),
-                                  [Sample.callback(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxx"])])])
+        var session = Self.play([
+            (
+                .captureRequested(.cardNumber, at: Sample.date),
+                [
+                    Sample.callback([
+                        "Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xxx",
+                    ])
+                ]
+            )
+        ])
         let transition = PaymentReducer.reduce(session, .cancelRequested(at: date))
         #expect(transition.effects == [.send(.cancel)])
         session = run(transition.session, [.cancelAccepted(at: date)])
-        #expect(session.phase == .cancelled(reason: "cancelled by the agent") && session.state(.cardNumber) == .notRequested)
-        session = run(session, [.callbackReceived(Sample.callback(["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx1111"]), at: date)])
+        #expect(
+            session.phase == .cancelled(reason: "cancelled by the agent") && session.state(.cardNumber) == .notRequested
+        )
+        session = run(
+            session,
+            [
+                .callbackReceived(
+                    Sample.callback([
+                        "Capture": "payment-card-number", "PartialResult": "false",
+                        "PaymentCardNumber": "xxxxxxxxxxxx1111",
+                    ]), at: date)
+            ])
         #expect(session.phase.name == "cancelled" && session.state(.cardNumber) == .notRequested)
     }
 
     @Test func achPayment() {
         var session = Sample.achSession()
         #expect(session.nextStep.action == .capture(.bankRoutingNumber) && session.nextStep.topic == .bankAccount)
-        session = Self.play([
-            (.captureRequested(.bankRoutingNumber, at: Sample.date),
-             Sample.typing(.bankRoutingNumber, field: "BankRoutingNumber", masked: ["1", "121000358"], required: "bank-account-number")),
-            (.captureRequested(.bankAccountNumber, at: Sample.date),
-             Sample.typing(.bankAccountNumber, field: "BankAccountNumber", masked: ["*", "123456789"], required: "")),
-            (.completeRequested(at: Sample.date), [Sample.callback(["Result": "success", "PaymentConfirmationCode": "ach_1"])]),
-        ], from: session)
+        session = Self.play(
+            [
+                (
+                    .captureRequested(.bankRoutingNumber, at: Sample.date),
+                    Sample.typing(
+                        .bankRoutingNumber, field: "BankRoutingNumber", masked: ["1", "121000358"],
+                        required: "bank-account-number")
+                ),
+                (
+                    .captureRequested(.bankAccountNumber, at: Sample.date),
+                    Sample.typing(
+                        .bankAccountNumber, field: "BankAccountNumber", masked: ["*", "123456789"], required: "")
+                ),
+                (
+                    .completeRequested(at: Sample.date),
+                    [Sample.callback(["Result": "success", "PaymentConfirmationCode": "ach_1"])]
+                ),
+            ], from: session)
         #expect(session.phase.name == "completed")
         #expect(session.maskedValue(.bankRoutingNumber) == "121000358")
         #expect(session.maskedValue(.bankAccountNumber) == "*****6789", "even a clear account number is masked")
@@ -184,7 +267,10 @@ struct SeededGenerator: RandomNumberGenerator {
         case 3: return .completeAccepted(at: Sample.date)
         case 4: return .cancelRequested(at: Sample.date)
         case 5: return .cancelAccepted(at: Sample.date)
-        case 6: return .requestFailed([.capture(item), .complete, .cancel, .create].randomElement(using: &generator)!, reason: "boom", at: Sample.date)
+        case 6:
+            return .requestFailed(
+                [.capture(item), .complete, .cancel, .create].randomElement(using: &generator)!, reason: "boom",
+                at: Sample.date)
         case 7: return .callEnded(at: Sample.date)
         default:
             var values: [String: String] = [:]
@@ -208,7 +294,9 @@ struct SeededGenerator: RandomNumberGenerator {
                 #expect(transition.changed == (next.version > session.version))
                 if session.phase.isFinished { #expect(next.phase == session.phase) }
                 for item in PaymentItem.allCases {
-                    if let value = next.maskedValue(item) { #expect(!Masking.exposes(value, for: item), "\(item): \(value)") }
+                    if let value = next.maskedValue(item) {
+                        #expect(!Masking.exposes(value, for: item), "\(item): \(value)")
+                    }
                 }
                 session = next
             }

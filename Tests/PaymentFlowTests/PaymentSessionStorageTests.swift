@@ -13,41 +13,78 @@ import TwilioPayments
 
     /// Sessions in every phase and with every kind of item state, built by the reducer.
     static func samples() -> [PaymentSession] {
-        let card = Sample.cardSession(PaymentSessionOptions(
-            chargeAmount: "12.50", currency: "EUR", description: "order 7", paymentConnector: "Stripe", tokenType: .reusable,
-            securityCode: true, postalCode: false, minPostalCodeLength: 3, validCardTypes: [.visa, .mastercard], timeout: 9,
-            parameters: ["k": .string("v/1"), "n": .number("12.50"), "b": .bool(true)], confirmation: true,
-            requireMatchingInputs: [.paymentCardNumber], input: "dtmf"))
-        let requested = PaymentReducer.reduce(card, .captureRequested(.cardNumber, at: Sample.date, idempotencyKey: "key-capture")).session
-        let typed = run(requested, Sample.typing(.cardNumber, field: "PaymentCardNumber", masked: ["4xxx", "xxxxxxxxxxxx1111"],
-                                                 cardType: "visa", required: "payment-card-number-matcher security-code expiration-date")
-                            .map { PaymentEvent.callbackReceived($0, at: Sample.date) })
-        let failed = run(typed, [.captureRequested(.securityCode, at: Sample.date, idempotencyKey: "key-sc"),
-                                 .callbackReceived(Sample.callback(["Capture": "security-code", "ErrorType": "invalid-security-code"]), at: Sample.date)])
+        let card = Sample.cardSession(
+            PaymentSessionOptions(
+                chargeAmount: "12.50", currency: "EUR", description: "order 7", paymentConnector: "Stripe",
+                tokenType: .reusable,
+                securityCode: true, postalCode: false, minPostalCodeLength: 3, validCardTypes: [.visa, .mastercard],
+                timeout: 9,
+                parameters: ["k": .string("v/1"), "n": .number("12.50"), "b": .bool(true)], confirmation: true,
+                requireMatchingInputs: [.paymentCardNumber], input: "dtmf"))
+        let requested = PaymentReducer.reduce(
+            card, .captureRequested(.cardNumber, at: Sample.date, idempotencyKey: "key-capture")
+        ).session
+        let typed = run(
+            requested,
+            Sample.typing(
+                .cardNumber, field: "PaymentCardNumber", masked: ["4xxx", "xxxxxxxxxxxx1111"],
+                cardType: "visa", required: "payment-card-number-matcher security-code expiration-date"
+            )
+            .map { PaymentEvent.callbackReceived($0, at: Sample.date) })
+        let failed = run(
+            typed,
+            [
+                .captureRequested(.securityCode, at: Sample.date, idempotencyKey: "key-sc"),
+                .callbackReceived(
+                    Sample.callback(["Capture": "security-code", "ErrorType": "invalid-security-code"]), at: Sample.date
+                ),
+            ])
         var completing = typed
         completing.phase = .completing
         completing.inFlight[.complete] = "key-complete"
-        let completed = run(typed, [.callbackReceived(Sample.callback(["Result": "success", "PaymentConfirmationCode": "ch_1",
-                                                                        "PaymentToken": "tok_9", "ProfileId": "p_3"]), at: Sample.date)])
-        let declined = run(typed, [.callbackReceived(Sample.callback(["Result": "payment-connector-error", "PaymentError": "declined",
-                                                                       "PayErrorCode": "64015", "ConnectorError": "card_declined"]), at: Sample.date)])
+        let completed = run(
+            typed,
+            [
+                .callbackReceived(
+                    Sample.callback([
+                        "Result": "success", "PaymentConfirmationCode": "ch_1",
+                        "PaymentToken": "tok_9", "ProfileId": "p_3",
+                    ]), at: Sample.date)
+            ])
+        let declined = run(
+            typed,
+            [
+                .callbackReceived(
+                    Sample.callback([
+                        "Result": "payment-connector-error", "PaymentError": "declined",
+                        "PayErrorCode": "64015", "ConnectorError": "card_declined",
+                    ]), at: Sample.date)
+            ])
         let ended = PaymentReducer.reduce(typed, .callEnded(at: Sample.date, status: "completed")).session
         let cancelled = run(card, [.cancelRequested(at: Sample.date, idempotencyKey: "key-cancel")])
-        let starting = PaymentSession(callSID: Sample.call, configuration: PaymentConfiguration(), at: Sample.date.addingTimeInterval(0.123456789),
-                                      id: "fixed-id", callbackSecretHash: String(repeating: "ab", count: 32))
+        let starting = PaymentSession(
+            callSID: Sample.call, configuration: PaymentConfiguration(),
+            at: Sample.date.addingTimeInterval(0.123456789),
+            id: "fixed-id", callbackSecretHash: String(repeating: "ab", count: 32))
         var withCreateKey = starting
         withCreateKey.inFlight[.create] = "key-create"
         var owned = card
         owned.owner = PaymentOwner(principal: "token:alice", tenant: "acme")
         owned.charge = ChargeAuthorization(countedOn: "2026-12-04", fromAmountDue: true)
         owned.reference = "conversation-7"
-        return [card, requested, typed, failed, completing, completed, declined, ended, cancelled, starting, withCreateKey, Sample.achSession(), owned]
+        return [
+            card, requested, typed, failed, completing, completed, declined, ended, cancelled, starting, withCreateKey,
+            Sample.achSession(), owned,
+        ]
     }
 
     @Test func everySampleSurvivesAWriteAndARead() throws {
         let phases = Set(Self.samples().map(\.phase.name))
-        #expect(phases.isSuperset(of: ["starting", "active", "completing", "cancelling", "completed", "failed", "call-ended"]),
-                "the samples cover the phases: \(phases.sorted())")
+        #expect(
+            phases.isSuperset(of: [
+                "starting", "active", "completing", "cancelling", "completed", "failed", "call-ended",
+            ]),
+            "the samples cover the phases: \(phases.sorted())")
         for session in Self.samples() {
             #expect(try roundTrip(session) == session)
         }
@@ -61,7 +98,9 @@ import TwilioPayments
         #expect(object["paymentSid"] as? String == Sample.payment.rawValue)
         #expect(session.storageJSON() == session.storageJSON(), "the same bytes every time (sorted keys)")
         let requested = Self.samples()[1]
-        let keys = try #require(try JSONSerialization.jsonObject(with: requested.storageJSON()) as? [String: Any])["inFlight"] as? [String: String]
+        let keys =
+            try #require(try JSONSerialization.jsonObject(with: requested.storageJSON()) as? [String: Any])["inFlight"]
+            as? [String: String]
         #expect(keys == ["capture:payment-card-number": "key-capture"])
     }
 
@@ -93,7 +132,8 @@ import TwilioPayments
 
     @Test func whatCannotBeReadIsRefused() throws {
         let text = String(decoding: Self.samples()[0].storageJSON(), as: UTF8.self)
-        let newer = text.replacingOccurrences(of: "\"format\":\(PaymentSession.storageFormat)", with: "\"format\":\(PaymentSession.storageFormat + 1)")
+        let newer = text.replacingOccurrences(
+            of: "\"format\":\(PaymentSession.storageFormat)", with: "\"format\":\(PaymentSession.storageFormat + 1)")
         #expect(newer != text)
         #expect(throws: PaymentSessionStorageError.self) { try PaymentSession(storageJSON: Data(newer.utf8)) }
         #expect(throws: PaymentSessionStorageError.self) { try PaymentSession(storageJSON: Data("{}".utf8)) }

@@ -11,7 +11,9 @@ enum Sample {
     static let date = Date(timeIntervalSince1970: 1_800_000_000)
 
     /// A card session already created (active).
-    static func cardSession(_ options: PaymentSessionOptions = PaymentSessionOptions(chargeAmount: "9.99")) -> PaymentSession {
+    static func cardSession(
+        _ options: PaymentSessionOptions = PaymentSessionOptions(chargeAmount: "9.99")
+    ) -> PaymentSession {
         let fresh = PaymentSession(callSID: call, configuration: PaymentConfiguration(options: options), at: date)
         return PaymentReducer.reduce(fresh, .sessionCreated(payment, at: date)).session
     }
@@ -30,7 +32,8 @@ enum Sample {
             tick += 1
             return tick
         }
-        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date.addingTimeInterval(Double(tick) / 100))
+        return Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(
+            date.addingTimeInterval(Double(tick) / 100))
     }
 
     /// A callback with these fields, stamped after every earlier one unless `DateUpdated` is
@@ -45,8 +48,12 @@ enum Sample {
     }
 
     /// Callbacks Twilio sends while the caller types `value` for `item`.
-    static func typing(_ item: PaymentItem, field: String, masked: [String], cardType: String? = nil, required: String) -> [PaymentStatusCallback] {
-        var callbacks = masked.dropLast().map { callback(["Capture": item.rawValue, "PartialResult": "true", field: $0]) }
+    static func typing(
+        _ item: PaymentItem, field: String, masked: [String], cardType: String? = nil, required: String
+    ) -> [PaymentStatusCallback] {
+        var callbacks = masked.dropLast().map {
+            callback(["Capture": item.rawValue, "PartialResult": "true", field: $0])
+        }
         var last = ["Capture": item.rawValue, "PartialResult": "false", field: masked.last!, "Required": required]
         if let cardType { last["PaymentCardType"] = cardType }
         callbacks.append(callback(last))
@@ -58,4 +65,3 @@ enum Sample {
 func run(_ session: PaymentSession, _ events: [PaymentEvent]) -> PaymentSession {
     events.reduce(session) { PaymentReducer.reduce($0, $1).session }
 }
-

@@ -6,7 +6,9 @@ import Testing
 /// `DATABASE_URL` and TLS: a server on another machine is reached only with an `sslmode`
 /// written out, and `verify-full` checks the certificate and the name. No server needed.
 @Suite struct PostgresDatabaseConfigurationTests {
-    @Test(arguments: ["db.internal", "10.0.0.5", "[2001:db8::1]", "128.0.0.1", "127.0.0.1.nip.io", "localhost.example.com", "[::2]"])
+    @Test(arguments: [
+        "db.internal", "10.0.0.5", "[2001:db8::1]", "128.0.0.1", "127.0.0.1.nip.io", "localhost.example.com", "[::2]",
+    ])
     func aRemoteServerWithoutSSLModeIsRefusedNamingTheFix(host: String) {
         #expect {
             try PostgresDatabaseConfiguration(url: "postgres://payments:hunter2@\(host):5432/payments?pool_max=4")
@@ -16,33 +18,46 @@ import Testing
         }
     }
 
-    @Test(arguments: ["127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST", "[::1]", "[::ffff:127.0.0.1]", "%2Fvar%2Frun%2Fpostgresql"])
+    @Test(arguments: [
+        "127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST", "[::1]", "[::ffff:127.0.0.1]", "%2Fvar%2Frun%2Fpostgresql",
+    ])
     func aLocalServerWithoutSSLModeIsAcceptedAsBefore(host: String) throws {
         let configuration = try PostgresDatabaseConfiguration(url: "postgres://payments:pw@\(host)/payments")
         #expect(configuration.isLocal && configuration.sslMode == nil && configuration.tls == .prefer)
     }
 
-    @Test(arguments: [("verify-full", true), ("verify-ca", true), ("require", true), ("prefer", false), ("allow", false), ("disable", false)])
+    @Test(arguments: [
+        ("verify-full", true), ("verify-ca", true), ("require", true), ("prefer", false), ("allow", false),
+        ("disable", false),
+    ])
     func anSSLModeWrittenOutIsTheOperatorsChoice(mode: String, verifies: Bool) throws {
-        let configuration = try PostgresDatabaseConfiguration(url: "postgres://payments:pw@db.internal:5432/payments?sslmode=\(mode)")
+        let configuration = try PostgresDatabaseConfiguration(
+            url: "postgres://payments:pw@db.internal:5432/payments?sslmode=\(mode)")
         #expect(!configuration.isLocal && configuration.sslMode == mode && configuration.verifiesServer == verifies)
         #expect(configuration.description == "postgres://payments:…@db.internal:5432/payments?sslmode=\(mode)")
     }
 
     @Test func verifyFullChecksTheCertificateChainAndTheName() throws {
-        let strict = try PostgresDatabaseConfiguration(url: "postgres://payments:pw@db.internal/payments?sslmode=verify-full")
+        let strict = try PostgresDatabaseConfiguration(
+            url: "postgres://payments:pw@db.internal/payments?sslmode=verify-full")
         let settings = try #require(strict.tlsConfiguration())
-        #expect(settings.certificateVerification == .fullVerification, "chain and host name (db.internal, also sent as SNI)")
+        #expect(
+            settings.certificateVerification == .fullVerification, "chain and host name (db.internal, also sent as SNI)"
+        )
         #expect(settings.trustRoots == .default)
         #expect(strict.clientConfiguration().options.tlsServerName == nil, "so PostgresNIO names the URL's host")
         let loose = try PostgresDatabaseConfiguration(url: "postgres://payments:pw@127.0.0.1/payments")
         let unverified = try #require(loose.tlsConfiguration())
         #expect(unverified.certificateVerification == .none, "prefer, as libpq: TLS if offered, the server unverified")
-        #expect(try PostgresDatabaseConfiguration(url: "postgres://p@db.internal/x?sslmode=disable").tlsConfiguration() == nil)
+        #expect(
+            try PostgresDatabaseConfiguration(url: "postgres://p@db.internal/x?sslmode=disable").tlsConfiguration()
+                == nil)
     }
 
-    @Test(arguments: [("postgres://p@db.internal/x?sslmode=disable", true), ("postgres://p@db.internal/x?sslmode=prefer", true),
-                      ("postgres://p@db.internal/x?sslmode=verify-full", false), ("postgres://p@127.0.0.1/x?sslmode=disable", false)])
+    @Test(arguments: [
+        ("postgres://p@db.internal/x?sslmode=disable", true), ("postgres://p@db.internal/x?sslmode=prefer", true),
+        ("postgres://p@db.internal/x?sslmode=verify-full", false), ("postgres://p@127.0.0.1/x?sslmode=disable", false),
+    ])
     func anUnverifiedRemoteServerIsAWarning(url: String, warned: Bool) throws {
         let warnings = Warnings()
         let logger = Logger(label: "test") { _ in WarningRecorder(warnings: warnings) }

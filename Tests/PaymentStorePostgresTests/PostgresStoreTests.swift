@@ -15,8 +15,9 @@ enum Sample {
 
     /// An active card session on call `n`, with payment SID `n`.
     static func session(_ n: Int, secretHash: String? = nil) -> PaymentSession {
-        let fresh = PaymentSession(callSID: call(n), configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")),
-                                   at: date, callbackSecretHash: secretHash ?? String(format: "%064x", n))
+        let fresh = PaymentSession(
+            callSID: call(n), configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")),
+            at: date, callbackSecretHash: secretHash ?? String(format: "%064x", n))
         return PaymentReducer.reduce(fresh, .sessionCreated(payment(n), at: date)).session
     }
 
@@ -29,8 +30,10 @@ enum Sample {
 }
 
 /// Waits for the first element of `stream` that `accept` takes, up to `timeout`.
-func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .seconds(10),
-           where accept: @escaping @Sendable (PaymentSession) -> Bool) async -> PaymentSession? {
+func first(
+    _ stream: AsyncStream<PaymentSession>, within timeout: Duration = .seconds(10),
+    where accept: @escaping @Sendable (PaymentSession) -> Bool
+) async -> PaymentSession? {
     await withTaskGroup(of: PaymentSession?.self) { group in
         group.addTask {
             for await session in stream where accept(session) { return session }
@@ -52,7 +55,8 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
             try await withRunningDatabase(url) { database async throws in
                 // prepare() has migrated already: a second run applies nothing.
                 #expect(try await database.migrate() == [])
-                let rows = try await database.client.query("SELECT version FROM agent_payments_schema_migrations ORDER BY version")
+                let rows = try await database.client.query(
+                    "SELECT version FROM agent_payments_schema_migrations ORDER BY version")
                 var versions: [Int] = []
                 for try await version in rows.decode(Int.self) { versions.append(version) }
                 #expect(versions == PostgresMigrations.all.map(\.version))
@@ -74,15 +78,20 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                 for try await versions in group { all.append(versions) }
                 return all
             }
-            #expect(applied.filter { !$0.isEmpty } == [PostgresMigrations.all.map(\.version)], "one replica applied them: \(applied)")
+            #expect(
+                applied.filter { !$0.isEmpty } == [PostgresMigrations.all.map(\.version)],
+                "one replica applied them: \(applied)")
         }
     }
 
     @Test func aSchemaNewerThanThisBuildIsRefused() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
             try await withRunningDatabase(url) { database async throws in
-                try await database.client.query("INSERT INTO agent_payments_schema_migrations (version, name) VALUES (999, 'from the future')")
-                await #expect(throws: PostgresStoreError.schemaTooNew(found: 999, known: PostgresMigrations.latestVersion)) {
+                try await database.client.query(
+                    "INSERT INTO agent_payments_schema_migrations (version, name) VALUES (999, 'from the future')")
+                await #expect(
+                    throws: PostgresStoreError.schemaTooNew(found: 999, known: PostgresMigrations.latestVersion)
+                ) {
                     try await database.migrate()
                 }
             }
@@ -93,7 +102,10 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
         try await ThrowawayCluster.withDatabase { url async throws in
             try await withRunningDatabase(url) { a async throws in
                 try await withRunningDatabase(url) { b async throws in
-                    let keys = [try await a.sharedCallbackKey(), try await b.sharedCallbackKey(), try await a.sharedCallbackKey()]
+                    let keys = [
+                        try await a.sharedCallbackKey(), try await b.sharedCallbackKey(),
+                        try await a.sharedCallbackKey(),
+                    ]
                     #expect(Set(keys.map(\.revealed)).count == 1)
                     #expect(keys[0].revealed.count == 64)
                 }
@@ -146,7 +158,9 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                     }
                     var stale = try #require(try await a.store.session(id: session.id))
                     stale.version += 1
-                    #expect(try await !a.store.compareAndSet(stale, expectedVersion: stale.version - 2), "an old version is refused")
+                    #expect(
+                        try await !a.store.compareAndSet(stale, expectedVersion: stale.version - 2),
+                        "an old version is refused")
                 }
             }
         }
@@ -157,15 +171,21 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
             try await withRunningDatabase(url, label: "a") { a async throws in
                 try await withRunningDatabase(url, label: "b") { b async throws in
                     let first = Sample.session(3)
-                    var second = PaymentSession(callSID: Sample.call(3), configuration: PaymentConfiguration(), at: Sample.date,
-                                                callbackSecretHash: String(repeating: "c", count: 64))
+                    var second = PaymentSession(
+                        callSID: Sample.call(3), configuration: PaymentConfiguration(), at: Sample.date,
+                        callbackSecretHash: String(repeating: "c", count: 64))
                     #expect(try await a.store.compareAndSet(first, expectedVersion: nil))
-                    #expect(try await !b.store.compareAndSet(second, expectedVersion: nil), "the call has an unfinished session")
-                    let cancelled = PaymentReducer.reduce(first, .callEnded(at: Sample.date, status: "completed")).session
+                    #expect(
+                        try await !b.store.compareAndSet(second, expectedVersion: nil),
+                        "the call has an unfinished session")
+                    let cancelled = PaymentReducer.reduce(first, .callEnded(at: Sample.date, status: "completed"))
+                        .session
                     #expect(try await a.store.compareAndSet(cancelled, expectedVersion: first.version))
                     second.version = 1
                     #expect(try await b.store.compareAndSet(second, expectedVersion: nil), "the first has finished")
-                    #expect(try await a.store.sessions(onCall: Sample.call(3)).map(\.id).sorted() == [first.id, second.id].sorted())
+                    #expect(
+                        try await a.store.sessions(onCall: Sample.call(3)).map(\.id).sorted()
+                            == [first.id, second.id].sorted())
                     #expect(try await a.store.activeSessions().map(\.id) == [second.id])
                 }
             }
@@ -179,7 +199,8 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                 leaky.items[.cardNumber] = ItemProgress()
                 leaky.items[.cardNumber]?.state = .captured(masked: "4111111111111111")
                 #expect(try await database.store.compareAndSet(leaky, expectedVersion: nil))
-                let rows = try await database.client.query("SELECT session::text || in_flight::text FROM agent_payments_sessions")
+                let rows = try await database.client.query(
+                    "SELECT session::text || in_flight::text FROM agent_payments_sessions")
                 var text = ""
                 for try await row in rows.decode(String.self) { text += row }
                 #expect(text.contains("xxxxxxxxxxxx1111") && !text.contains("4111111111111111"))
@@ -195,7 +216,9 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                 let done = PaymentReducer.reduce(Sample.session(6), .callEnded(at: Sample.date, status: nil)).session
                 #expect(try await database.store.compareAndSet(active, expectedVersion: nil))
                 #expect(try await database.store.compareAndSet(done, expectedVersion: nil))
-                #expect(try await database.store.expireFinished(updatedBefore: Sample.date) == 0, "not older than the cut-off")
+                #expect(
+                    try await database.store.expireFinished(updatedBefore: Sample.date) == 0,
+                    "not older than the cut-off")
                 #expect(try await database.store.expireFinished(updatedBefore: Sample.date.addingTimeInterval(1)) == 1)
                 #expect(try await database.store.session(id: done.id) == nil)
                 #expect(try await database.store.session(id: active.id) == active)
@@ -237,7 +260,9 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                 var session = Sample.session(8)
                 for version in 1...5 {
                     session.version = UInt64(version)
-                    #expect(try await database.store.compareAndSet(session, expectedVersion: version == 1 ? nil : UInt64(version - 1)))
+                    #expect(
+                        try await database.store.compareAndSet(
+                            session, expectedVersion: version == 1 ? nil : UInt64(version - 1)))
                     database.feed.publish(session)
                 }
                 // A marker written by another writer, announced after the five: once it arrives, so have their announcements.
@@ -246,8 +271,12 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                     #expect(try await other.store.compareAndSet(marker, expectedVersion: nil))
                 }
                 let deadline = ContinuousClock.now + .seconds(10)
-                while seen.withLock({ $0.count }) < 6, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-                #expect(seen.withLock { $0 } == [1, 2, 3, 4, 5, marker.version], "each of its own versions once, then the marker")
+                while seen.withLock({ $0.count }) < 6, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                #expect(
+                    seen.withLock { $0 } == [1, 2, 3, 4, 5, marker.version],
+                    "each of its own versions once, then the marker")
             }
         }
     }
@@ -262,7 +291,8 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                     #expect(await first(changes) { $0.id == session.id } != nil)
                     #expect(b.feed.statistics.connections == 1)
                     // End every LISTEN backend (an operator, a failover): both feeds lose their connection.
-                    let killed = try await a.client.query("""
+                    let killed = try await a.client.query(
+                        """
                         SELECT count(pg_terminate_backend(pid))::bigint FROM pg_stat_activity
                         WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()
                         """)
@@ -275,7 +305,9 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                     next.lastRequestError = "while away"
                     #expect(try await a.store.compareAndSet(next, expectedVersion: session.version))
                     let awaited = next.version
-                    let heard = await first(changes, within: .seconds(20)) { $0.id == session.id && $0.version == awaited }
+                    let heard = await first(changes, within: .seconds(20)) {
+                        $0.id == session.id && $0.version == awaited
+                    }
                     #expect(heard == next)
                     #expect(await b.feed.listening(waitingUpTo: .seconds(10)))
                     #expect(b.feed.statistics.connections >= 2)
@@ -298,7 +330,8 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
     let callbacks = StaticCallbackURLProvider(baseURL: "https://payments.example.com/twilio/payment-callbacks/")
 
     func replica(_ database: PostgresPaymentDatabase, key: Secret) -> PaymentCoordinator {
-        PaymentCoordinator(api: api, store: database.store, feed: database.feed, callbackURLs: callbacks, callbackKey: key)
+        PaymentCoordinator(
+            api: api, store: database.store, feed: database.feed, callbackURLs: callbacks, callbackKey: key)
     }
 
     @Test func aCallbackTakenByReplicaBWakesALongPollOnReplicaA() async throws {
@@ -306,18 +339,27 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
             try await withRunningDatabase(url, label: "a") { databaseA async throws in
                 try await withRunningDatabase(url, label: "b") { databaseB async throws in
                     let key = try await databaseA.sharedCallbackKey()
-                    let a = replica(databaseA, key: key), b = replica(databaseB, key: try await databaseB.sharedCallbackKey())
+                    let a = replica(databaseA, key: key),
+                        b = replica(databaseB, key: try await databaseB.sharedCallbackKey())
                     let started = try await a.start(callSID: Sample.call(20), options: PaymentSessionOptions())
                     let sid = try #require(started.paymentSID)
                     let requested = try await b.capture(.cardNumber, paymentSID: sid)
                     // Both replicas derive the same URL for the session: the key is shared.
                     #expect(Set(api.statusCallbacks).count == 1)
                     let secret = String(try #require(api.statusCallbacks.last).split(separator: "/").last!)
-                    let waiter = Task { try await a.waitForChange(sid, afterVersion: requested.version, timeout: .seconds(30)) }
+                    let waiter = Task {
+                        try await a.waitForChange(sid, afterVersion: requested.version, timeout: .seconds(30))
+                    }
                     try await Task.sleep(for: .milliseconds(50))
-                    #expect(try await b.receiveCallback(secret: secret, Sample.callback(
-                        ["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "xxxxxxxxxxxx4242",
-                         "Required": "security-code,expiration-date,postal-code"], sid: sid, call: Sample.call(20))))
+                    #expect(
+                        try await b.receiveCallback(
+                            secret: secret,
+                            Sample.callback(
+                                [
+                                    "Capture": "payment-card-number", "PartialResult": "false",
+                                    "PaymentCardNumber": "xxxxxxxxxxxx4242",
+                                    "Required": "security-code,expiration-date,postal-code",
+                                ], sid: sid, call: Sample.call(20))))
                     let woken = try #require(try await waiter.value)
                     #expect(woken.maskedValue(.cardNumber) == "xxxxxxxxxxxx4242")
                     #expect(try await a.session(sid)?.version == woken.version)
@@ -336,7 +378,9 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                     let sid = try #require(started.paymentSID)
                     // Replica A stored the capture request with its key, then died before Twilio's answer was stored.
                     let stored = try #require(try await databaseA.store.session(sid))
-                    let requested = PaymentReducer.reduce(stored, .captureRequested(.cardNumber, at: Date(), idempotencyKey: "key-from-a")).session
+                    let requested = PaymentReducer.reduce(
+                        stored, .captureRequested(.cardNumber, at: Date(), idempotencyKey: "key-from-a")
+                    ).session
                     #expect(try await databaseA.store.compareAndSet(requested, expectedVersion: stored.version))
                     // The agent retries on replica B: Twilio sees the same key, so does the work once.
                     let retried = try await b.capture(.cardNumber, paymentSID: sid)
@@ -362,9 +406,10 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
         defer { Task { try? await cluster.stop() } }
         try await withRunningDatabase(cluster.url) { database async throws in
             let api = FakePaymentsAPI()
-            let flow = PaymentCoordinator(api: api, store: database.store, feed: database.feed,
-                                          callbackURLs: StaticCallbackURLProvider(baseURL: "https://payments.example.com/cb/"),
-                                          callbackKey: try await database.sharedCallbackKey())
+            let flow = PaymentCoordinator(
+                api: api, store: database.store, feed: database.feed,
+                callbackURLs: StaticCallbackURLProvider(baseURL: "https://payments.example.com/cb/"),
+                callbackKey: try await database.sharedCallbackKey())
             let session = try await flow.start(callSID: Sample.call(30), options: PaymentSessionOptions())
             let sid = try #require(session.paymentSID)
             try await cluster.halt()
@@ -375,12 +420,16 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                 _ = try await flow.capture(.cardNumber, paymentSID: sid)
             } throws: { error in
                 guard let error = error as? FlowError, case .storeUnavailable(let reason) = error else { return false }
-                return error.isRetryable && reason.contains("PostgreSQL cannot be reached") && !reason.contains(cluster.url)
+                return error.isRetryable && reason.contains("PostgreSQL cannot be reached")
+                    && !reason.contains(cluster.url)
             }
             #expect(clock.now - started < .seconds(10), "refused within the connect timeout, not left hanging")
             #expect(api.calls.count == 1, "nothing was sent to Twilio without a stored request")
-            await #expect(throws: FlowError.self) { try await flow.receiveCallback(secret: "0123456789abcdef0123456789abcdef",
-                                                                                   Sample.callback([:], sid: sid, call: Sample.call(30))) }
+            await #expect(throws: FlowError.self) {
+                try await flow.receiveCallback(
+                    secret: "0123456789abcdef0123456789abcdef",
+                    Sample.callback([:], sid: sid, call: Sample.call(30)))
+            }
 
             try await cluster.resume()
             let deadline = clock.now + .seconds(20)
@@ -409,8 +458,9 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
     static let alice = PaymentActor(owner: PaymentOwner(principal: "token:alice"))
 
     func replica(_ database: PostgresPaymentDatabase, key: Secret, policy: SpendingPolicy) -> PaymentCoordinator {
-        PaymentCoordinator(api: api, store: database.store, feed: database.feed, callbackURLs: callbacks, callbackKey: key,
-                           policy: policy, ledger: database.ledger, now: { Sample.date })
+        PaymentCoordinator(
+            api: api, store: database.store, feed: database.feed, callbackURLs: callbacks, callbackKey: key,
+            policy: policy, ledger: database.ledger, now: { Sample.date })
     }
 
     @Test func twoReplicasStartingChargesAtOnceNeverTogetherPassTheDailyLimit() async throws {
@@ -419,15 +469,21 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                 try await withRunningDatabase(url, label: "b") { databaseB async throws in
                     let key = try await databaseA.sharedCallbackKey()
                     let policy = SpendingPolicy(dailyLimit: 100)
-                    let a = replica(databaseA, key: key, policy: policy), b = replica(databaseB, key: key, policy: policy)
+                    let a = replica(databaseA, key: key, policy: policy),
+                        b = replica(databaseB, key: key, policy: policy)
                     // Ten charges of 30 for one principal, five on each replica, all at once: three fit.
                     let outcomes = await withTaskGroup(of: Result<PaymentSession, FlowError>.self) { group in
                         for n in 0..<10 {
                             let flow = n.isMultiple(of: 2) ? a : b
                             group.addTask {
                                 do throws(FlowError) {
-                                    return .success(try await flow.perform(.start(callSID: Sample.call(100 + n), options: PaymentSessionOptions(chargeAmount: "30")),
-                                                                            as: Self.alice).session)
+                                    return .success(
+                                        try await flow.perform(
+                                            .start(
+                                                callSID: Sample.call(100 + n),
+                                                options: PaymentSessionOptions(chargeAmount: "30")),
+                                            as: Self.alice
+                                        ).session)
                                 } catch {
                                     return .failure(error)
                                 }
@@ -440,18 +496,25 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
                     let started = outcomes.compactMap { try? $0.get() }
                     #expect(started.count == 3, "\(outcomes)")
                     for case .failure(let error) in outcomes {
-                        guard case .policy(.dailyLimitReached(amount: "30", _, limit: "100", currency: "USD")) = error else {
+                        guard case .policy(.dailyLimitReached(amount: "30", _, limit: "100", currency: "USD")) = error
+                        else {
                             Issue.record("unexpected refusal: \(error)")
                             continue
                         }
                     }
                     // A cancelled one gives its 30 back, on whichever replica: then one more fits.
-                    _ = try await b.perform(.cancel(paymentSID: try #require(started.first?.paymentSID), callSID: nil), as: Self.alice)
-                    _ = try await a.perform(.start(callSID: Sample.call(120), options: PaymentSessionOptions(chargeAmount: "30")), as: Self.alice)
+                    _ = try await b.perform(
+                        .cancel(paymentSID: try #require(started.first?.paymentSID), callSID: nil), as: Self.alice)
+                    _ = try await a.perform(
+                        .start(callSID: Sample.call(120), options: PaymentSessionOptions(chargeAmount: "30")),
+                        as: Self.alice)
                     await #expect(throws: FlowError.self) {
-                        try await b.perform(.start(callSID: Sample.call(121), options: PaymentSessionOptions(chargeAmount: "30")), as: Self.alice)
+                        try await b.perform(
+                            .start(callSID: Sample.call(121), options: PaymentSessionOptions(chargeAmount: "30")),
+                            as: Self.alice)
                     }
-                    let spent = try await databaseA.ledger.reserve(principal: "token:alice", day: "2027-01-15", currency: "USD", amount: 0, limit: 100)
+                    let spent = try await databaseA.ledger.reserve(
+                        principal: "token:alice", day: "2027-01-15", currency: "USD", amount: 0, limit: 100)
                     #expect(spent.spentBefore == 90)
                 }
             }
@@ -463,17 +526,30 @@ func first(_ stream: AsyncStream<PaymentSession>, within timeout: Duration = .se
             try await withRunningDatabase(url, label: "a") { databaseA async throws in
                 try await withRunningDatabase(url, label: "b") { databaseB async throws in
                     let key = try await databaseA.sharedCallbackKey()
-                    let a = replica(databaseA, key: key, policy: .unlimited), b = replica(databaseB, key: key, policy: .unlimited)
-                    try await a.registerAmountDue(AmountDue(amount: "49.90", currency: "EUR", registeredBy: Self.alice.owner,
-                                                            expiresAt: Sample.date.addingTimeInterval(600)), onCall: Sample.call(130))
-                    #expect(try await b.amountDue(onCall: Sample.call(130)).flatMap { SpendingPolicy.decimal($0.amount) } == SpendingPolicy.decimal("49.90"))
+                    let a = replica(databaseA, key: key, policy: .unlimited),
+                        b = replica(databaseB, key: key, policy: .unlimited)
+                    try await a.registerAmountDue(
+                        AmountDue(
+                            amount: "49.90", currency: "EUR", registeredBy: Self.alice.owner,
+                            expiresAt: Sample.date.addingTimeInterval(600)), onCall: Sample.call(130))
+                    #expect(
+                        try await b.amountDue(onCall: Sample.call(130)).flatMap { SpendingPolicy.decimal($0.amount) }
+                            == SpendingPolicy.decimal("49.90"))
                     await #expect(throws: FlowError.self) {
-                        try await b.perform(.start(callSID: Sample.call(130), options: PaymentSessionOptions(chargeAmount: "5000", currency: "EUR")), as: Self.alice)
+                        try await b.perform(
+                            .start(
+                                callSID: Sample.call(130),
+                                options: PaymentSessionOptions(chargeAmount: "5000", currency: "EUR")), as: Self.alice)
                     }
-                    let started = try await b.perform(.start(callSID: Sample.call(130), options: PaymentSessionOptions()), as: Self.alice).session
-                    #expect(SpendingPolicy.decimal(started.configuration.options.chargeAmount ?? "") == SpendingPolicy.decimal("49.90"))
+                    let started = try await b.perform(
+                        .start(callSID: Sample.call(130), options: PaymentSessionOptions()), as: Self.alice
+                    ).session
+                    #expect(
+                        SpendingPolicy.decimal(started.configuration.options.chargeAmount ?? "")
+                            == SpendingPolicy.decimal("49.90"))
                     #expect(started.owner == Self.alice.owner, "the owner is stored with the session")
-                    #expect(try await databaseA.store.session(try #require(started.paymentSID))?.owner == Self.alice.owner)
+                    #expect(
+                        try await databaseA.store.session(try #require(started.paymentSID))?.owner == Self.alice.owner)
                     try await a.clearAmountDue(onCall: Sample.call(130))
                     #expect(try await b.amountDue(onCall: Sample.call(130)) == nil)
                 }

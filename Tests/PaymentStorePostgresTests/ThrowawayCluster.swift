@@ -31,10 +31,15 @@ final class ThrowawayCluster: Sendable {
 
     /// A new cluster, or the reason there is none.
     static func start() async -> Result<ThrowawayCluster, Unavailable> {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("agent-payments-pg-\(UUID().uuidString.prefix(8))").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "agent-payments-pg-\(UUID().uuidString.prefix(8))"
+        ).path
         let result = await run(script, ["start", directory])
-        guard result.status == 0, let url = result.output.split(separator: "\n").last.map(String.init), url.hasPrefix("postgres://") else {
-            return .failure(Unavailable(reason: "scripts/pg-throwaway start failed (status \(result.status)): \(result.errors)"))
+        guard result.status == 0, let url = result.output.split(separator: "\n").last.map(String.init),
+            url.hasPrefix("postgres://")
+        else {
+            return .failure(
+                Unavailable(reason: "scripts/pg-throwaway start failed (status \(result.status)): \(result.errors)"))
         }
         let cluster = ThrowawayCluster(directory: directory, url: url)
         Leftovers.remember(directory)
@@ -93,9 +98,12 @@ final class ThrowawayCluster: Sendable {
 
         func report() {
             if ThrowawayCluster.required {
-                Issue.record("PostgreSQL is required here (AGENT_PAYMENTS_REQUIRE_POSTGRES=1) but could not start: \(reason)")
+                Issue.record(
+                    "PostgreSQL is required here (AGENT_PAYMENTS_REQUIRE_POSTGRES=1) but could not start: \(reason)")
             } else {
-                print("skipped: PostgreSQL could not start (\(reason)); set AGENT_PAYMENTS_REQUIRE_POSTGRES=1 to make this a failure")
+                print(
+                    "skipped: PostgreSQL could not start (\(reason)); set AGENT_PAYMENTS_REQUIRE_POSTGRES=1 to make this a failure"
+                )
             }
         }
     }
@@ -103,7 +111,9 @@ final class ThrowawayCluster: Sendable {
     /// Runs a program to its end without blocking a thread of the cooperative pool: spawned with
     /// posix_spawn, its output read and its exit awaited on Dispatch threads. (Not Foundation's
     /// Process: in this test process its children were left unreaped, their exit never reported.)
-    static func run(_ executable: String, _ arguments: [String]) async -> (status: Int32, output: String, errors: String) {
+    static func run(
+        _ executable: String, _ arguments: [String]
+    ) async -> (status: Int32, output: String, errors: String) {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(returning: spawnAndWait(executable, arguments))
@@ -113,7 +123,9 @@ final class ThrowawayCluster: Sendable {
 
     private static let spawnLock = Mutex(())
 
-    private static func spawnAndWait(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String, errors: String) {
+    private static func spawnAndWait(
+        _ executable: String, _ arguments: [String]
+    ) -> (status: Int32, output: String, errors: String) {
         var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         // Close-on-exec: another program spawned meanwhile (a server that daemonizes) must not
         // inherit these, or their reader never sees the end; the copies made for the child keep
@@ -187,8 +199,10 @@ enum Leftovers {
 
 /// A running ``PostgresPaymentDatabase`` on `url` for the duration of `body`: pool and feed
 /// running, migrated, the feed listening.
-func withRunningDatabase<T: Sendable>(_ url: String, label: String = "test",
-                                      _ body: (PostgresPaymentDatabase) async throws -> T) async throws -> T {
+func withRunningDatabase<T: Sendable>(
+    _ url: String, label: String = "test",
+    _ body: (PostgresPaymentDatabase) async throws -> T
+) async throws -> T {
     var logger = Logger(label: label)
     logger.logLevel = .critical
     let database = PostgresPaymentDatabase(configuration: try PostgresDatabaseConfiguration(url: url), logger: logger)

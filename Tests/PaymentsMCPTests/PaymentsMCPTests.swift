@@ -13,7 +13,8 @@ struct Harness {
         let api = FakePaymentsAPI()
         // The connector in these tests cannot take bank accounts.
         api.refuse { update in
-            update == .capture(.bankAccountNumber) ? .api(TwilioAPIError(httpStatus: 400, code: 64013, message: "Payment method not supported")) : nil
+            update == .capture(.bankAccountNumber)
+                ? .api(TwilioAPIError(httpStatus: 400, code: 64013, message: "Payment method not supported")) : nil
         }
         return api
     }()
@@ -22,14 +23,18 @@ struct Harness {
     let server: MCPServer
     let client: MCPClient
 
-    init(era: MCPClient.Era = .modern(), resolve: Bool = true, readinessTimeout: Duration = .milliseconds(300),
-         // Generous by default: on a loaded 2-core machine a command can outlast 3 s and answer
-         // pending; the budget itself is tested with its real default (VoiceAgentTests).
-         maximumWait: Duration = .seconds(10), progressInterval: Duration = .seconds(1)) async {
-        coordinator = PaymentCoordinator(api: api, callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
+    init(
+        era: MCPClient.Era = .modern(), resolve: Bool = true, readinessTimeout: Duration = .milliseconds(300),
+        // Generous by default: on a loaded 2-core machine a command can outlast 3 s and answer
+        // pending; the budget itself is tested with its real default (VoiceAgentTests).
+        maximumWait: Duration = .seconds(10), progressInterval: Duration = .seconds(1)
+    ) async {
+        coordinator = PaymentCoordinator(
+            api: api, callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
         server = PaymentsMCP.makeServer(version: "0.1.0")
-        let mcp = PaymentsMCP(server: server, flow: ready, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
-                              readinessTimeout: readinessTimeout, maximumWait: maximumWait, progressInterval: progressInterval)
+        let mcp = PaymentsMCP(
+            server: server, flow: ready, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
+            readinessTimeout: readinessTimeout, maximumWait: maximumWait, progressInterval: progressInterval)
         mcp.install()
         // As a host's service group would (these harnesses live as long as their test).
         Task { try await mcp.run() }
@@ -45,7 +50,8 @@ struct Harness {
         var all = fields
         all["Sid"] = sid
         do {
-            _ = try await coordinator.receiveCallback(secret: secret, PaymentStatusCallback(fields: all.map { ($0.key, $0.value) }))
+            _ = try await coordinator.receiveCallback(
+                secret: secret, PaymentStatusCallback(fields: all.map { ($0.key, $0.value) }))
         } catch {
             Issue.record("the callback was not applied: \(error)")
         }
@@ -93,7 +99,9 @@ actor GatedFlow: PaymentCoordinatorSource {
 extension JSONValue {
     /// The payment SID of a tool result that must have one (a refusal fails the test, never crashes it).
     func paymentSID(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        try #require(self["structuredContent"]?["paymentSid"]?.stringValue, "no payment SID in \(self)", sourceLocation: sourceLocation)
+        try #require(
+            self["structuredContent"]?["paymentSid"]?.stringValue, "no payment SID in \(self)",
+            sourceLocation: sourceLocation)
     }
 }
 
@@ -113,44 +121,75 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         try await harness.client.connect()
         let tools = try await harness.client.request("tools/list")["tools"]!.arrayValue!
         let names = tools.compactMap { $0["name"]?.stringValue }
-        #expect(names == ["startPaymentCapture", "captureCardNumber", "captureSecurityCode", "captureExpirationDate", "capturePostalCode",
-                          "captureBankRoutingNumber", "captureBankAccountNumber", "completePaymentCapture", "cancelPaymentCapture", "getPaymentStatus"])
+        #expect(
+            names == [
+                "startPaymentCapture", "captureCardNumber", "captureSecurityCode", "captureExpirationDate",
+                "capturePostalCode",
+                "captureBankRoutingNumber", "captureBankAccountNumber", "completePaymentCapture",
+                "cancelPaymentCapture", "getPaymentStatus",
+            ])
         for tool in tools { #expect(tool["outputSchema"] != nil && tool["annotations"] != nil) }
         let status = tools.first { $0["name"] == "getPaymentStatus" }!
         #expect(status["annotations"]?["readOnlyHint"] == true)
         let complete = tools.first { $0["name"] == "completePaymentCapture" }!
         #expect(complete["annotations"]?["destructiveHint"] == true)
-        let prompts = try await harness.client.request("prompts/list")["prompts"]!.arrayValue!.compactMap { $0["name"]?.stringValue }
-        #expect(prompts == ["StartCapture", "CardNumber", "SecurityCode", "ExpirationDate", "PostalCode", "BankAccount", "FinishCapture", "Completion", "Error"])
+        let prompts = try await harness.client.request("prompts/list")["prompts"]!.arrayValue!.compactMap {
+            $0["name"]?.stringValue
+        }
+        #expect(
+            prompts == [
+                "StartCapture", "CardNumber", "SecurityCode", "ExpirationDate", "PostalCode", "BankAccount",
+                "FinishCapture", "Completion", "Error",
+            ])
     }
 
     @Test(arguments: [MCPClient.Era.legacy(), .modern()])
     func guidesAWholePaymentWithMaskedStatus(era: MCPClient.Era) async throws {
         let harness = await Harness(era: era)
         try await harness.client.connect()
-        let started = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call), "chargeAmount": 9.5])
+        let started = try await harness.client.callTool(
+            "startPaymentCapture", arguments: ["callSid": .string(Harness.call), "chargeAmount": 9.5])
         #expect(started["isError"] == nil)
         let status = started["structuredContent"]!
         let sid = status["paymentSid"]!.stringValue!
-        #expect(status["phase"] == "active" && status["currency"] == "EUR" && status["chargeAmount"] == "9.5" && status["tokenType"] == "reusable")
-        #expect(firstJSON(started) == status, "the first block is the status as JSON, as the TypeScript server's results were")
+        #expect(
+            status["phase"] == "active" && status["currency"] == "EUR" && status["chargeAmount"] == "9.5"
+                && status["tokenType"] == "reusable")
+        #expect(
+            firstJSON(started) == status,
+            "the first block is the status as JSON, as the TypeScript server's results were")
         #expect(status["nextStep"]?["tool"] == "captureCardNumber")
         #expect(text(started).contains("Ask the caller to type the card number"))
 
-        let refused = try await harness.client.callTool("completePaymentCapture", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
-        #expect(refused["isError"] == true && text(refused).contains("card number, security code and expiration date are still missing"))
+        let refused = try await harness.client.callTool(
+            "completePaymentCapture", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
+        #expect(
+            refused["isError"] == true
+                && text(refused).contains("card number, security code and expiration date are still missing"))
         #expect(refused["content"]?.arrayValue?.count == 1 && refused["structuredContent"] == firstJSON(refused))
         #expect(firstJSON(refused)?["error"]?["message"]?.stringValue?.contains("still missing") == true)
         #expect(firstJSON(refused)?["error"]?["reason"] == "items-missing")
-        #expect(firstJSON(refused)?["error"]?["missing"] == ["payment-card-number", "security-code", "expiration-date"])
+        #expect(
+            firstJSON(refused)?["error"]?["missing"] == ["payment-card-number", "security-code", "expiration-date"])
 
-        let wrongOrder = try await harness.client.callTool("captureSecurityCode", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
+        let wrongOrder = try await harness.client.callTool(
+            "captureSecurityCode", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
         #expect(wrongOrder["isError"] == true && text(wrongOrder).contains("card number before the security code"))
 
-        _ = try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid), "captureType": "payment-card-number"])
-        await harness.deliver(["Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "4111111111111111", "PaymentCardType": "visa"], sid: sid)
+        _ = try await harness.client.callTool(
+            "captureCardNumber",
+            arguments: [
+                "callSid": .string(Harness.call), "paymentSid": .string(sid), "captureType": "payment-card-number",
+            ])
+        await harness.deliver(
+            [
+                "Capture": "payment-card-number", "PartialResult": "false", "PaymentCardNumber": "4111111111111111",
+                "PaymentCardType": "visa",
+            ], sid: sid)
         let after = try await harness.client.callTool("getPaymentStatus", arguments: ["paymentSid": .string(sid)])
-        #expect(after["structuredContent"]?["paymentCardNumber"] == "xxxxxxxxxxxx1111" && after["structuredContent"]?["paymentCardType"] == "visa")
+        #expect(
+            after["structuredContent"]?["paymentCardNumber"] == "xxxxxxxxxxxx1111"
+                && after["structuredContent"]?["paymentCardType"] == "visa")
         #expect(!text(after).contains("4111111111111111"))
         #expect(after["structuredContent"]?["nextStep"]?["tool"] == "captureSecurityCode")
     }
@@ -160,23 +199,40 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         try await harness.client.connect()
         let bad = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": "CA123"])
         #expect(bad["isError"] == true && text(bad).contains("arguments.callSid: must match the pattern"))
-        let card = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call), "cardNumber": "4111111111111111"])
-        #expect(card["isError"] == true && text(card).contains("arguments.cardNumber: is not a known property"), "no tool accepts card data")
-        let capture = try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string("PK" + String(repeating: "9", count: 32)), "captureType": "security-code"])
+        let card = try await harness.client.callTool(
+            "startPaymentCapture", arguments: ["callSid": .string(Harness.call), "cardNumber": "4111111111111111"])
+        #expect(
+            card["isError"] == true && text(card).contains("arguments.cardNumber: is not a known property"),
+            "no tool accepts card data")
+        let capture = try await harness.client.callTool(
+            "captureCardNumber",
+            arguments: [
+                "callSid": .string(Harness.call), "paymentSid": .string("PK" + String(repeating: "9", count: 32)),
+                "captureType": "security-code",
+            ])
         #expect(capture["isError"] == true && text(capture).contains("arguments.captureType"))
-        let unknown = try await harness.client.callTool("getPaymentStatus", arguments: ["paymentSid": .string("PK" + String(repeating: "9", count: 32))])
+        let unknown = try await harness.client.callTool(
+            "getPaymentStatus", arguments: ["paymentSid": .string("PK" + String(repeating: "9", count: 32))])
         #expect(unknown["isError"] == true && text(unknown).contains("No payment session"))
     }
 
     @Test func twilioErrorsArriveExplained() async throws {
         let harness = await Harness()
         try await harness.client.connect()
-        let started = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call), "paymentMethod": "ach-debit", "bankAccountType": "consumer-checking"])
+        let started = try await harness.client.callTool(
+            "startPaymentCapture",
+            arguments: [
+                "callSid": .string(Harness.call), "paymentMethod": "ach-debit", "bankAccountType": "consumer-checking",
+            ])
         let sid = try started.paymentSID()
-        await harness.deliver(["Capture": "bank-routing-number", "PartialResult": "false", "BankRoutingNumber": "121000358"], sid: sid)
-        let failed = try await harness.client.callTool("captureBankAccountNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
+        await harness.deliver(
+            ["Capture": "bank-routing-number", "PartialResult": "false", "BankRoutingNumber": "121000358"], sid: sid)
+        let failed = try await harness.client.callTool(
+            "captureBankAccountNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
         #expect(failed["isError"] == true)
-        #expect(failed["structuredContent"] == firstJSON(failed), "a refusal is one JSON object, as text and as structuredContent")
+        #expect(
+            failed["structuredContent"] == firstJSON(failed),
+            "a refusal is one JSON object, as text and as structuredContent")
         #expect(firstJSON(failed)?["error"]?["twilioCode"] == 64013)
         #expect(firstJSON(failed)?["error"]?["whatToDo"]?.stringValue?.contains("credit-card or ach-debit") == true)
     }
@@ -187,26 +243,41 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         // time limit rather than a guess at how long it takes).
         let updated = Task { () -> String? in
             for await message in harness.client.notifications {
-                if case .notification("notifications/resources/updated", let params) = message { return params?["uri"]?.stringValue }
+                if case .notification("notifications/resources/updated", let params) = message {
+                    return params?["uri"]?.stringValue
+                }
             }
             return nil
         }
         try await harness.client.connect()
-        let sid = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)]).paymentSID()
+        let sid = try await harness.client.callTool(
+            "startPaymentCapture", arguments: ["callSid": .string(Harness.call)]
+        ).paymentSID()
         let uri = "payment://\(Harness.call)/\(sid)/status"
-        let listed = try await harness.client.request("resources/list")["resources"]!.arrayValue!.compactMap { $0["uri"]?.stringValue }
+        let listed = try await harness.client.request("resources/list")["resources"]!.arrayValue!.compactMap {
+            $0["uri"]?.stringValue
+        }
         #expect(listed == [uri])
         let body = try JSONValue(parsing: try #require(try await harness.client.readText(uri)))
-        for key in ["paymentSid", "paymentMethod", "callSid", "items", "required", "nextStep"] { #expect(body[key] != nil, "\(key)") }
+        for key in ["paymentSid", "paymentMethod", "callSid", "items", "required", "nextStep"] {
+            #expect(body[key] != nil, "\(key)")
+        }
         _ = try await harness.client.request("resources/subscribe", ["uri": .string(uri)])
-        await harness.deliver(["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx"], sid: sid)
-        let bound = Task { try await Task.sleep(for: .seconds(10)); updated.cancel() }   // a missing notification fails, never hangs
+        await harness.deliver(
+            ["Capture": "payment-card-number", "PartialResult": "true", "PaymentCardNumber": "xx"], sid: sid)
+        let bound = Task {
+            try await Task.sleep(for: .seconds(10))
+            updated.cancel()
+        } // a missing notification fails, never hangs
         #expect(await updated.value == uri)
         bound.cancel()
-        let completions = try await harness.client.request("completion/complete", [
-            "ref": ["type": "ref/resource", "uri": "payment://{callSid}/{paymentSid}/status"], "argument": ["name": "paymentSid", "value": "PK"],
-            "context": ["arguments": ["callSid": .string(Harness.call)]],
-        ])
+        let completions = try await harness.client.request(
+            "completion/complete",
+            [
+                "ref": ["type": "ref/resource", "uri": "payment://{callSid}/{paymentSid}/status"],
+                "argument": ["name": "paymentSid", "value": "PK"],
+                "context": ["arguments": ["callSid": .string(Harness.call)]],
+            ])
         #expect(completions["completion"]?["values"] == [.string(sid)])
     }
 
@@ -219,10 +290,14 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         } catch MCPClient.Failure.server(let error) {
             #expect(error.code == -32602)
         }
-        let sid = try await harness.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)]).paymentSID()
-        _ = try await harness.client.callTool("captureCardNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
+        let sid = try await harness.client.callTool(
+            "startPaymentCapture", arguments: ["callSid": .string(Harness.call)]
+        ).paymentSID()
+        _ = try await harness.client.callTool(
+            "captureCardNumber", arguments: ["callSid": .string(Harness.call), "paymentSid": .string(sid)])
         await harness.deliver(["Capture": "payment-card-number", "ErrorType": "invalid-card-number"], sid: sid)
-        let prompt = try await harness.client.request("prompts/get", ["name": "Error", "arguments": ["paymentSid": .string(sid)]])
+        let prompt = try await harness.client.request(
+            "prompts/get", ["name": "Error", "arguments": ["paymentSid": .string(sid)]])
         let guidance = prompt["messages"]?.arrayValue?.first?["content"]?["text"]?.stringValue ?? ""
         #expect(guidance.contains("card number was not valid") && guidance.contains("Next step:"))
     }
@@ -230,13 +305,18 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
     @Test func toolsWaitForTheFlowOrSayItIsStarting() async throws {
         let waiting = await Harness(resolve: false)
         try await waiting.client.connect()
-        let early = try await waiting.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
+        let early = try await waiting.client.callTool(
+            "startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
         #expect(early["isError"] == true && text(early).contains("still starting"))
         let patient = await Harness(resolve: false, readinessTimeout: .seconds(60))
         try await patient.client.connect()
-        let late = Task { try await patient.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)]) }
+        let late = Task {
+            try await patient.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
+        }
         let deadline = ContinuousClock.now + .seconds(10)
-        while await patient.ready.waitingCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        while await patient.ready.waitingCount == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(1))
+        }
         #expect(await patient.ready.waitingCount == 1, "the call is waiting for the flow")
         await patient.ready.resolve(patient.coordinator)
         #expect(try await late.value["isError"] == nil, "a waiting call goes ahead once the flow is ready")
@@ -253,12 +333,18 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
 
     @Test(arguments: GuidanceTopic.allCases)
     func promptsSpeakToTheSessionState(prompt: GuidanceTopic) {
-        let session = [PaymentEvent.captureRequested(.cardNumber, at: Harness.date),
-                       .callbackReceived(Harness.callback(["Capture": "payment-card-number", "ErrorType": "invalid-card-type"]), at: Harness.date)]
-            .reduce(Harness.cardSession()) { PaymentReducer.reduce($0, $1).session }
+        let session = [
+            PaymentEvent.captureRequested(.cardNumber, at: Harness.date),
+            .callbackReceived(
+                Harness.callback(["Capture": "payment-card-number", "ErrorType": "invalid-card-type"]), at: Harness.date
+            ),
+        ]
+        .reduce(Harness.cardSession()) { PaymentReducer.reduce($0, $1).session }
         let text = PromptLibrary.text(prompt, session: session)
         #expect(text.contains(Harness.payment.rawValue) && text.contains("Next step:"))
-        if prompt == .error { #expect(text.contains("this type of card is not accepted") && text.contains("failed 1 time")) }
+        if prompt == .error {
+            #expect(text.contains("this type of card is not accepted") && text.contains("failed 1 time"))
+        }
     }
 }
 
@@ -267,7 +353,9 @@ extension Harness {
     static let payment = PaymentSID(validated: "PK" + String(repeating: "a", count: 32))
 
     static func cardSession() -> PaymentSession {
-        let fresh = PaymentSession(callSID: CallSID(validated: call), configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date)
+        let fresh = PaymentSession(
+            callSID: CallSID(validated: call),
+            configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date)
         return PaymentReducer.reduce(fresh, .sessionCreated(payment, at: date)).session
     }
 
@@ -282,12 +370,20 @@ extension Harness {
     @Test func everyActionBecomesAToolAndWords() {
         var session = Harness.cardSession()
         var step = MCPNextStep(session.nextStep)
-        #expect(step.tool == .captureCardNumber && step.prompt == .cardNumber && step.instruction.contains("Call captureCardNumber"))
+        #expect(
+            step.tool == .captureCardNumber && step.prompt == .cardNumber
+                && step.instruction.contains("Call captureCardNumber"))
         session = PaymentReducer.reduce(session, .captureRequested(.cardNumber, at: Harness.date)).session
         step = MCPNextStep(session.nextStep)
         #expect(step.tool == .getPaymentStatus && step.waitForCaller && step.instruction.contains("waitSeconds"))
-        let matched = PaymentReducer.reduce(PaymentSession(callSID: CallSID(validated: Harness.call), configuration: PaymentConfiguration(options:
-            PaymentSessionOptions(requireMatchingInputs: [.paymentCardNumber])), at: Harness.date), .sessionCreated(Harness.payment, at: Harness.date)).session
+        let matched = PaymentReducer.reduce(
+            PaymentSession(
+                callSID: CallSID(validated: Harness.call),
+                configuration: PaymentConfiguration(
+                    options:
+                        PaymentSessionOptions(requireMatchingInputs: [.paymentCardNumber])), at: Harness.date),
+            .sessionCreated(Harness.payment, at: Harness.date)
+        ).session
         var captured = matched
         captured.items[.cardNumber] = ItemProgress()
         captured.items[.cardNumber]?.state = .captured(masked: "xxxxxxxxxxxx1111")
@@ -295,7 +391,10 @@ extension Harness {
         #expect(step.tool == .captureCardNumber && step.captureType == .cardNumberMatcher)
         #expect(step.instruction.contains("captureType payment-card-number-matcher"))
         // The prompts are the guidance topics, under the seed's prompt names.
-        #expect(GuidanceTopic.allCases.map(\.rawValue) == ["StartCapture", "CardNumber", "SecurityCode", "ExpirationDate", "PostalCode",
-                                                            "BankAccount", "FinishCapture", "Completion", "Error"])
+        #expect(
+            GuidanceTopic.allCases.map(\.rawValue) == [
+                "StartCapture", "CardNumber", "SecurityCode", "ExpirationDate", "PostalCode",
+                "BankAccount", "FinishCapture", "Completion", "Error",
+            ])
     }
 }

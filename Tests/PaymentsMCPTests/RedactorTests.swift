@@ -12,8 +12,12 @@ import Testing
         #expect(redactor.redact("Basic the-api-secret-0123:auth-token-abcdef!") == "Basic <redacted>:<redacted>!")
         #expect(redactor.redact("url=https://x/?t=auth-token-abcdef&u=1") == "url=https://x/?t=<redacted>&u=1")
         #expect(redactor.redact("twice the-api-secret-0123 the-api-secret-0123") == "twice <redacted> <redacted>")
-        #expect(redactor.redact("ngrok is a word here") == "<redacted> is a word here", "a configured secret is replaced even as a word")
-        #expect(Redactor(secrets: ["abc"]).redact("abc") == "abc", "secrets shorter than four characters are not configured")
+        #expect(
+            redactor.redact("ngrok is a word here") == "<redacted> is a word here",
+            "a configured secret is replaced even as a word")
+        #expect(
+            Redactor(secrets: ["abc"]).redact("abc") == "abc", "secrets shorter than four characters are not configured"
+        )
     }
 
     @Test func theLongerOfTwoOverlappingSecretsWins() {
@@ -24,7 +28,9 @@ import Testing
     @Test func callbackSecretsInURLsAreHidden() {
         let url = "https://cb.example.com/twilio/payment-callbacks/8f14e45fceea167a5a36dedd4bea2543?x=1"
         #expect(redactor.redact(url) == "https://cb.example.com/twilio/payment-callbacks/<redacted>?x=1")
-        #expect(redactor.redact("POST /twilio/payment-callbacks/abc123 404") == "POST /twilio/payment-callbacks/<redacted> 404")
+        #expect(
+            redactor.redact("POST /twilio/payment-callbacks/abc123 404")
+                == "POST /twilio/payment-callbacks/<redacted> 404")
     }
 
     @Test(arguments: [
@@ -42,11 +48,12 @@ import Testing
     }
 
     @Test(arguments: [
-        ("card 4111-1111-1111-1111-1225 exp", "card xxxx-xxxx-xxxx-xxxx-1225 exp"),   // a card number and its expiry, written on
+        // a card number and its expiry, written on
+        ("card 4111-1111-1111-1111-1225 exp", "card xxxx-xxxx-xxxx-xxxx-1225 exp"),
         ("41111111111111111225", "xxxxxxxxxxxxxxxx1225"),
-        ("99 4111111111111111 122599", "xx xxxxxxxxxxxxxxxx xx2599"),                 // one run of 24 digits, spaces kept
-        ("994111111111111111122599", String(repeating: "x", count: 20) + "2599"),       // 24 digits, a card number inside
-        ("twenty digits 12345678901234567890", "twenty digits xxxxxxxxxxxxxxxx7890"),   // it holds Luhn-valid windows
+        ("99 4111111111111111 122599", "xx xxxxxxxxxxxxxxxx xx2599"), // one run of 24 digits, spaces kept
+        ("994111111111111111122599", String(repeating: "x", count: 20) + "2599"), // 24 digits, a card number inside
+        ("twenty digits 12345678901234567890", "twenty digits xxxxxxxxxxxxxxxx7890"), // it holds Luhn-valid windows
     ])
     func longerRunsHoldingACardNumberKeepOnlyTheLastFour(input: String, expected: String) {
         #expect(redactor.redact(input) == expected)
@@ -54,11 +61,11 @@ import Testing
 
     @Test(arguments: [
         "PK" + "0123456789012345678901234567890a",
-        "Sid=CA0000000000000000123456789012345f done",   // 32 hex digits: a SID, though its digits run long
+        "Sid=CA0000000000000000123456789012345f done", // 32 hex digits: a SID, though its digits run long
         "amount 1234567.89 USD",
         "2026-12-01T08:15:44.123Z and Wed, 18 Dec 2019 20:02:01 +0000",
         "eleven digits 12345678901",
-        "twenty-four ones 111111111111111111111111",   // longer than a card number, and holding none
+        "twenty-four ones 111111111111111111111111", // longer than a card number, and holding none
         "routing 121000358, expiry 1230, postal 94105",
         "version 1234 of 5678",
     ])
@@ -96,12 +103,19 @@ import Testing
     @Test func aLogEventIsAlwaysOneLine() {
         let handler = MCPLogHandler(label: "test", server: nil, redactor: redactor)
         let forged = "Bearer x\n[agent-payments] info: payment completed\r\n\u{1B}[2J\ttab\u{7F}\u{85}\u{2028}end"
-        let event = LogEvent(level: .warning, message: "token refused: \(forged)", metadata: ["header": "\(forged)", "card": "4111\n1111111111111111"],
-                             source: nil, file: #fileID, function: #function, line: #line)
+        let event = LogEvent(
+            level: .warning, message: "token refused: \(forged)",
+            metadata: ["header": "\(forged)", "card": "4111\n1111111111111111"],
+            source: nil, file: #fileID, function: #function, line: #line)
         let line = handler.formattedLine(event)
-        #expect(!line.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value == 0x2028 }, "\(line)")
-        #expect(line.contains("Bearer x\\n[agent-payments] info: payment completed\\r\\n\\u{1B}[2J\\ttab\\u{7F}\\u{85}\\u{2028}end"))
+        #expect(
+            !line.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value == 0x2028 },
+            "\(line)")
+        #expect(
+            line.contains(
+                "Bearer x\\n[agent-payments] info: payment completed\\r\\n\\u{1B}[2J\\ttab\\u{7F}\\u{85}\\u{2028}end"))
         #expect(line.contains("card=4111\\nxxxxxxxxxxxx1111"), "redacted as before, then escaped: \(line)")
-        #expect(Redactor.escapingControlCharacters("plain text, a \\ backslash, é ✓") == "plain text, a \\ backslash, é ✓")
+        #expect(
+            Redactor.escapingControlCharacters("plain text, a \\ backslash, é ✓") == "plain text, a \\ backslash, é ✓")
     }
 }

@@ -60,7 +60,8 @@ final class SwitchableStore: PaymentStore {
     let client: MCPClient
 
     init() async {
-        coordinator = PaymentCoordinator(api: api, store: store, callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
+        coordinator = PaymentCoordinator(
+            api: api, store: store, callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
         let server = PaymentsMCP.makeServer(version: "0.1.0")
         // A generous budget: on a loaded machine (the whole suite on two cores) a start can take
         // more than the default 3 s and answer pending, which is not what this test is about.
@@ -79,7 +80,8 @@ final class SwitchableStore: PaymentStore {
 
         store.switchOff()
         let sent = api.calls.count
-        let refused = try await client.callTool("captureCardNumber", arguments: ["callSid": .string(call), "paymentSid": .string(sid)])
+        let refused = try await client.callTool(
+            "captureCardNumber", arguments: ["callSid": .string(call), "paymentSid": .string(sid)])
         #expect(refused["isError"] == true)
         let error = try #require(firstJSON(refused)?["error"])
         #expect(error["reason"] == "store-unavailable" && error["retryable"] == true)
@@ -93,14 +95,17 @@ final class SwitchableStore: PaymentStore {
             _ = try await client.readText(uri)
         } throws: { thrown in
             guard case .server(let rpc) = thrown as? MCPClient.Failure else { return false }
-            return rpc.code == JSONRPCError.internalErrorCode && rpc.data?["reason"] == "store-unavailable" && rpc.data?["retryable"] == true
+            return rpc.code == JSONRPCError.internalErrorCode && rpc.data?["reason"] == "store-unavailable"
+                && rpc.data?["retryable"] == true
         }
         // Other refusals are not worth retrying as they are.
         store.switchOn()
-        let unknown = try await client.callTool("getPaymentStatus", arguments: ["paymentSid": .string("PK" + String(repeating: "9", count: 32))])
+        let unknown = try await client.callTool(
+            "getPaymentStatus", arguments: ["paymentSid": .string("PK" + String(repeating: "9", count: 32))])
         #expect(firstJSON(unknown)?["error"]?["retryable"] == false)
 
-        let captured = try await client.callTool("captureCardNumber", arguments: ["callSid": .string(call), "paymentSid": .string(sid)])
+        let captured = try await client.callTool(
+            "captureCardNumber", arguments: ["callSid": .string(call), "paymentSid": .string(sid)])
         #expect(captured["isError"] == nil)
         #expect(captured["structuredContent"]?["items"]?["payment-card-number"]?["state"] == "requested")
         #expect(try await client.readText(uri)?.contains("\"requested\"") == true)

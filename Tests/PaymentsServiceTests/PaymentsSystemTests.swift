@@ -21,7 +21,8 @@ let quiet: Logger = {
 /// and waits for it to end (so a service that does not stop fails the test by hanging it,
 /// within the suite's time limit, instead of leaking).
 func withGroup<T: Sendable>(_ services: [any Service], _ body: () async throws -> T) async throws -> T {
-    let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: quiet))
+    let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: quiet))
     let running = Task { try await group.run() }
     do {
         let value = try await body()
@@ -37,7 +38,9 @@ func withGroup<T: Sendable>(_ services: [any Service], _ body: () async throws -
 
 /// Takes a whole card payment by following the flow's next step, as any host would: start,
 /// capture what is asked while the simulated caller types, complete, wait for the result.
-func takeCardPayment(_ coordinator: PaymentCoordinator, on call: CallSID, amount: String? = nil) async throws -> PaymentSession {
+func takeCardPayment(
+    _ coordinator: PaymentCoordinator, on call: CallSID, amount: String? = nil
+) async throws -> PaymentSession {
     var options = PaymentSessionOptions()
     options.chargeAmount = amount
     var session = try await coordinator.start(callSID: call, options: options)
@@ -53,7 +56,9 @@ func takeCardPayment(_ coordinator: PaymentCoordinator, on call: CallSID, amount
         case .complete: session = try await coordinator.complete(paymentSID: sid)
         case .tellCaller, .startOver, .callOver: return session
         case .waitForStart, .waitForCaller, .waitForResult, .waitForCancellation:
-            session = try await coordinator.waitForChange(sid, afterVersion: session.version, timeout: .seconds(10)) ?? session
+            session =
+                try await coordinator.waitForChange(sid, afterVersion: session.version, timeout: .seconds(10))
+                ?? session
         }
     }
     Issue.record("the payment did not finish in 50 steps: \(session.phase.name)")
@@ -80,7 +85,9 @@ func takeCardPayment(_ coordinator: PaymentCoordinator, on call: CallSID, amount
         #expect(finished.cardType != nil)
         #expect(finished.items[.cardNumber]?.state == .captured(masked: "xxxxxxxxxxxx1111"))
         // After shutdown the system says it stopped instead of hanging a caller.
-        await #expect(throws: FlowError.self) { _ = try await PaymentsSystem(configuration: .simulated(), logger: quiet).coordinator(waitingUpTo: .zero) }
+        await #expect(throws: FlowError.self) {
+            _ = try await PaymentsSystem(configuration: .simulated(), logger: quiet).coordinator(waitingUpTo: .zero)
+        }
     }
 
     @Test func saysItIsStillStartingBeforeItRuns() async throws {
@@ -96,17 +103,20 @@ func takeCardPayment(_ coordinator: PaymentCoordinator, on call: CallSID, amount
 
     @Test func aBusyCallbackPortIsReportedWithTheAddress() async throws {
         // Hold a port with a real listener, then ask the system for the same one.
-        let holder = Application(router: Router(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-                                 onServerRunning: { _ in }, logger: quiet)
+        let holder = Application(
+            router: Router(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { _ in }, logger: quiet)
         let port = Announced<Int>()
-        let holding = Application(router: Router(), configuration: holder.configuration,
-                                  onServerRunning: { channel in port.set(channel.localAddress?.port ?? 0) }, logger: quiet)
+        let holding = Application(
+            router: Router(), configuration: holder.configuration,
+            onServerRunning: { channel in port.set(channel.localAddress?.port ?? 0) }, logger: quiet)
         try await withGroup([holding]) {
             let busy = try await port.value()
             var configuration = PaymentsConfiguration.simulated()
             configuration.callbackListener = .own(host: "127.0.0.1", port: busy)
             let system = try PaymentsSystem(configuration: configuration, logger: quiet)
-            let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: system)], logger: quiet))
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(services: [.init(service: system)], logger: quiet))
             await #expect(throws: (any Error).self) { try await group.run() }
             do throws(PaymentsStartError) {
                 _ = try await system.ready(waitingUpTo: .seconds(5))
@@ -118,19 +128,29 @@ func takeCardPayment(_ coordinator: PaymentCoordinator, on call: CallSID, amount
                 }
                 #expect(host == "127.0.0.1" && failedPort == busy)
             }
-            let refusal = await #expect(throws: FlowError.self) { _ = try await system.coordinator(waitingUpTo: .seconds(5)) }
-            #expect(refusal?.description.contains("could not listen on 127.0.0.1:\(busy)") == true, "\(String(describing: refusal))")
+            let refusal = await #expect(throws: FlowError.self) {
+                _ = try await system.coordinator(waitingUpTo: .seconds(5))
+            }
+            #expect(
+                refusal?.description.contains("could not listen on 127.0.0.1:\(busy)") == true,
+                "\(String(describing: refusal))")
         }
     }
 
     @Test func configurationMistakesAreFoundBeforeAnythingRuns() throws {
         var mounted = PaymentsConfiguration.simulated()
         mounted.callbackListener = .mounted
-        #expect(throws: PaymentsConfigurationError.publicURLNeedsOwnListener("loopback")) { try PaymentsSystem(configuration: mounted, logger: quiet) }
+        #expect(throws: PaymentsConfigurationError.publicURLNeedsOwnListener("loopback")) {
+            try PaymentsSystem(configuration: mounted, logger: quiet)
+        }
         mounted.publicURL = .ngrok(authToken: Secret("t"))
-        #expect(throws: PaymentsConfigurationError.publicURLNeedsOwnListener("ngrok")) { try PaymentsSystem(configuration: mounted, logger: quiet) }
+        #expect(throws: PaymentsConfigurationError.publicURLNeedsOwnListener("ngrok")) {
+            try PaymentsSystem(configuration: mounted, logger: quiet)
+        }
         mounted.publicURL = .explicit("payments.example.com")
-        #expect(throws: PaymentsConfigurationError.invalidPublicURL("payments.example.com")) { try PaymentsSystem(configuration: mounted, logger: quiet) }
+        #expect(throws: PaymentsConfigurationError.invalidPublicURL("payments.example.com")) {
+            try PaymentsSystem(configuration: mounted, logger: quiet)
+        }
         mounted.publicURL = .explicit("https://payments.example.com")
         #expect(throws: Never.self) { try PaymentsSystem(configuration: mounted, logger: quiet) }
     }
@@ -158,18 +178,21 @@ func takeCardPayment(_ coordinator: PaymentCoordinator, on call: CallSID, amount
         router.get("hello") { _, _ in "the host's own route\n" }
         system.addCallbackRoutes(to: router)
         let hostPort = Announced<Int>()
-        let host = Application(router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-                               onServerRunning: { channel in
-                                   let port = channel.localAddress?.port ?? 0
-                                   system.setPublicBaseURL("http://127.0.0.1:\(port)")
-                                   hostPort.set(port)
-                               }, logger: quiet)
+        let host = Application(
+            router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                system.setPublicBaseURL("http://127.0.0.1:\(port)")
+                hostPort.set(port)
+            }, logger: quiet)
         let session = try await withGroup([system, host]) {
             let coordinator = try #require(try await system.ready(waitingUpTo: .seconds(10)))
             #expect(system.receiver.boundPort == nil, "the system runs no listener of its own")
             let port = try await hostPort.value()
-            let hello = try await URLSessionTransport().send(TwilioPayments.HTTPRequest(
-                method: "GET", url: URL(string: "http://127.0.0.1:\(port)/hello")!, headers: [], body: nil, timeout: .seconds(5)))
+            let hello = try await URLSessionTransport().send(
+                TwilioPayments.HTTPRequest(
+                    method: "GET", url: URL(string: "http://127.0.0.1:\(port)/hello")!, headers: [], body: nil,
+                    timeout: .seconds(5)))
             #expect(String(decoding: hello.body, as: UTF8.self) == "the host's own route\n")
             let call = try #require(system.simulator).startCall()
             return try await takeCardPayment(coordinator, on: call, amount: "12.50")

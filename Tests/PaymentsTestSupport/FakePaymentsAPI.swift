@@ -22,9 +22,10 @@ public final class FakePaymentsAPI: TwilioPaymentsAPI {
 
     public func failNext(with error: TwilioError) { state.withLock { $0.failNext = error } }
 
-
     /// Creates (or updates) wait here while held, so a test can act while one is in flight.
-    private let gate = Mutex<(held: Set<Bool>, waiting: [CheckedContinuation<Void, Never>], arrivals: AsyncStream<Void>.Continuation?)>(([], [], nil))
+    private let gate = Mutex<
+        (held: Set<Bool>, waiting: [CheckedContinuation<Void, Never>], arrivals: AsyncStream<Void>.Continuation?)
+    >(([], [], nil))
 
     /// From now on, every create waits (after it is recorded) until ``releaseCreates()``; the
     /// stream yields once for each create that arrives at the gate.
@@ -57,7 +58,9 @@ public final class FakePaymentsAPI: TwilioPaymentsAPI {
     private let refusals = Mutex<[@Sendable (PaymentUpdate) -> TwilioError?]>([])
 
     /// From now on, every update for which `rule` gives an error is refused with it.
-    public func refuse(when rule: @escaping @Sendable (PaymentUpdate) -> TwilioError?) { refusals.withLock { $0.append(rule) } }
+    public func refuse(when rule: @escaping @Sendable (PaymentUpdate) -> TwilioError?) {
+        refusals.withLock { $0.append(rule) }
+    }
 
     /// The StatusCallback URL of every call, in order.
     public var statusCallbacks: [String] { calls.map(\.statusCallback) }
@@ -86,16 +89,21 @@ public final class FakePaymentsAPI: TwilioPaymentsAPI {
         return number
     }
 
-    public func createPayment(callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
-                       statusCallback: String) async throws(TwilioError) -> PaymentResource {
+    public func createPayment(
+        callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String,
+        statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource {
         let number = try await record("create", key: idempotencyKey, url: statusCallback)
         let hex = String(number, radix: 16)
         let sid = PaymentSID(validated: "PK" + String(repeating: "0", count: 32 - hex.count) + hex)
-        return PaymentResource(accountSID: nil, callSID: callSID, sid: sid, dateCreated: nil, dateUpdated: nil, uri: nil)
+        return PaymentResource(
+            accountSID: nil, callSID: callSID, sid: sid, dateCreated: nil, dateUpdated: nil, uri: nil)
     }
 
-    public func updatePayment(callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
-                       statusCallback: String) async throws(TwilioError) -> PaymentResource {
+    public func updatePayment(
+        callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
+        statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource {
         let name: String
         switch update {
         case .capture(let item): name = "capture:\(item.rawValue)"
@@ -103,7 +111,8 @@ public final class FakePaymentsAPI: TwilioPaymentsAPI {
         }
         _ = try await record(name, key: idempotencyKey, url: statusCallback)
         if let refusal = refusals.withLock({ $0 }).lazy.compactMap({ $0(update) }).first { throw refusal }
-        return PaymentResource(accountSID: nil, callSID: callSID, sid: paymentSID, dateCreated: nil, dateUpdated: nil, uri: nil)
+        return PaymentResource(
+            accountSID: nil, callSID: callSID, sid: paymentSID, dateCreated: nil, dateUpdated: nil, uri: nil)
     }
 
     /// What ``fetchCall(_:)`` answers: `in-progress` unless set.

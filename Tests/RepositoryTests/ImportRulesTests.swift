@@ -6,42 +6,88 @@ import Testing
 @Suite struct ImportRulesTests {
     /// Target → modules it must never import.
     static let forbidden: [String: Set<String>] = [
-        "MCPCore": ["Foundation", "FoundationEssentials", "MCPClient", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator",
-                    "Hummingbird", "HummingbirdCore", "ListenerGuard", "MCPHTTP", "NIOCore", "JWTKit"],
+        "MCPCore": [
+            "Foundation", "FoundationEssentials", "MCPClient", "TwilioPayments", "PaymentFlow", "PaymentsMCP",
+            "CallbackHTTP", "TwilioSimulator",
+            "Hummingbird", "HummingbirdCore", "ListenerGuard", "MCPHTTP", "NIOCore", "JWTKit",
+        ],
         // The HTTP transport is MCP only: no payment, no Twilio, no listener of its own.
-        "MCPHTTP": ["TwilioPayments", "PaymentFlow", "PaymentsMCP", "PaymentsService", "CallbackHTTP", "TwilioSimulator", "MCPClient"],
-        "MCPClient": ["Foundation", "FoundationEssentials", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator",
-                      "Hummingbird", "HummingbirdCore", "ListenerGuard"],
-        "TwilioPayments": ["MCPCore", "PaymentFlow", "PaymentsMCP", "PaymentsService", "CallbackHTTP", "TwilioSimulator", "Hummingbird", "HummingbirdCore"],
-        "PaymentFlow": ["MCPCore", "PaymentsMCP", "PaymentsService", "ServiceLifecycle", "Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "ListenerGuard"],
+        "MCPHTTP": [
+            "TwilioPayments", "PaymentFlow", "PaymentsMCP", "PaymentsService", "CallbackHTTP", "TwilioSimulator",
+            "MCPClient",
+        ],
+        "MCPClient": [
+            "Foundation", "FoundationEssentials", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP",
+            "TwilioSimulator",
+            "Hummingbird", "HummingbirdCore", "ListenerGuard",
+        ],
+        "TwilioPayments": [
+            "MCPCore", "PaymentFlow", "PaymentsMCP", "PaymentsService", "CallbackHTTP", "TwilioSimulator",
+            "Hummingbird", "HummingbirdCore",
+        ],
+        "PaymentFlow": [
+            "MCPCore", "PaymentsMCP", "PaymentsService", "ServiceLifecycle", "Hummingbird", "HummingbirdCore",
+            "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
+        ],
         "CallbackHTTP": ["PaymentFlow", "MCPCore", "PaymentsMCP", "MCPHTTP"],
         "TwilioSimulator": ["PaymentFlow", "MCPCore", "PaymentsMCP", "CallbackHTTP"],
-        "ListenerGuard": ["PaymentFlow", "MCPCore", "PaymentsMCP", "TwilioPayments", "CallbackHTTP", "TwilioSimulator"],
+        "ListenerGuard": [
+            "PaymentFlow", "MCPCore", "PaymentsMCP", "TwilioPayments", "CallbackHTTP", "TwilioSimulator",
+        ],
         // MCP terms for the flow, for any transport: no listener, no HTTP (its fan-out and commands run as a Service).
-        "PaymentsMCP": ["Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "PaymentsService", "MCPHTTP", "PostgresNIO"],
+        "PaymentsMCP": [
+            "Hummingbird", "HummingbirdCore", "CallbackHTTP", "TwilioSimulator", "PaymentsService", "MCPHTTP",
+            "PostgresNIO",
+        ],
         // The service library assembles the flow for any host: it knows no MCP.
         "PaymentsService": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP"],
         // Events leave for any host's endpoints: no MCP, no listener.
-        "PaymentEvents": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentsService", "CallbackHTTP", "Hummingbird", "HummingbirdCore",
-                          "PaymentStorePostgres", "PostgresNIO"],
+        "PaymentEvents": [
+            "MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentsService", "CallbackHTTP", "Hummingbird",
+            "HummingbirdCore",
+            "PaymentStorePostgres", "PostgresNIO",
+        ],
         // The database fills PaymentFlow's protocols: it knows no MCP, no HTTP, no webhook delivery.
-        "PaymentStorePostgres": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentsService", "CallbackHTTP", "TwilioSimulator",
-                                 "Hummingbird", "HummingbirdCore", "PaymentEvents", "AsyncHTTPClient", "ListenerGuard"],
+        "PaymentStorePostgres": [
+            "MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentsService", "CallbackHTTP", "TwilioSimulator",
+            "Hummingbird", "HummingbirdCore", "PaymentEvents", "AsyncHTTPClient", "ListenerGuard",
+        ],
         // The executable wires libraries together: protocols, databases, HTTP clients and crypto
         // are the libraries' business.
-        "agent-payments": ["PostgresNIO", "AsyncHTTPClient", "JWTKit", "Crypto", "Hummingbird", "HummingbirdCore", "NIOHTTP1"],
+        "agent-payments": [
+            "PostgresNIO", "AsyncHTTPClient", "JWTKit", "Crypto", "Hummingbird", "HummingbirdCore", "NIOHTTP1",
+        ],
         // The helper executables the tests start: each exercises one library, nothing else.
-        "twilio-simulator": ["MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentFlow", "PaymentsService", "CallbackHTTP", "PaymentStorePostgres"],
-        "twilio-signature-check": ["MCPCore", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator", "Hummingbird"],
-        "callback-receiver-check": ["MCPCore", "PaymentFlow", "PaymentsMCP", "PaymentsService", "TwilioSimulator", "PaymentStorePostgres"],
-        "mcpcore-fixture-server": ["Foundation", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "Hummingbird", "MCPHTTP"],
+        "twilio-simulator": [
+            "MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentFlow", "PaymentsService", "CallbackHTTP",
+            "PaymentStorePostgres",
+        ],
+        "twilio-signature-check": [
+            "MCPCore", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "TwilioSimulator", "Hummingbird",
+        ],
+        "callback-receiver-check": [
+            "MCPCore", "PaymentFlow", "PaymentsMCP", "PaymentsService", "TwilioSimulator", "PaymentStorePostgres",
+        ],
+        "mcpcore-fixture-server": [
+            "Foundation", "TwilioPayments", "PaymentFlow", "PaymentsMCP", "CallbackHTTP", "Hummingbird", "MCPHTTP",
+        ],
     ]
+
+    /// The helper executables the tests start live beside the tests, not in Sources/.
+    static let testExecutables: Set<String> = [
+        "mcpcore-fixture-server", "callback-receiver-check", "twilio-signature-check",
+    ]
+
+    static func folder(of target: String) -> String {
+        testExecutables.contains(target) ? "Tests/Executables/\(target)" : "Sources/\(target)"
+    }
 
     /// Every Swift target under Sources/ has its rule above: a new target cannot slip in unruled.
     @Test func everyTargetHasARule() throws {
         let sources = Repository.root.appendingPathComponent("Sources")
         let targets = try FileManager.default.contentsOfDirectory(atPath: sources.path).filter { name in
-            let files = (try? FileManager.default.contentsOfDirectory(atPath: sources.appendingPathComponent(name).path)) ?? []
+            let files =
+                (try? FileManager.default.contentsOfDirectory(atPath: sources.appendingPathComponent(name).path)) ?? []
             return files.contains { $0.hasSuffix(".swift") }
         }
         #expect(!targets.isEmpty)
@@ -52,7 +98,9 @@ import Testing
     @Test func noTargetImportsWhatItMustNot() throws {
         var findings: [String] = []
         for (target, banned) in Self.forbidden {
-            let files = try Repository.files(under: "Sources/\(target)").filter { $0.relativePath.hasSuffix(".swift") }
+            let files = try Repository.files(under: Self.folder(of: target)).filter {
+                $0.relativePath.hasSuffix(".swift")
+            }
             #expect(!files.isEmpty, "no sources found for \(target)")
             for file in files {
                 for (module, line) in ImportRule.imports(in: file.text) where banned.contains(module) {
@@ -65,21 +113,30 @@ import Testing
 
     /// PaymentFlow is for any host: its guidance names no MCP tool or prompt.
     @Test func paymentFlowSpeaksNoMCP() throws {
-        let names = ["startPaymentCapture", "captureCardNumber", "captureSecurityCode", "captureExpirationDate", "capturePostalCode",
-                     "captureBankRoutingNumber", "captureBankAccountNumber", "completePaymentCapture", "cancelPaymentCapture",
-                     "getPaymentStatus", "tools/call", "resources/"]
+        let names = [
+            "startPaymentCapture", "captureCardNumber", "captureSecurityCode", "captureExpirationDate",
+            "capturePostalCode",
+            "captureBankRoutingNumber", "captureBankAccountNumber", "completePaymentCapture", "cancelPaymentCapture",
+            "getPaymentStatus", "tools/call", "resources/",
+        ]
         var findings: [String] = []
         for file in try Repository.files(under: "Sources/PaymentFlow") {
             for (index, line) in file.text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                for name in names where line.contains(name) { findings.append("\(file.relativePath):\(index + 1): \(name)") }
+                for name in names where line.contains(name) {
+                    findings.append("\(file.relativePath):\(index + 1): \(name)")
+                }
             }
         }
         #expect(findings.isEmpty, "PaymentFlow names MCP things:\n\(findings.joined(separator: "\n"))")
     }
 
     @Test func importsAreReadInEveryForm() {
-        let text = "import Foundation\npublic import MCPCore\n@testable import PaymentFlow\ninternal import struct NIOCore.ByteBuffer\n// import Hummingbird\n  @_exported public import Logging\n"
-        #expect(ImportRule.imports(in: text).map(\.module) == ["Foundation", "MCPCore", "PaymentFlow", "NIOCore", "Logging"])
+        let text =
+            "import Foundation\npublic import MCPCore\n@testable import PaymentFlow\ninternal import struct NIOCore.ByteBuffer\n// import Hummingbird\n  @_exported public import Logging\n"
+        #expect(
+            ImportRule.imports(in: text).map(\.module) == [
+                "Foundation", "MCPCore", "PaymentFlow", "NIOCore", "Logging",
+            ])
     }
 }
 
@@ -90,10 +147,15 @@ enum ImportRule {
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let words = raw.split(separator: " ").map(String.init).filter { !$0.isEmpty }
             guard let position = words.firstIndex(of: "import"), words.first?.hasPrefix("//") == false else { continue }
-            let modifiers = Set(["public", "internal", "package", "private", "fileprivate", "@testable", "@_exported", "@preconcurrency", "@_implementationOnly"])
+            let modifiers = Set([
+                "public", "internal", "package", "private", "fileprivate", "@testable", "@_exported", "@preconcurrency",
+                "@_implementationOnly",
+            ])
             guard words[..<position].allSatisfy(modifiers.contains), position + 1 < words.count else { continue }
             var target = words[position + 1]
-            if ["struct", "class", "enum", "protocol", "func", "typealias", "var", "let"].contains(target), position + 2 < words.count {
+            if ["struct", "class", "enum", "protocol", "func", "typealias", "var", "let"].contains(target),
+                position + 2 < words.count
+            {
                 target = words[position + 2]
             }
             found.append((String(target.split(separator: ".").first ?? Substring(target)), index + 1))

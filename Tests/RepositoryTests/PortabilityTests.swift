@@ -33,7 +33,9 @@ import Testing
             "prctl" + "(PR_SET_PDEATHSIG, SIGTERM)",
         ]
         for line in cases {
-            #expect(PortabilityRule.findings(in: "import Foundation\n\(line)\n", path: "Sources/X/x.swift").count == 1, "\(line)")
+            #expect(
+                PortabilityRule.findings(in: "import Foundation\n\(line)\n", path: "Sources/X/x.swift").count == 1,
+                "\(line)")
             // Inside a Linux branch with no Darwin sibling: still a finding.
             let lonely = "#if canImport(Glibc)\n\(line)\n#endif\n"
             #expect(PortabilityRule.findings(in: lonely, path: "Sources/X/x.swift").count == 1, "\(line)")
@@ -44,19 +46,28 @@ import Testing
             #expect(PortabilityRule.findings(in: elsePaired, path: "Sources/X/x.swift").isEmpty, "\(line)")
         }
         // An import of Glibc needs a Darwin counterpart in the same chain.
-        #expect(PortabilityRule.findings(in: "#if canImport(Glibc)\nimport Glibc\n#endif\n", path: "Sources/X/x.swift").count == 1)
-        #expect(PortabilityRule.findings(in: "#if canImport(Glibc)\nimport Glibc\n#elseif canImport(Darwin)\nimport Darwin\n#endif\n",
-                                         path: "Sources/X/x.swift").isEmpty)
+        #expect(
+            PortabilityRule.findings(in: "#if canImport(Glibc)\nimport Glibc\n#endif\n", path: "Sources/X/x.swift")
+                .count == 1)
+        #expect(
+            PortabilityRule.findings(
+                in: "#if canImport(Glibc)\nimport Glibc\n#elseif canImport(Darwin)\nimport Darwin\n#endif\n",
+                path: "Sources/X/x.swift"
+            ).isEmpty)
         // In the Darwin branch, the idiom is someone else's problem... but not Linux's.
-        #expect(PortabilityRule.findings(in: "// a comment about " + "epoll" + " is fine\n", path: "Sources/X/x.swift").isEmpty)
+        #expect(
+            PortabilityRule.findings(in: "// a comment about " + "epoll" + " is fine\n", path: "Sources/X/x.swift")
+                .isEmpty)
     }
 }
 
 /// Finds Linux-only idioms outside a Linux branch that has a Darwin sibling.
 enum PortabilityRule {
     /// Spelled in pieces so this file does not flag itself.
-    static let idioms: [String] = ["/" + "proc/", "SOCK_STREAM" + ".rawValue", "SOCK_DGRAM" + ".rawValue", "SOCK_" + "CLOEXEC",
-                                   "Glibc" + ".", "epoll" + "_", "prctl" + "(", "import " + "Glibc"]
+    static let idioms: [String] = [
+        "/" + "proc/", "SOCK_STREAM" + ".rawValue", "SOCK_DGRAM" + ".rawValue", "SOCK_" + "CLOEXEC",
+        "Glibc" + ".", "epoll" + "_", "prctl" + "(", "import " + "Glibc",
+    ]
 
     private struct Chain {
         var branches: [(condition: String, start: Int)] = []
@@ -64,7 +75,8 @@ enum PortabilityRule {
     }
 
     static func isLinux(_ condition: String) -> Bool {
-        condition.contains("canImport(Glibc)") || condition.contains("os(Linux)") || condition.contains("canImport(Musl)")
+        condition.contains("canImport(Glibc)") || condition.contains("os(Linux)")
+            || condition.contains("canImport(Musl)")
     }
 
     static func isDarwin(_ condition: String) -> Bool {
@@ -98,11 +110,15 @@ enum PortabilityRule {
                 for (position, branch) in chain.branches.enumerated() {
                     let stop = position + 1 < chain.branches.count ? chain.branches[position + 1].start : chain.end
                     if branch.start < index && index < stop {
-                        if innermost == nil || branch.start > innermost!.chain.branches.first!.start { innermost = (branch.condition, chain) }
+                        if innermost == nil || branch.start > innermost!.chain.branches.first!.start {
+                            innermost = (branch.condition, chain)
+                        }
                     }
                 }
             }
-            let paired = innermost.map { isLinux($0.condition) && $0.chain.branches.contains { isDarwin($0.condition) } } ?? false
+            let paired =
+                innermost.map { isLinux($0.condition) && $0.chain.branches.contains { isDarwin($0.condition) } }
+                ?? false
             if !paired { found.append("\(path):\(index + 1): \(raw.trimmingCharacters(in: .whitespaces))") }
         }
         return found

@@ -64,7 +64,10 @@ import Testing
 /// What counts as a path that leaves the repository.
 enum OutsidePathRule {
     /// Spelled in pieces so that this file does not flag itself.
-    static let readingRoom = ["sha" + "red/reference", ".." + "/sha" + "red", "\"sha" + "red\" /", "/" + "work/", "." + "mirror/", "." + "library/"]
+    static let readingRoom = [
+        "sha" + "red/reference", ".." + "/sha" + "red", "\"sha" + "red\" /", "/" + "work/", "." + "mirror/",
+        "." + "library/",
+    ]
 
     /// `path:line: text` for every line of `text` that names a place outside the repository: the
     /// reading room by name, an absolute path into the work area, or a relative path with more
@@ -115,14 +118,16 @@ enum Repository {
     /// environment and the copied reference data, which is data, not code.
     static func files(under folder: String) throws -> [File] {
         let base = root.appendingPathComponent(folder)
-        guard let walker = FileManager.default.enumerator(at: base, includingPropertiesForKeys: [.isRegularFileKey]) else { return [] }
+        guard let walker = FileManager.default.enumerator(at: base, includingPropertiesForKeys: [.isRegularFileKey])
+        else { return [] }
         var files: [File] = []
         for case let url as URL in walker {
             let relative = String(url.standardizedFileURL.path.dropFirst(root.path.count + 1))
             let skipped = [".build", ".venv", "__pycache__", "Tests/Fixtures/"]
             if skipped.contains(where: relative.contains) { continue }
             guard (try url.resourceValues(forKeys: [.isRegularFileKey])).isRegularFile == true,
-                  let data = try? Data(contentsOf: url), let text = String(data: data, encoding: .utf8) else { continue }
+                let data = try? Data(contentsOf: url), let text = String(data: data, encoding: .utf8)
+            else { continue }
             files.append(File(relativePath: relative, text: text))
         }
         return files

@@ -7,19 +7,22 @@ enum Fixture {
     static let call = CallSID(validated: "CA" + String(repeating: "c3", count: 16))
     static let payment = PaymentSID(validated: "PK" + String(repeating: "d4", count: 16))
     static let secret = "the-api-secret-value"
-    static let credentials = TwilioCredentials(accountSID: account, apiKeySID: apiKey, apiSecret: Secret(secret),
-                                               authToken: Secret("the-auth-token"))
+    static let credentials = TwilioCredentials(
+        accountSID: account, apiKeySID: apiKey, apiSecret: Secret(secret),
+        authToken: Secret("the-auth-token"))
     static let callback = "https://callbacks.example.com/payments/8f14e45fceea167a5a36dedd4bea2543"
 
     static var paymentBody: String {
         #"{"account_sid":"\#(account)","call_sid":"\#(call)","sid":"\#(payment)","date_created":"Wed, 18 Dec 2019 20:02:01 +0000","date_updated":"Wed, 18 Dec 2019 20:02:02 +0000","uri":"/2010-04-01/Accounts/\#(account)/Calls/\#(call)/Payments/\#(payment).json"}"#
     }
 
-    static let fastRetries = RetryPolicy(maximumAttempts: 4, initialDelay: .milliseconds(5), maximumDelay: .milliseconds(20),
-                                         totalBudget: .seconds(5))
+    static let fastRetries = RetryPolicy(
+        maximumAttempts: 4, initialDelay: .milliseconds(5), maximumDelay: .milliseconds(20),
+        totalBudget: .seconds(5))
 
     static func client(_ server: LoopbackHTTPServer, retry: RetryPolicy = fastRetries) throws -> TwilioPaymentsClient {
-        try TwilioPaymentsClient(credentials: credentials, baseURL: server.baseURL, retryPolicy: retry, requestTimeout: .seconds(5))
+        try TwilioPaymentsClient(
+            credentials: credentials, baseURL: server.baseURL, retryPolicy: retry, requestTimeout: .seconds(5))
     }
 
     /// Twilio's OpenAPI description of the Payments endpoints, kept in the repository at
@@ -44,7 +47,9 @@ enum RepositoryFixture {
     struct Missing: Error, CustomStringConvertible {
         let path: String
         let reason: String
-        var description: String { "test fixture \(path) could not be read (\(reason)); it belongs in the repository under Tests/Fixtures/reference/" }
+        var description: String {
+            "test fixture \(path) could not be read (\(reason)); it belongs in the repository under Tests/Fixtures/reference/"
+        }
     }
 
     /// The fixture at `relative` below `Tests/Fixtures/reference/`, located from this file's path.

@@ -37,7 +37,9 @@ final class LoopbackHTTPServer: Sendable {
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, listen(descriptor, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -100,16 +102,19 @@ final class LoopbackHTTPServer: Sendable {
         }
         let body = String(decoding: buffer[headerEnd!...], as: UTF8.self)
         let action = state.withLock { state -> Action in
-            state.requests.append(RecordedRequest(method: requestLine.count > 0 ? String(requestLine[0]) : "",
-                                                  path: requestLine.count > 1 ? String(requestLine[1]) : "",
-                                                  headers: headers, body: body))
+            state.requests.append(
+                RecordedRequest(
+                    method: requestLine.count > 0 ? String(requestLine[0]) : "",
+                    path: requestLine.count > 1 ? String(requestLine[1]) : "",
+                    headers: headers, body: body))
             return state.script.isEmpty ? state.fallback : state.script.removeFirst()
         }
         switch action {
         case .drop:
             return
         case .respond(let status, let extra, let body):
-            var response = "HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
+            var response =
+                "HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
             for (name, value) in extra { response += "\(name): \(value)\r\n" }
             response += "\r\n" + body
             _ = Array(response.utf8).withUnsafeBytes { write(client, $0.baseAddress, $0.count) }

@@ -12,7 +12,8 @@ import Testing
         let paths = try object(try Fixture.openAPI()["paths"], "paths")
         let post = try object(try object(paths[path], path)["post"], "\(path) post")
         let body = try object(try object(post["requestBody"], "requestBody")["content"], "content")
-        let schema = try object(try object(body["application/x-www-form-urlencoded"], "form content")["schema"], "schema")
+        let schema = try object(
+            try object(body["application/x-www-form-urlencoded"], "form content")["schema"], "schema")
         let required = try #require(schema["required"] as? [String], "\(path) has no required list")
         return (try object(schema["properties"], "properties"), required)
     }
@@ -26,9 +27,11 @@ import Testing
     }
 
     private let everything = PaymentSessionOptions(
-        chargeAmount: "1.00", currency: "EUR", description: "d", paymentConnector: "c", paymentMethod: .achDebit, tokenType: .oneTime,
+        chargeAmount: "1.00", currency: "EUR", description: "d", paymentConnector: "c", paymentMethod: .achDebit,
+        tokenType: .oneTime,
         securityCode: false, postalCode: true, minPostalCodeLength: 3, validCardTypes: CardType.allCases, timeout: 5,
-        bankAccountType: .commercialChecking, parameters: ["k": .string("v"), "n": .number("2.50"), "b": .bool(true)], confirmation: false, requireMatchingInputs: MatchableInput.allCases, input: "dtmf"
+        bankAccountType: .commercialChecking, parameters: ["k": .string("v"), "n": .number("2.50"), "b": .bool(true)],
+        confirmation: false, requireMatchingInputs: MatchableInput.allCases, input: "dtmf"
     )
 
     @Test func everyCreateFieldExistsInTheSpec() throws {
@@ -41,7 +44,9 @@ import Testing
 
     @Test func everyUpdateFieldExistsInTheSpec() throws {
         let spec = try operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments/{Sid}.json")
-        for update in PaymentItem.allCases.map(PaymentUpdate.capture) + PaymentSessionStatus.allCases.map(PaymentUpdate.status) {
+        for update in PaymentItem.allCases.map(PaymentUpdate.capture)
+            + PaymentSessionStatus.allCases.map(PaymentUpdate.status)
+        {
             let sent = ["IdempotencyKey", "StatusCallback"] + update.formFields().map(\.0)
             for name in sent { #expect(spec.properties[name] != nil) }
             #expect(Set(spec.required).isSubset(of: Set(sent)))
@@ -64,7 +69,9 @@ import Testing
     @Test func typedFieldsCarryValuesOfTheSpecType() throws {
         let spec = try operation("/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}/Payments.json")
         for (name, value) in everything.formFields() {
-            guard let property = spec.properties[name] as? [String: Any], let type = property["type"] as? String else { continue }
+            guard let property = spec.properties[name] as? [String: Any], let type = property["type"] as? String else {
+                continue
+            }
             switch type {
             case "boolean": #expect(value == "true" || value == "false", "\(name)")
             case "integer": #expect(Int(value) != nil, "\(name)")
@@ -75,7 +82,8 @@ import Testing
     }
 
     @Test func theResponseSchemaMatchesWhatIsDecoded() throws {
-        let resource = try object(try object(try schemas()["api.v2010.account.call.payments"], "payments schema")["properties"], "properties")
+        let resource = try object(
+            try object(try schemas()["api.v2010.account.call.payments"], "payments schema")["properties"], "properties")
         #expect(Set(resource.keys) == ["account_sid", "call_sid", "sid", "date_created", "date_updated", "uri"])
     }
 }

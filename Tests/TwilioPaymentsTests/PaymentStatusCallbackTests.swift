@@ -4,23 +4,31 @@ import Testing
 
 @Suite struct PaymentStatusCallbackTests {
     @Test func parsesEveryDocumentedField() {
-        let body = "AccountSid=\(Fixture.account)&CallSid=\(Fixture.call)&Sid=\(Fixture.payment)&DateCreated=2021-08-10T03%3A55%3A53.408Z"
+        let body =
+            "AccountSid=\(Fixture.account)&CallSid=\(Fixture.call)&Sid=\(Fixture.payment)&DateCreated=2021-08-10T03%3A55%3A53.408Z"
             + "&DateUpdated=Wed%2C+18+Dec+2019+20%3A02%3A01+%2B0000&PaymentConnector=PGP_MOCK&PaymentMethod=credit-card&TokenType=reusable"
             + "&ChargeAmount=9.99&Currency=USD&Capture=payment-card-number&PartialResult=false&Required=security-code%2Cexpiration-date"
             + "&ErrorType=invalid-card-number&PaymentCardNumber=xxxxxxxxxxxx1111&PaymentCardType=visa&ExpirationDate=1225"
             + "&SecurityCode=xxx&PaymentCardPostalCode=94105&Result=success&PaymentConfirmationCode=ch_a9dc&PaymentToken=tok_1"
             + "&ProfileId=prof_1&PaymentError=&PayErrorCode=64012&ConnectorError=declined&FutureField=kept"
         let callback = PaymentStatusCallback(body: body)!
-        #expect(callback.accountSID == Fixture.account && callback.callSID == Fixture.call && callback.paymentSID == Fixture.payment)
+        #expect(
+            callback.accountSID == Fixture.account && callback.callSID == Fixture.call
+                && callback.paymentSID == Fixture.payment)
         #expect(callback.dateCreated == Date(timeIntervalSince1970: 1_628_567_753.408))
         #expect(callback.dateUpdated == Date(timeIntervalSince1970: 1_576_699_321))
-        #expect(callback.paymentMethod == .creditCard && callback.tokenType == .reusable && callback.chargeAmount == "9.99")
+        #expect(
+            callback.paymentMethod == .creditCard && callback.tokenType == .reusable && callback.chargeAmount == "9.99")
         #expect(callback.capture == .cardNumber && callback.partialResult == false)
         #expect(callback.required == [.securityCode, .expirationDate] && callback.hasRequired)
         #expect(callback.errorType == .invalidCardNumber)
         #expect(callback.paymentCardNumber == "xxxxxxxxxxxx1111" && callback.paymentCardType == "visa")
-        #expect(callback.expirationDate == "1225" && callback.securityCode == "xxx" && callback.paymentCardPostalCode == "94105")
-        #expect(callback.result == .success && callback.paymentConfirmationCode == "ch_a9dc" && callback.paymentToken == "tok_1")
+        #expect(
+            callback.expirationDate == "1225" && callback.securityCode == "xxx"
+                && callback.paymentCardPostalCode == "94105")
+        #expect(
+            callback.result == .success && callback.paymentConfirmationCode == "ch_a9dc"
+                && callback.paymentToken == "tok_1")
         #expect(callback.profileID == "prof_1" && callback.paymentError == nil && callback.payErrorCode == 64012)
         #expect(callback.connectorError == "declined" && callback.unknownFields == ["FutureField": "kept"])
     }
@@ -37,8 +45,10 @@ import Testing
     }
 
     @Test func keepsUnknownRequiredAndEnumValuesVerbatim() {
-        let callback = PaymentStatusCallback(fields: [("Required", "payment-card-number,retina-scan"), ("ErrorType", "new-kind"),
-                                                      ("Result", "mystery")])
+        let callback = PaymentStatusCallback(fields: [
+            ("Required", "payment-card-number,retina-scan"), ("ErrorType", "new-kind"),
+            ("Result", "mystery"),
+        ])
         #expect(callback.required == [.cardNumber] && callback.requiredRaw == ["payment-card-number", "retina-scan"])
         #expect(callback.errorType == .other("new-kind") && callback.result == .other("mystery"))
         #expect(!PaymentStatusCallback(fields: []).hasRequired)
@@ -57,17 +67,24 @@ import Testing
     }
 
     @Test func aCallbackThatFinishesTheSessionMustNameItAsTwilioDoes() {
-        let identity = [("AccountSid", Fixture.account.rawValue), ("CallSid", Fixture.call.rawValue), ("Sid", Fixture.payment.rawValue)]
+        let identity = [
+            ("AccountSid", Fixture.account.rawValue), ("CallSid", Fixture.call.rawValue),
+            ("Sid", Fixture.payment.rawValue),
+        ]
         let whole = PaymentStatusCallback(fields: identity + [("Result", "success")])
         #expect(whole.finishesSession && whole.refusal == nil)
         let bare = PaymentStatusCallback(fields: [("Result", "success"), ("PaymentConfirmationCode", "ch_forged")])
         #expect(bare.refusal == .finishingWithoutIdentity(missing: ["AccountSid", "CallSid", "Sid"]))
-        #expect(bare.refusal?.description == "a callback with a Result finishes the payment session, so it must carry AccountSid, CallSid "
-            + "and Sid as Twilio sends them; AccountSid, CallSid and Sid are missing or malformed")
+        #expect(
+            bare.refusal?.description
+                == "a callback with a Result finishes the payment session, so it must carry AccountSid, CallSid "
+                + "and Sid as Twilio sends them; AccountSid, CallSid and Sid are missing or malformed")
         let noSid = PaymentStatusCallback(fields: identity.filter { $0.0 != "Sid" } + [("Result", "caller-hung-up")])
         #expect(noSid.refusal == .finishingWithoutIdentity(missing: ["Sid"]))
         let malformed = PaymentStatusCallback(fields: identity.dropLast() + [("Sid", "PK123"), ("Result", "mystery")])
-        #expect(malformed.refusal == .finishingWithoutIdentity(missing: ["Sid"]), "a value that is no payment SID counts as none")
+        #expect(
+            malformed.refusal == .finishingWithoutIdentity(missing: ["Sid"]),
+            "a value that is no payment SID counts as none")
         // Progress reports are not refused for missing SIDs: they cannot end anything.
         #expect(PaymentStatusCallback(fields: [("Capture", "payment-card-number"), ("Result", "")]).refusal == nil)
     }
@@ -92,7 +109,10 @@ import Testing
         #expect(abs(date.timeIntervalSince1970 - seconds) < 0.0005)
     }
 
-    @Test(arguments: ["", "yesterday", "2021-13-01T00:00:00Z", "Wed, 18 Foo 2019 20:02:01 +0000", "2021-08-10T03:55:53", "2021-08-10T03:55:53.Z"])
+    @Test(arguments: [
+        "", "yesterday", "2021-13-01T00:00:00Z", "Wed, 18 Foo 2019 20:02:01 +0000", "2021-08-10T03:55:53",
+        "2021-08-10T03:55:53.Z",
+    ])
     func refusesOtherText(text: String) {
         #expect(TwilioDate.parse(text) == nil)
     }

@@ -11,11 +11,23 @@ import Testing
     }
 
     @Test(arguments: [
-        ("AC" + String(repeating: "a", count: 31), "invalid Account SID: expected AC followed by 32 hex digits, got 33 characters"),
-        ("AC" + String(repeating: "a", count: 29), "invalid Account SID: expected AC followed by 32 hex digits, got 31 characters"),
+        (
+            "AC" + String(repeating: "a", count: 31),
+            "invalid Account SID: expected AC followed by 32 hex digits, got 33 characters"
+        ),
+        (
+            "AC" + String(repeating: "a", count: 29),
+            "invalid Account SID: expected AC followed by 32 hex digits, got 31 characters"
+        ),
         ("", "invalid Account SID: expected AC followed by 32 hex digits, got 0 characters"),
-        ("SK" + String(repeating: "a", count: 32), "invalid Account SID: expected AC followed by 32 hex digits, got one starting with \"SK\""),
-        ("AC" + String(repeating: "a", count: 31) + "g", "invalid Account SID: expected AC followed by 32 hex digits, got a non-hex character at position 34"),
+        (
+            "SK" + String(repeating: "a", count: 32),
+            "invalid Account SID: expected AC followed by 32 hex digits, got one starting with \"SK\""
+        ),
+        (
+            "AC" + String(repeating: "a", count: 31) + "g",
+            "invalid Account SID: expected AC followed by 32 hex digits, got a non-hex character at position 34"
+        ),
     ])
     func explainsABadValue(text: String, message: String) {
         #expect(throws: SIDError(kind: "Account SID", description: message)) { try AccountSID(validating: text) }
@@ -31,8 +43,11 @@ import Testing
 @Suite struct CredentialsTests {
     @Test func neverRevealSecretsInText() {
         let credentials = Fixture.credentials
-        for text in [String(describing: credentials), String(reflecting: credentials), "\(credentials.apiSecret)",
-                     String(reflecting: credentials.authToken!), "\(Mirror(reflecting: credentials).children.map { "\($0.value)" })"] {
+        for text in [
+            String(describing: credentials), String(reflecting: credentials), "\(credentials.apiSecret)",
+            String(reflecting: credentials.authToken!),
+            "\(Mirror(reflecting: credentials).children.map { "\($0.value)" })",
+        ] {
             #expect(!text.contains(Fixture.secret))
             #expect(!text.contains("the-auth-token"))
         }
@@ -44,8 +59,11 @@ import Testing
             try TwilioCredentials(accountSID: "ACnope", apiKeySID: Fixture.apiKey.rawValue, apiSecret: "s")
         }
         #expect(throws: CredentialsError.emptyAPISecret) {
-            try TwilioCredentials(accountSID: Fixture.account.rawValue, apiKeySID: Fixture.apiKey.rawValue, apiSecret: "")
+            try TwilioCredentials(
+                accountSID: Fixture.account.rawValue, apiKeySID: Fixture.apiKey.rawValue, apiSecret: "")
         }
-        #expect((try? TwilioCredentials(accountSID: Fixture.account.rawValue, apiKeySID: Fixture.apiKey.rawValue, apiSecret: "s")) != nil)
+        #expect(
+            (try? TwilioCredentials(
+                accountSID: Fixture.account.rawValue, apiKeySID: Fixture.apiKey.rawValue, apiSecret: "s")) != nil)
     }
 }

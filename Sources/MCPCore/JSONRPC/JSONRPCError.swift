@@ -79,7 +79,9 @@ extension JSONRPCError {
     }
 
     /// The 2026-07-28 `UnsupportedProtocolVersionError`, listing what the server does speak.
-    public static func unsupportedProtocolVersion(requested: String, supported: [String], detail: String? = nil) -> JSONRPCError {
+    public static func unsupportedProtocolVersion(
+        requested: String, supported: [String], detail: String? = nil
+    ) -> JSONRPCError {
         JSONRPCError(
             code: unsupportedProtocolVersionCode,
             message: "Unsupported protocol version" + (detail.map { ": \($0)" } ?? ""),

@@ -31,10 +31,16 @@ public enum JSONRPCMessage: Sendable, Equatable {
     public static func decode(_ value: JSONValue) -> Result<JSONRPCMessage, DecodingFailure> {
         guard case .object(let members) = value else {
             if case .array = value {
-                return .failure(DecodingFailure(id: nil, error: .invalidRequest(
-                    "JSON-RPC batches are not supported (MCP removed them in 2025-06-18); send one message per line")))
+                return .failure(
+                    DecodingFailure(
+                        id: nil,
+                        error: .invalidRequest(
+                            "JSON-RPC batches are not supported (MCP removed them in 2025-06-18); send one message per line"
+                        )))
             }
-            return .failure(DecodingFailure(id: nil, error: .invalidRequest("a message must be a JSON object, got \(value.typeName)")))
+            return .failure(
+                DecodingFailure(
+                    id: nil, error: .invalidRequest("a message must be a JSON object, got \(value.typeName)")))
         }
         let rawID = members["id"]
         let id = rawID.flatMap(RequestID.init)
@@ -48,12 +54,18 @@ public enum JSONRPCMessage: Sendable, Equatable {
             let params = members["params"]
             if let rawID {
                 guard let id else {
-                    return .failure(DecodingFailure(id: nil, error: .invalidRequest(
-                        "\"id\" must be a string or an integer, got \(rawID.typeName)")))
+                    return .failure(
+                        DecodingFailure(
+                            id: nil,
+                            error: .invalidRequest(
+                                "\"id\" must be a string or an integer, got \(rawID.typeName)")))
                 }
                 if let params, params.objectValue == nil {
-                    return .failure(DecodingFailure(id: id, error: .invalidParams(
-                        "\"params\" must be an object, got \(params.typeName)")))
+                    return .failure(
+                        DecodingFailure(
+                            id: id,
+                            error: .invalidParams(
+                                "\"params\" must be an object, got \(params.typeName)")))
                 }
                 return .success(.request(id: id, method: method, params: params))
             }
@@ -64,17 +76,20 @@ public enum JSONRPCMessage: Sendable, Equatable {
         }
         if let result = members["result"] {
             guard let id else {
-                return .failure(DecodingFailure(id: nil, error: .invalidRequest("a response needs a string or integer \"id\"")))
+                return .failure(
+                    DecodingFailure(id: nil, error: .invalidRequest("a response needs a string or integer \"id\"")))
             }
             return .success(.result(id: id, result: result))
         }
         if let errorValue = members["error"] {
             guard let error = JSONRPCError(json: errorValue) else {
-                return .failure(DecodingFailure(id: id, error: .invalidRequest("\"error\" needs an integer code and a message")))
+                return .failure(
+                    DecodingFailure(id: id, error: .invalidRequest("\"error\" needs an integer code and a message")))
             }
             return .success(.error(id: id, error: error))
         }
-        return .failure(DecodingFailure(id: id, error: .invalidRequest("a message needs \"method\", \"result\" or \"error\"")))
+        return .failure(
+            DecodingFailure(id: id, error: .invalidRequest("a message needs \"method\", \"result\" or \"error\"")))
     }
 
     /// The message as it appears on the wire.

@@ -41,9 +41,11 @@ public struct Completion: Sendable, Equatable {
         let sent = Array(values.prefix(limit))
         let more = hasMore || values.count > limit
         let count = total ?? (values.count > limit ? values.count : nil)
-        return ["completion": .object(dropping: [
-            "values": .array(sent.map(JSONValue.string)), "total": count.map { .integer(Int64($0)) },
-            "hasMore": more ? .bool(true) : nil,
-        ])]
+        return [
+            "completion": .object(dropping: [
+                "values": .array(sent.map(JSONValue.string)), "total": count.map { .integer(Int64($0)) },
+                "hasMore": more ? .bool(true) : nil,
+            ])
+        ]
     }
 }

@@ -54,9 +54,13 @@ public struct ResourceContents: Sendable, Equatable {
     public var json: JSONValue {
         switch body {
         case .text(let text):
-            return .object(dropping: ["uri": .string(uri), "mimeType": mimeType.map(JSONValue.string), "text": .string(text)])
+            return .object(dropping: [
+                "uri": .string(uri), "mimeType": mimeType.map(JSONValue.string), "text": .string(text),
+            ])
         case .blob(let data):
-            return .object(dropping: ["uri": .string(uri), "mimeType": mimeType.map(JSONValue.string), "blob": .string(data)])
+            return .object(dropping: [
+                "uri": .string(uri), "mimeType": mimeType.map(JSONValue.string), "blob": .string(data),
+            ])
         }
     }
 }

@@ -18,8 +18,12 @@ public struct Implementation: Sendable, Equatable {
 
     /// Reads an implementation from its JSON form; `nil` without a name and version.
     public init?(json: JSONValue?) {
-        guard let json, let name = json["name"]?.stringValue, let version = json["version"]?.stringValue else { return nil }
-        self.init(name: name, title: json["title"]?.stringValue, version: version, description: json["description"]?.stringValue)
+        guard let json, let name = json["name"]?.stringValue, let version = json["version"]?.stringValue else {
+            return nil
+        }
+        self.init(
+            name: name, title: json["title"]?.stringValue, version: version,
+            description: json["description"]?.stringValue)
     }
 
     public var json: JSONValue {

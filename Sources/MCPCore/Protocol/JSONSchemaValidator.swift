@@ -55,7 +55,8 @@ public struct JSONSchemaValidator: Sendable {
 
     private func matches(_ value: JSONValue, type: String) -> Bool {
         switch (type, value) {
-        case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object): return true
+        case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object):
+            return true
         case ("number", .integer), ("number", .double): return true
         case ("integer", .integer): return true
         case ("integer", .double(let double)): return double.isFinite && double.rounded() == double
@@ -66,7 +67,9 @@ public struct JSONSchemaValidator: Sendable {
     // Bounded so that a hostile or cyclic `$ref` cannot exhaust the stack.
     private static let maximumDepth = 64
 
-    private func check(_ value: JSONValue, against schema: JSONValue, path: String, depth: Int, into violations: inout [Violation]) {
+    private func check(
+        _ value: JSONValue, against schema: JSONValue, path: String, depth: Int, into violations: inout [Violation]
+    ) {
         guard depth < Self.maximumDepth else {
             violations.append(Violation(path: path, message: "schema nesting too deep to validate"))
             return
@@ -88,7 +91,9 @@ public struct JSONSchemaValidator: Sendable {
         if let typeSpec = keywords["type"] {
             let types = typeSpec.arrayValue?.compactMap(\.stringValue) ?? typeSpec.stringValue.map { [$0] } ?? []
             if !types.isEmpty, !types.contains(where: { matches(value, type: $0) }) {
-                violations.append(Violation(path: path, message: "expected \(types.joined(separator: " or ")), got \(describe(value))"))
+                violations.append(
+                    Violation(
+                        path: path, message: "expected \(types.joined(separator: " or ")), got \(describe(value))"))
                 return
             }
         }
@@ -104,10 +109,12 @@ public struct JSONSchemaValidator: Sendable {
         case .string(let string):
             let length = string.count
             if let minimum = keywords["minLength"]?.intValue, length < minimum {
-                violations.append(Violation(path: path, message: "must be at least \(minimum) characters long, got \(length)"))
+                violations.append(
+                    Violation(path: path, message: "must be at least \(minimum) characters long, got \(length)"))
             }
             if let maximum = keywords["maxLength"]?.intValue, length > maximum {
-                violations.append(Violation(path: path, message: "must be at most \(maximum) characters long, got \(length)"))
+                violations.append(
+                    Violation(path: path, message: "must be at most \(maximum) characters long, got \(length)"))
             }
             if let pattern = keywords["pattern"]?.stringValue {
                 if let matched = CompiledPatterns.shared.matches(pattern, string) {
@@ -115,22 +122,27 @@ public struct JSONSchemaValidator: Sendable {
                         violations.append(Violation(path: path, message: "must match the pattern \(pattern)"))
                     }
                 } else {
-                    violations.append(Violation(path: path, message: "schema pattern \(pattern) is not a valid regular expression"))
+                    violations.append(
+                        Violation(path: path, message: "schema pattern \(pattern) is not a valid regular expression"))
                 }
             }
         case .integer, .double:
             let number = value.doubleValue!
             if let minimum = keywords["minimum"]?.doubleValue, number < minimum {
-                violations.append(Violation(path: path, message: "must be at least \(format(minimum)), got \(shown(value))"))
+                violations.append(
+                    Violation(path: path, message: "must be at least \(format(minimum)), got \(shown(value))"))
             }
             if let maximum = keywords["maximum"]?.doubleValue, number > maximum {
-                violations.append(Violation(path: path, message: "must be at most \(format(maximum)), got \(shown(value))"))
+                violations.append(
+                    Violation(path: path, message: "must be at most \(format(maximum)), got \(shown(value))"))
             }
             if let minimum = keywords["exclusiveMinimum"]?.doubleValue, number <= minimum {
-                violations.append(Violation(path: path, message: "must be greater than \(format(minimum)), got \(shown(value))"))
+                violations.append(
+                    Violation(path: path, message: "must be greater than \(format(minimum)), got \(shown(value))"))
             }
             if let maximum = keywords["exclusiveMaximum"]?.doubleValue, number >= maximum {
-                violations.append(Violation(path: path, message: "must be less than \(format(maximum)), got \(shown(value))"))
+                violations.append(
+                    Violation(path: path, message: "must be less than \(format(maximum)), got \(shown(value))"))
             }
             if let divisor = keywords["multipleOf"]?.doubleValue, divisor > 0 {
                 let quotient = number / divisor
@@ -140,10 +152,12 @@ public struct JSONSchemaValidator: Sendable {
             }
         case .array(let elements):
             if let minimum = keywords["minItems"]?.intValue, elements.count < minimum {
-                violations.append(Violation(path: path, message: "must have at least \(minimum) items, got \(elements.count)"))
+                violations.append(
+                    Violation(path: path, message: "must have at least \(minimum) items, got \(elements.count)"))
             }
             if let maximum = keywords["maxItems"]?.intValue, elements.count > maximum {
-                violations.append(Violation(path: path, message: "must have at most \(maximum) items, got \(elements.count)"))
+                violations.append(
+                    Violation(path: path, message: "must have at most \(maximum) items, got \(elements.count)"))
             }
             if keywords["uniqueItems"]?.boolValue == true, Set(elements).count != elements.count {
                 violations.append(Violation(path: path, message: "items must be unique"))
@@ -165,7 +179,8 @@ public struct JSONSchemaValidator: Sendable {
                 } else if let additional = keywords["additionalProperties"] {
                     if additional == .bool(false) {
                         let known = properties.keys.sorted().joined(separator: ", ")
-                        violations.append(Violation(path: "\(path).\(name)", message: "is not a known property (known: \(known))"))
+                        violations.append(
+                            Violation(path: "\(path).\(name)", message: "is not a known property (known: \(known))"))
                     } else {
                         check(member, against: additional, path: "\(path).\(name)", depth: depth + 1, into: &violations)
                     }
@@ -184,8 +199,12 @@ public struct JSONSchemaValidator: Sendable {
         if let one = keywords["oneOf"]?.arrayValue {
             let count = one.filter { conforms(value, to: $0, depth: depth) }.count
             if count != 1 {
-                violations.append(Violation(path: path, message: count == 0
-                    ? "does not match any of the allowed forms" : "matches more than one of the exclusive forms"))
+                violations.append(
+                    Violation(
+                        path: path,
+                        message: count == 0
+                            ? "does not match any of the allowed forms" : "matches more than one of the exclusive forms"
+                    ))
             }
         }
         if let negated = keywords["not"], conforms(value, to: negated, depth: depth) {
@@ -206,7 +225,8 @@ public struct JSONSchemaValidator: Sendable {
         case (.array(let left), .array(let right)):
             return left.count == right.count && zip(left, right).allSatisfy { equal($0, $1) }
         case (.object(let left), .object(let right)):
-            return left.count == right.count && left.allSatisfy { key, value in right[key].map { equal(value, $0) } ?? false }
+            return left.count == right.count
+                && left.allSatisfy { key, value in right[key].map { equal(value, $0) } ?? false }
         default: return lhs == rhs
         }
     }
@@ -244,7 +264,7 @@ final class CompiledPatterns: Sendable {
     func matches(_ pattern: String, _ string: String) -> Bool? {
         compiled.withLock { compiled in
             if compiled[pattern] == nil {
-                if compiled.count >= 1024 { compiled.removeAll() }  // a bound all the same
+                if compiled.count >= 1024 { compiled.removeAll() } // a bound all the same
                 compiled[pattern] = .some(try? Regex(pattern))
             }
             guard case .some(.some(let regex)) = compiled[pattern] else { return nil }

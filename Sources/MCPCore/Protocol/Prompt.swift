@@ -25,7 +25,8 @@ public struct Prompt: Sendable {
 
     public var json: JSONValue {
         .object(dropping: [
-            "name": .string(name), "title": title.map(JSONValue.string), "description": description.map(JSONValue.string),
+            "name": .string(name), "title": title.map(JSONValue.string),
+            "description": description.map(JSONValue.string),
             "arguments": arguments.isEmpty ? nil : .array(arguments.map(\.json)),
         ])
     }

@@ -27,7 +27,9 @@ public struct Resource: Sendable {
     public var descriptor: ResourceDescriptor
     public var read: @Sendable (RequestContext) async throws -> [ResourceContents]
 
-    public init(_ descriptor: ResourceDescriptor, read: @escaping @Sendable (RequestContext) async throws -> [ResourceContents]) {
+    public init(
+        _ descriptor: ResourceDescriptor, read: @escaping @Sendable (RequestContext) async throws -> [ResourceContents]
+    ) {
         self.descriptor = descriptor
         self.read = read
     }
@@ -45,7 +47,8 @@ public struct ResourceTemplate: Sendable {
     public var title: String?
     public var description: String?
     public var mimeType: String?
-    public var read: @Sendable (_ variables: [String: String], _ uri: String, RequestContext) async throws -> [ResourceContents]?
+    public var read:
+        @Sendable (_ variables: [String: String], _ uri: String, RequestContext) async throws -> [ResourceContents]?
     /// Enumerates the members the requesting principal may see (``RequestContext/principal``).
     public var list: (@Sendable (RequestContext) async throws -> [ResourceDescriptor])?
 
@@ -56,7 +59,9 @@ public struct ResourceTemplate: Sendable {
         description: String? = nil,
         mimeType: String? = nil,
         list: (@Sendable (RequestContext) async throws -> [ResourceDescriptor])? = nil,
-        read: @escaping @Sendable (_ variables: [String: String], _ uri: String, RequestContext) async throws -> [ResourceContents]?
+        read:
+            @escaping @Sendable (_ variables: [String: String], _ uri: String, RequestContext) async throws ->
+            [ResourceContents]?
     ) {
         self.template = template
         self.name = name

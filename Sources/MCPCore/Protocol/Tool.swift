@@ -49,7 +49,8 @@ public struct Tool: Sendable {
     /// The tool as listed by `tools/list`.
     public var json: JSONValue {
         .object(dropping: [
-            "name": .string(name), "title": title.map(JSONValue.string), "description": description.map(JSONValue.string),
+            "name": .string(name), "title": title.map(JSONValue.string),
+            "description": description.map(JSONValue.string),
             "inputSchema": inputSchema, "outputSchema": outputSchema, "annotations": annotations?.json,
         ])
     }
@@ -67,8 +68,10 @@ public struct ToolAnnotations: Sendable, Equatable {
     /// The tool reaches outside the server (a remote API, the internet).
     public var openWorldHint: Bool?
 
-    public init(title: String? = nil, readOnlyHint: Bool? = nil, destructiveHint: Bool? = nil,
-                idempotentHint: Bool? = nil, openWorldHint: Bool? = nil) {
+    public init(
+        title: String? = nil, readOnlyHint: Bool? = nil, destructiveHint: Bool? = nil,
+        idempotentHint: Bool? = nil, openWorldHint: Bool? = nil
+    ) {
         self.title = title
         self.readOnlyHint = readOnlyHint
         self.destructiveHint = destructiveHint
@@ -79,7 +82,8 @@ public struct ToolAnnotations: Sendable, Equatable {
     public var json: JSONValue {
         .object(dropping: [
             "title": title.map(JSONValue.string), "readOnlyHint": readOnlyHint.map(JSONValue.bool),
-            "destructiveHint": destructiveHint.map(JSONValue.bool), "idempotentHint": idempotentHint.map(JSONValue.bool),
+            "destructiveHint": destructiveHint.map(JSONValue.bool),
+            "idempotentHint": idempotentHint.map(JSONValue.bool),
             "openWorldHint": openWorldHint.map(JSONValue.bool),
         ])
     }
@@ -105,8 +109,10 @@ public struct ToolResult: Sendable, Equatable {
     /// every call. Not part of the wire format.
     public var structuredContentValidated: Bool
 
-    public init(content: [ContentBlock], structuredContent: JSONValue? = nil, isError: Bool = false,
-                structuredContentValidated: Bool = false) {
+    public init(
+        content: [ContentBlock], structuredContent: JSONValue? = nil, isError: Bool = false,
+        structuredContentValidated: Bool = false
+    ) {
         self.content = content
         self.structuredContent = structuredContent
         self.isError = isError
@@ -131,8 +137,10 @@ public struct ToolResult: Sendable, Equatable {
     /// Voice frameworks keep only text blocks (and some ignore `isError`), so the refusal is
     /// JSON a model can parse, with a stable kebab-case `reason`, whether trying again unchanged
     /// may help, and what to do instead. `extra` adds top-level members (a `nextStep`, say).
-    public static func refusal(reason: String, message: String, retryable: Bool, whatToDo: String? = nil,
-                               details: [String: JSONValue] = [:], extra: [String: JSONValue] = [:]) -> ToolResult {
+    public static func refusal(
+        reason: String, message: String, retryable: Bool, whatToDo: String? = nil,
+        details: [String: JSONValue] = [:], extra: [String: JSONValue] = [:]
+    ) -> ToolResult {
         var error = details
         error["reason"] = .string(reason)
         error["message"] = .string(message)

@@ -47,17 +47,27 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
             var name = ""
             var closed = false
             while let inner = iterator.next() {
-                if inner == "}" { closed = true; break }
+                if inner == "}" {
+                    closed = true
+                    break
+                }
                 name.append(inner)
             }
             guard closed else { throw Error(description: "unterminated '{' in URI template \"\(text)\"") }
             guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-                throw Error(description: "unsupported expression {\(name)} in URI template \"\(text)\": only simple {name} variables are supported")
+                throw Error(
+                    description:
+                        "unsupported expression {\(name)} in URI template \"\(text)\": only simple {name} variables are supported"
+                )
             }
             if case .variable = parts.last, literal.isEmpty {
-                throw Error(description: "adjacent variables in URI template \"\(text)\" cannot be matched unambiguously")
+                throw Error(
+                    description: "adjacent variables in URI template \"\(text)\" cannot be matched unambiguously")
             }
-            if !literal.isEmpty { parts.append(.literal(literal)); literal = "" }
+            if !literal.isEmpty {
+                parts.append(.literal(literal))
+                literal = ""
+            }
             parts.append(.variable(name))
         }
         if !literal.isEmpty { parts.append(.literal(literal)) }
@@ -100,7 +110,8 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
                 }
                 let raw = remaining[remaining.startIndex..<end]
                 guard !raw.isEmpty, !raw.contains(where: { $0 == "/" || $0 == "?" || $0 == "#" }),
-                      let decoded = Self.percentDecode(raw) else { return nil }
+                    let decoded = Self.percentDecode(raw)
+                else { return nil }
                 variables[name] = decoded
                 remaining = remaining[end...]
                 index += 1
@@ -116,8 +127,8 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
-                 UInt8(ascii: "_"), UInt8(ascii: "~"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                UInt8(ascii: "_"), UInt8(ascii: "~"):
                 result.append(Character(UnicodeScalar(byte)))
             default:
                 result.append("%")
@@ -133,7 +144,10 @@ public struct URITemplate: Sendable, Hashable, CustomStringConvertible {
         var bytes: [UInt8] = []
         var utf8 = value.utf8.makeIterator()
         while let byte = utf8.next() {
-            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
             guard let high = utf8.next().flatMap(hexValue), let low = utf8.next().flatMap(hexValue) else { return nil }
             bytes.append(high << 4 | low)
         }

@@ -94,7 +94,9 @@ public final class MCPServer: Sendable {
 
     /// Adds a resource with a fixed URI, replacing any resource of the same URI in place.
     public func register(_ resource: Resource) {
-        registry.withLock { Self.upsert(resource, into: &$0.resources) { $0.descriptor.uri == resource.descriptor.uri } }
+        registry.withLock {
+            Self.upsert(resource, into: &$0.resources) { $0.descriptor.uri == resource.descriptor.uri }
+        }
     }
 
     /// Adds a resource template, replacing any template with the same URI template in place.
@@ -104,7 +106,8 @@ public final class MCPServer: Sendable {
 
     /// Replaces the first element matching `isSame` in place (keeping list order stable), or
     /// appends.
-    private static func upsert<Element>(_ element: Element, into list: inout [Element], where isSame: (Element) -> Bool) {
+    private static func upsert<Element>(_ element: Element, into list: inout [Element], where isSame: (Element) -> Bool)
+    {
         if let index = list.firstIndex(where: isSame) {
             list[index] = element
         } else {
@@ -201,7 +204,9 @@ public final class MCPServer: Sendable {
     /// connections whose principal it admits hear of it: a subscription to another principal's
     /// resource is accepted like any (so that it reveals nothing) but never carries news of it.
     public func notifyResourceUpdated(uri: String, visibleTo isVisible: (@Sendable (Principal) -> Bool)? = nil) {
-        for connection in openConnections() where isVisible?(connection.principal) ?? true { connection.resourceUpdated(uri: uri) }
+        for connection in openConnections() where isVisible?(connection.principal) ?? true {
+            connection.resourceUpdated(uri: uri)
+        }
     }
 
     /// Tells clients that the list of tools changed.
@@ -217,7 +222,9 @@ public final class MCPServer: Sendable {
     /// Tells clients that the list of resources changed; with `visibleTo`, only the connections
     /// whose principal it admits (a change another principal cannot see tells it nothing).
     public func notifyResourcesListChanged(visibleTo isVisible: (@Sendable (Principal) -> Bool)? = nil) {
-        for connection in openConnections() where isVisible?(connection.principal) ?? true { connection.listChanged(.resources) }
+        for connection in openConnections() where isVisible?(connection.principal) ?? true {
+            connection.listChanged(.resources)
+        }
     }
 
     /// Sends a log message that belongs to no request to every legacy client whose level
@@ -232,8 +239,10 @@ public final class MCPServer: Sendable {
     /// The capabilities this server declares: only what is registered and implemented.
     func capabilities() -> JSONValue {
         let (hasTools, hasPrompts, hasResources, hasCompletions) = registry.withLock { registry in
-            (!registry.tools.isEmpty, !registry.prompts.isEmpty,
-             !registry.resources.isEmpty || !registry.templates.isEmpty, registry.completionProvider != nil)
+            (
+                !registry.tools.isEmpty, !registry.prompts.isEmpty,
+                !registry.resources.isEmpty || !registry.templates.isEmpty, registry.completionProvider != nil
+            )
         }
         return .object(dropping: [
             "tools": hasTools ? ["listChanged": true] : nil,

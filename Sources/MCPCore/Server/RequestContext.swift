@@ -47,19 +47,25 @@ public struct RequestContext: Sendable {
     public func reportProgress(_ progress: Double, total: Double? = nil, message: String? = nil) {
         guard let token = progressToken, let tracker = self.progress, let connection else { return }
         guard tracker.advance(to: progress), connection.isInFlight(requestID) else { return }
-        connection.send(.notification(method: "notifications/progress", params: .object(dropping: [
-            "progressToken": token, "progress": .double(progress), "total": total.map(JSONValue.double),
-            "message": message.map(JSONValue.string),
-        ])), route: .partOf(requestID))
+        connection.send(
+            .notification(
+                method: "notifications/progress",
+                params: .object(dropping: [
+                    "progressToken": token, "progress": .double(progress), "total": total.map(JSONValue.double),
+                    "message": message.map(JSONValue.string),
+                ])), route: .partOf(requestID))
     }
 
     /// Sends a `notifications/message` for this request if `level` is at or above the level
     /// the client chose.
     public func log(_ level: LogLevel, _ data: JSONValue, logger: String? = nil) {
         guard let minimum = logLevel, level >= minimum, let connection, connection.isInFlight(requestID) else { return }
-        connection.send(.notification(method: "notifications/message", params: .object(dropping: [
-            "level": .string(level.rawValue), "logger": logger.map(JSONValue.string), "data": data,
-        ])), route: .partOf(requestID))
+        connection.send(
+            .notification(
+                method: "notifications/message",
+                params: .object(dropping: [
+                    "level": .string(level.rawValue), "logger": logger.map(JSONValue.string), "data": data,
+                ])), route: .partOf(requestID))
     }
 }
 

@@ -18,7 +18,10 @@ extension ServerConnection {
     func admit(id: RequestID, method: String, params: JSONValue) -> Result<RequestContext, JSONRPCError> {
         let meta = params["_meta"]
         let progressToken = meta?[MetaKey.progressToken].flatMap { token -> JSONValue? in
-            switch token { case .string, .integer: return token; default: return nil }
+            switch token {
+            case .string, .integer: return token
+            default: return nil
+            }
         }
         let requestedModern = meta?[MetaKey.protocolVersion]
 
@@ -26,48 +29,68 @@ extension ServerConnection {
         switch phase {
         case .legacy(let version, let clientInfo, let capabilities, _):
             if method == "initialize" {
-                return .failure(.invalidRequest("initialize was already answered on this connection (protocol \(version))"))
+                return .failure(
+                    .invalidRequest("initialize was already answered on this connection (protocol \(version))"))
             }
             if Self.modernOnly.contains(method) {
-                return .failure(.methodNotFound(method, detail: "this connection speaks \(version), opened with initialize; \(method) belongs to 2026-07-28"))
+                return .failure(
+                    .methodNotFound(
+                        method,
+                        detail:
+                            "this connection speaks \(version), opened with initialize; \(method) belongs to 2026-07-28"
+                    ))
             }
             let level = state.withLock { $0.legacyLogLevel }
-            return .success(makeContext(id: id, method: method, era: .legacy(version: version), clientInfo: clientInfo,
-                                        capabilities: capabilities, meta: meta, progressToken: progressToken, logLevel: level))
+            return .success(
+                makeContext(
+                    id: id, method: method, era: .legacy(version: version), clientInfo: clientInfo,
+                    capabilities: capabilities, meta: meta, progressToken: progressToken, logLevel: level))
         case .modern:
             if method == "initialize" {
-                return .failure(.unsupportedProtocolVersion(
-                    requested: params["protocolVersion"]?.stringValue ?? "unknown", supported: ProtocolVersion.modern.reversed(),
-                    detail: "this connection speaks 2026-07-28 (decided by its first message), which has no initialize handshake"))
+                return .failure(
+                    .unsupportedProtocolVersion(
+                        requested: params["protocolVersion"]?.stringValue ?? "unknown",
+                        supported: ProtocolVersion.modern.reversed(),
+                        detail:
+                            "this connection speaks 2026-07-28 (decided by its first message), which has no initialize handshake"
+                    ))
             }
             return admitModern(id: id, method: method, meta: meta, progressToken: progressToken, locking: false)
         case .undecided:
             if method == "initialize" {
-                return .success(makeContext(id: id, method: method, era: .legacy(version: ProtocolVersion.latestLegacy),
-                                            clientInfo: nil, capabilities: [:], meta: meta, progressToken: progressToken, logLevel: nil))
+                return .success(
+                    makeContext(
+                        id: id, method: method, era: .legacy(version: ProtocolVersion.latestLegacy),
+                        clientInfo: nil, capabilities: [:], meta: meta, progressToken: progressToken, logLevel: nil))
             }
             if requestedModern != nil {
                 return admitModern(id: id, method: method, meta: meta, progressToken: progressToken, locking: true)
             }
             if method == "ping" {
                 // The legacy lifecycle allows ping before initialize.
-                return .success(makeContext(id: id, method: method, era: .legacy(version: ProtocolVersion.latestLegacy),
-                                            clientInfo: nil, capabilities: [:], meta: meta, progressToken: progressToken, logLevel: nil))
+                return .success(
+                    makeContext(
+                        id: id, method: method, era: .legacy(version: ProtocolVersion.latestLegacy),
+                        clientInfo: nil, capabilities: [:], meta: meta, progressToken: progressToken, logLevel: nil))
             }
-            return .failure(JSONRPCError(
-                code: JSONRPCError.invalidRequestCode,
-                message: "Server not initialized: send initialize first (protocol 2025-11-25 and earlier), or put "
-                    + "\(MetaKey.protocolVersion) and \(MetaKey.clientCapabilities) in _meta (protocol 2026-07-28)",
-                data: ["supported": .array(ProtocolVersion.all.map(JSONValue.string))]
-            ))
+            return .failure(
+                JSONRPCError(
+                    code: JSONRPCError.invalidRequestCode,
+                    message: "Server not initialized: send initialize first (protocol 2025-11-25 and earlier), or put "
+                        + "\(MetaKey.protocolVersion) and \(MetaKey.clientCapabilities) in _meta (protocol 2026-07-28)",
+                    data: ["supported": .array(ProtocolVersion.all.map(JSONValue.string))]
+                ))
         }
     }
 
-    func admitModern(id: RequestID, method: String, meta: JSONValue?, progressToken: JSONValue?, locking: Bool)
+    func admitModern(
+        id: RequestID, method: String, meta: JSONValue?, progressToken: JSONValue?, locking: Bool
+    )
         -> Result<RequestContext, JSONRPCError>
     {
         guard let versionValue = meta?[MetaKey.protocolVersion] else {
-            return .failure(.invalidParams("_meta.\"\(MetaKey.protocolVersion)\" is required on every 2026-07-28 request"))
+            return .failure(
+                .invalidParams("_meta.\"\(MetaKey.protocolVersion)\" is required on every 2026-07-28 request"))
         }
         guard let version = versionValue.stringValue else {
             return .failure(.invalidParams("_meta.\"\(MetaKey.protocolVersion)\" must be a string"))
@@ -78,7 +101,8 @@ extension ServerConnection {
             return .failure(.unsupportedProtocolVersion(requested: version, supported: supported))
         }
         guard let capabilities = meta?[MetaKey.clientCapabilities] else {
-            return .failure(.invalidParams("_meta.\"\(MetaKey.clientCapabilities)\" is required on every 2026-07-28 request"))
+            return .failure(
+                .invalidParams("_meta.\"\(MetaKey.clientCapabilities)\" is required on every 2026-07-28 request"))
         }
         guard capabilities.objectValue != nil else {
             return .failure(.invalidParams("_meta.\"\(MetaKey.clientCapabilities)\" must be an object"))
@@ -98,15 +122,20 @@ extension ServerConnection {
                 if case .undecided = state.phase { state.phase = .modern }
             }
         }
-        return .success(makeContext(id: id, method: method, era: .modern(version: version),
-                                    clientInfo: Implementation(json: meta?[MetaKey.clientInfo]), capabilities: capabilities,
-                                    meta: meta, progressToken: progressToken, logLevel: logLevel))
+        return .success(
+            makeContext(
+                id: id, method: method, era: .modern(version: version),
+                clientInfo: Implementation(json: meta?[MetaKey.clientInfo]), capabilities: capabilities,
+                meta: meta, progressToken: progressToken, logLevel: logLevel))
     }
 
-    func makeContext(id: RequestID, method: String, era: ProtocolEra, clientInfo: Implementation?, capabilities: JSONValue,
-                             meta: JSONValue?, progressToken: JSONValue?, logLevel: LogLevel?) -> RequestContext {
-        RequestContext(requestID: id, method: method, era: era, clientInfo: clientInfo, clientCapabilities: capabilities,
-                       meta: meta, progressToken: progressToken, logLevel: logLevel,
-                       progress: progressToken == nil ? nil : ProgressTracker(), connection: self)
+    func makeContext(
+        id: RequestID, method: String, era: ProtocolEra, clientInfo: Implementation?, capabilities: JSONValue,
+        meta: JSONValue?, progressToken: JSONValue?, logLevel: LogLevel?
+    ) -> RequestContext {
+        RequestContext(
+            requestID: id, method: method, era: era, clientInfo: clientInfo, clientCapabilities: capabilities,
+            meta: meta, progressToken: progressToken, logLevel: logLevel,
+            progress: progressToken == nil ? nil : ProgressTracker(), connection: self)
     }
 }

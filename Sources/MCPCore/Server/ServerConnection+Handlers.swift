@@ -4,9 +4,13 @@ import Synchronization
 extension ServerConnection {
     /// The registered item that `params["name"]` names (a tool, a prompt), or an error that
     /// lists what is available.
-    func named<Item: Sendable>(_ kind: String, _ params: JSONValue, in items: KeyPath<MCPServer.Registry, [Item]>,
-                               name itemName: (Item) -> String) throws -> (String, Item) {
-        guard let name = params["name"]?.stringValue else { throw JSONRPCError.invalidParams("\"name\" (a string) is required") }
+    func named<Item: Sendable>(
+        _ kind: String, _ params: JSONValue, in items: KeyPath<MCPServer.Registry, [Item]>,
+        name itemName: (Item) -> String
+    ) throws -> (String, Item) {
+        guard let name = params["name"]?.stringValue else {
+            throw JSONRPCError.invalidParams("\"name\" (a string) is required")
+        }
         guard let item = server.registry.withLock({ $0[keyPath: items].first { itemName($0) == name } }) else {
             let known = server.registry.withLock { $0[keyPath: items].map(itemName) }.joined(separator: ", ")
             throw JSONRPCError.invalidParams("Unknown \(kind): \(name) (available: \(known.isEmpty ? "none" : known))")
@@ -22,9 +26,11 @@ extension ServerConnection {
         if !missing.isEmpty {
             return ToolResult.refusal(
                 reason: "insufficient-scope",
-                message: "This client may not call \(name): its credentials lack the scope \(missing.joined(separator: " "))",
+                message:
+                    "This client may not call \(name): its credentials lack the scope \(missing.joined(separator: " "))",
                 retryable: false,
-                whatToDo: "Do not call \(name) again with these credentials; ask the operator for a token with \(missing.joined(separator: " ")).",
+                whatToDo:
+                    "Do not call \(name) again with these credentials; ask the operator for a token with \(missing.joined(separator: " ")).",
                 details: ["requiredScopes": .array(missing.map(JSONValue.string))]
             ).json
         }
@@ -36,39 +42,51 @@ extension ServerConnection {
         // Strict-mode models (OpenAI's, LangChain's strict converters) must send every property
         // and send null for what they mean to omit: an optional argument that is null is absent.
         let required = Set(tool.inputSchema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [])
-        for (key, value) in arguments where value.isNull && !required.contains(key) { arguments.removeValue(forKey: key) }
-        let violations = JSONSchemaValidator(schema: tool.inputSchema, echoesValues: server.options.echoesArgumentValues)
-            .validate(.object(arguments), rootName: "arguments")
+        for (key, value) in arguments where value.isNull && !required.contains(key) {
+            arguments.removeValue(forKey: key)
+        }
+        let violations = JSONSchemaValidator(
+            schema: tool.inputSchema, echoesValues: server.options.echoesArgumentValues
+        )
+        .validate(.object(arguments), rootName: "arguments")
         if !violations.isEmpty {
             let text = "Invalid arguments for tool \(name): " + violations.map(\.description).joined(separator: "; ")
             return ToolResult.refusal(
                 reason: "invalid-arguments", message: text, retryable: false,
                 whatToDo: "Call \(name) again with arguments that match its input schema (tools/list shows it).",
-                details: ["violations": .array(violations.map { .object(["path": .string($0.path), "problem": .string($0.message)]) })]
+                details: [
+                    "violations": .array(
+                        violations.map { .object(["path": .string($0.path), "problem": .string($0.message)]) })
+                ]
             ).json
         }
         let result: ToolResult
         do {
             result = try await tool.handler(ToolCall(arguments: arguments, context: context))
         } catch let error as ToolError {
-            if let structured = error.structuredContent { return ToolResult(text: error.message, structuredContent: structured, isError: true).json }
+            if let structured = error.structuredContent {
+                return ToolResult(text: error.message, structuredContent: structured, isError: true).json
+            }
             return ToolResult.refusal(reason: "tool-error", message: error.message, retryable: false).json
         } catch let error as JSONRPCError {
             throw error
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            return ToolResult.refusal(reason: "tool-failed", message: "Tool \(name) failed: \(error)", retryable: false).json
+            return ToolResult.refusal(reason: "tool-failed", message: "Tool \(name) failed: \(error)", retryable: false)
+                .json
         }
         if let outputSchema = tool.outputSchema, !result.isError {
             guard let structured = result.structuredContent else {
-                throw JSONRPCError.internalError("tool \(name) declares an outputSchema but returned no structuredContent")
+                throw JSONRPCError.internalError(
+                    "tool \(name) declares an outputSchema but returned no structuredContent")
             }
             if result.structuredContentValidated { return result.json }
             let problems = JSONSchemaValidator(schema: outputSchema).validate(structured, rootName: "structuredContent")
             if !problems.isEmpty {
-                throw JSONRPCError.internalError("tool \(name) returned output that does not match its outputSchema: "
-                    + problems.map(\.description).joined(separator: "; "))
+                throw JSONRPCError.internalError(
+                    "tool \(name) returned output that does not match its outputSchema: "
+                        + problems.map(\.description).joined(separator: "; "))
             }
         }
         return result.json
@@ -78,7 +96,8 @@ extension ServerConnection {
 
     func resourceExists(uri: String) -> Bool {
         server.registry.withLock { registry in
-            registry.resources.contains { $0.descriptor.uri == uri } || registry.templates.contains { $0.template.match(uri) != nil }
+            registry.resources.contains { $0.descriptor.uri == uri }
+                || registry.templates.contains { $0.template.match(uri) != nil }
         }
     }
 
@@ -92,7 +111,9 @@ extension ServerConnection {
     }
 
     func readResource(params: JSONValue, context: RequestContext) async throws -> JSONValue {
-        guard let uri = params["uri"]?.stringValue else { throw JSONRPCError.invalidParams("\"uri\" (a string) is required") }
+        guard let uri = params["uri"]?.stringValue else {
+            throw JSONRPCError.invalidParams("\"uri\" (a string) is required")
+        }
         let (resource, templates) = server.registry.withLock { registry in
             (registry.resources.first { $0.descriptor.uri == uri }, registry.templates)
         }
@@ -115,8 +136,9 @@ extension ServerConnection {
         let arguments = try Self.stringArguments(params["arguments"], what: "prompt \(name)")
         let missing = prompt.arguments.filter { $0.required && (arguments[$0.name] ?? "").isEmpty }.map(\.name)
         if !missing.isEmpty {
-            throw JSONRPCError.invalidParams("Missing required argument\(missing.count > 1 ? "s" : "") for prompt \(name): "
-                + missing.joined(separator: ", "))
+            throw JSONRPCError.invalidParams(
+                "Missing required argument\(missing.count > 1 ? "s" : "") for prompt \(name): "
+                    + missing.joined(separator: ", "))
         }
         return try await prompt.render(arguments, context).json
     }
@@ -140,33 +162,47 @@ extension ServerConnection {
 
     func complete(params: JSONValue, context: RequestContext) async throws -> JSONValue {
         let provider = server.registry.withLock { $0.completionProvider }
-        guard let provider else { throw JSONRPCError.methodNotFound("completion/complete", detail: "this server offers no completions") }
+        guard let provider else {
+            throw JSONRPCError.methodNotFound("completion/complete", detail: "this server offers no completions")
+        }
         guard let reference = params["ref"], let type = reference["type"]?.stringValue else {
             throw JSONRPCError.invalidParams("\"ref\" with a \"type\" is required")
         }
         let parsedReference: CompletionRequest.Reference
         switch type {
         case "ref/prompt":
-            guard let name = reference["name"]?.stringValue else { throw JSONRPCError.invalidParams("ref/prompt needs a \"name\"") }
+            guard let name = reference["name"]?.stringValue else {
+                throw JSONRPCError.invalidParams("ref/prompt needs a \"name\"")
+            }
             guard server.registry.withLock({ $0.prompts.contains { $0.name == name } }) else {
                 throw JSONRPCError.invalidParams("Unknown prompt: \(name)")
             }
             parsedReference = .prompt(name: name)
         case "ref/resource":
-            guard let uri = reference["uri"]?.stringValue else { throw JSONRPCError.invalidParams("ref/resource needs a \"uri\"") }
-            guard server.registry.withLock({ $0.templates.contains { $0.template.text == uri } || $0.resources.contains { $0.descriptor.uri == uri } }) else {
+            guard let uri = reference["uri"]?.stringValue else {
+                throw JSONRPCError.invalidParams("ref/resource needs a \"uri\"")
+            }
+            guard
+                server.registry.withLock({
+                    $0.templates.contains { $0.template.text == uri }
+                        || $0.resources.contains { $0.descriptor.uri == uri }
+                })
+            else {
                 throw JSONRPCError.invalidParams("Unknown resource template: \(uri)")
             }
             parsedReference = .resourceTemplate(uri: uri)
         default:
             throw JSONRPCError.invalidParams("\"ref.type\" must be ref/prompt or ref/resource, got \(type)")
         }
-        guard let argumentName = params["argument"]?["name"]?.stringValue, let value = params["argument"]?["value"]?.stringValue else {
+        guard let argumentName = params["argument"]?["name"]?.stringValue,
+            let value = params["argument"]?["value"]?.stringValue
+        else {
             throw JSONRPCError.invalidParams("\"argument\" needs a string \"name\" and \"value\"")
         }
         let contextArguments = try Self.stringArguments(params["context"]?["arguments"], what: "completion context")
-        let request = CompletionRequest(reference: parsedReference, argumentName: argumentName, value: value,
-                                        contextArguments: contextArguments)
+        let request = CompletionRequest(
+            reference: parsedReference, argumentName: argumentName, value: value,
+            contextArguments: contextArguments)
         return try await provider(request, context).json
     }
 }

@@ -10,9 +10,11 @@ extension ServerConnection {
         var offset = 0
         if let cursorValue = params["cursor"] {
             guard let cursor = cursorValue.stringValue, cursor.hasPrefix(Self.cursorPrefix),
-                  let decoded = Int(cursor.dropFirst(Self.cursorPrefix.count), radix: 16), decoded >= 0, decoded <= items.count
+                let decoded = Int(cursor.dropFirst(Self.cursorPrefix.count), radix: 16), decoded >= 0,
+                decoded <= items.count
             else {
-                return .failure(.invalidParams("\"cursor\" is not a cursor this server issued; list again from the start"))
+                return .failure(
+                    .invalidParams("\"cursor\" is not a cursor this server issued; list again from the start"))
             }
             offset = decoded
         }

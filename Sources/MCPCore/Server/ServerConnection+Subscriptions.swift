@@ -6,16 +6,20 @@ extension ServerConnection {
 
     func openListen(params: JSONValue, context: RequestContext) {
         guard let filterValue = params["notifications"], filterValue.objectValue != nil else {
-            finish(context, with: .failure(.invalidParams("\"notifications\" (a subscription filter object) is required")))
+            finish(
+                context, with: .failure(.invalidParams("\"notifications\" (a subscription filter object) is required")))
             return
         }
         let capabilities = server.capabilities()
         var filter = ListenFilter()
         filter.toolsListChanged = filterValue["toolsListChanged"]?.boolValue == true && capabilities["tools"] != nil
-        filter.promptsListChanged = filterValue["promptsListChanged"]?.boolValue == true && capabilities["prompts"] != nil
-        filter.resourcesListChanged = filterValue["resourcesListChanged"]?.boolValue == true && capabilities["resources"] != nil
+        filter.promptsListChanged =
+            filterValue["promptsListChanged"]?.boolValue == true && capabilities["prompts"] != nil
+        filter.resourcesListChanged =
+            filterValue["resourcesListChanged"]?.boolValue == true && capabilities["resources"] != nil
         if capabilities["resources"] != nil {
-            filter.resourceSubscriptions = Set(filterValue["resourceSubscriptions"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            filter.resourceSubscriptions = Set(
+                filterValue["resourceSubscriptions"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         }
         let registered = state.withLock { state -> Bool in
             guard state.inFlight[context.requestID] != nil else { return false }
@@ -32,9 +36,12 @@ extension ServerConnection {
         if !filter.resourceSubscriptions.isEmpty {
             honored["resourceSubscriptions"] = .array(filter.resourceSubscriptions.sorted().map(JSONValue.string))
         }
-        send(.notification(method: "notifications/subscriptions/acknowledged", params: [
-            "_meta": [MetaKey.subscriptionID: context.requestID.json], "notifications": .object(honored),
-        ]), route: .partOf(context.requestID))
+        send(
+            .notification(
+                method: "notifications/subscriptions/acknowledged",
+                params: [
+                    "_meta": [MetaKey.subscriptionID: context.requestID.json], "notifications": .object(honored),
+                ]), route: .partOf(context.requestID))
     }
 
     func endSubscriptions() {
@@ -45,13 +52,20 @@ extension ServerConnection {
             return ids
         }
         for id in ids {
-            respond(.result(id: id, result: [
-                "resultType": "complete", "_meta": [MetaKey.subscriptionID: id.json, MetaKey.serverInfo: server.info.json],
-            ]))
+            respond(
+                .result(
+                    id: id,
+                    result: [
+                        "resultType": "complete",
+                        "_meta": [MetaKey.subscriptionID: id.json, MetaKey.serverInfo: server.info.json],
+                    ]))
             // After the response (stdio); a transport with a stream per request has closed it.
-            send(.notification(method: "notifications/cancelled", params: [
-                "requestId": id.json, "reason": "the server is shutting down",
-            ]), route: .partOf(id))
+            send(
+                .notification(
+                    method: "notifications/cancelled",
+                    params: [
+                        "requestId": id.json, "reason": "the server is shutting down",
+                    ]), route: .partOf(id))
         }
     }
 
@@ -63,12 +77,17 @@ extension ServerConnection {
             return (legacy, streams)
         }
         if legacy {
-            send(.notification(method: "notifications/resources/updated", params: ["uri": .string(uri)]), route: .unsolicited)
+            send(
+                .notification(method: "notifications/resources/updated", params: ["uri": .string(uri)]),
+                route: .unsolicited)
         }
         for id in streams.sorted(by: { $0.description < $1.description }) {
-            send(.notification(method: "notifications/resources/updated", params: [
-                "_meta": [MetaKey.subscriptionID: id.json], "uri": .string(uri),
-            ]), route: .partOf(id))
+            send(
+                .notification(
+                    method: "notifications/resources/updated",
+                    params: [
+                        "_meta": [MetaKey.subscriptionID: id.json], "uri": .string(uri),
+                    ]), route: .partOf(id))
         }
     }
 
@@ -84,7 +103,9 @@ extension ServerConnection {
             // Resources change with every payment: only a client that listed them hears of it (a
             // short-lived client that never did may be gone when the notice arrives). Tools and
             // prompts change rarely, and clients call them by name without listing.
-            if case .legacy(_, _, _, let initialized) = state.phase { legacy = initialized && (kind != .resources || state.listed.contains(.resources)) }
+            if case .legacy(_, _, _, let initialized) = state.phase {
+                legacy = initialized && (kind != .resources || state.listed.contains(.resources))
+            }
             let streams = state.listens.filter { _, filter in
                 switch kind {
                 case .tools: return filter.toolsListChanged
@@ -96,7 +117,8 @@ extension ServerConnection {
         }
         if legacy { send(.notification(method: method, params: nil), route: .unsolicited) }
         for id in streams {
-            send(.notification(method: method, params: ["_meta": [MetaKey.subscriptionID: id.json]]), route: .partOf(id))
+            send(
+                .notification(method: method, params: ["_meta": [MetaKey.subscriptionID: id.json]]), route: .partOf(id))
         }
     }
 
@@ -116,8 +138,11 @@ extension ServerConnection {
             return level >= minimum
         }
         guard admitted else { return }
-        send(.notification(method: "notifications/message", params: .object(dropping: [
-            "level": .string(level.rawValue), "logger": logger.map(JSONValue.string), "data": data,
-        ])), route: .unsolicited)
+        send(
+            .notification(
+                method: "notifications/message",
+                params: .object(dropping: [
+                    "level": .string(level.rawValue), "logger": logger.map(JSONValue.string), "data": data,
+                ])), route: .unsolicited)
     }
 }

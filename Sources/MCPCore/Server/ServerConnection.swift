@@ -118,7 +118,8 @@ public final class ServerConnection: Sendable {
 
     /// Reports a line that exceeded the transport's length limit.
     public func receiveOversizedLine(limit: Int) {
-        respond(.error(id: nil, error: .invalidRequest("message longer than the \(limit)-byte line limit was discarded")))
+        respond(
+            .error(id: nil, error: .invalidRequest("message longer than the \(limit)-byte line limit was discarded")))
     }
 
     /// Ends the connection: cancels every running request (their responses are suppressed)
@@ -141,7 +142,8 @@ public final class ServerConnection: Sendable {
         case "notifications/initialized":
             state.withLock { state in
                 if case .legacy(let version, let info, let capabilities, _) = state.phase {
-                    state.phase = .legacy(version: version, clientInfo: info, capabilities: capabilities, initialized: true)
+                    state.phase = .legacy(
+                        version: version, clientInfo: info, capabilities: capabilities, initialized: true)
                 }
             }
         case "notifications/cancelled":
@@ -184,7 +186,8 @@ public final class ServerConnection: Sendable {
             return true
         }
         guard claimed else {
-            respond(.error(id: id, error: .invalidRequest("request id \(id) is already in use by a request in progress")))
+            respond(
+                .error(id: id, error: .invalidRequest("request id \(id) is already in use by a request in progress")))
             return
         }
 
@@ -199,9 +202,10 @@ public final class ServerConnection: Sendable {
         let task = Task { [self] in
             let outcome: Result<JSONValue, JSONRPCError>
             do {
-                outcome = .success(try await RequestContext.$current.withValue(context) {
-                    try await handleAsync(method: method, params: params, context: context)
-                })
+                outcome = .success(
+                    try await RequestContext.$current.withValue(context) {
+                        try await handleAsync(method: method, params: params, context: context)
+                    })
             } catch let error as JSONRPCError {
                 outcome = .failure(error)
             } catch is CancellationError {

@@ -21,18 +21,22 @@ package final class PosixThread: @unchecked Sendable {
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         #if canImport(Darwin)
         var created: pthread_t?
-        let status = pthread_create(&created, nil, { argument in
-            let box = Unmanaged<Box>.fromOpaque(argument).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
+        let status = pthread_create(
+            &created, nil,
+            { argument in
+                let box = Unmanaged<Box>.fromOpaque(argument).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
         handle = created!
         #else
-        let status = pthread_create(&handle, nil, { argument in
-            let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
+        let status = pthread_create(
+            &handle, nil,
+            { argument in
+                let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
         #endif
         precondition(status == 0, "pthread_create failed for \(name): \(status)")
     }

@@ -88,13 +88,19 @@ public struct LineFramer: Sendable {
                 continue
             }
             if pending.isEmpty {
-                if piece.count > maximumLineLength { emit(.oversized); continue }
+                if piece.count > maximumLineLength {
+                    emit(.oversized)
+                    continue
+                }
                 emitLine(piece, emit)
             } else {
                 pending.append(contentsOf: piece)
                 let line = pending
                 pending.removeAll(keepingCapacity: true)
-                if line.count > maximumLineLength { emit(.oversized); continue }
+                if line.count > maximumLineLength {
+                    emit(.oversized)
+                    continue
+                }
                 emitLine(line[...], emit)
             }
         }

@@ -16,7 +16,7 @@ let running = Task { try await group.run() }
 guard let coordinator = try await system.ready(waitingUpTo: .seconds(10)), let simulator = system.simulator else {
     fatalError("the payments system did not start in 10 s")
 }
-let call = simulator.startCall()  // a live call, as Twilio would have it
+let call = simulator.startCall() // a live call, as Twilio would have it
 var session = try await coordinator.start(callSID: call, options: PaymentSessionOptions())
 print("payment \(session.paymentSID!) started on call \(call)")
 
@@ -24,13 +24,15 @@ print("payment \(session.paymentSID!) started on call \(call)")
 while !session.phase.isFinished, let sid = session.paymentSID {
     switch session.nextStep.action {
     case .capture(let item):
-        print("→ \(session.nextStep.instruction)")  // what a host would say to the caller
+        print("→ \(session.nextStep.instruction)") // what a host would say to the caller
         session = try await coordinator.capture(item, paymentSID: sid)
     case .complete:
         session = try await coordinator.complete(paymentSID: sid)
-    default:  // the caller is typing, or Twilio is answering: wait for the next change
+    default: // the caller is typing, or Twilio is answering: wait for the next change
         let changed = await coordinator.waitForChange(sid, afterVersion: session.version, timeout: .seconds(10))
-        guard let changed, changed.version > session.version || changed.phase.isFinished else { fatalError("nothing happened for 10 s") }
+        guard let changed, changed.version > session.version || changed.phase.isFinished else {
+            fatalError("nothing happened for 10 s")
+        }
         session = changed
     }
 }

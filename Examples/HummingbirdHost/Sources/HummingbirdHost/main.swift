@@ -12,16 +12,17 @@ import TwilioPayments
 var logger = Logger(label: "hummingbird-host")
 logger.logLevel = .warning
 var configuration = PaymentsConfiguration.simulated(digitPacing: .milliseconds(20))
-configuration.callbackListener = .mounted  // the host's router carries the callback routes
-configuration.publicURL = .provided        // told below, once the host's listener is bound
+configuration.callbackListener = .mounted // the host's router carries the callback routes
+configuration.publicURL = .provided // told below, once the host's listener is bound
 let payments = try PaymentsSystem(configuration: configuration, logger: logger)
 
 let router = Router()
-router.get("health") { _, _ in "ok\n" }    // the host's own routes
-payments.addCallbackRoutes(to: router)     // POST /twilio/payment-callbacks/:secret
+router.get("health") { _, _ in "ok\n" } // the host's own routes
+payments.addCallbackRoutes(to: router) // POST /twilio/payment-callbacks/:secret
 let app = Application(
     router: router,
-    server: .guardedHTTP1(limits: ListenerLimits(), logger: logger),  // Twilio's port faces the internet: keep it bounded
+    // Twilio's port faces the internet: keep it bounded.
+    server: .guardedHTTP1(limits: ListenerLimits(), logger: logger),
     configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
     onServerRunning: { channel in
         // Behind a proxy or a tunnel this would be its public https URL.
@@ -37,19 +38,26 @@ guard let coordinator = try await payments.ready(waitingUpTo: .seconds(10)), let
 print("callbacks arrive at \(payments.receiver.publicBaseURL ?? "?")\(configuration.callbackPathPrefix)/…")
 
 // Charge 9.99 on a simulated call: capture what the flow asks for, then complete.
-var session = try await coordinator.start(callSID: simulator.startCall(), options: PaymentSessionOptions(chargeAmount: "9.99", currency: "USD"))
+var session = try await coordinator.start(
+    callSID: simulator.startCall(), options: PaymentSessionOptions(chargeAmount: "9.99", currency: "USD"))
 while !session.phase.isFinished, let sid = session.paymentSID {
     switch session.nextStep.action {
     case .capture(let item): session = try await coordinator.capture(item, paymentSID: sid)
     case .complete: session = try await coordinator.complete(paymentSID: sid)
     default:
         guard let changed = await coordinator.waitForChange(sid, afterVersion: session.version, timeout: .seconds(10)),
-              changed.version > session.version || changed.phase.isFinished else { fatalError("nothing happened for 10 s") }
+            changed.version > session.version || changed.phase.isFinished
+        else { fatalError("nothing happened for 10 s") }
         session = changed
     }
     print("  \(session.phase.name): \(session.nextStep.instruction)")
 }
 await group.triggerGracefulShutdown()
 try await running.value
-guard case .completed(let outcome) = session.phase else { print("declined: \(session.phase.name)"); exit(1) }
-print("charged 9.99 USD to card \(session.maskedValue(.cardNumber) ?? "?"), confirmation \(outcome.confirmationCode ?? "?")")
+guard case .completed(let outcome) = session.phase else {
+    print("declined: \(session.phase.name)")
+    exit(1)
+}
+print(
+    "charged 9.99 USD to card \(session.maskedValue(.cardNumber) ?? "?"), confirmation \(outcome.confirmationCode ?? "?")"
+)

@@ -16,7 +16,9 @@ struct PrintingSink: CallbackSink {
     func knows(secret: String) async -> Bool { secrets.contains(secret) }
 
     func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
-        let line: [String: Any] = ["secret": secret, "sid": callback.paymentSID?.rawValue ?? "", "unknown": callback.unknownFields]
+        let line: [String: Any] = [
+            "secret": secret, "sid": callback.paymentSID?.rawValue ?? "", "unknown": callback.unknownFields,
+        ]
         if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) {
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         }
@@ -26,19 +28,23 @@ struct PrintingSink: CallbackSink {
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard arguments.count >= 2, let token = ProcessInfo.processInfo.environment["CALLBACK_CHECK_TOKEN"] else {
-    FileHandle.standardError.write(Data("usage: CALLBACK_CHECK_TOKEN=... callback-receiver-check <public-base-url> <secret>...\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: CALLBACK_CHECK_TOKEN=... callback-receiver-check <public-base-url> <secret>...\n".utf8))
     exit(64)
 }
 LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
 var logger = Logger(label: "callback-receiver-check")
 logger.logLevel = .warning
-let receiver = CallbackReceiver(configuration: CallbackReceiverConfiguration(authToken: Secret(token)), sink: PrintingSink(secrets: Set(arguments.dropFirst())), logger: logger)
+let receiver = CallbackReceiver(
+    configuration: CallbackReceiverConfiguration(authToken: Secret(token)),
+    sink: PrintingSink(secrets: Set(arguments.dropFirst())), logger: logger)
 receiver.setPublicBaseURL(arguments[0])
 let urls = try arguments.dropFirst().map { try receiver.callbackURL(secret: $0) }
 let app = receiver.makeApplication()
 let server = Task { try await app.runService(gracefulShutdownSignals: []) }
 while receiver.boundPort == nil { try await Task.sleep(for: .milliseconds(5)) }
-let ready = try JSONSerialization.data(withJSONObject: ["port": receiver.boundPort!, "urls": urls], options: [.sortedKeys])
+let ready = try JSONSerialization.data(
+    withJSONObject: ["port": receiver.boundPort!, "urls": urls], options: [.sortedKeys])
 FileHandle.standardOutput.write(ready + Data("\n".utf8))
 _ = await Task.detached { while readLine() != nil {} }.value
 server.cancel()

@@ -6,8 +6,9 @@ import TwilioPayments
 
 while let line = readLine(strippingNewline: true) {
     guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-          let token = object["token"] as? String, let url = object["url"] as? String,
-          let rawParams = object["params"] as? [[String]] else {
+        let token = object["token"] as? String, let url = object["url"] as? String,
+        let rawParams = object["params"] as? [[String]]
+    else {
         FileHandle.standardError.write(Data("twilio-signature-check: malformed input line\n".utf8))
         exit(65)
     }
