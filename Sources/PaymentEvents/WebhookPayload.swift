@@ -51,48 +51,21 @@ public enum WebhookPayload {
 
     /// The masked status, with the field names of the MCP status (the seed's names).
     static func status(_ session: PaymentSession) -> [String: Any] {
-        var outcome: PaymentOutcome?
-        var failure: PaymentFailure?
-        switch session.phase {
-        case .completed(let done): outcome = done
-        case .failed(let failed), .callEnded(let failed): failure = failed
-        default: break
-        }
+        let masked = MaskedStatus(session)
         var status: [String: Any] = [
-            "phase": session.phase.name,
-            "paymentMethod": session.configuration.paymentMethod.rawValue,
-            "required": session.required.map(\.rawValue),
-            "missing": session.missingItems.map(\.rawValue),
+            "phase": masked.phase,
+            "paymentMethod": masked.paymentMethod,
+            "required": masked.required.map(\.rawValue),
+            "missing": masked.missing.map(\.rawValue),
         ]
-        func put(_ key: String, _ value: String?) { if let value { status[key] = value } }
-        put("chargeAmount", session.configuration.options.chargeAmount)
-        put("currency", session.configuration.options.currency)
-        put("tokenType", session.configuration.options.tokenType?.rawValue)
-        put("paymentCardNumber", session.maskedValue(.cardNumber))
-        put("paymentCardType", session.cardType)
-        put("securityCode", session.maskedValue(.securityCode))
-        put("expirationDate", session.maskedValue(.expirationDate))
-        put("paymentCardPostalCode", session.maskedValue(.postalCode))
-        put("bankRoutingNumber", session.maskedValue(.bankRoutingNumber))
-        put("bankAccountNumber", session.maskedValue(.bankAccountNumber))
-        put("paymentConfirmationCode", outcome?.confirmationCode)
-        put("paymentToken", outcome?.token)
-        put("profileId", outcome?.profileID)
-        put(
-            "result",
-            outcome.map { $0.result.rawValue } ?? failure?.result?.rawValue
-                ?? (session.phase.name == "cancelled" ? "cancelled" : nil))
-        put("lastError", session.lastError?.rawValue)
-        put("failureReason", failure?.reason)
+        for (key, value) in masked.values { status[key] = value }
+        if let reason = masked.failure?.reason { status["failureReason"] = reason }
         var items: [String: Any] = [:]
-        for item in session.configuration.applicableItems {
-            let progress = session.progress(item)
-            var entry: [String: Any] = [
-                "state": progress.state.kind.rawValue, "failedAttempts": progress.failedAttempts,
-            ]
-            if let masked = session.maskedValue(item) { entry["masked"] = masked }
-            if case .failed(let error) = progress.state { entry["errorType"] = error.rawValue }
-            items[item.rawValue] = entry
+        for entry in masked.items {
+            var item: [String: Any] = ["state": entry.state, "failedAttempts": entry.failedAttempts]
+            if let value = entry.masked { item["masked"] = value }
+            if let error = entry.errorType { item["errorType"] = error }
+            items[entry.item.rawValue] = item
         }
         status["items"] = items
         return status

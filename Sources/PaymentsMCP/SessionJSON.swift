@@ -13,58 +13,31 @@ public enum SessionJSON {
     public static func status(
         _ session: PaymentSession, waitSeconds: Double = PaymentsMCP.defaultMaximumWaitSeconds
     ) -> JSONValue {
-        var outcome: PaymentOutcome?
-        var failure: PaymentFailure?
-        switch session.phase {
-        case .completed(let done): outcome = done
-        case .failed(let failed), .callEnded(let failed): failure = failed
-        default: break
-        }
-        let result: String? =
-            outcome.map { $0.result.rawValue } ?? failure?.result?.rawValue
-            ?? (session.phase.name == "cancelled" ? "cancelled" : nil)
+        let status = MaskedStatus(session)
         var items: [String: JSONValue] = [:]
-        for item in session.configuration.applicableItems {
-            let progress = session.progress(item)
-            var error: String?
-            if case .failed(let errorType) = progress.state { error = errorType.rawValue }
-            items[item.rawValue] = .object(dropping: [
-                "state": .string(progress.state.kind.rawValue),
-                "masked": session.maskedValue(item).map(JSONValue.string),
-                "errorType": error.map(JSONValue.string), "failedAttempts": .integer(Int64(progress.failedAttempts)),
-                "required": .bool(session.required.contains(item)),
+        for entry in status.items {
+            items[entry.item.rawValue] = .object(dropping: [
+                "state": .string(entry.state), "masked": entry.masked.map(JSONValue.string),
+                "errorType": entry.errorType.map(JSONValue.string),
+                "failedAttempts": .integer(Int64(entry.failedAttempts)),
+                "required": .bool(entry.required),
             ])
         }
         let step = MCPNextStep(session.nextStep, for: session, waitSeconds: waitSeconds)
-        return .object(dropping: [
+        var members: [String: JSONValue?] = [
             "callSid": .string(session.callSID.rawValue),
             "paymentSid": session.paymentSID.map { .string($0.rawValue) },
             "reference": session.reference.map(JSONValue.string),
-            "phase": .string(session.phase.name),
-            "paymentMethod": .string(session.configuration.paymentMethod.rawValue),
-            "chargeAmount": session.configuration.options.chargeAmount.map(JSONValue.string),
-            "currency": session.configuration.options.currency.map(JSONValue.string),
-            "tokenType": session.configuration.options.tokenType.map { .string($0.rawValue) },
-            "paymentCardNumber": session.maskedValue(.cardNumber).map(JSONValue.string),
-            "paymentCardType": session.cardType.map(JSONValue.string),
-            "securityCode": session.maskedValue(.securityCode).map(JSONValue.string),
-            "expirationDate": session.maskedValue(.expirationDate).map(JSONValue.string),
-            "paymentCardPostalCode": session.maskedValue(.postalCode).map(JSONValue.string),
-            "bankRoutingNumber": session.maskedValue(.bankRoutingNumber).map(JSONValue.string),
-            "bankAccountNumber": session.maskedValue(.bankAccountNumber).map(JSONValue.string),
-            "paymentConfirmationCode": outcome?.confirmationCode.map(JSONValue.string),
-            "paymentToken": outcome?.token.map(JSONValue.string),
-            "profileId": outcome?.profileID.map(JSONValue.string),
-            "result": result.map(JSONValue.string),
+            "phase": .string(status.phase),
+            "paymentMethod": .string(status.paymentMethod),
             "items": .object(items),
-            "required": .array(session.required.map { .string($0.rawValue) }),
-            "missing": .array(session.missingItems.map { .string($0.rawValue) }),
+            "required": .array(status.required.map { .string($0.rawValue) }),
+            "missing": .array(status.missing.map { .string($0.rawValue) }),
             "requiredSource": .string(session.requiredFromTwilio ? "twilio" : "options"),
             "unrecognizedRequired": session.unrecognizedRequired.isEmpty
                 ? nil : .array(session.unrecognizedRequired.map(JSONValue.string)),
-            "lastError": session.lastError.map { .string($0.rawValue) },
             "lastRequestError": session.lastRequestError.map(JSONValue.string),
-            "failure": failure.map { failure in
+            "failure": status.failure.map { failure in
                 .object(dropping: [
                     "reason": .string(failure.reason), "paymentError": failure.paymentError.map(JSONValue.string),
                     "payErrorCode": failure.payErrorCode.map { .integer(Int64($0)) },
@@ -74,12 +47,14 @@ public enum SessionJSON {
             "version": .integer(Int64(session.version)),
             "updatedAt": .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(session.updatedAt)),
             "nextStep": step.json,
-        ])
+        ]
+        for (key, value) in status.values { members[key] = .string(value) }
+        return .object(members.compactMapValues { $0 })
     }
 
     /// The members whose values are the payment's result, which the host needs exactly as Twilio
     /// sent them (a token is not card data): the redactor leaves them alone.
-    public static let resultKeys: Set<String> = ["paymentToken", "paymentConfirmationCode", "profileId"]
+    public static let resultKeys: Set<String> = MaskedStatus.resultKeys
 
     /// The schema of the status object (the resource's contents, and every successful tool
     /// result's members besides the call's own).
