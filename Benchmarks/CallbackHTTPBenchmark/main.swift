@@ -12,6 +12,7 @@ import TwilioPayments
 
 final class CountingSink: CallbackSink {
     let count = Atomic<Int>(0)
+    func knows(secret: String) async -> Bool { true }
     func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
         count.add(1, ordering: .relaxed)
         return true

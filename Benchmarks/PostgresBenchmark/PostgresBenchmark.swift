@@ -40,6 +40,7 @@ struct NoTwilio: TwilioPaymentsAPI {
 /// The receiver's sink: the coordinator, as in the payments system.
 struct CoordinatorSink: CallbackSink {
     let coordinator: PaymentCoordinator
+    func knows(secret: String) async throws -> Bool { try await coordinator.knowsCallbackSecret(secret) }
     func deliver(secret: String, callback: PaymentStatusCallback) async throws -> Bool {
         try await coordinator.receiveCallback(secret: secret, callback)
     }

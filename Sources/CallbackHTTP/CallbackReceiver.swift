@@ -10,18 +10,16 @@ public import ListenerGuard
 /// to a session (the receiver keeps no list of its own, so any replica can take any callback).
 /// The payment flow implements it.
 public protocol CallbackSink: Sendable {
-    /// Whether `secret` belongs to a session; the receiver answers 404 when not. Throws when it
-    /// cannot tell now (its store is away): the receiver answers 503 with `Retry-After`.
+    /// Whether `secret` belongs to a session, asked only before a callback is refused (one that
+    /// would finish a session without naming it): the receiver answers 404 when not, and logs the
+    /// refusal only when so. Throws when it cannot tell now (its store is away): the receiver
+    /// answers 503 with `Retry-After`.
     func knows(secret: String) async throws -> Bool
     /// Takes one authenticated callback for the session whose path secret is `secret`.
-    /// Returns `false` if no such session exists any longer. Throws when the callback could not
-    /// be kept: the receiver answers 503, so the sender does not take it as delivered.
+    /// Returns `false` if no such session exists (the receiver answers 404). Throws when the
+    /// callback could not be kept: the receiver answers 503, so the sender does not take it as
+    /// delivered.
     func deliver(secret: String, callback: PaymentStatusCallback) async throws -> Bool
-}
-
-extension CallbackSink {
-    /// Without a cheaper answer, every secret is worth a delivery attempt (which says 404 itself).
-    public func knows(secret: String) async throws -> Bool { true }
 }
 
 /// How the receiver is set up.
@@ -193,14 +191,16 @@ public final class CallbackReceiver: Sendable {
                 return Response(status: .forbidden)
             }
         }
-        do {
-            guard try await sink.knows(secret: secret) else { return Response(status: .notFound) }
-        } catch {
-            return unavailable(error)
-        }
         let callback = PaymentStatusCallback(fields: fields)
         if let refusal = callback.refusal {
-            // Only for a secret that exists, so a stranger cannot fill the log.
+            // Rare, so only here is the sink asked first (an ordinary callback costs the store one
+            // read, in the delivery): refused and logged only for a secret that exists, so a
+            // stranger cannot fill the log.
+            do {
+                guard try await sink.knows(secret: secret) else { return Response(status: .notFound) }
+            } catch {
+                return unavailable(error)
+            }
             logger.warning(
                 "callback refused: it would finish the session without naming it", metadata: ["reason": "\(refusal)"])
             return Response(

@@ -217,8 +217,12 @@ final class LateCoordinatorSink: CallbackSink {
 
     func attach(_ coordinator: PaymentCoordinator) { self.coordinator.withLock { $0 = coordinator } }
 
-    // No `knows(secret:)`: the delivery finds the session by the secret's hash itself and says
-    // 404 when there is none, so asking first would cost every callback a second store read.
+    /// Asked only before a refusal (the delivery itself finds the session by the secret's hash
+    /// and says 404 when there is none).
+    func knows(secret: String) async throws -> Bool {
+        guard let coordinator = coordinator.withLock({ $0 }) else { return false }
+        return try await coordinator.knowsCallbackSecret(secret)
+    }
 
     func deliver(secret: String, callback: PaymentStatusCallback) async throws -> Bool {
         guard let coordinator = coordinator.withLock({ $0 }) else { return false }

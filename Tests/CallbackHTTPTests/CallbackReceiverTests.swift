@@ -71,6 +71,14 @@ import PaymentsTestSupport
                 }
             }
             #expect(sink.count == 0, "nothing refused is delivered")
+            // On a secret no session has, the same callback is simply unknown: a stranger learns
+            // nothing and writes nothing to the log.
+            let stranger = String(path.dropLast(4)) + "ffff"
+            try await client.execute(
+                uri: stranger, method: .post, headers: form(signature: nil), body: body([("Result", "success")])
+            ) { response in
+                #expect(response.status == .notFound)
+            }
             try await client.execute(
                 uri: path, method: .post, headers: form(signature: nil), body: body(identity + [("Result", "success")])
             ) { response in

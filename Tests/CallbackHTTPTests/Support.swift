@@ -29,6 +29,7 @@ final class RecordingSink: CallbackSink {
     func forget(_ secret: String) { known.withLock { _ = $0.remove(secret) } }
     func knows(secret: String) async -> Bool { known.withLock { $0.contains(secret) } }
     func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
+        guard known.withLock({ $0.contains(secret) }) else { return false }
         received.withLock { $0.append((secret, callback)) }
         return true
     }

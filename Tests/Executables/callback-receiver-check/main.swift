@@ -16,6 +16,7 @@ struct PrintingSink: CallbackSink {
     func knows(secret: String) async -> Bool { secrets.contains(secret) }
 
     func deliver(secret: String, callback: PaymentStatusCallback) async -> Bool {
+        guard secrets.contains(secret) else { return false }
         let line: [String: Any] = [
             "secret": secret, "sid": callback.paymentSID?.rawValue ?? "", "unknown": callback.unknownFields,
         ]
