@@ -67,35 +67,45 @@ public final class CallbackReceiver: Sendable {
     private let sink: any CallbackSink
     private let logger: Logger
     private let signature: WebhookSignature?
-    private let state = Mutex<(publicBaseURL: String?, port: Int?)>((nil, nil))
+    /// The public base URL, shared with whoever builds callback URLs (a payment flow).
+    public let publicBase: PublicBaseURL
+    private let port = Mutex<Int?>(nil)
 
+    /// A receiver handing callbacks to `sink`, checking signatures against the URL in
+    /// `publicBase` (its one owner; pass the same one to what builds the callback URLs).
     public init(
         configuration: CallbackReceiverConfiguration, sink: any CallbackSink,
+        publicBase: PublicBaseURL = PublicBaseURL(),
         logger: Logger = Logger(label: "agent-payments.callbacks")
     ) {
         self.configuration = configuration
         self.sink = sink
+        self.publicBase = publicBase
         self.logger = logger
         self.signature = configuration.authToken.map(WebhookSignature.init(authToken:))
     }
 
     /// The port actually bound, once the server runs.
-    public var boundPort: Int? { state.withLock { $0.port } }
+    public var boundPort: Int? { port.withLock { $0 } }
 
     /// The public base URL (scheme, host, optional port) Twilio uses to reach this server.
-    public var publicBaseURL: String? { state.withLock { $0.publicBaseURL } }
+    public var publicBaseURL: String? { publicBase.value }
 
     /// Sets the public base URL, such as `https://abc.ngrok.app` or, for a simulator on
     /// loopback, `http://127.0.0.1:<port>`.
     public func setPublicBaseURL(_ url: String) {
-        let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
-        state.withLock { $0.publicBaseURL = trimmed }
+        publicBase.set(url)
     }
 
     /// The URL Twilio should call for the session with `secret`.
     public func callbackURL(secret: String) throws(CallbackURLError) -> String {
         guard let base = publicBaseURL else { throw .noPublicURLYet }
-        return base + configuration.pathPrefix + "/" + secret
+        return Self.callbackURL(base: base, pathPrefix: configuration.pathPrefix, secret: secret)
+    }
+
+    /// `base` + `pathPrefix` + `/` + `secret`: every callback URL's shape.
+    public static func callbackURL(base: String, pathPrefix: String, secret: String) -> String {
+        base + pathPrefix + "/" + secret
     }
 
     // MARK: Server
@@ -140,7 +150,7 @@ public final class CallbackReceiver: Sendable {
     /// listens it records the bound port (and, if none was set, a loopback public URL), then
     /// tells `onRunning` the port.
     public func makeApplication(
-        additionalRoutes: AdditionalRoutes? = nil,
+        additionalRoutes: AdditionalRoutes? = nil, loopbackPublicURL: Bool = true,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = makeRouter(context: ListenerRequestContext.self)
@@ -152,12 +162,10 @@ public final class CallbackReceiver: Sendable {
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "agent-payments-callbacks", backlog: configuration.limits.backlog),
             onServerRunning: { [self] channel in
-                let port = channel.localAddress?.port
-                state.withLock { state in
-                    state.port = port
-                    if state.publicBaseURL == nil, let port { state.publicBaseURL = "http://127.0.0.1:\(port)" }
-                }
-                await onRunning(port ?? 0)
+                let bound = channel.localAddress?.port
+                port.withLock { $0 = bound }
+                if loopbackPublicURL, let bound { publicBase.setIfUnset("http://127.0.0.1:\(bound)") }
+                await onRunning(bound ?? 0)
             },
             logger: logger
         )
@@ -298,5 +306,40 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
                 metadata: ["http.method": "\(request.method)", "http.path": "\(path)", "http.status": "error"])
             throw error
         }
+    }
+}
+
+/// The public base URL Twilio reaches the callback routes at (scheme, host, optional port; no
+/// trailing slash): set once it is known (configured, a tunnel's, a loopback port's), read by
+/// the receiver to check signatures and by the flow to build callback URLs. One owner of it,
+/// shared by both.
+public final class PublicBaseURL: Sendable {
+    private let url: Mutex<String?>
+
+    /// Unknown yet, or `url`.
+    public init(_ url: String? = nil) {
+        self.url = Mutex(url.map(Self.trimmed))
+    }
+
+    /// The URL, once known.
+    public var value: String? { url.withLock { $0 } }
+
+    /// Sets (or replaces) the URL.
+    public func set(_ url: String) {
+        self.url.withLock { $0 = Self.trimmed(url) }
+    }
+
+    /// Sets the URL if none is known yet; returns whether it did.
+    @discardableResult
+    public func setIfUnset(_ url: String) -> Bool {
+        self.url.withLock { current in
+            guard current == nil else { return false }
+            current = Self.trimmed(url)
+            return true
+        }
+    }
+
+    private static func trimmed(_ url: String) -> String {
+        url.hasSuffix("/") ? String(url.dropLast()) : url
     }
 }

@@ -9,7 +9,7 @@ extension PaymentsMCP {
     // MARK: Completion
 
     func complete(_ request: CompletionRequest, principal: Principal) async -> Completion {
-        guard principal.has(PaymentScope.read), let coordinator = try? await flow.coordinator(waitingUpTo: .zero) else {
+        guard principal.has(PaymentScope.read) else {
             return Completion(values: [])
         }
         // Completion is a convenience: with the store away it offers nothing rather than fail.

@@ -31,9 +31,7 @@ extension PaymentsMCP {
             var session: PaymentSession?
             // Tailored only to a session this principal may see; another's reads as none.
             let actor = context.principal.paymentActor
-            if context.principal.has(PaymentScope.read),
-                let coordinator = try? await flow.coordinator(waitingUpTo: .zero)
-            {
+            if context.principal.has(PaymentScope.read) {
                 if let sid = arguments["paymentSid"].flatMap(PaymentSID.init) {
                     session = try await Self.rethrowingForMCP { () async throws(FlowError) in
                         try await coordinator.session(sid)

@@ -18,9 +18,7 @@ extension PaymentsMCP {
             list: { [self] context in
                 // Only what this principal may see: another's payments are not listed at all.
                 let actor = context.principal.paymentActor
-                guard context.principal.has(PaymentScope.read),
-                    let coordinator = try? await flow.coordinator(waitingUpTo: .zero)
-                else { return [] }
+                guard context.principal.has(PaymentScope.read) else { return [] }
                 return try await Self.rethrowingForMCP { () async throws(FlowError) in
                     try await coordinator.activeSessions()
                 }.compactMap { session in
@@ -36,7 +34,6 @@ extension PaymentsMCP {
             guard context.principal.has(PaymentScope.read),
                 let sid = variables["paymentSid"].flatMap(PaymentSID.init),
                 let callSID = variables["callSid"].flatMap(CallSID.init),
-                let coordinator = try? await flow.coordinator(waitingUpTo: readinessTimeout),
                 let session = try await Self.rethrowingForMCP({ () async throws(FlowError) in
                     try await coordinator.latestSession(sid)
                 }),

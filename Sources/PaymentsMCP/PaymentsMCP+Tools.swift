@@ -290,7 +290,7 @@ extension PaymentsMCP {
         let invocation = Invocation(
             call: call, arguments: ToolArguments(call.arguments), started: started, deadline: started + maximumWait)
         // The body bounds its own command and waits; this bounds everything else it awaits (the
-        // store's reads, the readiness wait), so no call outlives the budget by more than a margin.
+        // store's reads), so no call outlives the budget by more than a margin.
         // Card data typed into any argument (a description, a parameter, a number) is refused
         // before anything runs, and never echoed: not to the model, not to the logs.
         if let field = Self.argumentHoldingCardData(call.arguments) {
@@ -307,7 +307,6 @@ extension PaymentsMCP {
         let answer = OneShot<ToolResult>()
         let work = Task { [self] in
             do {
-                let coordinator = try await flow.coordinator(waitingUpTo: min(readinessTimeout, maximumWait))
                 answer.fulfil(try await body(coordinator, invocation))
             } catch let error as FlowError {
                 answer.fulfil(failure(refusal(error)))

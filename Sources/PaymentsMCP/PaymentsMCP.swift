@@ -20,11 +20,9 @@ import Synchronization
 /// first and the commands in flight finish before the system stops.
 public final class PaymentsMCP: Service, Sendable {
     public let server: MCPServer
-    /// Where the coordinator comes from (the coordinator itself, or a system still starting).
-    public let flow: any PaymentCoordinatorSource
+    /// The payment flow the tools drive (a ``PaymentsService`` system's, or a host's own).
+    public let coordinator: PaymentCoordinator
     public let defaults: PaymentDefaults
-    /// How long a tool waits for the coordinator before answering that the server is starting.
-    public let readinessTimeout: Duration
     /// What every text the agent sees passes through (tool results, the status resource,
     /// prompts), as the logs do: Twilio's messages may echo what they were sent.
     public let redactor: Redactor
@@ -56,8 +54,8 @@ public final class PaymentsMCP: Service, Sendable {
     let running = Mutex(false)
 
     public init(
-        server: MCPServer, flow: any PaymentCoordinatorSource, defaults: PaymentDefaults = PaymentDefaults(),
-        readinessTimeout: Duration = .seconds(20), redactor: Redactor = Redactor(secrets: []),
+        server: MCPServer, coordinator: PaymentCoordinator, defaults: PaymentDefaults = PaymentDefaults(),
+        redactor: Redactor = Redactor(secrets: []),
         logger: Logger = Logger(label: "agent-payments.tools"),
         maximumWait: Duration = .milliseconds(Int64(defaultMaximumWaitSeconds * 1000)),
         callSIDHeader: String = "X-Twilio-Call-Sid", progressInterval: Duration = .seconds(1)
@@ -67,9 +65,8 @@ public final class PaymentsMCP: Service, Sendable {
         self.progressInterval = progressInterval
         self.logger = logger
         self.server = server
-        self.flow = flow
+        self.coordinator = coordinator
         self.defaults = defaults
-        self.readinessTimeout = readinessTimeout
         self.redactor = redactor
     }
 
@@ -140,7 +137,6 @@ public final class PaymentsMCP: Service, Sendable {
     /// Every session change as `notifications/resources/updated` (and `list_changed` when the
     /// list changes), to those who may see the session.
     func forwardChanges() async {
-        guard let coordinator = try? await flow.coordinator(waitingUpTo: .seconds(3600)) else { return }
         var known: Set<PaymentSID> = []
         for await session in await coordinator.changes() {
             guard let sid = session.paymentSID else { continue }

@@ -9,10 +9,15 @@ import Synchronization
 import TwilioPayments
 public import TwilioSimulator
 
-/// A running payments system, assembled from a ``PaymentsConfiguration``: the coordinator, the
-/// Twilio API (live, or the in-process simulator), the callback receiver and its public URL
-/// (explicit, ngrok, or loopback), finished-session expiry and the check of silent calls, on
-/// the configured store and change feed.
+/// A payments system, complete at birth, assembled from a ``PaymentsConfiguration``: the
+/// coordinator, the Twilio API (live, or the in-process simulator), the callback receiver and
+/// its public URL (explicit, ngrok, or loopback), finished-session expiry and the check of
+/// silent calls, on the configured store and change feed.
+///
+/// ``coordinator`` exists from the start: a host (PaymentsMCP's tools) calls it directly. A
+/// command issued before the public URL is known fails at once, retryably, saying the system is
+/// still starting (or why it could not start); a request to the in-process simulator before it
+/// listens is retried by the client within its budget.
 ///
 /// Each long-running part is a swift-service-lifecycle `Service` (``services``): a host adds
 /// them to its own `ServiceGroup`, or runs the system itself as one service (``run()``), which
@@ -20,11 +25,11 @@ public import TwilioSimulator
 /// routes in its own Hummingbird application (``CallbackListener/mounted``,
 /// ``addCallbackRoutes(to:)``). Shutdown is graceful and in reverse order: the flow's
 /// maintenance stops, then the tunnel (its child is stopped and reaped), then the listeners.
-///
-/// The coordinator exists once the parts it needs are up; ``coordinator(waitingUpTo:)`` waits
-/// for that (it is what MCP tools wait on), ``ready(waitingUpTo:)`` says why not.
-public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStringConvertible, Sendable {
+/// ``ready(waitingUpTo:)`` says when every part is up, or why one is not.
+public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
     public let configuration: PaymentsConfiguration
+    /// The payment flow: made at once, usable once the system is ready.
+    public let coordinator: PaymentCoordinator
     /// The callback receiver: its routes, its bound port and public URL.
     public let receiver: CallbackReceiver
     /// The in-process simulator, when the configuration asks for it: start calls on it
@@ -34,11 +39,8 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
     public let services: [any Service]
 
     private let logger: Logger
-    private let sink: LateCoordinatorSink
-    private let readiness = Announcement<PaymentCoordinator>()
-    private let apiBase = Announcement<URL>()
-    private let listening = Announcement<Int>()
-    private let publicBase = Announcement<String>()
+    private let startup: Startup
+    private let listening: Announcement<Int>
     private let ran = Mutex(false)
 
     /// What service-lifecycle logs call it.
@@ -50,78 +52,111 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
     ) throws(PaymentsConfigurationError) {
         self.configuration = configuration
         self.logger = logger
-        let sink = LateCoordinatorSink()
-        self.sink = sink
 
-        var host = "127.0.0.1", port = 0, limits = ListenerLimits()
+        var host = "127.0.0.1"
+        var port = 0
+        var limits = ListenerLimits()
+        var ownListener = false
         if case .own(let ownHost, let ownPort, let ownLimits) = configuration.callbackListener {
-            (host, port, limits) = (ownHost, ownPort, ownLimits)
-        }
-        let authToken: Secret?
-        switch configuration.twilio {
-        case .live(let credentials, _): authToken = credentials.authToken
-        case .simulated(let simulator, _): authToken = simulator.authToken
-        }
-        receiver = CallbackReceiver(
-            configuration: CallbackReceiverConfiguration(
-                host: host, port: port, pathPrefix: configuration.callbackPathPrefix,
-                authToken: authToken, limits: limits),
-            sink: sink, logger: logger.labelled("callbacks"))
-
-        var services: [any Service] = []
-        switch configuration.twilio {
-        case .live(let credentials, let baseURL):
-            guard (try? TwilioPaymentsClient(credentials: credentials, baseURL: baseURL)) != nil else {
-                throw .invalidTwilioBaseURL(baseURL.absoluteString)
-            }
-            simulator = nil
-            apiBase.announce(baseURL)
-        case .simulated(let simulatorConfiguration, let scripts):
-            let simulator = TwilioSimulator(configuration: simulatorConfiguration, logger: logger.labelled("simulator"))
-            for (call, script) in scripts { simulator.setScript(script, for: call) }
-            self.simulator = simulator
-            services.append(SimulatorService(simulator: simulator, announcement: apiBase))
+            (host, port, limits, ownListener) = (ownHost, ownPort, ownLimits, true)
         }
 
-        let ownListener: Bool
-        if case .own = configuration.callbackListener { ownListener = true } else { ownListener = false }
+        // What must come up before the system is ready.
+        var parts: Set<Startup.Part> = []
+        let publicBase = PublicBaseURL()
         switch configuration.publicURL {
         case .explicit(let url):
             guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(),
-                ["http", "https"].contains(scheme), parsed.host != nil
+                ["http", "https"].contains(scheme),
+                parsed.host != nil
             else {
                 throw .invalidPublicURL(url)
             }
-            receiver.setPublicBaseURL(url)
-            publicBase.announce(url)
-        case .ngrok(let token, let domain, let executable, let environment):
+            publicBase.set(url)
+        case .ngrok:
             guard ownListener else { throw .publicURLNeedsOwnListener("ngrok") }
+            parts.insert(.publicURL)
+        case .loopback:
+            guard ownListener else { throw .publicURLNeedsOwnListener("loopback") }
+            parts.insert(.publicURL)
+        case .provided:
+            parts.insert(.publicURL)
+        }
+        if ownListener { parts.insert(.listener) }
+
+        // The Twilio API: live, or the simulator's port once it listens (requests before then
+        // fail retryably, and the client retries them within its budget).
+        let api: TwilioPaymentsClient
+        let authToken: Secret?
+        var simulatorRoute: SimulatorRoute?
+        switch configuration.twilio {
+        case .live(let credentials, let baseURL):
+            do {
+                api = try TwilioPaymentsClient(credentials: credentials, baseURL: baseURL)
+            } catch {
+                throw .invalidTwilioBaseURL(baseURL.absoluteString)
+            }
+            authToken = credentials.authToken
+            simulator = nil
+            if credentials.authToken == nil {
+                logger.warning(
+                    "no Auth Token: callbacks are authenticated only by their unguessable per-session URL, not by Twilio's signature"
+                )
+            }
+        case .simulated(let simulatorConfiguration, let scripts):
+            let made = TwilioSimulator(configuration: simulatorConfiguration, logger: logger.labelled("simulator"))
+            for (call, script) in scripts { made.setScript(script, for: call) }
+            simulator = made
+            let route = SimulatorRoute()
+            simulatorRoute = route
+            // Any absolute URL: the route sends each request to the simulator's port.
+            api = try! TwilioPaymentsClient(
+                credentials: simulatorConfiguration.credentials, baseURL: SimulatorRoute.placeholder, transport: route)
+            authToken = simulatorConfiguration.authToken
+            parts.insert(.simulator)
+        }
+        let startup = Startup(waitingFor: parts)
+        self.startup = startup
+
+        coordinator = PaymentCoordinator(
+            api: api, store: configuration.store, feed: configuration.changeFeed,
+            callbackURLs: SystemCallbackURLs(
+                publicBase: publicBase, pathPrefix: configuration.callbackPathPrefix, startup: startup),
+            callbackKey: configuration.callbackKey, policy: configuration.policy, ledger: configuration.ledger,
+            notices: configuration.notices)
+        receiver = CallbackReceiver(
+            configuration: CallbackReceiverConfiguration(
+                host: host, port: port, pathPrefix: configuration.callbackPathPrefix, authToken: authToken,
+                limits: limits),
+            sink: CoordinatorSink(coordinator: coordinator), publicBase: publicBase,
+            logger: logger.labelled("callbacks"))
+
+        var services: [any Service] = []
+        if let simulator, let simulatorRoute {
+            services.append(
+                SimulatorService(simulator: simulator, route: simulatorRoute, startup: startup, logger: logger))
+        }
+        let listening = Announcement<Int>()
+        self.listening = listening
+        if ownListener {
+            var loopback = false
+            if case .loopback = configuration.publicURL { loopback = true }
             services.append(
                 CallbackServerService(
-                    receiver: receiver, listening: listening, additionalRoutes: configuration.additionalRoutes))
+                    receiver: receiver, listening: listening, loopbackPublicURL: loopback, startup: startup,
+                    additionalRoutes: configuration.additionalRoutes))
+        }
+        if case .ngrok(let token, let domain, let executable, let environment) = configuration.publicURL {
             services.append(
                 TunnelService(
                     configuration: NgrokConfiguration(
-                        executable: executable, authToken: token, domain: domain, port: 0,
-                        environment: environment),
-                    receiver: receiver, listening: listening, publicBase: publicBase, logger: logger.labelled("ngrok")))
-        case .loopback:
-            guard ownListener else { throw .publicURLNeedsOwnListener("loopback") }
-        case .provided:
-            break
-        }
-        if ownListener, !services.contains(where: { $0 is CallbackServerService }) {
-            services.append(
-                CallbackServerService(
-                    receiver: receiver, listening: listening,
-                    loopbackURL: { if case .loopback = configuration.publicURL { true } else { false } }()
-                        ? publicBase : nil,
-                    additionalRoutes: configuration.additionalRoutes))
+                        executable: executable, authToken: token, domain: domain, port: 0, environment: environment),
+                    receiver: receiver, listening: listening, startup: startup, logger: logger.labelled("ngrok")))
         }
         services.append(
-            FlowService(
-                configuration: configuration, receiver: receiver, sink: sink, apiBase: apiBase, publicBase: publicBase,
-                readiness: readiness, logger: logger))
+            MaintenanceService(
+                configuration: configuration, coordinator: coordinator, receiver: receiver, startup: startup,
+                logger: logger))
         self.services = services
     }
 
@@ -137,44 +172,26 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
             })
         else { throw PaymentsStartError.alreadyRun }
         defer {
-            let reason =
-                [apiBase.startFailure, listening.startFailure, publicBase.startFailure].compactMap { $0 }.first
-                ?? .stopped
-            readiness.fail(.failed(reason))
-            // Whatever still waits for a part that will not come now hears why.
-            listening.fail(.failed(reason))
-            apiBase.fail(.failed(reason))
-            publicBase.fail(.failed(reason))
+            startup.fail(.stopped)
+            listening.fail(.failed(startup.failure ?? .stopped))
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger))
         try await group.run()
     }
 
-    /// The coordinator, once ready; what MCP tools and other hosts' requests wait on.
-    public func coordinator(waitingUpTo timeout: Duration) async throws(FlowError) -> PaymentCoordinator {
-        switch await readiness.wait(upTo: timeout) {
-        case .success(let coordinator): return coordinator
-        case .failure(.notYet):
-            throw .callbackUnavailable("the payment system is still starting; try again in a moment")
-        case .failure(.cancelled):
-            throw .callbackUnavailable("the request was cancelled while the payment system was starting")
-        case .failure(.failed(let error)): throw .callbackUnavailable("the payment system could not start: \(error)")
-        }
-    }
-
     /// The coordinator once every part is up, or why it is not: a part failed to start
     /// (``PaymentsStartError``), or `timeout` passed (`nil`).
     public func ready(waitingUpTo timeout: Duration) async throws(PaymentsStartError) -> PaymentCoordinator? {
-        switch await readiness.wait(upTo: timeout) {
-        case .success(let coordinator): return coordinator
+        switch await startup.done.wait(upTo: timeout) {
+        case .success: return coordinator
         case .failure(.notYet), .failure(.cancelled): return nil
         case .failure(.failed(let error)): throw error
         }
     }
 
     /// The port the system's own callback server listens on, once it does; `nil` if `timeout`
-    /// passed first. Throws why it will not listen (a busy port, a mounted configuration:
+    /// passed first. Throws why it will not listen (a busy port; a mounted configuration:
     /// ``PaymentsStartError/stopped``).
     public func callbackListenerPort(waitingUpTo timeout: Duration) async throws(PaymentsStartError) -> Int? {
         guard case .own = configuration.callbackListener else { throw .stopped }
@@ -194,9 +211,8 @@ public final class PaymentsSystem: Service, PaymentCoordinatorSource, CustomStri
     /// The public base URL Twilio calls, for ``PaymentsConfiguration/PublicURL/provided``:
     /// typically from the host's own `onServerRunning`. Later calls are ignored.
     public func setPublicBaseURL(_ url: String) {
-        guard publicBase.value == nil else { return }
-        receiver.setPublicBaseURL(url)
-        publicBase.announce(url)
+        guard receiver.publicBase.setIfUnset(url) else { return }
+        startup.reached(.publicURL)
     }
 }
 
@@ -210,31 +226,41 @@ extension Logger {
     }
 }
 
-/// Hands callbacks to the coordinator, which is made after the receiver (the receiver must
-/// listen before the public URL, and so the coordinator, exists). Until then no secret is known.
-final class LateCoordinatorSink: CallbackSink {
-    private let coordinator = Mutex<PaymentCoordinator?>(nil)
-
-    func attach(_ coordinator: PaymentCoordinator) { self.coordinator.withLock { $0 = coordinator } }
+/// Hands callbacks to the coordinator.
+struct CoordinatorSink: CallbackSink {
+    let coordinator: PaymentCoordinator
 
     /// Asked only before a refusal (the delivery itself finds the session by the secret's hash
     /// and says 404 when there is none).
     func knows(secret: String) async throws -> Bool {
-        guard let coordinator = coordinator.withLock({ $0 }) else { return false }
-        return try await coordinator.knowsCallbackSecret(secret)
+        try await coordinator.knowsCallbackSecret(secret)
     }
 
     func deliver(secret: String, callback: PaymentStatusCallback) async throws -> Bool {
-        guard let coordinator = coordinator.withLock({ $0 }) else { return false }
-        return try await coordinator.receiveCallback(secret: secret, callback)
+        try await coordinator.receiveCallback(secret: secret, callback)
     }
 }
 
-/// The receiver as the coordinator's source of StatusCallback URLs.
-struct ReceiverCallbackURLs: CallbackURLProvider {
-    let receiver: CallbackReceiver
+/// Callback URLs from the public base URL, once known; before then, why not: still starting, or
+/// the part that failed.
+struct SystemCallbackURLs: CallbackURLProvider {
+    let publicBase: PublicBaseURL
+    let pathPrefix: String
+    let startup: Startup
 
     func callbackURL(secret: String) throws -> String {
-        try receiver.callbackURL(secret: secret)
+        if let base = publicBase.value {
+            return CallbackReceiver.callbackURL(base: base, pathPrefix: pathPrefix, secret: secret)
+        }
+        if let failure = startup.failure {
+            throw SystemNotReady("the payment system could not start: \(failure)")
+        }
+        throw SystemNotReady("the payment system is still starting; try again in a moment")
     }
+}
+
+/// Why the system cannot take a payment now.
+struct SystemNotReady: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

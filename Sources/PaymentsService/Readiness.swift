@@ -87,3 +87,43 @@ enum FlowStartFailure: Error, Sendable {
     /// It never will be: this part failed to start.
     case failed(PaymentsStartError)
 }
+
+/// What must come up before a system is ready, and whether it all did: each part reports once;
+/// ``done`` is announced when the last one has, or fails with the first part's failure.
+final class Startup: Sendable {
+    enum Part: Hashable, Sendable {
+        /// The in-process simulator listens.
+        case simulator
+        /// The system's own callback server listens.
+        case listener
+        /// The public URL is known (a tunnel's, a loopback port's, the host's).
+        case publicURL
+    }
+
+    /// Announced once every part is up, or failed with why one is not.
+    let done = Announcement<Void>()
+    private let waiting: Mutex<Set<Part>>
+
+    init(waitingFor parts: Set<Part>) {
+        waiting = Mutex(parts)
+        if parts.isEmpty { done.announce(()) }
+    }
+
+    /// `part` is up.
+    func reached(_ part: Part) {
+        let all = waiting.withLock { waiting -> Bool in
+            guard waiting.remove(part) != nil else { return false }
+            return waiting.isEmpty
+        }
+        if all { done.announce(()) }
+    }
+
+    /// A part could not start (or the system stopped first): readiness ends with `error`,
+    /// unless it had come already or another failure came first.
+    func fail(_ error: PaymentsStartError) {
+        done.fail(.failed(error))
+    }
+
+    /// Why the system could not start, if it could not.
+    var failure: PaymentsStartError? { done.startFailure }
+}

@@ -8,74 +8,78 @@ import Synchronization
 import TwilioPayments
 import TwilioSimulator
 
-/// The in-process Twilio simulator's HTTP server on a loopback port; announces the API base URL
+/// The in-process Twilio simulator's HTTP server on a loopback port; routes the client to it
 /// once it listens.
 struct SimulatorService: Service, CustomStringConvertible {
     var description: String { "twilio-simulator" }
     let simulator: TwilioSimulator
-    let announcement: Announcement<URL>
+    let route: SimulatorRoute
+    let startup: Startup
+    let logger: Logger
 
     func run() async throws {
         let app = simulator.makeApplication { port in
-            announcement.announce(URL(string: "http://127.0.0.1:\(port)")!)
+            route.listening(on: port)
+            logger.info(
+                "running against the built-in Twilio simulator", metadata: ["simulator.url": "http://127.0.0.1:\(port)"]
+            )
+            startup.reached(.simulator)
         }
         do {
             try await app.run()
         } catch {
-            announcement.fail(.failed(.simulatorFailed(reason: String(describing: error))))
+            route.failed(String(describing: error))
+            startup.fail(.simulatorFailed(reason: String(describing: error)))
             throw error
         }
-        announcement.fail(.failed(.stopped))
     }
 }
 
-/// The system's own callback server; announces its bound port (and, for a loopback public URL,
-/// that URL) once it listens.
+/// The system's own callback server; announces its bound port (for the tunnel) and, for a
+/// loopback public URL, sets that URL.
 struct CallbackServerService: Service, CustomStringConvertible {
     var description: String { "callback-server" }
     let receiver: CallbackReceiver
     let listening: Announcement<Int>
-    var loopbackURL: Announcement<String>? = nil
+    let loopbackPublicURL: Bool
+    let startup: Startup
     var additionalRoutes: AdditionalRoutes? = nil
 
     func run() async throws {
-        let app = receiver.makeApplication(additionalRoutes: additionalRoutes) { [listening, loopbackURL] port in
+        let app = receiver.makeApplication(additionalRoutes: additionalRoutes, loopbackPublicURL: loopbackPublicURL) {
+            [listening, startup, loopbackPublicURL] port in
             listening.announce(port)
-            loopbackURL?.announce("http://127.0.0.1:\(port)")
+            startup.reached(.listener)
+            if loopbackPublicURL { startup.reached(.publicURL) }
         }
         do {
             try await app.run()
         } catch {
-            let failure = FlowStartFailure.failed(
-                .callbackListenerFailed(
-                    host: receiver.configuration.host, port: receiver.configuration.port,
-                    reason: String(describing: error)))
-            listening.fail(failure)
-            loopbackURL?.fail(failure)
+            let failure = PaymentsStartError.callbackListenerFailed(
+                host: receiver.configuration.host, port: receiver.configuration.port, reason: String(describing: error))
+            listening.fail(.failed(failure))
+            startup.fail(failure)
             throw error
         }
         listening.fail(.failed(.stopped))
-        loopbackURL?.fail(.failed(.stopped))
     }
 }
 
-/// An ngrok tunnel to the callback server: opened once the server listens, its URL announced,
-/// stopped (the child reaped) on graceful shutdown or cancellation.
+/// An ngrok tunnel to the callback server: opened once the server listens, its URL made the
+/// public URL, stopped (the child reaped) on graceful shutdown or cancellation.
 struct TunnelService: Service, CustomStringConvertible {
     var description: String { "ngrok-tunnel" }
     let configuration: NgrokConfiguration
     let receiver: CallbackReceiver
     let listening: Announcement<Int>
-    let publicBase: Announcement<String>
+    let startup: Startup
     let logger: Logger
 
     func run() async throws {
         let port: Int
         switch await listening.wait(upTo: .seconds(3600)) {
         case .success(let bound): port = bound
-        case .failure(let failure):
-            publicBase.fail(failure)
-            return
+        case .failure: return
         }
         var configuration = configuration
         configuration.port = port
@@ -83,55 +87,46 @@ struct TunnelService: Service, CustomStringConvertible {
         do {
             tunnel = try await NgrokTunnel.start(configuration, logger: logger)
         } catch {
-            publicBase.fail(.failed(.tunnel(error)))
+            startup.fail(.tunnel(error))
             throw error
         }
         receiver.setPublicBaseURL(tunnel.publicURL)
-        publicBase.announce(tunnel.publicURL)
+        startup.reached(.publicURL)
         // Until shutdown (graceful, or the group's cancellation); then the child goes, always.
         try? await gracefulShutdown()
         await tunnel.stop()
     }
 }
 
-/// Makes the coordinator once the Twilio API and the public URL are known, announces it, and
-/// keeps the sessions tidy until shutdown: finished sessions past their retention go (and their
-/// callback URLs with them); the calls of silent sessions are checked with Twilio.
-struct FlowService: Service, CustomStringConvertible {
+/// Keeps the sessions tidy until shutdown: status reads follow the feed; finished sessions past
+/// their retention go (and their callback URLs with them); the calls of silent sessions are
+/// checked with Twilio. Logs once when the system is ready.
+struct MaintenanceService: Service, CustomStringConvertible {
     var description: String { "payment-flow" }
     let configuration: PaymentsConfiguration
+    let coordinator: PaymentCoordinator
     let receiver: CallbackReceiver
-    let sink: LateCoordinatorSink
-    let apiBase: Announcement<URL>
-    let publicBase: Announcement<String>
-    let readiness: Announcement<PaymentCoordinator>
+    let startup: Startup
     let logger: Logger
 
     func run() async throws {
-        let coordinator: PaymentCoordinator
-        // A graceful shutdown during start-up ends the waits (a provided URL may never come).
-        switch await cancelWhenGracefulShutdown({ await start() }) {
-        case .success(let made): coordinator = made
-        case .failure(let failure):
-            // Only a part's own failure settles readiness here: a wait given up (cancelled by the
-            // group because another part failed, or shut down) says nothing about the system;
-            // PaymentsSystem.run settles it with the first part's failure once the group ends.
-            if case .failed(let error) = failure {
-                readiness.fail(failure)
-                logger.error("the payment system could not start: \(error)")
-            }
-            return
-        }
-        sink.attach(coordinator)
-        readiness.announce(coordinator)
-        logger.info(
-            "payment system ready",
-            metadata: [
-                "callbacks.public": "\(receiver.publicBaseURL ?? "?")",
-                "callbacks.port": "\(receiver.boundPort.map(String.init) ?? "mounted")",
-            ])
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
+                group.addTask {
+                    switch await startup.done.wait(upTo: .seconds(3600)) {
+                    case .success:
+                        logger.info(
+                            "payment system ready",
+                            metadata: [
+                                "callbacks.public": "\(receiver.publicBaseURL ?? "?")",
+                                "callbacks.port": "\(receiver.boundPort.map(String.init) ?? "mounted")",
+                            ])
+                    case .failure(.failed(let error)):
+                        if error != .stopped { logger.error("the payment system could not start: \(error)") }
+                    case .failure:
+                        break
+                    }
+                }
                 // Status reads answer from the coordinator's snapshot while it follows the feed.
                 group.addTask { await coordinator.followChanges() }
                 group.addTask {
@@ -164,40 +159,6 @@ struct FlowService: Service, CustomStringConvertible {
                 }
             }
         }
-    }
-
-    private func start() async -> Result<PaymentCoordinator, FlowStartFailure> {
-        let base: URL
-        switch await apiBase.wait(upTo: .seconds(3600)) {
-        case .success(let url): base = url
-        case .failure(let failure): return .failure(failure)
-        }
-        if case .failure(let failure) = await publicBase.wait(upTo: .seconds(3600)) { return .failure(failure) }
-        let credentials: TwilioCredentials
-        switch configuration.twilio {
-        case .live(let live, _):
-            credentials = live
-            if live.authToken == nil {
-                logger.warning(
-                    "no Auth Token: callbacks are authenticated only by their unguessable per-session URL, not by Twilio's signature"
-                )
-            }
-        case .simulated(let simulator, _):
-            credentials = simulator.credentials
-            logger.info(
-                "running against the built-in Twilio simulator", metadata: ["simulator.url": "\(base.absoluteString)"])
-        }
-        let api: TwilioPaymentsClient
-        do {
-            api = try TwilioPaymentsClient(credentials: credentials, baseURL: base)
-        } catch {
-            return .failure(.failed(.simulatorFailed(reason: error.description)))
-        }
-        return .success(
-            PaymentCoordinator(
-                api: api, store: configuration.store, feed: configuration.changeFeed,
-                callbackURLs: ReceiverCallbackURLs(receiver: receiver), callbackKey: configuration.callbackKey,
-                policy: configuration.policy, ledger: configuration.ledger, notices: configuration.notices))
     }
 }
 

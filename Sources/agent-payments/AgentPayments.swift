@@ -163,12 +163,12 @@ struct Serve: AsyncParsableCommand {
             // Start-up lines go to stderr only; once the system is up, a legacy client that set a log
             // level hears of what happens outside its requests too (callbacks, expiry).
             let started = Task {
-                _ = try? await payments.coordinator(waitingUpTo: .seconds(3600))
+                _ = try? await payments.ready(waitingUpTo: .seconds(3600))
                 broadcast.turnOn()
             }
             defer { started.cancel() }
             let tools = PaymentsMCP(
-                server: server, flow: payments, defaults: configuration.defaults, redactor: redactor,
+                server: server, coordinator: payments.coordinator, defaults: configuration.defaults, redactor: redactor,
                 logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
                 callSIDHeader: ServerConfiguration.callSIDHeader)
             tools.install()
@@ -185,8 +185,17 @@ struct Serve: AsyncParsableCommand {
                     .init(service: LibcurlWarmUp(payments: payments)),
                     // After the system, before the transport: at shutdown its commands finish before the system stops.
                     .init(service: tools),
+                    // Standard input is read once the local parts listen (milliseconds; at most
+                    // 2 s), so a client's first tool call finds the system up: a tool never waits
+                    // for it, and would answer "still starting". A tunnel's public URL is not
+                    // waited for (seconds): until it comes, tools say so.
                     .init(
-                        service: StdioMCPService(server: server), successTerminationBehavior: .gracefullyShutdownGroup),
+                        service: StdioMCPService(
+                            server: server,
+                            before: { [publicURL = paymentsConfiguration.publicURL] in
+                                if case .ngrok = publicURL { return }
+                                _ = try? await payments.ready(waitingUpTo: .seconds(2))
+                            }), successTerminationBehavior: .gracefullyShutdownGroup),
                 ], logger: logger)
         }
     }
@@ -313,10 +322,13 @@ struct LibcurlWarmUp: Service, CustomStringConvertible {
 struct StdioMCPService: Service, CustomStringConvertible {
     var description: String { "mcp-stdio" }
     let server: MCPServer
+    /// What must happen before standard input is read (bounded by its own wait).
+    var before: @Sendable () async -> Void = {}
 
     func run() async {
         // Cancellation too (the group cancels when a part fails): serving ends the same way.
         await withTaskCancellationOrGracefulShutdownHandler {
+            await before()
             await server.serveStdio()
         } onCancelOrGracefulShutdown: {
             server.stop()

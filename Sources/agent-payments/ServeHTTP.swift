@@ -28,7 +28,7 @@ extension Serve {
                 // The backend fixes a call's amount with the same tokens (payments:charge).
                 AmountDueRoutes<ListenerRequestContext>(coordinator: {
                     guard let system = built.withLock({ $0 }) else { throw CancellationError() }
-                    return try await system.coordinator(waitingUpTo: .seconds(5))
+                    return system.coordinator
                 }) { request, context in
                     switch await transport.authenticate(request, channel: context.channel) {
                     case .principal(let principal): return .admitted(principal.paymentActor)
@@ -51,7 +51,7 @@ extension Serve {
                     "MCP endpoint is unauthenticated and reachable from other machines (--allow-unauthenticated)")
             }
             let tools = PaymentsMCP(
-                server: server, flow: system, defaults: configuration.defaults, redactor: redactor,
+                server: server, coordinator: system.coordinator, defaults: configuration.defaults, redactor: redactor,
                 logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
                 callSIDHeader: ServerConfiguration.callSIDHeader)
             tools.install()

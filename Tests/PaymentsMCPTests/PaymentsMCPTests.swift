@@ -19,27 +19,27 @@ struct Harness {
         return api
     }()
     let coordinator: PaymentCoordinator
-    let ready = GatedFlow()
+    /// The public URL: known unless the harness is made `starting`.
+    let publicURL: StartingURLs
     let server: MCPServer
     let client: MCPClient
 
     init(
-        era: MCPClient.Era = .modern(), resolve: Bool = true, readinessTimeout: Duration = .milliseconds(300),
+        era: MCPClient.Era = .modern(), starting: Bool = false,
         // Generous by default: on a loaded 2-core machine a command can outlast 3 s and answer
         // pending; the budget itself is tested with its real default (VoiceAgentTests).
         maximumWait: Duration = .seconds(10), progressInterval: Duration = .seconds(1)
     ) async {
-        coordinator = PaymentCoordinator(
-            api: api, callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.com/cb"))
+        publicURL = StartingURLs(known: !starting)
+        coordinator = PaymentCoordinator(api: api, callbackURLs: publicURL)
         server = PaymentsMCP.makeServer(version: "0.1.0")
         let mcp = PaymentsMCP(
-            server: server, flow: ready, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
-            readinessTimeout: readinessTimeout, maximumWait: maximumWait, progressInterval: progressInterval)
+            server: server, coordinator: coordinator, defaults: PaymentDefaults(tokenType: .reusable, currency: "EUR"),
+            maximumWait: maximumWait, progressInterval: progressInterval)
         mcp.install()
         // As a host's service group would (these harnesses live as long as their test).
         Task { try await mcp.run() }
         while !mcp.takesCommands { await Task.yield() }
-        if resolve { await ready.resolve(coordinator) }
         client = MCPClient(channel: InProcessChannel(server: server), era: era)
     }
 
@@ -58,41 +58,24 @@ struct Harness {
     }
 }
 
-/// A coordinator source that is "starting" until the test resolves it: what a host's system
-/// looks like to PaymentsMCP while its callback server comes up.
-actor GatedFlow: PaymentCoordinatorSource {
-    private var coordinator: PaymentCoordinator?
-    private var waiters: [Int: CheckedContinuation<PaymentCoordinator?, Never>] = [:]
-    private var nextID = 0
+/// Callback URLs that are not known until the test says so: what a host's system looks like to
+/// the flow while its callback server or tunnel comes up.
+final class StartingURLs: CallbackURLProvider {
+    private let known: Mutex<Bool>
 
-    /// How many tool calls wait for the coordinator now.
-    var waitingCount: Int { waiters.count }
-
-    func resolve(_ coordinator: PaymentCoordinator) {
-        self.coordinator = coordinator
-        for waiter in waiters.values { waiter.resume(returning: coordinator) }
-        waiters = [:]
+    init(known: Bool) {
+        self.known = Mutex(known)
     }
 
-    func coordinator(waitingUpTo timeout: Duration) async throws(FlowError) -> PaymentCoordinator {
-        if let coordinator { return coordinator }
-        if timeout <= .zero { throw .callbackUnavailable("still starting") }
-        nextID += 1
-        let id = nextID
-        // Each waiter times out on its own (an actor: registration and the timer cannot race).
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            await self?.timeOut(id)
-        }
-        defer { timer.cancel() }
-        guard let coordinator = await withCheckedContinuation({ waiters[id] = $0 }) else {
-            throw .callbackUnavailable("still starting")
-        }
-        return coordinator
+    func becomeKnown() { known.withLock { $0 = true } }
+
+    func callbackURL(secret: String) throws -> String {
+        guard known.withLock({ $0 }) else { throw StillStarting() }
+        return "https://example.com/cb/" + secret
     }
 
-    private func timeOut(_ id: Int) {
-        waiters.removeValue(forKey: id)?.resume(returning: nil)
+    struct StillStarting: Error, CustomStringConvertible {
+        var description: String { "the payment system is still starting; try again in a moment" }
     }
 }
 
@@ -302,24 +285,24 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         #expect(guidance.contains("card number was not valid") && guidance.contains("Next step:"))
     }
 
-    @Test func toolsWaitForTheFlowOrSayItIsStarting() async throws {
-        let waiting = await Harness(resolve: false)
-        try await waiting.client.connect()
-        let early = try await waiting.client.callTool(
+    @Test func whileTheSystemIsStartingToolsAnswerAtOnceThatTheyMayBeCalledAgain() async throws {
+        let harness = await Harness(starting: true)
+        try await harness.client.connect()
+        let began = ContinuousClock.now
+        let early = try await harness.client.callTool(
             "startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
-        #expect(early["isError"] == true && text(early).contains("still starting"))
-        let patient = await Harness(resolve: false, readinessTimeout: .seconds(60))
-        try await patient.client.connect()
-        let late = Task {
-            try await patient.client.callTool("startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
-        }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while await patient.ready.waitingCount == 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(1))
-        }
-        #expect(await patient.ready.waitingCount == 1, "the call is waiting for the flow")
-        await patient.ready.resolve(patient.coordinator)
-        #expect(try await late.value["isError"] == nil, "a waiting call goes ahead once the flow is ready")
+        #expect(early["isError"] == true && text(early).contains("still starting"), "\(early)")
+        #expect(early["structuredContent"]?["error"]?["retryable"] == true, "\(early)")
+        #expect(harness.api.calls.isEmpty, "nothing was sent to Twilio")
+        // Reads need no public URL: they work at once.
+        let status = try await harness.client.callTool(
+            "getPaymentStatus", arguments: ["callSid": .string(Harness.call)])
+        #expect(status["structuredContent"]?["error"]?["reason"] == "no-session", "\(status)")
+        #expect(ContinuousClock.now - began < .seconds(30), "answered, not kept waiting for the system")
+        harness.publicURL.becomeKnown()
+        let late = try await harness.client.callTool(
+            "startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
+        #expect(late["isError"] == nil, "the same call goes ahead once the system is up: \(late)")
     }
 }
 

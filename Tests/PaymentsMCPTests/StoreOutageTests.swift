@@ -65,7 +65,8 @@ final class SwitchableStore: PaymentStore {
         let server = PaymentsMCP.makeServer(version: "0.1.0")
         // A generous budget: on a loaded machine (the whole suite on two cores) a start can take
         // more than the default 3 s and answer pending, which is not what this test is about.
-        let mcp = PaymentsMCP(server: server, flow: coordinator, defaults: PaymentDefaults(), maximumWait: .seconds(10))
+        let mcp = PaymentsMCP(
+            server: server, coordinator: coordinator, defaults: PaymentDefaults(), maximumWait: .seconds(10))
         mcp.install()
         Task { try await mcp.run() }
         client = MCPClient(channel: InProcessChannel(server: server), era: .modern())

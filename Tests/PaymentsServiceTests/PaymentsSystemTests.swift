@@ -84,20 +84,25 @@ func takeCardPayment(
         #expect(outcome.token?.isEmpty == false)
         #expect(finished.cardType != nil)
         #expect(finished.items[.cardNumber]?.state == .captured(masked: "xxxxxxxxxxxx1111"))
-        // After shutdown the system says it stopped instead of hanging a caller.
-        await #expect(throws: FlowError.self) {
-            _ = try await PaymentsSystem(configuration: .simulated(), logger: quiet).coordinator(waitingUpTo: .zero)
-        }
+        // After shutdown, readiness answers at once (it came), and the system does not run again.
+        #expect(try await system.ready(waitingUpTo: .zero) === system.coordinator)
+        await #expect(throws: PaymentsStartError.alreadyRun) { try await system.run() }
     }
 
-    @Test func saysItIsStillStartingBeforeItRuns() async throws {
+    @Test func itsCoordinatorExistsAtBirthAndSaysItIsStillStartingBeforeItRuns() async throws {
         let system = try PaymentsSystem(configuration: .simulated(), logger: quiet)
+        let began = ContinuousClock.now
         do {
-            _ = try await system.coordinator(waitingUpTo: .zero)
-            Issue.record("ready without running")
+            _ = try await system.coordinator.start(
+                callSID: CallSID(validated: "CA" + String(repeating: "5", count: 32)),
+                options: PaymentSessionOptions())
+            Issue.record("a payment started on a system that never ran")
         } catch {
             #expect(error.description.contains("still starting"), "\(error)")
+            #expect(error.isRetryable, "a client may call again")
         }
+        #expect(ContinuousClock.now - began < .seconds(5), "answered at once, not kept waiting")
+        #expect(try await system.coordinator.activeSessions().isEmpty, "nothing was stored")
         #expect(try await system.ready(waitingUpTo: .zero) == nil)
     }
 
@@ -129,7 +134,9 @@ func takeCardPayment(
                 #expect(host == "127.0.0.1" && failedPort == busy)
             }
             let refusal = await #expect(throws: FlowError.self) {
-                _ = try await system.coordinator(waitingUpTo: .seconds(5))
+                _ = try await system.coordinator.start(
+                    callSID: CallSID(validated: "CA" + String(repeating: "6", count: 32)),
+                    options: PaymentSessionOptions())
             }
             #expect(
                 refusal?.description.contains("could not listen on 127.0.0.1:\(busy)") == true,
