@@ -248,12 +248,16 @@ import PaymentsTestSupport
         var security = try object(
             try await harness.client.callTool("captureSecurityCode", arguments: ["paymentSid": .string(sid)]))
         // As above: on a machine too loaded to answer within the margin, `timeout`, and the client
-        // calls again (a repeat of a capture in flight answers pending too).
+        // calls again; the capture is still with Twilio then, so the call again is a repeat.
+        var retried = false
         for _ in 0..<2 where security["error"]?["reason"] == "timeout" {
+            retried = true
             security = try object(
                 try await harness.client.callTool("captureSecurityCode", arguments: ["paymentSid": .string(sid)]))
         }
-        #expect(security["pending"] == true, "the held Twilio request outlasted the budget: \(security)")
+        #expect(
+            security["pending"] == true || (retried && security["repeated"] == true),
+            "the held Twilio request outlasted the budget: \(security)")
         // The pending capture reaches Twilio (held at the gate) and goes on after the call answered.
         try await eventually("the pending capture is with Twilio") {
             harness.api.calls.contains { $0.operation == "capture:security-code" }
