@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 #if canImport(Glibc)
 import Glibc
@@ -91,6 +91,9 @@ let package = Package(
         /// Payment sessions in PostgreSQL shared by replicas: the store, the LISTEN/NOTIFY change
         /// feed, versioned migrations.
         .library(name: "PaymentStorePostgres", targets: ["PaymentStorePostgres"]),
+        /// Every setting declared once and read through swift-configuration (command line,
+        /// environment, a JSON or YAML file), turned into the libraries' typed configuration.
+        .library(name: "PaymentsSettings", targets: ["PaymentsSettings"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -105,6 +108,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: ["JSON", "YAML"]),
     ],
     targets: [
         .target(
@@ -328,13 +332,29 @@ let package = Package(
         /// to libcurl.so.4 opened with dlopen (Linux; elsewhere empty). Only the server
         /// executable links it, so its start does not wait for libcurl's ~30 shared libraries.
         .target(name: "LazyCurl"),
+        /// Every setting, declared once and read in one place (swift-configuration), and the
+        /// typed configuration it makes for the libraries; `config check`'s report.
+        .target(
+            name: "PaymentsSettings",
+            dependencies: [
+                "PaymentsService", "PaymentsMCP", "PaymentFlow", "TwilioPayments", "TwilioSimulator", "ListenerGuard",
+                "MCPHTTP", "PaymentStorePostgres", "PaymentEvents",
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "PaymentsSettingsTests",
+            dependencies: ["PaymentsSettings", "PaymentsService", "ListenerGuard"],
+            swiftSettings: strictness
+        ),
         /// The MCP server executable: arguments, configuration from the environment, and one
         /// ServiceGroup (the payments system, stdio MCP); and the demo.
         .executableTarget(
             name: "agent-payments",
             dependencies: [
                 "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService", "TwilioPayments",
-                "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
+                "CallbackHTTP", "TwilioSimulator", "ListenerGuard", "PaymentsSettings",
                 "MCPHTTP", "PaymentStorePostgres", "PaymentEvents", "LazyCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),

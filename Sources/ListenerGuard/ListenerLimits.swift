@@ -62,34 +62,4 @@ public struct ListenerLimits: Sendable, Equatable {
         let soft = FileDescriptorLimit.current().soft
         return max(16, min(10_000, soft - reservedFileDescriptors))
     }
-
-    /// The limits from the environment, each falling back to the default:
-    /// `AGENT_PAYMENTS_HEAD_TIMEOUT_MS`, `AGENT_PAYMENTS_MIN_BODY_RATE` (bytes/s),
-    /// `AGENT_PAYMENTS_REQUEST_TIMEOUT_MS`, `AGENT_PAYMENTS_IDLE_TIMEOUT_MS`,
-    /// `AGENT_PAYMENTS_WRITE_TIMEOUT_MS`, `AGENT_PAYMENTS_MAX_PIPELINED_REQUESTS`,
-    /// `AGENT_PAYMENTS_MAX_CONNECTIONS`. A value that is not a positive integer is an error
-    /// naming the variable.
-    public static func fromEnvironment(_ environment: [String: String]) throws(ListenerLimitsError) -> ListenerLimits {
-        var limits = ListenerLimits()
-        func number(_ name: String) throws(ListenerLimitsError) -> Int? {
-            guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
-            guard let value = Int(text), value > 0 else { throw ListenerLimitsError(variable: name, value: text) }
-            return value
-        }
-        if let value = try number("AGENT_PAYMENTS_HEAD_TIMEOUT_MS") { limits.headTimeout = .milliseconds(value) }
-        if let value = try number("AGENT_PAYMENTS_MIN_BODY_RATE") { limits.minimumBodyRate = value }
-        if let value = try number("AGENT_PAYMENTS_REQUEST_TIMEOUT_MS") { limits.requestTimeout = .milliseconds(value) }
-        if let value = try number("AGENT_PAYMENTS_IDLE_TIMEOUT_MS") { limits.idleTimeout = .milliseconds(value) }
-        if let value = try number("AGENT_PAYMENTS_WRITE_TIMEOUT_MS") { limits.writeTimeout = .milliseconds(value) }
-        if let value = try number("AGENT_PAYMENTS_MAX_PIPELINED_REQUESTS") { limits.maximumPipelinedRequests = value }
-        if let value = try number("AGENT_PAYMENTS_MAX_CONNECTIONS") { limits.maximumConnections = value }
-        return limits
-    }
-}
-
-/// A listener limit set to something that is not a positive integer.
-public struct ListenerLimitsError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var variable: String
-    public var value: String
-    public var description: String { "\(variable) must be a positive integer, got \"\(value)\"" }
 }

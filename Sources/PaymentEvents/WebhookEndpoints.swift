@@ -149,7 +149,7 @@ public struct WebhookSettings: Sendable, Equatable {
     }
 }
 
-/// Reads the webhook configuration from the environment:
+/// Reads the webhook configuration from the settings the host gives by name:
 ///
 /// - `AGENT_PAYMENTS_WEBHOOK_URL` and `AGENT_PAYMENTS_WEBHOOK_SECRET` (and optionally
 ///   `AGENT_PAYMENTS_WEBHOOK_EVENTS`, comma-separated patterns): one endpoint, named `default`.
@@ -170,15 +170,19 @@ public enum WebhookEndpoints {
     /// The name of the endpoint the `AGENT_PAYMENTS_WEBHOOK_*` variables give.
     public static let defaultName = "default"
 
-    public static func load(environment: [String: String]) throws(WebhookConfigurationError) -> WebhookSettings {
-        try load(environment: environment) { path in try Data(contentsOf: URL(fileURLWithPath: path)) }
+    /// The webhook settings the named values give; `setting` answers a variable's value as the
+    /// host's configuration holds it (`nil` when unset). Nothing is read from the environment here.
+    public static func load(
+        _ setting: (String) -> String?
+    ) throws(WebhookConfigurationError) -> WebhookSettings {
+        try load(setting) { path in try Data(contentsOf: URL(fileURLWithPath: path)) }
     }
 
     static func load(
-        environment: [String: String], readFile: (String) throws -> Data
+        _ setting: (String) -> String?, readFile: (String) throws -> Data
     ) throws(WebhookConfigurationError) -> WebhookSettings {
         func value(_ name: String) -> String? {
-            guard let text = environment[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else {
+            guard let text = setting(name)?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else {
                 return nil
             }
             return text

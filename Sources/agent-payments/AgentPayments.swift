@@ -10,6 +10,7 @@ import PaymentsMCP
 import PaymentsService
 import PaymentEvents
 import PaymentFlow
+import PaymentsSettings
 import ServiceLifecycle
 import Synchronization
 
@@ -30,10 +31,8 @@ struct AgentPayments: AsyncParsableCommand {
                     $0.hasPrefix("-") || ["serve", "demo", "migrate", "webhooks", "help"].contains($0)
                 })
         if direct,
-            let configuration = try? ServerConfiguration.load(
-                positional: arguments == ["--simulate"] ? [] : arguments,
-                simulate: arguments == ["--simulate"],
-                environment: ProcessInfo.processInfo.environment)
+            let configuration = try? ServeOptions.load(
+                credentials: arguments == ["--simulate"] ? [] : arguments, simulate: arguments == ["--simulate"])
         {
             do {
                 try await Serve.serve(configuration)
@@ -74,6 +73,8 @@ struct AgentPayments: AsyncParsableCommand {
               CALLBACK_BASE_URL      public https URL that reaches the callback port
               NGROK_AUTH_TOKEN, NGROK_CUSTOM_DOMAIN                    open an ngrok tunnel instead
               CALLBACK_HOST, CALLBACK_PORT                             callback server address (default 127.0.0.1, a free port)
+              AGENT_PAYMENTS_CONFIG  a JSON or YAML file of these settings (or --config); `agent-payments config check`
+                                     prints every setting, where it came from, and the first mistake
               AGENT_PAYMENTS_LOG_LEVEL                                 trace, debug, info (default), notice, warning, error
               AGENT_PAYMENTS_HTTP, AGENT_PAYMENTS_HTTP_TOKENS, AGENT_PAYMENTS_OAUTH_ISSUER, AGENT_PAYMENTS_ALLOWED_ORIGINS, …
                                      MCP over HTTP and who may call it (Docs/http.md)
@@ -87,7 +88,7 @@ struct AgentPayments: AsyncParsableCommand {
                                      database, `agent-payments webhooks status` shows what is pending
             """,
         version: version,
-        subcommands: [Serve.self, Demo.self, Migrate.self, Webhooks.self],
+        subcommands: [Serve.self, Demo.self, Migrate.self, Webhooks.self, ConfigCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -96,55 +97,14 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Serve MCP over stdio (the default), or over Streamable HTTP with --http.")
 
-    @Argument(
-        help:
-            "Account SID (AC…), API key SID (SK…) and API secret. Or set TWILIO_ACCOUNT_SID, TWILIO_API_KEY and TWILIO_API_SECRET."
-    )
-    var credentials: [String] = []
-
-    @Flag(help: "Run against the built-in Twilio simulator: no account, no tunnel.")
-    var simulate = false
-
-    @Option(
-        name: .customLong("http"),
-        help: ArgumentHelp(
-            "Serve MCP over Streamable HTTP at /mcp on [HOST:]PORT (host default 127.0.0.1), beside the Twilio callbacks, instead of stdio. Or set AGENT_PAYMENTS_HTTP.",
-            valueName: "[HOST:]PORT"))
-    var http: String?
-
-    @Option(
-        name: .customLong("http-tokens-file"),
-        help: ArgumentHelp(
-            "Bearer tokens for --http, one entry per line: TOKEN, NAME:TOKEN or NAME[@TENANT]:TOKEN:SCOPE SCOPE. Or set AGENT_PAYMENTS_HTTP_TOKENS (comma separated).",
-            valueName: "PATH"))
-    var tokensFile: String?
-
-    @Flag(
-        name: .customLong("allow-unauthenticated"),
-        help:
-            "Serve --http without tokens or OAuth although others can reach it (a non-loopback bind, CALLBACK_BASE_URL, a tunnel). Test benches only."
-    )
-    var allowUnauthenticated = false
-
-    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var options: ServeOptions
 
     func validate() throws {
-        _ = try load()
-    }
-
-    private func load() throws(ValidationError) -> ServerConfiguration {
-        do {
-            return try ServerConfiguration.load(
-                positional: credentials, simulate: simulate, environment: ProcessInfo.processInfo.environment,
-                http: http, tokensFile: tokensFile, allowUnauthenticated: allowUnauthenticated,
-                databaseURL: database.databaseURL)
-        } catch {
-            throw ValidationError(error.description)
-        }
+        _ = try options.load()
     }
 
     func run() async throws {
-        try await Self.serve(try load())
+        try await Self.serve(try options.load())
     }
 
     /// Serves MCP with `configuration` until the end of input (stdio) or a signal.
@@ -211,9 +171,7 @@ struct Serve: AsyncParsableCommand {
         let files = FileDescriptorLimit.raiseSoftLimitToHard()
         let server = PaymentsMCP.makeServer(version: AgentPayments.version)
         let redactor = Redactor(secrets: configuration.secrets)
-        let level =
-            ProcessInfo.processInfo.environment["AGENT_PAYMENTS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
-            ?? .info
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             MCPLogHandler(label: label, server: server, redactor: redactor, level: level, broadcast: broadcast)
         }

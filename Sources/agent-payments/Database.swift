@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PaymentStorePostgres
 import PaymentsService
+import PaymentsSettings
 import TwilioPayments
 
 extension Serve {
@@ -42,8 +43,15 @@ extension Serve {
     }
 }
 
-/// `--database-url`, declared once for every command that takes it.
+/// `--database-url` and `--config`, declared once for every command that takes them.
 struct DatabaseOptions: ParsableArguments {
+    @Option(
+        name: .customLong("config"),
+        help: ArgumentHelp(
+            "A JSON or YAML file of settings by their variables' names; the environment and the command line win over it. Or set AGENT_PAYMENTS_CONFIG.",
+            valueName: "PATH"))
+    var config: String?
+
     @Option(
         name: .customLong("database-url"),
         help: ArgumentHelp(
@@ -56,7 +64,10 @@ struct DatabaseOptions: ParsableArguments {
     func load(missing: String) throws(ValidationError) -> (PostgresDatabaseConfiguration, Duration) {
         let loaded: (configuration: PostgresDatabaseConfiguration, startTimeout: Duration, callbackKey: Secret?)?
         do {
-            loaded = try ServerConfiguration.loadDatabase(databaseURL, environment: ProcessInfo.processInfo.environment)
+            loaded = try ServerConfiguration.loadDatabase(
+                Settings(
+                    commandLine: [.databaseURL: databaseURL, .configFile: config].compactMapValues { $0 },
+                    environment: ProcessInfo.processInfo.environment))
         } catch {
             throw ValidationError(error.description)
         }

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import NIOCore
 import NIOPosix
+import PaymentsSettings
 
 /// The process's entry point. It is synchronous so that, for `--http`, NIO's event loops can
 /// become Swift's global executor before any task exists (NIO allows that only from the main
@@ -12,11 +13,8 @@ import NIOPosix
 @main
 enum Entry {
     static func main() {
-        let http =
-            CommandLine.arguments.dropFirst().contains { $0 == "--http" || $0.hasPrefix("--http=") }
-            || !(ProcessInfo.processInfo.environment["AGENT_PAYMENTS_HTTP"]?.trimmingCharacters(in: .whitespaces)
-                .isEmpty ?? true)
-        if http {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.contains(where: { $0 == "--http" || $0.hasPrefix("--http=") }) || servesHTTP(arguments) {
             _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         }
         Task {
@@ -24,5 +22,18 @@ enum Entry {
             exit(0)
         }
         dispatchMain()
+    }
+
+    /// Whether the environment or a configuration file sets `AGENT_PAYMENTS_HTTP` (a mistake in
+    /// them is reported later, by the command that reads them).
+    static func servesHTTP(_ arguments: [String]) -> Bool {
+        var file: String?
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--config", index + 1 < arguments.count { file = arguments[index + 1] }
+            if argument.hasPrefix("--config=") { file = String(argument.dropFirst("--config=".count)) }
+        }
+        let settings = try? Settings(
+            commandLine: file.map { [.configFile: $0] } ?? [:], environment: ProcessInfo.processInfo.environment)
+        return settings?.isSet(.http) ?? false
     }
 }

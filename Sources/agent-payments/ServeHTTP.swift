@@ -5,6 +5,7 @@ import Logging
 import MCPHTTP
 import PaymentsMCP
 import PaymentsService
+import PaymentsSettings
 import ServiceLifecycle
 import Synchronization
 import PaymentFlow

@@ -49,7 +49,7 @@ func withRunning<T: Sendable>(_ apps: [any ApplicationProtocol], _ body: () asyn
 }
 
 /// Waits until `value` yields non-nil (servers report their ports asynchronously).
-func eventually<T>(_ value: () -> T?, timeout: Duration = .seconds(10)) async throws -> T {
+func eventually<T>(_ value: () -> T?, timeout: Duration = .seconds(30)) async throws -> T {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if let value = value() { return value }

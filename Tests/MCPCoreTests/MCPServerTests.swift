@@ -246,9 +246,10 @@ final class NotificationLog: Sendable {
         let seenEvents = EventLog()
         let consumer = Task { for await event in events { seenEvents.items.withLock { $0.append(event) } } }
         defer { consumer.cancel() }
-        /// Whether `event` was signalled within ten seconds (a broken feature fails, never hangs).
+        /// Whether `event` was signalled within 30 seconds (a broken feature fails, never hangs;
+        /// a loaded 2-core machine once took more than 10 to start the handler).
         func signalled(_ event: String) async throws -> Bool {
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             while !seenEvents.items.withLock({ $0.contains(event) }) {
                 if ContinuousClock.now > deadline { return false }
                 try await Task.sleep(for: .milliseconds(1))

@@ -12,7 +12,7 @@ import Testing
     ) throws(WebhookConfigurationError) -> WebhookSettings {
         var environment = environment
         if file != nil { environment["AGENT_PAYMENTS_WEBHOOKS_FILE"] = "/etc/agent-payments/webhooks.json" }
-        return try WebhookEndpoints.load(environment: environment) { path in
+        return try WebhookEndpoints.load({ environment[$0] }) { path in
             guard path == "/etc/agent-payments/webhooks.json", let file else { throw CocoaError(.fileNoSuchFile) }
             return Data(file.utf8)
         }
@@ -358,13 +358,13 @@ import Testing
         try Data(Self.twoEndpoints.utf8).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(
-            try WebhookEndpoints.load(environment: ["AGENT_PAYMENTS_WEBHOOKS_FILE": path]).endpoints.map(\.name) == [
+            try WebhookEndpoints.load { ["AGENT_PAYMENTS_WEBHOOKS_FILE": path][$0] }.endpoints.map(\.name) == [
                 "crm", "voice-app",
             ])
 
         let missing = path + ".missing"
         let error = #expect(throws: WebhookConfigurationError.self) {
-            try WebhookEndpoints.load(environment: ["AGENT_PAYMENTS_WEBHOOKS_FILE": missing])
+            try WebhookEndpoints.load { ["AGENT_PAYMENTS_WEBHOOKS_FILE": missing][$0] }
         }
         guard case .unreadableFile(let reported, _) = error else {
             Issue.record("\(String(describing: error))")

@@ -52,6 +52,11 @@ import Testing
             "MCPCore", "MCPClient", "PaymentsMCP", "MCPHTTP", "PaymentsService", "CallbackHTTP", "TwilioSimulator",
             "Hummingbird", "HummingbirdCore", "PaymentEvents", "AsyncHTTPClient", "ListenerGuard",
         ],
+        // Settings are read here and become the libraries' typed configuration: no server, no MCP engine.
+        "PaymentsSettings": [
+            "MCPCore", "MCPClient", "Hummingbird", "HummingbirdCore", "CallbackHTTP", "PostgresNIO", "AsyncHTTPClient",
+            "ServiceLifecycle",
+        ],
         // The executable wires libraries together: protocols, databases, HTTP clients and crypto
         // are the libraries' business.
         "agent-payments": [

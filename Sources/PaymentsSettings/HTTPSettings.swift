@@ -1,22 +1,22 @@
 import Foundation
-import MCPHTTP
+public import MCPHTTP
 import PaymentsMCP
 
 /// `--http` and its settings, read from the command line and the environment and checked once
 /// (Docs/http.md).
-struct HTTPSettings {
-    var host: String
-    var port: Int
-    var transport: MCPHTTPConfiguration
+public struct HTTPSettings: Sendable {
+    public var host: String
+    public var port: Int
+    public var transport: MCPHTTPConfiguration
     /// Bearer tokens, for the log redactor.
-    var tokens: [String]
+    public var tokens: [String]
     /// Whether `/mcp` asks for a bearer token (static tokens or OAuth).
-    var authenticated: Bool { transport.authenticator != nil }
+    public var authenticated: Bool { transport.authenticator != nil }
 
     /// Whether `host` is a loopback address, which only this machine reaches: `localhost`, an
     /// IPv4 address in 127.0.0.0/8, `::1`, or an IPv4-mapped 127.x address. Compared as
     /// addresses, so neither `127.evil.example` nor `0:0:0:0:0:0:0:1` is mistaken.
-    static func isLoopback(_ host: String) -> Bool {
+    public static func isLoopback(_ host: String) -> Bool {
         let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
         if bare == "localhost" { return true }
         var v4 = in_addr()
@@ -32,7 +32,7 @@ struct HTTPSettings {
     }
 
     /// `[HOST:]PORT`, `[::1]:PORT`; host default 127.0.0.1.
-    static func parseAddress(_ text: String) -> (host: String, port: Int)? {
+    public static func parseAddress(_ text: String) -> (host: String, port: Int)? {
         var host = "127.0.0.1", portText = text
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
@@ -49,35 +49,26 @@ struct HTTPSettings {
         return (host, port)
     }
 
-    static func load(
-        address: String, tokensFile: String?,
-        environment: [String: String]
-    ) throws(ConfigurationError) -> HTTPSettings {
-        func value(_ name: String) -> String? {
-            guard let text = environment[name]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
-            return text
-        }
+    /// `--http` at `address`, with its tokens, OAuth and bounds from `settings`.
+    public static func load(address: String, settings: Settings) throws(ConfigurationError) -> HTTPSettings {
+        func value(_ setting: Setting) -> String? { settings.isSet(setting) ? settings.value(setting) : nil }
         guard let (host, port) = parseAddress(address) else {
             throw .invalidValue(
                 variable: "--http", value: address, expected: "[HOST:]PORT, such as 8080, 127.0.0.1:8080 or [::1]:8080")
         }
-        func positive(_ name: String, default fallback: Int) throws(ConfigurationError) -> Int {
-            guard let text = value(name) else { return fallback }
-            guard let number = Int(text), number > 0 else {
-                throw .invalidValue(variable: name, value: text, expected: "a positive integer")
-            }
-            return number
+        func positive(_ setting: Setting) throws(ConfigurationError) -> Int {
+            try settings.integer(setting, in: 1...Int.max, expected: "a positive integer")
         }
 
         // Entries: TOKEN, NAME:TOKEN or NAME[@TENANT]:TOKEN:SCOPE SCOPE (comma-separated here,
         // one per line in the file).
-        var entries: [(text: String, source: String)] = (value("AGENT_PAYMENTS_HTTP_TOKENS") ?? "").split(
+        var entries: [(text: String, source: String)] = (settings.raw(.httpTokens) ?? "").split(
             separator: ","
         )
         .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map {
             ($0, "AGENT_PAYMENTS_HTTP_TOKENS")
         }
-        if let path = tokensFile ?? value("AGENT_PAYMENTS_HTTP_TOKENS_FILE") {
+        if let path = value(.httpTokensFile) {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 throw .invalidValue(
                     variable: "--http-tokens-file", value: path,
@@ -108,14 +99,14 @@ struct HTTPSettings {
             }
         }
         var oauth: OAuthResourceServer?
-        if let issuer = value("AGENT_PAYMENTS_OAUTH_ISSUER") {
-            let scopes = (value("AGENT_PAYMENTS_OAUTH_SCOPE") ?? "").split(separator: " ").map(String.init)
-            var audience = value("AGENT_PAYMENTS_OAUTH_AUDIENCE")
-            if audience == nil, let base = value("CALLBACK_BASE_URL") {
+        if let issuer = value(.oauthIssuer) {
+            let scopes = (value(.oauthScope) ?? "").split(separator: " ").map(String.init)
+            var audience = value(.oauthAudience)
+            if audience == nil, let base = value(.callbackBaseURL) {
                 audience = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/mcp"
             }
             var algorithms = OAuthResourceServer.defaultAlgorithms
-            if let text = value("AGENT_PAYMENTS_OAUTH_ALGORITHMS") {
+            if let text = value(.oauthAlgorithms) {
                 algorithms = text.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
                 if let unknown = algorithms.first(where: { !OAuthResourceServer.acceptedAlgorithms.contains($0) }) {
                     throw .invalidValue(
@@ -123,59 +114,56 @@ struct HTTPSettings {
                         expected: "algorithms among \(OAuthResourceServer.defaultAlgorithms.joined(separator: ", "))")
                 }
             }
-            let keyLifetime = try positive("AGENT_PAYMENTS_OAUTH_KEY_LIFETIME_SECONDS", default: 600)
+            let keyLifetime = try positive(.oauthKeyLifetime)
             do {
                 oauth = try OAuthResourceServer(
                     configuration: .init(
-                        issuer: issuer, jwksURL: value("AGENT_PAYMENTS_OAUTH_JWKS_URL"),
+                        issuer: issuer, jwksURL: value(.oauthJWKSURL),
                         audience: audience, requiredScopes: scopes, keyLifetime: .seconds(keyLifetime),
-                        algorithms: algorithms, tenantClaim: value("AGENT_PAYMENTS_OAUTH_TENANT_CLAIM")))
+                        algorithms: algorithms, tenantClaim: value(.oauthTenantClaim)))
             } catch {
                 throw .invalidValue(variable: "AGENT_PAYMENTS_OAUTH_ISSUER", value: issuer, expected: error.description)
             }
             authenticators.append(oauth!)
         } else {
             for dependent in [
-                "AGENT_PAYMENTS_OAUTH_JWKS_URL", "AGENT_PAYMENTS_OAUTH_AUDIENCE", "AGENT_PAYMENTS_OAUTH_SCOPE",
-                "AGENT_PAYMENTS_OAUTH_TENANT_CLAIM", "AGENT_PAYMENTS_OAUTH_ALGORITHMS",
-                "AGENT_PAYMENTS_OAUTH_KEY_LIFETIME_SECONDS",
-            ] where value(dependent) != nil {
-                throw .invalidValue(
-                    variable: dependent, value: value(dependent)!,
-                    expected: "set together with AGENT_PAYMENTS_OAUTH_ISSUER")
+                Setting.oauthJWKSURL, .oauthAudience, .oauthScope, .oauthTenantClaim, .oauthAlgorithms,
+                .oauthKeyLifetime,
+            ] {
+                if let text = value(dependent) {
+                    throw .invalidValue(
+                        variable: dependent.name, value: text, expected: "set together with AGENT_PAYMENTS_OAUTH_ISSUER"
+                    )
+                }
             }
         }
-        func rate(_ name: String, default fallback: Int) throws(ConfigurationError) -> Int {
-            guard let text = value(name) else { return fallback }
-            guard let number = Int(text), number >= 0 else {
-                throw .invalidValue(
-                    variable: name, value: text, expected: "a whole number per minute (0 turns the limit off)")
-            }
-            return number
+        func rate(_ setting: Setting) throws(ConfigurationError) -> Int {
+            try settings.integer(
+                setting, in: 0...Int.max, expected: "a whole number per minute (0 turns the limit off)")
         }
         let limits = RateLimits(
-            toolCallsPerPrincipal: try rate("AGENT_PAYMENTS_RATE_TOOL_CALLS", default: 600),
-            toolCallsPerAddress: try rate("AGENT_PAYMENTS_RATE_TOOL_CALLS_PER_ADDRESS", default: 3000),
-            refusedAuthenticationsPerAddress: try rate("AGENT_PAYMENTS_RATE_AUTH_FAILURES", default: 60))
-        let origins = (value("AGENT_PAYMENTS_ALLOWED_ORIGINS") ?? "").split(separator: ",")
+            toolCallsPerPrincipal: try rate(.rateToolCalls),
+            toolCallsPerAddress: try rate(.rateToolCallsPerAddress),
+            refusedAuthenticationsPerAddress: try rate(.rateAuthenticationFailures))
+        let origins = (value(.allowedOrigins) ?? "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let transport = MCPHTTPConfiguration(
             allowedOrigins: Set(origins),
             authenticator: authenticators.isEmpty
                 ? nil : (authenticators.count == 1 ? authenticators[0] : AnyOfAuthenticators(authenticators)),
             oauth: oauth,
-            maximumStreamsPerClient: try positive("AGENT_PAYMENTS_HTTP_MAX_STREAMS", default: 16),
-            maximumSessions: try positive("AGENT_PAYMENTS_HTTP_MAX_SESSIONS", default: 1000),
-            maximumSessionsPerClient: try positive("AGENT_PAYMENTS_HTTP_MAX_SESSIONS_PER_CLIENT", default: 100),
+            maximumStreamsPerClient: try positive(.httpMaximumStreams),
+            maximumSessions: try positive(.httpMaximumSessions),
+            maximumSessionsPerClient: try positive(.httpMaximumSessionsPerClient),
             rateLimits: limits,
-            sessionIdleTimeout: .seconds(try positive("AGENT_PAYMENTS_HTTP_SESSION_IDLE_SECONDS", default: 1800)),
-            keepAliveInterval: .seconds(try positive("AGENT_PAYMENTS_HTTP_KEEPALIVE_SECONDS", default: 15)),
+            sessionIdleTimeout: .seconds(try positive(.httpSessionIdle)),
+            keepAliveInterval: .seconds(try positive(.httpKeepAlive)),
             forwardedHeaders: [ServerConfiguration.callSIDHeader])
         return HTTPSettings(host: host, port: port, transport: transport, tokens: tokens.map(\.token))
     }
 
     /// `http://HOST:PORT` for a bound port.
-    func localBaseURL(port: Int) -> String {
+    public func localBaseURL(port: Int) -> String {
         let shown = host.contains(":") ? "[\(host)]" : host
         return "http://\(shown):\(port)"
     }

@@ -1,0 +1,294 @@
+import Foundation
+import ListenerGuard
+public import PaymentEvents
+import PaymentFlow
+public import PaymentStorePostgres
+public import PaymentsMCP
+public import PaymentsService
+public import TwilioPayments
+
+/// Everything the server needs, read from ``Settings`` and checked once: the payments system's
+/// configuration, the tools' defaults, and every secret (for the log redactor).
+public struct ServerConfiguration: Sendable {
+    public var payments: PaymentsConfiguration
+    public var defaults: PaymentDefaults
+    public var secrets: [String]
+    /// MCP over Streamable HTTP instead of stdio (`--http`).
+    public var http: HTTPSettings?
+    /// Sessions in PostgreSQL, shared with other replicas (`DATABASE_URL`); in memory without.
+    public var database: PostgresDatabaseConfiguration?
+    /// How long start-up waits for the database to be reachable.
+    public var databaseStartTimeout: Duration = .seconds(30)
+    /// The callback key every replica shares, when `AGENT_PAYMENTS_CALLBACK_KEY` gives it; with a
+    /// database and without it, the key stored in the database.
+    public var callbackKey: Secret?
+    /// The longest a tool call takes, waits included (voice frameworks time tool calls out after 5 s).
+    public var maximumWait: Duration = .milliseconds(Int64(PaymentsMCP.defaultMaximumWaitSeconds * 1000))
+    /// How much is logged.
+    public var logLevel: String = "info"
+    /// The HTTP header a voice platform sends the call's SID in; it supplies `callSid` to tool
+    /// calls that omit it.
+    public static let callSIDHeader = "X-Twilio-Call-Sid"
+
+    /// Where payment events are pushed (Docs/voice-agents.md), if anywhere.
+    public var webhooks: WebhookSettings?
+
+    /// What makes an unauthenticated `/mcp` reachable from elsewhere, when
+    /// `--allow-unauthenticated` let it start anyway (said loudly at start-up).
+    public var unauthenticatedExposure: [String] = []
+
+    /// Whether this runs against the built-in simulator.
+    public var simulated: Bool {
+        if case .simulated = payments.twilio { return true }
+        return false
+    }
+
+    /// What makes `/mcp` reachable from beyond this machine, one sentence per setting: a bind
+    /// address that is not loopback, a public URL (which a proxy forwards to the listener) whose
+    /// host is not loopback, or a tunnel. Empty when only local processes can reach it.
+    static func exposure(of http: HTTPSettings, publicURL: PaymentsConfiguration.PublicURL) -> [String] {
+        var reasons: [String] = []
+        if !HTTPSettings.isLoopback(http.host) {
+            reasons.append("--http binds \(http.host), which other machines reach")
+        }
+        switch publicURL {
+        case .explicit(let base):
+            if let host = URL(string: base)?.host, !HTTPSettings.isLoopback(host) {
+                reasons.append("CALLBACK_BASE_URL \(base) is a public URL that reaches this listener")
+            }
+        case .ngrok:
+            reasons.append("NGROK_AUTH_TOKEN opens an ngrok tunnel to this listener")
+        case .loopback, .provided:
+            break
+        }
+        return reasons
+    }
+
+    /// The configuration `settings` make, or the first mistake in them.
+    public static func load(
+        _ settings: Settings, simulate: Bool, allowUnauthenticated: Bool = false
+    ) throws(ConfigurationError) -> ServerConfiguration {
+        var configuration = try loadPayments(settings, simulate: simulate)
+        configuration.logLevel = try settings.choice(
+            .logLevel, among: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+        configuration.payments.finishedRetention = .seconds(
+            try settings.integer(
+                .finishedRetention, in: 0...Int.max,
+                expected: "a whole number of seconds (how long a finished session stays readable; default 3600)"))
+        let wait = try settings.number(
+            .maximumWait, in: 0.1...60,
+            expected:
+                "seconds between 0.1 and 60 (the longest a tool call waits; default 3, which fits a 5-second client timeout)"
+        )
+        configuration.maximumWait = .milliseconds(Int64(wait * 1000))
+        configuration.payments.policy = try loadPolicy(settings)
+        do {
+            let webhooks = try WebhookEndpoints.load { name in
+                Setting.named(name).flatMap { settings.isSet($0) ? settings.value($0) : nil }
+            }
+            if !webhooks.endpoints.isEmpty {
+                configuration.webhooks = webhooks
+                configuration.secrets += webhooks.endpoints.map(\.secret.encoded)
+            }
+        } catch {
+            throw .invalidWebhooks(error.description)
+        }
+        if let database = try loadDatabase(settings) {
+            configuration.database = database.configuration
+            configuration.databaseStartTimeout = database.startTimeout
+            if let password = database.configuration.password, !password.isEmpty {
+                configuration.secrets.append(password)
+            }
+            if let key = database.callbackKey {
+                configuration.callbackKey = key
+                configuration.secrets.append(key.revealed)
+            }
+        }
+        if settings.isSet(.http), let address = settings.value(.http) {
+            let http = try HTTPSettings.load(address: address, settings: settings)
+            // Closed by default: whatever makes /mcp reachable from elsewhere requires authentication.
+            let exposure = Self.exposure(of: http, publicURL: configuration.payments.publicURL)
+            if !http.authenticated, !exposure.isEmpty {
+                guard allowUnauthenticated else { throw .unauthenticatedNetworkListener(reasons: exposure) }
+                configuration.unauthenticatedExposure = exposure
+            }
+            // One listener: the callbacks arrive where MCP is served.
+            if case .own(_, _, let limits) = configuration.payments.callbackListener {
+                configuration.payments.callbackListener = .own(host: http.host, port: http.port, limits: limits)
+            }
+            configuration.secrets += http.tokens
+            configuration.http = http
+        }
+        return configuration
+    }
+
+    /// The spending policy (Docs/configuration.md). Unset: no limit.
+    static func loadPolicy(_ settings: Settings) throws(ConfigurationError) -> SpendingPolicy {
+        func amount(_ setting: Setting) throws(ConfigurationError) -> Decimal? {
+            guard settings.isSet(setting), let text = settings.value(setting) else { return nil }
+            guard PaymentSessionOptions(chargeAmount: text).validate().isEmpty,
+                let amount = SpendingPolicy.decimal(text), amount > 0
+            else {
+                throw .invalidValue(
+                    variable: setting.name, value: text,
+                    expected: "a decimal amount greater than 0, such as 500 or 99.90")
+            }
+            return amount
+        }
+        var policy = SpendingPolicy(maximumCharge: try amount(.maximumCharge), dailyLimit: try amount(.dailyLimit))
+        if settings.isSet(.currencies), let text = settings.value(.currencies) {
+            let codes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter {
+                !$0.isEmpty
+            }
+            if codes.isEmpty || codes.contains(where: { !PaymentSessionOptions(currency: $0).validate().isEmpty }) {
+                throw .invalidValue(
+                    variable: Setting.currencies.name, value: text,
+                    expected: "ISO 4217 codes separated by commas, such as USD,EUR")
+            }
+            policy.currencies = Set(codes)
+        }
+        policy.requireAmountDue = try settings.flag(.requireAmountDue)
+        return policy
+    }
+
+    /// The database from `--database-url` or `DATABASE_URL`, its start-up wait, and a callback
+    /// key given in `AGENT_PAYMENTS_CALLBACK_KEY` (else the one stored in the database is used).
+    public static func loadDatabase(
+        _ settings: Settings
+    ) throws(ConfigurationError)
+        -> (configuration: PostgresDatabaseConfiguration, startTimeout: Duration, callbackKey: Secret?)?
+    {
+        guard let text = settings.value(.databaseURL) else { return nil }
+        let configuration: PostgresDatabaseConfiguration
+        do {
+            configuration = try PostgresDatabaseConfiguration(url: text)
+        } catch {
+            throw .invalidDatabaseURL(error.description)
+        }
+        let timeout = try settings.integer(.databaseStart, in: 0...Int.max, expected: "a whole number of seconds")
+        var key: Secret?
+        if let text = settings.raw(.callbackKey) {
+            guard text.utf8.count >= 32 else {
+                throw .invalidValue(
+                    variable: Setting.callbackKey.name, value: "…",
+                    expected: "at least 32 characters (the same in every replica)")
+            }
+            key = Secret(text)
+        }
+        return (configuration, .seconds(timeout), key)
+    }
+
+    /// The listener bounds (Docs/security.md, slow clients).
+    static func loadLimits(_ settings: Settings) throws(ConfigurationError) -> ListenerLimits {
+        var limits = ListenerLimits()
+        func positive(_ setting: Setting) throws(ConfigurationError) -> Int? {
+            guard settings.isSet(setting) || setting.defaultValue != nil else { return nil }
+            return try settings.integer(setting, in: 1...Int.max, expected: "a positive integer")
+        }
+        if let value = try positive(.headTimeout) { limits.headTimeout = .milliseconds(value) }
+        if let value = try positive(.minimumBodyRate) { limits.minimumBodyRate = value }
+        if let value = try positive(.requestTimeout) { limits.requestTimeout = .milliseconds(value) }
+        if let value = try positive(.idleTimeout) { limits.idleTimeout = .milliseconds(value) }
+        if let value = try positive(.writeTimeout) { limits.writeTimeout = .milliseconds(value) }
+        if let value = try positive(.maximumPipelinedRequests) { limits.maximumPipelinedRequests = value }
+        if let value = try positive(.maximumConnections) { limits.maximumConnections = value }
+        return limits
+    }
+
+    private static func loadPayments(
+        _ settings: Settings, simulate: Bool
+    ) throws(ConfigurationError) -> ServerConfiguration {
+        var defaults = PaymentDefaults()
+        if let tokenType = settings.value(.tokenType) {
+            guard let parsed = TokenType(rawValue: tokenType) else {
+                throw .invalidValue(
+                    variable: Setting.tokenType.name, value: tokenType,
+                    expected: TokenType.allCases.map(\.rawValue).joined(separator: ", ").replacingLast(
+                        ", ", with: " or "))
+            }
+            defaults.tokenType = parsed
+        }
+        if let currency = settings.value(.currency) {
+            guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isLetter }) else {
+                throw .invalidValue(
+                    variable: Setting.currency.name, value: currency,
+                    expected: "a three-letter ISO 4217 code such as USD")
+            }
+            defaults.currency = currency.uppercased()
+        }
+        defaults.paymentConnector = settings.value(.paymentConnector)
+        defaults.postalCode = try settings.flag(.postalCode)
+        defaults.securityCode = try settings.flag(.securityCode)
+
+        let limits = try loadLimits(settings)
+        let host = settings.value(.callbackHost) ?? "127.0.0.1"
+        let port = try settings.integer(
+            .callbackPort, in: 0...65535, expected: "a port number between 0 and 65535 (0 picks a free one)")
+        let listener = PaymentsConfiguration.CallbackListener.own(host: host, port: port, limits: limits)
+
+        if simulate {
+            let pacing = try settings.integer(.simulatorPacing, in: 0...Int.max, expected: "whole milliseconds")
+            var payments = PaymentsConfiguration.simulated(
+                digitPacing: .milliseconds(pacing),
+                scripts: try settings.value(.simulatorScript).map(SimulatorScripts.load(path:)) ?? [:])
+            payments.callbackListener = listener
+            return ServerConfiguration(payments: payments, defaults: defaults, secrets: [])
+        }
+
+        guard let accountSID = settings.value(.accountSID), let apiKey = settings.value(.apiKey),
+            let apiSecret = settings.raw(.apiSecret)
+        else {
+            throw .missingCredentials
+        }
+        let authToken = settings.value(.authToken)
+        let credentials: TwilioCredentials
+        do {
+            credentials = try TwilioCredentials(
+                accountSID: accountSID, apiKeySID: apiKey, apiSecret: apiSecret, authToken: authToken)
+        } catch {
+            throw .invalidCredentials(error.description)
+        }
+
+        let baseText = settings.value(.apiBaseURL) ?? TwilioPaymentsClient.defaultBaseURL.absoluteString
+        guard let apiBaseURL = URL(string: baseText), let scheme = apiBaseURL.scheme,
+            ["http", "https"].contains(scheme.lowercased()), apiBaseURL.host != nil
+        else {
+            throw .invalidValue(
+                variable: Setting.apiBaseURL.name, value: baseText,
+                expected: "an absolute URL such as https://api.dublin.ie1.twilio.com")
+        }
+
+        let publicURL: PaymentsConfiguration.PublicURL
+        if let base = settings.value(.callbackBaseURL) {
+            guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), url.host != nil,
+                scheme == "https" || scheme == "http"
+            else {
+                throw .invalidValue(
+                    variable: Setting.callbackBaseURL.name, value: base,
+                    expected: "the absolute https URL at which Twilio reaches this machine")
+            }
+            publicURL = .explicit(base)
+        } else if let token = settings.value(.ngrokAuthToken) {
+            // The agent's environment is drawn from this process's (only the basics reach it).
+            publicURL = .ngrok(
+                authToken: Secret(token), domain: settings.value(.ngrokDomain),
+                environment: settings.environment)
+        } else {
+            throw .missingPublicURL
+        }
+        var secrets = [apiSecret]
+        if let authToken { secrets.append(authToken) }
+        if case .ngrok(let token, _, _, _) = publicURL { secrets.append(token.revealed) }
+        let payments = PaymentsConfiguration(
+            twilio: .live(credentials, baseURL: apiBaseURL), callbackListener: listener, publicURL: publicURL)
+        return ServerConfiguration(payments: payments, defaults: defaults, secrets: secrets)
+    }
+}
+
+extension String {
+    /// The string with its last `separator` replaced ("a, b, c" → "a, b or c").
+    fileprivate func replacingLast(_ separator: String, with replacement: String) -> String {
+        guard let range = range(of: separator, options: .backwards) else { return self }
+        return replacingCharacters(in: range, with: replacement)
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import ListenerGuard
+import PaymentsService
+import Testing
+@testable import PaymentsSettings
+
+/// Settings are read in one place, with command line over environment over file over default,
+/// and each value knows where it came from.
+@Suite struct SettingsTests {
+    /// A file of `text` named `name`, removed after `body`.
+    static func withFile<T>(_ name: String, _ text: String, _ body: (String) throws -> T) throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("settings-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent(name).path
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return try body(path)
+    }
+
+    @Test func theCommandLineWinsOverTheEnvironmentWhichWinsOverTheFile() throws {
+        let json =
+            #"{"CALLBACK_PORT": 7001, "CALLBACK_HOST": "0.0.0.0", "AGENT_PAYMENTS_HTTP": "9001", "CURRENCY": "eur"}"#
+        try Self.withFile("agent-payments.json", json) { path in
+            let settings = try Settings(
+                commandLine: [.http: "9003", .configFile: path],
+                environment: ["AGENT_PAYMENTS_HTTP": "9002", "CALLBACK_HOST": "127.0.0.2", "UNRELATED": "x"])
+            #expect(settings.value(.http) == "9003" && settings.origin(of: .http) == .commandLine)
+            #expect(settings.value(.callbackHost) == "127.0.0.2" && settings.origin(of: .callbackHost) == .environment)
+            // A number in the file is read as the text a variable would hold.
+            #expect(settings.value(.callbackPort) == "7001" && settings.origin(of: .callbackPort) == .file(path))
+            #expect(settings.value(.currency) == "eur")
+            #expect(settings.value(.maximumWait) == "3" && settings.origin(of: .maximumWait) == .defaultValue)
+            #expect(settings.value(.authToken) == nil && !settings.isSet(.authToken))
+            #expect(settings.file == path)
+        }
+    }
+
+    @Test func aYAMLFileIsReadTooAndTheEnvironmentCanNameIt() throws {
+        let yaml = """
+            # agent-payments
+            CALLBACK_PORT: 7100
+            AGENT_PAYMENTS_CURRENCIES: [USD, EUR]
+            POSTAL_CODE: true
+            AGENT_PAYMENTS_MAX_WAIT_SECONDS: 2.5
+            """
+        try Self.withFile("agent-payments.yaml", yaml) { path in
+            let settings = try Settings(commandLine: [:], environment: ["AGENT_PAYMENTS_CONFIG": path])
+            #expect(settings.value(.callbackPort) == "7100")
+            #expect(settings.value(.currencies) == "USD,EUR")
+            #expect(try settings.flag(.postalCode))
+            #expect(try settings.number(.maximumWait, in: 0.1...60, expected: "") == 2.5)
+            #expect(settings.origin(of: .currencies) == .file(path))
+        }
+    }
+
+    @Test func aFileThatCannotBeUsedIsRefusedWithItsReason() throws {
+        func refusal(_ name: String, _ text: String) throws -> String? {
+            try Self.withFile(name, text) { path -> String? in
+                do throws(ConfigurationError) {
+                    _ = try Settings(commandLine: [.configFile: path], environment: [:])
+                    return nil
+                } catch {
+                    return error.description
+                }
+            }
+        }
+        let misspelt = try refusal("a.json", #"{"CALLBACK_PROT": 7001}"#)
+        #expect(misspelt?.contains("\"CALLBACK_PROT\" is not a setting") == true, "\(misspelt ?? "accepted")")
+        let yamlMisspelt = try refusal("a.yml", "CALLBACK_PROT: 7001\n")
+        #expect(yamlMisspelt?.contains("\"CALLBACK_PROT\" is not a setting") == true, "\(yamlMisspelt ?? "accepted")")
+        #expect(try refusal("a.json", "[1, 2]")?.contains("not an object of settings") == true)
+        #expect(try refusal("a.toml", "CALLBACK_PORT = 1")?.contains(".json, .yaml or .yml") == true)
+        let missing = "/nonexistent/agent-payments.json"
+        #expect(throws: ConfigurationError.self) { try Settings(commandLine: [.configFile: missing], environment: [:]) }
+    }
+
+    @Test func mistakesSayWhichSettingAndWhatItMustBe() {
+        func error(_ environment: [String: String]) -> String? {
+            do throws(ConfigurationError) {
+                _ = try ServerConfiguration.load(
+                    Settings(commandLine: [:], environment: environment), simulate: true)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+        #expect(
+            error(["CALLBACK_PORT": "soon"])
+                == "CALLBACK_PORT must be a port number between 0 and 65535 (0 picks a free one), got \"soon\"")
+        #expect(
+            error(["AGENT_PAYMENTS_IDLE_TIMEOUT_MS": "0"])
+                == "AGENT_PAYMENTS_IDLE_TIMEOUT_MS must be a positive integer, got \"0\"")
+        #expect(
+            error(["AGENT_PAYMENTS_LOG_LEVEL": "loud"])?.hasPrefix("AGENT_PAYMENTS_LOG_LEVEL must be one of") == true)
+        #expect(error(["SECURITY_CODE": "maybe"]) == "SECURITY_CODE must be true or false, got \"maybe\"")
+        #expect(error([:]) == nil)
+    }
+
+    @Test func listenerLimitsComeFromTheSettings() throws {
+        let configuration = try ServerConfiguration.load(
+            Settings(
+                commandLine: [:],
+                environment: [
+                    "AGENT_PAYMENTS_HEAD_TIMEOUT_MS": "2500", "AGENT_PAYMENTS_MAX_CONNECTIONS": "77",
+                    "AGENT_PAYMENTS_WRITE_TIMEOUT_MS": "1500", "AGENT_PAYMENTS_MAX_PIPELINED_REQUESTS": "3",
+                ]), simulate: true)
+        guard case .own(_, _, let limits) = configuration.payments.callbackListener else {
+            Issue.record("no listener of its own")
+            return
+        }
+        #expect(limits.headTimeout == .milliseconds(2500) && limits.maximumConnections == 77)
+        #expect(limits.writeTimeout == .milliseconds(1500) && limits.maximumPipelinedRequests == 3)
+        #expect(limits.idleTimeout == .seconds(15))
+    }
+
+    @Test func credentialsFromTheCommandLineAndSecretsNeverShown() throws {
+        let secret = "s3cr3t-api-secret-value-0123456789"
+        let settings = try Settings(
+            commandLine: [
+                .accountSID: "AC" + String(repeating: "a", count: 32),
+                .apiKey: "SK" + String(repeating: "b", count: 32),
+                .apiSecret: secret,
+            ],
+            environment: [
+                "CALLBACK_BASE_URL": "https://pay.example.com", "TWILIO_AUTH_TOKEN": "auth-token-value-0123456789",
+                "AGENT_PAYMENTS_WEBHOOK_URL": "https://hooks.example.com/pay",
+                "AGENT_PAYMENTS_WEBHOOK_SECRET": "whsec_" + Data(repeating: 7, count: 32).base64EncodedString(),
+            ])
+        let configuration = try ServerConfiguration.load(settings, simulate: false)
+        #expect(!configuration.simulated && configuration.secrets.contains(secret))
+        #expect(configuration.webhooks?.endpoints.map(\.name) == ["default"])
+        let report = settings.report()
+        for hidden in [secret, "auth-token-value-0123456789", "whsec_"] {
+            #expect(!report.contains(hidden), "\(hidden) shown")
+        }
+        let line = try #require(settings.lines().first { $0.name == "TWILIO_API_SECRET" })
+        #expect(line == .init(name: "TWILIO_API_SECRET", shown: Settings.redacted, origin: "command line"))
+        #expect(report.contains("CALLBACK_BASE_URL") && report.contains("https://pay.example.com"))
+    }
+
+    @Test func everySettingIsDeclaredOnceWithAKeyTheEnvironmentSpells() {
+        #expect(Set(Setting.all.map(\.name)).count == Setting.all.count)
+        for setting in Setting.all {
+            #expect(setting.key.components.joined(separator: "_").uppercased() == setting.name)
+            if setting.isSecret { #expect(setting.defaultValue == nil, "\(setting) has a secret default") }
+        }
+    }
+}
