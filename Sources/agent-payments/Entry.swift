@@ -32,8 +32,12 @@ enum Entry {
             if argument == "--config", index + 1 < arguments.count { file = arguments[index + 1] }
             if argument.hasPrefix("--config=") { file = String(argument.dropFirst("--config=".count)) }
         }
-        let settings = try? Settings(
-            commandLine: file.map { [.configFile: $0] } ?? [:], environment: ProcessInfo.processInfo.environment)
+        let environment = ProcessInfo.processInfo.environment
+        // Without a file, the environment alone tells (and no reader is built twice at a cold start).
+        guard file != nil || environment[Setting.configFile.name] != nil else {
+            return !(environment[Setting.http.name]?.trimmingCharacters(in: .whitespaces).isEmpty ?? true)
+        }
+        let settings = try? Settings(commandLine: file.map { [.configFile: $0] } ?? [:], environment: environment)
         return settings?.isSet(.http) ?? false
     }
 }
