@@ -25,12 +25,18 @@ struct SimulatorService: Service, CustomStringConvertible {
             )
             startup.reached(.simulator)
         }
-        do {
-            try await app.run()
-        } catch {
-            route.failed(String(describing: error))
-            startup.fail(.simulatorFailed(reason: String(describing: error)))
-            throw error
+        // The simulated callers type and their callbacks leave as children of this service: when
+        // the simulator's listener has stopped, they are stopped too.
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await simulator.runCallers() }
+            defer { group.cancelAll() }
+            do {
+                try await app.run()
+            } catch {
+                route.failed(String(describing: error))
+                startup.fail(.simulatorFailed(reason: String(describing: error)))
+                throw error
+            }
         }
     }
 }

@@ -212,7 +212,18 @@ extension TwilioSimulator {
 
     private func startTyping(_ item: PaymentItem, payment: Payment) {
         let pacing = configuration.digitPacing
-        let task = Task { [self] in
+        let typing = Typing()
+        state.withLock { state in
+            state.payments[payment.sid]?.typing?.cancel()
+            state.payments[payment.sid]?.typing = typing
+        }
+        work.spawn { [self] in
+            // However it ends, this caller is no longer typing (unless a newer entry took over).
+            defer {
+                state.withLock { state in
+                    if state.payments[payment.sid]?.typing === typing { state.payments[payment.sid]?.typing = nil }
+                }
+            }
             let entry = state.withLock { state -> KeypadEntry in
                 state.calls[payment.callSID]?.script.nextEntry(for: item)
                     ?? .digits(CallerScript.defaultEntry(for: item))
@@ -230,6 +241,7 @@ extension TwilioSimulator {
             switch entry {
             case .silence:
                 try? await Task.sleep(for: pacing * 5)
+                if typing.isCancelled { return }
                 enqueue(payment.sid, base() + done + [("ErrorType", "input-timeout")] + remainingRequired(payment.sid))
             case .hangUpSilently:
                 endPayment(payment.sid, hangUp: true)
@@ -243,8 +255,9 @@ extension TwilioSimulator {
             case .digits(let digits):
                 var typed = ""
                 for digit in digits {
-                    if Task.isCancelled { return }
+                    if typing.isCancelled { return }
                     if pacing > .zero { try? await Task.sleep(for: pacing) }
+                    if typing.isCancelled { return }
                     typed.append(digit)
                     enqueue(
                         payment.sid,
@@ -253,7 +266,7 @@ extension TwilioSimulator {
                             (PaymentRules.field(for: item), PaymentRules.masked(item, typed: typed, final: false)),
                         ])
                 }
-                if Task.isCancelled { return }
+                if typing.isCancelled { return }
                 let options = payment.options
                 let (cardNumber, firstEntry) = state.withLock { state -> (String?, String?) in
                     let typed = state.payments[payment.sid]?.typed ?? [:]
@@ -290,11 +303,6 @@ extension TwilioSimulator {
                     enqueue(payment.sid, fields + remainingRequired(payment.sid))
                 }
             }
-            state.withLock { $0.payments[payment.sid]?.typing = nil }
-        }
-        state.withLock { state in
-            state.payments[payment.sid]?.typing?.cancel()
-            state.payments[payment.sid]?.typing = task
         }
     }
 
@@ -358,7 +366,7 @@ extension TwilioSimulator {
     /// Sends one payment's callbacks in order, each as a signed form POST.
     private func startDelivery(_ stream: AsyncStream<[(String, String)]>, to initialURL: String) {
         let transport = configuration.callbackTransport
-        Task { [self] in
+        work.spawn { [self] in
             for await fields in stream {
                 let sid = fields.first { $0.0 == "Sid" }.flatMap { PaymentSID($0.1) }
                 let url = sid.flatMap { sid in state.withLock { $0.payments[sid]?.statusCallback } } ?? initialURL

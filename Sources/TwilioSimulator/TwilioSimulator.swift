@@ -167,7 +167,7 @@ public final class TwilioSimulator: Sendable {
         var typed: [PaymentItem: String] = [:]
         var finished = false
         var created: Date
-        var typing: Task<Void, Never>?
+        var typing: Typing?
         var outbox: AsyncStream<[(String, String)]>.Continuation
     }
 
@@ -184,6 +184,8 @@ public final class TwilioSimulator: Sendable {
     public let configuration: Configuration
     private let logger: Logger
     let state = Mutex(State())
+    /// The callers' typing and the callbacks' delivery (``runCallers()``).
+    let work = SimulatorWork()
     let signer: WebhookSignature
     private let authorization: String
 
@@ -213,6 +215,14 @@ public final class TwilioSimulator: Sendable {
             if state.calls[callSID] == nil { state.calls[callSID] = Call(sid: callSID, script: script) }
             state.calls[callSID]?.script = script
         }
+    }
+
+    /// Runs the simulated callers' typing and the callbacks' delivery as children until the
+    /// calling task is cancelled, then stops them: no keypress is played and no callback sent
+    /// after it returns. A host that serves the simulator runs this beside it; without it, each
+    /// caller and delivery runs as a task of its own.
+    public func runCallers() async {
+        await work.run()
     }
 
     /// Every callback sent so far, in order.

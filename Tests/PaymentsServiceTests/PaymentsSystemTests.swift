@@ -89,6 +89,48 @@ func takeCardPayment(
         await #expect(throws: PaymentsStartError.alreadyRun) { try await system.run() }
     }
 
+    /// A graceful shutdown (what SIGTERM starts) while the simulated caller is typing leaves
+    /// nothing running: once the group has ended, no keypress is played, no callback is sent and
+    /// the session does not change.
+    @Test func aShutdownWhileTheCallerTypesLeavesNothingRunning() async throws {
+        // 100 ms between keypresses: a card number takes seconds, so the shutdown comes mid-typing.
+        var configuration = PaymentsConfiguration.simulated(digitPacing: .milliseconds(100))
+        if case .simulated(var simulated, let scripts) = configuration.twilio {
+            simulated.callbackHistoryLimit = 1000 // what the test reads
+            configuration.twilio = .simulated(simulated, scripts: scripts)
+        }
+        let system = try PaymentsSystem(configuration: configuration, logger: quiet)
+        let simulator = try #require(system.simulator)
+        let (sid, sentAtShutdown) = try await withGroup([system]) { () -> (PaymentSID, Int) in
+            let coordinator = try #require(try await system.ready(waitingUpTo: .seconds(10)))
+            let call = simulator.startCall()
+            var session = try await coordinator.start(callSID: call, options: PaymentSessionOptions())
+            for _ in 0..<1000 where session.paymentSID == nil {
+                session = try await coordinator.sessions(onCall: call).first ?? session
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let sid = try #require(session.paymentSID)
+            session = try await coordinator.capture(.cardNumber, paymentSID: sid)
+            // The caller has started typing: a progress callback has been sent.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !simulator.sentCallbacks.contains(where: { $0.fields.contains { $0 == ("PartialResult", "true") } }),
+                ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(simulator.sentCallbacks.contains { $0.fields.contains { $0 == ("PartialResult", "true") } })
+            return (sid, simulator.sentCallbacks.count)
+        }
+        // The group has ended. Whatever was queued when it was told to stop may have left then;
+        // after that, nothing.
+        let settled = simulator.sentCallbacks.count
+        #expect(settled >= sentAtShutdown)
+        let version = try await system.coordinator.session(sid)?.version
+        try await Task.sleep(for: .seconds(1)) // ten keypresses' worth
+        #expect(simulator.sentCallbacks.count == settled, "callbacks were sent after the system stopped")
+        #expect(try await system.coordinator.session(sid)?.version == version, "the session changed after shutdown")
+    }
+
     @Test func itsCoordinatorExistsAtBirthAndSaysItIsStillStartingBeforeItRuns() async throws {
         let system = try PaymentsSystem(configuration: .simulated(), logger: quiet)
         let began = ContinuousClock.now
