@@ -348,13 +348,20 @@ let package = Package(
             dependencies: ["PaymentsSettings", "PaymentsService", "ListenerGuard"],
             swiftSettings: strictness
         ),
+        /// A complete simulated payment driven over MCP against an agent-payments child, printed
+        /// step by step (`agent-payments demo`).
+        .target(
+            name: "PaymentsDemo",
+            dependencies: ["MCPCore", "MCPClient", "TwilioPayments"],
+            swiftSettings: strictness
+        ),
         /// The MCP server executable: arguments, configuration from the environment, and one
         /// ServiceGroup (the payments system, stdio MCP); and the demo.
         .executableTarget(
             name: "agent-payments",
             dependencies: [
                 "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService", "TwilioPayments",
-                "CallbackHTTP", "TwilioSimulator", "ListenerGuard", "PaymentsSettings",
+                "CallbackHTTP", "TwilioSimulator", "ListenerGuard", "PaymentsSettings", "PaymentsDemo",
                 "MCPHTTP", "PaymentStorePostgres", "PaymentEvents", "LazyCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),

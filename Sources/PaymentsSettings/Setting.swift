@@ -65,3 +65,25 @@ public struct Setting: Sendable, Hashable, CustomStringConvertible {
     public static func == (lhs: Setting, rhs: Setting) -> Bool { lhs.name == rhs.name }
     public func hash(into hasher: inout Hasher) { hasher.combine(name) }
 }
+
+extension Setting {
+    /// Every setting's name by group, wrapped at `width` columns: the `--help` text's list, made
+    /// from the declaration so that it cannot fall behind it.
+    public static func overview(width: Int = 100) -> String {
+        Group.allCases.map { group in
+            let names = all.filter { $0.group == group }.map(\.name)
+            var lines: [String] = []
+            var line = "  \(group.rawValue):"
+            for (index, name) in names.enumerated() {
+                let word = " " + name + (index < names.count - 1 ? "," : "")
+                if line.count + word.count > width {
+                    lines.append(line)
+                    line = "   "
+                }
+                line += word
+            }
+            lines.append(line)
+            return lines.joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+}

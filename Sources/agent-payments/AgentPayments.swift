@@ -65,28 +65,11 @@ struct AgentPayments: AsyncParsableCommand {
               agent-payments --simulate --http 8080                 MCP over Streamable HTTP at http://127.0.0.1:8080/mcp
               agent-payments demo                                   a complete simulated payment, printed step by step
 
-            Environment:
-              TWILIO_ACCOUNT_SID, TWILIO_API_KEY, TWILIO_API_SECRET   credentials instead of arguments (kept out of ps)
-              TWILIO_AUTH_TOKEN      validates X-Twilio-Signature on callbacks (strongly recommended)
-              TWILIO_API_BASE_URL    Twilio API base URL (regional edges, stand-ins); default https://api.twilio.com
-              TOKEN_TYPE, CURRENCY, PAYMENT_CONNECTOR                  defaults for startPaymentCapture
-              CALLBACK_BASE_URL      public https URL that reaches the callback port
-              NGROK_AUTH_TOKEN, NGROK_CUSTOM_DOMAIN                    open an ngrok tunnel instead
-              CALLBACK_HOST, CALLBACK_PORT                             callback server address (default 127.0.0.1, a free port)
-              AGENT_PAYMENTS_CONFIG  a JSON or YAML file of these settings (or --config); `agent-payments config check`
-                                     prints every setting, where it came from, and the first mistake
-              AGENT_PAYMENTS_LOG_LEVEL                                 trace, debug, info (default), notice, warning, error
-              AGENT_PAYMENTS_HTTP, AGENT_PAYMENTS_HTTP_TOKENS, AGENT_PAYMENTS_OAUTH_ISSUER, AGENT_PAYMENTS_ALLOWED_ORIGINS, …
-                                     MCP over HTTP and who may call it (Docs/http.md)
-              AGENT_PAYMENTS_MAX_CHARGE, AGENT_PAYMENTS_CURRENCIES, AGENT_PAYMENTS_DAILY_LIMIT, AGENT_PAYMENTS_REQUIRE_AMOUNT_DUE
-                                     what may be charged, whatever the agent asks (Docs/configuration.md)
-              DATABASE_URL           postgres://… : sessions in PostgreSQL, shared by replicas (Docs/deployment.md)
-              AGENT_PAYMENTS_CALLBACK_KEY, AGENT_PAYMENTS_DATABASE_START_SECONDS
-                                     the replicas' shared callback key (else stored in the database); start-up wait
-              AGENT_PAYMENTS_WEBHOOK_URL, AGENT_PAYMENTS_WEBHOOK_SECRET, AGENT_PAYMENTS_WEBHOOKS_FILE, …
-                                     signed payment events for the voice app (Docs/voice-agents.md); with a
-                                     database, `agent-payments webhooks status` shows what is pending
-            """,
+            Settings, from the environment or a JSON or YAML file (--config, AGENT_PAYMENTS_CONFIG); the command
+            line wins, then the environment, then the file. `agent-payments config check` prints each one's
+            effective value and source; Docs/configuration.md says what each does.
+
+            """ + Setting.overview(),
         version: version,
         subcommands: [Serve.self, Demo.self, Migrate.self, Webhooks.self, ConfigCommand.self],
         defaultSubcommand: Serve.self
@@ -142,7 +125,7 @@ struct Serve: AsyncParsableCommand {
                     .init(
                         service: payments, successTerminationBehavior: .gracefullyShutdownGroup,
                         failureTerminationBehavior: .ignore),
-                    .init(service: LibcurlWarmUp(payments: payments)),
+                    .init(service: LibraryWarmUp(name: "libcurl", payments: payments, load: Serve.loadLibcurl)),
                     // After the system, before the transport: at shutdown its commands finish before the system stops.
                     .init(service: tools),
                     // Standard input is read once the local parts listen (milliseconds; at most
@@ -211,85 +194,10 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Loads libcurl (which LazyCurl otherwise loads on the first HTTP request) a second after the
-/// payments system is up, off MCP's path: a machine without libcurl stops the server at
-/// start-up with a message that says what to install, not in the middle of a payment.
-struct LibcurlWarmUp: Service, CustomStringConvertible {
-    var description: String { "libcurl-warm-up" }
-    let payments: PaymentsSystem
-
-    struct Missing: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    func run() async throws {
-        _ = try? await cancelWhenGracefulShutdown { try await payments.ready(waitingUpTo: .seconds(3600)) }
-        // A second later (a client that only asks what the server offers, or leaves at once,
-        // never waits for a load: dlopen holds the loader's lock, which exit needs too), unless
-        // a Twilio request has loaded it by then. dlopen cannot be interrupted: it runs on a
-        // thread of its own, and a shutdown that comes first does not wait for it.
-        guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil else { return }
-        let outcome = Outcome()
-        let loaded: Bool? = await withGracefulShutdownHandler {
-            await withCheckedContinuation { continuation in
-                guard outcome.wait(continuation) else { return } // shut down already: no load
-                DispatchQueue.global(qos: .utility).async { outcome.settle(lazy_curl_load() == 1) }
-            }
-        } onGracefulShutdown: {
-            outcome.settle(nil)
-        }
-        guard let loaded else { return }
-        guard loaded else {
-            throw Missing(description: lazy_curl_error().map { String(cString: $0) } ?? "libcurl could not be loaded")
-        }
-        try? await gracefulShutdown()
-    }
-
-    /// Whichever comes first, the load's result or a shutdown (`nil`), resumes the wait, once.
-    final class Outcome: Sendable {
-        private let state = Mutex<(continuation: CheckedContinuation<Bool?, Never>?, value: Bool??)>((nil, nil))
-
-        /// Waits with `continuation`; `false` if the outcome was already settled (it is then
-        /// resumed at once).
-        func wait(_ continuation: CheckedContinuation<Bool?, Never>) -> Bool {
-            let settled = state.withLock { state -> Bool?? in
-                if let value = state.value { return value }
-                state.continuation = continuation
-                return nil
-            }
-            guard let settled else { return true }
-            continuation.resume(returning: settled)
-            return false
-        }
-
-        func settle(_ value: Bool?) {
-            let waiting = state.withLock { state -> CheckedContinuation<Bool?, Never>? in
-                guard state.value == nil else { return nil }
-                state.value = .some(value)
-                defer { state.continuation = nil }
-                return state.continuation
-            }
-            waiting?.resume(returning: value)
-        }
-    }
-}
-
-/// MCP over stdio as a lifecycle service: it ends at the end of standard input, or on graceful
-/// shutdown or cancellation (``MCPServer/stop()``: listen streams end with their result, queued messages are
-/// written).
-struct StdioMCPService: Service, CustomStringConvertible {
-    var description: String { "mcp-stdio" }
-    let server: MCPServer
-    /// What must happen before standard input is read (bounded by its own wait).
-    var before: @Sendable () async -> Void = {}
-
-    func run() async {
-        // Cancellation too (the group cancels when a part fails): serving ends the same way.
-        await withTaskCancellationOrGracefulShutdownHandler {
-            await before()
-            await server.serveStdio()
-        } onCancelOrGracefulShutdown: {
-            server.stop()
-        }
+extension Serve {
+    /// Loads libcurl, which LazyCurl otherwise loads on the first HTTP request; `nil` once
+    /// loaded, else why not.
+    @Sendable static func loadLibcurl() -> String? {
+        lazy_curl_load() == 1 ? nil : (lazy_curl_error().map { String(cString: $0) } ?? "libcurl could not be loaded")
     }
 }

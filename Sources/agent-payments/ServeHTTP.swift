@@ -61,7 +61,7 @@ extension Serve {
                     .init(
                         service: system, successTerminationBehavior: .gracefullyShutdownGroup,
                         failureTerminationBehavior: .cancelGroup),
-                    .init(service: LibcurlWarmUp(payments: system)),
+                    .init(service: LibraryWarmUp(name: "libcurl", payments: system, load: Serve.loadLibcurl)),
                     // After the system, before the transport: at shutdown its commands finish before the system stops.
                     .init(service: tools),
                     .init(

@@ -50,42 +50,8 @@ struct WebhooksStatus: AsyncParsableCommand {
     func run() async throws {
         try await database.withOutbox { outbox throws(PaymentStoreError) in
             let statuses = try await outbox.status()
-            print(Self.render(statuses, json: json, now: Date()), terminator: "")
+            print(OutboxStatus.report(statuses, json: json, now: Date()), terminator: "")
         }
-    }
-
-    static func render(_ statuses: [OutboxStatus], json: Bool, now: Date) -> String {
-        if json {
-            return statuses.map { status in
-                var object: [String: Any] = [
-                    "endpoint": status.destination, "pending": status.pending, "retrying": status.retrying,
-                    "inFlight": status.inFlight,
-                    "failed": status.failed, "delivered": status.delivered,
-                ]
-                if let oldest = status.oldestPending {
-                    object["oldestPendingSeconds"] = Int(now.timeIntervalSince(oldest))
-                }
-                if let error = status.lastError { object["lastError"] = error }
-                let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-                return String(decoding: data, as: UTF8.self) + "\n"
-            }.joined()
-        }
-        guard !statuses.isEmpty else { return "no webhook events are kept (none made yet, or all purged)\n" }
-        let header = [
-            "ENDPOINT", "PENDING", "RETRYING", "IN FLIGHT", "FAILED", "DELIVERED", "OLDEST PENDING", "LAST ERROR",
-        ]
-        let rows = statuses.map { status in
-            [
-                status.destination, "\(status.pending)", "\(status.retrying)", "\(status.inFlight)", "\(status.failed)",
-                "\(status.delivered)",
-                status.oldestPending.map { "\(Int(now.timeIntervalSince($0)))s ago" } ?? "-", status.lastError ?? "-",
-            ]
-        }
-        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        return ([header] + rows).map { row in
-            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
-        }.joined()
     }
 }
 

@@ -57,6 +57,11 @@ import Testing
             "MCPCore", "MCPClient", "Hummingbird", "HummingbirdCore", "CallbackHTTP", "PostgresNIO", "AsyncHTTPClient",
             "ServiceLifecycle",
         ],
+        // The demo is an MCP client of the server's executable: it knows no flow, no server.
+        "PaymentsDemo": [
+            "PaymentFlow", "PaymentsMCP", "PaymentsService", "MCPHTTP", "CallbackHTTP", "TwilioSimulator",
+            "Hummingbird", "HummingbirdCore", "PaymentStorePostgres",
+        ],
         // The executable wires libraries together: protocols, databases, HTTP clients and crypto
         // are the libraries' business.
         "agent-payments": [
