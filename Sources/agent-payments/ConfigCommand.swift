@@ -38,10 +38,18 @@ struct ConfigCheck: ParsableCommand {
             let mode = configuration.simulated ? "the built-in simulator" : "Twilio"
             let transport = configuration.http.map { "MCP over HTTP on \($0.host):\($0.port)" } ?? "MCP over stdio"
             let store = configuration.database.map { "sessions in PostgreSQL at \($0)" } ?? "sessions in memory"
-            print("ok: \(mode), \(transport), \(store)")
+            let summary = "\(mode), \(transport), \(store)"
+            print(json ? Self.verdict(["ok": true, "summary": summary]) : "ok: \(summary)")
         } catch {
+            if json { print(Self.verdict(["ok": false, "error": error.description])) }
             FileHandle.standardError.write(Data("agent-payments: \(error)\n".utf8))
             throw ExitCode(1)
         }
+    }
+
+    /// The last JSON line: whether the configuration is valid, and what would run or why not.
+    static func verdict(_ object: [String: Any]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -26,7 +26,8 @@ def origins(output: str) -> dict:
     for line in output.splitlines():
         if line.startswith("{"):
             entry = json.loads(line)
-            table[entry["name"]] = (entry["value"], entry["origin"])
+            if "name" in entry:
+                table[entry["name"]] = (entry["value"], entry["origin"])
     return table
 
 
@@ -44,7 +45,8 @@ def test_a_valid_configuration_lists_every_setting_and_its_source(tmp_path):
     assert table["TWILIO_API_SECRET"][0] == "<redacted>"
     assert table["AGENT_PAYMENTS_MAX_WAIT_SECONDS"] == ("3", "default")
     assert SECRET not in result.stdout + result.stderr
-    assert result.stdout.rstrip().splitlines()[-1].startswith("ok: Twilio, MCP over stdio, sessions in memory")
+    verdict = json.loads(result.stdout.rstrip().splitlines()[-1])
+    assert verdict == {"ok": True, "summary": "Twilio, MCP over stdio, sessions in memory"}
 
 
 def test_the_first_mistake_exits_1_with_the_sentence_start_up_gives(tmp_path):
@@ -54,6 +56,8 @@ def test_the_first_mistake_exits_1_with_the_sentence_start_up_gives(tmp_path):
     sentence = "AGENT_PAYMENTS_MAX_WAIT_SECONDS must be seconds between 0.1 and 60"
     assert sentence in check.stderr and sentence in serve.stderr and serve.returncode != 0
     assert origins(check.stdout)["AGENT_PAYMENTS_MAX_WAIT_SECONDS"] == ("90", "environment")
+    verdict = json.loads(check.stdout.rstrip().splitlines()[-1])
+    assert verdict["ok"] is False and verdict["error"].startswith(sentence)
 
 
 def test_a_yaml_file_and_the_command_line_over_it(tmp_path):
@@ -64,7 +68,7 @@ def test_a_yaml_file_and_the_command_line_over_it(tmp_path):
     table = origins(result.stdout)
     assert table["AGENT_PAYMENTS_HTTP"] == ("127.0.0.1:0", "command line")
     assert table["AGENT_PAYMENTS_CURRENCIES"][0] == "USD,EUR"
-    assert "MCP over HTTP on 127.0.0.1:0" in result.stdout
+    assert "MCP over HTTP on 127.0.0.1:0" in json.loads(result.stdout.rstrip().splitlines()[-1])["summary"]
 
 
 def test_a_misspelt_key_in_the_file_is_refused_by_check_and_by_serve(tmp_path):
