@@ -111,9 +111,10 @@ public final class Settings: Sendable {
             throw .invalidConfigFile(path: path, reason: "it cannot be read (\(error.localizedDescription))")
         }
         let lowercased = path.lowercased()
+        let yaml = lowercased.hasSuffix(".yaml") || lowercased.hasSuffix(".yml")
         let snapshot: any ConfigSnapshot
         do {
-            if lowercased.hasSuffix(".yaml") || lowercased.hasSuffix(".yml") {
+            if yaml {
                 snapshot = try YAMLSnapshot(
                     data: data.bytes, providerName: path,
                     parsingOptions: .init(secretsSpecifier: .dynamic { key, _ in secrets.contains(key) }))
@@ -128,10 +129,12 @@ public final class Settings: Sendable {
         } catch let error as ConfigurationError {
             throw error
         } catch {
-            throw .invalidConfigFile(path: path, reason: "it is not an object of settings (\(error))")
+            // The parser's own message may quote a line of the file, and the file holds secrets.
+            throw .invalidConfigFile(
+                path: path, reason: "it is not a \(yaml ? "YAML mapping" : "JSON object") of settings by name")
         }
         let known = Set(Setting.all.map(\.name))
-        if let unknown = Self.topLevelKeys(of: data, yaml: !lowercased.hasSuffix(".json")).sorted().first(where: {
+        if let unknown = Self.topLevelKeys(of: data, yaml: yaml).sorted().first(where: {
             !known.contains($0)
         }) {
             throw .invalidConfigFile(

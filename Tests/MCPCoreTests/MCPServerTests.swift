@@ -289,7 +289,7 @@ final class NotificationLog: Sendable {
                 #"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"text":"after"}}}"#
                     .utf8))
         var messages: [JSONValue] = []
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !messages.contains(where: { $0["id"] == 8 }), ContinuousClock.now < deadline {
             let message = sink.take()
             if message == .null { try await Task.sleep(for: .milliseconds(1)) } else { messages.append(message) }
@@ -389,7 +389,7 @@ final class NotificationLog: Sendable {
         // Wait for the tools/list answer: both requests have then been taken in.
         var received = ""
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !received.contains(#""id":2"#), ContinuousClock.now < deadline {
             let count = read(output[0], &chunk, chunk.count)
             if count <= 0 { break }
@@ -402,7 +402,7 @@ final class NotificationLog: Sendable {
             await serving.value
             finished.items.withLock { $0.append("returned") }
         }
-        let until = ContinuousClock.now + .seconds(10)
+        let until = ContinuousClock.now + .seconds(30)
         while finished.items.withLock({ $0.isEmpty }), ContinuousClock.now < until {
             try await Task.sleep(for: .milliseconds(1))
         }

@@ -79,12 +79,13 @@ final class RoutingSink: MessageSink {
         connection.close()
     }
 
-    /// Waits for `condition`, up to 5 s (the engine answers on tasks of its own).
+    /// Waits for `condition`, up to 30 s (the engine answers on tasks of its own; a loaded 2-core
+    /// CI machine once stalled every test for 15 s).
     func eventually(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !condition() {
             guard ContinuousClock.now < deadline else {
-                Issue.record("condition not met within 5 s")
+                Issue.record("condition not met within 30 s")
                 return
             }
             try await Task.sleep(for: .milliseconds(2))

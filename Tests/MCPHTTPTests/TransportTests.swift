@@ -91,10 +91,10 @@ struct ChannelContext: Hummingbird.RequestContext {
     /// Waits for `condition`, up to 20 s: a liveness bound, not a timing claim (a loaded CI machine
     /// once took more than 5 s to see a closed stream's slot come back).
     func eventually(_ what: String, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(30)
         while !condition() {
             guard ContinuousClock.now < deadline else {
-                Issue.record("not within 20 s: \(what)")
+                Issue.record("not within 30 s: \(what)")
                 return
             }
             try await Task.sleep(for: .milliseconds(5))

@@ -110,7 +110,7 @@ final class MemoryOutbox: PaymentOutbox {
         for run in runs { try await run.value }
     }
 
-    func eventually(_ what: String, within seconds: Int = 20, _ condition: () -> Bool) async throws {
+    func eventually(_ what: String, within seconds: Int = 30, _ condition: () -> Bool) async throws {
         try await WebhookDispatcherTests().eventually(what, within: seconds, condition)
     }
 

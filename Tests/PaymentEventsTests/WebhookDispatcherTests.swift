@@ -133,7 +133,7 @@ final class Receiver: Sendable {
         return notices
     }
 
-    func eventually(_ what: String, within seconds: Int = 20, _ condition: () -> Bool) async throws {
+    func eventually(_ what: String, within seconds: Int = 30, _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while !condition() {
             guard ContinuousClock.now < deadline else {

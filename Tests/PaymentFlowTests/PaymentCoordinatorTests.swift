@@ -197,7 +197,7 @@ import TwilioPayments
         // A long poll that has really started waiting is woken by the change (if waking were
         // broken it would sleep its full minute and return the old version).
         let waiter = Task { try await flow.waitForChange(sid, afterVersion: session.version, timeout: .seconds(60)) }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while await flow.waiterCount(sid) == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(1))
         }
@@ -410,7 +410,7 @@ final class CountingCallsAPI: TwilioPaymentsAPI {
         #expect(try await b.knowsCallbackSecret(secret))
         let before = try #require(await a.session(sid)).version
         let waiter = Task { try await a.waitForChange(sid, afterVersion: before, timeout: .seconds(30)) }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while await a.waiterCount(sid) == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(1))
         }

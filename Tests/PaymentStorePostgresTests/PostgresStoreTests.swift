@@ -31,7 +31,7 @@ enum Sample {
 
 /// Waits for the first element of `stream` that `accept` takes, up to `timeout`.
 func first(
-    _ stream: AsyncStream<PaymentSession>, within timeout: Duration = .seconds(10),
+    _ stream: AsyncStream<PaymentSession>, within timeout: Duration = .seconds(30),
     where accept: @escaping @Sendable (PaymentSession) -> Bool
 ) async -> PaymentSession? {
     await withTaskGroup(of: PaymentSession?.self) { group in
@@ -270,7 +270,7 @@ func first(
                 try await withRunningDatabase(url, label: "other") { other async throws in
                     #expect(try await other.store.compareAndSet(marker, expectedVersion: nil))
                 }
-                let deadline = ContinuousClock.now + .seconds(10)
+                let deadline = ContinuousClock.now + .seconds(30)
                 while seen.withLock({ $0.count }) < 6, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(5))
                 }

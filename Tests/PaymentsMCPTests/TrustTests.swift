@@ -153,7 +153,7 @@ import PaymentsTestSupport
         let hisURI = "payment://\(otherCall)/\(hisSID)/status"
         _ = try await bob.request("resources/subscribe", ["uri": .string(hisURI)])
         _ = try await bob.callTool("captureCardNumber", arguments: ["paymentSid": .string(hisSID)])
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while heard.counts.withLock({ $0["bob " + hisURI, default: 0] == 0 || $0["alice " + uri, default: 0] < 2 }),
             ContinuousClock.now < deadline
         {

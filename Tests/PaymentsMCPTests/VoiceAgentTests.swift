@@ -263,7 +263,7 @@ import PaymentsTestSupport
             harness.api.calls.contains { $0.operation == "capture:security-code" }
         }
         harness.api.releaseUpdates()
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         var settled = try await harness.coordinator.session(paymentSID)
         while settled?.inFlight.isEmpty == false, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
@@ -315,7 +315,7 @@ import PaymentsTestSupport
         try await Task.sleep(for: .milliseconds(50))
         if command == .start { harness.api.releaseCreates() } else { harness.api.releaseUpdates() }
         // The request finishes and stores Twilio's answer; the next call sees it, consistent.
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(30)
         var status: JSONValue = .null
         repeat {
             status = try object(
@@ -394,7 +394,7 @@ final class Collected: Sendable {
 
 /// Waits until `condition` holds, failing the test (never hanging it) after `seconds`.
 func eventually(
-    _ what: String, seconds: Int = 10, sourceLocation: SourceLocation = #_sourceLocation,
+    _ what: String, seconds: Int = 30, sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + .seconds(seconds)
@@ -416,7 +416,7 @@ final class CollectingSink: MessageSink {
     }
 
     func response(to id: Int) async throws -> JSONValue {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if let found = lines.withLock({
                 $0.first {

@@ -68,7 +68,11 @@ import Testing
         #expect(misspelt?.contains("\"CALLBACK_PROT\" is not a setting") == true, "\(misspelt ?? "accepted")")
         let yamlMisspelt = try refusal("a.yml", "CALLBACK_PROT: 7001\n")
         #expect(yamlMisspelt?.contains("\"CALLBACK_PROT\" is not a setting") == true, "\(yamlMisspelt ?? "accepted")")
-        #expect(try refusal("a.json", "[1, 2]")?.contains("not an object of settings") == true)
+        #expect(try refusal("a.json", "[1, 2]")?.contains("not a JSON object of settings") == true)
+        // A parser's message may quote the file; the refusal never does.
+        let broken = try refusal("a.yaml", "TWILIO_API_SECRET: [unclosed-secret-value\n")
+        #expect(broken?.contains("not a YAML mapping of settings") == true, "\(broken ?? "accepted")")
+        #expect(broken?.contains("unclosed-secret-value") == false)
         #expect(try refusal("a.toml", "CALLBACK_PORT = 1")?.contains(".json, .yaml or .yml") == true)
         let missing = "/nonexistent/agent-payments.json"
         #expect(throws: ConfigurationError.self) { try Settings(commandLine: [.configFile: missing], environment: [:]) }
