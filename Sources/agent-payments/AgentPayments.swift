@@ -110,11 +110,7 @@ struct Serve: AsyncParsableCommand {
                 broadcast.turnOn()
             }
             defer { started.cancel() }
-            let tools = PaymentsMCP(
-                server: server, coordinator: payments.coordinator, defaults: configuration.defaults, redactor: redactor,
-                logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
-                callSIDHeader: ServerConfiguration.callSIDHeader)
-            tools.install()
+            let tools = makeTools(configuration, server: server, system: payments, redactor: redactor)
             // One group: the payments system, then MCP over stdio, which answers at once while the
             // callback server, simulator and tunnel come up. SIGTERM, SIGINT or the end of standard
             // input shut down in reverse order: listen streams end with their result and stdout is
@@ -161,6 +157,19 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "agent-payments")
         logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])
         return (server, redactor, logger)
+    }
+
+    /// The MCP face of `system` on `server` (both transports), its tools, resource and prompts
+    /// installed.
+    static func makeTools(
+        _ configuration: ServerConfiguration, server: MCPServer, system: PaymentsSystem, redactor: Redactor
+    ) -> PaymentsMCP {
+        let tools = PaymentsMCP(
+            server: server, coordinator: system.coordinator, defaults: configuration.defaults, redactor: redactor,
+            logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
+            callSIDHeader: ServerConfiguration.callSIDHeader)
+        tools.install()
+        return tools
     }
 
     /// The webhook dispatcher for the configured endpoints, if any (its start-up line on stderr

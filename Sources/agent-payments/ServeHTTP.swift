@@ -51,11 +51,7 @@ extension Serve {
                 logger.critical(
                     "MCP endpoint is unauthenticated and reachable from other machines (--allow-unauthenticated)")
             }
-            let tools = PaymentsMCP(
-                server: server, coordinator: system.coordinator, defaults: configuration.defaults, redactor: redactor,
-                logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
-                callSIDHeader: ServerConfiguration.callSIDHeader)
-            tools.install()
+            let tools = makeTools(configuration, server: server, system: system, redactor: redactor)
             try await runGroup(
                 webhookServices(webhooks) + [
                     .init(
