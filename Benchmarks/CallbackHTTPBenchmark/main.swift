@@ -4,8 +4,8 @@
 // Usage: CallbackHTTPBenchmark [--seconds S] [--connections N] [--smoke]
 import BenchmarkSupport
 import CallbackHTTP
+import CallbackServing
 import Foundation
-import Hummingbird
 import Logging
 import Synchronization
 import TwilioPayments
@@ -29,15 +29,8 @@ let sink = CountingSink()
 let token = Secret("0123456789abcdef0123456789abcdef")
 let receiver = CallbackReceiver(
     configuration: CallbackReceiverConfiguration(authToken: token), sink: sink, logger: logger)
-let app = receiver.makeApplication()
-let server = Task { try await app.runService(gracefulShutdownSignals: []) }
-let listening = ContinuousClock.now
-while receiver.boundPort == nil {
-    if ContinuousClock.now - listening > .seconds(10) {
-        giveUp("the callback receiver did not start", because: "no port bound within 10 s")
-    }
-    try? await Task.sleep(for: .milliseconds(5))
-}
+// The receiver is routes: served as the server serves them, on a guarded listener.
+let server = await serveCallbacks(receiver, logger: logger)
 let url = must("building the callback URL") { try receiver.callbackURL(secret: "8f14e45fceea167a5a36dedd4bea2543") }
 
 let fields = typicalPaymentCallback

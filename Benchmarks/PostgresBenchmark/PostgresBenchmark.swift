@@ -12,8 +12,8 @@
 //        [--sessions N] [--smoke]
 import BenchmarkSupport
 import CallbackHTTP
+import CallbackServing
 import Foundation
-import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
@@ -137,15 +137,8 @@ enum PostgresBenchmarkMain {
             configuration: CallbackReceiverConfiguration(authToken: token),
             sink: CoordinatorSink(coordinator: coordinator),
             logger: logger)
-        let app = receiver.makeApplication()
-        let server = Task { try await app.runService(gracefulShutdownSignals: []) }
-        let listening = ContinuousClock.now
-        while receiver.boundPort == nil {
-            if ContinuousClock.now - listening > .seconds(10) {
-                giveUp("the callback receiver did not start", because: "no port bound within 10 s")
-            }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        // The receiver is routes: served as the server serves them, on a guarded listener.
+        let server = await serveCallbacks(receiver, logger: logger)
         let secrets = await storeSessions(0..<liveForCallbacks, in: replicaA)
 
         // Two callbacks per session, alternating while the caller types (each one changes the session,

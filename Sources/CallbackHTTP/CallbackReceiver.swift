@@ -1,10 +1,10 @@
+import CoreMetrics
 import Foundation
 public import Hummingbird
 public import Logging
-public import NIOCore
+import NIOCore
 public import TwilioPayments
 import Synchronization
-public import ListenerGuard
 
 /// Where authenticated status callbacks go, and the one that knows which path secrets belong
 /// to a session (the receiver keeps no list of its own, so any replica can take any callback).
@@ -22,12 +22,8 @@ public protocol CallbackSink: Sendable {
     func deliver(secret: String, callback: PaymentStatusCallback) async throws -> Bool
 }
 
-/// How the receiver is set up.
+/// How the receiver checks what arrives.
 public struct CallbackReceiverConfiguration: Sendable {
-    /// The address to bind (loopback by default: a tunnel or proxy brings Twilio in).
-    public var host: String
-    /// The port to bind; 0 picks a free one (see ``CallbackReceiver/boundPort``).
-    public var port: Int
     /// The path every callback URL starts with.
     public var pathPrefix: String
     /// The account's Auth Token. When set, every callback must carry a valid
@@ -35,24 +31,18 @@ public struct CallbackReceiverConfiguration: Sendable {
     public var authToken: Secret?
     /// The largest accepted body.
     public var maximumBodyBytes: Int
-    /// The bounds the listener keeps against slow and idle clients (the whole internet can
-    /// reach this port through the tunnel).
-    public var limits: ListenerLimits
 
     public init(
-        host: String = "127.0.0.1", port: Int = 0, pathPrefix: String = "/twilio/payment-callbacks",
-        authToken: Secret? = nil, maximumBodyBytes: Int = 64 * 1024, limits: ListenerLimits = ListenerLimits()
+        pathPrefix: String = "/twilio/payment-callbacks", authToken: Secret? = nil, maximumBodyBytes: Int = 64 * 1024
     ) {
-        self.limits = limits
-        self.host = host
-        self.port = port
         self.pathPrefix = "/" + pathPrefix.split(separator: "/").joined(separator: "/")
         self.authToken = authToken
         self.maximumBodyBytes = maximumBodyBytes
     }
 }
 
-/// The HTTP server that receives Twilio's payment status callbacks.
+/// The routes and checks that receive Twilio's payment status callbacks, for a host's own
+/// Hummingbird application (``routes(context:)``); it runs no server of its own.
 ///
 /// Each payment session gets its own URL, `<public base>/<prefix>/<secret>`, from
 /// ``callbackURL(secret:)``; a callback is accepted only if its sink knows the secret (the
@@ -60,8 +50,9 @@ public struct CallbackReceiverConfiguration: Sendable {
 /// is valid for the *public* URL Twilio called. Rejections: bad or missing signature 403,
 /// unknown secret 404, wrong method 405, wrong content type 415, body over the limit 413,
 /// malformed body 400, a `Result` without the SIDs Twilio sends (``PaymentStatusCallback/refusal``)
-/// 400 with the reason as its body. Nothing from a rejected request reaches the sink. `GET /healthz`
-/// answers 200. Access logs carry no bodies and no secrets.
+/// 400 with the reason as its body. Nothing from a rejected request reaches the sink. Access logs
+/// carry no bodies and no secrets. The listener that serves the routes faces the internet
+/// (through a tunnel or a proxy): bound it with `HTTPServerBuilder.guardedHTTP1(limits:logger:)`.
 public final class CallbackReceiver: Sendable {
     public let configuration: CallbackReceiverConfiguration
     private let sink: any CallbackSink
@@ -69,7 +60,6 @@ public final class CallbackReceiver: Sendable {
     private let signature: WebhookSignature?
     /// The public base URL, shared with whoever builds callback URLs (a payment flow).
     public let publicBase: PublicBaseURL
-    private let port = Mutex<Int?>(nil)
 
     /// A receiver handing callbacks to `sink`, checking signatures against the URL in
     /// `publicBase` (its one owner; pass the same one to what builds the callback URLs).
@@ -84,9 +74,6 @@ public final class CallbackReceiver: Sendable {
         self.logger = logger
         self.signature = configuration.authToken.map(WebhookSignature.init(authToken:))
     }
-
-    /// The port actually bound, once the server runs.
-    public var boundPort: Int? { port.withLock { $0 } }
 
     /// The public base URL (scheme, host, optional port) Twilio uses to reach this server.
     public var publicBaseURL: String? { publicBase.value }
@@ -108,32 +95,17 @@ public final class CallbackReceiver: Sendable {
         base + pathPrefix + "/" + secret
     }
 
-    // MARK: Server
+    // MARK: Routes
 
-    /// The router: usable directly with HummingbirdTesting, or served by ``makeApplication(additionalRoutes:onRunning:)``.
-    /// Besides the callback routes it answers `GET /healthz`.
-    public func makeRouter() -> Router<BasicRequestContext> {
-        makeRouter(context: BasicRequestContext.self)
-    }
-
-    private func makeRouter<Context: RequestContext>(context: Context.Type) -> Router<Context> {
-        let router = Router(context: Context.self)
-        router.get("healthz") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
-        }
-        addRoutes(to: router)
-        return router
-    }
-
-    /// Adds the callback routes (`POST <prefix>/:secret`, and 405 for other methods there) to a
-    /// host's own router, with their access log; the host's other routes are left alone. The
-    /// host's listener then receives Twilio's callbacks, so it keeps the bounds a public port
-    /// needs (`HTTPServerBuilder.guardedHTTP1(limits:logger:)`), and the host sets the public
-    /// URL with ``setPublicBaseURL(_:)``.
-    public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
-        let group = router.group(RouterPath(configuration.pathPrefix))
+    /// The callback routes (`POST <prefix>/:secret`, and 405 for other methods there), with
+    /// their access log, for a host's router: `router.addRoutes(receiver.routes())`.
+    public func routes<Context: RequestContext>(
+        context: Context.Type = BasicRequestContext.self
+    ) -> RouteCollection<
+        Context
+    > {
+        let routes = RouteCollection(context: Context.self)
+        let group = routes.group(RouterPath(configuration.pathPrefix))
             .add(middleware: AccessLogMiddleware<Context>(logger: logger, pathPrefix: configuration.pathPrefix))
         group.on(":secret", method: .post) { [self] request, context in
             try await receive(request, secret: context.parameters.get("secret"))
@@ -143,32 +115,7 @@ public final class CallbackReceiver: Sendable {
                 Response(status: .methodNotAllowed, headers: [.allow: "POST"])
             }
         }
-    }
-
-    /// A Hummingbird application serving ``makeRouter()``, and whatever `additionalRoutes` adds
-    /// (the MCP endpoint of `agent-payments --http`), on the configured address; once it
-    /// listens it records the bound port (and, if none was set, a loopback public URL), then
-    /// tells `onRunning` the port.
-    public func makeApplication(
-        additionalRoutes: AdditionalRoutes? = nil, loopbackPublicURL: Bool = true,
-        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
-        let router = makeRouter(context: ListenerRequestContext.self)
-        additionalRoutes?.install(router)
-        return Application(
-            router: router,
-            server: .guardedHTTP1(limits: configuration.limits, logger: logger),
-            configuration: ApplicationConfiguration(
-                address: .hostname(configuration.host, port: configuration.port),
-                serverName: "agent-payments-callbacks", backlog: configuration.limits.backlog),
-            onServerRunning: { [self] channel in
-                let bound = channel.localAddress?.port
-                port.withLock { $0 = bound }
-                if loopbackPublicURL, let bound { publicBase.setIfUnset("http://127.0.0.1:\(bound)") }
-                await onRunning(bound ?? 0)
-            },
-            logger: logger
-        )
+        return routes
     }
 
     private func receive(_ request: Request, secret: String?) async throws -> Response {
@@ -243,31 +190,6 @@ public final class CallbackReceiver: Sendable {
     }
 }
 
-/// The request context of the callback server's own listener: Hummingbird's, plus the
-/// connection's channel, so that a long-lived response on a route a host adds (an event
-/// stream) can notice its client leave.
-public struct ListenerRequestContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
-    /// The client's connection.
-    public let channel: any Channel
-
-    public init(source: ApplicationRequestContextSource) {
-        coreContext = CoreRequestContextStorage(source: source)
-        channel = source.channel
-    }
-}
-
-/// Routes a host adds to the callback server's own listener, so that one port (and one public
-/// URL) serves both: the MCP endpoint beside Twilio's callbacks.
-public struct AdditionalRoutes: Sendable {
-    /// Adds the routes to the listener's router.
-    public let install: @Sendable (Router<ListenerRequestContext>) -> Void
-
-    public init(_ install: @escaping @Sendable (Router<ListenerRequestContext>) -> Void) {
-        self.install = install
-    }
-}
-
 /// Why no callback URL could be given.
 public enum CallbackURLError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The receiver does not know its public URL yet (its listener, tunnel or host has not said).
@@ -280,10 +202,33 @@ public enum CallbackURLError: Error, Sendable, Equatable, CustomStringConvertibl
     }
 }
 
-/// One log line per request: method, path with the secret hidden, status and duration.
+/// One log line per request: method, path with the secret hidden, status and duration; and
+/// each callback counted by its result (`agent_payments_callbacks_total`, its handling time in
+/// `agent_payments_callback_duration_seconds`; swift-metrics, no backend chosen here).
 struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
     let pathPrefix: String
+
+    /// A callback's result, by its status: the receiver answers each refusal with its own.
+    static func result(of status: Int) -> String {
+        switch status {
+        case 200..<300: return "accepted"
+        case 400: return "malformed"
+        case 403: return "bad_signature"
+        case 404: return "unknown_session"
+        case 405: return "wrong_method"
+        case 413: return "too_large"
+        case 415: return "wrong_content_type"
+        case 503: return "store_unavailable"
+        default: return "other"
+        }
+    }
+
+    static func count(_ status: Int, took: Duration) {
+        Counter(label: "agent_payments_callbacks_total", dimensions: [("result", result(of: status))]).increment()
+        CoreMetrics.Timer(label: "agent_payments_callback_duration_seconds")
+            .recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+    }
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -292,6 +237,7 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
         let path = request.uri.path.hasPrefix(pathPrefix + "/") ? pathPrefix + "/<secret>" : request.uri.path
         do {
             let response = try await next(request, context)
+            if path != request.uri.path { Self.count(response.status.code, took: ContinuousClock.now - start) }
             logger.debug(
                 "callback request",
                 metadata: [
@@ -301,6 +247,9 @@ struct AccessLogMiddleware<Context: RequestContext>: RouterMiddleware {
                 ])
             return response
         } catch {
+            if path != request.uri.path {
+                Self.count((error as? HTTPError)?.status.code ?? 500, took: ContinuousClock.now - start)
+            }
             logger.debug(
                 "callback request",
                 metadata: ["http.method": "\(request.method)", "http.path": "\(path)", "http.status": "error"])

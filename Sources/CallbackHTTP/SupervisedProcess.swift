@@ -9,7 +9,8 @@ import Darwin
 /// its default disposition (a Swift process blocks and ignores some, and a child inherits
 /// both, so it could not be stopped with SIGTERM), standard input a pipe whose writing end only
 /// this process holds (the child's lifeline: it reads end-of-file once this process is gone,
-/// however it died), standard output discarded, standard error readable here.
+/// however it died), standard output discarded, standard error readable here, and no other
+/// descriptor of this process (its listener, its connections) open in the child.
 struct SupervisedProcess: Sendable {
     let processID: pid_t
     /// Writing end of the child's standard input; closing it tells the child to stop.
@@ -47,6 +48,9 @@ struct SupervisedProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
         for descriptor in input + errors { posix_spawn_file_actions_addclose(&actions, descriptor) }
+        #if canImport(Glibc)
+        _ = closeFromAction.map { $0(&actions, 3) }
+        #endif
 
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -59,7 +63,12 @@ struct SupervisedProcess: Sendable {
             sigaddset(&defaults, signal)
         }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        #if canImport(Darwin)
+        let closesOthers = POSIX_SPAWN_CLOEXEC_DEFAULT
+        #else
+        let closesOthers: Int32 = 0 // the file action above
+        #endif
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | closesOthers))
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -91,3 +100,16 @@ struct SupervisedProcess: Sendable {
         return nil
     }
 }
+
+#if canImport(Glibc)
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; Swift's Glibc module does
+/// not import it), looked up once: the child closes every descriptor from the one given up.
+/// Without it (an older glibc) only descriptors marked close-on-exec stay out of the child.
+private let closeFromAction: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? =
+    dlsym(
+        UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"
+    ).map {
+        unsafeBitCast($0, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }
+#else
+#endif

@@ -1,3 +1,4 @@
+import CoreMetrics
 public import HummingbirdCore
 public import Logging
 import NIOCore
@@ -17,10 +18,15 @@ extension HTTPServerBuilder {
     }
 }
 
-/// Counts open connections and what was closed or refused, and reports pressure.
+/// Counts open connections and what was closed or refused, and reports pressure: in the log,
+/// and through swift-metrics (no backend chosen here): `agent_payments_connections_open`, and
+/// `agent_payments_connections_closed_total` by reason (`refused` past the cap, or the limit
+/// that closed it).
 final class ConnectionGate: Sendable {
     let limits: ListenerLimits
     let logger: Logger
+    /// Open connections of every guarded listener in the process.
+    private let openMeter = Meter(label: "agent_payments_connections_open")
     private struct Counts {
         var open = 0
         var refusedSinceReport = 0
@@ -44,17 +50,28 @@ final class ConnectionGate: Sendable {
             counts.open += 1
             return true
         }
-        if !admitted { reportIfDue() }
+        if admitted {
+            openMeter.increment()
+        } else {
+            Self.countClosed("refused")
+            reportIfDue()
+        }
         return admitted
     }
 
     func release() {
         counts.withLock { $0.open -= 1 }
+        openMeter.decrement()
     }
 
     func closed(because reason: String) {
         counts.withLock { $0.closedSinceReport[reason, default: 0] += 1 }
+        Self.countClosed(reason)
         reportIfDue()
+    }
+
+    private static func countClosed(_ reason: String) {
+        Counter(label: "agent_payments_connections_closed_total", dimensions: [("reason", reason)]).increment()
     }
 
     /// One warning per 10 s at most, with what happened since the last one.

@@ -151,6 +151,12 @@ public struct ChildProcess: Sendable {
         posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
         for descriptor in toChild + fromChild { posix_spawn_file_actions_addclose(&actions, descriptor) }
         if discardStandardError { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
+        // No other descriptor of this process (a listener, another child's pipes) in the child:
+        // an inherited pipe end would keep its reader from ever seeing the end.
+        #if canImport(Glibc)
+        _ = closeFromAction.map { $0(&actions, 3) }
+        #else
+        #endif
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -177,3 +183,15 @@ public struct ChildProcess: Sendable {
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }
 }
+
+#if canImport(Glibc)
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; Swift's Glibc module does
+/// not import it), looked up once: the child closes every descriptor from the one given up.
+private let closeFromAction: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? =
+    dlsym(
+        UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"
+    ).map {
+        unsafeBitCast($0, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }
+#else
+#endif

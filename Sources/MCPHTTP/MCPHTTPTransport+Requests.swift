@@ -378,30 +378,33 @@ extension MCPHTTPTransport {
             status: .ok, headers: headers,
             body: ResponseBody { [self] writer in
                 let token = channel.map { channel in watch.observe(channel) { queue.end(.clientGone) } }
-                let keepAlive = Task {
-                    while (try? await Task.sleep(for: interval)) != nil { queue.push(.keepAlive) }
-                }
                 var answered = false, writeFailed = false
-                do {
-                    // The response head goes out with the first write: a stream with nothing to say
-                    // yet opens with a comment, so the client knows it is open.
-                    try await writer.write(first.map(Self.event) ?? ByteBuffer(string: ": stream open\n\n"))
-                    loop: while let item = await queue.next() {
-                        switch item {
-                        case .keepAlive:
-                            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                        case .message(let line, let final):
-                            try await writer.write(Self.event(line))
-                            if final {
-                                answered = true
-                                break loop
+                // Keep-alive comments come from a child task, gone when the stream ends.
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        while (try? await Task.sleep(for: interval)) != nil { queue.push(.keepAlive) }
+                    }
+                    defer { group.cancelAll() }
+                    do {
+                        // The response head goes out with the first write: a stream with nothing to
+                        // say yet opens with a comment, so the client knows it is open.
+                        try await writer.write(first.map(Self.event) ?? ByteBuffer(string: ": stream open\n\n"))
+                        loop: while let item = await queue.next() {
+                            switch item {
+                            case .keepAlive:
+                                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                            case .message(let line, let final):
+                                try await writer.write(Self.event(line))
+                                if final {
+                                    answered = true
+                                    break loop
+                                }
                             }
                         }
+                    } catch {
+                        writeFailed = true
                     }
-                } catch {
-                    writeFailed = true
                 }
-                keepAlive.cancel()
                 if let channel, let token { watch.stopObserving(channel, token: token) }
                 let clientGone = writeFailed || (!answered && queue.ending == .clientGone)
                 logger.debug(

@@ -4,6 +4,17 @@ public import PaymentFlow
 extension OutboxStatus {
     /// The operators' view of the outbox (`agent-payments webhooks status`): one row per
     /// endpoint, as an aligned table or JSON lines, ages counted from `now`.
+    /// Why the webhook commands need a database.
+    public static let needsDatabase = """
+        the webhook outbox is kept in PostgreSQL: set DATABASE_URL or --database-url. With the in-memory store, \
+        undelivered events live only in the serving process, which logs its counts at warning when deliveries fail.
+        """
+
+    /// What `webhooks replay` says it did.
+    public static func replayed(_ count: Int, endpoint: String?) -> String {
+        "\(count) failed event\(count == 1 ? "" : "s") made pending again\(endpoint.map { " for \($0)" } ?? "")"
+    }
+
     public static func report(_ statuses: [OutboxStatus], json: Bool, now: Date) -> String {
         if json {
             return statuses.map { status in

@@ -86,13 +86,18 @@ final class Doorbell: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when rung, after `timeout`, or when cancelled.
+    /// Returns when rung, after `timeout`, or when cancelled. The timer is a child task.
     func wait(upTo timeout: Duration) async {
-        let timer = Task { [self] in
-            try? await Task.sleep(for: timeout)
-            ring()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.wait() }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
         }
-        defer { timer.cancel() }
+    }
+
+    /// Returns when rung or cancelled (a cancellation rings, so a waiter never stays).
+    private func wait() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let now = state.withLock { state -> Bool in

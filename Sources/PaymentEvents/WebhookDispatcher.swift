@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CoreMetrics
 import Foundation
 public import Logging
 import NIOCore
@@ -158,21 +159,27 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
                 + outboxWorkers.map { ($0.destination.name, $0.counts) })
     }
 
-    /// Runs until a graceful shutdown; then gives queued deliveries a moment (at most 5 s) to
-    /// finish and stops the rest. From an outbox, the endpoints claim and deliver meanwhile, and
-    /// delivered and failed messages are purged after a day and a week; a delivery stopped at
-    /// shutdown is attempted again (here or by another replica) once its lease runs out.
+    /// Delivers until a graceful shutdown (every delivery runs as a child of this task: published
+    /// events wait until it runs); then gives queued deliveries a moment (at most 5 s, none when
+    /// cancelled) to finish and stops the rest. From an outbox, the endpoints claim and deliver
+    /// meanwhile, and delivered and failed messages are purged after a day and a week; a delivery
+    /// stopped at shutdown is attempted again (here or by another replica) once its lease runs out.
     public func run() async throws {
         if let outboxDelivery {
             try await runFromOutbox(outboxDelivery)
             return
         }
-        try? await gracefulShutdown()
-        let deadline = ContinuousClock.now + .seconds(5)
-        while workers.contains(where: { $0.counts.pending > 0 }), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+        await withDiscardingTaskGroup { group in
+            for worker in workers { group.addTask { await worker.run() } }
+            try? await gracefulShutdown()
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !Task.isCancelled, workers.contains(where: { $0.counts.pending > 0 }), ContinuousClock.now < deadline
+            {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            stop()
+            group.cancelAll()
         }
-        stop()
     }
 
     private func runFromOutbox(_ delivery: OutboxDelivery) async throws {
@@ -254,14 +261,17 @@ public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
     }
 }
 
-/// One endpoint's queues: a queue per payment, drained by one task per payment at a time.
+/// One endpoint's queues: a queue per payment, drained by one child task of ``run()`` per
+/// payment at a time.
 final class EndpointWorker: Sendable {
     let destination: WebhookDispatcher.Destination
     private let shared: WebhookDispatcher.Shared
+    /// The payments whose queue needs a drain, for ``run()``.
+    private let starts = AsyncStream.makeStream(of: String.self)
 
     private struct State {
         var queues: [String: [WebhookDispatcher.Delivery]] = [:]
-        var draining: [String: Task<Void, Never>] = [:]
+        var draining: Set<String> = []
         var counts = WebhookDispatcher.Counts()
         var stopped = false
         var lastWarning: ContinuousClock.Instant?
@@ -286,9 +296,7 @@ final class EndpointWorker: Sendable {
             state.queues[payment, default: []].append(delivery)
             state.counts.pending += 1
             // One drain per payment at a time, registered before it can look for itself.
-            if state.draining[payment] == nil {
-                state.draining[payment] = Task { [self] in await drain(payment) }
-            }
+            if state.draining.insert(payment).inserted { starts.continuation.yield(payment) }
             return false
         }
         if dropped {
@@ -301,17 +309,26 @@ final class EndpointWorker: Sendable {
         }
     }
 
-    /// Stops every drain; returns how many events were left undelivered.
+    /// Drains each payment's queue in a child task, until stopped (and its drains cancelled,
+    /// with this task).
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            for await payment in starts.stream { group.addTask { await self.drain(payment) } }
+        }
+    }
+
+    /// Stops taking and delivering events (a drain between two attempts ends; one waiting to
+    /// retry ends when ``run()`` is cancelled); returns how many events were left undelivered.
     func stop() -> Int {
-        let (tasks, left) = state.withLock { state -> ([Task<Void, Never>], Int) in
+        let left = state.withLock { state -> Int in
             state.stopped = true
             let left = state.counts.pending
             state.queues.removeAll()
             state.counts.pending = 0
-            defer { state.draining.removeAll() }
-            return (Array(state.draining.values), left)
+            state.draining.removeAll()
+            return left
         }
-        for task in tasks { task.cancel() }
+        starts.continuation.finish()
         return left
     }
 
@@ -320,7 +337,7 @@ final class EndpointWorker: Sendable {
         while let next = state.withLock({ state -> WebhookDispatcher.Delivery? in
             guard !state.stopped, !state.counts.disabled, let head = state.queues[payment]?.first else {
                 state.queues.removeValue(forKey: payment)
-                state.draining.removeValue(forKey: payment)
+                state.draining.remove(payment)
                 return nil
             }
             return head
@@ -436,8 +453,33 @@ extension WebhookDispatcher.Shared {
         case retry(String, retryAfter: Duration?)
     }
 
-    /// One signed POST of `body` (event `id`) to `destination`, after checking its target.
+    /// One delivery attempt, counted by endpoint (the operator's names) and result in
+    /// `agent_payments_webhook_attempts_total` (`delivered`, `gone`, `retry`), its time in
+    /// `agent_payments_webhook_attempt_duration_seconds` (swift-metrics, no backend chosen here).
     func attempt(_ destination: WebhookDispatcher.Destination, id: String, body: [UInt8]) async -> Attempt {
+        let start = ContinuousClock.now
+        let outcome = await attemptOnce(destination, id: id, body: body)
+        let result: String
+        switch outcome {
+        case .delivered: result = "delivered"
+        case .gone: result = "gone"
+        case .retry: result = "retry"
+        }
+        Counter(
+            label: "agent_payments_webhook_attempts_total",
+            dimensions: [("endpoint", destination.name), ("result", result)]
+        ).increment()
+        let took = ContinuousClock.now - start
+        CoreMetrics.Timer(
+            label: "agent_payments_webhook_attempt_duration_seconds", dimensions: [("endpoint", destination.name)]
+        ).recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+        return outcome
+    }
+
+    /// One signed POST of `body` (event `id`) to `destination`, after checking its target.
+    private func attemptOnce(
+        _ destination: WebhookDispatcher.Destination, id: String, body: [UInt8]
+    ) async -> Attempt {
         let target: WebhookTarget
         switch await checkTarget(destination.url) {
         case .success(let checked): target = checked
@@ -497,7 +539,8 @@ final class PinnedClients: Sendable {
             clients[host] = (first, client)
             return (client, retired)
         }
-        if let retired { Task { try? await retired.shutdown() } }
+        // Shut down once its requests are over, from the client's own callback (no task of ours).
+        retired?.shutdown { _ in }
         return client
     }
 }

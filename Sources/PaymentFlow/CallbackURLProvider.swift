@@ -1,5 +1,5 @@
 import Foundation
-import TwilioPayments
+public import TwilioPayments
 
 /// Gives each session its StatusCallback URL, carrying an unguessable path secret. The secret
 /// itself is kept nowhere: the store holds its hash, which is how a callback finds its session.
@@ -19,6 +19,19 @@ public struct StaticCallbackURLProvider: CallbackURLProvider {
     public func callbackURL(secret: String) -> String {
         "\(baseURL)/\(secret)"
     }
+}
+
+/// Where the key callback secrets are derived from comes from: replicas that share a store
+/// must share it. A `Secret` is its own source; a store shared by replicas keeps one for all of
+/// them (PaymentStorePostgres's database).
+public protocol CallbackKeySource: Sendable {
+    /// The key; an error while it cannot be had (a command needing it then fails retryably).
+    func callbackKey() async throws -> Secret
+}
+
+extension Secret: CallbackKeySource {
+    /// This key.
+    public func callbackKey() -> Secret { self }
 }
 
 /// 128 random bits as 32 hex digits, for callback path secrets.

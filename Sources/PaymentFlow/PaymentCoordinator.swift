@@ -112,7 +112,7 @@ public struct CommandOutcome: Sendable, Equatable {
 /// It holds no payment state of its own, so any number of coordinators (one per replica) can
 /// share one store and feed: a session, its callback secret's hash and the idempotency key of
 /// each operation in flight all live in the stored session (the secret and its URL are derived
-/// again from `callbackKey` whenever they are needed, never stored). A session is
+/// again from the callback key whenever they are needed, never stored). A session is
 /// stored before Twilio is asked to create it, so a callback that beats Twilio's answer finds
 /// it. One session per call at a time (the store refuses a second unfinished one); any number
 /// of calls at once.
@@ -126,8 +126,9 @@ public actor PaymentCoordinator {
     public nonisolated let policy: SpendingPolicy
     private let feed: any PaymentChangeFeed
     private let callbackURLs: any CallbackURLProvider
-    /// The key callback secrets are derived from; replicas sharing a store must share it.
-    private let callbackKey: Secret
+    /// Where the key callback secrets are derived from comes from; replicas sharing a store must
+    /// share it.
+    private let callbackKey: any CallbackKeySource
     private let now: @Sendable () -> Date
     /// When each session's call was last checked by ``checkSilentCalls(silentFor:)`` (a local
     /// economy: another replica may check too).
@@ -149,7 +150,8 @@ public actor PaymentCoordinator {
     public init(
         api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
         feed: any PaymentChangeFeed = InMemoryChangeFeed(), callbackURLs: any CallbackURLProvider,
-        callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make()), policy: SpendingPolicy = .unlimited,
+        callbackKey: any CallbackKeySource = Secret(PathSecret.make() + PathSecret.make()),
+        policy: SpendingPolicy = .unlimited,
         ledger: any SpendingLedger = InMemorySpendingLedger(), notices: (any PaymentNoticeSink)? = nil,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
@@ -254,10 +256,9 @@ public actor PaymentCoordinator {
         }
 
         let id = UUID().uuidString
-        let secret = CallbackSecretHash.secret(for: id, key: callbackKey)
-        let url: String
+        let url: String, secret: String
         do {
-            url = try await callbackURL(secret: secret)
+            (url, secret) = try await callbackURL(for: id)
         } catch {
             await giveBack()
             throw error
@@ -294,6 +295,7 @@ public actor PaymentCoordinator {
             }
             return try await resume(running)
         }
+        FlowMetrics.started(session)
         published.offer(session)
         await feed.publish(session)
         return CommandOutcome(session: try await create(session, key: key, url: url), repeated: false)
@@ -480,7 +482,7 @@ public actor PaymentCoordinator {
         }
         sending.insert(claim)
         defer { sending.remove(claim) }
-        let url = try await callbackURL(secret: CallbackSecretHash.secret(for: running.id, key: callbackKey))
+        let url = try await callbackURL(for: running.id).url
         return CommandOutcome(session: try await create(running, key: key, url: url), repeated: false)
     }
 
@@ -594,7 +596,7 @@ public actor PaymentCoordinator {
         _ operation: PaymentOperation, update: PaymentUpdate, session: PaymentSession
     ) async throws(FlowError) -> PaymentSession {
         guard let sid = session.paymentSID else { throw .rejected(.stillStarting) }
-        let url = try await callbackURL(secret: CallbackSecretHash.secret(for: session.id, key: callbackKey))
+        let url = try await callbackURL(for: session.id).url
         let key = session.inFlight[operation] ?? TwilioPaymentsClient.makeIdempotencyKey()
         let resource: PaymentResource
         do {
@@ -618,9 +620,11 @@ public actor PaymentCoordinator {
     }
 
     /// The StatusCallback URL for `secret`.
-    private func callbackURL(secret: String) async throws(FlowError) -> String {
+    /// The callback URL of session `id`, and the secret in it (derived from the key, never stored).
+    private func callbackURL(for id: String) async throws(FlowError) -> (url: String, secret: String) {
         do {
-            return try await callbackURLs.callbackURL(secret: secret)
+            let secret = CallbackSecretHash.secret(for: id, key: try await callbackKey.callbackKey())
+            return (try await callbackURLs.callbackURL(secret: secret), secret)
         } catch {
             throw .callbackUnavailable(String(describing: error))
         }
@@ -652,6 +656,7 @@ public actor PaymentCoordinator {
             let session = transition.session
             let news = notices == nil ? [] : PaymentNotice.notices(from: current, to: session, at: now())
             if try await storeChange(session, expectedVersion: current.version, notices: news) {
+                FlowMetrics.changed(from: current, to: session, at: now())
                 published.offer(transition.session)
                 await feed.publish(transition.session)
                 if let notices, !news.isEmpty { await notices.publish(news) }

@@ -1,5 +1,5 @@
 public import Logging
-import PaymentFlow
+public import PaymentFlow
 public import PostgresNIO
 public import ServiceLifecycle
 public import TwilioPayments
@@ -9,10 +9,12 @@ import Synchronization
 /// connection pool, the ``PostgresPaymentStore``, the ``PostgresChangeFeed``, the webhook
 /// ``PostgresPaymentOutbox``, the migrations, and the callback key every replica shares.
 ///
-/// ``run()`` runs the pool and the feed until cancelled or a graceful shutdown; start it first
-/// and stop it last. ``prepare(waitingUpTo:)`` migrates and reads the callback key, retrying
-/// while the server is not up yet.
-public final class PostgresPaymentDatabase: Service, Sendable {
+/// ``run()`` runs the pool and the feed until cancelled or a graceful shutdown: a `Service` for
+/// the host's group, first in it so that it stops last. ``prepare(waitingUpTo:)`` migrates and
+/// reads the callback key, retrying while the server is not up yet: what a host runs before its
+/// listener starts (Hummingbird's `beforeServerStarts`). The database is the payments' callback
+/// key source (``callbackKey()``): the key every replica shares, read once and kept.
+public final class PostgresPaymentDatabase: Service, CallbackKeySource, Sendable {
     public let configuration: PostgresDatabaseConfiguration
     public let client: PostgresClient
     public let store: PostgresPaymentStore
@@ -22,6 +24,8 @@ public final class PostgresPaymentDatabase: Service, Sendable {
     /// The webhook outbox the store writes with each change, for every replica to deliver.
     public let outbox: PostgresPaymentOutbox
     private let logger: Logger
+    /// The shared callback key once read.
+    private let key = Mutex<Secret?>(nil)
 
     public init(configuration: PostgresDatabaseConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -48,6 +52,48 @@ public final class PostgresPaymentDatabase: Service, Sendable {
             await feed.run()
             group.cancelAll()
         }
+    }
+
+    /// Runs `body` once the schema is migrated (retrying while the server cannot be reached, up
+    /// to `timeout`), with the versions applied; the pool and feed run as a child task until
+    /// `body` returns or throws. For what uses the database before a host's `ServiceGroup`
+    /// exists, or a command that exits when done. A database that cannot be used throws
+    /// ``DatabaseUnusable``.
+    public func whileMigrated<T: Sendable>(
+        waitingUpTo timeout: Duration, _ body: ([Int]) async throws -> T
+    ) async throws -> T {
+        try await whileRunning {
+            try await body(
+                try await usable { () async throws(PostgresStoreError) in try await migrate(waitingUpTo: timeout) })
+        }
+    }
+
+    /// `work` on this database, its failure as ``DatabaseUnusable``.
+    public func usable<T, Failure: Error>(_ work: () async throws(Failure) -> T) async throws(DatabaseUnusable) -> T {
+        do throws(Failure) {
+            return try await work()
+        } catch {
+            var unreachable = error is PaymentStoreError // the store's own sentence: it is away
+            if case .unreachable? = error as? PostgresStoreError { unreachable = true }
+            throw DatabaseUnusable(
+                description: "the database at \(configuration) cannot be used: \(error)",
+                exitStatus: unreachable ? 75 : 1)
+        }
+    }
+
+    private func whileRunning<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.run() }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+
+    /// What migrating did, in a sentence: the versions applied, or that the schema was current.
+    public func schemaReport(applied: [Int]) -> String {
+        applied.isEmpty
+            ? "the schema at \(configuration) is current (version \(PostgresMigrations.latestVersion))"
+            : "applied migrations \(applied.map(String.init).joined(separator: ", ")) at \(configuration)"
     }
 
     /// Applies pending migrations (``PostgresMigrations``); the versions applied.
@@ -88,6 +134,15 @@ public final class PostgresPaymentDatabase: Service, Sendable {
         return Secret(stored)
     }
 
+    /// The callback key every replica shares: read once (``sharedCallbackKey()``, normally by
+    /// ``prepare(waitingUpTo:)`` before the host listens) and kept.
+    public func callbackKey() async throws -> Secret {
+        if let known = key.withLock({ $0 }) { return known }
+        let read = try await sharedCallbackKey()
+        key.withLock { $0 = read }
+        return read
+    }
+
     /// Migrates, then returns the shared callback key (``sharedCallbackKey()``), retrying while the
     /// server cannot be reached, for up to `timeout`; the feed listens by then too. A schema newer
     /// than this build, or a server that refuses, fails at once.
@@ -95,6 +150,7 @@ public final class PostgresPaymentDatabase: Service, Sendable {
         try await retrying(for: timeout) { [self] () async throws(PostgresStoreError) in
             try await migrate()
             let key = try await sharedCallbackKey()
+            self.key.withLock { $0 = key }
             _ = await feed.listening(waitingUpTo: .seconds(10))
             return key
         }
@@ -134,4 +190,12 @@ public final class PostgresPaymentDatabase: Service, Sendable {
             throw lastFailure.withLock { $0 } ?? PostgresStoreError.from(error)
         }
     }
+}
+
+/// Why a database could not be used: a sentence for the operator, and the status a command
+/// exits with (75, EX_TEMPFAIL, when it cannot be reached: worth retrying once it is back; 1
+/// otherwise, such as a schema newer than this build).
+public struct DatabaseUnusable: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public let exitStatus: Int32
 }

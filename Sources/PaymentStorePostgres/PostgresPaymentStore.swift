@@ -1,3 +1,4 @@
+import CoreMetrics
 public import Foundation
 public import Logging
 public import PaymentFlow
@@ -40,7 +41,14 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
         }
         if let error = error as? PSQLError {
             if error.code == .server, let info = error.serverInfo {
-                return .refused(sqlState: info[.sqlState] ?? "?", message: info[.message] ?? "no message")
+                let state = info[.sqlState] ?? "?"
+                // Class 57, operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03
+                // cannot connect now): the server is going away or not there yet, which is being
+                // out of reach, not a refusal of this request; it is worth a retry.
+                if state.hasPrefix("57P") {
+                    return .unreachable("the server is shutting down or starting (SQLSTATE \(state))")
+                }
+                return .refused(sqlState: state, message: info[.message] ?? "no message")
             }
             switch error.code {
             case .connectionError: return .unreachable("the connection failed")
@@ -108,8 +116,36 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
 
     /// Runs `request`, failing it as unreachable after ``requestTimeout`` (the pool's wait for a
     /// connection is cancelled then; a query in flight on a dead connection fails with it).
-    func bounded<T: Sendable>(_ request: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withTimeout(requestTimeout, request)
+    /// Counted by `operation` (`read`, `write`, `expire`) and result (`ok`, `unreachable`,
+    /// `refused`, `unreadable`, `other`) in `agent_payments_store_requests_total`, with its latency in
+    /// `agent_payments_store_request_duration_seconds` (swift-metrics, no backend chosen here).
+    func bounded<T: Sendable>(
+        _ operation: String, _ request: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let start = ContinuousClock.now
+        var result = "ok"
+        defer {
+            let took = ContinuousClock.now - start
+            Counter(
+                label: "agent_payments_store_requests_total",
+                dimensions: [("operation", operation), ("result", result)]
+            ).increment()
+            CoreMetrics.Timer(
+                label: "agent_payments_store_request_duration_seconds", dimensions: [("operation", operation)]
+            )
+            .recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
+        }
+        do {
+            return try await withTimeout(requestTimeout, request)
+        } catch {
+            switch PostgresStoreError.from(error) {
+            case .unreachable: result = "unreachable"
+            case .refused: result = "refused"
+            case .unreadable: result = "unreadable"
+            default: result = "other"
+            }
+            throw error
+        }
     }
 
     public func session(_ paymentSID: PaymentSID) async throws(PaymentStoreError) -> PaymentSession? {
@@ -167,7 +203,7 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         query.sql +=
             "\nSELECT pg_notify('\(PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq) FROM changed"
         do {
-            return try await bounded { [client, logger, query] in
+            return try await bounded("write") { [client, logger, query] in
                 var stored = false
                 for try await _ in try await client.query(query, logger: logger) { stored = true }
                 return stored
@@ -213,7 +249,7 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
 
     public func expireFinished(updatedBefore date: Date) async throws(PaymentStoreError) -> Int {
         do {
-            return try await bounded { [client, logger] in
+            return try await bounded("expire") { [client, logger] in
                 var count = 0
                 for try await _ in try await client.query(
                     "DELETE FROM agent_payments_sessions WHERE finished AND updated_at < \(date) RETURNING 1",
@@ -237,7 +273,7 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     func many(_ query: PostgresQuery) async throws(PaymentStoreError) -> [PaymentSession] {
         let texts: [String]
         do {
-            texts = try await bounded { [client, logger] in
+            texts = try await bounded("read") { [client, logger] in
                 var texts: [String] = []
                 for try await text in try await client.query(query, logger: logger).decode(String.self) {
                     texts.append(text)

@@ -8,7 +8,7 @@ final class OneShot<Value: Sendable>: Sendable {
         var value: Value?
         var waiters: [UInt64: CheckedContinuation<Value?, Never>] = [:]
         var nextID: UInt64 = 0
-        /// Waiters whose deadline came before they had registered.
+        /// Waiters cancelled before they had registered.
         var expired: Set<UInt64> = []
     }
 
@@ -26,22 +26,38 @@ final class OneShot<Value: Sendable>: Sendable {
     }
 
     /// The value once it is set; `nil` when `deadline` passes first or the waiting task is
-    /// cancelled.
+    /// cancelled. The deadline's timer is a child task, gone when this returns.
     func value(until deadline: ContinuousClock.Instant) async -> Value? {
         if let value = state.withLock({ $0.value }) { return value }
         if deadline <= .now || Task.isCancelled { return nil }
+        // One enum for both children's outcomes (a nested optional in such a race crashed the
+        // optimizer of Swift 6.3.1 in release builds).
+        return await withTaskGroup(of: Race.self) { group in
+            group.addTask { .answered(await self.value()) }
+            group.addTask {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                return .deadlinePassed
+            }
+            let first = await group.next()
+            group.cancelAll()
+            if case .answered(let value)? = first { return value }
+            return nil
+        }
+    }
+
+    /// What ends a bounded wait first.
+    private enum Race: Sendable {
+        case answered(Value?)
+        case deadlinePassed
+    }
+
+    /// The value once it is set; `nil` when the waiting task is cancelled first.
+    private func value() async -> Value? {
         let id = state.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
         }
-        let timer = Task { [self] in
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            expire(id)
-        }
-        defer {
-            timer.cancel()
-            state.withLock { _ = $0.expired.remove(id) }
-        }
+        defer { state.withLock { _ = $0.expired.remove(id) } }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
                 let settled = state.withLock { state -> Value?? in

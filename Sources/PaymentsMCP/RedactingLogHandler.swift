@@ -192,6 +192,8 @@ public struct MCPLogHandler: LogHandler {
     private let server: MCPServer?
     private let redactor: Redactor
     private let broadcasts: LogBroadcastSwitch
+    /// Standard error gets JSON lines instead of text lines.
+    private var json = false
 
     /// `broadcastOutsideRequests: false` keeps messages that belong to no request off the wire:
     /// over HTTP every legacy client is someone else's, and must not hear of other calls.
@@ -217,6 +219,21 @@ public struct MCPLogHandler: LogHandler {
         self.broadcasts = broadcast
     }
 
+    /// Makes every logger of the process log through this handler (swift-log's bootstrap: once,
+    /// at start-up), at `level` (a swift-log level name; `info` when it is not one).
+    /// With `json`, standard error gets one JSON object per event (``jsonLine(_:at:)``).
+    public static func bootstrap(
+        server: MCPServer, redactor: Redactor, level: String, broadcast: LogBroadcastSwitch, json: Bool = false
+    ) {
+        let level = Logger.Level(rawValue: level) ?? .info
+        LoggingSystem.bootstrap {
+            var handler = MCPLogHandler(
+                label: $0, server: server, redactor: redactor, level: level, broadcast: broadcast)
+            handler.json = json
+            return handler
+        }
+    }
+
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
@@ -224,7 +241,7 @@ public struct MCPLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let line = formattedLine(event)
-        StandardError.write("[\(label)] \(event.level): \(line)\n")
+        StandardError.write(json ? jsonLine(event, at: Date()) : "[\(label)] \(event.level): \(line)\n")
         // Inside a request, the message belongs to that request (the only place 2026-07-28
         // allows it, at the level the request asked for); outside, legacy clients get it.
         if let request = RequestContext.current {
@@ -243,6 +260,32 @@ public struct MCPLogHandler: LogHandler {
         let details = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         return Redactor.escapingControlCharacters(
             redactor.redact("\(event.message)" + (details.isEmpty ? "" : " " + details)))
+    }
+
+    /// The event as one JSON object and a newline: `timestamp` (ISO 8601, milliseconds, UTC),
+    /// `level`, `label`, `message` and `metadata` (this handler's and the event's; values as
+    /// text), each text redacted as the text lines are. JSON escapes every control character,
+    /// so one event is one line.
+    func jsonLine(_ event: LogEvent, at date: Date) -> String {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        var metadata: [String: String] = [:]
+        for (key, value) in merged { metadata[key] = redactor.redact("\(value)") }
+        let entry = JSONLogEntry(
+            timestamp: date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
+            level: "\(event.level)", label: label, message: redactor.redact("\(event.message)"), metadata: metadata)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(entry) else { return "{}\n" }
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    private struct JSONLogEntry: Encodable {
+        var timestamp: String
+        var level: String
+        var label: String
+        var message: String
+        var metadata: [String: String]
     }
 
     static func mcpLevel(_ level: Logger.Level) -> LogLevel {

@@ -27,13 +27,13 @@ public struct AmountDueRoutes<Context: RequestContext>: Sendable {
     }
     public typealias Authorize = @Sendable (Request, Context) async -> Admission
 
-    public let coordinator: @Sendable () async throws -> PaymentCoordinator
+    public let coordinator: PaymentCoordinator
     public let authorize: Authorize
     /// The longest an amount due may apply.
     public let maximumLifetime: Duration
 
     public init(
-        coordinator: @escaping @Sendable () async throws -> PaymentCoordinator,
+        coordinator: PaymentCoordinator,
         maximumLifetime: Duration = .seconds(86_400),
         authorize: @escaping Authorize
     ) {
@@ -45,12 +45,14 @@ public struct AmountDueRoutes<Context: RequestContext>: Sendable {
     /// The path the routes answer on, for a call.
     public static var path: String { "/calls/{callSid}/amount-due" }
 
-    /// Adds `PUT`, `GET` and `DELETE` on ``path``.
-    public func add(to router: Router<Context>) {
+    /// `PUT`, `GET` and `DELETE` on ``path``, for the host's router.
+    public func routes() -> RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
         let path = RouterPath(Self.path)
-        router.put(path) { request, context in await handle(request, context, method: .put) }
-        router.get(path) { request, context in await handle(request, context, method: .get) }
-        router.delete(path) { request, context in await handle(request, context, method: .delete) }
+        routes.put(path) { request, context in await handle(request, context, method: .put) }
+        routes.get(path) { request, context in await handle(request, context, method: .get) }
+        routes.delete(path) { request, context in await handle(request, context, method: .delete) }
+        return routes
     }
 
     private func handle(_ request: Request, _ context: Context, method: HTTPRequest.Method) async -> Response {
@@ -73,15 +75,7 @@ public struct AmountDueRoutes<Context: RequestContext>: Sendable {
                     "message": "the path must name a Twilio Call SID (CA followed by 32 hexadecimal digits)",
                 ])
         }
-        let flow: PaymentCoordinator
-        do {
-            flow = try await coordinator()
-        } catch {
-            return Self.json(
-                .serviceUnavailable,
-                ["error": "starting", "message": "the payments system is not ready yet; try again shortly"],
-                retryAfter: 1)
-        }
+        let flow = coordinator
         do throws(FlowError) {
             switch method {
             case .get:

@@ -1,6 +1,5 @@
 public import CallbackHTTP
 public import Foundation
-public import ListenerGuard
 public import PaymentFlow
 public import TwilioPayments
 public import TwilioSimulator
@@ -18,27 +17,19 @@ public struct PaymentsConfiguration: Sendable {
         case simulated(TwilioSimulator.Configuration, scripts: [CallSID: CallerScript] = [:])
     }
 
-    /// Where Twilio's status callbacks arrive.
-    public enum CallbackListener: Sendable {
-        /// The system runs its own callback server on this address (port 0 picks a free one),
-        /// bounded by `limits`.
-        case own(host: String = "127.0.0.1", port: Int = 0, limits: ListenerLimits = ListenerLimits())
-        /// The host serves the callback routes in its own Hummingbird application
-        /// (``PaymentsSystem/addCallbackRoutes(to:)``) and keeps its own listener's bounds.
-        case mounted
-    }
-
     /// The public base URL Twilio calls back (scheme, host and port; the path prefix is added).
     public enum PublicURL: Sendable {
         /// Known up front: a reverse proxy, a load balancer, a fixed tunnel.
         case explicit(String)
-        /// An ngrok tunnel to the system's own callback server, opened at start and stopped on
+        /// An ngrok tunnel to the host's listener (its port from
+        /// ``PaymentsSystem/serverRunning(_:)``), opened once it listens and stopped on
         /// shutdown. The token goes to the child's environment, never its command line;
         /// `environment` is what the agent's is drawn from (``NgrokConfiguration/environment``).
         case ngrok(
             authToken: Secret, domain: String? = nil, executable: String = "ngrok", environment: [String: String] = [:])
-        /// `http://127.0.0.1:<bound port>` of the system's own callback server: only something on
-        /// this machine (the simulator) can call it.
+        /// `http://127.0.0.1:<bound port>` of the host's listener (from
+        /// ``PaymentsSystem/serverRunning(_:)``): only something on this machine (the simulator)
+        /// can call it.
         case loopback
         /// The host tells it with ``PaymentsSystem/setPublicBaseURL(_:)`` once it knows (say,
         /// when its own listener is bound); until then tools wait as for any other start-up.
@@ -46,8 +37,12 @@ public struct PaymentsConfiguration: Sendable {
     }
 
     public var twilio: TwilioAPI
-    public var callbackListener: CallbackListener
     public var publicURL: PublicURL
+    /// Whether readiness waits for the host's listener to say it runs
+    /// (``PaymentsSystem/serverRunning(_:)``), so that no callback URL is handed out before
+    /// something receives it. On by default; a loopback or ngrok public URL needs it (it is made
+    /// from the bound port). Off for a host whose listener already runs when the system starts.
+    public var waitsForListener = true
     /// The path every callback URL starts with.
     public var callbackPathPrefix: String
     /// How long a finished session stays readable (and its callback URL answered).
@@ -68,23 +63,19 @@ public struct PaymentsConfiguration: Sendable {
     public var ledger: any SpendingLedger = InMemorySpendingLedger()
     /// Where the notices of every change go (a webhook dispatcher), if anywhere.
     public var notices: (any PaymentNoticeSink)?
-    /// The key callback secrets are derived from (random per process by default).
-    public var callbackKey: Secret
-    /// Routes the system's own callback server serves beside the callbacks (with
-    /// ``CallbackListener/own(host:port:limits:)``): the MCP endpoint of `agent-payments --http`,
-    /// so one port and one public URL reach both.
-    public var additionalRoutes: AdditionalRoutes?
+    /// Where the key callback secrets are derived from comes from: a random `Secret` per process
+    /// by default; replicas share one (a shared database is the source of its own).
+    public var callbackKey: any CallbackKeySource
 
     public init(
-        twilio: TwilioAPI, callbackListener: CallbackListener = .own(), publicURL: PublicURL,
+        twilio: TwilioAPI, publicURL: PublicURL,
         callbackPathPrefix: String = "/twilio/payment-callbacks",
         finishedRetention: Duration = .seconds(3600), expiryInterval: Duration = .seconds(300),
         callCheckInterval: Duration = .seconds(10), silentAfter: Duration = .seconds(30),
         store: any PaymentStore = InMemoryPaymentStore(), changeFeed: any PaymentChangeFeed = InMemoryChangeFeed(),
-        callbackKey: Secret = Secret(PathSecret.make() + PathSecret.make())
+        callbackKey: any CallbackKeySource = Secret(PathSecret.make() + PathSecret.make())
     ) {
         self.twilio = twilio
-        self.callbackListener = callbackListener
         self.publicURL = publicURL
         self.callbackPathPrefix = callbackPathPrefix
         self.finishedRetention = finishedRetention
@@ -109,9 +100,9 @@ public struct PaymentsConfiguration: Sendable {
 
 /// Why a configuration cannot be assembled, found before anything starts.
 public enum PaymentsConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// ngrok and loopback URLs point at the system's own callback server, which a mounted
-    /// configuration does not run.
-    case publicURLNeedsOwnListener(String)
+    /// ngrok and loopback URLs are made from the port of the host's listener, which a
+    /// configuration that does not wait for it never hears of.
+    case publicURLNeedsListener(String)
     /// The explicit public URL is not an absolute http(s) URL.
     case invalidPublicURL(String)
     /// The live Twilio API base URL is not an absolute http(s) URL.
@@ -119,9 +110,9 @@ public enum PaymentsConfigurationError: Error, Sendable, Equatable, CustomString
 
     public var description: String {
         switch self {
-        case .publicURLNeedsOwnListener(let kind):
+        case .publicURLNeedsListener(let kind):
             return
-                "a \(kind) public URL needs the system's own callback server; with mounted routes give the URL explicitly or provide it later"
+                "a \(kind) public URL is made from the port of the host's listener: keep waitsForListener on, or give the URL explicitly or provide it later"
         case .invalidPublicURL(let url):
             return
                 "the public callback URL must be an absolute http or https URL such as https://payments.example.com, got \"\(url)\""
@@ -135,8 +126,12 @@ public enum PaymentsConfigurationError: Error, Sendable, Equatable, CustomString
 /// Why the system did not become ready: cases a host can switch on, each with a sentence a user
 /// can act on.
 public enum PaymentsStartError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The callback server could not listen (a busy port, an address not on this machine).
+    /// The host's listener, which serves the callback routes, could not listen (a busy port, an
+    /// address not on this machine).
     case callbackListenerFailed(host: String, port: Int, reason: String)
+    /// A step the host runs before its listener starts (``PaymentsSystem/preparing(_:)``: a
+    /// database's migrations) failed; `reason` says why.
+    case preparationFailed(reason: String)
     /// The in-process simulator could not listen.
     case simulatorFailed(reason: String)
     /// The ngrok tunnel gave no public URL.
@@ -150,7 +145,9 @@ public enum PaymentsStartError: Error, Sendable, Equatable, CustomStringConverti
         switch self {
         case .callbackListenerFailed(let host, let port, let reason):
             return
-                "the callback server could not listen on \(host):\(port == 0 ? "<any free port>" : String(port)) (\(reason)); choose another CALLBACK_HOST or CALLBACK_PORT"
+                "the listener for Twilio's callbacks could not listen on \(host):\(port == 0 ? "<any free port>" : String(port)) (\(reason)); choose another address (CALLBACK_HOST and CALLBACK_PORT, or --http's)"
+        case .preparationFailed(let reason):
+            return reason
         case .simulatorFailed(let reason):
             return "the built-in Twilio simulator could not start: \(reason)"
         case .tunnel(let error):

@@ -1,6 +1,6 @@
 public import CallbackHTTP
 import Foundation
-import ListenerGuard
+public import NIOCore
 public import Hummingbird
 public import Logging
 public import PaymentFlow
@@ -10,27 +10,30 @@ import TwilioPayments
 public import TwilioSimulator
 
 /// A payments system, complete at birth, assembled from a ``PaymentsConfiguration``: the
-/// coordinator, the Twilio API (live, or the in-process simulator), the callback receiver and
-/// its public URL (explicit, ngrok, or loopback), finished-session expiry and the check of
-/// silent calls, on the configured store and change feed.
+/// coordinator, the Twilio API (live, or the in-process simulator), the callback routes and
+/// their public URL (explicit, ngrok, loopback, or provided), finished-session expiry and the
+/// check of silent calls, on the configured store and change feed.
 ///
 /// ``coordinator`` exists from the start: a host (PaymentsMCP's tools) calls it directly. A
 /// command issued before the public URL is known fails at once, retryably, saying the system is
 /// still starting (or why it could not start); a request to the in-process simulator before it
 /// listens is retried by the client within its budget.
 ///
-/// Each long-running part is a swift-service-lifecycle `Service` (``services``): a host adds
-/// them to its own `ServiceGroup`, or runs the system itself as one service (``run()``), which
-/// runs them in a group of their own. A host that serves HTTP itself can mount the callback
-/// routes in its own Hummingbird application (``CallbackListener/mounted``,
-/// ``addCallbackRoutes(to:)``). Shutdown is graceful and in reverse order: the flow's
-/// maintenance stops, then the tunnel (its child is stopped and reaped), then the listeners.
-/// ``ready(waitingUpTo:)`` says when every part is up, or why one is not.
+/// The system runs no HTTP server: the host's one Hummingbird application serves its callback
+/// routes (``callbackRoutes(context:)``) beside the host's own, tells the system it listens
+/// (`onServerRunning:` ``serverRunning(_:)``), and runs as a ``CallbackServer`` so that a
+/// failure to listen becomes the system's start failure. Each long-running part is a
+/// swift-service-lifecycle `Service` (``services``: the simulator, the tunnel, the flow's
+/// maintenance and change feed): a host adds them to its own `ServiceGroup`, or runs the system
+/// itself as one service (``run()``), which runs them in a group of their own. Shutdown is
+/// graceful and in reverse order: the flow's maintenance stops, then the tunnel (its child is
+/// stopped and reaped), then the simulator. ``ready(waitingUpTo:)`` says when every part is up,
+/// or why one is not.
 public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
     public let configuration: PaymentsConfiguration
     /// The payment flow: made at once, usable once the system is ready.
     public let coordinator: PaymentCoordinator
-    /// The callback receiver: its routes, its bound port and public URL.
+    /// The callback receiver: its routes and checks, and the public URL.
     public let receiver: CallbackReceiver
     /// The in-process simulator, when the configuration asks for it: start calls on it
     /// (`startCall(_:)`) and its simulated callers type.
@@ -39,8 +42,10 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
     public let services: [any Service]
 
     private let logger: Logger
-    private let startup: Startup
-    private let listening: Announcement<Int>
+    let startup: Startup
+    /// The store's last answer to a readiness probe (``readiness(storeTimeout:reusingFor:)``).
+    let storeProbe = StoreProbe()
+    private let boundPort: Announcement<Int>
     private let ran = Mutex(false)
 
     /// What service-lifecycle logs call it.
@@ -52,14 +57,6 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
     ) throws(PaymentsConfigurationError) {
         self.configuration = configuration
         self.logger = logger
-
-        var host = "127.0.0.1"
-        var port = 0
-        var limits = ListenerLimits()
-        var ownListener = false
-        if case .own(let ownHost, let ownPort, let ownLimits) = configuration.callbackListener {
-            (host, port, limits, ownListener) = (ownHost, ownPort, ownLimits, true)
-        }
 
         // What must come up before the system is ready.
         var parts: Set<Startup.Part> = []
@@ -74,15 +71,15 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
             }
             publicBase.set(url)
         case .ngrok:
-            guard ownListener else { throw .publicURLNeedsOwnListener("ngrok") }
+            guard configuration.waitsForListener else { throw .publicURLNeedsListener("ngrok") }
             parts.insert(.publicURL)
         case .loopback:
-            guard ownListener else { throw .publicURLNeedsOwnListener("loopback") }
+            guard configuration.waitsForListener else { throw .publicURLNeedsListener("loopback") }
             parts.insert(.publicURL)
         case .provided:
             parts.insert(.publicURL)
         }
-        if ownListener { parts.insert(.listener) }
+        if configuration.waitsForListener { parts.insert(.listener) }
 
         // The Twilio API: live, or the simulator's port once it listens (requests before then
         // fail retryably, and the client retries them within its budget).
@@ -126,8 +123,7 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
             notices: configuration.notices)
         receiver = CallbackReceiver(
             configuration: CallbackReceiverConfiguration(
-                host: host, port: port, pathPrefix: configuration.callbackPathPrefix, authToken: authToken,
-                limits: limits),
+                pathPrefix: configuration.callbackPathPrefix, authToken: authToken),
             sink: CoordinatorSink(coordinator: coordinator), publicBase: publicBase,
             logger: logger.labelled("callbacks"))
 
@@ -136,27 +132,19 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
             services.append(
                 SimulatorService(simulator: simulator, route: simulatorRoute, startup: startup, logger: logger))
         }
-        let listening = Announcement<Int>()
-        self.listening = listening
-        if ownListener {
-            var loopback = false
-            if case .loopback = configuration.publicURL { loopback = true }
-            services.append(
-                CallbackServerService(
-                    receiver: receiver, listening: listening, loopbackPublicURL: loopback, startup: startup,
-                    additionalRoutes: configuration.additionalRoutes))
-        }
+        let boundPort = Announcement<Int>()
+        self.boundPort = boundPort
         if case .ngrok(let token, let domain, let executable, let environment) = configuration.publicURL {
             services.append(
                 TunnelService(
                     configuration: NgrokConfiguration(
                         executable: executable, authToken: token, domain: domain, port: 0, environment: environment),
-                    receiver: receiver, listening: listening, startup: startup, logger: logger.labelled("ngrok")))
+                    receiver: receiver, listening: boundPort, startup: startup, logger: logger.labelled("ngrok")))
         }
         services.append(
             MaintenanceService(
-                configuration: configuration, coordinator: coordinator, receiver: receiver, startup: startup,
-                logger: logger))
+                configuration: configuration, coordinator: coordinator, receiver: receiver, listening: boundPort,
+                startup: startup, logger: logger))
         self.services = services
     }
 
@@ -173,7 +161,7 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
         else { throw PaymentsStartError.alreadyRun }
         defer {
             startup.fail(.stopped)
-            listening.fail(.failed(startup.failure ?? .stopped))
+            boundPort.fail(.failed(startup.failure ?? .stopped))
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger))
@@ -190,23 +178,56 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
         }
     }
 
-    /// The port the system's own callback server listens on, once it does; `nil` if `timeout`
-    /// passed first. Throws why it will not listen (a busy port; a mounted configuration:
-    /// ``PaymentsStartError/stopped``).
-    public func callbackListenerPort(waitingUpTo timeout: Duration) async throws(PaymentsStartError) -> Int? {
-        guard case .own = configuration.callbackListener else { throw .stopped }
-        switch await listening.wait(upTo: timeout) {
-        case .success(let port): return port
-        case .failure(.notYet), .failure(.cancelled): return nil
-        case .failure(.failed(let error)): throw error
+    /// The callback routes (`POST <prefix>/:secret`), for the host's router:
+    /// `router.addRoutes(system.callbackRoutes(context: Context.self))`. See
+    /// ``CallbackReceiver/routes(context:)``. The listener that serves them faces the internet
+    /// (through a tunnel or a proxy): bound it with `HTTPServerBuilder.guardedHTTP1(limits:logger:)`.
+    public func callbackRoutes<Context: RequestContext>(
+        context: Context.Type = BasicRequestContext.self
+    ) -> RouteCollection<Context> {
+        receiver.routes(context: context)
+    }
+
+    /// What the host's application calls once its listener runs (Hummingbird's
+    /// `onServerRunning:`): its bound port makes a loopback public URL, or is where the tunnel
+    /// leads, and readiness no longer waits for it.
+    public func serverRunning(_ channel: any Channel) async {
+        listening(onPort: channel.localAddress?.port ?? 0)
+    }
+
+    /// ``serverRunning(_:)`` for a host that knows its port otherwise.
+    public func listening(onPort port: Int) {
+        if case .loopback = configuration.publicURL, receiver.publicBase.setIfUnset("http://127.0.0.1:\(port)") {
+            startup.reached(.publicURL)
+        }
+        boundPort.announce(port)
+        startup.reached(.listener)
+    }
+
+    /// The host's listener could not listen (``PaymentsStartError/callbackListenerFailed(host:port:reason:)``):
+    /// the system's start fails with why, which tools then say (``CallbackServer`` reports it).
+    public func listenerFailed(_ failure: PaymentsStartError) {
+        boundPort.fail(.failed(failure))
+        startup.fail(failure)
+    }
+
+    /// Runs a step the host's listener must wait for, from its application's
+    /// `beforeServerStarts` (a database's migrations): a failure becomes the system's start
+    /// failure (``PaymentsStartError/preparationFailed(reason:)``, which tools say) and is
+    /// rethrown as it is, so that the application does not start.
+    public func preparing(_ step: () async throws -> Void) async throws {
+        do {
+            try await step()
+        } catch {
+            let failure = PaymentsStartError.preparationFailed(reason: String(describing: error))
+            boundPort.fail(.failed(failure))
+            startup.fail(failure)
+            throw error
         }
     }
 
-    /// Mounts the callback routes in a host's own Hummingbird router (with
-    /// ``PaymentsConfiguration/CallbackListener/mounted``). See ``CallbackReceiver/addRoutes(to:)``.
-    public func addCallbackRoutes<Context: RequestContext>(to router: Router<Context>) {
-        receiver.addRoutes(to: router)
-    }
+    /// Why the system could not start, once that is known.
+    var startFailure: PaymentsStartError? { startup.failure }
 
     /// The public base URL Twilio calls, for ``PaymentsConfiguration/PublicURL/provided``:
     /// typically from the host's own `onServerRunning`. Later calls are ignored.

@@ -15,9 +15,6 @@ final class Announcement<Value: Sendable>: Sendable {
     /// The value, if it has been announced.
     var value: Value? { state.withLock { try? $0.outcome?.get() } }
 
-    /// How many wait now (for tests that must know a caller is waiting before they go on).
-    var waitingCount: Int { state.withLock { $0.waiters.count } }
-
     func announce(_ value: Value) { settle(.success(value)) }
 
     func fail(_ failure: FlowStartFailure) { settle(.failure(failure)) }
@@ -32,13 +29,35 @@ final class Announcement<Value: Sendable>: Sendable {
         for waiter in waiters { waiter.resume(returning: result) }
     }
 
-    /// The value, waiting up to `timeout` (or until the task is cancelled) for it.
+    /// The value, waiting up to `timeout` (or until the task is cancelled) for it. The timer is
+    /// a child task, gone when this returns.
     func wait(upTo timeout: Duration) async -> Result<Value, FlowStartFailure> {
         if let outcome = state.withLock({ $0.outcome }) { return outcome }
         if timeout <= .zero { return .failure(.notYet) }
+        // One enum for both children's outcomes: a nested optional here crashed the optimizer
+        // of Swift 6.3.1 in release builds (Mem2Reg), so the race says what happened in words.
+        return await withTaskGroup(of: Race.self) { group in
+            group.addTask { .settled(await self.wait()) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return .timerFired
+            }
+            let first = await group.next()
+            group.cancelAll()
+            if case .settled(let outcome)? = first { return outcome }
+            return .failure(Task.isCancelled ? .cancelled : .notYet)
+        }
+    }
+
+    /// What ends a bounded wait first.
+    private enum Race: Sendable {
+        case settled(Result<Value, FlowStartFailure>)
+        case timerFired
+    }
+
+    /// The value, waiting until it comes or the task is cancelled.
+    private func wait() async -> Result<Value, FlowStartFailure> {
         let id = UUID()
-        let timer = Mutex<Task<Void, Never>?>(nil)
-        defer { timer.withLock { $0 }?.cancel() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let settled = state.withLock { state -> Result<Value, FlowStartFailure>? in
@@ -50,15 +69,9 @@ final class Announcement<Value: Sendable>: Sendable {
                     continuation.resume(returning: settled)
                     return
                 }
-                // Registered: only now can a cancellation or the timer find this waiter, so a
-                // cancellation that came before registration is honoured here.
+                // Registered: only now can a cancellation find this waiter, so a cancellation
+                // that came before registration is honoured here.
                 if Task.isCancelled { give(up: id, .cancelled) }
-                timer.withLock {
-                    $0 = Task { [weak self] in
-                        try? await Task.sleep(for: timeout)
-                        self?.give(up: id, .notYet)
-                    }
-                }
             }
         } onCancel: {
             give(up: id, .cancelled)

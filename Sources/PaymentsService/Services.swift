@@ -41,37 +41,7 @@ struct SimulatorService: Service, CustomStringConvertible {
     }
 }
 
-/// The system's own callback server; announces its bound port (for the tunnel) and, for a
-/// loopback public URL, sets that URL.
-struct CallbackServerService: Service, CustomStringConvertible {
-    var description: String { "callback-server" }
-    let receiver: CallbackReceiver
-    let listening: Announcement<Int>
-    let loopbackPublicURL: Bool
-    let startup: Startup
-    var additionalRoutes: AdditionalRoutes? = nil
-
-    func run() async throws {
-        let app = receiver.makeApplication(additionalRoutes: additionalRoutes, loopbackPublicURL: loopbackPublicURL) {
-            [listening, startup, loopbackPublicURL] port in
-            listening.announce(port)
-            startup.reached(.listener)
-            if loopbackPublicURL { startup.reached(.publicURL) }
-        }
-        do {
-            try await app.run()
-        } catch {
-            let failure = PaymentsStartError.callbackListenerFailed(
-                host: receiver.configuration.host, port: receiver.configuration.port, reason: String(describing: error))
-            listening.fail(.failed(failure))
-            startup.fail(failure)
-            throw error
-        }
-        listening.fail(.failed(.stopped))
-    }
-}
-
-/// An ngrok tunnel to the callback server: opened once the server listens, its URL made the
+/// An ngrok tunnel to the host's listener: opened once the server listens, its URL made the
 /// public URL, stopped (the child reaped) on graceful shutdown or cancellation.
 struct TunnelService: Service, CustomStringConvertible {
     var description: String { "ngrok-tunnel" }
@@ -112,6 +82,7 @@ struct MaintenanceService: Service, CustomStringConvertible {
     let configuration: PaymentsConfiguration
     let coordinator: PaymentCoordinator
     let receiver: CallbackReceiver
+    let listening: Announcement<Int>
     let startup: Startup
     let logger: Logger
 
@@ -125,7 +96,7 @@ struct MaintenanceService: Service, CustomStringConvertible {
                             "payment system ready",
                             metadata: [
                                 "callbacks.public": "\(receiver.publicBaseURL ?? "?")",
-                                "callbacks.port": "\(receiver.boundPort.map(String.init) ?? "mounted")",
+                                "callbacks.port": "\(listening.value.map(String.init) ?? "-")",
                             ])
                     case .failure(.failed(let error)):
                         if error != .stopped { logger.error("the payment system could not start: \(error)") }

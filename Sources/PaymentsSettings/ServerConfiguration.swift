@@ -1,5 +1,5 @@
 import Foundation
-import ListenerGuard
+public import ListenerGuard
 public import PaymentEvents
 import PaymentFlow
 public import PaymentStorePostgres
@@ -15,6 +15,8 @@ public struct ServerConfiguration: Sendable {
     public var secrets: [String]
     /// MCP over Streamable HTTP instead of stdio (`--http`).
     public var http: HTTPSettings?
+    /// The one HTTP listener's address and bounds: Twilio's callbacks, and `/mcp` with `--http`.
+    public var listener = ListenerSettings()
     /// Sessions in PostgreSQL, shared with other replicas (`DATABASE_URL`); in memory without.
     public var database: PostgresDatabaseConfiguration?
     /// How long start-up waits for the database to be reachable.
@@ -26,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     public var maximumWait: Duration = .milliseconds(Int64(PaymentsMCP.defaultMaximumWaitSeconds * 1000))
     /// How much is logged.
     public var logLevel: String = "info"
+    /// Whether the logs on stderr are JSON lines (`AGENT_PAYMENTS_LOG_FORMAT=json`).
+    public var logsJSON = false
     /// The HTTP header a voice platform sends the call's SID in; it supplies `callSid` to tool
     /// calls that omit it.
     public static let callSIDHeader = "X-Twilio-Call-Sid"
@@ -71,6 +75,7 @@ public struct ServerConfiguration: Sendable {
         var configuration = try loadPayments(settings, simulate: simulate)
         configuration.logLevel = try settings.choice(
             .logLevel, among: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+        configuration.logsJSON = try settings.choice(.logFormat, among: ["text", "json"]) == "json"
         configuration.payments.finishedRetention = .seconds(
             try settings.integer(
                 .finishedRetention, in: 0...Int.max,
@@ -113,9 +118,8 @@ public struct ServerConfiguration: Sendable {
                 configuration.unauthenticatedExposure = exposure
             }
             // One listener: the callbacks arrive where MCP is served.
-            if case .own(_, _, let limits) = configuration.payments.callbackListener {
-                configuration.payments.callbackListener = .own(host: http.host, port: http.port, limits: limits)
-            }
+            configuration.listener.host = http.host
+            configuration.listener.port = http.port
             configuration.secrets += http.tokens
             configuration.http = http
         }
@@ -224,15 +228,14 @@ public struct ServerConfiguration: Sendable {
         let host = settings.value(.callbackHost) ?? "127.0.0.1"
         let port = try settings.integer(
             .callbackPort, in: 0...65535, expected: "a port number between 0 and 65535 (0 picks a free one)")
-        let listener = PaymentsConfiguration.CallbackListener.own(host: host, port: port, limits: limits)
+        let listener = ListenerSettings(host: host, port: port, limits: limits)
 
         if simulate {
             let pacing = try settings.integer(.simulatorPacing, in: 0...Int.max, expected: "whole milliseconds")
-            var payments = PaymentsConfiguration.simulated(
+            let payments = PaymentsConfiguration.simulated(
                 digitPacing: .milliseconds(pacing),
                 scripts: try settings.value(.simulatorScript).map(SimulatorScripts.load(path:)) ?? [:])
-            payments.callbackListener = listener
-            return ServerConfiguration(payments: payments, defaults: defaults, secrets: [])
+            return ServerConfiguration(payments: payments, defaults: defaults, secrets: [], listener: listener)
         }
 
         guard let accountSID = settings.value(.accountSID), let apiKey = settings.value(.apiKey),
@@ -279,9 +282,23 @@ public struct ServerConfiguration: Sendable {
         var secrets = [apiSecret]
         if let authToken { secrets.append(authToken) }
         if case .ngrok(let token, _, _, _) = publicURL { secrets.append(token.revealed) }
-        let payments = PaymentsConfiguration(
-            twilio: .live(credentials, baseURL: apiBaseURL), callbackListener: listener, publicURL: publicURL)
-        return ServerConfiguration(payments: payments, defaults: defaults, secrets: secrets)
+        let payments = PaymentsConfiguration(twilio: .live(credentials, baseURL: apiBaseURL), publicURL: publicURL)
+        return ServerConfiguration(payments: payments, defaults: defaults, secrets: secrets, listener: listener)
+    }
+}
+
+/// Where the one HTTP listener binds (`CALLBACK_HOST`/`CALLBACK_PORT`, or `--http`'s address),
+/// and the bounds it keeps (it faces the internet through a tunnel or a proxy).
+public struct ListenerSettings: Sendable {
+    public var host = "127.0.0.1"
+    /// 0 picks a free port.
+    public var port = 0
+    public var limits = ListenerLimits()
+
+    public init(host: String = "127.0.0.1", port: Int = 0, limits: ListenerLimits = ListenerLimits()) {
+        self.host = host
+        self.port = port
+        self.limits = limits
     }
 }
 

@@ -189,6 +189,9 @@ extension Setting {
     public static let logLevel = Setting(
         "AGENT_PAYMENTS_LOG_LEVEL", default: "info", group: .server,
         "`trace`, `debug`, `info`, `notice`, `warning` or `error`: logs on stderr and in MCP log notifications")
+    public static let logFormat = Setting(
+        "AGENT_PAYMENTS_LOG_FORMAT", default: "text", group: .server,
+        "`text` (a readable line per event) or `json` (one JSON object per line, for log shippers): the logs on stderr")
     public static let maximumWait = Setting(
         "AGENT_PAYMENTS_MAX_WAIT_SECONDS", default: "3", group: .server,
         "the longest any tool call takes, waits included (0.1–60; voice frameworks time calls out after 5 s)")
@@ -219,7 +222,7 @@ extension Setting {
         databaseURL, callbackKey, databaseStart,
         webhookURL, webhookSecret, webhookEvents, webhooksFile, webhookAllowPrivate, webhookMaximumAge,
         webhookFirstRetry, webhookLease,
-        configFile, logLevel, maximumWait, finishedRetention,
+        configFile, logLevel, logFormat, maximumWait, finishedRetention,
         simulatorPacing, simulatorScript,
     ]
 

@@ -55,3 +55,31 @@ extension Settings {
         }.joined(separator: "\n") + "\n"
     }
 }
+
+extension Settings {
+    /// What `agent-payments config check` prints on standard output — every setting's effective
+    /// value (secrets redacted) and origin, then the verdict (`ok: …`, or with `json` a last line
+    /// `{"ok": …}`) — and the first mistake, if any, with the sentence start-up would give.
+    public func check(
+        simulate: Bool, allowUnauthenticated: Bool, json: Bool
+    ) -> (
+        output: String, mistake: ConfigurationError?
+    ) {
+        let report = json ? reportJSON() : self.report()
+        func verdict(_ object: [String: Any]) -> String {
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            return String(decoding: data, as: UTF8.self) + "\n"
+        }
+        do {
+            let configuration = try ServerConfiguration.load(
+                self, simulate: simulate, allowUnauthenticated: allowUnauthenticated)
+            let mode = configuration.simulated ? "the built-in simulator" : "Twilio"
+            let transport = configuration.http.map { "MCP over HTTP on \($0.host):\($0.port)" } ?? "MCP over stdio"
+            let store = configuration.database.map { "sessions in PostgreSQL at \($0)" } ?? "sessions in memory"
+            let summary = "\(mode), \(transport), \(store)"
+            return (report + (json ? verdict(["ok": true, "summary": summary]) : "ok: \(summary)\n"), nil)
+        } catch {
+            return (report + (json ? verdict(["ok": false, "error": error.description]) : ""), error)
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import CoreMetrics
 public import Foundation
 
 /// The operations of Twilio's Payments API that a payment flow needs. ``TwilioPaymentsClient``
@@ -88,7 +89,8 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         problems += Self.checkCommon(idempotencyKey: idempotencyKey, statusCallback: statusCallback)
         if !problems.isEmpty { throw .invalidRequest(problems) }
         let fields = [("IdempotencyKey", idempotencyKey), ("StatusCallback", statusCallback)] + options.formFields()
-        let response = try await perform(method: "POST", path: "Calls/\(callSID)/Payments.json", form: fields)
+        let response = try await perform(
+            "create_payment", method: "POST", path: "Calls/\(callSID)/Payments.json", form: fields)
         return try PaymentResource(try Self.decode(PaymentResource.Wire.self, from: response), status: response.status)
     }
 
@@ -100,12 +102,12 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         if !problems.isEmpty { throw .invalidRequest(problems) }
         let fields = [("IdempotencyKey", idempotencyKey), ("StatusCallback", statusCallback)] + update.formFields()
         let response = try await perform(
-            method: "POST", path: "Calls/\(callSID)/Payments/\(paymentSID).json", form: fields)
+            "update_payment", method: "POST", path: "Calls/\(callSID)/Payments/\(paymentSID).json", form: fields)
         return try PaymentResource(try Self.decode(PaymentResource.Wire.self, from: response), status: response.status)
     }
 
     public func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
-        let response = try await perform(method: "GET", path: "Calls/\(callSID).json", form: nil)
+        let response = try await perform("fetch_call", method: "GET", path: "Calls/\(callSID).json", form: nil)
         let call = try Self.decode(CallResource.Wire.self, from: response)
         guard let sid = call.sid.flatMap(CallSID.init) else {
             throw .invalidResponse(status: response.status, detail: "the call resource has no valid sid")
@@ -133,9 +135,11 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
     }
 
     /// Sends one logical operation, retrying what is worth retrying with the same body (and so
-    /// the same idempotency key) within the policy's attempt and time budget.
+    /// the same idempotency key) within the policy's attempt and time budget. Each attempt is
+    /// counted by `operation` and status (`agent_payments_twilio_requests_total`, its latency in
+    /// `agent_payments_twilio_request_duration_seconds`; swift-metrics, no backend chosen here).
     private func perform(
-        method: String, path: String, form: [(String, String)]?
+        _ operation: String, method: String, path: String, form: [(String, String)]?
     ) async throws(TwilioError) -> HTTPResponse {
         let url = baseURL.appendingPathComponent("2010-04-01/Accounts/\(credentials.accountSID)/\(path)")
         var headers = [
@@ -154,11 +158,13 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         while true {
             attempt += 1
             let outcome: Result<HTTPResponse, TransportFailure>
+            let sent = clock.now
             do {
                 outcome = .success(try await transport.send(request))
             } catch {
                 outcome = .failure(error)
             }
+            Self.count(operation, outcome, took: clock.now - sent)
             let retryAfter: Double?
             switch outcome {
             case .success(let response):
@@ -187,6 +193,22 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
                 throw .transport("cancelled while waiting to retry", attempts: attempt)
             }
         }
+    }
+
+    /// One attempt's count and latency; the status is the HTTP code, or `transport_error`.
+    private static func count(_ operation: String, _ outcome: Result<HTTPResponse, TransportFailure>, took: Duration) {
+        let status: String
+        switch outcome {
+        case .success(let response): status = String(response.status)
+        case .failure: status = "transport_error"
+        }
+        Counter(
+            label: "agent_payments_twilio_requests_total", dimensions: [("operation", operation), ("status", status)]
+        ).increment()
+        CoreMetrics.Timer(
+            label: "agent_payments_twilio_request_duration_seconds", dimensions: [("operation", operation)]
+        )
+        .recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
     }
 
     /// A successful response's body as `T`; Twilio's error for any other status.

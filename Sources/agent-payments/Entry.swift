@@ -14,7 +14,7 @@ import PaymentsSettings
 enum Entry {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        if arguments.contains(where: { $0 == "--http" || $0.hasPrefix("--http=") }) || servesHTTP(arguments) {
+        if Settings.servesHTTP(arguments: arguments, environment: ProcessInfo.processInfo.environment) {
             _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         }
         Task {
@@ -22,22 +22,5 @@ enum Entry {
             exit(0)
         }
         dispatchMain()
-    }
-
-    /// Whether the environment or a configuration file sets `AGENT_PAYMENTS_HTTP` (a mistake in
-    /// them is reported later, by the command that reads them).
-    static func servesHTTP(_ arguments: [String]) -> Bool {
-        var file: String?
-        for (index, argument) in arguments.enumerated() {
-            if argument == "--config", index + 1 < arguments.count { file = arguments[index + 1] }
-            if argument.hasPrefix("--config=") { file = String(argument.dropFirst("--config=".count)) }
-        }
-        let environment = ProcessInfo.processInfo.environment
-        // Without a file, the environment alone tells (and no reader is built twice at a cold start).
-        guard file != nil || environment[Setting.configFile.name] != nil else {
-            return !(environment[Setting.http.name]?.trimmingCharacters(in: .whitespaces).isEmpty ?? true)
-        }
-        let settings = try? Settings(commandLine: file.map { [.configFile: $0] } ?? [:], environment: environment)
-        return settings?.isSet(.http) ?? false
     }
 }

@@ -1,5 +1,6 @@
 import CallbackHTTP
 import Foundation
+import HTTPTestSupport
 import Hummingbird
 import Logging
 import Synchronization
@@ -36,16 +37,10 @@ final class RecordingSink: CallbackSink {
     var count: Int { received.withLock { $0.count } }
 }
 
-/// Runs applications on real sockets for the duration of `body`.
+/// Runs applications on real sockets for the duration of `body`, then shuts them down gracefully
+/// (``withServing(_:grace:_:)``).
 func withRunning<T: Sendable>(_ apps: [any ApplicationProtocol], _ body: () async throws -> T) async throws -> T {
-    let task = Task {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for app in apps { group.addTask { try await app.runService(gracefulShutdownSignals: []) } }
-            try await group.waitForAll()
-        }
-    }
-    defer { task.cancel() }
-    return try await body()
+    try await withServing(apps, body)
 }
 
 /// Waits until `value` yields non-nil (servers report their ports asynchronously).

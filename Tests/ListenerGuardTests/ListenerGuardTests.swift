@@ -44,10 +44,10 @@ import Darwin
             router: router, server: .guardedHTTP1(limits: limits, logger: logger),
             configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { port.set($0.localAddress?.port ?? 0) }, logger: logger)
-        let running = Task { try await app.runService(gracefulShutdownSignals: []) }
-        defer { running.cancel() }
-        while port.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
-        try await body(port.value)
+        try await withServing([app]) {
+            while port.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            try await body(port.value)
+        }
     }
 
     @Test func aHeadThatNeverEndsIsClosed() async throws {

@@ -402,12 +402,13 @@ import Testing
         let server = try OAuthResourceServer(
             configuration: .init(
                 issuer: issuer.url, audience: Self.audience, requiredScopes: ["payments"],
-                keyLifetime: .seconds(1), fetch: { try await issuer.fetch($0) }))
+                keyLifetime: .seconds(3), fetch: { try await issuer.fetch($0) }))
         let token = try await issuer.sign(claims(issuer), with: key, kid: "ec-1")
         #expect(await server.authenticate(token: token) == .accepted(Self.agent))
         issuer.removeKey("ec-1")
+        // Three seconds, not one: a whole suite on two busy cores once took a second between these two lines.
         #expect(await server.authenticate(token: token) == .accepted(Self.agent), "still within the key lifetime")
-        try await Task.sleep(for: .milliseconds(1100))
+        try await Task.sleep(for: .milliseconds(3100))
         #expect(
             await server.authenticate(token: token)
                 == .rejected(reason: "the token's key id is not in the issuer's key set"),

@@ -74,11 +74,11 @@ struct ChannelContext: Hummingbird.RequestContext {
             router: router, server: .guardedHTTP1(limits: ListenerLimits(), logger: logger),
             configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { port.set($0.localAddress?.port ?? 0) }, logger: logger)
-        let running = Task { try await app.runService(gracefulShutdownSignals: []) }
-        defer { running.cancel() }
-        while port.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
-        transport.setBaseURL("http://127.0.0.1:\(port.value)")
-        try await body(port.value, transport, server)
+        try await withServing([app]) {
+            while port.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            transport.setBaseURL("http://127.0.0.1:\(port.value)")
+            try await body(port.value, transport, server)
+        }
     }
 
     func post(_ socket: TestSocket, _ body: String, headers: [String: String] = [:]) throws {

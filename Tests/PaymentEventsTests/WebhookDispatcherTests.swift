@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HTTPTestSupport
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -60,10 +61,10 @@ final class Receiver: Sendable {
             router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
             onServerRunning: { [self] channel in port.withLock { $0 = channel.localAddress?.port ?? 0 } },
             logger: logger)
-        let running = Task { try await app.runService(gracefulShutdownSignals: []) }
-        defer { running.cancel() }
-        while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(5)) }
-        return try await body()
+        return try await withServing([app]) {
+            while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            return try await body()
+        }
     }
 }
 
@@ -95,6 +96,15 @@ final class Receiver: Sendable {
         return WebhookDispatcher(
             destinations: destinations, retry: retry, maximumPending: maximumPending,
             checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: [])) }, logger: logger)
+    }
+
+    /// Runs `body` while `dispatcher` runs (its deliveries are its children), then cancels it.
+    static func delivering(_ dispatcher: WebhookDispatcher, _ body: () async throws -> Void) async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await dispatcher.run() }
+            defer { group.cancelAll() }
+            try await body()
+        }
     }
 
     /// The notices of a whole payment on call `n`, as the coordinator makes them.
@@ -148,31 +158,33 @@ final class Receiver: Sendable {
         let receiver = Receiver()
         try await receiver.run {
             let dispatcher = Self.dispatcher([Self.destination(receiver.url)])
-            let first = Self.payment(1), second = Self.payment(2)
-            #expect(first.count >= 5, "\(first.map(\.type))")
-            // Interleaved, as two calls would be.
-            for (a, b) in zip(first, second) {
-                await dispatcher.publish([a])
-                await dispatcher.publish([b])
+            try await Self.delivering(dispatcher) {
+                let first = Self.payment(1), second = Self.payment(2)
+                #expect(first.count >= 5, "\(first.map(\.type))")
+                // Interleaved, as two calls would be.
+                for (a, b) in zip(first, second) {
+                    await dispatcher.publish([a])
+                    await dispatcher.publish([b])
+                }
+                try await eventually("all delivered") { receiver.delivered.count == first.count + second.count }
+                for payment in [first, second] {
+                    let sid = payment[0].session.paymentSID!.rawValue
+                    #expect(
+                        receiver.delivered.filter { $0.payment == sid }.map(\.id) == payment.map(\.id),
+                        "in order per payment")
+                }
+                for request in receiver.received {
+                    let timestamp = try #require(request.headers["webhook-timestamp"])
+                    let expected = HMAC<SHA256>.authenticationCode(
+                        for: Array("\(request.id).\(timestamp).".utf8) + request.body, using: Self.key)
+                    #expect(request.headers["webhook-signature"] == "v1," + Data(expected).base64EncodedString())
+                    #expect(request.headers["content-type"] == "application/json")
+                    let data = try #require(request.json["data"] as? [String: Any])
+                    #expect(data["reference"] as? String != nil && data["status"] != nil && data["nextStep"] != nil)
+                }
+                try await eventually("counted") { dispatcher.counts["test"]?.delivered == first.count + second.count }
+                dispatcher.stop()
             }
-            try await eventually("all delivered") { receiver.delivered.count == first.count + second.count }
-            for payment in [first, second] {
-                let sid = payment[0].session.paymentSID!.rawValue
-                #expect(
-                    receiver.delivered.filter { $0.payment == sid }.map(\.id) == payment.map(\.id),
-                    "in order per payment")
-            }
-            for request in receiver.received {
-                let timestamp = try #require(request.headers["webhook-timestamp"])
-                let expected = HMAC<SHA256>.authenticationCode(
-                    for: Array("\(request.id).\(timestamp).".utf8) + request.body, using: Self.key)
-                #expect(request.headers["webhook-signature"] == "v1," + Data(expected).base64EncodedString())
-                #expect(request.headers["content-type"] == "application/json")
-                let data = try #require(request.json["data"] as? [String: Any])
-                #expect(data["reference"] as? String != nil && data["status"] != nil && data["nextStep"] != nil)
-            }
-            try await eventually("counted") { dispatcher.counts["test"]?.delivered == first.count + second.count }
-            dispatcher.stop()
         }
     }
 
@@ -186,19 +198,21 @@ final class Receiver: Sendable {
             let retry = WebhookDispatcher.RetryPolicy(
                 initialDelay: .milliseconds(20), maximumDelay: .seconds(2), maximumAge: .seconds(30))
             let dispatcher = Self.dispatcher([Self.destination(receiver.url)], retry: retry)
-            let events = Self.payment(3)
-            await dispatcher.publish(events)
-            try await eventually("all delivered after the failures") { receiver.delivered.count == events.count }
-            #expect(receiver.delivered.map(\.id) == events.map(\.id), "each once, in order")
-            #expect(
-                Set(receiver.received.prefix(5).map(\.id)).count == 1,
-                "the first event was retried while the others waited")
-            try await eventually("counted") { dispatcher.counts["test"]?.delivered == events.count }
-            #expect(dispatcher.counts["test"]?.retried == 5)
-            // Retry-After: 1 was honoured: the attempt after the 429 came at least a second later.
-            let after429 = receiver.received[3], at429 = receiver.received[2]
-            let gap = Int(after429.headers["webhook-timestamp"]!)! - Int(at429.headers["webhook-timestamp"]!)!
-            #expect(gap >= 1, "retried \(gap) s after a Retry-After of 1 s")
+            try await Self.delivering(dispatcher) {
+                let events = Self.payment(3)
+                await dispatcher.publish(events)
+                try await eventually("all delivered after the failures") { receiver.delivered.count == events.count }
+                #expect(receiver.delivered.map(\.id) == events.map(\.id), "each once, in order")
+                #expect(
+                    Set(receiver.received.prefix(5).map(\.id)).count == 1,
+                    "the first event was retried while the others waited")
+                try await eventually("counted") { dispatcher.counts["test"]?.delivered == events.count }
+                #expect(dispatcher.counts["test"]?.retried == 5)
+                // Retry-After: 1 was honoured: the attempt after the 429 came at least a second later.
+                let after429 = receiver.received[3], at429 = receiver.received[2]
+                let gap = Int(after429.headers["webhook-timestamp"]!)! - Int(at429.headers["webhook-timestamp"]!)!
+                #expect(gap >= 1, "retried \(gap) s after a Retry-After of 1 s")
+            }
         }
     }
 
@@ -212,16 +226,22 @@ final class Receiver: Sendable {
                 let dispatcher = Self.dispatcher([
                     Self.destination(gone.url, name: "gone"), dead, Self.destination(healthy.url, name: "healthy"),
                 ])
-                let events = Self.payment(4)
-                await dispatcher.publish(events)
-                try await eventually("the healthy endpoint has every event") { healthy.delivered.count == events.count }
-                try await eventually("the gone endpoint is disabled") { dispatcher.counts["gone"]?.disabled == true }
-                #expect(gone.received.count == 1, "nothing more is sent after 410")
-                try await eventually("the dead endpoint is being retried") {
-                    (dispatcher.counts["dead"]?.retried ?? 0) > 0
+                try await Self.delivering(dispatcher) {
+                    let events = Self.payment(4)
+                    await dispatcher.publish(events)
+                    try await eventually("the healthy endpoint has every event") {
+                        healthy.delivered.count == events.count
+                    }
+                    try await eventually("the gone endpoint is disabled") {
+                        dispatcher.counts["gone"]?.disabled == true
+                    }
+                    #expect(gone.received.count == 1, "nothing more is sent after 410")
+                    try await eventually("the dead endpoint is being retried") {
+                        (dispatcher.counts["dead"]?.retried ?? 0) > 0
+                    }
+                    #expect(dispatcher.counts["dead"]?.delivered == 0)
+                    dispatcher.stop()
                 }
-                #expect(dispatcher.counts["dead"]?.delivered == 0)
-                dispatcher.stop()
             }
         }
     }
@@ -234,14 +254,16 @@ final class Receiver: Sendable {
             }
             let dead = Self.destination("http://127.0.0.1:9/hook", name: "dead")
             let dispatcher = Self.dispatcher([only, dead], maximumPending: 3)
-            let events = Self.payment(5)
-            await dispatcher.publish(events)
-            try await eventually("the filtered endpoint has its event") { receiver.delivered.count == 1 }
-            #expect(receiver.delivered.map(\.type) == ["payment.cancelled"])
-            #expect(
-                dispatcher.counts["dead"]?.dropped == events.count - 3,
-                "past the bound, events are dropped (and logged)")
-            dispatcher.stop()
+            try await Self.delivering(dispatcher) {
+                let events = Self.payment(5)
+                await dispatcher.publish(events)
+                try await eventually("the filtered endpoint has its event") { receiver.delivered.count == 1 }
+                #expect(receiver.delivered.map(\.type) == ["payment.cancelled"])
+                #expect(
+                    dispatcher.counts["dead"]?.dropped == events.count - 3,
+                    "past the bound, events are dropped (and logged)")
+                dispatcher.stop()
+            }
         }
     }
 
@@ -259,25 +281,27 @@ final class Receiver: Sendable {
                 destinations: [Self.destination(named)], retry: Self.fast,
                 checkTarget: { .success(WebhookTarget(url: URL(string: $0)!, addresses: ["127.0.0.1"])) },
                 logger: logger)
-            let events = Array(Self.payment(7).prefix(2))
-            await dispatcher.publish(events)
-            try await eventually("delivered through the pinned address") { receiver.delivered.count == 2 }
-            #expect(
-                receiver.received.first?.headers["host"]?.hasPrefix("events.rebinding.invalid") == true,
-                "the Host header keeps the name")
-            // The same target approved at a new address gets a new client; an old address no longer approved is not used.
-            let unreachable = WebhookTarget(url: URL(string: named)!, addresses: ["127.0.0.2"])
-            let fallback = WebhookDispatcher.sharedClient
-            let first = PinnedClients.shared.client(
-                for: WebhookTarget(url: URL(string: named)!, addresses: ["127.0.0.1"]), default: fallback)
-            let moved = PinnedClients.shared.client(for: unreachable, default: fallback)
-            #expect(first !== moved && moved !== fallback)
-            #expect(
-                PinnedClients.shared.client(
-                    for: WebhookTarget(url: URL(string: "http://127.0.0.1:1/x")!, addresses: ["127.0.0.1"]),
-                    default: fallback) === fallback,
-                "an IP literal needs no pinning")
-            dispatcher.stop()
+            try await Self.delivering(dispatcher) {
+                let events = Array(Self.payment(7).prefix(2))
+                await dispatcher.publish(events)
+                try await eventually("delivered through the pinned address") { receiver.delivered.count == 2 }
+                #expect(
+                    receiver.received.first?.headers["host"]?.hasPrefix("events.rebinding.invalid") == true,
+                    "the Host header keeps the name")
+                // The same target approved at a new address gets a new client; an old address no longer approved is not used.
+                let unreachable = WebhookTarget(url: URL(string: named)!, addresses: ["127.0.0.2"])
+                let fallback = WebhookDispatcher.sharedClient
+                let first = PinnedClients.shared.client(
+                    for: WebhookTarget(url: URL(string: named)!, addresses: ["127.0.0.1"]), default: fallback)
+                let moved = PinnedClients.shared.client(for: unreachable, default: fallback)
+                #expect(first !== moved && moved !== fallback)
+                #expect(
+                    PinnedClients.shared.client(
+                        for: WebhookTarget(url: URL(string: "http://127.0.0.1:1/x")!, addresses: ["127.0.0.1"]),
+                        default: fallback) === fallback,
+                    "an IP literal needs no pinning")
+                dispatcher.stop()
+            }
         }
     }
 
@@ -287,10 +311,36 @@ final class Receiver: Sendable {
             let retry = WebhookDispatcher.RetryPolicy(
                 initialDelay: .milliseconds(20), maximumDelay: .milliseconds(50), maximumAge: .milliseconds(300))
             let dispatcher = Self.dispatcher([Self.destination(receiver.url)], retry: retry)
-            let events = Array(Self.payment(6).prefix(2))
-            await dispatcher.publish(events)
-            try await eventually("both given up") { dispatcher.counts["test"]?.failed == 2 }
-            #expect(dispatcher.counts["test"]?.pending == 0 && dispatcher.counts["test"]?.delivered == 0)
+            try await Self.delivering(dispatcher) {
+                let events = Array(Self.payment(6).prefix(2))
+                await dispatcher.publish(events)
+                try await eventually("both given up") { dispatcher.counts["test"]?.failed == 2 }
+                #expect(dispatcher.counts["test"]?.pending == 0 && dispatcher.counts["test"]?.delivered == 0)
+            }
         }
     }
+
+    @Test func deliveriesAreChildrenOfTheRunAndEndWithIt() async throws {
+        // 503 at first: the event then waits a minute to be retried, inside the run.
+        let receiver = Receiver { index in index == 0 ? (503, [:]) : (200, [:]) }
+        try await receiver.run {
+            let retry = WebhookDispatcher.RetryPolicy(
+                initialDelay: .seconds(60), maximumDelay: .seconds(60), maximumAge: .seconds(600))
+            let dispatcher = Self.dispatcher([Self.destination(receiver.url)], retry: retry)
+            let events = Array(Self.payment(8).prefix(1))
+            await dispatcher.publish(events)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(receiver.received.isEmpty, "nothing is delivered by a dispatcher that does not run")
+            let clock = ContinuousClock()
+            var cancelledAt = clock.now
+            try await Self.delivering(dispatcher) {
+                try await eventually("the first attempt") { receiver.received.count == 1 }
+                cancelledAt = clock.now
+            }
+            #expect(clock.now - cancelledAt < .seconds(5), "the waiting retry ended with the run")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(receiver.received.count == 1, "nothing is sent after the run ended")
+        }
+    }
+
 }

@@ -108,6 +108,9 @@ func first(
                     ]
                     #expect(Set(keys.map(\.revealed)).count == 1)
                     #expect(keys[0].revealed.count == 64)
+                    // Each database is its coordinator's key source: the same key, read once and kept.
+                    #expect(try await a.callbackKey().revealed == keys[0].revealed)
+                    #expect(try await b.callbackKey().revealed == keys[0].revealed)
                 }
             }
         }
@@ -409,7 +412,7 @@ func first(
             let flow = PaymentCoordinator(
                 api: api, store: database.store, feed: database.feed,
                 callbackURLs: StaticCallbackURLProvider(baseURL: "https://payments.example.com/cb/"),
-                callbackKey: try await database.sharedCallbackKey())
+                callbackKey: database) // the shared key, read by prepare and kept: no request here
             let session = try await flow.start(callSID: Sample.call(30), options: PaymentSessionOptions())
             let sid = try #require(session.paymentSID)
             try await cluster.halt()

@@ -147,6 +147,13 @@ final class ThrowawayCluster: Sendable {
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
             posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+            // Nothing else of this process in the child: a server's sockets inherited by psql,
+            // say, kept a backend half-connected (in authentication, for 60 s) while that psql's
+            // DROP DATABASE waited for every backend to take its barrier.
+            #if canImport(Glibc)
+            _ = closeFromAction.map { $0(&actions, 3) }
+            #else
+            #endif
             let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
             close(outPipe[1])
             close(errPipe[1])
@@ -214,3 +221,15 @@ func withRunningDatabase<T: Sendable>(
     await task.value
     return result
 }
+
+#if canImport(Glibc)
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc
+/// module does not import.
+private let closeFromAction: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? =
+    dlsym(
+        UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"
+    ).map {
+        unsafeBitCast($0, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }
+#else
+#endif

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import MCPCore
 import Testing
@@ -118,4 +119,28 @@ import Testing
         #expect(
             Redactor.escapingControlCharacters("plain text, a \\ backslash, é ✓") == "plain text, a \\ backslash, é ✓")
     }
+
+    @Test func aJSONLogEventIsOneRedactedObjectPerLine() throws {
+        var handler = MCPLogHandler(label: "agent-payments.tools", server: nil, redactor: redactor)
+        handler[metadataKey: "part"] = "callbacks"
+        let event = LogEvent(
+            level: .notice, message: "caller typed 4111 1111 1111 1111\nforged: {\"level\":\"critical\"}",
+            metadata: ["card": "4111111111111111", "attempt": "2"],
+            source: nil, file: #fileID, function: #function, line: #line)
+        let line = handler.jsonLine(event, at: Date(timeIntervalSince1970: 1_796_000_000.25))
+        #expect(line.hasSuffix("}\n") && line.dropLast().firstIndex(of: "\n") == nil, "one line: \(line)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["timestamp"] as? String == "2026-11-30T00:53:20.250Z")
+        #expect(object["level"] as? String == "notice" && object["label"] as? String == "agent-payments.tools")
+        let message = try #require(object["message"] as? String)
+        #expect(
+            !message.contains("4111 1111 1111") && message.hasSuffix("\nforged: {\"level\":\"critical\"}"), "\(message)"
+        )
+        #expect(
+            object["metadata"] as? [String: String] == [
+                "card": "xxxxxxxxxxxx1111", "attempt": "2", "part": "callbacks",
+            ])
+        #expect(!line.contains("4111111111111111") && !line.contains("4111 1111 1111"))
+    }
+
 }

@@ -8,48 +8,6 @@ import Testing
 import TwilioPayments
 import PaymentsTestSupport
 
-/// An in-memory store that a test can switch off, as a database that goes away.
-final class SwitchableStore: PaymentStore {
-    private let base = InMemoryPaymentStore()
-    private let away = Mutex(false)
-
-    func switchOff() { away.withLock { $0 = true } }
-    func switchOn() { away.withLock { $0 = false } }
-
-    private func check() throws(PaymentStoreError) {
-        if away.withLock({ $0 }) { throw PaymentStoreError("the test switched the store off") }
-    }
-
-    func session(_ paymentSID: PaymentSID) async throws(PaymentStoreError) -> PaymentSession? {
-        try check()
-        return await base.session(paymentSID)
-    }
-    func session(id: String) async throws(PaymentStoreError) -> PaymentSession? {
-        try check()
-        return await base.session(id: id)
-    }
-    func session(callbackSecretHash hash: String) async throws(PaymentStoreError) -> PaymentSession? {
-        try check()
-        return await base.session(callbackSecretHash: hash)
-    }
-    func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) async throws(PaymentStoreError) -> Bool {
-        try check()
-        return await base.compareAndSet(session, expectedVersion: expectedVersion)
-    }
-    func activeSessions() async throws(PaymentStoreError) -> [PaymentSession] {
-        try check()
-        return await base.activeSessions()
-    }
-    func sessions(onCall callSID: CallSID) async throws(PaymentStoreError) -> [PaymentSession] {
-        try check()
-        return await base.sessions(onCall: callSID)
-    }
-    func expireFinished(updatedBefore date: Date) async throws(PaymentStoreError) -> Int {
-        try check()
-        return await base.expireFinished(updatedBefore: date)
-    }
-}
-
 /// What an agent sees while the session store is away (a database restarting): tools refuse with
 /// a retryable `store-unavailable`, resource reads fail with a JSON-RPC error saying the same,
 /// and once the store is back the same session carries on.

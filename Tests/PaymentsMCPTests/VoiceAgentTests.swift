@@ -241,9 +241,17 @@ import PaymentsTestSupport
         // A Twilio request still unanswered at the deadline goes on; the call answers pending.
         _ = harness.api.holdUpdates()
         let sid = try #require(started["paymentSid"]?.stringValue, "\(started)")
-        let pending = try object(
+        var pending = try object(
             try await harness.client.callTool("completePaymentCapture", arguments: ["paymentSid": .string(sid)]))
-        #expect(pending["error"]?["reason"] == "item-in-progress", "refused before Twilio while the caller types")
+        // As above: on a machine too loaded to answer within the budget, `timeout` or `pending`; the
+        // client calls again, and the refusal comes then.
+        for _ in 0..<2 where pending["error"]?["reason"] == "timeout" || pending["pending"] == true {
+            pending = try object(
+                try await harness.client.callTool("completePaymentCapture", arguments: ["paymentSid": .string(sid)]))
+        }
+        #expect(
+            pending["error"]?["reason"] == "item-in-progress",
+            "refused before Twilio while the caller types: \(pending)")
         await finish(.cardNumber, harness, sid: sid)
         var security = try object(
             try await harness.client.callTool("captureSecurityCode", arguments: ["paymentSid": .string(sid)]))

@@ -28,7 +28,7 @@ import TwilioSimulator
             credentials: credentials, authToken: credentials.authToken!, callbackShape: shape)
         let system = try PaymentsSystem(
             configuration: PaymentsConfiguration(twilio: .simulated(simulator), publicURL: .loopback), logger: quiet)
-        try await withGroup([system]) {
+        try await withGroup(served(system)) {
             let coordinator = try #require(try await system.ready(waitingUpTo: .seconds(10)))
             try await body(Rig(simulator: try #require(system.simulator), coordinator: coordinator))
         }

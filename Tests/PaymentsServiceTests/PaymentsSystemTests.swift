@@ -1,9 +1,11 @@
 import CallbackHTTP
 import Foundation
 import Hummingbird
+import ListenerGuard
 import Logging
 import PaymentFlow
 import PaymentsService
+import PaymentsTestSupport
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -34,6 +36,23 @@ func withGroup<T: Sendable>(_ services: [any Service], _ body: () async throws -
         _ = try? await running.value
         throw error
     }
+}
+
+/// The system and the host application that serves its callback routes on loopback (a free
+/// port unless `port` is given), as every host runs them: the system first, then the listener.
+func served(
+    _ system: PaymentsSystem, port: Int = 0, routes: (Router<BasicRequestContext>) -> Void = { _ in }
+)
+    -> [any Service]
+{
+    let router = Router()
+    router.addRoutes(system.callbackRoutes())
+    routes(router)
+    let app = Application(
+        router: router, server: .guardedHTTP1(limits: ListenerLimits(), logger: quiet),
+        configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port)),
+        onServerRunning: { await system.serverRunning($0) }, logger: quiet)
+    return [system, CallbackServer(app, system: system, host: "127.0.0.1", port: port)]
 }
 
 /// Takes a whole card payment by following the flow's next step, as any host would: start,
@@ -68,7 +87,7 @@ func takeCardPayment(
 @Suite struct PaymentsSystemTests {
     @Test func aSimulatedSystemTakesAWholePaymentAndShutsDown() async throws {
         let system = try PaymentsSystem(configuration: .simulated(digitPacing: .zero), logger: quiet)
-        let session = try await withGroup([system]) {
+        let session = try await withGroup(served(system)) {
             guard let coordinator = try await system.ready(waitingUpTo: .seconds(10)) else {
                 Issue.record("not ready")
                 return nil as PaymentSession?
@@ -101,7 +120,7 @@ func takeCardPayment(
         }
         let system = try PaymentsSystem(configuration: configuration, logger: quiet)
         let simulator = try #require(system.simulator)
-        let (sid, sentAtShutdown) = try await withGroup([system]) { () -> (PaymentSID, Int) in
+        let (sid, sentAtShutdown) = try await withGroup(served(system)) { () -> (PaymentSID, Int) in
             let coordinator = try #require(try await system.ready(waitingUpTo: .seconds(10)))
             let call = simulator.startCall()
             var session = try await coordinator.start(callSID: call, options: PaymentSessionOptions())
@@ -148,6 +167,50 @@ func takeCardPayment(
         #expect(try await system.ready(waitingUpTo: .zero) == nil)
     }
 
+    /// A host's step once the system is ready runs then, once; a system that never becomes ready
+    /// (here: it never hears from a listener) runs it never, and the service stays until the
+    /// group shuts down instead of ending it.
+    @Test func whenReadyRunsOnceReadyAndNeverEndsTheGroupEarly() async throws {
+        let system = try PaymentsSystem(configuration: .simulated(digitPacing: .zero), logger: quiet)
+        let ran = Mutex(0)
+        let ready = Announced<Void>()
+        let services =
+            served(system) + [
+                system.whenReady { _ in
+                    ran.withLock { $0 += 1 }
+                    ready.set(())
+                }
+            ]
+        try await withGroup(services) { try await ready.value() }
+        #expect(ran.withLock { $0 } == 1)
+
+        // A system whose listener cannot bind (the port is held) never becomes ready; as over stdio,
+        // its failure does not end the group, and neither does its host's step.
+        let port = Announced<Int>()
+        let holding = Application(
+            router: Router(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in port.set(channel.localAddress?.port ?? 0) }, logger: quiet)
+        try await withGroup([holding]) {
+            let busy = try await port.value()
+            let failing = try PaymentsSystem(configuration: .simulated(digitPacing: .zero), logger: quiet)
+            let never = Mutex(false)
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: served(failing, port: busy).map {
+                        .init(service: $0, failureTerminationBehavior: .ignore)
+                    }
+                        + [.init(service: failing.whenReady { _ in never.withLock { $0 = true } })],
+                    logger: quiet))
+            let running = Task { try await group.run() }
+            await #expect(throws: PaymentsStartError.self) { _ = try await failing.ready(waitingUpTo: .seconds(30)) }
+            try await Task.sleep(for: .milliseconds(200))
+            await group.triggerGracefulShutdown()
+            // A service that ended early would have ended the group with an error by now.
+            try await running.value
+            #expect(never.withLock { $0 } == false)
+        }
+    }
+
     @Test func aBusyCallbackPortIsReportedWithTheAddress() async throws {
         // Hold a port with a real listener, then ask the system for the same one.
         let holder = Application(
@@ -159,11 +222,10 @@ func takeCardPayment(
             onServerRunning: { channel in port.set(channel.localAddress?.port ?? 0) }, logger: quiet)
         try await withGroup([holding]) {
             let busy = try await port.value()
-            var configuration = PaymentsConfiguration.simulated()
-            configuration.callbackListener = .own(host: "127.0.0.1", port: busy)
-            let system = try PaymentsSystem(configuration: configuration, logger: quiet)
+            let system = try PaymentsSystem(configuration: .simulated(), logger: quiet)
             let group = ServiceGroup(
-                configuration: ServiceGroupConfiguration(services: [.init(service: system)], logger: quiet))
+                configuration: ServiceGroupConfiguration(
+                    services: served(system, port: busy).map { .init(service: $0) }, logger: quiet))
             await #expect(throws: (any Error).self) { try await group.run() }
             do throws(PaymentsStartError) {
                 _ = try await system.ready(waitingUpTo: .seconds(5))
@@ -188,12 +250,12 @@ func takeCardPayment(
 
     @Test func configurationMistakesAreFoundBeforeAnythingRuns() throws {
         var mounted = PaymentsConfiguration.simulated()
-        mounted.callbackListener = .mounted
-        #expect(throws: PaymentsConfigurationError.publicURLNeedsOwnListener("loopback")) {
+        mounted.waitsForListener = false
+        #expect(throws: PaymentsConfigurationError.publicURLNeedsListener("loopback")) {
             try PaymentsSystem(configuration: mounted, logger: quiet)
         }
         mounted.publicURL = .ngrok(authToken: Secret("t"))
-        #expect(throws: PaymentsConfigurationError.publicURLNeedsOwnListener("ngrok")) {
+        #expect(throws: PaymentsConfigurationError.publicURLNeedsListener("ngrok")) {
             try PaymentsSystem(configuration: mounted, logger: quiet)
         }
         mounted.publicURL = .explicit("payments.example.com")
@@ -208,7 +270,7 @@ func takeCardPayment(
     /// readiness says why; a system runs once.
     @Test func aShutdownBeforeTheURLIsProvidedEndsEverythingAndRunsOnlyOnce() async throws {
         var configuration = PaymentsConfiguration.simulated(digitPacing: .zero)
-        configuration.callbackListener = .mounted
+        configuration.waitsForListener = false
         configuration.publicURL = .provided
         let system = try PaymentsSystem(configuration: configuration, logger: quiet)
         let early = try await withGroup([system]) { try await system.ready(waitingUpTo: .zero) }
@@ -218,14 +280,16 @@ func takeCardPayment(
         await #expect(throws: PaymentsStartError.alreadyRun) { try await system.run() }
     }
 
-    @Test func aHostMountsTheCallbackRoutesInItsOwnApplication() async throws {
+    /// A host whose own application knows the public URL (behind its proxy) provides it, and
+    /// serves the callback routes beside its own.
+    @Test func aHostServesTheCallbackRoutesBesideItsOwnAndProvidesTheURL() async throws {
         var configuration = PaymentsConfiguration.simulated(digitPacing: .zero)
-        configuration.callbackListener = .mounted
+        configuration.waitsForListener = false
         configuration.publicURL = .provided
         let system = try PaymentsSystem(configuration: configuration, logger: quiet)
         let router = Router()
         router.get("hello") { _, _ in "the host's own route\n" }
-        system.addCallbackRoutes(to: router)
+        router.addRoutes(system.callbackRoutes())
         let hostPort = Announced<Int>()
         let host = Application(
             router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
@@ -236,7 +300,6 @@ func takeCardPayment(
             }, logger: quiet)
         let session = try await withGroup([system, host]) {
             let coordinator = try #require(try await system.ready(waitingUpTo: .seconds(10)))
-            #expect(system.receiver.boundPort == nil, "the system runs no listener of its own")
             let port = try await hostPort.value()
             let hello = try await URLSessionTransport().send(
                 TwilioPayments.HTTPRequest(
@@ -251,6 +314,54 @@ func takeCardPayment(
             return
         }
         #expect(outcome.confirmationCode?.isEmpty == false, "a charge has a confirmation code")
+    }
+}
+
+/// `/livez` and `/readyz` on the host's listener, as a Kubernetes probe reads them.
+@Suite struct HealthTests {
+    func get(_ path: String, from system: PaymentsSystem) async throws -> (status: Int, body: String) {
+        let base = try #require(system.receiver.publicBase.value)
+        let response = try await URLSessionTransport().send(
+            TwilioPayments.HTTPRequest(
+                method: "GET", url: URL(string: base + path)!, headers: [], body: nil, timeout: .seconds(5)))
+        return (response.status, String(decoding: response.body, as: UTF8.self))
+    }
+
+    @Test func readinessSaysWhetherAPaymentCanBeTakenNowAndNamesNothing() async throws {
+        let store = SwitchableStore()
+        var configuration = PaymentsConfiguration.simulated(digitPacing: .zero)
+        configuration.store = store
+        let system = try PaymentsSystem(configuration: configuration, logger: quiet)
+        let starting = await system.readiness()
+        #expect(!starting.isReady)
+        #expect(starting.checks.first { $0.name == "started" }?.failure == "the payment system is still starting")
+        #expect(starting.checks.first { $0.name == "publicURL" }?.failure == "not known yet")
+        try await withGroup(served(system, routes: { $0.addRoutes(system.healthRoutes()) })) {
+            _ = try #require(try await system.ready(waitingUpTo: .seconds(10)))
+            let live = try await get("/livez", from: system)
+            #expect(live.status == 200 && live.body == "ok\n")
+            let ready = try await get("/readyz", from: system)
+            #expect(ready.status == 200, "\(ready.body)")
+            let json = try #require(
+                try JSONSerialization.jsonObject(with: Data(ready.body.utf8)) as? [String: Any])
+            #expect(json["ready"] as? Bool == true)
+            #expect(
+                json["checks"] as? [String: String]
+                    == ["started": "ok", "publicURL": "ok", "twilio": "ok", "store": "ok"])
+
+            // The store goes away: not ready, saying which check fails and nothing of the store.
+            store.switchOff()
+            let away = await system.readiness(reusingFor: .zero)
+            #expect(!away.isReady)
+            #expect(away.checks.first { $0.name == "store" }?.failure == "the store does not answer")
+            #expect(!away.json.contains("switched"), "the store's own reason stays in the logs")
+            let refused = try await get("/readyz", from: system)
+            #expect(refused.status == 503 && refused.body.contains("\"store\":\"the store does not answer\""))
+            // An answer is reused while it is fresh: a probe that comes often asks the store little.
+            store.switchOn()
+            #expect(!(await system.readiness(reusingFor: .seconds(60)).isReady), "the last answer, reused")
+            #expect(await system.readiness(reusingFor: .zero).isReady, "back once the store answers")
+        }
     }
 }
 

@@ -108,10 +108,7 @@ import Testing
                     "AGENT_PAYMENTS_HEAD_TIMEOUT_MS": "2500", "AGENT_PAYMENTS_MAX_CONNECTIONS": "77",
                     "AGENT_PAYMENTS_WRITE_TIMEOUT_MS": "1500", "AGENT_PAYMENTS_MAX_PIPELINED_REQUESTS": "3",
                 ]), simulate: true)
-        guard case .own(_, _, let limits) = configuration.payments.callbackListener else {
-            Issue.record("no listener of its own")
-            return
-        }
+        let limits = configuration.listener.limits
         #expect(limits.headTimeout == .milliseconds(2500) && limits.maximumConnections == 77)
         #expect(limits.writeTimeout == .milliseconds(1500) && limits.maximumPipelinedRequests == 3)
         #expect(limits.idleTimeout == .seconds(15))

@@ -29,7 +29,8 @@ import Testing
             "MCPCore", "PaymentsMCP", "PaymentsService", "ServiceLifecycle", "Hummingbird", "HummingbirdCore",
             "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
         ],
-        "CallbackHTTP": ["PaymentFlow", "MCPCore", "PaymentsMCP", "MCPHTTP"],
+        // Routes and checks for a host's application: no server of its own.
+        "CallbackHTTP": ["PaymentFlow", "MCPCore", "PaymentsMCP", "MCPHTTP", "ListenerGuard"],
         "TwilioSimulator": ["PaymentFlow", "MCPCore", "PaymentsMCP", "CallbackHTTP"],
         "ListenerGuard": [
             "PaymentFlow", "MCPCore", "PaymentsMCP", "TwilioPayments", "CallbackHTTP", "TwilioSimulator",
@@ -62,10 +63,17 @@ import Testing
             "PaymentFlow", "PaymentsMCP", "PaymentsService", "MCPHTTP", "CallbackHTTP", "TwilioSimulator",
             "Hummingbird", "HummingbirdCore", "PaymentStorePostgres",
         ],
-        // The executable wires libraries together: protocols, databases, HTTP clients and crypto
-        // are the libraries' business.
+        // The command line's declarations (serve's options, the operator's commands): settings
+        // and the database's operator side, no server, no MCP, no HTTP.
+        "AgentPaymentsCLI": [
+            "MCPCore", "MCPClient", "MCPHTTP", "PaymentsMCP", "PaymentsService", "CallbackHTTP", "TwilioSimulator",
+            "Hummingbird", "HummingbirdCore", "ListenerGuard", "PostgresNIO", "AsyncHTTPClient", "NIOCore",
+            "ServiceLifecycle",
+        ],
+        // The executable wires libraries together and builds the one application: protocols,
+        // databases, HTTP clients and crypto are the libraries' business.
         "agent-payments": [
-            "PostgresNIO", "AsyncHTTPClient", "JWTKit", "Crypto", "Hummingbird", "HummingbirdCore", "NIOHTTP1",
+            "PostgresNIO", "AsyncHTTPClient", "JWTKit", "Crypto", "HummingbirdCore", "NIOHTTP1",
         ],
         // The helper executables the tests start: each exercises one library, nothing else.
         "twilio-simulator": [
@@ -119,6 +127,22 @@ import Testing
             }
         }
         #expect(findings.isEmpty, "forbidden imports:\n\(findings.joined(separator: "\n"))")
+    }
+
+    /// Libraries count through swift-metrics' CoreMetrics only: the backend (Prometheus) and its
+    /// bootstrap are the executable's choice, as a host's would be.
+    @Test func onlyTheExecutableChoosesAMetricsBackend() throws {
+        var findings: [String] = []
+        for target in Self.forbidden.keys where target != "agent-payments" {
+            for file in try Repository.files(under: Self.folder(of: target)) where file.relativePath.hasSuffix(".swift")
+            {
+                for (module, line) in ImportRule.imports(in: file.text)
+                where ["Metrics", "Prometheus"].contains(module) {
+                    findings.append("\(file.relativePath):\(line): \(target) imports \(module)")
+                }
+            }
+        }
+        #expect(findings.isEmpty, "a library chose a metrics backend:\n\(findings.joined(separator: "\n"))")
     }
 
     /// PaymentFlow is for any host: its guidance names no MCP tool or prompt.

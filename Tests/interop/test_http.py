@@ -1124,7 +1124,7 @@ def test_open_streams_are_bounded_per_token(modern_schema):
 
 
 # ---------------------------------------------------------------------------------------------
-# 7. Callbacks and /healthz on the same listener, without a token
+# 7. Callbacks and the health probes on the same listener, without a token
 
 
 def test_callbacks_and_health_need_no_bearer_token(modern_schema):
@@ -1139,8 +1139,14 @@ def test_callbacks_and_health_need_no_bearer_token(modern_schema):
             response = httpx2.post(f"{server.base}/twilio/payment-callbacks/{secrets.token_hex(16)}", content=form,
                                    headers=headers, timeout=TIMEOUT)
             assert response.status_code in (403, 404), f"a callback is judged by signature and secret, never a bearer token: {describe(response)}"
-        response = httpx2.get(server.base + "/healthz", timeout=TIMEOUT)
-        assert response.status_code == 200 and response.text.strip() == "ok", describe(response)
+        for path in ("/healthz", "/livez"):
+            response = httpx2.get(server.base + path, timeout=TIMEOUT)
+            assert response.status_code == 200 and response.text.strip() == "ok", describe(response)
+        response = httpx2.get(server.base + "/readyz", timeout=TIMEOUT)
+        assert response.status_code == 200, describe(response)
+        assert response.headers["content-type"] == "application/json", describe(response)
+        assert response.json() == {"ready": True, "checks": {"started": "ok", "publicURL": "ok", "twilio": "ok",
+                                                             "store": "ok"}}, describe(response)
 
 
 # ---------------------------------------------------------------------------------------------

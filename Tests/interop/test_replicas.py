@@ -202,6 +202,37 @@ def test_replicas_racing_for_the_shared_callback_key_all_start_with_the_winner(b
     b.stop()
 
 
+@pytest.mark.parametrize("transport", [[], ["--http", "127.0.0.1:0"]], ids=["stdio", "http"])
+def test_a_database_that_cannot_be_reached_ends_the_start_with_status_75_and_a_sentence(transport):
+    """The database is a service of the server's group, migrated before anything listens: one that
+    stays away past AGENT_PAYMENTS_DATABASE_START_SECONDS ends the process over either transport
+    with status 75 (EX_TEMPFAIL: a supervisor retries) and one sentence naming it, its password
+    never printed, and nothing but MCP on stdout."""
+    from test_http import clean_env
+
+    port = closed_port()
+    password = "never-printed-" + secrets.token_hex(8)
+    env = {**clean_env(), "DATABASE_URL": f"postgres://agent:{password}@127.0.0.1:{port}/payments?sslmode=disable",
+           "AGENT_PAYMENTS_DATABASE_START_SECONDS": "1"}
+    started = time.monotonic()
+    out = subprocess.run([str(SERVER), "--simulate", *transport], env=env, capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.PIPE)
+    assert out.returncode == 75, (out.returncode, out.stderr[-2000:])
+    assert time.monotonic() - started < 30, "the start-up wait is bounded by its setting"
+    assert f"127.0.0.1:{port}" in out.stderr and "cannot be used" in out.stderr, out.stderr[-2000:]
+    assert password not in out.stderr + out.stdout
+    assert out.stdout == "", out.stdout
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def exited(replica: Replica) -> None:
     """After its standard error ended: its exit status, for the message."""
     try:
@@ -615,6 +646,16 @@ def test_postgres_stopped_mid_payment(bench):
             for label, future in futures.items():
                 took, outcome = future.result(timeout=PROBE_SECONDS + 30)
                 problems += outage_problems(label, took, outcome)
+        # The probes a Kubernetes deployment reads: alive, not ready, naming the store and nothing of it.
+        for base in (a_url, b_url):
+            live = httpx2.get(base + "/livez", timeout=10)
+            if live.status_code != 200:
+                problems.append(f"/livez at {base} with the database away: {live.status_code} {live.text}")
+            ready = httpx2.get(base + "/readyz", timeout=10)
+            if ready.status_code != 503 or ready.json().get("checks", {}).get("store") == "ok":
+                problems.append(f"/readyz at {base} with the database away: {ready.status_code} {ready.text}")
+            elif "127.0.0.1" in ready.text or "postgres" in ready.text:
+                problems.append(f"/readyz at {base} names the database: {ready.text}")
         # A plain status read may come from the replica's snapshot; if it answers, it is the truth.
         for base in (a_url, b_url):
             result = tool_result(base, "getPaymentStatus", timeout=PROBE_SECONDS, paymentSid=sid)
@@ -638,6 +679,9 @@ def test_postgres_stopped_mid_payment(bench):
     if time.monotonic() - resumed > RECOVERY_SECONDS:
         problems.append(f"B's first command succeeded {time.monotonic() - resumed:.1f} s after PostgreSQL was back "
                         f"(bound {RECOVERY_SECONDS} s)")
+    for base in (a_url, b_url):
+        eventually(lambda: httpx2.get(base + "/readyz", timeout=10).status_code == 200, RECOVERY_SECONDS * 3,
+                   f"{base}/readyz to say ready once PostgreSQL is back")
     final = finish_at(b.proxy.url, call_sid, settle_at(b.proxy.url, step))
     assert_tokenized(final, call_sid)
     row = b.pg.sql(f"SELECT version, phase FROM agent_payments_sessions WHERE payment_sid = '{sid}'")

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// One client's connection to an ``MCPServer``: it decodes incoming lines, decides the
@@ -222,9 +223,23 @@ public final class ServerConnection: Sendable {
         }
     }
 
-    /// Sends the response unless the request was cancelled meanwhile.
+    /// Sends the response unless the request was cancelled meanwhile; counts it by method, era
+    /// and result (`agent_payments_mcp_requests_total`: `ok`, `tool_error` for a tool result
+    /// with `isError`, `error`, or `cancelled`; swift-metrics, no backend chosen here).
     func finish(_ context: RequestContext, with outcome: Result<JSONValue, JSONRPCError>) {
         let stillWanted = state.withLock { $0.inFlight.removeValue(forKey: context.requestID) != nil }
+        let result: String
+        switch outcome {
+        case _ where !stillWanted: result = "cancelled"
+        case .success(let value): result = value["isError"] == .bool(true) ? "tool_error" : "ok"
+        case .failure: result = "error"
+        }
+        Counter(
+            label: "agent_payments_mcp_requests_total",
+            dimensions: [
+                ("method", context.method), ("era", context.era.isModern ? "modern" : "legacy"), ("result", result),
+            ]
+        ).increment()
         guard stillWanted else { return }
         switch outcome {
         case .success(let result):

@@ -41,11 +41,21 @@ let receiver = CallbackReceiver(
     sink: PrintingSink(secrets: Set(arguments.dropFirst())), logger: logger)
 receiver.setPublicBaseURL(arguments[0])
 let urls = try arguments.dropFirst().map { try receiver.callbackURL(secret: $0) }
-let app = receiver.makeApplication()
+// The receiver is routes; this host's application serves them (as the server's does).
+let router = Router()
+router.addRoutes(receiver.routes())
+let app = Application(
+    router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+    onServerRunning: { channel in
+        let ready =
+            (try? JSONSerialization.data(
+                withJSONObject: ["port": channel.localAddress?.port ?? 0, "urls": urls], options: [.sortedKeys]))
+            ?? Data()
+        FileHandle.standardOutput.write(ready + Data("\n".utf8))
+    }, logger: logger)
 let server = Task { try await app.runService(gracefulShutdownSignals: []) }
-while receiver.boundPort == nil { try await Task.sleep(for: .milliseconds(5)) }
-let ready = try JSONSerialization.data(
-    withJSONObject: ["port": receiver.boundPort!, "urls": urls], options: [.sortedKeys])
-FileHandle.standardOutput.write(ready + Data("\n".utf8))
 _ = await Task.detached { while readLine() != nil {} }.value
-server.cancel()
+// Exit, not cancel: cancelling a server with an accepted connection still queued traps in NIO
+// (apple/swift-nio#3481), and there is nothing left to finish.
+_ = server
+exit(0)

@@ -2,11 +2,11 @@ import Foundation
 import FuzzTargets
 import Testing
 
-/// Every input kept under Tests/Fixtures/fuzz/<target>/ — the seed corpus `scripts/fuzz` starts
+/// Every input kept under Fuzz/Corpus/<target>/ — the seed corpus `scripts/fuzz` starts
 /// from, and every crash it found, once fixed — runs through its target on every test run.
 @Suite struct FuzzRegressionTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/fuzz")
+        .deletingLastPathComponent().appendingPathComponent("Corpus")
 
     static func inputs(_ target: FuzzTarget) throws -> [URL] {
         let folder = root.appendingPathComponent(target.rawValue)

@@ -1,0 +1,163 @@
+import AgentPaymentsCLI
+import ArgumentParser
+import Foundation
+import Hummingbird
+// Stands in for libcurl until the first request loads it (Package.swift, serverLinking).
+import LazyCurl
+import ListenerGuard
+import Logging
+import MCPCore
+import MCPHTTP
+import PaymentEvents
+import PaymentStorePostgres
+import PaymentsMCP
+import PaymentsService
+import PaymentsSettings
+import ServiceLifecycle
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve MCP over stdio (the default), or over Streamable HTTP with --http.")
+
+    @OptionGroup var options: ServeOptions
+
+    func validate() throws {
+        _ = try options.load()
+    }
+
+    func run() async throws {
+        try await Self.serve(try options.load())
+    }
+
+    /// Serves MCP with `configuration` until the end of input (stdio) or a signal: the one
+    /// application (Twilio's callbacks, `/healthz`, and with `--http` the MCP endpoint and the
+    /// amounts due) and one group of services. SIGTERM, SIGINT or the end of standard input shut
+    /// the group down in reverse order: MCP's streams end with their result and stdout is written
+    /// out, then the listener closes, then the payments system (its tunnel stopped and reaped).
+    static func serve(_ configuration: ServerConfiguration) async throws {
+        let http = configuration.http
+        // Over stdio, legacy clients that set a level hear of what happens outside their requests
+        // (callbacks, expiry) once the system is up; over HTTP, never (many clients).
+        let broadcast = LogBroadcastSwitch()
+        let files = FileDescriptorLimit.raiseSoftLimitToHard() // the connection cap is sized from it
+        let server = PaymentsMCP.makeServer(version: AgentPayments.version)
+        let redactor = Redactor(secrets: configuration.secrets)
+        MCPLogHandler.bootstrap(
+            server: server, redactor: redactor, level: configuration.logLevel, broadcast: broadcast,
+            json: configuration.logsJSON)
+        let metrics = PrometheusMetrics.bootstrap()
+        let logger = Logger(label: "agent-payments")
+        logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])
+        // The database (when configured) is a service of the group, migrated before anything listens.
+        let database = configuration.database.map {
+            PostgresPaymentDatabase(configuration: $0, logger: Logger(label: "agent-payments.database"))
+        }
+        var payments = database.map(configuration.payments(on:)) ?? configuration.payments
+        let webhooks = configuration.webhookDispatcher(outbox: database?.outbox, logger: logger)
+        payments.notices = webhooks
+        let system = try PaymentsSystem(configuration: payments, logger: logger)
+        let tools = PaymentsMCP(
+            server: server, coordinator: system.coordinator, defaults: configuration.defaults, redactor: redactor,
+            logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
+            callSIDHeader: ServerConfiguration.callSIDHeader)
+        tools.install()
+
+        let router = Router(context: ListenerRequestContext.self)
+        router.get("healthz") { _, _ in "ok\n" } // the seed's name for /livez
+        router.addRoutes(system.healthRoutes(context: ListenerRequestContext.self))
+        router.addRoutes(system.callbackRoutes(context: ListenerRequestContext.self))
+        let transport = http.map {
+            MCPHTTPTransport(
+                server: server, configuration: $0.transport, logger: Logger(label: "agent-payments.http"))
+        }
+        if let transport {
+            transport.addRoutes(to: router, channel: { $0.channel })
+            // The backend fixes a call's amount with the same tokens (payments:charge).
+            router.addRoutes(
+                AmountDueRoutes<ListenerRequestContext>(coordinator: system.coordinator) { request, context in
+                    switch await transport.authenticate(request, channel: context.channel) {
+                    case .principal(let principal): .admitted(principal.paymentActor)
+                    case .refused(let response): .refused(response)
+                    }
+                }.routes())
+            configuration.warnIfUnauthenticated(logger: logger)
+        }
+        let listener = configuration.listener
+        PrometheusMetrics.route(metrics, on: router, host: listener.host, transport: transport)
+        var app = Application(
+            router: router, server: .guardedHTTP1(limits: listener.limits, logger: logger),
+            configuration: ApplicationConfiguration(
+                address: .hostname(listener.host, port: listener.port), serverName: "agent-payments",
+                backlog: listener.limits.backlog),
+            onServerRunning: { channel in
+                await system.serverRunning(channel)
+                if let transport {
+                    configuration.announceEndpoint(of: transport, port: channel.localAddress?.port ?? 0)
+                }
+            }, logger: logger)
+        if let database {
+            app.beforeServerStarts {
+                try await system.preparing {
+                    _ = try await database.usable { () async throws(PostgresStoreError) in
+                        try await database.prepare(waitingUpTo: configuration.databaseStartTimeout)
+                    }
+                    logger.info(
+                        "payment sessions are stored in PostgreSQL", metadata: ["database": "\(database.configuration)"]
+                    )
+                }
+            }
+        }
+
+        // A part that fails to start stops the server over HTTP, and on a database (a replica,
+        // which its supervisor restarts: status 75 says the database was away); over stdio alone
+        // MCP stays up and tools say why.
+        let failure: ServiceGroupConfiguration.ServiceConfiguration.TerminationBehavior =
+            http == nil && database == nil ? .ignore : .cancelGroup
+        // The database first and the webhooks next, so that they stop last: queued deliveries
+        // get their moment.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = database.map { [.init(service: $0)] } ?? []
+        services += webhooks.map { [.init(service: $0)] } ?? []
+        services += [
+            .init(
+                service: system, successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: failure),
+            .init(
+                service: CallbackServer(app, system: system, host: listener.host, port: listener.port),
+                failureTerminationBehavior: failure),
+            .init(service: LibraryWarmUp(name: "libcurl", payments: system, load: Serve.loadLibcurl)),
+            // Before the transport: at shutdown its commands finish before the system stops.
+            .init(service: tools),
+        ]
+        if let transport {
+            services.append(.init(service: MCPHTTPService(transport: transport)))
+            if case .ngrok = payments.publicURL {
+                services.append(
+                    .init(
+                        service: system.whenReady {
+                            configuration.announceTunnel(of: transport, url: $0.receiver.publicBaseURL)
+                        }))
+            }
+        } else {
+            services.append(.init(service: system.whenReady { _ in broadcast.turnOn() }))
+            // Standard input is read once the local parts listen (milliseconds; at most 2 s),
+            // so a client's first tool call finds the system up. A tunnel's public URL is not
+            // waited for (seconds): until it comes, tools say so.
+            services.append(
+                .init(
+                    service: StdioMCPService(server: server) {
+                        if case .ngrok = system.configuration.publicURL { return }
+                        _ = try? await system.ready(waitingUpTo: .seconds(2))
+                    }, successTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        var lifecycle = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        lifecycle.maximumGracefulShutdownDuration = .seconds(10) // then cancelled: the process always ends
+        try await ServiceGroup(configuration: lifecycle).run()
+    }
+
+    /// Loads libcurl, which LazyCurl otherwise loads on the first HTTP request; `nil` once
+    /// loaded, else why not.
+    @Sendable static func loadLibcurl() -> String? {
+        lazy_curl_load() == 1 ? nil : (lazy_curl_error().map { String(cString: $0) } ?? "libcurl could not be loaded")
+    }
+}

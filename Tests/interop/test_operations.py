@@ -1,0 +1,84 @@
+"""What an operator reads off a running agent-payments: Prometheus metrics at /metrics after a
+whole simulated payment, parsed with prometheus-client's own parser (an independent reading of
+the exposition format), with bounded labels only; /metrics protected like /mcp off loopback."""
+from __future__ import annotations
+
+import re
+import secrets
+
+import httpx2
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from test_agent_payments_e2e import new_call
+from test_http import CARD, MODERN, TIMEOUT, http_server, sdk_payment
+
+pytestmark = pytest.mark.anyio
+
+SID = re.compile(r"(CA|PK|AC|SK)[0-9a-fA-F]{32}")
+
+
+def scrape(base: str, token: str | None = None) -> dict[str, list[tuple[dict, float]]]:
+    """Every sample of /metrics by metric family name: (labels, value)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx2.get(base + "/metrics", headers=headers, timeout=TIMEOUT)
+    assert response.status_code == 200, (response.status_code, response.text[:500])
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4"), response.headers
+    families: dict[str, list[tuple[dict, float]]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            families.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return families
+
+
+def total(families, name: str, **labels) -> float:
+    return sum(value for sample_labels, value in families.get(name, [])
+               if all(sample_labels.get(key) == wanted for key, wanted in labels.items()))
+
+
+async def test_a_whole_payment_is_counted_with_bounded_labels():
+    call_sid = new_call()
+    with http_server(scripts={call_sid: {"payment-card-number": [CARD]}}) as server:
+        before = scrape(server.base)
+        status = await sdk_payment(server, MODERN, call_sid)
+        metrics = scrape(server.base)
+
+        assert total(before, "agent_payments_payments_started_total") == 0, before.get("agent_payments_payments_started_total")
+        assert total(metrics, "agent_payments_payments_started_total", method="credit-card") == 1, metrics
+        assert total(metrics, "agent_payments_payments_finished_total", method="credit-card", outcome="completed",
+                     error="none") == 1
+        for item in ("payment-card-number", "expiration-date", "security-code"):
+            assert total(metrics, "agent_payments_captures_total", item=item, result="captured") == 1, item
+        # The time from a capture request until the item was captured: one observation per item.
+        assert total(metrics, "agent_payments_capture_duration_seconds_count") == 3
+        # Twilio's REST API as the simulator plays it: one create, one update per capture and the completion.
+        assert total(metrics, "agent_payments_twilio_requests_total", operation="create_payment") == 1
+        updates = [labels for labels, value in metrics["agent_payments_twilio_requests_total"]
+                   if labels["operation"] == "update_payment" and value > 0]
+        assert updates and all(labels["status"].startswith("2") for labels in updates), updates
+        assert total(metrics, "agent_payments_twilio_request_duration_seconds_count", operation="create_payment") == 1
+        # Every callback the simulator sent was accepted; none refused.
+        accepted = total(metrics, "agent_payments_callbacks_total", result="accepted")
+        assert accepted >= 4, accepted
+        assert total(metrics, "agent_payments_callbacks_total") == accepted
+        # MCP: the tool calls of the payment, by method, era and result.
+        assert total(metrics, "agent_payments_mcp_requests_total", method="tools/call", era="modern", result="ok") >= 5
+        assert "agent_payments_connections_open" in metrics
+
+        # Bounded labels: no SID, token or card digits anywhere in the exposition.
+        text = httpx2.get(server.base + "/metrics", timeout=TIMEOUT).text
+        assert not SID.search(text), SID.search(text)
+        assert status["paymentToken"] not in text and CARD[-4:] + '"' not in text
+
+
+def test_metrics_off_loopback_ask_what_mcp_asks():
+    token = secrets.token_hex(32)
+    with http_server({"AGENT_PAYMENTS_HTTP_TOKENS": token}, listen="0.0.0.0:0") as server:
+        base = server.base.replace("0.0.0.0", "127.0.0.1")
+        refused = httpx2.get(base + "/metrics", timeout=TIMEOUT)
+        assert refused.status_code == 401, (refused.status_code, refused.text)
+        assert "agent_payments_" not in refused.text
+        wrong = httpx2.get(base + "/metrics", headers={"Authorization": "Bearer " + "0" * 64}, timeout=TIMEOUT)
+        assert wrong.status_code == 401, (wrong.status_code, wrong.text)
+        # With the token, the exposition: this very scrape's connection is open while it is written.
+        assert total(scrape(base, token), "agent_payments_connections_open") >= 1
