@@ -120,7 +120,7 @@ let package = Package(
     targets: [
         // The libraries, in import order.
         library("MCPCore", "CoreMetrics"),
-        library("MCPClient", "MCPCore"),
+        library("MCPClient", "MCPCore", "SpawnSupport"),
         library("TwilioPayments", "Crypto", "CoreMetrics"),
         library("PaymentFlow", "TwilioPayments", "CoreMetrics"),
         library(
@@ -128,7 +128,9 @@ let package = Package(
             "Logging", "ServiceLifecycle", "CoreMetrics"),
         library(
             "ListenerGuard", "Hummingbird", "HummingbirdCore", "Logging", "NIOCore", "NIOHTTPTypes", "CoreMetrics"),
-        library("CallbackHTTP", "TwilioPayments", "Hummingbird", "NIOCore", "NIOPosix", "Logging", "CoreMetrics"),
+        library(
+            "CallbackHTTP", "TwilioPayments", "SpawnSupport", "Hummingbird", "NIOCore", "NIOPosix", "Logging",
+            "CoreMetrics"),
         library("TwilioSimulator", "TwilioPayments", "ListenerGuard", "Hummingbird", "Logging"),
         library(
             "MCPHTTP", "MCPCore", "Hummingbird", "HTTPTypes", "NIOCore", "Logging", "ServiceLifecycle", "Crypto",
@@ -147,8 +149,9 @@ let package = Package(
         library(
             "AgentPaymentsCLI", "ArgumentParser", "PaymentsSettings", "PaymentStorePostgres", "PaymentEvents",
             "PaymentFlow", "Logging"),
-        // libcurl loaded on first use (see `serverLinking`).
+        // libcurl loaded on first use (see `serverLinking`); what a spawn needs from the C library.
         library("LazyCurl"),
+        .target(name: "SpawnSupport"),
 
         // The server, wiring the libraries together; and the simulator as a process of its own.
         executable(
@@ -183,7 +186,7 @@ let package = Package(
             "Crypto"),
         tests(
             "PaymentStorePostgresTests", "PaymentStorePostgres", "PaymentFlow", "TwilioPayments",
-            "PaymentsTestSupport", "PostgresNIO", "Logging"),
+            "PaymentsTestSupport", "SpawnSupport", "PostgresNIO", "Logging"),
         tests(
             "PaymentsMCPTests", "PaymentsMCP", "MCPCore", "MCPClient", "PaymentFlow", "TwilioPayments",
             "PaymentsTestSupport"),
@@ -191,6 +194,7 @@ let package = Package(
             "PaymentsServiceTests", "PaymentsService", "PaymentFlow", "TwilioPayments", "TwilioSimulator",
             "CallbackHTTP", "ListenerGuard", "PaymentsTestSupport", "Hummingbird", "ServiceLifecycle"),
         tests("PaymentsSettingsTests", "PaymentsSettings", "PaymentsService", "ListenerGuard"),
+        tests("AgentPaymentsCLITests", "AgentPaymentsCLI", "ArgumentParser"),
         // Rules about the repository itself: import rules, self-containment, documentation.
         tests("RepositoryTests"),
     ]

@@ -28,13 +28,14 @@ public struct ConfigCheck: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        let host = try CommandHost.required()
         do {
-            let (output, mistake) = try options.settings().check(
+            let (output, mistake) = try options.settings(environment: host.environment).check(
                 simulate: options.simulate, allowUnauthenticated: options.allowUnauthenticated, json: json)
-            print(output, terminator: "")
+            host.output(output)
             if let mistake { throw mistake }
         } catch {
-            FileHandle.standardError.write(Data("agent-payments: \(error)\n".utf8))
+            host.diagnostics("agent-payments: \(error)\n")
             throw ExitCode(1)
         }
     }

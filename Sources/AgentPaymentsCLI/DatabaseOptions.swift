@@ -1,6 +1,5 @@
 public import ArgumentParser
 import Foundation
-import Logging
 public import PaymentStorePostgres
 import PaymentsSettings
 
@@ -27,16 +26,15 @@ public struct DatabaseOptions: ParsableArguments {
     public func withDatabase(
         missing: String, _ body: (PostgresPaymentDatabase, [Int]) async throws -> Void
     ) async throws {
+        let host = try CommandHost.required()
         let loaded = try Result { () throws(ConfigurationError) in
             try ServerConfiguration.loadDatabase(
                 Settings(
                     commandLine: [.databaseURL: databaseURL, .configFile: config].compactMapValues { $0 },
-                    environment: ProcessInfo.processInfo.environment))
+                    environment: host.environment))
         }.mapError { ValidationError($0.description) }.get()
         guard let (settings, timeout, _) = loaded else { throw ValidationError(missing) }
-        var logger = Logger(label: "agent-payments.database", factory: { StreamLogHandler.standardError(label: $0) })
-        logger.logLevel = .notice
-        let database = PostgresPaymentDatabase(configuration: settings, logger: logger)
+        let database = PostgresPaymentDatabase(configuration: settings, logger: host.logger)
         try await database.whileMigrated(waitingUpTo: timeout) { try await body(database, $0) }
     }
 }
@@ -55,7 +53,7 @@ public struct Migrate: AsyncParsableCommand {
     public func run() async throws {
         try await database.withDatabase(missing: ConfigurationError.missingDatabaseURL.description) {
             database, applied in
-            FileHandle.standardError.write(Data("agent-payments: \(database.schemaReport(applied: applied))\n".utf8))
+            try CommandHost.required().diagnostics("agent-payments: \(database.schemaReport(applied: applied))\n")
         }
     }
 }

@@ -40,21 +40,21 @@ public struct ServeOptions: ParsableArguments {
 
     public init() {}
 
-    /// The settings the command line, the environment and a configuration file make.
-    public func settings() throws(ConfigurationError) -> Settings {
+    /// The settings the command line, `environment` and a configuration file make.
+    public func settings(environment: [String: String]) throws(ConfigurationError) -> Settings {
         try Settings(
             credentials: credentials, simulate: simulate,
             options: [
                 .http: http, .httpTokensFile: tokensFile, .databaseURL: database.databaseURL,
                 .configFile: database.config,
-            ], environment: ProcessInfo.processInfo.environment)
+            ], environment: environment)
     }
 
-    /// The configuration these options make, or the first mistake as a usage error.
-    public func load() throws(ValidationError) -> ServerConfiguration {
+    /// The configuration these options and `environment` make, or the first mistake as a usage error.
+    public func load(environment: [String: String]) throws(ValidationError) -> ServerConfiguration {
         do {
             return try ServerConfiguration.load(
-                settings(), simulate: simulate, allowUnauthenticated: allowUnauthenticated)
+                settings(environment: environment), simulate: simulate, allowUnauthenticated: allowUnauthenticated)
         } catch {
             throw ValidationError(error.description)
         }

@@ -33,7 +33,7 @@ public struct WebhooksStatus: AsyncParsableCommand {
     public func run() async throws {
         try await database.withDatabase(missing: OutboxStatus.needsDatabase) { database, _ in
             let statuses = try await database.usable { try await database.outbox.status() }
-            print(OutboxStatus.report(statuses, json: json, now: Date()), terminator: "")
+            try CommandHost.required().output(OutboxStatus.report(statuses, json: json, now: Date()))
         }
     }
 }
@@ -72,7 +72,7 @@ public struct WebhooksReplay: AsyncParsableCommand {
             let count = try await database.usable {
                 try await database.outbox.replay(destination: endpoint, failedSince: from)
             }
-            print(OutboxStatus.replayed(count, endpoint: endpoint))
+            try CommandHost.required().output(OutboxStatus.replayed(count, endpoint: endpoint) + "\n")
         }
     }
 }

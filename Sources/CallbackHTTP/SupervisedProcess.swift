@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SpawnSupport
 
 /// A child process started with `posix_spawn` on a clean slate: every signal unblocked and at
 /// its default disposition (a Swift process blocks and ignores some, and a child inherits
@@ -48,9 +49,7 @@ struct SupervisedProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
         for descriptor in input + errors { posix_spawn_file_actions_addclose(&actions, descriptor) }
-        #if canImport(Glibc)
-        _ = closeFromAction.map { $0(&actions, 3) }
-        #endif
+        _ = spawn_support_close_from(&actions, 3)
 
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -100,16 +99,3 @@ struct SupervisedProcess: Sendable {
         return nil
     }
 }
-
-#if canImport(Glibc)
-/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; Swift's Glibc module does
-/// not import it), looked up once: the child closes every descriptor from the one given up.
-/// Without it (an older glibc) only descriptors marked close-on-exec stay out of the child.
-private let closeFromAction: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? =
-    dlsym(
-        UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"
-    ).map {
-        unsafeBitCast($0, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-    }
-#else
-#endif

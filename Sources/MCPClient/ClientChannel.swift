@@ -7,6 +7,7 @@ import Darwin
 #endif
 public import MCPCore
 import Synchronization
+import SpawnSupport
 
 /// The C library's `close`, callable where a `close()` method hides it.
 private func closeDescriptor(_ descriptor: Int32) {
@@ -153,10 +154,7 @@ public struct ChildProcess: Sendable {
         if discardStandardError { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
         // No other descriptor of this process (a listener, another child's pipes) in the child:
         // an inherited pipe end would keep its reader from ever seeing the end.
-        #if canImport(Glibc)
-        _ = closeFromAction.map { $0(&actions, 3) }
-        #else
-        #endif
+        _ = spawn_support_close_from(&actions, 3)
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -183,15 +181,3 @@ public struct ChildProcess: Sendable {
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }
 }
-
-#if canImport(Glibc)
-/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; Swift's Glibc module does
-/// not import it), looked up once: the child closes every descriptor from the one given up.
-private let closeFromAction: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? =
-    dlsym(
-        UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"
-    ).map {
-        unsafeBitCast($0, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-    }
-#else
-#endif

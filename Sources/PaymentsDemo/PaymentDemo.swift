@@ -6,7 +6,8 @@ import TwilioPayments
 /// A complete simulated payment through the real protocol: this same executable runs as an
 /// MCP server child process (`--simulate`) over stdio, the built-in simulator plays Twilio and
 /// the caller, and signed callbacks travel over loopback HTTP. Each step is printed with its
-/// masked progress. The demo is not an MCP server, so it may print to stdout.
+/// masked progress, through the host's `output` (the executable's is its standard output: the
+/// demo is not an MCP server).
 public struct PaymentDemo: Sendable {
     /// The agent-payments executable to start as the MCP server (`--simulate`).
     public var executable: String
@@ -14,19 +15,24 @@ public struct PaymentDemo: Sendable {
     public var amount: String?
     /// The client's version, as it introduces itself.
     public var version: String
+    /// Where each line of the story goes, without its line feed.
+    public var output: @Sendable (String) -> Void
 
     /// Why the demo stopped: a tool answered with an error.
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
 
-    public init(executable: String, amount: String?, version: String) {
+    public init(
+        executable: String, amount: String?, version: String, output: @escaping @Sendable (String) -> Void
+    ) {
         self.executable = executable
         self.amount = amount
         self.version = version
+        self.output = output
     }
 
-    /// Runs the payment and prints each step to standard output.
+    /// Runs the payment and tells each step to `output`.
     public func run() async throws {
         let channel = try ChildProcessChannel(executable: executable, arguments: ["--simulate"])
         let client = MCPClient(
@@ -34,7 +40,7 @@ public struct PaymentDemo: Sendable {
             clientInfo: Implementation(name: "agent-payments-demo", version: version))
         let clock = ContinuousClock()
         let started = clock.now
-        func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+        func say(_ text: String) { output(text) }
 
         say("agent-payments demo: a simulated card payment, driven over MCP (protocol 2026-07-28)\n")
         let discovered = try await client.connect()

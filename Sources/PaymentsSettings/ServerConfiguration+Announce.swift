@@ -9,9 +9,9 @@ public import PaymentFlow
 
 extension ServerConfiguration {
     /// Once the listener runs on `port`: tells `transport` its base URL (for `resource_metadata`
-    /// and the default OAuth audience; an explicit public URL wins) and writes
-    /// `agent-payments: MCP endpoint <url>` to standard error.
-    public func announceEndpoint(of transport: MCPHTTPTransport, port: Int) {
+    /// and the default OAuth audience; an explicit public URL wins) and tells the operator
+    /// `agent-payments: MCP endpoint <url>` through `say` (the executable's writes standard error).
+    public func announceEndpoint(of transport: MCPHTTPTransport, port: Int, saying say: (String) -> Void) {
         guard let http else { return }
         let local = http.localBaseURL(port: port)
         if case .explicit(let url) = payments.publicURL {
@@ -19,37 +19,35 @@ extension ServerConfiguration {
         } else {
             transport.setBaseURL(local)
         }
-        say("MCP endpoint \(local)\(transport.configuration.path)")
+        say(operatorLine("MCP endpoint \(local)\(transport.configuration.path)"))
     }
 
     /// Once a tunnel's public URL is known: the transport's base URL, and
-    /// `agent-payments: public MCP endpoint <url>` on standard error.
-    public func announceTunnel(of transport: MCPHTTPTransport, url: String?) {
+    /// `agent-payments: public MCP endpoint <url>` through `say`.
+    public func announceTunnel(of transport: MCPHTTPTransport, url: String?, saying say: (String) -> Void) {
         guard let url else { return }
         transport.setBaseURL(url)
-        say("public MCP endpoint \(url)\(transport.configuration.path)")
+        say(operatorLine("public MCP endpoint \(url)\(transport.configuration.path)"))
     }
 
-    /// Says loudly, on standard error and in the log, that `/mcp` takes unauthenticated requests
+    /// Says loudly, through `say` and in the log, that `/mcp` takes unauthenticated requests
     /// from beyond this machine, when `--allow-unauthenticated` let it start so.
-    public func warnIfUnauthenticated(logger: Logger) {
+    public func warnIfUnauthenticated(logger: Logger, saying say: (String) -> Void) {
         guard !unauthenticatedExposure.isEmpty else { return }
         say(
-            """
-            WARNING: /mcp accepts requests WITHOUT authentication (--allow-unauthenticated) although it \
-            can be reached from beyond this machine (\(unauthenticatedExposure.joined(separator: "; "))). \
-            Anyone who reaches it can start, complete and cancel payments. Use this on test benches only.
-            """)
+            operatorLine(
+                """
+                WARNING: /mcp accepts requests WITHOUT authentication (--allow-unauthenticated) although it \
+                can be reached from beyond this machine (\(unauthenticatedExposure.joined(separator: "; "))). \
+                Anyone who reaches it can start, complete and cancel payments. Use this on test benches only.
+                """))
         logger.critical("MCP endpoint is unauthenticated and reachable from other machines (--allow-unauthenticated)")
     }
 
-    /// Writes `sentence` to standard error for the operator: `agent-payments: <sentence>`, or with
-    /// `AGENT_PAYMENTS_LOG_FORMAT=json` a JSON line like the logs' (level `notice`).
-    public func say(_ sentence: String) {
-        guard logsJSON else {
-            FileHandle.standardError.write(Data("agent-payments: \(sentence)\n".utf8))
-            return
-        }
+    /// `sentence` as a line for the operator, line feed included: `agent-payments: <sentence>`, or
+    /// with `AGENT_PAYMENTS_LOG_FORMAT=json` a JSON line like the logs' (level `notice`).
+    public func operatorLine(_ sentence: String) -> String {
+        guard logsJSON else { return "agent-payments: \(sentence)\n" }
         let entry = [
             "timestamp": Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             "level": "notice", "label": "agent-payments", "message": sentence,
@@ -57,7 +55,7 @@ extension ServerConfiguration {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(entry)) ?? Data("{}".utf8)
-        FileHandle.standardError.write(data + Data("\n".utf8))
+        return String(decoding: data, as: UTF8.self) + "\n"
     }
 
     /// The payments configuration on `database`: its store, change feed and ledger, and the

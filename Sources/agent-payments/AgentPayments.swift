@@ -1,6 +1,7 @@
 import AgentPaymentsCLI
 import ArgumentParser
 import Foundation
+import Logging
 import PaymentStorePostgres
 import PaymentsSettings
 
@@ -22,10 +23,12 @@ struct AgentPayments: AsyncParsableCommand {
                 return try await Serve.serve(configuration)
             }
             var command = try parseAsRoot()
-            if var asynchronous = command as? any AsyncParsableCommand {
-                try await asynchronous.run()
-            } else {
-                try command.run()
+            try await CommandHost.$current.withValue(host) {
+                if var asynchronous = command as? any AsyncParsableCommand {
+                    try await asynchronous.run()
+                } else {
+                    try command.run()
+                }
             }
         } catch let unusable as DatabaseUnusable {
             FileHandle.standardError.write(Data("agent-payments: \(unusable)\n".utf8))
@@ -33,6 +36,17 @@ struct AgentPayments: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// What the operator's commands (AgentPaymentsCLI) read and write: this process's
+    /// environment, standard output and error, a log on standard error at `notice`.
+    static var host: CommandHost {
+        var logger = Logger(label: "agent-payments") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .notice
+        return CommandHost(
+            environment: ProcessInfo.processInfo.environment,
+            output: { FileHandle.standardOutput.write(Data($0.utf8)) },
+            diagnostics: { FileHandle.standardError.write(Data($0.utf8)) }, logger: logger)
     }
 
     static let configuration = CommandConfiguration(

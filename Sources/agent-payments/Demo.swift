@@ -22,7 +22,10 @@ struct Demo: AsyncParsableCommand {
         let executable = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0]))
             .resolvingSymlinksInPath().path
         do {
-            try await PaymentDemo(executable: executable, amount: amount, version: AgentPayments.version).run()
+            try await PaymentDemo(
+                executable: executable, amount: amount, version: AgentPayments.version,
+                output: { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+            ).run()
         } catch let failure as PaymentDemo.Failure {
             throw ValidationError(failure.description)
         }

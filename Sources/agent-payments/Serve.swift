@@ -22,11 +22,11 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func validate() throws {
-        _ = try options.load()
+        _ = try options.load(environment: ProcessInfo.processInfo.environment)
     }
 
     func run() async throws {
-        try await Self.serve(try options.load())
+        try await Self.serve(try options.load(environment: ProcessInfo.processInfo.environment))
     }
 
     /// Serves MCP with `configuration` until the end of input (stdio) or a signal: the one
@@ -80,7 +80,7 @@ struct Serve: AsyncParsableCommand {
                     case .refused(let response): .refused(response)
                     }
                 }.routes())
-            configuration.warnIfUnauthenticated(logger: logger)
+            configuration.warnIfUnauthenticated(logger: logger, saying: Self.toOperator)
         }
         let listener = configuration.listener
         PrometheusMetrics.route(metrics, on: router, host: listener.host, transport: transport)
@@ -92,7 +92,8 @@ struct Serve: AsyncParsableCommand {
             onServerRunning: { channel in
                 await system.serverRunning(channel)
                 if let transport {
-                    configuration.announceEndpoint(of: transport, port: channel.localAddress?.port ?? 0)
+                    configuration.announceEndpoint(
+                        of: transport, port: channel.localAddress?.port ?? 0, saying: Self.toOperator)
                 }
             }, logger: logger)
         if let database {
@@ -134,7 +135,8 @@ struct Serve: AsyncParsableCommand {
                 services.append(
                     .init(
                         service: system.whenReady {
-                            configuration.announceTunnel(of: transport, url: $0.receiver.publicBaseURL)
+                            configuration.announceTunnel(
+                                of: transport, url: $0.receiver.publicBaseURL, saying: Self.toOperator)
                         }))
             }
         } else {
@@ -153,6 +155,11 @@ struct Serve: AsyncParsableCommand {
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         lifecycle.maximumGracefulShutdownDuration = .seconds(10) // then cancelled: the process always ends
         try await ServiceGroup(configuration: lifecycle).run()
+    }
+
+    /// What the server says to its operator (PaymentsSettings' `operatorLine`s): standard error.
+    @Sendable static func toOperator(_ line: String) {
+        FileHandle.standardError.write(Data(line.utf8))
     }
 
     /// Loads libcurl, which LazyCurl otherwise loads on the first HTTP request; `nil` once

@@ -6,6 +6,7 @@ import Logging
 import PaymentStorePostgres
 import Synchronization
 import Testing
+import SpawnSupport
 
 /// A PostgreSQL server of the tests' own (`scripts/pg-throwaway`): a temporary folder, a free
 /// loopback port, a random password; removed when the test process ends. One is shared by the
@@ -150,10 +151,7 @@ final class ThrowawayCluster: Sendable {
             // Nothing else of this process in the child: a server's sockets inherited by psql,
             // say, kept a backend half-connected (in authentication, for 60 s) while that psql's
             // DROP DATABASE waited for every backend to take its barrier.
-            #if canImport(Glibc)
-            _ = closeFromAction.map { $0(&actions, 3) }
-            #else
-            #endif
+            _ = spawn_support_close_from(&actions, 3)
             let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
             close(outPipe[1])
             close(errPipe[1])
@@ -221,15 +219,3 @@ func withRunningDatabase<T: Sendable>(
     await task.value
     return result
 }
-
-#if canImport(Glibc)
-/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc
-/// module does not import.
-private let closeFromAction: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? =
-    dlsym(
-        UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"
-    ).map {
-        unsafeBitCast($0, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-    }
-#else
-#endif

@@ -145,6 +145,36 @@ import Testing
         #expect(findings.isEmpty, "a library chose a metrics backend:\n\(findings.joined(separator: "\n"))")
     }
 
+    /// Libraries read no process environment and write nothing to the process's standard streams
+    /// by themselves: the executable, like any host, decides both (over stdio, standard output
+    /// carries MCP messages only). The process's executables and the tests' helpers may.
+    @Test func librariesTouchNoProcessState() throws {
+        let executables = Self.testExecutables.union(["agent-payments", "twilio-simulator"])
+        var findings: [String] = []
+        for target in Self.forbidden.keys where !executables.contains(target) {
+            for file in try Repository.files(under: Self.folder(of: target)) where file.relativePath.hasSuffix(".swift")
+            {
+                findings += ProcessState.uses(in: file.text).map { "\(file.relativePath):\($0.line): \($0.use)" }
+            }
+        }
+        #expect(
+            findings.isEmpty,
+            "a library touches the process's environment or streams:\n\(findings.joined(separator: "\n"))")
+    }
+
+    @Test func processStateIsFoundInEveryForm() {
+        let text = """
+            let variables = ProcessInfo.processInfo.environment
+            print("hello")
+            FileHandle.standardError.write(data)
+            let home = getenv("HOME")
+            /// print("in a comment")
+            let digest = fingerprint(key)
+            logger.print(line)
+            """
+        #expect(ProcessState.uses(in: text).map(\.line) == [1, 2, 3, 4])
+    }
+
     /// PaymentFlow is for any host: its guidance names no MCP tool or prompt.
     @Test func paymentFlowSpeaksNoMCP() throws {
         let names = [
@@ -171,6 +201,27 @@ import Testing
             ImportRule.imports(in: text).map(\.module) == [
                 "Foundation", "MCPCore", "PaymentFlow", "NIOCore", "Logging",
             ])
+    }
+}
+
+enum ProcessState {
+    static let patterns = [
+        #"ProcessInfo\.processInfo\.environment"#, #"\b[gs]etenv\("#, #"FileHandle\.standard(Output|Error)"#,
+        #"(?<![\w.])print\("#, #"\bSTD(OUT|ERR)_FILENO\b"#,
+    ].map { try! NSRegularExpression(pattern: $0) }
+
+    /// Each line of `text` (comments skipped) that reads the environment or writes a standard stream.
+    static func uses(in text: String) -> [(use: String, line: Int)] {
+        var found: [(String, Int)] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(raw)
+            guard !line.trimmingCharacters(in: .whitespaces).hasPrefix("//") else { continue }
+            let range = NSRange(line.startIndex..., in: line)
+            if patterns.contains(where: { $0.firstMatch(in: line, range: range) != nil }) {
+                found.append((line.trimmingCharacters(in: .whitespaces), index + 1))
+            }
+        }
+        return found
     }
 }
 
