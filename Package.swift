@@ -122,7 +122,7 @@ let package = Package(
         library("MCPCore", "CoreMetrics"),
         library("MCPClient", "MCPCore", "SpawnSupport"),
         library("TwilioPayments", "Crypto", "CoreMetrics"),
-        library("PaymentFlow", "TwilioPayments", "CoreMetrics"),
+        library("PaymentFlow", "TwilioPayments", "Crypto", "CoreMetrics"),
         library(
             "PaymentEvents", "PaymentFlow", "TwilioPayments", "Crypto", "AsyncHTTPClient", "NIOCore", "NIOHTTP1",
             "Logging", "ServiceLifecycle", "CoreMetrics"),

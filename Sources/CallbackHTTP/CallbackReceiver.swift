@@ -31,13 +31,19 @@ public struct CallbackReceiverConfiguration: Sendable {
     public var authToken: Secret?
     /// The largest accepted body.
     public var maximumBodyBytes: Int
+    /// Told of refused callbacks (a bad signature, an unknown secret, a malformed or oversized
+    /// body), after the refusal is answered: a host's audit trail. At most ten a second reach it;
+    /// the next one to reach it counts those left out (``RefusedCallback/unreported``).
+    public var onRefusal: (@Sendable (RefusedCallback) async -> Void)?
 
     public init(
-        pathPrefix: String = "/twilio/payment-callbacks", authToken: Secret? = nil, maximumBodyBytes: Int = 64 * 1024
+        pathPrefix: String = "/twilio/payment-callbacks", authToken: Secret? = nil, maximumBodyBytes: Int = 64 * 1024,
+        onRefusal: (@Sendable (RefusedCallback) async -> Void)? = nil
     ) {
         self.pathPrefix = "/" + pathPrefix.split(separator: "/").joined(separator: "/")
         self.authToken = authToken
         self.maximumBodyBytes = maximumBodyBytes
+        self.onRefusal = onRefusal
     }
 }
 
@@ -60,6 +66,8 @@ public final class CallbackReceiver: Sendable {
     private let signature: WebhookSignature?
     /// The public base URL, shared with whoever builds callback URLs (a payment flow).
     public let publicBase: PublicBaseURL
+    /// Bounds what reaches ``CallbackReceiverConfiguration/onRefusal``.
+    let refusalReports = ReportBudget(perSecond: 10)
 
     /// A receiver handing callbacks to `sink`, checking signatures against the URL in
     /// `publicBase` (its one owner; pass the same one to what builds the callback URLs).
@@ -108,7 +116,19 @@ public final class CallbackReceiver: Sendable {
         let group = routes.group(RouterPath(configuration.pathPrefix))
             .add(middleware: AccessLogMiddleware<Context>(logger: logger, pathPrefix: configuration.pathPrefix))
         group.on(":secret", method: .post) { [self] request, context in
-            try await receive(request, secret: context.parameters.get("secret"))
+            let response = try await receive(request, secret: context.parameters.get("secret"))
+            let status = Int(response.status.code)
+            // 503 is this server's trouble, not a refusal of the sender.
+            if status >= 400, status != 503, let onRefusal = configuration.onRefusal,
+                let unreported = refusalReports.admit()
+            {
+                let address = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
+                await onRefusal(
+                    RefusedCallback(
+                        reason: AccessLogMiddleware<Context>.result(of: status), status: status, origin: address,
+                        unreported: unreported))
+            }
+            return response
         }
         for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head] {
             group.on(":secret", method: method) { _, _ -> Response in

@@ -39,6 +39,27 @@ public struct MCPHTTPConfiguration: Sendable {
     public var forwardedHeaders: [String] {
         didSet { forwardedHeaders = Self.forwardable(forwardedHeaders) }
     }
+    /// Told of every presented credential refused (a malformed `Authorization`, a rejected token,
+    /// a scope too narrow), after the refusal is answered: a host's audit trail. At most
+    /// ``RateLimits/refusedAuthenticationsPerAddress`` a minute per address reach it; past that the
+    /// address is not heard at all.
+    public var onRefusedAuthentication: (@Sendable (RefusedAuthentication) async -> Void)?
+
+    /// A credential that was refused, for ``onRefusedAuthentication``: never the credential.
+    public struct RefusedAuthentication: Sendable, Equatable {
+        /// The client's address.
+        public var address: String
+        /// Why: the authenticator's reason, or the scope that was missing.
+        public var reason: String
+        /// Who, when the token was good but its scopes too narrow.
+        public var principal: String?
+
+        public init(address: String, principal: String? = nil, reason: String) {
+            self.address = address
+            self.principal = principal
+            self.reason = reason
+        }
+    }
 
     public init(
         path: String = "/mcp", allowedOrigins: Set<String> = [], authenticator: (any BearerAuthenticator)? = nil,

@@ -41,7 +41,7 @@ extension MCPHTTPTransport {
         case .failure(let failure): return Self.errorResponse(.badRequest, failure.error, id: failure.id)
         case .success(let decoded): message = decoded
         }
-        if let refusal = toolCallRefusal(message, caller: caller) { return refusal }
+        if let refusal = await toolCallRefusal(message, caller: caller) { return refusal }
 
         let versionHeader = request.headers[.mcpProtocolVersion]
         if let versionHeader, ProtocolVersion.legacy.contains(versionHeader) {
@@ -58,7 +58,7 @@ extension MCPHTTPTransport {
     /// What refuses a `tools/call` before it reaches the engine: a tool whose scopes the token
     /// lacks (`403 insufficient_scope`, the step-up of the MCP authorization spec), or a caller
     /// over its tool-call rate (`429` with `Retry-After`).
-    func toolCallRefusal(_ message: JSONRPCMessage, caller: Caller) -> Response? {
+    func toolCallRefusal(_ message: JSONRPCMessage, caller: Caller) async -> Response? {
         guard case .request(let id, "tools/call", let params) = message else { return nil }
         if configuration.authenticator != nil, let name = params?["name"]?.stringValue,
             let required = server.requiredScopes(forTool: name)
@@ -67,6 +67,13 @@ extension MCPHTTPTransport {
             if !missing.isEmpty {
                 logger.notice(
                     "tool call refused: insufficient scope", metadata: ["client": "\(caller.key)", "tool": "\(name)"])
+                // Told to the host within the caller's tool-call rate, which the refusal spends.
+                if toolCallsByPrincipal.take(caller.key) == nil {
+                    await configuration.onRefusedAuthentication?(
+                        .init(
+                            address: caller.address, principal: caller.principal.id,
+                            reason: "insufficient scope for \(name): \(missing.joined(separator: " ")) required"))
+                }
                 return insufficientScope(missing, id: id)
             }
         }

@@ -226,6 +226,8 @@ extension MCPHTTPTransport {
         }
         guard let token = bearerToken(fromAuthorization: header) else {
             _ = refusalsByAddress.take(address)
+            await configuration.onRefusedAuthentication?(
+                .init(address: address, reason: "the Authorization header is not a bearer token"))
             return .refused(
                 unauthorized(
                     "the Authorization header is not a bearer token", metadata: metadata, error: "invalid_request"))
@@ -238,8 +240,11 @@ extension MCPHTTPTransport {
             logger.notice(
                 "request refused: bearer token rejected",
                 metadata: ["reason": "\(reason)", "client.address": "\(address)"])
+            await configuration.onRefusedAuthentication?(.init(address: address, reason: reason))
             return .refused(unauthorized(reason, metadata: metadata, error: "invalid_token"))
         case .insufficientScope(let required):
+            await configuration.onRefusedAuthentication?(
+                .init(address: address, reason: "insufficient scope: \(required.joined(separator: " ")) required"))
             return .refused(insufficientScope(required))
         case .unavailable(let reason):
             logger.warning("bearer token could not be checked", metadata: ["reason": "\(reason)"])

@@ -129,7 +129,11 @@ public actor PaymentCoordinator {
     /// Where the key callback secrets are derived from comes from; replicas sharing a store must
     /// share it.
     private let callbackKey: any CallbackKeySource
-    private let now: @Sendable () -> Date
+    let now: @Sendable () -> Date
+    /// Where every command, callback and ended call is recorded (PCI DSS 10), if anywhere.
+    let audit: (any AuditTrail)?
+    /// This replica's name in audit records.
+    let replica: String
     /// When each session's call was last checked by ``checkSilentCalls(silentFor:)`` (a local
     /// economy: another replica may check too).
     private var lastCallCheck: [PaymentSID: Date] = [:]
@@ -153,8 +157,10 @@ public actor PaymentCoordinator {
         callbackKey: any CallbackKeySource = Secret(PathSecret.make() + PathSecret.make()),
         policy: SpendingPolicy = .unlimited,
         ledger: any SpendingLedger = InMemorySpendingLedger(), notices: (any PaymentNoticeSink)? = nil,
-        now: @escaping @Sendable () -> Date = { Date() }
+        audit: (any AuditTrail)? = nil, replica: String = "local", now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.audit = audit
+        self.replica = replica
         self.notices = notices
         self.callbackKey = callbackKey
         self.policy = policy
@@ -183,8 +189,24 @@ public actor PaymentCoordinator {
     /// for a SID nobody knows), a start on a call where another principal's payment runs is
     /// ``FlowError/callBusy(callSID:)``, and what it starts records it as owner. Without one
     /// (a host that has no principals) every session is reachable and new ones have no owner.
+    ///
+    /// Every command, carried out, repeated or refused, is appended to the audit trail.
     public func perform(
         _ command: PaymentCommand, as actor: PaymentActor? = nil
+    ) async throws(FlowError) -> CommandOutcome {
+        let outcome: CommandOutcome
+        do {
+            outcome = try await performUnrecorded(command, as: actor)
+        } catch {
+            await record(command, as: actor, outcome: "refused: \(error.auditReason)", session: nil)
+            throw error
+        }
+        await record(command, as: actor, outcome: outcome.repeated ? "repeated" : "ok", session: outcome.session)
+        return outcome
+    }
+
+    private func performUnrecorded(
+        _ command: PaymentCommand, as actor: PaymentActor?
     ) async throws(FlowError) -> CommandOutcome {
         switch command {
         case .start(let callSID, let options, let reference):
@@ -208,7 +230,7 @@ public actor PaymentCoordinator {
     /// Starts a payment session on `callSID`; on a call whose unfinished session has the same
     /// options, returns that session instead (resumed, nothing sent).
     public func start(callSID: CallSID, options: PaymentSessionOptions) async throws(FlowError) -> PaymentSession {
-        try await startOrResume(callSID: callSID, options: options, reference: nil, actor: nil).session
+        try await perform(.start(callSID: callSID, options: options)).session
     }
 
     private func startOrResume(
@@ -720,13 +742,21 @@ public actor PaymentCoordinator {
         else {
             return false
         }
+        let changed: PaymentSession
         do {
-            _ = try await mutate(id: session.id, from: session) {
+            changed = try await mutate(id: session.id, from: session) {
                 PaymentReducer.reduce($0, .callbackReceived(callback, at: self.now()))
-            }
+            }.session
         } catch .sessionGone {
             return false
         }
+        // The caller's keypresses (partial results) are progress, not actions: not recorded.
+        guard callback.partialResult != true || callback.errorType != nil else { return true }
+        await record(
+            AuditEntry(
+                at: now(), replica: replica, actor: "twilio", action: AuditAction.callbackAccepted.rawValue,
+                outcome: "ok", callSID: changed.callSID.rawValue, paymentSID: changed.paymentSID?.rawValue,
+                detail: callback.auditDetail))
         return true
     }
 
@@ -735,9 +765,14 @@ public actor PaymentCoordinator {
         for session in try await stored({ () async throws(PaymentStoreError) in
             try await store.sessions(onCall: callSID)
         }) where !session.phase.isFinished {
-            _ = try await mutate(id: session.id, from: session) {
+            let ended = try await mutate(id: session.id, from: session) {
                 PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status))
-            }
+            }.session
+            await record(
+                AuditEntry(
+                    at: now(), replica: replica, actor: "system", action: AuditAction.callEnded.rawValue,
+                    outcome: "ok", callSID: ended.callSID.rawValue, paymentSID: ended.paymentSID?.rawValue,
+                    detail: status.map { "call status \($0)" }))
         }
     }
 

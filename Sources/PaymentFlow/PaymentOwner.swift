@@ -26,11 +26,14 @@ public struct PaymentActor: Sendable, Hashable {
     /// Whether it may start a payment that charges (rather than only tokenizes), the amount
     /// due of its call included.
     public var mayCharge: Bool
+    /// Where its request came from (a client's address), for the audit trail, when known.
+    public var origin: String?
 
-    public init(owner: PaymentOwner, isOperator: Bool = false, mayCharge: Bool = true) {
+    public init(owner: PaymentOwner, isOperator: Bool = false, mayCharge: Bool = true, origin: String? = nil) {
         self.owner = owner
         self.isOperator = isOperator
         self.mayCharge = mayCharge
+        self.origin = origin
     }
 
     /// Whether this actor may see and act on `session`: an operator always; otherwise the

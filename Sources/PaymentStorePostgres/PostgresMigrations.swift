@@ -97,6 +97,46 @@ public enum PostgresMigrations {
                 "CREATE INDEX agent_payments_outbox_payment ON agent_payments_outbox (destination, payment_id, seq) WHERE state = 'pending'",
                 "CREATE INDEX agent_payments_outbox_finished ON agent_payments_outbox (finished_at) WHERE state <> 'pending'",
             ]),
+        Migration(
+            version: 4, name: "audit trail",
+            statements: [
+                // One hash chain (PaymentFlow's AuditRecord), appended under an advisory lock by
+                // every replica. The application role should only INSERT and SELECT here
+                // (Docs/deployment.md); the trigger refuses changes even to the table's owner.
+                """
+                CREATE TABLE agent_payments_audit (
+                    seq bigint PRIMARY KEY CHECK (seq > 0),
+                    at_ms bigint NOT NULL,
+                    at timestamptz GENERATED ALWAYS AS (to_timestamp(at_ms / 1000.0)) STORED,
+                    replica text NOT NULL,
+                    actor text NOT NULL,
+                    action text NOT NULL,
+                    outcome text NOT NULL,
+                    call_sid text,
+                    payment_sid text,
+                    origin text,
+                    detail text,
+                    prev_hash text NOT NULL,
+                    hash text NOT NULL
+                )
+                """,
+                "CREATE INDEX agent_payments_audit_payment ON agent_payments_audit (payment_sid) WHERE payment_sid IS NOT NULL",
+                """
+                CREATE FUNCTION agent_payments_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    RAISE EXCEPTION 'agent_payments_audit is append-only';
+                END
+                $$
+                """,
+                """
+                CREATE TRIGGER agent_payments_audit_no_change BEFORE UPDATE OR DELETE ON agent_payments_audit
+                FOR EACH ROW EXECUTE FUNCTION agent_payments_audit_append_only()
+                """,
+                """
+                CREATE TRIGGER agent_payments_audit_no_truncate BEFORE TRUNCATE ON agent_payments_audit
+                FOR EACH STATEMENT EXECUTE FUNCTION agent_payments_audit_append_only()
+                """,
+            ]),
     ]
 
     /// The newest schema version this build knows.

@@ -23,6 +23,8 @@ public final class PostgresPaymentDatabase: Service, CallbackKeySource, Sendable
     public let ledger: PostgresSpendingLedger
     /// The webhook outbox the store writes with each change, for every replica to deliver.
     public let outbox: PostgresPaymentOutbox
+    /// The audit trail, one hash chain for every replica.
+    public let audit: PostgresAuditTrail
     private let logger: Logger
     /// The shared callback key once read.
     private let key = Mutex<Secret?>(nil)
@@ -42,6 +44,7 @@ public final class PostgresPaymentDatabase: Service, CallbackKeySource, Sendable
         feed = PostgresChangeFeed(store: store)
         ledger = PostgresSpendingLedger(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
         outbox = PostgresPaymentOutbox(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
+        audit = PostgresAuditTrail(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
     }
 
     /// Runs the connection pool, and the change feed's listening connection, until cancelled

@@ -66,6 +66,17 @@ public struct PaymentsConfiguration: Sendable {
     /// Where the key callback secrets are derived from comes from: a random `Secret` per process
     /// by default; replicas share one (a shared database is the source of its own).
     public var callbackKey: any CallbackKeySource
+    /// Where every command, callback and ended call is recorded (PCI DSS 10), if anywhere: a
+    /// PostgreSQL table, JSON lines (``JSONLinesAuditTrail``) or a host's own.
+    public var audit: (any AuditTrail)?
+    /// This replica's name in audit records (`AGENT_PAYMENTS_REPLICA`, by default the host name
+    /// and process id).
+    public var replica: String = PaymentsConfiguration.defaultReplica
+
+    /// The host name and process id: distinct for every process of a deployment.
+    public static var defaultReplica: String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
 
     public init(
         twilio: TwilioAPI, publicURL: PublicURL,

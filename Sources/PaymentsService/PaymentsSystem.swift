@@ -120,10 +120,11 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
             callbackURLs: SystemCallbackURLs(
                 publicBase: publicBase, pathPrefix: configuration.callbackPathPrefix, startup: startup),
             callbackKey: configuration.callbackKey, policy: configuration.policy, ledger: configuration.ledger,
-            notices: configuration.notices)
+            notices: configuration.notices, audit: configuration.audit, replica: configuration.replica)
         receiver = CallbackReceiver(
             configuration: CallbackReceiverConfiguration(
-                pathPrefix: configuration.callbackPathPrefix, authToken: authToken),
+                pathPrefix: configuration.callbackPathPrefix, authToken: authToken,
+                onRefusal: configuration.audit.map { Self.recordRefusals(in: $0, replica: configuration.replica) }),
             sink: CoordinatorSink(coordinator: coordinator), publicBase: publicBase,
             logger: logger.labelled("callbacks"))
 
@@ -244,6 +245,22 @@ extension Logger {
         var copy = self
         copy[metadataKey: "part"] = "\(part)"
         return copy
+    }
+}
+
+extension PaymentsSystem {
+    /// What records refused callbacks in `audit` (``AuditAction/callbackRefused``, by `unknown`:
+    /// a refused sender is not known to be Twilio).
+    static func recordRefusals(
+        in audit: any AuditTrail, replica: String
+    ) -> @Sendable (RefusedCallback) async -> Void {
+        { refusal in
+            await audit.record(
+                AuditEntry(
+                    replica: replica, actor: "unknown", action: AuditAction.callbackRefused.rawValue,
+                    outcome: "refused: \(refusal.reason) (\(refusal.status))", origin: refusal.origin,
+                    detail: refusal.unreported > 0 ? "\(refusal.unreported) more refused before, not recorded" : nil))
+        }
     }
 }
 

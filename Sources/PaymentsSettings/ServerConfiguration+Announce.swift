@@ -66,7 +66,52 @@ extension ServerConfiguration {
         payments.changeFeed = database.feed
         payments.ledger = database.ledger
         payments.callbackKey = callbackKey ?? database
+        if audit == .database { payments.audit = database.audit }
         return payments
+    }
+
+    /// The audit trail when it is not the database's: JSON lines to `standardError` (lines given
+    /// with their line feed) or appended to a file; `nil` when off or in the database.
+    public func auditTrail(
+        standardError: @escaping @Sendable (String) -> Void
+    ) throws(ConfigurationError) -> (any AuditTrail)? {
+        switch audit {
+        case .off, .database: return nil
+        case .standardError: return JSONLinesAuditTrail(writer: standardError)
+        case .file(let path):
+            do {
+                return try JSONLinesAuditTrail(path: path)
+            } catch {
+                throw .invalidValue(variable: Setting.audit.name, value: path, expected: "\(error)")
+            }
+        }
+    }
+
+    /// The HTTP transport's configuration (with `--http`), each refused credential recorded in
+    /// `audit` (``AuditAction/authenticationRefused``, by `unknown`, from the client's address).
+    public func transportConfiguration(auditingIn audit: (any AuditTrail)?) -> MCPHTTPConfiguration? {
+        guard var transport = http?.transport else { return nil }
+        if let audit {
+            let replica = payments.replica
+            transport.onRefusedAuthentication = { refusal in
+                await audit.record(
+                    AuditEntry(
+                        replica: replica, actor: refusal.principal ?? "unknown",
+                        action: AuditAction.authenticationRefused.rawValue,
+                        outcome: "refused: \(refusal.reason)", origin: refusal.address))
+            }
+        }
+        return transport
+    }
+
+    /// The first record of a start: this configuration's summary, by `system`.
+    public var startRecord: AuditEntry {
+        let mode = simulated ? "simulator" : "twilio"
+        let transport = http.map { "http \($0.host):\($0.port)" } ?? "stdio"
+        let store = database == nil ? "memory" : "postgresql"
+        return AuditEntry(
+            replica: payments.replica, actor: "system", action: AuditAction.configurationLoaded.rawValue, outcome: "ok",
+            detail: "\(mode), \(transport), sessions in \(store), audit \(audit)")
     }
 
     /// The webhook dispatcher for the configured endpoints, if any, queueing in `outbox` (a

@@ -30,6 +30,29 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: String = "info"
     /// Whether the logs on stderr are JSON lines (`AGENT_PAYMENTS_LOG_FORMAT=json`).
     public var logsJSON = false
+    /// Where the audit trail goes (`AGENT_PAYMENTS_AUDIT`).
+    public var audit: AuditDestination = .standardError
+
+    /// Where the audit trail goes.
+    public enum AuditDestination: Sendable, Equatable, CustomStringConvertible {
+        /// Nowhere.
+        case off
+        /// JSON lines on standard error, beside the logs (a new chain each start).
+        case standardError
+        /// JSON lines appended to a file, its chain continued across restarts.
+        case file(String)
+        /// The database's table, one chain for every replica.
+        case database
+
+        public var description: String {
+            switch self {
+            case .off: return "off"
+            case .standardError: return "stderr"
+            case .file(let path): return "file \(path)"
+            case .database: return "database"
+            }
+        }
+    }
     /// The HTTP header a voice platform sends the call's SID in; it supplies `callSid` to tool
     /// calls that omit it.
     public static let callSIDHeader = "X-Twilio-Call-Sid"
@@ -68,6 +91,21 @@ public struct ServerConfiguration: Sendable {
         return reasons
     }
 
+    static func audit(_ settings: Settings, database: Bool) throws(ConfigurationError) -> AuditDestination {
+        switch settings.value(.audit) {
+        case nil, "": return database ? .database : .standardError
+        case "off": return .off
+        case "stderr": return .standardError
+        case "database":
+            guard database else {
+                throw .invalidValue(
+                    variable: Setting.audit.name, value: "database", expected: "DATABASE_URL set, or stderr or a file")
+            }
+            return .database
+        case let path?: return .file(path)
+        }
+    }
+
     /// The configuration `settings` make, or the first mistake in them.
     public static func load(
         _ settings: Settings, simulate: Bool, allowUnauthenticated: Bool = false
@@ -76,6 +114,8 @@ public struct ServerConfiguration: Sendable {
         configuration.logLevel = try settings.choice(
             .logLevel, among: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         configuration.logsJSON = try settings.choice(.logFormat, among: ["text", "json"]) == "json"
+        configuration.audit = try audit(settings, database: configuration.database != nil)
+        if let replica = settings.value(.replica), !replica.isEmpty { configuration.payments.replica = replica }
         configuration.payments.finishedRetention = .seconds(
             try settings.integer(
                 .finishedRetention, in: 0...Int.max,

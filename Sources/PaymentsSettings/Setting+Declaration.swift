@@ -192,6 +192,12 @@ extension Setting {
     public static let logFormat = Setting(
         "AGENT_PAYMENTS_LOG_FORMAT", default: "text", group: .server,
         "`text` (a readable line per event) or `json` (one JSON object per line, for log shippers): the logs on stderr")
+    public static let audit = Setting(
+        "AGENT_PAYMENTS_AUDIT", defaultText: "`database` with `DATABASE_URL`, else `stderr`", group: .server,
+        "the audit trail (Docs/operations.md): `database` (a table), `stderr` or a file's path (JSON lines), or `off`")
+    public static let replica = Setting(
+        "AGENT_PAYMENTS_REPLICA", defaultText: "host name and process id", group: .server,
+        "this process's name in audit records")
     public static let maximumWait = Setting(
         "AGENT_PAYMENTS_MAX_WAIT_SECONDS", default: "3", group: .server,
         "the longest any tool call takes, waits included (0.1–60; voice frameworks time calls out after 5 s)")
@@ -222,7 +228,7 @@ extension Setting {
         databaseURL, callbackKey, databaseStart,
         webhookURL, webhookSecret, webhookEvents, webhooksFile, webhookAllowPrivate, webhookMaximumAge,
         webhookFirstRetry, webhookLease,
-        configFile, logLevel, logFormat, maximumWait, finishedRetention,
+        configFile, logLevel, logFormat, audit, replica, maximumWait, finishedRetention,
         simulatorPacing, simulatorScript,
     ]
 

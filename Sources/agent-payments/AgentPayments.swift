@@ -17,7 +17,7 @@ struct AgentPayments: AsyncParsableCommand {
         do {
             if let configuration = ServerConfiguration.direct(
                 arguments: Array(CommandLine.arguments.dropFirst()),
-                commands: ["serve", "demo", "migrate", "webhooks", "config", "help"],
+                commands: ["serve", "demo", "migrate", "webhooks", "audit", "config", "help"],
                 environment: ProcessInfo.processInfo.environment)
             {
                 return try await Serve.serve(configuration)
@@ -67,7 +67,7 @@ struct AgentPayments: AsyncParsableCommand {
 
             """ + Setting.overview(),
         version: version,
-        subcommands: [Serve.self, Demo.self, Migrate.self, Webhooks.self, ConfigCommand.self],
+        subcommands: [Serve.self, Demo.self, Migrate.self, Webhooks.self, AuditCommand.self, ConfigCommand.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -53,6 +53,8 @@ struct Serve: AsyncParsableCommand {
             PostgresPaymentDatabase(configuration: $0, logger: Logger(label: "agent-payments.database"))
         }
         var payments = database.map(configuration.payments(on:)) ?? configuration.payments
+        payments.audit = try payments.audit ?? configuration.auditTrail(standardError: Self.toOperator)
+        let audit = payments.audit
         let webhooks = configuration.webhookDispatcher(outbox: database?.outbox, logger: logger)
         payments.notices = webhooks
         let system = try PaymentsSystem(configuration: payments, logger: logger)
@@ -66,9 +68,8 @@ struct Serve: AsyncParsableCommand {
         router.get("healthz") { _, _ in "ok\n" } // the seed's name for /livez
         router.addRoutes(system.healthRoutes(context: ListenerRequestContext.self))
         router.addRoutes(system.callbackRoutes(context: ListenerRequestContext.self))
-        let transport = http.map {
-            MCPHTTPTransport(
-                server: server, configuration: $0.transport, logger: Logger(label: "agent-payments.http"))
+        let transport = configuration.transportConfiguration(auditingIn: audit).map {
+            MCPHTTPTransport(server: server, configuration: $0, logger: Logger(label: "agent-payments.http"))
         }
         if let transport {
             transport.addRoutes(to: router, channel: { $0.channel })
@@ -90,6 +91,7 @@ struct Serve: AsyncParsableCommand {
                 address: .hostname(listener.host, port: listener.port), serverName: "agent-payments",
                 backlog: listener.limits.backlog),
             onServerRunning: { channel in
+                try? await audit?.append(configuration.startRecord) // migrated by now
                 await system.serverRunning(channel)
                 if let transport {
                     configuration.announceEndpoint(

@@ -291,6 +291,27 @@ struct ChannelContext: Hummingbird.RequestContext {
         }
     }
 
+    @Test func refusedCredentialsAreToldToTheHostButNeverTheCredential() async throws {
+        let told = Mutex<[MCPHTTPConfiguration.RefusedAuthentication]>([])
+        var configuration = MCPHTTPConfiguration(
+            authenticator: try tokens(), rateLimits: RateLimits(refusedAuthenticationsPerAddress: 6),
+            keepAliveInterval: .seconds(3600))
+        configuration.onRefusedAuthentication = { refusal in told.withLock { $0.append(refusal) } }
+        try await withEndpoint(configuration) { port, _, _ async throws in
+            #expect(try await callTool(port, "open", token: Self.reader).hasPrefix("HTTP/1.1 200"))
+            #expect(try await callTool(port, "guarded", token: Self.reader, id: 2).hasPrefix("HTTP/1.1 403"))
+            let bad = String(repeating: "x", count: 32)
+            #expect(try await callTool(port, "open", token: bad, id: 3).hasPrefix("HTTP/1.1 401"))
+            // Past the address's limit it is not heard at all, so not told either.
+            #expect(try await callTool(port, "open", token: bad, id: 4).hasPrefix("HTTP/1.1 429"))
+        }
+        let refusals = told.withLock { $0 }
+        #expect(refusals.count == 2, "\(refusals)")
+        #expect(refusals.first?.reason == "insufficient scope for guarded: payments:charge required")
+        #expect(refusals.map(\.principal) == ["token:reader", nil])
+        #expect(refusals.allSatisfy { $0.address == "127.0.0.1" && !$0.reason.contains("xxxx") }, "\(refusals)")
+    }
+
     @Test func oneClientCannotTakeEveryLegacySession() async throws {
         try await withEndpoint(
             MCPHTTPConfiguration(

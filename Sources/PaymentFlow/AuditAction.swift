@@ -1,0 +1,12 @@
+/// The actions this server records.
+public enum AuditAction: String, Sendable, CaseIterable {
+    case paymentStart = "payment.start"
+    case paymentCapture = "payment.capture"
+    case paymentComplete = "payment.complete"
+    case paymentCancel = "payment.cancel"
+    case callbackAccepted = "callback.accepted"
+    case callbackRefused = "callback.refused"
+    case callEnded = "call.ended"
+    case configurationLoaded = "configuration.loaded"
+    case authenticationRefused = "authentication.refused"
+}

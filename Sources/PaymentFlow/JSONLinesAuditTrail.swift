@@ -1,0 +1,52 @@
+import Foundation
+
+/// An audit trail of JSON lines (``AuditLine``): appended to a file, whose last record it
+/// continues after a restart, or handed to a writer (standard error, which the executable
+/// gives), which starts a new chain each time the process starts.
+public actor JSONLinesAuditTrail: AuditTrail {
+    private let handle: FileHandle?
+    private let writer: (@Sendable (String) -> Void)?
+    private var last: (sequence: Int64, hash: String)?
+
+    /// A trail appended to the file at `path` (created if missing, mode 0600), continuing the
+    /// chain of the records already in it. Throws when it cannot be opened or read.
+    public init(path: String) throws(AuditTrailError) {
+        let url = URL(fileURLWithPath: path)
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            else { throw AuditTrailError("cannot create the audit file \(path)") }
+        }
+        let existing: String
+        do {
+            existing = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+            handle = try FileHandle(forWritingTo: url)
+            try handle?.seekToEnd()
+        } catch {
+            throw AuditTrailError("cannot open the audit file \(path): \(error.localizedDescription)")
+        }
+        writer = nil
+        last = AuditLine.records(in: existing).last.map { ($0.sequence, $0.hash) }
+    }
+
+    /// A trail whose lines (line feed included) go to `write`, starting a new chain.
+    public init(writer: @escaping @Sendable (String) -> Void) {
+        handle = nil
+        self.writer = writer
+        last = nil
+    }
+
+    public func append(_ entry: AuditEntry) throws(AuditTrailError) {
+        let record = AuditRecord(entry: entry, after: last)
+        let line = AuditLine.encode(record) + "\n"
+        if let handle {
+            do {
+                try handle.write(contentsOf: Data(line.utf8))
+            } catch {
+                throw AuditTrailError("cannot append to the audit file: \(error.localizedDescription)")
+            }
+        } else {
+            writer?(line)
+        }
+        last = (record.sequence, record.hash)
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Logging
+import PaymentFlow
+import PaymentStorePostgres
+import PostgresNIO
+import Testing
+
+/// The audit table on a real PostgreSQL: one chain for every replica, appends in batches,
+/// changes refused by the table itself, and tampering found by `verify`.
+@Suite struct PostgresAuditTests {
+    static let logger = Logger(label: "test")
+
+    /// Whether the whole trail holds, `count` records long.
+    static func holds(_ database: PostgresPaymentDatabase, _ count: Int64) async throws -> Bool {
+        let (checked, broken) = try await database.audit.verify()
+        return checked == count && broken == nil
+    }
+
+    static func entry(_ index: Int, replica: String) -> AuditEntry {
+        AuditEntry(
+            replica: replica, actor: "token:alice", action: AuditAction.paymentCapture.rawValue, outcome: "ok",
+            callSID: "CA" + String(repeating: "1", count: 32), paymentSID: "PK" + String(repeating: "a", count: 32),
+            origin: "192.0.2.7", detail: "record \(index)")
+    }
+
+    @Test func replicasAppendingAtOnceMakeOneUnbrokenChain() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { a async throws in
+                try await withRunningDatabase(url, label: "b") { b async throws in
+                    // 2 × 60 appends at once, from two instances (two replicas' pools and lock queues).
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for index in 0..<60 {
+                            group.addTask { try await a.audit.append(Self.entry(index, replica: "a")) }
+                            group.addTask { try await b.audit.append(Self.entry(index, replica: "b")) }
+                        }
+                        try await group.waitForAll()
+                    }
+                    let (checked, broken) = try await a.audit.verify()
+                    #expect(checked == 120 && broken == nil, "\(String(describing: broken))")
+                    var count: Int64 = 0
+                    for try await row in try await a.client.query(
+                        "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM agent_payments_audit"
+                    ).decode((Int64, Int64, Int64, Int64).self) {
+                        #expect(row.1 == 120 && row.2 == 1 && row.3 == 120)
+                        count = row.0
+                    }
+                    #expect(count == 120)
+                }
+            }
+        }
+    }
+
+    @Test func theTableRefusesChangesAndTamperingIsFound() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                for index in 0..<5 { try await database.audit.append(Self.entry(index, replica: "a")) }
+                #expect(try await Self.holds(database, 5))
+
+                // The application's ordinary statements cannot change or remove a record.
+                for statement: PostgresQuery in [
+                    "UPDATE agent_payments_audit SET outcome = 'refused' WHERE seq = 2",
+                    "DELETE FROM agent_payments_audit WHERE seq = 2",
+                    "TRUNCATE agent_payments_audit",
+                ] {
+                    await #expect(throws: (any Error).self) { try await database.client.query(statement) }
+                }
+                #expect(try await Self.holds(database, 5))
+
+                // A superuser who skips the triggers can; verify names the record.
+                try await database.client.withConnection { connection in
+                    try await connection.query("SET session_replication_role = replica", logger: Self.logger)
+                    try await connection.query(
+                        "UPDATE agent_payments_audit SET actor = 'token:mallory' WHERE seq = 3", logger: Self.logger)
+                    try await connection.query("SET session_replication_role = DEFAULT", logger: Self.logger)
+                }
+                let altered = try await database.audit.verify()
+                #expect(altered.checked == 2 && altered.broken?.sequence == 3)
+                #expect(altered.broken?.reason.contains("altered") == true)
+
+                try await database.client.withConnection { connection in
+                    try await connection.query("SET session_replication_role = replica", logger: Self.logger)
+                    try await connection.query(
+                        "UPDATE agent_payments_audit SET actor = 'token:alice' WHERE seq = 3", logger: Self.logger)
+                    try await connection.query("DELETE FROM agent_payments_audit WHERE seq = 4", logger: Self.logger)
+                    try await connection.query("SET session_replication_role = DEFAULT", logger: Self.logger)
+                }
+                let removed = try await database.audit.verify()
+                #expect(removed.broken?.sequence == 5 && removed.broken?.reason.contains("missing") == true)
+            }
+        }
+    }
+}
