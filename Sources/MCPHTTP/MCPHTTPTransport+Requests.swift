@@ -142,7 +142,7 @@ extension MCPHTTPTransport {
             }
             let queue = OutboundQueue(limit: configuration.streamBuffer)
             let connection = server.connect(sink: ModernSink(queue: queue), principal: caller.principal)
-            connection.receive(message: message, transportHeaders: forwarded(request))
+            connection.receive(message: message, transportHeaders: forwarded(request), clientAddress: caller.address)
             return await respond(
                 queue: queue, modern: true, channel: channel, streamHolder: listens ? caller.key : nil,
                 onEnd: { _ in connection.close() })
@@ -203,7 +203,8 @@ extension MCPHTTPTransport {
             return Self.errorResponse(
                 .badRequest, .invalidRequest("request id \(id) is already in use by a request in progress"), id: id)
         }
-        session.connection.receive(message: message, transportHeaders: forwarded(request))
+        session.connection.receive(
+            message: message, transportHeaders: forwarded(request), clientAddress: caller.address)
         return await respond(queue: queue, modern: false, channel: channel, streamHolder: nil) { clientGone in
             if clientGone { session.cancel(id) }
             session.touch()

@@ -148,11 +148,21 @@ public enum PostgresMigrations {
     public static func migrate(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(lockKey))", logger: logger)
-            try await connection.query(
-                """
-                CREATE TABLE IF NOT EXISTS agent_payments_schema_migrations (
-                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
-                """, logger: logger)
+            // No DDL at all on a current schema, so that replicas may run as a role that owns
+            // nothing (Docs/deployment.md): even CREATE … IF NOT EXISTS needs CREATE on the schema.
+            var exists = false
+            for try await found in try await connection.query(
+                "SELECT to_regclass('agent_payments_schema_migrations') IS NOT NULL", logger: logger
+            ).decode(Bool.self) {
+                exists = found
+            }
+            if !exists {
+                try await connection.query(
+                    """
+                    CREATE TABLE agent_payments_schema_migrations (
+                        version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                    """, logger: logger)
+            }
             var applied: Set<Int> = []
             for try await version in try await connection.query(
                 "SELECT version FROM agent_payments_schema_migrations", logger: logger

@@ -27,3 +27,13 @@ extension Principal {
             mayCharge: has(PaymentScope.charge))
     }
 }
+
+extension RequestContext {
+    /// The calling principal as the payment flow sees it, with the client's address for the
+    /// audit trail.
+    var paymentActor: PaymentActor {
+        var actor = principal.paymentActor
+        actor.origin = clientAddress
+        return actor
+    }
+}

@@ -266,7 +266,7 @@ extension PaymentsMCP {
         }
 
         /// Who is calling, as the payment flow judges access and spending.
-        var actor: PaymentActor { call.context.principal.paymentActor }
+        var actor: PaymentActor { call.context.paymentActor }
 
         /// The last progress sentence sent (a client may speak each one: it is not repeated).
         let lastProgress = ProgressMemo()

@@ -114,7 +114,7 @@ public struct ServerConfiguration: Sendable {
         configuration.logLevel = try settings.choice(
             .logLevel, among: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         configuration.logsJSON = try settings.choice(.logFormat, among: ["text", "json"]) == "json"
-        configuration.audit = try audit(settings, database: configuration.database != nil)
+        configuration.audit = try audit(settings, database: settings.value(.databaseURL) != nil)
         if let replica = settings.value(.replica), !replica.isEmpty { configuration.payments.replica = replica }
         configuration.payments.finishedRetention = .seconds(
             try settings.integer(

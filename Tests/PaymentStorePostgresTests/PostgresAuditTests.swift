@@ -90,3 +90,46 @@ import Testing
         }
     }
 }
+
+/// The deployment page's role: replicas that own nothing start on a current schema, work, and
+/// may append to the audit trail but not change it.
+@Suite struct ApplicationRoleTests {
+    /// Docs/deployment.md's grants, for `role`.
+    static func grants(_ role: String) -> [String] {
+        [
+            """
+            GRANT SELECT, INSERT, UPDATE, DELETE ON agent_payments_sessions, agent_payments_outbox,
+                agent_payments_spending, agent_payments_amounts_due, agent_payments_settings TO \(role)
+            """,
+            "GRANT SELECT ON agent_payments_schema_migrations TO \(role)",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO \(role)",
+            "GRANT SELECT, INSERT ON agent_payments_audit TO \(role)",
+        ]
+    }
+
+    @Test func aRoleThatOnlyAppendsToTheTrailStartsWorksAndCannotChangeIt() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            let role = "payments_app_" + UUID().uuidString.prefix(8).lowercased()
+            let password = UUID().uuidString
+            try await withRunningDatabase(url) { owner async throws in
+                try await owner.client.query(
+                    PostgresQuery(unsafeSQL: "CREATE ROLE \(role) LOGIN PASSWORD '\(password)'"))
+                for grant in Self.grants(role) { try await owner.client.query(PostgresQuery(unsafeSQL: grant)) }
+            }
+            var components = try #require(URLComponents(string: url))
+            components.user = role
+            components.password = password
+            try await withRunningDatabase(try #require(components.string)) { app async throws in
+                try await app.audit.append(PostgresAuditTests.entry(0, replica: "app"))
+                #expect(try await PostgresAuditTests.holds(app, 1))
+                _ = try await app.store.activeSessions()
+                do {
+                    try await app.client.query("UPDATE agent_payments_audit SET outcome = 'x'")
+                    Issue.record("the application role changed an audit record")
+                } catch let error as PSQLError {
+                    #expect(error.serverInfo?[.sqlState] == "42501", "permission denied, not only the trigger")
+                }
+            }
+        }
+    }
+}

@@ -114,6 +114,27 @@ import Testing
         #expect(limits.idleTimeout == .seconds(15))
     }
 
+    @Test func theAuditTrailGoesToTheDatabaseWhenThereIsOneElseToStandardError() throws {
+        func destination(_ environment: [String: String]) throws -> ServerConfiguration.AuditDestination {
+            try ServerConfiguration.load(Settings(commandLine: [:], environment: environment), simulate: true).audit
+        }
+        let database = "postgres://user:password@127.0.0.1:5432/payments"
+        #expect(try destination([:]) == .standardError)
+        #expect(try destination(["DATABASE_URL": database]) == .database)
+        #expect(try destination(["DATABASE_URL": database, "AGENT_PAYMENTS_AUDIT": "stderr"]) == .standardError)
+        #expect(
+            try destination(["AGENT_PAYMENTS_AUDIT": "/var/log/payments-audit.jsonl"])
+                == .file("/var/log/payments-audit.jsonl"))
+        #expect(try destination(["AGENT_PAYMENTS_AUDIT": "off"]) == .off)
+        #expect(throws: ConfigurationError.self) { try destination(["AGENT_PAYMENTS_AUDIT": "database"]) }
+        let named = try ServerConfiguration.load(
+            Settings(commandLine: [:], environment: ["AGENT_PAYMENTS_REPLICA": "payments-7"]), simulate: true)
+        #expect(named.payments.replica == "payments-7" && named.startRecord.replica == "payments-7")
+        #expect(
+            try ServerConfiguration.load(Settings(commandLine: [:], environment: [:]), simulate: true).payments.replica
+                .contains("-"))
+    }
+
     @Test func credentialsFromTheCommandLineAndSecretsNeverShown() throws {
         let secret = "s3cr3t-api-secret-value-0123456789"
         let settings = try Settings(

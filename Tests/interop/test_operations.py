@@ -3,15 +3,17 @@ whole simulated payment, parsed with prometheus-client's own parser (an independ
 the exposition format), with bounded labels only; /metrics protected like /mcp off loopback."""
 from __future__ import annotations
 
+import json
 import re
 import secrets
+import subprocess
 
 import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from test_agent_payments_e2e import new_call
-from test_http import CARD, MODERN, TIMEOUT, http_server, sdk_payment
+from test_http import CARD, MODERN, SERVER, TIMEOUT, clean_env, http_server, sdk_payment
 
 pytestmark = pytest.mark.anyio
 
@@ -82,3 +84,54 @@ def test_metrics_off_loopback_ask_what_mcp_asks():
         assert wrong.status_code == 401, (wrong.status_code, wrong.text)
         # With the token, the exposition: this very scrape's connection is open while it is written.
         assert total(scrape(base, token), "agent_payments_connections_open") >= 1
+
+
+async def test_the_audit_trail_says_who_did_what_and_shows_tampering(tmp_path):
+    """PCI DSS 10 as an assessor reads it: the file trail of a whole payment over HTTP names the
+    principal and its address for every command, records a refused token, holds no card data,
+    token or secret, and `audit verify` accepts it, then names the record a tamperer changed."""
+    token = secrets.token_hex(32)
+    trail = tmp_path / "audit.jsonl"
+    call_sid = new_call()
+    env = {"AGENT_PAYMENTS_HTTP_TOKENS": f"alice:{token}", "AGENT_PAYMENTS_AUDIT": str(trail),
+           "AGENT_PAYMENTS_REPLICA": "replica-a"}
+    with http_server(env, scripts={call_sid: {"payment-card-number": [CARD]}}) as server:
+        status = await sdk_payment(server, MODERN, call_sid, token=token)
+        refused = httpx2.post(server.base + "/mcp", timeout=TIMEOUT, content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+                              headers={"Authorization": "Bearer " + "x" * 64, "Content-Type": "application/json",
+                                       "Accept": "application/json, text/event-stream"})
+        assert refused.status_code == 401, refused.text
+
+    text = trail.read_text()
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [record["seq"] for record in records] == list(range(1, len(records) + 1))
+    assert all(record["type"] == "audit" and record["replica"] == "replica-a" for record in records)
+    by_action: dict[str, list[dict]] = {}
+    for record in records:
+        by_action.setdefault(record["action"], []).append(record)
+    assert by_action["configuration.loaded"][0]["actor"] == "system"
+    for action in ("payment.start", "payment.capture", "payment.complete"):
+        ours = [record for record in by_action[action] if record["outcome"] in ("ok", "repeated")]
+        assert ours, (action, by_action.get(action))
+        assert all(record["actor"] == "token:alice" and record["origin"] == "127.0.0.1" for record in ours), ours
+        assert all(record["call_sid"] == call_sid and record["payment_sid"] == status["paymentSid"] for record in ours)
+    assert by_action["callback.accepted"] and all(r["actor"] == "twilio" for r in by_action["callback.accepted"])
+    refusal = by_action["authentication.refused"]
+    assert len(refusal) == 1 and refusal[0]["origin"] == "127.0.0.1" and refusal[0]["outcome"].startswith("refused"), refusal
+    # Nothing a tamperer or an eavesdropper could use: no card data, no token, no secret.
+    for secret in (token, "x" * 64, status["paymentToken"], CARD, CARD[-4:]):
+        assert secret not in text, secret
+
+    verified = subprocess.run([str(SERVER), "audit", "verify", "--file", str(trail)], capture_output=True, text=True,
+                              timeout=30, env=clean_env())
+    assert verified.returncode == 0 and verified.stdout == f"ok: {len(records)} audit records, chain intact\n", verified
+
+    # An assessor's copy with one outcome changed: the record is named, and those before it hold.
+    changed = records[3]
+    lines = text.splitlines()
+    lines[3] = lines[3].replace(f'"outcome":"{changed["outcome"]}"', '"outcome":"refused: nothing happened"')
+    trail.write_text("\n".join(lines) + "\n")
+    broken = subprocess.run([str(SERVER), "audit", "verify", "--file", str(trail)], capture_output=True, text=True,
+                            timeout=30, env=clean_env())
+    assert broken.returncode == 1 and "breaks at record 4: its content does not match its hash" in broken.stderr, broken
+    assert broken.stdout == ""

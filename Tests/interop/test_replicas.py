@@ -384,6 +384,17 @@ async def test_modern_sdk_payment_through_the_proxy(bench):
     assert callback_statuses(b.proxy) == {204}, b.proxy.summary()
     assert not any(e.refused for e in b.proxy.exchanges()), b.proxy.summary()
     b.stop()
+    # Both replicas wrote to one audit chain, which `audit verify` reads from the database.
+    replicas = _sql_in(b, b.pg.url, "SELECT DISTINCT replica FROM agent_payments_audit WHERE action LIKE 'payment.%'")
+    assert len(replicas) == 2, _sql_in(b, b.pg.url, "SELECT seq, replica, actor, action, outcome FROM agent_payments_audit")
+    actions = {row[0] for row in _sql_in(b, b.pg.url, "SELECT DISTINCT action FROM agent_payments_audit")}
+    assert {"configuration.loaded", "payment.start", "payment.capture", "payment.complete", "callback.accepted"} <= actions
+    from test_http import clean_env
+
+    verified = subprocess.run([str(SERVER), "audit", "verify"], env={**clean_env(), "DATABASE_URL": b.pg.url},
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    count = int(_sql_in(b, b.pg.url, "SELECT count(*) FROM agent_payments_audit")[0][0])
+    assert verified.returncode == 0 and verified.stdout == f"ok: {count} audit records, chain intact\n", verified
 
 
 @pytest.mark.anyio

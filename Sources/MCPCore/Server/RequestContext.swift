@@ -28,6 +28,9 @@ public struct RequestContext: Sendable {
     /// headers a Streamable HTTP transport was configured to forward (a voice platform's call
     /// identifier, say). Empty on stdio.
     public internal(set) var transportHeaders: [String: String] = [:]
+    /// The client's network address, when the transport has one (`nil` on stdio): for audit
+    /// records, never for decisions.
+    public internal(set) var clientAddress: String?
     /// Who is calling, as the transport established it (``Principal/local`` on stdio).
     public internal(set) var principal: Principal = .local
 

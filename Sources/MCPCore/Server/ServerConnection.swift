@@ -103,11 +103,16 @@ public final class ServerConnection: Sendable {
     /// Handles one message a transport has already decoded (Streamable HTTP decodes each body
     /// to check its headers against it). `transportHeaders` are what the transport chose to
     /// pass on from the message's envelope (HTTP headers, names lowercased); a request's handler
-    /// finds them in ``RequestContext/transportHeaders``.
-    public func receive(message: JSONRPCMessage, transportHeaders: [String: String] = [:]) {
+    /// finds them in ``RequestContext/transportHeaders``, and the client's network address, when
+    /// the transport has one, in ``RequestContext/clientAddress``.
+    public func receive(
+        message: JSONRPCMessage, transportHeaders: [String: String] = [:], clientAddress: String? = nil
+    ) {
         switch message {
         case .request(let id, let method, let params):
-            handleRequest(id: id, method: method, params: params ?? [:], transportHeaders: transportHeaders)
+            handleRequest(
+                id: id, method: method, params: params ?? [:], transportHeaders: transportHeaders,
+                clientAddress: clientAddress)
         case .notification(let method, let params):
             handleNotification(method: method, params: params ?? [:])
         case .result, .error:
@@ -166,7 +171,10 @@ public final class ServerConnection: Sendable {
 
     // MARK: Requests
 
-    func handleRequest(id: RequestID, method: String, params: JSONValue, transportHeaders: [String: String] = [:]) {
+    func handleRequest(
+        id: RequestID, method: String, params: JSONValue, transportHeaders: [String: String] = [:],
+        clientAddress: String? = nil
+    ) {
         var context: RequestContext
         switch admit(id: id, method: method, params: params) {
         case .failure(let error):
@@ -176,6 +184,7 @@ public final class ServerConnection: Sendable {
             context = admitted
         }
         context.transportHeaders = transportHeaders
+        context.clientAddress = clientAddress
         context.principal = principal
         if let kind = Self.listKind(of: method) { state.withLock { _ = $0.listed.insert(kind) } }
 
