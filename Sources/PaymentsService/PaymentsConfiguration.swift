@@ -34,6 +34,12 @@ public struct PaymentsConfiguration: Sendable {
         /// The host tells it with ``PaymentsSystem/setPublicBaseURL(_:)`` once it knows (say,
         /// when its own listener is bound); until then tools wait as for any other start-up.
         case provided
+
+        /// Whether the URL comes from a tunnel opened at start (seconds, not milliseconds).
+        public var isTunnel: Bool {
+            if case .ngrok = self { return true }
+            return false
+        }
     }
 
     public var twilio: TwilioAPI

@@ -164,6 +164,11 @@ public struct HTTPSettings: Sendable {
 
     /// `http://HOST:PORT` for a bound port.
     public func localBaseURL(port: Int) -> String {
+        Self.url(host: host, port: port)
+    }
+
+    /// `http://HOST:PORT`, an IPv6 host in brackets.
+    public static func url(host: String, port: Int) -> String {
         let shown = host.contains(":") ? "[\(host)]" : host
         return "http://\(shown):\(port)"
     }

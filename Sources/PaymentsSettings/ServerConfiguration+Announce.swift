@@ -70,6 +70,22 @@ extension ServerConfiguration {
         return payments
     }
 
+    /// The database client the configuration names, if any (a Service for the host's group).
+    public func makeDatabase() -> PostgresPaymentDatabase? {
+        database.map { PostgresPaymentDatabase(configuration: $0, logger: Logger(label: "agent-payments.database")) }
+    }
+
+    /// The payments configuration: on `database` when there is one (its store, feed, ledger,
+    /// callback key and, by default, the audit table), with the audit trail wherever
+    /// `AGENT_PAYMENTS_AUDIT` says otherwise (`standardError` writes standard error's lines).
+    public func payments(
+        on database: PostgresPaymentDatabase?, standardError: @escaping @Sendable (String) -> Void
+    ) throws(ConfigurationError) -> PaymentsConfiguration {
+        var payments = database.map(payments(on:)) ?? self.payments
+        if payments.audit == nil { payments.audit = try auditTrail(standardError: standardError) }
+        return payments
+    }
+
     /// The audit trail when it is not the database's: JSON lines to `standardError` (lines given
     /// with their line feed) or appended to a file; `nil` when off or in the database.
     public func auditTrail(

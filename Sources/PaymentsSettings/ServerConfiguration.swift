@@ -32,6 +32,18 @@ public struct ServerConfiguration: Sendable {
     public var logsJSON = false
     /// Where the audit trail goes (`AGENT_PAYMENTS_AUDIT`).
     public var audit: AuditDestination = .standardError
+    /// Where `/metrics` is served (`AGENT_PAYMENTS_METRICS`).
+    public var metrics: MetricsDestination = .listener
+
+    /// Where `/metrics` is served.
+    public enum MetricsDestination: Sendable, Equatable {
+        /// Nowhere, and nothing is counted (no metrics backend).
+        case off
+        /// On the one listener, beside the callbacks.
+        case listener
+        /// On a listener of its own.
+        case separate(host: String, port: Int)
+    }
 
     /// Where the audit trail goes.
     public enum AuditDestination: Sendable, Equatable, CustomStringConvertible {
@@ -115,6 +127,17 @@ public struct ServerConfiguration: Sendable {
             .logLevel, among: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         configuration.logsJSON = try settings.choice(.logFormat, among: ["text", "json"]) == "json"
         configuration.audit = try audit(settings, database: settings.value(.databaseURL) != nil)
+        switch settings.value(.metrics) {
+        case nil, "": configuration.metrics = .listener
+        case "off": configuration.metrics = .off
+        case let address?:
+            guard let (host, port) = HTTPSettings.parseAddress(address) else {
+                throw .invalidValue(
+                    variable: Setting.metrics.name, value: address,
+                    expected: "off, or [HOST:]PORT such as 9464, 0.0.0.0:9464 or [::1]:9464")
+            }
+            configuration.metrics = .separate(host: host, port: port)
+        }
         if let replica = settings.value(.replica), !replica.isEmpty { configuration.payments.replica = replica }
         configuration.payments.finishedRetention = .seconds(
             try settings.integer(

@@ -192,6 +192,10 @@ extension Setting {
     public static let logFormat = Setting(
         "AGENT_PAYMENTS_LOG_FORMAT", default: "text", group: .server,
         "`text` (a readable line per event) or `json` (one JSON object per line, for log shippers): the logs on stderr")
+    public static let metrics = Setting(
+        "AGENT_PAYMENTS_METRICS", defaultText: "on the listener", group: .server,
+        "`/metrics` (Prometheus): on the one listener, on a listener of its own at `[HOST:]PORT` (host default `127.0.0.1`; off loopback it asks what `/mcp` asks), or `off` (nothing counted)"
+    )
     public static let audit = Setting(
         "AGENT_PAYMENTS_AUDIT", defaultText: "`database` with `DATABASE_URL`, else `stderr`", group: .server,
         "the audit trail (Docs/operations.md): `database` (a table), `stderr` or a file's path (JSON lines), or `off`")
@@ -228,7 +232,7 @@ extension Setting {
         databaseURL, callbackKey, databaseStart,
         webhookURL, webhookSecret, webhookEvents, webhooksFile, webhookAllowPrivate, webhookMaximumAge,
         webhookFirstRetry, webhookLease,
-        configFile, logLevel, logFormat, audit, replica, maximumWait, finishedRetention,
+        configFile, logLevel, logFormat, metrics, audit, replica, maximumWait, finishedRetention,
         simulatorPacing, simulatorScript,
     ]
 

@@ -15,9 +15,10 @@ struct Demo: AsyncParsableCommand {
     var amount: String?
 
     func run() async throws {
-        // The child inherits these: the caller's pace, and a quiet server.
+        // The child inherits these: the caller's pace, and a quiet server (no audit lines either).
         setenv("AGENT_PAYMENTS_SIMULATOR_PACING_MS", String(max(0, pacing)), 1)
         setenv("AGENT_PAYMENTS_LOG_LEVEL", "warning", 0)
+        setenv("AGENT_PAYMENTS_AUDIT", "off", 0)
         // This very executable, found portably (Linux and macOS).
         let executable = (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0]))
             .resolvingSymlinksInPath().path

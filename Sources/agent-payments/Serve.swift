@@ -45,15 +45,12 @@ struct Serve: AsyncParsableCommand {
         MCPLogHandler.bootstrap(
             server: server, redactor: redactor, level: configuration.logLevel, broadcast: broadcast,
             json: configuration.logsJSON)
-        let metrics = PrometheusMetrics.bootstrap()
+        let metrics = PrometheusMetrics.bootstrap(configuration.metrics)
         let logger = Logger(label: "agent-payments")
         logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])
         // The database (when configured) is a service of the group, migrated before anything listens.
-        let database = configuration.database.map {
-            PostgresPaymentDatabase(configuration: $0, logger: Logger(label: "agent-payments.database"))
-        }
-        var payments = database.map(configuration.payments(on:)) ?? configuration.payments
-        payments.audit = try payments.audit ?? configuration.auditTrail(standardError: Self.toOperator)
+        let database = configuration.makeDatabase()
+        var payments = try configuration.payments(on: database, standardError: Self.toOperator)
         let audit = payments.audit
         let webhooks = configuration.webhookDispatcher(outbox: database?.outbox, logger: logger)
         payments.notices = webhooks
@@ -84,7 +81,9 @@ struct Serve: AsyncParsableCommand {
             configuration.warnIfUnauthenticated(logger: logger, saying: Self.toOperator)
         }
         let listener = configuration.listener
-        PrometheusMetrics.route(metrics, on: router, host: listener.host, transport: transport)
+        if configuration.metrics == .listener {
+            PrometheusMetrics.route(metrics, on: router, host: listener.host, transport: transport)
+        }
         var app = Application(
             router: router, server: .guardedHTTP1(limits: listener.limits, logger: logger),
             configuration: ApplicationConfiguration(
@@ -131,6 +130,7 @@ struct Serve: AsyncParsableCommand {
             // Before the transport: at shutdown its commands finish before the system stops.
             .init(service: tools),
         ]
+        services += PrometheusMetrics.listener(metrics, configuration, transport: transport, logger: logger)
         if let transport {
             services.append(.init(service: MCPHTTPService(transport: transport)))
             if case .ngrok = payments.publicURL {
@@ -142,16 +142,18 @@ struct Serve: AsyncParsableCommand {
                         }))
             }
         } else {
-            services.append(.init(service: system.whenReady { _ in broadcast.turnOn() }))
-            // Standard input is read once the local parts listen (milliseconds; at most 2 s),
-            // so a client's first tool call finds the system up. A tunnel's public URL is not
-            // waited for (seconds): until it comes, tools say so.
+            // Tool calls wait (at most 2 s) until the local parts listen; the handshake never does.
+            let gate = StdioMCPService.startingGate(open: payments.publicURL.isTunnel)
             services.append(
                 .init(
-                    service: StdioMCPService(server: server) {
-                        if case .ngrok = system.configuration.publicURL { return }
-                        _ = try? await system.ready(waitingUpTo: .seconds(2))
-                    }, successTerminationBehavior: .gracefullyShutdownGroup))
+                    service: system.whenReady { _ in
+                        broadcast.turnOn()
+                        gate.open()
+                    }))
+            services.append(
+                .init(
+                    service: StdioMCPService(server: server, gate: gate),
+                    successTerminationBehavior: .gracefullyShutdownGroup))
         }
         var lifecycle = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -160,9 +162,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// What the server says to its operator (PaymentsSettings' `operatorLine`s): standard error.
-    @Sendable static func toOperator(_ line: String) {
-        FileHandle.standardError.write(Data(line.utf8))
-    }
+    static let toOperator: @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }
 
     /// Loads libcurl, which LazyCurl otherwise loads on the first HTTP request; `nil` once
     /// loaded, else why not.

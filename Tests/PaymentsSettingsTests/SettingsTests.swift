@@ -114,6 +114,19 @@ import Testing
         #expect(limits.idleTimeout == .seconds(15))
     }
 
+    @Test func metricsAreServedOnTheListenerOnAPortOfTheirOwnOrNotAtAll() throws {
+        func destination(_ value: String?) throws -> ServerConfiguration.MetricsDestination {
+            let environment = value.map { ["AGENT_PAYMENTS_METRICS": $0] } ?? [:]
+            return try ServerConfiguration.load(Settings(commandLine: [:], environment: environment), simulate: true)
+                .metrics
+        }
+        #expect(try destination(nil) == .listener)
+        #expect(try destination("off") == .off)
+        #expect(try destination("9464") == .separate(host: "127.0.0.1", port: 9464))
+        #expect(try destination("[::1]:9464") == .separate(host: "::1", port: 9464))
+        #expect(throws: ConfigurationError.self) { try destination("metrics.example:port") }
+    }
+
     @Test func theAuditTrailGoesToTheDatabaseWhenThereIsOneElseToStandardError() throws {
         func destination(_ environment: [String: String]) throws -> ServerConfiguration.AuditDestination {
             try ServerConfiguration.load(Settings(commandLine: [:], environment: environment), simulate: true).audit

@@ -135,3 +135,16 @@ async def test_the_audit_trail_says_who_did_what_and_shows_tampering(tmp_path):
                             timeout=30, env=clean_env())
     assert broken.returncode == 1 and "breaks at record 4: its content does not match its hash" in broken.stderr, broken
     assert broken.stdout == ""
+
+
+def test_metrics_on_a_port_of_their_own_or_off():
+    with http_server({"AGENT_PAYMENTS_METRICS": "127.0.0.1:0"}) as server:
+        url = server.wait_for_line(re.compile(r"metrics endpoint (http://\S+/metrics)"), 30).group(1)
+        assert url.startswith("http://127.0.0.1:") and not url.startswith(server.base), url
+        own = httpx2.get(url, timeout=TIMEOUT)
+        assert own.status_code == 200 and "agent_payments_" in own.text, own.text[:300]
+        assert httpx2.get(server.base + "/metrics", timeout=TIMEOUT).status_code == 404, "not on the main listener"
+        assert httpx2.get(url.replace("/metrics", "/mcp"), timeout=TIMEOUT).status_code == 404, "metrics only"
+    with http_server({"AGENT_PAYMENTS_METRICS": "off"}) as server:
+        assert httpx2.get(server.base + "/metrics", timeout=TIMEOUT).status_code == 404
+        assert "metrics endpoint" not in server.stderr_text()

@@ -154,8 +154,8 @@ public final class MCPServer: Sendable {
     /// Serves one client over this process's standard input and output until standard
     /// input reaches end of file, then cancels whatever is still running and returns once
     /// every queued message has been written.
-    public func serveStdio() async {
-        let transport = StdioTransport(maximumLineLength: options.maximumLineLength)
+    public func serveStdio(gate: InputGate? = nil) async {
+        let transport = StdioTransport(maximumLineLength: options.maximumLineLength, gate: gate)
         await transport.run(server: self)
     }
 

@@ -16,11 +16,17 @@ public struct StdioTransport: Sendable {
     public let inputDescriptor: Int32
     public let outputDescriptor: Int32
     public let maximumLineLength: Int
+    /// Holds back the lines that need what the host is still starting, if given.
+    public let gate: InputGate?
 
-    public init(inputDescriptor: Int32 = 0, outputDescriptor: Int32 = 1, maximumLineLength: Int = 4 * 1024 * 1024) {
+    public init(
+        inputDescriptor: Int32 = 0, outputDescriptor: Int32 = 1, maximumLineLength: Int = 4 * 1024 * 1024,
+        gate: InputGate? = nil
+    ) {
         self.inputDescriptor = inputDescriptor
         self.outputDescriptor = outputDescriptor
         self.maximumLineLength = maximumLineLength
+        self.gate = gate
     }
 
     /// Serves `server` until the input ends or the server is stopped (``MCPServer/stop()``),
@@ -30,6 +36,7 @@ public struct StdioTransport: Sendable {
         let connection = server.connect(sink: writer)
         let input = inputDescriptor
         let limit = maximumLineLength
+        let gate = gate
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             // Whichever comes first, end of input or a stop, resumes the wait, once.
             let once = ResumeOnce(continuation)
@@ -37,7 +44,9 @@ public struct StdioTransport: Sendable {
             _ = PosixThread(name: "mcp-reader") {
                 LineFramer.readLines(from: input, maximumLineLength: limit) { event in
                     switch event {
-                    case .line(let line): connection.receive(line)
+                    case .line(let line):
+                        gate?.pass(line)
+                        connection.receive(line)
                     case .oversized: connection.receiveOversizedLine(limit: limit)
                     }
                 }
