@@ -5,10 +5,14 @@ public import PostgresNIO
 /// The audit trail in PostgreSQL (`agent_payments_audit`, migration 4): one hash chain that
 /// every replica appends to.
 ///
-/// An append waits until its record is committed. Appends that arrive while a batch is being
-/// written go together in the next one (group commit), so the chain's lock is taken once per
-/// batch, not per record: in one transaction, `pg_advisory_xact_lock`, the newest record's
-/// sequence and hash, then the batch's rows, each chained to the one before.
+/// An append is queued in memory and returns at once, so a command's answer never waits for the
+/// database (a voice agent's tool budget is seconds, and a database that is away would spend it).
+/// ``run()`` — a child of ``PostgresPaymentDatabase/run()`` — writes the queue in batches: in
+/// one transaction, `pg_advisory_xact_lock`, the newest record's sequence and hash, then the
+/// batch's rows, each chained to the one before, so the chain's lock is taken once per batch. A
+/// batch that fails is retried, in order, with backoff (0.1 s doubling to 5 s) until the database
+/// is back: nothing is lost unless the process ends first or more than `capacity` records wait
+/// (then appends fail and are counted). A graceful shutdown writes what is queued first.
 public actor PostgresAuditTrail: AuditTrail {
     /// The advisory lock that orders appends across replicas ("audit" in ASCII, distinct from
     /// the migrations' lock).
@@ -17,45 +21,63 @@ public actor PostgresAuditTrail: AuditTrail {
     let client: PostgresClient
     let requestTimeout: Duration
     let logger: Logger
-    private var waiting: [(entry: AuditEntry, done: CheckedContinuation<Void, any Error>)] = []
-    private var writing = false
+    /// Records waiting to be written, oldest first.
+    private var queue: [AuditEntry] = []
+    /// The most records that may wait.
+    public let capacity: Int
+    private nonisolated let doorbell: AsyncStream<Void>
+    private nonisolated let ring: AsyncStream<Void>.Continuation
 
     /// A trail on `client`, which must be running and migrated (``PostgresMigrations``).
-    public init(client: PostgresClient, requestTimeout: Duration = .seconds(2), logger: Logger) {
+    public init(client: PostgresClient, requestTimeout: Duration = .seconds(2), capacity: Int = 100_000, logger: Logger)
+    {
         self.client = client
         self.requestTimeout = requestTimeout
+        self.capacity = capacity
         self.logger = logger
+        (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    public func append(_ entry: AuditEntry) async throws(AuditTrailError) {
-        if writing {
-            // A writer is at work: it takes this record in its next batch.
-            do {
-                try await withCheckedThrowingContinuation { waiting.append((entry, $0)) }
-                return
-            } catch {
-                throw AuditTrailError("the audit record was not kept: \(PostgresStoreError.from(error))")
+    public func append(_ entry: AuditEntry) throws(AuditTrailError) {
+        guard queue.count < capacity else {
+            throw AuditTrailError("\(capacity) audit records are waiting for the database; this one was not kept")
+        }
+        queue.append(entry)
+        ring.yield()
+    }
+
+    /// Records appended and not yet written.
+    public var pending: Int { queue.count }
+
+    /// Writes queued records until cancelled.
+    public func run() async {
+        var backoff = Duration.milliseconds(100)
+        for await _ in doorbell {
+            while !queue.isEmpty, !Task.isCancelled {
+                let batch = Array(queue.prefix(500))
+                if case .failure(let error) = await write(batch) {
+                    logger.error(
+                        "audit records not written yet; retrying",
+                        metadata: ["records.waiting": "\(queue.count)", "reason": "\(error)"])
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(5))
+                    continue
+                }
+                queue.removeFirst(batch.count)
+                backoff = .milliseconds(100)
             }
         }
-        // No writer now: this append writes, its own record first, then whatever queued meanwhile,
-        // until nothing waits (no task of its own is started).
-        writing = true
-        var own: Result<Void, PostgresStoreError>?
-        var batch = [entry]
-        var continuations: [CheckedContinuation<Void, any Error>] = []
-        while !batch.isEmpty {
-            let result = await write(batch)
-            if own == nil { own = result }
-            for done in continuations { done.resume(with: result.mapError { $0 as any Error }) }
-            batch = waiting.map(\.entry)
-            continuations = waiting.map(\.done)
-            waiting.removeAll()
+    }
+
+    /// Waits until every record appended so far is written, at most `timeout` (the writer must be
+    /// running); whether the queue emptied.
+    @discardableResult
+    public func flush(within timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !queue.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(10))
         }
-        writing = false
-        if case .failure(let error) = own {
-            logger.error("audit record not kept", metadata: ["reason": "\(error)"])
-            throw AuditTrailError("the audit record was not kept: \(error)")
-        }
+        return queue.isEmpty
     }
 
     /// Appends `entries` in one transaction, chained after the newest record.

@@ -47,12 +47,16 @@ public final class PostgresPaymentDatabase: Service, CallbackKeySource, Sendable
         audit = PostgresAuditTrail(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
     }
 
-    /// Runs the connection pool, and the change feed's listening connection, until cancelled
-    /// or a graceful shutdown (the pool is closed after the feed).
+    /// Runs the connection pool, the change feed's listening connection and the audit trail's
+    /// writer, until cancelled or a graceful shutdown (queued audit records are written, then the
+    /// pool is closed).
     public func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.client.run() }
+            group.addTask { await self.audit.run() }
             await feed.run()
+            // Shutting down: the audit records still queued are written while the pool is open.
+            await audit.flush(within: .seconds(3))
             group.cancelAll()
         }
     }

@@ -12,6 +12,7 @@ import Testing
 
     /// Whether the whole trail holds, `count` records long.
     static func holds(_ database: PostgresPaymentDatabase, _ count: Int64) async throws -> Bool {
+        #expect(await database.audit.flush(within: .seconds(30)), "the writer keeps up")
         let (checked, broken) = try await database.audit.verify()
         return checked == count && broken == nil
     }
@@ -35,6 +36,8 @@ import Testing
                         }
                         try await group.waitForAll()
                     }
+                    #expect(await a.audit.flush(within: .seconds(30)))
+                    #expect(await b.audit.flush(within: .seconds(30)))
                     let (checked, broken) = try await a.audit.verify()
                     #expect(checked == 120 && broken == nil, "\(String(describing: broken))")
                     var count: Int64 = 0
@@ -73,6 +76,7 @@ import Testing
                         "UPDATE agent_payments_audit SET actor = 'token:mallory' WHERE seq = 3", logger: Self.logger)
                     try await connection.query("SET session_replication_role = DEFAULT", logger: Self.logger)
                 }
+                #expect(await database.audit.pending == 0)
                 let altered = try await database.audit.verify()
                 #expect(altered.checked == 2 && altered.broken?.sequence == 3)
                 #expect(altered.broken?.reason.contains("altered") == true)
