@@ -5,6 +5,8 @@ public import Foundation
 /// which replica. Never card data, tokens or secrets: SIDs, principals' names, masked or coded
 /// outcomes only.
 public struct AuditEntry: Sendable, Hashable, Codable {
+    /// The record's own id (a UUID): a store that retries a write keeps it once.
+    public var id: String
     /// When it happened, to the millisecond (what the chain hashes).
     public var atMilliseconds: Int64
     /// The replica that recorded it.
@@ -25,8 +27,10 @@ public struct AuditEntry: Sendable, Hashable, Codable {
 
     public init(
         at time: Date = Date(), replica: String, actor: String, action: String, outcome: String,
-        callSID: String? = nil, paymentSID: String? = nil, origin: String? = nil, detail: String? = nil
+        callSID: String? = nil, paymentSID: String? = nil, origin: String? = nil, detail: String? = nil,
+        id: String = UUID().uuidString.lowercased()
     ) {
+        self.id = id
         atMilliseconds = Int64((time.timeIntervalSince1970 * 1000).rounded(.down))
         self.replica = replica
         self.actor = actor

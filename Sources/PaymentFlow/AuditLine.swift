@@ -5,6 +5,7 @@ import Foundation
 public enum AuditLine {
     private struct Line: Codable {
         var type = "audit"
+        var id: String
         var seq: Int64
         var at: String
         var at_ms: Int64
@@ -24,7 +25,7 @@ public enum AuditLine {
     public static func encode(_ record: AuditRecord) -> String {
         let entry = record.entry
         let line = Line(
-            seq: record.sequence,
+            id: entry.id, seq: record.sequence,
             at: entry.time.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             at_ms: entry.atMilliseconds, replica: entry.replica, actor: entry.actor, action: entry.action,
             outcome: entry.outcome, call_sid: entry.callSID, payment_sid: entry.paymentSID, origin: entry.origin,
@@ -41,7 +42,7 @@ public enum AuditLine {
         else { return nil }
         var entry = AuditEntry(
             replica: line.replica, actor: line.actor, action: line.action, outcome: line.outcome,
-            callSID: line.call_sid, paymentSID: line.payment_sid, origin: line.origin, detail: line.detail)
+            callSID: line.call_sid, paymentSID: line.payment_sid, origin: line.origin, detail: line.detail, id: line.id)
         entry.atMilliseconds = line.at_ms
         entry.detail = line.detail
         return AuditRecord(sequence: line.seq, entry: entry, previousHash: line.prev, hash: line.hash)

@@ -36,7 +36,7 @@ public struct AuditRecord: Sendable, Hashable, Codable {
         var text = "agent-payments-audit-v1\n" + previousHash
         for field in [
             String(sequence), String(entry.atMilliseconds), entry.replica, entry.actor, entry.action, entry.outcome,
-            entry.callSID, entry.paymentSID, entry.origin, entry.detail,
+            entry.callSID, entry.paymentSID, entry.origin, entry.detail, entry.id,
         ] {
             // Length-prefixed, and absent distinct from empty: no two entries hash the same text.
             text += field.map { "\n\($0.utf8.count):\($0)" } ?? "\n-"

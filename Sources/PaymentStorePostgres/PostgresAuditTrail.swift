@@ -86,19 +86,27 @@ public actor PostgresAuditTrail: AuditTrail {
             try await withTimeout(requestTimeout) { [client, logger] in
                 try await client.withTransaction(logger: logger) { connection in
                     try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
+                    // A batch retried after an answer was lost may be stored already: each record is kept once.
+                    var stored: Set<String> = []
+                    for try await id in try await connection.query(
+                        "SELECT entry_id FROM agent_payments_audit WHERE entry_id = ANY(\(entries.map(\.id)))",
+                        logger: logger
+                    ).decode(String.self) {
+                        stored.insert(id)
+                    }
                     var last: (sequence: Int64, hash: String)?
                     for try await (sequence, hash) in try await connection.query(
                         "SELECT seq, hash FROM agent_payments_audit ORDER BY seq DESC LIMIT 1", logger: logger
                     ).decode((Int64, String).self) {
                         last = (sequence, hash)
                     }
-                    for entry in entries {
+                    for entry in entries where stored.insert(entry.id).inserted {
                         let record = AuditRecord(entry: entry, after: last)
                         try await connection.query(
                             """
-                            INSERT INTO agent_payments_audit (seq, at_ms, replica, actor, action, outcome, call_sid,
-                                payment_sid, origin, detail, prev_hash, hash)
-                            VALUES (\(record.sequence), \(entry.atMilliseconds), \(entry.replica), \(entry.actor),
+                            INSERT INTO agent_payments_audit (seq, entry_id, at_ms, replica, actor, action, outcome,
+                                call_sid, payment_sid, origin, detail, prev_hash, hash)
+                            VALUES (\(record.sequence), \(entry.id), \(entry.atMilliseconds), \(entry.replica), \(entry.actor),
                                 \(entry.action), \(entry.outcome), \(entry.callSID), \(entry.paymentSID), \(entry.origin),
                                 \(entry.detail), \(record.previousHash), \(record.hash))
                             """, logger: logger)
@@ -119,21 +127,20 @@ public actor PostgresAuditTrail: AuditTrail {
             var check = AuditChainCheck()
             let rows = try await client.query(
                 """
-                SELECT seq, at_ms, replica, actor, action, outcome, call_sid, payment_sid, origin, detail, prev_hash, hash
+                SELECT seq, entry_id, at_ms, replica, actor, action, outcome, call_sid, payment_sid, origin, detail,
+                    prev_hash, hash
                 FROM agent_payments_audit ORDER BY seq
                 """, logger: logger)
             for try await row in rows {
-                let (sequence, at, replica, actor, action, outcome, call, payment, origin, detail, previous, hash) =
+                let (sequence, id, at, replica, actor, action, outcome, call, payment, origin, detail, previous, hash) =
                     try row.decode(
                         (
-                            Int64, Int64, String, String, String, String, String?, String?, String?, String?, String,
-                            String
-                        )
-                        .self)
+                            Int64, String, Int64, String, String, String, String, String?, String?, String?, String?,
+                            String, String
+                        ).self)
                 var entry = AuditEntry(
                     replica: replica, actor: actor, action: action, outcome: outcome, callSID: call,
-                    paymentSID: payment,
-                    origin: origin, detail: detail)
+                    paymentSID: payment, origin: origin, detail: detail, id: id)
                 entry.atMilliseconds = at
                 entry.detail = detail
                 let record = AuditRecord(sequence: sequence, entry: entry, previousHash: previous, hash: hash)

@@ -106,6 +106,7 @@ public enum PostgresMigrations {
                 """
                 CREATE TABLE agent_payments_audit (
                     seq bigint PRIMARY KEY CHECK (seq > 0),
+                    entry_id text NOT NULL UNIQUE,
                     at_ms bigint NOT NULL,
                     at timestamptz GENERATED ALWAYS AS (to_timestamp(at_ms / 1000.0)) STORED,
                     replica text NOT NULL,

@@ -53,6 +53,19 @@ import Testing
         }
     }
 
+    @Test func aRecordWrittenTwiceIsKeptOnce() async throws {
+        // What a batch retried after its commit's answer was lost looks like to the table.
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                let entry = Self.entry(0, replica: "a")
+                try await database.audit.append(entry)
+                try await database.audit.append(entry)
+                try await database.audit.append(Self.entry(1, replica: "a"))
+                #expect(try await Self.holds(database, 2))
+            }
+        }
+    }
+
     @Test func theTableRefusesChangesAndTamperingIsFound() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
             try await withRunningDatabase(url) { database async throws in
