@@ -106,10 +106,10 @@ func first(
                     func key(_ database: PostgresPaymentDatabase) async throws -> Secret {
                         let deadline = ContinuousClock.now + .seconds(30)
                         while true {
-                            do throws(PostgresStoreError) {
+                            do {
                                 return try await database.sharedCallbackKey()
-                            } catch .unreachable where ContinuousClock.now < deadline {
-                                continue
+                            } catch {
+                                guard case .unreachable = error, ContinuousClock.now < deadline else { throw error }
                             }
                         }
                     }
