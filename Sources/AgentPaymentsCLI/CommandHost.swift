@@ -2,19 +2,10 @@ public import Logging
 
 /// What the commands of this library read and write, given by the process that runs them: a
 /// library reads no process environment and writes to neither standard output nor standard error
-/// by itself
-/// (RepositoryTests' `librariesTouchNoProcessState`), so a host — or a test — decides both.
-///
-/// The executable sets it around parsing and running a command:
-///
-/// ```swift
-/// let host = CommandHost(
-///     environment: ProcessInfo.processInfo.environment,
-///     output: { FileHandle.standardOutput.write(Data($0.utf8)) },
-///     diagnostics: { FileHandle.standardError.write(Data($0.utf8)) },
-///     logger: Logger(label: "agent-payments") { StreamLogHandler.standardError(label: $0) })
-/// try await CommandHost.$current.withValue(host) { try await command.run() }
-/// ```
+/// by itself (RepositoryTests' `librariesTouchNoProcessState`), so a host — or a test — decides
+/// both. The executable builds one from its own environment and standard streams
+/// (`AgentPayments.host`) and sets it around running a command:
+/// `try await CommandHost.$current.withValue(host) { try await command.run() }`.
 public struct CommandHost: Sendable {
     /// The environment variables settings are read from.
     public var environment: [String: String]
