@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 public import PaymentFlow
 public import PostgresNIO
@@ -7,17 +8,17 @@ public import PostgresNIO
 ///
 /// An append is queued in memory and returns at once, so a command's answer never waits for the
 /// database (a voice agent's tool budget is seconds, and a database that is away would spend it).
-/// ``run()`` — a child of ``PostgresPaymentDatabase/run()`` — writes the queue in batches: in
-/// one transaction, `pg_advisory_xact_lock`, the newest record's sequence and hash, then the
-/// batch's rows, each chained to the one before, so the chain's lock is taken once per batch. A
-/// batch that fails is retried, in order, with backoff (0.1 s doubling to 5 s) until the database
-/// is back: nothing is lost unless the process ends first or more than `capacity` records wait
-/// (then appends fail and are counted). A graceful shutdown writes what is queued first.
+/// ``run()`` — a child of ``PostgresPaymentDatabase/run()`` — writes the queue in batches of
+/// up to 500, each in two statements and no transaction held between them: one reads the newest
+/// record's sequence and hash and which of the batch's ids are stored already; the other inserts
+/// the batch's rows, each chained to the one before, numbered from the sequence read. The
+/// sequence is the table's primary key, so it is the compare-and-set: when another replica
+/// appended in between, the insert fails whole on the key and the batch is chained again on the
+/// new head. A batch that fails otherwise is retried, in order, with backoff (0.1 s doubling to
+/// 5 s) until the database is back: nothing is lost unless the process ends first or more than
+/// `capacity` records wait (then appends fail and are counted). A batch written again after its
+/// answer was lost skips the ids already stored. A graceful shutdown writes what is queued first.
 public actor PostgresAuditTrail: AuditTrail {
-    /// The advisory lock that orders appends across replicas ("audit" in ASCII, distinct from
-    /// the migrations' lock).
-    static let lockKey: Int64 = 0x6175_6469_74
-
     let client: PostgresClient
     let requestTimeout: Duration
     let logger: Logger
@@ -80,43 +81,77 @@ public actor PostgresAuditTrail: AuditTrail {
         return queue.isEmpty
     }
 
-    /// Appends `entries` in one transaction, chained after the newest record.
+    /// Appends `entries` chained after the newest record, chaining them again on a newer head
+    /// when another replica appended first (at most a few times, then it is a failure to retry).
     private func write(_ entries: [AuditEntry]) async -> Result<Void, PostgresStoreError> {
-        do {
-            try await withTimeout(requestTimeout) { [client, logger] in
-                try await client.withTransaction(logger: logger) { connection in
-                    try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
-                    // A batch retried after an answer was lost may be stored already: each record is kept once.
-                    var stored: Set<String> = []
-                    for try await id in try await connection.query(
-                        "SELECT entry_id FROM agent_payments_audit WHERE entry_id = ANY(\(entries.map(\.id)))",
-                        logger: logger
-                    ).decode(String.self) {
-                        stored.insert(id)
-                    }
-                    var last: (sequence: Int64, hash: String)?
-                    for try await (sequence, hash) in try await connection.query(
-                        "SELECT seq, hash FROM agent_payments_audit ORDER BY seq DESC LIMIT 1", logger: logger
-                    ).decode((Int64, String).self) {
-                        last = (sequence, hash)
-                    }
-                    for entry in entries where stored.insert(entry.id).inserted {
-                        let record = AuditRecord(entry: entry, after: last)
-                        try await connection.query(
-                            """
-                            INSERT INTO agent_payments_audit (seq, entry_id, at_ms, replica, actor, action, outcome,
-                                call_sid, payment_sid, origin, detail, prev_hash, hash)
-                            VALUES (\(record.sequence), \(entry.id), \(entry.atMilliseconds), \(entry.replica), \(entry.actor),
-                                \(entry.action), \(entry.outcome), \(entry.callSID), \(entry.paymentSID), \(entry.origin),
-                                \(entry.detail), \(record.previousHash), \(record.hash))
-                            """, logger: logger)
-                        last = (record.sequence, record.hash)
-                    }
+        var lastError = PostgresStoreError.unreachable("the audit chain's head kept moving")
+        for _ in 0..<5 {
+            do {
+                try await withTimeout(requestTimeout) { [client, logger] in
+                    try await Self.append(entries, client: client, logger: logger)
                 }
+                return .success(())
+            } catch {
+                let error = PostgresStoreError.from(error)
+                // 23505: another replica took the sequence (or, after a lost answer, an id is stored).
+                guard case .refused(sqlState: "23505", _) = error else { return .failure(error) }
+                lastError = error
             }
-            return .success(())
-        } catch {
-            return .failure(PostgresStoreError.from(error))
+        }
+        return .failure(lastError)
+    }
+
+    /// One attempt: the head and the ids stored already, then every new row in one insert.
+    private static func append(_ entries: [AuditEntry], client: PostgresClient, logger: Logger) async throws {
+        var last: (sequence: Int64, hash: String)?
+        var stored: Set<String> = []
+        for try await (sequence, hash, id) in try await client.query(
+            """
+            SELECT seq, hash, NULL FROM (SELECT seq, hash FROM agent_payments_audit ORDER BY seq DESC LIMIT 1) head
+            UNION ALL SELECT NULL, NULL, entry_id FROM agent_payments_audit WHERE entry_id = ANY(\(entries.map(\.id)))
+            """, logger: logger
+        ).decode((Int64?, String?, String?).self) {
+            if let sequence, let hash { last = (sequence, hash) }
+            if let id { stored.insert(id) }
+        }
+        var rows: [Row] = []
+        for entry in entries where stored.insert(entry.id).inserted {
+            let record = AuditRecord(entry: entry, after: last)
+            rows.append(Row(record: record))
+            last = (record.sequence, record.hash)
+        }
+        guard !rows.isEmpty else { return }
+        let json = String(decoding: try JSONEncoder().encode(rows), as: UTF8.self)
+        try await client.query(
+            """
+            INSERT INTO agent_payments_audit (seq, entry_id, at_ms, replica, actor, action, outcome,
+                call_sid, payment_sid, origin, detail, prev_hash, hash)
+            SELECT seq, entry_id, at_ms, replica, actor, action, outcome, call_sid, payment_sid, origin, detail,
+                prev_hash, hash
+            FROM jsonb_to_recordset(\(json)::jsonb) AS r(seq bigint, entry_id text, at_ms bigint, replica text,
+                actor text, action text, outcome text, call_sid text, payment_sid text, origin text, detail text,
+                prev_hash text, hash text)
+            ORDER BY seq
+            """, logger: logger)
+    }
+
+    /// One record as the insert reads it.
+    private struct Row: Encodable {
+        var seq: Int64
+        var entry_id: String
+        var at_ms: Int64
+        var replica, actor, action, outcome: String
+        var call_sid, payment_sid, origin, detail: String?
+        var prev_hash, hash: String
+
+        init(record: AuditRecord) {
+            let entry = record.entry
+            seq = record.sequence
+            entry_id = entry.id
+            at_ms = entry.atMilliseconds
+            (replica, actor, action, outcome) = (entry.replica, entry.actor, entry.action, entry.outcome)
+            (call_sid, payment_sid, origin, detail) = (entry.callSID, entry.paymentSID, entry.origin, entry.detail)
+            (prev_hash, hash) = (record.previousHash, record.hash)
         }
     }
 

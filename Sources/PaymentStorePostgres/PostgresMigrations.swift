@@ -100,8 +100,8 @@ public enum PostgresMigrations {
         Migration(
             version: 4, name: "audit trail",
             statements: [
-                // One hash chain (PaymentFlow's AuditRecord), appended under an advisory lock by
-                // every replica. The application role should only INSERT and SELECT here
+                // One hash chain (PaymentFlow's AuditRecord), appended by every replica (the sequence key
+                // orders appends). The application role should only INSERT and SELECT here
                 // (Docs/deployment.md); the trigger refuses changes even to the table's owner.
                 """
                 CREATE TABLE agent_payments_audit (

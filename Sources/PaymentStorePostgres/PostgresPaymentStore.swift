@@ -3,6 +3,7 @@ public import Foundation
 public import Logging
 public import PaymentFlow
 public import PostgresNIO
+import Synchronization
 public import TwilioPayments
 import _ConnectionPoolModule
 
@@ -74,18 +75,76 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
 /// Runs `request`, failing it as ``PostgresStoreError/unreachable(_:)`` after `timeout`: the
 /// connection pool would otherwise keep a request waiting for a connection for a minute while
 /// the server is away.
+///
+/// The caller is answered at the deadline (or when it is cancelled) even if `request` has not
+/// ended: `request` runs in a task of its own, is cancelled then and left to finish alone.
+/// PostgresNIO 1.33.2 drops a query written to a connection that has just closed, without
+/// failing it (`PostgresConnection.query` writes with no promise), and does not end a query on
+/// cancellation, so such a request never ends; a structured race would wait for it forever (the
+/// audit writer did, after a server's shutdown between two statements of a transaction).
 func withTimeout<T: Sendable>(
     _ timeout: Duration, _ request: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask(operation: request)
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            throw PostgresStoreError.unreachable("no answer within \(timeout)")
+    let answer = FirstAnswer<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let work = Task {
+                do { answer.give(.success(try await request())) } catch { answer.give(.failure(error)) }
+            }
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                answer.give(.failure(PostgresStoreError.unreachable("no answer within \(timeout)")))
+            }
+            answer.wait(continuation, cancelling: [work, timer])
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw CancellationError() }
-        return first
+    } onCancel: {
+        answer.give(.failure(CancellationError()))
+    }
+}
+
+/// The first of several answers, given once to one waiting continuation; the tasks that could
+/// still give one are cancelled then.
+final class FirstAnswer<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var early: Result<T, any Error>?
+        var tasks: [Task<Void, Never>] = []
+        var given = false
+    }
+    private let state = Mutex(State())
+
+    /// Waits with `continuation`, which is resumed at once if an answer came first.
+    func wait(_ continuation: CheckedContinuation<T, any Error>, cancelling tasks: [Task<Void, Never>]) {
+        let early: Result<T, any Error>? = state.withLock { state in
+            state.tasks = tasks
+            guard let early = state.early else {
+                state.continuation = continuation
+                return nil
+            }
+            return early
+        }
+        if let early {
+            for task in tasks { task.cancel() }
+            continuation.resume(with: early)
+        }
+    }
+
+    /// Gives `result` unless an answer was given already.
+    func give(_ result: Result<T, any Error>) {
+        let (continuation, tasks): (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) = state.withLock {
+            state in
+            guard !state.given else { return (nil, []) }
+            state.given = true
+            guard let continuation = state.continuation else {
+                state.early = result
+                return (nil, [])
+            }
+            state.continuation = nil
+            defer { state.tasks = [] }
+            return (continuation, state.tasks)
+        }
+        for task in tasks { task.cancel() }
+        continuation?.resume(with: result)
     }
 }
 

@@ -420,7 +420,8 @@ func first(
             let flow = PaymentCoordinator(
                 api: api, store: database.store, feed: database.feed,
                 callbackURLs: StaticCallbackURLProvider(baseURL: "https://payments.example.com/cb/"),
-                callbackKey: database) // the shared key, read by prepare and kept: no request here
+                callbackKey: database, // the shared key, read by prepare and kept: no request here
+                audit: database.audit)
             let session = try await flow.start(callSID: Sample.call(30), options: PaymentSessionOptions())
             let sid = try #require(session.paymentSID)
             try await cluster.halt()
@@ -456,6 +457,17 @@ func first(
             }
             let after = try #require(captured, "the store works again once the server is back")
             #expect(after.state(.cardNumber) == .requested)
+            // The audit records of the outage waited in memory and are written once it is over, in order.
+            #expect(await database.audit.flush(within: .seconds(30)))
+            let (checked, broken) = try await database.audit.verify()
+            #expect(broken == nil && checked >= 3, "\(checked) \(String(describing: broken))")
+            var outcomes: [String] = []
+            for try await (action, outcome) in try await database.client.query(
+                "SELECT action, outcome FROM agent_payments_audit ORDER BY seq"
+            ).decode((String, String).self) where action == "payment.capture" {
+                outcomes.append(outcome)
+            }
+            #expect(outcomes.first == "refused: store unavailable" && outcomes.last == "ok", "\(outcomes)")
             #expect(after.version == session.version + 2, "request and answer, nothing lost or doubled")
             #expect(try await database.store.session(sid) == after)
         }
