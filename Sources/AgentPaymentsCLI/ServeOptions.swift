@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Foundation
+import Synchronization
 public import PaymentsSettings
 
 /// What `serve` and `config check` take on the command line. Each option is a setting's
@@ -51,12 +52,36 @@ public struct ServeOptions: ParsableArguments {
     }
 
     /// The configuration these options and `environment` make, or the first mistake as a usage error.
+    ///
+    /// The last configuration made is kept for the same options and environment: a command
+    /// loads it in `validate()`, for a usage error in the command's own terms, and again in
+    /// `run()`, and reading every setting through swift-configuration's providers twice cost
+    /// a millisecond of the server's start.
     public func load(environment: [String: String]) throws(ValidationError) -> ServerConfiguration {
+        let key = LoadKey(
+            credentials: credentials, simulate: simulate, http: http, tokensFile: tokensFile,
+            allowUnauthenticated: allowUnauthenticated, databaseURL: database.databaseURL, config: database.config,
+            environment: environment)
+        if let last = Self.lastLoad.withLock({ $0 }), last.key == key { return last.configuration }
         do {
-            return try ServerConfiguration.load(
+            let configuration = try ServerConfiguration.load(
                 settings(environment: environment), simulate: simulate, allowUnauthenticated: allowUnauthenticated)
+            Self.lastLoad.withLock { $0 = (key, configuration) }
+            return configuration
         } catch {
             throw ValidationError(error.description)
         }
     }
+
+    /// Everything a configuration is made from.
+    private struct LoadKey: Equatable, Sendable {
+        var credentials: [String]
+        var simulate: Bool
+        var http, tokensFile: String?
+        var allowUnauthenticated: Bool
+        var databaseURL, config: String?
+        var environment: [String: String]
+    }
+
+    private static let lastLoad = Mutex<(key: LoadKey, configuration: ServerConfiguration)?>(nil)
 }

@@ -25,7 +25,9 @@ import Synchronization
 /// - Queues are bounded (``maximumPending`` per endpoint); an event past the bound is dropped
 ///   and logged at error (the in-memory queue is not durable: a process that stops loses what
 ///   it had not delivered).
-public final class WebhookDispatcher: PaymentNoticeSink, Service, Sendable {
+public final class WebhookDispatcher: PaymentNoticeSink, Service, CustomStringConvertible, Sendable {
+    /// Its name in a service group and in logs.
+    public var description: String { "webhooks" }
     /// Where events go, as the dispatcher needs it: a name for logs, the URL, which event types
     /// it takes, and how each attempt is signed.
     public struct Destination: Sendable {

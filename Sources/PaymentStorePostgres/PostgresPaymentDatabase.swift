@@ -14,7 +14,9 @@ import Synchronization
 /// reads the callback key, retrying while the server is not up yet: what a host runs before its
 /// listener starts (Hummingbird's `beforeServerStarts`). The database is the payments' callback
 /// key source (``callbackKey()``): the key every replica shares, read once and kept.
-public final class PostgresPaymentDatabase: Service, CallbackKeySource, Sendable {
+public final class PostgresPaymentDatabase: Service, CallbackKeySource, CustomStringConvertible, Sendable {
+    /// Its name in a service group and in logs.
+    public var description: String { "postgresql" }
     public let configuration: PostgresDatabaseConfiguration
     public let client: PostgresClient
     public let store: PostgresPaymentStore

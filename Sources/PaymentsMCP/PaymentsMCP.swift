@@ -18,7 +18,9 @@ import Synchronization
 /// outlives the request that started it, never the service). Run it in the host's group after
 /// the payments system and before the MCP transport, so that at shutdown the transport stops
 /// first and the commands in flight finish before the system stops.
-public final class PaymentsMCP: Service, Sendable {
+public final class PaymentsMCP: Service, CustomStringConvertible, Sendable {
+    /// Its name in a service group and in logs.
+    public var description: String { "mcp tools" }
     public let server: MCPServer
     /// The payment flow the tools drive (a ``PaymentsService`` system's, or a host's own).
     public let coordinator: PaymentCoordinator

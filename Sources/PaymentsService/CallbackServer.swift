@@ -9,14 +9,22 @@ public import ServiceLifecycle
 /// system.serverRunning`).
 public struct CallbackServer<App: ApplicationProtocol>: Service, CustomStringConvertible {
     public var description: String { "http-server" }
-    let app: App
+    let makeApp: @Sendable () -> App
     let system: PaymentsSystem
     let host: String
     let port: Int
 
     /// `app`, listening on `host`:`port` (named in the failure), for `system`.
-    public init(_ app: App, system: PaymentsSystem, host: String, port: Int) {
-        self.app = app
+    public init(_ app: App, system: PaymentsSystem, host: String, port: Int) where App: Sendable {
+        self.init(system: system, host: host, port: port) { app }
+    }
+
+    /// The application `makeApp` builds when the service runs, listening on `host`:`port`
+    /// (named in the failure), for `system`: building a router and its routes then happens
+    /// beside the host's other services (MCP over stdio answers its first request meanwhile)
+    /// instead of before any of them.
+    public init(system: PaymentsSystem, host: String, port: Int, _ makeApp: @escaping @Sendable () -> App) {
+        self.makeApp = makeApp
         self.system = system
         self.host = host
         self.port = port
@@ -24,7 +32,7 @@ public struct CallbackServer<App: ApplicationProtocol>: Service, CustomStringCon
 
     public func run() async throws {
         do {
-            try await app.run()
+            try await makeApp().run()
         } catch {
             if case .preparationFailed? = system.startFailure { throw error }
             let failure = PaymentsStartError.callbackListenerFailed(

@@ -39,7 +39,7 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
     /// (`startCall(_:)`) and its simulated callers type.
     public let simulator: TwilioSimulator?
     /// The long-running parts, in start order (a `ServiceGroup` shuts them down in reverse).
-    public let services: [any Service]
+    public let services: [any Service & CustomStringConvertible]
 
     private let logger: Logger
     let startup: Startup
@@ -128,7 +128,7 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
             sink: CoordinatorSink(coordinator: coordinator), publicBase: publicBase,
             logger: logger.labelled("callbacks"))
 
-        var services: [any Service] = []
+        var services: [any Service & CustomStringConvertible] = []
         if let simulator, let simulatorRoute {
             services.append(
                 SimulatorService(simulator: simulator, route: simulatorRoute, startup: startup, logger: logger))
@@ -165,7 +165,7 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
             boundPort.fail(.failed(startup.failure ?? .stopped))
         }
         let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger))
+            configuration: ServiceGroupConfiguration(services: services.map { .named($0) }, logger: logger))
         try await group.run()
     }
 

@@ -20,7 +20,9 @@ struct WhenReady: Service, CustomStringConvertible {
 extension PaymentsSystem {
     /// A service that runs `action` once the system is ready, for the host's `ServiceGroup`
     /// (place it after the system).
-    public func whenReady(_ action: @escaping @Sendable (PaymentsSystem) async -> Void) -> some Service {
+    public func whenReady(
+        _ action: @escaping @Sendable (PaymentsSystem) async -> Void
+    ) -> some Service & CustomStringConvertible {
         WhenReady(system: self, action: action)
     }
 }

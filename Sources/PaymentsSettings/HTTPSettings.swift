@@ -17,7 +17,10 @@ public struct HTTPSettings: Sendable {
     /// IPv4 address in 127.0.0.0/8, `::1`, or an IPv4-mapped 127.x address. Compared as
     /// addresses, so neither `127.evil.example` nor `0:0:0:0:0:0:0:1` is mistaken.
     public static func isLoopback(_ host: String) -> Bool {
-        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        var bracketed = Substring(host)
+        while bracketed.first == "[" || bracketed.first == "]" { bracketed.removeFirst() }
+        while bracketed.last == "[" || bracketed.last == "]" { bracketed.removeLast() }
+        let bare = bracketed.lowercased()
         if bare == "localhost" { return true }
         var v4 = in_addr()
         if inet_pton(AF_INET, bare, &v4) == 1 {
@@ -65,7 +68,7 @@ public struct HTTPSettings: Sendable {
         var entries: [(text: String, source: String)] = (settings.raw(.httpTokens) ?? "").split(
             separator: ","
         )
-        .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map {
+        .map { $0.trimmed }.filter { !$0.isEmpty }.map {
             ($0, "AGENT_PAYMENTS_HTTP_TOKENS")
         }
         if let path = value(.httpTokensFile) {
@@ -74,7 +77,7 @@ public struct HTTPSettings: Sendable {
                     variable: "--http-tokens-file", value: path,
                     expected: "a readable file with one token entry per line")
             }
-            entries += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            entries += text.split(whereSeparator: \.isNewline).map { $0.trimmed }
                 .filter { !$0.isEmpty && !$0.hasPrefix("#") }.map { ($0, "--http-tokens-file") }
         }
         var tokens: [StaticToken] = []
@@ -146,7 +149,7 @@ public struct HTTPSettings: Sendable {
             toolCallsPerAddress: try rate(.rateToolCallsPerAddress),
             refusedAuthenticationsPerAddress: try rate(.rateAuthenticationFailures))
         let origins = (value(.allowedOrigins) ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .map { $0.trimmed }.filter { !$0.isEmpty }
         let transport = MCPHTTPConfiguration(
             allowedOrigins: Set(origins),
             authenticator: authenticators.isEmpty

@@ -204,7 +204,7 @@ public struct ServerConfiguration: Sendable {
         }
         var policy = SpendingPolicy(maximumCharge: try amount(.maximumCharge), dailyLimit: try amount(.dailyLimit))
         if settings.isSet(.currencies), let text = settings.value(.currencies) {
-            let codes = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter {
+            let codes = text.split(separator: ",").map { $0.trimmed.uppercased() }.filter {
                 !$0.isEmpty
             }
             if codes.isEmpty || codes.contains(where: { !PaymentSessionOptions(currency: $0).validate().isEmpty }) {

@@ -31,7 +31,7 @@ extension Settings {
         }
         // Without a file, the environment alone tells (and no reader is built twice at a cold start).
         guard file != nil || environment[Setting.configFile.name] != nil else {
-            return !(environment[Setting.http.name]?.trimmingCharacters(in: .whitespaces).isEmpty ?? true)
+            return !(environment[Setting.http.name]?.trimmed.isEmpty ?? true)
         }
         let settings = try? Settings(commandLine: file.map { [.configFile: $0] } ?? [:], environment: environment)
         return settings?.isSet(.http) ?? false

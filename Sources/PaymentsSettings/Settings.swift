@@ -30,6 +30,9 @@ public final class Settings: Sendable {
 
     private let reader: ConfigReader
     private let origins: OriginRecorder
+    /// Each setting's raw value once read: a server reads some several times on its way to the
+    /// first answer, and each lookup through the reader's providers costs microseconds.
+    private let read = Mutex<[Setting: String?]>([:])
     /// The configuration file read, if any.
     public let file: String?
     /// The process's environment, for what is handed on to children (the ngrok agent).
@@ -50,13 +53,21 @@ public final class Settings: Sendable {
                         uniqueKeysWithValues: commandLine.map { setting, value in
                             (AbsoluteConfigKey(setting.key), ConfigValue(.string(value), isSecret: setting.isSecret))
                         }))),
+            // The variables that are settings, keyed as the reader asks for them: swift-configuration's
+            // EnvironmentVariablesProvider spells each key asked for as a variable's name again, on
+            // every read, which was a tenth of the server's cold start.
             NamedProvider(
                 name: Origin.environment.description,
-                upstream: EnvironmentVariablesProvider(
-                    environmentVariables: environment, secretsSpecifier: .specific(secretNames))),
+                upstream: InMemoryProvider(
+                    name: "environment",
+                    values: Dictionary(
+                        uniqueKeysWithValues: Setting.all.compactMap { setting in
+                            environment[setting.name].map {
+                                (AbsoluteConfigKey(setting.key), ConfigValue(.string($0), isSecret: setting.isSecret))
+                            }
+                        }))),
         ]
-        let path = (commandLine[.configFile] ?? environment[Setting.configFile.name])?
-            .trimmingCharacters(in: .whitespaces)
+        let path = (commandLine[.configFile] ?? environment[Setting.configFile.name])?.trimmed
         if let path, !path.isEmpty {
             providers.append(try Self.fileProvider(path: path, secrets: secretNames))
             file = path
@@ -71,7 +82,7 @@ public final class Settings: Sendable {
     /// The value of `setting`, trimmed, from the first source that sets it to something not
     /// blank, else its default; `nil` when neither.
     public func value(_ setting: Setting) -> String? {
-        guard let text = raw(setting)?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else {
+        guard let text = raw(setting)?.trimmed, !text.isEmpty else {
             return setting.defaultValue
         }
         return text
@@ -79,20 +90,21 @@ public final class Settings: Sendable {
 
     /// The value as given, untrimmed (secrets whose spaces are theirs); `nil` when unset or empty.
     public func raw(_ setting: Setting) -> String? {
-        guard let text = reader.string(forKey: setting.key, isSecret: setting.isSecret), !text.isEmpty else {
-            return nil
-        }
+        if let known = read.withLock({ $0[setting] }) { return known }
+        var text = reader.string(forKey: setting.key, isSecret: setting.isSecret)
+        if text?.isEmpty == true { text = nil }
+        read.withLock { $0[setting] = text }
         return text
     }
 
     /// Whether a source sets `setting` (its default does not count).
     public func isSet(_ setting: Setting) -> Bool {
-        raw(setting)?.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty == false
+        raw(setting)?.trimmed.isEmpty == false
     }
 
     /// Where the value of `setting` comes from.
     public func origin(of setting: Setting) -> Origin {
-        guard isSet(setting), let name = origins.provider(of: AbsoluteConfigKey(setting.key).description) else {
+        guard isSet(setting), let name = origins.provider(of: AbsoluteConfigKey(setting.key)) else {
             return .defaultValue
         }
         if name == Origin.commandLine.description { return .commandLine }
@@ -162,7 +174,7 @@ public final class Settings: Sendable {
 
 /// Which provider answered each key, as the reader reports its lookups.
 final class OriginRecorder: AccessReporter, Sendable {
-    private let answers = Mutex<[String: String]>([:])
+    private let answers = Mutex<[AbsoluteConfigKey: String]>([:])
 
     func report(_ event: AccessEvent) {
         let answer = event.providerResults.first { result in
@@ -170,8 +182,8 @@ final class OriginRecorder: AccessReporter, Sendable {
             return false
         }
         guard let answer else { return }
-        answers.withLock { $0[event.metadata.key.description] = answer.providerName }
+        answers.withLock { $0[event.metadata.key] = answer.providerName }
     }
 
-    func provider(of key: String) -> String? { answers.withLock { $0[key] } }
+    func provider(of key: AbsoluteConfigKey) -> String? { answers.withLock { $0[key] } }
 }

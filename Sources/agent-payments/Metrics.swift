@@ -59,6 +59,6 @@ enum PrometheusMetrics {
                 let url = HTTPSettings.url(host: host, port: channel.localAddress?.port ?? port)
                 Serve.toOperator(configuration.operatorLine("metrics endpoint \(url)/metrics"))
             }, logger: logger)
-        return [.init(service: application, failureTerminationBehavior: .cancelGroup)]
+        return [.init(service: application, serviceName: "metrics listener")]
     }
 }

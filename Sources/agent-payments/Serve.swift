@@ -61,53 +61,58 @@ struct Serve: AsyncParsableCommand {
             callSIDHeader: ServerConfiguration.callSIDHeader)
         tools.install()
 
-        let router = Router(context: ListenerRequestContext.self)
-        router.get("healthz") { _, _ in "ok\n" } // the seed's name for /livez
-        router.addRoutes(system.healthRoutes(context: ListenerRequestContext.self))
-        router.addRoutes(system.callbackRoutes(context: ListenerRequestContext.self))
         let transport = configuration.transportConfiguration(auditingIn: audit).map {
             MCPHTTPTransport(server: server, configuration: $0, logger: Logger(label: "agent-payments.http"))
         }
-        if let transport {
-            transport.addRoutes(to: router, channel: { $0.channel })
-            // The backend fixes a call's amount with the same tokens (payments:charge).
-            router.addRoutes(
-                AmountDueRoutes<ListenerRequestContext>(coordinator: system.coordinator) { request, context in
-                    switch await transport.authenticate(request, channel: context.channel) {
-                    case .principal(let principal): .admitted(principal.paymentActor)
-                    case .refused(let response): .refused(response)
-                    }
-                }.routes())
-            configuration.warnIfUnauthenticated(logger: logger, saying: Self.toOperator)
-        }
+        if transport != nil { configuration.warnIfUnauthenticated(logger: logger, saying: Self.toOperator) }
         let listener = configuration.listener
-        if configuration.metrics == .listener {
-            PrometheusMetrics.route(metrics, on: router, host: listener.host, transport: transport)
-        }
-        var app = Application(
-            router: router, server: .guardedHTTP1(limits: listener.limits, logger: logger),
-            configuration: ApplicationConfiguration(
-                address: .hostname(listener.host, port: listener.port), serverName: "agent-payments",
-                backlog: listener.limits.backlog),
-            onServerRunning: { channel in
-                try? await audit?.append(configuration.startRecord) // migrated by now
-                await system.serverRunning(channel)
-                if let transport {
-                    configuration.announceEndpoint(
-                        of: transport, port: channel.localAddress?.port ?? 0, saying: Self.toOperator)
-                }
-            }, logger: logger)
-        if let database {
-            app.beforeServerStarts {
-                try await system.preparing {
-                    _ = try await database.usable { () async throws(PostgresStoreError) in
-                        try await database.prepare(waitingUpTo: configuration.databaseStartTimeout)
+        // The application is built by its service, beside MCP over stdio, which answers at once.
+        let callbacks = CallbackServer(system: system, host: listener.host, port: listener.port) {
+            let router = Router(context: ListenerRequestContext.self)
+            router.get("healthz") { _, _ in "ok\n" } // the seed's name for /livez
+            router.addRoutes(system.healthRoutes(context: ListenerRequestContext.self))
+            router.addRoutes(system.callbackRoutes(context: ListenerRequestContext.self))
+            if let transport {
+                transport.addRoutes(to: router, channel: { $0.channel })
+                // The backend fixes a call's amount with the same tokens (payments:charge).
+                router.addRoutes(
+                    AmountDueRoutes<ListenerRequestContext>(coordinator: system.coordinator) { request, context in
+                        switch await transport.authenticate(request, channel: context.channel) {
+                        case .principal(let principal): .admitted(principal.paymentActor)
+                        case .refused(let response): .refused(response)
+                        }
+                    }.routes())
+            }
+            if configuration.metrics == .listener {
+                PrometheusMetrics.route(metrics, on: router, host: listener.host, transport: transport)
+            }
+            var app = Application(
+                router: router, server: .guardedHTTP1(limits: listener.limits, logger: logger),
+                configuration: ApplicationConfiguration(
+                    address: .hostname(listener.host, port: listener.port), serverName: "agent-payments",
+                    backlog: listener.limits.backlog),
+                onServerRunning: { channel in
+                    try? await audit?.append(configuration.startRecord) // migrated by now
+                    await system.serverRunning(channel)
+                    if let transport {
+                        configuration.announceEndpoint(
+                            of: transport, port: channel.localAddress?.port ?? 0, saying: Self.toOperator)
                     }
-                    logger.info(
-                        "payment sessions are stored in PostgreSQL", metadata: ["database": "\(database.configuration)"]
-                    )
+                }, logger: logger)
+            if let database {
+                app.beforeServerStarts {
+                    try await system.preparing {
+                        _ = try await database.usable { () async throws(PostgresStoreError) in
+                            try await database.prepare(waitingUpTo: configuration.databaseStartTimeout)
+                        }
+                        logger.info(
+                            "payment sessions are stored in PostgreSQL",
+                            metadata: ["database": "\(database.configuration)"]
+                        )
+                    }
                 }
             }
+            return app
         }
 
         // A part that fails to start stops the server over HTTP, and on a database (a replica,
@@ -117,26 +122,22 @@ struct Serve: AsyncParsableCommand {
             http == nil && database == nil ? .ignore : .cancelGroup
         // The database first and the webhooks next, so that they stop last: queued deliveries
         // get their moment.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = database.map { [.init(service: $0)] } ?? []
-        services += webhooks.map { [.init(service: $0)] } ?? []
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = database.map { [.named($0)] } ?? []
+        services += webhooks.map { [.named($0)] } ?? []
         services += [
-            .init(
-                service: system, successTerminationBehavior: .gracefullyShutdownGroup,
-                failureTerminationBehavior: failure),
-            .init(
-                service: CallbackServer(app, system: system, host: listener.host, port: listener.port),
-                failureTerminationBehavior: failure),
-            .init(service: LibraryWarmUp(name: "libcurl", payments: system, load: Serve.loadLibcurl)),
+            .named(system, success: .gracefullyShutdownGroup, failure: failure),
+            .named(callbacks, failure: failure),
+            .named(LibraryWarmUp(name: "libcurl", payments: system, load: Serve.loadLibcurl)),
             // Before the transport: at shutdown its commands finish before the system stops.
-            .init(service: tools),
+            .named(tools),
         ]
         services += PrometheusMetrics.listener(metrics, configuration, transport: transport, logger: logger)
         if let transport {
-            services.append(.init(service: MCPHTTPService(transport: transport)))
+            services.append(.named(MCPHTTPService(transport: transport)))
             if case .ngrok = payments.publicURL {
                 services.append(
-                    .init(
-                        service: system.whenReady {
+                    .named(
+                        system.whenReady {
                             configuration.announceTunnel(
                                 of: transport, url: $0.receiver.publicBaseURL, saying: Self.toOperator)
                         }))
@@ -145,15 +146,12 @@ struct Serve: AsyncParsableCommand {
             // Tool calls wait (at most 2 s) until the local parts listen; the handshake never does.
             let gate = StdioMCPService.startingGate(open: payments.publicURL.isTunnel)
             services.append(
-                .init(
-                    service: system.whenReady { _ in
+                .named(
+                    system.whenReady { _ in
                         broadcast.turnOn()
                         gate.open()
                     }))
-            services.append(
-                .init(
-                    service: StdioMCPService(server: server, gate: gate),
-                    successTerminationBehavior: .gracefullyShutdownGroup))
+            services.append(.named(StdioMCPService(server: server, gate: gate), success: .gracefullyShutdownGroup))
         }
         var lifecycle = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

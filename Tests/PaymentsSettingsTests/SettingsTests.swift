@@ -180,4 +180,26 @@ import Testing
             if setting.isSecret { #expect(setting.defaultValue == nil, "\(setting) has a secret default") }
         }
     }
+
+    /// The environment is read for the settings in `Setting.all` only: one declared and left out
+    /// of the list would be ignored there.
+    @Test func everyDeclaredSettingIsListed() throws {
+        let source = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("Sources/PaymentsSettings/Setting+Declaration.swift"),
+            encoding: .utf8)
+        let declared = source.components(separatedBy: "public static let ").dropFirst()
+            .filter { $0.contains("= Setting(") && $0.components(separatedBy: "\n")[0].hasSuffix("= Setting(") }
+            .map { String($0.prefix { $0 != " " }) }
+        #expect(declared.count == Setting.all.count, "declared: \(declared.count), listed: \(Setting.all.count)")
+        #expect(declared.count > 50)
+    }
+
+    @Test func anEnvironmentVariableThatIsASettingIsReadAndOneThatIsNotIsNot() throws {
+        let settings = try Settings(
+            credentials: [], simulate: true, options: [:],
+            environment: ["AGENT_PAYMENTS_LOG_LEVEL": "debug", "AGENT_PAYMENTS_NOT_A_SETTING": "x"])
+        #expect(settings.value(.logLevel) == "debug")
+        #expect(settings.origin(of: .logLevel) == .environment)
+    }
 }
