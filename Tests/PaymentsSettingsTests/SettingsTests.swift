@@ -186,7 +186,8 @@ import Testing
     @Test func everyDeclaredSettingIsListed() throws {
         let source = try String(
             contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("Sources/PaymentsSettings/Setting+Declaration.swift"),
+                .deletingLastPathComponent().appendingPathComponent(
+                    "Sources/PaymentsSettings/Setting+Declaration.swift"),
             encoding: .utf8)
         let declared = source.components(separatedBy: "public static let ").dropFirst()
             .filter { $0.contains("= Setting(") && $0.components(separatedBy: "\n")[0].hasSuffix("= Setting(") }
