@@ -16,16 +16,37 @@ public actor JSONLinesAuditTrail: AuditTrail {
             guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
             else { throw AuditTrailError("cannot create the audit file \(path)") }
         }
-        let existing: String
         do {
-            existing = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+            last = try Self.lastRecord(in: url)
             handle = try FileHandle(forWritingTo: url)
             try handle?.seekToEnd()
         } catch {
             throw AuditTrailError("cannot open the audit file \(path): \(error.localizedDescription)")
         }
         writer = nil
-        last = AuditLine.records(in: existing).last.map { ($0.sequence, $0.hash) }
+    }
+
+    /// The newest record's sequence and hash, read from the file's end: the last 64 KiB, then
+    /// four times as much each time no whole record is found there, so a trail of years opens
+    /// as fast as a new one. A window's first line may be cut, so it is never read as a record.
+    static func lastRecord(in url: URL, window first: UInt64 = 64 * 1024) throws -> (Int64, String)? {
+        let file = try FileHandle(forReadingFrom: url)
+        defer { try? file.close() }
+        let size = try file.seekToEnd()
+        var window = first
+        while true {
+            let start = size > window ? size - window : 0
+            try file.seek(toOffset: start)
+            var data = try file.readToEnd() ?? Data()
+            if start > 0 {
+                data = data.firstIndex(of: UInt8(ascii: "\n")).map { data[($0 + 1)...] } ?? Data()
+            }
+            if let last = AuditLine.records(in: String(decoding: data, as: UTF8.self)).last {
+                return (last.sequence, last.hash)
+            }
+            if start == 0 { return nil }
+            window *= 4
+        }
     }
 
     /// A trail whose lines (line feed included) go to `write`, starting a new chain.

@@ -102,6 +102,36 @@ import TwilioPayments
         #expect(AuditRecord.verify(AuditLine.records(in: tampered))?.sequence == 1)
     }
 
+    @Test func aLongFileTrailIsContinuedFromItsEndWhateverTheWindowFinds() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString).jsonl")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let entry = AuditEntry(
+            at: Sample.date, replica: "r1", actor: "system", action: "test", outcome: "ok",
+            detail: String(repeating: "d", count: 300))
+        let first = try JSONLinesAuditTrail(path: path)
+        for _ in 0..<400 { try await first.append(entry) } // ~250 KiB, several windows
+        // Then a long run of lines that are not records: the newest record lies beyond the first window.
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(String(repeating: "a log line {\"type\":\"audit\"\n", count: 4000).utf8))
+        try handle.close()
+        let url = URL(fileURLWithPath: path)
+        let newest = try #require(try JSONLinesAuditTrail.lastRecord(in: url))
+        #expect(newest.0 == 400)
+        // Windows so small that every one cuts a record: still the newest whole one.
+        #expect(try JSONLinesAuditTrail.lastRecord(in: url, window: 100)?.0 == 400)
+        let second = try JSONLinesAuditTrail(path: path)
+        try await second.append(entry)
+        let records = AuditLine.records(in: try String(contentsOfFile: path, encoding: .utf8))
+        #expect(records.count == 401 && records.last?.sequence == 401 && AuditRecord.verify(records) == nil)
+        // An empty file starts a chain.
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString).jsonl")
+        defer { try? FileManager.default.removeItem(at: empty) }
+        #expect(FileManager.default.createFile(atPath: empty.path, contents: nil))
+        #expect(try JSONLinesAuditTrail.lastRecord(in: empty) == nil)
+    }
+
     @Test func theCoordinatorRecordsCommandsRefusalsAndCallbacksWithoutCardData() async throws {
         let api = FakePaymentsAPI()
         let trail = MemoryTrail()
