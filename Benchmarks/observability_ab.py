@@ -1,0 +1,143 @@
+"""What observability costs on the hot paths, measured before and after in one run (issue 28).
+
+Starts `agent-payments --http` (live against the standalone twilio-simulator) once per variant
+and round, alternating, and drives the same two hot paths through each:
+
+- the status round trip: `tools/call getPaymentStatus` on a legacy session, wrk at 1 and 32
+  keep-alive connections (requests/s, p50, p99);
+- callbacks/s: signed payment callbacks that each change the session (the card brand Twilio
+  reports, alternating), wrk at 16 connections.
+
+Variants: `off` (`AGENT_PAYMENTS_METRICS=off`: no metrics backend at all, every metric a no-op)
+and `metrics` (the default: Prometheus on the listener). Printed per round and as the median of
+rounds, with the cost of `metrics` against `off`.
+
+    .venv/bin/python Benchmarks/observability_ab.py BIN_DIR [--smoke] [--rounds N]
+
+Bounded: every process is stopped, every wait has a deadline. Only for Benchmarks/run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+from twilio.request_validator import RequestValidator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from http_bench import WRK, Endpoint, Simulator, free_port, wait_for, wrk  # noqa: E402
+
+VARIANTS = {"off": {"AGENT_PAYMENTS_METRICS": "off"}, "metrics": {}}
+
+
+def wrk_callbacks(url: str, bodies: list[tuple[str, str]], connections: int, seconds: float) -> dict:
+    """requests/s, p50 and p99 (ms) of signed form posts, the bodies taken in turn."""
+    lua = 'wrk.method = "POST"\n'
+    lua += "local bodies = {" + ", ".join(f"{{{body!r}, {signature!r}}}" for body, signature in bodies) + "}\n"
+    lua += """
+local counter = 0
+request = function()
+  counter = counter + 1
+  local pick = bodies[(counter % #bodies) + 1]
+  -- a headers table given here replaces wrk.headers: both are named
+  return wrk.format(nil, nil, {["Content-Type"] = "application/x-www-form-urlencoded", ["X-Twilio-Signature"] = pick[2]},
+    pick[1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect +
+    summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua)
+    try:
+        out = subprocess.run([WRK, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", script.name, url],
+                             capture_output=True, text=True, timeout=seconds + 30)
+    finally:
+        os.unlink(script.name)
+    match = re.search(r"RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)", out.stdout)
+    if not match:
+        raise SystemExit(f"observability_ab: wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    requests, errors, duration_us, p50, p99 = match.groups()
+    return {"rps": int(requests) / (int(duration_us) / 1e6), "p50": float(p50) / 1000, "p99": float(p99) / 1000,
+            "errors": int(errors)}
+
+
+def measure(bin_dir: Path, simulator: Simulator, extra: dict, seconds: float) -> dict:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "NGROK_", "CALLBACK_", "AGENT_PAYMENTS_", "OTEL_"))}
+    info = simulator.info
+    env.update({"TWILIO_ACCOUNT_SID": info["accountSid"], "TWILIO_API_KEY": info["apiKey"],
+                "TWILIO_API_SECRET": info["apiSecret"], "TWILIO_AUTH_TOKEN": info["authToken"],
+                "TWILIO_API_BASE_URL": info["baseURL"], "CALLBACK_BASE_URL": f"http://127.0.0.1:{port}",
+                "AGENT_PAYMENTS_LOG_LEVEL": "warning", "AGENT_PAYMENTS_MAX_CONNECTIONS": "2000",
+                "AGENT_PAYMENTS_AUDIT": "off",
+                "AGENT_PAYMENTS_RATE_TOOL_CALLS": "0", "AGENT_PAYMENTS_RATE_TOOL_CALLS_PER_ADDRESS": "0",
+                **extra})
+    server = subprocess.Popen([str(bin_dir / "agent-payments"), "--http", f"127.0.0.1:{port}"], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        wait_for(url)
+        endpoint = Endpoint(url)
+        call_sid = "CA" + secrets.token_hex(16)
+        payment = endpoint.call("startPaymentCapture", {"callSid": call_sid})["paymentSid"]
+        created = simulator.payments.get(timeout=10)
+        body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "getPaymentStatus", "arguments": {"paymentSid": payment}}}
+        figures = {f"status c{n}": wrk(url, body, endpoint.legacy, n, seconds) for n in (1, 32)}
+        validator = RequestValidator(info["authToken"])
+        bodies = []
+        for brand in ("visa", "mastercard"):
+            fields = {"AccountSid": info["accountSid"], "CallSid": call_sid, "Sid": payment, "PaymentCardType": brand}
+            bodies.append((urllib.parse.urlencode(fields), validator.compute_signature(created["statusCallback"], fields)))
+        figures["callbacks c16"] = wrk_callbacks(created["statusCallback"], bodies, 16, seconds)
+        return figures
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def main() -> None:
+    bin_dir = Path(sys.argv[1])
+    smoke = "--smoke" in sys.argv
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else (1 if smoke else 3)
+    seconds = 1 if smoke else 5
+    simulator = Simulator(bin_dir)
+    results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+    try:
+        print(f"Observability on the hot paths: agent-payments --http live against twilio-simulator, wrk {seconds} s per "
+              f"figure, {rounds} round(s), variants alternating")
+        print(f"{'round':>5} {'variant':8} | {'status c1 req/s':>15} {'p50 ms':>7} | {'status c32 req/s':>16} {'p99 ms':>7} | "
+              f"{'callbacks req/s':>15} {'p50 ms':>7} {'p99 ms':>7}")
+        for round_ in range(1, rounds + 1):
+            for name, extra in VARIANTS.items():
+                figures = measure(bin_dir, simulator, extra, seconds)
+                results[name].append(figures)
+                errors = sum(figure["errors"] for figure in figures.values())
+                c1, c32, cb = figures["status c1"], figures["status c32"], figures["callbacks c16"]
+                print(f"{round_:>5} {name:8} | {c1['rps']:>15.0f} {c1['p50']:>7.3f} | {c32['rps']:>16.0f} {c32['p99']:>7.3f} | "
+                      f"{cb['rps']:>15.0f} {cb['p50']:>7.3f} {cb['p99']:>7.3f}" + (f"  ({errors} errors)" if errors else ""))
+        print("medians of rounds, and the cost of each variant against off (a lower rate is a cost):")
+        base = {key: statistics.median(r[key]["rps"] for r in results["off"]) for key in results["off"][0]}
+        for name in VARIANTS:
+            medians = {key: statistics.median(r[key]["rps"] for r in results[name]) for key in base}
+            costs = ", ".join(f"{key} {medians[key]:.0f}/s ({(1 - medians[key] / base[key]) * 100:+.1f} %)" for key in base)
+            print(f"  {name:8} {costs}")
+    finally:
+        simulator.close()
+
+
+if __name__ == "__main__":
+    main()
