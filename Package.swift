@@ -59,7 +59,7 @@ let external: [String: String] = [
     "NIOHTTPTypes": "swift-nio-extras", "NIOPosix": "swift-nio", "NIOSSL": "swift-nio-ssl",
     "PostgresNIO": "postgres-nio", "_ConnectionPoolModule": "postgres-nio",
     "ServiceLifecycle": "swift-service-lifecycle", "CoreMetrics": "swift-metrics", "Metrics": "swift-metrics",
-    "Prometheus": "swift-prometheus",
+    "Prometheus": "swift-prometheus", "Tracing": "swift-distributed-tracing", "OTel": "swift-otel",
 ]
 
 func uses(_ names: [String]) -> [Target.Dependency] {
@@ -116,13 +116,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: ["JSON", "YAML"]),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // OTLP over HTTP only: the default traits add gRPC and its transport (minutes of build).
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // The libraries, in import order.
-        library("MCPCore", "CoreMetrics"),
+        library("MCPCore", "CoreMetrics", "Tracing"),
         library("MCPClient", "MCPCore", "SpawnSupport"),
-        library("TwilioPayments", "Crypto", "CoreMetrics"),
-        library("PaymentFlow", "TwilioPayments", "Crypto", "CoreMetrics"),
+        library("TwilioPayments", "Crypto", "CoreMetrics", "Tracing"),
+        library("PaymentFlow", "TwilioPayments", "Crypto", "CoreMetrics", "Tracing"),
         library(
             "PaymentEvents", "PaymentFlow", "TwilioPayments", "Crypto", "AsyncHTTPClient", "NIOCore", "NIOHTTP1",
             "Logging", "ServiceLifecycle", "CoreMetrics"),
@@ -138,13 +141,13 @@ let package = Package(
         library(
             "PaymentStorePostgres", "PaymentFlow", "TwilioPayments", "PostgresNIO", "_ConnectionPoolModule", "NIOSSL",
             "Logging", "ServiceLifecycle", "CoreMetrics"),
-        library("PaymentsMCP", "MCPCore", "PaymentFlow", "TwilioPayments", "Logging", "ServiceLifecycle"),
+        library("PaymentsMCP", "MCPCore", "PaymentFlow", "TwilioPayments", "Logging", "ServiceLifecycle", "Tracing"),
         library(
             "PaymentsService", "PaymentFlow", "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard",
             "Hummingbird", "Logging", "ServiceLifecycle"),
         library(
             "PaymentsSettings", "PaymentsService", "PaymentsMCP", "PaymentFlow", "TwilioPayments", "TwilioSimulator",
-            "ListenerGuard", "MCPHTTP", "PaymentStorePostgres", "PaymentEvents", "Logging", "Configuration"),
+            "ListenerGuard", "MCPHTTP", "PaymentStorePostgres", "PaymentEvents", "Logging", "Configuration", "OTel"),
         library("PaymentsDemo", "MCPCore", "MCPClient", "TwilioPayments"),
         library(
             "AgentPaymentsCLI", "ArgumentParser", "PaymentsSettings", "PaymentStorePostgres", "PaymentEvents",
@@ -158,7 +161,7 @@ let package = Package(
             "agent-payments", "MCPCore", "MCPClient", "PaymentsMCP", "PaymentFlow", "PaymentsService",
             "TwilioPayments", "CallbackHTTP", "TwilioSimulator", "ListenerGuard", "PaymentsSettings", "PaymentsDemo",
             "AgentPaymentsCLI", "MCPHTTP", "PaymentStorePostgres", "PaymentEvents", "ArgumentParser", "Hummingbird",
-            "NIOCore", "NIOPosix", "Logging", "ServiceLifecycle", "Metrics", "Prometheus"),
+            "NIOCore", "NIOPosix", "Logging", "ServiceLifecycle", "Metrics", "Prometheus", "OTel"),
         executable("twilio-simulator", "TwilioSimulator", "TwilioPayments", "ListenerGuard", "Hummingbird", "Logging"),
 
         // What the interop tests start: a server of MCPCore alone, the callback routes alone, signatures.

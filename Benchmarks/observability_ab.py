@@ -8,9 +8,11 @@ and round, alternating, and drives the same two hot paths through each:
 - callbacks/s: signed payment callbacks that each change the session (the card brand Twilio
   reports, alternating), wrk at 16 connections.
 
-Variants: `off` (`AGENT_PAYMENTS_METRICS=off`: no metrics backend at all, every metric a no-op)
-and `metrics` (the default: Prometheus on the listener). Printed per round and as the median of
-rounds, with the cost of `metrics` against `off`.
+Variants: `off` (`AGENT_PAYMENTS_METRICS=off`, no OTLP endpoint: no metrics backend and no
+tracer, every metric and span a no-op), `metrics` (the default: Prometheus on the listener) and
+`traces` (Prometheus, and every span exported over OTLP/HTTP to a receiver in this script that
+reads and drops them). Printed per round and as the median of rounds, with each variant's cost
+against `off`.
 
     .venv/bin/python Benchmarks/observability_ab.py BIN_DIR [--smoke] [--rounds N]
 
@@ -19,6 +21,7 @@ Bounded: every process is stopped, every wait has a deadline. Only for Benchmark
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import secrets
@@ -26,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.parse
 from pathlib import Path
 
@@ -34,7 +38,27 @@ from twilio.request_validator import RequestValidator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from http_bench import WRK, Endpoint, Simulator, free_port, wait_for, wrk  # noqa: E402
 
-VARIANTS = {"off": {"AGENT_PAYMENTS_METRICS": "off"}, "metrics": {}}
+VARIANTS = {"off": {"AGENT_PAYMENTS_METRICS": "off"}, "metrics": {}, "traces": {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}}
+
+
+class Sink:
+    """An OTLP/HTTP endpoint that reads every export and answers 200: what a collector costs the
+    server, without a collector's own cost on this machine's two cores."""
+
+    def __init__(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def wrk_callbacks(url: str, bodies: list[tuple[str, str]], connections: int, seconds: float) -> dict:
@@ -115,6 +139,8 @@ def main() -> None:
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else (1 if smoke else 3)
     seconds = 1 if smoke else 5
     simulator = Simulator(bin_dir)
+    sink = Sink()
+    VARIANTS["traces"]["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
     results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     try:
         print(f"Observability on the hot paths: agent-payments --http live against twilio-simulator, wrk {seconds} s per "

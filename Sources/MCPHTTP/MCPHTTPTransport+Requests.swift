@@ -152,7 +152,8 @@ extension MCPHTTPTransport {
     /// The configured headers of `request` that it carries, for the engine.
     func forwarded(_ request: Request) -> [String: String] {
         var headers: [String: String] = [:]
-        for name in configuration.forwardedHeaders {
+        // The caller's W3C trace context always: the engine continues its trace (RequestTracing).
+        for name in configuration.forwardedHeaders + ["traceparent", "tracestate", "baggage"] {
             guard let field = HTTPField.Name(name), let value = request.headers[field] else { continue }
             headers[name] = value
         }

@@ -1,5 +1,6 @@
 public import Foundation
 import Synchronization
+import Tracing
 public import TwilioPayments
 
 /// Why the coordinator could not do what was asked: cases a host can switch on, each with a
@@ -134,6 +135,9 @@ public actor PaymentCoordinator {
     let audit: (any AuditTrail)?
     /// This replica's name in audit records.
     let replica: String
+    /// The trace each payment this process started was started in (spans: `swift-distributed-tracing`,
+    /// the host's tracer): callbacks link to it, notifications join it.
+    public nonisolated let traces = PaymentTraces()
     /// When each session's call was last checked by ``checkSilentCalls(silentFor:)`` (a local
     /// economy: another replica may check too).
     private var lastCallCheck: [PaymentSID: Date] = [:]
@@ -194,6 +198,10 @@ public actor PaymentCoordinator {
     public func perform(
         _ command: PaymentCommand, as actor: PaymentActor? = nil
     ) async throws(FlowError) -> CommandOutcome {
+        // Before Twilio hears of it: its first callbacks may come before this command returns.
+        if case .start(let callSID, _, _) = command, let context = ServiceContext.current {
+            traces.remember(context, forCall: callSID.rawValue)
+        }
         let outcome: CommandOutcome
         do {
             outcome = try await performUnrecorded(command, as: actor)
@@ -300,9 +308,9 @@ public actor PaymentCoordinator {
         // Stored first: one per call (the store refuses a second), and findable by early callbacks.
         let inserted: Bool
         do {
-            inserted = try await stored({ () async throws(PaymentStoreError) in
+            inserted = try await stored(as: "write") { () async throws(PaymentStoreError) in
                 try await store.compareAndSet(session, expectedVersion: nil)
-            })
+            }
         } catch {
             await giveBack()
             throw error
@@ -699,22 +707,55 @@ public actor PaymentCoordinator {
         if !news.isEmpty, let outboxStore = store as? any PaymentOutboxStore,
             let messages = notices?.outboxMessages(for: news)
         {
-            return try await stored({ () async throws(PaymentStoreError) in
+            return try await stored(as: "write") { () async throws(PaymentStoreError) in
                 try await outboxStore.compareAndSet(session, expectedVersion: expectedVersion, messages: messages)
-            })
+            }
         }
-        return try await stored({ () async throws(PaymentStoreError) in
+        return try await stored(as: "write") { () async throws(PaymentStoreError) in
             try await store.compareAndSet(session, expectedVersion: expectedVersion)
-        })
+        }
     }
 
     /// Runs one store request; a store that cannot answer becomes ``FlowError/storeUnavailable(_:)``.
-    private func stored<T>(_ request: () async throws(PaymentStoreError) -> T) async throws(FlowError) -> T {
+    /// A span each (`payment store read`, `payment store write`), a child of whatever is traced.
+    private func stored<T>(
+        as operation: String = "read", _ request: () async throws(PaymentStoreError) -> T
+    ) async throws(FlowError) -> T {
+        let span = startSpan("payment store \(operation)", ofKind: .client)
+        defer { span.end() }
         do {
             return try await request()
         } catch {
+            span.attributes["error.type"] = "store_unavailable"
+            span.setStatus(SpanStatus(code: .error))
             throw .storeUnavailable(error.reason)
         }
+    }
+
+    /// Runs `body` in a span of its own that starts a trace (what arrives from Twilio is not
+    /// part of any caller's request), linked to the trace the payment was started in when this
+    /// process remembers it (``traces``): `body` names the call to `linkTo`.
+    private func tracedCallback<T: Sendable>(
+        _ name: String,
+        _ body: (_ linkTo: @Sendable (String?) -> Void) async throws(FlowError) -> T
+    ) async throws(FlowError) -> T {
+        let span = startSpan(name, context: .topLevel, ofKind: .server)
+        defer { span.end() }
+        let traces = traces
+        let link: @Sendable (String?) -> Void = { sid in
+            if let sid, let started = traces.context(ofCall: sid) {
+                span.addLink(SpanLink(context: started, attributes: [:]))
+            }
+        }
+        let result: Result<T, FlowError> = await ServiceContext.withValue(span.context) {
+            do throws(FlowError) {
+                return .success(try await body(link))
+            } catch {
+                return .failure(error)
+            }
+        }
+        if case .failure = result { span.setStatus(SpanStatus(code: .error)) }
+        return try result.get()
     }
 
     // MARK: Events from outside
@@ -734,6 +775,15 @@ public actor PaymentCoordinator {
     /// kept winning): the receiver then answers 503, so the callback is not taken as delivered.
     @discardableResult
     public func receiveCallback(secret: String, _ callback: PaymentStatusCallback) async throws(FlowError) -> Bool {
+        try await tracedCallback("payment callback") { (linkTo) async throws(FlowError) -> Bool in
+            linkTo(callback.callSID?.rawValue)
+            return try await receiveCallbackUntraced(secret: secret, callback)
+        }
+    }
+
+    private func receiveCallbackUntraced(
+        secret: String, _ callback: PaymentStatusCallback
+    ) async throws(FlowError) -> Bool {
         let hash = CallbackSecretHash.of(secret)
         guard
             let session = try await stored({ () async throws(PaymentStoreError) in

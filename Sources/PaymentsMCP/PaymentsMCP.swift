@@ -5,6 +5,7 @@ import Foundation
 public import Logging
 public import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Binds the payment flow to an MCP server: the seed's tools (`startPaymentCapture`,
 /// `captureCardNumber`, `captureSecurityCode`, `captureExpirationDate`,
@@ -127,7 +128,10 @@ public final class PaymentsMCP: Service, CustomStringConvertible, Sendable {
 
     /// Hands `command` to ``run()``'s group, or, when the service does not run, runs it in a task
     /// of its own (a host that never ran the service still gets its commands done).
-    func submit(_ command: @escaping @Sendable () async -> Void) {
+    func submit(_ submitted: @escaping @Sendable () async -> Void) {
+        // The command runs on the dispatcher's task: it carries the tool call's trace with it.
+        let context = ServiceContext.current
+        let command: @Sendable () async -> Void = { await ServiceContext.withValue(context) { await submitted() } }
         let taken = running.withLock { running -> Bool in
             guard running else { return false }
             if case .enqueued = commands.continuation.yield(command) { return true }
@@ -147,11 +151,20 @@ public final class PaymentsMCP: Service, CustomStringConvertible, Sendable {
             let visible: @Sendable (Principal) -> Bool = { principal in
                 principal.has(PaymentScope.read) && principal.paymentActor.mayAccess(session)
             }
+            // A span in the payment's trace when this process started it (else one of its own):
+            // the caller's tool call, then each notification its payment's changes made.
+            let span = startSpan(
+                "notifications/resources/updated",
+                context: coordinator.traces.context(ofCall: session.callSID.rawValue) ?? .topLevel,
+                ofKind: .producer)
+            span.attributes["mcp.method.name"] = "notifications/resources/updated"
+            span.attributes["payment.phase"] = session.phase.name
             server.notifyResourceUpdated(
                 uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), visibleTo: visible)
             if known.insert(sid).inserted || session.phase.isFinished {
                 server.notifyResourcesListChanged(visibleTo: visible)
             }
+            span.end()
             if session.phase.isFinished { known.remove(sid) }
         }
     }

@@ -1,4 +1,5 @@
 import Synchronization
+import Tracing
 public import Logging
 public import MCPCore
 import Foundation
@@ -264,16 +265,18 @@ public struct MCPLogHandler: LogHandler {
 
     /// The event as one JSON object and a newline: `timestamp` (ISO 8601, milliseconds, UTC),
     /// `level`, `label`, `message` and `metadata` (this handler's and the event's; values as
-    /// text), each text redacted as the text lines are. JSON escapes every control character,
+    /// text), and `trace_id`/`span_id` when logged inside a traced span; each text redacted as
+    /// the text lines are. JSON escapes every control character,
     /// so one event is one line.
     func jsonLine(_ event: LogEvent, at date: Date) -> String {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         var metadata: [String: String] = [:]
         for (key, value) in merged { metadata[key] = redactor.redact("\(value)") }
-        let entry = JSONLogEntry(
+        var entry = JSONLogEntry(
             timestamp: date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             level: "\(event.level)", label: label, message: redactor.redact("\(event.message)"), metadata: metadata)
+        (entry.trace_id, entry.span_id) = Self.traceIDs()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(entry) else { return "{}\n" }
@@ -286,6 +289,26 @@ public struct MCPLogHandler: LogHandler {
         var label: String
         var message: String
         var metadata: [String: String]
+        var trace_id: String?
+        var span_id: String?
+    }
+
+    /// The trace and span the event was logged in, as the host's tracer propagates them (W3C
+    /// `traceparent`, whatever the tracer): so a shipper joins log lines to their traces. None
+    /// outside a span, or with no tracer.
+    static func traceIDs() -> (String?, String?) {
+        guard let context = ServiceContext.current else { return (nil, nil) }
+        var carrier: [String: String] = [:]
+        InstrumentationSystem.instrument.inject(context, into: &carrier, using: TraceCarrier())
+        let parts = carrier["traceparent"]?.split(separator: "-") ?? []
+        guard parts.count == 4, parts[1].count == 32, parts[2].count == 16 else { return (nil, nil) }
+        return (String(parts[1]), String(parts[2]))
+    }
+
+    private struct TraceCarrier: Injector {
+        func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {
+            carrier[key.lowercased()] = value
+        }
     }
 
     static func mcpLevel(_ level: Logger.Level) -> LogLevel {

@@ -16,4 +16,15 @@ extension ServiceGroupConfiguration.ServiceConfiguration {
             service: service, successTerminationBehavior: success, failureTerminationBehavior: failure,
             serviceName: service.description)
     }
+
+    /// `service` in a `ServiceGroup` under `name`, for a service whose type says nothing of
+    /// itself (a library's opaque `some Service`).
+    public static func named(
+        _ service: some Service, as name: String, success: TerminationBehavior = .cancelGroup,
+        failure: TerminationBehavior = .cancelGroup
+    ) -> Self {
+        .init(
+            service: service, successTerminationBehavior: success, failureTerminationBehavior: failure,
+            serviceName: name)
+    }
 }

@@ -30,6 +30,8 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: String = "info"
     /// Whether the logs on stderr are JSON lines (`AGENT_PAYMENTS_LOG_FORMAT=json`).
     public var logsJSON = false
+    /// The `OTEL_*` variables traces are exported by, when they are exported (``otel``).
+    public var tracing: [String: String]?
     /// Where the audit trail goes (`AGENT_PAYMENTS_AUDIT`).
     public var audit: AuditDestination = .standardError
     /// Where `/metrics` is served (`AGENT_PAYMENTS_METRICS`).
@@ -127,6 +129,7 @@ public struct ServerConfiguration: Sendable {
             .logLevel, among: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         configuration.logsJSON = try settings.choice(.logFormat, among: ["text", "json"]) == "json"
         configuration.audit = try audit(settings, database: settings.value(.databaseURL) != nil)
+        configuration.tracing = tracingEnvironment(settings.environment)
         switch settings.value(.metrics) {
         case nil, "": configuration.metrics = .listener
         case "off": configuration.metrics = .off

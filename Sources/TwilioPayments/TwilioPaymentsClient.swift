@@ -1,4 +1,5 @@
 import CoreMetrics
+import Tracing
 public import Foundation
 
 /// The operations of Twilio's Payments API that a payment flow needs. ``TwilioPaymentsClient``
@@ -159,11 +160,26 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
             attempt += 1
             let outcome: Result<HTTPResponse, TransportFailure>
             let sent = clock.now
+            // A client span per attempt, a child of whatever the caller traces (a tool call, a
+            // callback): its operation and status, never the URL (account and call SIDs) or body.
+            let span = startSpan("twilio \(operation)", ofKind: .client)
+            span.attributes["http.request.method"] = method
+            span.attributes["twilio.operation"] = operation
+            if attempt > 1 { span.attributes["http.request.resend_count"] = attempt - 1 }
             do {
                 outcome = .success(try await transport.send(request))
             } catch {
                 outcome = .failure(error)
             }
+            switch outcome {
+            case .success(let response):
+                span.attributes["http.response.status_code"] = response.status
+                if response.status >= 400 { span.setStatus(SpanStatus(code: .error)) }
+            case .failure:
+                span.attributes["error.type"] = "transport_error"
+                span.setStatus(SpanStatus(code: .error))
+            }
+            span.end()
             Self.count(operation, outcome, took: clock.now - sent)
             let retryAfter: Double?
             switch outcome {

@@ -8,6 +8,7 @@ import ListenerGuard
 import Logging
 import MCPCore
 import MCPHTTP
+import OTel
 import PaymentEvents
 import PaymentStorePostgres
 import PaymentsMCP
@@ -35,7 +36,6 @@ struct Serve: AsyncParsableCommand {
     /// the group down in reverse order: MCP's streams end with their result and stdout is written
     /// out, then the listener closes, then the payments system (its tunnel stopped and reaped).
     static func serve(_ configuration: ServerConfiguration) async throws {
-        let http = configuration.http
         // Over stdio, legacy clients that set a level hear of what happens outside their requests
         // (callbacks, expiry) once the system is up; over HTTP, never (many clients).
         let broadcast = LogBroadcastSwitch()
@@ -119,10 +119,14 @@ struct Serve: AsyncParsableCommand {
         // which its supervisor restarts: status 75 says the database was away); over stdio alone
         // MCP stays up and tools say why.
         let failure: ServiceGroupConfiguration.ServiceConfiguration.TerminationBehavior =
-            http == nil && database == nil ? .ignore : .cancelGroup
-        // The database first and the webhooks next, so that they stop last: queued deliveries
-        // get their moment.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = database.map { [.named($0)] } ?? []
+            configuration.http == nil && database == nil ? .ignore : .cancelGroup
+        // Traces first, the database and the webhooks next, so that they stop last: the exporter
+        // sends the last spans, queued deliveries get their moment.
+        let traces = try configuration.tracing.map {
+            try OTel.bootstrap(configuration: .agentPayments, environment: $0)
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = traces.map { [.named($0, as: "traces")] } ?? []
+        services += database.map { [.named($0)] } ?? []
         services += webhooks.map { [.named($0)] } ?? []
         services += [
             .named(system, success: .gracefullyShutdownGroup, failure: failure),

@@ -3,17 +3,22 @@ whole simulated payment, parsed with prometheus-client's own parser (an independ
 the exposition format), with bounded labels only; /metrics protected like /mcp off loopback."""
 from __future__ import annotations
 
+import gzip
+import http.server
 import json
 import re
 import secrets
 import subprocess
+import threading
+import time
 
 import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from test_agent_payments_e2e import new_call
-from test_http import CARD, MODERN, SERVER, TIMEOUT, clean_env, http_server, sdk_payment
+from test_http import (CARD, MODERN, SERVER, TIMEOUT, clean_env, http_server, modern_headers, modern_request, post,
+                       reply_of, sdk_payment)
 
 pytestmark = pytest.mark.anyio
 
@@ -153,3 +158,156 @@ def test_metrics_on_a_port_of_their_own_or_off():
     with http_server({"AGENT_PAYMENTS_METRICS": "off"}) as server:
         assert httpx2.get(server.base + "/metrics", timeout=TIMEOUT).status_code == 404
         assert "metrics endpoint" not in server.stderr_text()
+
+
+class OTLPReceiver:
+    """An OTLP/HTTP trace receiver on loopback: every `POST /v1/traces` decoded with
+    opentelemetry-proto (the OpenTelemetry project's own message definitions), an independent
+    reading of what swift-otel sends."""
+
+    def __init__(self):
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        self.spans: list = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = trace_service_pb2.ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                with receiver.lock:
+                    for resource_spans in request.resource_spans:
+                        service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                        for scope_spans in resource_spans.scope_spans:
+                            receiver.spans.extend((service, span) for span in scope_spans.spans)
+                reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200 if self.path == "/v1/traces" else 404)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def attributes(span) -> dict:
+    values = {}
+    for attribute in span.attributes:
+        value = attribute.value
+        values[attribute.key] = value.string_value or value.int_value or value.bool_value
+    return values
+
+
+async def test_a_payment_is_one_trace_continued_from_the_callers_traceparent():
+    """Traces (issue 28): a tool call continues the caller's trace from `_meta.traceparent`
+    (MCP 2026-07-28) or the HTTP `traceparent` header; under it, spans for the store and the
+    Twilio request; the payment's notifications join its trace; each callback is a trace of its
+    own linked to the payment's. Exported over OTLP/HTTP to a receiver in this test, decoded with
+    opentelemetry-proto; no card data, token or secret in any attribute."""
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    receiver = OTLPReceiver()
+    try:
+        trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+        header_trace, header_span = secrets.token_hex(16), secrets.token_hex(8)
+        call_sid = new_call()
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100",
+               "OTEL_METRICS_EXPORTER": "otlp",  # metrics stay Prometheus': the OTel metrics variables are left out
+               "AGENT_PAYMENTS_LOG_FORMAT": "json"}
+        with http_server(env, scripts={call_sid: {"payment-card-number": [CARD]}}) as server:
+            def call(name: str, arguments: dict, traceparent: str | None = None, header: str | None = None) -> dict:
+                body = modern_request("tools/call", {"name": name, "arguments": arguments})
+                if traceparent:
+                    body["params"]["_meta"]["traceparent"] = traceparent
+                response = post(server, body, modern_headers(body, extra={"traceparent": header} if header else None))
+                assert response.status_code == 200, response.text
+                _, reply = reply_of(response)
+                return reply["result"]
+
+            started = call("startPaymentCapture", {"callSid": call_sid}, traceparent=f"00-{trace_id}-{caller_span}-01")
+            payment_sid = started["structuredContent"]["paymentSid"]
+            # `_meta` wins over the header when both name a trace.
+            call("captureCardNumber", {"paymentSid": payment_sid, "callSid": call_sid},
+                 traceparent=f"00-{trace_id}-{caller_span}-01", header=f"00-{secrets.token_hex(16)}-{header_span}-01")
+            status = call("getPaymentStatus", {"paymentSid": payment_sid}, header=f"00-{header_trace}-{header_span}-01")
+            token = status["structuredContent"].get("paymentToken")
+            # Once the caller has typed, the payment is cancelled and stopped: nothing in flight at SIGTERM.
+            deadline = time.monotonic() + 15
+            while status["structuredContent"]["items"]["payment-card-number"]["state"] != "captured":
+                assert time.monotonic() < deadline, status
+                time.sleep(0.05)
+                status = call("getPaymentStatus", {"paymentSid": payment_sid})
+            call("cancelPaymentCapture", {"paymentSid": payment_sid, "callSid": call_sid},
+                 traceparent=f"00-{trace_id}-{caller_span}-01")
+            while status["structuredContent"]["phase"] not in ("cancelled", "failed", "call-ended", "completed"):
+                assert time.monotonic() < deadline, status
+                time.sleep(0.05)
+                status = call("getPaymentStatus", {"paymentSid": payment_sid})
+        spans = [span for _, span in receiver.spans]
+        assert spans, "no span reached the receiver"
+        # The JSON log lines written inside the tool calls carry their trace and span.
+        logged = [json.loads(line) for line in server.stderr_text().splitlines() if line.startswith("{")]
+        traced = [line for line in logged if line.get("trace_id") == trace_id]
+        assert traced and all(len(line["span_id"]) == 16 for line in traced), logged[-3:]
+        assert {line["span_id"] for line in traced} <= {span.span_id.hex() for span in spans}
+        assert {service.get("service.name") for service, _ in receiver.spans} == {"agent-payments"}
+        by_id = {span.span_id.hex(): span for span in spans}
+
+        def in_trace(trace: str) -> list:
+            return [span for span in spans if span.trace_id.hex() == trace]
+
+        def under(span, ancestor) -> bool:
+            while span.parent_span_id:
+                if span.parent_span_id == ancestor.span_id:
+                    return True
+                span = by_id.get(span.parent_span_id.hex())
+                if span is None:
+                    return False
+            return False
+
+        payment_trace = in_trace(trace_id)
+        names = [span.name for span in payment_trace]
+        start = next(span for span in payment_trace if span.name == "tools/call startPaymentCapture")
+        assert start.parent_span_id.hex() == caller_span and start.kind == trace_pb2.Span.SPAN_KIND_SERVER
+        assert attributes(start)["mcp.method.name"] == "tools/call"
+        assert attributes(start)["gen_ai.tool.name"] == "startPaymentCapture"
+        assert attributes(start)["network.transport"] == "tcp"
+        twilio = [span for span in payment_trace if span.name == "twilio create_payment"]
+        assert twilio and all(under(span, start) and span.kind == trace_pb2.Span.SPAN_KIND_CLIENT for span in twilio), names
+        assert attributes(twilio[0])["http.response.status_code"] in (200, 201), attributes(twilio[0])
+        assert any(span.name == "payment store write" and under(span, start) for span in payment_trace), names
+        capture = next(span for span in payment_trace if span.name == "tools/call captureCardNumber")
+        assert capture.parent_span_id.hex() == caller_span
+        assert any(span.name.startswith("twilio ") and under(span, capture) for span in payment_trace), names
+        assert any(span.name == "notifications/resources/updated" for span in payment_trace), names
+
+        header_spans = in_trace(header_trace)
+        assert [span.name for span in header_spans if span.parent_span_id.hex() == header_span] == [
+            "tools/call getPaymentStatus"], [span.name for span in header_spans]
+
+        callbacks = [span for span in spans if span.name == "payment callback"]
+        assert callbacks and all(span.trace_id.hex() != trace_id and not span.parent_span_id for span in callbacks)
+        assert all(any(link.trace_id.hex() == trace_id for link in span.links) for span in callbacks), callbacks[0]
+        assert any(child.name == "payment store write" and under(child, callback) for callback in callbacks
+                   for child in spans), "a callback's store write is in its trace"
+
+        # Nothing to steal in any attribute: no card number or its digits, no token.
+        values = json.dumps([attributes(span) for span in spans] + [span.name for span in spans])
+        for secret in [CARD, CARD[-4:]] + ([token] if token else []):
+            assert secret not in values, secret
+    finally:
+        receiver.close()

@@ -213,8 +213,10 @@ public final class ServerConnection: Sendable {
             let outcome: Result<JSONValue, JSONRPCError>
             do {
                 outcome = .success(
-                    try await RequestContext.$current.withValue(context) {
-                        try await handleAsync(method: method, params: params, context: context)
+                    try await RequestTracing.run(method: method, params: params, context: context) {
+                        try await RequestContext.$current.withValue(context) {
+                            try await handleAsync(method: method, params: params, context: context)
+                        }
                     })
             } catch let error as JSONRPCError {
                 outcome = .failure(error)
