@@ -6,7 +6,9 @@ extension ServerConfiguration {
     /// `OTEL_SDK_DISABLED` is not `true` and `OTEL_TRACES_EXPORTER` is not `none`. Every
     /// `OTEL_*` variable but those of metrics and logs (this server's metrics are Prometheus',
     /// its logs its own): `nil` when traces go nowhere.
-    static func tracingEnvironment(_ environment: [String: String]) -> [String: String]? {
+    /// A protocol other than OTLP/HTTP (`http/protobuf`, `http/json`) is refused here: this
+    /// build has no gRPC exporter, and swift-otel would stop the process on it.
+    static func tracingEnvironment(_ environment: [String: String]) throws(ConfigurationError) -> [String: String]? {
         let otel = environment.filter {
             $0.key.hasPrefix("OTEL_") && !$0.key.hasPrefix("OTEL_METRICS_") && !$0.key.hasPrefix("OTEL_LOGS_")
                 && !$0.key.hasPrefix("OTEL_EXPORTER_OTLP_METRICS_") && !$0.key.hasPrefix("OTEL_EXPORTER_OTLP_LOGS_")
@@ -16,6 +18,15 @@ extension ServerConfiguration {
         guard endpoint != nil, otel["OTEL_SDK_DISABLED"]?.trimmed.lowercased() != "true",
             otel["OTEL_TRACES_EXPORTER"]?.trimmed.lowercased() != "none"
         else { return nil }
+        for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+            guard let value = otel[name]?.trimmed, !value.isEmpty else { continue }
+            guard ["http/protobuf", "http/json"].contains(value.lowercased()) else {
+                throw .invalidValue(
+                    variable: name, value: value,
+                    expected: "http/protobuf or http/json (OTLP over HTTP; gRPC is not built in)")
+            }
+            break // the traces' own variable wins
+        }
         return otel
     }
 

@@ -129,7 +129,7 @@ public struct ServerConfiguration: Sendable {
             .logLevel, among: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         configuration.logsJSON = try settings.choice(.logFormat, among: ["text", "json"]) == "json"
         configuration.audit = try audit(settings, database: settings.value(.databaseURL) != nil)
-        configuration.tracing = tracingEnvironment(settings.environment)
+        configuration.tracing = try tracingEnvironment(settings.environment)
         switch settings.value(.metrics) {
         case nil, "": configuration.metrics = .listener
         case "off": configuration.metrics = .off

@@ -196,6 +196,36 @@ import Testing
         #expect(declared.count > 50)
     }
 
+    @Test func tracesAreExportedWhenAnOTLPEndpointIsNamedOverHTTPOnly() throws {
+        #expect(try ServerConfiguration.tracingEnvironment(["OTEL_SERVICE_NAME": "x"]) == nil)
+        let endpoint = "http://collector:4318"
+        let traced = try #require(
+            try ServerConfiguration.tracingEnvironment([
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "pay", "PATH": "/bin",
+            ]))
+        #expect(traced == ["OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "pay"])
+        #expect(try ServerConfiguration.tracingEnvironment(["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint]) != nil)
+        for off in [
+            ["OTEL_SDK_DISABLED": "true"], ["OTEL_TRACES_EXPORTER": "none"], ["OTEL_EXPORTER_OTLP_ENDPOINT": " "],
+        ] {
+            let environment = ["OTEL_EXPORTER_OTLP_ENDPOINT": endpoint].merging(off) { $1 }
+            #expect(try ServerConfiguration.tracingEnvironment(environment) == nil, "\(off)")
+        }
+        // gRPC is not built in: refused with the variable's name, not left to stop the process.
+        #expect(throws: ConfigurationError.self) {
+            try ServerConfiguration.tracingEnvironment([
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            ])
+        }
+        // The traces' own protocol wins over the general one.
+        #expect(
+            try ServerConfiguration.tracingEnvironment([
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            ]) != nil)
+    }
+
     @Test func anEnvironmentVariableThatIsASettingIsReadAndOneThatIsNotIsNot() throws {
         let settings = try Settings(
             credentials: [], simulate: true, options: [:],
