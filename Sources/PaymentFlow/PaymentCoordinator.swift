@@ -717,10 +717,20 @@ public actor PaymentCoordinator {
     }
 
     /// Runs one store request; a store that cannot answer becomes ``FlowError/storeUnavailable(_:)``.
-    /// A span each (`payment store read`, `payment store write`), a child of whatever is traced.
+    /// A span each (`payment store read`, `payment store write`) inside a traced operation (a
+    /// tool call, a callback); none outside one (maintenance's expiry and silent-call sweeps, the
+    /// receiver's secret check before a refusal), which would each be a trace of one span every
+    /// few seconds: noise in an operator's traces.
     private func stored<T>(
         as operation: String = "read", _ request: () async throws(PaymentStoreError) -> T
     ) async throws(FlowError) -> T {
+        guard ServiceContext.current != nil else {
+            do {
+                return try await request()
+            } catch {
+                throw .storeUnavailable(error.reason)
+            }
+        }
         let span = startSpan("payment store \(operation)", ofKind: .client)
         defer { span.end() }
         do {
