@@ -135,8 +135,8 @@ public actor PaymentCoordinator {
     let audit: (any AuditTrail)?
     /// This replica's name in audit records.
     let replica: String
-    /// The trace each payment this process started was started in (spans: `swift-distributed-tracing`,
-    /// the host's tracer): callbacks link to it, notifications join it.
+    /// The trace each call's payment was started in by this process (spans:
+    /// `swift-distributed-tracing`, the host's tracer): callbacks link to it, notifications join it.
     public nonisolated let traces = PaymentTraces()
     /// When each session's call was last checked by ``checkSilentCalls(silentFor:)`` (a local
     /// economy: another replica may check too).

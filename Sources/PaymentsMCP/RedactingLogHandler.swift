@@ -266,8 +266,7 @@ public struct MCPLogHandler: LogHandler {
     /// The event as one JSON object and a newline: `timestamp` (ISO 8601, milliseconds, UTC),
     /// `level`, `label`, `message` and `metadata` (this handler's and the event's; values as
     /// text), and `trace_id`/`span_id` when logged inside a traced span; each text redacted as
-    /// the text lines are. JSON escapes every control character,
-    /// so one event is one line.
+    /// the text lines are. JSON escapes every control character, so one event is one line.
     func jsonLine(_ event: LogEvent, at date: Date) -> String {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }

@@ -19,7 +19,8 @@ enum RequestTracing {
     static func run(
         method: String, params: JSONValue, context: RequestContext, _ body: () async throws -> JSONValue
     ) async throws -> JSONValue {
-        let tool = method == "tools/call" ? params["name"]?.stringValue : nil
+        // The client names the tool: at most 64 characters of it reach a span's name.
+        let tool = method == "tools/call" ? params["name"]?.stringValue.map { String($0.prefix(64)) } : nil
         return try await withSpan(
             tool.map { "\(method) \($0)" } ?? method, context: parent(params: params, context: context), ofKind: .server
         ) { span in
