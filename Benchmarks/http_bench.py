@@ -117,6 +117,12 @@ request = function()
   return wrk.format(nil, nil, nil, before .. '"' .. tostring(tid) .. "-" .. counter .. '"' .. after)
 end
 """
+    return run_wrk(lua, url, connections, seconds, threads=1 if connections == 1 else 2)
+
+
+def run_wrk(lua: str, url: str, connections: int, seconds: float, threads: int = 2) -> dict:
+    """Runs wrk with `lua` (which sets up the requests; the summary is added here): requests/s,
+    p50 and p99 (ms), errors (non-2xx/3xx, connect, read, write, timeouts) and requests."""
     lua += """
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %d %f %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect +
@@ -127,14 +133,13 @@ end
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     try:
-        threads = 1 if connections == 1 else 2
         out = subprocess.run([WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", script.name, url],
                              capture_output=True, text=True, timeout=seconds + 30)
     finally:
         os.unlink(script.name)
     match = re.search(r"RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+)", out.stdout)
     if not match:
-        raise SystemExit(f"http_bench: wrk printed no result:\n{out.stdout}\n{out.stderr}")
+        raise SystemExit(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
     requests, errors, duration_us, p50, p99, _ = match.groups()
     return {"rps": int(requests) / (int(duration_us) / 1e6), "p50": float(p50) / 1000, "p99": float(p99) / 1000,
             "errors": int(errors), "requests": int(requests)}

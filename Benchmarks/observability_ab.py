@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import http.server
 import os
-import re
 import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import urllib.parse
 from pathlib import Path
@@ -36,7 +34,7 @@ from pathlib import Path
 from twilio.request_validator import RequestValidator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_bench import WRK, Endpoint, Simulator, free_port, wait_for, wrk  # noqa: E402
+from http_bench import Endpoint, Simulator, free_port, run_wrk, wait_for, wrk  # noqa: E402
 
 VARIANTS = {"off": {"AGENT_PAYMENTS_METRICS": "off"}, "metrics": {}, "traces": {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}}
 
@@ -74,25 +72,8 @@ request = function()
   return wrk.format(nil, nil, {["Content-Type"] = "application/x-www-form-urlencoded", ["X-Twilio-Signature"] = pick[2]},
     pick[1])
 end
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %f %f\\n", summary.requests, summary.errors.status + summary.errors.connect +
-    summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration,
-    latency:percentile(50), latency:percentile(99)))
-end
 """
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(lua)
-    try:
-        out = subprocess.run([WRK, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", script.name, url],
-                             capture_output=True, text=True, timeout=seconds + 30)
-    finally:
-        os.unlink(script.name)
-    match = re.search(r"RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)", out.stdout)
-    if not match:
-        raise SystemExit(f"observability_ab: wrk printed no result:\n{out.stdout}\n{out.stderr}")
-    requests, errors, duration_us, p50, p99 = match.groups()
-    return {"rps": int(requests) / (int(duration_us) / 1e6), "p50": float(p50) / 1000, "p99": float(p99) / 1000,
-            "errors": int(errors)}
+    return run_wrk(lua, url, connections, seconds)
 
 
 def measure(bin_dir: Path, simulator: Simulator, extra: dict, seconds: float) -> dict:

@@ -724,20 +724,13 @@ public actor PaymentCoordinator {
     private func stored<T>(
         as operation: String = "read", _ request: () async throws(PaymentStoreError) -> T
     ) async throws(FlowError) -> T {
-        guard ServiceContext.current != nil else {
-            do {
-                return try await request()
-            } catch {
-                throw .storeUnavailable(error.reason)
-            }
-        }
-        let span = startSpan("payment store \(operation)", ofKind: .client)
-        defer { span.end() }
+        let span = ServiceContext.current == nil ? nil : startSpan("payment store \(operation)", ofKind: .client)
+        defer { span?.end() }
         do {
             return try await request()
         } catch {
-            span.attributes["error.type"] = "store_unavailable"
-            span.setStatus(SpanStatus(code: .error))
+            span?.attributes["error.type"] = "store_unavailable"
+            span?.setStatus(SpanStatus(code: .error))
             throw .storeUnavailable(error.reason)
         }
     }
