@@ -9,9 +9,10 @@ and round, alternating, and drives the same two hot paths through each:
   reports, alternating), wrk at 16 connections.
 
 Variants: `off` (`AGENT_PAYMENTS_METRICS=off`, no OTLP endpoint: no metrics backend and no
-tracer, every metric and span a no-op), `metrics` (the default: Prometheus on the listener) and
+tracer, every metric and span a no-op), `metrics` (the default: Prometheus on the listener),
 `traces` (Prometheus, and every span exported over OTLP/HTTP to a receiver in this script that
-reads and drops them). Printed per round and as the median of rounds, with each variant's cost
+reads and drops them) and `1-in-10` (the same with the sampler Docs/operations.md recommends for a
+busy deployment: `parentbased_traceidratio` at 0.1, a caller's own sampling decision kept). Printed per round and as the median of rounds, with each variant's cost
 against `off`.
 
     .venv/bin/python Benchmarks/observability_ab.py BIN_DIR [--smoke] [--rounds N]
@@ -36,7 +37,9 @@ from twilio.request_validator import RequestValidator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from http_bench import Endpoint, Simulator, free_port, run_wrk, wait_for, wrk  # noqa: E402
 
-VARIANTS = {"off": {"AGENT_PAYMENTS_METRICS": "off"}, "metrics": {}, "traces": {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}}
+VARIANTS = {"off": {"AGENT_PAYMENTS_METRICS": "off"}, "metrics": {}, "traces": {"OTEL_EXPORTER_OTLP_ENDPOINT": ""},
+            "1-in-10": {"OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                        "OTEL_TRACES_SAMPLER_ARG": "0.1"}}
 
 
 class Sink:
@@ -76,6 +79,21 @@ end
     return run_wrk(lua, url, connections, seconds)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU the process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(pid: int, run) -> dict:
+    """A wrk figure with the server's CPU per request in microseconds (`cpu_us`): steadier than the
+    rate on two cores that wrk shares, and what an operator pays whatever the load."""
+    before = cpu_seconds(pid)
+    figure = run()
+    figure["cpu_us"] = (cpu_seconds(pid) - before) / max(figure["requests"], 1) * 1e6
+    return figure
+
+
 def measure(bin_dir: Path, simulator: Simulator, extra: dict, seconds: float) -> dict:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "NGROK_", "CALLBACK_", "AGENT_PAYMENTS_", "OTEL_"))}
@@ -98,13 +116,15 @@ def measure(bin_dir: Path, simulator: Simulator, extra: dict, seconds: float) ->
         created = simulator.payments.get(timeout=10)
         body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
                 "params": {"name": "getPaymentStatus", "arguments": {"paymentSid": payment}}}
-        figures = {f"status c{n}": wrk(url, body, endpoint.legacy, n, seconds) for n in (1, 32)}
+        figures = {f"status c{n}": with_cpu(server.pid, lambda n=n: wrk(url, body, endpoint.legacy, n, seconds))
+                   for n in (1, 32)}
         validator = RequestValidator(info["authToken"])
         bodies = []
         for brand in ("visa", "mastercard"):
             fields = {"AccountSid": info["accountSid"], "CallSid": call_sid, "Sid": payment, "PaymentCardType": brand}
             bodies.append((urllib.parse.urlencode(fields), validator.compute_signature(created["statusCallback"], fields)))
-        figures["callbacks c16"] = wrk_callbacks(created["statusCallback"], bodies, 16, seconds)
+        figures["callbacks c16"] = with_cpu(
+            server.pid, lambda: wrk_callbacks(created["statusCallback"], bodies, 16, seconds))
         return figures
     finally:
         server.terminate()
@@ -121,27 +141,35 @@ def main() -> None:
     seconds = 1 if smoke else 5
     simulator = Simulator(bin_dir)
     sink = Sink()
-    VARIANTS["traces"]["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
+    for extra in VARIANTS.values():
+        if "OTEL_EXPORTER_OTLP_ENDPOINT" in extra:
+            extra["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
     results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     try:
         print(f"Observability on the hot paths: agent-payments --http live against twilio-simulator, wrk {seconds} s per "
               f"figure, {rounds} round(s), variants alternating")
-        print(f"{'round':>5} {'variant':8} | {'status c1 req/s':>15} {'p50 ms':>7} | {'status c32 req/s':>16} {'p99 ms':>7} | "
-              f"{'callbacks req/s':>15} {'p50 ms':>7} {'p99 ms':>7}")
+        print(f"{'round':>5} {'variant':8} | {'status c1 req/s':>15} {'p50 ms':>7} {'cpu us':>6} | "
+              f"{'status c32 req/s':>16} {'p99 ms':>7} {'cpu us':>6} | {'callbacks req/s':>15} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'cpu us':>6}")
         for round_ in range(1, rounds + 1):
             for name, extra in VARIANTS.items():
                 figures = measure(bin_dir, simulator, extra, seconds)
                 results[name].append(figures)
                 errors = sum(figure["errors"] for figure in figures.values())
                 c1, c32, cb = figures["status c1"], figures["status c32"], figures["callbacks c16"]
-                print(f"{round_:>5} {name:8} | {c1['rps']:>15.0f} {c1['p50']:>7.3f} | {c32['rps']:>16.0f} {c32['p99']:>7.3f} | "
-                      f"{cb['rps']:>15.0f} {cb['p50']:>7.3f} {cb['p99']:>7.3f}" + (f"  ({errors} errors)" if errors else ""))
-        print("medians of rounds, and the cost of each variant against off (a lower rate is a cost):")
-        base = {key: statistics.median(r[key]["rps"] for r in results["off"]) for key in results["off"][0]}
-        for name in VARIANTS:
-            medians = {key: statistics.median(r[key]["rps"] for r in results[name]) for key in base}
-            costs = ", ".join(f"{key} {medians[key]:.0f}/s ({(1 - medians[key] / base[key]) * 100:+.1f} %)" for key in base)
-            print(f"  {name:8} {costs}")
+                print(f"{round_:>5} {name:8} | {c1['rps']:>15.0f} {c1['p50']:>7.3f} {c1['cpu_us']:>6.1f} | "
+                      f"{c32['rps']:>16.0f} {c32['p99']:>7.3f} {c32['cpu_us']:>6.1f} | "
+                      f"{cb['rps']:>15.0f} {cb['p50']:>7.3f} {cb['p99']:>7.3f} {cb['cpu_us']:>6.1f}"
+                      + (f"  ({errors} errors)" if errors else ""))
+        print("medians of rounds, and the cost of each variant against off (a lower rate, more CPU per request):")
+        for figure, unit, cost in (("rps", "/s", lambda value, base: 1 - value / base),
+                                   ("cpu_us", " us", lambda value, base: value / base - 1)):
+            base = {key: statistics.median(r[key][figure] for r in results["off"]) for key in results["off"][0]}
+            for name in VARIANTS:
+                medians = {key: statistics.median(r[key][figure] for r in results[name]) for key in base}
+                costs = ", ".join(f"{key} {medians[key]:.{0 if figure == 'rps' else 1}f}{unit} "
+                                  f"({cost(medians[key], base[key]) * 100:+.1f} %)" for key in base)
+                print(f"  {name:8} {costs}")
     finally:
         simulator.close()
 

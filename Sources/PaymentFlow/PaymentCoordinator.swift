@@ -717,13 +717,19 @@ public actor PaymentCoordinator {
     }
 
     /// Runs one store request; a store that cannot answer becomes ``FlowError/storeUnavailable(_:)``.
-    /// A span each (`payment store read`, `payment store write`) inside a traced operation (a
-    /// tool call, a callback); none outside one (maintenance's expiry and silent-call sweeps, the
-    /// receiver's secret check before a refusal), which would each be a trace of one span every
-    /// few seconds: noise in an operator's traces.
+    ///
+    /// Inside a tool call, a span each (`payment store read`, `payment store write`). Inside a
+    /// callback, an event on the callback's span instead, with its duration
+    /// (`payment.store.duration_ms`): a callback stays one span, which is what keeps a full
+    /// export affordable at thousands of callbacks a second (Docs/benchmarks.md). Outside a
+    /// traced operation (maintenance's expiry and silent-call sweeps, the receiver's secret check
+    /// before a refusal), nothing: a trace of one span every few seconds is noise.
     private func stored<T>(
         as operation: String = "read", _ request: () async throws(PaymentStoreError) -> T
     ) async throws(FlowError) -> T {
+        if let callback = CallbackSpan.current {
+            return try await storedAsEvent(of: callback, operation, request)
+        }
         let span = ServiceContext.current == nil ? nil : startSpan("payment store \(operation)", ofKind: .client)
         defer { span?.end() }
         do {
@@ -735,9 +741,34 @@ public actor PaymentCoordinator {
         }
     }
 
+    /// A store request inside a callback, recorded as an event on the callback's span.
+    private func storedAsEvent<T>(
+        of callback: any Span, _ operation: String, _ request: () async throws(PaymentStoreError) -> T
+    ) async throws(FlowError) -> T {
+        guard callback.isRecording else {
+            do { return try await request() } catch { throw .storeUnavailable(error.reason) }
+        }
+        let instant = DefaultTracerClock.now
+        let started = ContinuousClock.now
+        let outcome: Result<T, PaymentStoreError>
+        do { outcome = .success(try await request()) } catch { outcome = .failure(error) }
+        let elapsed = ContinuousClock.now - started
+        var attributes: SpanAttributes = [
+            "payment.store.duration_ms": .double(
+                Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15)
+        ]
+        if case .failure = outcome { attributes["error.type"] = "store_unavailable" }
+        callback.addEvent(SpanEvent(name: "payment store \(operation)", at: instant, attributes: attributes))
+        switch outcome {
+        case .success(let value): return value
+        case .failure(let error): throw .storeUnavailable(error.reason)
+        }
+    }
+
     /// Runs `body` in a span of its own that starts a trace (what arrives from Twilio is not
     /// part of any caller's request), linked to the trace the payment was started in when this
-    /// process remembers it (``traces``): `body` names the call to `linkTo`.
+    /// process remembers it (``traces``): `body` names the call to `linkTo`. The store requests
+    /// inside are events on it (``stored(as:_:)``).
     private func tracedCallback<T: Sendable>(
         _ name: String,
         _ body: (_ linkTo: @Sendable (String?) -> Void) async throws(FlowError) -> T
@@ -746,15 +777,17 @@ public actor PaymentCoordinator {
         defer { span.end() }
         let traces = traces
         let link: @Sendable (String?) -> Void = { sid in
-            if let sid, let started = traces.context(ofCall: sid) {
+            if let sid, span.isRecording, let started = traces.context(ofCall: sid) {
                 span.addLink(SpanLink(context: started, attributes: [:]))
             }
         }
         let result: Result<T, FlowError> = await ServiceContext.withValue(span.context) {
-            do throws(FlowError) {
-                return .success(try await body(link))
-            } catch {
-                return .failure(error)
+            await CallbackSpan.$current.withValue(span) {
+                do throws(FlowError) {
+                    return .success(try await body(link))
+                } catch {
+                    return .failure(error)
+                }
             }
         }
         if case .failure = result { span.setStatus(SpanStatus(code: .error)) }

@@ -48,3 +48,9 @@ public final class PaymentTraces: Sendable {
     /// How many calls are remembered.
     public var count: Int { state.withLock { $0.contexts.count } }
 }
+
+/// The span of the callback this task is applying, if any: its store requests become events on
+/// it rather than spans of their own.
+enum CallbackSpan {
+    @TaskLocal static var current: (any Span)?
+}

@@ -151,20 +151,25 @@ public final class PaymentsMCP: Service, CustomStringConvertible, Sendable {
             let visible: @Sendable (Principal) -> Bool = { principal in
                 principal.has(PaymentScope.read) && principal.paymentActor.mayAccess(session)
             }
-            // A span in the payment's trace when this process started it (else one of its own):
-            // the caller's tool call, then each notification its payment's changes made.
-            let span = startSpan(
-                "notifications/resources/updated",
-                context: coordinator.traces.context(ofCall: session.callSID.rawValue) ?? .topLevel,
-                ofKind: .producer)
-            span.attributes["mcp.method.name"] = "notifications/resources/updated"
-            span.attributes["payment.phase"] = session.phase.name
-            server.notifyResourceUpdated(
+            let started = DefaultTracerClock.now
+            var sent = server.notifyResourceUpdated(
                 uri: SessionJSON.uri(callSID: session.callSID, paymentSID: sid), visibleTo: visible)
             if known.insert(sid).inserted || session.phase.isFinished {
-                server.notifyResourcesListChanged(visibleTo: visible)
+                sent += server.notifyResourcesListChanged(visibleTo: visible)
             }
-            span.end()
+            // A span in the payment's trace when this process started it (else one of its own),
+            // when anyone was told: the caller's tool call, then each notification its payment's
+            // changes sent. (A change no one hears is no span: it costs an export for nothing.)
+            if sent > 0 {
+                let span = startSpan(
+                    "notifications/resources/updated",
+                    context: coordinator.traces.context(ofCall: session.callSID.rawValue) ?? .topLevel,
+                    ofKind: .producer, at: started)
+                span.attributes["mcp.method.name"] = "notifications/resources/updated"
+                span.attributes["payment.phase"] = session.phase.name
+                span.attributes["mcp.notifications.sent"] = sent
+                span.end()
+            }
             if session.phase.isFinished { known.remove(sid) }
         }
     }

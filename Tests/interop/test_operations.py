@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from test_agent_payments_e2e import new_call
-from test_http import (CARD, MODERN, SERVER, TIMEOUT, clean_env, http_server, modern_headers, modern_request, post,
-                       reply_of, sdk_payment)
+from test_http import (CARD, MODERN, SERVER, TIMEOUT, clean_env, http_server, legacy_call, legacy_session,
+                       modern_headers, modern_request, post, reply_of, sdk_payment)
 
 pytestmark = pytest.mark.anyio
 
@@ -208,15 +208,16 @@ def attributes(span) -> dict:
     values = {}
     for attribute in span.attributes:
         value = attribute.value
-        values[attribute.key] = value.string_value or value.int_value or value.bool_value
+        values[attribute.key] = value.string_value or value.int_value or value.double_value or value.bool_value
     return values
 
 
-async def test_a_payment_is_one_trace_continued_from_the_callers_traceparent():
+async def test_a_payment_is_one_trace_continued_from_the_callers_traceparent(legacy_schema):
     """Traces (issue 28): a tool call continues the caller's trace from `_meta.traceparent`
     (MCP 2026-07-28) or the HTTP `traceparent` header; under it, spans for the store and the
-    Twilio request; the payment's notifications join its trace; each callback is a trace of its
-    own linked to the payment's. Exported over OTLP/HTTP to a receiver in this test, decoded with
+    Twilio request; the notifications its changes send to a subscriber join its trace; each
+    callback is a trace of its own linked to the payment's, one span with its store requests as
+    events. Exported over OTLP/HTTP to a receiver in this test, decoded with
     opentelemetry-proto; no card data, token or secret in any attribute."""
     from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -240,6 +241,10 @@ async def test_a_payment_is_one_trace_continued_from_the_callers_traceparent():
 
             started = call("startPaymentCapture", {"callSid": call_sid}, traceparent=f"00-{trace_id}-{caller_span}-01")
             payment_sid = started["structuredContent"]["paymentSid"]
+            # A legacy session subscribed to the payment: its changes are sent, so traced.
+            watcher = legacy_session(server, legacy_schema)
+            legacy_call(server, legacy_schema, watcher, "resources/subscribe",
+                        {"uri": f"payment://{call_sid}/{payment_sid}/status"}, "EmptyResult", id=2)
             # `_meta` wins over the header when both name a trace.
             call("captureCardNumber", {"paymentSid": payment_sid, "callSid": call_sid},
                  traceparent=f"00-{trace_id}-{caller_span}-01", header=f"00-{secrets.token_hex(16)}-{header_span}-01")
@@ -302,8 +307,10 @@ async def test_a_payment_is_one_trace_continued_from_the_callers_traceparent():
         callbacks = [span for span in spans if span.name == "payment callback"]
         assert callbacks and all(span.trace_id.hex() != trace_id and not span.parent_span_id for span in callbacks)
         assert all(any(link.trace_id.hex() == trace_id for link in span.links) for span in callbacks), callbacks[0]
-        assert any(child.name == "payment store write" and under(child, callback) for callback in callbacks
-                   for child in spans), "a callback's store write is in its trace"
+        # A callback is one span: its store requests are events on it, with their durations.
+        assert not any(span.parent_span_id in {callback.span_id for callback in callbacks} for span in spans)
+        writes = [event for callback in callbacks for event in callback.events if event.name == "payment store write"]
+        assert writes and all(attributes(event)["payment.store.duration_ms"] >= 0 for event in writes), callbacks[0]
 
         # Nothing to steal in any attribute: no card number or its digits, no token.
         values = json.dumps([attributes(span) for span in spans] + [span.name for span in spans])

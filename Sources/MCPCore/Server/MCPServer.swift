@@ -203,10 +203,14 @@ public final class MCPServer: Sendable {
     /// clients on every `subscriptions/listen` stream that named `uri`. With `visibleTo`, only
     /// connections whose principal it admits hear of it: a subscription to another principal's
     /// resource is accepted like any (so that it reveals nothing) but never carries news of it.
-    public func notifyResourceUpdated(uri: String, visibleTo isVisible: (@Sendable (Principal) -> Bool)? = nil) {
+    /// Returns how many notifications were sent (none when no one is subscribed).
+    @discardableResult
+    public func notifyResourceUpdated(uri: String, visibleTo isVisible: (@Sendable (Principal) -> Bool)? = nil) -> Int {
+        var sent = 0
         for connection in openConnections() where isVisible?(connection.principal) ?? true {
-            connection.resourceUpdated(uri: uri)
+            sent += connection.resourceUpdated(uri: uri)
         }
+        return sent
     }
 
     /// Tells clients that the list of tools changed.
@@ -221,10 +225,14 @@ public final class MCPServer: Sendable {
 
     /// Tells clients that the list of resources changed; with `visibleTo`, only the connections
     /// whose principal it admits (a change another principal cannot see tells it nothing).
-    public func notifyResourcesListChanged(visibleTo isVisible: (@Sendable (Principal) -> Bool)? = nil) {
+    /// Returns how many notifications were sent.
+    @discardableResult
+    public func notifyResourcesListChanged(visibleTo isVisible: (@Sendable (Principal) -> Bool)? = nil) -> Int {
+        var sent = 0
         for connection in openConnections() where isVisible?(connection.principal) ?? true {
-            connection.listChanged(.resources)
+            sent += connection.listChanged(.resources)
         }
+        return sent
     }
 
     /// Sends a log message that belongs to no request to every legacy client whose level

@@ -69,7 +69,9 @@ extension ServerConnection {
         }
     }
 
-    func resourceUpdated(uri: String) {
+    /// Returns how many notifications it sent (the legacy session's, and one per listen stream).
+    @discardableResult
+    func resourceUpdated(uri: String) -> Int {
         let (legacy, streams) = state.withLock { state -> (Bool, [RequestID]) in
             let legacy: Bool
             if case .legacy = state.phase { legacy = state.legacySubscriptions.contains(uri) } else { legacy = false }
@@ -89,9 +91,12 @@ extension ServerConnection {
                         "_meta": [MetaKey.subscriptionID: id.json], "uri": .string(uri),
                     ]), route: .partOf(id))
         }
+        return (legacy ? 1 : 0) + streams.count
     }
 
-    func listChanged(_ kind: ListKind) {
+    /// Returns how many notifications it sent.
+    @discardableResult
+    func listChanged(_ kind: ListKind) -> Int {
         let method: String
         switch kind {
         case .tools: method = "notifications/tools/list_changed"
@@ -120,6 +125,7 @@ extension ServerConnection {
             send(
                 .notification(method: method, params: ["_meta": [MetaKey.subscriptionID: id.json]]), route: .partOf(id))
         }
+        return (legacy ? 1 : 0) + streams.count
     }
 
     /// The list a listing method reads, if it is one.
