@@ -265,6 +265,35 @@ public struct ServerConfiguration: Sendable {
         return limits
     }
 
+    /// Twilio's API: `TWILIO_REGION` and `TWILIO_EDGE` (`https://api.{edge}.{region}.twilio.com`),
+    /// or `TWILIO_API_BASE_URL` for a stand-in; not both, and `api.twilio.com` (US1) without any.
+    static func apiBaseURL(_ settings: Settings) throws(ConfigurationError) -> URL {
+        let endpoint: TwilioEndpoint?
+        do {
+            endpoint = try TwilioEndpoint.named(region: settings.value(.region), edge: settings.value(.edge))
+        } catch {
+            let setting = if case .unknownEdge = error { Setting.edge } else { Setting.region }
+            throw .invalidValue(variable: setting.name, value: settings.value(setting) ?? "", expected: error.expected)
+        }
+        if let endpoint {
+            if settings.isSet(.apiBaseURL), let base = settings.value(.apiBaseURL) {
+                throw .invalidValue(
+                    variable: Setting.apiBaseURL.name, value: base,
+                    expected: "unset when \(Setting.region.name) names the host (\(endpoint.host))")
+            }
+            return endpoint.baseURL
+        }
+        let baseText = settings.value(.apiBaseURL) ?? TwilioPaymentsClient.defaultBaseURL.absoluteString
+        guard let apiBaseURL = URL(string: baseText), let scheme = apiBaseURL.scheme,
+            ["http", "https"].contains(scheme.lowercased()), apiBaseURL.host != nil
+        else {
+            throw .invalidValue(
+                variable: Setting.apiBaseURL.name, value: baseText,
+                expected: "an absolute URL such as https://api.twilio.com (for a region, set \(Setting.region.name))")
+        }
+        return apiBaseURL
+    }
+
     private static func loadPayments(
         _ settings: Settings, simulate: Bool
     ) throws(ConfigurationError) -> ServerConfiguration {
@@ -318,14 +347,7 @@ public struct ServerConfiguration: Sendable {
             throw .invalidCredentials(error.description)
         }
 
-        let baseText = settings.value(.apiBaseURL) ?? TwilioPaymentsClient.defaultBaseURL.absoluteString
-        guard let apiBaseURL = URL(string: baseText), let scheme = apiBaseURL.scheme,
-            ["http", "https"].contains(scheme.lowercased()), apiBaseURL.host != nil
-        else {
-            throw .invalidValue(
-                variable: Setting.apiBaseURL.name, value: baseText,
-                expected: "an absolute URL such as https://api.dublin.ie1.twilio.com")
-        }
+        let apiBaseURL = try Self.apiBaseURL(settings)
 
         let publicURL: PaymentsConfiguration.PublicURL
         if let base = settings.value(.callbackBaseURL) {

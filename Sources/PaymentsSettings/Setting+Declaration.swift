@@ -17,7 +17,14 @@ extension Setting {
         "the account's primary Auth Token: enables `X-Twilio-Signature` validation of callbacks (strongly recommended)")
     public static let apiBaseURL = Setting(
         "TWILIO_API_BASE_URL", default: "https://api.twilio.com", group: .twilio,
-        "Twilio's API: a regional edge (`https://api.dublin.ie1.twilio.com`) or a stand-in")
+        "Twilio's API as a URL, for a stand-in such as twilio-simulator (for Twilio's regions, `TWILIO_REGION`)")
+    public static let region = Setting(
+        "TWILIO_REGION", defaultText: "US1 (`api.twilio.com`)", group: .twilio,
+        "`us1`, `ie1` or `au1`: the Twilio Region the account's calls are in (its keys and Auth Token are that region's)"
+    )
+    public static let edge = Setting(
+        "TWILIO_EDGE", defaultText: "the region's (`ashburn`, `dublin`, `sydney`)", group: .twilio,
+        "the edge location requests enter Twilio through (`dublin`, `frankfurt`, `sydney`, …), with `TWILIO_REGION`")
 
     // MARK: Payment defaults
     public static let tokenType = Setting(
@@ -219,7 +226,7 @@ extension Setting {
 
     /// Every setting, in the documentation's order.
     public static let all: [Setting] = [
-        accountSID, apiKey, apiSecret, authToken, apiBaseURL,
+        accountSID, apiKey, apiSecret, authToken, apiBaseURL, region, edge,
         tokenType, currency, paymentConnector, postalCode, securityCode,
         callbackBaseURL, ngrokAuthToken, ngrokDomain, callbackHost, callbackPort,
         headTimeout, minimumBodyRate, requestTimeout, idleTimeout, writeTimeout, maximumPipelinedRequests,

@@ -9,13 +9,20 @@ public struct TwilioAPIError: Error, Sendable, Equatable, CustomStringConvertibl
     public var message: String
     /// Twilio's documentation link for the code.
     public var moreInfo: String?
+    /// The API host that answered (`api.dublin.ie1.twilio.com`), when known: a refused
+    /// credential is most often one made in another region.
+    public var host: String?
 
-    public init(httpStatus: Int, code: Int?, message: String, moreInfo: String? = nil) {
+    public init(httpStatus: Int, code: Int?, message: String, moreInfo: String? = nil, host: String? = nil) {
         self.httpStatus = httpStatus
         self.code = code
         self.message = message
         self.moreInfo = moreInfo
+        self.host = host
     }
+
+    /// Whether Twilio refused the credentials (HTTP 401, or error 20003).
+    public var isAuthenticationFailure: Bool { httpStatus == 401 || code == 20003 }
 
     /// What the code means, in plain words.
     public var explanation: String? { code.flatMap { TwilioErrorCatalog.entries[$0]?.meaning } }
@@ -26,6 +33,11 @@ public struct TwilioAPIError: Error, Sendable, Equatable, CustomStringConvertibl
         var text = "Twilio error \(code.map(String.init) ?? "(no code)") (HTTP \(httpStatus)): \(message)"
         if let explanation { text += ". Meaning: \(explanation)" }
         if let remedy { text += ". What to do: \(remedy)" }
+        if isAuthenticationFailure, let host {
+            text +=
+                ". The request went to \(host): API keys and Auth Tokens belong to one Twilio region (a key made in "
+                + "US1 is refused by IE1 and AU1), so a key made in another region than this host's is the likely cause"
+        }
         if let moreInfo { text += " (\(moreInfo))" }
         return text
     }

@@ -32,8 +32,9 @@ public protocol TwilioPaymentsAPI: Sendable {
 ///                                              statusCallback: "https://example.com/callbacks/s3cr3t")
 /// ```
 public struct TwilioPaymentsClient: TwilioPaymentsAPI {
-    /// Twilio's default API host. Regional edges (`https://api.dublin.ie1.twilio.com`) and
-    /// stand-ins such as TwilioSimulator are configured through `baseURL`.
+    /// Twilio's default API host (US1). Other regions' hosts come from ``TwilioEndpoint``
+    /// (`TwilioEndpoint(region: .ie1).baseURL`); stand-ins such as TwilioSimulator are
+    /// configured through `baseURL`.
     public static let defaultBaseURL = URL(string: "https://api.twilio.com")!
 
     public let credentials: TwilioCredentials
@@ -92,7 +93,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         let fields = [("IdempotencyKey", idempotencyKey), ("StatusCallback", statusCallback)] + options.formFields()
         let response = try await perform(
             "create_payment", method: "POST", path: "Calls/\(callSID)/Payments.json", form: fields)
-        return try PaymentResource(try Self.decode(PaymentResource.Wire.self, from: response), status: response.status)
+        return try PaymentResource(try decode(PaymentResource.Wire.self, from: response), status: response.status)
     }
 
     public func updatePayment(
@@ -104,12 +105,12 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         let fields = [("IdempotencyKey", idempotencyKey), ("StatusCallback", statusCallback)] + update.formFields()
         let response = try await perform(
             "update_payment", method: "POST", path: "Calls/\(callSID)/Payments/\(paymentSID).json", form: fields)
-        return try PaymentResource(try Self.decode(PaymentResource.Wire.self, from: response), status: response.status)
+        return try PaymentResource(try decode(PaymentResource.Wire.self, from: response), status: response.status)
     }
 
     public func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
         let response = try await perform("fetch_call", method: "GET", path: "Calls/\(callSID).json", form: nil)
-        let call = try Self.decode(CallResource.Wire.self, from: response)
+        let call = try decode(CallResource.Wire.self, from: response)
         guard let sid = call.sid.flatMap(CallSID.init) else {
             throw .invalidResponse(status: response.status, detail: "the call resource has no valid sid")
         }
@@ -187,20 +188,20 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
                 guard RetryPolicy.isRetryable(status: response.status) else { return response }
                 retryAfter = response.headers["retry-after"].flatMap { RetryPolicy.retryAfterSeconds($0, now: Date()) }
                 if attempt >= retryPolicy.maximumAttempts {
-                    throw .api(Self.apiError(from: response))
+                    throw .api(answeredError(from: response))
                 }
             case .failure(let failure):
                 if !failure.isRetryable || attempt >= retryPolicy.maximumAttempts {
-                    throw .transport(failure.description, attempts: attempt)
+                    throw .transport(failure.description + hostNote, attempts: attempt)
                 }
                 retryAfter = nil
             }
             let wait = retryPolicy.delay(afterAttempt: attempt, retryAfterSeconds: retryAfter, using: &generator)
             guard clock.now + wait < deadline else {
                 switch outcome {
-                case .success(let response): throw .api(Self.apiError(from: response))
+                case .success(let response): throw .api(answeredError(from: response))
                 case .failure(let failure):
-                    throw .transport(failure.description + " (retry budget spent)", attempts: attempt)
+                    throw .transport(failure.description + hostNote + " (retry budget spent)", attempts: attempt)
                 }
             }
             do {
@@ -228,8 +229,8 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
     }
 
     /// A successful response's body as `T`; Twilio's error for any other status.
-    private static func decode<T: Decodable>(_ type: T.Type, from response: HTTPResponse) throws(TwilioError) -> T {
-        guard (200..<300).contains(response.status) else { throw .api(apiError(from: response)) }
+    private func decode<T: Decodable>(_ type: T.Type, from response: HTTPResponse) throws(TwilioError) -> T {
+        guard (200..<300).contains(response.status) else { throw .api(answeredError(from: response)) }
         do {
             return try JSONDecoder().decode(T.self, from: response.body)
         } catch {
@@ -264,6 +265,16 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
             type = try? container.decodeIfPresent(String.self, forKey: .type)
         }
     }
+
+    /// Twilio's error in `response`, naming the host that answered.
+    private func answeredError(from response: HTTPResponse) -> TwilioAPIError {
+        var error = Self.apiError(from: response)
+        error.host = baseURL.host
+        return error
+    }
+
+    /// The host a request that could not be sent was meant for.
+    private var hostNote: String { " (host \(baseURL.host ?? baseURL.absoluteString))" }
 
     /// Decodes Twilio's legacy error JSON (`code`, `message`, `more_info`, `status`) or RFC 9457
     /// problem details (`type`, `title`, `detail`, `status`, `code`).

@@ -100,6 +100,47 @@ import Testing
         #expect(error([:]) == nil)
     }
 
+    /// TWILIO_REGION and TWILIO_EDGE pick Twilio's regional host (issue 29); a bad name or a
+    /// combination that is rarely meant is refused with the setting's name.
+    @Test func aRegionAndAnEdgePickTwiliosHost() throws {
+        let live = [
+            "TWILIO_ACCOUNT_SID": "AC" + String(repeating: "a1", count: 16),
+            "TWILIO_API_KEY": "SK" + String(repeating: "b2", count: 16), "TWILIO_API_SECRET": "secret",
+            "CALLBACK_BASE_URL": "https://pay.example.com",
+        ]
+        func load(_ more: [String: String]) throws(ConfigurationError) -> URL? {
+            let environment = live.merging(more) { $1 }
+            let configuration = try ServerConfiguration.load(
+                Settings(commandLine: [:], environment: environment), simulate: false)
+            guard case .live(_, let baseURL) = configuration.payments.twilio else { return nil }
+            return baseURL
+        }
+        func refusal(_ more: [String: String]) -> String? {
+            do throws(ConfigurationError) {
+                _ = try load(more)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+        #expect(try load([:])?.absoluteString == "https://api.twilio.com")
+        #expect(try load(["TWILIO_REGION": "ie1"])?.absoluteString == "https://api.dublin.ie1.twilio.com")
+        #expect(
+            try load(["TWILIO_REGION": "AU1", "TWILIO_EDGE": "sydney"])?.absoluteString
+                == "https://api.sydney.au1.twilio.com")
+        #expect(
+            refusal(["TWILIO_REGION": "de1"])
+                == "TWILIO_REGION must be one of us1, ie1, au1 (Twilio's Payment resource is not available in de1), "
+                + "got \"de1\"")
+        #expect(
+            refusal(["TWILIO_REGION": "ie1", "TWILIO_EDGE": "paris"])?.hasPrefix("TWILIO_EDGE must be one of") == true)
+        #expect(refusal(["TWILIO_EDGE": "dublin"])?.contains("US1 through dublin") == true)
+        #expect(
+            refusal(["TWILIO_REGION": "ie1", "TWILIO_API_BASE_URL": "http://127.0.0.1:9"])
+                == "TWILIO_API_BASE_URL must be unset when TWILIO_REGION names the host (api.dublin.ie1.twilio.com), "
+                + "got \"http://127.0.0.1:9\"")
+    }
+
     @Test func listenerLimitsComeFromTheSettings() throws {
         let configuration = try ServerConfiguration.load(
             Settings(
