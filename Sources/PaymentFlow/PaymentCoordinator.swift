@@ -41,10 +41,14 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
     case storeUnavailable(String)
 
     /// Whether the same request may succeed if simply made again shortly, with nothing changed
-    /// (the store or the callback URL was briefly away, other writers kept winning).
+    /// (the store or the callback URL was briefly away, other writers kept winning, Twilio was
+    /// throttling).
     public var isRetryable: Bool {
         switch self {
         case .conflict, .storeUnavailable, .callbackUnavailable: return true
+        case .twilio(let error):
+            if case .api(let answer) = error { return answer.isThrottling }
+            return false
         default: return false
         }
     }

@@ -234,6 +234,7 @@ extension PaymentsMCP {
         case .sessionInProgress: return "session-in-progress"
         case .unknownSession: return "unknown-session"
         case .wrongCall: return "wrong-call"
+        case .twilio(.api(let answer)) where answer.isThrottling: return "twilio-throttled"
         case .twilio: return "twilio-error"
         case .callbackUnavailable: return "callback-unavailable"
         case .callEnded: return "call-ended"

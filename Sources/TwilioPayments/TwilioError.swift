@@ -21,8 +21,15 @@ public struct TwilioAPIError: Error, Sendable, Equatable, CustomStringConvertibl
         self.host = host
     }
 
+    /// How many attempts Twilio refused before the client gave up, when it retried.
+    public var attempts: Int?
+
     /// Whether Twilio refused the credentials (HTTP 401, or error 20003).
     public var isAuthenticationFailure: Bool { httpStatus == 401 || code == 20003 }
+
+    /// Whether Twilio is throttling (HTTP 429, or error 20429): nothing was done, and the same
+    /// request may be sent again later.
+    public var isThrottling: Bool { httpStatus == 429 || code == 20429 }
 
     /// What the code means, in plain words.
     public var explanation: String? { code.flatMap { TwilioErrorCatalog.entries[$0]?.meaning } }
@@ -31,6 +38,11 @@ public struct TwilioAPIError: Error, Sendable, Equatable, CustomStringConvertibl
 
     public var description: String {
         var text = "Twilio error \(code.map(String.init) ?? "(no code)") (HTTP \(httpStatus)): \(message)"
+        if isThrottling {
+            text =
+                "Twilio is throttling this account's requests (error \(code.map(String.init) ?? "20429"), HTTP "
+                + "\(httpStatus))\(attempts.map { ", \($0) attempts refused, with the same idempotency key" } ?? "")"
+        }
         if let explanation { text += ". Meaning: \(explanation)" }
         if let remedy { text += ". What to do: \(remedy)" }
         if isAuthenticationFailure, let host {
@@ -93,7 +105,8 @@ public enum TwilioErrorCatalog {
             meaning: "the resource was not found",
             remedy: "check the call SID and payment SID; the call may have ended or belong to another account"),
         20429: Entry(
-            meaning: "too many requests", remedy: "slow down; the request was not processed and is safe to retry"),
+            meaning: "too many requests: Twilio is throttling the account",
+            remedy: "nothing was done: wait a few seconds, then make the same call again"),
         21220: Entry(
             meaning: "the call is not in progress (it has ended)",
             remedy:

@@ -188,7 +188,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
                 guard RetryPolicy.isRetryable(status: response.status) else { return response }
                 retryAfter = response.headers["retry-after"].flatMap { RetryPolicy.retryAfterSeconds($0, now: Date()) }
                 if attempt >= retryPolicy.maximumAttempts {
-                    throw .api(answeredError(from: response))
+                    throw .api(givingUp(operation, on: response, attempts: attempt))
                 }
             case .failure(let failure):
                 if !failure.isRetryable || attempt >= retryPolicy.maximumAttempts {
@@ -199,7 +199,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
             let wait = retryPolicy.delay(afterAttempt: attempt, retryAfterSeconds: retryAfter, using: &generator)
             guard clock.now + wait < deadline else {
                 switch outcome {
-                case .success(let response): throw .api(answeredError(from: response))
+                case .success(let response): throw .api(givingUp(operation, on: response, attempts: attempt))
                 case .failure(let failure):
                     throw .transport(failure.description + hostNote + " (retry budget spent)", attempts: attempt)
                 }
@@ -270,6 +270,17 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
     private func answeredError(from response: HTTPResponse) -> TwilioAPIError {
         var error = Self.apiError(from: response)
         error.host = baseURL.host
+        return error
+    }
+
+    /// The error of a retryable answer the retries could not get past: Twilio's throttling is
+    /// counted (`agent_payments_twilio_throttled_total`) and says how many attempts it refused.
+    private func givingUp(_ operation: String, on response: HTTPResponse, attempts: Int) -> TwilioAPIError {
+        var error = answeredError(from: response)
+        if error.isThrottling {
+            error.attempts = attempts
+            Counter(label: "agent_payments_twilio_throttled_total", dimensions: [("operation", operation)]).increment()
+        }
         return error
     }
 

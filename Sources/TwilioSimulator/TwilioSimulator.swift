@@ -11,7 +11,8 @@ public import ListenerGuard
 /// It enforces what Twilio enforces — Basic auth (20003), SID formats, the required
 /// IdempotencyKey and StatusCallback, enum values, one session per call (64021), exactly one of
 /// Capture or Status (64018), completion only when nothing is missing (64019), cancel is final,
-/// a repeated IdempotencyKey replays the first answer without a second effect — and answers
+/// a repeated IdempotencyKey replays the first answer without a second effect, throttling (429,
+/// 20429, `Retry-After`) when asked to (``throttle(_:)``) — and answers
 /// with Twilio-shaped JSON. Each call has a simulated caller (``CallerScript``) whose keypresses
 /// become real, signed HTTP callbacks: partial progress with masked digits, `Required`,
 /// `ErrorType`, and the final `Result` with a token or confirmation code.
@@ -171,7 +172,25 @@ public final class TwilioSimulator: Sendable {
         var outbox: AsyncStream<[(String, String)]>.Continuation
     }
 
+    /// Twilio's throttling as the simulator plays it: HTTP 429 with error 20429, and a
+    /// `Retry-After` header when one is set, before the request has any effect.
+    public struct Throttle: Sendable, Equatable {
+        /// How many of the next authenticated requests are refused; `nil` refuses every one
+        /// until the throttle is lifted (a sustained throttle).
+        public var requests: Int?
+        /// The `Retry-After` seconds sent with each refusal; `nil` sends none.
+        public var retryAfter: Int?
+
+        public init(requests: Int?, retryAfter: Int? = nil) {
+            self.requests = requests
+            self.retryAfter = retryAfter
+        }
+    }
+
     struct State {
+        var throttle: Throttle?
+        /// How many requests were refused as throttled so far.
+        var throttled = 0
         var calls: [CallSID: Call] = [:]
         var payments: [PaymentSID: Payment] = [:]
         var replays: [String: (fingerprint: String, status: Int, body: String)] = [:]
@@ -195,6 +214,31 @@ public final class TwilioSimulator: Sendable {
         self.signer = WebhookSignature(authToken: configuration.authToken)
         let pair = "\(configuration.credentials.apiKeySID):\(configuration.credentials.apiSecret.revealed)"
         self.authorization = "Basic " + Data(pair.utf8).base64EncodedString()
+    }
+
+    // MARK: Throttling
+
+    /// Starts throttling (the next `throttle.requests` requests, or every one), or lifts it
+    /// with `nil`.
+    public func throttle(_ throttle: Throttle?) {
+        state.withLock { $0.throttle = throttle.flatMap { ($0.requests ?? 1) > 0 ? $0 : nil } }
+    }
+
+    /// How many requests were refused as throttled so far.
+    public var throttledRequests: Int { state.withLock { $0.throttled } }
+
+    /// The throttle's refusal for this request, if it is throttled (counting it down).
+    private func throttled() -> Failure? {
+        state.withLock { state -> Failure? in
+            guard var throttle = state.throttle else { return nil }
+            if let remaining = throttle.requests {
+                throttle.requests = remaining - 1
+                state.throttle = remaining > 1 ? throttle : nil
+            }
+            state.throttled += 1
+            return Failure(
+                status: .tooManyRequests, code: 20429, message: "Too Many Requests", retryAfter: throttle.retryAfter)
+        }
     }
 
     // MARK: Calls and callers
@@ -288,6 +332,7 @@ public final class TwilioSimulator: Sendable {
         var status: HTTPResponse.Status
         var code: Int
         var message: String
+        var retryAfter: Int? = nil
     }
 
     private func handle(
@@ -304,6 +349,7 @@ public final class TwilioSimulator: Sendable {
                     status: .unauthorized, code: 20003,
                     message: "Authentication Error - the account does not match the key")
             }
+            if let throttled = throttled() { throw throttled }
             let call = context.parameters.get("call") ?? ""
             guard CallSID(call) != nil else {
                 throw Failure(
@@ -323,7 +369,9 @@ public final class TwilioSimulator: Sendable {
         } catch let failure as Failure {
             var shown = failure
             if let suffix = configuration.errorMessageSuffix { shown.message += " " + suffix }
-            return Self.json(failure.status, Self.errorBody(shown))
+            var response = Self.json(failure.status, Self.errorBody(shown))
+            if let retryAfter = failure.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+            return response
         }
     }
 

@@ -5,11 +5,13 @@
 //                         [--final-partial-result false|absent]
 //                         [--required-style kebab-comma|pascal-comma|repeated-fields]
 //                         [--report-payments] [--leak-into-errors]
+//                         [--throttle N|always] [--retry-after S]
 // The three shape options choose how callbacks spell what Twilio's documentation leaves open.
 // --report-payments prints one JSON line per payment session created (its SID, call SID and
 // StatusCallback URL) after the first line, for test harnesses. --leak-into-errors appends the
 // API secret, the Auth Token and a full test card number to every error message, so tests can
-// prove a client never repeats them.
+// prove a client never repeats them. --throttle answers the first N requests (or every one)
+// with Twilio's throttling, HTTP 429 and error 20429, with `Retry-After: S` when given.
 // Prints one JSON line with the base URL and the made-up credentials (account SID, API key,
 // secret, Auth Token that signs callbacks), then serves until stdin closes.
 import Foundation
@@ -70,6 +72,13 @@ configuration.callbackShape = TwilioSimulator.CallbackShape(
     finalPartialResult: choice("--final-partial-result", .false),
     requiredStyle: choice("--required-style", .kebabComma))
 let simulator = TwilioSimulator(configuration: configuration, logger: logger)
+if let throttle = text("--throttle") {
+    guard throttle == "always" || Int(throttle).map({ $0 > 0 }) == true else {
+        FileHandle.standardError.write(Data("twilio-simulator: --throttle must be a positive count or always\n".utf8))
+        exit(64)
+    }
+    simulator.throttle(TwilioSimulator.Throttle(requests: Int(throttle), retryAfter: option("--retry-after")))
+}
 let port = Atomic<Int>(0)
 let app = simulator.makeApplication(port: option("--port") ?? 0) { bound in port.store(bound, ordering: .relaxed) }
 let server = Task { try await app.runService(gracefulShutdownSignals: []) }

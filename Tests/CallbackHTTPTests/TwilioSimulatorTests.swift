@@ -26,6 +26,34 @@ import TwilioSimulator
 
     static let callback = "http://127.0.0.1:9/unused"
 
+    /// The throttle answers as Twilio does (429, error 20429, `Retry-After`), before the request
+    /// has any effect, for as many requests as asked, then lets them through.
+    @Test func throttlesAsTwilioDoes() async throws {
+        let call = simulator.startCall()
+        let create = "/2010-04-01/Accounts/\(account)/Calls/\(call)/Payments.json"
+        let body = form([("IdempotencyKey", "throttled-once"), ("StatusCallback", Self.callback)])
+        simulator.throttle(TwilioSimulator.Throttle(requests: 2, retryAfter: 3))
+        try await Application(router: simulator.makeRouter()).test(.router) { client in
+            // Authentication comes first: a bad key is 20003 and uses up no throttled request.
+            try await client.execute(
+                uri: create, method: .post, headers: headers(auth: "Basic bm9wZTpub3Bl"), body: body
+            ) { response in
+                #expect(response.status == .unauthorized)
+            }
+            for _ in 0..<2 {
+                try await client.execute(uri: create, method: .post, headers: headers(), body: body) { response in
+                    #expect(response.status == .tooManyRequests && response.headers[.retryAfter] == "3")
+                    #expect(json(response.body)["code"] as? Int == 20429)
+                }
+            }
+            // The same key now creates the payment: the refusals did nothing.
+            try await client.execute(uri: create, method: .post, headers: headers(), body: body) { response in
+                #expect(response.status == .created, "\(String(buffer: response.body))")
+            }
+        }
+        #expect(simulator.throttledRequests == 2)
+    }
+
     @Test func enforcesTwilioRules() async throws {
         let call = simulator.startCall()
         let create = "/2010-04-01/Accounts/\(account)/Calls/\(call)/Payments.json"

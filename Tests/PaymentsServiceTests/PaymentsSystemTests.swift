@@ -108,6 +108,37 @@ func takeCardPayment(
         await #expect(throws: PaymentsStartError.alreadyRun) { try await system.run() }
     }
 
+    /// Twilio's throttling (issue 29): a short throttle is retried with the same idempotency
+    /// key, so the payment starts once; a sustained one is a refusal that says Twilio is
+    /// throttling and may be retried, and leaves no session behind, so a later start works.
+    @Test func throttlingIsRetriedAndASustainedOneIsARetryableRefusal() async throws {
+        let system = try PaymentsSystem(configuration: .simulated(digitPacing: .zero), logger: quiet)
+        try await withGroup(served(system)) {
+            let coordinator = try #require(try await system.ready(waitingUpTo: .seconds(10)))
+            let simulator = try #require(system.simulator)
+            simulator.throttle(TwilioSimulator.Throttle(requests: 2, retryAfter: 0))
+            let call = simulator.startCall()
+            let started = try await coordinator.start(callSID: call, options: PaymentSessionOptions())
+            #expect(simulator.throttledRequests == 2)
+            #expect(started.paymentSID != nil && started.phase.name == "active")
+
+            simulator.throttle(TwilioSimulator.Throttle(requests: nil, retryAfter: 0))
+            let other = simulator.startCall()
+            do {
+                _ = try await coordinator.start(callSID: other, options: PaymentSessionOptions())
+                Issue.record("a sustained throttle was not refused")
+            } catch let error as FlowError {
+                #expect(error.isRetryable, "\(error)")
+                #expect(error.description.hasPrefix("Twilio is throttling this account's requests"), "\(error)")
+                #expect(error.description.contains("4 attempts refused"), "\(error)")
+            }
+            #expect(simulator.throttledRequests == 6)
+            simulator.throttle(nil)
+            let again = try await coordinator.start(callSID: other, options: PaymentSessionOptions())
+            #expect(again.paymentSID != nil)
+        }
+    }
+
     /// A graceful shutdown (what SIGTERM starts) while the simulated caller is typing leaves
     /// nothing running: once the group has ended, no keypress is played, no callback is sent and
     /// the session does not change.

@@ -45,8 +45,9 @@ def free_port() -> int:
 class Simulator:
     """The standalone twilio-simulator: its start line, then one line per payment created."""
 
-    def __init__(self):
-        self.proc = subprocess.Popen([str(BIN / "twilio-simulator"), "--pacing-ms", "0", "--report-payments", "--leak-into-errors"],
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([str(BIN / "twilio-simulator"), "--pacing-ms", "0", "--report-payments", "--leak-into-errors",
+                                      *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.info = json.loads(self.proc.stdout.readline())
         self.payments: queue.Queue = queue.Queue()
@@ -188,3 +189,33 @@ async def test_a_live_payment_with_signed_callbacks_leaks_nothing(simulator):
     assert "Invalid Pay Connector" in everything, "the planted error reached the agent, redacted"
     for name, value in {**secrets, "card number": CARD}.items():
         assert value not in everything, f"the {name} leaked"
+
+
+async def test_a_sustained_throttle_is_a_retryable_refusal_and_counted():
+    """Twilio's throttling (issue 29): the stand-in answers every request with HTTP 429 and error
+    20429 (`Retry-After: 0`). The create is tried four times with one idempotency key, then the
+    tool refuses with reason `twilio-throttled`, retryable, saying Twilio is throttling; the
+    attempts and the give-up are counted in /metrics (read with prometheus-client's parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    simulator = Simulator("--throttle", "always", "--retry-after", "0")
+    try:
+        seen: list[str] = []
+        async with live_server(simulator, seen) as (client, errlog, port):
+            result = await client.call_tool("startPaymentCapture", {"callSid": new_call()})
+            assert result.is_error, result.structured_content
+            error = json.loads(result.content[0].text)["error"]
+            assert error["reason"] == "twilio-throttled" and error["retryable"] is True, error
+            assert error["message"].startswith("Twilio is throttling this account's requests"), error
+            assert "4 attempts refused" in error["message"], error
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                families = {family.name: family for family in text_string_to_metric_families(response.read().decode())}
+
+            def value(name: str, **labels) -> float:
+                return sum(sample.value for sample in families[name].samples
+                           if sample.name.endswith("_total") and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+            assert value("agent_payments_twilio_throttled", operation="create_payment") == 1
+            assert value("agent_payments_twilio_requests", operation="create_payment", status="429") == 4
+    finally:
+        simulator.close()
