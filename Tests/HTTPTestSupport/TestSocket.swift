@@ -1,5 +1,6 @@
 import Dispatch
 import Synchronization
+public import Testing
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -14,7 +15,9 @@ public final class PortBox: Sendable {
     public var value: Int { port.withLock { $0 } }
 }
 
-/// A blocking loopback TCP client with a receive timeout (which only guards against a hang).
+/// A blocking loopback TCP client with a receive timeout (which only guards against a hang). Its
+/// reads tell a close from silence: ``readUntilClosed(within:sourceLocation:)`` fails the test
+/// when the server is still connected at the bound, rather than taking silence for a close.
 public final class TestSocket: @unchecked Sendable {
     public let descriptor: Int32
     private var open = true
@@ -59,18 +62,6 @@ public final class TestSocket: @unchecked Sendable {
         guard sent >= 0 else { throw SocketError(operation: "send", code: errno) }
     }
 
-    /// Everything the server sends until it closes (or the receive timeout passes).
-    public func blockingReadUntilClosed() -> String {
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = recv(descriptor, &chunk, chunk.count, 0)
-            if count <= 0 { break }
-            received += chunk[0..<count]
-        }
-        return String(decoding: received, as: UTF8.self)
-    }
-
     /// What the server sends until `marker` has arrived (or it closes, or the timeout passes).
     public func blockingRead(until marker: String) -> String {
         var received: [UInt8] = []
@@ -88,7 +79,9 @@ public final class TestSocket: @unchecked Sendable {
         var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
         guard poll(&poller, 1, milliseconds) > 0 else { return false }
         var byte: UInt8 = 0
-        return recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
+        let count = recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        // End of stream, or a reset (closed with data unread on its side); bytes waiting are not a close.
+        return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
     }
 
     /// How a connection stood when ``blockingDrain(withinMilliseconds:)`` returned.
@@ -136,9 +129,21 @@ public final class TestSocket: @unchecked Sendable {
 /// pool (two on a 2-core machine) could starve the server it is waiting for, which answers on
 /// the same pool.
 extension TestSocket {
-    /// Everything the server sends until it closes (or the receive timeout passes).
-    public func readUntilClosed() async -> String {
-        await offPool { $0.blockingReadUntilClosed() }
+    /// Everything the server sends until it closes the connection, which must happen within
+    /// `limit`: a connection still open then is recorded as a failed expectation at the caller
+    /// (silence is not a close), and what arrived is returned all the same.
+    public func readUntilClosed(
+        within limit: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation
+    ) async -> String {
+        let (received, end) = await drain(withinMilliseconds: Self.milliseconds(limit))
+        if end == .open {
+            Issue.record("the server had not closed the connection after \(limit)", sourceLocation: sourceLocation)
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1_000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// What the server sends until `marker` has arrived (or it closes, or the timeout passes).

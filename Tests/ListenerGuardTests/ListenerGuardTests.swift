@@ -13,12 +13,19 @@ import Darwin
 #endif
 
 /// A bounded slow-client attack on a real loopback listener: half-open heads, a trickling body,
-/// an idle keep-alive connection, and more connections than the cap. Limits are short so the
-/// suite stays quick; every wait is bounded by a socket timeout that only guards against a hang.
+/// a body that never ends, an idle keep-alive connection, and more connections than the cap.
+/// Limits are short so the suite stays quick. Each close is asserted as a close (the socket tells
+/// it from silence) within ``closeBound``: under ten times the limit it proves, so the test fails
+/// if that limit is raised tenfold (tried by hand for each: Docs/testing.md).
 @Suite(.serialized) struct ListenerGuardTests {
     static let limits = ListenerLimits(
         headTimeout: .milliseconds(400), minimumBodyRate: 2_000, rateWindow: .milliseconds(300),
         requestTimeout: .seconds(3), idleTimeout: .milliseconds(400), maximumConnections: 200)
+
+    /// How long a close may take: 2.5 s, under the 3 s a tenfold rate window (and the 4 s a
+    /// tenfold head or idle limit) would give, and six times the 400 ms the limits give (a loaded
+    /// two-core machine runs the other suites beside this one).
+    static let closeBound = Duration.milliseconds(2_500)
 
     /// Serves `/healthz`, an echoing `POST /echo` and a 16 MiB `GET /big` (more than the kernel's
     /// socket buffers hold) with `limits` while `body` runs; the listener's reports of what it
@@ -54,14 +61,14 @@ import Darwin
         try await withServer { port in
             let socket = try TestSocket(port: port)
             try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\n") // and then nothing
-            #expect(await socket.readUntilClosed().isEmpty, "closed without an answer")
+            #expect(await socket.readUntilClosed(within: Self.closeBound).isEmpty, "closed without an answer")
         }
     }
 
     @Test func aConnectionThatSendsNothingIsClosed() async throws {
         try await withServer { port in
             let socket = try TestSocket(port: port)
-            #expect(await socket.readUntilClosed().isEmpty)
+            #expect(await socket.readUntilClosed(within: Self.closeBound).isEmpty)
         }
     }
 
@@ -69,12 +76,34 @@ import Darwin
         try await withServer { port in
             let socket = try TestSocket(port: port)
             try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            // One byte every 50 ms (20 bytes a second, a hundredth of the floor), until the close.
             var closed = false
-            for _ in 0..<200 where !closed {
+            let deadline = ContinuousClock.now + Self.closeBound
+            while !closed, ContinuousClock.now < deadline {
                 let refused = (try? socket.write("a")) == nil
                 closed = refused ? true : await socket.isClosed(waitingMilliseconds: 50)
             }
-            #expect(closed, "a trickling body is cut off")
+            #expect(closed, "a trickling body is cut off within \(Self.closeBound)")
+        }
+    }
+
+    @Test func aBodyThatNeverEndsIsClosedAtTheRequestTimeout() async throws {
+        var limits = Self.limits
+        limits.requestTimeout = .milliseconds(600)
+        limits.idleTimeout = .seconds(30)
+        try await withServer(limits) { port in
+            let socket = try TestSocket(port: port)
+            try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+            // 500 bytes every 50 ms: 10,000 bytes a second, five times the floor, so only the
+            // whole request's timeout can end it (the million bytes would take 100 s).
+            var closed = false
+            let chunk = String(repeating: "b", count: 500)
+            let deadline = ContinuousClock.now + Self.closeBound
+            while !closed, ContinuousClock.now < deadline {
+                let refused = (try? socket.write(chunk)) == nil
+                closed = refused ? true : await socket.isClosed(waitingMilliseconds: 50)
+            }
+            #expect(closed, "a request still arriving is cut off at its timeout, within \(Self.closeBound)")
         }
     }
 
@@ -82,7 +111,7 @@ import Darwin
         try await withServer { port in
             let socket = try TestSocket(port: port)
             try socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            let answer = await socket.readUntilClosed()
+            let answer = await socket.readUntilClosed(within: Self.closeBound)
             #expect(
                 answer.hasPrefix("HTTP/1.1 200") && answer.hasSuffix("ok"),
                 "answered, kept alive, then closed when idle: \(answer)")
@@ -148,7 +177,7 @@ import Darwin
             try genuine.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(await genuine.readUntilClosed().hasPrefix("HTTP/1.1 200"))
             // And the attackers are all cut off.
-            for attacker in attackers { #expect(await attacker.readUntilClosed().isEmpty) }
+            for attacker in attackers { #expect(await attacker.readUntilClosed(within: Self.closeBound).isEmpty) }
         }
     }
 
