@@ -109,6 +109,8 @@ class WireClient:
             env=None if env is None else {**os.environ, **env},
         )
         self.buffer = b""
+        # Every byte read from stdout, in order: what a test of the whole stream checks.
+        self.transcript = b""
 
     def send_raw(self, data: bytes) -> None:
         assert self.proc.stdin is not None
@@ -132,6 +134,7 @@ class WireClient:
                 if not chunk:
                     raise EOFError("server closed stdout")
                 self.buffer += chunk
+                self.transcript += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
         return json.loads(line)
 

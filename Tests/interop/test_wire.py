@@ -209,15 +209,20 @@ def test_stdin_eof_ends_the_server_without_waiting_for_work_in_flight(wire):
 
 
 def test_nothing_but_json_rpc_on_stdout(wire):
+    """Every byte the server wrote to stdout, from the first to its exit, is a JSON-RPC message on
+    a line of its own: a tool that throws and one whose output breaks its schema included."""
     client = wire()
     client.initialize()
     client.request(1, "tools/call", {"name": "fail", "arguments": {"mode": "throw"}})
     client.request(2, "tools/call", {"name": "bad_output", "arguments": {}})
     client.proc.stdin.close()
-    client.proc.wait(timeout=5)
-    rest = client.buffer + client.proc.stdout.read()
-    for line in rest.splitlines():
-        assert line.startswith(b"{")
+    assert client.proc.wait(timeout=5) == 0
+    everything = client.transcript + client.proc.stdout.read()
+    lines = everything.split(b"\n")
+    assert lines[-1] == b"", "the stream ends with a whole line"
+    messages = [json.loads(line) for line in lines[:-1]]
+    assert all(message.get("jsonrpc") == "2.0" for message in messages), messages
+    assert {message.get("id") for message in messages} >= {0, 1, 2}, messages
 
 
 def test_output_schema_violation_is_an_internal_error(wire):
