@@ -136,8 +136,13 @@ import TwilioPayments
         } catch {
             #expect(error.description.contains("did not report a public URL"))
         }
+        // The fake agent is the guard's child: once the guard has stopped it, it is reaped by
+        // whoever adopted it, a moment later. Waited for (within a liveness bound), not assumed.
         let pid = try launchLog(log)["pid"] as! Int
-        try await Task.sleep(for: .milliseconds(300))
+        let deadline = ContinuousClock.now + .seconds(20)
+        while kill(pid_t(pid), 0) == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         #expect(kill(pid_t(pid), 0) != 0, "the child was stopped")
     }
 

@@ -363,8 +363,16 @@ final class NotificationLog: Sendable {
         let channel = InProcessChannel(server: makeServer())
         let client = MCPClient(channel: channel, era: .legacy())
         try await client.connect()
-        let call = Task { try await client.callTool("wait") }
-        try await Task.sleep(for: .milliseconds(30))
+        let call = Task { try await client.callTool("wait", progressToken: "waiting") }
+        // Closed only once the server is running the call (its first progress report arrived).
+        var running = false
+        for await message in client.notifications {
+            if case .notification(let method, _) = message, method == "notifications/progress" {
+                running = true
+                break
+            }
+        }
+        #expect(running, "the call reached the server")
         channel.close()
         await #expect(throws: MCPClient.Failure.disconnected) { try await call.value }
     }

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import PaymentFlow
+@testable import PaymentFlow
 import PaymentStorePostgres
 import PaymentsTestSupport
 import PostgresNIO
@@ -361,7 +361,13 @@ func first(
                     let waiter = Task {
                         try await a.waitForChange(sid, afterVersion: requested.version, timeout: .seconds(30))
                     }
-                    try await Task.sleep(for: .milliseconds(50))
+                    // Only once A's long poll is really waiting does B take the callback (else the
+                    // poll would find the change already stored and prove nothing of waking).
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    while await a.waiterCount(sid) == 0, ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
+                    #expect(await a.waiterCount(sid) == 1, "A's long poll is waiting")
                     #expect(
                         try await b.receiveCallback(
                             secret: secret,
