@@ -7,7 +7,7 @@ import Testing
 
 /// The audit table on a real PostgreSQL: one chain for every replica, appends in batches,
 /// changes refused by the table itself, and tampering found by `verify`.
-@Suite struct PostgresAuditTests {
+@Suite(.postgreSQL) struct PostgresAuditTests {
     static let logger = Logger(label: "test")
 
     /// Whether the whole trail holds, `count` records long.
@@ -110,7 +110,7 @@ import Testing
 
 /// The deployment page's role: replicas that own nothing start on a current schema, work, and
 /// may append to the audit trail but not change it.
-@Suite struct ApplicationRoleTests {
+@Suite(.postgreSQL) struct ApplicationRoleTests {
     /// Docs/deployment.md's grants, for `role`.
     static func grants(_ role: String) -> [String] {
         [

@@ -8,7 +8,7 @@ import TwilioPayments
 /// The webhook outbox on a real PostgreSQL: messages written with the change or not at all,
 /// claims one at a time per payment and in order, never held by two claimers, leases that run
 /// out, retries, give-ups, status, replay and purge.
-@Suite struct PostgresOutboxTests {
+@Suite(.postgreSQL) struct PostgresOutboxTests {
     static func messages(_ session: PaymentSession, _ types: [String], destination: String = "app") -> [OutboxMessage] {
         types.enumerated().map { index, type in
             OutboxMessage(

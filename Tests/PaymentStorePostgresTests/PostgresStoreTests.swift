@@ -49,7 +49,7 @@ func first(
     }
 }
 
-@Suite struct PostgresMigrationTests {
+@Suite(.postgreSQL) struct PostgresMigrationTests {
     @Test func migrationsApplyOnceFromEmptyAndAgainFindNothingToDo() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
             try await withRunningDatabase(url) { database async throws in
@@ -125,7 +125,7 @@ func first(
     }
 }
 
-@Suite struct PostgresPaymentStoreTests {
+@Suite(.postgreSQL) struct PostgresPaymentStoreTests {
     @Test func aStoredSessionIsFoundByIdPaymentSIDSecretHashAndCall() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
             try await withRunningDatabase(url) { database async throws in
@@ -238,7 +238,7 @@ func first(
     }
 }
 
-@Suite struct PostgresChangeFeedTests {
+@Suite(.postgreSQL) struct PostgresChangeFeedTests {
     @Test func aWriteOnOneReplicaReachesAnotherReplicasSubscribers() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
             try await withRunningDatabase(url, label: "a") { a async throws in
@@ -336,7 +336,7 @@ func first(
 
 /// Two coordinators — two replicas — on one database: a payment started on one is driven by
 /// callbacks and commands through the other.
-@Suite struct PostgresReplicaTests {
+@Suite(.postgreSQL) struct PostgresReplicaTests {
     let api = FakePaymentsAPI()
     let callbacks = StaticCallbackURLProvider(baseURL: "https://payments.example.com/twilio/payment-callbacks/")
 
@@ -411,7 +411,7 @@ func first(
 }
 
 /// PostgreSQL stopped under a running store, then started again.
-@Suite struct PostgresOutageTests {
+@Suite(.postgreSQL) struct PostgresOutageTests {
     @Test func requestsFailClearlyWhileTheServerIsAwayAndWorkAgainAfter() async throws {
         let cluster: ThrowawayCluster
         switch await ThrowawayCluster.start() {
@@ -481,7 +481,7 @@ func first(
 }
 
 /// The spending ledger in PostgreSQL: one daily limit counted by every replica.
-@Suite struct PostgresSpendingLedgerTests {
+@Suite(.postgreSQL) struct PostgresSpendingLedgerTests {
     let api = FakePaymentsAPI()
     let callbacks = StaticCallbackURLProvider(baseURL: "https://example.com/cb")
     static let alice = PaymentActor(owner: PaymentOwner(principal: "token:alice"))

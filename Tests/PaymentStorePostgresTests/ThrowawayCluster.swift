@@ -13,8 +13,9 @@ import SpawnSupport
 /// suites (each test gets a fresh database in it); a test that stops the server starts its own.
 ///
 /// Where PostgreSQL cannot start, the tests fail with the reason when
-/// `AGENT_PAYMENTS_REQUIRE_POSTGRES=1` (as `scripts/test`, and so CI, sets it), and otherwise
-/// say why and pass without running.
+/// `AGENT_PAYMENTS_REQUIRE_POSTGRES=1` (as `scripts/test`, and so CI, sets it), and otherwise are
+/// reported as skipped, with the reason, by the test framework (``Trait/postgreSQL``): never a
+/// pass without running.
 final class ThrowawayCluster: Sendable {
     let directory: String
     /// `postgres://agent_payments:…@127.0.0.1:PORT/postgres?sslmode=disable`
@@ -97,15 +98,10 @@ final class ThrowawayCluster: Sendable {
         var reason: String
         var description: String { reason }
 
+        /// A test that needs PostgreSQL reached a cluster that could not start: a failure (the
+        /// suite's ``Trait/postgreSQL`` skipped it beforehand unless PostgreSQL is required).
         func report() {
-            if ThrowawayCluster.required {
-                Issue.record(
-                    "PostgreSQL is required here (AGENT_PAYMENTS_REQUIRE_POSTGRES=1) but could not start: \(reason)")
-            } else {
-                print(
-                    "skipped: PostgreSQL could not start (\(reason)); set AGENT_PAYMENTS_REQUIRE_POSTGRES=1 to make this a failure"
-                )
-            }
+            Issue.record("PostgreSQL could not start: \(reason)")
         }
     }
 
@@ -218,4 +214,20 @@ func withRunningDatabase<T: Sendable>(
     task.cancel()
     await task.value
     return result
+}
+
+extension Trait where Self == ConditionTrait {
+    /// For suites that need PostgreSQL: they run where the shared throwaway cluster starts, and
+    /// are reported as skipped, saying why, where it cannot. With
+    /// `AGENT_PAYMENTS_REQUIRE_POSTGRES=1` they always run, so a cluster that cannot start fails
+    /// them with its reason.
+    static var postgreSQL: Self {
+        .enabled(
+            "PostgreSQL (scripts/pg-throwaway) could not start here; AGENT_PAYMENTS_REQUIRE_POSTGRES=1 makes that a failure"
+        ) {
+            if ThrowawayCluster.required { return true }
+            if case .success = await ThrowawayCluster.shared.value { return true }
+            return false
+        }
+    }
 }
