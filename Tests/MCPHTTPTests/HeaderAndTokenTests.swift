@@ -263,6 +263,161 @@ import Testing
         #expect(await server.authenticate(token: forged) == .rejected(reason: "the token's signature is not valid"))
     }
 
+    /// Claims in the shapes issuers send: `exp` may be missing, `scp` a list or a string.
+    struct FlexibleClaims: JWTPayload {
+        enum Scopes: Codable {
+            case list([String])
+            case text(String)
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.singleValueContainer()
+                switch self {
+                case .list(let list): try container.encode(list)
+                case .text(let text): try container.encode(text)
+                }
+            }
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                if let list = try? container.decode([String].self) {
+                    self = .list(list)
+                } else {
+                    self = .text(try container.decode(String.self))
+                }
+            }
+        }
+        var iss: String
+        var aud: [String]
+        var sub: String? = "agent-1"
+        var exp: Double?
+        var nbf: Double?
+        var scope: String?
+        var scp: Scopes?
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+
+    func standard(_ issuer: Issuer, scope: String? = "payments") -> FlexibleClaims {
+        FlexibleClaims(
+            iss: issuer.url, aud: [Self.audience], exp: Date().timeIntervalSince1970 + 300, scope: scope)
+    }
+
+    @Test func aTokenWithoutAnExpiryIsRefused() async throws {
+        let issuer = Issuer()
+        let key = issuer.addKey("ec-1")
+        let server = try makeServer(issuer)
+        var fields = standard(issuer)
+        fields.exp = nil
+        let collection = JWTKeyCollection()
+        await collection.add(ecdsa: key, kid: JWKIdentifier(string: "ec-1"))
+        let token = try await collection.sign(fields, kid: JWKIdentifier(string: "ec-1"))
+        #expect(await server.authenticate(token: token) == .rejected(reason: "the token has no expiry (exp)"))
+    }
+
+    /// The 60 s leeway, each way, at its edge: the claims judged at fixed instants around it.
+    @Test func theLeewayEndsAtSixtySecondsEachWay() throws {
+        let issuer = Issuer()
+        let server = try makeServer(issuer)
+        let t = 1_800_000_000.0
+        func claims(exp: Double, nbf: Double? = nil) throws -> AccessTokenClaims {
+            var fields = standard(issuer)
+            fields.exp = exp
+            fields.nbf = nbf
+            return try JSONDecoder().decode(AccessTokenClaims.self, from: JSONEncoder().encode(fields))
+        }
+        func at(_ seconds: Double) -> Date { Date(timeIntervalSince1970: seconds) }
+        #expect(server.check(try claims(exp: t), now: at(t + 59.9)) == .accepted(Self.agent), "just inside")
+        #expect(server.check(try claims(exp: t), now: at(t + 60)) == .rejected(reason: "the token has expired"))
+        #expect(server.check(try claims(exp: t + 3_600, nbf: t), now: at(t - 60)) == .accepted(Self.agent))
+        #expect(
+            server.check(try claims(exp: t + 3_600, nbf: t), now: at(t - 60.1))
+                == .rejected(reason: "the token is not valid yet (nbf)"), "just outside")
+    }
+
+    /// An issuer that cannot be reached: the token is not judged (`unavailable`, which the
+    /// endpoint answers 503), never accepted; once it answers, the same token passes.
+    @Test func anUnreachableIssuerNeverLetsATokenIn() async throws {
+        let issuer = Issuer()
+        let key = issuer.addKey("ec-1")
+        let server = try makeServer(issuer)
+        let token = try await issuer.sign(claims(issuer), with: key, kid: "ec-1")
+        issuer.down.withLock { $0 = true }
+        for _ in 0..<3 {
+            guard case .unavailable(let reason) = await server.authenticate(token: token) else {
+                Issue.record("an unverified token was judged")
+                continue
+            }
+            #expect(reason.contains("could not be fetched"), "\(reason)")
+        }
+        issuer.down.withLock { $0 = false }
+        // Fetches are rate limited after failures; the token passes once they are allowed again.
+        var outcome = await server.authenticate(token: token)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while outcome != .accepted(Self.agent), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            outcome = await server.authenticate(token: token)
+        }
+        #expect(outcome == .accepted(Self.agent))
+    }
+
+    /// `scp` as a list (Okta, Auth0) and as a space-separated string (Microsoft Entra) carries
+    /// the scopes as `scope` does.
+    @Test func scopesMayComeAsScp() async throws {
+        let issuer = Issuer()
+        let key = issuer.addKey("ec-1")
+        let server = try makeServer(issuer)
+        let collection = JWTKeyCollection()
+        await collection.add(ecdsa: key, kid: JWKIdentifier(string: "ec-1"))
+        for scp: FlexibleClaims.Scopes in [.list(["payments"]), .text("payments")] {
+            var fields = standard(issuer, scope: nil)
+            fields.scp = scp
+            let token = try await collection.sign(fields, kid: JWKIdentifier(string: "ec-1"))
+            #expect(await server.authenticate(token: token) == .accepted(Self.agent), "scp \(scp)")
+        }
+        var fields = standard(issuer, scope: nil)
+        fields.scp = .list(["other"])
+        let token = try await collection.sign(fields, kid: JWKIdentifier(string: "ec-1"))
+        #expect(await server.authenticate(token: token) == .insufficientScope(required: ["payments"]))
+    }
+
+    static func base64url(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+    }
+
+    /// An RSA key used with PS256 and an Ed25519 key (EdDSA), each published in the JWKS as
+    /// issuers do, each verifying its own tokens and not the other's.
+    @Test func psAndEdDSAKeysVerifyTheirTokens() async throws {
+        let issuer = Issuer()
+        let server = try makeServer(issuer)
+        let rsa = try Insecure.RSA.PrivateKey(pem: Self.rsaPEM)
+        let (modulus, exponent) = try rsa.publicKey.getKeyPrimitives()
+        let ed = try EdDSA.PrivateKey(curve: .ed25519)
+        issuer.rawKeys.withLock {
+            $0.append([
+                "kty": "RSA", "n": Self.base64url(modulus), "e": Self.base64url(exponent), "kid": "rsa-1",
+                "alg": "PS256", "use": "sig",
+            ])
+            $0.append([
+                "kty": "OKP", "crv": "Ed25519", "x": Self.base64url(ed.publicKey.rawRepresentation), "kid": "ed-1",
+                "alg": "EdDSA", "use": "sig",
+            ])
+        }
+        let fields = standard(issuer)
+        let pss = JWTKeyCollection()
+        await pss.add(pss: rsa, digestAlgorithm: .sha256, kid: JWKIdentifier(string: "rsa-1"))
+        let edwards = JWTKeyCollection()
+        await edwards.add(eddsa: ed, kid: JWKIdentifier(string: "ed-1"))
+        let psToken = try await pss.sign(fields, kid: JWKIdentifier(string: "rsa-1"))
+        let edToken = try await edwards.sign(fields, kid: JWKIdentifier(string: "ed-1"))
+        #expect(await server.authenticate(token: psToken) == .accepted(Self.agent), "PS256")
+        #expect(await server.authenticate(token: edToken) == .accepted(Self.agent), "EdDSA")
+        // Each header's `kid` swapped for the other key's: the signature does not verify.
+        let otherEd = try EdDSA.PrivateKey(curve: .ed25519)
+        let forged = JWTKeyCollection()
+        await forged.add(eddsa: otherEd, kid: JWKIdentifier(string: "ed-1"))
+        let forgedToken = try await forged.sign(fields, kid: JWKIdentifier(string: "ed-1"))
+        #expect(
+            await server.authenticate(token: forgedToken) == .rejected(reason: "the token's signature is not valid"))
+    }
+
     @Test func unsafeAlgorithmsAndMalformedTokensAreRejectedBeforeAnyKeyIsUsed() async throws {
         let issuer = Issuer()
         _ = issuer.addKey("ec-1")
