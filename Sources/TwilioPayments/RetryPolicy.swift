@@ -58,3 +58,23 @@ public struct RetryPolicy: Sendable, Equatable {
         return .nanoseconds(Int64.random(in: 0...ceilingNanoseconds, using: &generator))
     }
 }
+
+/// The time a client's retries measure their budget and wait in: the process's own
+/// (``ContinuousRetryClock``), or a test's that moves only when told.
+public protocol RetryClock: Sendable {
+    /// Time elapsed since a fixed start.
+    var elapsed: Duration { get }
+    /// Waits `duration` (throws when the task is cancelled).
+    func sleep(for duration: Duration) async throws
+}
+
+/// Real time: `ContinuousClock` and `Task.sleep`.
+public struct ContinuousRetryClock: RetryClock {
+    private let start = ContinuousClock.now
+
+    public init() {}
+
+    public var elapsed: Duration { ContinuousClock.now - start }
+
+    public func sleep(for duration: Duration) async throws { try await Task.sleep(for: duration) }
+}

@@ -43,6 +43,8 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
     /// How long one HTTP attempt may take.
     public let requestTimeout: Duration
     private let transport: any HTTPTransport
+    /// The time the retries measure their budget and wait in.
+    private let retryClock: any RetryClock
     private let authorization: String
 
     /// Why a configuration was refused.
@@ -61,7 +63,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
     public init(
         credentials: TwilioCredentials, baseURL: URL = TwilioPaymentsClient.defaultBaseURL,
         retryPolicy: RetryPolicy = RetryPolicy(), requestTimeout: Duration = .seconds(15),
-        transport: any HTTPTransport = URLSessionTransport()
+        transport: any HTTPTransport = URLSessionTransport(), retryClock: any RetryClock = ContinuousRetryClock()
     ) throws(ConfigurationError) {
         guard let scheme = baseURL.scheme?.lowercased(), scheme == "https" || scheme == "http", baseURL.host != nil
         else {
@@ -72,6 +74,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         self.retryPolicy = retryPolicy
         self.requestTimeout = requestTimeout
         self.transport = transport
+        self.retryClock = retryClock
         let pair = "\(credentials.apiKeySID.rawValue):\(credentials.apiSecret.revealed)"
         self.authorization = "Basic " + Data(pair.utf8).base64EncodedString()
     }
@@ -152,13 +155,15 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
             headers.append(("Content-Type", "application/x-www-form-urlencoded"))
             body = Data(FormEncoding.encode(form).utf8)
         }
-        let request = HTTPRequest(method: method, url: url, headers: headers, body: body, timeout: requestTimeout)
+        var request = HTTPRequest(method: method, url: url, headers: headers, body: body, timeout: requestTimeout)
         let clock = ContinuousClock()
-        let deadline = clock.now + retryPolicy.totalBudget
+        let deadline = retryClock.elapsed + retryPolicy.totalBudget
         var generator = SystemRandomNumberGenerator()
         var attempt = 0
         while true {
             attempt += 1
+            // No attempt may outlast the budget: the last one gets what is left of it.
+            request.timeout = min(requestTimeout, deadline - retryClock.elapsed)
             let outcome: Result<HTTPResponse, TransportFailure>
             let sent = clock.now
             // A client span per attempt, a child of whatever the caller traces (a tool call, a
@@ -197,7 +202,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
                 retryAfter = nil
             }
             let wait = retryPolicy.delay(afterAttempt: attempt, retryAfterSeconds: retryAfter, using: &generator)
-            guard clock.now + wait < deadline else {
+            guard retryClock.elapsed + wait < deadline else {
                 switch outcome {
                 case .success(let response): throw .api(givingUp(operation, on: response, attempts: attempt))
                 case .failure(let failure):
@@ -205,7 +210,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
                 }
             }
             do {
-                try await Task.sleep(for: wait)
+                try await retryClock.sleep(for: wait)
             } catch {
                 throw .transport("cancelled while waiting to retry", attempts: attempt)
             }

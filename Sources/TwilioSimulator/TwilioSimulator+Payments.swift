@@ -335,8 +335,10 @@ extension TwilioSimulator {
         enqueue(payment.sid, fields, closing: true)
     }
 
-    /// Hangs up the call on `callSID`: a running session ends with `caller-hung-up`.
-    public func hangUp(_ callSID: CallSID) {
+    /// Hangs up the call on `callSID`: a running session ends with `caller-hung-up`, or, when
+    /// `silently`, with no callback at all (as when the caller hangs up while nothing is being
+    /// captured): only asking Twilio for the call tells it is over.
+    public func hangUp(_ callSID: CallSID, silently: Bool = false) {
         let payment = state.withLock { state -> Payment? in
             state.calls[callSID]?.status = "completed"
             guard let sid = state.calls[callSID]?.activePayment, let payment = state.payments[sid], !payment.finished
@@ -345,7 +347,7 @@ extension TwilioSimulator {
             state.payments[sid]?.typing?.cancel()
             return payment
         }
-        if let payment {
+        if let payment, !silently {
             enqueue(payment.sid, commonFields(payment, at: Date()) + [("Result", "caller-hung-up")], closing: true)
         }
     }

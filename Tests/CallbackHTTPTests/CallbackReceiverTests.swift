@@ -195,4 +195,38 @@ import PaymentsTestSupport
         }
         #expect(sink.count == 1)
     }
+
+    /// The 64 KiB body limit over a real socket: a signed callback of exactly 64 KiB is
+    /// accepted, one byte more is refused with 413 and delivers nothing.
+    @Test func theBodyLimitHoldsOnARealSocket() async throws {
+        let sink = RecordingSink()
+        let receiver = CallbackReceiver(
+            configuration: CallbackReceiverConfiguration(authToken: Fixture.token), sink: sink, logger: Fixture.quiet)
+        let bound = Mutex<Int?>(nil)
+        let app = Application(
+            router: Self.router(receiver),
+            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                receiver.setPublicBaseURL("http://127.0.0.1:\(port)")
+                bound.withLock { $0 = port }
+            }, logger: Fixture.quiet)
+        try await withRunning([app]) {
+            _ = try await eventually { bound.withLock { $0 } }
+            sink.allow("abcdefabcdefabcdefabcdefabcdefab")
+            let url = try receiver.callbackURL(secret: "abcdefabcdefabcdefabcdefabcdefab")
+            /// The callback's fields padded so that the form is `size` bytes long, signed.
+            func padded(to size: Int) -> ([(String, String)], String) {
+                let base = FormEncoding.encode(fields + [("Padding", "")]).utf8.count
+                let all = fields + [("Padding", String(repeating: "p", count: size - base))]
+                #expect(FormEncoding.encode(all).utf8.count == size)
+                return (all, WebhookSignature(authToken: Fixture.token).sign(url: url, parameters: all))
+            }
+            let (whole, wholeSignature) = padded(to: 64 * 1024)
+            #expect(try await post(url, fields: whole, signature: wholeSignature) == 204)
+            let (over, overSignature) = padded(to: 64 * 1024 + 1)
+            #expect(try await post(url, fields: over, signature: overSignature) == 413)
+        }
+        #expect(sink.count == 1, "only the callback within the limit was delivered")
+    }
 }

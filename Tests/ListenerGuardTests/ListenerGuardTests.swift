@@ -19,13 +19,14 @@ import Darwin
 /// if that limit is raised tenfold (tried by hand for each: Docs/testing.md).
 @Suite(.serialized) struct ListenerGuardTests {
     static let limits = ListenerLimits(
-        headTimeout: .milliseconds(400), minimumBodyRate: 2_000, rateWindow: .milliseconds(300),
-        requestTimeout: .seconds(3), idleTimeout: .milliseconds(400), maximumConnections: 200)
+        headTimeout: .seconds(1), minimumBodyRate: 2_000, rateWindow: .seconds(1),
+        requestTimeout: .seconds(3), idleTimeout: .seconds(1), maximumConnections: 200)
 
-    /// How long a close may take: 2.5 s, under the 3 s a tenfold rate window (and the 4 s a
-    /// tenfold head or idle limit) would give, and six times the 400 ms the limits give (a loaded
-    /// two-core machine runs the other suites beside this one).
-    static let closeBound = Duration.milliseconds(2_500)
+    /// How long a close may take: 6 s, under the 10 s a tenfold head, idle, rate-window or request
+    /// limit (1 s each here) would give, and six times the limit (a loaded two-core machine runs
+    /// the other suites beside this one: with 400 ms limits and a 2.5 s bound, a full run once
+    /// saw the rate close come late).
+    static let closeBound = Duration.seconds(6)
 
     /// Serves `/healthz`, an echoing `POST /echo` and a 16 MiB `GET /big` (more than the kernel's
     /// socket buffers hold) with `limits` while `body` runs; the listener's reports of what it
@@ -73,7 +74,9 @@ import Darwin
     }
 
     @Test func aBodyBelowTheFloorRateIsClosed() async throws {
-        try await withServer { port in
+        var limits = Self.limits
+        limits.requestTimeout = .seconds(30) // only the rate may close the connection
+        try await withServer(limits) { port in
             let socket = try TestSocket(port: port)
             try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
             // One byte every 50 ms (20 bytes a second, a hundredth of the floor), until the close.
@@ -89,13 +92,13 @@ import Darwin
 
     @Test func aBodyThatNeverEndsIsClosedAtTheRequestTimeout() async throws {
         var limits = Self.limits
-        limits.requestTimeout = .milliseconds(600)
+        limits.requestTimeout = .seconds(1)
         limits.idleTimeout = .seconds(30)
         try await withServer(limits) { port in
             let socket = try TestSocket(port: port)
             try socket.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
             // 500 bytes every 50 ms: 10,000 bytes a second, five times the floor, so only the
-            // whole request's timeout can end it (the million bytes would take 100 s).
+            // whole request's timeout (1 s) can end it (the million bytes would take 100 s).
             var closed = false
             let chunk = String(repeating: "b", count: 500)
             let deadline = ContinuousClock.now + Self.closeBound
@@ -237,7 +240,7 @@ import Darwin
         try await withServer(limits) { port in
             let socket = try TestSocket(port: port)
             try socket.write(String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 4))
-            // Answered, then closed when idle (400 ms).
+            // Answered, then closed when idle (1 s).
             let (received, end) = await socket.drain(withinMilliseconds: 10_000)
             let answered = String(decoding: received, as: UTF8.self).components(separatedBy: "HTTP/1.1 200").count - 1
             #expect(end == .closed && answered == 4, "\(answered) answered")

@@ -45,6 +45,11 @@ struct ChannelContext: Hummingbird.RequestContext {
                 ToolResult(text: "done for \(call.context.principal.id)")
             })
         server.register(
+            Tool(name: "logs", inputSchema: ["type": "object"]) { call in
+                call.context.log(.info, "progressed", logger: "unit")
+                return ToolResult(text: "logged")
+            })
+        server.register(
             Tool(name: "slow", inputSchema: ["type": "object"]) { call in
                 call.context.reportProgress(1)
                 do {
@@ -333,6 +338,114 @@ struct ChannelContext: Hummingbird.RequestContext {
             #expect(
                 try await initialize(Self.charger, id: 4).hasPrefix("HTTP/1.1 200"), "another client still gets one")
             #expect(transport.sessionCount == 3)
+        }
+    }
+
+    // MARK: Legacy sessions (issue 31)
+
+    /// `initialize` over a fresh connection with `token`; the head of the answer and the session id.
+    func openSession(_ port: Int, token: String? = nil, id: Int = 1) async throws -> (head: String, session: String?) {
+        let socket = try TestSocket(port: port)
+        var headers: [String: String] = [:]
+        if let token { headers["Authorization"] = "Bearer " + token }
+        try post(
+            socket,
+            #"{"jsonrpc":"2.0","id":\#(id),"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+            headers: headers)
+        let reply = await socket.read(until: "\r\n\r\n")
+        let session = reply.split(separator: "\r\n").first { $0.lowercased().hasPrefix("mcp-session-id:") }?
+            .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces)
+        return (reply, session)
+    }
+
+    /// A legacy request on `session` over a fresh connection: the whole answer (Connection: close).
+    func legacyRequest(_ port: Int, session: String, token: String? = nil, _ body: String) async throws -> String {
+        let socket = try TestSocket(port: port)
+        var headers = ["Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25", "Connection": "close"]
+        if let token { headers["Authorization"] = "Bearer " + token }
+        try post(socket, body, headers: headers)
+        return await socket.readUntilClosed()
+    }
+
+    @Test func aLegacySessionIsItsPrincipalsAndTheServerWideCapIsA503() async throws {
+        try await withEndpoint(
+            MCPHTTPConfiguration(
+                authenticator: try tokens(), maximumSessions: 3, maximumSessionsPerClient: 100,
+                keepAliveInterval: .seconds(3600))
+        ) { port, transport, _ in
+            let (head, session) = try await openSession(port, token: Self.reader)
+            #expect(head.hasPrefix("HTTP/1.1 200"))
+            let id = try #require(session)
+            let ping = #"{"jsonrpc":"2.0","id":2,"method":"ping"}"#
+            #expect(try await legacyRequest(port, session: id, token: Self.reader, ping).hasPrefix("HTTP/1.1 200"))
+            // Another principal presenting the same session id: as if it did not exist.
+            let stolen = try await legacyRequest(port, session: id, token: Self.charger, ping)
+            #expect(stolen.hasPrefix("HTTP/1.1 404"), "\(stolen)")
+            // Three sessions in all are allowed, whoever holds them; the fourth is refused with 503.
+            #expect(try await openSession(port, token: Self.charger, id: 3).head.hasPrefix("HTTP/1.1 200"))
+            #expect(try await openSession(port, token: Self.reader, id: 4).head.hasPrefix("HTTP/1.1 200"))
+            let full = try await openSession(port, token: Self.charger, id: 5).head
+            #expect(full.hasPrefix("HTTP/1.1 503") && full.contains("Retry-After: 5"), "\(full)")
+            #expect(transport.sessionCount == 3)
+        }
+    }
+
+    @Test func theDefaultsAreAThousandSessionsIdleForThirtyMinutes() async throws {
+        let defaults = MCPHTTPConfiguration()
+        #expect(defaults.maximumSessions == 1000 && defaults.sessionIdleTimeout == .seconds(1800))
+        try await withEndpoint { port, transport, _ in
+            let (_, session) = try await openSession(port)
+            _ = try #require(session)
+            #expect(transport.expireIdleSessions(now: .now + .seconds(1790)) == 0, "not idle for the default yet")
+            #expect(transport.expireIdleSessions(now: .now + .seconds(1810)) == 1, "expired at the default")
+        }
+    }
+
+    /// A session's backlog (what arrives while it has no stream) keeps its newest messages up to
+    /// the cap; the stream then carries exactly those.
+    @Test func theBacklogKeepsTheNewestMessagesUpToItsCap() async throws {
+        try await withEndpoint(MCPHTTPConfiguration(keepAliveInterval: .seconds(3600), sessionBacklog: 3)) {
+            port, _, server in
+            let id = try #require(try await openSession(port).session)
+            for n in 1...5 {
+                let body =
+                    #"{"jsonrpc":"2.0","id":\#(n + 1),"method":"resources/subscribe","params":{"uri":"payment://CA1/PK\#(n)/status"}}"#
+                #expect(try await legacyRequest(port, session: id, body).hasPrefix("HTTP/1.1 200"))
+            }
+            for n in 1...5 { server.notifyResourceUpdated(uri: "payment://CA1/PK\(n)/status") }
+            let stream = try TestSocket(port: port)
+            try stream.write(
+                "GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(id)\r\n\r\n")
+            let received = await stream.read(until: "PK5/status")
+            let updated = (1...5).filter { received.contains("payment://CA1/PK\($0)/status") }
+            #expect(updated == [3, 4, 5], "the newest three of five: \(updated)")
+        }
+    }
+
+    /// A log line written inside one client's request reaches that request's answer, and never
+    /// another client's stream.
+    @Test func aRequestsLogLinesReachOnlyItsOwnClient() async throws {
+        try await withEndpoint { port, _, server in
+            let a = try #require(try await openSession(port, id: 1).session)
+            let b = try #require(try await openSession(port, id: 2).session)
+            for session in [a, b] {
+                let level = #"{"jsonrpc":"2.0","id":9,"method":"logging/setLevel","params":{"level":"debug"}}"#
+                #expect(try await legacyRequest(port, session: session, level).hasPrefix("HTTP/1.1 200"))
+            }
+            let subscribe =
+                #"{"jsonrpc":"2.0","id":10,"method":"resources/subscribe","params":{"uri":"payment://CA1/PKB/status"}}"#
+            #expect(try await legacyRequest(port, session: b, subscribe).hasPrefix("HTTP/1.1 200"))
+            let streamB = try TestSocket(port: port)
+            try streamB.write(
+                "GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nMcp-Session-Id: \(b)\r\n\r\n")
+            #expect(await streamB.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+            let call = #"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"logs","arguments":{}}}"#
+            let answered = try await legacyRequest(port, session: a, call)
+            #expect(answered.contains("progressed"), "the log line is in A's answer: \(answered)")
+            // A marker on B's stream, after A's request: whatever B was sent before it is in hand.
+            server.notifyResourceUpdated(uri: "payment://CA1/PKB/status")
+            let heard = await streamB.read(until: "PKB/status")
+            #expect(heard.contains("PKB/status") && !heard.contains("progressed"), "\(heard)")
         }
     }
 }

@@ -310,11 +310,23 @@ func first(
                     var count: Int64 = 0
                     for try await n in killed.decode(Int64.self) { count = n }
                     #expect(count == 2, "one listening connection per replica")
-                    // Written while b may be reconnecting: announced to nobody who listens.
+                    // Written while b may be reconnecting: announced to nobody who listens. A pool
+                    // connection of A's that the termination also hit (its last statement may have
+                    // been a LISTEN) can lose this write unanswered (PostgreSQL cannot be reached):
+                    // written again then, or found written. The feed's catching up is under test.
                     var next = session
                     next.version = session.version + 1
                     next.lastRequestError = "while away"
-                    #expect(try await a.store.compareAndSet(next, expectedVersion: session.version))
+                    var written = false
+                    for _ in 0..<3 where !written {
+                        do {
+                            written = try await a.store.compareAndSet(next, expectedVersion: session.version)
+                            if !written { written = try await a.store.session(id: session.id) == next }
+                        } catch {
+                            continue
+                        }
+                    }
+                    #expect(written)
                     let awaited = next.version
                     let heard = await first(changes, within: .seconds(20)) {
                         $0.id == session.id && $0.version == awaited

@@ -108,6 +108,35 @@ func takeCardPayment(
         await #expect(throws: PaymentsStartError.alreadyRun) { try await system.run() }
     }
 
+    /// The maintenance service's periodic sweep (issue 31): a caller who hangs up silently, with
+    /// no command sent after the start, is noticed by asking Twilio for the call, and the session
+    /// ends as call-ended.
+    @Test func thePeriodicSweepNoticesASilentHangUpWithNoCommandSent() async throws {
+        var configuration = PaymentsConfiguration.simulated(digitPacing: .zero)
+        configuration.callCheckInterval = .milliseconds(50)
+        configuration.silentAfter = .zero
+        let system = try PaymentsSystem(configuration: configuration, logger: quiet)
+        try await withGroup(served(system)) {
+            let coordinator = try #require(try await system.ready(waitingUpTo: .seconds(10)))
+            let simulator = try #require(system.simulator)
+            let call = simulator.startCall()
+            let started = try await coordinator.start(callSID: call, options: PaymentSessionOptions())
+            let sid = try #require(started.paymentSID)
+            simulator.hangUp(call, silently: true)
+            await simulator.waitUntilQuiet()
+            #expect(simulator.sentCallbacks.allSatisfy { !$0.fields.contains { $0 == ("Result", "caller-hung-up") } })
+            // Waited for as a change of the session (a liveness bound, not a timing claim).
+            var session = started
+            let deadline = ContinuousClock.now + .seconds(30)
+            while session.phase.name != "call-ended", ContinuousClock.now < deadline {
+                session =
+                    try await coordinator.waitForChange(sid, afterVersion: session.version, timeout: .seconds(5))
+                    ?? session
+            }
+            #expect(session.phase.name == "call-ended", "\(session.phase)")
+        }
+    }
+
     /// Twilio's throttling (issue 29): a short throttle is retried with the same idempotency
     /// key, so the payment starts once; a sustained one is a refusal that says Twilio is
     /// throttling and may be retried, and leaves no session behind, so a later start works.
@@ -335,7 +364,8 @@ func takeCardPayment(
             let hello = try await URLSessionTransport().send(
                 TwilioPayments.HTTPRequest(
                     method: "GET", url: URL(string: "http://127.0.0.1:\(port)/hello")!, headers: [], body: nil,
-                    timeout: .seconds(5)))
+                    // A liveness bound: the whole suite on two cores once took more than 5 s here.
+                    timeout: .seconds(30)))
             #expect(String(decoding: hello.body, as: UTF8.self) == "the host's own route\n")
             let call = try #require(system.simulator).startCall()
             return try await takeCardPayment(coordinator, on: call, amount: "12.50")
