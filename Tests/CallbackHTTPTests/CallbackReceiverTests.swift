@@ -169,9 +169,9 @@ import PaymentsTestSupport
         }
     }
 
-    /// Its routes in a host's application on a real socket: a signed callback to the URL the
-    /// receiver gives is accepted at the public base URL the host set; a forged one is not.
-    @Test func itsRoutesServeARealSocket() async throws {
+    /// A receiver with a recording sink, its routes served on a real loopback socket while `body`
+    /// runs, its public base URL the socket's.
+    func withReceiverOnASocket(_ body: (CallbackReceiver, RecordingSink, Int) async throws -> Void) async throws {
         let sink = RecordingSink()
         let receiver = CallbackReceiver(
             configuration: CallbackReceiverConfiguration(authToken: Fixture.token), sink: sink, logger: Fixture.quiet)
@@ -186,33 +186,28 @@ import PaymentsTestSupport
             }, logger: Fixture.quiet)
         try await withRunning([app]) {
             let port = try await eventually { bound.withLock { $0 } }
+            try await body(receiver, sink, port)
+        }
+    }
+
+    /// Its routes in a host's application on a real socket: a signed callback to the URL the
+    /// receiver gives is accepted at the public base URL the host set; a forged one is not.
+    @Test func itsRoutesServeARealSocket() async throws {
+        try await withReceiverOnASocket { receiver, sink, port in
             #expect(port > 0 && receiver.publicBaseURL == "http://127.0.0.1:\(port)")
             sink.allow("abcdefabcdefabcdefabcdefabcdefab")
             let url = try receiver.callbackURL(secret: "abcdefabcdefabcdefabcdefabcdefab")
             let signature = WebhookSignature(authToken: Fixture.token).sign(url: url, parameters: fields)
             #expect(try await post(url, fields: fields, signature: signature) == 204)
             #expect(try await post(url, fields: fields, signature: "bad") == 403)
+            #expect(sink.count == 1)
         }
-        #expect(sink.count == 1)
     }
 
     /// The 64 KiB body limit over a real socket: a signed callback of exactly 64 KiB is
     /// accepted, one byte more is refused with 413 and delivers nothing.
     @Test func theBodyLimitHoldsOnARealSocket() async throws {
-        let sink = RecordingSink()
-        let receiver = CallbackReceiver(
-            configuration: CallbackReceiverConfiguration(authToken: Fixture.token), sink: sink, logger: Fixture.quiet)
-        let bound = Mutex<Int?>(nil)
-        let app = Application(
-            router: Self.router(receiver),
-            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? 0
-                receiver.setPublicBaseURL("http://127.0.0.1:\(port)")
-                bound.withLock { $0 = port }
-            }, logger: Fixture.quiet)
-        try await withRunning([app]) {
-            _ = try await eventually { bound.withLock { $0 } }
+        try await withReceiverOnASocket { receiver, sink, _ in
             sink.allow("abcdefabcdefabcdefabcdefabcdefab")
             let url = try receiver.callbackURL(secret: "abcdefabcdefabcdefabcdefabcdefab")
             /// The callback's fields padded so that the form is `size` bytes long, signed.
@@ -226,7 +221,7 @@ import PaymentsTestSupport
             #expect(try await post(url, fields: whole, signature: wholeSignature) == 204)
             let (over, overSignature) = padded(to: 64 * 1024 + 1)
             #expect(try await post(url, fields: over, signature: overSignature) == 413)
+            #expect(sink.count == 1, "only the callback within the limit was delivered")
         }
-        #expect(sink.count == 1, "only the callback within the limit was delivered")
     }
 }

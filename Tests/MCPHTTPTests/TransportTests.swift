@@ -324,12 +324,7 @@ struct ChannelContext: Hummingbird.RequestContext {
                 keepAliveInterval: .seconds(3600))
         ) { port, transport, _ in
             func initialize(_ token: String, id: Int) async throws -> String {
-                let socket = try TestSocket(port: port)
-                try post(
-                    socket,
-                    #"{"jsonrpc":"2.0","id":\#(id),"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
-                    headers: ["Authorization": "Bearer " + token])
-                return await socket.read(until: "\r\n\r\n")
+                try await openSession(port, token: token, id: id).head
             }
             #expect(try await initialize(Self.reader, id: 1).hasPrefix("HTTP/1.1 200"))
             #expect(try await initialize(Self.reader, id: 2).hasPrefix("HTTP/1.1 200"))
