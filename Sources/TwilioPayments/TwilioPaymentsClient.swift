@@ -197,7 +197,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
                 }
             case .failure(let failure):
                 if !failure.isRetryable || attempt >= retryPolicy.maximumAttempts {
-                    throw .transport(failure.description + hostNote, attempts: attempt)
+                    throw .transport(naming(failure), attempts: attempt)
                 }
                 retryAfter = nil
             }
@@ -206,7 +206,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
                 switch outcome {
                 case .success(let response): throw .api(givingUp(operation, on: response, attempts: attempt))
                 case .failure(let failure):
-                    throw .transport(failure.description + hostNote + " (retry budget spent)", attempts: attempt)
+                    throw .transport(naming(failure) + " (retry budget spent)", attempts: attempt)
                 }
             }
             do {
@@ -289,8 +289,12 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         return error
     }
 
-    /// The host a request that could not be sent was meant for.
-    private var hostNote: String { " (host \(baseURL.host ?? baseURL.absoluteString))" }
+    /// A transport failure's description, naming the host the request was meant for unless it
+    /// already does.
+    private func naming(_ failure: TransportFailure) -> String {
+        let host = baseURL.host ?? baseURL.absoluteString
+        return failure.description.contains(host) ? failure.description : failure.description + " (host \(host))"
+    }
 
     /// Decodes Twilio's legacy error JSON (`code`, `message`, `more_info`, `status`) or RFC 9457
     /// problem details (`type`, `title`, `detail`, `status`, `code`).
