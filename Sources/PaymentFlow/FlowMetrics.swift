@@ -40,6 +40,20 @@ enum FlowMetrics {
         }
     }
 
+    /// A long poll began (`true`) or stopped (`false`) waiting: `agent_payments_long_polls_waiting`
+    /// counts those waiting now.
+    static func longPollWaiting(_ waiting: Bool) {
+        let meter = Meter(label: "agent_payments_long_polls_waiting")
+        if waiting { meter.increment() } else { meter.decrement() }
+    }
+
+    /// A long poll that waited ended: woken by a change (`changed`), or at its timeout
+    /// (`timed_out`), in `agent_payments_long_polls_total`.
+    static func longPollEnded(changed: Bool) {
+        Counter(label: "agent_payments_long_polls_total", dimensions: [("outcome", changed ? "changed" : "timed_out")])
+            .increment()
+    }
+
     private static func captured(_ item: PaymentItem, result: String) {
         Counter(
             label: "agent_payments_captures_total", dimensions: [("item", item.rawValue), ("result", result)]

@@ -994,7 +994,11 @@ public actor PaymentCoordinator {
         else { return nil }
         if current.version > version || current.phase.isFinished || timeout <= .zero { return current }
         waiting[paymentSID, default: 0] += 1
-        defer { waiting[paymentSID, default: 1] -= 1 }
+        FlowMetrics.longPollWaiting(true)
+        defer {
+            waiting[paymentSID, default: 1] -= 1
+            FlowMetrics.longPollWaiting(false)
+        }
         let changed = await withTaskGroup(of: PaymentSession?.self) { group -> PaymentSession? in
             group.addTask {
                 for await session in changes
@@ -1011,6 +1015,7 @@ public actor PaymentCoordinator {
             group.cancelAll()
             return first
         }
+        FlowMetrics.longPollEnded(changed: changed != nil)
         if let changed { return changed }
         return try await stored({ () async throws(PaymentStoreError) in try await store.session(paymentSID) })
     }

@@ -580,6 +580,22 @@ def refusal_of(result: dict) -> dict:
     return json.loads(text)["error"]
 
 
+def long_polls(base: str) -> dict:
+    """The replica's long polls from its /metrics (read with prometheus-client's parser): how many
+    wait now, and how many ended woken by a change or at their timeout."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    figures = {"waiting": 0.0, "changed": 0.0, "timed_out": 0.0}
+    text = httpx2.get(base + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "agent_payments_long_polls_waiting":
+                figures["waiting"] = sample.value
+            elif sample.name == "agent_payments_long_polls_total":
+                figures[sample.labels["outcome"]] = sample.value
+    return figures
+
+
 def tool(base: str, name: str, timeout: float = 30, **arguments) -> dict:
     """A tool that must succeed: its structured content."""
     result = tool_result(base, name, timeout=timeout, **arguments)
