@@ -153,7 +153,7 @@ extension MCPHTTPTransport {
     func forwarded(_ request: Request) -> [String: String] {
         var headers: [String: String] = [:]
         // The caller's W3C trace context always: the engine continues its trace (RequestTracing).
-        for name in configuration.forwardedHeaders + ["traceparent", "tracestate", "baggage"] {
+        for name in configuration.forwardedHeaders + RequestContext.traceContextKeys {
             guard let field = HTTPField.Name(name), let value = request.headers[field] else { continue }
             headers[name] = value
         }

@@ -86,7 +86,7 @@ public final class URLSessionTransport: HTTPTransport {
         urlRequest.timeoutInterval = Double(components.seconds) + Double(components.attoseconds) / 1e18
         for (name, value) in request.headers { urlRequest.setValue(value, forHTTPHeaderField: name) }
         do {
-            let (data, response) = try await session.data(for: urlRequest)
+            let (data, response) = try await Self.load(urlRequest, in: session)
             guard let http = response as? HTTPURLResponse else {
                 throw TransportFailure("the answer was not HTTP", isRetryable: false)
             }
@@ -107,6 +107,57 @@ public final class URLSessionTransport: HTTPTransport {
             )
         } catch {
             throw TransportFailure("request failed: \(type(of: error))", isRetryable: false)
+        }
+    }
+
+    /// `session.data(for:)` without its way of cancelling. FoundationNetworking's cancels the
+    /// task with a `queue.sync` on the session's queue from inside Swift's cancellation handler,
+    /// which holds the cancelled task's status lock, while that queue may be finishing the same
+    /// request and resuming its continuation, which needs the lock: a deadlock, seen when a task
+    /// group cancelled a request in flight (the simulator's callers at a graceful shutdown; the
+    /// stop of `--simulate` stalled, and once a whole test run). Here the handler only hands the
+    /// cancel to another queue.
+    private static func load(_ request: URLRequest, in session: URLSession) async throws -> (Data, URLResponse) {
+        let running = RunningTask()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let task = session.dataTask(with: request) { data, response, error in
+                    if let error {
+                        continuation.resume(throwing: error)
+                    } else if let data, let response {
+                        continuation.resume(returning: (data, response))
+                    } else {
+                        continuation.resume(throwing: URLError(.badServerResponse))
+                    }
+                }
+                running.start(task)
+            }
+        } onCancel: {
+            DispatchQueue.global().async { running.cancel() }
+        }
+    }
+
+    /// A data task that may be cancelled from another thread, before or after it starts.
+    private final class RunningTask: @unchecked Sendable {
+        private let lock = NSLock()
+        private var task: URLSessionDataTask?
+        private var cancelled = false
+
+        func start(_ task: URLSessionDataTask) {
+            let cancelled = lock.withLock {
+                self.task = task
+                return self.cancelled
+            }
+            task.resume()
+            if cancelled { task.cancel() }
+        }
+
+        func cancel() {
+            let task = lock.withLock {
+                cancelled = true
+                return self.task
+            }
+            task?.cancel()
         }
     }
 

@@ -162,8 +162,10 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
         var attempt = 0
         while true {
             attempt += 1
-            // No attempt may outlast the budget: the last one gets what is left of it.
-            request.timeout = min(requestTimeout, deadline - retryClock.elapsed)
+            // No attempt may outlast the budget: the last one gets what is left of it (at least
+            // a millisecond: a wait that overslept the deadline must not leave a timeout of zero
+            // or less, which URLSession would read as its own default).
+            request.timeout = max(.milliseconds(1), min(requestTimeout, deadline - retryClock.elapsed))
             let outcome: Result<HTTPResponse, TransportFailure>
             let sent = clock.now
             // A client span per attempt, a child of whatever the caller traces (a tool call, a

@@ -56,18 +56,11 @@ public struct TwilioEndpoint: Sendable, Equatable, CustomStringConvertible {
         public var description: String {
             switch self {
             case .unknownRegion(let name):
-                let regions = TwilioRegion.allCases.map(\.rawValue).joined(separator: ", ")
-                if TwilioRegion.withoutPayments.contains(name.lowercased()) {
-                    return "Twilio's Payment resource is not available in the \(name) region; it is in \(regions)"
-                }
-                return "\"\(name)\" is not a Twilio region with the Payment resource: use one of \(regions)"
-            case .unknownEdge(let name):
-                let edges = TwilioEdge.allCases.map(\.rawValue).joined(separator: ", ")
-                return "\"\(name)\" is not one of Twilio's edge locations: use one of \(edges)"
+                return "\"\(name)\" is not a Twilio region with the Payment resource: use \(expected)"
+            case .unknownEdge(let name): return "\"\(name)\" is not an edge location: use \(expected)"
             case .edgeWithoutRegion(let edge):
                 return
-                    "the edge \(edge) names where requests enter Twilio, not where they are processed: without a "
-                    + "region they go to US1 through \(edge); name the region too (us1, ie1 or au1)"
+                    "the edge \(edge) names where requests enter Twilio, not where they are processed: a region must be \(expected)"
             }
         }
 

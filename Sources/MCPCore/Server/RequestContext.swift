@@ -26,8 +26,13 @@ public struct RequestContext: Sendable {
     public let logLevel: LogLevel?
     /// What the transport passed on from the request's envelope, by lowercased name: the HTTP
     /// headers a Streamable HTTP transport was configured to forward (a voice platform's call
-    /// identifier, say). Empty on stdio.
+    /// identifier, say), and always the caller's W3C trace context (``traceContextKeys``). Empty
+    /// on stdio.
     public internal(set) var transportHeaders: [String: String] = [:]
+    /// The W3C trace context's names (`traceparent`, `tracestate`, `baggage`): in a request's
+    /// `_meta` (MCP 2026-07-28) or its transport's headers, the caller's trace, which the server
+    /// continues.
+    public static let traceContextKeys = ["traceparent", "tracestate", "baggage"]
     /// The client's network address, when the transport has one (`nil` on stdio): for audit
     /// records, never for decisions.
     public internal(set) var clientAddress: String?

@@ -12,9 +12,6 @@ import Tracing
 /// whatever the host bootstrapped (`InstrumentationSystem`); with none, this costs a no-op span.
 /// Arguments are never recorded: a span says which tool, not with what.
 enum RequestTracing {
-    /// The W3C keys a caller's context travels under.
-    static let keys = ["traceparent", "tracestate", "baggage"]
-
     /// Runs `body` in the request's span.
     static func run(
         method: String, params: JSONValue, context: RequestContext, _ body: () async throws -> JSONValue
@@ -43,9 +40,9 @@ enum RequestTracing {
     static func parent(params: JSONValue, context: RequestContext) -> ServiceContext {
         var carrier: [String: String] = [:]
         if let meta = params["_meta"]?.objectValue, meta["traceparent"]?.stringValue != nil {
-            for key in keys { carrier[key] = meta[key]?.stringValue }
+            for key in RequestContext.traceContextKeys { carrier[key] = meta[key]?.stringValue }
         } else {
-            for key in keys { carrier[key] = context.transportHeaders[key] }
+            for key in RequestContext.traceContextKeys { carrier[key] = context.transportHeaders[key] }
         }
         var parent = ServiceContext.current ?? .topLevel
         if !carrier.isEmpty { InstrumentationSystem.instrument.extract(carrier, into: &parent, using: KeyedCarrier()) }
