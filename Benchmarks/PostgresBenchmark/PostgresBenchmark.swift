@@ -7,9 +7,12 @@
 //   another instance's change feed (its own pool and LISTEN connection) has the new version,
 //   p50/p99, at rest and while the callback load runs;
 // - the resident memory of an `agent-payments --http` replica that has heard of 10,000 live
-//   sessions (written by another replica), against the same replica at rest.
-// Usage: PostgresBenchmark --database-url URL --server PATH/agent-payments [--seconds S]
-//        [--sessions N] [--smoke]
+//   sessions (written by another replica), against the same replica at rest;
+// - with --cluster-dir (the throwaway cluster's folder, stopped and started again by
+//   scripts/pg-throwaway): how long a store request takes to be refused while the server is
+//   stopped (the docs promise requestTimeout, 2 s) and how soon requests work once it is back.
+// Usage: PostgresBenchmark --database-url URL --server PATH/agent-payments [--cluster-dir DIR]
+//        [--seconds S] [--sessions N] [--smoke]
 import BenchmarkSupport
 import CallbackHTTP
 import CallbackServing
@@ -337,6 +340,58 @@ enum PostgresBenchmarkMain {
             produced("replica RSS with live sessions", before > 0 && after > 0 ? Double(after) : .nan)
             replica.terminate()
             replica.waitUntilExit()
+        }
+        // MARK: 4. The store while the server is away, and once it is back
+
+        if let clusterDirectory = textOption("--cluster-dir") {
+            func control(_ command: String) {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = ["bash", "scripts/pg-throwaway", command, clusterDirectory]
+                process.standardOutput = FileHandle.nullDevice
+                must("pg-throwaway \(command)") { try process.run() }
+                process.waitUntilExit()
+                if process.terminationStatus != 0 {
+                    giveUp("pg-throwaway \(command) failed", because: "status \(process.terminationStatus)")
+                }
+            }
+            func milliseconds(_ duration: Duration) -> Double {
+                Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+            }
+            let clock = ContinuousClock()
+            let unknown = payment(999_999)
+            _ = await must("a read before the outage") { try await replicaA.store.session(unknown) }
+            control("halt")
+            var refusals: [Double] = []
+            for _ in 0..<(isSmoke ? 2 : 10) {
+                let started = clock.now
+                do {
+                    _ = try await replicaA.store.session(unknown)
+                    giveUp("a read succeeded with the server stopped", because: "the store answered from somewhere")
+                } catch {
+                    refusals.append(milliseconds(clock.now - started))
+                }
+            }
+            control("resume")
+            let resumed = clock.now
+            var recovery = Double.nan
+            while clock.now - resumed < .seconds(60) {
+                do {
+                    _ = try await replicaA.store.session(unknown)
+                    recovery = milliseconds(clock.now - resumed)
+                    break
+                } catch {
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            let bound = milliseconds(configuration.requestTimeout)
+            print(
+                "| store request refused while the server is stopped, p50 / max of \(refusals.count) | \(format(percentile(refusals, 0.5))) / \(format(refusals.max() ?? .nan)) ms | ≤ \(Int(bound)) ms (requestTimeout) + 100 |"
+            )
+            print(
+                "| first answer once the server is back (pg_ctl start returned) | \(format(recovery)) ms | ≤ 5000 ms |")
+            produced("store refusal while the server is stopped", refusals)
+            produced("recovery once the server is back", recovery)
         }
         runA.cancel()
         runB.cancel()

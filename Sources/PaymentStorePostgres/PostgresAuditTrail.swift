@@ -21,6 +21,8 @@ public import PostgresNIO
 public actor PostgresAuditTrail: AuditTrail {
     let client: PostgresClient
     let requestTimeout: Duration
+    /// The clock ``requestTimeout`` is measured on.
+    let clock: any Clock<Duration>
     let logger: Logger
     /// Records waiting to be written, oldest first.
     private var queue: [AuditEntry] = []
@@ -30,10 +32,14 @@ public actor PostgresAuditTrail: AuditTrail {
     private nonisolated let ring: AsyncStream<Void>.Continuation
 
     /// A trail on `client`, which must be running and migrated (``PostgresMigrations``).
-    public init(client: PostgresClient, requestTimeout: Duration = .seconds(2), capacity: Int = 100_000, logger: Logger)
-    {
+    /// A request fails as unreachable after `requestTimeout`, measured on `clock`.
+    public init(
+        client: PostgresClient, requestTimeout: Duration = .seconds(2), clock: any Clock<Duration> = ContinuousClock(),
+        capacity: Int = 100_000, logger: Logger
+    ) {
         self.client = client
         self.requestTimeout = requestTimeout
+        self.clock = clock
         self.capacity = capacity
         self.logger = logger
         (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -87,7 +93,7 @@ public actor PostgresAuditTrail: AuditTrail {
         var lastError = PostgresStoreError.unreachable("the audit chain's head kept moving")
         for _ in 0..<5 {
             do {
-                try await withTimeout(requestTimeout) { [client, logger] in
+                try await withTimeout(requestTimeout, on: clock) { [client, logger] in
                     try await Self.append(entries, client: client, logger: logger)
                 }
                 return .success(())

@@ -46,6 +46,9 @@ public struct PostgresDatabaseConfiguration: Sendable, CustomStringConvertible {
     /// default, inside a tool call's budget (3 s, `AGENT_PAYMENTS_MAX_WAIT_SECONDS`), so that an
     /// agent hears `store-unavailable` rather than a call still pending.
     public var requestTimeout: Duration
+    /// The clock ``requestTimeout`` is measured on: the continuous clock, or a test's own (a
+    /// manual clock proves the bound without waiting for it).
+    public var timeoutClock: any Clock<Duration> = ContinuousClock()
 
     public init(
         host: String, port: Int = 5432, username: String, password: String? = nil, database: String? = nil,

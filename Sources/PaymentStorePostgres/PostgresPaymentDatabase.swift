@@ -42,11 +42,19 @@ public final class PostgresPaymentDatabase: Service, CallbackKeySource, CustomSt
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .error) // the pool's own chatter: this library logs what matters
         client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: quiet)
-        store = PostgresPaymentStore(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
+        store = PostgresPaymentStore(
+            client: client, requestTimeout: configuration.requestTimeout, clock: configuration.timeoutClock,
+            logger: logger)
         feed = PostgresChangeFeed(store: store)
-        ledger = PostgresSpendingLedger(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
-        outbox = PostgresPaymentOutbox(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
-        audit = PostgresAuditTrail(client: client, requestTimeout: configuration.requestTimeout, logger: logger)
+        ledger = PostgresSpendingLedger(
+            client: client, requestTimeout: configuration.requestTimeout, clock: configuration.timeoutClock,
+            logger: logger)
+        outbox = PostgresPaymentOutbox(
+            client: client, requestTimeout: configuration.requestTimeout, clock: configuration.timeoutClock,
+            logger: logger)
+        audit = PostgresAuditTrail(
+            client: client, requestTimeout: configuration.requestTimeout, clock: configuration.timeoutClock,
+            logger: logger)
     }
 
     /// Runs the connection pool, the change feed's listening connection and the audit trail's
@@ -125,7 +133,8 @@ public final class PostgresPaymentDatabase: Service, CallbackKeySource, CustomSt
         let fresh = PathSecret.make() + PathSecret.make()
         let stored: String?
         do {
-            stored = try await withTimeout(configuration.requestTimeout) { [client, logger] in
+            stored = try await withTimeout(configuration.requestTimeout, on: configuration.timeoutClock) {
+                [client, logger] in
                 // Two statements, not one: a replica whose insert waited on another's and then did
                 // nothing must read with a snapshot taken after that one committed.
                 try await client.query(
@@ -172,7 +181,7 @@ public final class PostgresPaymentDatabase: Service, CallbackKeySource, CustomSt
     }
 
     /// `attempt` until it succeeds, fails otherwise than unreachable, or `timeout` passes (then
-    /// the last attempt's reason, not the timer's, is thrown).
+    /// the last attempt's reason, not the timer's, is thrown, saying how long it was retried).
     private func retrying<T: Sendable>(
         for timeout: Duration,
         _ attempt: @escaping @Sendable () async throws(PostgresStoreError) -> T
@@ -196,7 +205,12 @@ public final class PostgresPaymentDatabase: Service, CallbackKeySource, CustomSt
                 }
             }
         } catch {
-            throw lastFailure.withLock { $0 } ?? PostgresStoreError.from(error)
+            let failure = PostgresStoreError.from(error)
+            // The timer's answer: the last attempt's reason says more.
+            guard case .unreachable = failure, case .unreachable(let reason)? = lastFailure.withLock({ $0 }) else {
+                throw failure
+            }
+            throw PostgresStoreError.unreachable("\(reason), still after \(timeout) of retries")
         }
     }
 }

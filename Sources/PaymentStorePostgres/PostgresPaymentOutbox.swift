@@ -17,11 +17,18 @@ public final class PostgresPaymentOutbox: PaymentOutbox, Sendable {
     let client: PostgresClient
     let logger: Logger
     let requestTimeout: Duration
+    /// The clock ``requestTimeout`` is measured on.
+    let clock: any Clock<Duration>
 
     /// An outbox on `client`, which must be running and migrated (``PostgresPaymentDatabase``).
-    public init(client: PostgresClient, requestTimeout: Duration = .seconds(2), logger: Logger) {
+    /// A request fails as unreachable after `requestTimeout`, measured on `clock`.
+    public init(
+        client: PostgresClient, requestTimeout: Duration = .seconds(2), clock: any Clock<Duration> = ContinuousClock(),
+        logger: Logger
+    ) {
         self.client = client
         self.requestTimeout = requestTimeout
+        self.clock = clock
         self.logger = logger
     }
 
@@ -159,7 +166,7 @@ public final class PostgresPaymentOutbox: PaymentOutbox, Sendable {
         _ request: @escaping @Sendable () async throws -> T
     ) async throws(PaymentStoreError) -> T {
         do {
-            return try await withTimeout(requestTimeout, request)
+            return try await withTimeout(requestTimeout, on: clock, request)
         } catch {
             throw PaymentStoreError(PostgresStoreError.from(error).description)
         }

@@ -72,7 +72,7 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
-/// Runs `request`, failing it as ``PostgresStoreError/unreachable(_:)`` after `timeout`: the
+/// Runs `request`, failing it as ``PostgresStoreError/unreachable(_:)`` after `timeout` on `clock`: the
 /// connection pool would otherwise keep a request waiting for a connection for a minute while
 /// the server is away.
 ///
@@ -83,7 +83,8 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
 /// cancellation, so such a request never ends; a structured race would wait for it forever (the
 /// audit writer did, after a server's shutdown between two statements of a transaction).
 func withTimeout<T: Sendable>(
-    _ timeout: Duration, _ request: @escaping @Sendable () async throws -> T
+    _ timeout: Duration, on clock: any Clock<Duration> = ContinuousClock(),
+    _ request: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let answer = FirstAnswer<T>()
     return try await withTaskCancellationHandler {
@@ -92,7 +93,7 @@ func withTimeout<T: Sendable>(
                 do { answer.give(.success(try await request())) } catch { answer.give(.failure(error)) }
             }
             let timer = Task {
-                try? await Task.sleep(for: timeout)
+                try? await clock.sleep(for: timeout)
                 answer.give(.failure(PostgresStoreError.unreachable("no answer within \(timeout)")))
             }
             answer.wait(continuation, cancelling: [work, timer])
@@ -164,12 +165,19 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     let logger: Logger
     /// How long one request may take before it fails as unreachable.
     let requestTimeout: Duration
+    /// The clock ``requestTimeout`` is measured on.
+    let clock: any Clock<Duration>
 
     /// A store on `client`, which must be running (``PostgresPaymentDatabase`` runs it) and
     /// migrated (``PostgresMigrations``).
-    public init(client: PostgresClient, requestTimeout: Duration = .seconds(2), logger: Logger) {
+    /// A request fails as unreachable after `requestTimeout`, measured on `clock`.
+    public init(
+        client: PostgresClient, requestTimeout: Duration = .seconds(2), clock: any Clock<Duration> = ContinuousClock(),
+        logger: Logger
+    ) {
         self.client = client
         self.requestTimeout = requestTimeout
+        self.clock = clock
         self.logger = logger
     }
 
@@ -195,7 +203,7 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
             .recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
         }
         do {
-            return try await withTimeout(requestTimeout, request)
+            return try await withTimeout(requestTimeout, on: clock, request)
         } catch {
             switch PostgresStoreError.from(error) {
             case .unreachable: result = "unreachable"

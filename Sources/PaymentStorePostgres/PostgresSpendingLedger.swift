@@ -14,11 +14,18 @@ public final class PostgresSpendingLedger: SpendingLedger, Sendable {
     let client: PostgresClient
     let logger: Logger
     let requestTimeout: Duration
+    /// The clock ``requestTimeout`` is measured on.
+    let clock: any Clock<Duration>
 
     /// A ledger on `client`, which must be running and migrated (``PostgresMigrations``).
-    public init(client: PostgresClient, requestTimeout: Duration = .seconds(2), logger: Logger) {
+    /// A request fails as unreachable after `requestTimeout`, measured on `clock`.
+    public init(
+        client: PostgresClient, requestTimeout: Duration = .seconds(2), clock: any Clock<Duration> = ContinuousClock(),
+        logger: Logger
+    ) {
         self.client = client
         self.requestTimeout = requestTimeout
+        self.clock = clock
         self.logger = logger
     }
 
@@ -75,7 +82,7 @@ public final class PostgresSpendingLedger: SpendingLedger, Sendable {
     public func amountDue(onCall callSID: CallSID, now: Date) async throws(PaymentStoreError) -> AmountDue? {
         let rows: [(String, String, String?, String?, Date)]
         do {
-            rows = try await withTimeout(requestTimeout) { [client, logger] in
+            rows = try await withTimeout(requestTimeout, on: clock) { [client, logger] in
                 var rows: [(String, String, String?, String?, Date)] = []
                 let query: PostgresQuery = """
                     SELECT amount::text, currency, registered_by, tenant, expires_at FROM agent_payments_amounts_due
@@ -113,7 +120,7 @@ public final class PostgresSpendingLedger: SpendingLedger, Sendable {
 
     private func strings(_ query: PostgresQuery) async throws(PaymentStoreError) -> [String] {
         do {
-            return try await withTimeout(requestTimeout) { [client, logger] in
+            return try await withTimeout(requestTimeout, on: clock) { [client, logger] in
                 var texts: [String] = []
                 for try await text in try await client.query(query, logger: logger).decode(String.self) {
                     texts.append(text)

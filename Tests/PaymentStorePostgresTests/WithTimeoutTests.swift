@@ -1,3 +1,4 @@
+import PaymentsTestSupport
 import Testing
 
 @testable import PaymentStorePostgres
@@ -17,6 +18,34 @@ import Testing
         } throws: { error in
             guard case .unreachable(let reason) = error as? PostgresStoreError else { return false }
             return reason.contains("no answer within")
+        }
+    }
+
+    /// The deadline is the timeout on the given clock, not a moment earlier: on a manual clock, an
+    /// answer a millisecond before it is passed on, and a request still unanswered at it fails.
+    @Test func theDeadlineIsTheTimeoutOnItsClock() async throws {
+        let clock = ManualClock()
+        let (answers, answer) = AsyncStream<Int>.makeStream()
+        let early = Task {
+            try await withTimeout(.seconds(2), on: clock) { await answers.first { _ in true } ?? 0 }
+        }
+        #expect(await clock.sleepers(atLeast: 1, waitingUpTo: .seconds(30)))
+        clock.advance(by: .seconds(2) - .milliseconds(1))
+        #expect(clock.sleeperCount == 1, "not due a millisecond before the deadline")
+        answer.yield(42)
+        #expect(try await early.value == 42)
+        #expect(clock.sleeperCount == 0, "the timer ended with the answer")
+
+        let late = Task { try await withTimeout(.seconds(2), on: clock) { await Self.never() } }
+        #expect(await clock.sleepers(atLeast: 1, waitingUpTo: .seconds(30)))
+        clock.advance(by: .seconds(2) - .milliseconds(1))
+        #expect(clock.sleeperCount == 1, "not due a millisecond before the deadline")
+        clock.advance(by: .milliseconds(1))
+        await #expect {
+            _ = try await late.value
+        } throws: { error in
+            guard case .unreachable(let reason) = error as? PostgresStoreError else { return false }
+            return reason.contains("no answer within 2.0 seconds")
         }
     }
 

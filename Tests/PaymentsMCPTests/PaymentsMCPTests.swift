@@ -288,7 +288,8 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
     @Test func whileTheSystemIsStartingToolsAnswerAtOnceThatTheyMayBeCalledAgain() async throws {
         let harness = await Harness(starting: true)
         try await harness.client.connect()
-        let began = ContinuousClock.now
+        // Answered while the public URL is still unknown (it becomes known below, after these
+        // answers): a call that waited for the system would wait here for ever.
         let early = try await harness.client.callTool(
             "startPaymentCapture", arguments: ["callSid": .string(Harness.call)])
         #expect(early["isError"] == true && text(early).contains("still starting"), "\(early)")
@@ -298,7 +299,6 @@ func firstJSON(_ result: JSONValue) -> JSONValue? {
         let status = try await harness.client.callTool(
             "getPaymentStatus", arguments: ["callSid": .string(Harness.call)])
         #expect(status["structuredContent"]?["error"]?["reason"] == "no-session", "\(status)")
-        #expect(ContinuousClock.now - began < .seconds(30), "answered, not kept waiting for the system")
         harness.publicURL.becomeKnown()
         let late = try await harness.client.callTool(
             "startPaymentCapture", arguments: ["callSid": .string(Harness.call)])

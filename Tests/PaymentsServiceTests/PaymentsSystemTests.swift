@@ -211,8 +211,8 @@ func takeCardPayment(
     }
 
     @Test func itsCoordinatorExistsAtBirthAndSaysItIsStillStartingBeforeItRuns() async throws {
+        // Never run: a start that waited for the system would never be answered.
         let system = try PaymentsSystem(configuration: .simulated(), logger: quiet)
-        let began = ContinuousClock.now
         do {
             _ = try await system.coordinator.start(
                 callSID: CallSID(validated: "CA" + String(repeating: "5", count: 32)),
@@ -222,7 +222,6 @@ func takeCardPayment(
             #expect(error.description.contains("still starting"), "\(error)")
             #expect(error.isRetryable, "a client may call again")
         }
-        #expect(ContinuousClock.now - began < .seconds(5), "answered at once, not kept waiting")
         #expect(try await system.coordinator.activeSessions().isEmpty, "nothing was stored")
         #expect(try await system.ready(waitingUpTo: .zero) == nil)
     }

@@ -44,9 +44,11 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 MODERN = "2026-07-28"
 CARD_LAST4 = "1111"  # the simulator's caller types 4111111111111111
-OUTAGE_ANSWER_SECONDS = 10  # each answer while PostgreSQL is away
+# Bounds for a hang, not measures: how long an answer or a recovery is waited for before the test
+# gives up. What the docs promise in time (a refusal within requestTimeout, 2 s) is proven on a
+# manual clock in PostgresOutageTests and measured in Benchmarks (PostgresBenchmark's outage figures).
 PROBE_SECONDS = 90  # how long a probe waits for any answer at all
-RECOVERY_SECONDS = 10  # for everything to work again once PostgreSQL is back
+RECOVERY_SECONDS = 60  # how long everything may take to work again once PostgreSQL is back
 
 
 @pytest.fixture
@@ -214,11 +216,12 @@ def test_a_database_that_cannot_be_reached_ends_the_start_with_status_75_and_a_s
     password = "never-printed-" + secrets.token_hex(8)
     env = {**clean_env(), "DATABASE_URL": f"postgres://agent:{password}@127.0.0.1:{port}/payments?sslmode=disable",
            "AGENT_PAYMENTS_DATABASE_START_SECONDS": "1"}
-    started = time.monotonic()
     out = subprocess.run([str(SERVER), "--simulate", *transport], env=env, capture_output=True, text=True, timeout=60,
                          stdin=subprocess.PIPE)
     assert out.returncode == 75, (out.returncode, out.stderr[-2000:])
-    assert time.monotonic() - started < 30, "the start-up wait is bounded by its setting"
+    # The sentence names the wait, its setting's 1 s (the default is 30 s): "no answer within 1.0
+    # seconds" while the first attempt is unanswered, "still after 1.0 seconds of retries" after one failed.
+    assert re.search(r"(no answer within|still after) 1\.0 seconds", out.stderr), out.stderr[-2000:]
     assert f"127.0.0.1:{port}" in out.stderr and "cannot be used" in out.stderr, out.stderr[-2000:]
     assert password not in out.stderr + out.stdout
     assert out.stdout == "", out.stdout
@@ -571,11 +574,9 @@ def signed_post(url: str, fields: dict, auth_token: str, signed_url: str, timeou
         return error.code, dict(error.headers)
 
 
-def outage_problems(label: str, took: float, outcome) -> list[str]:
+def outage_problems(label: str, outcome) -> list[str]:
     """What is wrong with one answer given while the database is away (empty when nothing)."""
     problems = []
-    if took >= OUTAGE_ANSWER_SECONDS:
-        problems.append(f"{label}: answered after {took:.1f} s (bound {OUTAGE_ANSWER_SECONDS} s)")
     if isinstance(outcome, BaseException):
         problems.append(f"{label}: no answer ({type(outcome).__name__}: {outcome})")
         return problems
@@ -655,17 +656,14 @@ def test_postgres_stopped_mid_payment(bench):
     problems: list[str] = []
     try:
         with concurrent.futures.ThreadPoolExecutor(len(probes)) as pool:
-            def timed(probe):
-                started = time.monotonic()
+            def answer(probe):
                 try:
-                    outcome = probe()
+                    return probe()
                 except Exception as error:  # noqa: BLE001 - reported below, with its label
-                    outcome = error
-                return time.monotonic() - started, outcome
-            futures = {label: pool.submit(timed, probe) for label, probe in probes.items()}
+                    return error
+            futures = {label: pool.submit(answer, probe) for label, probe in probes.items()}
             for label, future in futures.items():
-                took, outcome = future.result(timeout=PROBE_SECONDS + 30)
-                problems += outage_problems(label, took, outcome)
+                problems += outage_problems(label, future.result(timeout=PROBE_SECONDS + 30))
         # The probes a Kubernetes deployment reads: alive, not ready, naming the store and nothing of it.
         for base in (a_url, b_url):
             live = httpx2.get(base + "/livez", timeout=10)
@@ -680,27 +678,20 @@ def test_postgres_stopped_mid_payment(bench):
         for base in (a_url, b_url):
             result = tool_result(base, "getPaymentStatus", timeout=PROBE_SECONDS, paymentSid=sid)
             if result.get("isError"):
-                problems += outage_problems(f"getPaymentStatus at {base}", 0, ("tool", result))
+                problems += outage_problems(f"getPaymentStatus at {base}", ("tool", result))
             elif stable(result["structuredContent"]) != stable(before):
                 problems.append(f"getPaymentStatus at {base} with the database away differs from before: {result['structuredContent']}")
     finally:
         b.pg.resume()
 
     # Back: the same session, untouched, continues to the end.
-    resumed = time.monotonic()
-    after = retried(a_url, "getPaymentStatus", seconds=RECOVERY_SECONDS * 6, paymentSid=sid, waitSeconds=0.2,
+    after = retried(a_url, "getPaymentStatus", seconds=RECOVERY_SECONDS, paymentSid=sid, waitSeconds=0.2,
                     afterVersion=before["version"])
-    if time.monotonic() - resumed > RECOVERY_SECONDS:
-        problems.append(f"A answered store-unavailable for {time.monotonic() - resumed:.1f} s after PostgreSQL was back "
-                        f"(bound {RECOVERY_SECONDS} s)")
     assert stable(after) == stable(before), f"before the outage:\n{json.dumps(before)}\nafter:\n{json.dumps(after)}"
     assert b.pg.sql(f"SELECT version, phase, session::text FROM agent_payments_sessions WHERE payment_sid = '{sid}'") == rows_before
-    step = retried(b_url, "captureSecurityCode", seconds=RECOVERY_SECONDS * 6, callSid=call_sid, paymentSid=sid)
-    if time.monotonic() - resumed > RECOVERY_SECONDS:
-        problems.append(f"B's first command succeeded {time.monotonic() - resumed:.1f} s after PostgreSQL was back "
-                        f"(bound {RECOVERY_SECONDS} s)")
+    step = retried(b_url, "captureSecurityCode", seconds=RECOVERY_SECONDS, callSid=call_sid, paymentSid=sid)
     for base in (a_url, b_url):
-        eventually(lambda: httpx2.get(base + "/readyz", timeout=10).status_code == 200, RECOVERY_SECONDS * 3,
+        eventually(lambda: httpx2.get(base + "/readyz", timeout=10).status_code == 200, RECOVERY_SECONDS,
                    f"{base}/readyz to say ready once PostgreSQL is back")
     final = finish_at(b.proxy.url, call_sid, settle_at(b.proxy.url, step))
     assert_tokenized(final, call_sid)
@@ -709,9 +700,9 @@ def test_postgres_stopped_mid_payment(bench):
     for base in (a_url, b_url):  # each replica's own view (its snapshot, fed by its LISTEN connection) catches up
         seen = []
         if not eventually(lambda: seen.append(tool(base, "getPaymentStatus", paymentSid=sid)) or seen[-1]["version"] == final["version"],
-                          RECOVERY_SECONDS * 3, f"{base} to show version {final['version']}", raise_=False):
+                          RECOVERY_SECONDS, f"{base} to show version {final['version']}", raise_=False):
             problems.append(f"getPaymentStatus at {base} still shows version {seen[-1]['version']} ({seen[-1]['phase']}) "
-                            f"{RECOVERY_SECONDS * 3} s after the payment completed at version {final['version']}")
+                            f"{RECOVERY_SECONDS} s after the payment completed at version {final['version']}")
         else:
             assert stable(seen[-1]) == stable(final), (base, seen[-1], final)
     b.stop()
