@@ -40,6 +40,13 @@ enum FlowMetrics {
         }
     }
 
+    /// A stranded start was settled (`recovered`: Twilio answered its creation sent again;
+    /// `failed`: Twilio refused it; `call-ended`) or could not be (`unresolved`: the store or
+    /// the callback URL was away; tried again next round), in `agent_payments_stranded_starts_total`.
+    static func strandedStart(outcome: String) {
+        Counter(label: "agent_payments_stranded_starts_total", dimensions: [("outcome", outcome)]).increment()
+    }
+
     /// A long poll began (`true`) or stopped (`false`) waiting: `agent_payments_long_polls_waiting`
     /// counts those waiting now.
     static func longPollWaiting(_ waiting: Bool) {

@@ -139,6 +139,9 @@ public actor PaymentCoordinator {
     let audit: (any AuditTrail)?
     /// This replica's name in audit records.
     let replica: String
+    /// How long a start may wait for Twilio's answer before it counts as stranded (its replica
+    /// died between storing it and Twilio's answer): then anyone may send its creation again.
+    public nonisolated let strandedAfter: Duration
     /// The trace each call's payment was started in by this process (spans:
     /// `swift-distributed-tracing`, the host's tracer): callbacks link to it, notifications join it.
     public nonisolated let traces = PaymentTraces()
@@ -165,8 +168,10 @@ public actor PaymentCoordinator {
         callbackKey: any CallbackKeySource = Secret(PathSecret.make() + PathSecret.make()),
         policy: SpendingPolicy = .unlimited,
         ledger: any SpendingLedger = InMemorySpendingLedger(), notices: (any PaymentNoticeSink)? = nil,
-        audit: (any AuditTrail)? = nil, replica: String = "local", now: @escaping @Sendable () -> Date = { Date() }
+        audit: (any AuditTrail)? = nil, replica: String = "local", strandedAfter: Duration = .seconds(30),
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.strandedAfter = strandedAfter
         self.audit = audit
         self.replica = replica
         self.notices = notices
@@ -252,9 +257,16 @@ public actor PaymentCoordinator {
         let problems = asked.validate() + Self.cardDataProblems(asked) + Self.referenceProblems(reference)
         if !problems.isEmpty { throw .invalidOptions(problems) }
         let (options, fromAmountDue) = try await authorize(asked, callSID: callSID, actor: actor)
-        if let running = try await unfinished(onCall: callSID) {
+        if var running = try await unfinished(onCall: callSID) {
             if let actor, !actor.mayAccess(running) { throw .callBusy(callSID: callSID) }
             guard running.configuration.options == options, running.reference == reference else {
+                // A start stranded by a replica that died is settled first, so that this one is
+                // answered with its outcome: running (refused, naming it), or over (the call is free).
+                if isStranded(running) { running = try await recover(running) }
+                if running.phase.isFinished {
+                    return try await startOrResume(
+                        callSID: callSID, options: asked, reference: reference, actor: actor)
+                }
                 throw .sessionInProgress(callSID: callSID, paymentSID: running.paymentSID)
             }
             return try await resume(running)
@@ -518,6 +530,82 @@ public actor PaymentCoordinator {
         defer { sending.remove(claim) }
         let url = try await callbackURL(for: running.id).url
         return CommandOutcome(session: try await create(running, key: key, url: url), repeated: false)
+    }
+
+    /// Whether `session` is a stranded start: still `starting` with its creation's key stored,
+    /// unchanged for ``strandedAfter`` (longer than a Twilio request's whole retry budget), and
+    /// not being sent by this coordinator. Its replica most likely died before Twilio answered.
+    func isStranded(_ session: PaymentSession) -> Bool {
+        guard case .starting = session.phase, session.inFlight[.create] != nil,
+            !sending.contains(SendingOperation(session: session.id, operation: .create))
+        else { return false }
+        return strandedAt(session) <= now()
+    }
+
+    /// When `session`, if it is still `starting` then, counts as stranded: ``strandedAfter``
+    /// after its last change.
+    public nonisolated func strandedAt(_ session: PaymentSession) -> Date {
+        session.updatedAt.addingTimeInterval(Self.seconds(strandedAfter))
+    }
+
+    /// Settles a stranded start: its creation is sent again with its stored key (so Twilio
+    /// creates the payment once, whether or not the first request reached it), and Twilio's
+    /// answer makes it active or its error fails it with the reason; a call that is over ends it
+    /// instead. Recorded in the audit trail as `payment.start.recovered`. Returns the session after.
+    private func recover(_ session: PaymentSession) async throws(FlowError) -> PaymentSession {
+        let claim = SendingOperation(session: session.id, operation: .create)
+        guard let key = session.inFlight[.create], !sending.contains(claim) else { return session }
+        sending.insert(claim)
+        defer { sending.remove(claim) }
+        var after = session
+        var outcome = "ok"
+        do {
+            if case .ended(let status) = await callState(session.callSID) {
+                after = try await mutate(id: session.id) {
+                    PaymentReducer.reduce($0, .callEnded(at: self.now(), status: status))
+                }.session
+                outcome = "call ended"
+            } else {
+                after = try await create(session, key: key, url: try await callbackURL(for: session.id).url)
+            }
+        } catch {
+            outcome = "refused: \(error.auditReason)"
+            after =
+                (try? await stored { () async throws(PaymentStoreError) in try await store.session(id: session.id) })
+                ?? session
+            FlowMetrics.strandedStart(outcome: after.phase.isFinished ? "failed" : "unresolved")
+            await recordRecovery(of: after, outcome: outcome)
+            if !after.phase.isFinished { throw error }
+            return after
+        }
+        FlowMetrics.strandedStart(outcome: outcome == "call ended" ? "call-ended" : "recovered")
+        await recordRecovery(of: after, outcome: outcome)
+        return after
+    }
+
+    private func recordRecovery(of session: PaymentSession, outcome: String) async {
+        await record(
+            AuditEntry(
+                at: now(), replica: replica, actor: "system", action: AuditAction.startRecovered.rawValue,
+                outcome: outcome, callSID: session.callSID.rawValue, paymentSID: session.paymentSID?.rawValue,
+                origin: nil, detail: session.configuration.options.auditDetail))
+    }
+
+    /// Settles every stranded start (``isStranded(_:)``): what the maintenance of every replica
+    /// runs, so that a start whose replica died does not hold its call. Returns how many were
+    /// settled (made active, failed or ended).
+    @discardableResult
+    public func recoverStrandedStarts() async throws(FlowError) -> Int {
+        var settled = 0
+        for session in try await stored({ () async throws(PaymentStoreError) in try await store.activeSessions() })
+        where isStranded(session) {
+            if let after = try? await recover(session), after.version != session.version { settled += 1 }
+        }
+        return settled
+    }
+
+    static func seconds(_ duration: Duration) -> TimeInterval {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// Asks Twilio to create `session` with `key`, and stores its answer.

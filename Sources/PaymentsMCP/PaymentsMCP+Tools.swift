@@ -146,6 +146,14 @@ extension PaymentsMCP {
         if case .sessionInProgress(let call, let payment?) = error {
             refusal.details["paymentSid"] = .string(payment.rawValue)
             refusal.extra["nextStep"] = MCPNextStep.cancel(callSID: call, paymentSID: payment).json
+        } else if case .sessionInProgress(_, nil) = error, let session {
+            // A start still waiting for Twilio: since when, and when another replica would settle
+            // it if the one that started it died.
+            refusal.details["phase"] = .string(session.phase.name)
+            refusal.details["startedAt"] = .string(SessionJSON.timestamp(session.createdAt))
+            refusal.details["settledBy"] = .string(SessionJSON.timestamp(coordinator.strandedAt(session)))
+            refusal.extra["nextStep"] =
+                MCPNextStep(session.nextStep, for: session, waitSeconds: maximumWaitSeconds).json
         } else if let session {
             refusal.details["paymentSid"] = session.paymentSID.map { .string($0.rawValue) }
             refusal.extra["nextStep"] =
@@ -695,10 +703,18 @@ extension PaymentsMCP {
                     )
                 }
                 let options = try options(from: invocation.arguments)
-                let outcome = try await perform(
-                    .start(callSID: callSID, options: options, reference: invocation.arguments.string("reference")),
-                    coordinator, invocation,
-                    saying: "Starting a secure payment session.")
+                let outcome: CommandOutcome?
+                do {
+                    outcome = try await perform(
+                        .start(
+                            callSID: callSID, options: options, reference: invocation.arguments.string("reference")),
+                        coordinator, invocation,
+                        saying: "Starting a secure payment session.")
+                } catch FlowError.sessionInProgress(let call, nil) {
+                    // Answered with the starting session's state, not a bare refusal.
+                    let starting = try? await coordinator.sessions(onCall: call).first { !$0.phase.isFinished }
+                    throw refusal(.sessionInProgress(callSID: call, paymentSID: nil), session: starting)
+                }
                 guard let outcome else {
                     return try await answer(
                         nil, coordinator, invocation, sid: nil, callSID: callSID, said: nil, waitingFor: { _ in "" },

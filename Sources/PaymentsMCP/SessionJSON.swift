@@ -45,7 +45,7 @@ public enum SessionJSON {
                 ])
             },
             "version": .integer(Int64(session.version)),
-            "updatedAt": .string(Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(session.updatedAt)),
+            "updatedAt": .string(timestamp(session.updatedAt)),
             "nextStep": step.json,
         ]
         for (key, value) in status.values { members[key] = .string(value) }
@@ -147,6 +147,11 @@ public enum SessionJSON {
             "anyOf": [["required": statusRequired], ["required": ["error", "message"]]],
         ])
     }()
+
+    /// A date as the status shows it: ISO 8601 with fractional seconds, in UTC.
+    static func timestamp(_ date: Date) -> String {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+    }
 
     /// A string schema whose values are the raw values of `cases`: generated from the Swift
     /// enums, so the schema cannot drift from the code.

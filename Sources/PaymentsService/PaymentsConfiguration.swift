@@ -59,6 +59,11 @@ public struct PaymentsConfiguration: Sendable {
     /// while nothing is being captured may send no callback), and how long "silent" is.
     public var callCheckInterval: Duration
     public var silentAfter: Duration
+    /// How long a start may wait for Twilio's answer before it counts as stranded (its replica
+    /// died after storing it): the maintenance of every replica then sends its creation again
+    /// with its stored key (``PaymentCoordinator/recoverStrandedStarts()``). Longer than a
+    /// Twilio request's retry budget (20 s), so that a replica still sending it is left alone.
+    public var strandedStartAfter: Duration = .seconds(30)
     /// Where sessions live, and how changes reach whoever waits: in memory by default; replicas
     /// share a store, a feed and ``callbackKey``.
     public var store: any PaymentStore

@@ -120,7 +120,8 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
             callbackURLs: SystemCallbackURLs(
                 publicBase: publicBase, pathPrefix: configuration.callbackPathPrefix, startup: startup),
             callbackKey: configuration.callbackKey, policy: configuration.policy, ledger: configuration.ledger,
-            notices: configuration.notices, audit: configuration.audit, replica: configuration.replica)
+            notices: configuration.notices, audit: configuration.audit, replica: configuration.replica,
+            strandedAfter: configuration.strandedStartAfter)
         receiver = CallbackReceiver(
             configuration: CallbackReceiverConfiguration(
                 pathPrefix: configuration.callbackPathPrefix, authToken: authToken,

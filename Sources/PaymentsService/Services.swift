@@ -76,7 +76,7 @@ struct TunnelService: Service, CustomStringConvertible {
 
 /// Keeps the sessions tidy until shutdown: status reads follow the feed; finished sessions past
 /// their retention go (and their callback URLs with them); the calls of silent sessions are
-/// checked with Twilio. Logs once when the system is ready.
+/// checked with Twilio; stranded starts are settled. Logs once when the system is ready.
 struct MaintenanceService: Service, CustomStringConvertible {
     var description: String { "payment-flow" }
     let configuration: PaymentsConfiguration
@@ -131,6 +131,22 @@ struct MaintenanceService: Service, CustomStringConvertible {
                             }
                         } catch {
                             logger.warning("silent calls not checked this round", metadata: ["reason": "\(error)"])
+                        }
+                    }
+                }
+                // A start whose replica died before Twilio answered is settled by whoever looks first.
+                let strandedRound = min(max(configuration.strandedStartAfter / 4, .milliseconds(250)), .seconds(5))
+                group.addTask {
+                    await every(strandedRound) {
+                        do {
+                            let settled = try await coordinator.recoverStrandedStarts()
+                            if settled > 0 {
+                                logger.warning(
+                                    "stranded payment starts settled (their replica died before Twilio answered)",
+                                    metadata: ["count": "\(settled)"])
+                            }
+                        } catch {
+                            logger.warning("stranded starts not checked this round", metadata: ["reason": "\(error)"])
                         }
                     }
                 }

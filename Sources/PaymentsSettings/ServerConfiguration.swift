@@ -146,6 +146,12 @@ public struct ServerConfiguration: Sendable {
             try settings.integer(
                 .finishedRetention, in: 0...Int.max,
                 expected: "a whole number of seconds (how long a finished session stays readable; default 3600)"))
+        configuration.payments.strandedStartAfter = .seconds(
+            try settings.integer(
+                .strandedStart, in: 1...3600,
+                expected:
+                    "a whole number of seconds from 1 to 3600 (longer than a Twilio request's 20 s retry budget; default 30)"
+            ))
         let wait = try settings.number(
             .maximumWait, in: 0.1...60,
             expected:

@@ -215,6 +215,9 @@ extension Setting {
     public static let finishedRetention = Setting(
         "AGENT_PAYMENTS_FINISHED_RETENTION_SECONDS", default: "3600", group: .server,
         "how long a finished session stays readable before it is deleted")
+    public static let strandedStart = Setting(
+        "AGENT_PAYMENTS_STRANDED_START_SECONDS", default: "30", group: .server,
+        "how long a start may wait for Twilio's answer before any replica sends its creation again (1–3600)")
 
     // MARK: Simulator
     public static let simulatorPacing = Setting(
@@ -240,7 +243,7 @@ extension Setting {
         webhookURL, webhookSecret, webhookEvents, webhooksFile, webhookAllowPrivate, webhookMaximumAge,
         webhookFirstRetry, webhookLease,
         configFile, logLevel, logFormat, metrics, audit, replica, maximumWait, finishedRetention,
-        simulatorPacing, simulatorScript,
+        strandedStart, simulatorPacing, simulatorScript,
     ]
 
     /// The setting named `name`, if one is declared.

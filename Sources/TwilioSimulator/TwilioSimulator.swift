@@ -12,7 +12,8 @@ public import ListenerGuard
 /// IdempotencyKey and StatusCallback, enum values, one session per call (64021), exactly one of
 /// Capture or Status (64018), completion only when nothing is missing (64019), cancel is final,
 /// a repeated IdempotencyKey replays the first answer without a second effect, throttling (429,
-/// 20429, `Retry-After`) when asked to (``throttle(_:)``) — and answers
+/// 20429, `Retry-After`) when asked to (``throttle(_:)``), creations held before or after their
+/// effect (``holdCreates(_:count:)``) — and answers
 /// with Twilio-shaped JSON. Each call has a simulated caller (``CallerScript``) whose keypresses
 /// become real, signed HTTP callbacks: partial progress with masked digits, `Required`,
 /// `ErrorType`, and the final `Result` with a token or confirmation code.
@@ -41,6 +42,8 @@ public final class TwilioSimulator: Sendable {
         /// Told of every payment session created, with its StatusCallback URL (a test harness's
         /// view of what Twilio knows).
         public var onPaymentCreated: (@Sendable (PaymentSID, CallSID, String) -> Void)?
+        /// Told when a payment creation starts being held (``TwilioSimulator/holdCreates(_:count:)``).
+        public var onCreateHeld: (@Sendable (CreateHold) -> Void)?
         /// Appended to every error message, as a hostile or careless stand-in might echo what it
         /// holds: lets tests plant secrets and card numbers where a client might repeat them.
         public var errorMessageSuffix: String?
@@ -203,6 +206,8 @@ public final class TwilioSimulator: Sendable {
     public let configuration: Configuration
     private let logger: Logger
     let state = Mutex(State())
+    /// Payment creations held on purpose (``holdCreates(_:count:)``).
+    let held = Mutex(HeldCreates())
     /// The callers' typing and the callbacks' delivery (``runCallers()``).
     let work = SimulatorWork()
     let signer: WebhookSignature
@@ -301,7 +306,13 @@ public final class TwilioSimulator: Sendable {
         let router = Router()
         let base = "2010-04-01/Accounts/:account/Calls"
         router.post("\(base)/:call/Payments.json") { [self] request, context in
-            try await handle(request, context) { form, account, call in try self.create(form: form, call: call) }
+            let hold = takeCreateHold()
+            if hold == .beforeEffect { await waitForRelease(.beforeEffect) }
+            let response = try await handle(request, context) { form, account, call in
+                try self.create(form: form, call: call)
+            }
+            if hold == .afterEffect { await waitForRelease(.afterEffect) }
+            return response
         }
         router.post("\(base)/:call/Payments/{payment}.json") { [self] request, context in
             try await handle(request, context) { form, account, call in

@@ -13,7 +13,10 @@
 // prove a client never repeats them. --throttle answers the first N requests (or every one)
 // with Twilio's throttling, HTTP 429 and error 20429, with `Retry-After: S` when given.
 // Prints one JSON line with the base URL and the made-up credentials (account SID, API key,
-// secret, Auth Token that signs callbacks), then serves until stdin closes.
+// secret, Auth Token that signs callbacks), then serves until stdin closes. Lines on stdin are
+// commands: `hold-creates before|after [N]` holds the next N (1) payment creations, before or
+// after their effect, printing {"event": "create-held", "hold": …} as each is held;
+// `release-creates` answers them.
 import Foundation
 import Hummingbird
 import Logging
@@ -63,6 +66,7 @@ if CommandLine.arguments.contains("--report-payments") {
         ])
     }
 }
+configuration.onCreateHeld = { hold in emit(["event": "create-held", "hold": hold.rawValue]) }
 if CommandLine.arguments.contains("--leak-into-errors") {
     configuration.errorMessageSuffix =
         "(api secret \(configuration.credentials.apiSecret.revealed), auth token \(configuration.authToken.revealed), card 4111111111111111)"
@@ -90,7 +94,23 @@ let ready: [String: String] = [
     "authToken": configuration.authToken.revealed,
 ]
 emit(ready)
-_ = await Task.detached { while readLine() != nil {} }.value
+_ = await Task.detached {
+    while let line = readLine() {
+        let words = line.split(separator: " ").map(String.init)
+        switch (words.first, words.count) {
+        case ("hold-creates", 2...3):
+            guard let hold = TwilioSimulator.CreateHold(rawValue: words[1]),
+                let count = words.count == 3 ? Int(words[2]) : 1, count > 0
+            else {
+                FileHandle.standardError.write(Data("twilio-simulator: hold-creates before|after [N]\n".utf8))
+                continue
+            }
+            simulator.holdCreates(hold, count: count)
+        case ("release-creates", 1): simulator.releaseCreates()
+        default: FileHandle.standardError.write(Data("twilio-simulator: unknown command \(line)\n".utf8))
+        }
+    }
+}.value
 // Exit, not cancel: cancelling a server with an accepted connection still queued traps in NIO
 // (apple/swift-nio#3481), and there is nothing left to finish.
 _ = server

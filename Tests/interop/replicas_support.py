@@ -113,13 +113,15 @@ def start_postgres() -> Postgres:
 
 class Simulator:
     """The standalone twilio-simulator (as in test_live_mode.py), with a chosen digit pacing:
-    its start line, then one line per payment created (with its StatusCallback URL)."""
+    its start line, then one line per payment created (with its StatusCallback URL) and per
+    creation held; commands go to its stdin (`command`)."""
 
     def __init__(self, pacing_ms: int = 0):
         self.proc = subprocess.Popen([str(SIMULATOR), "--pacing-ms", str(pacing_ms), "--report-payments"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.info = json.loads(self.proc.stdout.readline())
         self.payments: queue.Queue = queue.Queue()
+        self.held: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -127,6 +129,13 @@ class Simulator:
             event = json.loads(line)
             if event.get("event") == "payment-created":
                 self.payments.put(event)
+            elif event.get("event") == "create-held":
+                self.held.put(event)
+
+    def command(self, line: str) -> None:
+        """`hold-creates before|after [N]` or `release-creates`."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
 
     def next_payment(self, timeout: float = 10) -> dict:
         return self.payments.get(timeout=timeout)

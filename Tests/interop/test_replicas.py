@@ -707,3 +707,75 @@ def test_postgres_stopped_mid_payment(bench):
             assert stable(seen[-1]) == stable(final), (base, seen[-1], final)
     b.stop()
     assert not problems, "with PostgreSQL stopped (pg_ctl stop -m fast):\n" + "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. A start stranded by a replica killed before Twilio answered
+
+
+@pytest.mark.parametrize("hold,survivor", [("before", "another replica"), ("after", "the same replica, restarted")])
+def test_a_start_stranded_by_a_killed_replica_is_settled_with_its_key(bench, hold, survivor):
+    """Replica A stores a start and sends its creation; the simulator holds it (`before`: Twilio
+    never saw it; `after`: Twilio created the payment and the answer is lost) and A is killed.
+    Once the start is older than AGENT_PAYMENTS_STRANDED_START_SECONDS, the survivor's
+    maintenance sends the creation again with the stored key: Twilio creates the payment once,
+    the session becomes active, and the payment goes to the end. A new start on the call
+    meanwhile is answered with that session's state, and the recovery is in the audit trail.
+    (Twilio's callback after a create carries the payment SID and would settle the session by
+    itself: with `after`, it is sent while no replica is behind the proxy, and lost, as it would
+    be with the only replica dead.)"""
+    two = survivor == "another replica"
+    b = bench(count=2 if two else 1, env={"AGENT_PAYMENTS_STRANDED_START_SECONDS": "1"})
+    call_sid = new_call()
+    if not two:
+        b.proxy.set_backend(0, None)
+    b.sim.command(f"hold-creates {hold}")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(tool_result, b.url(0), "startPaymentCapture", callSid=call_sid)
+        held = b.sim.held.get(timeout=30)
+        assert held["hold"] == hold, held
+        assert b.pg.sql(f"SELECT phase FROM agent_payments_sessions WHERE call_sid = '{call_sid}'") == [["starting"]]
+        # A new start with other options while A still sends the creation: answered with the
+        # starting session's state (since when, and when another replica would settle it).
+        young = tool_result(b.url(0), "startPaymentCapture", callSid=call_sid, chargeAmount="12.00", currency="usd")
+        refusal = refusal_of(young)
+        assert refusal["reason"] == "session-in-progress" and refusal["phase"] == "starting", young
+        assert refusal["startedAt"] < refusal["settledBy"] and "paymentSid" not in refusal, young
+        assert young["structuredContent"]["nextStep"]["tool"] == "getPaymentStatus", young
+        b.replicas[0].sigkill()
+        try:
+            starting.result(timeout=30)  # the connection went with A; any answer it gave is moot
+        except Exception:  # noqa: BLE001
+            pass
+    if hold == "after":
+        created = b.sim.next_payment()
+        assert created["callSid"] == call_sid, created
+    url = b.url(1) if two else b.start(0).base
+
+    # The survivor's maintenance settles it (only status reads are made meanwhile).
+    status = eventually(lambda: (s := tool(url, "getPaymentStatus", callSid=call_sid)).get("paymentSid") and s, 30,
+                        "the stranded start to be settled")
+    assert status["phase"] == "active", status
+    if hold == "after":
+        assert status["paymentSid"] == created["paymentSid"], (status, created)
+    else:
+        created = b.sim.next_payment()
+        assert created == {**created, "callSid": call_sid, "paymentSid": status["paymentSid"]}, (created, status)
+    # A new start with other options now is refused naming the session that runs, and how to end it.
+    other = tool_result(url, "startPaymentCapture", callSid=call_sid, chargeAmount="12.00", currency="usd")
+    refusal = refusal_of(other)
+    assert refusal["reason"] == "session-in-progress" and refusal["paymentSid"] == status["paymentSid"], other
+    assert other["structuredContent"]["nextStep"]["tool"] == "cancelPaymentCapture", other
+    recovered = b.pg.sql("SELECT replica, outcome, payment_sid FROM agent_payments_audit "
+                         f"WHERE action = 'payment.start.recovered' AND call_sid = '{call_sid}'")
+    assert [row[1:] for row in recovered] == [["ok", status["paymentSid"]]], recovered
+
+    step = tool(url, "captureCardNumber", callSid=call_sid, paymentSid=status["paymentSid"])
+    final = finish_at(url, call_sid, settle_at(url, step))
+    assert_tokenized(final, call_sid)
+    # The held request, answered now, creates nothing more: its key was used.
+    b.sim.command("release-creates")
+    again = tool_result(url, "startPaymentCapture", callSid=new_call())
+    assert not again.get("isError"), again
+    assert b.sim.next_payment()["callSid"] != call_sid, "one payment for the stranded call"
+    b.stop()
