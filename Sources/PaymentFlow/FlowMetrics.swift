@@ -47,6 +47,13 @@ enum FlowMetrics {
         Counter(label: "agent_payments_stranded_starts_total", dimensions: [("outcome", outcome)]).increment()
     }
 
+    /// The call's recordings were paused, resumed, or could not be, in
+    /// `agent_payments_recordings_total` by `outcome` (`paused`, `pause_failed`, `resumed`,
+    /// `resume_failed`).
+    static func recordings(_ outcome: String) {
+        Counter(label: "agent_payments_recordings_total", dimensions: [("outcome", outcome)]).increment()
+    }
+
     /// A long poll began (`true`) or stopped (`false`) waiting: `agent_payments_long_polls_waiting`
     /// counts those waiting now.
     static func longPollWaiting(_ waiting: Bool) {

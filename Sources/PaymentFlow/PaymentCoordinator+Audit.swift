@@ -55,6 +55,7 @@ extension FlowError {
         case .policy: return "spending policy"
         case .callBusy: return "call busy"
         case .storeUnavailable: return "store unavailable"
+        case .recordingsNotPaused: return "recordings not paused"
         }
     }
 }

@@ -39,6 +39,9 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
     /// every stored session is as it was, and an operation already sent to Twilio is sent again
     /// with the same idempotency key. Safe to retry in a moment.
     case storeUnavailable(String)
+    /// The call's recordings could not be paused and the host requires it
+    /// (``RecordingPausing/required``): nothing was created, what was paused runs again.
+    case recordingsNotPaused(String)
 
     /// Whether the same request may succeed if simply made again shortly, with nothing changed
     /// (the store or the callback URL was briefly away, other writers kept winning, Twilio was
@@ -77,6 +80,9 @@ public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
                 "Another client's payment is under way on call \(call); this client cannot start one there until it ends."
         case .storeUnavailable(let reason):
             return "The payment session store is unavailable (\(reason)); nothing was lost, try again in a moment."
+        case .recordingsNotPaused(let reason):
+            return
+                "The call's recording could not be paused, so no card can be taken on it now (\(reason)); nothing was charged."
         }
     }
 }
@@ -142,6 +148,8 @@ public actor PaymentCoordinator {
     /// How long a start may wait for Twilio's answer before it counts as stranded (its replica
     /// died between storing it and Twilio's answer): then anyone may send its creation again.
     public nonisolated let strandedAfter: Duration
+    /// How the calls' recordings are paused during payments, if they are.
+    let recordingPausing: RecordingPausing?
     /// The trace each call's payment was started in by this process (spans:
     /// `swift-distributed-tracing`, the host's tracer): callbacks link to it, notifications join it.
     public nonisolated let traces = PaymentTraces()
@@ -169,9 +177,10 @@ public actor PaymentCoordinator {
         policy: SpendingPolicy = .unlimited,
         ledger: any SpendingLedger = InMemorySpendingLedger(), notices: (any PaymentNoticeSink)? = nil,
         audit: (any AuditTrail)? = nil, replica: String = "local", strandedAfter: Duration = .seconds(30),
-        now: @escaping @Sendable () -> Date = { Date() }
+        recordingPausing: RecordingPausing? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.strandedAfter = strandedAfter
+        self.recordingPausing = recordingPausing
         self.audit = audit
         self.replica = replica
         self.notices = notices
@@ -344,6 +353,7 @@ public actor PaymentCoordinator {
         FlowMetrics.started(session)
         published.offer(session)
         await feed.publish(session)
+        if let recordingPausing { session = try await pauseRecordings(of: session, recordingPausing) }
         return CommandOutcome(session: try await create(session, key: key, url: url), repeated: false)
     }
 
@@ -530,6 +540,83 @@ public actor PaymentCoordinator {
         defer { sending.remove(claim) }
         let url = try await callbackURL(for: running.id).url
         return CommandOutcome(session: try await create(running, key: key, url: url), repeated: false)
+    }
+
+    // MARK: Recordings
+
+    /// Pauses every recording of the call that runs (before the payment is created: nothing the
+    /// caller types is recorded), and stores what was done. A failure is stored and told to the
+    /// host; when the host requires the pause, the start is refused: what was paused runs again
+    /// and the session fails without a payment being created.
+    private func pauseRecordings(
+        of session: PaymentSession, _ pausing: RecordingPausing
+    ) async throws(FlowError) -> PaymentSession {
+        var paused: [RecordingSID] = []
+        var failure: String?
+        do {
+            for recording in try await pausing.api.recordings(ofCall: session.callSID) where recording.isRecording {
+                _ = try await pausing.api.updateRecording(recording.sid, ofCall: session.callSID, .pause)
+                paused.append(recording.sid)
+            }
+        } catch {
+            failure = "the call's recordings could not be paused: \(error.description)"
+        }
+        let pause = RecordingsPause(state: failure == nil ? .paused : .pauseFailed, recordings: paused, reason: failure)
+        var after = try await mutate(id: session.id) {
+            PaymentReducer.reduce($0, .recordingsChanged(pause, at: self.now()))
+        }.session
+        FlowMetrics.recordings(failure == nil ? "paused" : "pause_failed")
+        guard let failure else { return after }
+        pausing.onFailure(failure, after)
+        guard pausing.required else { return after }
+        after = await resumeRecordings(of: after, pausing)
+        _ = try? await mutate(id: session.id) {
+            PaymentReducer.reduce($0, .requestFailed(.create, reason: failure, at: self.now()))
+        }
+        throw .recordingsNotPaused(failure)
+    }
+
+    /// Resumes, in a task of its own (a callback's answer does not wait for Twilio), the
+    /// recordings that `finished` paused, unless its call ended (they ended with it).
+    private func resumeRecordingsLater(of finished: PaymentSession) {
+        guard let recordingPausing, let pause = finished.recordings, !pause.recordings.isEmpty,
+            pause.state == .paused || pause.state == .pauseFailed
+        else { return }
+        if finished.phase.kind == .callEnded {
+            Task {
+                _ = try? await self.mutate(id: finished.id) {
+                    PaymentReducer.reduce(
+                        $0,
+                        .recordingsChanged(
+                            RecordingsPause(state: .callEnded, recordings: pause.recordings), at: self.now()))
+                }
+            }
+            return
+        }
+        Task { _ = await self.resumeRecordings(of: finished, recordingPausing) }
+    }
+
+    /// Resumes the recordings `session` paused and stores the outcome; the session after.
+    @discardableResult
+    private func resumeRecordings(of session: PaymentSession, _ pausing: RecordingPausing) async -> PaymentSession {
+        guard let pause = session.recordings, !pause.recordings.isEmpty else { return session }
+        var failure: String?
+        for recording in pause.recordings {
+            do {
+                _ = try await pausing.api.updateRecording(recording, ofCall: session.callSID, .resume)
+            } catch {
+                failure = "the call's recordings could not be resumed: \(error.description)"
+            }
+        }
+        let resumed = RecordingsPause(
+            state: failure == nil ? .resumed : .resumeFailed, recordings: pause.recordings, reason: failure)
+        FlowMetrics.recordings(failure == nil ? "resumed" : "resume_failed")
+        let after =
+            (try? await mutate(id: session.id) {
+                PaymentReducer.reduce($0, .recordingsChanged(resumed, at: self.now()))
+            })?.session ?? session
+        if let failure { pausing.onFailure(failure, after) }
+        return after
     }
 
     /// Whether `session` is a stranded start: still `starting` with its creation's key stored,
@@ -783,7 +870,10 @@ public actor PaymentCoordinator {
                 await feed.publish(transition.session)
                 if let notices, !news.isEmpty { await notices.publish(news) }
                 // Exactly one writer wins the change to a finished phase.
-                if !current.phase.isFinished, session.phase.isFinished { await settle(session) }
+                if !current.phase.isFinished, session.phase.isFinished {
+                    await settle(session)
+                    resumeRecordingsLater(of: session)
+                }
                 return transition
             }
             candidate = nil

@@ -29,4 +29,7 @@ public enum PaymentEvent: Sendable {
     /// The call is over: Twilio reports it no longer in progress (`status` as Twilio sent it,
     /// when known), or a request failed because the call is gone.
     case callEnded(at: Date, status: String? = nil)
+    /// The call's recordings were paused, resumed, or could not be (``RecordingsPause``):
+    /// recorded even on a finished session, whose recordings are resumed after it ends.
+    case recordingsChanged(RecordingsPause, at: Date)
 }

@@ -40,7 +40,7 @@ public enum PaymentReducer {
         // nothing (requests are refused below, with the reason).
         if session.phase.isFinished {
             switch event {
-            case .captureRequested, .completeRequested, .cancelRequested: break
+            case .captureRequested, .completeRequested, .cancelRequested, .recordingsChanged: break
             default: return Transition(session: session, effects: [], rejection: nil, changed: false)
             }
         }
@@ -166,6 +166,10 @@ public enum PaymentReducer {
         case .callbackReceived(let callback, let at):
             date = at
             apply(callback, to: &next)
+
+        case .recordingsChanged(let pause, let at):
+            date = at
+            next.recordings = pause
 
         case .callEnded(let at, let status):
             date = at

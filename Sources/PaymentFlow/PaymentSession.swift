@@ -147,6 +147,8 @@ public struct PaymentSession: Sendable, Equatable {
     /// The host's own name for what this payment belongs to (a voice app's conversation id),
     /// echoed in every notice; at most 256 characters, never card data.
     public var reference: String?
+    /// What this payment did to its call's recordings; `nil` when it does not pause them.
+    public var recordings: RecordingsPause?
 
     public init(
         callSID: CallSID, configuration: PaymentConfiguration, at date: Date, id: String = UUID().uuidString,

@@ -14,7 +14,7 @@ public struct PaymentSessionStorageError: Error, Sendable, Equatable, CustomStri
 extension PaymentSession {
     /// The version of ``storageJSON()``'s format. A reader refuses a newer one (a replica of an
     /// older build behind a newer one must not rewrite what it does not understand).
-    public static let storageFormat = 2
+    public static let storageFormat = 3
 
     /// The session as JSON, for a store that keeps it outside this process: every field, with
     /// the item values masked again (``sanitized()``), keys sorted, dates as seconds since the
@@ -65,9 +65,12 @@ private struct StoredSession: Codable {
     var owner: StoredOwner?
     var charge: StoredCharge?
     var reference: String?
+    /// Format 3: the call's recordings paused for the payment. Written as format 2 when absent,
+    /// so that a replica of an older build can still read every session that does not pause.
+    var recordings: StoredRecordings?
 
     init(_ session: PaymentSession) {
-        format = PaymentSession.storageFormat
+        format = session.recordings == nil ? 2 : PaymentSession.storageFormat
         id = session.id
         paymentSid = session.paymentSID?.rawValue
         callbackSecretHash = session.callbackSecretHash
@@ -89,6 +92,9 @@ private struct StoredSession: Codable {
         owner = session.owner.map { StoredOwner(principal: $0.principal, tenant: $0.tenant) }
         charge = session.charge.map { StoredCharge(countedOn: $0.countedOn, fromAmountDue: $0.fromAmountDue) }
         reference = session.reference
+        recordings = session.recordings.map {
+            StoredRecordings(state: $0.state.rawValue, recordings: $0.recordings.map(\.rawValue), reason: $0.reason)
+        }
     }
 
     func session() throws(PaymentSessionStorageError) -> PaymentSession {
@@ -127,8 +133,23 @@ private struct StoredSession: Codable {
         session.owner = owner.map { PaymentOwner(principal: $0.principal, tenant: $0.tenant) }
         session.charge = charge.map { ChargeAuthorization(countedOn: $0.countedOn, fromAmountDue: $0.fromAmountDue) }
         session.reference = reference
+        if let recordings {
+            guard let state = RecordingsPause.State(rawValue: recordings.state),
+                case let sids = recordings.recordings.compactMap(RecordingSID.init),
+                sids.count == recordings.recordings.count
+            else {
+                throw PaymentSessionStorageError("a stored payment session has unreadable recordings")
+            }
+            session.recordings = RecordingsPause(state: state, recordings: sids, reason: recordings.reason)
+        }
         return session
     }
+}
+
+private struct StoredRecordings: Codable {
+    var state: String
+    var recordings: [String]
+    var reason: String?
 }
 
 private struct StoredOwner: Codable {

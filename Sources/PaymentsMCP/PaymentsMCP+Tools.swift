@@ -205,6 +205,9 @@ extension PaymentsMCP {
                 "Do not try another amount on your own: tell the caller this payment cannot be taken here and offer another way to pay."
         case .callBusy:
             return "Another agent is taking a payment on this call; wait for it to end, or hand the caller to a person."
+        case .recordingsNotPaused:
+            return
+                "Do not take the card on this call now: tell the caller the payment cannot be taken securely at the moment, try once more, then offer another way to pay."
         }
     }
 
@@ -249,6 +252,7 @@ extension PaymentsMCP {
         case .storeUnavailable: return "store-unavailable"
         case .policy(let refusal): return refusal.reason
         case .callBusy: return "call-busy"
+        case .recordingsNotPaused: return "recordings-not-paused"
         }
     }
 

@@ -44,6 +44,12 @@ public enum SessionJSON {
                     "connectorError": failure.connectorError.map(JSONValue.string),
                 ])
             },
+            "recordings": session.recordings.map { pause in
+                .object(dropping: [
+                    "state": .string(pause.state.rawValue), "paused": .integer(Int64(pause.recordings.count)),
+                    "reason": pause.reason.map(JSONValue.string),
+                ])
+            },
             "version": .integer(Int64(session.version)),
             "updatedAt": .string(timestamp(session.updatedAt)),
             "nextStep": step.json,
@@ -89,6 +95,14 @@ public enum SessionJSON {
         "required": ["type": "array", "items": names(PaymentItem.allCases)],
         "missing": ["type": "array", "items": names(PaymentItem.allCases)], "version": ["type": "integer"],
         "requiredSource": ["type": "string", "enum": ["options", "twilio"]],
+        "recordings": [
+            "type": "object",
+            "properties": [
+                "state": names(RecordingsPause.State.allCases), "paused": ["type": "integer", "minimum": 0],
+                "reason": ["type": "string"],
+            ],
+            "required": ["state", "paused"],
+        ],
         "unrecognizedRequired": ["type": "array", "items": ["type": "string"]],
         "nextStep": [
             "type": "object",

@@ -64,6 +64,20 @@ public struct PaymentsConfiguration: Sendable {
     /// with its stored key (``PaymentCoordinator/recoverStrandedStarts()``). Longer than a
     /// Twilio request's retry budget (20 s), so that a replica still sending it is left alone.
     public var strandedStartAfter: Duration = .seconds(30)
+    /// Whether the calls' recordings are paused while a card is entered (``RecordingPausing``,
+    /// `AGENT_PAYMENTS_PAUSE_RECORDINGS`): off by default.
+    public var pauseRecordings: RecordingPauseMode = .off
+
+    /// What a payment does to its call's recordings.
+    public enum RecordingPauseMode: String, Sendable, CaseIterable {
+        /// Nothing.
+        case off
+        /// Each running recording is paused before the payment is created and resumed when it
+        /// finishes; a failure shows in the status and the log, and the payment goes on.
+        case on
+        /// As `on`, but a start whose recordings cannot be paused is refused.
+        case required
+    }
     /// Where sessions live, and how changes reach whoever waits: in memory by default; replicas
     /// share a store, a feed and ``callbackKey``.
     public var store: any PaymentStore

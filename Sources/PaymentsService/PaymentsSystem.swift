@@ -100,7 +100,9 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
                     "no Auth Token: callbacks are authenticated only by their unguessable per-session URL, not by Twilio's signature"
                 )
             }
-        case .simulated(let simulatorConfiguration, let scripts):
+        case .simulated(var simulatorConfiguration, let scripts):
+            // Pausing recordings needs calls that are recorded: the simulated ones are, then.
+            if configuration.pauseRecordings != .off { simulatorConfiguration.recordsCalls = true }
             let made = TwilioSimulator(configuration: simulatorConfiguration, logger: logger.labelled("simulator"))
             for (call, script) in scripts { made.setScript(script, for: call) }
             simulator = made
@@ -121,7 +123,17 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
                 publicBase: publicBase, pathPrefix: configuration.callbackPathPrefix, startup: startup),
             callbackKey: configuration.callbackKey, policy: configuration.policy, ledger: configuration.ledger,
             notices: configuration.notices, audit: configuration.audit, replica: configuration.replica,
-            strandedAfter: configuration.strandedStartAfter)
+            strandedAfter: configuration.strandedStartAfter,
+            recordingPausing: configuration.pauseRecordings == .off
+                ? nil
+                : RecordingPausing(api: api, required: configuration.pauseRecordings == .required) {
+                    [logger] reason, session in
+                    logger.warning(
+                        "\(reason)",
+                        metadata: [
+                            "call": "\(session.callSID)", "payment": "\(session.paymentSID.map(\.rawValue) ?? "-")",
+                        ])
+                })
         receiver = CallbackReceiver(
             configuration: CallbackReceiverConfiguration(
                 pathPrefix: configuration.callbackPathPrefix, authToken: authToken,

@@ -128,6 +128,9 @@ public struct ServerConfiguration: Sendable {
         configuration.logLevel = try settings.choice(
             .logLevel, among: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         configuration.logsJSON = try settings.choice(.logFormat, among: ["text", "json"]) == "json"
+        configuration.payments.pauseRecordings =
+            PaymentsConfiguration.RecordingPauseMode(
+                rawValue: try settings.choice(.pauseRecordings, among: ["off", "on", "required"])) ?? .off
         configuration.audit = try audit(settings, database: settings.value(.databaseURL) != nil)
         configuration.tracing = try tracingEnvironment(settings.environment)
         switch settings.value(.metrics) {

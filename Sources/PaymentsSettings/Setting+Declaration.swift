@@ -18,6 +18,10 @@ extension Setting {
     public static let apiBaseURL = Setting(
         "TWILIO_API_BASE_URL", default: "https://api.twilio.com", group: .twilio,
         "Twilio's API as a URL, for a stand-in such as twilio-simulator (for Twilio's regions, `TWILIO_REGION`)")
+    public static let pauseRecordings = Setting(
+        "AGENT_PAYMENTS_PAUSE_RECORDINGS", default: "off", group: .twilio,
+        "`off`, `on` (each running recording of the call is paused while the card is entered, and resumed after) or `required` (a start whose recordings cannot be paused is refused)"
+    )
     public static let region = Setting(
         "TWILIO_REGION", defaultText: "US1 (`api.twilio.com`)", group: .twilio,
         "`us1`, `ie1` or `au1`: the Twilio Region the account's calls are in (its keys and Auth Token are that region's)"
@@ -229,7 +233,7 @@ extension Setting {
 
     /// Every setting, in the documentation's order.
     public static let all: [Setting] = [
-        accountSID, apiKey, apiSecret, authToken, apiBaseURL, region, edge,
+        accountSID, apiKey, apiSecret, authToken, apiBaseURL, region, edge, pauseRecordings,
         tokenType, currency, paymentConnector, postalCode, securityCode,
         callbackBaseURL, ngrokAuthToken, ngrokDomain, callbackHost, callbackPort,
         headTimeout, minimumBodyRate, requestTimeout, idleTimeout, writeTimeout, maximumPipelinedRequests,

@@ -82,6 +82,14 @@ public struct CallSID: TwilioSID {
     public init(validated rawValue: String) { self.rawValue = rawValue }
 }
 
+/// A Twilio call recording SID (`RE` + 32 hex digits).
+public struct RecordingSID: TwilioSID {
+    public static let prefix = "RE"
+    public static let kind = "Recording SID"
+    public let rawValue: String
+    public init(validated rawValue: String) { self.rawValue = rawValue }
+}
+
 /// A Twilio payment session SID (`PK` + 32 hex digits).
 public struct PaymentSID: TwilioSID {
     public static let prefix = "PK"

@@ -143,7 +143,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
     /// the same idempotency key) within the policy's attempt and time budget. Each attempt is
     /// counted by `operation` and status (`agent_payments_twilio_requests_total`, its latency in
     /// `agent_payments_twilio_request_duration_seconds`; swift-metrics, no backend chosen here).
-    private func perform(
+    func perform(
         _ operation: String, method: String, path: String, form: [(String, String)]?
     ) async throws(TwilioError) -> HTTPResponse {
         let url = baseURL.appendingPathComponent("2010-04-01/Accounts/\(credentials.accountSID)/\(path)")
@@ -236,7 +236,7 @@ public struct TwilioPaymentsClient: TwilioPaymentsAPI {
     }
 
     /// A successful response's body as `T`; Twilio's error for any other status.
-    private func decode<T: Decodable>(_ type: T.Type, from response: HTTPResponse) throws(TwilioError) -> T {
+    func decode<T: Decodable>(_ type: T.Type, from response: HTTPResponse) throws(TwilioError) -> T {
         guard (200..<300).contains(response.status) else { throw .api(answeredError(from: response)) }
         do {
             return try JSONDecoder().decode(T.self, from: response.body)

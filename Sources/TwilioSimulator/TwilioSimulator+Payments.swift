@@ -74,7 +74,7 @@ extension TwilioSimulator {
         let now = Date()
         let (payment, created) = try state.withLock { state -> (PaymentSID, Payment) in
             if state.calls[callSID] == nil, configuration.acceptsUnknownCalls {
-                state.calls[callSID] = Call(sid: callSID, script: .default)
+                state.calls[callSID] = makeCall(callSID, .default, in: &state)
             }
             guard let call = state.calls[callSID] else {
                 throw Failure(status: .notFound, code: 20404, message: "The requested resource was not found")
@@ -259,6 +259,7 @@ extension TwilioSimulator {
                     if pacing > .zero { try? await Task.sleep(for: pacing) }
                     if typing.isCancelled { return }
                     typed.append(digit)
+                    keypressHeard(on: payment.callSID)
                     enqueue(
                         payment.sid,
                         base() + [
@@ -310,7 +311,10 @@ extension TwilioSimulator {
         state.withLock { state in
             guard let payment = state.payments[sid] else { return }
             state.payments[sid]?.finished = true
-            if hangUp { state.calls[payment.callSID]?.status = "completed" }
+            if hangUp {
+                state.calls[payment.callSID]?.status = "completed"
+                endRecordings(of: payment.callSID, in: &state)
+            }
         }
     }
 
@@ -341,6 +345,7 @@ extension TwilioSimulator {
     public func hangUp(_ callSID: CallSID, silently: Bool = false) {
         let payment = state.withLock { state -> Payment? in
             state.calls[callSID]?.status = "completed"
+            endRecordings(of: callSID, in: &state)
             guard let sid = state.calls[callSID]?.activePayment, let payment = state.payments[sid], !payment.finished
             else { return nil }
             state.payments[sid]?.finished = true

@@ -49,6 +49,11 @@ public final class TwilioSimulator: Sendable {
         public var errorMessageSuffix: String?
         /// The bounds its listener keeps against slow and idle clients.
         public var limits: ListenerLimits = ListenerLimits()
+        /// Whether every call is recorded from its start (one `in-progress` recording, as a
+        /// contact centre that records its calls has): the Recordings endpoints then have
+        /// something to pause, and ``TwilioSimulator/recordings(on:)`` tells whether any
+        /// keypress was heard while one was running.
+        public var recordsCalls = false
 
         public init(
             credentials: TwilioCredentials, authToken: Secret, connectors: Set<String> = ["Default"],
@@ -160,6 +165,8 @@ public final class TwilioSimulator: Sendable {
         var status: String = "in-progress"
         var script: CallerScript
         var activePayment: PaymentSID?
+        /// Its recordings (``Configuration/recordsCalls``, ``startRecording(on:)``), oldest first.
+        var recordings: [SimulatedRecording] = []
     }
 
     struct Payment {
@@ -201,6 +208,12 @@ public final class TwilioSimulator: Sendable {
         var sent: [SentCallback] = []
         var pendingCallbacks = 0
         var nextNumber = 0
+        /// Recording updates to refuse (``failRecordingUpdates(_:)``; `Int.max`: every one).
+        var failingRecordingUpdates = 0
+        /// Updates applied before those start failing.
+        var recordingUpdatesBeforeFailing = 0
+        /// How many updates each recording took.
+        var recordingUpdates: [RecordingSID: Int] = [:]
     }
 
     public let configuration: Configuration
@@ -253,7 +266,7 @@ public final class TwilioSimulator: Sendable {
         state.withLock { state in
             state.nextNumber += 1
             let sid = makeSID(CallSID.self, state.nextNumber + 0xCA11)
-            state.calls[sid] = Call(sid: sid, script: script)
+            state.calls[sid] = makeCall(sid, script, in: &state)
             return sid
         }
     }
@@ -261,7 +274,7 @@ public final class TwilioSimulator: Sendable {
     /// Replaces the script of the caller on `callSID` (placing the call if unknown).
     public func setScript(_ script: CallerScript, for callSID: CallSID) {
         state.withLock { state in
-            if state.calls[callSID] == nil { state.calls[callSID] = Call(sid: callSID, script: script) }
+            if state.calls[callSID] == nil { state.calls[callSID] = makeCall(callSID, script, in: &state) }
             state.calls[callSID]?.script = script
         }
     }
@@ -319,6 +332,7 @@ public final class TwilioSimulator: Sendable {
                 try self.update(form: form, call: call, paymentText: context.parameters.get("payment") ?? "")
             }
         }
+        addRecordingRoutes(to: router, base: base)
         router.get("\(base)/{call}.json") { [self] request, context in
             try await handle(request, context) { _, _, call in try self.fetchCall(call) }
         }
@@ -346,7 +360,7 @@ public final class TwilioSimulator: Sendable {
         var retryAfter: Int? = nil
     }
 
-    private func handle(
+    func handle(
         _ request: Request, _ context: BasicRequestContext,
         _ body: @Sendable ([(String, String)], String, String) throws -> (HTTPResponse.Status, String)
     ) async throws -> Response {
@@ -464,7 +478,7 @@ public final class TwilioSimulator: Sendable {
         let sid = CallSID(callText)!
         let call = state.withLock { state -> Call? in
             if state.calls[sid] == nil, configuration.acceptsUnknownCalls {
-                state.calls[sid] = Call(sid: sid, script: .default)
+                state.calls[sid] = makeCall(sid, .default, in: &state)
             }
             return state.calls[sid]
         }

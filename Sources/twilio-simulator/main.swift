@@ -5,7 +5,7 @@
 //                         [--final-partial-result false|absent]
 //                         [--required-style kebab-comma|pascal-comma|repeated-fields]
 //                         [--report-payments] [--leak-into-errors]
-//                         [--throttle N|always] [--retry-after S]
+//                         [--throttle N|always] [--retry-after S] [--record-calls]
 // The three shape options choose how callbacks spell what Twilio's documentation leaves open.
 // --report-payments prints one JSON line per payment session created (its SID, call SID and
 // StatusCallback URL) after the first line, for test harnesses. --leak-into-errors appends the
@@ -16,7 +16,10 @@
 // secret, Auth Token that signs callbacks), then serves until stdin closes. Lines on stdin are
 // commands: `hold-creates before|after [N]` holds the next N (1) payment creations, before or
 // after their effect, printing {"event": "create-held", "hold": …} as each is held;
-// `release-creates` answers them.
+// `release-creates` answers them; `fail-recording-updates N|always|off` refuses recording
+// updates (HTTP 400, 21220); `report-recordings CALLSID` prints {"event": "recordings",
+// "callSid": …, "recordings": [{sid, status, keypressesHeard, updates}]}. With --record-calls,
+// every call has an in-progress recording from its start.
 import Foundation
 import Hummingbird
 import Logging
@@ -55,7 +58,7 @@ var configuration = TwilioSimulator.Configuration.offline(digitPacing: .millisec
 configuration.callbackHistoryLimit = 0
 let output = Mutex(())
 /// One JSON line on standard output, whole.
-func emit(_ object: [String: String]) {
+func emit(_ object: [String: Any]) {
     guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
     output.withLock { _ in FileHandle.standardOutput.write(data + Data("\n".utf8)) }
 }
@@ -67,6 +70,7 @@ if CommandLine.arguments.contains("--report-payments") {
     }
 }
 configuration.onCreateHeld = { hold in emit(["event": "create-held", "hold": hold.rawValue]) }
+configuration.recordsCalls = CommandLine.arguments.contains("--record-calls")
 if CommandLine.arguments.contains("--leak-into-errors") {
     configuration.errorMessageSuffix =
         "(api secret \(configuration.credentials.apiSecret.revealed), auth token \(configuration.authToken.revealed), card 4111111111111111)"
@@ -107,6 +111,17 @@ _ = await Task.detached {
             }
             simulator.holdCreates(hold, count: count)
         case ("release-creates", 1): simulator.releaseCreates()
+        case ("fail-recording-updates", 2):
+            simulator.failRecordingUpdates(words[1] == "always" ? nil : words[1] == "off" ? 0 : Int(words[1]) ?? 0)
+        case ("report-recordings", 2):
+            guard let call = CallSID(words[1]) else { continue }
+            let recordings = simulator.recordings(on: call).map { recording -> [String: Any] in
+                [
+                    "sid": recording.sid.rawValue, "status": recording.status,
+                    "keypressesHeard": recording.keypressesHeard, "updates": recording.updates,
+                ]
+            }
+            emit(["event": "recordings", "callSid": call.rawValue, "recordings": recordings])
         default: FileHandle.standardError.write(Data("twilio-simulator: unknown command \(line)\n".utf8))
         }
     }

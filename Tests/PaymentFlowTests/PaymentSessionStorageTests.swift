@@ -93,7 +93,7 @@ import TwilioPayments
     @Test func theFormatIsStableJSONWithTheNamesItPromises() throws {
         let session = Self.samples()[2]
         let object = try #require(try JSONSerialization.jsonObject(with: session.storageJSON()) as? [String: Any])
-        #expect(object["format"] as? Int == PaymentSession.storageFormat)
+        #expect(object["format"] as? Int == 2, "format 2 without recordings: older builds read it")
         #expect(object["callSid"] as? String == Sample.call.rawValue)
         #expect(object["paymentSid"] as? String == Sample.payment.rawValue)
         #expect(session.storageJSON() == session.storageJSON(), "the same bytes every time (sorted keys)")
@@ -102,6 +102,24 @@ import TwilioPayments
             try #require(try JSONSerialization.jsonObject(with: requested.storageJSON()) as? [String: Any])["inFlight"]
             as? [String: String]
         #expect(keys == ["capture:payment-card-number": "key-capture"])
+    }
+
+    @Test func aSessionThatPausedRecordingsIsFormatThreeAndReadsBack() throws {
+        var session = Self.samples()[2]
+        let recording = RecordingSID(validated: "RE" + String(repeating: "1", count: 32))
+        session.recordings = RecordingsPause(state: .pauseFailed, recordings: [recording], reason: "Twilio said 21220")
+        let object = try #require(try JSONSerialization.jsonObject(with: session.storageJSON()) as? [String: Any])
+        #expect(object["format"] as? Int == 3, "an older build refuses it rather than drop what to resume")
+        #expect(
+            object["recordings"] as? NSDictionary
+                == ["state": "pause-failed", "recordings": [recording.rawValue], "reason": "Twilio said 21220"])
+        #expect(try roundTrip(session) == session)
+        let text = String(decoding: session.storageJSON(), as: UTF8.self)
+        for broken in ["\"pause-failed\"": "\"napping\"", recording.rawValue: "REnope"] {
+            let bad = text.replacingOccurrences(of: broken.key, with: broken.value)
+            #expect(bad != text)
+            #expect(throws: PaymentSessionStorageError.self) { try PaymentSession(storageJSON: Data(bad.utf8)) }
+        }
     }
 
     @Test func cardDataIsMaskedOnTheWayInAndOnTheWayOut() throws {
@@ -133,7 +151,7 @@ import TwilioPayments
     @Test func whatCannotBeReadIsRefused() throws {
         let text = String(decoding: Self.samples()[0].storageJSON(), as: UTF8.self)
         let newer = text.replacingOccurrences(
-            of: "\"format\":\(PaymentSession.storageFormat)", with: "\"format\":\(PaymentSession.storageFormat + 1)")
+            of: "\"format\":2", with: "\"format\":\(PaymentSession.storageFormat + 1)")
         #expect(newer != text)
         #expect(throws: PaymentSessionStorageError.self) { try PaymentSession(storageJSON: Data(newer.utf8)) }
         #expect(throws: PaymentSessionStorageError.self) { try PaymentSession(storageJSON: Data("{}".utf8)) }

@@ -25,11 +25,12 @@ enum Fixture {
             credentials: credentials, baseURL: server.baseURL, retryPolicy: retry, requestTimeout: .seconds(5))
     }
 
-    /// Twilio's OpenAPI description of the Payments endpoints, kept in the repository at
+    /// Twilio's OpenAPI description of the Payments endpoints (or, by `name`, of the call
+    /// Recordings endpoints), kept in the repository at
     /// `Tests/Fixtures/reference/twilio/` (its SOURCE.md says where it comes from). A missing or
     /// unreadable file is a thrown error that names the path, so the test fails instead of crashing.
-    static func openAPI() throws -> [String: Any] {
-        let url = RepositoryFixture.url("twilio/twilio-payments-openapi.json")
+    static func openAPI(_ name: String = "twilio-payments-openapi.json") throws -> [String: Any] {
+        let url = RepositoryFixture.url("twilio/" + name)
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw RepositoryFixture.Missing(path: url.path, reason: "\(error.localizedDescription)")

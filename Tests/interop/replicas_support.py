@@ -116,12 +116,13 @@ class Simulator:
     its start line, then one line per payment created (with its StatusCallback URL) and per
     creation held; commands go to its stdin (`command`)."""
 
-    def __init__(self, pacing_ms: int = 0):
-        self.proc = subprocess.Popen([str(SIMULATOR), "--pacing-ms", str(pacing_ms), "--report-payments"],
+    def __init__(self, pacing_ms: int = 0, args: tuple = ()):
+        self.proc = subprocess.Popen([str(SIMULATOR), "--pacing-ms", str(pacing_ms), "--report-payments", *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.info = json.loads(self.proc.stdout.readline())
         self.payments: queue.Queue = queue.Queue()
         self.held: queue.Queue = queue.Queue()
+        self.reports: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -131,6 +132,15 @@ class Simulator:
                 self.payments.put(event)
             elif event.get("event") == "create-held":
                 self.held.put(event)
+            elif event.get("event") == "recordings":
+                self.reports.put(event)
+
+    def recordings(self, call_sid: str) -> list[dict]:
+        """The call's recordings as the simulator holds them: sid, status, keypressesHeard, updates."""
+        self.command(f"report-recordings {call_sid}")
+        report = self.reports.get(timeout=10)
+        assert report["callSid"] == call_sid, report
+        return report["recordings"]
 
     def command(self, line: str) -> None:
         """`hold-creates before|after [N]` or `release-creates`."""
@@ -658,7 +668,8 @@ class Bench:
     mode (each started once the one before it is ready), every replica with the same database,
     simulator and CALLBACK_BASE_URL (the proxy)."""
 
-    def __init__(self, pacing_ms: int = 0, count: int = 2, start: bool = True, env: dict | None = None):
+    def __init__(self, pacing_ms: int = 0, count: int = 2, start: bool = True, env: dict | None = None,
+                 sim_args: tuple = ()):
         self.pg = None
         self.sim = None
         self.proxy = None
@@ -667,7 +678,7 @@ class Bench:
         self.extra = env or {}
         self.pg = start_postgres()
         try:
-            self.sim = Simulator(pacing_ms)
+            self.sim = Simulator(pacing_ms, sim_args)
             self.proxy = Proxy([None] * count)
             if start:
                 for index in range(count):

@@ -779,3 +779,32 @@ def test_a_start_stranded_by_a_killed_replica_is_settled_with_its_key(bench, hol
     assert not again.get("isError"), again
     assert b.sim.next_payment()["callSid"] != call_sid, "one payment for the stranded call"
     b.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. The call's recording paused by one replica, resumed by another
+
+
+def test_a_recording_paused_by_a_killed_replica_is_resumed_by_the_one_that_finishes(bench):
+    """AGENT_PAYMENTS_PAUSE_RECORDINGS=on, a recorded call (the simulator's --record-calls): A
+    starts the payment, pausing the recording before Twilio creates it, and is killed. B takes the
+    card and completes it; storing the finish, B resumes the recording A paused (its SID is in the
+    stored session). The simulator heard no keypress while recording."""
+    b = bench(env={"AGENT_PAYMENTS_PAUSE_RECORDINGS": "on"}, sim_args=("--record-calls",))
+    call_sid = new_call()
+    started = tool(b.url(0), "startPaymentCapture", callSid=call_sid)
+    assert started["recordings"] == {"state": "paused", "paused": 1}, started
+    [recording] = b.sim.recordings(call_sid)
+    assert recording["status"] == "paused" and recording["updates"] == 1, recording
+    b.replicas[0].sigkill()
+    b.proxy.set_backend(0, None)
+    url = b.url(1)
+    step = tool(url, "captureCardNumber", callSid=call_sid, paymentSid=started["paymentSid"])
+    final = finish_at(url, call_sid, settle_at(url, step))
+    assert_tokenized(final, call_sid)
+    resumed = eventually(lambda: (s := tool(url, "getPaymentStatus", callSid=call_sid))["recordings"]["state"] != "paused" and s,
+                         30, "the recording to be resumed")
+    assert resumed["recordings"] == {"state": "resumed", "paused": 1}, resumed
+    [recording] = b.sim.recordings(call_sid)
+    assert recording == {**recording, "status": "in-progress", "updates": 2, "keypressesHeard": 0}, recording
+    b.stop()
