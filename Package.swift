@@ -134,7 +134,7 @@ let package = Package(
         library(
             "CallbackHTTP", "TwilioPayments", "SpawnSupport", "Hummingbird", "NIOCore", "NIOPosix", "Logging",
             "CoreMetrics"),
-        library("TwilioSimulator", "TwilioPayments", "ListenerGuard", "Hummingbird", "Logging"),
+        library("TwilioSimulator", "TwilioPayments", "ListenerGuard", "Hummingbird", "HTTPTypes", "Logging"),
         library(
             "MCPHTTP", "MCPCore", "Hummingbird", "HTTPTypes", "NIOCore", "Logging", "ServiceLifecycle", "Crypto",
             "JWTKit"),

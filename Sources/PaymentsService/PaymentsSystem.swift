@@ -109,8 +109,11 @@ public final class PaymentsSystem: Service, CustomStringConvertible, Sendable {
             let route = SimulatorRoute()
             simulatorRoute = route
             // Any absolute URL: the route sends each request to the simulator's port.
+            // The host it plays (a region's), or any: the client's requests name it either way.
+            let base =
+                simulatorConfiguration.host.flatMap { URL(string: "https://\($0)") } ?? SimulatorRoute.placeholder
             api = try! TwilioPaymentsClient(
-                credentials: simulatorConfiguration.credentials, baseURL: SimulatorRoute.placeholder, transport: route)
+                credentials: simulatorConfiguration.credentials, baseURL: base, transport: route)
             authToken = simulatorConfiguration.authToken
             parts.insert(.simulator)
         }

@@ -7,7 +7,8 @@ import TwilioPayments
 /// starting"), so the client retries it within its budget; after the simulator failed to
 /// start, it fails for good with the reason.
 final class SimulatorRoute: HTTPTransport {
-    /// The base URL the client is made with; only its path survives the route.
+    /// The base URL the client is made with when the simulator plays no particular host; only
+    /// its path survives the route (its host travels as `X-Forwarded-Host`).
     static let placeholder = URL(string: "http://twilio-simulator.invalid")!
 
     private enum State {
@@ -43,12 +44,15 @@ final class SimulatorRoute: HTTPTransport {
         guard var parts = URLComponents(url: request.url, resolvingAgainstBaseURL: false) else {
             throw TransportFailure("not a URL: \(request.url)", isRetryable: false)
         }
+        let addressed = parts.host
         parts.scheme = "http"
         parts.host = "127.0.0.1"
         parts.port = port
         guard let routed = parts.url else { throw TransportFailure("not a URL: \(request.url)", isRetryable: false) }
         var request = request
         request.url = routed
+        // As a proxy does: the simulator checks the host the request was meant for.
+        if let addressed { request.headers.append(("X-Forwarded-Host", addressed)) }
         return try await inner.send(request)
     }
 }

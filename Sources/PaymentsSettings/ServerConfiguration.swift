@@ -336,9 +336,14 @@ public struct ServerConfiguration: Sendable {
 
         if simulate {
             let pacing = try settings.integer(.simulatorPacing, in: 0...Int.max, expected: "whole milliseconds")
-            let payments = PaymentsConfiguration.simulated(
+            var payments = PaymentsConfiguration.simulated(
                 digitPacing: .milliseconds(pacing),
                 scripts: try settings.value(.simulatorScript).map(SimulatorScripts.load(path:)) ?? [:])
+            // A region names the host the simulator plays, and the client's requests go to it.
+            if settings.isSet(.region), case .simulated(var simulator, let scripts) = payments.twilio {
+                simulator.host = try Self.apiBaseURL(settings).host
+                payments.twilio = .simulated(simulator, scripts: scripts)
+            }
             return ServerConfiguration(payments: payments, defaults: defaults, secrets: [], listener: listener)
         }
 

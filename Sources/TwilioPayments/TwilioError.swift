@@ -50,6 +50,11 @@ public struct TwilioAPIError: Error, Sendable, Equatable, CustomStringConvertibl
                 ". The request went to \(host): API keys and Auth Tokens belong to one Twilio region (a key made in "
                 + "US1 is refused by IE1 and AU1), so a key made in another region than this host's is the likely cause"
         }
+        if code == 20404, let host {
+            text +=
+                ". The request went to \(host): a call handled in another Twilio region is found only through that "
+                + "region's API"
+        }
         if let moreInfo { text += " (\(moreInfo))" }
         return text
     }

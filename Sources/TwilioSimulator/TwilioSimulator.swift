@@ -1,5 +1,6 @@
 import Foundation
 public import Hummingbird
+public import HTTPTypes
 public import Logging
 public import TwilioPayments
 import Synchronization
@@ -54,6 +55,11 @@ public final class TwilioSimulator: Sendable {
         /// something to pause, and ``TwilioSimulator/recordings(on:)`` tells whether any
         /// keypress was heard while one was running.
         public var recordsCalls = false
+        /// The Twilio host it plays, such as `api.dublin.ie1.twilio.com` (``TwilioEndpoint/host``):
+        /// a request addressed to another host (its `X-Forwarded-Host` when a route forwarded it,
+        /// else its `Host`) is answered as Twilio answers for a call of another region, 404 with
+        /// error 20404. `nil` answers every host. ``TwilioSimulator/requestHosts`` counts them.
+        public var host: String?
 
         public init(
             credentials: TwilioCredentials, authToken: Secret, connectors: Set<String> = ["Default"],
@@ -214,6 +220,8 @@ public final class TwilioSimulator: Sendable {
         var recordingUpdatesBeforeFailing = 0
         /// How many updates each recording took.
         var recordingUpdates: [RecordingSID: Int] = [:]
+        /// How many requests were addressed to each host.
+        var hosts: [String: Int] = [:]
     }
 
     public let configuration: Configuration
@@ -244,6 +252,12 @@ public final class TwilioSimulator: Sendable {
 
     /// How many requests were refused as throttled so far.
     public var throttledRequests: Int { state.withLock { $0.throttled } }
+
+    /// How many authenticated requests were addressed to each host (``Configuration/host``).
+    public var requestHosts: [String: Int] { state.withLock { $0.hosts } }
+
+    /// The header a route that forwards requests to the simulator names their original host in.
+    public static let forwardedHost = HTTPField.Name("X-Forwarded-Host")!
 
     /// The throttle's refusal for this request, if it is throttled (counting it down).
     private func throttled() -> Failure? {
@@ -375,6 +389,13 @@ public final class TwilioSimulator: Sendable {
                     message: "Authentication Error - the account does not match the key")
             }
             if let throttled = throttled() { throw throttled }
+            let addressed = request.headers[Self.forwardedHost] ?? request.head.authority ?? "-"
+            state.withLock { $0.hosts[addressed, default: 0] += 1 }
+            if let host = configuration.host, addressed.lowercased() != host.lowercased() {
+                throw Failure(
+                    status: .notFound, code: 20404,
+                    message: "The requested resource \(request.uri.path) was not found")
+            }
             let call = context.parameters.get("call") ?? ""
             guard CallSID(call) != nil else {
                 throw Failure(

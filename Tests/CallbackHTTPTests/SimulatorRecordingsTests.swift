@@ -113,3 +113,28 @@ import TwilioSimulator
         #expect(after.status == "completed" && after.updates == 3)
     }
 }
+
+/// The simulator playing one region's host: what is addressed to another is not found there.
+@Suite struct SimulatorRegionTests {
+    @Test func aRequestForAnotherHostIsNotFoundAndHostsAreCounted() async throws {
+        var configuration = TwilioSimulator.Configuration(credentials: Fixture.credentials, authToken: Fixture.token)
+        configuration.host = "api.sydney.au1.twilio.com"
+        let simulator = TwilioSimulator(configuration: configuration, logger: Fixture.quiet)
+        let call = simulator.startCall()
+        let uri = "/2010-04-01/Accounts/\(Fixture.credentials.accountSID)/Calls/\(call).json"
+        let auth = "Basic " + Data("\(Fixture.credentials.apiKeySID):simulator-api-secret".utf8).base64EncodedString()
+        try await Application(router: simulator.makeRouter()).test(.router) { client in
+            for (host, expected) in [
+                ("api.sydney.au1.twilio.com", HTTPResponse.Status.ok), ("api.twilio.com", .notFound),
+            ] {
+                try await client.execute(
+                    uri: uri, method: .get, headers: [.authorization: auth, TwilioSimulator.forwardedHost: host]
+                ) { response in
+                    #expect(response.status == expected, "\(host)")
+                    if expected == .notFound { #expect(String(buffer: response.body).contains("20404")) }
+                }
+            }
+        }
+        #expect(simulator.requestHosts == ["api.sydney.au1.twilio.com": 1, "api.twilio.com": 1])
+    }
+}

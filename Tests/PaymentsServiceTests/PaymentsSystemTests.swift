@@ -108,6 +108,26 @@ func takeCardPayment(
         await #expect(throws: PaymentsStartError.alreadyRun) { try await system.run() }
     }
 
+    /// A simulator playing IE1's host (issue 29): every request of a whole payment leaves the
+    /// client for `api.dublin.ie1.twilio.com` and arrives there, with the usual paths.
+    @Test func aSimulatedRegionTakesAWholePaymentThroughItsOwnHost() async throws {
+        var configuration = PaymentsConfiguration.simulated(digitPacing: .zero)
+        let host = TwilioEndpoint(region: .ie1).host
+        if case .simulated(var simulated, let scripts) = configuration.twilio {
+            simulated.host = host
+            configuration.twilio = .simulated(simulated, scripts: scripts)
+        }
+        let system = try PaymentsSystem(configuration: configuration, logger: quiet)
+        try await withGroup(served(system)) {
+            let coordinator = try #require(try await system.ready(waitingUpTo: .seconds(10)))
+            let simulator = try #require(system.simulator)
+            let finished = try await takeCardPayment(coordinator, on: simulator.startCall())
+            #expect(finished.phase.kind == .completed, "\(finished.phase)")
+            let hosts = simulator.requestHosts
+            #expect(Array(hosts.keys) == [host] && (hosts[host] ?? 0) >= 5, "\(hosts)")
+        }
+    }
+
     /// The maintenance service's periodic sweep (issue 31): a caller who hangs up silently, with
     /// no command sent after the start, is noticed by asking Twilio for the call, and the session
     /// ends as call-ended.

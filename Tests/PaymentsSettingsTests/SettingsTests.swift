@@ -168,6 +168,21 @@ import Testing
         #expect(throws: ConfigurationError.self) { try destination("metrics.example:port") }
     }
 
+    @Test func withSimulateARegionIsTheHostTheSimulatorPlaysAndRecordingsArePausedWhenAsked() throws {
+        func simulated(_ environment: [String: String]) throws -> (host: String?, pause: String) {
+            let configuration = try ServerConfiguration.load(
+                Settings(commandLine: [:], environment: environment), simulate: true)
+            guard case .simulated(let simulator, _) = configuration.payments.twilio else { return (nil, "") }
+            return (simulator.host, configuration.payments.pauseRecordings.rawValue)
+        }
+        #expect(try simulated([:]) == (nil, "off"))
+        #expect(
+            try simulated(["TWILIO_REGION": "au1", "AGENT_PAYMENTS_PAUSE_RECORDINGS": "required"])
+                == ("api.sydney.au1.twilio.com", "required"))
+        #expect(throws: ConfigurationError.self) { try simulated(["TWILIO_REGION": "us2"]) }
+        #expect(throws: ConfigurationError.self) { try simulated(["AGENT_PAYMENTS_PAUSE_RECORDINGS": "sometimes"]) }
+    }
+
     @Test func theAuditTrailGoesToTheDatabaseWhenThereIsOneElseToStandardError() throws {
         func destination(_ environment: [String: String]) throws -> ServerConfiguration.AuditDestination {
             try ServerConfiguration.load(Settings(commandLine: [:], environment: environment), simulate: true).audit

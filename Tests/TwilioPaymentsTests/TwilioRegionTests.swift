@@ -90,6 +90,19 @@ struct TwilioRegionTests {
         #expect(!other.description.contains("region"))
     }
 
+    @Test func aCallNotFoundNamesTheHostAndTheRegionItMayBeIn() async throws {
+        let body = #"{"code":20404,"message":"The requested resource was not found","status":404}"#
+        let transport = RecordingTransport(.success(HTTPResponse(status: 404, headers: [:], body: Data(body.utf8))))
+        let client = try TwilioPaymentsClient(credentials: Fixture.credentials, transport: transport)
+        do {
+            _ = try await client.fetchCall(Fixture.call)
+            Issue.record("no error")
+        } catch {
+            #expect(error.description.contains("The request went to api.twilio.com"), "\(error)")
+            #expect(error.description.contains("found only through that region's API"), "\(error)")
+        }
+    }
+
     @Test func aHostThatCannotBeReachedIsNamed() async throws {
         let transport = RecordingTransport(.failure(TransportFailure("could not resolve the host", isRetryable: false)))
         let client = try TwilioPaymentsClient(
