@@ -66,6 +66,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        // The Swift peer: the official MCP Swift SDK, as a Swift user would pick it.
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", exact: "0.12.1"),
     ],
     targets: [
         /// What the harnesses share: blocking stdio with a child server, clocks, percentiles.
@@ -84,9 +86,17 @@ let package = Package(
             path: "CallbackServing", swiftSettings: strictness),
         /// Spawn, round-trip and exit figures for MCPCore over real stdio.
         harness("MCPCoreBenchmark", [.product(name: "MCPCore", package: product)]),
-        /// The whole server against the Python-SDK peer: cold start, round trips, a whole simulated
-        /// payment, memory, exit.
+        /// The whole server against its peers, the MCP Swift SDK's and the Python SDK's: cold start,
+        /// round trips, a whole simulated payment, memory, exit.
         harness("AgentPaymentsBenchmark", [.product(name: "MCPCore", package: product)]),
+        /// The Swift peer: the same tool names on the MCP Swift SDK, Twilio stubbed. Linked as the
+        /// server is (static Foundation, libcurl loaded on first use), so that the comparison is of
+        /// the code, not of the linking.
+        .executableTarget(
+            name: "SwiftSDKPeer",
+            dependencies: [.product(name: "MCP", package: "swift-sdk"), .product(name: "LazyCurl", package: product)],
+            path: "SwiftSDKPeer",
+            swiftSettings: [.swiftLanguageMode(.v6)], linkerSettings: serverLinking),
         /// Request building, signatures and callback parsing.
         harness("TwilioPaymentsBenchmark", [.product(name: "TwilioPayments", package: product)]),
         /// Reducer steps per second and memory per live session.
