@@ -371,10 +371,25 @@ public final class OAuthResourceServer: BearerAuthenticator {
     }
 
     /// GET with a 5 s timeout; a status other than 200 is an error.
+    ///
+    /// A data task with a completion handler, not `data(for:)`: FoundationNetworking cancels
+    /// the latter with a `queue.sync` from inside the cancellation handler, which can deadlock
+    /// against the same queue finishing the request (seen in the Twilio client's transport). A
+    /// caller cancelled meanwhile waits for the answer or the 5 s timeout instead.
     public static let fetchWithURLSession: @Sendable (URL) async throws -> Data = { url in
         var request = URLRequest(url: url, timeoutInterval: 5)
         request.setValue("application/json", forHTTPHeaderField: "Accept")
-        let (data, response) = try await URLSession.shared.data(for: request)
+        let (data, response): (Data, URLResponse) = try await withCheckedThrowingContinuation { continuation in
+            URLSession.shared.dataTask(with: request) { data, response, error in
+                if let error {
+                    continuation.resume(throwing: error)
+                } else if let data, let response {
+                    continuation.resume(returning: (data, response))
+                } else {
+                    continuation.resume(throwing: URLError(.badServerResponse))
+                }
+            }.resume()
+        }
         guard let status = (response as? HTTPURLResponse)?.statusCode, status == 200 else {
             throw DiscoveryError(description: "HTTP \((response as? HTTPURLResponse)?.statusCode ?? 0)")
         }
