@@ -691,6 +691,7 @@ public actor PaymentCoordinator {
         return settled
     }
 
+    /// `duration` in seconds, for dates.
     static func seconds(_ duration: Duration) -> TimeInterval {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
@@ -1070,8 +1071,7 @@ public actor PaymentCoordinator {
     /// sessions ended.
     @discardableResult
     public func checkSilentCalls(silentFor silence: Duration) async throws(FlowError) -> Int {
-        let seconds = Double(silence.components.seconds) + Double(silence.components.attoseconds) / 1e18
-        let cutoff = now().addingTimeInterval(-seconds)
+        let cutoff = now().addingTimeInterval(-Self.seconds(silence))
         var ended = 0
         for session in try await stored({ () async throws(PaymentStoreError) in try await store.activeSessions() }) {
             guard let sid = session.paymentSID, !session.phase.isFinished, session.updatedAt <= cutoff,
@@ -1099,8 +1099,7 @@ public actor PaymentCoordinator {
     /// returns how many.
     @discardableResult
     public func expireFinished(retention: Duration) async throws(FlowError) -> Int {
-        let seconds = Double(retention.components.seconds) + Double(retention.components.attoseconds) / 1e18
-        let cutoff = now().addingTimeInterval(-seconds)
+        let cutoff = now().addingTimeInterval(-Self.seconds(retention))
         let expired = try await stored({ () async throws(PaymentStoreError) in
             try await store.expireFinished(updatedBefore: cutoff)
         })

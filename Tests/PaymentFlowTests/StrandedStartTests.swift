@@ -46,7 +46,7 @@ import TwilioPayments
     func later(_ seconds: Double) { clock.date.withLock { $0 = Sample.date.addingTimeInterval(seconds) } }
 
     @Test func aStartWhoseReplicaDiedIsCreatedAgainWithItsStoredKeyOnceItIsStranded() async throws {
-        let (dead, key) = try await strandedStart()
+        let (_, key) = try await strandedStart()
         defer { deadTwilio.releaseCreates() }
         let b = replica()
         later(29.9)
@@ -63,7 +63,6 @@ import TwilioPayments
         let recorded = trail.all.filter { $0.entry.action == AuditAction.startRecovered.rawValue }
         #expect(recorded.count == 1 && recorded.first?.entry.outcome == "ok" && recorded.first?.entry.replica == "b")
         #expect(recorded.first?.entry.paymentSID == session.paymentSID?.rawValue)
-        _ = dead
     }
 
     @Test func twiliosRefusalFailsTheStrandedSessionWithItsReason() async throws {
