@@ -4,7 +4,7 @@
 // Python SDK (Benchmarks/peers/python_peer.py).
 //
 // Usage: AgentPaymentsBenchmark --python PATH --peer PATH [--runs 30] [--pings 10000]
-//                               [--payments 50] [--sessions 10000] [--smoke]
+//                               [--payments 50] [--sessions 10000] [--smoke] [--ours-only]
 import BenchmarkSupport
 import MCPCore
 
@@ -97,11 +97,10 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
     var id = 10
     for index in 0..<(pings + warmUp) {
         id += 1
-        let started = nowMilliseconds()
-        guard wire.request(id: id, #"{"jsonrpc":"2.0","id":\#(id),"method":"ping"}"#) != nil else {
+        guard let (_, took) = wire.timedRequest(id: id, #"{"jsonrpc":"2.0","id":\#(id),"method":"ping"}"#) else {
             giveUp("no pong", because: "the server closed its output")
         }
-        if index >= warmUp { figures.ping.append(nowMilliseconds() - started) }
+        if index >= warmUp { figures.ping.append(took) }
     }
     id += 1
     let start = wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(callSID(1))"}"#))
@@ -110,11 +109,16 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
     }
     for index in 0..<(pings + warmUp) {
         id += 1
-        let started = nowMilliseconds()
-        guard wire.request(id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(paymentSID)"}"#)) != nil else {
+        guard
+            let (answer, took) = wire.timedRequest(
+                id: id, tool(id, "getPaymentStatus", #"{"paymentSid":"\#(paymentSID)"}"#))
+        else {
             giveUp("no status", because: "the server closed its output")
         }
-        if index >= warmUp { figures.status.append(nowMilliseconds() - started) }
+        guard answer["result"] != nil, answer["result"]?["isError"] != .bool(true) else {
+            giveUp("getPaymentStatus did not answer with the status", because: "it answered \(answer)")
+        }
+        if index >= warmUp { figures.status.append(took) }
     }
 
     // A whole payment: start, three captures, complete, following nextStep and waiting while
@@ -204,6 +208,20 @@ func measureServerAlone() throws -> (idle: Int, loaded: Int, simulatorGrowth: In
 }
 
 let ourFigures = must("measuring agent-payments --simulate") { try measure(ours, whole: true) }
+if CommandLine.arguments.contains("--ours-only") {
+    // For profiling a change: our figures alone, no peers, no live mode.
+    for (name, values) in [
+        ("spawn → initialize", ourFigures.coldInitialize), ("ping round trip", ourFigures.ping),
+        ("getPaymentStatus round trip", ourFigures.status), ("exit after stdin EOF", ourFigures.exit),
+    ] {
+        print("\(name): median \(format(percentile(values, 0.5))) ms, p90 \(format(percentile(values, 0.9))) ms")
+    }
+    print("status ÷ ping: \(format(percentile(ourFigures.status, 0.5) / percentile(ourFigures.ping, 0.5)))×")
+    print(
+        "RSS after initialize \(format(Double(ourFigures.idleRSS) / 1_048_576)) MB, added by \(sessionCount) sessions \(format(Double(ourFigures.sessionsRSS - ourFigures.idleRSS) / 1_048_576)) MB"
+    )
+    exit(0)
+}
 let alone = must("measuring agent-payments against twilio-simulator") { try measureServerAlone() }
 let swiftPeerFigures = must("measuring the Swift SDK peer") { try measure(swiftPeer, whole: false) }
 let peerFigures = peer.map { server in

@@ -188,15 +188,23 @@ public struct Wire {
         }
     }
 
+    /// The last line `readLine` returned arrived in the read that ended at this time
+    /// (``nowMilliseconds()``): a round trip ends when its response has arrived, before the
+    /// client parses it, so a bigger answer is not charged the harness's own JSON parsing.
+    public private(set) var lastLineArrival = 0.0
+    private var lastRead = 0.0
+    private var chunk = [UInt8](repeating: 0, count: 65536)
+
     public mutating func readLine() -> [UInt8]? {
-        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             if let newline = buffer.firstIndex(of: 0x0A) {
                 let line = Array(buffer[..<newline])
                 buffer.removeSubrange(...newline)
+                lastLineArrival = lastRead
                 return line
             }
             let count = chunk.withUnsafeMutableBytes { read(child.output, $0.baseAddress!, $0.count) }
+            lastRead = nowMilliseconds()
             if count <= 0 { return nil }
             buffer += chunk[0..<count]
         }
@@ -210,6 +218,14 @@ public struct Wire {
             if message["id"] == .integer(Int64(id)) { return message }
         }
         return nil
+    }
+
+    /// Sends a request and returns the response with that id and the milliseconds from just
+    /// before sending to the arrival of the response (``lastLineArrival``).
+    public mutating func timedRequest(id: Int, _ text: String) -> (response: JSONValue, milliseconds: Double)? {
+        let started = nowMilliseconds()
+        guard let response = request(id: id, text) else { return nil }
+        return (response, lastLineArrival - started)
     }
 
     /// The child's resident set size in bytes.

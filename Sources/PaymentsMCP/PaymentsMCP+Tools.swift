@@ -79,12 +79,21 @@ extension PaymentsMCP {
                 "client": "\(RequestContext.current?.principal.id ?? "-")",
             ])
         let rendered = rendering(session)
-        guard case .object(var members) = rendered.status else { return ToolResult(structured: rendered.status) }
+        if said == nil, flags.isEmpty { return rendered.plain }
+        return toolResult(rendered.status, conforms: rendered.conforms, said: said, flags: flags, session: session)
+    }
+
+    /// A tool result of a rendered status: its members, `flags`, and the `message` (what was
+    /// `said`, then the next step's instruction), redacted.
+    func toolResult(
+        _ status: JSONValue, conforms: Bool, said: String?, flags: [String: JSONValue], session: PaymentSession
+    ) -> ToolResult {
+        guard case .object(var members) = status else { return ToolResult(structured: status) }
         for (key, value) in flags { members[key] = value }
         let next = session.nextStep.instruction
         members["message"] = .string(redactor.redact(said.map { $0 + " " + next } ?? next))
         var result = ToolResult(structured: .object(members))
-        result.structuredContentValidated = rendered.conforms
+        result.structuredContentValidated = conforms
         return result
     }
 
@@ -96,9 +105,10 @@ extension PaymentsMCP {
         rendered.status(of: session) {
             let status = redactor.redact(
                 SessionJSON.status(session, waitSeconds: maximumWaitSeconds), keeping: SessionJSON.resultKeys)
+            let conforms = Self.statusValidator.validate(status, rootName: "structuredContent").isEmpty
             return RenderedStatuses.Entry(
-                version: session.version, status: status, text: status.serialized(),
-                conforms: Self.statusValidator.validate(status, rootName: "structuredContent").isEmpty)
+                version: session.version, status: status, text: status.serialized(), conforms: conforms,
+                plain: toolResult(status, conforms: conforms, said: nil, flags: [:], session: session))
         }
     }
 
@@ -885,10 +895,11 @@ extension PaymentsMCP {
             outputSchema: SessionJSON.toolResultSchema,
             annotations: ToolAnnotations(
                 readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false),
-            requiredScopes: [PaymentScope.read]
+            requiredScopes: [PaymentScope.read],
+            // A plain read is answered on the receiving thread, without a task.
+            immediate: { [self] call in plainStatus(call) }
         ) { [self] call in
-            if let answer = plainStatus(call) { return answer }
-            return await invoke(call) { [self] coordinator, invocation in
+            await invoke(call) { [self] coordinator, invocation in
                 // The published snapshot answers without an actor hop; the store when it has none.
                 var session = try await session(invocation, coordinator)
                 var flags: [String: JSONValue] = [:]

@@ -17,6 +17,9 @@ final class RenderedStatuses: Sendable {
         /// Whether `status` matched ``SessionJSON/schema`` when it was rendered (checked once per
         /// version; the engine then need not check every tool result).
         var conforms: Bool
+        /// The tool result of a plain status read (the status and the next step's instruction
+        /// as `message`), with its text block serialized once per version.
+        var plain: ToolResult
     }
 
     private let entries = Mutex<(byID: [String: Entry], order: [String])>(([:], []))

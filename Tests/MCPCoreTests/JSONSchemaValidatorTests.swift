@@ -73,6 +73,38 @@ import Testing
         }
     }
 
+    /// The fixed-length matcher decides as the regex engine does, for the patterns it takes
+    /// and strings near and far from them; patterns it does not take are left to the engine.
+    @Test func fixedPatternsAgreeWithTheRegexEngine() throws {
+        let patterns = [
+            "^CA[0-9a-fA-F]{32}$", "^PK[0-9a-fA-F]{32}$", "^[A-Za-z]{3}$", "^a\\.b{2}[x-z_]$", "^$", "^[0-9]{0}z$",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("CAPKabcfgzABFGZ0129.x_y-\n é")
+        for pattern in patterns {
+            let fixed = try #require(FixedPattern(pattern), "\(pattern) is fixed-length")
+            let regex = try Regex(pattern)
+            var samples = [
+                "", "\n", "CA" + String(repeating: "a", count: 32), "PK" + String(repeating: "F", count: 32),
+            ]
+            samples += [
+                "CA" + String(repeating: "0", count: 31) + "g", "USD", "USD\n", "usd", "US", "a.bbx", "a.bb_", "z",
+            ]
+            for length in [0, 1, 3, 4, 5, 33, 34, 35] {
+                for _ in 0..<40 {
+                    samples.append(String((0..<length).map { _ in alphabet.randomElement(using: &generator)! }))
+                }
+            }
+            for sample in samples {
+                let expected = (try? regex.firstMatch(in: sample)) != nil
+                #expect(fixed.matches(sample) == expected, "\(pattern) on \(sample.debugDescription)")
+            }
+        }
+        for pattern in ["^[0-9]+$", "^a|b$", "^(ab){2}$", "^[^a]$", "^\\d{3}$", "CA[0-9]{2}", "^[0-9]{2,3}$", "^é$"] {
+            #expect(FixedPattern(pattern) == nil, "\(pattern) is left to the regex engine")
+        }
+    }
+
     @Test func treatsIntegralDoublesAsIntegers() {
         #expect(JSONSchemaValidator(schema: ["type": "integer"]).validate(.double(3)).isEmpty)
     }

@@ -346,6 +346,75 @@ final class NotificationLog: Sendable {
         #expect(log.methods.filter { $0 == "notifications/resources/updated" }.count == 1)
     }
 
+    /// A tool's immediate answer is written before `receive` returns (on the receiving thread,
+    /// no task), after the same scope and argument checks as its handler; one that declines
+    /// falls back to the handler in a task.
+    @Test func anImmediateAnswerIsWrittenBeforeReceiveReturns() async throws {
+        let server = makeServer()
+        let handled = EventLog()
+        server.register(
+            Tool(
+                name: "lookup",
+                inputSchema: ["type": "object", "properties": ["key": ["type": "string"]], "required": ["key"]],
+                requiredScopes: ["read"],
+                immediate: { call in
+                    let key = call.arguments["key"]!.stringValue!
+                    guard key != "slow" else { return nil }
+                    let request = RequestContext.current.map { "\($0.requestID)" } ?? "none"
+                    return ToolResult(text: "\(key) at once for request \(request)")
+                }
+            ) { call in
+                handled.items.withLock { $0.append(call.arguments["key"]!.stringValue!) }
+                return ToolResult(text: "in a task")
+            })
+        func connect(_ principal: Principal) -> (ServerConnection, CollectingSink) {
+            let sink = CollectingSink()
+            let connection = server.connect(sink: sink, principal: principal)
+            connection.receive(
+                Array(
+                    #"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+                        .utf8))
+            _ = sink.take()
+            return (connection, sink)
+        }
+        func call(_ connection: ServerConnection, id: Int, _ arguments: String) {
+            connection.receive(
+                Array(
+                    #"{"jsonrpc":"2.0","id":\#(id),"method":"tools/call","params":{"name":"lookup","arguments":\#(arguments)}}"#
+                        .utf8))
+        }
+        let (reader, sink) = connect(Principal(id: "reader", scopes: ["read"]))
+        call(reader, id: 1, #"{"key":"fast"}"#)
+        let fast = sink.take()
+        #expect(fast["id"] == 1)
+        #expect(fast["result"]?["content"]?.arrayValue?.first?["text"] == "fast at once for request 1")
+        #expect(!reader.isInFlight(.number(1)))
+        // Invalid arguments are refused at once, as the handler's path refuses them.
+        call(reader, id: 2, #"{"key":7}"#)
+        let invalid = sink.take()
+        #expect(invalid["result"]?["isError"] == true)
+        #expect(invalid["result"]?["structuredContent"]?["error"]?["reason"] == "invalid-arguments")
+        // Declined: nothing is written yet; the handler answers from its task.
+        call(reader, id: 3, #"{"key":"slow"}"#)
+        var slow = sink.take()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while slow == .null, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(1))
+            slow = sink.take()
+        }
+        #expect(slow["id"] == 3)
+        #expect(slow["result"]?["content"]?.arrayValue?.first?["text"] == "in a task")
+        #expect(handled.items.withLock { $0 } == ["slow"], "only the declined call reached the handler")
+        // A principal without the tool's scope is refused at once, and nothing runs.
+        let (stranger, strangerSink) = connect(Principal(id: "stranger", scopes: []))
+        call(stranger, id: 4, #"{"key":"fast"}"#)
+        let refused = strangerSink.take()
+        #expect(refused["result"]?["structuredContent"]?["error"]?["reason"] == "insufficient-scope")
+        #expect(handled.items.withLock { $0 } == ["slow"])
+        reader.close()
+        stranger.close()
+    }
+
     @Test func handlersSeeTheirRequestAsTheTaskLocalCurrentRequest() async throws {
         let server = makeServer()
         server.register(

@@ -25,6 +25,13 @@ public struct Tool: Sendable {
     /// `insufficient-scope`, naming them.
     public var requiredScopes: [String]
     public var handler: @Sendable (ToolCall) async throws -> ToolResult
+    /// An answer the engine asks for first, on the thread that received the request, before it
+    /// starts a task for ``handler``: for calls the tool can answer from memory without
+    /// suspending (a status read from a published snapshot, say), which then cost no task, no
+    /// thread hop and no wake-up. It returns `nil` when it cannot answer so; the call then runs in
+    /// ``handler`` as usual. Arguments are validated and scopes checked before it runs, as for
+    /// ``handler``; it must not block.
+    public var immediate: (@Sendable (ToolCall) -> ToolResult?)?
 
     public init(
         name: String,
@@ -34,6 +41,7 @@ public struct Tool: Sendable {
         outputSchema: JSONValue? = nil,
         annotations: ToolAnnotations? = nil,
         requiredScopes: [String] = [],
+        immediate: (@Sendable (ToolCall) -> ToolResult?)? = nil,
         handler: @escaping @Sendable (ToolCall) async throws -> ToolResult
     ) {
         self.name = name
@@ -44,6 +52,7 @@ public struct Tool: Sendable {
         self.annotations = annotations
         self.requiredScopes = requiredScopes
         self.handler = handler
+        self.immediate = immediate
     }
 
     /// The tool as listed by `tools/list`.

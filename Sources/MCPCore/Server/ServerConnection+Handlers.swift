@@ -20,19 +20,75 @@ extension ServerConnection {
 
     // MARK: Tools
 
+    /// A tool call checked and ready to run, or already answered (a refusal of its scopes or
+    /// arguments).
+    enum PreparedToolCall {
+        case answered(JSONValue)
+        case run(name: String, tool: Tool, call: ToolCall)
+    }
+
     func callTool(params: JSONValue, context: RequestContext) async throws -> JSONValue {
+        let (name, tool, call): (String, Tool, ToolCall)
+        switch try prepareToolCall(params: params, context: context) {
+        case .answered(let refusal): return refusal
+        case .run(let runName, let runTool, let runCall): (name, tool, call) = (runName, runTool, runCall)
+        }
+        let result: ToolResult
+        do {
+            result = try await tool.handler(call)
+        } catch let error as ToolError {
+            if let structured = error.structuredContent {
+                return ToolResult(text: error.message, structuredContent: structured, isError: true).json
+            }
+            return ToolResult.refusal(reason: "tool-error", message: error.message, retryable: false).json
+        } catch let error as JSONRPCError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            return ToolResult.refusal(reason: "tool-failed", message: "Tool \(name) failed: \(error)", retryable: false)
+                .json
+        }
+        return try checked(result, of: tool, named: name)
+    }
+
+    /// The answer of a `tools/call` whose tool answers it at once (``Tool/immediate``), refusals
+    /// of scopes and arguments included; `nil` when the tool has no immediate answer or declines,
+    /// and the call must run in a task.
+    func callToolImmediately(params: JSONValue, context: RequestContext) -> Result<JSONValue, JSONRPCError>? {
+        guard let name = params["name"]?.stringValue,
+            let immediate = server.registry.withLock({ $0.tools.first { $0.name == name }?.immediate })
+        else { return nil }
+        do {
+            switch try prepareToolCall(params: params, context: context) {
+            case .answered(let refusal):
+                return .success(refusal)
+            case .run(let name, let tool, let call):
+                guard let result = immediate(call) else { return nil }
+                return .success(try checked(result, of: tool, named: name))
+            }
+        } catch let error as JSONRPCError {
+            return .failure(error)
+        } catch {
+            return .failure(.internalError(String(describing: error)))
+        }
+    }
+
+    /// Finds the tool, checks the principal's scopes and the arguments against the input schema.
+    func prepareToolCall(params: JSONValue, context: RequestContext) throws -> PreparedToolCall {
         let (name, tool) = try named("tool", params, in: \.tools) { $0.name }
         let missing = context.principal.missing(tool.requiredScopes)
         if !missing.isEmpty {
-            return ToolResult.refusal(
-                reason: "insufficient-scope",
-                message:
-                    "This client may not call \(name): its credentials lack the scope \(missing.joined(separator: " "))",
-                retryable: false,
-                whatToDo:
-                    "Do not call \(name) again with these credentials; ask the operator for a token with \(missing.joined(separator: " ")).",
-                details: ["requiredScopes": .array(missing.map(JSONValue.string))]
-            ).json
+            return .answered(
+                ToolResult.refusal(
+                    reason: "insufficient-scope",
+                    message:
+                        "This client may not call \(name): its credentials lack the scope \(missing.joined(separator: " "))",
+                    retryable: false,
+                    whatToDo:
+                        "Do not call \(name) again with these credentials; ask the operator for a token with \(missing.joined(separator: " ")).",
+                    details: ["requiredScopes": .array(missing.map(JSONValue.string))]
+                ).json)
         }
         // Absent and null arguments alike mean none.
         let argumentsValue = params["arguments"].flatMap { $0.isNull ? nil : $0 } ?? [:]
@@ -51,31 +107,21 @@ extension ServerConnection {
         .validate(.object(arguments), rootName: "arguments")
         if !violations.isEmpty {
             let text = "Invalid arguments for tool \(name): " + violations.map(\.description).joined(separator: "; ")
-            return ToolResult.refusal(
-                reason: "invalid-arguments", message: text, retryable: false,
-                whatToDo: "Call \(name) again with arguments that match its input schema (tools/list shows it).",
-                details: [
-                    "violations": .array(
-                        violations.map { .object(["path": .string($0.path), "problem": .string($0.message)]) })
-                ]
-            ).json
+            return .answered(
+                ToolResult.refusal(
+                    reason: "invalid-arguments", message: text, retryable: false,
+                    whatToDo: "Call \(name) again with arguments that match its input schema (tools/list shows it).",
+                    details: [
+                        "violations": .array(
+                            violations.map { .object(["path": .string($0.path), "problem": .string($0.message)]) })
+                    ]
+                ).json)
         }
-        let result: ToolResult
-        do {
-            result = try await tool.handler(ToolCall(arguments: arguments, context: context))
-        } catch let error as ToolError {
-            if let structured = error.structuredContent {
-                return ToolResult(text: error.message, structuredContent: structured, isError: true).json
-            }
-            return ToolResult.refusal(reason: "tool-error", message: error.message, retryable: false).json
-        } catch let error as JSONRPCError {
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            return ToolResult.refusal(reason: "tool-failed", message: "Tool \(name) failed: \(error)", retryable: false)
-                .json
-        }
+        return .run(name: name, tool: tool, call: ToolCall(arguments: arguments, context: context))
+    }
+
+    /// A tool's result as sent, after checking it against the tool's output schema.
+    func checked(_ result: ToolResult, of tool: Tool, named name: String) throws -> JSONValue {
         if let outputSchema = tool.outputSchema, !result.isError {
             guard let structured = result.structuredContent else {
                 throw JSONRPCError.internalError(

@@ -209,11 +209,25 @@ public final class ServerConnection: Sendable {
             openListen(params: params, context: context)
             return
         }
+        let span = RequestTracing.start(method: method, params: params, context: context)
+        if method == "tools/call",
+            let answer = RequestTracing.now(
+                in: span,
+                {
+                    RequestContext.$current.withValue(context) { callToolImmediately(params: params, context: context) }
+                })
+        {
+            // Answered on this thread: no task, no hop to the cooperative pool and back.
+            RequestTracing.mark(answer, on: span)
+            span.end()
+            finish(context, with: answer)
+            return
+        }
         let task = Task { [self] in
             let outcome: Result<JSONValue, JSONRPCError>
             do {
                 outcome = .success(
-                    try await RequestTracing.run(method: method, params: params, context: context) {
+                    try await RequestTracing.run(in: span) {
                         try await RequestContext.$current.withValue(context) {
                             try await handleAsync(method: method, params: params, context: context)
                         }
