@@ -6,6 +6,9 @@ public actor InMemoryPaymentStore: PaymentStore {
     private var sessions: [String: PaymentSession] = [:]
     private var idBySID: [PaymentSID: String] = [:]
     private var idBySecretHash: [String: String] = [:]
+    /// The unfinished session on each call (one at most): a new session's check need not read
+    /// every session.
+    private var unfinishedOnCall: [CallSID: String] = [:]
 
     public init() {}
 
@@ -23,8 +26,8 @@ public actor InMemoryPaymentStore: PaymentStore {
 
     public func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) -> Bool {
         guard sessions[session.id]?.version == expectedVersion else { return false }
-        if expectedVersion == nil,
-            sessions.values.contains(where: { $0.callSID == session.callSID && !$0.phase.isFinished })
+        if expectedVersion == nil, let other = unfinishedOnCall[session.callSID], other != session.id,
+            sessions[other].map({ !$0.phase.isFinished }) == true
         {
             return false
         }
@@ -34,11 +37,24 @@ public actor InMemoryPaymentStore: PaymentStore {
         sessions[session.id] = session.sanitized()
         if let sid = session.paymentSID { idBySID[sid] = session.id }
         if !session.callbackSecretHash.isEmpty { idBySecretHash[session.callbackSecretHash] = session.id }
+        if !session.phase.isFinished {
+            unfinishedOnCall[session.callSID] = session.id
+        } else if unfinishedOnCall[session.callSID] == session.id {
+            unfinishedOnCall.removeValue(forKey: session.callSID)
+        }
         return true
     }
 
     public func activeSessions() -> [PaymentSession] {
-        sessions.values.filter { !$0.phase.isFinished }.sorted { $0.createdAt < $1.createdAt }
+        var active = sessions.values.filter { !$0.phase.isFinished }
+        active.sort { $0.createdAt < $1.createdAt }
+        return active
+    }
+
+    public func activeSessions(updatedBefore date: Date) -> [PaymentSession] {
+        var active = sessions.values.filter { !$0.phase.isFinished && $0.updatedAt < date }
+        active.sort { $0.createdAt < $1.createdAt }
+        return active
     }
 
     public func sessions(onCall callSID: CallSID) -> [PaymentSession] {
@@ -51,6 +67,7 @@ public actor InMemoryPaymentStore: PaymentStore {
             sessions.removeValue(forKey: session.id)
             if let sid = session.paymentSID { idBySID.removeValue(forKey: sid) }
             idBySecretHash.removeValue(forKey: session.callbackSecretHash)
+            if unfinishedOnCall[session.callSID] == session.id { unfinishedOnCall.removeValue(forKey: session.callSID) }
         }
         return expired.count
     }

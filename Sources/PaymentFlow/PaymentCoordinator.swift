@@ -684,8 +684,12 @@ public actor PaymentCoordinator {
     @discardableResult
     public func recoverStrandedStarts() async throws(FlowError) -> Int {
         var settled = 0
-        for session in try await stored({ () async throws(PaymentStoreError) in try await store.activeSessions() })
-        where isStranded(session) {
+        // A millisecond's margin over the exact test that follows (isStranded), for stores whose
+        // timestamps are rounded.
+        let cutoff = now().addingTimeInterval(-Self.seconds(strandedAfter) + 0.001)
+        for session in try await stored({ () async throws(PaymentStoreError) in
+            try await store.activeSessions(updatedBefore: cutoff)
+        }) where isStranded(session) {
             if let after = try? await recover(session), after.version != session.version { settled += 1 }
         }
         return settled
@@ -1073,7 +1077,12 @@ public actor PaymentCoordinator {
     public func checkSilentCalls(silentFor silence: Duration) async throws(FlowError) -> Int {
         let cutoff = now().addingTimeInterval(-Self.seconds(silence))
         var ended = 0
-        for session in try await stored({ () async throws(PaymentStoreError) in try await store.activeSessions() }) {
+        // A millisecond's margin over the exact test that follows, for stores whose timestamps
+        // are rounded.
+        let before = cutoff.addingTimeInterval(0.001)
+        for session in try await stored({ () async throws(PaymentStoreError) in
+            try await store.activeSessions(updatedBefore: before)
+        }) {
             guard let sid = session.paymentSID, !session.phase.isFinished, session.updatedAt <= cutoff,
                 (lastCallCheck[sid] ?? .distantPast) <= cutoff
             else { continue }

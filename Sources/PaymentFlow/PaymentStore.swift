@@ -23,10 +23,20 @@ public protocol PaymentStore: Sendable {
     func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) async throws(PaymentStoreError) -> Bool
     /// Every session that has not finished.
     func activeSessions() async throws(PaymentStoreError) -> [PaymentSession]
+    /// Every session that has not finished and was last changed before `date`: what the
+    /// maintenance sweeps (stranded starts, silent hang-ups) look at, without copying the
+    /// sessions that changed since. The default filters ``activeSessions()``.
+    func activeSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [PaymentSession]
     /// Every session on `callSID`, newest first.
     func sessions(onCall callSID: CallSID) async throws(PaymentStoreError) -> [PaymentSession]
     /// Forgets finished sessions last updated before `date`; returns how many.
     func expireFinished(updatedBefore date: Date) async throws(PaymentStoreError) -> Int
+}
+
+extension PaymentStore {
+    public func activeSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [PaymentSession] {
+        try await activeSessions().filter { $0.updatedAt < date }
+    }
 }
 
 /// Why a store could not answer: it is out of reach (a database restarting, a network

@@ -308,6 +308,12 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         try await many("SELECT session::text FROM agent_payments_sessions WHERE NOT finished ORDER BY created_at")
     }
 
+    public func activeSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [PaymentSession] {
+        try await many(
+            "SELECT session::text FROM agent_payments_sessions WHERE NOT finished AND updated_at < \(date) ORDER BY created_at"
+        )
+    }
+
     public func sessions(onCall callSID: CallSID) async throws(PaymentStoreError) -> [PaymentSession] {
         try await many(
             "SELECT session::text FROM agent_payments_sessions WHERE call_sid = \(callSID.rawValue) ORDER BY created_at DESC"

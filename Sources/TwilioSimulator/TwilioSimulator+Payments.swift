@@ -104,13 +104,11 @@ extension TwilioSimulator {
                     })
                 required = required.flatMap { item in matched.contains(item.rawValue) ? [item, item.matcher!] : [item] }
             }
-            let (stream, outbox) = AsyncStream<[(String, String)]>.makeStream()
             let payment = Payment(
                 sid: sid, callSID: callSID, statusCallback: form["StatusCallback"]!, options: form, required: required,
-                created: now, outbox: outbox)
+                created: now)
             state.payments[sid] = payment
             state.calls[callSID]?.activePayment = sid
-            startDelivery(stream, to: payment.statusCallback)
             return (sid, payment)
         }
         configuration.onPaymentCreated?(payment, callSID, created.statusCallback)
@@ -246,7 +244,7 @@ extension TwilioSimulator {
             case .hangUpSilently:
                 endPayment(payment.sid, hangUp: true)
                 state.withLock { state in
-                    state.payments[payment.sid]?.outbox.finish()
+                    state.payments[payment.sid]?.callbacksClosed = true
                 }
             case .hangUp, .pressStar:
                 let result = entry == .hangUp ? "caller-hung-up" : "caller-interrupted-with-star"
@@ -359,44 +357,45 @@ extension TwilioSimulator {
 
     // MARK: Delivery
 
+    /// Queues a callback of `sid`'s; `closing` makes it the last (later ones are dropped).
     private func enqueue(_ sid: PaymentSID, _ fields: [(String, String)], closing: Bool = false) {
-        let outbox = state.withLock { state -> AsyncStream<[(String, String)]>.Continuation? in
-            guard let payment = state.payments[sid] else { return nil }
+        let startWorker = state.withLock { state -> Bool in
+            guard let payment = state.payments[sid], !payment.callbacksClosed else { return false }
+            if closing { state.payments[sid]?.callbacksClosed = true }
             state.pendingCallbacks += 1
-            return payment.outbox
+            return state.deliveries.enqueue(fields, for: sid)
         }
-        guard let outbox else { return }
-        if case .terminated = outbox.yield(fields) { state.withLock { $0.pendingCallbacks -= 1 } }
-        if closing { outbox.finish() }
+        if startWorker { work.spawn { [self] in await deliverCallbacks() } }
     }
 
-    /// Sends one payment's callbacks in order, each as a signed form POST.
-    private func startDelivery(_ stream: AsyncStream<[(String, String)]>, to initialURL: String) {
+    /// Sends waiting callbacks, each as a signed form POST to its payment's status callback URL,
+    /// until none waits (``CallbackDeliveries``).
+    private func deliverCallbacks() async {
         let transport = configuration.callbackTransport
-        work.spawn { [self] in
-            for await fields in stream {
-                let sid = fields.first { $0.0 == "Sid" }.flatMap { PaymentSID($0.1) }
-                let url = sid.flatMap { sid in state.withLock { $0.payments[sid]?.statusCallback } } ?? initialURL
-                var status: Int?
-                if let target = URL(string: url) {
-                    let request = TwilioPayments.HTTPRequest(
-                        method: "POST", url: target,
-                        headers: [
-                            ("Content-Type", "application/x-www-form-urlencoded"),
-                            ("X-Twilio-Signature", signer.sign(url: url, parameters: fields)),
-                            ("User-Agent", "TwilioProxy/1.1 (agent-payments simulator)"),
-                        ], body: Data(FormEncoding.encode(fields).utf8), timeout: .seconds(10))
-                    status = try? await transport.send(request).status
+        while !Task.isCancelled {
+            guard let (sid, fields) = state.withLock({ $0.deliveries.next() }) else { return }
+            let url = state.withLock { $0.payments[sid]?.statusCallback } ?? ""
+            var status: Int?
+            if let target = URL(string: url) {
+                let request = TwilioPayments.HTTPRequest(
+                    method: "POST", url: target,
+                    headers: [
+                        ("Content-Type", "application/x-www-form-urlencoded"),
+                        ("X-Twilio-Signature", signer.sign(url: url, parameters: fields)),
+                        ("User-Agent", "TwilioProxy/1.1 (agent-payments simulator)"),
+                    ], body: Data(FormEncoding.encode(fields).utf8), timeout: .seconds(10))
+                status = try? await transport.send(request).status
+            }
+            let limit = configuration.callbackHistoryLimit
+            state.withLock { state in
+                if limit > 0 {
+                    state.sent.append(SentCallback(url: url, fields: fields, status: status))
+                    if state.sent.count > limit { state.sent.removeFirst(state.sent.count - limit) }
                 }
-                let limit = configuration.callbackHistoryLimit
-                state.withLock { state in
-                    if limit > 0 {
-                        state.sent.append(SentCallback(url: url, fields: fields, status: status))
-                        if state.sent.count > limit { state.sent.removeFirst(state.sent.count - limit) }
-                    }
-                    state.pendingCallbacks -= 1
-                }
+                state.pendingCallbacks -= 1
+                state.deliveries.sent(sid)
             }
         }
+        state.withLock { $0.deliveries.workerStopped() }
     }
 }

@@ -185,7 +185,9 @@ public final class TwilioSimulator: Sendable {
         var finished = false
         var created: Date
         var typing: Typing?
-        var outbox: AsyncStream<[(String, String)]>.Continuation
+        /// Its last callback is queued: later ones are dropped (Twilio sends nothing after a
+        /// session's end).
+        var callbacksClosed = false
     }
 
     /// Twilio's throttling as the simulator plays it: HTTP 429 with error 20429, and a
@@ -212,7 +214,10 @@ public final class TwilioSimulator: Sendable {
         var replays: [String: (fingerprint: String, status: Int, body: String)] = [:]
         var replayOrder: [String] = []
         var sent: [SentCallback] = []
+        /// Callbacks queued or on their way.
         var pendingCallbacks = 0
+        /// Callbacks waiting for a worker, per payment.
+        var deliveries = CallbackDeliveries()
         var nextNumber = 0
         /// Recording updates to refuse (``failRecordingUpdates(_:)``; `Int.max`: every one).
         var failingRecordingUpdates = 0

@@ -137,6 +137,10 @@ func first(
                 #expect(try await store.session(callbackSecretHash: session.callbackSecretHash) == session)
                 #expect(try await store.sessions(onCall: Sample.call(1)) == [session])
                 #expect(try await store.activeSessions() == [session])
+                // The sweeps' query: unfinished and last changed before the date (strictly).
+                #expect(
+                    try await store.activeSessions(updatedBefore: session.updatedAt.addingTimeInterval(1)) == [session])
+                #expect(try await store.activeSessions(updatedBefore: session.updatedAt).isEmpty)
                 #expect(try await store.session(Sample.payment(2)) == nil)
                 #expect(try await store.session(callbackSecretHash: String(repeating: "0", count: 64)) == nil)
             }
