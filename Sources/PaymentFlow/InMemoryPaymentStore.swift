@@ -3,7 +3,9 @@ public import TwilioPayments
 
 /// The default store: dictionaries in an actor.
 public actor InMemoryPaymentStore: PaymentStore {
-    private var sessions: [String: PaymentSession] = [:]
+    /// Each session boxed: a dictionary keeps its empty buckets at the size of a reference, not
+    /// of a whole session (536 bytes inline), and readers share the box.
+    private var sessions: [String: SessionBox] = [:]
     private var idBySID: [PaymentSID: String] = [:]
     private var idBySecretHash: [String: String] = [:]
     /// The unfinished session on each call (one at most): a new session's check need not read
@@ -13,28 +15,28 @@ public actor InMemoryPaymentStore: PaymentStore {
     public init() {}
 
     public func session(_ paymentSID: PaymentSID) -> PaymentSession? {
-        idBySID[paymentSID].flatMap { sessions[$0] }
+        idBySID[paymentSID].flatMap { sessions[$0]?.session }
     }
 
     public func session(id: String) -> PaymentSession? {
-        sessions[id]
+        sessions[id]?.session
     }
 
     public func session(callbackSecretHash hash: String) -> PaymentSession? {
-        idBySecretHash[hash].flatMap { sessions[$0] }
+        idBySecretHash[hash].flatMap { sessions[$0]?.session }
     }
 
     public func compareAndSet(_ session: PaymentSession, expectedVersion: UInt64?) -> Bool {
-        guard sessions[session.id]?.version == expectedVersion else { return false }
+        guard sessions[session.id]?.session.version == expectedVersion else { return false }
         if expectedVersion == nil, let other = unfinishedOnCall[session.callSID], other != session.id,
-            sessions[other].map({ !$0.phase.isFinished }) == true
+            sessions[other].map({ !$0.session.phase.isFinished }) == true
         {
             return false
         }
-        if let previous = sessions[session.id], let sid = previous.paymentSID, sid != session.paymentSID {
+        if let previous = sessions[session.id]?.session, let sid = previous.paymentSID, sid != session.paymentSID {
             idBySID.removeValue(forKey: sid)
         }
-        sessions[session.id] = session.sanitized()
+        sessions[session.id] = SessionBox(session.sanitized())
         if let sid = session.paymentSID { idBySID[sid] = session.id }
         if !session.callbackSecretHash.isEmpty { idBySecretHash[session.callbackSecretHash] = session.id }
         if !session.phase.isFinished {
@@ -46,23 +48,23 @@ public actor InMemoryPaymentStore: PaymentStore {
     }
 
     public func activeSessions() -> [PaymentSession] {
-        var active = sessions.values.filter { !$0.phase.isFinished }
+        var active = Array(sessions.values.lazy.map(\.session).filter { !$0.phase.isFinished })
         active.sort { $0.createdAt < $1.createdAt }
         return active
     }
 
     public func activeSessions(updatedBefore date: Date) -> [PaymentSession] {
-        var active = sessions.values.filter { !$0.phase.isFinished && $0.updatedAt < date }
+        var active = Array(sessions.values.lazy.map(\.session).filter { !$0.phase.isFinished && $0.updatedAt < date })
         active.sort { $0.createdAt < $1.createdAt }
         return active
     }
 
     public func sessions(onCall callSID: CallSID) -> [PaymentSession] {
-        sessions.values.filter { $0.callSID == callSID }.sorted { $0.createdAt > $1.createdAt }
+        sessions.values.lazy.map(\.session).filter { $0.callSID == callSID }.sorted { $0.createdAt > $1.createdAt }
     }
 
     public func expireFinished(updatedBefore date: Date) -> Int {
-        let expired = sessions.values.filter { $0.phase.isFinished && $0.updatedAt < date }
+        let expired = Array(sessions.values.lazy.map(\.session).filter { $0.phase.isFinished && $0.updatedAt < date })
         for session in expired {
             sessions.removeValue(forKey: session.id)
             if let sid = session.paymentSID { idBySID.removeValue(forKey: sid) }
@@ -74,4 +76,13 @@ public actor InMemoryPaymentStore: PaymentStore {
 
     /// How many sessions are stored.
     public var count: Int { sessions.count }
+}
+
+/// One stored session behind a reference (``InMemoryPaymentStore``, the published snapshot).
+final class SessionBox: Sendable {
+    let session: PaymentSession
+
+    init(_ session: PaymentSession) {
+        self.session = session
+    }
 }

@@ -1215,19 +1215,21 @@ public actor PaymentCoordinator {
 /// The newest known version of each session, by payment SID, behind a lock rather than an
 /// actor; kept only while the change feed is followed (``PaymentCoordinator/followChanges()``).
 final class PublishedSessions: Sendable {
-    private let state = Mutex<(following: Int, sessions: [PaymentSID: PaymentSession])>((0, [:]))
+    private let state = Mutex<(following: Int, sessions: [PaymentSID: SessionBox])>((0, [:]))
 
     func offer(_ session: PaymentSession) {
         guard let sid = session.paymentSID else { return }
         state.withLock { state in
             guard state.following > 0 else { return }
-            if let known = state.sessions[sid], known.id == session.id, known.version >= session.version { return }
-            state.sessions[sid] = session
+            if let known = state.sessions[sid]?.session, known.id == session.id, known.version >= session.version {
+                return
+            }
+            state.sessions[sid] = SessionBox(session)
         }
     }
 
     func session(_ sid: PaymentSID) -> PaymentSession? {
-        state.withLock { $0.following > 0 ? $0.sessions[sid] : nil }
+        state.withLock { $0.following > 0 ? $0.sessions[sid]?.session : nil }
     }
 
     func startFollowing() {
@@ -1246,7 +1248,9 @@ final class PublishedSessions: Sendable {
 
     func removeFinished(updatedBefore cutoff: Date) {
         state.withLock { state in
-            state.sessions = state.sessions.filter { !($0.value.phase.isFinished && $0.value.updatedAt < cutoff) }
+            state.sessions = state.sessions.filter {
+                !($0.value.session.phase.isFinished && $0.value.session.updatedAt < cutoff)
+            }
         }
     }
 }
