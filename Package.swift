@@ -136,7 +136,8 @@ let package = Package(
             "CoreMetrics"),
         library("TwilioSimulator", "TwilioPayments", "ListenerGuard", "Hummingbird", "HTTPTypes", "Logging"),
         library(
-            "MCPHTTP", "MCPCore", "Hummingbird", "HTTPTypes", "NIOCore", "Logging", "ServiceLifecycle", "Crypto",
+            "MCPHTTP", "MCPCore", "ConcurrencyHook", "Hummingbird", "HTTPTypes", "NIOCore", "NIOPosix", "Logging",
+            "ServiceLifecycle", "Crypto",
             "JWTKit"),
         library(
             "PaymentStorePostgres", "PaymentFlow", "TwilioPayments", "PostgresNIO", "_ConnectionPoolModule", "NIOSSL",
@@ -155,6 +156,8 @@ let package = Package(
         // libcurl loaded on first use (see `serverLinking`); what a spawn needs from the C library.
         library("LazyCurl"),
         .target(name: "SpawnSupport"),
+        // Swift's global-executor hook, found at link time (MCPHTTP's EventLoopExecutor).
+        .target(name: "ConcurrencyHook"),
 
         // The server, wiring the libraries together; and the simulator as a process of its own.
         executable(

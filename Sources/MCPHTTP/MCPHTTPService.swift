@@ -13,6 +13,12 @@ public struct MCPHTTPService: Service, CustomStringConvertible {
     }
 
     public func run() async {
+        // With the takeover (EventLoopExecutor, Sources/agent-payments/Entry.swift), every task runs
+        // on one of NIO's event loops, this one too: requests then make no hop to Swift's pool.
+        let onEventLoops = EventLoopExecutor.isCurrentlyOnEventLoop
+        transport.logger.info(
+            "MCP over HTTP: tasks run on \(onEventLoops ? "NIO's event loops" : "Swift's default executor")",
+            metadata: ["executor": "\(onEventLoops ? "nio" : "default")"])
         let idle = transport.configuration.sessionIdleTimeout
         let interval = max(.seconds(1), min(.seconds(60), idle / 4))
         while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: interval) })) != nil {

@@ -1,7 +1,6 @@
 import Dispatch
 import Foundation
-import NIOCore
-import NIOPosix
+import MCPHTTP
 import PaymentsSettings
 
 /// The process's entry point. It is synchronous so that, for `--http`, NIO's event loops can
@@ -15,7 +14,7 @@ enum Entry {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if Settings.servesHTTP(arguments: arguments, environment: ProcessInfo.processInfo.environment) {
-            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+            _ = EventLoopExecutor.install()
         }
         Task {
             await AgentPayments.main()

@@ -703,6 +703,18 @@ async def test_a_whole_payment_with_an_oauth_access_token():
 # 2. Raw HTTP: the modern era
 
 
+def test_requests_run_on_nio_event_loops():
+    """With --http the executable makes NIO's event loops Swift's global executor (Entry.swift): a
+    statically linked runtime hides the hook NIO looks up unless Package.swift exports it, and then
+    every request would hop to Swift's pool and back. The transport's service says where it runs."""
+    with http_server() as server:
+        deadline = time.monotonic() + 10
+        while "tasks run on" not in server.stderr_text():
+            assert time.monotonic() < deadline, server.stderr_text()[-2000:]
+            time.sleep(0.05)
+        assert "MCP over HTTP: tasks run on NIO's event loops" in server.stderr_text(), server.stderr_text()[-2000:]
+
+
 def test_modern_requests_answers_and_statuses(modern_schema):
     with http_server() as server:
         response = discover(server)
