@@ -307,6 +307,16 @@ def main() -> None:
             print(f"{label:32} {connections:>4} | {figure['rps']:>11.0f} {figure['p50']:>8.3f} {figure['p99']:>8.3f} | {peer_text} | {ratio:>6}"
                   + (f"  ({', '.join(notes)})" if notes else ""))
 
+        # The floor: a trivial route on the same listener (issue 30, item 5: MCP at one connection
+        # within 1.5x of it).
+        floor = {connections: run_wrk('wrk.method = "GET"\n', f"http://127.0.0.1:{port}/healthz", connections, seconds,
+                                      threads=1 if connections == 1 else 2) for connections in (1, 32)}
+        for connections, figure in floor.items():
+            print(f"{'GET /healthz (the floor)':32} {connections:>4} | {figure['rps']:>11.0f} {figure['p50']:>8.3f} {figure['p99']:>8.3f} |")
+        for (label, connections), figure in ours_figures.items():
+            if connections == 1 and label.startswith("getPaymentStatus") and figure["rps"] > 0:
+                print(f"{label} at one connection: the floor's rate is {floor[1]['rps'] / figure['rps']:.2f}x its rate (target <= 1.5x)")
+
         latencies = notification_latency(our_url, created["statusCallback"], {**created, "accountSid": simulator.info["accountSid"]},
                                          simulator.info["authToken"], samples)
         print(f"listen-stream notification latency, signed callback posted -> notifications/resources/updated event "
