@@ -48,13 +48,19 @@ public actor InMemoryPaymentStore: PaymentStore {
     }
 
     public func activeSessions() -> [PaymentSession] {
-        var active = Array(sessions.values.lazy.map(\.session).filter { !$0.phase.isFinished })
-        active.sort { $0.createdAt < $1.createdAt }
-        return active
+        unfinished { _ in true }
     }
 
     public func activeSessions(updatedBefore date: Date) -> [PaymentSession] {
-        var active = Array(sessions.values.lazy.map(\.session).filter { !$0.phase.isFinished && $0.updatedAt < date })
+        unfinished { $0.updatedAt < date }
+    }
+
+    /// The unfinished sessions that `include` takes, oldest first, copied once.
+    private func unfinished(_ include: (PaymentSession) -> Bool) -> [PaymentSession] {
+        var active: [PaymentSession] = []
+        for box in sessions.values where !box.session.phase.isFinished && include(box.session) {
+            active.append(box.session)
+        }
         active.sort { $0.createdAt < $1.createdAt }
         return active
     }

@@ -24,14 +24,15 @@ extension ServerConnection {
     /// arguments).
     enum PreparedToolCall {
         case answered(JSONValue)
-        case run(name: String, tool: Tool, call: ToolCall)
+        case run(ToolCall)
     }
 
     func callTool(params: JSONValue, context: RequestContext) async throws -> JSONValue {
-        let (name, tool, call): (String, Tool, ToolCall)
-        switch try prepareToolCall(params: params, context: context) {
+        let (name, tool) = try named("tool", params, in: \.tools) { $0.name }
+        let call: ToolCall
+        switch try prepareToolCall(name, tool, params: params, context: context) {
         case .answered(let refusal): return refusal
-        case .run(let runName, let runTool, let runCall): (name, tool, call) = (runName, runTool, runCall)
+        case .run(let prepared): call = prepared
         }
         let result: ToolResult
         do {
@@ -56,14 +57,15 @@ extension ServerConnection {
     /// of scopes and arguments included; `nil` when the tool has no immediate answer or declines,
     /// and the call must run in a task.
     func callToolImmediately(params: JSONValue, context: RequestContext) -> Result<JSONValue, JSONRPCError>? {
-        guard let name = params["name"]?.stringValue,
-            let immediate = server.registry.withLock({ $0.tools.first { $0.name == name }?.immediate })
+        // An unknown tool is left to the task, which names it in its error.
+        guard let (name, tool) = try? named("tool", params, in: \.tools, name: { $0.name }),
+            let immediate = tool.immediate
         else { return nil }
         do {
-            switch try prepareToolCall(params: params, context: context) {
+            switch try prepareToolCall(name, tool, params: params, context: context) {
             case .answered(let refusal):
                 return .success(refusal)
-            case .run(let name, let tool, let call):
+            case .run(let call):
                 guard let result = immediate(call) else { return nil }
                 return .success(try checked(result, of: tool, named: name))
             }
@@ -74,9 +76,10 @@ extension ServerConnection {
         }
     }
 
-    /// Finds the tool, checks the principal's scopes and the arguments against the input schema.
-    func prepareToolCall(params: JSONValue, context: RequestContext) throws -> PreparedToolCall {
-        let (name, tool) = try named("tool", params, in: \.tools) { $0.name }
+    /// Checks the principal's scopes for `tool` and the arguments against its input schema.
+    func prepareToolCall(
+        _ name: String, _ tool: Tool, params: JSONValue, context: RequestContext
+    ) throws -> PreparedToolCall {
         let missing = context.principal.missing(tool.requiredScopes)
         if !missing.isEmpty {
             return .answered(
@@ -117,7 +120,7 @@ extension ServerConnection {
                     ]
                 ).json)
         }
-        return .run(name: name, tool: tool, call: ToolCall(arguments: arguments, context: context))
+        return .run(ToolCall(arguments: arguments, context: context))
     }
 
     /// A tool's result as sent, after checking it against the tool's output schema.
