@@ -47,6 +47,10 @@ let serverLinking: [LinkerSetting] =
                 "-l_FoundationICU",
                 "-lFoundationEssentials", "-l_FoundationCShims", "-l_FoundationCollections", "-lswiftSynchronization",
                 "-Xlinker", "--end-group",
+                // swiftc exports every symbol of the program's own objects (-export-dynamic):
+                // ~90,000 dynamic symbols that the loader hashes and the runtime's backtracer
+                // setup scans linearly (dladdr) at every start. Nothing looks them up.
+                "-Xlinker", "--no-export-dynamic",
             ], .when(platforms: [.linux]))
     ]
 

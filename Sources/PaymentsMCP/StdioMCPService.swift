@@ -9,11 +9,28 @@ public struct StdioMCPService: Service, CustomStringConvertible {
     public let server: MCPServer
     /// Holds back the lines that need what the host is still starting (``PaymentsMCP/startingGate()``).
     public let gate: InputGate?
+    /// The serving already under way, when the host started it before its service group.
+    private let started: StdioTransport.Serving?
 
-    /// Serves `server` over stdio, its input through `gate`.
+    /// Serves `server` over stdio, its input through `gate`, once the service runs.
     public init(server: MCPServer, gate: InputGate? = nil) {
         self.server = server
         self.gate = gate
+        started = nil
+    }
+
+    /// Serves `server` over stdio from now on, its input through `gate`; the service, when it
+    /// runs, owns the serving as if it had started it (its end, shutdown and cancellation). A
+    /// client's `initialize` is answered while the host starts the rest of itself: at a cold
+    /// start that is milliseconds before its services run (Docs/benchmarks.md).
+    public static func starting(server: MCPServer, gate: InputGate? = nil) -> StdioMCPService {
+        StdioMCPService(server: server, gate: gate, started: server.startStdio(gate: gate))
+    }
+
+    private init(server: MCPServer, gate: InputGate?, started: StdioTransport.Serving) {
+        self.server = server
+        self.gate = gate
+        self.started = started
     }
 
     /// The gate for a payments server: tool calls, resource reads and prompts wait (at most 2 s)
@@ -30,7 +47,7 @@ public struct StdioMCPService: Service, CustomStringConvertible {
     public func run() async {
         // Cancellation too (the group cancels when a part fails): serving ends the same way.
         await withTaskCancellationOrGracefulShutdownHandler {
-            await server.serveStdio(gate: gate)
+            if let started { await started.finished() } else { await server.serveStdio(gate: gate) }
         } onCancelOrGracefulShutdown: {
             server.stop()
         }

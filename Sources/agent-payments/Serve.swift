@@ -155,7 +155,10 @@ struct Serve: AsyncParsableCommand {
                         broadcast.turnOn()
                         gate.open()
                     }))
-            services.append(.named(StdioMCPService(server: server, gate: gate), success: .gracefullyShutdownGroup))
+            // Last, so that it stops first; it reads and answers from here on, before the group
+            // starts its services (the handshake does not wait for them).
+            services.append(
+                .named(StdioMCPService.starting(server: server, gate: gate), success: .gracefullyShutdownGroup))
         }
         var lifecycle = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

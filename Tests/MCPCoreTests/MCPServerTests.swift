@@ -500,3 +500,69 @@ final class NotificationLog: Sendable {
         close(output[0])
     }
 }
+
+/// `StdioTransport.start(server:)`: a host starts serving before it has finished starting
+/// itself, and owns the end later.
+@Suite struct StartedStdioTests {
+    @Test func aStartedServingAnswersBeforeAnyoneWaitsAndFinishesAtEndOfInput() async throws {
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0]
+        #expect(pipe(&input) == 0 && pipe(&output) == 0)
+        let server = makeServer()
+        let serving = StdioTransport(inputDescriptor: input[0], outputDescriptor: output[1]).start(server: server)
+        let initialize =
+            #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+            + "\n"
+        _ = initialize.utf8CString.withUnsafeBufferPointer { write(input[1], $0.baseAddress, $0.count - 1) }
+        // Nobody awaits `finished()` yet: the answer still comes (bounded: a broken start fails, not hangs).
+        var received = ""
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var readable = pollfd(fd: output[0], events: Int16(POLLIN), revents: 0)
+        while !received.contains("\n"), poll(&readable, 1, 30_000) > 0 {
+            let count = read(output[0], &chunk, chunk.count)
+            if count <= 0 { break }
+            received += String(decoding: chunk[0..<count], as: UTF8.self)
+        }
+        let answer = try JSONValue(
+            parsing: Array(received.split(separator: "\n").first.map(String.init)?.utf8 ?? "".utf8))
+        #expect(answer["id"] == 1 && answer["result"]?["serverInfo"] != nil, "initialize answered: \(received)")
+        // The input ends before anyone waits: `finished()` must still return (not wait for a
+        // second end), and only then close the connection and flush the output.
+        close(input[1])
+        try await Task.sleep(for: .milliseconds(50))
+        let returned = EventLog()
+        Task {
+            await serving.finished()
+            returned.items.withLock { $0.append("returned") }
+        }
+        // Bounded: a broken end fails here, it does not hang the suite.
+        let until = ContinuousClock.now + .seconds(30)
+        while returned.items.withLock({ $0.isEmpty }), ContinuousClock.now < until {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        let outcome = !returned.items.withLock { $0.isEmpty }
+        #expect(outcome, "finished() returned after the input had ended")
+        close(input[0])
+        close(output[0])
+        close(output[1])
+    }
+
+    @Test func finishedWaitsForTheEndOfInputWhenAwaitedFirst() async throws {
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0]
+        #expect(pipe(&input) == 0 && pipe(&output) == 0)
+        let server = makeServer()
+        let serving = StdioTransport(inputDescriptor: input[0], outputDescriptor: output[1]).start(server: server)
+        let returned = EventLog()
+        let finished = Task {
+            await serving.finished()
+            returned.items.withLock { $0.append("returned") }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(returned.items.withLock { $0.isEmpty }, "finished() waits while the input is open")
+        close(input[1])
+        await finished.value
+        #expect(returned.items.withLock { $0 } == ["returned"])
+        close(input[0])
+        close(output[0])
+        close(output[1])
+    }
+}

@@ -159,6 +159,12 @@ public final class MCPServer: Sendable {
         await transport.run(server: self)
     }
 
+    /// Starts serving one client over standard input and output and returns at once; await
+    /// the result's ``StdioTransport/Serving/finished()`` for what ``serveStdio(gate:)`` does.
+    public func startStdio(gate: InputGate? = nil) -> StdioTransport.Serving {
+        StdioTransport(maximumLineLength: options.maximumLineLength, gate: gate).start(server: self)
+    }
+
     /// Shuts down gracefully (SIGTERM, SIGINT): every open `subscriptions/listen` stream ends
     /// with its result, then ``serveStdio()`` cancels what still runs, writes out every queued
     /// message and returns, without waiting for standard input to end.

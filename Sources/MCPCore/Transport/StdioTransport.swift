@@ -32,40 +32,68 @@ public struct StdioTransport: Sendable {
     /// Serves `server` until the input ends or the server is stopped (``MCPServer/stop()``),
     /// then cancels running requests, flushes the output and returns.
     public func run(server: MCPServer) async {
+        await start(server: server).finished()
+    }
+
+    /// Starts serving `server` at once and returns without waiting: the reader thread takes
+    /// lines from now on, so a host can answer the handshake while it starts the rest of
+    /// itself, and await ``Serving/finished()`` later (once).
+    public func start(server: MCPServer) -> Serving {
         let writer = OutputWriter(descriptor: outputDescriptor)
         let connection = server.connect(sink: writer)
+        let serving = Serving(connection: connection, writer: writer)
         let input = inputDescriptor
         let limit = maximumLineLength
         let gate = gate
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            // Whichever comes first, end of input or a stop, resumes the wait, once.
-            let once = ResumeOnce(continuation)
-            let resume: @Sendable () -> Void = { once.resume() }
-            _ = PosixThread(name: "mcp-reader") {
-                LineFramer.readLines(from: input, maximumLineLength: limit) { event in
-                    switch event {
-                    case .line(let line):
-                        gate?.pass(line)
-                        connection.receive(line)
-                    case .oversized: connection.receiveOversizedLine(limit: limit)
-                    }
+        _ = PosixThread(name: "mcp-reader") {
+            LineFramer.readLines(from: input, maximumLineLength: limit) { event in
+                switch event {
+                case .line(let line):
+                    gate?.pass(line)
+                    connection.receive(line)
+                case .oversized: connection.receiveOversizedLine(limit: limit)
                 }
-                resume()
             }
-            server.onStop(resume)
+            serving.end()
         }
-        connection.close()
-        writer.finish()
+        server.onStop { serving.end() }
+        return serving
     }
-}
 
-/// Resumes a continuation at most once, whoever asks first.
-final class ResumeOnce: Sendable {
-    private let continuation: Mutex<CheckedContinuation<Void, Never>?>
+    /// A stdio connection being served (``StdioTransport/start(server:)``).
+    public final class Serving: Sendable {
+        private let connection: ServerConnection
+        private let writer: OutputWriter
+        /// Whether the input ended (or the server stopped), and who waits for it.
+        private let state = Mutex<(ended: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
-    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = Mutex(continuation) }
+        init(connection: ServerConnection, writer: OutputWriter) {
+            self.connection = connection
+            self.writer = writer
+        }
 
-    func resume() { continuation.withLock { $0.take() }?.resume() }
+        /// Called by whichever comes first, the end of input or a stop (later calls do nothing).
+        func end() {
+            state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.ended = true
+                return state.waiter.take()
+            }?.resume()
+        }
+
+        /// Waits until the input ends or the server is stopped, then cancels running requests and
+        /// returns once every queued message is written.
+        public func finished() async {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ended = state.withLock { state in
+                    if !state.ended { state.waiter = continuation }
+                    return state.ended
+                }
+                if ended { continuation.resume() }
+            }
+            connection.close()
+            writer.finish()
+        }
+    }
 }
 
 /// Splits a byte stream into lines, bounding their length.
