@@ -99,10 +99,16 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)], linkerSettings: serverLinking),
         /// Request building, signatures and callback parsing.
         harness("TwilioPaymentsBenchmark", [.product(name: "TwilioPayments", package: product)]),
-        /// Reducer steps per second and memory per live session.
+        /// Reducer steps per second, memory per live session (store, snapshot, rendered-status cache).
         harness(
             "PaymentFlowBenchmark",
-            [.product(name: "PaymentFlow", package: product), .product(name: "TwilioPayments", package: product)]),
+            [
+                .product(name: "PaymentFlow", package: product), .product(name: "TwilioPayments", package: product),
+                .product(name: "PaymentsMCP", package: product), .product(name: "MCPClient", package: product),
+                .product(name: "MCPCore", package: product), "HeapStats",
+            ]),
+        /// The C allocator's bytes in use (glibc's mallinfo2), for per-entry memory figures.
+        .target(name: "HeapStats", path: "HeapStats"),
         /// Signed callbacks per second through the receiver's routes on a guarded listener.
         harness(
             "CallbackHTTPBenchmark",

@@ -1,9 +1,14 @@
-// Reducer steps per second (one thread) and memory per live session with 10,000 sessions in
-// the in-memory store. Usage: PaymentFlowBenchmark [--sessions N]
+// Reducer steps per second (one thread), memory per live session with 10,000 sessions in
+// the in-memory store and its published snapshot, and per session in PaymentsMCP's
+// rendered-status cache. Usage: PaymentFlowBenchmark [--sessions N]
 import BenchmarkSupport
 import Foundation
+import MCPClient
+import MCPCore
 import PaymentFlow
+import PaymentsMCP
 import TwilioPayments
+import HeapStats
 
 let sessionCount = option("--sessions", 10_000, smoke: 200)
 
@@ -121,7 +126,65 @@ print("| memory per idle session, \(sessionCount) in the store | \((after - befo
 print(
     "| … and in the published snapshot | \((afterSnapshot - after) / sessionCount) bytes (an inline PaymentSession is \(MemoryLayout<PaymentSession>.stride)) | |"
 )
+
+// The rendered-status cache (PaymentsMCP): each session's status is built, redacted, checked and
+// serialized once per version and kept (up to 256 sessions). Measured as heap bytes in use
+// (glibc's mallinfo2, every arena, mmapped blocks included) added by the first status read of
+// `cachedCount` sessions through the real tools over an in-process MCP channel; the sessions,
+// the tools and one status read exist before.
+/// Twilio as far as starting a payment goes: every start is accepted with a payment SID of its own.
+struct StartsOnly: TwilioPaymentsAPI {
+    func createPayment(
+        callSID: CallSID, options: PaymentSessionOptions, idempotencyKey: String, statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource {
+        PaymentResource(
+            accountSID: nil, callSID: callSID, sid: PaymentSID(validated: "PK" + callSID.rawValue.dropFirst(2)),
+            dateCreated: date, dateUpdated: date, uri: nil)
+    }
+    func updatePayment(
+        callSID: CallSID, paymentSID: PaymentSID, update: PaymentUpdate, idempotencyKey: String,
+        statusCallback: String
+    ) async throws(TwilioError) -> PaymentResource { throw .invalidRequest(["not in this benchmark"]) }
+    func fetchCall(_ callSID: CallSID) async throws(TwilioError) -> CallResource {
+        CallResource(sid: callSID, rawStatus: "in-progress")
+    }
+}
+
+func heapInUse() -> Int { Int(heap_stats_in_use()) }
+
+let cachedCount = isSmoke ? 20 : 200
+let coordinator = PaymentCoordinator(
+    api: StartsOnly(), callbackURLs: StaticCallbackURLProvider(baseURL: "https://example.invalid/cb"))
+let server = PaymentsMCP.makeServer(version: "benchmark")
+let tools = PaymentsMCP(server: server, coordinator: coordinator)
+tools.install()
+Task { try await tools.run() }
+while !tools.takesCommands { await Task.yield() }
+let client = MCPClient(channel: InProcessChannel(server: server))
+var payments: [String] = []
+for index in 0...cachedCount {
+    let session = try await coordinator.start(
+        callSID: sid(CallSID.self, 0x10_0000 + index), options: PaymentSessionOptions(chargeAmount: "9.99"))
+    payments.append(session.paymentSID!.rawValue)
+}
+/// Reads `payment`'s status through the tool; the size of the result.
+func readStatus(_ payment: String) async throws -> Int {
+    let result = try await client.callTool("getPaymentStatus", arguments: ["paymentSid": .string(payment)])
+    precondition(result["isError"] != .bool(true), "getPaymentStatus refused: \(result)")
+    return result.serialized().utf8.count
+}
+// One-time costs first: metadata, the validator, the cache itself.
+let answerBytes = try await readStatus(payments.removeLast())
+let heapBefore = heapInUse()
+for payment in payments { _ = try await readStatus(payment) }
+let heapAfter = heapInUse()
+let cacheBytes = (heapAfter - heapBefore) / cachedCount
+print(
+    "| rendered-status cache, per session (heap in use added by the first status read of \(cachedCount) sessions) | \(cacheBytes) bytes (one tool result is \(answerBytes) bytes of JSON) | |"
+)
+
 produced("reducer steps per second", rates)
 produced("memory per idle session", after > 0 && before > 0 ? Double(after - before) : .nan)
 produced("snapshot memory per session", afterSnapshot > 0 && after > 0 ? Double(afterSnapshot - after) : .nan)
+produced("rendered-status cache per session", heapAfter > heapBefore ? Double(cacheBytes) : .nan)
 checkFigures()
