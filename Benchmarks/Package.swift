@@ -125,7 +125,7 @@ let package = Package(
                 "CallbackServing",
                 .product(name: "CallbackHTTP", package: product), .product(name: "PaymentFlow", package: product),
                 .product(name: "PaymentStorePostgres", package: product),
-                .product(name: "TwilioPayments", package: product),
+                .product(name: "TwilioPayments", package: product), .product(name: "MCPHTTP", package: product),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),

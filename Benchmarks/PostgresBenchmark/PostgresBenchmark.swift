@@ -18,6 +18,7 @@ import CallbackHTTP
 import CallbackServing
 import Foundation
 import Logging
+import MCPHTTP
 import NIOCore
 import NIOPosix
 import PaymentFlow
@@ -52,10 +53,12 @@ struct CoordinatorSink: CallbackSink {
 @main
 enum PostgresBenchmarkMain {
     /// Synchronous, as `agent-payments --http`'s entry (Sources/agent-payments/Entry.swift): NIO's
-    /// event loops become the executor before any task exists, so the receiver, the flow and
-    /// PostgresNIO share threads instead of hopping between them.
+    /// event loops become the executor before any task exists (MCPHTTP's `EventLoopExecutor`,
+    /// which also works where NIO's own installer cannot, in these static executables), so the
+    /// receiver, the flow and PostgresNIO share threads instead of hopping between them: replicas
+    /// on a shared database serve MCP over HTTP.
     static func main() {
-        let takenOver = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        let takenOver = EventLoopExecutor.install()
         Task {
             await run(takenOver: takenOver)
             exit(0)
