@@ -26,6 +26,35 @@ import PaymentStorePostgres
 import Synchronization
 import TwilioPayments
 
+/// pgbench beside the server this harness talks to: on the PATH, else in the newest
+/// `/usr/lib/postgresql/*/bin` (Debian's layout, where `scripts/pg-throwaway` finds initdb).
+func pgbenchExecutable() -> String {
+    for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+        let candidate = "\(directory)/pgbench"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+    let newest = versions.compactMap { Int($0) }.max()
+    return newest.map { "/usr/lib/postgresql/\($0)/bin/pgbench" } ?? "/usr/lib/postgresql/<version>/bin/pgbench"
+}
+
+/// What `process` wrote to `output` (a few lines: a pipe holds them), once it has exited, waited
+/// for without blocking a thread: tasks run on NIO's event loops here, and a blocked loop stalls
+/// every connection it serves — the store's, the change feed's, the callbacks' under measure.
+func outputOnExit(_ process: Process, _ output: Pipe, within bound: Duration = .seconds(120)) async -> Data {
+    let deadline = ContinuousClock.now + bound
+    while process.isRunning {
+        if ContinuousClock.now > deadline {
+            process.terminate()
+            giveUp(
+                "\(process.executableURL?.lastPathComponent ?? "a child") did not finish",
+                because: "still running after \(bound)")
+        }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return output.fileHandleForReading.readDataToEndOfFile()
+}
+
 /// No Twilio: callbacks need none.
 struct NoTwilio: TwilioPaymentsAPI {
     func createPayment(
@@ -249,8 +278,7 @@ enum PostgresBenchmarkMain {
         // Sampled while the callback load runs: a little after it starts, for about half its length.
         try? await Task.sleep(for: .milliseconds(300))
         let underLoad = await crossReplicaLatencies(isSmoke ? 20 : max(100, seconds * 40), from: latencySamples)
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        wrk.waitUntilExit()
+        let data = await outputOnExit(wrk, output)
         server.cancel()
 
         let text = String(decoding: data, as: UTF8.self)
@@ -274,12 +302,68 @@ enum PostgresBenchmarkMain {
         let writes = Int(versions) - 3 * liveForCallbacks // each started at version 3 (created, capture requested)
         let perSecond = Double(requests) / (Double(durationMicros) / 1e6)
 
+        // What the database itself does with a callback's statements on this cluster, with the
+        // same concurrency and nothing else running (issue 30 item 4's comparison): pgbench, each
+        // transaction the session's read and the compare-and-set with its notify, on the same
+        // 1,000 sessions. The read is by id (ours is by the secret's hash: another btree lookup);
+        // the session's JSON is re-parsed into the row, as ours is sent and parsed.
+        let pgbenchScript = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "postgres-bench-\(getpid()).sql")
+        must("writing the pgbench script") {
+            try """
+            \\set n random(0, \(liveForCallbacks - 1))
+            SELECT session::text FROM pgbench_sessions WHERE id = 'bench-' || :n;
+            WITH changed AS (UPDATE pgbench_sessions SET version = version + 1, session = session::text::jsonb, in_flight = in_flight::text::jsonb, updated_at = now(), change_seq = nextval('agent_payments_change_seq'), changed_at = clock_timestamp() WHERE id = 'bench-' || :n RETURNING id, version, change_seq) SELECT pg_notify('\(PostgresChangeFeed.channel)', 'pgbench-' || id || ' ' || version || ' ' || change_seq) FROM changed;
+
+            """.write(to: pgbenchScript, atomically: true, encoding: .utf8)
+        }
+        defer { try? FileManager.default.removeItem(at: pgbenchScript) }
+        // A copy of the sessions (rows, primary key, the same JSON), so that pgbench's writes never
+        // touch a session the stores hold; its notifications name no stored session.
+        _ = await must("copying the sessions for pgbench") {
+            try await replicaA.client.query("DROP TABLE IF EXISTS pgbench_sessions")
+            try await replicaA.client.query(
+                "CREATE TABLE pgbench_sessions AS SELECT * FROM agent_payments_sessions WHERE id LIKE 'bench-%'")
+            return try await replicaA.client.query("ALTER TABLE pgbench_sessions ADD PRIMARY KEY (id)")
+        }
+        let pgbenchPath = requireExecutableOrExplain(
+            pgbenchExecutable(), install: "apt-get install postgresql (Benchmarks/run installs it)")
+        let pgbench = Process()
+        pgbench.executableURL = URL(fileURLWithPath: pgbenchPath)
+        pgbench.arguments = [
+            // A count per client rather than -T: started from this process, pgbench's -T never ended here.
+            "-n", "-c", "\(connections)", "-j", "1", "-t", "\(isSmoke ? 20 : 500)", "-f", pgbenchScript.path,
+            databaseURL,
+        ]
+        let pgbenchOutput = Pipe()
+        pgbench.standardOutput = pgbenchOutput
+        pgbench.standardError = FileHandle.nullDevice
+        must("starting pgbench") { try pgbench.run() }
+        let pgbenchText = String(decoding: await outputOnExit(pgbench, pgbenchOutput), as: UTF8.self)
+        func pgbenchFigure(_ prefix: String) -> Double? {
+            guard let line = pgbenchText.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else {
+                return nil
+            }
+            return Double(line.dropFirst(prefix.count).split(separator: " ").first ?? "")
+        }
+        guard pgbench.terminationStatus == 0, let pgbenchTPS = pgbenchFigure("tps = "),
+            let pgbenchLatency = pgbenchFigure("latency average = ")
+        else {
+            giveUp("pgbench gave no figure", because: pgbenchText.replacingOccurrences(of: "\n", with: " "))
+        }
+
         print(
             "PostgreSQL store (PostgreSQL 15 on this machine, loopback; wrk -t1 -c\(connections) for \(seconds) s over \(liveForCallbacks) live sessions; NIO as the executor: \(takenOver))"
         )
         print("| measure | figure | target |")
         print("|---|---|---|")
         print("| signed callbacks per second into PostgreSQL | \(Int(perSecond)) | ≥ 5000 |")
+        print(
+            "| pgbench, the same statements per transaction, \(connections) clients (the database alone) | \(Int(pgbenchTPS)) tps, latency average \(format(pgbenchLatency)) ms | |"
+        )
+        print(
+            "| callbacks ÷ pgbench | \(Int((perSecond / pgbenchTPS * 100).rounded())) % | ≥ 80 % when the database is the limit |"
+        )
         print("| callback latency p50 | \(String(format: "%.3f", Double(p50) / 1000)) ms | |")
         print("| callback latency p99 | \(String(format: "%.3f", Double(p99) / 1000)) ms | |")
         print(
@@ -293,6 +377,7 @@ enum PostgresBenchmarkMain {
             "| cross-replica notification p99, under the callback load | \(format(percentile(underLoad, 0.99))) ms | ≤ 20 ms |"
         )
         produced("callbacks per second", requests > 0 && durationMicros > 0 ? perSecond : .nan)
+        produced("pgbench transactions per second", pgbenchTPS)
         produced("callback latency p50 and p99", p50 > 0 && p99 > 0 ? Double(p99) : .nan)
         produced("cross-replica latency at rest", idle)
         produced("cross-replica latency under load", underLoad)
