@@ -3,12 +3,12 @@
 // rendered-status cache. Usage: PaymentFlowBenchmark [--sessions N]
 import BenchmarkSupport
 import Foundation
+import HeapStats
 import MCPClient
 import MCPCore
 import PaymentFlow
 import PaymentsMCP
 import TwilioPayments
-import HeapStats
 
 let sessionCount = option("--sessions", 10_000, smoke: 200)
 

@@ -528,7 +528,10 @@ final class NotificationLog: Sendable {
         // The input ends before anyone waits: `finished()` must still return (not wait for a
         // second end), and only then close the connection and flush the output.
         close(input[1])
-        try await Task.sleep(for: .milliseconds(50))
+        let ended = ContinuousClock.now + .seconds(30)
+        while !serving.hasEnded, ContinuousClock.now < ended { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(serving.hasEnded, "the reader saw the end of input")
+        #expect(!serving.isAwaited)
         let returned = EventLog()
         Task {
             await serving.finished()
@@ -556,8 +559,10 @@ final class NotificationLog: Sendable {
             await serving.finished()
             returned.items.withLock { $0.append("returned") }
         }
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(returned.items.withLock { $0.isEmpty }, "finished() waits while the input is open")
+        let awaited = ContinuousClock.now + .seconds(30)
+        while !serving.isAwaited, ContinuousClock.now < awaited { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(serving.isAwaited && !serving.hasEnded, "finished() waits while the input is open")
+        #expect(returned.items.withLock { $0.isEmpty })
         close(input[1])
         await finished.value
         #expect(returned.items.withLock { $0 } == ["returned"])

@@ -72,6 +72,11 @@ public struct StdioTransport: Sendable {
             self.writer = writer
         }
 
+        /// Whether the input ended or the server stopped (what tests wait for instead of sleeping).
+        var hasEnded: Bool { state.withLock { $0.ended } }
+        /// Whether ``finished()`` is waiting for the end.
+        var isAwaited: Bool { state.withLock { $0.waiter != nil } }
+
         /// Called by whichever comes first, the end of input or a stop (later calls do nothing).
         func end() {
             state.withLock { state -> CheckedContinuation<Void, Never>? in
