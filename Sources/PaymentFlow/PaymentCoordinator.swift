@@ -1008,12 +1008,21 @@ public actor PaymentCoordinator {
         secret: String, _ callback: PaymentStatusCallback
     ) async throws(FlowError) -> Bool {
         let hash = CallbackSecretHash.of(secret)
-        guard
-            let session = try await stored({ () async throws(PaymentStoreError) in
-                try await store.session(callbackSecretHash: hash)
-            })
-        else {
-            return false
+        let session: PaymentSession
+        // The published snapshot's version when it is this URL's session: the compare-and-set
+        // below decides whether it is still the stored one (if not, `mutate` reads the session
+        // again and retries), so a callback costs one statement, not a read and a write.
+        if let sid = callback.paymentSID, let known = published.session(sid), known.callbackSecretHash == hash {
+            session = known
+        } else {
+            guard
+                let found = try await stored({ () async throws(PaymentStoreError) in
+                    try await store.session(callbackSecretHash: hash)
+                })
+            else {
+                return false
+            }
+            session = found
         }
         let changed: PaymentSession
         do {
