@@ -144,7 +144,8 @@ let package = Package(
             "ServiceLifecycle", "Crypto",
             "JWTKit"),
         library(
-            "PaymentStorePostgres", "PaymentFlow", "TwilioPayments", "PostgresNIO", "_ConnectionPoolModule", "NIOSSL",
+            "PaymentStorePostgres", "PaymentFlow", "TwilioPayments", "PostgresNIO", "_ConnectionPoolModule", "NIOCore",
+            "NIOPosix", "NIOSSL",
             "Logging", "ServiceLifecycle", "CoreMetrics"),
         library("PaymentsMCP", "MCPCore", "PaymentFlow", "TwilioPayments", "Logging", "ServiceLifecycle", "Tracing"),
         library(

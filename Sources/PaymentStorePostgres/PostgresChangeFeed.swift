@@ -263,9 +263,7 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
     private func reread(_ ids: [String]) async throws {
         var sessions: [PaymentSession] = []
         var newest: Date?
-        let rows = try await client.query(
-            "SELECT session::text, changed_at FROM agent_payments_sessions WHERE id = ANY(\(ids))", logger: logger)
-        for try await (text, changedAt) in rows.decode((String, Date).self) {
+        for try await (text, changedAt) in try await client.execute(SessionsChanged(ids: ids), logger: logger) {
             if let session = try? PaymentSession(storageJSON: Data(text.utf8)) { sessions.append(session) }
             newest = max(newest ?? changedAt, changedAt)
         }

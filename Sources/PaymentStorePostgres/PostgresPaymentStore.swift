@@ -3,6 +3,8 @@ public import Foundation
 public import Logging
 public import PaymentFlow
 public import PostgresNIO
+import NIOCore
+import NIOPosix
 import Synchronization
 public import TwilioPayments
 import _ConnectionPoolModule
@@ -92,11 +94,23 @@ func withTimeout<T: Sendable>(
             let work = Task {
                 do { answer.give(.success(try await request())) } catch { answer.give(.failure(error)) }
             }
-            let timer = Task {
-                try? await clock.sleep(for: timeout)
+            let expired: @Sendable () -> Void = {
                 answer.give(.failure(PostgresStoreError.unreachable("no answer within \(timeout)")))
             }
-            answer.wait(continuation, cancelling: [work, timer])
+            if clock is ContinuousClock {
+                // The common case, a timer on an event loop (this one, under NIO's executor): a
+                // sleeping task per request cost ~10 % of the CPU of thousands of callbacks a
+                // second (a task, a dispatch timer armed and cancelled; Docs/benchmarks.md).
+                let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.any()
+                let timer = loop.scheduleTask(in: TimeAmount(timeout)) { expired() }
+                answer.wait(continuation, cancelling: [work], onAnswer: { timer.cancel() })
+            } else {
+                let timer = Task {
+                    try? await clock.sleep(for: timeout)
+                    expired()
+                }
+                answer.wait(continuation, cancelling: [work, timer])
+            }
         }
     } onCancel: {
         answer.give(.failure(CancellationError()))
@@ -110,14 +124,20 @@ final class FirstAnswer<T: Sendable>: Sendable {
         var continuation: CheckedContinuation<T, any Error>?
         var early: Result<T, any Error>?
         var tasks: [Task<Void, Never>] = []
+        var onAnswer: (@Sendable () -> Void)?
         var given = false
     }
     private let state = Mutex(State())
 
-    /// Waits with `continuation`, which is resumed at once if an answer came first.
-    func wait(_ continuation: CheckedContinuation<T, any Error>, cancelling tasks: [Task<Void, Never>]) {
+    /// Waits with `continuation`, which is resumed at once if an answer came first; `tasks` are
+    /// cancelled and `onAnswer` runs once there is an answer.
+    func wait(
+        _ continuation: CheckedContinuation<T, any Error>, cancelling tasks: [Task<Void, Never>],
+        onAnswer: (@Sendable () -> Void)? = nil
+    ) {
         let early: Result<T, any Error>? = state.withLock { state in
             state.tasks = tasks
+            state.onAnswer = onAnswer
             guard let early = state.early else {
                 state.continuation = continuation
                 return nil
@@ -126,26 +146,32 @@ final class FirstAnswer<T: Sendable>: Sendable {
         }
         if let early {
             for task in tasks { task.cancel() }
+            onAnswer?()
             continuation.resume(with: early)
         }
     }
 
     /// Gives `result` unless an answer was given already.
     func give(_ result: Result<T, any Error>) {
-        let (continuation, tasks): (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) = state.withLock {
-            state in
-            guard !state.given else { return (nil, []) }
-            state.given = true
-            guard let continuation = state.continuation else {
-                state.early = result
-                return (nil, [])
+        let waiting: (CheckedContinuation<T, any Error>, [Task<Void, Never>], (@Sendable () -> Void)?)? =
+            state.withLock { state in
+                guard !state.given else { return nil }
+                state.given = true
+                guard let continuation = state.continuation else {
+                    state.early = result
+                    return nil
+                }
+                state.continuation = nil
+                defer {
+                    state.tasks = []
+                    state.onAnswer = nil
+                }
+                return (continuation, state.tasks, state.onAnswer)
             }
-            state.continuation = nil
-            defer { state.tasks = [] }
-            return (continuation, state.tasks)
-        }
+        guard let (continuation, tasks, onAnswer) = waiting else { return }
         for task in tasks { task.cancel() }
-        continuation?.resume(with: result)
+        onAnswer?()
+        continuation.resume(with: result)
     }
 }
 
@@ -216,15 +242,15 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     }
 
     public func session(_ paymentSID: PaymentSID) async throws(PaymentStoreError) -> PaymentSession? {
-        try await one("SELECT session::text FROM agent_payments_sessions WHERE payment_sid = \(paymentSID.rawValue)")
+        try await one(SessionByPaymentSID(key: paymentSID.rawValue))
     }
 
     public func session(id: String) async throws(PaymentStoreError) -> PaymentSession? {
-        try await one("SELECT session::text FROM agent_payments_sessions WHERE id = \(id)")
+        try await one(SessionByID(key: id))
     }
 
     public func session(callbackSecretHash hash: String) async throws(PaymentStoreError) -> PaymentSession? {
-        try await one("SELECT session::text FROM agent_payments_sessions WHERE callback_secret_hash = \(hash)")
+        try await one(SessionBySecretHash(key: hash))
     }
 
     public func compareAndSet(
@@ -243,19 +269,25 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         let inFlight = Self.inFlightJSON(clean)
         let sid = clean.paymentSID?.rawValue
         let version = Int64(clean.version)
-        var query: PostgresQuery
-        if let expectedVersion {
-            query = """
-                WITH changed AS (
-                    UPDATE agent_payments_sessions SET payment_sid = \(sid), callback_secret_hash = \(clean.callbackSecretHash),
-                        phase = \(clean.phase.name), finished = \(clean.phase.isFinished), version = \(version),
-                        in_flight = \(inFlight)::jsonb, session = \(json)::jsonb, updated_at = \(clean.updatedAt),
-                        change_seq = nextval('agent_payments_change_seq'), changed_at = clock_timestamp()
-                    WHERE id = \(clean.id) AND version = \(Int64(expectedVersion))
-                    RETURNING id, version, change_seq)
-                """
-        } else {
-            query = """
+        do {
+            if let expectedVersion {
+                // The hot path (every callback, every step): prepared once per connection.
+                let update = UpdateSession(
+                    paymentSID: sid, callbackSecretHash: clean.callbackSecretHash, phase: clean.phase.name,
+                    finished: clean.phase.isFinished, version: version, inFlight: inFlight, session: json,
+                    updatedAt: clean.updatedAt, id: clean.id, expectedVersion: Int64(expectedVersion))
+                return try await bounded("write") { [client, logger] in
+                    let rows =
+                        messages.isEmpty
+                        ? try await client.execute(update, logger: logger)
+                        : try await client.execute(
+                            UpdateSessionQueuing(update: update, messages: messages), logger: logger)
+                    var stored = false
+                    for try await _ in rows { stored = true }
+                    return stored
+                }
+            }
+            var query: PostgresQuery = """
                 WITH changed AS (
                     INSERT INTO agent_payments_sessions (id, payment_sid, call_sid, callback_secret_hash, phase, finished, version,
                         in_flight, session, created_at, updated_at, change_seq, changed_at)
@@ -265,11 +297,8 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
                     ON CONFLICT DO NOTHING
                     RETURNING id, version, change_seq)
                 """
-        }
-        if !messages.isEmpty { Self.appendOutbox(messages, to: &query) }
-        query.sql +=
-            "\nSELECT pg_notify('\(PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq) FROM changed"
-        do {
+            if !messages.isEmpty { Self.appendOutbox(messages, to: &query) }
+            query.sql += UpdateSession.notify
             return try await bounded("write") { [client, logger, query] in
                 var stored = false
                 for try await _ in try await client.query(query, logger: logger) { stored = true }
@@ -287,21 +316,25 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     /// sequence numbers follow it), written only if `changed` returned the session. Every
     /// data-modifying CTE runs to completion whether or not the final SELECT reads it.
     static func appendOutbox(_ messages: [OutboxMessage], to query: inout PostgresQuery) {
-        let first = query.binds.count + 1
-        query.sql += """
-            , queued AS (
-                INSERT INTO agent_payments_outbox (destination, event_id, payment_id, type, body)
-                SELECT m.destination, m.event_id, m.payment_id, m.type, m.body
-                FROM changed, unnest($\(first)::text[], $\(first + 1)::text[], $\(first + 2)::text[], $\(first + 3)::text[], $\(first + 4)::text[])
-                    WITH ORDINALITY AS m(destination, event_id, payment_id, type, body, position)
-                ORDER BY m.position
-                ON CONFLICT (destination, event_id) DO NOTHING)
-            """
+        query.sql += outboxCTE(firstParameter: query.binds.count + 1)
         query.binds.append(messages.map(\.destination))
         query.binds.append(messages.map(\.id))
         query.binds.append(messages.map(\.payment))
         query.binds.append(messages.map(\.type))
         query.binds.append(messages.map { String(decoding: $0.body, as: UTF8.self) })
+    }
+
+    /// The `queued` CTE of ``appendOutbox(_:to:)``, its five arrays from parameter `first` on.
+    static func outboxCTE(firstParameter first: Int) -> String {
+        """
+        , queued AS (
+            INSERT INTO agent_payments_outbox (destination, event_id, payment_id, type, body)
+            SELECT m.destination, m.event_id, m.payment_id, m.type, m.body
+            FROM changed, unnest($\(first)::text[], $\(first + 1)::text[], $\(first + 2)::text[], $\(first + 3)::text[], $\(first + 4)::text[])
+                WITH ORDINALITY AS m(destination, event_id, payment_id, type, body, position)
+            ORDER BY m.position
+            ON CONFLICT (destination, event_id) DO NOTHING)
+        """
     }
 
     public func activeSessions() async throws(PaymentStoreError) -> [PaymentSession] {
@@ -339,8 +372,22 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
 
     // MARK: Reading
 
-    private func one(_ query: PostgresQuery) async throws(PaymentStoreError) -> PaymentSession? {
-        try await many(query).first
+    private func one(_ lookup: some SessionLookup) async throws(PaymentStoreError) -> PaymentSession? {
+        let text: String?
+        do {
+            text = try await bounded("read") { [client, logger] in
+                for try await text in try await client.execute(lookup, logger: logger) { return text }
+                return nil
+            }
+        } catch {
+            throw PaymentStoreError(PostgresStoreError.from(error).description)
+        }
+        guard let text else { return nil }
+        do {
+            return try PaymentSession(storageJSON: Data(text.utf8))
+        } catch {
+            throw PaymentStoreError(error.description)
+        }
     }
 
     func many(_ query: PostgresQuery) async throws(PaymentStoreError) -> [PaymentSession] {
