@@ -847,10 +847,18 @@ public actor PaymentCoordinator {
     /// Reduces against the stored session (or `known`, when it was just read or written) and
     /// stores the result, re-reading and retrying if another writer got there first; announces
     /// every change on the feed.
+    ///
+    /// `known` from the published snapshot (`fromSnapshot`) may be a version behind the store
+    /// (the snapshot hears of a write after it is stored): a change made from it loses the
+    /// compare-and-set, and a step that changes nothing in it is tried again on the stored
+    /// session, since a callback that is news to the stored version may look like nothing to an
+    /// older one (a capture the snapshot does not know was requested yet).
     private func mutate(
-        id: String, from known: PaymentSession? = nil, _ step: (PaymentSession) -> Transition
+        id: String, from known: PaymentSession? = nil, fromSnapshot: Bool = false,
+        _ step: (PaymentSession) -> Transition
     ) async throws(FlowError) -> Transition {
         var candidate = known
+        var confirmed = !fromSnapshot
         for _ in 0..<8 {
             let current: PaymentSession
             if let candidate {
@@ -864,9 +872,14 @@ public actor PaymentCoordinator {
                     throw .sessionGone
                 }
                 current = session
+                confirmed = true
             }
             let transition = step(current)
-            guard transition.changed else { return transition }
+            guard transition.changed else {
+                if confirmed { return transition }
+                candidate = nil
+                continue
+            }
             let session = transition.session
             let news = notices == nil ? [] : PaymentNotice.notices(from: current, to: session, at: now())
             if try await storeChange(session, expectedVersion: current.version, notices: news) {
@@ -1012,8 +1025,11 @@ public actor PaymentCoordinator {
         // The published snapshot's version when it is this URL's session: the compare-and-set
         // below decides whether it is still the stored one (if not, `mutate` reads the session
         // again and retries), so a callback costs one statement, not a read and a write.
-        if let sid = callback.paymentSID, let known = published.session(sid), known.callbackSecretHash == hash {
-            session = known
+        let snapshot = callback.paymentSID.flatMap { published.session($0) }.flatMap {
+            $0.callbackSecretHash == hash ? $0 : nil
+        }
+        if let snapshot {
+            session = snapshot
         } else {
             guard
                 let found = try await stored({ () async throws(PaymentStoreError) in
@@ -1026,7 +1042,7 @@ public actor PaymentCoordinator {
         }
         let changed: PaymentSession
         do {
-            changed = try await mutate(id: session.id, from: session) {
+            changed = try await mutate(id: session.id, from: session, fromSnapshot: snapshot != nil) {
                 PaymentReducer.reduce($0, .callbackReceived(callback, at: self.now()))
             }.session
         } catch .sessionGone {

@@ -104,6 +104,40 @@ import TwilioPayments
         #expect(a.publishedSession(sid) == stored, "A's snapshot caught up with its own write")
     }
 
+    /// The race `Benchmarks/run` found (a payment that never finished): the snapshot hears of a
+    /// capture request after the store has it, the caller's first keypress arrives in between,
+    /// and against the older version the callback changes nothing (no capture was requested
+    /// yet). It must be tried on the stored session, not acknowledged and dropped.
+    @Test func aCallbackThatChangesNothingInAStaleSnapshotIsTriedOnTheStoredSession() async throws {
+        let a = replica(), b = replica()
+        let sid = try #require(try await a.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
+        let secret = String(try #require(api.calls.first?.statusCallback).split(separator: "/").last!)
+        let follower = try await following(a, sid)
+        defer { follower.cancel() }
+        // The keypress arrives once before any capture was requested (Twilio sends it again
+        // below, as it does when an answer is late): A applies what it can (Twilio's
+        // `Required`), not the digits.
+        let keypress = Self.typed("xxxx", sid: sid)
+        #expect(try await a.receiveCallback(secret: secret, keypress))
+        #expect(a.publishedSession(sid)?.required == [.cardNumber])
+        #expect(a.publishedSession(sid)?.state(.cardNumber) == .notRequested)
+
+        // B requests the capture; A's snapshot does not hear of it.
+        _ = try await b.capture(.cardNumber, paymentSID: sid)
+        #expect(await store.base.session(sid)?.state(.cardNumber) == .requested)
+        #expect(a.publishedSession(sid)?.state(.cardNumber) == .notRequested, "A's snapshot is stale")
+
+        // The same callback again, now that the capture is requested: nothing to A's snapshot,
+        // news to the stored session.
+        let stale = try #require(a.publishedSession(sid))
+        #expect(!PaymentReducer.reduce(stale, .callbackReceived(keypress, at: Sample.date)).changed)
+        #expect(try await a.receiveCallback(secret: secret, keypress))
+        #expect(
+            await store.base.session(sid)?.state(.cardNumber) == .capturing(masked: "xxxx"),
+            "the keypress is applied to the stored session")
+        #expect(store.reads == 0, "read again by id, not by the secret")
+    }
+
     @Test func aSecretThatIsNotTheSnapshotSessionsIsLookedUpAndRefused() async throws {
         let a = replica()
         let sid = try #require(try await a.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)
