@@ -376,8 +376,13 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         let text: String?
         do {
             text = try await bounded("read") { [client, logger] in
-                for try await text in try await client.execute(lookup, logger: logger) { return text }
-                return nil
+                // The first row, the answer read to its end (ids and payment SIDs are unique; a
+                // secret's hash is a SHA-256 of a secret of its own) before the connection goes back.
+                var first: String?
+                for try await text in try await client.execute(lookup, logger: logger) where first == nil {
+                    first = text
+                }
+                return first
             }
         } catch {
             throw PaymentStoreError(PostgresStoreError.from(error).description)
