@@ -141,7 +141,16 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
             steps += 1
             id += 1
             status = structured(wire.request(id: id, tool(id, next, #"{"callSid":"\#(call)","paymentSid":"\#(sid)"}"#)))
+            var polls = 0
             while whole, status?["nextStep"]?["waitForCaller"] == true {
+                // The simulated caller types at once: a step still waiting after this many long
+                // polls (each up to the tool's budget) never ends, and the run says so.
+                polls += 1
+                guard polls <= 20 else {
+                    giveUp(
+                        "payment \(run) stopped moving",
+                        because: "still waiting for the caller after \(polls - 1) polls: \(String(describing: status))")
+                }
                 id += 1
                 let version = status?["version"]?.intValue ?? 0
                 status = structured(
