@@ -124,6 +124,38 @@ import Testing
         ]
     }
 
+    /// The store's statements are prepared once per connection, and PostgresNIO remembers a
+    /// refused preparation on its connection until it closes. PostgreSQL checks privileges when a
+    /// statement runs, not when it is prepared, so a privilege granted after a refusal works at the
+    /// next request (one pooled connection here: the second request runs where the first failed).
+    @Test func aPrivilegeGrantedAfterARefusalWorksAtTheNextRequest() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            let role = "payments_app_" + UUID().uuidString.prefix(8).lowercased()
+            let password = UUID().uuidString
+            try await withRunningDatabase(url) { owner async throws in
+                try await owner.client.query(
+                    PostgresQuery(unsafeSQL: "CREATE ROLE \(role) LOGIN PASSWORD '\(password)'"))
+                for grant in Self.grants(role) { try await owner.client.query(PostgresQuery(unsafeSQL: grant)) }
+                try await owner.client.query(
+                    PostgresQuery(unsafeSQL: "REVOKE SELECT ON agent_payments_sessions FROM \(role)"))
+            }
+            var components = try #require(URLComponents(string: url))
+            components.user = role
+            components.password = password
+            components.queryItems = (components.queryItems ?? []) + [URLQueryItem(name: "pool_max", value: "1")]
+            try await withRunningDatabase(try #require(components.string)) { app async throws in
+                await #expect(throws: PaymentStoreError.self, "SELECT is not granted") {
+                    try await app.store.session(id: "nobody")
+                }
+                _ = try await withRunningDatabase(url) { owner async throws in
+                    try await owner.client.query(
+                        PostgresQuery(unsafeSQL: "GRANT SELECT ON agent_payments_sessions TO \(role)"))
+                }
+                #expect(try await app.store.session(id: "nobody") == nil, "granted: the read works")
+            }
+        }
+    }
+
     @Test func aRoleThatOnlyAppendsToTheTrailStartsWorksAndCannotChangeIt() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
             let role = "payments_app_" + UUID().uuidString.prefix(8).lowercased()
