@@ -1,8 +1,9 @@
 // The PostgreSQL store under load, on a throwaway cluster on this machine (Benchmarks/run
 // starts it and passes its URL):
 // - signed callbacks per second through the callback receiver's real socket into the
-//   coordinator and the PostgreSQL store (each one a read by secret hash and a compare-and-set
-//   with NOTIFY), with p50/p99, from wrk (1 thread, 16 connections) over 1,000 live sessions;
+//   coordinator and the PostgreSQL store (each one a compare-and-set with NOTIFY, from the
+//   coordinator's snapshot of the session; the other replica re-reads it), with p50/p99, from wrk
+//   (1 thread, 16 connections) over 1,000 live sessions, beside pgbench on the same statements;
 // - cross-replica notification latency: a write through one store instance until a subscriber of
 //   another instance's change feed (its own pool and LISTEN connection) has the new version,
 //   p50/p99, at rest and while the callback load runs;

@@ -124,24 +124,35 @@ import Testing
         ]
     }
 
+    /// A new login role on `url`'s database with the deployment page's grants, then `adjust`'s
+    /// statements for it; returns its name and `url` signed in as it.
+    static func applicationRole(
+        on url: String, then adjust: (String) -> [String] = { _ in [] }
+    ) async throws -> (role: String, url: URLComponents) {
+        let role = "payments_app_" + UUID().uuidString.prefix(8).lowercased()
+        let password = UUID().uuidString
+        try await withRunningDatabase(url) { owner async throws in
+            try await owner.client.query(PostgresQuery(unsafeSQL: "CREATE ROLE \(role) LOGIN PASSWORD '\(password)'"))
+            for statement in grants(role) + adjust(role) {
+                try await owner.client.query(PostgresQuery(unsafeSQL: statement))
+            }
+        }
+        var components = try #require(URLComponents(string: url))
+        components.user = role
+        components.password = password
+        return (role, components)
+    }
+
     /// The store's statements are prepared once per connection, and PostgresNIO remembers a
     /// refused preparation on its connection until it closes. PostgreSQL checks privileges when a
     /// statement runs, not when it is prepared, so a privilege granted after a refusal works at the
     /// next request (one pooled connection here: the second request runs where the first failed).
     @Test func aPrivilegeGrantedAfterARefusalWorksAtTheNextRequest() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
-            let role = "payments_app_" + UUID().uuidString.prefix(8).lowercased()
-            let password = UUID().uuidString
-            try await withRunningDatabase(url) { owner async throws in
-                try await owner.client.query(
-                    PostgresQuery(unsafeSQL: "CREATE ROLE \(role) LOGIN PASSWORD '\(password)'"))
-                for grant in Self.grants(role) { try await owner.client.query(PostgresQuery(unsafeSQL: grant)) }
-                try await owner.client.query(
-                    PostgresQuery(unsafeSQL: "REVOKE SELECT ON agent_payments_sessions FROM \(role)"))
+            let (role, signedIn) = try await Self.applicationRole(on: url) {
+                ["REVOKE SELECT ON agent_payments_sessions FROM \($0)"]
             }
-            var components = try #require(URLComponents(string: url))
-            components.user = role
-            components.password = password
+            var components = signedIn
             components.queryItems = (components.queryItems ?? []) + [URLQueryItem(name: "pool_max", value: "1")]
             try await withRunningDatabase(try #require(components.string)) { app async throws in
                 await #expect(throws: PaymentStoreError.self, "SELECT is not granted") {
@@ -158,16 +169,7 @@ import Testing
 
     @Test func aRoleThatOnlyAppendsToTheTrailStartsWorksAndCannotChangeIt() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
-            let role = "payments_app_" + UUID().uuidString.prefix(8).lowercased()
-            let password = UUID().uuidString
-            try await withRunningDatabase(url) { owner async throws in
-                try await owner.client.query(
-                    PostgresQuery(unsafeSQL: "CREATE ROLE \(role) LOGIN PASSWORD '\(password)'"))
-                for grant in Self.grants(role) { try await owner.client.query(PostgresQuery(unsafeSQL: grant)) }
-            }
-            var components = try #require(URLComponents(string: url))
-            components.user = role
-            components.password = password
+            let (_, components) = try await Self.applicationRole(on: url)
             try await withRunningDatabase(try #require(components.string)) { app async throws in
                 try await app.audit.append(PostgresAuditTests.entry(0, replica: "app"))
                 #expect(try await PostgresAuditTests.holds(app, 1))
