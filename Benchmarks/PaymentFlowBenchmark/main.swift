@@ -1,4 +1,6 @@
-// Reducer steps per second (one thread), memory per live session with 10,000 sessions in
+// Reducer steps per second (one thread); the storage format's writer and reader (what a replica
+// on PostgreSQL pays per change) beside Foundation's JSONEncoder/JSONDecoder on the same session;
+// memory per live session with 10,000 sessions in
 // the in-memory store and its published snapshot, and per session in PaymentsMCP's
 // rendered-status cache. Usage: PaymentFlowBenchmark [--sessions N]
 import BenchmarkSupport
@@ -6,7 +8,7 @@ import Foundation
 import HeapStats
 import MCPClient
 import MCPCore
-import PaymentFlow
+@_spi(StorageReference) import PaymentFlow
 import PaymentsMCP
 import TwilioPayments
 
@@ -84,6 +86,36 @@ for _ in 0..<5 {
 }
 rates.sort()
 
+// The storage format: a session halfway through a payment (the card number captured, the
+// security code being typed), as a compare-and-set writes it and another replica reads it.
+var halfway = fresh
+for event in events.prefix(12) { halfway = PaymentReducer.reduce(halfway, event).session }
+let storedBytes = halfway.storageJSON()
+precondition(storedBytes == halfway.foundationStorageJSON(), "the writer writes what JSONEncoder writes")
+precondition(
+    (try? PaymentSession(storageJSON: storedBytes)) == (try? PaymentSession(foundationStorageJSON: storedBytes)))
+/// Microseconds per call of `body`, the median of five timed runs.
+func microseconds(_ body: () -> Void) -> Double {
+    var runs: [Double] = []
+    for _ in 0..<5 {
+        var count = 0
+        let start = now()
+        while now() - start < (isSmoke ? 0.02 : 0.3) {
+            for _ in 0..<100 { body() }
+            count += 100
+        }
+        runs.append((now() - start) * 1e6 / Double(count))
+    }
+    return runs.sorted()[2]
+}
+let storedText = String(decoding: storedBytes, as: UTF8.self)
+let codec = [
+    microseconds { precondition(!halfway.storageJSON().isEmpty) },
+    microseconds { precondition(!halfway.foundationStorageJSON().isEmpty) },
+    microseconds { precondition((try? PaymentSession(storageJSON: storedText)) != nil) },
+    microseconds { precondition((try? PaymentSession(foundationStorageJSON: storedBytes)) != nil) },
+]
+
 // Memory: idle sessions (created, nothing captured) in the in-memory store.
 let store = InMemoryPaymentStore()
 var created: [PaymentSession] = []
@@ -122,6 +154,12 @@ print("| measure | figure | target |")
 print("|---|---|---|")
 print("| reducer steps per second (median of 5) | \(Int(rates[2])) | ≥ 1000000 |")
 print("| reducer steps per second (min of 5) | \(Int(rates[0])) | |")
+print(
+    "| storage format, write one session (\(storedBytes.count) bytes), µs (median of 5) | \(String(format: "%.1f", codec[0])) | JSONEncoder \(String(format: "%.1f", codec[1])) |"
+)
+print(
+    "| storage format, read it back, µs (median of 5) | \(String(format: "%.1f", codec[2])) | JSONDecoder \(String(format: "%.1f", codec[3])) |"
+)
 print("| memory per idle session, \(sessionCount) in the store | \((after - before) / sessionCount) bytes | ≤ 2048 |")
 print(
     "| … and in the published snapshot | \((afterSnapshot - after) / sessionCount) bytes (an inline PaymentSession is \(MemoryLayout<PaymentSession>.stride)) | |"
@@ -184,6 +222,7 @@ print(
 )
 
 produced("reducer steps per second", rates)
+produced("storage format write and read", codec)
 produced("memory per idle session", after > 0 && before > 0 ? Double(after - before) : .nan)
 produced("snapshot memory per session", afterSnapshot > 0 && after > 0 ? Double(afterSnapshot - after) : .nan)
 produced("rendered-status cache per session", heapAfter > heapBefore ? Double(cacheBytes) : .nan)

@@ -20,28 +20,69 @@ extension PaymentSession {
     /// the item values masked again (``sanitized()``), keys sorted, dates as seconds since the
     /// reference date (exact: a read gives back an equal session).
     public func storageJSON() -> Data {
+        let stored = StoredSession(sanitized())
+        if let plain = stored.plainJSON() { return Data(plain) }
+        return Self.foundationJSON(stored)
+    }
+
+    /// `JSONEncoder`'s writing of `stored`: the reference the plain writer is tested against, and
+    /// the writer of strings that need escapes.
+    static func foundationJSON(_ stored: StoredSession) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Every member is a string, number, boolean, array or object: encoding cannot fail.
-        return (try? encoder.encode(StoredSession(sanitized()))) ?? Data("{}".utf8)
+        return (try? encoder.encode(stored)) ?? Data("{}".utf8)
     }
 
     /// The session ``storageJSON()`` wrote, with its values masked again on the way in.
     public init(storageJSON data: Data) throws(PaymentSessionStorageError) {
+        let plain = data.withUnsafeBytes { bytes in
+            StorageJSON.parse(bytes).flatMap { try? StoredSession(reading: $0) }
+        }
         let stored: StoredSession
+        if let plain { stored = plain } else { stored = try Self.foundationStored(data) }
+        self = try stored.session().sanitized()
+    }
+
+    /// The session in `text` (a `jsonb` column as PostgreSQL gives it back), as
+    /// ``init(storageJSON:)-(Data)`` reads it, without copying the text into `Data` first.
+    public init(storageJSON text: String) throws(PaymentSessionStorageError) {
+        var text = text
+        let plain = text.withUTF8 { bytes in
+            StorageJSON.parse(UnsafeRawBufferPointer(bytes)).flatMap { try? StoredSession(reading: $0) }
+        }
+        let stored: StoredSession
+        if let plain { stored = plain } else { stored = try Self.foundationStored(Data(text.utf8)) }
+        self = try stored.session().sanitized()
+    }
+
+    /// The session as `JSONEncoder` writes it (the reference ``storageJSON()`` is measured and
+    /// tested against; the same bytes).
+    @_spi(StorageReference) public func foundationStorageJSON() -> Data {
+        Self.foundationJSON(StoredSession(sanitized()))
+    }
+
+    /// The session in `data` as `JSONDecoder` reads it (the reference ``init(storageJSON:)-(Data)``
+    /// is measured and tested against).
+    @_spi(StorageReference) public init(foundationStorageJSON data: Data) throws(PaymentSessionStorageError) {
+        self = try Self.foundationStored(data).session().sanitized()
+    }
+
+    /// `JSONDecoder`'s reading of `data`: the reference the plain reader is tested against, and
+    /// the reader (or refuser) of whatever it steps aside for.
+    static func foundationStored(_ data: Data) throws(PaymentSessionStorageError) -> StoredSession {
         do {
-            stored = try JSONDecoder().decode(StoredSession.self, from: data)
+            return try JSONDecoder().decode(StoredSession.self, from: data)
         } catch {
             throw PaymentSessionStorageError("a stored payment session is not readable: \(error)")
         }
-        self = try stored.session().sanitized()
     }
 }
 
 // MARK: - The stored shape
 
 /// Field names are spelled out (and stay), so renaming a Swift property never breaks a store.
-private struct StoredSession: Codable {
+struct StoredSession: Codable {
     var format: Int
     var id: String
     var paymentSid: String?
@@ -146,18 +187,18 @@ private struct StoredSession: Codable {
     }
 }
 
-private struct StoredRecordings: Codable {
+struct StoredRecordings: Codable {
     var state: String
     var recordings: [String]
     var reason: String?
 }
 
-private struct StoredOwner: Codable {
+struct StoredOwner: Codable {
     var principal: String
     var tenant: String?
 }
 
-private struct StoredCharge: Codable {
+struct StoredCharge: Codable {
     var countedOn: String?
     var fromAmountDue: Bool
 }
@@ -174,7 +215,7 @@ extension PaymentOperation {
     }
 }
 
-private enum StoredOperation {
+enum StoredOperation {
 
     static func operation(_ name: String) throws(PaymentSessionStorageError) -> PaymentOperation {
         switch name {
@@ -190,7 +231,7 @@ private enum StoredOperation {
     }
 }
 
-private struct StoredItem: Codable {
+struct StoredItem: Codable {
     var state: String
     var masked: String?
     var errorType: String?
@@ -237,7 +278,7 @@ private struct StoredItem: Codable {
     }
 }
 
-private struct StoredPhase: Codable {
+struct StoredPhase: Codable {
     var name: String
     var current: String?
     var result: String?
@@ -291,7 +332,7 @@ private struct StoredPhase: Codable {
     }
 }
 
-private struct StoredOptions: Codable {
+struct StoredOptions: Codable {
     var chargeAmount: String?
     var currency: String?
     var description: String?
@@ -347,7 +388,7 @@ private struct StoredOptions: Codable {
 
 /// A connector parameter as `{"string": "…"}`, `{"number": "12.50"}` (its decimal text) or
 /// `{"bool": true}`.
-private struct StoredParameter: Codable {
+struct StoredParameter: Codable {
     var string: String?
     var number: String?
     var bool: Bool?

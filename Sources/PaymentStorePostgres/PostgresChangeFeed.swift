@@ -195,7 +195,7 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
             "SELECT session::text, changed_at FROM agent_payments_sessions WHERE changed_at >= \(from) ORDER BY change_seq",
             logger: logger)
         for try await (text, changedAt) in rows.decode((String, Date).self) {
-            if let session = try? PaymentSession(storageJSON: Data(text.utf8)) { changed.append(session) }
+            if let session = try? PaymentSession(storageJSON: text) { changed.append(session) }
             newest = max(newest ?? changedAt, changedAt)
         }
         state.withLock { state in
@@ -264,7 +264,7 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
         var sessions: [PaymentSession] = []
         var newest: Date?
         for try await (text, changedAt) in try await client.execute(SessionsChanged(ids: ids), logger: logger) {
-            if let session = try? PaymentSession(storageJSON: Data(text.utf8)) { sessions.append(session) }
+            if let session = try? PaymentSession(storageJSON: text) { sessions.append(session) }
             newest = max(newest ?? changedAt, changedAt)
         }
         if let newest { state.withLock { $0.lastChangeAt = max($0.lastChangeAt ?? newest, newest) } }

@@ -389,7 +389,7 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         }
         guard let text else { return nil }
         do {
-            return try PaymentSession(storageJSON: Data(text.utf8))
+            return try PaymentSession(storageJSON: text)
         } catch {
             throw PaymentStoreError(error.description)
         }
@@ -412,7 +412,7 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         sessions.reserveCapacity(texts.count)
         for text in texts {
             do {
-                sessions.append(try PaymentSession(storageJSON: Data(text.utf8)))
+                sessions.append(try PaymentSession(storageJSON: text))
             } catch {
                 throw PaymentStoreError(error.description)
             }
