@@ -220,10 +220,16 @@ struct StorageFields {
         return number
     }
 
+    /// A number `Double(_:)` reads exactly as the decoder does: a normal double, or a zero spelled
+    /// with zeros. An underflow (`2.5e-900` reads as 0 here; Foundation refuses it), a subnormal or
+    /// an overflow is the decoder's to judge.
     static func double(_ value: StorageJSON) throws(StorageJSON.NotPlain) -> Double {
-        guard case .number(let text) = value, let number = Double(text), number.isFinite else {
-            throw StorageJSON.NotPlain()
-        }
+        guard case .number(let text) = value, let number = Double(text) else { throw StorageJSON.NotPlain() }
+        if number.isNormal { return number }
+        let mantissa = text.utf8.prefix { $0 != UInt8(ascii: "e") && $0 != UInt8(ascii: "E") }
+        guard number == 0,
+            mantissa.allSatisfy({ $0 == UInt8(ascii: "0") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") })
+        else { throw StorageJSON.NotPlain() }
         return number
     }
 
