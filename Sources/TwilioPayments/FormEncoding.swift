@@ -54,7 +54,17 @@ public enum FormEncoding {
             default: bytes.append(byte)
             }
         }
-        return String(validating: bytes, as: UTF8.self)
+        return validUTF8(bytes)
+    }
+
+    /// `bytes` as a string when they are UTF-8, else `nil`: what `String(validating:as:)` says,
+    /// without its unspecialized path (it instantiated generic metadata on every call: a callback's
+    /// every field paid for it). ASCII is valid as it is; other bytes are decoded and must come
+    /// back unchanged (a repair would have replaced something).
+    static func validUTF8(_ bytes: [UInt8]) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if bytes.allSatisfy({ $0 < 0x80 }) { return text }
+        return text.utf8.elementsEqual(bytes) ? text : nil
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

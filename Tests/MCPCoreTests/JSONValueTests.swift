@@ -35,8 +35,15 @@ import Testing
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: text) }
     }
 
-    @Test func rejectsInvalidUTF8() {
+    @Test func rejectsInvalidUTF8() throws {
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: [0x22, 0xFF, 0xFE, 0x22]) }
+        // A truncated sequence, an overlong one, a surrogate, beyond U+10FFFF; with and without an escape.
+        for bad: [UInt8] in [[0xC3], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80]] {
+            #expect(throws: JSONParseError.self) { try JSONValue(parsing: [0x22] + bad + [0x22]) }
+            #expect(throws: JSONParseError.self) { try JSONValue(parsing: [0x22, 0x5C, 0x6E] + bad + [0x22]) }
+        }
+        #expect(try JSONValue(parsing: Array("\"été 😀\"".utf8)) == .string("été 😀"))
+        #expect(try JSONValue(parsing: Array("\"\\n été\"".utf8)) == .string("\n été"))
     }
 
     @Test func reportsWhereTheTextWentWrong() {

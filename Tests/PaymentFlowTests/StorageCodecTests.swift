@@ -96,7 +96,16 @@ import TwilioPayments
             }
             #expect(ours == foundation, "read as Foundation reads \(to)")
         }
-        #expect(text.contains("\"id\":\"") && session.id.first != "A")
+        #expect(text.contains("\"id\":\""))
+        // Bytes that are not UTF-8 in a string: neither reader takes them.
+        let id = Array(session.id.utf8)
+        for bad: [UInt8] in [[0xFF], [0xC3], [0xED, 0xA0, 0x80]] {
+            var bytes = Array(text.utf8)
+            let at = try #require(bytes.indices.first { bytes[$0...].starts(with: id) })
+            bytes.insert(contentsOf: bad, at: at)
+            #expect(plainRead(Data(bytes)) == nil)
+            #expect(throws: PaymentSessionStorageError.self) { try PaymentSession(storageJSON: Data(bytes)) }
+        }
     }
 
     /// Ten thousand damaged copies of the samples: whatever the plain reader accepts, Foundation

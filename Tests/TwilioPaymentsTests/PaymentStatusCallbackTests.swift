@@ -136,4 +136,17 @@ import Testing
         #expect(FormEncoding.decode(FormEncoding.encode(pairs))!.elementsEqual(pairs, by: { $0 == $1 }))
         #expect(FormEncoding.encode([("k", "a b")]) == "k=a+b")
     }
+
+    /// Escapes that decode to bytes which are not UTF-8 are refused, whatever the rest holds; the
+    /// checks of the other modules' parsers are the same few lines (MCPCore's `JSONValueTests`,
+    /// PaymentFlow's `StorageCodecTests`).
+    @Test(arguments: ["a=%FF", "a=%C3", "a=%C3%28", "%ED%A0%80=x", "a=%F4%90%80%80", "a=ok&b=%E2%82"])
+    func refusesEscapesThatAreNotUTF8(body: String) {
+        #expect(FormEncoding.decode(body) == nil)
+    }
+
+    @Test func decodesUTF8Escapes() throws {
+        let pairs = try #require(FormEncoding.decode("a=%C3%A9t%C3%A9&b=%F0%9F%98%80&c=plain"))
+        #expect(pairs.map(\.1) == ["été", "😀", "plain"])
+    }
 }

@@ -201,7 +201,7 @@ struct JSONParser {
             let byte = bytes[scan]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[index..<scan])
-                guard let string = String(validating: slice, as: UTF8.self) else {
+                guard let string = Self.validUTF8(slice) else {
                     throw fail("string is not valid UTF-8", at: start)
                 }
                 index = scan + 1
@@ -215,6 +215,15 @@ struct JSONParser {
         return try parseEscapedString(from: start)
     }
 
+    /// `bytes` as a string when they are UTF-8, else `nil`: what `String(validating:as:)` says,
+    /// without its unspecialized path (it instantiated generic metadata for every string parsed).
+    /// ASCII is valid as it is; other bytes are decoded and must come back unchanged.
+    private static func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if bytes.allSatisfy({ $0 < 0x80 }) { return text }
+        return text.utf8.elementsEqual(bytes) ? text : nil
+    }
+
     private mutating func parseEscapedString(from start: Int) throws(JSONParseError) -> String {
         var utf8: [UInt8] = []
         while index < bytes.count {
@@ -222,7 +231,7 @@ struct JSONParser {
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
-                guard let string = String(validating: utf8, as: UTF8.self) else {
+                guard let string = utf8.withUnsafeBufferPointer(Self.validUTF8) else {
                     throw fail("string is not valid UTF-8", at: start)
                 }
                 return string
