@@ -1,7 +1,7 @@
 import Foundation
 import MCPCore
 import MCPHTTP
-import PaymentFlow
+@_spi(StorageReference) import PaymentFlow
 import TwilioPayments
 
 /// What the fuzzers feed with hostile bytes: everything that parses input from outside. Each
@@ -22,6 +22,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// The JWT path of the OAuth resource server: the header read before any key is chosen,
     /// then verification against a fixed ES256 key set. Nothing the fuzzer makes may be accepted.
     case jwt
+    /// A stored payment session (`jsonb` as PostgreSQL gives it back): the storage format's own
+    /// reader must read exactly what `JSONDecoder` reads — the same session, or a refusal where
+    /// it refuses — and what reads must write and read back unchanged.
+    case storage
 
     /// Runs one input from async code (the regression tests): the JWT target awaits the
     /// verification instead of blocking a thread of the cooperative pool on it.
@@ -41,6 +45,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .callback: Self.callback(bytes)
         case .httpHeaders: Self.httpHeaders(bytes)
         case .jwt: Self.jwt(bytes)
+        case .storage: Self.storage(bytes)
         }
     }
 
@@ -143,6 +148,33 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             precondition(error.code == HeaderRules.headerMismatchCode, "a header refusal must be HeaderMismatch")
         }
         _ = MCPHTTPTransport.status(ofResponse: Array(body.utf8), modern: true)
+    }
+
+    static func storage(_ bytes: UnsafeRawBufferPointer) {
+        let data = Data(bytes)
+        let ours = Result { () throws(PaymentSessionStorageError) in try PaymentSession(storageJSON: data) }
+        let text = Result { () throws(PaymentSessionStorageError) in
+            try PaymentSession(storageJSON: String(decoding: bytes, as: UTF8.self))
+        }
+        let foundation = Result { () throws(PaymentSessionStorageError) in
+            try PaymentSession(foundationStorageJSON: data)
+        }
+        switch (ours, foundation) {
+        case (.success(let session), .success(let reference)):
+            precondition(session == reference, "the storage reader read a session otherwise than JSONDecoder")
+            precondition(
+                (try? PaymentSession(storageJSON: session.storageJSON())) == session,
+                "a session read from storage does not write and read back unchanged")
+            precondition(
+                session.storageJSON() == session.foundationStorageJSON(), "the storage writer differs from JSONEncoder")
+        case (.failure, .failure): break
+        case (.success, .failure): preconditionFailure("the storage reader read what JSONDecoder refuses")
+        case (.failure, .success): preconditionFailure("the storage reader refused what JSONDecoder reads")
+        }
+        // The text initializer reads the same, unless the bytes were not UTF-8 (then it read repaired text).
+        if String(validating: bytes, as: UTF8.self) != nil {
+            precondition((try? text.get()) == (try? ours.get()), "reading the text differs from reading the bytes")
+        }
     }
 
     /// A resource server whose only key is one the fuzzer cannot sign with.
