@@ -19,6 +19,13 @@ import TwilioPayments
         paused.owner = PaymentOwner(principal: "token:zoë", tenant: nil)
         paused.reference = "réf – 支払い 7"
         sessions.append(paused)
+        // Keys a numeric or case-insensitive comparison would order otherwise than the bytes do.
+        var keyed = sessions[0]
+        var options = keyed.configuration.options
+        options.parameters = Dictionary(
+            uniqueKeysWithValues: ["a10", "a9", "B", "b", "_x", "Z", "é", "e", "a-1", "a.1"].map { ($0, .string($0)) })
+        keyed.configuration = PaymentConfiguration(options: options)
+        sessions.append(keyed)
         for seconds in [0, 1, -1.5, 0.1, 1e-7, 123_456_789.123_456_7, 9e15, 1.5e300, -2.5e-300, 86_400 * 365.25 * 30] {
             var dated = sessions[2]
             dated.updatedAt = Date(timeIntervalSinceReferenceDate: seconds)
