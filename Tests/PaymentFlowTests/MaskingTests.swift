@@ -13,6 +13,26 @@ import TwilioPayments
         #expect(Masking.value(input, for: .cardNumber) == expected)
     }
 
+    /// ASCII values are masked byte by byte; every other value character by character, as all
+    /// were before. Both ways give the same text (random ASCII, and text that is not).
+    @Test func theByteWayMasksAsTheCharacterWay() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789x* -\r\n\t/a")
+        var inputs = (0..<2_000).map { _ in
+            String(
+                (0..<Int.random(in: 0...24, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+        }
+        inputs += ["４１１１１１１１１１１１１１１１", "1\u{20E3}2345678", "\r\n41111111", "é4111111111111111", "٤١١١١١"]
+        for input in inputs {
+            for (visible, mask) in [(4, Character("x")), (0, "x"), (4, "*"), (2, "•")] {
+                #expect(
+                    Masking.keepLastDigits(input, visible: visible, mask: mask)
+                        == Masking.keepLastDigitsByCharacter(input, visible: visible, mask: mask),
+                    "\(input.debugDescription), \(visible), \(mask)")
+            }
+        }
+    }
+
     @Test func securityCodesShowNoDigit() {
         #expect(Masking.securityCode("123") == "xxx")
         #expect(Masking.securityCode("1x3") == "xxx")
