@@ -15,9 +15,17 @@ public struct PaymentConfiguration: Sendable, Equatable {
     /// only tokenized (no amount, or zero, as Twilio treats it).
     public var isCharge: Bool { options.isCharge }
 
-    /// The items the caller is asked to type twice.
-    private var matched: Set<PaymentItem> {
-        Set((options.requireMatchingInputs ?? []).compactMap { PaymentItem(rawValue: $0.rawValue) })
+    /// The items the caller is asked to type twice (at most four: an array, read once per use).
+    private var matched: [PaymentItem] {
+        guard let inputs = options.requireMatchingInputs, !inputs.isEmpty else { return [] }
+        return inputs.compactMap { PaymentItem(rawValue: $0.rawValue) }
+    }
+
+    /// `items`, each followed by its matcher when it is to be typed twice.
+    private func withMatchers(_ items: [PaymentItem]) -> [PaymentItem] {
+        let matched = self.matched
+        guard !matched.isEmpty else { return items }
+        return items.flatMap { item in matched.contains(item) ? [item, item.matcher!] : [item] }
     }
 
     /// The items this configuration needs, before Twilio says otherwise.
@@ -30,7 +38,7 @@ public struct PaymentConfiguration: Sendable, Equatable {
             if options.securityCode ?? true { items.append(.securityCode) }
             items.append(.expirationDate)
             if options.postalCode ?? true { items.append(.postalCode) }
-            return items.flatMap { item in matched.contains(item) ? [item, item.matcher!] : [item] }
+            return withMatchers(items)
         }
     }
 
@@ -38,8 +46,6 @@ public struct PaymentConfiguration: Sendable, Equatable {
     /// one the options left out), and the matchers of the items to be typed twice.
     public var applicableItems: [PaymentItem] {
         if paymentMethod == .achDebit { return [.bankRoutingNumber, .bankAccountNumber] }
-        return [PaymentItem.cardNumber, .securityCode, .expirationDate, .postalCode].flatMap { item in
-            matched.contains(item) ? [item, item.matcher!] : [item]
-        }
+        return withMatchers([.cardNumber, .securityCode, .expirationDate, .postalCode])
     }
 }
