@@ -9,11 +9,43 @@ public enum FormEncoding {
     /// Decodes a body into ordered pairs; `nil` when a percent escape is malformed or the
     /// result is not UTF-8.
     public static func decode(_ body: String) -> [(String, String)]? {
+        // ASCII bodies (what Twilio sends: everything else is percent-encoded) by their bytes,
+        // each a character of its own: splitting a String by characters was half of this
+        // function's time, and this function a sixth of a callback's (Docs/benchmarks.md).
+        if body.utf8.allSatisfy({ $0 < 0x80 }) {
+            var body = body
+            return body.withUTF8 { decode(ascii: $0) }
+        }
+        return decodeByCharacter(body)
+    }
+
+    /// An ASCII body's pairs: the same as ``decodeByCharacter(_:)`` gives for it.
+    private static func decode(ascii bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)]? {
+        var pairs: [(String, String)] = []
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                var equals = start
+                while equals < end, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                guard let name = unescape(bytes[start..<equals]) else { return nil }
+                let value = equals < end ? unescape(bytes[(equals + 1)..<end]) : ""
+                guard let value else { return nil }
+                pairs.append((name, value))
+            }
+            start = end + 1
+        }
+        return pairs
+    }
+
+    /// Any body's pairs, split by characters (and the reference the byte way is tested against).
+    static func decodeByCharacter(_ body: String) -> [(String, String)]? {
         var pairs: [(String, String)] = []
         for piece in body.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = piece.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = unescape(parts[0]) else { return nil }
-            let value = parts.count > 1 ? unescape(parts[1]) : ""
+            guard let name = unescape(parts[0].utf8) else { return nil }
+            let value = parts.count > 1 ? unescape(parts[1].utf8) : ""
             guard let value else { return nil }
             pairs.append((name, value))
         }
@@ -40,9 +72,10 @@ public enum FormEncoding {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    static func unescape(_ text: Substring) -> String? {
+    static func unescape<Bytes: Collection<UInt8>>(_ text: Bytes) -> String? {
         var bytes: [UInt8] = []
-        var iterator = text.utf8.makeIterator()
+        bytes.reserveCapacity(text.count)
+        var iterator = text.makeIterator()
         while let byte = iterator.next() {
             switch byte {
             case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))

@@ -144,6 +144,7 @@ public struct PaymentStatusCallback: Sendable, Equatable {
     /// `Required`, whose values are merged.
     public init(fields: [(String, String)]) {
         var values: [String: String] = [:]
+        values.reserveCapacity(fields.count)
         var requiredValues: [String] = []
         for (name, value) in fields {
             values[name] = value
@@ -168,9 +169,7 @@ public struct PaymentStatusCallback: Sendable, Equatable {
         unrecognizedCapture = capture == nil ? text("Capture") : nil
         partialResult = text("PartialResult").flatMap(Self.parseBool)
         hasRequired = !requiredValues.isEmpty
-        requiredRaw = requiredValues.flatMap {
-            $0.split(whereSeparator: { $0 == "," || $0 == ";" || $0.isWhitespace }).map(String.init)
-        }
+        requiredRaw = requiredValues.flatMap(Self.requiredTokens)
         var items: [PaymentItem] = []
         var unrecognized: [String] = []
         for token in requiredRaw {
@@ -218,6 +217,20 @@ public struct PaymentStatusCallback: Sendable, Equatable {
     public init?(body: String) {
         guard let fields = FormEncoding.decode(body) else { return nil }
         self.init(fields: fields)
+    }
+
+    /// The items a `Required` value names, split at commas, semicolons and white space. ASCII
+    /// values (Twilio's) by their bytes, each a character of its own; others by characters, as
+    /// ``requiredTokensByCharacter(_:)`` (the reference the byte way is tested against).
+    static func requiredTokens(_ value: String) -> [String] {
+        guard value.utf8.allSatisfy({ $0 < 0x80 }) else { return requiredTokensByCharacter(value) }
+        return value.utf8.split(whereSeparator: { byte in
+            byte == UInt8(ascii: ",") || byte == UInt8(ascii: ";") || byte == 0x20 || (0x09...0x0D).contains(byte)
+        }).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func requiredTokensByCharacter(_ value: String) -> [String] {
+        value.split(whereSeparator: { $0 == "," || $0 == ";" || $0.isWhitespace }).map(String.init)
     }
 
     /// Twilio sends `true`/`false`; be lenient about case and about `1`/`0`.

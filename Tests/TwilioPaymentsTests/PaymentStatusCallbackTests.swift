@@ -145,6 +145,35 @@ import Testing
         #expect(FormEncoding.decode(body) == nil)
     }
 
+    /// ASCII bodies are split by their bytes; every other body by characters, as all were before.
+    /// Both ways give the same pairs, for random ASCII (every byte, `%` escapes among them) and
+    /// for text that is not ASCII; the same for names and `Required` tokens.
+    @Test func theByteWaysReadAsTheCharacterWays() {
+        var generator = SystemRandomNumberGenerator()
+        let ascii = (0..<128).map { Character(Unicode.Scalar(UInt8($0))) }
+        let likely = Array("&&==%%%2C41ACa-_ +,;\r\n\t")
+        func random(_ length: ClosedRange<Int>) -> String {
+            String(
+                (0..<Int.random(in: length, using: &generator)).map { _ in
+                    Bool.random(using: &generator)
+                        ? ascii.randomElement(using: &generator)! : likely.randomElement(using: &generator)!
+                })
+        }
+        var texts = (0..<3_000).map { _ in random(0...40) }
+        texts += [
+            "a=é&b=1", "&\u{301}=x&y=z", "Required=payment-card-number\u{2028}security-code", "e\u{301}=1", "\u{85}",
+        ]
+        for text in texts {
+            let bytes = FormEncoding.decode(text).map { $0.map { [$0.0, $0.1] } }
+            let characters = FormEncoding.decodeByCharacter(text).map { $0.map { [$0.0, $0.1] } }
+            #expect(bytes == characters, "\(text.debugDescription)")
+            #expect(TwilioName.normalized(text) == TwilioName.normalizedByScalar(text), "\(text.debugDescription)")
+            #expect(
+                PaymentStatusCallback.requiredTokens(text) == PaymentStatusCallback.requiredTokensByCharacter(text),
+                "\(text.debugDescription)")
+        }
+    }
+
     @Test func decodesUTF8Escapes() throws {
         let pairs = try #require(FormEncoding.decode("a=%C3%A9t%C3%A9&b=%F0%9F%98%80&c=plain"))
         #expect(pairs.map(\.1) == ["été", "😀", "plain"])
