@@ -79,6 +79,9 @@ public final class PaymentsMCP: Service, CustomStringConvertible, Sendable {
     public static func makeServer(version: String, options: MCPServer.Options = MCPServer.Options()) -> MCPServer {
         var options = options
         options.echoesArgumentValues = false
+        // ``install()`` registers all four; a host may answer the handshake before it has
+        // (agent-payments over stdio does, holding the rest until then).
+        options.declaredFeatures = Set(MCPServer.Feature.allCases)
         return MCPServer(
             info: Implementation(
                 name: "agent-payments", title: "Agent Payments (Twilio)", version: version,

@@ -44,6 +44,13 @@ public struct StdioMCPService: Service, CustomStringConvertible {
         return gate
     }
 
+    /// The gate for a server that serves before its tools are installed: every request and
+    /// notification but `initialize` and `ping` waits until the host opens it, at most 5 s (a
+    /// host that cannot install its tools ends before that).
+    public static func installingGate() -> InputGate {
+        InputGate(holdingAllBut: ["initialize", "ping"], atMost: .seconds(5))
+    }
+
     public func run() async {
         // Cancellation too (the group cancels when a part fails): serving ends the same way.
         await withTaskCancellationOrGracefulShutdownHandler {

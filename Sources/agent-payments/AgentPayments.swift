@@ -13,12 +13,20 @@ struct AgentPayments: AsyncParsableCommand {
     /// reflection costs ~3 ms of a cold start (Docs/benchmarks.md). Everything else, and every
     /// configuration error (whose message and usage status ArgumentParser prints), takes the
     /// parser's path.
-    static func main() async {
+    static func direct(arguments: [String], environment: [String: String]) -> ServerConfiguration? {
+        ServerConfiguration.direct(
+            arguments: arguments, commands: ["serve", "demo", "migrate", "webhooks", "audit", "config", "help"],
+            environment: environment)
+    }
+
+    /// Runs the command line, or serves what the entry point has begun to serve (`serving`).
+    static func main(serving: (ServerConfiguration, Serve.Beginning)? = nil) async {
         do {
-            if let configuration = ServerConfiguration.direct(
-                arguments: Array(CommandLine.arguments.dropFirst()),
-                commands: ["serve", "demo", "migrate", "webhooks", "audit", "config", "help"],
-                environment: ProcessInfo.processInfo.environment)
+            if let (configuration, beginning) = serving {
+                return try await Serve.serve(configuration, beginning: beginning)
+            }
+            if let configuration = direct(
+                arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
             {
                 return try await Serve.serve(configuration)
             }

@@ -13,8 +13,18 @@ import PaymentsSettings
 enum Entry {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        if Settings.servesHTTP(arguments: arguments, environment: ProcessInfo.processInfo.environment) {
+        let environment = ProcessInfo.processInfo.environment
+        if Settings.servesHTTP(arguments: arguments, environment: environment) {
             _ = EventLoopExecutor.install()
+        } else if let configuration = AgentPayments.direct(arguments: arguments, environment: environment) {
+            // The way MCP clients start the server: serving stdio begins here, on the main thread,
+            // so that the handshake is answered while the concurrency runtime and the rest start.
+            let beginning = Serve.Beginning(configuration)
+            Task {
+                await AgentPayments.main(serving: (configuration, beginning))
+                exit(0)
+            }
+            dispatchMain()
         }
         Task {
             await AgentPayments.main()

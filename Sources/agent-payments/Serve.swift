@@ -14,6 +14,7 @@ import PaymentStorePostgres
 import PaymentsMCP
 import PaymentsService
 import PaymentsSettings
+import Prometheus
 import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
@@ -30,27 +31,70 @@ struct Serve: AsyncParsableCommand {
         try await Self.serve(try options.load(environment: ProcessInfo.processInfo.environment))
     }
 
+    /// What a server starts before the rest of itself: the engine, its logging and metrics, and
+    /// over stdio the serving itself, so that a client's `initialize` is answered while the
+    /// payments system and the tools are made (at a cold start, about 1.5 ms of the 7 before the
+    /// first answer; Docs/benchmarks.md). Until the tools are installed every line but
+    /// `initialize` and `ping` waits (``installed``); tool calls then wait for the listener.
+    struct Beginning: Sendable {
+        let server: MCPServer
+        let redactor: Redactor
+        let broadcast: LogBroadcastSwitch
+        let metrics: PrometheusCollectorRegistry?
+        let files: (before: Int, after: Int)
+        /// Over stdio: the serving, and its two gates.
+        let stdio: StdioMCPService?
+        let installed: InputGate?
+        let listening: InputGate?
+
+        /// Begins serving `configuration`. Synchronous: the entry point calls it on the main
+        /// thread before Swift's concurrency runtime has started (which takes most of a
+        /// millisecond) so that the stdio reader answers the handshake meanwhile.
+        init(_ configuration: ServerConfiguration) {
+            // Over stdio, legacy clients that set a level hear of what happens outside their requests
+            // (callbacks, expiry) once the system is up; over HTTP, never (many clients).
+            broadcast = LogBroadcastSwitch()
+            files = FileDescriptorLimit.raiseSoftLimitToHard() // the connection cap is sized from it
+            server = PaymentsMCP.makeServer(version: AgentPayments.version)
+            redactor = Redactor(secrets: configuration.secrets)
+            MCPLogHandler.bootstrap(
+                server: server, redactor: redactor, level: configuration.logLevel, broadcast: broadcast,
+                json: configuration.logsJSON)
+            metrics = PrometheusMetrics.bootstrap(configuration.metrics)
+            guard configuration.http == nil else {
+                stdio = nil
+                installed = nil
+                listening = nil
+                return
+            }
+            let installed = StdioMCPService.installingGate()
+            // Tool calls wait (at most 2 s) until the local parts listen; the handshake never does.
+            let listening = StdioMCPService.startingGate()
+            // It reads and answers from here on, before the group starts its services.
+            stdio = StdioMCPService.starting(server: server, gate: InputGate(each: [installed, listening]))
+            self.installed = installed
+            self.listening = listening
+        }
+    }
+
     /// Serves MCP with `configuration` until the end of input (stdio) or a signal: the one
     /// application (Twilio's callbacks, `/healthz`, and with `--http` the MCP endpoint and the
     /// amounts due) and one group of services. SIGTERM, SIGINT or the end of standard input shut
     /// the group down in reverse order: MCP's streams end with their result and stdout is written
     /// out, then the listener closes, then the payments system (its tunnel stopped and reaped).
-    static func serve(_ configuration: ServerConfiguration) async throws {
-        // Over stdio, legacy clients that set a level hear of what happens outside their requests
-        // (callbacks, expiry) once the system is up; over HTTP, never (many clients).
-        let broadcast = LogBroadcastSwitch()
-        let files = FileDescriptorLimit.raiseSoftLimitToHard() // the connection cap is sized from it
-        let server = PaymentsMCP.makeServer(version: AgentPayments.version)
-        let redactor = Redactor(secrets: configuration.secrets)
-        MCPLogHandler.bootstrap(
-            server: server, redactor: redactor, level: configuration.logLevel, broadcast: broadcast,
-            json: configuration.logsJSON)
-        let metrics = PrometheusMetrics.bootstrap(configuration.metrics)
+    /// `beginning` is what the entry point has already started (``Beginning``), if anything.
+    static func serve(_ configuration: ServerConfiguration, beginning: Beginning? = nil) async throws {
+        let beginning = beginning ?? Beginning(configuration)
+        let (server, redactor, broadcast, metrics, files) = (
+            beginning.server, beginning.redactor, beginning.broadcast, beginning.metrics, beginning.files
+        )
         let logger = Logger(label: "agent-payments")
         logger.info("open-file limit", metadata: ["files.before": "\(files.before)", "files.now": "\(files.after)"])
         // The database (when configured) is a service of the group, migrated before anything listens.
         let database = configuration.makeDatabase()
         var payments = try configuration.payments(on: database, standardError: Self.toOperator)
+        // A tunnel's URL is not waited for: until it comes, tools say so.
+        if payments.publicURL.isTunnel { beginning.listening?.open() }
         let audit = payments.audit
         let webhooks = configuration.webhookDispatcher(outbox: database?.outbox, logger: logger)
         payments.notices = webhooks
@@ -60,6 +104,7 @@ struct Serve: AsyncParsableCommand {
             logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
             callSIDHeader: ServerConfiguration.callSIDHeader)
         tools.install()
+        beginning.installed?.open()
 
         let transport = configuration.transportConfiguration(auditingIn: audit).map {
             MCPHTTPTransport(server: server, configuration: $0, logger: Logger(label: "agent-payments.http"))
@@ -146,19 +191,15 @@ struct Serve: AsyncParsableCommand {
                                 of: transport, url: $0.receiver.publicBaseURL, saying: Self.toOperator)
                         }))
             }
-        } else {
-            // Tool calls wait (at most 2 s) until the local parts listen; the handshake never does.
-            let gate = StdioMCPService.startingGate(open: payments.publicURL.isTunnel)
+        } else if let stdio = beginning.stdio, let listening = beginning.listening {
             services.append(
                 .named(
                     system.whenReady { _ in
                         broadcast.turnOn()
-                        gate.open()
+                        listening.open()
                     }))
-            // Last, so that it stops first; it reads and answers from here on, before the group
-            // starts its services (the handshake does not wait for them).
-            services.append(
-                .named(StdioMCPService.starting(server: server, gate: gate), success: .gracefullyShutdownGroup))
+            // Last, so that it stops first.
+            services.append(.named(stdio, success: .gracefullyShutdownGroup))
         }
         var lifecycle = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -63,3 +63,46 @@ import Testing
         #expect(!gate.opened, "passed without opening")
     }
 }
+
+/// The gate of a host that serves before its tools exist, and gates in sequence.
+@Suite struct InputGateCompositionTests {
+    typealias Gates = InputGateTests
+
+    @Test func allButTheHandshakeWaitsAndTheMethodIsReadNotMatched() async throws {
+        let gate = InputGate(holdingAllBut: ["initialize", "ping"], atMost: .seconds(30))
+        for passing in [
+            #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+            #"{"jsonrpc":"2.0","id":2,"method":"ping"}"#,
+            #"{"jsonrpc":"2.0","id":3,"result":{}}"#, // a response: no method
+            "not json", // the engine answers it with a parse error
+        ] {
+            gate.pass(Gates.line(passing))
+        }
+        #expect(!gate.opened, "those passed without opening it")
+        // A tool call that mentions "ping" is still a tool call: a substring match would pass it.
+        let call = Gates.passing(gate, #"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"ping"}}"#)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(call.value == nil, "held while the tools are not installed")
+        let opened = ContinuousClock.now
+        gate.open()
+        #expect(try await Gates.waitFor(call) >= opened)
+    }
+
+    @Test func gatesInSequenceHoldALineUntilEachThatHoldsItOpens() async throws {
+        let installed = InputGate(holdingAllBut: ["initialize"], atMost: .seconds(30))
+        let listening = InputGate(holding: ["tools/call"], atMost: .seconds(30))
+        let gate = InputGate(each: [installed, listening])
+        let list = Gates.passing(gate, #"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(list.value == nil)
+        installed.open()
+        _ = try await Gates.waitFor(list)
+        #expect(!gate.opened, "open only when every gate is")
+        let call = Gates.passing(gate, #"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{}}"#)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(call.value == nil, "the second gate still holds a tool call")
+        gate.open()
+        _ = try await Gates.waitFor(call)
+        #expect(gate.opened && listening.opened)
+    }
+}

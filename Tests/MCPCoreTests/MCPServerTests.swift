@@ -122,6 +122,22 @@ final class NotificationLog: Sendable {
         #expect(result["resultType"] == nil, "legacy results carry no resultType")
     }
 
+    @Test func declaredFeaturesAreCapabilitiesBeforeAnythingIsRegistered() async throws {
+        let bare = MCPServer(info: Implementation(name: "bare", version: "1"))
+        let declaring = MCPServer(
+            info: Implementation(name: "declaring", version: "1"),
+            options: .init(declaredFeatures: [.tools, .resources, .completions]))
+        let none = try await MCPClient(channel: InProcessChannel(server: bare), era: .legacy()).connect()
+        #expect(none["capabilities"] == ["logging": [:]], "only what is registered")
+        let some = try await MCPClient(channel: InProcessChannel(server: declaring), era: .legacy()).connect()
+        #expect(
+            some["capabilities"]
+                == [
+                    "tools": ["listChanged": true], "resources": ["listChanged": true, "subscribe": true],
+                    "completions": [:], "logging": [:],
+                ])
+    }
+
     @Test func modernDiscoverCarriesTheRequiredFields() async throws {
         let client = MCPClient(channel: InProcessChannel(server: makeServer()), era: .modern())
         let result = try await client.connect()

@@ -335,6 +335,44 @@ async def test_a_callback_to_an_unknown_url_is_refused_before_the_url_is_checked
         assert after["phase"] == "active" and after["version"] == status["version"] and "paymentToken" not in after
 
 
+def test_what_a_client_sends_with_its_handshake_finds_every_tool():
+    """The server answers `initialize` while it still makes its payments system and tools
+    (Serve.Beginning in Sources/agent-payments): whatever a client sends at once with it waits
+    for them, in order. Sent in one write as the process starts, in both eras, several times."""
+    import subprocess
+
+    legacy = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "eager", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    modern_meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+                   "io.modelcontextprotocol/clientInfo": {"name": "eager", "version": "1"}}
+    asks = lambda meta: [
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": meta},
+        {"jsonrpc": "2.0", "id": 3, "method": "prompts/list", "params": meta},
+        {"jsonrpc": "2.0", "id": 4, "method": "resources/templates/list", "params": meta},
+        {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+            "name": "getPaymentStatus", "arguments": {"paymentSid": "PK" + "0" * 32}, **meta}}]
+    for era, messages in [("legacy", legacy + asks({})), ("2026-07-28", asks({"_meta": modern_meta}))] * 4:
+        proc = subprocess.Popen([str(SERVER), "--simulate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env={**os.environ, "AGENT_PAYMENTS_LOG_LEVEL": "error"})
+        try:
+            proc.stdin.write(b"".join(json.dumps(message).encode() + b"\n" for message in messages))
+            proc.stdin.flush()
+            answers = []
+            while len(answers) < len([m for m in messages if "id" in m]):
+                answers.append(json.loads(proc.stdout.readline()))
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+        by_id = {answer["id"]: answer for answer in answers}
+        assert [answer["id"] for answer in answers] == sorted(by_id), (era, "answered in order")
+        assert len(by_id[2]["result"]["tools"]) == 10, era
+        assert {prompt["name"] for prompt in by_id[3]["result"]["prompts"]} >= {"StartCapture", "FinishCapture"}, era
+        assert by_id[4]["result"]["resourceTemplates"], era
+        text = by_id[5]["result"]["content"][0]["text"]
+        assert by_id[5]["result"]["isError"] and "No payment session" in text, (era, text[:200])
+
+
 def test_shutdown_on_eof_sigterm_and_sigint_is_clean():
     """Each way of stopping ends the process with status 0 once everything is up. How fast is a
     benchmark figure ("exit after stdin EOF" in Benchmarks/run), not asserted here."""

@@ -32,6 +32,11 @@ public final class MCPServer: Sendable {
         /// Whether a tool's argument errors quote the offending values; a server whose arguments
         /// might carry what it must never echo (card data typed into the wrong field) says no.
         public var echoesArgumentValues: Bool
+        /// Features declared in the capabilities before anything of theirs is registered. A host
+        /// that answers the handshake while it still installs its tools (holding every other
+        /// request until they are in, ``InputGate/init(holdingAllBut:atMost:)``) declares what it
+        /// is about to register; the default declares only what is registered.
+        public var declaredFeatures: Set<Feature>
 
         public init(
             pageSize: Int = 100,
@@ -39,7 +44,8 @@ public final class MCPServer: Sendable {
             listTTLMilliseconds: Int = 60_000,
             resourceTTLMilliseconds: Int = 0,
             maximumLineLength: Int = 4 * 1024 * 1024,
-            echoesArgumentValues: Bool = true
+            echoesArgumentValues: Bool = true,
+            declaredFeatures: Set<Feature> = []
         ) {
             self.pageSize = max(1, pageSize)
             self.defaultLegacyLogLevel = defaultLegacyLogLevel
@@ -47,7 +53,13 @@ public final class MCPServer: Sendable {
             self.resourceTTLMilliseconds = resourceTTLMilliseconds
             self.maximumLineLength = maximumLineLength
             self.echoesArgumentValues = echoesArgumentValues
+            self.declaredFeatures = declaredFeatures
         }
+    }
+
+    /// What a server can offer, each a capability of the handshake.
+    public enum Feature: Sendable, Hashable, CaseIterable {
+        case tools, prompts, resources, completions
     }
 
     /// Suggests values for prompt and resource-template arguments.
@@ -250,12 +262,16 @@ public final class MCPServer: Sendable {
 
     // MARK: Capabilities
 
-    /// The capabilities this server declares: only what is registered and implemented.
+    /// The capabilities this server declares: what is registered and implemented, and what its
+    /// options declare it is about to register (``Options/declaredFeatures``).
     func capabilities() -> JSONValue {
+        let declared = options.declaredFeatures
         let (hasTools, hasPrompts, hasResources, hasCompletions) = registry.withLock { registry in
             (
-                !registry.tools.isEmpty, !registry.prompts.isEmpty,
-                !registry.resources.isEmpty || !registry.templates.isEmpty, registry.completionProvider != nil
+                !registry.tools.isEmpty || declared.contains(.tools),
+                !registry.prompts.isEmpty || declared.contains(.prompts),
+                !registry.resources.isEmpty || !registry.templates.isEmpty || declared.contains(.resources),
+                registry.completionProvider != nil || declared.contains(.completions)
             )
         }
         return .object(dropping: [
