@@ -29,6 +29,9 @@ public final class MCPHTTPTransport: Sendable {
     let toolCallsByPrincipal: RateLimiter
     let toolCallsByAddress: RateLimiter
     let refusalsByAddress: RateLimiter
+    /// The headers passed on to the engine (``MCPHTTPConfiguration/forwardedHeaders`` and the
+    /// W3C trace context), named once: each request only looks them up.
+    let forwardedNames: [(key: String, field: HTTPField.Name)]
 
     public init(
         server: MCPServer, configuration: MCPHTTPConfiguration = MCPHTTPConfiguration(),
@@ -40,6 +43,9 @@ public final class MCPHTTPTransport: Sendable {
         toolCallsByPrincipal = RateLimiter(perMinute: configuration.rateLimits.toolCallsPerPrincipal)
         toolCallsByAddress = RateLimiter(perMinute: configuration.rateLimits.toolCallsPerAddress)
         refusalsByAddress = RateLimiter(perMinute: configuration.rateLimits.refusedAuthenticationsPerAddress)
+        forwardedNames = (configuration.forwardedHeaders + RequestContext.traceContextKeys).compactMap { name in
+            HTTPField.Name(name).map { (name, $0) }
+        }
     }
 
     /// The base URL (scheme, host, port) clients reach this server at: it names the
