@@ -33,18 +33,18 @@ struct Serve: AsyncParsableCommand {
 
     /// What a server starts before the rest of itself: the engine, its logging and metrics, and
     /// over stdio the serving itself, so that a client's `initialize` is answered while the
-    /// payments system and the tools are made (at a cold start, about 1.5 ms of the 7 before the
-    /// first answer; Docs/benchmarks.md). Until the tools are installed every line but
-    /// `initialize` and `ping` waits (``installed``); tool calls then wait for the listener.
+    /// payments system, the tools and the service group are made (Docs/benchmarks.md). Until the
+    /// group runs the serving every line but the handshake waits
+    /// (``StdioMCPService/starting(server:gate:handshakeOnlyUntilRun:)``); tool calls then wait
+    /// for the listener (``listening``).
     struct Beginning: Sendable {
         let server: MCPServer
         let redactor: Redactor
         let broadcast: LogBroadcastSwitch
         let metrics: PrometheusCollectorRegistry?
         let files: (before: Int, after: Int)
-        /// Over stdio: the serving, and its two gates.
+        /// Over stdio: the serving, and the gate that holds tool calls until the listener is up.
         let stdio: StdioMCPService?
-        let installed: InputGate?
         let listening: InputGate?
 
         /// Begins serving `configuration`. Synchronous: the entry point calls it on the main
@@ -63,16 +63,13 @@ struct Serve: AsyncParsableCommand {
             metrics = PrometheusMetrics.bootstrap(configuration.metrics)
             guard configuration.http == nil else {
                 stdio = nil
-                installed = nil
                 listening = nil
                 return
             }
-            let installed = StdioMCPService.installingGate()
             // Tool calls wait (at most 2 s) until the local parts listen; the handshake never does.
             let listening = StdioMCPService.startingGate()
-            // It reads and answers from here on, before the group starts its services.
-            stdio = StdioMCPService.starting(server: server, gate: InputGate(each: [installed, listening]))
-            self.installed = installed
+            // It reads and answers the handshake from here on, the rest once the group runs it.
+            stdio = StdioMCPService.starting(server: server, gate: listening, handshakeOnlyUntilRun: true)
             self.listening = listening
         }
     }
@@ -104,7 +101,6 @@ struct Serve: AsyncParsableCommand {
             logger: Logger(label: "agent-payments.tools"), maximumWait: configuration.maximumWait,
             callSIDHeader: ServerConfiguration.callSIDHeader)
         tools.install()
-        beginning.installed?.open()
 
         let transport = configuration.transportConfiguration(auditingIn: audit).map {
             MCPHTTPTransport(server: server, configuration: $0, logger: Logger(label: "agent-payments.http"))

@@ -352,7 +352,8 @@ def test_what_a_client_sends_with_its_handshake_finds_every_tool():
         {"jsonrpc": "2.0", "id": 4, "method": "resources/templates/list", "params": meta},
         {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
             "name": "getPaymentStatus", "arguments": {"paymentSid": "PK" + "0" * 32}, **meta}}]
-    for era, messages in [("legacy", legacy + asks({})), ("2026-07-28", asks({"_meta": modern_meta}))] * 4:
+    discover = [{"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": modern_meta}}]
+    for era, messages in [("legacy", legacy + asks({})), ("2026-07-28", discover + asks({"_meta": modern_meta}))] * 4:
         proc = subprocess.Popen([str(SERVER), "--simulate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env={**os.environ, "AGENT_PAYMENTS_LOG_LEVEL": "error"})
         try:
@@ -366,6 +367,8 @@ def test_what_a_client_sends_with_its_handshake_finds_every_tool():
             proc.wait(timeout=10)
         by_id = {answer["id"]: answer for answer in answers}
         assert [answer["id"] for answer in answers] == sorted(by_id), (era, "answered in order")
+        # Answered before the tools are in, the handshake declares what is about to be registered.
+        assert {"tools", "prompts", "resources", "completions"} <= set(by_id[1]["result"]["capabilities"]), era
         assert len(by_id[2]["result"]["tools"]) == 10, era
         assert {prompt["name"] for prompt in by_id[3]["result"]["prompts"]} >= {"StartCapture", "FinishCapture"}, era
         assert by_id[4]["result"]["resourceTemplates"], era

@@ -251,13 +251,21 @@ public final class ServerConnection: Sendable {
     /// Sends the response unless the request was cancelled meanwhile; counts it by method, era
     /// and result (`agent_payments_mcp_requests_total`: `ok`, `tool_error` for a tool result
     /// with `isError`, `error`, or `cancelled`; swift-metrics, no backend chosen here).
+    ///
+    /// The answer goes out before it is counted: the first count of a process makes the metrics
+    /// backend's first counter, which was half of a cold start's handshake.
     func finish(_ context: RequestContext, with outcome: Result<JSONValue, JSONRPCError>) {
         let stillWanted = state.withLock { $0.inFlight.removeValue(forKey: context.requestID) != nil }
         let result: String
         switch outcome {
-        case _ where !stillWanted: result = "cancelled"
-        case .success(let value): result = value["isError"] == .bool(true) ? "tool_error" : "ok"
-        case .failure: result = "error"
+        case _ where !stillWanted:
+            result = "cancelled"
+        case .success(let value):
+            result = value["isError"] == .bool(true) ? "tool_error" : "ok"
+            respond(.result(id: context.requestID, result: decorate(value, method: context.method, era: context.era)))
+        case .failure(let error):
+            result = "error"
+            respond(.error(id: context.requestID, error: adapt(error, era: context.era)))
         }
         Counter(
             label: "agent_payments_mcp_requests_total",
@@ -265,13 +273,6 @@ public final class ServerConnection: Sendable {
                 ("method", context.method), ("era", context.era.isModern ? "modern" : "legacy"), ("result", result),
             ]
         ).increment()
-        guard stillWanted else { return }
-        switch outcome {
-        case .success(let result):
-            respond(.result(id: context.requestID, result: decorate(result, method: context.method, era: context.era)))
-        case .failure(let error):
-            respond(.error(id: context.requestID, error: adapt(error, era: context.era)))
-        }
     }
 
     /// Adds the fields the 2026-07-28 schema requires on every result.
