@@ -42,6 +42,10 @@ public struct StdioMCPService: Service, CustomStringConvertible {
             server: server, gate: combined, started: server.startStdio(gate: combined), heldUntilRun: held)
     }
 
+    /// Whether the client's input has ended (or the server stopped) already: always `false`
+    /// until a service made by ``starting(server:gate:handshakeOnlyUntilRun:)`` has seen it.
+    public var inputEnded: Bool { started?.hasEnded ?? false }
+
     /// What a server answers before its tools are in: the handshake of either era, and `ping`.
     static let handshake: Set<String> = ["initialize", "server/discover", "ping"]
 

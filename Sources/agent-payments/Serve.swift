@@ -197,6 +197,13 @@ struct Serve: AsyncParsableCommand {
             // Last, so that it stops first.
             services.append(.named(stdio, success: .gracefullyShutdownGroup))
         }
+        if let stdio = beginning.stdio, stdio.inputEnded {
+            // The client has left already (a handshake, then the end of its input): nothing is
+            // started only to be stopped. What was queued is written, and the process exits 0.
+            logger.info("standard input ended before the server started")
+            await stdio.run()
+            return
+        }
         var lifecycle = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         lifecycle.maximumGracefulShutdownDuration = .seconds(10) // then cancelled: the process always ends

@@ -376,6 +376,24 @@ def test_what_a_client_sends_with_its_handshake_finds_every_tool():
         assert by_id[5]["result"]["isError"] and "No payment session" in text, (era, text[:200])
 
 
+def test_a_client_that_leaves_after_the_handshake_is_answered_and_the_server_exits_0():
+    """The end of input may come before the server has started its parts (a client that only
+    handshakes): what it asked is answered, nothing else is written, and the process exits 0,
+    whether the group ran or was never started (Serve.serve)."""
+    import subprocess
+
+    lines = (b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+             b'"capabilities":{},"clientInfo":{"name":"brief","version":"1"}}}\n'
+             b'{"jsonrpc":"2.0","id":2,"method":"ping"}\n')
+    for round in range(10):
+        proc = subprocess.Popen([str(SERVER), "--simulate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env={**os.environ, "AGENT_PAYMENTS_LOG_LEVEL": "info"})
+        out, _ = proc.communicate(lines, timeout=20)
+        answers = [json.loads(line) for line in out.splitlines()]
+        assert [answer["id"] for answer in answers] == [1, 2] and all("result" in a for a in answers), (round, answers)
+        assert proc.returncode == 0, (round, proc.returncode)
+
+
 def test_shutdown_on_eof_sigterm_and_sigint_is_clean():
     """Each way of stopping ends the process with status 0 once everything is up. How fast is a
     benchmark figure ("exit after stdin EOF" in Benchmarks/run), not asserted here."""

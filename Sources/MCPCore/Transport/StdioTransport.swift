@@ -72,8 +72,9 @@ public struct StdioTransport: Sendable {
             self.writer = writer
         }
 
-        /// Whether the input ended or the server stopped (what tests wait for instead of sleeping).
-        var hasEnded: Bool { state.withLock { $0.ended } }
+        /// Whether the input ended or the server stopped: a host that began serving before the
+        /// rest of itself need not start the rest for a client that has left.
+        public var hasEnded: Bool { state.withLock { $0.ended } }
         /// Whether ``finished()`` is waiting for the end.
         var isAwaited: Bool { state.withLock { $0.waiter != nil } }
 
