@@ -8,7 +8,9 @@ import PaymentsSettings
 /// thread, first): Hummingbird's handlers, the engine and the flow then run on the event loop
 /// that reads and writes their connection, instead of hopping to Swift's own pool and back — two
 /// thread wake-ups each way per request, which were most of an HTTP round trip
-/// (Docs/benchmarks.md). Over stdio nothing changes but the way the async entry is started.
+/// (Docs/benchmarks.md). Over stdio, started the way MCP clients start it, serving begins here on
+/// the main thread before the first task exists (`Serve.Beginning`), so that the handshake is
+/// answered while the concurrency runtime and the rest of the server start.
 @main
 enum Entry {
     static func main() {
