@@ -197,7 +197,7 @@ let package = Package(
             "Crypto"),
         tests(
             "PaymentStorePostgresTests", "PaymentStorePostgres", "PaymentFlow", "TwilioPayments",
-            "PaymentsTestSupport", "SpawnSupport", "PostgresNIO", "Logging"),
+            "PaymentsTestSupport", "HTTPTestSupport", "SpawnSupport", "PostgresNIO", "Logging"),
         tests(
             "PaymentsMCPTests", "PaymentsMCP", "MCPCore", "MCPClient", "PaymentFlow", "TwilioPayments",
             "PaymentsTestSupport"),

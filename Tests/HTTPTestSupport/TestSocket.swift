@@ -162,8 +162,6 @@ extension TestSocket {
     }
 
     private func offPool<T: Sendable>(_ body: @escaping @Sendable (TestSocket) -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: body(self)) }
-        }
+        await onOwnThread { body(self) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -105,17 +106,14 @@ final class ThrowawayCluster: Sendable {
         }
     }
 
-    /// Runs a program to its end without blocking a thread of the cooperative pool: spawned with
-    /// posix_spawn, its output read and its exit awaited on Dispatch threads. (Not Foundation's
-    /// Process: in this test process its children were left unreaped, their exit never reported.)
+    /// Runs a program to its end without blocking a thread of the cooperative pool or of
+    /// Dispatch's (``onOwnThread(_:)``): spawned with posix_spawn, its output read and its exit
+    /// awaited on threads of their own. (Not Foundation's Process: in this test process its
+    /// children were left unreaped, their exit never reported.)
     static func run(
         _ executable: String, _ arguments: [String]
     ) async -> (status: Int32, output: String, errors: String) {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: spawnAndWait(executable, arguments))
-            }
-        }
+        await onOwnThread { spawnAndWait(executable, arguments) }
     }
 
     private static let spawnLock = Mutex(())
@@ -162,11 +160,11 @@ final class ThrowawayCluster: Sendable {
         let errorEnd = errPipe[0]
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async {
+        Thread {
             let data = FileHandle(fileDescriptor: errorEnd, closeOnDealloc: true).readDataToEndOfFile()
             errors.withLock { $0 = data }
             group.leave()
-        }
+        }.start()
         let output = FileHandle(fileDescriptor: outPipe[0], closeOnDealloc: true).readDataToEndOfFile()
         group.wait()
         var status: Int32 = 0
