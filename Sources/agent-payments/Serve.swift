@@ -197,9 +197,11 @@ struct Serve: AsyncParsableCommand {
             // Last, so that it stops first.
             services.append(.named(stdio, success: .gracefullyShutdownGroup))
         }
-        if let stdio = beginning.stdio, stdio.inputEnded {
+        if database == nil, let stdio = beginning.stdio, stdio.inputEnded {
             // The client has left already (a handshake, then the end of its input): nothing is
             // started only to be stopped. What was queued is written, and the process exits 0.
+            // With a database the group still runs: its start says whether the database can be
+            // used (status 75 for a replica's supervisor when not).
             logger.info("standard input ended before the server started")
             await stdio.run()
             return
