@@ -30,8 +30,9 @@ public final class MCPHTTPTransport: Sendable {
     let toolCallsByAddress: RateLimiter
     let refusalsByAddress: RateLimiter
     /// The headers passed on to the engine (``MCPHTTPConfiguration/forwardedHeaders`` and the
-    /// W3C trace context), named once: each request only looks them up.
-    let forwardedNames: [(key: String, field: HTTPField.Name)]
+    /// W3C trace context): the key the engine reads each under, by canonical (lowercase) field
+    /// name, made once so that each request reads its fields in one pass.
+    let forwardedNames: [String: String]
 
     public init(
         server: MCPServer, configuration: MCPHTTPConfiguration = MCPHTTPConfiguration(),
@@ -43,9 +44,11 @@ public final class MCPHTTPTransport: Sendable {
         toolCallsByPrincipal = RateLimiter(perMinute: configuration.rateLimits.toolCallsPerPrincipal)
         toolCallsByAddress = RateLimiter(perMinute: configuration.rateLimits.toolCallsPerAddress)
         refusalsByAddress = RateLimiter(perMinute: configuration.rateLimits.refusedAuthenticationsPerAddress)
-        forwardedNames = (configuration.forwardedHeaders + RequestContext.traceContextKeys).compactMap { name in
-            HTTPField.Name(name).map { (name, $0) }
-        }
+        forwardedNames = Dictionary(
+            (configuration.forwardedHeaders + RequestContext.traceContextKeys).compactMap { name in
+                HTTPField.Name(name).map { ($0.canonicalName, name) }
+            },
+            uniquingKeysWith: { first, _ in first })
     }
 
     /// The base URL (scheme, host, port) clients reach this server at: it names the

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import MCPCore
 
@@ -75,6 +76,37 @@ import Testing
         let text = value.serialized()
         #expect(!text.contains("\n"))
         #expect(text == #""line\nbreak\r\t\"q\"\\ \u0001 \u001f é""#)
+    }
+
+    /// The escaping against an independent reader: seeded random strings of every kind of byte
+    /// (control bytes, quotes, backslashes, DEL, two-, three- and four-byte characters), alone and
+    /// as keys, read back by Foundation's `JSONSerialization`, and never a raw control byte.
+    @Test func everyStringReadsBackThroughFoundation() throws {
+        var seed: UInt64 = 0x5EED
+        func next(_ bound: UInt64) -> UInt64 {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return (seed >> 33) % bound
+        }
+        for _ in 0..<2_000 {
+            var scalars = String.UnicodeScalarView()
+            for _ in 0..<next(48) {
+                let value: UInt32 =
+                    switch next(5) {
+                    case 0: UInt32(next(0x20))
+                    case 1: [0x22, 0x5C, 0x2F, 0x7F][Int(next(4))]
+                    case 2: UInt32(0x20 + next(0x60))
+                    case 3: UInt32(0xA0 + next(0x700))
+                    default: [0x20AC, 0xFFFD, 0x1F600, 0x10FFFF][Int(next(4))]
+                    }
+                scalars.append(Unicode.Scalar(value)!)
+            }
+            let string = String(scalars)
+            let bytes = JSONValue.array([.string(string), .object([string: .string(string)])]).serializedBytes()
+            #expect(!bytes.contains { $0 < 0x20 })
+            let read = try #require(JSONSerialization.jsonObject(with: Data(bytes)) as? [Any])
+            #expect(read.first as? String == string)
+            #expect((read.last as? [String: String]) == [string: string])
+        }
     }
 
     static let roundTrips: [JSONValue] = [

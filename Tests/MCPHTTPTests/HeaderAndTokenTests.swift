@@ -60,6 +60,40 @@ import Testing
             HeaderRules.mismatch(protocolVersion: "2026-07-28", method: "server/discover", name: nil, message: noMeta)
                 != nil)
     }
+
+    /// Read as bytes, not lowercased: every case of the media type, parameters allowed, and no
+    /// byte that only equals a letter or "/" once its 0x20 bit is set.
+    @Test func aJSONContentTypeIsRecognisedInAnyCase() {
+        for accepted in ["application/json", "Application/JSON", "APPLICATION/JSON; charset=utf-8"] {
+            #expect(MCPHTTPTransport.isJSON(accepted), "\(accepted)")
+        }
+        // 0x0F | 0x20 is "/", 0x01 | 0x20 is "!": neither is a letter's other case.
+        for refused in ["", "application/jso", "text/json", "application\u{0F}json", "applicatiOn/xml"] {
+            #expect(!MCPHTTPTransport.isJSON(refused), "\(refused.debugDescription)")
+        }
+    }
+
+    /// The status of a response line the engine wrote: its error, not a result that mentions one.
+    @Test func theResponseStatusComesFromTheEnginesErrorAlone() {
+        func line(_ message: JSONRPCMessage) -> [UInt8] { message.encodedLine() }
+        let notFound = line(
+            .error(id: .number(1), error: JSONRPCError(code: JSONRPCError.methodNotFoundCode, message: "x")))
+        #expect(MCPHTTPTransport.status(ofResponse: notFound, modern: true) == .notFound)
+        #expect(MCPHTTPTransport.status(ofResponse: notFound, modern: false) == .ok)
+        let parse = line(.error(id: nil, error: .parseError("bad")))
+        #expect(MCPHTTPTransport.status(ofResponse: parse, modern: false) == .badRequest)
+        let internalError = line(.error(id: .number(2), error: .internalError("boom")))
+        #expect(MCPHTTPTransport.status(ofResponse: internalError, modern: true) == .ok)
+        // A result whose text (or an object in it) holds an "error" member is a result.
+        let mentions = line(
+            .result(
+                id: .number(3),
+                result: [
+                    "content": [["type": "text", "text": #"{"error":{"code":-32601}}"#]],
+                    "structuredContent": ["error": ["code": .integer(Int64(JSONRPCError.methodNotFoundCode))]],
+                ]))
+        #expect(MCPHTTPTransport.status(ofResponse: mentions, modern: true) == .ok)
+    }
 }
 
 /// Static tokens and the bearer header.

@@ -100,9 +100,12 @@ extension ServerConnection {
         }
         // Strict-mode models (OpenAI's, LangChain's strict converters) must send every property
         // and send null for what they mean to omit: an optional argument that is null is absent.
-        let required = Set(tool.inputSchema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [])
-        for (key, value) in arguments where value.isNull && !required.contains(key) {
-            arguments.removeValue(forKey: key)
+        // The schema's required names are read only when a null came: most calls send none.
+        if arguments.values.contains(where: \.isNull) {
+            let required = Set(tool.inputSchema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            for (key, value) in arguments where value.isNull && !required.contains(key) {
+                arguments.removeValue(forKey: key)
+            }
         }
         let violations = JSONSchemaValidator(
             schema: tool.inputSchema, echoesValues: server.options.echoesArgumentValues
