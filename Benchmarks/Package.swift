@@ -117,6 +117,15 @@ let package = Package(
                 .product(name: "CallbackHTTP", package: product), .product(name: "TwilioPayments", package: product),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        /// The HTTP stack's own floor for an MCP request: the server's listener with routes that only
+        /// collect a POST's body and answer a fixed body of an MCP answer's size (`http_bench.py`).
+        harness(
+            "HTTPFloor",
+            [
+                .product(name: "MCPHTTP", package: product), .product(name: "ListenerGuard", package: product),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
         /// The PostgreSQL store under load: callbacks per second into it, cross-replica notification
         /// latency, a replica's memory with many live sessions.
         harness(

@@ -6,7 +6,9 @@ requests/s, p50 and p99. Then agent-payments' notification latency: a signed sta
 posted to the session's callback URL, to the `notifications/resources/updated` event on a
 2026-07-28 listen stream (p50, p99). agent-payments runs in live mode against the standalone
 twilio-simulator (so the benchmark can sign callbacks with its Auth Token); the peer is
-Benchmarks/peers/python_peer.py served with `run(transport="streamable-http")`.
+Benchmarks/peers/python_peer.py served with `run(transport="streamable-http")`. Beside them, two
+floors at one connection: `GET /healthz` on the same listener, and the HTTP stack alone
+(Benchmarks/HTTPFloor) answering the same requests with fixed bodies of the answers' sizes.
 
     .venv/bin/python Benchmarks/http_bench.py BIN_DIR [--smoke]
 
@@ -145,7 +147,8 @@ end
             "errors": int(errors), "requests": int(requests)}
 
 
-def load(endpoint: Endpoint, payment: str, seconds: float, modern_ok: bool) -> dict:
+def cases_of(endpoint: Endpoint, payment: str, modern_ok: bool) -> dict:
+    """The MCP requests measured, by label: (JSON-RPC body, HTTP headers)."""
     status = {"paymentSid": payment}
     cases = {
         "ping (legacy)": ({"jsonrpc": "2.0", "id": 7, "method": "ping"}, endpoint.legacy),
@@ -157,8 +160,12 @@ def load(endpoint: Endpoint, payment: str, seconds: float, modern_ok: bool) -> d
             {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
              "params": {"name": "getPaymentStatus", "arguments": status, "_meta": MODERN_META}},
             Endpoint.modern_headers("tools/call", "getPaymentStatus"))
+    return cases
+
+
+def load(endpoint: Endpoint, payment: str, seconds: float, modern_ok: bool) -> dict:
     figures = {}
-    for label, (body, headers) in cases.items():
+    for label, (body, headers) in cases_of(endpoint, payment, modern_ok).items():
         for connections in (1, 32):
             figures[(label, connections)] = wrk(endpoint.url, body, headers, connections, seconds)
     return figures
@@ -245,6 +252,35 @@ def notification_latency(url: str, callback_url: str, payment: dict, auth_token:
     return latencies
 
 
+def stack_floor(bin_dir: Path, cases: dict, seconds: float) -> dict | None:
+    """GET /healthz and each MCP case's request POSTed to HTTPFloor, at one connection; None when
+    the harness is not built (the product's own build, without the Benchmarks package)."""
+    binary = bin_dir / "HTTPFloor"
+    if not binary.exists():
+        print(f"HTTP stack alone: not measured ({binary} is not built)")
+        return None
+    floor = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True)
+    try:
+        ready: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: ready.put(floor.stdout.readline()), daemon=True).start()
+        line = ready.get(timeout=30)
+        if not line.startswith("PORT "):
+            raise SystemExit(f"HTTPFloor did not start: {line!r}")
+        base = f"http://127.0.0.1:{int(line.split()[1])}"
+        figures = {"GET /healthz": run_wrk('wrk.method = "GET"\n', f"{base}/healthz", 1, seconds, threads=1)}
+        for label, (body, headers) in cases.items():
+            answer_kind = "ping" if label.startswith("ping") else "status"
+            figures[f"POST sized as {label}"] = wrk(f"{base}/floor/{answer_kind}", body, headers, 1, seconds)
+        return figures
+    finally:
+        floor.stdin.close()
+        try:
+            floor.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            floor.kill()
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -316,6 +352,24 @@ def main() -> None:
         for (label, connections), figure in ours_figures.items():
             if connections == 1 and label.startswith("getPaymentStatus") and figure["rps"] > 0:
                 print(f"{label} at one connection: the floor's rate is {floor[1]['rps'] / figure['rps']:.2f}x its rate (target <= 1.5x)")
+
+        # The HTTP stack's own floor for these requests: HTTPFloor serves the same listener (guarded
+        # HTTP/1, NIO as the executor, the same router context) with routes that only collect the
+        # body and answer a fixed body of the MCP answer's size. What ours spends above it is the
+        # server's own work: JSON-RPC, the session, the engine, the tool, the answer's JSON.
+        stack = stack_floor(bin_dir, cases_of(our_endpoint, our_payment, our_modern), seconds)
+        if stack:
+            print("HTTP stack alone (Benchmarks/HTTPFloor: the same listener; each POST collects the same request's body "
+                  "and answers a fixed body of its MCP answer's size), one connection:")
+            get = stack["GET /healthz"]
+            for label, figure in stack.items():
+                versus = "" if label == "GET /healthz" else f"  GET's rate is {get['rps'] / figure['rps']:.2f}x this"
+                print(f"  {label:46} {figure['rps']:>9.0f} req/s, p50 {figure['p50']:.3f} ms{versus}")
+            for (label, connections), figure in ours_figures.items():
+                floor_post = stack.get(f"POST sized as {label}")
+                if connections == 1 and floor_post and figure["rps"] > 0:
+                    print(f"{label} at one connection: the stack's POST floor's rate is "
+                          f"{floor_post['rps'] / figure['rps']:.2f}x its rate (its GET floor's {get['rps'] / figure['rps']:.2f}x)")
 
         latencies = notification_latency(our_url, created["statusCallback"], {**created, "accountSid": simulator.info["accountSid"]},
                                          simulator.info["authToken"], samples)
