@@ -43,14 +43,12 @@ extension JSONValue {
         case .object(let members):
             output.append(UInt8(ascii: "{"))
             var first = true
-            // The pairs are sorted, not the keys: looking each value up again hashed every key
-            // a second time (a fifth of a status result's writing).
-            for (key, value) in members.sorted(by: { $0.key < $1.key }) {
+            for key in members.keys.sorted() {
                 if !first { output.append(UInt8(ascii: ",")) }
                 first = false
                 Self.writeString(key, to: &output)
                 output.append(UInt8(ascii: ":"))
-                value.write(to: &output)
+                members[key].unsafelyUnwrapped.write(to: &output)
             }
             output.append(UInt8(ascii: "}"))
         }
