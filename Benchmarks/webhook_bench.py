@@ -26,6 +26,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,8 +86,10 @@ class Server:
     """agent-payments --simulate over stdio, spoken to in raw JSON-RPC."""
 
     def __init__(self, binary: Path, env: dict):
+        # Its log (warnings and worse) is kept, to say why a payment stalled if one does.
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([str(binary), "--simulate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, env=env)
+                                     stderr=self.log, env=env)
         self.next_id = 0
         self.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
                                     "clientInfo": {"name": "webhook-bench", "version": "1"}})
@@ -129,8 +132,15 @@ class Server:
             status = self.tool(name, callSid=call_sid, paymentSid=status["paymentSid"])
         took = (time.perf_counter() - started) * 1000
         if status.get("phase") != "completed":
-            raise SystemExit(f"webhook_bench: the payment did not complete: {status}")
+            raise SystemExit(f"webhook_bench: the payment did not complete: {status}\n{self.log_tail()}")
         return took
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The server's last log lines that are not the webhook endpoint's own failures, which a
+        hung or dead endpoint makes many of."""
+        self.log.seek(0)
+        kept = [line for line in self.log.read().decode(errors="replace").splitlines() if "webhook" not in line.lower()]
+        return "the server's log, last lines other than webhook deliveries':\n" + "\n".join(kept[-lines:])
 
     def close(self):
         self.proc.stdin.close()
@@ -139,6 +149,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
+        self.log.close()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -149,7 +160,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def measure(binary: Path, mode: str | None, database_url: str | None, payments: int) -> tuple[list[float], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_PAYMENTS_", "TWILIO_")) and k != "DATABASE_URL"}
     env["AGENT_PAYMENTS_SIMULATOR_PACING_MS"] = "0"
-    env["AGENT_PAYMENTS_LOG_LEVEL"] = "error"
+    env["AGENT_PAYMENTS_LOG_LEVEL"] = "warning"
     endpoint = Endpoint(mode) if mode else None
     if endpoint:
         env["AGENT_PAYMENTS_WEBHOOK_URL"] = endpoint.url

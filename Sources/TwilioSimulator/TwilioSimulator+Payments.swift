@@ -384,7 +384,21 @@ extension TwilioSimulator {
                         ("X-Twilio-Signature", signer.sign(url: url, parameters: fields)),
                         ("User-Agent", "TwilioProxy/1.1 (agent-payments simulator)"),
                     ], body: Data(FormEncoding.encode(fields).utf8), timeout: .seconds(10))
-                status = try? await transport.send(request).status
+                do {
+                    status = try await transport.send(request).status
+                } catch {
+                    // Told, not retried (whether Twilio retries a status callback is not
+                    // documented): a flow that waits for it may wait for good. Never the URL,
+                    // whose path holds the session's callback secret.
+                    logger.warning(
+                        "simulator: a status callback was not delivered",
+                        metadata: ["payment.sid": "\(sid)", "reason": "\(error)"])
+                }
+                if let status, !(200..<300).contains(status) {
+                    logger.warning(
+                        "simulator: a status callback was refused",
+                        metadata: ["payment.sid": "\(sid)", "http.status": "\(status)"])
+                }
             }
             let limit = configuration.callbackHistoryLimit
             state.withLock { state in

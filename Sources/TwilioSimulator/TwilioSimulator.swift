@@ -230,7 +230,7 @@ public final class TwilioSimulator: Sendable {
     }
 
     public let configuration: Configuration
-    private let logger: Logger
+    let logger: Logger
     let state = Mutex(State())
     /// Payment creations held on purpose (``holdCreates(_:count:)``).
     let held = Mutex(HeldCreates())
