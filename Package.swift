@@ -12,7 +12,28 @@ import Glibc
 /// Module map, import rules and what each target is for: Docs/architecture.md. The benchmarks
 /// (Benchmarks/Package.swift) and the fuzz targets (Fuzz/Package.swift) are packages of their
 /// own that depend on this one by path.
-let strictness: [SwiftSetting] = [
+/// Metadata of concrete generic types made by direct calls to their accessors instead of from
+/// their mangled names (`-disable-concrete-type-metadata-mangled-name-accessors`). From a mangled
+/// name the runtime checks each generic requirement (`String: Hashable` for a dictionary's
+/// storage, say) by a conformance lookup, and a lookup that misses its cache scans every
+/// conformance record of the image, 13,426 here: a dozen such scans before the first answer were
+/// about 0.7 ms of a 5 ms cold start (perf record of 60 spawns; Docs/benchmarks.md). A direct
+/// accessor call hands over the witness tables the compiler already knows.
+///
+/// An unsafe flag, so only where SwiftPM allows one: this package built as the root (a clone) or
+/// as a local path dependency (the benchmarks, the examples), never as a versioned dependency,
+/// whose checkout (`…/checkouts/…`, a registry download, an edited `Packages/…`) gets none, so
+/// that a host can depend on the libraries. `AGENT_PAYMENTS_MANGLED_METADATA=1` leaves it out.
+let directMetadata: [SwiftSetting] = {
+    let checkout = ["/checkouts/", "/registry/downloads/", "/Packages/"].contains {
+        Context.packageDirectory.contains($0)
+    }
+    let declined = Context.environment["AGENT_PAYMENTS_MANGLED_METADATA"].map { !$0.isEmpty && $0 != "0" } ?? false
+    guard !checkout, !declined else { return [] }
+    return [.unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"])]
+}()
+
+let strictness: [SwiftSetting] = directMetadata + [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
