@@ -12,6 +12,7 @@ import Glibc
 /// Module map, import rules and what each target is for: Docs/architecture.md. The benchmarks
 /// (Benchmarks/Package.swift) and the fuzz targets (Fuzz/Package.swift) are packages of their
 /// own that depend on this one by path.
+
 /// Metadata of concrete generic types made by direct calls to their accessors instead of from
 /// their mangled names (`-disable-concrete-type-metadata-mangled-name-accessors`). From a mangled
 /// name the runtime checks each generic requirement (`String: Hashable` for a dictionary's
@@ -33,11 +34,12 @@ let directMetadata: [SwiftSetting] = {
     return [.unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"])]
 }()
 
-let strictness: [SwiftSetting] = directMetadata + [
-    .swiftLanguageMode(.v6),
-    .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("InternalImportsByDefault"),
-]
+let strictness: [SwiftSetting] =
+    directMetadata + [
+        .swiftLanguageMode(.v6),
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+    ]
 
 /// How executables are linked on Linux (Docs/benchmarks.md, "Cold start"): the Swift runtime
 /// and Foundation statically, libcurl not at all (LazyCurl loads it on first use), and, where
