@@ -264,9 +264,12 @@ def stack_floor(bin_dir: Path, cases: dict, seconds: float) -> dict | None:
     try:
         ready: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: ready.put(floor.stdout.readline()), daemon=True).start()
-        line = ready.get(timeout=30)
+        try:
+            line = ready.get(timeout=30)
+        except queue.Empty:
+            raise SystemExit(f"HTTPFloor did not start: no port printed within 30 s ({binary}; Benchmarks/run builds it)")
         if not line.startswith("PORT "):
-            raise SystemExit(f"HTTPFloor did not start: {line!r}")
+            raise SystemExit(f"HTTPFloor did not start: it printed {line!r} ({binary}; Benchmarks/run builds it)")
         base = f"http://127.0.0.1:{int(line.split()[1])}"
         figures = {"GET /healthz": run_wrk('wrk.method = "GET"\n', f"{base}/healthz", 1, seconds, threads=1)}
         for label, (body, headers) in cases.items():

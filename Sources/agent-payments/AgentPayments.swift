@@ -26,7 +26,7 @@ struct AgentPayments: AsyncParsableCommand {
                 return try await Serve.serve(configuration, beginning: beginning)
             }
             if let configuration = direct(
-                arguments: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+                arguments: Array(CommandLine.arguments.dropFirst()), environment: processEnvironment())
             {
                 return try await Serve.serve(configuration)
             }
@@ -52,7 +52,7 @@ struct AgentPayments: AsyncParsableCommand {
         var logger = Logger(label: "agent-payments") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .notice
         return CommandHost(
-            environment: ProcessInfo.processInfo.environment,
+            environment: processEnvironment(),
             output: { FileHandle.standardOutput.write(Data($0.utf8)) },
             diagnostics: { FileHandle.standardError.write(Data($0.utf8)) }, logger: logger)
     }

@@ -24,11 +24,11 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func validate() throws {
-        _ = try options.load(environment: ProcessInfo.processInfo.environment)
+        _ = try options.load(environment: processEnvironment())
     }
 
     func run() async throws {
-        try await Self.serve(try options.load(environment: ProcessInfo.processInfo.environment))
+        try await Self.serve(try options.load(environment: processEnvironment()))
     }
 
     /// What a server starts before the rest of itself: the engine, its logging and metrics, and
