@@ -139,3 +139,58 @@ struct UpdateSessionQueuing: PostgresPreparedStatement {
 
     func decodeRow(_ row: PostgresRow) throws -> Bool { true }
 }
+
+/// Several ``UpdateSession``s in one statement (``GroupCommit``): each row's compare-and-set on
+/// its own version and its own `NOTIFY`, one transaction for them all. Rows come back for the
+/// sessions stored, by id. The rows are bound sorted by id, so that two statements updating the
+/// same sessions lock them in the same order.
+struct UpdateSessions: PostgresPreparedStatement {
+    static let sql = """
+        WITH changed AS (
+            UPDATE agent_payments_sessions AS s SET payment_sid = NULLIF(v.payment_sid, ''),
+                callback_secret_hash = v.callback_secret_hash, phase = v.phase, finished = v.finished,
+                version = v.version, in_flight = v.in_flight::jsonb, session = v.session::jsonb,
+                updated_at = v.updated_at,
+                change_seq = nextval('agent_payments_change_seq'), changed_at = clock_timestamp()
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::int8[], $6::text[], $7::text[],
+                    $8::timestamptz[], $9::text[], $10::int8[])
+                AS v(payment_sid, callback_secret_hash, phase, finished, version, in_flight, session, updated_at,
+                    id, expected)
+            WHERE s.id = v.id AND s.version = v.expected
+            RETURNING s.id, s.version, s.change_seq)
+        SELECT id, pg_notify('\(PostgresChangeFeed.channel)', id || ' ' || version || ' ' || change_seq)::text FROM changed
+        """
+    static let bindingDataTypes: [PostgresDataType] = [
+        .textArray, .textArray, .textArray, .boolArray, .int8Array, .textArray, .textArray, .timestamptzArray,
+        .textArray, .int8Array,
+    ]
+    typealias Row = String
+
+    /// The writes, in the order they are bound (by id).
+    var updates: [UpdateSession]
+
+    init(_ updates: [UpdateSession]) {
+        self.updates = updates.sorted { $0.id < $1.id }
+    }
+
+    func makeBindings() -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 10)
+        // A session without a payment SID is bound as '' (arrays of optionals have no encoding
+        // here); SIDs are never empty, and the statement reads '' back as NULL.
+        bindings.append(updates.map { $0.paymentSID ?? "" })
+        bindings.append(updates.map(\.callbackSecretHash))
+        bindings.append(updates.map(\.phase))
+        bindings.append(updates.map(\.finished))
+        bindings.append(updates.map(\.version))
+        bindings.append(updates.map(\.inFlight))
+        bindings.append(updates.map(\.session))
+        bindings.append(updates.map(\.updatedAt))
+        bindings.append(updates.map(\.id))
+        bindings.append(updates.map(\.expectedVersion))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> String {
+        try row.decode((String, String).self).0
+    }
+}

@@ -181,6 +181,77 @@ func first(
         }
     }
 
+    /// Group commit: writes that arrive together share statements, and each is still decided as
+    /// if sent alone (one winner per version; a refusal fails only its own write).
+    @Test func concurrentCompareAndSetsGoTogetherYetEachIsDecidedAlone() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url, label: "a") { a async throws in
+                try await withRunningDatabase(url, label: "b") { b async throws in
+                    let changes = b.feed.subscribe()
+                    let sessions = (100..<140).map { Sample.session($0) }
+                    for session in sessions { #expect(try await a.store.compareAndSet(session, expectedVersion: nil)) }
+                    let before = a.store.groupCommitStatistics
+                    // Four writers per session at once, all from the version stored. Session 1's
+                    // writers all take session 0's payment SID, which the unique index refuses:
+                    // a statement holding one of them fails, and its other writes are tried alone.
+                    let outcomes = try await withThrowingTaskGroup(of: (Int, Int, Bool).self) { group in
+                        for (index, session) in sessions.enumerated() {
+                            for writer in 0..<4 {
+                                var next = session
+                                next.version += 1
+                                next.lastRequestError = "writer \(writer)"
+                                if index == 1 { next.paymentSID = sessions[0].paymentSID }
+                                let write = next
+                                group.addTask {
+                                    (
+                                        index, writer,
+                                        try await a.store.compareAndSet(write, expectedVersion: session.version)
+                                    )
+                                }
+                            }
+                        }
+                        var all: [(Int, Int, Bool)] = []
+                        for try await outcome in group { all.append(outcome) }
+                        return all
+                    }
+                    for (index, session) in sessions.enumerated() {
+                        let won = outcomes.filter { $0.0 == index && $0.2 }.map(\.1)
+                        let stored = try #require(try await b.store.session(id: session.id))
+                        if index == 1 {
+                            #expect(won.isEmpty, "a payment SID another session holds")
+                            #expect(stored == session)
+                        } else {
+                            #expect(won.count == 1, "session \(index): \(won)")
+                            #expect(stored.version == session.version + 1)
+                            #expect(stored.lastRequestError == won.first.map { "writer \($0)" })
+                        }
+                    }
+                    let after = a.store.groupCommitStatistics
+                    #expect(after.writes - before.writes == 160)
+                    #expect(after.statements - before.statements < 160, "no two writes went together")
+                    #expect(after.largest > 1)
+                    // The other replica hears every stored version.
+                    let wanted = Dictionary(
+                        uniqueKeysWithValues: sessions.indices.filter { $0 != 1 }.map {
+                            (sessions[$0].id, sessions[$0].version + 1)
+                        })
+                    let heard = Mutex<Set<String>>([])
+                    let listening = Task {
+                        for await change in changes where wanted[change.id] == change.version {
+                            _ = heard.withLock { $0.insert(change.id) }
+                        }
+                    }
+                    let deadline = ContinuousClock.now + .seconds(30)
+                    while heard.withLock({ $0.count < wanted.count }), ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(5))
+                    }
+                    listening.cancel()
+                    #expect(heard.withLock { $0 } == Set(wanted.keys))
+                }
+            }
+        }
+    }
+
     @Test func oneUnfinishedSessionPerCallAcrossReplicas() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
             try await withRunningDatabase(url, label: "a") { a async throws in

@@ -1,0 +1,143 @@
+import Synchronization
+
+/// Group commit for the compare-and-set of stored sessions: the writes that arrive while earlier
+/// ones are on their way to the database go together in the next statement.
+///
+/// Why: PostgreSQL serialises the commits of every transaction that notifies, WAL flush
+/// included (`PreCommit_Notify` takes one lock until the commit is done), so one write per
+/// statement caps a database at one commit per flush whatever the client does. Several
+/// compare-and-sets in one statement share that commit, and the round trips, the notifications'
+/// delivery and the feed's re-read with it (Docs/benchmarks.md, "Group commit").
+///
+/// How: a write waits only while `maxRunning` statements are already running, never on a
+/// timer, so a lone write goes at once, as before. When a statement ends, everything pending
+/// (up to `maxBatch`) goes in the next. A session is never in two statements at once, nor twice
+/// in one, so each compare-and-set is decided against the version the previous one left, as if
+/// sent alone: a second write of the same session waits for the statement that holds the first.
+/// A caller cancelled while its write still waits takes it back; one cancelled later is answered
+/// by the statement.
+final class GroupCommit<Write: Sendable>: Sendable {
+    /// Runs writes in one statement and answers which of them were stored, by key. A failure
+    /// fails every write of the statement.
+    typealias Execute = @Sendable ([Write]) async throws -> Set<String>
+
+    private struct Waiting {
+        let token: UInt64
+        let write: Write
+        let key: String
+        let continuation: CheckedContinuation<Bool, any Error>
+    }
+
+    private struct State {
+        var pending: [Waiting] = []
+        /// Keys of the writes in running statements.
+        var running: Set<String> = []
+        var statementsRunning = 0
+        var nextToken: UInt64 = 0
+        var statements = 0
+        var writes = 0
+        var largest = 0
+    }
+
+    private let state = Mutex(State())
+    private let maxRunning: Int
+    private let maxBatch: Int
+    private let key: @Sendable (Write) -> String
+    private let execute: Execute
+
+    /// Groups writes (each identified by `key`) into statements run by `execute`: at most
+    /// `maxRunning` at a time, each of at most `maxBatch` writes.
+    init(
+        maxRunning: Int, maxBatch: Int, key: @escaping @Sendable (Write) -> String, execute: @escaping Execute
+    ) {
+        precondition(maxRunning > 0 && maxBatch > 0)
+        self.maxRunning = maxRunning
+        self.maxBatch = maxBatch
+        self.key = key
+        self.execute = execute
+    }
+
+    /// Statements run, writes they carried, and the most in one.
+    var statistics: (statements: Int, writes: Int, largest: Int) {
+        state.withLock { ($0.statements, $0.writes, $0.largest) }
+    }
+
+    /// Writes waiting for a statement (tests).
+    var waiting: Int { state.withLock { $0.pending.count } }
+
+    /// Whether `write` was stored: it goes in the next statement that can take it.
+    func submit(_ write: Write) async throws -> Bool {
+        let key = key(write)
+        let token = state.withLock { state in
+            state.nextToken &+= 1
+            return state.nextToken
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+                // The cancellation flag is read under the lock the handler takes: either the
+                // handler finds this write pending, or this sees the flag.
+                let (cancelled, batch) = state.withLock { state -> (Bool, [Waiting]?) in
+                    if Task.isCancelled { return (true, nil) }
+                    state.pending.append(Waiting(token: token, write: write, key: key, continuation: continuation))
+                    return (false, Self.nextBatch(&state, maxRunning: maxRunning, maxBatch: maxBatch))
+                }
+                if cancelled { continuation.resume(throwing: CancellationError()) }
+                if let batch { Task { await self.drive(batch) } }
+            }
+        } onCancel: {
+            let taken = state.withLock { state -> Waiting? in
+                guard let index = state.pending.firstIndex(where: { $0.token == token }) else { return nil }
+                return state.pending.remove(at: index)
+            }
+            taken?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Runs `batch`, then every batch that is pending when it ends, until none is.
+    private func drive(_ batch: [Waiting]) async {
+        var batch = batch
+        while true {
+            let outcome: Result<Set<String>, any Error>
+            do {
+                outcome = .success(try await execute(batch.map(\.write)))
+            } catch {
+                outcome = .failure(error)
+            }
+            for waiting in batch {
+                waiting.continuation.resume(with: outcome.map { $0.contains(waiting.key) })
+            }
+            let done = batch
+            guard
+                let next = state.withLock({ state -> [Waiting]? in
+                    state.statementsRunning -= 1
+                    for waiting in done { state.running.remove(waiting.key) }
+                    return Self.nextBatch(&state, maxRunning: maxRunning, maxBatch: maxBatch)
+                })
+            else { return }
+            batch = next
+        }
+    }
+
+    /// Takes the next statement's writes out of `pending`, if one may run now: in arrival
+    /// order, skipping a key already running or already taken (it waits for a later statement).
+    private static func nextBatch(_ state: inout State, maxRunning: Int, maxBatch: Int) -> [Waiting]? {
+        guard state.statementsRunning < maxRunning, !state.pending.isEmpty else { return nil }
+        var batch: [Waiting] = []
+        var left: [Waiting] = []
+        for waiting in state.pending {
+            if batch.count < maxBatch, !state.running.contains(waiting.key) {
+                state.running.insert(waiting.key)
+                batch.append(waiting)
+            } else {
+                left.append(waiting)
+            }
+        }
+        guard !batch.isEmpty else { return nil }
+        state.pending = left
+        state.statementsRunning += 1
+        state.statements += 1
+        state.writes += batch.count
+        state.largest = max(state.largest, batch.count)
+        return batch
+    }
+}

@@ -1,0 +1,199 @@
+import Logging
+@testable import PaymentFlow
+import Synchronization
+import Testing
+
+@testable import PaymentStorePostgres
+
+/// Statements held until the test lets them go, and what ran: each statement's keys, and
+/// whether any key was ever in two running statements (or twice in one).
+final class HeldStatements: Sendable {
+    private struct State {
+        var batches: [[String]] = []
+        var running: Set<String> = []
+        var overlapped = false
+        var gates: [CheckedContinuation<Void, Never>] = []
+        var released = 0
+    }
+    private let state = Mutex(State())
+    /// Keys refused by every statement (stored: false); `fail` fails a statement holding it.
+    let refused: Set<String>
+    let fail: String?
+
+    init(refused: Set<String> = [], fail: String? = nil) {
+        self.refused = refused
+        self.fail = fail
+    }
+
+    var batches: [[String]] { state.withLock { $0.batches } }
+    var overlapped: Bool { state.withLock { $0.overlapped } }
+    var waiting: Int { state.withLock { $0.gates.count } }
+
+    struct Failed: Error {}
+
+    func execute(_ keys: [String]) async throws -> Set<String> {
+        state.withLock { state in
+            state.batches.append(keys)
+            for key in keys where !state.running.insert(key).inserted { state.overlapped = true }
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let go = state.withLock { state -> Bool in
+                if state.released > 0 {
+                    state.released -= 1
+                    return true
+                }
+                state.gates.append(continuation)
+                return false
+            }
+            if go { continuation.resume() }
+        }
+        state.withLock { state in for key in keys { state.running.remove(key) } }
+        if let fail, keys.contains(fail) { throw Failed() }
+        return Set(keys).subtracting(refused)
+    }
+
+    /// Lets `count` statements (held now or to come) finish.
+    func release(_ count: Int) {
+        let gates = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            let now = Array(state.gates.prefix(count))
+            state.gates.removeFirst(now.count)
+            state.released += count - now.count
+            return now
+        }
+        for gate in gates { gate.resume() }
+    }
+
+    /// Waits until `count` statements are held.
+    func held(_ count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while waiting < count {
+            guard ContinuousClock.now < deadline else { throw Failed() }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct GroupCommitTests {
+    /// Waits until `count` writes wait for a statement.
+    static func waiting(_ count: Int, in group: GroupCommit<String>) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while group.waiting < count {
+            guard ContinuousClock.now < deadline else { throw HeldStatements.Failed() }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    static func group(_ statements: HeldStatements, running: Int = 2, largest: Int = 64) -> GroupCommit<String> {
+        GroupCommit(maxRunning: running, maxBatch: largest, key: { $0 }) { try await statements.execute($0) }
+    }
+
+    @Test func aLoneWriteGoesAtOnceInAStatementOfItsOwn() async throws {
+        let statements = HeldStatements(refused: ["b"])
+        statements.release(2)
+        let group = Self.group(statements)
+        #expect(try await group.submit("a"))
+        #expect(try await !group.submit("b"), "the statement did not store it")
+        #expect(statements.batches == [["a"], ["b"]])
+        #expect(group.statistics == (2, 2, 1))
+    }
+
+    @Test func writesArrivingWhileStatementsRunGoTogetherAndNoSessionIsInTwoAtOnce() async throws {
+        let statements = HeldStatements(refused: ["k3"])
+        let group = Self.group(statements, running: 2, largest: 4)
+        // Two statements run and are held; what comes meanwhile waits.
+        let first = Task { try await group.submit("k1") }
+        let second = Task { try await group.submit("k2") }
+        try await statements.held(2)
+        // k1 again, k3 twice, k4…k7: k1 waits for the statement holding it, the second k3 for
+        // the first, and a statement takes at most four.
+        let later = ["k1", "k3", "k3", "k4", "k5", "k6", "k7"].map { key in Task { try await group.submit(key) } }
+        try await Self.waiting(7, in: group)
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(statements.batches.count == 2, "nothing more starts while two statements run")
+        statements.release(100)
+        #expect(try await first.value)
+        #expect(try await second.value)
+        var outcomes: [Bool] = []
+        for task in later { outcomes.append(try await task.value) }
+        #expect(outcomes == [true, false, false, true, true, true, true])
+        #expect(!statements.overlapped, "a session was in two statements at once, or twice in one")
+        let batches = statements.batches
+        #expect(batches.count >= 4, "\(batches)")
+        #expect(batches.allSatisfy { $0.count <= 4 && Set($0).count == $0.count }, "\(batches)")
+        #expect(batches.flatMap { $0 }.sorted() == ["k1", "k1", "k2", "k3", "k3", "k4", "k5", "k6", "k7"])
+        let (count, writes, largest) = group.statistics
+        #expect(count == batches.count && writes == 9 && largest == 4)
+    }
+
+    @Test func aWriteCancelledWhileItWaitsIsTakenBackAndNeverSent() async throws {
+        let statements = HeldStatements()
+        let group = Self.group(statements, running: 1)
+        let running = Task { try await group.submit("a") }
+        try await statements.held(1)
+        let waiting = Task { try await group.submit("b") }
+        try await Self.waiting(1, in: group)
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        statements.release(100)
+        #expect(try await running.value)
+        #expect(try await group.submit("c"))
+        #expect(statements.batches == [["a"], ["c"]])
+    }
+
+    @Test func aFailedStatementFailsEachOfItsWritesAndTheNextOneRuns() async throws {
+        let statements = HeldStatements(fail: "bad")
+        let group = Self.group(statements, running: 1)
+        let running = Task { try await group.submit("a") }
+        try await statements.held(1)
+        let together = ["bad", "b"].map { key in Task { try await group.submit(key) } }
+        try await Self.waiting(2, in: group)
+        statements.release(100)
+        #expect(try await running.value)
+        for task in together {
+            await #expect(throws: HeldStatements.Failed.self) { try await task.value }
+        }
+        #expect(try await group.submit("b"), "the group goes on")
+        #expect(statements.batches.map { Set($0) } == [["a"], ["bad", "b"], ["b"]])
+    }
+}
+
+/// The grouped statement itself, on PostgreSQL: each row decided on its own version, and a
+/// statement the database refuses tried again write by write.
+@Suite(.postgreSQL) struct GroupedStatementTests {
+    @Test func eachWriteOfAGroupedStatementIsDecidedAsIfAlone() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                let sessions = (200..<204).map { Sample.session($0) }
+                for session in sessions {
+                    #expect(try await database.store.compareAndSet(session, expectedVersion: nil))
+                }
+                func next(_ index: Int, _ change: (inout PaymentSession) -> Void = { _ in }) -> PaymentSession {
+                    var session = sessions[index]
+                    session.version += 1
+                    session.lastRequestError = "grouped"
+                    change(&session)
+                    return session
+                }
+                let fresh = PostgresPaymentStore.update(next(0), expectedVersion: sessions[0].version)
+                let stale = PostgresPaymentStore.update(next(1), expectedVersion: sessions[1].version - 1)
+                let taken = PostgresPaymentStore.update(
+                    next(2) { $0.paymentSID = sessions[3].paymentSID }, expectedVersion: sessions[2].version)
+                let other = PostgresPaymentStore.update(next(3), expectedVersion: sessions[3].version)
+                let client = database.client
+                let logger = Logger(label: "test")
+                // Together: the fresh ones stored, the stale one not.
+                #expect(
+                    try await PostgresPaymentStore.storeTogether([stale, fresh], client: client, logger: logger)
+                        == [fresh.id])
+                // One refused by the unique index: the statement fails, and alone the other is stored.
+                #expect(
+                    try await PostgresPaymentStore.storeTogether([taken, other], client: client, logger: logger)
+                        == [other.id])
+                #expect(try await database.store.session(id: sessions[0].id) == next(0))
+                #expect(try await database.store.session(id: sessions[1].id) == sessions[1])
+                #expect(try await database.store.session(id: sessions[2].id) == sessions[2])
+                #expect(try await database.store.session(id: sessions[3].id) == next(3))
+            }
+        }
+    }
+}
