@@ -366,8 +366,8 @@ enum PostgresBenchmarkMain {
         //   commit (the database's ceiling for that, its notifying commits being serial);
         // - the statements as the server now sends them under this load (GroupCommit): as many
         //   compare-and-sets per statement as it averaged, as many statements at once as it runs
-        //   (2), and the re-read of them all in one; each client on sessions of its own, as one
-        //   replica never has a session in two running statements.
+        //   (one), and the re-read of them all in one; each client on sessions of its own, as a
+        //   session is never in two running statements.
         let group = replicaA.store.groupCommitStatistics
         let grouped = group.statements > statementsBefore ? group.writes - writesBefore : 0
         let perStatement = max(1, Double(grouped) / Double(max(1, group.statements - statementsBefore)))
