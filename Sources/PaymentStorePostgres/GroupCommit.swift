@@ -17,9 +17,16 @@ import Synchronization
 /// A caller cancelled while its write still waits takes it back; one cancelled later is answered
 /// by the statement.
 final class GroupCommit<Write: Sendable>: Sendable {
-    /// Runs writes in one statement and answers which of them were stored, by key. A failure
-    /// fails every write of the statement.
-    typealias Execute = @Sendable ([Write]) async throws -> Set<String>
+    /// Which writes of a statement were stored, by key, and which failed on their own (when the
+    /// statement was refused and its writes were tried one by one).
+    struct Outcome: Sendable {
+        var stored: Set<String> = []
+        var failed: [String: any Error] = [:]
+    }
+
+    /// Runs writes in one statement and answers for each. A thrown error fails every write of
+    /// the statement.
+    typealias Execute = @Sendable ([Write]) async throws -> Outcome
 
     private struct Waiting {
         let token: UInt64
@@ -97,14 +104,23 @@ final class GroupCommit<Write: Sendable>: Sendable {
     private func drive(_ batch: [Waiting]) async {
         var batch = batch
         while true {
-            let outcome: Result<Set<String>, any Error>
+            let outcome: Result<Outcome, any Error>
             do {
                 outcome = .success(try await execute(batch.map(\.write)))
             } catch {
                 outcome = .failure(error)
             }
             for waiting in batch {
-                waiting.continuation.resume(with: outcome.map { $0.contains(waiting.key) })
+                switch outcome {
+                case .success(let answer):
+                    if let error = answer.failed[waiting.key] {
+                        waiting.continuation.resume(throwing: error)
+                    } else {
+                        waiting.continuation.resume(returning: answer.stored.contains(waiting.key))
+                    }
+                case .failure(let error):
+                    waiting.continuation.resume(throwing: error)
+                }
             }
             let done = batch
             guard

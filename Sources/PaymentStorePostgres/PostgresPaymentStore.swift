@@ -228,35 +228,41 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     /// (benchmarks and operators: writes ÷ statements is how much group commit saved).
     public var groupCommitStatistics: (statements: Int, writes: Int, largest: Int) { group.statistics }
 
-    /// One statement for `updates` (one alone as ``UpdateSession``); the ids stored. When the
+    /// One statement for `updates` (one alone as ``UpdateSession``): which were stored. When the
     /// statement is refused (a payment SID another session holds, a deadlock with another
     /// replica), nothing of it was stored, and each write is tried alone so that only its own
-    /// refusal fails it.
+    /// refusal or failure is its caller's: a payment SID taken is a lost compare-and-set, like
+    /// any conflict, and any other failure that write's error. A failure of the whole statement
+    /// (the connection lost, no answer in time) is every write's, as it would be for one alone.
     static func storeTogether(
         _ updates: [UpdateSession], client: PostgresClient, logger: Logger
-    ) async throws -> Set<String> {
+    ) async throws -> GroupCommit<UpdateSession>.Outcome {
         func alone(_ update: UpdateSession) async throws -> Bool {
             var stored = false
             for try await _ in try await client.execute(update, logger: logger) { stored = true }
             return stored
         }
-        if updates.count == 1 { return try await alone(updates[0]) ? [updates[0].id] : [] }
+        var outcome = GroupCommit<UpdateSession>.Outcome()
+        if updates.count == 1 {
+            if try await alone(updates[0]) { outcome.stored.insert(updates[0].id) }
+            return outcome
+        }
         do {
-            var stored: Set<String> = []
-            for try await id in try await client.execute(UpdateSessions(updates), logger: logger) { stored.insert(id) }
-            return stored
+            for try await id in try await client.execute(UpdateSessions(updates), logger: logger) {
+                outcome.stored.insert(id)
+            }
+            return outcome
         } catch {
             guard case .refused = PostgresStoreError.from(error) else { throw error }
-            var stored: Set<String> = []
             for update in updates {
                 do {
-                    if try await alone(update) { stored.insert(update.id) }
+                    if try await alone(update) { outcome.stored.insert(update.id) }
                 } catch {
-                    // Another session holds this payment SID: refused, like any conflict.
-                    guard case .refused("23505", _) = PostgresStoreError.from(error) else { throw error }
+                    if case .refused("23505", _) = PostgresStoreError.from(error) { continue }
+                    outcome.failed[update.id] = error
                 }
             }
-            return stored
+            return outcome
         }
     }
 

@@ -16,13 +16,16 @@ final class HeldStatements: Sendable {
         var released = 0
     }
     private let state = Mutex(State())
-    /// Keys refused by every statement (stored: false); `fail` fails a statement holding it.
+    /// Keys refused by every statement (stored: false); `fail` fails a statement holding it;
+    /// `failAlone` fails that write alone (as a statement tried write by write reports it).
     let refused: Set<String>
     let fail: String?
+    let failAlone: String?
 
-    init(refused: Set<String> = [], fail: String? = nil) {
+    init(refused: Set<String> = [], fail: String? = nil, failAlone: String? = nil) {
         self.refused = refused
         self.fail = fail
+        self.failAlone = failAlone
     }
 
     var batches: [[String]] { state.withLock { $0.batches } }
@@ -31,7 +34,7 @@ final class HeldStatements: Sendable {
 
     struct Failed: Error {}
 
-    func execute(_ keys: [String]) async throws -> Set<String> {
+    func execute(_ keys: [String]) async throws -> GroupCommit<String>.Outcome {
         state.withLock { state in
             state.batches.append(keys)
             for key in keys where !state.running.insert(key).inserted { state.overlapped = true }
@@ -49,7 +52,12 @@ final class HeldStatements: Sendable {
         }
         state.withLock { state in for key in keys { state.running.remove(key) } }
         if let fail, keys.contains(fail) { throw Failed() }
-        return Set(keys).subtracting(refused)
+        var outcome = GroupCommit<String>.Outcome(stored: Set(keys).subtracting(refused))
+        if let failAlone, keys.contains(failAlone) {
+            outcome.stored.remove(failAlone)
+            outcome.failed[failAlone] = Failed()
+        }
+        return outcome
     }
 
     /// Lets `count` statements (held now or to come) finish.
@@ -140,6 +148,21 @@ final class HeldStatements: Sendable {
         #expect(statements.batches == [["a"], ["c"]])
     }
 
+    @Test func aWriteThatFailedOnItsOwnFailsOnlyItsCaller() async throws {
+        let statements = HeldStatements(failAlone: "bad")
+        let group = Self.group(statements, running: 1)
+        let running = Task { try await group.submit("a") }
+        try await statements.held(1)
+        let bad = Task { try await group.submit("bad") }
+        let good = Task { try await group.submit("b") }
+        try await Self.waiting(2, in: group)
+        statements.release(100)
+        #expect(try await running.value)
+        await #expect(throws: HeldStatements.Failed.self) { try await bad.value }
+        #expect(try await good.value, "stored beside a write that failed")
+        #expect(statements.batches.map { Set($0) } == [["a"], ["bad", "b"]])
+    }
+
     @Test func aFailedStatementFailsEachOfItsWritesAndTheNextOneRuns() async throws {
         let statements = HeldStatements(fail: "bad")
         let group = Self.group(statements, running: 1)
@@ -184,11 +207,12 @@ final class HeldStatements: Sendable {
                 // Together: the fresh ones stored, the stale one not.
                 #expect(
                     try await PostgresPaymentStore.storeTogether([stale, fresh], client: client, logger: logger)
-                        == [fresh.id])
+                        .stored == [fresh.id])
                 // One refused by the unique index: the statement fails, and alone the other is stored.
-                #expect(
-                    try await PostgresPaymentStore.storeTogether([taken, other], client: client, logger: logger)
-                        == [other.id])
+                let refused = try await PostgresPaymentStore.storeTogether(
+                    [taken, other], client: client, logger: logger)
+                #expect(refused.stored == [other.id])
+                #expect(refused.failed.isEmpty, "a payment SID taken is a lost compare-and-set, not a failure")
                 #expect(try await database.store.session(id: sessions[0].id) == next(0))
                 #expect(try await database.store.session(id: sessions[1].id) == sessions[1])
                 #expect(try await database.store.session(id: sessions[2].id) == sessions[2])
