@@ -143,7 +143,8 @@ struct UpdateSessionQueuing: PostgresPreparedStatement {
 /// Several ``UpdateSession``s in one statement (``GroupCommit``): each row's compare-and-set on
 /// its own version and its own `NOTIFY`, one transaction for them all. Rows come back for the
 /// sessions stored, by id. The rows are bound sorted by id, so that two statements updating the
-/// same sessions lock them in the same order.
+/// same sessions mostly lock them in the same order (the plan decides; a deadlock PostgreSQL
+/// reports anyway is retried write by write by `PostgresPaymentStore.storeTogether`).
 struct UpdateSessions: PostgresPreparedStatement {
     static let sql = """
         WITH changed AS (
