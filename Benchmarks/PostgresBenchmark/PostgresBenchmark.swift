@@ -369,8 +369,8 @@ enum PostgresBenchmarkMain {
         //   (one), and the re-read of them all in one; each client on sessions of its own, as a
         //   session is never in two running statements.
         let group = replicaA.store.groupCommitStatistics
-        let grouped = group.statements > statementsBefore ? group.writes - writesBefore : 0
-        let perStatement = max(1, Double(grouped) / Double(max(1, group.statements - statementsBefore)))
+        let statements = group.statements - statementsBefore
+        let perStatement = statements > 0 ? Double(group.writes - writesBefore) / Double(statements) : 1
         let rows = max(1, Int(perStatement.rounded()))
         let groupClients = PostgresPaymentStore.groupStatementsRunning
         let share = liveForCallbacks / groupClients
