@@ -220,7 +220,7 @@ let package = Package(
             "Crypto"),
         tests(
             "PaymentStorePostgresTests", "PaymentStorePostgres", "PaymentFlow", "TwilioPayments",
-            "PaymentsTestSupport", "HTTPTestSupport", "SpawnSupport", "PostgresNIO", "Logging"),
+            "PaymentsTestSupport", "HTTPTestSupport", "SpawnSupport", "PostgresNIO", "Logging", "NIOCore", "NIOPosix"),
         tests(
             "PaymentsMCPTests", "PaymentsMCP", "MCPCore", "MCPClient", "PaymentFlow", "TwilioPayments",
             "PaymentsTestSupport"),

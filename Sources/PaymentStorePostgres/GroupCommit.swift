@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Group commit for the compare-and-set of stored sessions: the writes that arrive while earlier
@@ -16,6 +18,14 @@ import Synchronization
 /// sent alone: a second write of the same session waits for the statement that holds the first.
 /// A caller cancelled while its write still waits takes it back; one cancelled later is answered
 /// by the statement.
+///
+/// A caller waits at most as long as its `deadline` allows: when it expires, the caller gets the
+/// deadline's error at once and its write, if still waiting, is taken back (one already in a
+/// statement may still be stored, as with any request given up on). The callers are answered
+/// from the statement's task directly, so a write costs no task of its own, each on the event
+/// loop it asked from when it asked from one: with NIO's loops as the executor, a resumed task
+/// goes on where it is resumed, and every caller of a statement would otherwise go on, response
+/// and all, on the one loop that read the statement's reply.
 final class GroupCommit<Write: Sendable>: Sendable {
     /// Which writes of a statement were stored, by key, and which failed on their own (when the
     /// statement was refused and its writes were tried one by one).
@@ -28,15 +38,38 @@ final class GroupCommit<Write: Sendable>: Sendable {
     /// the statement.
     typealias Execute = @Sendable ([Write]) async throws -> Outcome
 
+    /// Starts a caller's deadline: calls `expire` with the error to answer once it passes, and
+    /// returns what stops it.
+    typealias Deadline = @Sendable (_ expire: @escaping @Sendable (any Error) -> Void) -> (@Sendable () -> Void)
+
     private struct Waiting {
         let token: UInt64
         let write: Write
         let key: String
+    }
+
+    /// A caller not answered yet: its write pending or in a running statement.
+    private struct Caller {
         let continuation: CheckedContinuation<Bool, any Error>
+        /// The event loop it asked from, when NIO's loops are the executor: it is answered there.
+        let home: (any EventLoop)?
+        var stopDeadline: (@Sendable () -> Void)?
+
+        /// Resumes the caller on its own loop: under NIO's executor a task goes on where it is
+        /// resumed, and a statement's callers would all go on on the loop that read its reply,
+        /// their responses and whatever follows with them.
+        func answer(_ result: Result<Bool, any Error>) {
+            guard let home, !home.inEventLoop else {
+                continuation.resume(with: result)
+                return
+            }
+            home.execute { continuation.resume(with: result) }
+        }
     }
 
     private struct State {
         var pending: [Waiting] = []
+        var callers: [UInt64: Caller] = [:]
         /// Keys of the writes in running statements.
         var running: Set<String> = []
         var statementsRunning = 0
@@ -50,17 +83,25 @@ final class GroupCommit<Write: Sendable>: Sendable {
     private let maxRunning: Int
     private let maxBatch: Int
     private let key: @Sendable (Write) -> String
+    private let deadline: Deadline?
+    private let home: @Sendable () -> (any EventLoop)?
     private let execute: Execute
 
     /// Groups writes (each identified by `key`) into statements run by `execute`: at most
-    /// `maxRunning` at a time, each of at most `maxBatch` writes.
+    /// `maxRunning` at a time, each of at most `maxBatch` writes; each caller waits until its
+    /// `deadline` at most (without one, until its statement ends), and is answered on its `home`
+    /// event loop (by default the loop it asks from, if any).
     init(
-        maxRunning: Int, maxBatch: Int, key: @escaping @Sendable (Write) -> String, execute: @escaping Execute
+        maxRunning: Int, maxBatch: Int, key: @escaping @Sendable (Write) -> String, deadline: Deadline? = nil,
+        home: @escaping @Sendable () -> (any EventLoop)? = { MultiThreadedEventLoopGroup.currentEventLoop },
+        execute: @escaping Execute
     ) {
         precondition(maxRunning > 0 && maxBatch > 0)
         self.maxRunning = maxRunning
         self.maxBatch = maxBatch
         self.key = key
+        self.deadline = deadline
+        self.home = home
         self.execute = execute
     }
 
@@ -85,19 +126,43 @@ final class GroupCommit<Write: Sendable>: Sendable {
                 // handler finds this write pending, or this sees the flag.
                 let (cancelled, batch) = state.withLock { state -> (Bool, [Waiting]?) in
                     if Task.isCancelled { return (true, nil) }
-                    state.pending.append(Waiting(token: token, write: write, key: key, continuation: continuation))
+                    state.pending.append(Waiting(token: token, write: write, key: key))
+                    state.callers[token] = Caller(continuation: continuation, home: home())
                     return (false, Self.nextBatch(&state, maxRunning: maxRunning, maxBatch: maxBatch))
                 }
-                if cancelled { continuation.resume(throwing: CancellationError()) }
+                if cancelled {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                if let deadline {
+                    let stop = deadline { [weak self] error in self?.expire(token, with: error) }
+                    // Answered meanwhile (or expired already): the deadline has nothing left to stop.
+                    let answered = state.withLock { state in
+                        state.callers[token]?.stopDeadline = stop
+                        return state.callers[token] == nil
+                    }
+                    if answered { stop() }
+                }
                 if let batch { Task { await self.drive(batch) } }
             }
         } onCancel: {
-            let taken = state.withLock { state -> Waiting? in
+            let taken = state.withLock { state -> Caller? in
                 guard let index = state.pending.firstIndex(where: { $0.token == token }) else { return nil }
-                return state.pending.remove(at: index)
+                state.pending.remove(at: index)
+                return state.callers.removeValue(forKey: token)
             }
-            taken?.continuation.resume(throwing: CancellationError())
+            taken?.stopDeadline?()
+            taken?.answer(.failure(CancellationError()))
         }
+    }
+
+    /// Answers the caller of `token` with `error` now, taking its write back if it still waits.
+    private func expire(_ token: UInt64, with error: any Error) {
+        let caller = state.withLock { state -> Caller? in
+            if let index = state.pending.firstIndex(where: { $0.token == token }) { state.pending.remove(at: index) }
+            return state.callers.removeValue(forKey: token)
+        }
+        caller?.answer(.failure(error))
     }
 
     /// Runs `batch`, then every batch that is pending when it ends, until none is.
@@ -110,19 +175,23 @@ final class GroupCommit<Write: Sendable>: Sendable {
             } catch {
                 outcome = .failure(error)
             }
-            for waiting in batch {
+            // Callers whose deadline passed were answered already.
+            let done = batch
+            let callers = state.withLock { state in done.map { state.callers.removeValue(forKey: $0.token) } }
+            for (waiting, caller) in zip(batch, callers) {
+                guard let caller else { continue }
+                caller.stopDeadline?()
                 switch outcome {
                 case .success(let answer):
                     if let error = answer.failed[waiting.key] {
-                        waiting.continuation.resume(throwing: error)
+                        caller.answer(.failure(error))
                     } else {
-                        waiting.continuation.resume(returning: answer.stored.contains(waiting.key))
+                        caller.answer(.success(answer.stored.contains(waiting.key)))
                     }
                 case .failure(let error):
-                    waiting.continuation.resume(throwing: error)
+                    caller.answer(.failure(error))
                 }
             }
-            let done = batch
             guard
                 let next = state.withLock({ state -> [Waiting]? in
                     state.statementsRunning -= 1

@@ -41,7 +41,9 @@ public final class PostgresPaymentDatabase: Service, CallbackKeySource, CustomSt
         }
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .error) // the pool's own chatter: this library logs what matters
-        client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: quiet)
+        client = PostgresClient(
+            configuration: configuration.clientConfiguration(),
+            eventLoopGroup: SpreadingEventLoopGroup(PostgresClient.defaultEventLoopGroup), backgroundLogger: quiet)
         store = PostgresPaymentStore(
             client: client, requestTimeout: configuration.requestTimeout, clock: configuration.timeoutClock,
             logger: logger)

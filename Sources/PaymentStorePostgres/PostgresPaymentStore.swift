@@ -94,27 +94,33 @@ func withTimeout<T: Sendable>(
             let work = Task {
                 do { answer.give(.success(try await request())) } catch { answer.give(.failure(error)) }
             }
-            let expired: @Sendable () -> Void = {
-                answer.give(.failure(PostgresStoreError.unreachable("no answer within \(timeout)")))
-            }
-            if clock is ContinuousClock {
-                // The common case, a timer on an event loop (this one, under NIO's executor): a
-                // sleeping task per request cost ~10 % of the CPU of thousands of callbacks a
-                // second (a task, a dispatch timer armed and cancelled; Docs/benchmarks.md).
-                let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.any()
-                let timer = loop.scheduleTask(in: TimeAmount(timeout)) { expired() }
-                answer.wait(continuation, cancelling: [work], onAnswer: { timer.cancel() })
-            } else {
-                let timer = Task {
-                    try? await clock.sleep(for: timeout)
-                    expired()
-                }
-                answer.wait(continuation, cancelling: [work, timer])
-            }
+            let stop = startDeadline(timeout, on: clock) { answer.give(.failure($0)) }
+            answer.wait(continuation, cancelling: [work], onAnswer: stop)
         }
     } onCancel: {
         answer.give(.failure(CancellationError()))
     }
+}
+
+/// Calls `expire` with ``PostgresStoreError/unreachable(_:)`` once `timeout` has passed on
+/// `clock`; returns what stops it.
+func startDeadline(
+    _ timeout: Duration, on clock: any Clock<Duration>, _ expire: @escaping @Sendable (any Error) -> Void
+) -> @Sendable () -> Void {
+    let expired: @Sendable () -> Void = { expire(PostgresStoreError.unreachable("no answer within \(timeout)")) }
+    if clock is ContinuousClock {
+        // The common case, a timer on an event loop (this one, under NIO's executor): a
+        // sleeping task per request cost ~10 % of the CPU of thousands of callbacks a
+        // second (a task, a dispatch timer armed and cancelled; Docs/benchmarks.md).
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.any()
+        let timer = loop.scheduleTask(in: TimeAmount(timeout)) { expired() }
+        return { timer.cancel() }
+    }
+    let timer = Task {
+        guard (try? await clock.sleep(for: timeout)) != nil else { return }
+        expired()
+    }
+    return { timer.cancel() }
 }
 
 /// The first of several answers, given once to one waiting continuation; the tasks that could
@@ -216,7 +222,8 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         self.clock = clock
         self.logger = logger
         self.group = GroupCommit(
-            maxRunning: Self.groupStatementsRunning, maxBatch: Self.groupLargest, key: \.id
+            maxRunning: Self.groupStatementsRunning, maxBatch: Self.groupLargest, key: \.id,
+            deadline: { startDeadline(requestTimeout, on: clock, $0) }
         ) { [client, logger] updates in
             try await withTimeout(requestTimeout, on: clock) {
                 try await Self.storeTogether(updates, client: client, logger: logger)
@@ -267,12 +274,13 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     }
 
     /// Runs `request`, failing it as unreachable after ``requestTimeout`` (the pool's wait for a
-    /// connection is cancelled then; a query in flight on a dead connection fails with it).
+    /// connection is cancelled then; a query in flight on a dead connection fails with it), or,
+    /// not `timed`, as it is (a request that bounds its wait itself, as the group commit does).
     /// Counted by `operation` (`read`, `write`, `expire`) and result (`ok`, `unreachable`,
     /// `refused`, `unreadable`, `other`) in `agent_payments_store_requests_total`, with its latency in
     /// `agent_payments_store_request_duration_seconds` (swift-metrics, no backend chosen here).
     func bounded<T: Sendable>(
-        _ operation: String, _ request: @escaping @Sendable () async throws -> T
+        _ operation: String, timed: Bool = true, _ request: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let start = ContinuousClock.now
         var result = "ok"
@@ -288,7 +296,7 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
             .recordNanoseconds(took.components.seconds * 1_000_000_000 + took.components.attoseconds / 1_000_000_000)
         }
         do {
-            return try await withTimeout(requestTimeout, on: clock, request)
+            return timed ? try await withTimeout(requestTimeout, on: clock, request) : try await request()
         } catch {
             switch PostgresStoreError.from(error) {
             case .unreachable: result = "unreachable"
@@ -328,7 +336,8 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
                 // The hot path (every callback, every step): prepared once per connection.
                 let update = Self.update(session, expectedVersion: expectedVersion)
                 if messages.isEmpty {
-                    return try await bounded("write") { [group] in try await group.submit(update) }
+                    // The group bounds the caller's wait itself (no task of its own per write).
+                    return try await bounded("write", timed: false) { [group] in try await group.submit(update) }
                 }
                 return try await bounded("write") { [client, logger] in
                     var stored = false
@@ -490,9 +499,38 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
 
     /// The in-flight idempotency keys as a JSON object (`{"capture:payment-card-number": "…"}`),
     /// for operators reading the table; the snapshot carries them too.
+    /// Written here, keys sorted (Foundation's `JSONSerialization` was ~1 % of the CPU of a
+    /// callback into PostgreSQL); the column is `jsonb`, so only the meaning is stored.
     static func inFlightJSON(_ session: PaymentSession) -> String {
-        let object = Dictionary(uniqueKeysWithValues: session.inFlight.map { ($0.key.storageName, $0.value) })
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        guard !session.inFlight.isEmpty else { return "{}" }
+        var json = "{"
+        for (index, (key, value)) in session.inFlight.map({ ($0.key.storageName, $0.value) }).sorted(by: { $0.0 < $1.0 }
+        )
+        .enumerated() {
+            if index > 0 { json += "," }
+            appendJSONString(key, to: &json)
+            json += ":"
+            appendJSONString(value, to: &json)
+        }
+        return json + "}"
+    }
+
+    /// `text` as a JSON string: quotes, backslashes and control characters escaped.
+    static func appendJSONString(_ text: String, to json: inout String) {
+        json += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": json += "\\\""
+            case "\\": json += "\\\\"
+            case "\n": json += "\\n"
+            case "\r": json += "\\r"
+            case "\t": json += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                json += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: json.unicodeScalars.append(scalar)
+            }
+        }
+        json += "\""
     }
 }

@@ -8,6 +8,9 @@ import PostgresNIO
 // under the callback load (Docs/benchmarks.md). Their parameter types are given, so that a
 // session's JSON is sent as text and cast by the statement, as the unprepared queries do.
 //
+// Each is named by a constant (PostgresNIO's default name is `String(reflecting:)` of the type,
+// worked out again for every request it runs).
+//
 // Behind a pooler in transaction mode, named statements need PgBouncer 1.21 or later
 // (`max_prepared_statements`); Docs/deployment.md says so.
 
@@ -32,24 +35,28 @@ extension SessionLookup {
 
 /// The session with this id.
 struct SessionByID: SessionLookup {
+    static let name = "PaymentStorePostgres.SessionByID"
     static let sql = "SELECT session::text FROM agent_payments_sessions WHERE id = $1"
     var key: String
 }
 
 /// The session with this payment SID.
 struct SessionByPaymentSID: SessionLookup {
+    static let name = "PaymentStorePostgres.SessionByPaymentSID"
     static let sql = "SELECT session::text FROM agent_payments_sessions WHERE payment_sid = $1"
     var key: String
 }
 
 /// The session whose callback URL's secret has this hash.
 struct SessionBySecretHash: SessionLookup {
+    static let name = "PaymentStorePostgres.SessionBySecretHash"
     static let sql = "SELECT session::text FROM agent_payments_sessions WHERE callback_secret_hash = $1"
     var key: String
 }
 
 /// The sessions with these ids, with when each last changed (the change feed's re-read).
 struct SessionsChanged: PostgresPreparedStatement {
+    static let name = "PaymentStorePostgres.SessionsChanged"
     static let sql = "SELECT session::text, changed_at FROM agent_payments_sessions WHERE id = ANY($1)"
     static let bindingDataTypes: [PostgresDataType] = [.textArray]
     typealias Row = (String, Date)
@@ -70,6 +77,7 @@ struct SessionsChanged: PostgresPreparedStatement {
 /// with ``UpdateSessionQueuing`` the outbox messages of its notices: one statement, one
 /// transaction. A row comes back only when the session was stored.
 struct UpdateSession: PostgresPreparedStatement {
+    static let name = "PaymentStorePostgres.UpdateSession"
     static let update = """
         WITH changed AS (
             UPDATE agent_payments_sessions SET payment_sid = $1, callback_secret_hash = $2,
@@ -119,6 +127,7 @@ struct UpdateSession: PostgresPreparedStatement {
 /// ``UpdateSession`` with outbox messages, appended to `agent_payments_outbox` in their order
 /// only if the session was stored (``PostgresPaymentStore/appendOutbox(_:to:)`` for the shape).
 struct UpdateSessionQueuing: PostgresPreparedStatement {
+    static let name = "PaymentStorePostgres.UpdateSessionQueuing"
     static let sql = UpdateSession.update + PostgresPaymentStore.outboxCTE(firstParameter: 11) + UpdateSession.notify
     static let bindingDataTypes: [PostgresDataType] =
         UpdateSession.bindingDataTypes + Array(repeating: .textArray, count: 5)
@@ -146,6 +155,7 @@ struct UpdateSessionQueuing: PostgresPreparedStatement {
 /// same sessions mostly lock them in the same order (the plan decides; a deadlock PostgreSQL
 /// reports anyway is retried write by write by `PostgresPaymentStore.storeTogether`).
 struct UpdateSessions: PostgresPreparedStatement {
+    static let name = "PaymentStorePostgres.UpdateSessions"
     static let sql = """
         WITH changed AS (
             UPDATE agent_payments_sessions AS s SET payment_sid = NULLIF(v.payment_sid, ''),

@@ -1,4 +1,7 @@
+import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 @testable import PaymentFlow
 import Synchronization
 import Testing
@@ -76,6 +79,45 @@ final class HeldStatements: Sendable {
         let deadline = ContinuousClock.now + .seconds(10)
         while waiting < count {
             guard ContinuousClock.now < deadline else { throw Failed() }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+}
+
+/// Callers' deadlines the test expires by hand, in the order they were started.
+final class ManualDeadlines: Sendable {
+    struct Expired: Error {}
+    private struct State {
+        var expires: [@Sendable (any Error) -> Void] = []
+        var stopped: [Int] = []
+    }
+    private let state = Mutex(State())
+
+    var deadline: GroupCommit<String>.Deadline {
+        { expire in
+            let index = self.state.withLock { state in
+                state.expires.append(expire)
+                return state.expires.count - 1
+            }
+            return { self.state.withLock { $0.stopped.append(index) } }
+        }
+    }
+
+    /// Deadlines started so far, and which were stopped (by index, in the order stopped).
+    var started: Int { state.withLock { $0.expires.count } }
+    var stopped: [Int] { state.withLock { $0.stopped } }
+
+    /// The deadline started `index`-th passes.
+    func expire(_ index: Int) {
+        let expire = state.withLock { $0.expires[index] }
+        expire(Expired())
+    }
+
+    /// Waits until `count` deadlines were started.
+    func started(_ count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while started < count {
+            guard ContinuousClock.now < deadline else { throw HeldStatements.Failed() }
             try await Task.sleep(for: .milliseconds(1))
         }
     }
@@ -161,6 +203,64 @@ final class HeldStatements: Sendable {
         await #expect(throws: HeldStatements.Failed.self) { try await bad.value }
         #expect(try await good.value, "stored beside a write that failed")
         #expect(statements.batches.map { Set($0) } == [["a"], ["bad", "b"]])
+    }
+
+    @Test func aCallerWhoseDeadlinePassesIsAnsweredAtOnceAndItsWaitingWriteIsTakenBack() async throws {
+        let statements = HeldStatements()
+        let deadlines = ManualDeadlines()
+        let group = GroupCommit<String>(maxRunning: 1, maxBatch: 64, key: { $0 }, deadline: deadlines.deadline) {
+            try await statements.execute($0)
+        }
+        // "a" in a statement held by the database; "b" waits for the next one.
+        let running = Task { try await group.submit("a") }
+        try await statements.held(1)
+        try await deadlines.started(1)
+        let waiting = Task { try await group.submit("b") }
+        try await Self.waiting(1, in: group)
+        try await deadlines.started(2)
+        // b's deadline passes: answered now, and never sent.
+        deadlines.expire(1)
+        await #expect(throws: ManualDeadlines.Expired.self) { try await waiting.value }
+        #expect(group.waiting == 0)
+        // a's deadline passes while its statement runs: answered now, before the statement ends.
+        deadlines.expire(0)
+        await #expect(throws: ManualDeadlines.Expired.self) { try await running.value }
+        statements.release(100)
+        // The statement's end answers nobody twice, and the group goes on: the next write is
+        // answered by its statement, which stops its deadline.
+        #expect(try await group.submit("c"))
+        #expect(statements.batches == [["a"], ["c"]])
+        #expect(deadlines.started == 3)
+        #expect(deadlines.stopped == [2], "only the deadline of the caller its statement answered was stopped")
+    }
+
+    /// A caller is answered on the event loop it asked from: while that loop is busy, the caller
+    /// waits though its statement has ended; once it is free, the answer arrives.
+    @Test func aCallerIsAnsweredOnTheEventLoopItAskedFrom() async throws {
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let home = loops.next()
+        let statements = HeldStatements()
+        let group = GroupCommit<String>(maxRunning: 1, maxBatch: 64, key: { $0 }, home: { home }) {
+            try await statements.execute($0)
+        }
+        let answered = Atomic(false)
+        let caller = Task {
+            defer { answered.store(true, ordering: .sequentiallyConsistent) }
+            return try await group.submit("a")
+        }
+        try await statements.held(1)
+        // The home loop is busy until the test lets it go.
+        let blocking = Atomic(true)
+        home.execute { while blocking.load(ordering: .sequentiallyConsistent) { usleep(100) } }
+        statements.release(1)
+        // Time enough for an answer given anywhere else (microseconds) to arrive.
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(statements.batches == [["a"]])
+        let early = answered.load(ordering: .sequentiallyConsistent)
+        #expect(!early, "answered off its loop while that loop was busy")
+        blocking.store(false, ordering: .sequentiallyConsistent)
+        #expect(try await caller.value)
+        try await loops.shutdownGracefully()
     }
 
     @Test func aFailedStatementFailsEachOfItsWritesAndTheNextOneRuns() async throws {

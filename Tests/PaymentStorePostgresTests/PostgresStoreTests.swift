@@ -546,6 +546,21 @@ func first(
                 (error as? PaymentStoreError)?.reason.contains("no answer within \(configuration.requestTimeout)")
                     == true
             }
+            // A compare-and-set too, though it waits in the group commit rather than in a task of
+            // its own: the caller's deadline, and its statement's, on the same clock.
+            let write = Task {
+                try await timed.store.compareAndSet(Sample.session(31), expectedVersion: 1)
+            }
+            #expect(await clock.sleepers(atLeast: 2, waitingUpTo: .seconds(30)))
+            clock.advance(by: configuration.requestTimeout - .milliseconds(1))
+            #expect(clock.sleeperCount == 2, "not refused a millisecond before requestTimeout")
+            clock.advance(by: .milliseconds(1))
+            await #expect {
+                _ = try await write.value
+            } throws: { error in
+                (error as? PaymentStoreError)?.reason.contains("no answer within \(configuration.requestTimeout)")
+                    == true
+            }
             running.cancel()
             await running.value
             #expect(api.calls.count == 1, "nothing was sent to Twilio without a stored request")
