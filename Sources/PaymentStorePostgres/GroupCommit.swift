@@ -2,6 +2,17 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
+/// NIO's singleton loops, the ones `EventLoopExecutor` makes the global executor: only to these
+/// is an answer sent back (they never shut down, so nothing sent there is dropped).
+private let executorLoops = Set(MultiThreadedEventLoopGroup.singleton.makeIterator().map { ObjectIdentifier($0) })
+
+/// The loop the caller runs on, if it is one of NIO's singleton loops.
+func executorLoop() -> (any EventLoop)? {
+    guard let loop = MultiThreadedEventLoopGroup.currentEventLoop, executorLoops.contains(ObjectIdentifier(loop))
+    else { return nil }
+    return loop
+}
+
 /// Group commit for the compare-and-set of stored sessions: the writes that arrive while earlier
 /// ones are on their way to the database go together in the next statement.
 ///
@@ -90,10 +101,11 @@ final class GroupCommit<Write: Sendable>: Sendable {
     /// Groups writes (each identified by `key`) into statements run by `execute`: at most
     /// `maxRunning` at a time, each of at most `maxBatch` writes; each caller waits until its
     /// `deadline` at most (without one, until its statement ends), and is answered on its `home`
-    /// event loop (by default the loop it asks from, if any).
+    /// event loop (by default the loop it asks from when that is one of NIO's singleton loops,
+    /// the ones that become the executor and never shut down).
     init(
         maxRunning: Int, maxBatch: Int, key: @escaping @Sendable (Write) -> String, deadline: Deadline? = nil,
-        home: @escaping @Sendable () -> (any EventLoop)? = { MultiThreadedEventLoopGroup.currentEventLoop },
+        home: @escaping @Sendable () -> (any EventLoop)? = { executorLoop() },
         execute: @escaping Execute
     ) {
         precondition(maxRunning > 0 && maxBatch > 0)

@@ -504,9 +504,8 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     static func inFlightJSON(_ session: PaymentSession) -> String {
         guard !session.inFlight.isEmpty else { return "{}" }
         var json = "{"
-        for (index, (key, value)) in session.inFlight.map({ ($0.key.storageName, $0.value) }).sorted(by: { $0.0 < $1.0 }
-        )
-        .enumerated() {
+        let entries = session.inFlight.map { ($0.key.storageName, $0.value) }.sorted { $0.0 < $1.0 }
+        for (index, (key, value)) in entries.enumerated() {
             if index > 0 { json += "," }
             appendJSONString(key, to: &json)
             json += ":"

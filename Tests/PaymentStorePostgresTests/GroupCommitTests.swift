@@ -263,6 +263,20 @@ final class ManualDeadlines: Sendable {
         try await loops.shutdownGracefully()
     }
 
+    /// By default the home is the loop asked from only when it is one of NIO's singleton loops
+    /// (those that become the executor and never shut down): never a loop of a group someone may
+    /// shut down while a statement runs, whose answer would then be dropped.
+    @Test func theDefaultHomeIsOnlyEverASingletonLoop() async throws {
+        let singleton = MultiThreadedEventLoopGroup.singleton.next()
+        let onSingleton = try await singleton.submit { executorLoop().map { ObjectIdentifier($0) } }.get()
+        #expect(onSingleton == ObjectIdentifier(singleton))
+        let own = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let onOwn = try await own.next().submit { executorLoop() == nil }.get()
+        #expect(onOwn, "a loop of another group taken for home")
+        #expect(executorLoop() == nil, "off the loops, a home")
+        try await own.shutdownGracefully()
+    }
+
     @Test func aFailedStatementFailsEachOfItsWritesAndTheNextOneRuns() async throws {
         let statements = HeldStatements(fail: "bad")
         let group = Self.group(statements, running: 1)
