@@ -466,6 +466,25 @@ final class NotificationLog: Sendable {
 /// `MCPServer.stop()` over a real stdio transport (pipes): open listen streams end with their
 /// result, queued messages are written, and serving returns without end of input.
 @Suite struct GracefulStopTests {
+    /// A listen stream that opens once the server has stopped (its request was read as the stop
+    /// came) is ended at once with its result, after its acknowledgment.
+    @Test func aListenOpenedAfterTheStopIsEndedAtOnce() {
+        let server = makeServer()
+        let sink = CollectingSink()
+        let connection = server.connect(sink: sink)
+        server.stop()
+        let meta =
+            #"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
+        connection.receive(
+            Array(
+                #"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"_meta":\#(meta),"notifications":{"toolsListChanged":true}}}"#
+                    .utf8))
+        let first = sink.take()
+        let second = sink.take()
+        #expect(first["method"] == "notifications/subscriptions/acknowledged", "\(first)")
+        #expect(second["id"] == 1 && second["result"]?["resultType"] == "complete", "\(second)")
+    }
+
     @Test func stopEndsListenStreamsWithAResultAndReturns() async throws {
         var input: [Int32] = [0, 0], output: [Int32] = [0, 0]
         #expect(pipe(&input) == 0 && pipe(&output) == 0)
@@ -485,9 +504,13 @@ final class NotificationLog: Sendable {
         let deadline = ContinuousClock.now + .seconds(30)
         while !received.contains(#""id":2"#), ContinuousClock.now < deadline {
             let count = read(output[0], &chunk, chunk.count)
+            // A signal for another test's child process may interrupt the read: read again (the
+            // first version stopped the server then, before it had taken the requests in).
+            if count < 0, errno == EINTR { continue }
             if count <= 0 { break }
             received += String(decoding: chunk[0..<count], as: UTF8.self)
         }
+        #expect(received.contains(#""id":2"#), "the tools/list answer arrived: \(received)")
         server.stop()
         // Serving returns although standard input never ended (bounded: a broken stop fails, not hangs).
         let finished = EventLog()
@@ -503,6 +526,7 @@ final class NotificationLog: Sendable {
         close(output[1])
         while true {
             let count = read(output[0], &chunk, chunk.count)
+            if count < 0, errno == EINTR { continue }
             if count <= 0 { break }
             received += String(decoding: chunk[0..<count], as: UTF8.self)
         }

@@ -42,6 +42,9 @@ extension ServerConnection {
                 params: [
                     "_meta": [MetaKey.subscriptionID: context.requestID.json], "notifications": .object(honored),
                 ]), route: .partOf(context.requestID))
+        // Opened while the server stops (its `endSubscriptions` may have run before this stream
+        // was registered): ended at once with its result, never left open for good.
+        if server.isStopped { endSubscriptions() }
     }
 
     func endSubscriptions() {
