@@ -535,31 +535,28 @@ func first(
             configuration.timeoutClock = clock
             let timed = PostgresPaymentDatabase(configuration: configuration, logger: Logger(label: "timed"))
             let running = Task { await timed.run() }
-            let read = Task { try await timed.store.session(sid) }
-            #expect(await clock.sleepers(atLeast: 1, waitingUpTo: .seconds(30)))
-            clock.advance(by: configuration.requestTimeout - .milliseconds(1))
-            #expect(clock.sleeperCount == 1, "not refused a millisecond before requestTimeout")
-            clock.advance(by: .milliseconds(1))
-            await #expect {
-                _ = try await read.value
-            } throws: { error in
-                (error as? PaymentStoreError)?.reason.contains("no answer within \(configuration.requestTimeout)")
-                    == true
+            /// `request`, started while the server is away, is refused at `requestTimeout` on the
+            /// manual clock (its `sleepers` waiting on it), not a millisecond before.
+            func refusedAtTheTimeout<T: Sendable>(
+                sleepers: Int, _ request: @escaping @Sendable () async throws -> T
+            ) async {
+                let task = Task { try await request() }
+                #expect(await clock.sleepers(atLeast: sleepers, waitingUpTo: .seconds(30)))
+                clock.advance(by: configuration.requestTimeout - .milliseconds(1))
+                #expect(clock.sleeperCount == sleepers, "not refused a millisecond before requestTimeout")
+                clock.advance(by: .milliseconds(1))
+                await #expect {
+                    _ = try await task.value
+                } throws: { error in
+                    (error as? PaymentStoreError)?.reason.contains("no answer within \(configuration.requestTimeout)")
+                        == true
+                }
             }
+            await refusedAtTheTimeout(sleepers: 1) { try await timed.store.session(sid) }
             // A compare-and-set too, though it waits in the group commit rather than in a task of
             // its own: the caller's deadline, and its statement's, on the same clock.
-            let write = Task {
+            await refusedAtTheTimeout(sleepers: 2) {
                 try await timed.store.compareAndSet(Sample.session(31), expectedVersion: 1)
-            }
-            #expect(await clock.sleepers(atLeast: 2, waitingUpTo: .seconds(30)))
-            clock.advance(by: configuration.requestTimeout - .milliseconds(1))
-            #expect(clock.sleeperCount == 2, "not refused a millisecond before requestTimeout")
-            clock.advance(by: .milliseconds(1))
-            await #expect {
-                _ = try await write.value
-            } throws: { error in
-                (error as? PaymentStoreError)?.reason.contains("no answer within \(configuration.requestTimeout)")
-                    == true
             }
             running.cancel()
             await running.value
