@@ -179,7 +179,7 @@ func measure(_ server: (executable: String, arguments: [String]), whole: Bool) t
 }
 
 /// Memory of the server alone: live mode against the simulator running as its own process.
-func measureServerAlone() throws -> (idle: Int, loaded: Int, simulatorGrowth: Int) {
+func measureServerAlone() throws -> (idle: Int, idleAnonymous: Int, loaded: Int, simulatorGrowth: Int) {
     var simulator = try Wire(simulatorPath, ["--pacing-ms", "0"])
     guard let line = simulator.readLine(), let info = try? JSONValue(parsing: line) else {
         giveUp(
@@ -207,6 +207,7 @@ func measureServerAlone() throws -> (idle: Int, loaded: Int, simulatorGrowth: In
     id += 1
     _ = wire.request(id: id, tool(id, "startPaymentCapture", #"{"callSid":"\#(callSID(1))"}"#))
     let idle = wire.residentBytes()
+    let idleAnonymous = wire.residentBytes("RssAnon")
     let simulatorBefore = simulator.residentBytes()
     for index in 0..<sessionCount {
         id += 1
@@ -218,7 +219,7 @@ func measureServerAlone() throws -> (idle: Int, loaded: Int, simulatorGrowth: In
     _ = wire.finish()
     simulator.closeInput()
     _ = simulator.finish()
-    return (idle, loaded, simulatorGrowth)
+    return (idle, idleAnonymous, loaded, simulatorGrowth)
 }
 
 let ourFigures = must("measuring agent-payments --simulate") { try measure(ours, whole: true) }
@@ -297,6 +298,9 @@ print(
 )
 print(
     "| live mode, simulator in its own process: RSS with 1 session (MB) | \(megabytes(alone.idle)) | | | | | | ≤ 30 |")
+print(
+    "| live mode: of that, anonymous memory (the rest is code and libraries mapped from files) (MB) | \(megabytes(alone.idleAnonymous)) | | | | | | |"
+)
 print(
     "| live mode: RSS added by \(sessionCount) live sessions, server alone (MB) | \(megabytes(alone.loaded - alone.idle)) | | | | | | ≤ 40 |"
 )

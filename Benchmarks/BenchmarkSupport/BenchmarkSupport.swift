@@ -228,8 +228,10 @@ public struct Wire {
         return (response, lastLineArrival - started)
     }
 
-    /// The child's resident set size in bytes.
-    public func residentBytes() -> Int {
+    /// The child's resident set size in bytes: `VmRSS` of `/proc/<pid>/status`, or another of its
+    /// kilobyte fields (`RssAnon`: anonymous memory only; `RssFile`: pages mapped from files,
+    /// code and libraries, which other processes may share and the kernel may drop).
+    public func residentBytes(_ field: String = "VmRSS") -> Int {
         let fd = open("/proc/\(child.processID)/status", O_RDONLY)
         guard fd >= 0 else { return 0 }
         defer { close(fd) }
@@ -237,7 +239,7 @@ public struct Wire {
         let count = read(fd, &bytes, bytes.count)
         guard count > 0 else { return 0 }
         let text = String(decoding: bytes[0..<count], as: UTF8.self)
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
             let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
         else { return 0 }
         return kilobytes * 1024

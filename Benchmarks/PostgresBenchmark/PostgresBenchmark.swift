@@ -519,6 +519,45 @@ enum PostgresBenchmarkMain {
             )
             print("| per live session | \(format(Double(after - before) / Double(sessionCount))) bytes | |")
             produced("replica RSS with live sessions", before > 0 && after > 0 ? Double(after) : .nan)
+
+            // What the maintenance sweeps read of these sessions, in each replica: the stranded-start
+            // sweep every 5 s and the silent-call sweep every 10 s. Until the eleventh session both
+            // read every unfinished session idle for 30 s (`activeSessions(updatedBefore:)`), and the
+            // silent one then read each session it had checked once more, by payment SID.
+            func sweepMilliseconds(_ read: () async throws(PaymentStoreError) -> Int) async -> (Double, Int) {
+                var times: [Double] = []
+                var count = 0
+                for _ in 0..<(isSmoke ? 2 : 7) {
+                    let started = ContinuousClock.now
+                    count = await must("reading what a sweep reads") { try await read() }
+                    let elapsed = ContinuousClock.now - started
+                    times.append(
+                        Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1_000)
+                }
+                return (percentile(times, 0.5), count)
+            }
+            let store = replicaB.store
+            let (everyActive, activeCount) = await sweepMilliseconds { () async throws(PaymentStoreError) in
+                try await store.activeSessions(updatedBefore: .distantFuture).count
+            }
+            let (starting, startingCount) = await sweepMilliseconds { () async throws(PaymentStoreError) in
+                try await store.startingSessions(updatedBefore: .distantFuture).count
+            }
+            let (idleKeys, idleCount) = await sweepMilliseconds { () async throws(PaymentStoreError) in
+                try await store.idleSessions(updatedBefore: .distantFuture).count
+            }
+            let (pointReads, _) = await sweepMilliseconds { () async throws(PaymentStoreError) in
+                for n in 100_000..<100_100 { _ = try await store.session(payment(n)) }
+                return 100
+            }
+            let perPointRead = pointReads / 100
+            print(
+                "| a sweep's read of \(sessionCount) idle live sessions: every unfinished session (both sweeps before) / those still starting (the stranded-start sweep) / the idle ones' keys (the silent-call sweep) | \(format(everyActive)) ms (\(activeCount) sessions) / \(format(starting)) ms (\(startingCount)) / \(format(idleKeys)) ms (\(idleCount)) | |"
+            )
+            print(
+                "| the sweeps' reads per minute in each replica, before / now (12 stranded rounds, 6 silent; before, each silent round also read every checked session again at \(format(perPointRead)) ms each) | \(format(18 * everyActive + 6 * Double(idleCount) * perPointRead)) ms / \(format(12 * starting + 6 * idleKeys)) ms | |"
+            )
+            produced("sweep reads", [everyActive, starting, idleKeys, perPointRead])
             replica.terminate()
             replica.waitUntilExit()
         }

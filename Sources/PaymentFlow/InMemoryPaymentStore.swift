@@ -55,6 +55,19 @@ public actor InMemoryPaymentStore: PaymentStore {
         unfinished { $0.updatedAt < date }
     }
 
+    public func startingSessions(updatedBefore date: Date) -> [PaymentSession] {
+        unfinished { $0.phase == .starting && $0.updatedAt < date }
+    }
+
+    public func idleSessions(updatedBefore date: Date) -> [IdleSession] {
+        var idle: [IdleSession] = []
+        for box in sessions.values where !box.session.phase.isFinished && box.session.updatedAt < date {
+            idle.append(IdleSession(box.session))
+        }
+        idle.sort { $0.updatedAt < $1.updatedAt }
+        return idle
+    }
+
     /// The unfinished sessions that `include` takes, oldest first, copied once.
     private func unfinished(_ include: (PaymentSession) -> Bool) -> [PaymentSession] {
         var active: [PaymentSession] = []

@@ -688,7 +688,7 @@ public actor PaymentCoordinator {
         // timestamps are rounded.
         let cutoff = now().addingTimeInterval(-Self.seconds(strandedAfter) + 0.001)
         for session in try await stored({ () async throws(PaymentStoreError) in
-            try await store.activeSessions(updatedBefore: cutoff)
+            try await store.startingSessions(updatedBefore: cutoff)
         }) where isStranded(session) {
             if let after = try? await recover(session), after.version != session.version { settled += 1 }
         }
@@ -1105,10 +1105,11 @@ public actor PaymentCoordinator {
         // A millisecond's margin over the exact test that follows, for stores whose timestamps
         // are rounded.
         let before = cutoff.addingTimeInterval(0.001)
-        for session in try await stored({ () async throws(PaymentStoreError) in
-            try await store.activeSessions(updatedBefore: before)
-        }) {
-            guard let sid = session.paymentSID, !session.phase.isFinished, session.updatedAt <= cutoff,
+        let idle = try await stored({ () async throws(PaymentStoreError) in
+            try await store.idleSessions(updatedBefore: before)
+        })
+        for session in idle {
+            guard let sid = session.paymentSID, session.updatedAt <= cutoff,
                 (lastCallCheck[sid] ?? .distantPast) <= cutoff
             else { continue }
             lastCallCheck[sid] = now()
@@ -1120,12 +1121,12 @@ public actor PaymentCoordinator {
                 }
             }
         }
-        for sid in lastCallCheck.keys
-        where try await stored({ () async throws(PaymentStoreError) in try await store.session(sid) })?.phase.isFinished
-            ?? true
-        {
-            lastCallCheck.removeValue(forKey: sid)
-        }
+        // A check is remembered while its session stays idle: one that finished, was forgotten
+        // or changed since is checked again once it is silent again for `silence`, which is
+        // what forgetting its check would decide too (one read for the whole sweep, where a
+        // read per remembered check would have been thousands at a busy hour).
+        let stillIdle = Set(idle.lazy.compactMap(\.paymentSID))
+        lastCallCheck = lastCallCheck.filter { stillIdle.contains($0.key) }
         return ended
     }
 

@@ -27,6 +27,16 @@ public protocol PaymentStore: Sendable {
     /// maintenance sweeps (stranded starts, silent hang-ups) look at, without copying the
     /// sessions that changed since. The default filters ``activeSessions()``.
     func activeSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [PaymentSession]
+    /// Every session still ``PaymentPhase/starting`` and last changed before `date`, oldest
+    /// first: the stranded-start sweep's candidates, which every replica looks for every few
+    /// seconds while all but a few of the live sessions are past that phase. The default filters
+    /// ``activeSessions(updatedBefore:)``; a store should answer without reading the others.
+    func startingSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [PaymentSession]
+    /// What the silent-call sweep needs of every unfinished session last changed before `date`
+    /// (``IdleSession``: its keys and when it changed, not the session), least recently changed
+    /// first. The default maps ``activeSessions(updatedBefore:)``; a store should answer without
+    /// reading the sessions themselves.
+    func idleSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [IdleSession]
     /// Every session on `callSID`, newest first.
     func sessions(onCall callSID: CallSID) async throws(PaymentStoreError) -> [PaymentSession]
     /// Forgets finished sessions last updated before `date`; returns how many.
@@ -36,6 +46,42 @@ public protocol PaymentStore: Sendable {
 extension PaymentStore {
     public func activeSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [PaymentSession] {
         try await activeSessions().filter { $0.updatedAt < date }
+    }
+
+    public func startingSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [PaymentSession] {
+        try await activeSessions(updatedBefore: date).filter { $0.phase == .starting }
+    }
+
+    public func idleSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [IdleSession] {
+        try await activeSessions(updatedBefore: date).map(IdleSession.init).sorted { $0.updatedAt < $1.updatedAt }
+    }
+}
+
+/// An unfinished session as the silent-call sweep sees it (``PaymentStore/idleSessions(updatedBefore:)``):
+/// which call to ask Twilio about, and which session to end if that call is over. A few dozen
+/// bytes where the session is hundreds, and a database reads it from its columns, without
+/// decoding the session's snapshot.
+public struct IdleSession: Sendable, Equatable {
+    /// The session's id (``PaymentSession/id``).
+    public var id: String
+    /// Its payment SID, once Twilio created it.
+    public var paymentSID: PaymentSID?
+    /// The call it belongs to.
+    public var callSID: CallSID
+    /// When it last changed.
+    public var updatedAt: Date
+
+    public init(id: String, paymentSID: PaymentSID?, callSID: CallSID, updatedAt: Date) {
+        self.id = id
+        self.paymentSID = paymentSID
+        self.callSID = callSID
+        self.updatedAt = updatedAt
+    }
+
+    /// What the sweep needs of `session`.
+    public init(_ session: PaymentSession) {
+        self.init(
+            id: session.id, paymentSID: session.paymentSID, callSID: session.callSID, updatedAt: session.updatedAt)
     }
 }
 

@@ -424,6 +424,50 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         )
     }
 
+    public func startingSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [PaymentSession] {
+        try await many(
+            "SELECT session::text FROM agent_payments_sessions WHERE NOT finished AND phase = 'starting' AND updated_at < \(date) ORDER BY created_at"
+        )
+    }
+
+    /// From the columns: the sessions' snapshots are neither sent nor decoded.
+    public func idleSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [IdleSession] {
+        let rows: [(String, String?, String, Date)]
+        do {
+            rows = try await bounded("read") { [client, logger] in
+                var rows: [(String, String?, String, Date)] = []
+                let query: PostgresQuery = """
+                    SELECT id, payment_sid, call_sid, updated_at FROM agent_payments_sessions
+                    WHERE NOT finished AND updated_at < \(date) ORDER BY updated_at
+                    """
+                for try await row in try await client.query(query, logger: logger).decode(
+                    (String, String?, String, Date).self)
+                {
+                    rows.append(row)
+                }
+                return rows
+            }
+        } catch {
+            throw PaymentStoreError(PostgresStoreError.from(error).description)
+        }
+        var idle: [IdleSession] = []
+        idle.reserveCapacity(rows.count)
+        for (id, paymentSID, callSID, updatedAt) in rows {
+            guard let call = CallSID(callSID) else {
+                throw PaymentStoreError("a stored payment session has an invalid call SID")
+            }
+            var sid: PaymentSID?
+            if let paymentSID {
+                guard let valid = PaymentSID(paymentSID) else {
+                    throw PaymentStoreError("a stored payment session has an invalid payment SID")
+                }
+                sid = valid
+            }
+            idle.append(IdleSession(id: id, paymentSID: sid, callSID: call, updatedAt: updatedAt))
+        }
+        return idle
+    }
+
     public func sessions(onCall callSID: CallSID) async throws(PaymentStoreError) -> [PaymentSession] {
         try await many(
             "SELECT session::text FROM agent_payments_sessions WHERE call_sid = \(callSID.rawValue) ORDER BY created_at DESC"

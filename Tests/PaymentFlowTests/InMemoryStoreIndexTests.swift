@@ -50,3 +50,50 @@ import TwilioPayments
             "oldest first, as activeSessions()")
     }
 }
+
+/// The sweeps' narrow reads: the stranded-start sweep's (sessions still starting) and the
+/// silent-call sweep's (what it needs of each idle session), against what the protocol's
+/// defaults derive from every active session.
+@Suite struct SweepReadTests {
+    static let thirdCall = CallSID(validated: "CA" + String(repeating: "3", count: 32))
+    static let fourthCall = CallSID(validated: "CA" + String(repeating: "4", count: 32))
+
+    /// Four sessions: starting (changed at `date`), active (created 10 s before, so changed
+    /// first), active and changed a minute later, finished before any of them.
+    static func stored(in store: some PaymentStore) async throws -> (starting: PaymentSession, active: PaymentSession) {
+        func fresh(_ call: CallSID, at date: Date) -> PaymentSession {
+            PaymentSession(
+                callSID: call,
+                configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "1.00")),
+                at: date)
+        }
+        func created(_ call: CallSID, _ payment: Character, at date: Date) -> PaymentSession {
+            let sid = PaymentSID(validated: "PK" + String(repeating: payment, count: 32))
+            return PaymentReducer.reduce(fresh(call, at: date), .sessionCreated(sid, at: date)).session
+        }
+        let starting = fresh(Sample.call, at: Sample.date)
+        let active = created(Sample.otherCall, "b", at: Sample.date.addingTimeInterval(-10))
+        let recent = created(thirdCall, "c", at: Sample.date.addingTimeInterval(60))
+        var finished = created(fourthCall, "d", at: Sample.date.addingTimeInterval(-20))
+        finished.phase = .cancelled(reason: "test")
+        for session in [starting, active, recent, finished] {
+            #expect(try await store.compareAndSet(session, expectedVersion: nil))
+        }
+        return (starting, active)
+    }
+
+    @Test func theInMemoryStoreAnswersAsTheDefaultsDo() async throws {
+        let store = InMemoryPaymentStore()
+        let (starting, active) = try await Self.stored(in: store)
+        let oracle = DefaultReadsStore(store)
+        let cutoff = Sample.date.addingTimeInterval(30)
+        #expect(try await store.startingSessions(updatedBefore: cutoff) == [starting])
+        #expect(try await oracle.startingSessions(updatedBefore: cutoff) == [starting])
+        #expect(try await store.startingSessions(updatedBefore: Sample.date).isEmpty, "strictly before")
+        let idle = [IdleSession(active), IdleSession(starting)]
+        #expect(try await store.idleSessions(updatedBefore: cutoff) == idle, "least recently changed first")
+        #expect(try await oracle.idleSessions(updatedBefore: cutoff) == idle)
+        #expect(idle[0].paymentSID != nil && idle[1].paymentSID == nil)
+        #expect(try await store.idleSessions(updatedBefore: Sample.date).map(\.id) == [active.id])
+    }
+}

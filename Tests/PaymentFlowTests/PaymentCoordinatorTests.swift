@@ -317,6 +317,24 @@ import TwilioPayments
         #expect(try await flow.session(sid)?.phase.name == "active")
     }
 
+    @Test func aSilentCallSweepReadsTheStoreOnceHoweverManyChecksItRemembers() async throws {
+        let clock = Mutex(Sample.date)
+        let store = DefaultReadsStore(InMemoryPaymentStore())
+        let flow = PaymentCoordinator(api: api, store: store, callbackURLs: callbacks, now: { clock.withLock { $0 } })
+        for call in [Sample.call, Sample.otherCall, SweepReadTests.thirdCall] {
+            _ = try await flow.start(callSID: call, options: PaymentSessionOptions())
+        }
+        clock.withLock { $0 = $0.addingTimeInterval(31) }
+        #expect(try await flow.checkSilentCalls(silentFor: .seconds(30)) == 0, "three live calls checked")
+        let before = store.total
+        #expect(try await flow.checkSilentCalls(silentFor: .seconds(30)) == 0, "checked within the silence")
+        #expect(store.total - before == 1, "one read for the sweep, none per remembered check")
+        try await flow.callEnded(Sample.call)
+        let afterEnd = store.total
+        #expect(try await flow.checkSilentCalls(silentFor: .seconds(30)) == 0)
+        #expect(store.total - afterEnd == 1)
+    }
+
     @Test func callEndedAndExpiryRetireTheCallbackURL() async throws {
         let flow = PaymentCoordinator(api: api, callbackURLs: callbacks, now: { Sample.date })
         let sid = try #require(try await flow.start(callSID: Sample.call, options: PaymentSessionOptions()).paymentSID)

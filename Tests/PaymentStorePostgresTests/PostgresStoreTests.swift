@@ -147,6 +147,44 @@ func first(
         }
     }
 
+    @Test func theSweepsReadsAnswerAsTheProtocolsDefaultsFromTheColumns() async throws {
+        try await ThrowawayCluster.withDatabase { url async throws in
+            try await withRunningDatabase(url) { database async throws in
+                let store = database.store
+                // Starting (changed at a time the column rounds to microseconds), active and
+                // older, active and a minute newer, finished and oldest.
+                let starting = PaymentSession(
+                    callSID: Sample.call(10),
+                    configuration: PaymentConfiguration(options: PaymentSessionOptions(chargeAmount: "1.00")),
+                    at: Sample.date.addingTimeInterval(0.123_456_789), callbackSecretHash: String(format: "%064x", 10))
+                let active = Sample.session(11)
+                var recent = Sample.session(12)
+                recent.updatedAt = Sample.date.addingTimeInterval(60)
+                var finished = Sample.session(13)
+                finished.phase = .cancelled(reason: "test")
+                finished.updatedAt = Sample.date.addingTimeInterval(-20)
+                for session in [starting, active, recent, finished] {
+                    #expect(try await store.compareAndSet(session, expectedVersion: nil))
+                }
+                let oracle = DefaultReadsStore(store)
+                let cutoff = Sample.date.addingTimeInterval(30)
+                #expect(try await store.startingSessions(updatedBefore: cutoff).map(\.id) == [starting.id])
+                #expect(try await oracle.startingSessions(updatedBefore: cutoff).map(\.id) == [starting.id])
+                #expect(try await store.startingSessions(updatedBefore: Sample.date).isEmpty, "strictly before")
+                let idle = try await store.idleSessions(updatedBefore: cutoff)
+                let expected = try await oracle.idleSessions(updatedBefore: cutoff)
+                #expect(idle.map(\.id) == [active.id, starting.id], "least recently changed first")
+                #expect(expected.map(\.id) == idle.map(\.id))
+                for (read, derived) in zip(idle, expected) {
+                    #expect(read.paymentSID == derived.paymentSID && read.callSID == derived.callSID)
+                    #expect(abs(read.updatedAt.timeIntervalSince(derived.updatedAt)) < 0.000_001)
+                }
+                #expect(idle[0].paymentSID == Sample.payment(11) && idle[1].paymentSID == nil)
+                #expect(try await store.idleSessions(updatedBefore: Sample.date).isEmpty, "strictly before")
+            }
+        }
+    }
+
     @Test func compareAndSetLetsExactlyOneOfTwoWritersWin() async throws {
         try await ThrowawayCluster.withDatabase { url async throws in
             try await withRunningDatabase(url, label: "a") { a async throws in

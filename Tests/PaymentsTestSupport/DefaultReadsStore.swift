@@ -1,0 +1,55 @@
+public import Foundation
+public import PaymentFlow
+import Synchronization
+public import TwilioPayments
+
+/// A store that forwards only what ``PaymentStore`` requires of every store and leaves the
+/// sweeps' reads (`activeSessions(updatedBefore:)`, `startingSessions(updatedBefore:)`,
+/// `idleSessions(updatedBefore:)`) to the protocol's defaults, derived from `activeSessions()`:
+/// the oracle a store's own narrower queries are compared with. It counts every request it
+/// forwards, by name.
+public final class DefaultReadsStore: PaymentStore {
+    private let base: any PaymentStore
+    private let counts = Mutex<[String: Int]>([:])
+
+    public init(_ base: any PaymentStore) { self.base = base }
+
+    /// How many requests named `name` (`session`, `compareAndSet`, `activeSessions`, …) were forwarded.
+    public func count(_ name: String) -> Int { counts.withLock { $0[name, default: 0] } }
+
+    /// Every request forwarded so far.
+    public var total: Int { counts.withLock { $0.values.reduce(0, +) } }
+
+    private func counted(_ name: String) { counts.withLock { $0[name, default: 0] += 1 } }
+
+    public func session(_ paymentSID: PaymentSID) async throws(PaymentStoreError) -> PaymentSession? {
+        counted("session")
+        return try await base.session(paymentSID)
+    }
+    public func session(id: String) async throws(PaymentStoreError) -> PaymentSession? {
+        counted("session")
+        return try await base.session(id: id)
+    }
+    public func session(callbackSecretHash hash: String) async throws(PaymentStoreError) -> PaymentSession? {
+        counted("session")
+        return try await base.session(callbackSecretHash: hash)
+    }
+    public func compareAndSet(
+        _ session: PaymentSession, expectedVersion: UInt64?
+    ) async throws(PaymentStoreError) -> Bool {
+        counted("compareAndSet")
+        return try await base.compareAndSet(session, expectedVersion: expectedVersion)
+    }
+    public func activeSessions() async throws(PaymentStoreError) -> [PaymentSession] {
+        counted("activeSessions")
+        return try await base.activeSessions()
+    }
+    public func sessions(onCall callSID: CallSID) async throws(PaymentStoreError) -> [PaymentSession] {
+        counted("sessions")
+        return try await base.sessions(onCall: callSID)
+    }
+    public func expireFinished(updatedBefore date: Date) async throws(PaymentStoreError) -> Int {
+        counted("expireFinished")
+        return try await base.expireFinished(updatedBefore: date)
+    }
+}
