@@ -20,19 +20,20 @@ public struct WebhookSignature: Sendable {
 
     /// The signature Twilio would send for `url` and `parameters` (base64).
     public func sign(url: String, parameters: [(String, String)]) -> String {
-        String(decoding: Self.base64(mac(url: url, parameterBytes: Self.parameterBytes(parameters))), as: UTF8.self)
+        String(decoding: Self.base64(mac(Self.signedBytes(url: url, parameters: parameters))), as: UTF8.self)
     }
 
     /// Whether `signature` is valid for a form-encoded callback to `url` with `parameters`.
     public func isValid(signature: String, url: String, parameters: [(String, String)]) -> Bool {
         guard signature.utf8.count == 28 else { return false }
-        let parameterBytes = Self.parameterBytes(parameters)
         // The URL exactly as received is by far the most common match; variants only after.
-        if Self.constantTimeEqual(Self.base64(mac(url: url, parameterBytes: parameterBytes)), signature.utf8) {
+        let message = Self.signedBytes(url: url, parameters: parameters)
+        if Self.constantTimeEqual(Self.base64(mac(message)), signature.utf8) {
             return true
         }
+        let parameterBytes = message[url.utf8.count...]
         for candidate in Self.urlVariants(url).dropFirst()
-        where Self.constantTimeEqual(Self.base64(mac(url: candidate, parameterBytes: parameterBytes)), signature.utf8) {
+        where Self.constantTimeEqual(Self.base64(mac(Array(candidate.utf8) + parameterBytes)), signature.utf8) {
             return true
         }
         return false
@@ -48,16 +49,13 @@ public struct WebhookSignature: Sendable {
         return isValid(signature: signature, url: url, parameters: []) && hashMatches
     }
 
-    /// The message Twilio signs, as UTF-8 bytes.
+    /// The message Twilio signs, as UTF-8 bytes: the URL, then every name and value, sorted by
+    /// name then value in code point (UTF-8 byte) order, with repeated identical pairs dropped.
+    /// One buffer, so that the HMAC takes it in one update.
     static func signedBytes(url: String, parameters: [(String, String)]) -> [UInt8] {
-        Array(url.utf8) + parameterBytes(parameters)
-    }
-
-    /// Every name and value, sorted by name then value in code point (UTF-8 byte) order, with
-    /// repeated identical pairs dropped.
-    static func parameterBytes(_ parameters: [(String, String)]) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(parameters.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
+        bytes.reserveCapacity(url.utf8.count + parameters.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
+        bytes += url.utf8
         // Each name's first 16 UTF-8 bytes as two big-endian integers order almost every pair
         // with two integer comparisons; only ties fall back to comparing all the bytes. Byte
         // order is code point order, where String's own comparison would apply Unicode
@@ -70,7 +68,8 @@ public struct WebhookSignature: Sendable {
         var keys: [Key] = []
         keys.reserveCapacity(parameters.count)
         for (index, pair) in parameters.enumerated() {
-            let (high, low) = pair.0.utf8.withContiguousStorageIfAvailable(prefixKey) ?? prefixKey(Array(pair.0.utf8))
+            var name = pair.0
+            let (high, low) = name.withUTF8(prefixKey)
             keys.append(Key(high: high, low: low, index: index))
         }
         keys.sort { left, right in
@@ -96,19 +95,14 @@ public struct WebhookSignature: Sendable {
     }
 
     /// The first 16 bytes as two big-endian integers, zero-padded.
-    private static func prefixKey(_ bytes: some RandomAccessCollection<UInt8>) -> (UInt64, UInt64) {
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        var position = 0
-        for byte in bytes.prefix(16) {
-            if position < 8 {
-                high |= UInt64(byte) << (56 - 8 * position)
-            } else {
-                low |= UInt64(byte) << (56 - 8 * (position - 8))
+    private static func prefixKey(_ bytes: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64) {
+        var prefix: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &prefix) { raw in
+            if let base = bytes.baseAddress {
+                raw.copyMemory(from: UnsafeRawBufferPointer(start: base, count: min(bytes.count, 16)))
             }
-            position += 1
         }
-        return (high, low)
+        return (UInt64(bigEndian: prefix.0), UInt64(bigEndian: prefix.1))
     }
 
     /// Three-way comparison of the UTF-8 bytes of two strings.
@@ -129,11 +123,9 @@ public struct WebhookSignature: Sendable {
         return left.utf8.lexicographicallyPrecedes(right.utf8) ? -1 : 1
     }
 
-    private func mac(url: String, parameterBytes: [UInt8]) -> HashedAuthenticationCode<Insecure.SHA1> {
+    private func mac(_ message: [UInt8]) -> HashedAuthenticationCode<Insecure.SHA1> {
         var hmac = keyed
-        var url = url
-        url.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
-        hmac.update(data: parameterBytes)
+        hmac.update(data: message)
         return hmac.finalize()
     }
 
