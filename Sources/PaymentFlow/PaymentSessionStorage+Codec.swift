@@ -12,7 +12,10 @@ import TwilioPayments
 /// A JSON value as the store gives it back: objects, arrays, strings without escapes, numbers
 /// kept as their text until a field says what it is.
 enum StorageJSON {
-    case object([String: StorageJSON])
+    /// Members in the order written: a session's objects are small (two dozen members at most),
+    /// and a scan of them is cheaper than hashing every key into a dictionary and again to look
+    /// it up.
+    case object([Member])
     case array([StorageJSON])
     case string(String)
     case number(String)
@@ -21,6 +24,12 @@ enum StorageJSON {
 
     /// Why the plain reader stepped aside: the Foundation path decides.
     struct NotPlain: Error {}
+
+    /// One member of an object.
+    struct Member {
+        let key: String
+        let value: StorageJSON
+    }
 
     /// The value in `bytes`, or `nil` when they are not JSON of the plain kind (see above).
     static func parse(_ bytes: UnsafeRawBufferPointer) -> StorageJSON? {
@@ -36,6 +45,9 @@ enum StorageJSON {
 
         /// Deeper than any session (four levels): refused rather than recursed into.
         static let maximumDepth = 16
+        /// Wider than any of a session's objects: left to the decoder, so that the duplicate
+        /// check below stays a short scan.
+        static let maximumMembers = 64
 
         mutating func skipSpace() {
             while index < bytes.count {
@@ -52,7 +64,7 @@ enum StorageJSON {
             switch bytes[index] {
             case UInt8(ascii: "{"):
                 index += 1
-                var object: [String: StorageJSON] = [:]
+                var object: [Member] = []
                 skipSpace()
                 if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                     index += 1
@@ -65,7 +77,10 @@ enum StorageJSON {
                     try expect(UInt8(ascii: ":"))
                     let member = try value(depth: depth + 1)
                     // A duplicate key: which one wins is the decoder's business, not ours.
-                    guard object.updateValue(member, forKey: key) == nil else { throw NotPlain() }
+                    guard object.count < Self.maximumMembers, !object.contains(where: { $0.key == key }) else {
+                        throw NotPlain()
+                    }
+                    object.append(Member(key: key, value: member))
                     skipSpace()
                     guard index < bytes.count else { throw NotPlain() }
                     if bytes[index] == UInt8(ascii: ",") {
@@ -176,7 +191,7 @@ enum StorageJSON {
 /// An object's members, read as the stored types' `Codable` conformances would: a missing or
 /// `null` optional is `nil`, anything of another type is not plain.
 struct StorageFields {
-    let members: [String: StorageJSON]
+    let members: [StorageJSON.Member]
 
     init(_ value: StorageJSON) throws(StorageJSON.NotPlain) {
         guard case .object(let members) = value else { throw StorageJSON.NotPlain() }
@@ -188,7 +203,7 @@ struct StorageFields {
     ) throws(StorageJSON.NotPlain)
         -> T
     {
-        guard let value = members[key] else { throw StorageJSON.NotPlain() }
+        guard let value = self[key] else { throw StorageJSON.NotPlain() }
         return try read(value)
     }
 
@@ -197,9 +212,15 @@ struct StorageFields {
     ) throws(StorageJSON.NotPlain)
         -> T?
     {
-        guard let value = members[key] else { return nil }
+        guard let value = self[key] else { return nil }
         if case .null = value { return nil }
         return try read(value)
+    }
+
+    /// The member named `key`.
+    subscript(key: String) -> StorageJSON? {
+        for member in members where member.key == key { return member.value }
+        return nil
     }
 
     static func string(_ value: StorageJSON) throws(StorageJSON.NotPlain) -> String {
@@ -260,7 +281,7 @@ struct StorageFields {
             guard case .object(let members) = value else { throw StorageJSON.NotPlain() }
             var result: [String: T] = [:]
             result.reserveCapacity(members.count)
-            for (key, value) in members { result[key] = try element(value) }
+            for member in members { result[member.key] = try element(member.value) }
             return result
         }
     }
