@@ -432,24 +432,11 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
 
     /// From the columns: the sessions' snapshots are neither sent nor decoded.
     public func idleSessions(updatedBefore date: Date) async throws(PaymentStoreError) -> [IdleSession] {
-        let rows: [(String, String?, String, Date)]
-        do {
-            rows = try await bounded("read") { [client, logger] in
-                var rows: [(String, String?, String, Date)] = []
-                let query: PostgresQuery = """
-                    SELECT id, payment_sid, call_sid, updated_at FROM agent_payments_sessions
-                    WHERE NOT finished AND updated_at < \(date) ORDER BY updated_at
-                    """
-                for try await row in try await client.query(query, logger: logger).decode(
-                    (String, String?, String, Date).self)
-                {
-                    rows.append(row)
-                }
-                return rows
-            }
-        } catch {
-            throw PaymentStoreError(PostgresStoreError.from(error).description)
-        }
+        let rows = try await all(
+            """
+            SELECT id, payment_sid, call_sid, updated_at FROM agent_payments_sessions
+            WHERE NOT finished AND updated_at < \(date) ORDER BY updated_at
+            """, as: (String, String?, String, Date).self)
         var idle: [IdleSession] = []
         idle.reserveCapacity(rows.count)
         for (id, paymentSID, callSID, updatedAt) in rows {
@@ -516,19 +503,26 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
         }
     }
 
-    func many(_ query: PostgresQuery) async throws(PaymentStoreError) -> [PaymentSession] {
-        let texts: [String]
+    /// Every row of `query`, decoded as `columns`, within the request bound; a database that
+    /// cannot answer is a ``PaymentStoreError``.
+    func all<each Column: PostgresDecodable & Sendable>(
+        _ query: PostgresQuery, as columns: (repeat each Column).Type
+    ) async throws(PaymentStoreError) -> [(repeat each Column)] {
         do {
-            texts = try await bounded("read") { [client, logger] in
-                var texts: [String] = []
-                for try await text in try await client.query(query, logger: logger).decode(String.self) {
-                    texts.append(text)
+            return try await bounded("read") { [client, logger] in
+                var rows: [(repeat each Column)] = []
+                for try await row in try await client.query(query, logger: logger).decode(columns) {
+                    rows.append(row)
                 }
-                return texts
+                return rows
             }
         } catch {
             throw PaymentStoreError(PostgresStoreError.from(error).description)
         }
+    }
+
+    func many(_ query: PostgresQuery) async throws(PaymentStoreError) -> [PaymentSession] {
+        let texts = try await all(query, as: String.self)
         var sessions: [PaymentSession] = []
         sessions.reserveCapacity(texts.count)
         for text in texts {
