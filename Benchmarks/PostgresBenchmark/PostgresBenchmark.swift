@@ -321,6 +321,7 @@ enum PostgresBenchmarkMain {
 
         let readsBefore = counting.readsBySecret.load(ordering: .relaxed)
         let (statementsBefore, writesBefore, _) = replicaA.store.groupCommitStatistics
+        let rereadsBefore = (replicaA.feed.rereadStatistics, replicaB.feed.rereadStatistics)
         let wrk = Process()
         wrk.executableURL = URL(fileURLWithPath: wrkPath)
         wrk.arguments = ["-t1", "-c\(connections)", "-d\(seconds)s", "-s", script.path, baseURL]
@@ -369,6 +370,7 @@ enum PostgresBenchmarkMain {
         //   (one), and the re-read of them all in one; each client on sessions of its own, as a
         //   session is never in two running statements.
         let group = replicaA.store.groupCommitStatistics
+        let rereadsAfter = (replicaA.feed.rereadStatistics, replicaB.feed.rereadStatistics)
         let statements = group.statements - statementsBefore
         let perStatement = statements > 0 ? Double(group.writes - writesBefore) / Double(statements) : 1
         let rows = max(1, Int(perStatement.rounded()))
@@ -440,6 +442,10 @@ enum PostgresBenchmarkMain {
         print("| signed callbacks per second into PostgreSQL | \(Int(perSecond)) | ≥ 5000 |")
         print(
             "| compare-and-sets per statement under the load (group commit), mean / largest | \(format(perStatement)) / \(group.largest) | |"
+        )
+        let writesUnderLoad = Double(max(1, group.writes - writesBefore))
+        print(
+            "| sessions re-read by the change feeds per write under the load: the writing replica / the other (re-reads per statement) | \(format(Double(rereadsAfter.0.sessions - rereadsBefore.0.sessions) / writesUnderLoad)) / \(format(Double(rereadsAfter.1.sessions - rereadsBefore.1.sessions) / writesUnderLoad)) (\(format(Double(rereadsAfter.0.rereads - rereadsBefore.0.rereads) / Double(max(1, statements)))) / \(format(Double(rereadsAfter.1.rereads - rereadsBefore.1.rereads) / Double(max(1, statements))))) | |"
         )
         print(
             "| pgbench, one callback's statements per transaction (the compare-and-set with its notify, the other replica's re-read), prepared, \(connections) clients, after the load | \(Int(alone.tps)) tps, latency average \(format(alone.latency)) ms | |"

@@ -12,8 +12,10 @@ import Synchronization
 /// writing transaction. This feed holds one connection that listens, and re-reads the sessions
 /// it is told of (in batches: every announcement that arrived while the last read ran) before
 /// handing them to its subscribers. What this process publishes itself reaches its subscribers
-/// at once, and the announcement of it is then skipped. A subscriber is never given a version
-/// older than or equal to one it already had.
+/// at once, and the announcement of it is then skipped; what the feed's own store writes is
+/// handed over by the store as soon as the write is answered, and its announcement is neither
+/// re-read nor lost if that write turns out not to be the one announced (``OwnWrites``). A
+/// subscriber is never given a version older than or equal to one it already had.
 ///
 /// When the listening connection is lost (the server restarted, an operator ended the backend),
 /// ``run()`` reconnects with backoff, and once listening again re-reads every session changed
@@ -29,6 +31,8 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
 
     private let client: PostgresClient
     private let logger: Logger
+    /// The writes of the store this feed was made for: announcements of them are not re-read.
+    private let ownWrites: OwnWrites
 
     private struct State {
         var subscribers: [UUID: AsyncStream<PaymentSession>.Continuation] = [:]
@@ -45,6 +49,9 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
         /// Times the listening connection was (re)established, and catch-up reads done.
         var connections = 0
         var catchUps = 0
+        /// Re-reads of announced sessions, and the sessions they asked for.
+        var rereads = 0
+        var rereadSessions = 0
     }
 
     private let state = Mutex(State())
@@ -52,6 +59,8 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
     public init(store: PostgresPaymentStore) {
         self.client = store.client
         self.logger = store.logger
+        self.ownWrites = store.ownWrites
+        ownWrites.watch(self)
     }
 
     // MARK: PaymentChangeFeed
@@ -68,6 +77,11 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
             _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
         }
         return stream
+    }
+
+    /// Hands over a session its own store has just stored (``OwnWrites``).
+    func deliverOwn(_ session: PaymentSession) {
+        deliver([session])
     }
 
     /// Hands each session to every subscriber, unless a version as new was handed over already.
@@ -132,6 +146,11 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
     /// How often the listening connection was established, and catch-up reads done (tests).
     public var statistics: (connections: Int, catchUps: Int) {
         state.withLock { ($0.connections, $0.catchUps) }
+    }
+
+    /// Re-reads of announced sessions, and the sessions they asked for (benchmarks).
+    public var rereadStatistics: (rereads: Int, sessions: Int) {
+        state.withLock { ($0.rereads, $0.rereadSessions) }
     }
 
     private func listenLoop() async {
@@ -207,11 +226,18 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
     }
 
     /// Takes one announcement, `id version sequence`: queued for a re-read unless that version
-    /// was delivered already.
-    private func announce(_ payload: String) {
+    /// was delivered already, or held while the store of this feed is writing that version
+    /// itself (``OwnWrites``: re-read only if that write turns out not to be the one announced).
+    func announce(_ payload: String) {
         let parts = payload.split(separator: " ")
         guard parts.count >= 2, let version = UInt64(parts[1]) else { return }
         let id = String(parts[0])
+        if ownWrites.hold(OwnWrites.Key(id: id, version: version), for: self) { return }
+        queueReread(id, version: version)
+    }
+
+    /// Queues a re-read of `id` for `version`, unless that version was delivered already.
+    func queueReread(_ id: String, version: UInt64) {
         let wake: CheckedContinuation<Void, Never>? = state.withLock { state in
             if let known = state.delivered[id], known.version >= version { return nil }
             state.pending[id] = max(state.pending[id] ?? 0, version)
@@ -247,6 +273,10 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
                 return state.pending
             }
             guard !batch.isEmpty else { continue }
+            state.withLock { state in
+                state.rereads += 1
+                state.rereadSessions += batch.count
+            }
             do {
                 try await reread(Array(batch.keys))
             } catch {

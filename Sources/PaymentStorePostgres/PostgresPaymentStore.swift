@@ -201,6 +201,8 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     let clock: any Clock<Duration>
     /// The compare-and-sets without outbox messages (every callback's), grouped into statements.
     private let group: GroupCommit<UpdateSession>
+    /// Writes sent and not yet answered: this process's change feeds skip re-reading them.
+    let ownWrites = OwnWrites()
 
     /// How many grouped compare-and-set statements may run at once. One: PostgreSQL commits
     /// notifying transactions one at a time anyway, and what arrives meanwhile makes the next
@@ -331,10 +333,24 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
     public func compareAndSet(
         _ session: PaymentSession, expectedVersion: UInt64?, messages: [OutboxMessage]
     ) async throws(PaymentStoreError) -> Bool {
+        let clean = session.sanitized()
+        // This process's feeds hear of the write from PostgreSQL too: they skip re-reading it.
+        let own = OwnWrites.Key(id: clean.id, version: clean.version)
+        ownWrites.began(own)
+        var stored = false
+        defer { ownWrites.ended(own, stored: stored ? clean : nil) }
+        stored = try await write(clean, expectedVersion: expectedVersion, messages: messages)
+        return stored
+    }
+
+    /// The compare-and-set of `clean` (masked already), with its outbox `messages`.
+    private func write(
+        _ clean: PaymentSession, expectedVersion: UInt64?, messages: [OutboxMessage]
+    ) async throws(PaymentStoreError) -> Bool {
         do {
             if let expectedVersion {
                 // The hot path (every callback, every step): prepared once per connection.
-                let update = Self.update(session, expectedVersion: expectedVersion)
+                let update = Self.update(clean: clean, expectedVersion: expectedVersion)
                 if messages.isEmpty {
                     // The group bounds the caller's wait itself (no task of its own per write).
                     return try await bounded("write", timed: false) { [group] in try await group.submit(update) }
@@ -349,7 +365,6 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
                     return stored
                 }
             }
-            let clean = session.sanitized()
             let json = String(decoding: clean.storageJSON(), as: UTF8.self)
             let inFlight = Self.inFlightJSON(clean)
             let sid = clean.paymentSID?.rawValue
@@ -381,8 +396,12 @@ public final class PostgresPaymentStore: PaymentOutboxStore, Sendable {
 
     /// The compare-and-set of `session` (masked again) over `expectedVersion`.
     static func update(_ session: PaymentSession, expectedVersion: UInt64) -> UpdateSession {
-        let clean = session.sanitized()
-        return UpdateSession(
+        update(clean: session.sanitized(), expectedVersion: expectedVersion)
+    }
+
+    /// The compare-and-set of `clean`, masked already, over `expectedVersion`.
+    static func update(clean: PaymentSession, expectedVersion: UInt64) -> UpdateSession {
+        UpdateSession(
             paymentSID: clean.paymentSID?.rawValue, callbackSecretHash: clean.callbackSecretHash,
             phase: clean.phase.name, finished: clean.phase.isFinished, version: Int64(clean.version),
             inFlight: inFlightJSON(clean), session: String(decoding: clean.storageJSON(), as: UTF8.self),
