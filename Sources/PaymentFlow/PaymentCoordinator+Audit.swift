@@ -2,7 +2,7 @@ import TwilioPayments
 
 extension PaymentCoordinator {
     /// Appends `entry` to the audit trail, if there is one (``AuditTrail/record(_:)``).
-    func record(_ entry: AuditEntry) async {
+    nonisolated(nonsending) func record(_ entry: AuditEntry) async {
         await audit?.record(entry)
     }
 

@@ -514,7 +514,7 @@ public actor PaymentCoordinator {
 
     /// What a session that just finished leaves in the ledger: a charge that went through
     /// consumes the call's amount due; one that did not gives back what it counted.
-    private func settle(_ session: PaymentSession) async {
+    private nonisolated(nonsending) func settle(_ session: PaymentSession) async {
         guard let charge = session.charge else { return }
         if case .completed = session.phase {
             if charge.fromAmountDue { try? await ledger.clearAmountDue(onCall: session.callSID) }
@@ -578,7 +578,7 @@ public actor PaymentCoordinator {
 
     /// Resumes, in a task of its own (a callback's answer does not wait for Twilio), the
     /// recordings that `finished` paused, unless its call ended (they ended with it).
-    private func resumeRecordingsLater(of finished: PaymentSession) {
+    private nonisolated func resumeRecordingsLater(of finished: PaymentSession) {
         guard let recordingPausing, let pause = finished.recordings, !pause.recordings.isEmpty,
             pause.state == .paused || pause.state == .pauseFailed
         else { return }
@@ -853,7 +853,7 @@ public actor PaymentCoordinator {
     /// compare-and-set, and a step that changes nothing in it is tried again on the stored
     /// session, since a callback that is news to the stored version may look like nothing to an
     /// older one (a capture the snapshot does not know was requested yet).
-    private func mutate(
+    private nonisolated(nonsending) func mutate(
         id: String, from known: PaymentSession? = nil, fromSnapshot: Bool = false,
         _ step: (PaymentSession) -> Transition
     ) async throws(FlowError) -> Transition {
@@ -901,7 +901,7 @@ public actor PaymentCoordinator {
 
     /// Stores a change, with the outbox messages of its notices when the notice sink delivers from
     /// an outbox the store keeps (one transaction: the change and its messages, or neither).
-    private func storeChange(
+    private nonisolated(nonsending) func storeChange(
         _ session: PaymentSession, expectedVersion: UInt64, notices news: [PaymentNotice]
     ) async throws(FlowError) -> Bool {
         if !news.isEmpty, let outboxStore = store as? any PaymentOutboxStore,
@@ -924,7 +924,7 @@ public actor PaymentCoordinator {
     /// export affordable at thousands of callbacks a second (Docs/benchmarks.md). Outside a
     /// traced operation (maintenance's expiry and silent-call sweeps, the receiver's secret check
     /// before a refusal), nothing: a trace of one span every few seconds is noise.
-    private func stored<T>(
+    private nonisolated(nonsending) func stored<T>(
         as operation: String = "read", _ request: () async throws(PaymentStoreError) -> T
     ) async throws(FlowError) -> T {
         if let callback = CallbackSpan.current {
@@ -942,7 +942,7 @@ public actor PaymentCoordinator {
     }
 
     /// A store request inside a callback, recorded as an event on the callback's span.
-    private func storedAsEvent<T>(
+    private nonisolated(nonsending) func storedAsEvent<T>(
         of callback: any Span, _ operation: String, _ request: () async throws(PaymentStoreError) -> T
     ) async throws(FlowError) -> T {
         guard callback.isRecording else {
@@ -969,7 +969,7 @@ public actor PaymentCoordinator {
     /// part of any caller's request), linked to the trace the payment was started in when this
     /// process remembers it (``traces``): `body` names the call to `linkTo`. The store requests
     /// inside are events on it (``stored(as:_:)``).
-    private func tracedCallback<T: Sendable>(
+    private nonisolated(nonsending) func tracedCallback<T: Sendable>(
         _ name: String,
         _ body: (_ linkTo: @Sendable (String?) -> Void) async throws(FlowError) -> T
     ) async throws(FlowError) -> T {
@@ -998,7 +998,7 @@ public actor PaymentCoordinator {
 
     /// Whether `secret` belongs to a stored session: the receiver answers 404 when not. Throws
     /// ``FlowError/storeUnavailable(_:)`` when the store cannot say (the receiver answers 503).
-    public func knowsCallbackSecret(_ secret: String) async throws(FlowError) -> Bool {
+    public nonisolated func knowsCallbackSecret(_ secret: String) async throws(FlowError) -> Bool {
         let hash = CallbackSecretHash.of(secret)
         return try await stored({ () async throws(PaymentStoreError) in
             try await store.session(callbackSecretHash: hash)
@@ -1009,15 +1009,22 @@ public actor PaymentCoordinator {
     /// whichever replica it arrived. Returns `false` when the secret names no session. Throws
     /// when the callback could not be applied and stored (the store is away, or other writers
     /// kept winning): the receiver then answers 503, so the callback is not taken as delivered.
+    ///
+    /// Not isolated to the coordinator: a callback runs where its request runs (with NIO's loops
+    /// as the executor, the loop of its connection) instead of queueing for the actor and coming
+    /// back. It touches none of the actor's state; callbacks at once on one session are decided
+    /// by the store's compare-and-set, as callbacks on two replicas are.
     @discardableResult
-    public func receiveCallback(secret: String, _ callback: PaymentStatusCallback) async throws(FlowError) -> Bool {
+    public nonisolated func receiveCallback(
+        secret: String, _ callback: PaymentStatusCallback
+    ) async throws(FlowError) -> Bool {
         try await tracedCallback("payment callback") { (linkTo) async throws(FlowError) -> Bool in
             linkTo(callback.callSID?.rawValue)
             return try await receiveCallbackUntraced(secret: secret, callback)
         }
     }
 
-    private func receiveCallbackUntraced(
+    private nonisolated func receiveCallbackUntraced(
         secret: String, _ callback: PaymentStatusCallback
     ) async throws(FlowError) -> Bool {
         let hash = CallbackSecretHash.of(secret)
