@@ -169,6 +169,8 @@ public actor PaymentCoordinator {
     /// The newest version of every session this coordinator wrote, read or heard of on the feed,
     /// for status reads that need no actor hop (``publishedSession(_:)``).
     private nonisolated let published = PublishedSessions()
+    /// Callbacks on one session apply one at a time, in arrival order (``SessionTurns``).
+    nonisolated let callbackTurns = SessionTurns()
 
     public init(
         api: any TwilioPaymentsAPI, store: any PaymentStore = InMemoryPaymentStore(),
@@ -1012,8 +1014,9 @@ public actor PaymentCoordinator {
     ///
     /// Not isolated to the coordinator: a callback runs where its request runs (with NIO's loops
     /// as the executor, the loop of its connection) instead of queueing for the actor and coming
-    /// back. It touches none of the actor's state; callbacks at once on one session are decided
-    /// by the store's compare-and-set, as callbacks on two replicas are.
+    /// back. It touches none of the actor's state. Callbacks on one session take turns in the
+    /// order they arrived (``SessionTurns``); with other writers (a tool's command, another
+    /// replica) the store's compare-and-set decides, and the loser reads the session again.
     @discardableResult
     public nonisolated func receiveCallback(
         secret: String, _ callback: PaymentStatusCallback
@@ -1028,6 +1031,9 @@ public actor PaymentCoordinator {
         secret: String, _ callback: PaymentStatusCallback
     ) async throws(FlowError) -> Bool {
         let hash = CallbackSecretHash.of(secret)
+        // One at a time per session (its URL's secret), in the order they arrived.
+        await callbackTurns.begin(hash)
+        defer { callbackTurns.end(hash) }
         let session: PaymentSession
         // The published snapshot's version when it is this URL's session: the compare-and-set
         // below decides whether it is still the stored one (if not, `mutate` reads the session
