@@ -155,10 +155,12 @@ struct StoredSession: Codable {
             }
             session.paymentSID = sid
         }
-        for (name, key) in inFlight {
+        // In key order: of two damaged entries, the error names the same one whichever reader
+        // built the dictionary (their iteration orders differ).
+        for (name, key) in inFlight.sorted(by: { $0.key < $1.key }) {
             session.inFlight[try StoredOperation.operation(name)] = key
         }
-        for (name, item) in items {
+        for (name, item) in items.sorted(by: { $0.key < $1.key }) {
             session.items[try StoredItem.item(name)] = try item.progress()
         }
         session.required = try required.map(StoredItem.item)
