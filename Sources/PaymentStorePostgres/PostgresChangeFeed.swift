@@ -153,6 +153,12 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
         state.withLock { ($0.rereads, $0.rereadSessions) }
     }
 
+    /// Announced sessions queued for a re-read, and re-reads started (tests: together they say
+    /// whether an announcement was passed on, whenever the re-read loop takes it).
+    var rereadsAsked: Int {
+        state.withLock { $0.pending.count + $0.rereads }
+    }
+
     private func listenLoop() async {
         var backoff: Duration = .milliseconds(100)
         while !Task.isCancelled {
@@ -270,13 +276,13 @@ public final class PostgresChangeFeed: PaymentChangeFeed, Service, Sendable {
             }
             let batch = state.withLock { state in
                 defer { state.pending = [:] }
+                if !state.pending.isEmpty {
+                    state.rereads += 1
+                    state.rereadSessions += state.pending.count
+                }
                 return state.pending
             }
             guard !batch.isEmpty else { continue }
-            state.withLock { state in
-                state.rereads += 1
-                state.rereadSessions += batch.count
-            }
             do {
                 try await reread(Array(batch.keys))
             } catch {
